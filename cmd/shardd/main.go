@@ -1,0 +1,396 @@
+// Command shardd serves UDP on one SO_REUSEPORT socket per CPU.
+//
+//	shardd [flags] ADDR [ADDR...]
+//
+// Run shardd --help for the flags. Exit codes: 0 clean stop, 1 runtime
+// failure, 2 usage error.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"runtime"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/shardd/shardd/metrics"
+	"github.com/shardd/shardd/packet"
+	"github.com/shardd/shardd/shard"
+)
+
+// Exit codes.
+const (
+	exitOK      = 0
+	exitRuntime = 1
+	exitUsage   = 2
+)
+
+// shutdownGrace bounds a graceful stop: drain, flush, summary.
+const shutdownGrace = 2 * time.Second
+
+// handlers maps --handler names to per-shard constructors.
+var handlers = map[string]func(shard int) packet.Handler{
+	"echo":    func(int) packet.Handler { return packet.Echo{} },
+	"discard": func(int) packet.Handler { return packet.Discard{} },
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr, nil))
+}
+
+// options is the parsed command line.
+type options struct {
+	proto     choice
+	shards    int
+	pin       bool
+	handler   choice
+	batch     int
+	rcvbuf    byteSize
+	sndbuf    byteSize
+	maxPacket int
+	metrics   string
+	logLevel  choice
+	logFormat choice
+	version   bool
+	addrs     []string
+}
+
+func newFlagSet(o *options) *flag.FlagSet {
+	fs := flag.NewFlagSet("shardd", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	o.proto = choice{"udp", []string{"udp"}}
+	o.handler = choice{"echo", sortedKeys(handlers)}
+	o.logLevel = choice{"info", []string{"debug", "info", "warn", "error"}}
+	o.logFormat = choice{"console", []string{"console", "json"}}
+	o.rcvbuf = shard.DefaultRcvBuf
+	fs.Var(&o.proto, "proto", "transport: udp (tcp arrives later)")
+	fs.IntVar(&o.shards, "shards", 0, fmt.Sprintf("shards (sockets and threads) per address; 0 = GOMAXPROCS, here %d", runtime.GOMAXPROCS(0)))
+	fs.BoolVar(&o.pin, "pin", false, "pin shard i to the i-th CPU the process may run on")
+	fs.Var(&o.handler, "handler", "what to do with each datagram: "+strings.Join(o.handler.allowed, "|"))
+	fs.IntVar(&o.batch, "batch", shard.DefaultBatch, fmt.Sprintf("datagrams per recvmmsg/sendmmsg call, 1..%d", shard.MaxBatch))
+	fs.Var(&o.rcvbuf, "rcvbuf", "socket receive buffer per shard in bytes (K, M suffixes); above net.core.rmem_max needs root")
+	fs.Var(&o.sndbuf, "sndbuf", "socket send buffer per shard in bytes; 0 = kernel default")
+	fs.IntVar(&o.maxPacket, "max-packet", shard.DefaultMaxPacket, "receive buffer per datagram; longer datagrams are counted as truncated")
+	fs.StringVar(&o.metrics, "metrics", "", "serve Prometheus /metrics and /healthz on this address, e.g. 127.0.0.1:9153 (off when empty)")
+	fs.Var(&o.logLevel, "log-level", "debug|info|warn|error")
+	fs.Var(&o.logFormat, "log-format", "console|json")
+	fs.BoolVar(&o.version, "version", false, "print the version and exit")
+	return fs
+}
+
+func printUsage(w io.Writer, fs *flag.FlagSet) {
+	fmt.Fprintf(w, `Usage: shardd [flags] ADDR [ADDR...]
+
+Serves each ADDR with its own set of SO_REUSEPORT sockets, one per shard.
+ADDR is :PORT (IPv4 and IPv6), IPv4:PORT or [IPv6]:PORT.
+
+Example: shardd --proto udp :5353
+
+Flags:
+`)
+	fs.VisitAll(func(f *flag.Flag) {
+		def := ""
+		if f.DefValue != "" && f.DefValue != "false" {
+			def = fmt.Sprintf(" (default %s)", f.DefValue)
+		}
+		fmt.Fprintf(w, "  --%-12s %s%s\n", f.Name, f.Usage, def)
+	})
+	fmt.Fprintf(w, `
+Signals: TERM/INT stop gracefully; HUP, USR1, USR2 are logged and ignored for now.
+Exit codes: 0 clean stop, 1 runtime failure, 2 usage error.
+`)
+}
+
+func parseArgs(args []string, stdout io.Writer) (*options, bool, error) {
+	o := &options{}
+	fs := newFlagSet(o)
+	pos, err := parseInterspersed(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		printUsage(stdout, fs)
+		return nil, true, nil
+	}
+	if err != nil {
+		return nil, false, rewriteFlagError(err)
+	}
+	if o.version {
+		fmt.Fprintln(stdout, "shardd", version())
+		return nil, true, nil
+	}
+	if len(pos) == 0 {
+		return nil, false, usagef("no address to listen on; usage: shardd [flags] ADDR [ADDR...], e.g. shardd --proto udp :5353")
+	}
+	seen := map[string]bool{}
+	for _, a := range pos {
+		if seen[a] {
+			return nil, false, usagef("address %s is given twice; give each address once", a)
+		}
+		seen[a] = true
+	}
+	o.addrs = pos
+	return o, false, nil
+}
+
+func newLogger(o *options, stderr io.Writer) *zap.Logger {
+	var lvl zapcore.Level
+	_ = lvl.Set(o.logLevel.value)
+	encCfg := zap.NewProductionEncoderConfig()
+	encCfg.EncodeTime = zapcore.ISO8601TimeEncoder
+	var enc zapcore.Encoder
+	if o.logFormat.value == "json" {
+		enc = zapcore.NewJSONEncoder(encCfg)
+	} else {
+		encCfg.EncodeLevel = zapcore.CapitalLevelEncoder
+		enc = zapcore.NewConsoleEncoder(encCfg)
+	}
+	return zap.New(zapcore.NewCore(enc, zapcore.Lock(zapcore.AddSync(stderr)), lvl))
+}
+
+// run is main without os.Exit, so tests can check messages and exit codes.
+// A nil sig means listening for the process's own signals.
+func run(args []string, stdout, stderr io.Writer, sig chan os.Signal) int {
+	o, done, err := parseArgs(args, stdout)
+	if done {
+		return exitOK
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "shardd: %v\n", err)
+		return exitUsage
+	}
+	log := newLogger(o, stderr)
+	defer func() { _ = log.Sync() }()
+
+	if sig == nil {
+		sig = make(chan os.Signal, 4)
+		signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2)
+		defer signal.Stop(sig)
+	}
+
+	groups, err := listenAll(o, log)
+	if err != nil {
+		fmt.Fprintf(stderr, "shardd: %v\n", err)
+		var ce *shard.ConfigError
+		if errors.As(err, &ce) {
+			return exitUsage
+		}
+		return exitRuntime
+	}
+
+	var metricsSrv *http.Server
+	if o.metrics != "" {
+		metricsSrv, err = serveMetrics(o.metrics, groups, log)
+		if err != nil {
+			for _, g := range groups {
+				_ = g.Close()
+			}
+			fmt.Fprintf(stderr, "shardd: %v\n", err)
+			return exitRuntime
+		}
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	serveErr := make(chan error, len(groups))
+	var wg sync.WaitGroup
+	for _, g := range groups {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			serveErr <- g.Serve(ctx)
+		}()
+	}
+	allDone := make(chan struct{})
+	go func() { wg.Wait(); close(allDone) }()
+
+	code := exitOK
+wait:
+	for {
+		select {
+		case s := <-sig:
+			switch s {
+			case syscall.SIGINT, syscall.SIGTERM:
+				log.Info("stopping", zap.String("signal", s.String()))
+				break wait
+			default:
+				log.Info("signal ignored: nothing to reload, reopen or upgrade yet", zap.String("signal", s.String()))
+			}
+		case err := <-serveErr:
+			if err != nil {
+				log.Error("listener failed; stopping", zap.Error(err))
+				code = exitRuntime
+				break wait
+			}
+		}
+	}
+
+	sctx, scancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer scancel()
+	var swg sync.WaitGroup
+	for _, g := range groups {
+		swg.Add(1)
+		go func() {
+			defer swg.Done()
+			if err := g.Shutdown(sctx); err != nil {
+				log.Warn("graceful stop timed out; sockets closed", zap.String("addr", g.Info().Addr), zap.Error(err))
+				code = exitRuntime
+			}
+		}()
+	}
+	swg.Wait()
+	cancel()
+	<-allDone
+	if metricsSrv != nil {
+		_ = metricsSrv.Close()
+	}
+	logSummary(log, groups)
+	return code
+}
+
+func listenAll(o *options, log *zap.Logger) ([]*shard.Group, error) {
+	var groups []*shard.Group
+	for _, addr := range o.addrs {
+		g, err := shard.Listen(shard.Config{
+			Addr:       addr,
+			Shards:     o.shards,
+			Pin:        o.pin,
+			Batch:      o.batch,
+			MaxPacket:  o.maxPacket,
+			RcvBuf:     int(o.rcvbuf),
+			SndBuf:     int(o.sndbuf),
+			NewHandler: handlers[o.handler.value],
+			Logger:     log.With(zap.String("addr", addr)),
+		})
+		if err != nil {
+			for _, g := range groups {
+				_ = g.Close()
+			}
+			return nil, err
+		}
+		groups = append(groups, g)
+		logListening(log, g.Info(), o)
+	}
+	return groups, nil
+}
+
+func logListening(log *zap.Logger, in shard.Info, o *options) {
+	cpus := "none"
+	if in.CPUs != nil {
+		cpus = strings.Trim(fmt.Sprint(in.CPUs), "[]")
+	}
+	log.Info("listening",
+		zap.String("addr", in.Addr),
+		zap.Stringer("bound", in.Bound),
+		zap.String("proto", o.proto.value),
+		zap.String("family", map[string]string{"udp": "ipv4+ipv6", "udp4": "ipv4", "udp6": "ipv6"}[in.Network]),
+		zap.Int("shards", in.Shards),
+		zap.String("pinned_cpus", cpus),
+		zap.Int("batch", in.Batch),
+		zap.Bool("batch_io", in.BatchIO),
+		zap.Int("rcvbuf", in.RcvBuf),
+		zap.Int("sndbuf", in.SndBuf),
+		zap.Int("max_packet", in.MaxPacket),
+		zap.Bool("reply_from_dst", in.PktInfo),
+		zap.String("handler", o.handler.value),
+	)
+	// Linux reports twice the size set (half is bookkeeping overhead): a
+	// value under twice the ask means the sysctl cap won.
+	if in.RcvBuf > 0 && in.RcvBuf < 2*in.RcvBufAsk {
+		log.Warn("receive buffer is smaller than asked; bursts may be dropped",
+			zap.String("addr", in.Addr), zap.Int("asked", in.RcvBufAsk), zap.Int("effective", in.RcvBuf),
+			zap.String("fix", fmt.Sprintf("run as root (SO_RCVBUFFORCE) or raise the cap: sysctl -w net.core.rmem_max=%d", in.RcvBufAsk)))
+	}
+	if !in.BatchIO {
+		log.Warn("batched I/O unavailable on this platform: one datagram per system call", zap.String("addr", in.Addr))
+	}
+}
+
+func logSummary(log *zap.Logger, groups []*shard.Group) {
+	for _, g := range groups {
+		for _, s := range g.Stats(nil) {
+			log.Info("shard summary",
+				zap.String("addr", s.Listener),
+				zap.Int("shard", s.Shard),
+				zap.Int("cpu", s.CPU),
+				zap.Uint64("rx_packets", s.RxPackets),
+				zap.Uint64("rx_bytes", s.RxBytes),
+				zap.Uint64("tx_packets", s.TxPackets),
+				zap.Uint64("tx_bytes", s.TxBytes),
+				zap.Uint64("truncated", s.Truncated),
+				zap.Uint64("handler_errors", s.HandlerErrors),
+				zap.Uint64("send_errors", s.SendErrors),
+				zap.Uint64("rx_errors", s.RxErrors),
+				zap.Uint64("kernel_drops", s.KernelDrops),
+			)
+		}
+	}
+}
+
+// groupsSource exposes every listener's shards to one collector.
+type groupsSource []*shard.Group
+
+func (gs groupsSource) Stats(dst []metrics.Snapshot) []metrics.Snapshot {
+	for _, g := range gs {
+		dst = g.Stats(dst)
+	}
+	return dst
+}
+
+func serveMetrics(addr string, groups []*shard.Group, log *zap.Logger) (*http.Server, error) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		metrics.NewCollector(groupsSource(groups), metrics.ReadHostUDP),
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name:        "shardd_build_info",
+			Help:        "Build information; the value is always 1.",
+			ConstLabels: prometheus.Labels{"version": version(), "goversion": runtime.Version()},
+		}, func() float64 { return 1 }),
+	)
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("cannot serve metrics on %s: %w (pick a free address for --metrics, e.g. 127.0.0.1:9153)", addr, err)
+	}
+	srv := &http.Server{Handler: metrics.Handler(reg), ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics server stopped", zap.Error(err))
+		}
+	}()
+	log.Info("serving metrics", zap.String("addr", ln.Addr().String()))
+	return srv, nil
+}
+
+func version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "dev"
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	for i := 1; i < len(keys); i++ {
+		for j := i; j > 0 && keys[j] < keys[j-1]; j-- {
+			keys[j], keys[j-1] = keys[j-1], keys[j]
+		}
+	}
+	return keys
+}

@@ -1,0 +1,137 @@
+package metrics
+
+import (
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+var (
+	shardLabels    = []string{"listener", "proto", "shard"}
+	listenerLabels = []string{"listener", "proto"}
+
+	descRxPackets     = prometheus.NewDesc("shardd_rx_packets_total", "Datagrams received by the shard, truncated ones included.", shardLabels, nil)
+	descRxBytes       = prometheus.NewDesc("shardd_rx_bytes_total", "Bytes received by the shard (full datagram length, truncated ones included).", shardLabels, nil)
+	descTxPackets     = prometheus.NewDesc("shardd_tx_packets_total", "Replies sent by the shard.", shardLabels, nil)
+	descTxBytes       = prometheus.NewDesc("shardd_tx_bytes_total", "Reply bytes sent by the shard.", shardLabels, nil)
+	descTruncated     = prometheus.NewDesc("shardd_truncated_total", "Datagrams longer than --max-packet: counted and not handled.", shardLabels, nil)
+	descHandlerErrors = prometheus.NewDesc("shardd_handler_errors_total", "Datagrams whose handler returned an error or panicked.", shardLabels, nil)
+	descSendErrors    = prometheus.NewDesc("shardd_send_errors_total", "Replies the kernel refused to send.", shardLabels, nil)
+	descRxErrors      = prometheus.NewDesc("shardd_rx_errors_total", "Receive calls that failed.", shardLabels, nil)
+	descKernelDrops   = prometheus.NewDesc("shardd_kernel_drops_total", "Datagrams the kernel dropped at the shard's socket (receive buffer full), from SO_MEMINFO.", shardLabels, nil)
+	descQueueBytes    = prometheus.NewDesc("shardd_rx_queue_bytes", "Bytes waiting in the shard socket's receive queue.", shardLabels, nil)
+	descRcvBuf        = prometheus.NewDesc("shardd_rcvbuf_bytes", "Effective receive buffer of the shard's socket as the kernel reports it.", shardLabels, nil)
+	descBatchSize     = prometheus.NewDesc("shardd_rx_batch_size", "Datagrams returned per receive call (batch fill).", shardLabels, nil)
+	descImbalance     = prometheus.NewDesc("shardd_shard_imbalance", "Received datagrams of the busiest shard over the mean of the listener's shards (1 = even).", listenerLabels, nil)
+
+	descHostInErrors     = prometheus.NewDesc("shardd_host_udp_in_errors_total", "Host-wide UDP InErrors (/proc/net/snmp, snmp6).", []string{"family"}, nil)
+	descHostRcvbufErrors = prometheus.NewDesc("shardd_host_udp_rcvbuf_errors_total", "Host-wide UDP RcvbufErrors: datagrams dropped for a full receive buffer.", []string{"family"}, nil)
+	descHostSndbufErrors = prometheus.NewDesc("shardd_host_udp_sndbuf_errors_total", "Host-wide UDP SndbufErrors.", []string{"family"}, nil)
+	descHostMemErrors    = prometheus.NewDesc("shardd_host_udp_mem_errors_total", "Host-wide UDP MemErrors: drops from the global udp_mem limit.", []string{"family"}, nil)
+)
+
+// batchBounds are the upper bounds of the batch-size histogram buckets.
+var batchBounds = func() []float64 {
+	b := make([]float64, BatchBuckets)
+	for i := range b {
+		b[i] = float64(uint(1) << i)
+	}
+	return b
+}()
+
+// Collector exposes the snapshots of a Source, read at scrape time, as shardd_* metrics.
+type Collector struct {
+	src      Source
+	hostUDP  func() (v4, v6 HostUDP, err error)
+	snapshot []Snapshot
+}
+
+// NewCollector returns a collector over src. With hostUDP set (normally
+// ReadHostUDP) it also exposes the host's UDP error counters.
+func NewCollector(src Source, hostUDP func() (v4, v6 HostUDP, err error)) *Collector {
+	return &Collector{src: src, hostUDP: hostUDP}
+}
+
+// Describe implements prometheus.Collector.
+func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
+	prometheus.DescribeByCollect(c, ch)
+}
+
+// Collect implements prometheus.Collector. It may be called concurrently.
+func (c *Collector) Collect(ch chan<- prometheus.Metric) {
+	snaps := c.src.Stats(nil)
+	type key struct{ listener, proto string }
+	type agg struct {
+		n        int
+		sum, max uint64
+	}
+	groups := map[key]*agg{}
+	var order []key
+	for i := range snaps {
+		s := &snaps[i]
+		lv := []string{s.Listener, s.Proto, strconv.Itoa(s.Shard)}
+		counter := func(d *prometheus.Desc, v uint64) {
+			ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), lv...)
+		}
+		gauge := func(d *prometheus.Desc, v uint64) {
+			ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, float64(v), lv...)
+		}
+		counter(descRxPackets, s.RxPackets)
+		counter(descRxBytes, s.RxBytes)
+		counter(descTxPackets, s.TxPackets)
+		counter(descTxBytes, s.TxBytes)
+		counter(descTruncated, s.Truncated)
+		counter(descHandlerErrors, s.HandlerErrors)
+		counter(descSendErrors, s.SendErrors)
+		counter(descRxErrors, s.RxErrors)
+		counter(descKernelDrops, s.KernelDrops)
+		gauge(descQueueBytes, s.QueueBytes)
+		gauge(descRcvBuf, s.RcvBuf)
+
+		buckets := make(map[float64]uint64, BatchBuckets)
+		var cum, sum uint64
+		for b, n := range s.BatchSizes {
+			cum += n
+			buckets[batchBounds[b]] = cum
+		}
+		// The exact sum of batch sizes is the number of datagrams received in batches.
+		sum = s.RxPackets
+		ch <- prometheus.MustNewConstHistogram(descBatchSize, s.Batches, float64(sum), buckets, lv...)
+
+		k := key{s.Listener, s.Proto}
+		a := groups[k]
+		if a == nil {
+			a = &agg{}
+			groups[k] = a
+			order = append(order, k)
+		}
+		a.n++
+		a.sum += s.RxPackets
+		a.max = max(a.max, s.RxPackets)
+	}
+	for _, k := range order {
+		a := groups[k]
+		imbalance := 1.0
+		if a.sum > 0 {
+			imbalance = float64(a.max) / (float64(a.sum) / float64(a.n))
+		}
+		ch <- prometheus.MustNewConstMetric(descImbalance, prometheus.GaugeValue, imbalance, k.listener, k.proto)
+	}
+	if c.hostUDP == nil {
+		return
+	}
+	v4, v6, err := c.hostUDP()
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(descHostInErrors, err)
+		return
+	}
+	for _, f := range []struct {
+		family string
+		h      HostUDP
+	}{{"ipv4", v4}, {"ipv6", v6}} {
+		ch <- prometheus.MustNewConstMetric(descHostInErrors, prometheus.CounterValue, float64(f.h.InErrors), f.family)
+		ch <- prometheus.MustNewConstMetric(descHostRcvbufErrors, prometheus.CounterValue, float64(f.h.RcvbufErrors), f.family)
+		ch <- prometheus.MustNewConstMetric(descHostSndbufErrors, prometheus.CounterValue, float64(f.h.SndbufErrors), f.family)
+		ch <- prometheus.MustNewConstMetric(descHostMemErrors, prometheus.CounterValue, float64(f.h.MemErrors), f.family)
+	}
+}

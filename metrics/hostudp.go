@@ -1,0 +1,88 @@
+package metrics
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"strconv"
+)
+
+// HostUDP holds the host's (network namespace's) UDP error counters for one
+// address family. Drops caused by the global udp_mem limit show only here,
+// never in a socket's own drop count.
+type HostUDP struct {
+	InErrors, RcvbufErrors, SndbufErrors, MemErrors uint64
+}
+
+// ParseSNMP reads the "Udp:" header and value lines of /proc/net/snmp.
+func ParseSNMP(b []byte) (HostUDP, error) {
+	var header []string
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		fields := bytes.Fields(sc.Bytes())
+		if len(fields) == 0 || string(fields[0]) != "Udp:" {
+			continue
+		}
+		if header == nil {
+			header = make([]string, len(fields))
+			for i, f := range fields {
+				header[i] = string(f)
+			}
+			continue
+		}
+		if len(fields) != len(header) {
+			return HostUDP{}, fmt.Errorf("snmp: Udp line has %d values for %d names", len(fields), len(header))
+		}
+		var h HostUDP
+		for i := 1; i < len(fields); i++ {
+			if err := h.set(header[i], string(fields[i])); err != nil {
+				return HostUDP{}, err
+			}
+		}
+		return h, nil
+	}
+	return HostUDP{}, fmt.Errorf("snmp: no Udp lines")
+}
+
+// ParseSNMP6 reads the "Udp6..." name/value lines of /proc/net/snmp6.
+func ParseSNMP6(b []byte) (HostUDP, error) {
+	var h HostUDP
+	found := false
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		fields := bytes.Fields(sc.Bytes())
+		if len(fields) != 2 || !bytes.HasPrefix(fields[0], []byte("Udp6")) {
+			continue
+		}
+		if err := h.set(string(fields[0][len("Udp6"):]), string(fields[1])); err != nil {
+			return HostUDP{}, err
+		}
+		found = true
+	}
+	if !found {
+		return HostUDP{}, fmt.Errorf("snmp6: no Udp6 lines")
+	}
+	return h, nil
+}
+
+func (h *HostUDP) set(name, value string) error {
+	var dst *uint64
+	switch name {
+	case "InErrors":
+		dst = &h.InErrors
+	case "RcvbufErrors":
+		dst = &h.RcvbufErrors
+	case "SndbufErrors":
+		dst = &h.SndbufErrors
+	case "MemErrors":
+		dst = &h.MemErrors
+	default:
+		return nil
+	}
+	v, err := strconv.ParseUint(value, 10, 64)
+	if err != nil {
+		return fmt.Errorf("snmp: %s: %w", name, err)
+	}
+	*dst = v
+	return nil
+}

@@ -1,0 +1,104 @@
+package metrics
+
+import (
+	"math/bits"
+	"sync/atomic"
+
+	"golang.org/x/sys/cpu"
+)
+
+// BatchBuckets is the number of batch-size histogram buckets: upper bounds
+// 1, 2, 4, ... 1024 datagrams per receive call.
+const BatchBuckets = 11
+
+// BatchBucket returns the histogram bucket of a receive call that returned n
+// datagrams (n >= 1): the smallest i with n <= 1<<i.
+func BatchBucket(n int) int {
+	if n <= 1 {
+		return 0
+	}
+	b := bits.Len(uint(n - 1))
+	if b >= BatchBuckets {
+		return BatchBuckets - 1
+	}
+	return b
+}
+
+// Counts is one shard's counters as plain numbers. The shard keeps a Counts of
+// its own, updates it per datagram without atomics, and publishes it into its
+// Shard block once per batch.
+type Counts struct {
+	RxPackets, RxBytes uint64 // datagrams (or frames) received, and their length
+	TxPackets, TxBytes uint64 // replies sent
+	Truncated          uint64 // datagrams longer than the receive slot: counted, never handled
+	HandlerErrors      uint64 // ServePacket returned an error or panicked
+	SendErrors         uint64 // replies the kernel refused
+	RxErrors           uint64 // receive calls that failed
+	Batches            uint64 // receive calls that returned at least one datagram
+	BatchSizes         [BatchBuckets]uint64
+}
+
+// Shard is one shard's published counters. Only the owning shard writes it
+// (Publish); any goroutine may read it (Load). The padding keeps neighbouring
+// shards' blocks on separate cache lines.
+type Shard struct {
+	_ cpu.CacheLinePad
+	c [countsWords]atomic.Uint64
+	_ cpu.CacheLinePad
+}
+
+const countsWords = 8 + 1 + BatchBuckets
+
+// Publish stores c. It must only be called by the shard that owns s: with a
+// single writer, plain atomic stores suffice and no read-modify-write is needed.
+func (s *Shard) Publish(c *Counts) {
+	s.c[0].Store(c.RxPackets)
+	s.c[1].Store(c.RxBytes)
+	s.c[2].Store(c.TxPackets)
+	s.c[3].Store(c.TxBytes)
+	s.c[4].Store(c.Truncated)
+	s.c[5].Store(c.HandlerErrors)
+	s.c[6].Store(c.SendErrors)
+	s.c[7].Store(c.RxErrors)
+	s.c[8].Store(c.Batches)
+	for i, v := range c.BatchSizes {
+		s.c[9+i].Store(v)
+	}
+}
+
+// Load returns the last published counters.
+func (s *Shard) Load() Counts {
+	var c Counts
+	c.RxPackets = s.c[0].Load()
+	c.RxBytes = s.c[1].Load()
+	c.TxPackets = s.c[2].Load()
+	c.TxBytes = s.c[3].Load()
+	c.Truncated = s.c[4].Load()
+	c.HandlerErrors = s.c[5].Load()
+	c.SendErrors = s.c[6].Load()
+	c.RxErrors = s.c[7].Load()
+	c.Batches = s.c[8].Load()
+	for i := range c.BatchSizes {
+		c.BatchSizes[i] = s.c[9+i].Load()
+	}
+	return c
+}
+
+// Snapshot is one shard's state at scrape time: its counters plus what is read
+// from its socket.
+type Snapshot struct {
+	Listener string // the address as configured, e.g. ":5353"
+	Proto    string // "udp" or "tcp"
+	Shard    int    // index within the listener's group
+	CPU      int    // the CPU the shard is pinned to, or -1
+	Counts
+	KernelDrops uint64 // datagrams the kernel dropped at this socket (SO_MEMINFO)
+	QueueBytes  uint64 // bytes waiting in the socket's receive queue
+	RcvBuf      uint64 // the socket's effective receive buffer
+}
+
+// Source reports per-shard snapshots. It must be safe for concurrent use.
+type Source interface {
+	// Stats appends one Snapshot per shard to dst and returns it.
+	Stats(dst []Snapshot) []Snapshot
+}

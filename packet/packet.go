@@ -1,0 +1,64 @@
+package packet
+
+import (
+	"errors"
+	"net/netip"
+)
+
+// Proto is the transport a Packet arrived on.
+type Proto uint8
+
+// Transports.
+const (
+	UDP Proto = iota + 1
+	TCP
+)
+
+// String returns the lower-case transport name used in flags and metric labels.
+func (p Proto) String() string {
+	switch p {
+	case UDP:
+		return "udp"
+	case TCP:
+		return "tcp"
+	}
+	return "unknown"
+}
+
+// Packet is one datagram (UDP) or one frame (stream transports).
+//
+// Data is owned by the shard and valid only until ServePacket returns; a
+// handler that needs the bytes later must copy them.
+type Packet struct {
+	Data  []byte
+	Src   netip.AddrPort // sender; IPv4 senders are never IPv4-mapped
+	Dst   netip.Addr     // local address the packet arrived on, when known (wildcard listeners)
+	Shard int            // index of the shard serving the packet, 0-based within its group
+	Proto Proto
+}
+
+// Handler serves one Packet and may queue replies to its sender on w.
+//
+// ServePacket runs on the shard's goroutine, one packet at a time, so
+// per-shard state needs no locking; it must not block. It must not retain p,
+// p.Data or w after it returns. A returned error is counted by the shard
+// (shardd_handler_errors_total) and never logged per packet.
+type Handler interface {
+	ServePacket(w *ReplyWriter, p *Packet) error
+}
+
+// HandlerFunc adapts a function to the Handler interface.
+type HandlerFunc func(w *ReplyWriter, p *Packet) error
+
+// ServePacket calls f(w, p).
+func (f HandlerFunc) ServePacket(w *ReplyWriter, p *Packet) error { return f(w, p) }
+
+// Errors a handler or the ReplyWriter may return.
+var (
+	// ErrMalformed marks a packet that could not be parsed; it is counted and never answered.
+	ErrMalformed = errors.New("packet: malformed")
+	// ErrReplyQueueFull means no more replies can be queued for this batch.
+	ErrReplyQueueFull = errors.New("packet: reply queue full")
+	// ErrReplyTooLarge means a reply is larger than the space a reply may take.
+	ErrReplyTooLarge = errors.New("packet: reply too large")
+)

@@ -1,0 +1,163 @@
+package shard
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+
+	"go.uber.org/zap"
+
+	"github.com/shardd/shardd/packet"
+)
+
+// Defaults applied by Listen to zero-valued Config fields.
+const (
+	DefaultBatch     = 64
+	MaxBatch         = 1024
+	DefaultMaxPacket = 65535
+	// DefaultRcvBuf is the receive buffer asked for each shard's socket. The
+	// kernel default (208 KiB) drops bursts even at moderate rates; peers
+	// (Knot, unbound, rsyslog's imudp tuning guides) use 4-8 MiB.
+	DefaultRcvBuf = 4 << 20
+)
+
+// Config describes one listener: an address and the shards that serve it. The
+// zero value of each field means the documented default.
+type Config struct {
+	// Addr is "HOST:PORT". An empty host (":5353") serves IPv4 and IPv6 on one
+	// dual-stack socket per shard; an IPv4 host serves IPv4 only; an IPv6 host
+	// (including "[::]") serves IPv6 only. Port 0 picks a free port, the same
+	// for every shard.
+	Addr string
+	// Shards is the number of sockets and goroutines; 0 means runtime.GOMAXPROCS(0),
+	// which follows the affinity mask and cgroup CPU limits.
+	Shards int
+	// Pin pins shard i to the i-th CPU of the process's affinity mask.
+	Pin bool
+	// Batch is the number of datagrams per receive or send call, 1..MaxBatch; 0 means DefaultBatch.
+	Batch int
+	// MaxPacket is the receive buffer per datagram; longer datagrams are
+	// counted as truncated and not handled. 0 means DefaultMaxPacket.
+	MaxPacket int
+	// RcvBuf is the receive buffer to ask of each socket; 0 means DefaultRcvBuf.
+	// When the sysctl cap (net.core.rmem_max) is lower and the process has
+	// CAP_NET_ADMIN, SO_RCVBUFFORCE is used. The effective value is in Info.
+	RcvBuf int
+	// SndBuf is the send buffer to ask of each socket; 0 keeps the kernel default.
+	SndBuf int
+	// NewHandler returns the handler of shard i. Each shard gets its own, so
+	// handler state is shard-local and needs no locks. Nil means packet.Echo.
+	NewHandler func(shard int) packet.Handler
+	// Logger receives the group's rare events (never one per packet); nil discards them.
+	Logger *zap.Logger
+
+	// noBatchIO forces the portable one-datagram-per-call path (tests).
+	noBatchIO bool
+}
+
+// ConfigError reports a Config field that cannot be used; the daemon maps it
+// to exit code 2 (usage error).
+type ConfigError struct {
+	Field   string // the flag name, e.g. "shards"
+	Value   string
+	Problem string
+	Hint    string // how to fix it
+}
+
+func (e *ConfigError) Error() string {
+	msg := fmt.Sprintf("--%s %s: %s", e.Field, e.Value, e.Problem)
+	if e.Field == "addr" {
+		msg = fmt.Sprintf("address %s: %s", e.Value, e.Problem)
+	}
+	if e.Hint != "" {
+		msg += " (" + e.Hint + ")"
+	}
+	return msg
+}
+
+// resolved is a Config with defaults applied and the address parsed.
+type resolved struct {
+	Config
+	network string // "udp" (dual-stack), "udp4" or "udp6"
+	addr    netip.AddrPort
+}
+
+func (c Config) resolve(gomaxprocs int) (resolved, error) {
+	r := resolved{Config: c}
+	network, ap, err := ParseAddr(c.Addr)
+	if err != nil {
+		return r, err
+	}
+	r.network, r.addr = network, ap
+	if r.Shards == 0 {
+		r.Shards = gomaxprocs
+	}
+	if r.Shards < 1 {
+		return r, &ConfigError{"shards", strconv.Itoa(c.Shards), "must be at least 1", "omit --shards for one shard per CPU"}
+	}
+	if r.Batch == 0 {
+		r.Batch = DefaultBatch
+	}
+	if r.Batch < 1 || r.Batch > MaxBatch {
+		return r, &ConfigError{"batch", strconv.Itoa(c.Batch), fmt.Sprintf("must be between 1 and %d", MaxBatch), ""}
+	}
+	if r.MaxPacket == 0 {
+		r.MaxPacket = DefaultMaxPacket
+	}
+	if r.MaxPacket < 1 || r.MaxPacket > 65535 {
+		return r, &ConfigError{"max-packet", strconv.Itoa(c.MaxPacket), "must be between 1 and 65535", "a UDP datagram carries at most 65507 bytes over IPv4"}
+	}
+	if r.RcvBuf == 0 {
+		r.RcvBuf = DefaultRcvBuf
+	}
+	if r.RcvBuf < 0 {
+		return r, &ConfigError{"rcvbuf", strconv.Itoa(c.RcvBuf), "must not be negative", ""}
+	}
+	if r.SndBuf < 0 {
+		return r, &ConfigError{"sndbuf", strconv.Itoa(c.SndBuf), "must not be negative", "0 keeps the kernel default"}
+	}
+	if r.NewHandler == nil {
+		r.NewHandler = func(int) packet.Handler { return packet.Echo{} }
+	}
+	if r.Logger == nil {
+		r.Logger = zap.NewNop()
+	}
+	return r, nil
+}
+
+// ParseAddr parses a listen address: ":PORT", "IPv4:PORT" or "[IPv6]:PORT".
+// It returns the network to bind ("udp" for a dual-stack wildcard, "udp4" or
+// "udp6") and the address. Host names are refused: a daemon that resolves
+// names at start binds to whatever DNS said that day.
+func ParseAddr(s string) (network string, ap netip.AddrPort, err error) {
+	bad := func(problem, hint string) (string, netip.AddrPort, error) {
+		return "", netip.AddrPort{}, &ConfigError{"addr", strconv.Quote(s), problem, hint}
+	}
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return bad("not a HOST:PORT address", "write :5353, 127.0.0.1:5353 or [::1]:5353")
+	}
+	p, err := strconv.ParseUint(port, 10, 64)
+	if err != nil || port == "" || strings.HasPrefix(port, "+") {
+		return bad(fmt.Sprintf("port %q is not a number", port), "use a port from 0 to 65535")
+	}
+	if p > 65535 {
+		return bad(fmt.Sprintf("port %d is out of range", p), "use a port from 0 to 65535")
+	}
+	if host == "" {
+		return "udp", netip.AddrPortFrom(netip.IPv6Unspecified(), uint16(p)), nil
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return bad(fmt.Sprintf("host %q is not an IP address", host), fmt.Sprintf("use an IP such as 127.0.0.1:%d or [::1]:%d, or :%d for every address", p, p, p))
+	}
+	if ip.Is4In6() {
+		ip = ip.Unmap()
+	}
+	if ip.Is4() {
+		return "udp4", netip.AddrPortFrom(ip, uint16(p)), nil
+	}
+	return "udp6", netip.AddrPortFrom(ip, uint16(p)), nil
+}

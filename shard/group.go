@@ -1,0 +1,237 @@
+package shard
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"runtime"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/shardd/shardd/metrics"
+)
+
+// Info describes a listening group as the kernel set it up.
+type Info struct {
+	Addr      string         // as configured
+	Bound     netip.AddrPort // the address bound (port 0 resolved)
+	Network   string         // "udp" (dual-stack), "udp4" or "udp6"
+	Shards    int
+	CPUs      []int // CPU of each shard when pinned, else nil
+	Batch     int
+	MaxPacket int
+	RcvBuf    int  // effective receive buffer of shard 0's socket, as getsockopt reports it
+	SndBuf    int  // effective send buffer
+	RcvBufAsk int  // what was asked for
+	BatchIO   bool // recvmmsg/sendmmsg in use
+	PktInfo   bool // replies leave from each datagram's own destination address
+}
+
+// Group is the set of shards serving one address.
+type Group struct {
+	cfg    resolved
+	info   Info
+	shards []*shard
+
+	mu        sync.Mutex
+	served    bool
+	closed    bool
+	done      chan struct{} // closed when every shard goroutine has returned
+	closeOnce sync.Once
+}
+
+// aLongTimeAgo is a read deadline in the past: it unblocks readers at once.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// Listen binds one socket per shard and returns without reading from them:
+// datagrams queue in the kernel until Serve. Usage errors are *ConfigError,
+// bind failures *ListenError.
+func Listen(cfg Config) (*Group, error) {
+	r, err := cfg.resolve(runtime.GOMAXPROCS(0))
+	if err != nil {
+		return nil, err
+	}
+	g := &Group{cfg: r, done: make(chan struct{})}
+	var cpus []int
+	if r.Pin {
+		allowed, err := allowedCPUs()
+		if err != nil {
+			return nil, &ConfigError{"pin", "", err.Error(), "run without --pin"}
+		}
+		if r.Shards > len(allowed) {
+			return nil, &ConfigError{"shards", strconv.Itoa(r.Shards),
+				fmt.Sprintf("--pin needs one CPU per shard, and only %d are allowed (%v)", len(allowed), allowed),
+				fmt.Sprintf("use --shards %d or fewer, or drop --pin", len(allowed))}
+		}
+		cpus = allowed[:r.Shards]
+	}
+	pktinfo := r.addr.Addr().IsUnspecified()
+	bound := r.addr
+	lc := net.ListenConfig{Control: control(pktinfo)}
+	for i := 0; i < r.Shards; i++ {
+		pc, err := lc.ListenPacket(context.Background(), r.network, bound.String())
+		if err != nil {
+			g.closeSockets()
+			return nil, &ListenError{Addr: r.Addr, Shard: i, Err: err, Hint: bindHint(err, bound.Port())}
+		}
+		conn := pc.(*net.UDPConn)
+		if i == 0 {
+			// Port 0 picked a port: every other shard joins that one.
+			bound = netip.AddrPortFrom(bound.Addr(), conn.LocalAddr().(*net.UDPAddr).AddrPort().Port())
+		}
+		rc, err := conn.SyscallConn()
+		if err != nil {
+			conn.Close()
+			g.closeSockets()
+			return nil, err
+		}
+		rcv, snd, err := setBuffers(rc, r.RcvBuf, r.SndBuf)
+		if err != nil {
+			conn.Close()
+			g.closeSockets()
+			return nil, &ListenError{Addr: r.Addr, Shard: i, Err: err}
+		}
+		s, err := newShard(i, &r, conn, pktinfo)
+		if err != nil {
+			conn.Close()
+			g.closeSockets()
+			return nil, err
+		}
+		if cpus != nil {
+			s.cpu = cpus[i]
+		}
+		g.shards = append(g.shards, s)
+		if i == 0 {
+			g.info = Info{
+				Addr: r.Addr, Bound: bound, Network: r.network, Shards: r.Shards, CPUs: cpus,
+				Batch: r.Batch, MaxPacket: r.MaxPacket, RcvBuf: rcv, SndBuf: snd, RcvBufAsk: r.RcvBuf,
+				BatchIO: s.bc.batchIO(), PktInfo: pktinfo && s.bc.batchIO(),
+			}
+		}
+	}
+	return g, nil
+}
+
+// Addr returns the bound address (the real port when the configured one was 0).
+func (g *Group) Addr() net.Addr { return net.UDPAddrFromAddrPort(g.info.Bound) }
+
+// Info describes the group as bound.
+func (g *Group) Info() Info { return g.info }
+
+// Serve runs every shard on its own locked OS thread and blocks until the
+// group stops. Cancelling ctx stops it gracefully, like Shutdown. It returns
+// nil after a graceful stop, ErrGroupClosed after Close, or the first shard
+// error (after stopping the others).
+func (g *Group) Serve(ctx context.Context) error {
+	g.mu.Lock()
+	if g.closed {
+		g.mu.Unlock()
+		return ErrGroupClosed
+	}
+	if g.served {
+		g.mu.Unlock()
+		return errors.New("shard: Serve called twice")
+	}
+	g.served = true
+	g.mu.Unlock()
+
+	errs := make(chan error, len(g.shards))
+	var wg sync.WaitGroup
+	for _, s := range g.shards {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := s.run()
+			_ = s.close()
+			errs <- err
+		}()
+	}
+	go func() {
+		wg.Wait()
+		close(g.done)
+	}()
+
+	var first error
+	ctxDone := ctx.Done()
+	for remaining := len(g.shards); remaining > 0; {
+		select {
+		case err := <-errs:
+			remaining--
+			if err != nil && first == nil {
+				first = err
+				g.stop() // one shard failed: stop the others too
+			}
+		case <-ctxDone:
+			ctxDone = nil
+			g.stop()
+		}
+	}
+	<-g.done
+	return first
+}
+
+// stop asks every shard to finish: the past read deadline wakes blocked
+// readers, and the stopping flag turns the wake-up into drain and return.
+func (g *Group) stop() {
+	for _, s := range g.shards {
+		s.stopping.Store(true)
+		_ = s.bc.setReadDeadline(aLongTimeAgo)
+	}
+}
+
+// Shutdown stops reading, serves what the shards have in hand and in their
+// socket queues, sends the replies and closes the sockets. If ctx ends first
+// it closes them at once and returns ctx.Err(). Safe to call more than once.
+func (g *Group) Shutdown(ctx context.Context) error {
+	g.mu.Lock()
+	served := g.served
+	g.mu.Unlock()
+	if !served {
+		return g.Close()
+	}
+	g.stop()
+	select {
+	case <-g.done:
+		return nil
+	case <-ctx.Done():
+		_ = g.Close()
+		<-g.done
+		return ctx.Err()
+	}
+}
+
+// Close closes every socket at once; Serve then returns ErrGroupClosed.
+// Datagrams still queued are lost (and were already received by the kernel).
+// Idempotent.
+func (g *Group) Close() error {
+	g.mu.Lock()
+	g.closed = true
+	g.mu.Unlock()
+	g.closeSockets()
+	return nil
+}
+
+func (g *Group) closeSockets() {
+	g.closeOnce.Do(func() {
+		for _, s := range g.shards {
+			_ = s.close()
+		}
+	})
+}
+
+// Stats appends one snapshot per shard to dst. Safe for concurrent use, also
+// after the group stopped (the counters then hold their final values).
+func (g *Group) Stats(dst []metrics.Snapshot) []metrics.Snapshot {
+	for _, s := range g.shards {
+		snap := s.snapshot()
+		snap.Listener = g.info.Addr
+		snap.Proto = "udp"
+		dst = append(dst, snap)
+	}
+	return dst
+}
+
+var _ metrics.Source = (*Group)(nil)

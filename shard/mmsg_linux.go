@@ -1,0 +1,366 @@
+package shard
+
+import (
+	"encoding/binary"
+	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/shardd/shardd/packet"
+)
+
+// mmsgConn drives recvmmsg/sendmmsg over mmsghdr, iovec, sockaddr and control
+// arrays built once per shard. x/net's ipv4.PacketConn.ReadBatch would do the
+// same but allocates a net.UDPAddr per datagram (golang/net#126,
+// golang/go#26838); decoding the sockaddr ourselves into netip.AddrPort keeps
+// the loop at zero allocations. The syscalls run inside RawConn.Read/Write
+// closures made once, so the shard still parks on the netpoller when idle.
+type mmsgConn struct {
+	c       *net.UDPConn
+	rc      syscall.RawConn
+	family  int  // of the socket: AF_INET or AF_INET6
+	pktinfo bool // IP_PKTINFO/IPV6_RECVPKTINFO enabled (wildcard listener)
+
+	rxHdrs  []unix.Mmsghdr
+	rxNames []unix.RawSockaddrInet6
+	rxIovs  []unix.Iovec
+	rxOOB   []byte
+	rxWant  int // datagrams asked of the current call
+	rxN     int // result of the last call
+	rxErrno syscall.Errno
+	recvFn  func(fd uintptr) bool
+
+	txHdrs  []unix.Mmsghdr
+	txNames []unix.RawSockaddrInet6
+	txIovs  []unix.Iovec
+	txOOB   []byte
+	txFrom  int // first header of the current call
+	txTo    int // one past the last
+	txN     int
+	txErrno syscall.Errno
+	sendFn  func(fd uintptr) bool
+}
+
+// oobSpace fits one IP_PKTINFO or IPV6_PKTINFO control message.
+var oobSpace = unix.CmsgSpace(unix.SizeofInet6Pktinfo)
+
+func newMmsgConn(c *net.UDPConn, msgs []rxMsg, pktinfo bool) (*mmsgConn, error) {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	m := &mmsgConn{c: c, rc: rc, pktinfo: pktinfo}
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		sa, err := unix.Getsockname(int(fd))
+		if err != nil {
+			serr = os.NewSyscallError("getsockname", err)
+			return
+		}
+		m.family = unix.AF_INET
+		if _, ok := sa.(*unix.SockaddrInet6); ok {
+			m.family = unix.AF_INET6
+		}
+	}); err != nil {
+		return nil, err
+	}
+	if serr != nil {
+		return nil, serr
+	}
+
+	n := len(msgs)
+	m.rxHdrs = make([]unix.Mmsghdr, n)
+	m.rxNames = make([]unix.RawSockaddrInet6, n)
+	m.rxIovs = make([]unix.Iovec, n)
+	m.txHdrs = make([]unix.Mmsghdr, n)
+	m.txNames = make([]unix.RawSockaddrInet6, n)
+	m.txIovs = make([]unix.Iovec, n)
+	if pktinfo {
+		m.rxOOB = make([]byte, n*oobSpace)
+		m.txOOB = make([]byte, n*oobSpace)
+	}
+	for i := range msgs {
+		m.rxIovs[i].Base = &msgs[i].buf[0]
+		m.rxIovs[i].SetLen(len(msgs[i].buf))
+		h := &m.rxHdrs[i].Hdr
+		h.Name = (*byte)(unsafe.Pointer(&m.rxNames[i]))
+		h.Iov = &m.rxIovs[i]
+		h.SetIovlen(1)
+		if pktinfo {
+			h.Control = &m.rxOOB[i*oobSpace]
+		}
+		t := &m.txHdrs[i].Hdr
+		t.Name = (*byte)(unsafe.Pointer(&m.txNames[i]))
+		t.Iov = &m.txIovs[i]
+		t.SetIovlen(1)
+	}
+	m.recvFn = m.recv
+	m.sendFn = m.send
+	return m, nil
+}
+
+func (m *mmsgConn) batchIO() bool { return true }
+
+func (m *mmsgConn) setReadDeadline(t time.Time) error { return m.c.SetReadDeadline(t) }
+
+// recv runs one non-blocking recvmmsg; false asks the netpoller to wait.
+func (m *mmsgConn) recv(fd uintptr) bool {
+	for i := 0; i < m.rxWant; i++ {
+		h := &m.rxHdrs[i].Hdr
+		h.Namelen = unix.SizeofSockaddrInet6
+		if m.pktinfo {
+			h.SetControllen(oobSpace)
+		}
+		h.Flags = 0
+	}
+	for {
+		// MSG_TRUNC makes msg_len the datagram's real length, so a datagram
+		// longer than its slot is seen as such (udp(7)).
+		n, _, errno := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&m.rxHdrs[0])),
+			uintptr(m.rxWant), unix.MSG_DONTWAIT|unix.MSG_TRUNC, 0, 0)
+		switch errno {
+		case 0:
+			m.rxN, m.rxErrno = int(n), 0
+			return true
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+			m.rxN, m.rxErrno = 0, 0
+			return false
+		default:
+			m.rxN, m.rxErrno = 0, errno
+			return true
+		}
+	}
+}
+
+func (m *mmsgConn) readBatch(msgs []rxMsg) (int, error) {
+	m.rxWant = len(msgs)
+	if err := m.rc.Read(m.recvFn); err != nil {
+		return 0, err
+	}
+	return m.finishRead(msgs)
+}
+
+func (m *mmsgConn) drainBatch(msgs []rxMsg) (int, error) {
+	m.rxWant = len(msgs)
+	var ready bool
+	if err := m.rc.Control(func(fd uintptr) { ready = m.recvFn(fd) }); err != nil {
+		return 0, err
+	}
+	if !ready {
+		return 0, nil
+	}
+	return m.finishRead(msgs)
+}
+
+func (m *mmsgConn) finishRead(msgs []rxMsg) (int, error) {
+	if m.rxErrno != 0 {
+		return 0, &net.OpError{Op: "read", Net: "udp", Addr: m.c.LocalAddr(), Err: os.NewSyscallError("recvmmsg", m.rxErrno)}
+	}
+	for i := 0; i < m.rxN; i++ {
+		h := &m.rxHdrs[i]
+		msg := &msgs[i]
+		msg.n = int(h.Len)
+		msg.trunc = h.Hdr.Flags&unix.MSG_TRUNC != 0 || msg.n > len(msg.buf)
+		msg.src = decodeSockaddr(&m.rxNames[i])
+		msg.dst = netip.Addr{}
+		if m.pktinfo && h.Hdr.Controllen > 0 {
+			msg.dst = parsePktinfo(m.rxOOB[i*oobSpace : i*oobSpace+int(h.Hdr.Controllen)])
+		}
+	}
+	return m.rxN, nil
+}
+
+// decodeSockaddr turns a kernel sockaddr into an unmapped AddrPort without allocating
+// (except for a zone on link-local IPv6 senders).
+func decodeSockaddr(rsa *unix.RawSockaddrInet6) netip.AddrPort {
+	switch rsa.Family {
+	case unix.AF_INET:
+		sa := (*unix.RawSockaddrInet4)(unsafe.Pointer(rsa))
+		return netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), ntohs(sa.Port))
+	case unix.AF_INET6:
+		ip := netip.AddrFrom16(rsa.Addr)
+		if ip.Is4In6() {
+			ip = ip.Unmap()
+		} else if rsa.Scope_id != 0 {
+			ip = ip.WithZone(strconv.FormatUint(uint64(rsa.Scope_id), 10))
+		}
+		return netip.AddrPortFrom(ip, ntohs(rsa.Port))
+	}
+	return netip.AddrPort{}
+}
+
+// encodeSockaddr writes dst in the socket's family; false if it cannot be sent there.
+func encodeSockaddr(rsa *unix.RawSockaddrInet6, family int, dst netip.AddrPort) (uint32, bool) {
+	ip := dst.Addr()
+	if !ip.IsValid() || dst.Port() == 0 {
+		return 0, false
+	}
+	if family == unix.AF_INET {
+		if !ip.Is4() {
+			return 0, false
+		}
+		sa := (*unix.RawSockaddrInet4)(unsafe.Pointer(rsa))
+		*sa = unix.RawSockaddrInet4{Family: unix.AF_INET, Port: htons(dst.Port()), Addr: ip.As4()}
+		return unix.SizeofSockaddrInet4, true
+	}
+	*rsa = unix.RawSockaddrInet6{Family: unix.AF_INET6, Port: htons(dst.Port()), Addr: ip.As16()}
+	if z := ip.Zone(); z != "" {
+		if id, err := strconv.ParseUint(z, 10, 32); err == nil {
+			rsa.Scope_id = uint32(id)
+		} else if ifi, err := net.InterfaceByName(z); err == nil {
+			rsa.Scope_id = uint32(ifi.Index)
+		}
+	}
+	return unix.SizeofSockaddrInet6, true
+}
+
+// parsePktinfo returns the local address from an IP_PKTINFO or IPV6_PKTINFO
+// control message. For IPv4 it takes ipi_spec_dst, the local address the
+// kernel would answer from, which stays usable for broadcast datagrams.
+func parsePktinfo(oob []byte) netip.Addr {
+	for len(oob) >= unix.SizeofCmsghdr {
+		h := (*unix.Cmsghdr)(unsafe.Pointer(&oob[0]))
+		if h.Len < unix.SizeofCmsghdr || int(h.Len) > len(oob) {
+			return netip.Addr{}
+		}
+		data := oob[unix.CmsgLen(0):h.Len]
+		switch {
+		case h.Level == unix.IPPROTO_IP && h.Type == unix.IP_PKTINFO && len(data) >= unix.SizeofInet4Pktinfo:
+			p := (*unix.Inet4Pktinfo)(unsafe.Pointer(&data[0]))
+			return netip.AddrFrom4(p.Spec_dst)
+		case h.Level == unix.IPPROTO_IPV6 && h.Type == unix.IPV6_PKTINFO && len(data) >= unix.SizeofInet6Pktinfo:
+			p := (*unix.Inet6Pktinfo)(unsafe.Pointer(&data[0]))
+			return netip.AddrFrom16(p.Addr).Unmap()
+		}
+		next := unix.CmsgSpace(int(h.Len) - unix.CmsgLen(0))
+		if next > len(oob) {
+			break
+		}
+		oob = oob[next:]
+	}
+	return netip.Addr{}
+}
+
+// putPktinfo writes a control message that sets the reply's source address
+// and returns its length; 0 when src should be left to the kernel.
+func (m *mmsgConn) putPktinfo(oob []byte, src netip.Addr) int {
+	if !src.IsValid() || src.IsUnspecified() || src.IsMulticast() {
+		return 0
+	}
+	h := (*unix.Cmsghdr)(unsafe.Pointer(&oob[0]))
+	data := oob[unix.CmsgLen(0):]
+	if m.family == unix.AF_INET {
+		if !src.Is4() {
+			return 0
+		}
+		h.Level, h.Type = unix.IPPROTO_IP, unix.IP_PKTINFO
+		h.SetLen(unix.CmsgLen(unix.SizeofInet4Pktinfo))
+		p := (*unix.Inet4Pktinfo)(unsafe.Pointer(&data[0]))
+		*p = unix.Inet4Pktinfo{Spec_dst: src.As4()}
+		return unix.CmsgSpace(unix.SizeofInet4Pktinfo)
+	}
+	// On a dual-stack socket the kernel takes IPV6_PKTINFO with a mapped
+	// address for IPv4 replies too (ip_cmsg_send with allow_ipv6).
+	h.Level, h.Type = unix.IPPROTO_IPV6, unix.IPV6_PKTINFO
+	h.SetLen(unix.CmsgLen(unix.SizeofInet6Pktinfo))
+	p := (*unix.Inet6Pktinfo)(unsafe.Pointer(&data[0]))
+	*p = unix.Inet6Pktinfo{Addr: src.As16()}
+	return unix.CmsgSpace(unix.SizeofInet6Pktinfo)
+}
+
+// send runs one non-blocking sendmmsg over txHdrs[txFrom:txTo].
+func (m *mmsgConn) send(fd uintptr) bool {
+	for {
+		n, _, errno := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&m.txHdrs[m.txFrom])),
+			uintptr(m.txTo-m.txFrom), unix.MSG_DONTWAIT, 0, 0)
+		switch errno {
+		case 0:
+			m.txN, m.txErrno = int(n), 0
+			return true
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+			return false // send buffer full: wait until writable
+		default:
+			m.txN, m.txErrno = 0, errno
+			return true
+		}
+	}
+}
+
+func (m *mmsgConn) writeBatch(replies []packet.Reply) (sent int, bytes uint64, failed int, err error) {
+	for len(replies) > 0 {
+		k := 0
+		for _, r := range replies {
+			if k == len(m.txHdrs) {
+				break
+			}
+			replies = replies[1:]
+			namelen, ok := encodeSockaddr(&m.txNames[k], m.family, r.Dst)
+			if !ok {
+				failed++
+				continue
+			}
+			h := &m.txHdrs[k].Hdr
+			h.Namelen = namelen
+			if len(r.Data) > 0 {
+				m.txIovs[k].Base = &r.Data[0]
+			} else {
+				m.txIovs[k].Base = nil
+			}
+			m.txIovs[k].SetLen(len(r.Data))
+			h.Control = nil
+			h.SetControllen(0)
+			if m.pktinfo {
+				oob := m.txOOB[k*oobSpace : (k+1)*oobSpace]
+				if l := m.putPktinfo(oob, r.Src); l > 0 {
+					h.Control = &oob[0]
+					h.SetControllen(l)
+				}
+			}
+			k++
+		}
+		for from := 0; from < k; {
+			m.txFrom, m.txTo = from, k
+			if werr := m.rc.Write(m.sendFn); werr != nil {
+				failed += k - from + len(replies)
+				return sent, bytes, failed, werr
+			}
+			if m.txErrno != 0 {
+				// sendmmsg reports an error only for the first datagram of the
+				// call (no route, EPERM from a firewall...): skip it and go on.
+				failed++
+				from++
+				continue
+			}
+			for i := from; i < from+m.txN; i++ {
+				bytes += uint64(m.txHdrs[i].Len)
+			}
+			sent += m.txN
+			from += m.txN
+		}
+	}
+	// Drop references to the reply slab so nothing outlives the batch.
+	for i := range m.txIovs {
+		m.txIovs[i].Base = nil
+	}
+	return sent, bytes, failed, nil
+}
+
+func ntohs(v uint16) uint16 {
+	return binary.BigEndian.Uint16((*[2]byte)(unsafe.Pointer(&v))[:])
+}
+
+func htons(v uint16) uint16 {
+	var b [2]byte
+	binary.BigEndian.PutUint16(b[:], v)
+	return *(*uint16)(unsafe.Pointer(&b[0]))
+}

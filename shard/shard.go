@@ -1,0 +1,222 @@
+package shard
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"runtime"
+	"sync/atomic"
+	"syscall"
+
+	"go.uber.org/zap"
+
+	"github.com/shardd/shardd/metrics"
+	"github.com/shardd/shardd/packet"
+)
+
+// shard is one socket and the loop that serves it. Everything but stopping,
+// ctr and the socket's meminfo is touched by the shard's goroutine only.
+type shard struct {
+	id       int
+	cpu      int // -1: not pinned
+	conn     *net.UDPConn
+	rc       syscall.RawConn
+	bc       batchConn
+	msgs     []rxMsg
+	handler  packet.Handler
+	w        *packet.ReplyWriter
+	pkt      packet.Packet
+	counts   metrics.Counts // the shard's running totals, published per batch
+	ctr      metrics.Shard
+	stopping atomic.Bool
+	log      *zap.Logger
+
+	finalMem  atomic.Pointer[socketMem] // SO_MEMINFO read just before close
+	panicked  bool                      // a handler panic was logged once already
+	rxErrSeen map[syscall.Errno]bool    // receive errno kinds logged once already
+}
+
+func newShard(id int, cfg *resolved, conn *net.UDPConn, pktinfo bool) (*shard, error) {
+	rc, err := conn.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	s := &shard{
+		id:        id,
+		cpu:       -1,
+		conn:      conn,
+		rc:        rc,
+		handler:   cfg.NewHandler(id),
+		log:       cfg.Logger.With(zap.Int("shard", id)),
+		rxErrSeen: map[syscall.Errno]bool{},
+	}
+	// One slab for every receive slot. Each slot is one byte longer than
+	// MaxPacket so the portable path can tell a longer datagram from a full one.
+	slot := cfg.MaxPacket + 1
+	slab := make([]byte, cfg.Batch*slot)
+	s.msgs = make([]rxMsg, cfg.Batch)
+	for i := range s.msgs {
+		s.msgs[i].buf = slab[i*slot : (i+1)*slot : (i+1)*slot]
+	}
+	s.w = packet.NewReplyWriter(cfg.Batch, cfg.Batch*cfg.MaxPacket, min(cfg.MaxPacket, maxUDPPayload))
+	s.pkt.Proto = packet.UDP
+	s.pkt.Shard = id
+	if !cfg.noBatchIO {
+		if bc, err := newMmsgConn(conn, s.msgs, pktinfo); err == nil {
+			s.bc = bc
+		}
+	}
+	if s.bc == nil {
+		s.bc = stdConn{conn}
+	}
+	return s, nil
+}
+
+// maxUDPPayload is the largest UDP payload over IPv4 (65535 - 20 - 8); the
+// IPv6 limit is higher, but one ceiling keeps the reply slab simple.
+const maxUDPPayload = 65507
+
+// run is the shard's goroutine. It locks its OS thread for good: a pinned
+// thread must die with the goroutine rather than return to the scheduler
+// with a changed affinity mask, so UnlockOSThread is never called.
+func (s *shard) run() error {
+	runtime.LockOSThread()
+	if s.cpu >= 0 {
+		if err := pinThread(s.cpu); err != nil {
+			return fmt.Errorf("shard %d: pin to CPU %d: %w", s.id, s.cpu, err)
+		}
+	}
+	for {
+		n, err := s.bc.readBatch(s.msgs)
+		if err != nil {
+			if s.stopping.Load() && (errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, net.ErrClosed)) {
+				return s.drain()
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return ErrGroupClosed
+			}
+			s.rxError(err)
+			continue
+		}
+		s.serveBatch(n)
+	}
+}
+
+// drain serves what is already queued in the socket, without blocking, so a
+// graceful stop loses nothing that reached the socket before it. It reads at
+// most what was queued when it began: every queued datagram holds more than
+// minTruesize bytes of the receive buffer, so a flood cannot keep it going.
+func (s *shard) drain() error {
+	limit := int(readSocketMem(s.rc).queued/minTruesize) + len(s.msgs)
+	for limit > 0 {
+		n, err := s.bc.drainBatch(s.msgs)
+		if err != nil || n == 0 {
+			if err != nil && !errors.Is(err, net.ErrClosed) {
+				s.rxError(err)
+			}
+			return nil
+		}
+		s.serveBatch(n)
+		limit -= n
+	}
+	return nil
+}
+
+// minTruesize is a lower bound on the receive-buffer bytes one queued
+// datagram costs (its sk_buff truesize, 768+ bytes on current kernels).
+const minTruesize = 256
+
+func (s *shard) rxError(err error) {
+	s.counts.RxErrors++
+	s.ctr.Publish(&s.counts)
+	var errno syscall.Errno
+	if errors.As(err, &errno) && s.rxErrSeen[errno] {
+		return
+	}
+	s.rxErrSeen[errno] = true
+	s.log.Warn("receive failed; counting further errors of this kind in shardd_rx_errors_total", zap.Error(err))
+}
+
+// serveBatch hands the n received datagrams to the handler, sends the replies
+// and publishes the counters.
+func (s *shard) serveBatch(n int) {
+	s.counts.Batches++
+	s.counts.BatchSizes[metrics.BatchBucket(n)]++
+	for i := 0; i < n; {
+		i = s.serveFrom(i, n)
+	}
+	s.flush()
+	s.ctr.Publish(&s.counts)
+}
+
+// serveFrom serves msgs[i:n] and returns n, or the index after a packet whose
+// handler panicked: the panic costs that packet only (counted as a handler
+// error), and one deferred recover per batch keeps the common path cheap.
+func (s *shard) serveFrom(i, n int) (next int) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.counts.HandlerErrors++
+			if !s.panicked {
+				s.panicked = true
+				s.log.Error("handler panicked; the packet was dropped and counted in shardd_handler_errors_total (logged once)",
+					zap.Any("panic", r), zap.Stack("stack"))
+			}
+			next = i + 1
+		}
+	}()
+	for ; i < n; i++ {
+		m := &s.msgs[i]
+		s.counts.RxPackets++
+		s.counts.RxBytes += uint64(m.n)
+		if m.trunc {
+			s.counts.Truncated++
+			continue
+		}
+		if !s.w.Room() {
+			s.flush()
+		}
+		s.pkt.Data = m.buf[:m.n]
+		s.pkt.Src = m.src
+		s.pkt.Dst = m.dst
+		s.w.Begin(&s.pkt)
+		if err := s.handler.ServePacket(s.w, &s.pkt); err != nil {
+			s.counts.HandlerErrors++
+		}
+	}
+	return n
+}
+
+// flush sends every queued reply.
+func (s *shard) flush() {
+	if s.w.Len() == 0 {
+		return
+	}
+	sent, bytes, failed, _ := s.bc.writeBatch(s.w.Replies())
+	s.counts.TxPackets += uint64(sent)
+	s.counts.TxBytes += bytes
+	s.counts.SendErrors += uint64(failed)
+	s.w.Reset()
+}
+
+// snapshot reads the shard's counters and its socket's memory info.
+func (s *shard) snapshot() metrics.Snapshot {
+	snap := metrics.Snapshot{Shard: s.id, CPU: s.cpu, Counts: s.ctr.Load()}
+	mem := readSocketMem(s.rc)
+	if !mem.ok {
+		if f := s.finalMem.Load(); f != nil {
+			mem = *f
+			mem.queued = 0
+		}
+	}
+	snap.KernelDrops, snap.QueueBytes, snap.RcvBuf = mem.drops, mem.queued, mem.rcvbuf
+	return snap
+}
+
+// close records the socket's final drop count and closes it.
+func (s *shard) close() error {
+	if mem := readSocketMem(s.rc); mem.ok {
+		s.finalMem.Store(&mem)
+	}
+	return s.conn.Close()
+}

@@ -1,0 +1,123 @@
+package shard
+
+import (
+	"os"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// control sets the options every shard socket needs before bind. SO_REUSEPORT
+// is required and its failure is returned; SO_REUSEADDR lets several
+// listeners share a port on different addresses (and TCP rebind at once).
+func control(pktinfo bool) func(network, address string, c syscall.RawConn) error {
+	return func(network, address string, c syscall.RawConn) error {
+		var serr error
+		err := c.Control(func(fd uintptr) {
+			if err := unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1); err != nil {
+				serr = &ReusePortError{Err: os.NewSyscallError("setsockopt SO_REUSEPORT", err)}
+				return
+			}
+			if err := unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
+				serr = os.NewSyscallError("setsockopt SO_REUSEADDR", err)
+				return
+			}
+			if !pktinfo {
+				return
+			}
+			// A wildcard socket must learn each datagram's destination address
+			// so the reply leaves from it; the kernel would otherwise pick the
+			// source by route, and clients drop replies from the wrong address.
+			if network != "udp6" {
+				if err := unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_PKTINFO, 1); err != nil {
+					serr = os.NewSyscallError("setsockopt IP_PKTINFO", err)
+					return
+				}
+			}
+			if network != "udp4" {
+				if err := unix.SetsockoptInt(int(fd), unix.IPPROTO_IPV6, unix.IPV6_RECVPKTINFO, 1); err != nil {
+					serr = os.NewSyscallError("setsockopt IPV6_RECVPKTINFO", err)
+				}
+			}
+		})
+		if err != nil {
+			return err
+		}
+		return serr
+	}
+}
+
+// setBuffers asks for the given buffer sizes (0: leave alone) in quic-go's
+// order: plain setsockopt, read back, SO_*BUFFORCE when still short (works
+// with CAP_NET_ADMIN), read back. It returns the sizes the kernel reports,
+// which are twice the usable payload bytes by the kernel's own bookkeeping.
+func setBuffers(c syscall.RawConn, rcv, snd int) (effRcv, effSnd int, err error) {
+	cerr := c.Control(func(fd uintptr) {
+		effRcv, err = setBuffer(int(fd), unix.SO_RCVBUF, unix.SO_RCVBUFFORCE, rcv)
+		if err != nil {
+			return
+		}
+		effSnd, err = setBuffer(int(fd), unix.SO_SNDBUF, unix.SO_SNDBUFFORCE, snd)
+	})
+	if cerr != nil {
+		return 0, 0, cerr
+	}
+	return effRcv, effSnd, err
+}
+
+func setBuffer(fd, opt, forceOpt, want int) (int, error) {
+	if want > 0 {
+		// Errors here are not fatal: the read-back below reports what we got.
+		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, opt, want)
+		if got, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, opt); err == nil && got < want {
+			_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, forceOpt, want)
+		}
+	}
+	got, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, opt)
+	if err != nil {
+		return 0, os.NewSyscallError("getsockopt", err)
+	}
+	return got, nil
+}
+
+// Indices into the SO_MEMINFO array (include/uapi/linux/sock_diag.h).
+const (
+	skMeminfoRmemAlloc = 0
+	skMeminfoRcvbuf    = 1
+	skMeminfoDrops     = 8
+	skMeminfoVars      = 9
+)
+
+// socketMem is what SO_MEMINFO reports of one socket.
+type socketMem struct {
+	drops, queued, rcvbuf uint64
+	ok                    bool
+}
+
+// readSocketMem reads the socket's drop counter and receive queue (Linux 4.6+
+// reports drops). Safe to call from any goroutine while the shard reads.
+func readSocketMem(c syscall.RawConn) socketMem {
+	var m socketMem
+	_ = c.Control(func(fd uintptr) {
+		var v [skMeminfoVars]uint32
+		l := uint32(unsafe.Sizeof(v))
+		_, _, errno := unix.Syscall6(unix.SYS_GETSOCKOPT, fd, unix.SOL_SOCKET, unix.SO_MEMINFO,
+			uintptr(unsafe.Pointer(&v[0])), uintptr(unsafe.Pointer(&l)), 0)
+		if errno != 0 || l < (skMeminfoDrops+1)*4 {
+			return
+		}
+		m = socketMem{drops: uint64(v[skMeminfoDrops]), queued: uint64(v[skMeminfoRmemAlloc]), rcvbuf: uint64(v[skMeminfoRcvbuf]), ok: true}
+	})
+	return m
+}
+
+// ReusePortError means the kernel refused SO_REUSEPORT.
+type ReusePortError struct{ Err error }
+
+func (e *ReusePortError) Error() string {
+	return "the kernel refused SO_REUSEPORT (" + e.Err.Error() + "); shardd needs Linux 3.9 or later"
+}
+
+func (e *ReusePortError) Unwrap() error { return e.Err }
+

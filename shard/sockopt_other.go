@@ -1,0 +1,18 @@
+//go:build !linux
+
+package shard
+
+import "syscall"
+
+// control sets nothing: SO_REUSEPORT is Linux's here, so only one shard binds.
+func control(bool) func(network, address string, c syscall.RawConn) error { return nil }
+
+// setBuffers leaves the buffers alone and reports them as unknown.
+func setBuffers(syscall.RawConn, int, int) (int, int, error) { return 0, 0, nil }
+
+type socketMem struct {
+	drops, queued, rcvbuf uint64
+	ok                    bool
+}
+
+func readSocketMem(syscall.RawConn) socketMem { return socketMem{} }
