@@ -52,7 +52,7 @@ func (s stdConn) readBatch(msgs []rxMsg) (int, error) {
 	}
 	// The slot is one byte longer than MaxPacket, so a full slot means a
 	// longer datagram whose true length this path cannot know.
-	m.n, m.trunc = n, n == len(m.buf)
+	m.n, m.trunc = n, n >= len(m.buf)
 	m.src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
 	m.dst = netip.Addr{}
 	return 1, nil

@@ -168,7 +168,7 @@ func (m *mmsgConn) finishRead(msgs []rxMsg) (int, error) {
 		h := &m.rxHdrs[i]
 		msg := &msgs[i]
 		msg.n = int(h.Len)
-		msg.trunc = h.Hdr.Flags&unix.MSG_TRUNC != 0 || msg.n > len(msg.buf)
+		msg.trunc = msg.n >= len(msg.buf) // slots are MaxPacket+1 long
 		msg.src = decodeSockaddr(&m.rxNames[i])
 		msg.dst = netip.Addr{}
 		if m.pktinfo && h.Hdr.Controllen > 0 {
