@@ -120,4 +120,3 @@ func (e *ReusePortError) Error() string {
 }
 
 func (e *ReusePortError) Unwrap() error { return e.Err }
-

@@ -79,7 +79,7 @@ func newFlagSet(o *options) *flag.FlagSet {
 	o.logFormat = choice{"console", []string{"console", "json"}}
 	o.rcvbuf = shard.DefaultRcvBuf
 	fs.Var(&o.proto, "proto", "transport: udp (tcp arrives later)")
-	fs.IntVar(&o.shards, "shards", 0, fmt.Sprintf("shards (sockets and threads) per address; 0 = GOMAXPROCS, here %d", runtime.GOMAXPROCS(0)))
+	fs.IntVar(&o.shards, "shards", runtime.GOMAXPROCS(0), "shards (sockets and locked threads) per address; the default is GOMAXPROCS, which follows the CPU affinity mask and cgroup limits")
 	fs.BoolVar(&o.pin, "pin", false, "pin shard i to the i-th CPU the process may run on")
 	fs.Var(&o.handler, "handler", "what to do with each datagram: "+strings.Join(o.handler.allowed, "|"))
 	fs.IntVar(&o.batch, "batch", shard.DefaultBatch, fmt.Sprintf("datagrams per recvmmsg/sendmmsg call, 1..%d", shard.MaxBatch))
@@ -130,6 +130,9 @@ func parseArgs(args []string, stdout io.Writer) (*options, bool, error) {
 	if o.version {
 		fmt.Fprintln(stdout, "shardd", version())
 		return nil, true, nil
+	}
+	if o.shards < 1 {
+		return nil, false, usagef("--shards %d: must be at least 1 (omit --shards for one shard per CPU)", o.shards)
 	}
 	if len(pos) == 0 {
 		return nil, false, usagef("no address to listen on; usage: shardd [flags] ADDR [ADDR...], e.g. shardd --proto udp :5353")

@@ -1,0 +1,915 @@
+package shard_test
+
+// Performance benchmarks for the sharding core, each one comparing shardd
+// with the naive Go server (one net.ListenUDP socket, one goroutine,
+// ReadFromUDP/WriteToUDP, as cmd/naiveudp) and, for the receive path, with a
+// C recvmmsg reader (testdata/bench/creader.c), the kernel's limit.
+//
+// This machine is noisy, so every benchmark interleaves its variants: ONE
+// b.N ITERATION IS ONE ROUND that runs every variant once, back to back, in
+// an order rotated each round. After the loop each variant's median over the
+// rounds is reported as its own metric, and the ratios are the medians of the
+// per-round ratios (a slow minute slows both sides of one round). ns/op is the
+// wall time of a round and means little. Run at least 5 rounds:
+//
+//	go test -run '^$' -bench . -benchtime 7x ./shard/
+//
+// Metrics are named VARIANT-UNIT (naive-pkts/s, shardd-pkts/s,
+// creader-pkts/s, *-rtt/s, *-drops, shardd-batch = mean datagrams per
+// recvmmsg) plus the ratios shardd/naive and shardd/creader.
+//
+// Flags (after the package): -perf.n, -perf.flows, -perf.dur, -perf.window,
+// -perf.clients, -perf.senders, -perf.pin, -perf.only; see below. All traffic
+// stays on 127.0.0.1, every wait is bounded, and each benchmark stops by
+// itself.
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/shardd/shardd/metrics"
+	"github.com/shardd/shardd/packet"
+	"github.com/shardd/shardd/shard"
+)
+
+var (
+	perfN       = flag.Int("perf.n", 200000, "BenchmarkDrain: datagrams sent per fill (what sits in the queues when reading starts)")
+	perfFlows   = flag.Int("perf.flows", 64, "source ports (flows) of every load generator")
+	perfDur     = flag.Duration("perf.dur", time.Second, "BenchmarkCompeting, BenchmarkEcho: load time per variant and round")
+	perfWindow  = flag.Int("perf.window", 8, "BenchmarkEcho: requests outstanding per flow")
+	perfClients = flag.Int("perf.clients", 2, "BenchmarkEcho: client threads (the flows are split among them)")
+	perfSenders = flag.Int("perf.senders", 1, "BenchmarkCompeting: sender threads (the flows are split among them)")
+	perfOnly    = flag.String("perf.only", "", "comma-separated variants to run (naive,shardd,creader); empty runs all (for profiling one side)")
+	perfPin     = flag.Bool("perf.pin", false, "pin shardd's shards (Config.Pin) and the C reader's threads, one per CPU")
+)
+
+const (
+	perfShards  = 2
+	perfPayload = 64
+	perfBatch   = 64 // datagrams per sendmmsg/recvmmsg of the load generators
+	// perfTruesize is a generous bound on the receive-buffer bytes one queued
+	// 64-byte datagram costs on loopback (768+ bytes of skb truesize).
+	perfTruesize = 1280
+	// perfRcvBuf is the buffer the naive server gets in the load tests: the
+	// most SetReadBuffer can ask without privileges (net.core.rmem_max here),
+	// and the same as shardd's DefaultRcvBuf per shard.
+	perfRcvBuf = 4 << 20
+)
+
+var loopback = netip.MustParseAddr("127.0.0.1")
+
+// ---------------------------------------------------------------------------
+// Load generators: connected UDP sockets on 127.0.0.1, one per source port,
+// driven with raw sendmmsg/recvmmsg so they cost as little CPU as the kernel
+// allows (the x/net ipv4 WriteBatch path would do the same with allocations).
+
+// mmsgVec is one thread's vector of batch datagram headers. For sending every
+// entry points at the same payload; for receiving each has its own slot.
+type mmsgVec struct {
+	hdrs []unix.Mmsghdr
+	iovs []unix.Iovec
+	bufs []byte
+}
+
+func newSendVec(payload []byte) *mmsgVec {
+	v := &mmsgVec{hdrs: make([]unix.Mmsghdr, perfBatch), iovs: make([]unix.Iovec, perfBatch), bufs: payload}
+	for i := range v.hdrs {
+		v.iovs[i].Base = &payload[0]
+		v.iovs[i].SetLen(len(payload))
+		v.hdrs[i].Hdr.Iov = &v.iovs[i]
+		v.hdrs[i].Hdr.SetIovlen(1)
+	}
+	return v
+}
+
+func newRecvVec(slot int) *mmsgVec {
+	v := &mmsgVec{hdrs: make([]unix.Mmsghdr, perfBatch), iovs: make([]unix.Iovec, perfBatch), bufs: make([]byte, perfBatch*slot)}
+	for i := range v.hdrs {
+		v.iovs[i].Base = &v.bufs[i*slot]
+		v.iovs[i].SetLen(slot)
+		v.hdrs[i].Hdr.Iov = &v.iovs[i]
+		v.hdrs[i].Hdr.SetIovlen(1)
+	}
+	return v
+}
+
+// sendmmsg sends k (<= perfBatch) datagrams on the connected socket fd.
+func (v *mmsgVec) sendmmsg(fd, k int) (int, error) {
+	for {
+		n, _, errno := unix.Syscall6(unix.SYS_SENDMMSG, uintptr(fd), uintptr(unsafe.Pointer(&v.hdrs[0])), uintptr(k), 0, 0, 0)
+		if errno == unix.EINTR {
+			continue
+		}
+		if errno != 0 {
+			return 0, errno
+		}
+		return int(n), nil
+	}
+}
+
+// recvmmsg reads up to k datagrams without blocking; 0, nil when none is queued.
+func (v *mmsgVec) recvmmsg(fd, k int) (int, error) {
+	for {
+		n, _, errno := unix.Syscall6(unix.SYS_RECVMMSG, uintptr(fd), uintptr(unsafe.Pointer(&v.hdrs[0])), uintptr(k), unix.MSG_DONTWAIT, 0, 0)
+		switch errno {
+		case 0:
+			return int(n), nil
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+			return 0, nil
+		}
+		return 0, errno
+	}
+}
+
+// flows is a set of UDP sockets bound to 127.0.0.1 (each its own source port)
+// and connected to one server address.
+type flows struct {
+	fds []int
+}
+
+func newFlows(tb testing.TB, n int, to netip.AddrPort) *flows {
+	tb.Helper()
+	if !to.Addr().IsLoopback() {
+		tb.Fatalf("load generators send to loopback only, not %v", to)
+	}
+	f := &flows{}
+	for range n {
+		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			f.close()
+			tb.Fatalf("socket: %v", err)
+		}
+		f.fds = append(f.fds, fd)
+		if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: loopback.As4()}); err != nil {
+			f.close()
+			tb.Fatalf("bind: %v", err)
+		}
+		if err := unix.Connect(fd, &unix.SockaddrInet4{Addr: to.Addr().As4(), Port: int(to.Port())}); err != nil {
+			f.close()
+			tb.Fatalf("connect %v: %v", to, err)
+		}
+	}
+	return f
+}
+
+func (f *flows) close() {
+	for _, fd := range f.fds {
+		_ = unix.Close(fd)
+	}
+	f.fds = nil
+}
+
+// fill sends n datagrams round-robin over the flows, up to perfBatch per
+// flow and call, adding what each flow sent to perFlow (if not nil).
+func (f *flows) fill(n int, perFlow []int) (sent int, err error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	v := newSendVec(make([]byte, perfPayload))
+	for sent < n {
+		for i, fd := range f.fds {
+			k := min(perfBatch, n-sent)
+			if k == 0 {
+				break
+			}
+			got, err := v.sendmmsg(fd, k)
+			if err != nil {
+				return sent, err
+			}
+			sent += got
+			if perFlow != nil {
+				perFlow[i] += got
+			}
+		}
+	}
+	return sent, nil
+}
+
+// flood sends from -perf.senders threads (each with its share of the flows)
+// as fast as they can, round-robin over their flows, until d has passed. It
+// reports what they sent and for how long.
+func (f *flows) flood(d time.Duration) (sent int, took time.Duration, err error) {
+	senders := max(1, min(*perfSenders, len(f.fds)))
+	var wg sync.WaitGroup
+	sents := make([]int, senders)
+	errs := make([]error, senders)
+	start := time.Now()
+	for t := range senders {
+		var fds []int
+		for i := t; i < len(f.fds); i += senders {
+			fds = append(fds, f.fds[i])
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sents[t], errs[t] = floodFDs(fds, start.Add(d))
+		}()
+	}
+	wg.Wait()
+	took = time.Since(start)
+	for t := range senders {
+		sent += sents[t]
+		if err == nil {
+			err = errs[t]
+		}
+	}
+	return sent, took, err
+}
+
+// floodFDs is one sender thread: full sendmmsg batches round-robin over fds
+// until the deadline.
+func floodFDs(fds []int, deadline time.Time) (sent int, err error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	v := newSendVec(make([]byte, perfPayload))
+	for time.Now().Before(deadline) {
+		for _, fd := range fds {
+			got, serr := v.sendmmsg(fd, perfBatch)
+			if serr != nil && serr != unix.ENOBUFS && serr != unix.EAGAIN {
+				return sent, serr
+			}
+			sent += got
+		}
+	}
+	return sent, nil
+}
+
+// ---------------------------------------------------------------------------
+// Helpers shared by the variants.
+
+// sockMem reads a socket's kernel drop counter and queued bytes (SO_MEMINFO).
+func sockMem(c *net.UDPConn) (drops, queued uint64) {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return 0, 0
+	}
+	_ = rc.Control(func(fd uintptr) {
+		var v [9]uint32
+		l := uint32(unsafe.Sizeof(v))
+		_, _, errno := unix.Syscall6(unix.SYS_GETSOCKOPT, fd, unix.SOL_SOCKET, unix.SO_MEMINFO,
+			uintptr(unsafe.Pointer(&v[0])), uintptr(unsafe.Pointer(&l)), 0)
+		if errno == 0 && l >= 9*4 {
+			drops, queued = uint64(v[8]), uint64(v[0])
+		}
+	})
+	return drops, queued
+}
+
+// setRcvBufForce gives a test-harness socket a receive buffer beyond
+// net.core.rmem_max (SO_RCVBUFFORCE, root), falling back to SetReadBuffer.
+func setRcvBufForce(c *net.UDPConn, n int) {
+	rc, err := c.SyscallConn()
+	if err == nil {
+		var serr error
+		_ = rc.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, n) })
+		if serr == nil {
+			return
+		}
+	}
+	_ = c.SetReadBuffer(n)
+}
+
+// naiveLoop is the naive server, as cmd/naiveudp runs it: one socket, one
+// goroutine, one datagram per ReadFromUDP (and WriteToUDP to echo). It
+// counts what it read and returns when c is closed or, if stopAt > 0, after
+// stopAt datagrams.
+func naiveLoop(c *net.UDPConn, echo bool, count *atomic.Uint64, stopAt uint64) {
+	buf := make([]byte, 65536)
+	for {
+		n, from, err := c.ReadFromUDP(buf)
+		if err != nil {
+			return
+		}
+		if echo {
+			_, _ = c.WriteToUDP(buf[:n], from)
+		}
+		if count.Add(1) == stopAt {
+			return
+		}
+	}
+}
+
+func listenNaive(tb testing.TB) *net.UDPConn {
+	tb.Helper()
+	c, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(loopback, 0)))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return c
+}
+
+func naiveAddr(c *net.UDPConn) netip.AddrPort { return c.LocalAddr().(*net.UDPAddr).AddrPort() }
+
+func groupAddr(g *shard.Group) netip.AddrPort {
+	return netip.AddrPortFrom(loopback, g.Info().Bound.Port())
+}
+
+type groupTotals struct {
+	rx, drops, queued uint64
+	batchSizes        [metrics.BatchBuckets]uint64
+	batches           uint64
+}
+
+func totals(g *shard.Group) groupTotals {
+	var t groupTotals
+	for _, s := range g.Stats(nil) {
+		t.rx += s.RxPackets
+		t.drops += s.KernelDrops
+		t.queued += s.QueueBytes
+		t.batches += s.Batches
+		for i, n := range s.BatchSizes {
+			t.batchSizes[i] += n
+		}
+	}
+	return t
+}
+
+// meanBatch is the mean number of datagrams per receive call between two totals.
+func meanBatch(t0, t1 groupTotals) float64 {
+	if t1.batches == t0.batches {
+		return 0
+	}
+	return float64(t1.rx-t0.rx) / float64(t1.batches-t0.batches)
+}
+
+// serveGroup runs g.Serve in the background; the returned stop shuts it down
+// (bounded) and reports Serve's result.
+func serveGroup(g *shard.Group) (stop func() error) {
+	served := make(chan error, 1)
+	go func() { served <- g.Serve(context.Background()) }()
+	return func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := g.Shutdown(ctx); err != nil {
+			return err
+		}
+		select {
+		case err := <-served:
+			return err
+		case <-time.After(5 * time.Second):
+			return errors.New("Serve did not return after Shutdown")
+		}
+	}
+}
+
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// variant is one contender; run does one fill-and-measure and returns its
+// results by metric name.
+type variant struct {
+	name string
+	run  func(b *testing.B) map[string]float64
+}
+
+type samples map[string][]float64
+
+// runRounds runs every variant once per b.N iteration, rotating the order,
+// and collects the results under "VARIANT-METRIC".
+func runRounds(b *testing.B, vs []variant) samples {
+	if *perfOnly != "" {
+		only := strings.Split(*perfOnly, ",")
+		vs = slices.DeleteFunc(slices.Clone(vs), func(v variant) bool { return !slices.Contains(only, v.name) })
+	}
+	got := samples{}
+	for i := 0; i < b.N; i++ {
+		var line []string
+		for j := range vs {
+			v := vs[(i+j)%len(vs)]
+			for k, x := range v.run(b) {
+				got[v.name+"-"+k] = append(got[v.name+"-"+k], x)
+				line = append(line, fmt.Sprintf("%s-%s=%.4g", v.name, k, x))
+			}
+		}
+		slices.Sort(line)
+		b.Logf("round %d: %s", i+1, strings.Join(line, " "))
+	}
+	return got
+}
+
+// ratio returns the median over rounds of num[i]/den[i].
+func (s samples) ratio(num, den string) float64 {
+	var r []float64
+	for i := range min(len(s[num]), len(s[den])) {
+		if s[den][i] > 0 {
+			r = append(r, s[num][i]/s[den][i])
+		}
+	}
+	return median(r)
+}
+
+// report reports the median of each named sample (none for a variant
+// left out with -perf.only).
+func (s samples) report(b *testing.B, names ...string) {
+	for _, n := range names {
+		if len(s[n]) > 0 {
+			b.ReportMetric(median(s[n]), n)
+		}
+	}
+}
+
+// reportRatio reports the median per-round ratio num/den as unit.
+func (s samples) reportRatio(b *testing.B, num, den, unit string) {
+	if len(s[num]) > 0 && len(s[den]) > 0 {
+		b.ReportMetric(s.ratio(num, den), unit)
+	}
+}
+
+// ---------------------------------------------------------------------------
+// Goal 1: receive capacity. The queues are filled while nobody reads, then
+// the readers start and the clock runs until they have read everything that
+// sat in the queues. Datagrams the kernel dropped during the fill never
+// reached a queue and are not counted. Rate = datagrams read / drain time.
+
+// drainCounter is one shard's handler: it discards, counts, and notes the
+// time of the shard's last queued datagram.
+type drainCounter struct {
+	n, want int
+	base    time.Time
+	end     time.Duration
+	done    chan struct{}
+	_       [64]byte // keep the shards' counters on separate cache lines
+}
+
+func (c *drainCounter) ServePacket(*packet.ReplyWriter, *packet.Packet) error {
+	c.n++
+	if c.n == c.want {
+		c.end = time.Since(c.base)
+		close(c.done)
+	}
+	return nil
+}
+
+type drainResult struct {
+	read    int
+	elapsed time.Duration
+	drops   int     // dropped by the kernel during the fill (excluded)
+	batch   float64 // shardd: mean datagrams per recvmmsg
+}
+
+func (r drainResult) metrics() map[string]float64 {
+	m := map[string]float64{"pkts/s": float64(r.read) / r.elapsed.Seconds(), "drops": float64(r.drops)}
+	if r.batch > 0 {
+		m["batch"] = r.batch
+	}
+	return m
+}
+
+func drainShardd(b *testing.B, n int) drainResult {
+	counters := make([]*drainCounter, perfShards)
+	for i := range counters {
+		counters[i] = &drainCounter{done: make(chan struct{})}
+	}
+	g, err := shard.Listen(shard.Config{
+		Addr: "127.0.0.1:0", Shards: perfShards, Pin: *perfPin, RcvBuf: n * perfTruesize,
+		NewHandler: func(i int) packet.Handler { return counters[i] },
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer g.Close()
+	f := newFlows(b, *perfFlows, groupAddr(g))
+	defer f.close()
+
+	// Learn which shard each flow hashes to (one datagram each, watching the
+	// queues grow), so each shard knows how many datagrams it must read.
+	shardOf := make([]int, len(f.fds))
+	perFlow := make([]int, len(f.fds))
+	v := newSendVec(make([]byte, perfPayload))
+	prev := g.Stats(nil)
+	for i, fd := range f.fds {
+		if _, err := v.sendmmsg(fd, 1); err != nil {
+			b.Fatal(err)
+		}
+		perFlow[i]++
+		cur := g.Stats(nil)
+		shardOf[i] = -1
+		for s := range cur {
+			if cur[s].QueueBytes > prev[s].QueueBytes {
+				shardOf[i] = s
+			}
+		}
+		if shardOf[i] < 0 {
+			b.Fatalf("flow %d: no shard's queue grew", i)
+		}
+		prev = cur
+	}
+	if _, err := f.fill(n-len(f.fds), perFlow); err != nil {
+		b.Fatal(err)
+	}
+	stats := g.Stats(nil)
+	var drops, want int
+	for s := range counters {
+		for i, fs := range shardOf {
+			if fs == s {
+				counters[s].want += perFlow[i]
+			}
+		}
+		counters[s].want -= int(stats[s].KernelDrops)
+		drops += int(stats[s].KernelDrops)
+		want += counters[s].want
+	}
+
+	base := time.Now()
+	for _, c := range counters {
+		c.base = base
+		if c.want <= 0 {
+			close(c.done)
+		}
+	}
+	stop := serveGroup(g)
+	timeout := time.After(30 * time.Second)
+	var elapsed time.Duration
+	for _, c := range counters {
+		select {
+		case <-c.done:
+		case <-timeout:
+			_ = stop()
+			b.Fatalf("shardd drain: timed out; want %d per shard, have %+v", want, totals(g))
+		}
+		elapsed = max(elapsed, c.end)
+	}
+	if err := stop(); err != nil {
+		b.Fatal(err)
+	}
+	t := totals(g)
+	if int(t.rx) != want {
+		b.Fatalf("shardd drain: read %d datagrams, expected %d", t.rx, want)
+	}
+	return drainResult{read: want, elapsed: elapsed, drops: drops, batch: meanBatch(groupTotals{}, t)}
+}
+
+func drainNaive(b *testing.B, n int) drainResult {
+	c := listenNaive(b)
+	defer c.Close()
+	setRcvBufForce(c, n*perfTruesize) // harness: the whole fill must fit in one queue
+	f := newFlows(b, *perfFlows, naiveAddr(c))
+	defer f.close()
+	sent, err := f.fill(n, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	drops, _ := sockMem(c)
+	want := uint64(sent) - drops
+
+	var count atomic.Uint64
+	done := make(chan struct{})
+	start := time.Now()
+	go func() {
+		defer close(done)
+		naiveLoop(c, false, &count, want)
+	}()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		c.Close()
+		b.Fatalf("naive drain: timed out after %d of %d datagrams", count.Load(), want)
+	}
+	return drainResult{read: int(want), elapsed: time.Since(start), drops: int(drops)}
+}
+
+// buildCReader compiles testdata/bench/creader.c into a temporary directory,
+// or skips the benchmark when there is no C compiler.
+func buildCReader(b *testing.B) string {
+	cc, err := exec.LookPath("cc")
+	if err != nil {
+		b.Skip("no C compiler (cc) to build the reference reader")
+	}
+	src, err := filepath.Abs(filepath.Join("..", "testdata", "bench", "creader.c"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	bin := filepath.Join(b.TempDir(), "creader")
+	if out, err := exec.Command(cc, "-O2", "-pthread", "-o", bin, src).CombinedOutput(); err != nil {
+		b.Fatalf("cc %s: %v\n%s", src, err, out)
+	}
+	return bin
+}
+
+func drainC(b *testing.B, bin string, n int) drainResult {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	args := []string{"-n", strconv.Itoa(perfShards), "-r", strconv.Itoa(n * perfTruesize), "-t", "30"}
+	if !*perfPin {
+		args = append(args, "-P")
+	}
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = cmd.Wait() }()
+	defer stdin.Close()
+	out := bufio.NewReader(stdout)
+	line, err := out.ReadString('\n')
+	var port uint16
+	if _, serr := fmt.Sscanf(line, "ready %d", &port); err != nil || serr != nil {
+		b.Fatalf("creader: %q, %v", line, err)
+	}
+	f := newFlows(b, *perfFlows, netip.AddrPortFrom(loopback, port))
+	defer f.close()
+	sent, err := f.fill(n, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := io.WriteString(stdin, "go\n"); err != nil {
+		b.Fatal(err)
+	}
+	line, err = out.ReadString('\n')
+	var ns, count, drops int64
+	if _, serr := fmt.Sscanf(line, "%d %d %d", &ns, &count, &drops); err != nil || serr != nil {
+		b.Fatalf("creader result: %q, %v", line, err)
+	}
+	if count+drops != int64(sent) {
+		b.Fatalf("creader: read %d + dropped %d != sent %d", count, drops, sent)
+	}
+	return drainResult{read: int(count), elapsed: time.Duration(ns), drops: int(drops)}
+}
+
+// BenchmarkDrain measures receive capacity with the queues full before the
+// readers start: shardd (2 shards) against the naive loop and the C reader
+// (2 SO_REUSEPORT sockets, recvmmsg, one pthread each). One iteration = one
+// round of naive, shardd and C, each filled with -perf.n 64-byte datagrams
+// from -perf.flows source ports and drained. Goals: shardd/naive >= 8,
+// shardd/creader >= 0.85.
+func BenchmarkDrain(b *testing.B) {
+	bin := buildCReader(b)
+	n := *perfN
+	b.ResetTimer()
+	s := runRounds(b, []variant{
+		{"naive", func(b *testing.B) map[string]float64 { return drainNaive(b, n).metrics() }},
+		{"shardd", func(b *testing.B) map[string]float64 { return drainShardd(b, n).metrics() }},
+		{"creader", func(b *testing.B) map[string]float64 { return drainC(b, bin, n).metrics() }},
+	})
+	s.report(b, "naive-pkts/s", "shardd-pkts/s", "creader-pkts/s", "naive-drops", "shardd-drops", "creader-drops", "shardd-batch")
+	s.reportRatio(b, "shardd-pkts/s", "naive-pkts/s", "shardd/naive")
+	s.reportRatio(b, "shardd-pkts/s", "creader-pkts/s", "shardd/creader")
+}
+
+// ---------------------------------------------------------------------------
+// Goal 2: the sender competes with the readers for the 2 CPUs. One thread
+// (-perf.senders) floods -perf.flows flows with sendmmsg for -perf.dur; the
+// rate is what the readers read while it ran, drops are what the kernel
+// dropped at the sockets, sent/s what the sender managed to offer.
+
+func competeResult(sent int, took time.Duration, rx, drops uint64) map[string]float64 {
+	sec := took.Seconds()
+	return map[string]float64{"pkts/s": float64(rx) / sec, "sent/s": float64(sent) / sec, "drops": float64(drops)}
+}
+
+func competeShardd(b *testing.B) map[string]float64 {
+	g, err := shard.Listen(shard.Config{
+		Addr: "127.0.0.1:0", Shards: perfShards, Pin: *perfPin,
+		NewHandler: func(int) packet.Handler { return packet.Discard{} },
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer g.Close()
+	stop := serveGroup(g)
+	f := newFlows(b, *perfFlows, groupAddr(g))
+	defer f.close()
+	t0 := totals(g)
+	sent, took, err := f.flood(*perfDur)
+	t1 := totals(g)
+	if serr := stop(); serr != nil {
+		b.Fatal(serr)
+	}
+	if err != nil {
+		b.Fatal(err)
+	}
+	m := competeResult(sent, took, t1.rx-t0.rx, t1.drops-t0.drops)
+	m["batch"] = meanBatch(t0, t1)
+	return m
+}
+
+func competeNaive(b *testing.B) map[string]float64 {
+	c := listenNaive(b)
+	defer c.Close()
+	_ = c.SetReadBuffer(perfRcvBuf)
+	var count atomic.Uint64
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		naiveLoop(c, false, &count, 0)
+	}()
+	defer func() { c.Close(); <-done }()
+	f := newFlows(b, *perfFlows, naiveAddr(c))
+	defer f.close()
+	rx0 := count.Load()
+	d0, _ := sockMem(c)
+	sent, took, err := f.flood(*perfDur)
+	rx1 := count.Load()
+	d1, _ := sockMem(c)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return competeResult(sent, took, rx1-rx0, d1-d0)
+}
+
+// BenchmarkCompeting: one iteration = one round of naive and shardd, each
+// flooded for -perf.dur. Goal: shardd/naive >= 3.
+func BenchmarkCompeting(b *testing.B) {
+	s := runRounds(b, []variant{
+		{"naive", competeNaive},
+		{"shardd", competeShardd},
+	})
+	s.report(b, "naive-pkts/s", "shardd-pkts/s", "naive-sent/s", "shardd-sent/s", "naive-drops", "shardd-drops", "shardd-batch")
+	s.reportRatio(b, "shardd-pkts/s", "naive-pkts/s", "shardd/naive")
+}
+
+// ---------------------------------------------------------------------------
+// Goal 3: echo round trips. Closed-loop clients: -perf.flows flows, each with
+// -perf.window requests outstanding, split over -perf.clients threads that
+// wait in epoll and answer every reply with a new request (recvmmsg and
+// sendmmsg per flow). A flow whose replies were lost is refilled after
+// 50 ms of silence (counted as "lost").
+
+type echoStats struct {
+	rtts, lost int
+}
+
+func echoClient(fds []int, d time.Duration, window int) (echoStats, error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var st echoStats
+	ep, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return st, err
+	}
+	defer unix.Close(ep)
+	slot := map[int]int{}
+	for i, fd := range fds {
+		slot[fd] = i
+		if err := unix.EpollCtl(ep, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(fd)}); err != nil {
+			return st, err
+		}
+	}
+	outstanding := make([]int, len(fds))
+	tx := newSendVec(make([]byte, perfPayload))
+	rx := newRecvVec(2048)
+	send := func(i, k int) error {
+		for k > 0 {
+			n, err := tx.sendmmsg(fds[i], min(k, perfBatch))
+			if err != nil {
+				return err
+			}
+			k -= n
+			outstanding[i] += n
+		}
+		return nil
+	}
+	for i := range fds {
+		if err := send(i, window); err != nil {
+			return st, err
+		}
+	}
+	events := make([]unix.EpollEvent, len(fds))
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		n, err := unix.EpollWait(ep, events, 50)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return st, err
+		}
+		if n == 0 { // 50 ms without a reply: everything in flight was lost
+			for i := range fds {
+				st.lost += outstanding[i]
+				outstanding[i] = 0
+				if err := send(i, window); err != nil {
+					return st, err
+				}
+			}
+			continue
+		}
+		for _, ev := range events[:n] {
+			i := slot[int(ev.Fd)]
+			got, err := rx.recvmmsg(fds[i], min(window, perfBatch))
+			if err != nil {
+				return st, err
+			}
+			st.rtts += got
+			outstanding[i] -= got
+			if err := send(i, got); err != nil {
+				return st, err
+			}
+		}
+	}
+	return st, nil
+}
+
+// runEcho drives the server at to and returns round trips per second and
+// replies lost.
+func runEcho(b *testing.B, to netip.AddrPort) (float64, int) {
+	f := newFlows(b, *perfFlows, to)
+	defer f.close()
+	clients := max(1, min(*perfClients, len(f.fds)))
+	var wg sync.WaitGroup
+	res := make([]echoStats, clients)
+	errs := make([]error, clients)
+	start := time.Now()
+	for c := range clients {
+		var fds []int
+		for i := c; i < len(f.fds); i += clients {
+			fds = append(fds, f.fds[i])
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res[c], errs[c] = echoClient(fds, *perfDur, *perfWindow)
+		}()
+	}
+	wg.Wait()
+	took := time.Since(start)
+	var total echoStats
+	for c := range clients {
+		if errs[c] != nil {
+			b.Fatalf("echo client %d: %v", c, errs[c])
+		}
+		total.rtts += res[c].rtts
+		total.lost += res[c].lost
+	}
+	return float64(total.rtts) / took.Seconds(), total.lost
+}
+
+func echoShardd(b *testing.B) map[string]float64 {
+	g, err := shard.Listen(shard.Config{Addr: "127.0.0.1:0", Shards: perfShards, Pin: *perfPin})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer g.Close()
+	stop := serveGroup(g)
+	rate, lost := runEcho(b, groupAddr(g))
+	t := totals(g)
+	if err := stop(); err != nil {
+		b.Fatal(err)
+	}
+	return map[string]float64{"rtt/s": rate, "lost": float64(lost), "drops": float64(t.drops), "batch": meanBatch(groupTotals{}, t)}
+}
+
+func echoNaive(b *testing.B) map[string]float64 {
+	c := listenNaive(b)
+	defer c.Close()
+	_ = c.SetReadBuffer(perfRcvBuf)
+	var count atomic.Uint64
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		naiveLoop(c, true, &count, 0)
+	}()
+	defer func() { c.Close(); <-done }()
+	rate, lost := runEcho(b, naiveAddr(c))
+	drops, _ := sockMem(c)
+	return map[string]float64{"rtt/s": rate, "lost": float64(lost), "drops": float64(drops)}
+}
+
+// BenchmarkEcho: one iteration = one round of naive and shardd echo servers,
+// each loaded for -perf.dur. Goal: shardd/naive >= 3.
+func BenchmarkEcho(b *testing.B) {
+	s := runRounds(b, []variant{
+		{"naive", echoNaive},
+		{"shardd", echoShardd},
+	})
+	s.report(b, "naive-rtt/s", "shardd-rtt/s", "naive-lost", "shardd-lost", "naive-drops", "shardd-drops", "shardd-batch")
+	s.reportRatio(b, "shardd-rtt/s", "naive-rtt/s", "shardd/naive")
+}
