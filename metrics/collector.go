@@ -41,9 +41,8 @@ var batchBounds = func() []float64 {
 
 // Collector exposes the snapshots of a Source, read at scrape time, as shardd_* metrics.
 type Collector struct {
-	src      Source
-	hostUDP  func() (v4, v6 HostUDP, err error)
-	snapshot []Snapshot
+	src     Source
+	hostUDP func() (v4, v6 HostUDP, err error)
 }
 
 // NewCollector returns a collector over src. With hostUDP set (normally
@@ -89,14 +88,13 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(descRcvBuf, s.RcvBuf)
 
 		buckets := make(map[float64]uint64, BatchBuckets)
-		var cum, sum uint64
+		var cum uint64
 		for b, n := range s.BatchSizes {
 			cum += n
 			buckets[batchBounds[b]] = cum
 		}
-		// The exact sum of batch sizes is the number of datagrams received in batches.
-		sum = s.RxPackets
-		ch <- prometheus.MustNewConstHistogram(descBatchSize, s.Batches, float64(sum), buckets, lv...)
+		// Every received datagram came in some batch: the sum of batch sizes is RxPackets.
+		ch <- prometheus.MustNewConstHistogram(descBatchSize, s.Batches, float64(s.RxPackets), buckets, lv...)
 
 		k := key{s.Listener, s.Proto}
 		a := groups[k]

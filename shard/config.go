@@ -21,6 +21,8 @@ const (
 	// kernel default (208 KiB) drops bursts even at moderate rates; peers
 	// (Knot, unbound, rsyslog's imudp tuning guides) use 4-8 MiB.
 	DefaultRcvBuf = 4 << 20
+	// KernelDefault as Config.RcvBuf keeps the kernel's default buffer.
+	KernelDefault = -1
 )
 
 // Config describes one listener: an address and the shards that serve it. The
@@ -41,7 +43,8 @@ type Config struct {
 	// MaxPacket is the receive buffer per datagram; longer datagrams are
 	// counted as truncated and not handled. 0 means DefaultMaxPacket.
 	MaxPacket int
-	// RcvBuf is the receive buffer to ask of each socket; 0 means DefaultRcvBuf.
+	// RcvBuf is the receive buffer to ask of each socket; 0 means
+	// DefaultRcvBuf and KernelDefault leaves the kernel's default alone.
 	// When the sysctl cap (net.core.rmem_max) is lower and the process has
 	// CAP_NET_ADMIN, SO_RCVBUFFORCE is used. The effective value is in Info.
 	RcvBuf int
@@ -111,6 +114,9 @@ func (c Config) resolve(gomaxprocs int) (resolved, error) {
 	}
 	if r.RcvBuf == 0 {
 		r.RcvBuf = DefaultRcvBuf
+	}
+	if r.RcvBuf == KernelDefault {
+		r.RcvBuf = 0
 	}
 	if r.RcvBuf < 0 {
 		return r, &ConfigError{"rcvbuf", strconv.Itoa(c.RcvBuf), "must not be negative", ""}

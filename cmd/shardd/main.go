@@ -83,7 +83,7 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.BoolVar(&o.pin, "pin", false, "pin shard i to the i-th CPU the process may run on")
 	fs.Var(&o.handler, "handler", "what to do with each datagram: "+strings.Join(o.handler.allowed, "|"))
 	fs.IntVar(&o.batch, "batch", shard.DefaultBatch, fmt.Sprintf("datagrams per recvmmsg/sendmmsg call, 1..%d", shard.MaxBatch))
-	fs.Var(&o.rcvbuf, "rcvbuf", "socket receive buffer per shard in bytes (K, M suffixes); above net.core.rmem_max needs root")
+	fs.Var(&o.rcvbuf, "rcvbuf", "socket receive buffer per shard in bytes (K, M suffixes); 0 = kernel default; above net.core.rmem_max needs root")
 	fs.Var(&o.sndbuf, "sndbuf", "socket send buffer per shard in bytes; 0 = kernel default")
 	fs.IntVar(&o.maxPacket, "max-packet", shard.DefaultMaxPacket, "receive buffer per datagram; longer datagrams are counted as truncated")
 	fs.StringVar(&o.metrics, "metrics", "", "serve Prometheus /metrics and /healthz on this address, e.g. 127.0.0.1:9153 (off when empty)")
@@ -131,8 +131,16 @@ func parseArgs(args []string, stdout io.Writer) (*options, bool, error) {
 		fmt.Fprintln(stdout, "shardd", version())
 		return nil, true, nil
 	}
+	// Config treats zero as "the default"; on the command line an explicit
+	// zero is a mistake and must not silently become the default.
 	if o.shards < 1 {
 		return nil, false, usagef("--shards %d: must be at least 1 (omit --shards for one shard per CPU)", o.shards)
+	}
+	if o.batch < 1 || o.batch > shard.MaxBatch {
+		return nil, false, usagef("--batch %d: must be between 1 and %d", o.batch, shard.MaxBatch)
+	}
+	if o.maxPacket < 1 || o.maxPacket > 65535 {
+		return nil, false, usagef("--max-packet %d: must be between 1 and 65535 (a UDP datagram carries at most 65507 bytes over IPv4)", o.maxPacket)
 	}
 	if len(pos) == 0 {
 		return nil, false, usagef("no address to listen on; usage: shardd [flags] ADDR [ADDR...], e.g. shardd --proto udp :5353")
@@ -183,8 +191,20 @@ func run(args []string, stdout, stderr io.Writer, sig chan os.Signal) int {
 		defer signal.Stop(sig)
 	}
 
+	// Bind everything before logging that anything listens: a start-up
+	// failure leaves one line on stderr and nothing else.
+	var metricsLn net.Listener
+	if o.metrics != "" {
+		if metricsLn, err = net.Listen("tcp", o.metrics); err != nil {
+			fmt.Fprintf(stderr, "shardd: cannot serve metrics on %s: %v (pick a free address for --metrics, e.g. 127.0.0.1:9153)\n", o.metrics, err)
+			return exitRuntime
+		}
+	}
 	groups, err := listenAll(o, log)
 	if err != nil {
+		if metricsLn != nil {
+			_ = metricsLn.Close()
+		}
 		fmt.Fprintf(stderr, "shardd: %v\n", err)
 		var ce *shard.ConfigError
 		if errors.As(err, &ce) {
@@ -192,17 +212,12 @@ func run(args []string, stdout, stderr io.Writer, sig chan os.Signal) int {
 		}
 		return exitRuntime
 	}
-
+	for _, g := range groups {
+		logListening(log, g.Info(), o)
+	}
 	var metricsSrv *http.Server
-	if o.metrics != "" {
-		metricsSrv, err = serveMetrics(o.metrics, groups, log)
-		if err != nil {
-			for _, g := range groups {
-				_ = g.Close()
-			}
-			fmt.Fprintf(stderr, "shardd: %v\n", err)
-			return exitRuntime
-		}
+	if metricsLn != nil {
+		metricsSrv = serveMetrics(metricsLn, groups, log)
 	}
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -272,7 +287,7 @@ func listenAll(o *options, log *zap.Logger) ([]*shard.Group, error) {
 			Pin:        o.pin,
 			Batch:      o.batch,
 			MaxPacket:  o.maxPacket,
-			RcvBuf:     int(o.rcvbuf),
+			RcvBuf:     rcvbufConfig(o.rcvbuf),
 			SndBuf:     int(o.sndbuf),
 			NewHandler: handlers[o.handler.value],
 			Logger:     log.With(zap.String("addr", addr)),
@@ -284,9 +299,17 @@ func listenAll(o *options, log *zap.Logger) ([]*shard.Group, error) {
 			return nil, err
 		}
 		groups = append(groups, g)
-		logListening(log, g.Info(), o)
 	}
 	return groups, nil
+}
+
+// rcvbufConfig maps --rcvbuf to Config.RcvBuf: 0 on the command line keeps
+// the kernel default.
+func rcvbufConfig(b byteSize) int {
+	if b == 0 {
+		return shard.KernelDefault
+	}
+	return int(b)
 }
 
 func logListening(log *zap.Logger, in shard.Info, o *options) {
@@ -311,7 +334,7 @@ func logListening(log *zap.Logger, in shard.Info, o *options) {
 	)
 	// Linux reports twice the size set (half is bookkeeping overhead): a
 	// value under twice the ask means the sysctl cap won.
-	if in.RcvBuf > 0 && in.RcvBuf < 2*in.RcvBufAsk {
+	if in.RcvBufAsk > 0 && in.RcvBuf > 0 && in.RcvBuf < 2*in.RcvBufAsk {
 		log.Warn("receive buffer is smaller than asked; bursts may be dropped",
 			zap.String("addr", in.Addr), zap.Int("asked", in.RcvBufAsk), zap.Int("effective", in.RcvBuf),
 			zap.String("fix", fmt.Sprintf("run as root (SO_RCVBUFFORCE) or raise the cap: sysctl -w net.core.rmem_max=%d", in.RcvBufAsk)))
@@ -352,7 +375,7 @@ func (gs groupsSource) Stats(dst []metrics.Snapshot) []metrics.Snapshot {
 	return dst
 }
 
-func serveMetrics(addr string, groups []*shard.Group, log *zap.Logger) (*http.Server, error) {
+func serveMetrics(ln net.Listener, groups []*shard.Group, log *zap.Logger) *http.Server {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
 		metrics.NewCollector(groupsSource(groups), metrics.ReadHostUDP),
@@ -364,10 +387,6 @@ func serveMetrics(addr string, groups []*shard.Group, log *zap.Logger) (*http.Se
 			ConstLabels: prometheus.Labels{"version": version(), "goversion": runtime.Version()},
 		}, func() float64 { return 1 }),
 	)
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("cannot serve metrics on %s: %w (pick a free address for --metrics, e.g. 127.0.0.1:9153)", addr, err)
-	}
 	srv := &http.Server{Handler: metrics.Handler(reg), ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -375,7 +394,7 @@ func serveMetrics(addr string, groups []*shard.Group, log *zap.Logger) (*http.Se
 		}
 	}()
 	log.Info("serving metrics", zap.String("addr", ln.Addr().String()))
-	return srv, nil
+	return srv
 }
 
 func version() string {

@@ -2,8 +2,11 @@ package main
 
 import (
 	"bytes"
+	"os"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // TestUsageErrors runs the command in-process: each bad input gets one line
@@ -33,10 +36,12 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{":5353", ":5353"}, "address :5353 is given twice"},
 		{[]string{"--pin", "--shards", "64", "127.0.0.1:0"}, "--pin needs one CPU per shard"},
 		{[]string{"--shards"}, "flag --shards needs a value"},
+		{[]string{"--max-packet", "0", ":5353"}, "--max-packet 0: must be between 1 and 65535"},
+		{[]string{"--rcvbuf", "-5", ":5353"}, "--rcvbuf -5: want a byte count"},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
-			code := run(tc.args, &stdout, &stderr, nil)
+			code := runBounded(t, tc.args, &stdout, &stderr)
 			if code != exitUsage {
 				t.Errorf("exit code %d, want %d", code, exitUsage)
 			}
@@ -49,6 +54,19 @@ func TestUsageErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// runBounded runs the command in-process; if it starts serving instead of
+// refusing the input, it is stopped after a few seconds and the test fails.
+func runBounded(t *testing.T, args []string, stdout, stderr *bytes.Buffer) int {
+	t.Helper()
+	sig := make(chan os.Signal, 1)
+	timer := time.AfterFunc(5*time.Second, func() { sig <- syscall.SIGTERM })
+	code := run(args, stdout, stderr, sig)
+	if !timer.Stop() {
+		t.Errorf("shardd %v started serving instead of refusing its input", args)
+	}
+	return code
 }
 
 func TestHelpAndVersion(t *testing.T) {

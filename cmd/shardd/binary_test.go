@@ -1,0 +1,412 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// sharddBin is the daemon built once for the tests that run it as a process.
+var sharddBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "shardd-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	// World-readable, so the tests that run it as another user can.
+	_ = os.Chmod(dir, 0o755)
+	sharddBin = filepath.Join(dir, "shardd")
+	if out, err := exec.Command("go", "build", "-race", "-o", sharddBin, ".").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "building shardd: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// daemon is a shardd process started by a test.
+type daemon struct {
+	cmd    *exec.Cmd
+	stderr *lockedBuffer
+	lines  chan map[string]any // JSON log lines as they arrive
+	exited chan struct{}
+	code   int
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func startDaemon(t *testing.T, args ...string) *daemon {
+	t.Helper()
+	d := &daemon{stderr: &lockedBuffer{}, lines: make(chan map[string]any, 256), exited: make(chan struct{})}
+	d.cmd = exec.Command(sharddBin, append([]string{"--log-format", "json"}, args...)...)
+	pr, pw := io.Pipe()
+	d.cmd.Stderr = io.MultiWriter(d.stderr, pw)
+	if err := d.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			var m map[string]any
+			if json.Unmarshal(sc.Bytes(), &m) == nil {
+				select {
+				case d.lines <- m:
+				default:
+				}
+			}
+		}
+	}()
+	go func() {
+		_ = d.cmd.Wait()
+		d.code = d.cmd.ProcessState.ExitCode()
+		pw.Close()
+		close(d.exited)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-d.exited:
+		default:
+			_ = d.cmd.Process.Kill() // only the process this test started
+			<-d.exited
+		}
+	})
+	return d
+}
+
+// waitLine returns the first log line whose msg is msg.
+func (d *daemon) waitLine(t *testing.T, msg string) map[string]any {
+	t.Helper()
+	timeout := time.After(10 * time.Second)
+	for {
+		select {
+		case m := <-d.lines:
+			if m["msg"] == msg {
+				return m
+			}
+		case <-d.exited:
+			t.Fatalf("shardd exited (code %d) before logging %q:\n%s", d.code, msg, d.stderr)
+		case <-timeout:
+			t.Fatalf("shardd did not log %q:\n%s", msg, d.stderr)
+		}
+	}
+}
+
+func (d *daemon) stop(t *testing.T, sig syscall.Signal) (code int, took time.Duration) {
+	t.Helper()
+	start := time.Now()
+	if err := d.cmd.Process.Signal(sig); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-d.exited:
+		return d.code, time.Since(start)
+	case <-time.After(10 * time.Second):
+		t.Fatalf("shardd did not exit after %v:\n%s", sig, d.stderr)
+	}
+	return -1, 0
+}
+
+func scrape(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET %s: %s", url, resp.Status)
+	}
+	return string(b)
+}
+
+// sumMetric adds up every series of one metric in a text exposition.
+func sumMetric(t *testing.T, text, name string) (sum float64, series int) {
+	t.Helper()
+	re := regexp.MustCompile(`(?m)^` + name + `\{[^}]*\} (\S+)$`)
+	for _, m := range re.FindAllStringSubmatch(text, -1) {
+		v, err := strconv.ParseFloat(m[1], 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum += v
+		series++
+	}
+	return sum, series
+}
+
+func TestDaemonServesCountsAndStops(t *testing.T) {
+	d := startDaemon(t, "--shards", "2", "--metrics", "127.0.0.1:0", "127.0.0.1:0", "[::1]:0")
+	var targets []netip.AddrPort
+	for i := 0; i < 2; i++ {
+		l := d.waitLine(t, "listening")
+		for _, field := range []string{"addr", "proto", "shards", "pinned_cpus", "batch", "rcvbuf", "sndbuf", "handler"} {
+			if _, ok := l[field]; !ok {
+				t.Errorf("listening line lacks %q: %v", field, l)
+			}
+		}
+		targets = append(targets, netip.MustParseAddrPort(l["bound"].(string)))
+	}
+	metricsAddr := d.waitLine(t, "serving metrics")["addr"].(string)
+
+	const flows, perFlow = 40, 5
+	payload := []byte("shardd binary test")
+	for _, to := range targets {
+		network := "udp4"
+		if to.Addr().Is6() {
+			network = "udp6"
+		}
+		for f := 0; f < flows; f++ {
+			c, err := net.ListenUDP(network, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			buf := make([]byte, 100)
+			for i := 0; i < perFlow; i++ {
+				if _, err := c.WriteToUDPAddrPort(payload, to); err != nil {
+					t.Fatal(err)
+				}
+				_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+				n, from, err := c.ReadFromUDPAddrPort(buf)
+				if err != nil || !bytes.Equal(buf[:n], payload) || from.Port() != to.Port() {
+					t.Fatalf("echo from %v: %q from %v, %v", to, buf[:n], from, err)
+				}
+			}
+			c.Close()
+		}
+	}
+	want := float64(2 * flows * perFlow)
+	text := scrape(t, "http://"+metricsAddr+"/metrics")
+	for _, name := range []string{"shardd_rx_packets_total", "shardd_tx_packets_total"} {
+		got, series := sumMetric(t, text, name)
+		if got != want || series != 4 {
+			t.Errorf("%s: sum %v over %d series, want %v over 4 (2 listeners x 2 shards)", name, got, series, want)
+		}
+	}
+	if got, _ := sumMetric(t, text, "shardd_rx_bytes_total"); got != want*float64(len(payload)) {
+		t.Errorf("shardd_rx_bytes_total = %v", got)
+	}
+	for _, name := range []string{"shardd_truncated_total", "shardd_handler_errors_total", "shardd_send_errors_total", "shardd_kernel_drops_total", "shardd_rx_batch_size_count", "shardd_shard_imbalance", "shardd_host_udp_rcvbuf_errors_total", "shardd_host_udp_mem_errors_total", "shardd_host_udp_in_errors_total"} {
+		if _, series := sumMetric(t, text, name); series == 0 {
+			t.Errorf("metric %s missing", name)
+		}
+	}
+	if h := scrape(t, "http://"+metricsAddr+"/healthz"); h != "ok\n" {
+		t.Errorf("/healthz = %q", h)
+	}
+
+	code, took := d.stop(t, syscall.SIGTERM)
+	if code != 0 || took > 2*time.Second {
+		t.Fatalf("SIGTERM: exit %d after %v, want 0 within 2s:\n%s", code, took, d.stderr)
+	}
+	var summed float64
+	summaries := 0
+	for _, line := range strings.Split(d.stderr.String(), "\n") {
+		var m map[string]any
+		if json.Unmarshal([]byte(line), &m) == nil && m["msg"] == "shard summary" {
+			summaries++
+			summed += m["rx_packets"].(float64)
+		}
+	}
+	if summaries != 4 || summed != want {
+		t.Fatalf("%d summary lines with %v datagrams, want 4 lines and %v:\n%s", summaries, summed, want, d.stderr)
+	}
+}
+
+func TestSignalsThatDoNotStop(t *testing.T) {
+	d := startDaemon(t, "--shards", "1", "127.0.0.1:0")
+	to := netip.MustParseAddrPort(d.waitLine(t, "listening")["bound"].(string))
+	for _, s := range []syscall.Signal{syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2} {
+		if err := d.cmd.Process.Signal(s); err != nil {
+			t.Fatal(err)
+		}
+		d.waitLine(t, "signal ignored: nothing to reload, reopen or upgrade yet")
+	}
+	c, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(to))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_, _ = c.Write([]byte("still here"))
+	_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	buf := make([]byte, 32)
+	if n, err := c.Read(buf); err != nil || string(buf[:n]) != "still here" {
+		t.Fatalf("after HUP/USR1/USR2: %q %v", buf[:n], err)
+	}
+	if code, _ := d.stop(t, syscall.SIGINT); code != 0 {
+		t.Fatalf("SIGINT: exit %d", code)
+	}
+}
+
+// runOnce runs shardd expecting it to refuse to start.
+func runOnce(t *testing.T, cred *syscall.Credential, args ...string) (code int, stderr string) {
+	t.Helper()
+	cmd := exec.Command(sharddBin, args...)
+	var eb bytes.Buffer
+	cmd.Stderr = &eb
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		_ = cmd.Process.Kill()
+		<-done
+		t.Fatalf("shardd %v kept running; want a start-up failure", args)
+	}
+	return cmd.ProcessState.ExitCode(), eb.String()
+}
+
+func assertOneLine(t *testing.T, stderr string, wants ...string) {
+	t.Helper()
+	if strings.Count(stderr, "\n") != 1 || !strings.HasPrefix(stderr, "shardd: ") {
+		t.Errorf("want one line starting with \"shardd: \", got %q", stderr)
+	}
+	for _, w := range wants {
+		if !strings.Contains(stderr, w) {
+			t.Errorf("stderr %q lacks %q", stderr, w)
+		}
+	}
+}
+
+func TestRuntimeErrors(t *testing.T) {
+	t.Run("port held without SO_REUSEPORT", func(t *testing.T) {
+		plain, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer plain.Close()
+		port := plain.LocalAddr().(*net.UDPAddr).Port
+		code, stderr := runOnce(t, nil, fmt.Sprintf("127.0.0.1:%d", port))
+		if code != exitRuntime {
+			t.Errorf("exit %d, want %d", code, exitRuntime)
+		}
+		assertOneLine(t, stderr, "address already in use", "without SO_REUSEPORT", fmt.Sprintf("ss -uapn 'sport = :%d'", port))
+	})
+	t.Run("metrics address in use", func(t *testing.T) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		code, stderr := runOnce(t, nil, "--metrics", ln.Addr().String(), "127.0.0.1:0")
+		if code != exitRuntime {
+			t.Errorf("exit %d, want %d", code, exitRuntime)
+		}
+		assertOneLine(t, stderr, "cannot serve metrics on "+ln.Addr().String(), "pick a free address for --metrics")
+	})
+	t.Run("address not on this host", func(t *testing.T) {
+		// TEST-NET-1 (RFC 5737) is never assigned here; bind fails, nothing is sent.
+		code, stderr := runOnce(t, nil, "192.0.2.1:5353")
+		if code != exitRuntime {
+			t.Errorf("exit %d, want %d", code, exitRuntime)
+		}
+		assertOneLine(t, stderr, "cannot assign requested address", "no interface on this host has that address")
+	})
+
+	if os.Getuid() != 0 {
+		t.Skip("the cases below run shardd as another user, which needs root")
+	}
+	nobody := &syscall.Credential{Uid: 65534, Gid: 65534}
+	t.Run("low port without privilege", func(t *testing.T) {
+		code, stderr := runOnce(t, nobody, "127.0.0.1:7")
+		if code != exitRuntime {
+			t.Errorf("exit %d, want %d", code, exitRuntime)
+		}
+		assertOneLine(t, stderr, "permission denied", "CAP_NET_BIND_SERVICE")
+	})
+	t.Run("port held by another user", func(t *testing.T) {
+		// A root-owned SO_REUSEPORT socket: the kernel refuses to let a
+		// process of another uid join its group (the port-hijack guard).
+		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer unix.Close(fd)
+		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEPORT, 1); err != nil {
+			t.Fatal(err)
+		}
+		if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+			t.Fatal(err)
+		}
+		sa, _ := unix.Getsockname(fd)
+		port := sa.(*unix.SockaddrInet4).Port
+		code, stderr := runOnce(t, nobody, fmt.Sprintf("127.0.0.1:%d", port))
+		if code != exitRuntime {
+			t.Errorf("exit %d, want %d", code, exitRuntime)
+		}
+		assertOneLine(t, stderr, "address already in use", "another user's process")
+	})
+}
+
+// TestSocat checks shardd against a real third-party client.
+func TestSocat(t *testing.T) {
+	socat := requireTool(t, "socat")
+	d := startDaemon(t, "--shards", "2", ":0")
+	port := netip.MustParseAddrPort(d.waitLine(t, "listening")["bound"].(string)).Port()
+	for _, target := range []string{fmt.Sprintf("UDP4:127.0.0.1:%d", port), fmt.Sprintf("UDP6:[::1]:%d", port)} {
+		msg := "hello from socat via " + target + "\n"
+		cmd := exec.Command(socat, "-t", "2", "-T", "3", "-", target)
+		cmd.Stdin = strings.NewReader(msg)
+		out, err := cmd.Output()
+		if err != nil || string(out) != msg {
+			t.Errorf("socat %s: got %q, %v", target, out, err)
+		}
+	}
+	if code, _ := d.stop(t, syscall.SIGTERM); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+}
+
+// requireTool finds a third-party client; missing it skips the test, except
+// under CI (SHARDD_REQUIRE_TOOLS=1), where .ci/run installs it and a skip
+// would hide a broken install.
+func requireTool(t *testing.T, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		if os.Getenv("SHARDD_REQUIRE_TOOLS") == "1" {
+			t.Fatalf("%s is not installed, and SHARDD_REQUIRE_TOOLS=1", name)
+		}
+		t.Skipf("%s is not installed", name)
+	}
+	return p
+}
