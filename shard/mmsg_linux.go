@@ -228,7 +228,8 @@ func encodeSockaddr(rsa *unix.RawSockaddrInet6, family int, dst netip.AddrPort) 
 func parsePktinfo(oob []byte) netip.Addr {
 	for len(oob) >= unix.SizeofCmsghdr {
 		h := (*unix.Cmsghdr)(unsafe.Pointer(&oob[0]))
-		if h.Len < unix.SizeofCmsghdr || int(h.Len) > len(oob) {
+		// Compare as uint64: a huge Len must not turn negative as an int.
+		if uint64(h.Len) < unix.SizeofCmsghdr || uint64(h.Len) > uint64(len(oob)) {
 			return netip.Addr{}
 		}
 		data := oob[unix.CmsgLen(0):h.Len]
