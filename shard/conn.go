@@ -29,8 +29,9 @@ type batchConn interface {
 	// deadline: it returns 0, nil when the queue is empty.
 	drainBatch(msgs []rxMsg) (int, error)
 	// writeBatch sends every reply it can and reports how many left, with
-	// their bytes, and how many the kernel refused. A non-nil error means the
-	// socket itself failed (closed); replies not yet sent count as failed.
+	// their bytes, and how many failed. err is the first failure's cause:
+	// a refused datagram (the rest were still tried) or the socket itself
+	// (closed: every reply not yet sent counts as failed).
 	writeBatch(replies []packet.Reply) (sent int, bytes uint64, failed int, err error)
 	// setReadDeadline unblocks readBatch (used with a past time to stop).
 	setReadDeadline(t time.Time) error
@@ -67,12 +68,15 @@ func (s stdConn) writeBatch(replies []packet.Reply) (sent int, bytes uint64, fai
 		// The standard library maps IPv4 destinations for dual-stack sockets itself.
 		if _, werr := s.c.WriteToUDPAddrPort(r.Data, r.Dst); werr != nil {
 			failed++
+			if err == nil {
+				err = werr
+			}
 			continue
 		}
 		sent++
 		bytes += uint64(len(r.Data))
 	}
-	return sent, bytes, failed, nil
+	return sent, bytes, failed, err
 }
 
 func (s stdConn) setReadDeadline(t time.Time) error { return s.c.SetReadDeadline(t) }

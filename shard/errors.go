@@ -11,6 +11,10 @@ import (
 // errors.Is(err, net.ErrClosed) holds for it.
 var ErrGroupClosed = fmt.Errorf("shard: group closed: %w", net.ErrClosed)
 
+// errBadDestination is a reply address the socket cannot send to: port 0,
+// or an IPv6 destination on an IPv4 socket.
+var errBadDestination = errors.New("reply destination unusable on this socket (port 0 or wrong address family)")
+
 // ListenError is a failure to bind a shard's socket: a runtime error, not a
 // usage error (the daemon exits 1).
 type ListenError struct {

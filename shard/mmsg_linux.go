@@ -308,6 +308,9 @@ func (m *mmsgConn) writeBatch(replies []packet.Reply) (sent int, bytes uint64, f
 			namelen, ok := encodeSockaddr(&m.txNames[k], m.family, r.Dst)
 			if !ok {
 				failed++
+				if err == nil {
+					err = errBadDestination
+				}
 				continue
 			}
 			h := &m.txHdrs[k].Hdr
@@ -333,13 +336,16 @@ func (m *mmsgConn) writeBatch(replies []packet.Reply) (sent int, bytes uint64, f
 			m.txFrom, m.txTo = from, k
 			if werr := m.rc.Write(m.sendFn); werr != nil {
 				failed += k - from + len(replies)
-				return sent, bytes, failed, werr
+				return sent, bytes, failed, werr // socket closed
 			}
 			if m.txErrno != 0 {
 				// sendmmsg reports an error only for the first datagram of the
 				// call (no route, EPERM from a firewall...): skip it and go on.
 				failed++
 				from++
+				if err == nil {
+					err = os.NewSyscallError("sendmmsg", m.txErrno)
+				}
 				continue
 			}
 			for i := from; i < from+m.txN; i++ {
@@ -353,7 +359,7 @@ func (m *mmsgConn) writeBatch(replies []packet.Reply) (sent int, bytes uint64, f
 	for i := range m.txIovs {
 		m.txIovs[i].Base = nil
 	}
-	return sent, bytes, failed, nil
+	return sent, bytes, failed, err
 }
 
 func ntohs(v uint16) uint16 {

@@ -1,11 +1,16 @@
 package shard
 
 import (
+	"errors"
+	"net"
 	"net/netip"
 	"testing"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/shardd/shardd/packet"
 )
 
 func TestSockaddrRoundTrip(t *testing.T) {
@@ -88,4 +93,43 @@ func FuzzDecodeSockaddr(f *testing.F) {
 			t.Fatalf("decoded a mapped address: %v", ap)
 		}
 	})
+}
+
+// TestWriteBatchSkipsRefusedReplies sends a batch whose middle reply cannot
+// be sent: it is counted as failed with its cause, and the rest still go out.
+func TestWriteBatchSkipsRefusedReplies(t *testing.T) {
+	srv, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	peer, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	msgs := []rxMsg{{buf: make([]byte, 8)}, {buf: make([]byte, 8)}, {buf: make([]byte, 8)}}
+	m, err := newMmsgConn(srv, msgs, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	to := peer.LocalAddr().(*net.UDPAddr).AddrPort()
+	replies := []packet.Reply{
+		{Data: []byte("one"), Dst: to},
+		{Data: []byte("bad"), Dst: netip.MustParseAddrPort("[2001:db8::1]:53")}, // IPv6 on an IPv4 socket
+		{Data: []byte("bad"), Dst: netip.MustParseAddrPort("127.0.0.1:0")},
+		{Data: []byte("two"), Dst: to},
+	}
+	sent, bytes, failed, err := m.writeBatch(replies)
+	if sent != 2 || bytes != 6 || failed != 2 || !errors.Is(err, errBadDestination) {
+		t.Fatalf("sent %d (%d bytes), failed %d, err %v; want 2, 6, 2, errBadDestination", sent, bytes, failed, err)
+	}
+	buf := make([]byte, 8)
+	for _, want := range []string{"one", "two"} {
+		_ = peer.SetReadDeadline(time.Now().Add(2 * time.Second))
+		n, _, err := peer.ReadFromUDPAddrPort(buf)
+		if err != nil || string(buf[:n]) != want {
+			t.Fatalf("got %q %v, want %q", buf[:n], err, want)
+		}
+	}
 }

@@ -32,9 +32,9 @@ type shard struct {
 	stopping atomic.Bool
 	log      *zap.Logger
 
-	finalMem  atomic.Pointer[socketMem] // SO_MEMINFO read just before close
-	panicked  bool                      // a handler panic was logged once already
-	rxErrSeen map[syscall.Errno]bool    // receive errno kinds logged once already
+	finalMem atomic.Pointer[socketMem] // SO_MEMINFO read just before close
+	panicked bool                      // a handler panic was logged once already
+	errSeen  map[string]bool           // error kinds logged once already
 }
 
 func newShard(id int, cfg *resolved, conn *net.UDPConn, pktinfo bool) (*shard, error) {
@@ -43,13 +43,13 @@ func newShard(id int, cfg *resolved, conn *net.UDPConn, pktinfo bool) (*shard, e
 		return nil, err
 	}
 	s := &shard{
-		id:        id,
-		cpu:       -1,
-		conn:      conn,
-		rc:        rc,
-		handler:   cfg.NewHandler(id),
-		log:       cfg.Logger.With(zap.Int("shard", id)),
-		rxErrSeen: map[syscall.Errno]bool{},
+		id:      id,
+		cpu:     -1,
+		conn:    conn,
+		rc:      rc,
+		handler: cfg.NewHandler(id),
+		log:     cfg.Logger.With(zap.Int("shard", id)),
+		errSeen: map[string]bool{},
 	}
 	// One slab for every receive slot. Each slot is one byte longer than
 	// MaxPacket so the portable path can tell a longer datagram from a full one.
@@ -130,12 +130,22 @@ const minTruesize = 256
 func (s *shard) rxError(err error) {
 	s.counts.RxErrors++
 	s.ctr.Publish(&s.counts)
+	s.logOnce(err, "receive failed; counting further errors of this kind in shardd_rx_errors_total")
+}
+
+// logOnce logs the first error of each kind (errno, or message) and stays
+// quiet for the rest: counters carry the volume, logs only the news.
+func (s *shard) logOnce(err error, msg string) {
+	kind := err.Error()
 	var errno syscall.Errno
-	if errors.As(err, &errno) && s.rxErrSeen[errno] {
+	if errors.As(err, &errno) {
+		kind = errno.Error()
+	}
+	if s.errSeen[kind] {
 		return
 	}
-	s.rxErrSeen[errno] = true
-	s.log.Warn("receive failed; counting further errors of this kind in shardd_rx_errors_total", zap.Error(err))
+	s.errSeen[kind] = true
+	s.log.Warn(msg, zap.Error(err))
 }
 
 // serveBatch hands the n received datagrams to the handler, sends the replies
@@ -192,11 +202,14 @@ func (s *shard) flush() {
 	if s.w.Len() == 0 {
 		return
 	}
-	sent, bytes, failed, _ := s.bc.writeBatch(s.w.Replies())
+	sent, bytes, failed, err := s.bc.writeBatch(s.w.Replies())
 	s.counts.TxPackets += uint64(sent)
 	s.counts.TxBytes += bytes
 	s.counts.SendErrors += uint64(failed)
 	s.w.Reset()
+	if err != nil {
+		s.logOnce(err, "send failed; counting further failures of this kind in shardd_send_errors_total")
+	}
 }
 
 // snapshot reads the shard's counters and its socket's memory info.
