@@ -31,4 +31,8 @@
 // address the client asked), CPU pinning, forced buffer sizes and kernel drop
 // counts. Elsewhere the same code runs one datagram per call with the standard
 // library.
+//
+// BUG(shardd): off Linux, a graceful stop cannot drain the socket queues
+// (the portable path has no non-blocking read), so what is queued at
+// Shutdown is left to the kernel.
 package shard

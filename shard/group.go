@@ -184,7 +184,9 @@ func (g *Group) stop() {
 
 // Shutdown stops reading, serves what the shards have in hand and in their
 // socket queues, sends the replies and closes the sockets. If ctx ends first
-// it closes them at once and returns ctx.Err(). Safe to call more than once.
+// it closes them at once and returns ctx.Err(). On a group that is not
+// serving yet it is Close (a later Serve returns ErrGroupClosed, as
+// net/http's servers do). Safe to call more than once.
 func (g *Group) Shutdown(ctx context.Context) error {
 	g.mu.Lock()
 	served := g.served
