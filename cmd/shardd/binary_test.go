@@ -72,8 +72,15 @@ func (l *lockedBuffer) String() string {
 
 func startDaemon(t *testing.T, args ...string) *daemon {
 	t.Helper()
+	return startDaemonAs(t, nil, args...)
+}
+
+// startDaemonAs starts shardd as the given user (nil: as the test).
+func startDaemonAs(t *testing.T, cred *syscall.Credential, args ...string) *daemon {
+	t.Helper()
 	d := &daemon{stderr: &lockedBuffer{}, lines: make(chan map[string]any, 256), exited: make(chan struct{})}
 	d.cmd = exec.Command(sharddBin, append([]string{"--log-format", "json"}, args...)...)
+	d.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
 	pr, pw := io.Pipe()
 	d.cmd.Stderr = io.MultiWriter(d.stderr, pw)
 	if err := d.cmd.Start(); err != nil {
@@ -352,6 +359,26 @@ func TestRuntimeErrors(t *testing.T) {
 			t.Errorf("exit %d, want %d", code, exitRuntime)
 		}
 		assertOneLine(t, stderr, "permission denied", "CAP_NET_BIND_SERVICE")
+	})
+	t.Run("receive buffer capped without privilege", func(t *testing.T) {
+		capBytes, err := os.ReadFile("/proc/sys/net/core/rmem_max")
+		if err != nil {
+			t.Skip(err)
+		}
+		rmemMax, _ := strconv.Atoi(strings.TrimSpace(string(capBytes)))
+		ask := 4 * rmemMax
+		d := startDaemonAs(t, nobody, "--shards", "1", "--rcvbuf", strconv.Itoa(ask), "127.0.0.1:0")
+		l := d.waitLine(t, "listening")
+		if got := int(l["rcvbuf"].(float64)); got >= 2*ask || got <= 0 {
+			t.Fatalf("rcvbuf %d without CAP_NET_ADMIN, asked %d over a cap of %d", got, ask, rmemMax)
+		}
+		w := d.waitLine(t, "receive buffer is smaller than asked; bursts may be dropped")
+		if !strings.Contains(w["fix"].(string), "net.core.rmem_max") {
+			t.Fatalf("warning without the fix: %v", w)
+		}
+		if code, _ := d.stop(t, syscall.SIGTERM); code != 0 {
+			t.Fatalf("exit %d", code)
+		}
 	})
 	t.Run("port held by another user", func(t *testing.T) {
 		// A root-owned SO_REUSEPORT socket: the kernel refuses to let a
