@@ -1,0 +1,133 @@
+package main
+
+import (
+	"net"
+	"os"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// udpMaxSegments is the kernel's cap on segments per GSO send (UDP_MAX_SEGMENTS).
+const udpMaxSegments = 64
+
+// enableGSO sets UDP_SEGMENT on a connected socket: from then on one write of
+// n*size bytes leaves as n datagrams of size bytes, segmented by the kernel.
+func enableGSO(c *net.UDPConn, size int) error {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_UDP, unix.UDP_SEGMENT, size)
+	}); err != nil {
+		return err
+	}
+	return os.NewSyscallError("setsockopt UDP_SEGMENT", serr)
+}
+
+// batchIO sends and receives batches on one connected socket without
+// allocating: sendmmsg/recvmmsg over arrays built once.
+type batchIO struct {
+	rc     syscall.RawConn
+	txHdrs []unix.Mmsghdr
+	txIovs []unix.Iovec
+	rxHdrs []unix.Mmsghdr
+	rxIovs []unix.Iovec
+	rxBufs [][]byte
+	n      int // messages in the current call
+	res    int
+	errno  syscall.Errno
+	sendFn func(uintptr) bool
+	recvFn func(uintptr) bool
+}
+
+func newBatchIO(c *net.UDPConn, batch, slot int) (*batchIO, error) {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	b := &batchIO{
+		rc:     rc,
+		txHdrs: make([]unix.Mmsghdr, batch),
+		txIovs: make([]unix.Iovec, batch),
+		rxHdrs: make([]unix.Mmsghdr, batch),
+		rxIovs: make([]unix.Iovec, batch),
+		rxBufs: make([][]byte, batch),
+	}
+	slab := make([]byte, batch*slot)
+	for i := range batch {
+		b.txHdrs[i].Hdr.Iov = &b.txIovs[i]
+		b.txHdrs[i].Hdr.SetIovlen(1)
+		b.rxBufs[i] = slab[i*slot : (i+1)*slot]
+		b.rxIovs[i].Base = &b.rxBufs[i][0]
+		b.rxIovs[i].SetLen(slot)
+		b.rxHdrs[i].Hdr.Iov = &b.rxIovs[i]
+		b.rxHdrs[i].Hdr.SetIovlen(1)
+	}
+	b.sendFn = b.send
+	b.recvFn = b.recv
+	return b, nil
+}
+
+func (b *batchIO) send(fd uintptr) bool {
+	r, _, e := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&b.txHdrs[0])), uintptr(b.n), unix.MSG_DONTWAIT, 0, 0)
+	if e == unix.EAGAIN {
+		return false
+	}
+	b.res, b.errno = int(r), e
+	return true
+}
+
+func (b *batchIO) recv(fd uintptr) bool {
+	for i := 0; i < b.n; i++ {
+		b.rxHdrs[i].Hdr.Flags = 0
+	}
+	r, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&b.rxHdrs[0])), uintptr(b.n), unix.MSG_DONTWAIT, 0, 0)
+	if e == unix.EAGAIN {
+		return false
+	}
+	b.res, b.errno = int(r), e
+	return true
+}
+
+// writeBatch sends each of msgs as one datagram (or, with GSO on, one
+// super-datagram each) and returns how many the kernel took.
+func (b *batchIO) writeBatch(msgs [][]byte) (int, error) {
+	b.n = len(msgs)
+	for i, m := range msgs {
+		b.txIovs[i].Base = &m[0]
+		b.txIovs[i].SetLen(len(m))
+	}
+	if err := b.rc.Write(b.sendFn); err != nil {
+		return 0, err
+	}
+	if b.errno != 0 {
+		if b.errno == unix.ECONNREFUSED {
+			return 0, errRefused
+		}
+		return 0, os.NewSyscallError("sendmmsg", b.errno)
+	}
+	return b.res, nil
+}
+
+// readBatch blocks until replies arrive and returns them; the slices are
+// valid until the next call.
+func (b *batchIO) readBatch(out [][]byte) (int, error) {
+	b.n = min(len(out), len(b.rxHdrs))
+	if err := b.rc.Read(b.recvFn); err != nil {
+		return 0, err
+	}
+	if b.errno != 0 {
+		if b.errno == unix.ECONNREFUSED {
+			return 0, errRefused
+		}
+		return 0, os.NewSyscallError("recvmmsg", b.errno)
+	}
+	for i := 0; i < b.res; i++ {
+		out[i] = b.rxBufs[i][:b.rxHdrs[i].Len]
+	}
+	return b.res, nil
+}

@@ -1,0 +1,204 @@
+package main
+
+import (
+	"errors"
+	"net"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// errRefused: the target port is closed (an ICMP port unreachable came back).
+var errRefused = errors.New("connection refused: nothing listens on the target port")
+
+// flow is one client socket: its own source port, so the server's 4-tuple
+// hash sees it as one flow.
+type flow struct {
+	conn *net.UDPConn
+	io   *batchIO
+
+	sent       atomic.Uint64 // datagrams the kernel took
+	recv       atomic.Uint64 // replies matched (echo)
+	unexpected atomic.Uint64 // replies that match nothing sent
+	sendErrs   atomic.Uint64
+	refused    atomic.Bool
+
+	seq      uint64         // next sequence; sender-owned
+	sendTime []atomic.Int64 // dnsID/opaque echo: send time by sequence & ringMask
+	hist     histogram      // receiver-owned
+}
+
+const ringSize = 1 << 16 // covers the 16-bit DNS ID space
+
+// run holds one load run's shared state.
+type run struct {
+	cfg     *config
+	start   time.Time
+	flows   []*flow
+	stopped atomic.Bool
+}
+
+func newRun(cfg *config) (*run, error) {
+	r := &run{cfg: cfg}
+	for i := 0; i < cfg.flows; i++ {
+		c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(cfg.target))
+		if err != nil {
+			r.close()
+			return nil, err
+		}
+		f := &flow{conn: c}
+		_ = c.SetWriteBuffer(4 << 20)
+		_ = c.SetReadBuffer(4 << 20)
+		if cfg.gso {
+			if err := enableGSO(c, len(cfg.payload)); err != nil {
+				r.close()
+				return nil, err
+			}
+		}
+		if f.io, err = newBatchIO(c, cfg.burst, max(len(cfg.payload), 2048)); err != nil {
+			r.close()
+			return nil, err
+		}
+		if cfg.mode == "echo" && cfg.kind != filler {
+			f.sendTime = make([]atomic.Int64, ringSize)
+		}
+		r.flows = append(r.flows, f)
+	}
+	return r, nil
+}
+
+func (r *run) close() {
+	for _, f := range r.flows {
+		f.conn.Close()
+	}
+}
+
+func (r *run) totals() (sent, recv uint64) {
+	for _, f := range r.flows {
+		sent += f.sent.Load()
+		recv += f.recv.Load()
+	}
+	return sent, recv
+}
+
+// sendLoop is one sender: it owns flows[i] for i = id, id+senders, ... and
+// keeps its share of the target rate by sending bursts as they fall due.
+func (r *run) sendLoop(id int, deadline time.Time) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	cfg := r.cfg
+	var mine []*flow
+	for i := id; i < len(r.flows); i += cfg.senders {
+		mine = append(mine, r.flows[i])
+	}
+	if len(mine) == 0 {
+		return
+	}
+	size := len(cfg.payload)
+	slab := make([]byte, cfg.burst*size)
+	for i := 0; i < cfg.burst; i++ {
+		copy(slab[i*size:], cfg.payload)
+	}
+	msgs := make([][]byte, cfg.burst)
+	share := cfg.rate / float64(cfg.senders)
+	var total uint64
+	for k := 0; ; k++ {
+		now := time.Now()
+		if now.After(deadline) || r.stopped.Load() {
+			return
+		}
+		n := cfg.burst
+		if share > 0 {
+			due := share * now.Sub(r.start).Seconds()
+			if float64(total) >= due {
+				time.Sleep(time.Duration((float64(total) + float64(n) - due) / share * float64(time.Second)))
+				continue
+			}
+			n = min(n, int(due-float64(total))+1)
+		}
+		f := mine[k%len(mine)]
+		if cfg.mode == "echo" && cfg.window > 0 {
+			inflight := int(f.sent.Load() - f.recv.Load())
+			if inflight >= cfg.window {
+				if k%len(mine) == len(mine)-1 {
+					time.Sleep(50 * time.Microsecond) // every flow is full: let replies come
+				}
+				continue
+			}
+			n = min(n, cfg.window-inflight)
+		}
+		sentAt := time.Since(r.start)
+		for i := 0; i < n; i++ {
+			d := slab[i*size : (i+1)*size]
+			seq := f.seq + uint64(i)
+			stamp(cfg.kind, d, seq, sentAt)
+			if f.sendTime != nil {
+				f.sendTime[seq&(ringSize-1)].Store(int64(sentAt))
+			}
+			msgs[i] = d
+		}
+		var took int
+		var err error
+		if cfg.gso {
+			// One super-datagram: the kernel cuts it into n datagrams.
+			if took, err = f.io.writeBatch([][]byte{slab[:n*size]}); took == 1 {
+				took = n
+			}
+		} else {
+			took, err = f.io.writeBatch(msgs[:n])
+		}
+		if err != nil {
+			f.sendErrs.Add(1)
+			if errors.Is(err, errRefused) {
+				f.refused.Store(true)
+			}
+			continue
+		}
+		f.seq += uint64(took)
+		f.sent.Add(uint64(took))
+		total += uint64(took)
+	}
+}
+
+// recvLoop reads one flow's replies until its socket closes.
+func (r *run) recvLoop(f *flow, wg *sync.WaitGroup) {
+	defer wg.Done()
+	out := make([][]byte, r.cfg.burst)
+	var fifo uint64
+	for {
+		n, err := f.io.readBatch(out)
+		if err != nil {
+			if errors.Is(err, errRefused) {
+				f.refused.Store(true)
+				continue
+			}
+			return // closed
+		}
+		now := time.Since(r.start)
+		matched := uint64(0)
+		for _, d := range out[:n] {
+			seq, sentAt, ok := replySeq(r.cfg.kind, d)
+			switch {
+			case !ok:
+				f.unexpected.Add(1)
+				continue
+			case r.cfg.kind == opaque:
+				seq = fifo
+				fifo++
+				fallthrough
+			case r.cfg.kind == dnsID:
+				sentAt = time.Duration(f.sendTime[seq&(ringSize-1)].Load())
+			case seq >= f.sent.Load()+uint64(r.cfg.burst):
+				// Never sent (the slack covers a reply that beats the
+				// sender's own count update).
+				f.unexpected.Add(1)
+				continue
+			}
+			f.hist.record(now - sentAt)
+			matched++
+		}
+		f.recv.Add(matched)
+	}
+}
+

@@ -1,0 +1,325 @@
+// Command shardload is a UDP load generator for shardd and any UDP server:
+// batched sendmmsg (or UDP GSO) from one sender per CPU over many source
+// ports, one-way or echo with RTT percentiles, and per-shard accounting read
+// from shardd's /metrics.
+//
+//	shardload [flags] ADDR
+//
+// Exit codes: 0 done, 1 runtime failure, 2 usage error.
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"os/signal"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+type config struct {
+	proto      string
+	target     netip.AddrPort
+	duration   time.Duration
+	rate       float64
+	flows      int
+	size       int
+	payloadArg string
+	mode       string
+	window     int
+	wait       time.Duration
+	senders    int
+	gsoArg     string
+	json       bool
+	metricsURL string
+	progress   bool
+
+	payload []byte
+	kind    payloadKind
+	gso     bool
+	burst   int // datagrams per send call
+}
+
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, a ...any) error { return &usageError{fmt.Sprintf(format, a...)} }
+
+func main() {
+	os.Exit(mainCode(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func mainCode(args []string, stdout, stderr io.Writer) int {
+	cfg, err := parseFlags(args, stdout)
+	if cfg == nil && err == nil {
+		return 0 // --help
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "shardload: %v\n", err)
+		var ue *usageError
+		if errors.As(err, &ue) {
+			return 2
+		}
+		return 1
+	}
+	sum, err := execute(cfg, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "shardload: %v\n", err)
+		var ue *usageError
+		if errors.As(err, &ue) {
+			return 2
+		}
+		return 1
+	}
+	if cfg.json {
+		enc := json.NewEncoder(stdout)
+		_ = enc.Encode(sum)
+	} else {
+		sum.print(stdout)
+	}
+	return 0
+}
+
+func parseFlags(args []string, stdout io.Writer) (*config, error) {
+	cfg := &config{}
+	fs := flag.NewFlagSet("shardload", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&cfg.proto, "proto", "udp", "transport: udp")
+	fs.DurationVar(&cfg.duration, "duration", 5*time.Second, "how long to send")
+	fs.Float64Var(&cfg.rate, "rate", 0, "datagrams per second over all senders; 0 = as fast as possible")
+	fs.IntVar(&cfg.flows, "flows", 64, "client sockets (source ports), so the server's 4-tuple hash has flows to spread")
+	fs.IntVar(&cfg.size, "size", 64, "datagram size in bytes with generated payload (at least 16 in echo mode)")
+	fs.StringVar(&cfg.payloadArg, "payload", "", "send this file's bytes instead (a DNS query from testdata/ gets its ID used as sequence)")
+	fs.StringVar(&cfg.mode, "mode", "oneway", "oneway (count what was sent) or echo (match replies, measure RTT)")
+	fs.IntVar(&cfg.window, "window", 16, "echo: requests in flight per flow before the flow waits for replies; 0 = no limit")
+	fs.DurationVar(&cfg.wait, "wait", time.Second, "after sending, wait this long at most for replies (echo) and for the server to count (--metrics)")
+	fs.IntVar(&cfg.senders, "senders", runtime.GOMAXPROCS(0), "sender threads; default one per CPU the process may use")
+	fs.StringVar(&cfg.gsoArg, "gso", "auto", "UDP GSO (UDP_SEGMENT): auto, on or off")
+	fs.BoolVar(&cfg.json, "json", false, "print the summary as one JSON object")
+	fs.StringVar(&cfg.metricsURL, "metrics", "", "shardd's /metrics URL: scrape before and after for per-shard counts and kernel drops")
+	fs.BoolVar(&cfg.progress, "progress", true, "print progress to stderr once a second")
+	pos, err := parseInterspersed(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintln(stdout, "Usage: shardload [flags] ADDR\n\nFlags:")
+		fs.VisitAll(func(f *flag.Flag) {
+			fmt.Fprintf(stdout, "  --%-10s %s (default %s)\n", f.Name, f.Usage, f.DefValue)
+		})
+		return nil, nil
+	}
+	if err != nil {
+		return nil, usagef("%s (see shardload --help)", strings.ReplaceAll(err.Error(), " -", " --"))
+	}
+	if len(pos) != 1 {
+		return nil, usagef("want exactly one target ADDR, e.g. shardload 127.0.0.1:5353")
+	}
+	if cfg.proto != "udp" {
+		return nil, usagef("--proto %s: only udp is supported", cfg.proto)
+	}
+	if cfg.target, err = netip.ParseAddrPort(pos[0]); err != nil || cfg.target.Port() == 0 {
+		return nil, usagef("target %q: want IP:PORT with a port from 1 to 65535, e.g. 127.0.0.1:5353 or [::1]:5353", pos[0])
+	}
+	switch {
+	case cfg.rate < 0:
+		return nil, usagef("--rate %v: must be 0 (as fast as possible) or more", cfg.rate)
+	case cfg.duration <= 0:
+		return nil, usagef("--duration %v: must be positive", cfg.duration)
+	case cfg.flows < 1 || cfg.flows > 10000:
+		return nil, usagef("--flows %d: must be between 1 and 10000", cfg.flows)
+	case cfg.senders < 1:
+		return nil, usagef("--senders %d: must be at least 1", cfg.senders)
+	case cfg.mode != "oneway" && cfg.mode != "echo":
+		return nil, usagef("--mode %s: want oneway or echo", cfg.mode)
+	case cfg.window < 0:
+		return nil, usagef("--window %d: must be 0 or more", cfg.window)
+	case cfg.gsoArg != "auto" && cfg.gsoArg != "on" && cfg.gsoArg != "off":
+		return nil, usagef("--gso %s: want auto, on or off", cfg.gsoArg)
+	}
+	if cfg.payloadArg != "" {
+		if cfg.payload, err = os.ReadFile(cfg.payloadArg); err != nil {
+			return nil, usagef("--payload: %v", err)
+		}
+		if len(cfg.payload) == 0 || len(cfg.payload) > 65507 {
+			return nil, usagef("--payload %s: %d bytes; a UDP datagram carries 1 to 65507", cfg.payloadArg, len(cfg.payload))
+		}
+		cfg.kind = classifyPayload(cfg.payload)
+	} else {
+		if cfg.size < 1 || cfg.size > 65507 {
+			return nil, usagef("--size %d: must be between 1 and 65507 (the largest UDP payload over IPv4)", cfg.size)
+		}
+		if cfg.mode == "echo" && cfg.size < stampLen {
+			return nil, usagef("--size %d: echo mode needs at least %d bytes for a sequence number and send time (or use --payload FILE)", cfg.size, stampLen)
+		}
+		cfg.payload = make([]byte, cfg.size)
+		for i := range cfg.payload {
+			cfg.payload[i] = 'a' + byte(i%26)
+		}
+		cfg.kind = filler
+	}
+	cfg.senders = min(cfg.senders, cfg.flows)
+	return cfg, nil
+}
+
+// parseInterspersed lets flags follow the address ("shardload ADDR --rate 1000").
+func parseInterspersed(fs *flag.FlagSet, args []string) (pos []string, err error) {
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}
+
+// execute runs the load and returns its summary.
+func execute(cfg *config, stderr io.Writer) (*summary, error) {
+	size := len(cfg.payload)
+	cfg.burst = 64
+	// GSO needs equal-size datagrams (ours are) and caps a send at 64
+	// segments and 64 KiB.
+	switch cfg.gsoArg {
+	case "off":
+		cfg.gso = false
+	default:
+		cfg.gso = udpMaxSegments > 1 && size <= 65507/2
+	}
+	if cfg.gso {
+		cfg.burst = min(udpMaxSegments, 65507/size)
+	}
+	r, err := newRun(cfg)
+	if err != nil && cfg.gso && cfg.gsoArg == "auto" {
+		cfg.gso, cfg.burst = false, 64
+		r, err = newRun(cfg)
+	}
+	if err != nil {
+		if isUnreachable(err) {
+			return nil, usagef("target %v is unreachable: %v", cfg.target, err)
+		}
+		return nil, err
+	}
+	defer r.close()
+
+	var before serverStats
+	if cfg.metricsURL != "" {
+		if before, err = scrapeServer(cfg.metricsURL); err != nil {
+			return nil, fmt.Errorf("--metrics %s: %w", cfg.metricsURL, err)
+		}
+	}
+
+	// SIGINT ends the sending early; the summary still prints.
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sig)
+
+	r.start = time.Now()
+	deadline := r.start.Add(cfg.duration)
+	var rwg sync.WaitGroup
+	if cfg.mode == "echo" {
+		for _, f := range r.flows {
+			rwg.Add(1)
+			go r.recvLoop(f, &rwg)
+		}
+	}
+	var swg sync.WaitGroup
+	for i := 0; i < cfg.senders; i++ {
+		swg.Add(1)
+		go func() { defer swg.Done(); r.sendLoop(i, deadline) }()
+	}
+	sendersDone := make(chan struct{})
+	go func() { swg.Wait(); close(sendersDone) }()
+
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	var lastSent, lastRecv uint64
+	lastT := r.start
+sending:
+	for {
+		select {
+		case <-sendersDone:
+			break sending
+		case <-sig:
+			r.stopped.Store(true)
+		case now := <-tick.C:
+			sent, recv := r.totals()
+			if cfg.progress {
+				secs := now.Sub(lastT).Seconds()
+				line := fmt.Sprintf("[%5.1fs] sent %9.0f/s", now.Sub(r.start).Seconds(), float64(sent-lastSent)/secs)
+				if cfg.mode == "echo" {
+					loss := 0.0
+					if sent > 0 {
+						loss = 100 * float64(sent-min(recv, sent)) / float64(sent)
+					}
+					line += fmt.Sprintf("  recv %9.0f/s  in flight or lost %.2f%%", float64(recv-lastRecv)/secs, loss)
+				}
+				fmt.Fprintln(stderr, line)
+			}
+			lastSent, lastRecv, lastT = sent, recv, now
+		}
+	}
+	elapsed := time.Since(r.start)
+
+	// Let replies and the server's counters catch up.
+	waitUntil := time.Now().Add(cfg.wait)
+	for cfg.mode == "echo" && time.Now().Before(waitUntil) {
+		if sent, recv := r.totals(); recv >= sent {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	sum := newSummary(cfg, r, elapsed)
+	if cfg.metricsURL != "" {
+		after, err := waitServer(cfg, before, sum.Sent, waitUntil)
+		if err != nil {
+			return nil, fmt.Errorf("--metrics %s: %w", cfg.metricsURL, err)
+		}
+		d := diffServer(before, after)
+		sum.Server = &d
+		if cfg.mode == "oneway" {
+			sum.setReceived(d.Received)
+		}
+	}
+	r.close()
+	rwg.Wait()
+	sum.addRTT(r)
+	for _, f := range r.flows {
+		if f.refused.Load() {
+			return sum, fmt.Errorf("target %v refused datagrams (ICMP port unreachable): is the server running?", cfg.target)
+		}
+	}
+	return sum, nil
+}
+
+// waitServer scrapes until the server has counted every datagram sent (or
+// the wait is over) and returns the last scrape.
+func waitServer(cfg *config, before serverStats, sent uint64, until time.Time) (serverStats, error) {
+	for {
+		after, err := scrapeServer(cfg.metricsURL)
+		if err != nil {
+			return after, err
+		}
+		d := diffServer(before, after)
+		if d.Received+d.KernelDrops >= sent || time.Now().After(until) {
+			return after, nil
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func isUnreachable(err error) bool {
+	return errors.Is(err, syscall.ENETUNREACH) || errors.Is(err, syscall.EHOSTUNREACH) ||
+		errors.Is(err, syscall.EADDRNOTAVAIL) || errors.Is(err, syscall.EAFNOSUPPORT) || errors.Is(err, syscall.EINVAL)
+}
+
+var _ = net.IPv4len
