@@ -19,7 +19,8 @@ package shard_test
 // recvmmsg) plus the ratios shardd/naive and shardd/creader.
 //
 // Flags (after the package): -perf.n, -perf.flows, -perf.dur, -perf.window,
-// -perf.clients, -perf.senders, -perf.pin, -perf.only; see below. All traffic
+// -perf.clients, -perf.senders, -perf.gso, -perf.gsosegs, -perf.rate,
+// -perf.steadydur, -perf.echo, -perf.pin, -perf.only; see below. All traffic
 // stays on 127.0.0.1, every wait is bounded, and each benchmark stops by
 // itself.
 
@@ -59,6 +60,11 @@ var (
 	perfWindow  = flag.Int("perf.window", 8, "BenchmarkEcho: requests outstanding per flow")
 	perfClients = flag.Int("perf.clients", 2, "BenchmarkEcho: client threads (the flows are split among them)")
 	perfSenders = flag.Int("perf.senders", 1, "BenchmarkCompeting: sender threads (the flows are split among them)")
+	perfGSO     = flag.Bool("perf.gso", true, "BenchmarkCompeting: send UDP GSO super-datagrams (UDP_SEGMENT) of -perf.gsosegs 64-byte datagrams; falls back to plain sendmmsg when the kernel refuses, false forces the fallback")
+	perfGSOSegs = flag.Int("perf.gsosegs", 32, "BenchmarkCompeting with -perf.gso: 64-byte datagrams per super-datagram (2..64)")
+	perfRate    = flag.Int("perf.rate", 200000, "BenchmarkSteadyRate: datagrams per second offered by the paced sender")
+	perfSteady  = flag.Duration("perf.steadydur", 2*time.Second, "BenchmarkSteadyRate: paced load time per variant and round")
+	perfEcho    = flag.Bool("perf.echo", false, "BenchmarkSteadyRate: servers echo every datagram (shardd's default handler) instead of discarding")
 	perfOnly    = flag.String("perf.only", "", "comma-separated variants to run (naive,shardd,creader); empty runs all (for profiling one side)")
 	perfPin     = flag.Bool("perf.pin", false, "pin shardd's shards (Config.Pin) and the C reader's threads, one per CPU")
 )
@@ -207,9 +213,10 @@ func (f *flows) fill(n int, perFlow []int) (sent int, err error) {
 }
 
 // flood sends from -perf.senders threads (each with its share of the flows)
-// as fast as they can, round-robin over their flows, until d has passed. It
-// reports what they sent and for how long.
-func (f *flows) flood(d time.Duration) (sent int, took time.Duration, err error) {
+// as fast as they can, round-robin over their flows, until d has passed. Each
+// message carries segs datagrams of perfPayload bytes: segs > 1 needs
+// enableGSO. It reports the datagrams sent and for how long.
+func (f *flows) flood(d time.Duration, segs int) (sent int, took time.Duration, err error) {
 	senders := max(1, min(*perfSenders, len(f.fds)))
 	var wg sync.WaitGroup
 	sents := make([]int, senders)
@@ -223,7 +230,7 @@ func (f *flows) flood(d time.Duration) (sent int, took time.Duration, err error)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			sents[t], errs[t] = floodFDs(fds, start.Add(d))
+			sents[t], errs[t] = floodFDs(fds, segs, start.Add(d))
 		}()
 	}
 	wg.Wait()
@@ -237,22 +244,123 @@ func (f *flows) flood(d time.Duration) (sent int, took time.Duration, err error)
 	return sent, took, err
 }
 
+// perfGSOMsgs is the number of super-datagrams per sendmmsg when sending with
+// GSO: with 32 segments that is 256 datagrams per call and flow, enough to
+// pay for the call without long single-flow bursts.
+const perfGSOMsgs = 8
+
 // floodFDs is one sender thread: full sendmmsg batches round-robin over fds
-// until the deadline.
-func floodFDs(fds []int, deadline time.Time) (sent int, err error) {
+// until the deadline, looking at the clock before every call.
+func floodFDs(fds []int, segs int, deadline time.Time) (sent int, err error) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	v := newSendVec(make([]byte, perfPayload))
-	for time.Now().Before(deadline) {
-		for _, fd := range fds {
-			got, serr := v.sendmmsg(fd, perfBatch)
-			if serr != nil && serr != unix.ENOBUFS && serr != unix.EAGAIN {
-				return sent, serr
-			}
-			sent += got
+	v := newSendVec(make([]byte, perfPayload*segs))
+	k := perfBatch
+	if segs > 1 {
+		k = perfGSOMsgs
+	}
+	for i := 0; time.Now().Before(deadline); i++ {
+		got, serr := v.sendmmsg(fds[i%len(fds)], k)
+		if serr != nil && serr != unix.ENOBUFS && serr != unix.EAGAIN {
+			return sent, serr
 		}
+		sent += got * segs
 	}
 	return sent, nil
+}
+
+// enableGSO makes every flow socket cut what it sends into seg-byte UDP
+// datagrams (UDP_SEGMENT). On loopback the super-datagram crosses lo whole
+// and is cut on the receive path, before the receiving socket's queue, unless
+// that socket enabled UDP_GRO (shardd and the naive server do not): receivers
+// see plain seg-byte datagrams, each charged and counted (drops too) alone.
+func (f *flows) enableGSO(seg int) error {
+	for _, fd := range f.fds {
+		if err := unix.SetsockoptInt(fd, unix.SOL_UDP, unix.UDP_SEGMENT, seg); err != nil {
+			return fmt.Errorf("setsockopt UDP_SEGMENT: %w", err)
+		}
+	}
+	return nil
+}
+
+// probeGSO checks that the kernel takes UDP_SEGMENT and that one send of segs
+// x perfPayload bytes over loopback arrives as segs datagrams of perfPayload
+// bytes. It waits at most a second.
+func probeGSO(segs int) error {
+	rx := -1
+	tx := -1
+	defer func() {
+		for _, fd := range []int{rx, tx} {
+			if fd >= 0 {
+				_ = unix.Close(fd)
+			}
+		}
+	}()
+	var err error
+	if rx, err = unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0); err != nil {
+		return err
+	}
+	if err := unix.Bind(rx, &unix.SockaddrInet4{Addr: loopback.As4()}); err != nil {
+		return err
+	}
+	sa, err := unix.Getsockname(rx)
+	if err != nil {
+		return err
+	}
+	if tx, err = unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0); err != nil {
+		return err
+	}
+	if err := unix.Connect(tx, sa); err != nil {
+		return err
+	}
+	f := &flows{fds: []int{tx}}
+	if err := f.enableGSO(perfPayload); err != nil {
+		return err
+	}
+	if _, err := unix.Write(tx, make([]byte, perfPayload*segs)); err != nil {
+		return fmt.Errorf("send of %d segments: %w", segs, err)
+	}
+	buf := make([]byte, 65536)
+	deadline := time.Now().Add(time.Second)
+	for got := 0; got < segs; {
+		n, _, err := unix.Recvfrom(rx, buf, 0)
+		if err == unix.EAGAIN {
+			left := time.Until(deadline)
+			if left <= 0 {
+				return fmt.Errorf("%d of %d segments arrived", got, segs)
+			}
+			_, _ = unix.Poll([]unix.PollFd{{Fd: int32(rx), Events: unix.POLLIN}}, int(left.Milliseconds())+1)
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if n != perfPayload {
+			return fmt.Errorf("received a %d-byte datagram, not %d (segmentation off?)", n, perfPayload)
+		}
+		got++
+	}
+	return nil
+}
+
+// senderSegs decides BenchmarkCompeting's sender: -perf.gsosegs datagrams per
+// GSO send when -perf.gso is on and the kernel passes probeGSO, else 1 (plain
+// sendmmsg).
+func senderSegs(b *testing.B) int {
+	if !*perfGSO {
+		b.Logf("sender: plain sendmmsg, %d datagrams per call (-perf.gso=false), %d thread(s)", perfBatch, *perfSenders)
+		return 1
+	}
+	segs := *perfGSOSegs
+	if segs < 2 || segs > 64 {
+		b.Fatalf("-perf.gsosegs %d: want 2..64", segs)
+	}
+	if err := probeGSO(segs); err != nil {
+		b.Logf("sender: UDP GSO unavailable (%v); falling back to plain sendmmsg, %d datagrams per call", err, perfBatch)
+		return 1
+	}
+	b.Logf("sender: UDP GSO, %d x %d-byte datagrams per super-datagram, %d per sendmmsg, %d thread(s)", segs, perfPayload, perfGSOMsgs, *perfSenders)
+	return segs
 }
 
 // ---------------------------------------------------------------------------
@@ -685,17 +793,36 @@ func BenchmarkDrain(b *testing.B) {
 }
 
 // ---------------------------------------------------------------------------
-// Goal 2: the sender competes with the readers for the 2 CPUs. One thread
-// (-perf.senders) floods -perf.flows flows with sendmmsg for -perf.dur; the
-// rate is what the readers read while it ran, drops are what the kernel
-// dropped at the sockets, sent/s what the sender managed to offer.
+// Goal 2: the sender competes with the readers for the 2 CPUs. -perf.senders
+// threads flood -perf.flows flows for -perf.dur, by default with UDP GSO
+// super-datagrams (-perf.gso, -perf.gsosegs) so that one thread can offer
+// more than a naive reader takes; the rate is what the readers read while it
+// ran, drops are what the kernel dropped at the sockets, sent/s what the
+// sender managed to offer. On loopback the sender's thread also pays for the
+// receive path up to the socket queue (softirq in its own context).
 
 func competeResult(sent int, took time.Duration, rx, drops uint64) map[string]float64 {
 	sec := took.Seconds()
-	return map[string]float64{"pkts/s": float64(rx) / sec, "sent/s": float64(sent) / sec, "drops": float64(drops)}
+	m := map[string]float64{"pkts/s": float64(rx) / sec, "sent/s": float64(sent) / sec, "drops": float64(drops)}
+	if sent > 0 {
+		m["drop-ratio"] = float64(drops) / float64(sent)
+	}
+	return m
 }
 
-func competeShardd(b *testing.B) map[string]float64 {
+// competeFlows opens the flows to `to` and turns on GSO when segs > 1.
+func competeFlows(b *testing.B, to netip.AddrPort, segs int) *flows {
+	f := newFlows(b, *perfFlows, to)
+	if segs > 1 {
+		if err := f.enableGSO(perfPayload); err != nil {
+			f.close()
+			b.Fatal(err)
+		}
+	}
+	return f
+}
+
+func competeShardd(b *testing.B, segs int) map[string]float64 {
 	g, err := shard.Listen(shard.Config{
 		Addr: "127.0.0.1:0", Shards: perfShards, Pin: *perfPin,
 		NewHandler: func(int) packet.Handler { return packet.Discard{} },
@@ -705,10 +832,10 @@ func competeShardd(b *testing.B) map[string]float64 {
 	}
 	defer g.Close()
 	stop := serveGroup(g)
-	f := newFlows(b, *perfFlows, groupAddr(g))
+	f := competeFlows(b, groupAddr(g), segs)
 	defer f.close()
 	t0 := totals(g)
-	sent, took, err := f.flood(*perfDur)
+	sent, took, err := f.flood(*perfDur, segs)
 	t1 := totals(g)
 	if serr := stop(); serr != nil {
 		b.Fatal(serr)
@@ -721,7 +848,7 @@ func competeShardd(b *testing.B) map[string]float64 {
 	return m
 }
 
-func competeNaive(b *testing.B) map[string]float64 {
+func competeNaive(b *testing.B, segs int) map[string]float64 {
 	c := listenNaive(b)
 	defer c.Close()
 	_ = c.SetReadBuffer(perfRcvBuf)
@@ -732,11 +859,11 @@ func competeNaive(b *testing.B) map[string]float64 {
 		naiveLoop(c, false, &count, 0)
 	}()
 	defer func() { c.Close(); <-done }()
-	f := newFlows(b, *perfFlows, naiveAddr(c))
+	f := competeFlows(b, naiveAddr(c), segs)
 	defer f.close()
 	rx0 := count.Load()
 	d0, _ := sockMem(c)
-	sent, took, err := f.flood(*perfDur)
+	sent, took, err := f.flood(*perfDur, segs)
 	rx1 := count.Load()
 	d1, _ := sockMem(c)
 	if err != nil {
@@ -746,14 +873,20 @@ func competeNaive(b *testing.B) map[string]float64 {
 }
 
 // BenchmarkCompeting: one iteration = one round of naive and shardd, each
-// flooded for -perf.dur. Goal: shardd/naive >= 3.
+// flooded for -perf.dur (UDP GSO sender unless -perf.gso=false; the
+// benchmark's log says which). Goal: shardd/naive >= 3, drops reported for
+// both.
 func BenchmarkCompeting(b *testing.B) {
+	segs := senderSegs(b)
+	b.ResetTimer()
 	s := runRounds(b, []variant{
-		{"naive", competeNaive},
-		{"shardd", competeShardd},
+		{"naive", func(b *testing.B) map[string]float64 { return competeNaive(b, segs) }},
+		{"shardd", func(b *testing.B) map[string]float64 { return competeShardd(b, segs) }},
 	})
-	s.report(b, "naive-pkts/s", "shardd-pkts/s", "naive-sent/s", "shardd-sent/s", "naive-drops", "shardd-drops", "shardd-batch")
+	s.report(b, "naive-pkts/s", "shardd-pkts/s", "naive-sent/s", "shardd-sent/s", "naive-drops", "shardd-drops",
+		"naive-drop-ratio", "shardd-drop-ratio", "shardd-batch")
 	s.reportRatio(b, "shardd-pkts/s", "naive-pkts/s", "shardd/naive")
+	b.ReportMetric(float64(segs), "gso-segs")
 }
 
 // ---------------------------------------------------------------------------
@@ -912,4 +1045,237 @@ func BenchmarkEcho(b *testing.B) {
 	})
 	s.report(b, "naive-rtt/s", "shardd-rtt/s", "naive-lost", "shardd-lost", "naive-drops", "shardd-drops", "shardd-batch")
 	s.reportRatio(b, "shardd-rtt/s", "naive-rtt/s", "shardd/naive")
+}
+
+// ---------------------------------------------------------------------------
+// Goal 4: no drops at a moderate steady rate. One paced sender thread offers
+// -perf.rate datagrams/s over -perf.flows flows for -perf.steadydur, in a
+// batch every millisecond; after it stops and the receivers have settled,
+// every datagram sent must be either received or counted as a kernel drop at
+// the server's socket(s), and the benchmark fails on any gap.
+
+// pace sends rate datagrams/s on one locked thread until d has passed: every
+// millisecond (clock_nanosleep to the next tick, so a late tick catches up)
+// it sends what is due by then, spread evenly over the flows and rotating
+// which flows get the remainder. When it falls more than 10 ms behind it drops
+// that debt rather than burst (counted as late). It returns what it sent,
+// for how long, and the datagrams given up as late.
+func (f *flows) pace(rate int, d time.Duration) (sent int, took time.Duration, late int, err error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	const tick = time.Millisecond
+	maxDue := max(1, rate/100)
+	v := newSendVec(make([]byte, perfPayload))
+	n := len(f.fds)
+	rot := 0
+	start := time.Now()
+	for t := 1; ; t++ {
+		el := time.Since(start)
+		if el >= d || t > int(d/tick)+1000 {
+			break
+		}
+		due := int(int64(rate)*int64(el)/int64(time.Second)) - sent - late
+		if due > maxDue {
+			late += due - maxDue
+			due = maxDue
+		}
+		per, extra := due/n, due%n
+		for j := range n {
+			k := per
+			if j < extra {
+				k++
+			}
+			fd := f.fds[(rot+j)%n]
+			for k > 0 {
+				got, serr := v.sendmmsg(fd, min(k, perfBatch))
+				if serr == unix.ENOBUFS || serr == unix.EAGAIN {
+					break // still due: the next tick sends it
+				}
+				if serr != nil {
+					return sent, time.Since(start), late, serr
+				}
+				sent += got
+				k -= got
+			}
+		}
+		rot = (rot + extra) % n
+		if wait := time.Until(start.Add(time.Duration(t) * tick)); wait > 0 {
+			ts := unix.NsecToTimespec(int64(wait))
+			for unix.Nanosleep(&ts, &ts) == unix.EINTR {
+			}
+		}
+	}
+	return sent, time.Since(start), late, nil
+}
+
+// settle waits, at most 2 s, until accounted() (received + dropped) reaches
+// sent or has not moved for 50 ms: on loopback delivery is nearly always done
+// when sendmmsg returns, but softirq work may be deferred to ksoftirqd.
+func settle(sent uint64, accounted func() uint64) {
+	last, since := accounted(), time.Now()
+	for end := time.Now().Add(2 * time.Second); time.Now().Before(end); {
+		cur := accounted()
+		if cur >= sent {
+			return
+		}
+		if cur != last {
+			last, since = cur, time.Now()
+		} else if time.Since(since) > 50*time.Millisecond {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// hostUDP is host-wide loss outside the sockets, read only to explain a gap
+// in a variant's accounting (other processes add to it too).
+type hostUDP struct {
+	backlogDrops, noPorts, inErrors, rcvbufErrors, memErrors uint64
+}
+
+func readHostUDP() hostUDP {
+	var h hostUDP
+	if data, err := os.ReadFile("/proc/net/softnet_stat"); err == nil {
+		for line := range strings.Lines(string(data)) {
+			if f := strings.Fields(line); len(f) > 1 {
+				n, _ := strconv.ParseUint(f[1], 16, 64)
+				h.backlogDrops += n
+			}
+		}
+	}
+	if data, err := os.ReadFile("/proc/net/snmp"); err == nil {
+		var names []string
+		for line := range strings.Lines(string(data)) {
+			f := strings.Fields(line)
+			if len(f) == 0 || f[0] != "Udp:" {
+				continue
+			}
+			if names == nil {
+				names = f
+				continue
+			}
+			for i := 1; i < len(f) && i < len(names); i++ {
+				n, _ := strconv.ParseUint(f[i], 10, 64)
+				switch names[i] {
+				case "NoPorts":
+					h.noPorts = n
+				case "InErrors":
+					h.inErrors = n
+				case "RcvbufErrors":
+					h.rcvbufErrors = n
+				case "MemErrors":
+					h.memErrors = n
+				}
+			}
+		}
+	}
+	return h
+}
+
+func (h hostUDP) since(h0 hostUDP) string {
+	return fmt.Sprintf("host-wide meanwhile: backlog drops +%d, Udp NoPorts +%d, InErrors +%d, RcvbufErrors +%d, MemErrors +%d",
+		h.backlogDrops-h0.backlogDrops, h.noPorts-h0.noPorts, h.inErrors-h0.inErrors, h.rcvbufErrors-h0.rcvbufErrors, h.memErrors-h0.memErrors)
+}
+
+// steadyResult checks sent == received + kernel drops (reporting any gap as
+// an error) and returns the variant's metrics.
+func steadyResult(b *testing.B, name string, sent int, took time.Duration, late int, rx, drops uint64, rcvbuf int, h0 hostUDP) map[string]float64 {
+	if gap := int64(sent) - int64(rx) - int64(drops); gap != 0 {
+		b.Errorf("%s: sent %d != received %d + kernel drops %d (gap %d); %s", name, sent, rx, drops, gap, readHostUDP().since(h0))
+	}
+	return map[string]float64{
+		"drop-ratio": float64(drops) / float64(max(sent, 1)),
+		"drops":      float64(drops),
+		"sent/s":     float64(sent) / took.Seconds(),
+		"late":       float64(late),
+		"rcvbuf":     float64(rcvbuf),
+		"gap":        float64(int64(sent) - int64(rx) - int64(drops)),
+	}
+}
+
+func steadyHandler() packet.Handler {
+	if *perfEcho {
+		return packet.Echo{}
+	}
+	return packet.Discard{}
+}
+
+// steadyShardd runs shardd with Config.RcvBuf = rcvbuf (0: DefaultRcvBuf,
+// KernelDefault: the kernel's).
+func steadyShardd(b *testing.B, rcvbuf int) map[string]float64 {
+	h0 := readHostUDP()
+	g, err := shard.Listen(shard.Config{
+		Addr: "127.0.0.1:0", Shards: perfShards, Pin: *perfPin, RcvBuf: rcvbuf,
+		NewHandler: func(int) packet.Handler { return steadyHandler() },
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer g.Close()
+	stop := serveGroup(g)
+	f := newFlows(b, *perfFlows, groupAddr(g))
+	defer f.close()
+	sent, took, late, err := f.pace(*perfRate, *perfSteady)
+	if err != nil {
+		_ = stop()
+		b.Fatal(err)
+	}
+	settle(uint64(sent), func() uint64 { t := totals(g); return t.rx + t.drops })
+	if err := stop(); err != nil { // drains the queues, then records each socket's final drops
+		b.Fatal(err)
+	}
+	t := totals(g)
+	return steadyResult(b, "shardd", sent, took, late, t.rx, t.drops, g.Info().RcvBuf, h0)
+}
+
+// steadyNaive runs the naive server with the kernel's default buffer.
+func steadyNaive(b *testing.B) map[string]float64 {
+	h0 := readHostUDP()
+	c := listenNaive(b)
+	defer c.Close()
+	rcvbuf := 0
+	if rc, err := c.SyscallConn(); err == nil {
+		_ = rc.Control(func(fd uintptr) { rcvbuf, _ = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF) })
+	}
+	var count atomic.Uint64
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		naiveLoop(c, *perfEcho, &count, 0)
+	}()
+	defer func() { c.Close(); <-done }()
+	f := newFlows(b, *perfFlows, naiveAddr(c))
+	defer f.close()
+	sent, took, late, err := f.pace(*perfRate, *perfSteady)
+	if err != nil {
+		b.Fatal(err)
+	}
+	settle(uint64(sent), func() uint64 { d, _ := sockMem(c); return count.Load() + d })
+	drops, _ := sockMem(c)
+	return steadyResult(b, "naive", sent, took, late, count.Load(), drops, rcvbuf, h0)
+}
+
+// BenchmarkSteadyRate: one iteration = one round of shardd with its default
+// buffer (DefaultRcvBuf per shard, forced past rmem_max as root), shardd with
+// the kernel's default (KernelDefault) and the naive server with the kernel's
+// default, each offered -perf.rate datagrams/s for -perf.steadydur. Claim: a
+// default shardd drops nothing at this moderate rate while the kernel-default
+// buffer drops some. Reports per variant the median drop ratio (kernel drops
+// / sent), drops, sent/s and effective rcvbuf, and the largest drop ratio of
+// any round (VARIANT-max-drop-ratio).
+func BenchmarkSteadyRate(b *testing.B) {
+	if *perfRate <= 0 {
+		b.Fatalf("-perf.rate %d: want > 0", *perfRate)
+	}
+	s := runRounds(b, []variant{
+		{"shardd", func(b *testing.B) map[string]float64 { return steadyShardd(b, 0) }},
+		{"shardd-kdef", func(b *testing.B) map[string]float64 { return steadyShardd(b, shard.KernelDefault) }},
+		{"naive-kdef", func(b *testing.B) map[string]float64 { return steadyNaive(b) }},
+	})
+	for _, v := range []string{"shardd", "shardd-kdef", "naive-kdef"} {
+		s.report(b, v+"-drop-ratio", v+"-drops", v+"-sent/s", v+"-rcvbuf")
+		if xs := s[v+"-drop-ratio"]; len(xs) > 0 {
+			b.ReportMetric(slices.Max(xs), v+"-max-drop-ratio")
+		}
+	}
 }

@@ -201,4 +201,3 @@ func (r *run) recvLoop(f *flow, wg *sync.WaitGroup) {
 		f.recv.Add(matched)
 	}
 }
-
