@@ -59,9 +59,9 @@ var (
 	perfDur     = flag.Duration("perf.dur", time.Second, "BenchmarkCompeting, BenchmarkEcho: load time per variant and round")
 	perfWindow  = flag.Int("perf.window", 8, "BenchmarkEcho: requests outstanding per flow")
 	perfClients = flag.Int("perf.clients", 2, "BenchmarkEcho: client threads (the flows are split among them)")
-	perfSenders = flag.Int("perf.senders", 1, "BenchmarkCompeting: sender threads (the flows are split among them)")
+	perfSenders = flag.Int("perf.senders", 0, "BenchmarkCompeting: sender threads (the flows are split among them); 0 runs sub-benchmarks senders=1 and senders=2")
 	perfGSO     = flag.Bool("perf.gso", true, "BenchmarkCompeting: send UDP GSO super-datagrams (UDP_SEGMENT) of -perf.gsosegs 64-byte datagrams; falls back to plain sendmmsg when the kernel refuses, false forces the fallback")
-	perfGSOSegs = flag.Int("perf.gsosegs", 32, "BenchmarkCompeting with -perf.gso: 64-byte datagrams per super-datagram (2..64)")
+	perfGSOSegs = flag.Int("perf.gsosegs", 64, "BenchmarkCompeting with -perf.gso: 64-byte datagrams per super-datagram (2..64)")
 	perfRate    = flag.Int("perf.rate", 200000, "BenchmarkSteadyRate: datagrams per second offered by the paced sender")
 	perfSteady  = flag.Duration("perf.steadydur", 2*time.Second, "BenchmarkSteadyRate: paced load time per variant and round")
 	perfEcho    = flag.Bool("perf.echo", false, "BenchmarkSteadyRate: servers echo every datagram (shardd's default handler) instead of discarding")
@@ -212,12 +212,12 @@ func (f *flows) fill(n int, perFlow []int) (sent int, err error) {
 	return sent, nil
 }
 
-// flood sends from -perf.senders threads (each with its share of the flows)
+// flood sends from senders threads (each with its share of the flows)
 // as fast as they can, round-robin over their flows, until d has passed. Each
 // message carries segs datagrams of perfPayload bytes: segs > 1 needs
 // enableGSO. It reports the datagrams sent and for how long.
-func (f *flows) flood(d time.Duration, segs int) (sent int, took time.Duration, err error) {
-	senders := max(1, min(*perfSenders, len(f.fds)))
+func (f *flows) flood(d time.Duration, senders, segs int) (sent int, took time.Duration, err error) {
+	senders = max(1, min(senders, len(f.fds)))
 	var wg sync.WaitGroup
 	sents := make([]int, senders)
 	errs := make([]error, senders)
@@ -245,7 +245,7 @@ func (f *flows) flood(d time.Duration, segs int) (sent int, took time.Duration, 
 }
 
 // perfGSOMsgs is the number of super-datagrams per sendmmsg when sending with
-// GSO: with 32 segments that is 256 datagrams per call and flow, enough to
+// GSO: with 64 segments that is 512 datagrams per call and flow, enough to
 // pay for the call without long single-flow bursts.
 const perfGSOMsgs = 8
 
@@ -348,7 +348,7 @@ func probeGSO(segs int) error {
 // sendmmsg).
 func senderSegs(b *testing.B) int {
 	if !*perfGSO {
-		b.Logf("sender: plain sendmmsg, %d datagrams per call (-perf.gso=false), %d thread(s)", perfBatch, *perfSenders)
+		b.Logf("sender: plain sendmmsg, %d datagrams per call (-perf.gso=false)", perfBatch)
 		return 1
 	}
 	segs := *perfGSOSegs
@@ -359,7 +359,7 @@ func senderSegs(b *testing.B) int {
 		b.Logf("sender: UDP GSO unavailable (%v); falling back to plain sendmmsg, %d datagrams per call", err, perfBatch)
 		return 1
 	}
-	b.Logf("sender: UDP GSO, %d x %d-byte datagrams per super-datagram, %d per sendmmsg, %d thread(s)", segs, perfPayload, perfGSOMsgs, *perfSenders)
+	b.Logf("sender: UDP GSO, %d x %d-byte datagrams per super-datagram, %d per sendmmsg", segs, perfPayload, perfGSOMsgs)
 	return segs
 }
 
@@ -822,7 +822,7 @@ func competeFlows(b *testing.B, to netip.AddrPort, segs int) *flows {
 	return f
 }
 
-func competeShardd(b *testing.B, segs int) map[string]float64 {
+func competeShardd(b *testing.B, senders, segs int) map[string]float64 {
 	g, err := shard.Listen(shard.Config{
 		Addr: "127.0.0.1:0", Shards: perfShards, Pin: *perfPin,
 		NewHandler: func(int) packet.Handler { return packet.Discard{} },
@@ -835,7 +835,7 @@ func competeShardd(b *testing.B, segs int) map[string]float64 {
 	f := competeFlows(b, groupAddr(g), segs)
 	defer f.close()
 	t0 := totals(g)
-	sent, took, err := f.flood(*perfDur, segs)
+	sent, took, err := f.flood(*perfDur, senders, segs)
 	t1 := totals(g)
 	if serr := stop(); serr != nil {
 		b.Fatal(serr)
@@ -848,7 +848,7 @@ func competeShardd(b *testing.B, segs int) map[string]float64 {
 	return m
 }
 
-func competeNaive(b *testing.B, segs int) map[string]float64 {
+func competeNaive(b *testing.B, senders, segs int) map[string]float64 {
 	c := listenNaive(b)
 	defer c.Close()
 	_ = c.SetReadBuffer(perfRcvBuf)
@@ -863,7 +863,7 @@ func competeNaive(b *testing.B, segs int) map[string]float64 {
 	defer f.close()
 	rx0 := count.Load()
 	d0, _ := sockMem(c)
-	sent, took, err := f.flood(*perfDur, segs)
+	sent, took, err := f.flood(*perfDur, senders, segs)
 	rx1 := count.Load()
 	d1, _ := sockMem(c)
 	if err != nil {
@@ -874,19 +874,27 @@ func competeNaive(b *testing.B, segs int) map[string]float64 {
 
 // BenchmarkCompeting: one iteration = one round of naive and shardd, each
 // flooded for -perf.dur (UDP GSO sender unless -perf.gso=false; the
-// benchmark's log says which). Goal: shardd/naive >= 3, drops reported for
+// benchmark's log says which), in sub-benchmarks senders=1 and senders=2
+// (-perf.senders N runs only N). Goal: shardd/naive >= 3, drops reported for
 // both.
 func BenchmarkCompeting(b *testing.B) {
 	segs := senderSegs(b)
-	b.ResetTimer()
-	s := runRounds(b, []variant{
-		{"naive", func(b *testing.B) map[string]float64 { return competeNaive(b, segs) }},
-		{"shardd", func(b *testing.B) map[string]float64 { return competeShardd(b, segs) }},
-	})
-	s.report(b, "naive-pkts/s", "shardd-pkts/s", "naive-sent/s", "shardd-sent/s", "naive-drops", "shardd-drops",
-		"naive-drop-ratio", "shardd-drop-ratio", "shardd-batch")
-	s.reportRatio(b, "shardd-pkts/s", "naive-pkts/s", "shardd/naive")
-	b.ReportMetric(float64(segs), "gso-segs")
+	counts := []int{1, 2}
+	if *perfSenders > 0 {
+		counts = []int{*perfSenders}
+	}
+	for _, senders := range counts {
+		b.Run(fmt.Sprintf("senders=%d", senders), func(b *testing.B) {
+			s := runRounds(b, []variant{
+				{"naive", func(b *testing.B) map[string]float64 { return competeNaive(b, senders, segs) }},
+				{"shardd", func(b *testing.B) map[string]float64 { return competeShardd(b, senders, segs) }},
+			})
+			s.report(b, "naive-pkts/s", "shardd-pkts/s", "naive-sent/s", "shardd-sent/s", "naive-drops", "shardd-drops",
+				"naive-drop-ratio", "shardd-drop-ratio", "shardd-batch")
+			s.reportRatio(b, "shardd-pkts/s", "naive-pkts/s", "shardd/naive")
+			b.ReportMetric(float64(segs), "gso-segs")
+		})
+	}
 }
 
 // ---------------------------------------------------------------------------
@@ -1273,7 +1281,7 @@ func BenchmarkSteadyRate(b *testing.B) {
 		{"naive-kdef", func(b *testing.B) map[string]float64 { return steadyNaive(b) }},
 	})
 	for _, v := range []string{"shardd", "shardd-kdef", "naive-kdef"} {
-		s.report(b, v+"-drop-ratio", v+"-drops", v+"-sent/s", v+"-rcvbuf")
+		s.report(b, v+"-drop-ratio", v+"-drops", v+"-sent/s", v+"-late", v+"-rcvbuf")
 		if xs := s[v+"-drop-ratio"]; len(xs) > 0 {
 			b.ReportMetric(slices.Max(xs), v+"-max-drop-ratio")
 		}

@@ -29,7 +29,8 @@ func enableGSO(c *net.UDPConn, size int) error {
 }
 
 // batchIO sends and receives batches on one connected socket without
-// allocating: sendmmsg/recvmmsg over arrays built once.
+// allocating: sendmmsg/recvmmsg over arrays built once. One goroutine may
+// send while another receives: each direction has its own call state.
 type batchIO struct {
 	rc     syscall.RawConn
 	txHdrs []unix.Mmsghdr
@@ -37,11 +38,16 @@ type batchIO struct {
 	rxHdrs []unix.Mmsghdr
 	rxIovs []unix.Iovec
 	rxBufs [][]byte
-	n      int // messages in the current call
-	res    int
-	errno  syscall.Errno
+	tx, rx callState
 	sendFn func(uintptr) bool
 	recvFn func(uintptr) bool
+}
+
+// callState is one direction's syscall arguments and result.
+type callState struct {
+	n     int // messages in the call
+	res   int
+	errno syscall.Errno
 }
 
 func newBatchIO(c *net.UDPConn, batch, slot int) (*batchIO, error) {
@@ -73,30 +79,30 @@ func newBatchIO(c *net.UDPConn, batch, slot int) (*batchIO, error) {
 }
 
 func (b *batchIO) send(fd uintptr) bool {
-	r, _, e := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&b.txHdrs[0])), uintptr(b.n), unix.MSG_DONTWAIT, 0, 0)
+	r, _, e := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&b.txHdrs[0])), uintptr(b.tx.n), unix.MSG_DONTWAIT, 0, 0)
 	if e == unix.EAGAIN {
 		return false
 	}
-	b.res, b.errno = int(r), e
+	b.tx.res, b.tx.errno = int(r), e
 	return true
 }
 
 func (b *batchIO) recv(fd uintptr) bool {
-	for i := 0; i < b.n; i++ {
+	for i := 0; i < b.rx.n; i++ {
 		b.rxHdrs[i].Hdr.Flags = 0
 	}
-	r, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&b.rxHdrs[0])), uintptr(b.n), unix.MSG_DONTWAIT, 0, 0)
+	r, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&b.rxHdrs[0])), uintptr(b.rx.n), unix.MSG_DONTWAIT, 0, 0)
 	if e == unix.EAGAIN {
 		return false
 	}
-	b.res, b.errno = int(r), e
+	b.rx.res, b.rx.errno = int(r), e
 	return true
 }
 
 // writeBatch sends each of msgs as one datagram (or, with GSO on, one
 // super-datagram each) and returns how many the kernel took.
 func (b *batchIO) writeBatch(msgs [][]byte) (int, error) {
-	b.n = len(msgs)
+	b.tx.n = len(msgs)
 	for i, m := range msgs {
 		b.txIovs[i].Base = &m[0]
 		b.txIovs[i].SetLen(len(m))
@@ -104,30 +110,30 @@ func (b *batchIO) writeBatch(msgs [][]byte) (int, error) {
 	if err := b.rc.Write(b.sendFn); err != nil {
 		return 0, err
 	}
-	if b.errno != 0 {
-		if b.errno == unix.ECONNREFUSED {
+	if b.tx.errno != 0 {
+		if b.tx.errno == unix.ECONNREFUSED {
 			return 0, errRefused
 		}
-		return 0, os.NewSyscallError("sendmmsg", b.errno)
+		return 0, os.NewSyscallError("sendmmsg", b.tx.errno)
 	}
-	return b.res, nil
+	return b.tx.res, nil
 }
 
 // readBatch blocks until replies arrive and returns them; the slices are
 // valid until the next call.
 func (b *batchIO) readBatch(out [][]byte) (int, error) {
-	b.n = min(len(out), len(b.rxHdrs))
+	b.rx.n = min(len(out), len(b.rxHdrs))
 	if err := b.rc.Read(b.recvFn); err != nil {
 		return 0, err
 	}
-	if b.errno != 0 {
-		if b.errno == unix.ECONNREFUSED {
+	if b.rx.errno != 0 {
+		if b.rx.errno == unix.ECONNREFUSED {
 			return 0, errRefused
 		}
-		return 0, os.NewSyscallError("recvmmsg", b.errno)
+		return 0, os.NewSyscallError("recvmmsg", b.rx.errno)
 	}
-	for i := 0; i < b.res; i++ {
+	for i := 0; i < b.rx.res; i++ {
 		out[i] = b.rxBufs[i][:b.rxHdrs[i].Len]
 	}
-	return b.res, nil
+	return b.rx.res, nil
 }

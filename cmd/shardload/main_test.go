@@ -1,0 +1,219 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/shardd/shardd/metrics"
+	"github.com/shardd/shardd/packet"
+	"github.com/shardd/shardd/shard"
+)
+
+// server is a real shardd group with its /metrics, run in-process.
+type server struct {
+	g          *shard.Group
+	addr       string
+	metricsURL string
+}
+
+func startServer(t *testing.T, h packet.Handler) *server {
+	t.Helper()
+	g, err := shard.Listen(shard.Config{Addr: "127.0.0.1:0", Shards: 2, NewHandler: func(int) packet.Handler { return h }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- g.Serve(context.Background()) }()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(metrics.NewCollector(g, nil))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: metrics.Handler(reg)}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() {
+		_ = srv.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = g.Shutdown(ctx)
+		<-done
+	})
+	return &server{g: g, addr: g.Addr().String(), metricsURL: "http://" + ln.Addr().String() + "/metrics"}
+}
+
+func runLoad(t *testing.T, args ...string) (*summary, string) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	code := mainCode(append([]string{"--json", "--progress=false"}, args...), &stdout, &stderr)
+	if code != 0 {
+		t.Fatalf("shardload %v: exit %d: %s", args, code, stderr.String())
+	}
+	var s summary
+	if err := json.Unmarshal(stdout.Bytes(), &s); err != nil {
+		t.Fatalf("summary is not JSON: %v\n%s", err, stdout.String())
+	}
+	return &s, stderr.String()
+}
+
+// TestOnewayAccountingMatchesServer runs one second of load at a rate the
+// server keeps up with and checks the books: sent == received + lost, and
+// the per-shard split equals what the server's own counters say.
+func TestOnewayAccountingMatchesServer(t *testing.T) {
+	for _, gso := range []string{"on", "off"} {
+		t.Run("gso="+gso, func(t *testing.T) {
+			srv := startServer(t, packet.Discard{})
+			s, _ := runLoad(t, "--duration", "1s", "--rate", "20000", "--gso", gso, "--senders", "1", "--metrics", srv.metricsURL, srv.addr)
+			if s.Received == nil || s.Server == nil {
+				t.Fatalf("no server accounting: %+v", s)
+			}
+			if s.Sent != *s.Received+*s.Lost {
+				t.Fatalf("sent %d != received %d + lost %d", s.Sent, *s.Received, *s.Lost)
+			}
+			if s.Sent < 15000 || s.Sent > 25000 {
+				t.Fatalf("sent %d in 1s at --rate 20000", s.Sent)
+			}
+			stats := srv.g.Stats(nil)
+			if len(s.Server.Shards) != len(stats) {
+				t.Fatalf("shardload saw %d shards, server has %d", len(s.Server.Shards), len(stats))
+			}
+			var total uint64
+			for i, st := range stats {
+				got := s.Server.Shards[i]
+				if got.Shard != fmt.Sprint(st.Shard) || got.Received != st.RxPackets || got.KernelDrops != st.KernelDrops {
+					t.Errorf("shard %d: shardload says %+v, server says rx %d drops %d", st.Shard, got, st.RxPackets, st.KernelDrops)
+				}
+				total += st.RxPackets
+			}
+			if total != *s.Received || *s.Lost != s.Server.KernelDrops {
+				t.Errorf("server total %d, shardload received %d, lost %d vs kernel drops %d", total, *s.Received, *s.Lost, s.Server.KernelDrops)
+			}
+		})
+	}
+}
+
+func TestEchoMatchesRepliesAndMeasuresRTT(t *testing.T) {
+	for _, payload := range []string{"", "../../testdata/dns/query-a-example.com.bin", "../../testdata/syslog/rfc5424.txt"} {
+		t.Run("payload="+payload, func(t *testing.T) {
+			srv := startServer(t, packet.Echo{})
+			args := []string{"--mode", "echo", "--duration", "1s", "--rate", "10000", "--flows", "16", "--metrics", srv.metricsURL}
+			if payload != "" {
+				args = append(args, "--payload", payload)
+			}
+			s, _ := runLoad(t, append(args, srv.addr)...)
+			if s.Received == nil || s.Sent != *s.Received+*s.Lost {
+				t.Fatalf("books do not balance: %+v", s)
+			}
+			if *s.Lost != 0 || s.Unexpected != 0 {
+				t.Fatalf("lost %d, unexpected %d at a low rate on loopback", *s.Lost, s.Unexpected)
+			}
+			if s.RTT == nil || s.RTT.P50 <= 0 || s.RTT.P50 > s.RTT.P99 || s.RTT.P99 > s.RTT.Max || s.RTT.Max > int64(time.Second) {
+				t.Fatalf("implausible RTT: %+v", s.RTT)
+			}
+			if s.Server.Received != s.Sent {
+				t.Fatalf("server received %d of %d", s.Server.Received, s.Sent)
+			}
+		})
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{}, "want exactly one target ADDR"},
+		{[]string{"--rate", "-1", "127.0.0.1:9"}, "--rate -1: must be 0"},
+		{[]string{"--size", "65508", "127.0.0.1:9"}, "--size 65508: must be between 1 and 65507"},
+		{[]string{"--mode", "flood", "127.0.0.1:9"}, "--mode flood: want oneway or echo"},
+		{[]string{"--mode", "echo", "--size", "8", "127.0.0.1:9"}, "echo mode needs at least 16 bytes"},
+		{[]string{"localhost:9"}, `target "localhost:9": want IP:PORT`},
+		{[]string{"127.0.0.1:0"}, "with a port from 1 to 65535"},
+		{[]string{"--payload", "/nonexistent", "127.0.0.1:9"}, "--payload: open /nonexistent"},
+		{[]string{"--bogus", "127.0.0.1:9"}, "flag provided but not defined: --bogus"},
+		{[]string{"--proto", "sctp", "127.0.0.1:9"}, "--proto sctp: only udp"},
+		{[]string{"--duration", "1s", "[ff02::1]:9"}, "is unreachable"},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			if code := mainCode(tc.args, &stdout, &stderr); code != 2 {
+				t.Errorf("exit %d, want 2 (stderr %q)", code, stderr.String())
+			}
+			if !strings.Contains(stderr.String(), tc.want) || strings.Count(stderr.String(), "\n") != 1 {
+				t.Errorf("stderr %q, want one line with %q", stderr.String(), tc.want)
+			}
+		})
+	}
+}
+
+func TestRefusedTargetIsReported(t *testing.T) {
+	// A port nobody listens on: the kernel answers with port unreachable.
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := c.LocalAddr().String()
+	c.Close()
+	var stdout, stderr bytes.Buffer
+	code := mainCode([]string{"--progress=false", "--duration", "300ms", "--rate", "1000", "--mode", "echo", "--wait", "100ms", addr}, &stdout, &stderr)
+	if code != 1 || !strings.Contains(stderr.String(), "refused") {
+		t.Fatalf("exit %d, stderr %q: want 1 and a refused error", code, stderr.String())
+	}
+}
+
+func TestPayloadStampAndMatch(t *testing.T) {
+	d := make([]byte, 64)
+	stamp(filler, d, 42, 1234*time.Microsecond)
+	seq, at, ok := replySeq(filler, d)
+	if !ok || seq != 42 || at != 1234*time.Microsecond {
+		t.Fatalf("filler round trip: %d %v %v", seq, at, ok)
+	}
+	if _, _, ok := replySeq(filler, d[:15]); ok {
+		t.Fatal("a 15-byte reply cannot carry a filler stamp")
+	}
+	q, err := os.ReadFile("../../testdata/dns/query-a-example.com.bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if classifyPayload(q) != dnsID {
+		t.Fatal("the DNS query fixture is not recognised as DNS")
+	}
+	stamp(dnsID, q, 0x1_beef, 0)
+	if seq, _, _ := replySeq(dnsID, q); seq != 0xbeef {
+		t.Fatalf("DNS ID carries %x", seq)
+	}
+	if classifyPayload([]byte("<34>1 2026-11-25T08:00:00Z host app - - - hello")) != opaque {
+		t.Fatal("a syslog line classified as DNS")
+	}
+}
+
+func TestDiffServer(t *testing.T) {
+	k := func(l, s string) shardKey { return shardKey{Listener: l, Proto: "udp", Shard: s} }
+	before := serverStats{rx: map[shardKey]float64{k("a", "0"): 10, k("a", "1"): 10, k("b", "0"): 5}, drops: map[shardKey]float64{}}
+	after := serverStats{rx: map[shardKey]float64{k("a", "0"): 40, k("a", "1"): 20, k("b", "0"): 5}, drops: map[shardKey]float64{k("a", "1"): 3}}
+	d := diffServer(before, after)
+	if d.Received != 40 || d.KernelDrops != 3 || len(d.Shards) != 2 || d.Imbalance != 1.5 {
+		t.Fatalf("diff = %+v", d)
+	}
+}
+
+func FuzzParseServerStats(f *testing.F) {
+	f.Add("# TYPE shardd_rx_packets_total counter\nshardd_rx_packets_total{listener=\":1\",proto=\"udp\",shard=\"0\"} 5\n")
+	f.Add("shardd_kernel_drops_total{shard=\"1\"} 1e3\n")
+	f.Fuzz(func(t *testing.T, text string) {
+		s, err := parseServerStats(strings.NewReader(text))
+		if err == nil && len(s.rx) == 0 {
+			t.Fatal("success without receive counters")
+		}
+	})
+}
