@@ -11,6 +11,7 @@ import (
 // address family. Drops caused by the global udp_mem limit show only here,
 // never in a socket's own drop count.
 type HostUDP struct {
+	InDatagrams                                     uint64 // datagrams applications read
 	InErrors, RcvbufErrors, SndbufErrors, MemErrors uint64
 }
 
@@ -68,6 +69,8 @@ func ParseSNMP6(b []byte) (HostUDP, error) {
 func (h *HostUDP) set(name, value string) error {
 	var dst *uint64
 	switch name {
+	case "InDatagrams":
+		dst = &h.InDatagrams
 	case "InErrors":
 		dst = &h.InErrors
 	case "RcvbufErrors":

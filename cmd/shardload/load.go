@@ -25,6 +25,9 @@ type flow struct {
 	refused    atomic.Bool
 
 	seq      uint64         // next sequence; sender-owned
+	expired  uint64         // requests given up on after --timeout; sender-owned
+	lastSend time.Duration  // sender-owned
+	lastRecv atomic.Int64   // time of the last matched reply, since the run's start
 	sendTime []atomic.Int64 // dnsID/opaque echo: send time by sequence & ringMask
 	hist     histogram      // receiver-owned
 }
@@ -119,14 +122,21 @@ func (r *run) sendLoop(id int, deadline time.Time) {
 		}
 		f := mine[k%len(mine)]
 		if cfg.mode == "echo" && cfg.window > 0 {
-			inflight := int(f.sent.Load() - f.recv.Load())
+			inflight := int(int64(f.sent.Load()) - int64(f.recv.Load()) - int64(f.expired))
 			if inflight >= cfg.window {
+				// A lost reply must not hold its window slot forever: after
+				// --timeout without progress, give up on what is in flight.
+				quiet := time.Since(r.start) - max(time.Duration(f.lastRecv.Load()), f.lastSend)
+				if quiet > cfg.timeout {
+					f.expired += uint64(inflight)
+					continue
+				}
 				if k%len(mine) == len(mine)-1 {
 					time.Sleep(50 * time.Microsecond) // every flow is full: let replies come
 				}
 				continue
 			}
-			n = min(n, cfg.window-inflight)
+			n = min(n, cfg.window-max(inflight, 0))
 		}
 		sentAt := time.Since(r.start)
 		for i := 0; i < n; i++ {
@@ -156,6 +166,7 @@ func (r *run) sendLoop(id int, deadline time.Time) {
 			continue
 		}
 		f.seq += uint64(took)
+		f.lastSend = sentAt
 		f.sent.Add(uint64(took))
 		total += uint64(took)
 	}
@@ -198,6 +209,9 @@ func (r *run) recvLoop(f *flow, wg *sync.WaitGroup) {
 			f.hist.record(now - sentAt)
 			matched++
 		}
-		f.recv.Add(matched)
+		if matched > 0 {
+			f.lastRecv.Store(int64(now))
+			f.recv.Add(matched)
+		}
 	}
 }

@@ -35,6 +35,7 @@ type config struct {
 	payloadArg string
 	mode       string
 	window     int
+	timeout    time.Duration
 	wait       time.Duration
 	senders    int
 	gsoArg     string
@@ -101,6 +102,7 @@ func parseFlags(args []string, stdout io.Writer) (*config, error) {
 	fs.StringVar(&cfg.payloadArg, "payload", "", "send this file's bytes instead (a DNS query from testdata/ gets its ID used as sequence)")
 	fs.StringVar(&cfg.mode, "mode", "oneway", "oneway (count what was sent) or echo (match replies, measure RTT)")
 	fs.IntVar(&cfg.window, "window", 16, "echo: requests in flight per flow before the flow waits for replies; 0 = no limit")
+	fs.DurationVar(&cfg.timeout, "timeout", time.Second, "echo: a flow with a full window and no reply for this long gives up on its requests in flight (they count as lost)")
 	fs.DurationVar(&cfg.wait, "wait", time.Second, "after sending, wait this long at most for replies (echo) and for the server to count (--metrics)")
 	fs.IntVar(&cfg.senders, "senders", runtime.GOMAXPROCS(0), "sender threads; default one per CPU the process may use")
 	fs.StringVar(&cfg.gsoArg, "gso", "auto", "UDP GSO (UDP_SEGMENT): auto, on or off")
@@ -140,6 +142,8 @@ func parseFlags(args []string, stdout io.Writer) (*config, error) {
 		return nil, usagef("--mode %s: want oneway or echo", cfg.mode)
 	case cfg.window < 0:
 		return nil, usagef("--window %d: must be 0 or more", cfg.window)
+	case cfg.timeout <= 0:
+		return nil, usagef("--timeout %v: must be positive", cfg.timeout)
 	case cfg.gsoArg != "auto" && cfg.gsoArg != "on" && cfg.gsoArg != "off":
 		return nil, usagef("--gso %s: want auto, on or off", cfg.gsoArg)
 	}

@@ -217,3 +217,24 @@ func FuzzParseServerStats(f *testing.F) {
 		}
 	})
 }
+
+// TestLostRepliesDoNotStallEcho drops every tenth request at the server: the
+// flows must keep going (their window slots come back after --timeout) and
+// the books must still balance.
+func TestLostRepliesDoNotStallEcho(t *testing.T) {
+	lossy := packet.HandlerFunc(func(w *packet.ReplyWriter, p *packet.Packet) error {
+		if seq, _, ok := replySeq(filler, p.Data); ok && seq%10 == 0 {
+			return nil // swallowed
+		}
+		_, err := w.Write(p.Data)
+		return err
+	})
+	srv := startServer(t, lossy)
+	s, _ := runLoad(t, "--mode", "echo", "--duration", "1s", "--rate", "2000", "--flows", "4", "--window", "4", "--timeout", "50ms", "--wait", "200ms", srv.addr)
+	if s.Sent < 1500 {
+		t.Fatalf("sent only %d of ~2000: lost replies stalled the flows", s.Sent)
+	}
+	if s.Sent != *s.Received+*s.Lost || *s.LossPct < 8 || *s.LossPct > 12 {
+		t.Fatalf("sent %d, received %d, lost %d (%.1f%%): want about 10%% lost", s.Sent, *s.Received, *s.Lost, *s.LossPct)
+	}
+}
