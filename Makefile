@@ -6,7 +6,7 @@ BENCH     ?= .
 BENCH_FLAGS ?= -benchmem
 FUZZTIME  ?= 10s
 
-.PHONY: all build run test bench bench-perf lint fuzz-smoke clean
+.PHONY: all build run test bench bench-go bench-cpu bench-perf lint fuzz-smoke clean
 
 all: lint test
 
@@ -21,10 +21,33 @@ run:
 test:
 	$(GO) test -race -shuffle=on -count=1 -timeout 20m ./...
 
+# The side-by-side suite: naive Go server, shardd 1 shard, one per CPU, pinned
+# (and peers: BENCH_ARGS="--peer 'name=cmd {port}'"), discard and echo, 64 and
+# 512 bytes, interleaved repetitions; table, JSON and chart into BENCH_OUT.
+BENCH_OUT ?= out/bench
+BENCH_ARGS ?=
+bench: build
+	./$(BIN)/shardbench --bin $(BIN) --out $(BENCH_OUT) $(BENCH_ARGS)
+
 # Per-datagram costs (handler path, shard loop) with allocations.
-bench:
+bench-go:
 	$(GO) test -run '^$$' -bench '$(BENCH)' $(BENCH_FLAGS) ./packet/ ./metrics/
 	$(GO) test -run '^$$' -bench 'ShardLoop|ServeBatch' $(BENCH_FLAGS) ./shard/
+
+# User-space instructions per datagram under callgrind: repeatable where
+# wall-clock time is not. Two iteration counts; the difference over the
+# extra datagrams cancels start-up. Kernel work is not counted.
+CPU_BENCHES ?= ServeBatch/echo$$ ServeBatch/discard$$ ShardLoop/discard-64B$$ ShardLoop/echo-64B$$
+bench-cpu:
+	$(GO) test -c -o $(BIN)/shard.test ./shard
+	@command -v valgrind >/dev/null || { echo "bench-cpu needs valgrind (apt-get install valgrind)"; exit 1; }
+	@for b in $(CPU_BENCHES); do \
+	  n1=64000; n2=128000; \
+	  ir() { GOGC=off GODEBUG=cpu.rdtscp=off,asyncpreemptoff=1 valgrind --tool=callgrind --callgrind-out-file=/dev/null \
+	    ./$(BIN)/shard.test -test.run '^$$' -test.bench "$$b" -test.benchtime $${1}x -test.cpu 1 2>&1 | sed -n 's/.*Collected : //p'; }; \
+	  a=$$(ir $$n1); c=$$(ir $$n2); \
+	  echo "$$b $$(( (c - a) / (n2 - n1) )) instructions/datagram"; \
+	done
 
 # The side-by-side receive/echo benchmarks against the naive server and a C
 # recvmmsg reader (each round interleaves the variants; see shard/perf_linux_test.go).
