@@ -50,6 +50,7 @@ type sample struct {
 	Rate     float64 `json:"rate"` // datagrams received/s (discard) or round trips/s (echo)
 	Drops    uint64  `json:"drops"`
 	Sent     uint64  `json:"sent"`
+	Offered  float64 `json:"offered"` // datagrams/s the kernel took from shardload
 	P50      int64   `json:"rtt_p50_ns,omitempty"`
 	P99      int64   `json:"rtt_p99_ns,omitempty"`
 	P999     int64   `json:"rtt_p999_ns,omitempty"`
@@ -76,7 +77,7 @@ type usageError struct{ error }
 func run(args []string) error {
 	fs := flag.NewFlagSet("shardbench", flag.ContinueOnError)
 	out := fs.String("out", "out/bench", "directory for results.md, results.json and chart.svg")
-	reps := fs.Int("reps", 3, "repetitions of every run, interleaved")
+	reps := fs.Int("reps", 5, "repetitions of every run, interleaved")
 	dur := fs.Duration("duration", 2*time.Second, "load time per run")
 	bin := fs.String("bin", "bin", "directory holding shardd, shardload and naiveudp (make build)")
 	sizes := fs.String("sizes", "64,512", "datagram sizes")
@@ -203,10 +204,13 @@ func measure(srv server, sc scenario, dur time.Duration, shardload string) (samp
 		return s, fmt.Errorf("server did not bind 127.0.0.1:%d: %v; stderr: %s", port, err, serr.String())
 	}
 
-	args := []string{"--json", "--progress=false", "--senders", "1", "--duration", dur.String(), "--size", strconv.Itoa(sc.Size)}
+	args := []string{"--json", "--progress=false", "--duration", dur.String(), "--size", strconv.Itoa(sc.Size)}
 	if sc.Mode == "echo" {
-		args = append(args, "--mode", "echo")
+		// A closed loop: one sender thread, the rest of the machine answers.
+		args = append(args, "--mode", "echo", "--senders", "1")
 	} else {
+		// One sender per CPU, to offer more than any server here can take:
+		// what a server receives is then its capacity, with drops counted.
 		args = append(args, "--wait", "0s")
 	}
 	args = append(args, fmt.Sprintf("127.0.0.1:%d", port))
@@ -231,6 +235,7 @@ func measure(srv server, sc scenario, dur time.Duration, shardload string) (samp
 		return s, fmt.Errorf("shardload output: %v", err)
 	}
 	s.Sent = sum.Sent
+	s.Offered = float64(sum.Sent) / sum.DurationSec
 	// Let the server read what is still queued, then read the drop counters
 	// of the sockets on its port: the same source for every server.
 	sock, err := waitDrained(port, 3*time.Second)

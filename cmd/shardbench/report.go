@@ -39,6 +39,7 @@ func readMachine() machineInfo {
 type cell struct {
 	median, min, max float64
 	ratio            float64 // median over the baseline's median
+	offered          float64 // median datagrams/s sent
 	drops            uint64  // median kernel drops
 	p50, p99, p999   int64   // median RTT percentiles (echo)
 }
@@ -71,17 +72,18 @@ func buildReport(servers []server, scenarios []scenario, samples []sample, reps 
 		r.cells[sc.String()] = map[string]cell{}
 		var base float64
 		for _, srv := range servers {
-			var rates []float64
+			var rates, offered []float64
 			var drops []uint64
 			var p50, p99, p999 []int64
 			for _, s := range samples {
 				if s.Server == srv.Name && s.Scenario == sc.String() {
 					rates = append(rates, s.Rate)
+					offered = append(offered, s.Offered)
 					drops = append(drops, s.Drops)
 					p50, p99, p999 = append(p50, s.P50), append(p99, s.P99), append(p999, s.P999)
 				}
 			}
-			c := cell{median: median(rates), min: math.Inf(1), drops: median(drops), p50: median(p50), p99: median(p99), p999: median(p999)}
+			c := cell{median: median(rates), offered: median(offered), min: math.Inf(1), drops: median(drops), p50: median(p50), p99: median(p99), p999: median(p999)}
 			for _, v := range rates {
 				c.min, c.max = math.Min(c.min, v), math.Max(c.max, v)
 			}
@@ -113,10 +115,10 @@ func human(v float64) string {
 func (r *report) markdown() string {
 	var b strings.Builder
 	m := r.machine
-	fmt.Fprintf(&b, "Machine: %s, %d CPUs, Linux %s, %s, %s. Loopback; shardload with 1 sender thread, 64 flows, GSO; %d interleaved repetitions of %v per cell (took %v).\n\n",
+	fmt.Fprintf(&b, "Machine: %s, %d CPUs, Linux %s, %s, %s. Loopback, 64 flows; discard: shardload one-way with one GSO sender per CPU (offered/s is what the kernel took from it); echo: one sender thread, 16 requests in flight per flow. %d interleaved repetitions of %v per cell (took %v).\n\n",
 		m.CPU, m.CPUs, m.Kernel, m.Go, m.Date, r.reps, r.dur, r.took.Round(time.Second))
-	fmt.Fprintf(&b, "| load | server | median | min-max | vs naive | kernel drops (median) | RTT p50 / p99 / p99.9 |\n")
-	fmt.Fprintf(&b, "|---|---|---:|---:|---:|---:|---|\n")
+	fmt.Fprintf(&b, "| load | server | median | min-max | vs naive | offered/s | kernel drops (median) | RTT p50 / p99 / p99.9 |\n")
+	fmt.Fprintf(&b, "|---|---|---:|---:|---:|---:|---:|---|\n")
 	for _, sc := range r.scenarios {
 		unit := "datagrams/s received"
 		if sc.Mode == "echo" {
@@ -128,7 +130,7 @@ func (r *report) markdown() string {
 			if sc.Mode == "echo" {
 				rtt = fmt.Sprintf("%v / %v / %v", time.Duration(c.p50).Round(time.Microsecond), time.Duration(c.p99).Round(time.Microsecond), time.Duration(c.p999).Round(time.Microsecond))
 			}
-			fmt.Fprintf(&b, "| %s (%s) | %s | %s | %s-%s | %.2fx | %d | %s |\n", sc, unit, srv.Name, human(c.median), human(c.min), human(c.max), c.ratio, c.drops, rtt)
+			fmt.Fprintf(&b, "| %s (%s) | %s | %s | %s-%s | %.2fx | %s | %d | %s |\n", sc, unit, srv.Name, human(c.median), human(c.min), human(c.max), c.ratio, human(c.offered), c.drops, rtt)
 		}
 	}
 	return b.String()

@@ -2,7 +2,6 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"strconv"
 	"strings"
@@ -58,27 +57,6 @@ func (c *choice) Set(s string) error {
 		}
 	}
 	return fmt.Errorf("want one of %s", strings.Join(c.allowed, ", "))
-}
-
-// parseInterspersed parses flags wherever they stand among the positional
-// arguments, GNU style ("shardd :5353 --shards 2"); "--" ends the flags.
-func parseInterspersed(fs *flag.FlagSet, args []string) (positional []string, err error) {
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		rest := fs.Args()
-		if len(rest) == 0 {
-			return positional, nil
-		}
-		// flag stops at the first non-flag, or after "--".
-		consumed := len(args) - len(rest)
-		if consumed > 0 && args[consumed-1] == "--" {
-			return append(positional, rest...), nil
-		}
-		positional = append(positional, rest[0])
-		args = rest[1:]
-	}
 }
 
 // rewriteFlagError turns the flag package's messages into one line with GNU

@@ -28,6 +28,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/shardd/shardd/cmd/internal/cli"
 	"github.com/shardd/shardd/metrics"
 	"github.com/shardd/shardd/packet"
 	"github.com/shardd/shardd/shard"
@@ -119,7 +120,7 @@ Exit codes: 0 clean stop, 1 runtime failure, 2 usage error.
 func parseArgs(args []string, stdout io.Writer) (*options, bool, error) {
 	o := &options{}
 	fs := newFlagSet(o)
-	pos, err := parseInterspersed(fs, args)
+	pos, err := cli.ParseInterspersed(fs, args)
 	if errors.Is(err, flag.ErrHelp) {
 		printUsage(stdout, fs)
 		return nil, true, nil

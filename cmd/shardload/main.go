@@ -14,7 +14,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/netip"
 	"os"
 	"os/signal"
@@ -23,6 +22,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/shardd/shardd/cmd/internal/cli"
 )
 
 type config struct {
@@ -60,26 +61,24 @@ func main() {
 }
 
 func mainCode(args []string, stdout, stderr io.Writer) int {
+	fail := func(err error) int {
+		fmt.Fprintf(stderr, "shardload: %v\n", err)
+		var ue *usageError
+		if errors.As(err, &ue) {
+			return 2
+		}
+		return 1
+	}
 	cfg, err := parseFlags(args, stdout)
 	if cfg == nil && err == nil {
 		return 0 // --help
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "shardload: %v\n", err)
-		var ue *usageError
-		if errors.As(err, &ue) {
-			return 2
-		}
-		return 1
+		return fail(err)
 	}
 	sum, err := execute(cfg, stderr)
 	if err != nil {
-		fmt.Fprintf(stderr, "shardload: %v\n", err)
-		var ue *usageError
-		if errors.As(err, &ue) {
-			return 2
-		}
-		return 1
+		return fail(err)
 	}
 	if cfg.json {
 		enc := json.NewEncoder(stdout)
@@ -109,7 +108,7 @@ func parseFlags(args []string, stdout io.Writer) (*config, error) {
 	fs.BoolVar(&cfg.json, "json", false, "print the summary as one JSON object")
 	fs.StringVar(&cfg.metricsURL, "metrics", "", "shardd's /metrics URL: scrape before and after for per-shard counts and kernel drops")
 	fs.BoolVar(&cfg.progress, "progress", true, "print progress to stderr once a second")
-	pos, err := parseInterspersed(fs, args)
+	pos, err := cli.ParseInterspersed(fs, args)
 	if errors.Is(err, flag.ErrHelp) {
 		fmt.Fprintln(stdout, "Usage: shardload [flags] ADDR\n\nFlags:")
 		fs.VisitAll(func(f *flag.Flag) {
@@ -170,21 +169,6 @@ func parseFlags(args []string, stdout io.Writer) (*config, error) {
 	}
 	cfg.senders = min(cfg.senders, cfg.flows)
 	return cfg, nil
-}
-
-// parseInterspersed lets flags follow the address ("shardload ADDR --rate 1000").
-func parseInterspersed(fs *flag.FlagSet, args []string) (pos []string, err error) {
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		rest := fs.Args()
-		if len(rest) == 0 {
-			return pos, nil
-		}
-		pos = append(pos, rest[0])
-		args = rest[1:]
-	}
 }
 
 // execute runs the load and returns its summary.
@@ -325,5 +309,3 @@ func isUnreachable(err error) bool {
 	return errors.Is(err, syscall.ENETUNREACH) || errors.Is(err, syscall.EHOSTUNREACH) ||
 		errors.Is(err, syscall.EADDRNOTAVAIL) || errors.Is(err, syscall.EAFNOSUPPORT) || errors.Is(err, syscall.EINVAL)
 }
-
-var _ = net.IPv4len
