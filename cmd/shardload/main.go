@@ -241,15 +241,22 @@ sending:
 			r.stopped.Store(true)
 		case now := <-tick.C:
 			sent, recv := r.totals()
+			live := cfg.mode == "echo"
+			if cfg.mode == "oneway" && cfg.metricsURL != "" && cfg.progress {
+				// One-way: what arrived is the server's count, scraped live.
+				if now, err := scrapeServer(cfg.metricsURL); err == nil {
+					recv, live = diffServer(before, now).Received, true
+				}
+			}
 			if cfg.progress {
 				secs := now.Sub(lastT).Seconds()
 				line := fmt.Sprintf("[%5.1fs] sent %9.0f/s", now.Sub(r.start).Seconds(), float64(sent-lastSent)/secs)
-				if cfg.mode == "echo" {
+				if live {
 					loss := 0.0
 					if sent > 0 {
 						loss = 100 * float64(sent-min(recv, sent)) / float64(sent)
 					}
-					line += fmt.Sprintf("  recv %9.0f/s  in flight or lost %.2f%%", float64(recv-lastRecv)/secs, loss)
+					line += fmt.Sprintf("  recv %9.0f/s  in flight or lost %.2f%%", float64(recv-min(lastRecv, recv))/secs, loss)
 				}
 				fmt.Fprintln(stderr, line)
 			}

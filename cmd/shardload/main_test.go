@@ -238,3 +238,19 @@ func TestLostRepliesDoNotStallEcho(t *testing.T) {
 		t.Fatalf("sent %d, received %d, lost %d (%.1f%%): want about 10%% lost", s.Sent, *s.Received, *s.Lost, *s.LossPct)
 	}
 }
+
+func TestProgressShowsServerReceiveRate(t *testing.T) {
+	srv := startServer(t, packet.Discard{})
+	var stdout, stderr bytes.Buffer
+	code := mainCode([]string{"--duration", "1500ms", "--rate", "5000", "--metrics", srv.metricsURL, srv.addr}, &stdout, &stderr)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	first, _, _ := strings.Cut(stderr.String(), "\n")
+	if !strings.HasPrefix(first, "[  1.0s] sent") || !strings.Contains(first, "recv") {
+		t.Fatalf("progress line %q: want sent/s and the server's recv/s", first)
+	}
+	if !strings.Contains(stdout.String(), "server      received") {
+		t.Fatalf("summary without the server's side:\n%s", stdout.String())
+	}
+}
