@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/shardd/shardd/metrics"
 )
 
@@ -173,11 +175,16 @@ func (g *Group) Serve(ctx context.Context) error {
 	return first
 }
 
-// stop asks every shard to finish: the past read deadline wakes blocked
-// readers, and the stopping flag turns the wake-up into drain and return.
+// stop asks every shard to finish: the drop-all filter fences each socket's
+// queue, the past read deadline wakes blocked readers, and the stopping flag
+// turns the wake-up into drain and return.
 func (g *Group) stop() {
 	for _, s := range g.shards {
-		s.stopping.Store(true)
+		if !s.stopping.Swap(true) {
+			if err := attachDropAll(s.rc); err != nil {
+				s.log.Warn("cannot fence the socket for a graceful stop; datagrams arriving during the drain may be lost uncounted", zap.Error(err))
+			}
+		}
 		_ = s.bc.setReadDeadline(aLongTimeAgo)
 	}
 }

@@ -404,3 +404,89 @@ func TestPinnedShards(t *testing.T) {
 		t.Fatalf("more shards than CPUs with Pin: %v", err)
 	}
 }
+
+// TestFenceCountsLateArrivals checks the stop fence on its own: after
+// attachDropAll, arrivals are kernel drops, counted, and never received.
+func TestFenceCountsLateArrivals(t *testing.T) {
+	g := startGroup(t, Config{Addr: "127.0.0.1:0", Shards: 1, NewHandler: func(int) packet.Handler { return packet.Discard{} }})
+	to := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), groupPort(g))
+	c, err := net.ListenUDP("udp4", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	send := func(n int) {
+		for i := 0; i < n; i++ {
+			if _, err := c.WriteToUDPAddrPort([]byte("x"), to); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	send(50)
+	waitFor(t, "50 received", func() bool { total, _ := sumStats(g); return total.RxPackets == 50 })
+	if err := attachDropAll(g.shards[0].rc); err != nil {
+		t.Fatal(err)
+	}
+	send(25)
+	waitFor(t, "25 kernel drops", func() bool { _, per := sumStats(g); return per[0].KernelDrops == 25 })
+	if total, _ := sumStats(g); total.RxPackets != 50 {
+		t.Fatalf("received %d after the fence, want 50", total.RxPackets)
+	}
+}
+
+// TestShutdownUnderFloodLeavesNothingQueued stops the group while a flood
+// is arriving: each socket must close with an empty queue, so every datagram
+// that reached it was either received or counted as a kernel drop.
+func TestShutdownUnderFloodLeavesNothingQueued(t *testing.T) {
+	g, err := Listen(Config{Addr: "127.0.0.1:0", Shards: 2, NewHandler: func(int) packet.Handler { return packet.Discard{} }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- g.Serve(context.Background()) }()
+	to := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), groupPort(g))
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for f := 0; f < 4; f++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := net.ListenUDP("udp4", nil)
+			if err != nil {
+				return
+			}
+			defer c.Close()
+			deadline := time.Now().Add(3 * time.Second)
+			for time.Now().Before(deadline) {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				for i := 0; i < 64; i++ {
+					_, _ = c.WriteToUDPAddrPort(make([]byte, 64), to)
+				}
+			}
+		}()
+	}
+	waitFor(t, "the flood to arrive", func() bool { total, _ := sumStats(g); return total.RxPackets > 10000 })
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := g.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	close(stop)
+	wg.Wait()
+	if err := <-served; err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range g.shards {
+		mem := s.finalMem.Load()
+		if mem == nil {
+			t.Fatalf("shard %d: no final socket reading", s.id)
+		}
+		if mem.queued != 0 {
+			t.Errorf("shard %d closed with %d bytes still queued: lost uncounted", s.id, mem.queued)
+		}
+	}
+}

@@ -47,8 +47,13 @@ type mmsgConn struct {
 	sendFn  func(fd uintptr) bool
 }
 
-// oobSpace fits one IP_PKTINFO or IPV6_PKTINFO control message.
-var oobSpace = unix.CmsgSpace(unix.SizeofInet6Pktinfo)
+// oobSpace fits the one IP_PKTINFO or IPV6_PKTINFO control message a reply
+// carries; rxOOBSpace fits both, which a dual-stack socket receives for an
+// IPv4 datagram.
+var (
+	oobSpace   = unix.CmsgSpace(unix.SizeofInet6Pktinfo)
+	rxOOBSpace = unix.CmsgSpace(unix.SizeofInet6Pktinfo) + unix.CmsgSpace(unix.SizeofInet4Pktinfo)
+)
 
 func newMmsgConn(c *net.UDPConn, msgs []rxMsg, pktinfo bool) (*mmsgConn, error) {
 	rc, err := c.SyscallConn()
@@ -82,7 +87,7 @@ func newMmsgConn(c *net.UDPConn, msgs []rxMsg, pktinfo bool) (*mmsgConn, error) 
 	m.txNames = make([]unix.RawSockaddrInet6, n)
 	m.txIovs = make([]unix.Iovec, n)
 	if pktinfo {
-		m.rxOOB = make([]byte, n*oobSpace)
+		m.rxOOB = make([]byte, n*rxOOBSpace)
 		m.txOOB = make([]byte, n*oobSpace)
 	}
 	for i := range msgs {
@@ -93,7 +98,7 @@ func newMmsgConn(c *net.UDPConn, msgs []rxMsg, pktinfo bool) (*mmsgConn, error) 
 		h.Iov = &m.rxIovs[i]
 		h.SetIovlen(1)
 		if pktinfo {
-			h.Control = &m.rxOOB[i*oobSpace]
+			h.Control = &m.rxOOB[i*rxOOBSpace]
 		}
 		t := &m.txHdrs[i].Hdr
 		t.Name = (*byte)(unsafe.Pointer(&m.txNames[i]))
@@ -115,7 +120,7 @@ func (m *mmsgConn) recv(fd uintptr) bool {
 		h := &m.rxHdrs[i].Hdr
 		h.Namelen = unix.SizeofSockaddrInet6
 		if m.pktinfo {
-			h.SetControllen(oobSpace)
+			h.SetControllen(rxOOBSpace)
 		}
 		h.Flags = 0
 	}
@@ -172,7 +177,7 @@ func (m *mmsgConn) finishRead(msgs []rxMsg) (int, error) {
 		msg.src = decodeSockaddr(&m.rxNames[i])
 		msg.dst = netip.Addr{}
 		if m.pktinfo && h.Hdr.Controllen > 0 {
-			msg.dst = parsePktinfo(m.rxOOB[i*oobSpace : i*oobSpace+int(h.Hdr.Controllen)])
+			msg.dst = parsePktinfo(m.rxOOB[i*rxOOBSpace : i*rxOOBSpace+int(h.Hdr.Controllen)])
 		}
 	}
 	return m.rxN, nil
@@ -223,14 +228,17 @@ func encodeSockaddr(rsa *unix.RawSockaddrInet6, family int, dst netip.AddrPort) 
 }
 
 // parsePktinfo returns the local address from an IP_PKTINFO or IPV6_PKTINFO
-// control message. For IPv4 it takes ipi_spec_dst, the local address the
-// kernel would answer from, which stays usable for broadcast datagrams.
+// control message. IP_PKTINFO wins when both are there (an IPv4 datagram on a
+// dual-stack socket): its ipi_spec_dst is the local address the kernel would
+// answer from, a unicast address even for a broadcast datagram, where
+// IPV6_PKTINFO carries the broadcast destination itself.
 func parsePktinfo(oob []byte) netip.Addr {
+	var v6 netip.Addr
 	for len(oob) >= unix.SizeofCmsghdr {
 		h := (*unix.Cmsghdr)(unsafe.Pointer(&oob[0]))
 		// Compare as uint64: a huge Len must not turn negative as an int.
 		if uint64(h.Len) < unix.SizeofCmsghdr || uint64(h.Len) > uint64(len(oob)) {
-			return netip.Addr{}
+			break
 		}
 		data := oob[unix.CmsgLen(0):h.Len]
 		switch {
@@ -239,7 +247,7 @@ func parsePktinfo(oob []byte) netip.Addr {
 			return netip.AddrFrom4(p.Spec_dst)
 		case h.Level == unix.IPPROTO_IPV6 && h.Type == unix.IPV6_PKTINFO && len(data) >= unix.SizeofInet6Pktinfo:
 			p := (*unix.Inet6Pktinfo)(unsafe.Pointer(&data[0]))
-			return netip.AddrFrom16(p.Addr).Unmap()
+			v6 = netip.AddrFrom16(p.Addr).Unmap()
 		}
 		next := unix.CmsgSpace(int(h.Len) - unix.CmsgLen(0))
 		if next > len(oob) {
@@ -247,7 +255,7 @@ func parsePktinfo(oob []byte) netip.Addr {
 		}
 		oob = oob[next:]
 	}
-	return netip.Addr{}
+	return v6
 }
 
 // putPktinfo writes a control message that sets the reply's source address

@@ -120,3 +120,19 @@ func (e *ReusePortError) Error() string {
 }
 
 func (e *ReusePortError) Unwrap() error { return e.Err }
+
+// attachDropAll attaches a socket filter that drops every datagram arriving
+// from now on. The kernel counts each one in the socket's drops (SO_MEMINFO),
+// so a graceful stop can read the queue dry and close with nothing queued
+// and nothing lost uncounted: what came too late is a counted kernel drop.
+func attachDropAll(c syscall.RawConn) error {
+	prog := []unix.SockFilter{{Code: unix.BPF_RET | unix.BPF_K, K: 0}}
+	fprog := unix.SockFprog{Len: uint16(len(prog)), Filter: &prog[0]}
+	var serr error
+	if err := c.Control(func(fd uintptr) {
+		serr = unix.SetsockoptSockFprog(int(fd), unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &fprog)
+	}); err != nil {
+		return err
+	}
+	return os.NewSyscallError("setsockopt SO_ATTACH_FILTER", serr)
+}
