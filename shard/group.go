@@ -72,7 +72,7 @@ func Listen(cfg Config) (*Group, error) {
 	}
 	pktinfo := r.addr.Addr().IsUnspecified()
 	bound := r.addr
-	lc := net.ListenConfig{Control: control(pktinfo)}
+	lc := net.ListenConfig{Control: control(r.network, pktinfo)}
 	for i := 0; i < r.Shards; i++ {
 		pc, err := lc.ListenPacket(context.Background(), r.network, bound.String())
 		if err != nil {

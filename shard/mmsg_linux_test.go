@@ -133,3 +133,34 @@ func TestWriteBatchSkipsRefusedReplies(t *testing.T) {
 		}
 	}
 }
+
+// TestBroadcastGetsAnswered sends to the loopback broadcast address: the
+// reply must leave from a unicast address (ipi_spec_dst), on an IPv4 and on
+// a dual-stack wildcard listener alike.
+func TestBroadcastGetsAnswered(t *testing.T) {
+	for _, listen := range []string{"0.0.0.0:0", ":0"} {
+		t.Run(listen, func(t *testing.T) {
+			g := startGroup(t, Config{Addr: listen, Shards: 1})
+			c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			rc, _ := c.SyscallConn()
+			_ = rc.Control(func(fd uintptr) { _ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_BROADCAST, 1) })
+			to := netip.AddrPortFrom(netip.MustParseAddr("127.255.255.255"), groupPort(g))
+			if _, err := c.WriteToUDPAddrPort([]byte("anyone?"), to); err != nil {
+				t.Fatal(err)
+			}
+			_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+			buf := make([]byte, 16)
+			n, from, err := c.ReadFromUDPAddrPort(buf)
+			if err != nil || string(buf[:n]) != "anyone?" {
+				t.Fatalf("no answer to a broadcast: %q %v (send errors: %+v)", buf[:n], err, g.Stats(nil))
+			}
+			if a := from.Addr().Unmap(); a.String() == "127.255.255.255" || !a.IsLoopback() {
+				t.Fatalf("answer came from %v", from)
+			}
+		})
+	}
+}

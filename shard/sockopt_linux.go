@@ -11,8 +11,12 @@ import (
 // control sets the options every shard socket needs before bind. SO_REUSEPORT
 // is required and its failure is returned; SO_REUSEADDR lets several
 // listeners share a port on different addresses (and TCP rebind at once).
-func control(pktinfo bool) func(network, address string, c syscall.RawConn) error {
-	return func(network, address string, c syscall.RawConn) error {
+//
+// network is the one asked for ("udp", "udp4", "udp6"): Go passes "udp6" to
+// the control function for a dual-stack socket too, which must get IPv4's
+// options as well.
+func control(network string, pktinfo bool) func(string, string, syscall.RawConn) error {
+	return func(_, _ string, c syscall.RawConn) error {
 		var serr error
 		err := c.Control(func(fd uintptr) {
 			if err := unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1); err != nil {

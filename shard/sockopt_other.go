@@ -5,7 +5,7 @@ package shard
 import "syscall"
 
 // control sets nothing: SO_REUSEPORT is Linux's here, so only one shard binds.
-func control(bool) func(network, address string, c syscall.RawConn) error { return nil }
+func control(string, bool) func(network, address string, c syscall.RawConn) error { return nil }
 
 // setBuffers leaves the buffers alone and reports them as unknown.
 func setBuffers(syscall.RawConn, int, int) (int, int, error) { return 0, 0, nil }
