@@ -73,9 +73,10 @@ func newShard(id int, cfg *resolved, conn *net.UDPConn, pktinfo bool) (*shard, e
 	return s, nil
 }
 
-// maxUDPPayload is the largest UDP payload over IPv4 (65535 - 20 - 8); the
-// IPv6 limit is higher, but one ceiling keeps the reply slab simple.
-const maxUDPPayload = 65507
+// maxUDPPayload is the largest UDP payload over IPv6 (65535 - 8; IPv4's is
+// 65507, and the kernel refuses a longer IPv4 reply with EMSGSIZE, counted as
+// a send error), so an IPv6 datagram of any size can be echoed.
+const maxUDPPayload = 65527
 
 // run is the shard's goroutine. It locks its OS thread for good: a pinned
 // thread must die with the goroutine rather than return to the scheduler

@@ -18,8 +18,10 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -146,6 +148,21 @@ func parseArgs(args []string, stdout io.Writer) (*options, bool, error) {
 	if len(pos) == 0 {
 		return nil, false, usagef("no address to listen on; usage: shardd [flags] ADDR [ADDR...], e.g. shardd --proto udp :5353")
 	}
+	// Check every address before anything binds: a bad one is a usage
+	// error (2) even when another would have failed to bind first.
+	for _, a := range pos {
+		if _, _, err := shard.ParseAddr(a); err != nil {
+			return nil, false, err
+		}
+	}
+	if o.metrics != "" {
+		host, port, err := net.SplitHostPort(o.metrics)
+		p, perr := strconv.ParseUint(port, 10, 16)
+		if err != nil || perr != nil || (host != "" && net.ParseIP(host) == nil && host != "localhost") {
+			return nil, false, usagef("--metrics %s: want HOST:PORT such as 127.0.0.1:9153 or :9153", o.metrics)
+		}
+		_ = p
+	}
 	seen := map[string]bool{}
 	for _, a := range pos {
 		if seen[a] {
@@ -259,17 +276,21 @@ wait:
 	sctx, scancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer scancel()
 	var swg sync.WaitGroup
+	var timedOut atomic.Bool
 	for _, g := range groups {
 		swg.Add(1)
 		go func() {
 			defer swg.Done()
 			if err := g.Shutdown(sctx); err != nil {
 				log.Warn("graceful stop timed out; sockets closed", zap.String("addr", g.Info().Addr), zap.Error(err))
-				code = exitRuntime
+				timedOut.Store(true)
 			}
 		}()
 	}
 	swg.Wait()
+	if timedOut.Load() {
+		code = exitRuntime
+	}
 	cancel()
 	<-allDone
 	if metricsSrv != nil {

@@ -38,6 +38,8 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"--shards"}, "flag --shards needs a value"},
 		{[]string{"--max-packet", "0", ":5353"}, "--max-packet 0: must be between 1 and 65535"},
 		{[]string{"--rcvbuf", "-5", ":5353"}, "--rcvbuf -5: want a byte count"},
+		{[]string{"--metrics", "bogus", ":5353"}, "--metrics bogus: want HOST:PORT"},
+		{[]string{"--metrics", "127.0.0.1:0", "127.0.0.1:0", "localhost:53"}, `host "localhost" is not an IP address`},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
@@ -104,11 +106,11 @@ func TestByteSizeFlag(t *testing.T) {
 }
 
 func TestInterspersedFlags(t *testing.T) {
-	o, done, err := parseArgs([]string{":5353", "--shards", "3", "127.0.0.1:5353", "--handler=discard", "--", "--odd"}, &bytes.Buffer{})
+	o, done, err := parseArgs([]string{":5353", "--shards", "3", "127.0.0.1:5353", "--handler=discard", "--", "[::1]:5353"}, &bytes.Buffer{})
 	if err != nil || done {
 		t.Fatalf("parseArgs: %v %v", done, err)
 	}
-	if o.shards != 3 || o.handler.value != "discard" || strings.Join(o.addrs, " ") != ":5353 127.0.0.1:5353 --odd" {
+	if o.shards != 3 || o.handler.value != "discard" || strings.Join(o.addrs, " ") != ":5353 127.0.0.1:5353 [::1]:5353" {
 		t.Fatalf("parsed %+v", o)
 	}
 }
