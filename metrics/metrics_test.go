@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"net"
 	"os"
 	"strings"
 	"testing"
@@ -141,4 +142,31 @@ func FuzzParseSNMP(f *testing.F) {
 		_, _ = ParseSNMP(b)
 		_, _ = ParseSNMP6(b)
 	})
+}
+
+// TestReadHostUDPCountsARead reads the live counters around one datagram
+// received on loopback: InDatagrams must move.
+func TestReadHostUDPCountsARead(t *testing.T) {
+	before, _, err := ReadHostUDP()
+	if err != nil {
+		t.Skip("no /proc/net/snmp here:", err)
+	}
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.WriteToUDP([]byte("x"), c.LocalAddr().(*net.UDPAddr)); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.ReadFromUDP(make([]byte, 4)); err != nil {
+		t.Fatal(err)
+	}
+	after, _, err := ReadHostUDP()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.InDatagrams <= before.InDatagrams {
+		t.Fatalf("InDatagrams %d -> %d after a datagram was read", before.InDatagrams, after.InDatagrams)
+	}
 }

@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -397,6 +400,27 @@ func TestPinnedShards(t *testing.T) {
 	got, _ := exchange(t, "udp4", netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), groupPort(g)), []byte("pinned"))
 	if string(got) != "pinned" {
 		t.Fatalf("got %q", got)
+	}
+	// The kernel's view: one thread of this process allowed on exactly each CPU.
+	if len(cpus) > 1 {
+		pinned := map[string]int{}
+		tasks, _ := filepath.Glob("/proc/self/task/*/status")
+		for _, st := range tasks {
+			b, err := os.ReadFile(st)
+			if err != nil {
+				continue
+			}
+			for _, line := range strings.Split(string(b), "\n") {
+				if v, ok := strings.CutPrefix(line, "Cpus_allowed_list:"); ok {
+					pinned[strings.TrimSpace(v)]++
+				}
+			}
+		}
+		for _, c := range cpus {
+			if pinned[fmt.Sprint(c)] < 1 {
+				t.Errorf("no thread pinned to CPU %d: %v", c, pinned)
+			}
+		}
 	}
 	_, err = Listen(Config{Addr: "127.0.0.1:0", Shards: len(cpus) + 1, Pin: true})
 	var ce *ConfigError

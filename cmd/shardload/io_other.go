@@ -11,6 +11,10 @@ const udpMaxSegments = 1
 
 func enableGSO(*net.UDPConn, int) error { return errors.ErrUnsupported }
 
+func disableGSO(*net.UDPConn) error { return nil }
+
+func gsoRefused(error) bool { return false }
+
 // batchIO falls back to one datagram per call off Linux.
 type batchIO struct {
 	c   *net.UDPConn

@@ -24,6 +24,7 @@ type flow struct {
 	sendErrs   atomic.Uint64
 	refused    atomic.Bool
 
+	gso      bool           // sender-owned: cleared if the kernel refuses GSO sends
 	seq      uint64         // next sequence; sender-owned
 	expired  uint64         // requests given up on after --timeout; sender-owned
 	lastSend time.Duration  // sender-owned
@@ -40,6 +41,8 @@ type run struct {
 	start   time.Time
 	flows   []*flow
 	stopped atomic.Bool
+
+	firstErr atomic.Pointer[error] // the first send error, for the summary
 }
 
 func newRun(cfg *config) (*run, error) {
@@ -50,7 +53,8 @@ func newRun(cfg *config) (*run, error) {
 			r.close()
 			return nil, err
 		}
-		f := &flow{conn: c}
+		f := &flow{conn: c, gso: cfg.gso}
+		r.flows = append(r.flows, f) // closed by r.close on any error below
 		_ = c.SetWriteBuffer(4 << 20)
 		_ = c.SetReadBuffer(4 << 20)
 		if cfg.gso {
@@ -66,7 +70,6 @@ func newRun(cfg *config) (*run, error) {
 		if cfg.mode == "echo" && cfg.kind != filler {
 			f.sendTime = make([]atomic.Int64, ringSize)
 		}
-		r.flows = append(r.flows, f)
 	}
 	return r, nil
 }
@@ -115,7 +118,12 @@ func (r *run) sendLoop(id int, deadline time.Time) {
 		if share > 0 {
 			due := share * now.Sub(r.start).Seconds()
 			if float64(total) >= due {
-				time.Sleep(time.Duration((float64(total) + float64(n) - due) / share * float64(time.Second)))
+				// Ahead: sleep until the next datagram is due, never past the
+				// deadline, and briefly enough to notice a stop.
+				next := r.start.Add(time.Duration((float64(total) + 1) / share * float64(time.Second)))
+				if d := min(next.Sub(now), deadline.Sub(now), 10*time.Millisecond); d > 0 {
+					time.Sleep(d)
+				}
 				continue
 			}
 			n = min(n, int(due-float64(total))+1)
@@ -123,6 +131,12 @@ func (r *run) sendLoop(id int, deadline time.Time) {
 		f := mine[k%len(mine)]
 		if cfg.mode == "echo" && cfg.window > 0 {
 			inflight := int(int64(f.sent.Load()) - int64(f.recv.Load()) - int64(f.expired))
+			if inflight < 0 {
+				// Late replies to requests given up on: they are received,
+				// not new room in the window.
+				f.expired -= uint64(-inflight)
+				inflight = 0
+			}
 			if inflight >= cfg.window {
 				// A lost reply must not hold its window slot forever: after
 				// --timeout without progress, give up on what is in flight.
@@ -150,7 +164,7 @@ func (r *run) sendLoop(id int, deadline time.Time) {
 		}
 		var took int
 		var err error
-		if cfg.gso {
+		if f.gso {
 			// One super-datagram: the kernel cuts it into n datagrams.
 			if took, err = f.io.writeBatch([][]byte{slab[:n*size]}); took == 1 {
 				took = n
@@ -160,9 +174,18 @@ func (r *run) sendLoop(id int, deadline time.Time) {
 		}
 		if err != nil {
 			f.sendErrs.Add(1)
-			if errors.Is(err, errRefused) {
+			r.firstErr.CompareAndSwap(nil, &err)
+			switch {
+			case errors.Is(err, errRefused):
 				f.refused.Store(true)
+			case f.gso && cfg.gsoArg == "auto" && gsoRefused(err):
+				// The path cannot take GSO sends (MTU, no checksum offload):
+				// this flow goes on with plain sendmmsg.
+				if disableGSO(f.conn) == nil {
+					f.gso = false
+				}
 			}
+			time.Sleep(time.Millisecond) // do not spin on a failing socket
 			continue
 		}
 		f.seq += uint64(took)

@@ -180,6 +180,11 @@ func execute(cfg *config, stderr io.Writer) (*summary, error) {
 	switch cfg.gsoArg {
 	case "off":
 		cfg.gso = false
+	case "on":
+		if udpMaxSegments < 2 || size > 65507/2 {
+			return nil, usagef("--gso on: needs Linux and datagrams of at most %d bytes (two must fit one 64 KiB send); this run has %d", 65507/2, size)
+		}
+		cfg.gso = true
 	default:
 		cfg.gso = udpMaxSegments > 1 && size <= 65507/2
 	}
@@ -288,6 +293,9 @@ sending:
 	r.close()
 	rwg.Wait()
 	sum.addRTT(r)
+	if sum.Sent == 0 && sum.SendErrors > 0 {
+		return sum, fmt.Errorf("every send failed: %v", *r.firstErr.Load())
+	}
 	for _, f := range r.flows {
 		if f.refused.Load() {
 			return sum, fmt.Errorf("target %v refused datagrams (ICMP port unreachable): is the server running?", cfg.target)
