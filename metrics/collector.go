@@ -22,6 +22,10 @@ var (
 	descQueueBytes    = prometheus.NewDesc("shardd_rx_queue_bytes", "Bytes waiting in the shard socket's receive queue.", shardLabels, nil)
 	descRcvBuf        = prometheus.NewDesc("shardd_rcvbuf_bytes", "Effective receive buffer of the shard's socket as the kernel reports it.", shardLabels, nil)
 	descBatchSize     = prometheus.NewDesc("shardd_rx_batch_size", "Datagrams returned per receive call (batch fill).", shardLabels, nil)
+	descTCPAccepted   = prometheus.NewDesc("shardd_tcp_accepted_total", "TCP connections accepted by the shard.", shardLabels, nil)
+	descTCPActive     = prometheus.NewDesc("shardd_tcp_active", "TCP connections open on the shard.", shardLabels, nil)
+	descTCPClosed     = prometheus.NewDesc("shardd_tcp_closed_total", "TCP connections closed by the shard, by reason.", append(append([]string{}, shardLabels...), "reason"), nil)
+	descTCPDiscarded  = prometheus.NewDesc("shardd_tcp_discarded_bytes_total", "Bytes read from TCP clients that were not a complete message when the connection closed.", shardLabels, nil)
 	descImbalance     = prometheus.NewDesc("shardd_shard_imbalance", "Received datagrams of the busiest shard over the mean of the listener's shards (1 = even).", listenerLabels, nil)
 
 	descHostInErrors     = prometheus.NewDesc("shardd_host_udp_in_errors_total", "Host-wide UDP InErrors (/proc/net/snmp, snmp6).", []string{"family"}, nil)
@@ -83,18 +87,27 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		counter(descHandlerErrors, s.HandlerErrors)
 		counter(descSendErrors, s.SendErrors)
 		counter(descRxErrors, s.RxErrors)
-		counter(descKernelDrops, s.KernelDrops)
-		gauge(descQueueBytes, s.QueueBytes)
-		gauge(descRcvBuf, s.RcvBuf)
+		if s.Proto == "tcp" {
+			counter(descTCPAccepted, s.Accepted)
+			gauge(descTCPActive, s.Active())
+			counter(descTCPDiscarded, s.DiscardedBytes)
+			for r, n := range s.Closed {
+				ch <- prometheus.MustNewConstMetric(descTCPClosed, prometheus.CounterValue, float64(n), append(lv, CloseReasonNames[r])...)
+			}
+		} else {
+			counter(descKernelDrops, s.KernelDrops)
+			gauge(descQueueBytes, s.QueueBytes)
+			gauge(descRcvBuf, s.RcvBuf)
 
-		buckets := make(map[float64]uint64, BatchBuckets)
-		var cum uint64
-		for b, n := range s.BatchSizes {
-			cum += n
-			buckets[batchBounds[b]] = cum
+			buckets := make(map[float64]uint64, BatchBuckets)
+			var cum uint64
+			for b, n := range s.BatchSizes {
+				cum += n
+				buckets[batchBounds[b]] = cum
+			}
+			// Every received datagram came in some batch: the sum of batch sizes is RxPackets.
+			ch <- prometheus.MustNewConstHistogram(descBatchSize, s.Batches, float64(s.RxPackets), buckets, lv...)
 		}
-		// Every received datagram came in some batch: the sum of batch sizes is RxPackets.
-		ch <- prometheus.MustNewConstHistogram(descBatchSize, s.Batches, float64(s.RxPackets), buckets, lv...)
 
 		k := key{s.Listener, s.Proto}
 		a := groups[k]

@@ -36,6 +36,35 @@ type Counts struct {
 	RxErrors           uint64 // receive calls that failed
 	Batches            uint64 // receive calls that returned at least one datagram
 	BatchSizes         [BatchBuckets]uint64
+
+	// Stream transports (TCP) only.
+	Accepted       uint64               // connections accepted
+	Closed         [CloseReasons]uint64 // connections closed, by reason
+	DiscardedBytes uint64               // bytes read but not part of a complete message when the connection closed
+}
+
+// Why a connection closed; the index into Counts.Closed.
+const (
+	CloseEOF           = iota // the client closed
+	CloseIdle                 // no complete message within the idle timeout (also slow clients)
+	CloseLimit                // over --max-conns: accepted and closed at once
+	CloseFrameTooLarge        // a frame over --max-frame, or unframeable bytes
+	CloseError                // a read or write error (reset)
+	CloseWriteTimeout         // the client did not read its replies in time
+	CloseShutdown             // the server stopped
+	CloseReasons
+)
+
+// CloseReasonNames are the reason label values, by index.
+var CloseReasonNames = [CloseReasons]string{"eof", "idle", "limit", "frame_too_large", "error", "write_timeout", "shutdown"}
+
+// Active is the number of connections open: accepted and not yet closed.
+func (c *Counts) Active() uint64 {
+	var closed uint64
+	for _, n := range c.Closed {
+		closed += n
+	}
+	return c.Accepted - min(closed, c.Accepted)
 }
 
 // Shard is one shard's published counters. Only the owning shard writes it
@@ -47,7 +76,7 @@ type Shard struct {
 	_ cpu.CacheLinePad
 }
 
-const countsWords = 8 + 1 + BatchBuckets
+const countsWords = 8 + 1 + BatchBuckets + 1 + CloseReasons + 1
 
 // Publish stores c. It must only be called by the shard that owns s: with a
 // single writer, plain atomic stores suffice and no read-modify-write is needed.
@@ -64,6 +93,12 @@ func (s *Shard) Publish(c *Counts) {
 	for i, v := range c.BatchSizes {
 		s.c[9+i].Store(v)
 	}
+	const tcp = 9 + BatchBuckets
+	s.c[tcp].Store(c.Accepted)
+	for i, v := range c.Closed {
+		s.c[tcp+1+i].Store(v)
+	}
+	s.c[tcp+1+CloseReasons].Store(c.DiscardedBytes)
 }
 
 // Load returns the last published counters.
@@ -81,6 +116,12 @@ func (s *Shard) Load() Counts {
 	for i := range c.BatchSizes {
 		c.BatchSizes[i] = s.c[9+i].Load()
 	}
+	const tcp = 9 + BatchBuckets
+	c.Accepted = s.c[tcp].Load()
+	for i := range c.Closed {
+		c.Closed[i] = s.c[tcp+1+i].Load()
+	}
+	c.DiscardedBytes = s.c[tcp+1+CloseReasons].Load()
 	return c
 }
 

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -23,6 +24,11 @@ const (
 	DefaultRcvBuf = 4 << 20
 	// KernelDefault as Config.RcvBuf keeps the kernel's default buffer.
 	KernelDefault = -1
+
+	DefaultMaxConns     = 1024
+	DefaultIdleTimeout  = 60 * time.Second
+	DefaultWriteTimeout = 10 * time.Second
+	DefaultMaxFrame     = 65535
 )
 
 // Config describes one listener: an address and the shards that serve it. The
@@ -50,6 +56,23 @@ type Config struct {
 	RcvBuf int
 	// SndBuf is the send buffer to ask of each socket; 0 keeps the kernel default.
 	SndBuf int
+	// UDP and TCP select the transports served on Addr; neither means UDP.
+	// With TCP each shard also owns one SO_REUSEPORT listener.
+	UDP, TCP bool
+	// MaxConns is the number of TCP connections a shard keeps open; more are
+	// accepted and closed at once (counted). 0 means DefaultMaxConns.
+	MaxConns int
+	// IdleTimeout closes a TCP connection that completes no message for this
+	// long, slow clients included (bytes that do not finish a frame do not
+	// extend it). 0 means DefaultIdleTimeout.
+	IdleTimeout time.Duration
+	// WriteTimeout closes a TCP connection that does not take its replies
+	// for this long. 0 means DefaultWriteTimeout.
+	WriteTimeout time.Duration
+	// MaxFrame is the largest TCP message; a longer frame closes the
+	// connection (counted). 0 means DefaultMaxFrame.
+	MaxFrame int
+
 	// NewHandler returns the handler of shard i. Each shard gets its own, so
 	// handler state is shard-local and needs no locks. Nil means packet.Echo.
 	NewHandler func(shard int) packet.Handler
@@ -123,6 +146,30 @@ func (c Config) resolve(gomaxprocs int) (resolved, error) {
 	}
 	if r.SndBuf < 0 {
 		return r, &ConfigError{"sndbuf", strconv.Itoa(c.SndBuf), "must not be negative", "0 keeps the kernel default"}
+	}
+	if !r.UDP && !r.TCP {
+		r.UDP = true
+	}
+	if r.MaxConns == 0 {
+		r.MaxConns = DefaultMaxConns
+	}
+	if r.MaxConns < 1 {
+		return r, &ConfigError{"max-conns", strconv.Itoa(c.MaxConns), "must be at least 1", ""}
+	}
+	if r.IdleTimeout == 0 {
+		r.IdleTimeout = DefaultIdleTimeout
+	}
+	if r.WriteTimeout == 0 {
+		r.WriteTimeout = DefaultWriteTimeout
+	}
+	if r.IdleTimeout < 0 || r.WriteTimeout < 0 {
+		return r, &ConfigError{"idle-timeout", r.IdleTimeout.String(), "timeouts must be positive", ""}
+	}
+	if r.MaxFrame == 0 {
+		r.MaxFrame = DefaultMaxFrame
+	}
+	if r.MaxFrame < 1 || r.MaxFrame > 1<<24 {
+		return r, &ConfigError{"max-frame", strconv.Itoa(c.MaxFrame), "must be between 1 and 16777216", ""}
 	}
 	if r.NewHandler == nil {
 		r.NewHandler = func(int) packet.Handler { return packet.Echo{} }

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -30,13 +31,15 @@ type Info struct {
 	RcvBufAsk int  // what was asked for
 	BatchIO   bool // recvmmsg/sendmmsg in use
 	PktInfo   bool // replies leave from each datagram's own destination address
+	UDP, TCP  bool // the transports served
 }
 
 // Group is the set of shards serving one address.
 type Group struct {
 	cfg    resolved
 	info   Info
-	shards []*shard
+	shards []*shard    // UDP
+	tcp    []*tcpShard // TCP, shard i beside shards[i]
 
 	mu        sync.Mutex
 	served    bool
@@ -57,6 +60,7 @@ func Listen(cfg Config) (*Group, error) {
 		return nil, err
 	}
 	g := &Group{cfg: r, done: make(chan struct{})}
+	r = g.cfg // TCP shards keep a pointer to the group's copy
 	var cpus []int
 	if r.Pin {
 		allowed, err := allowedCPUs()
@@ -73,7 +77,11 @@ func Listen(cfg Config) (*Group, error) {
 	pktinfo := r.addr.Addr().IsUnspecified()
 	bound := r.addr
 	lc := net.ListenConfig{Control: control(r.network, pktinfo)}
-	for i := 0; i < r.Shards; i++ {
+	g.info = Info{
+		Addr: r.Addr, Network: r.network, Shards: r.Shards, CPUs: cpus,
+		Batch: r.Batch, MaxPacket: r.MaxPacket, RcvBufAsk: r.RcvBuf, UDP: r.UDP, TCP: r.TCP,
+	}
+	for i := 0; r.UDP && i < r.Shards; i++ {
 		pc, err := lc.ListenPacket(context.Background(), r.network, bound.String())
 		if err != nil {
 			g.closeSockets()
@@ -107,13 +115,28 @@ func Listen(cfg Config) (*Group, error) {
 		}
 		g.shards = append(g.shards, s)
 		if i == 0 {
-			g.info = Info{
-				Addr: r.Addr, Bound: bound, Network: r.network, Shards: r.Shards, CPUs: cpus,
-				Batch: r.Batch, MaxPacket: r.MaxPacket, RcvBuf: rcv, SndBuf: snd, RcvBufAsk: r.RcvBuf,
-				BatchIO: s.bc.batchIO(), PktInfo: pktinfo && s.bc.batchIO(),
-			}
+			g.info.RcvBuf, g.info.SndBuf = rcv, snd
+			g.info.BatchIO = s.bc.batchIO()
+			g.info.PktInfo = pktinfo && s.bc.batchIO()
 		}
 	}
+	// TCP on the same address and port: one SO_REUSEPORT (+SO_REUSEADDR,
+	// so a restart binds at once past TIME_WAIT) listener per shard.
+	tcpNetwork := "tcp" + strings.TrimPrefix(r.network, "udp")
+	for i := 0; r.TCP && i < r.Shards; i++ {
+		ln, err := lc.Listen(context.Background(), tcpNetwork, bound.String())
+		if err != nil {
+			g.closeSockets()
+			return nil, &ListenError{Addr: r.Addr, Shard: i, Err: fmt.Errorf("tcp: %w", err), Hint: bindHint(err, bound.Port())}
+		}
+		tl := ln.(*net.TCPListener)
+		if i == 0 && bound.Port() == 0 {
+			bound = netip.AddrPortFrom(bound.Addr(), tl.Addr().(*net.TCPAddr).AddrPort().Port())
+		}
+		// Its own handler: the UDP loop calls the UDP one without a lock.
+		g.tcp = append(g.tcp, newTCPShard(i, &g.cfg, tl, r.NewHandler(i)))
+	}
+	g.info.Bound = bound
 	return g, nil
 }
 
@@ -140,7 +163,7 @@ func (g *Group) Serve(ctx context.Context) error {
 	g.served = true
 	g.mu.Unlock()
 
-	errs := make(chan error, len(g.shards))
+	errs := make(chan error, len(g.shards)+len(g.tcp))
 	var wg sync.WaitGroup
 	for _, s := range g.shards {
 		wg.Add(1)
@@ -151,6 +174,13 @@ func (g *Group) Serve(ctx context.Context) error {
 			errs <- err
 		}()
 	}
+	for _, t := range g.tcp {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- t.run()
+		}()
+	}
 	go func() {
 		wg.Wait()
 		close(g.done)
@@ -158,7 +188,7 @@ func (g *Group) Serve(ctx context.Context) error {
 
 	var first error
 	ctxDone := ctx.Done()
-	for remaining := len(g.shards); remaining > 0; {
+	for remaining := len(g.shards) + len(g.tcp); remaining > 0; {
 		select {
 		case err := <-errs:
 			remaining--
@@ -186,6 +216,9 @@ func (g *Group) stop() {
 			}
 		}
 		_ = s.bc.setReadDeadline(aLongTimeAgo)
+	}
+	for _, t := range g.tcp {
+		t.stop()
 	}
 }
 
@@ -228,6 +261,9 @@ func (g *Group) closeSockets() {
 		for _, s := range g.shards {
 			_ = s.close()
 		}
+		for _, t := range g.tcp {
+			t.closeAll()
+		}
 	})
 }
 
@@ -238,6 +274,12 @@ func (g *Group) Stats(dst []metrics.Snapshot) []metrics.Snapshot {
 		snap := s.snapshot()
 		snap.Listener = g.info.Addr
 		snap.Proto = "udp"
+		dst = append(dst, snap)
+	}
+	for _, t := range g.tcp {
+		snap := t.snapshot()
+		snap.Listener = g.info.Addr
+		snap.Proto = "tcp"
 		dst = append(dst, snap)
 	}
 	return dst

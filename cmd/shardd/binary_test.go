@@ -437,3 +437,32 @@ func requireTool(t *testing.T, name string) string {
 	}
 	return p
 }
+
+// TestSocatTCP checks --proto udp,tcp on one port with a real client over
+// both transports and both families.
+func TestSocatTCP(t *testing.T) {
+	socat := requireTool(t, "socat")
+	d := startDaemon(t, "--shards", "2", "--proto", "udp,tcp", "--metrics", "127.0.0.1:0", ":0")
+	port := netip.MustParseAddrPort(d.waitLine(t, "listening")["bound"].(string)).Port()
+	metricsAddr := d.waitLine(t, "serving metrics")["addr"].(string)
+	for _, target := range []string{"TCP4:127.0.0.1:%d", "TCP6:[::1]:%d", "UDP4:127.0.0.1:%d"} {
+		target = fmt.Sprintf(target, port)
+		msg := strings.Repeat("hello from socat via "+target+"\n", 100)
+		cmd := exec.Command(socat, "-t", "2", "-T", "3", "-", target)
+		cmd.Stdin = strings.NewReader(msg)
+		out, err := cmd.Output()
+		if err != nil || string(out) != msg {
+			t.Errorf("socat %s: got %d bytes (want %d), %v", target, len(out), len(msg), err)
+		}
+	}
+	text := scrape(t, "http://"+metricsAddr+"/metrics")
+	if got, _ := sumMetric(t, text, "shardd_tcp_accepted_total"); got != 2 {
+		t.Errorf("shardd_tcp_accepted_total = %v, want 2", got)
+	}
+	if code, _ := d.stop(t, syscall.SIGTERM); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	if !strings.Contains(d.stderr.String(), `"proto":"tcp"`) {
+		t.Errorf("no TCP summary lines:\n%s", d.stderr)
+	}
+}

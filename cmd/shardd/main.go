@@ -43,9 +43,6 @@ const (
 	exitUsage   = 2
 )
 
-// shutdownGrace bounds a graceful stop: drain, flush, summary.
-const shutdownGrace = 2 * time.Second
-
 // handlers maps --handler names to per-shard constructors.
 var handlers = map[string]func(shard int) packet.Handler{
 	"echo":    func(int) packet.Handler { return packet.Echo{} },
@@ -59,6 +56,11 @@ func main() {
 // options is the parsed command line.
 type options struct {
 	proto     choice
+	maxConns  int
+	idle      time.Duration
+	writeTO   time.Duration
+	maxFrame  int
+	drain     time.Duration
 	shards    int
 	pin       bool
 	handler   choice
@@ -76,12 +78,17 @@ type options struct {
 func newFlagSet(o *options) *flag.FlagSet {
 	fs := flag.NewFlagSet("shardd", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	o.proto = choice{"udp", []string{"udp"}}
+	o.proto = choice{"udp", []string{"udp", "tcp", "udp,tcp", "tcp,udp"}}
 	o.handler = choice{"echo", sortedKeys(handlers)}
 	o.logLevel = choice{"info", []string{"debug", "info", "warn", "error"}}
 	o.logFormat = choice{"console", []string{"console", "json"}}
 	o.rcvbuf = shard.DefaultRcvBuf
-	fs.Var(&o.proto, "proto", "transport: udp (tcp arrives later)")
+	fs.Var(&o.proto, "proto", "transports on every ADDR: udp, tcp or udp,tcp (same port)")
+	fs.IntVar(&o.maxConns, "max-conns", shard.DefaultMaxConns, "TCP connections per shard; more are accepted and closed at once")
+	fs.DurationVar(&o.idle, "idle-timeout", shard.DefaultIdleTimeout, "close a TCP connection that completes no message for this long (slow clients included)")
+	fs.DurationVar(&o.writeTO, "write-timeout", shard.DefaultWriteTimeout, "close a TCP connection that does not read its replies for this long")
+	fs.IntVar(&o.maxFrame, "max-frame", shard.DefaultMaxFrame, "largest TCP message; a longer frame closes the connection")
+	fs.DurationVar(&o.drain, "drain-timeout", 2*time.Second, "on TERM/INT, how long UDP queues and open TCP connections get to finish before they are cut")
 	fs.IntVar(&o.shards, "shards", runtime.GOMAXPROCS(0), "shards (sockets and locked threads) per address; the default is GOMAXPROCS, which follows the CPU affinity mask and cgroup limits")
 	fs.BoolVar(&o.pin, "pin", false, "pin shard i to the i-th CPU the process may run on")
 	fs.Var(&o.handler, "handler", "what to do with each datagram: "+strings.Join(o.handler.allowed, "|"))
@@ -141,6 +148,17 @@ func parseArgs(args []string, stdout io.Writer) (*options, bool, error) {
 	}
 	if o.batch < 1 || o.batch > shard.MaxBatch {
 		return nil, false, usagef("--batch %d: must be between 1 and %d", o.batch, shard.MaxBatch)
+	}
+	if o.maxConns < 1 {
+		return nil, false, usagef("--max-conns %d: must be at least 1", o.maxConns)
+	}
+	if o.maxFrame < 1 || o.maxFrame > 1<<24 {
+		return nil, false, usagef("--max-frame %d: must be between 1 and 16777216", o.maxFrame)
+	}
+	for name, d := range map[string]time.Duration{"idle-timeout": o.idle, "write-timeout": o.writeTO, "drain-timeout": o.drain} {
+		if d <= 0 {
+			return nil, false, usagef("--%s %v: must be positive, e.g. 30s", name, d)
+		}
 	}
 	if o.maxPacket < 1 || o.maxPacket > 65535 {
 		return nil, false, usagef("--max-packet %d: must be between 1 and 65535 (a UDP datagram carries at most 65507 bytes over IPv4)", o.maxPacket)
@@ -273,7 +291,7 @@ wait:
 		}
 	}
 
-	sctx, scancel := context.WithTimeout(context.Background(), shutdownGrace)
+	sctx, scancel := context.WithTimeout(context.Background(), o.drain)
 	defer scancel()
 	var swg sync.WaitGroup
 	var timedOut atomic.Bool
@@ -304,15 +322,21 @@ func listenAll(o *options, log *zap.Logger) ([]*shard.Group, error) {
 	var groups []*shard.Group
 	for _, addr := range o.addrs {
 		g, err := shard.Listen(shard.Config{
-			Addr:       addr,
-			Shards:     o.shards,
-			Pin:        o.pin,
-			Batch:      o.batch,
-			MaxPacket:  o.maxPacket,
-			RcvBuf:     rcvbufConfig(o.rcvbuf),
-			SndBuf:     int(o.sndbuf),
-			NewHandler: handlers[o.handler.value],
-			Logger:     log.With(zap.String("addr", addr)),
+			Addr:         addr,
+			Shards:       o.shards,
+			Pin:          o.pin,
+			Batch:        o.batch,
+			MaxPacket:    o.maxPacket,
+			RcvBuf:       rcvbufConfig(o.rcvbuf),
+			SndBuf:       int(o.sndbuf),
+			NewHandler:   handlers[o.handler.value],
+			UDP:          strings.Contains(o.proto.value, "udp"),
+			TCP:          strings.Contains(o.proto.value, "tcp"),
+			MaxConns:     o.maxConns,
+			IdleTimeout:  o.idle,
+			WriteTimeout: o.writeTO,
+			MaxFrame:     o.maxFrame,
+			Logger:       log.With(zap.String("addr", addr)),
 		})
 		if err != nil {
 			for _, g := range groups {
@@ -369,8 +393,29 @@ func logListening(log *zap.Logger, in shard.Info, o *options) {
 func logSummary(log *zap.Logger, groups []*shard.Group) {
 	for _, g := range groups {
 		for _, s := range g.Stats(nil) {
+			fields := []zap.Field{zap.String("addr", s.Listener), zap.String("proto", s.Proto), zap.Int("shard", s.Shard)}
+			if s.Proto == "tcp" {
+				closed := map[string]uint64{}
+				for r, n := range s.Closed {
+					if n > 0 {
+						closed[metrics.CloseReasonNames[r]] = n
+					}
+				}
+				log.Info("shard summary", append(fields,
+					zap.Uint64("accepted", s.Accepted),
+					zap.Any("closed", closed),
+					zap.Uint64("rx_messages", s.RxPackets),
+					zap.Uint64("rx_bytes", s.RxBytes),
+					zap.Uint64("tx_messages", s.TxPackets),
+					zap.Uint64("tx_bytes", s.TxBytes),
+					zap.Uint64("handler_errors", s.HandlerErrors),
+					zap.Uint64("discarded_bytes", s.DiscardedBytes),
+				)...)
+				continue
+			}
 			log.Info("shard summary",
 				zap.String("addr", s.Listener),
+				zap.String("proto", s.Proto),
 				zap.Int("shard", s.Shard),
 				zap.Int("cpu", s.CPU),
 				zap.Uint64("rx_packets", s.RxPackets),

@@ -19,7 +19,11 @@ func TestUsageErrors(t *testing.T) {
 		{nil, "no address to listen on"},
 		{[]string{"--bogus", ":5353"}, "unknown flag --bogus"},
 		{[]string{"--handler", "nope", ":5353"}, "--handler nope: want one of discard, echo"},
-		{[]string{"--proto", "sctp", ":5353"}, "--proto sctp: want one of udp"},
+		{[]string{"--proto", "sctp", ":5353"}, "--proto sctp: want one of udp, tcp, udp,tcp"},
+		{[]string{"--max-conns", "0", ":5353"}, "--max-conns 0: must be at least 1"},
+		{[]string{"--idle-timeout", "0s", ":5353"}, "--idle-timeout 0s: must be positive"},
+		{[]string{"--idle-timeout", "soon", ":5353"}, "--idle-timeout soon: "},
+		{[]string{"--max-frame", "0", ":5353"}, "--max-frame 0: must be between 1 and 16777216"},
 		{[]string{"--shards", "0", ":5353"}, "--shards 0: must be at least 1"},
 		{[]string{"--shards", "-3", ":5353"}, "--shards -3: must be at least 1"},
 		{[]string{"--shards", "two", ":5353"}, "--shards two: not a number"},
@@ -76,7 +80,7 @@ func TestHelpAndVersion(t *testing.T) {
 	if code := run([]string{"--help"}, &stdout, &stderr, nil); code != exitOK {
 		t.Fatalf("--help exit %d", code)
 	}
-	for _, flag := range []string{"--proto", "--shards", "--pin", "--handler", "--batch", "--rcvbuf", "--sndbuf", "--max-packet", "--metrics", "--log-level", "--log-format"} {
+	for _, flag := range []string{"--max-conns", "--idle-timeout", "--write-timeout", "--max-frame", "--drain-timeout", "--proto", "--shards", "--pin", "--handler", "--batch", "--rcvbuf", "--sndbuf", "--max-packet", "--metrics", "--log-level", "--log-format"} {
 		if !strings.Contains(stdout.String(), flag) {
 			t.Errorf("--help does not list %s", flag)
 		}

@@ -1,0 +1,317 @@
+package shard
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/shardd/shardd/metrics"
+	"github.com/shardd/shardd/packet"
+)
+
+func tcpAddr(g *Group) string { return fmt.Sprintf("127.0.0.1:%d", groupPort(g)) }
+
+func tcpStats(g *Group) (total metrics.Counts, per []metrics.Snapshot) {
+	for _, s := range g.Stats(nil) {
+		if s.Proto != "tcp" {
+			continue
+		}
+		per = append(per, s)
+		total.Accepted += s.Accepted
+		total.RxPackets += s.RxPackets
+		total.RxBytes += s.RxBytes
+		total.TxBytes += s.TxBytes
+		total.DiscardedBytes += s.DiscardedBytes
+		for i, n := range s.Closed {
+			total.Closed[i] += n
+		}
+	}
+	return total, per
+}
+
+// TestTCPManyConnectionsEcho opens hundreds of connections at once, each
+// writing many chunks of random sizes, and reads back exactly what it wrote.
+func TestTCPManyConnectionsEcho(t *testing.T) {
+	g := startGroup(t, Config{Addr: "127.0.0.1:0", Shards: 3, TCP: true})
+	const conns, chunks = 300, 20
+	var wg sync.WaitGroup
+	errs := make(chan error, conns)
+	for i := 0; i < conns; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := net.Dial("tcp", tcpAddr(g))
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer c.Close()
+			r := rand.New(rand.NewPCG(uint64(i), 7))
+			var sent bytes.Buffer
+			for j := 0; j < chunks; j++ {
+				b := make([]byte, 1+r.IntN(3000))
+				for k := range b {
+					b[k] = byte(r.UintN(256))
+				}
+				sent.Write(b)
+			}
+			go func() { _, _ = c.Write(sent.Bytes()); _ = c.(*net.TCPConn).CloseWrite() }()
+			_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			got, err := io.ReadAll(c)
+			if err != nil || !bytes.Equal(got, sent.Bytes()) {
+				errs <- fmt.Errorf("conn %d: echoed %d of %d bytes, equal=%v, err %v", i, len(got), sent.Len(), bytes.Equal(got, sent.Bytes()), err)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	waitFor(t, "every connection closed", func() bool { total, _ := tcpStats(g); return total.Closed[metrics.CloseEOF] == conns })
+	total, per := tcpStats(g)
+	if total.Accepted != conns || total.RxBytes != total.TxBytes || total.Active() != 0 {
+		t.Fatalf("accepted %d, rx %d bytes, tx %d bytes, active %d", total.Accepted, total.RxBytes, total.TxBytes, total.Active())
+	}
+	for _, s := range per {
+		if s.Accepted == 0 {
+			t.Errorf("shard %d accepted none of %d connections", s.Shard, conns)
+		}
+	}
+}
+
+// TestTCPHalfClose: the client shuts its sending side; every byte it sent is
+// still answered before the server closes.
+func TestTCPHalfClose(t *testing.T) {
+	g := startGroup(t, Config{Addr: "127.0.0.1:0", Shards: 1, TCP: true})
+	c, err := net.Dial("tcp", tcpAddr(g))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	msg := bytes.Repeat([]byte("half-close "), 5000)
+	if _, err := c.Write(msg); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.(*net.TCPConn).CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	got, err := io.ReadAll(c)
+	if err != nil || !bytes.Equal(got, msg) {
+		t.Fatalf("after half-close: %d of %d bytes, %v", len(got), len(msg), err)
+	}
+}
+
+// lengthEcho answers DNS-style length-prefixed messages.
+type lengthEcho struct{ packet.LengthPrefixed }
+
+func (lengthEcho) ServePacket(w *packet.ReplyWriter, p *packet.Packet) error {
+	_, err := w.Write(p.Data)
+	return err
+}
+
+func TestTCPLengthPrefixedPipelined(t *testing.T) {
+	g := startGroup(t, Config{Addr: "127.0.0.1:0", Shards: 2, TCP: true, NewHandler: func(int) packet.Handler { return lengthEcho{} }})
+	c, err := net.Dial("tcp", tcpAddr(g))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var req bytes.Buffer
+	for i := 0; i < 100; i++ {
+		req.Write(packet.LengthPrefixed{}.AppendFrame(nil, []byte(fmt.Sprintf("query %d", i))))
+	}
+	// One write holding 100 pipelined frames, the last split across writes.
+	b := req.Bytes()
+	if _, err := c.Write(b[:len(b)-3]); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(20 * time.Millisecond)
+	if _, err := c.Write(b[len(b)-3:]); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for i := 0; i < 100; i++ {
+		var l [2]byte
+		if _, err := io.ReadFull(c, l[:]); err != nil {
+			t.Fatal(err)
+		}
+		m := make([]byte, binary.BigEndian.Uint16(l[:]))
+		if _, err := io.ReadFull(c, m); err != nil || string(m) != fmt.Sprintf("query %d", i) {
+			t.Fatalf("reply %d: %q %v", i, m, err)
+		}
+	}
+}
+
+func TestTCPMaxFrame(t *testing.T) {
+	g := startGroup(t, Config{Addr: "127.0.0.1:0", Shards: 1, TCP: true, MaxFrame: 100, NewHandler: func(int) packet.Handler { return lengthEcho{} }})
+	c, err := net.Dial("tcp", tcpAddr(g))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_, _ = c.Write([]byte{0, 200}) // announces 200 bytes
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Read(make([]byte, 10)); err == nil {
+		t.Fatal("connection stayed open after an oversized frame")
+	}
+	waitFor(t, "frame_too_large", func() bool { total, _ := tcpStats(g); return total.Closed[metrics.CloseFrameTooLarge] == 1 })
+}
+
+func TestTCPMaxConns(t *testing.T) {
+	g := startGroup(t, Config{Addr: "127.0.0.1:0", Shards: 1, TCP: true, MaxConns: 2})
+	var open []net.Conn
+	for i := 0; i < 2; i++ {
+		c, err := net.Dial("tcp", tcpAddr(g))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if _, err := c.Write([]byte("x")); err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		if _, err := io.ReadFull(c, make([]byte, 1)); err != nil {
+			t.Fatalf("conn %d: %v", i, err)
+		}
+		open = append(open, c)
+	}
+	// Over the limit: accepted and reset at once, which the client sees as
+	// a failed connect or a failed first read, never as a timeout.
+	third, err := net.Dial("tcp", tcpAddr(g))
+	if err == nil {
+		defer third.Close()
+		_ = third.SetReadDeadline(time.Now().Add(2 * time.Second))
+		_, err = third.Read(make([]byte, 1))
+	}
+	if err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("the third connection over --max-conns 2 was not closed: %v", err)
+	}
+	waitFor(t, "limit counted", func() bool { total, _ := tcpStats(g); return total.Closed[metrics.CloseLimit] == 1 })
+	// The first two still work.
+	for _, c := range open {
+		_, _ = c.Write([]byte("y"))
+		if _, err := io.ReadFull(c, make([]byte, 1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestTCPIdleAndSlowClients: a silent connection and one that trickles a
+// frame byte by byte are both closed by the idle timeout.
+func TestTCPIdleAndSlowClients(t *testing.T) {
+	g := startGroup(t, Config{Addr: "127.0.0.1:0", Shards: 1, TCP: true, IdleTimeout: 300 * time.Millisecond, NewHandler: func(int) packet.Handler { return lengthEcho{} }})
+	silent, err := net.Dial("tcp", tcpAddr(g))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	slow, err := net.Dial("tcp", tcpAddr(g))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Close()
+	frame := packet.LengthPrefixed{}.AppendFrame(nil, bytes.Repeat([]byte("s"), 50))
+	start := time.Now()
+	for _, b := range frame {
+		if _, err := slow.Write([]byte{b}); err != nil {
+			break // closed under us: what the test wants
+		}
+		time.Sleep(100 * time.Millisecond)
+		if time.Since(start) > 3*time.Second {
+			break
+		}
+	}
+	waitFor(t, "both closed as idle", func() bool { total, _ := tcpStats(g); return total.Closed[metrics.CloseIdle] == 2 })
+	if took := time.Since(start); took > 2*time.Second {
+		t.Fatalf("slow client kept its connection for %v with a 300ms idle timeout", took)
+	}
+	total, _ := tcpStats(g)
+	if total.RxPackets != 0 || total.DiscardedBytes == 0 {
+		t.Fatalf("rx %d messages, discarded %d bytes: the partial frame must be counted as discarded", total.RxPackets, total.DiscardedBytes)
+	}
+}
+
+// TestTCPRestartUnderTimeWait: the server closes connections first (leaving
+// TIME_WAIT on its side), stops, and a new group binds the port at once.
+func TestTCPRestartUnderTimeWait(t *testing.T) {
+	g, err := Listen(Config{Addr: "127.0.0.1:0", Shards: 2, TCP: true, IdleTimeout: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- g.Serve(context.Background()) }()
+	addr := tcpAddr(g)
+	for i := 0; i < 10; i++ {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		_, _ = c.Read(make([]byte, 1)) // the server closes it (idle): TIME_WAIT is ours
+		c.Close()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := g.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	<-done
+	g2, err := Listen(Config{Addr: addr, Shards: 2, TCP: true})
+	if err != nil {
+		t.Fatalf("rebinding %s right after a stop with connections in TIME_WAIT: %v", addr, err)
+	}
+	_ = g2.Close()
+}
+
+// TestTCPShutdownAnswersWhatWasSent: requests written before the stop get
+// their replies; the connection then closes with reason shutdown.
+func TestTCPShutdownAnswersWhatWasSent(t *testing.T) {
+	g, err := Listen(Config{Addr: "127.0.0.1:0", Shards: 1, TCP: true, NewHandler: func(int) packet.Handler { return lengthEcho{} }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- g.Serve(context.Background()) }()
+	c, err := net.Dial("tcp", tcpAddr(g))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_, _ = c.Write(packet.LengthPrefixed{}.AppendFrame(nil, []byte("warm")))
+	_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	if _, err := io.ReadFull(c, make([]byte, 6)); err != nil {
+		t.Fatal(err)
+	}
+	var req []byte
+	for i := 0; i < 50; i++ {
+		req = packet.LengthPrefixed{}.AppendFrame(req, []byte("late"))
+	}
+	req = append(req, 0, 9, 'p') // and a partial frame
+	_, _ = c.Write(req)
+	time.Sleep(10 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := g.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	<-done
+	got, _ := io.ReadAll(c)
+	if len(got) != 50*6 {
+		t.Fatalf("got %d reply bytes after shutdown, want %d", len(got), 50*6)
+	}
+	total, _ := tcpStats(g)
+	if total.Closed[metrics.CloseShutdown] != 1 || total.DiscardedBytes != 3 {
+		t.Fatalf("closed %v, discarded %d bytes; want one shutdown close and the 3-byte partial frame counted", total.Closed, total.DiscardedBytes)
+	}
+}
