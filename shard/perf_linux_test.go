@@ -2,7 +2,7 @@ package shard_test
 
 // Performance benchmarks for the sharding core, each one comparing shardd
 // with the naive Go server (one net.ListenUDP socket, one goroutine,
-// ReadFromUDP/WriteToUDP, as cmd/naiveudp) and, for the receive path, with a
+// ReadFromUDP/WriteToUDP, as cmd/naive) and, for the receive path, with a
 // C recvmmsg reader (testdata/bench/creader.c), the kernel's limit.
 //
 // This machine is noisy, so every benchmark interleaves its variants: ONE
@@ -398,7 +398,7 @@ func setRcvBufForce(c *net.UDPConn, n int) {
 	_ = c.SetReadBuffer(n)
 }
 
-// naiveLoop is the naive server, as cmd/naiveudp runs it: one socket, one
+// naiveLoop is the naive server, as cmd/naive runs it: one socket, one
 // goroutine, one datagram per ReadFromUDP (and WriteToUDP to echo). It
 // counts what it read and returns when c is closed or, if stopAt > 0, after
 // stopAt datagrams.

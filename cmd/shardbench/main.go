@@ -30,8 +30,8 @@ import (
 type server struct {
 	Name     string
 	Baseline bool
-	command  func(port int, handler string) []string // argv
-	shell    string                                  // a peer's shell command, {port} and {handler} substituted
+	command  func(port int, handler, proto string) []string // argv
+	shell    string                                         // a peer's shell command, {port} and {handler} substituted
 }
 
 // scenario is one load: mode and datagram size.
@@ -77,20 +77,20 @@ type usageError struct{ error }
 func run(args []string) error {
 	fs := flag.NewFlagSet("shardbench", flag.ContinueOnError)
 	out := fs.String("out", "out/bench", "directory for results.md, results.json and chart.svg")
-	reps := fs.Int("reps", 5, "repetitions of every run, interleaved")
+	reps := fs.Int("reps", 3, "repetitions of every run, interleaved")
 	dur := fs.Duration("duration", 2*time.Second, "load time per run")
-	bin := fs.String("bin", "bin", "directory holding shardd, shardload and naiveudp (make build)")
+	bin := fs.String("bin", "bin", "directory holding shardd, shardload and naive (make build)")
 	sizes := fs.String("sizes", "64,512", "datagram sizes")
-	modes := fs.String("modes", "discard,echo", "loads: discard (one-way) and/or echo")
+	modes := fs.String("modes", "discard,echo,tcp-echo", "loads: discard (UDP one-way), echo (UDP), tcp-echo")
 	var peers peerFlag
-	fs.Var(&peers, "peer", "another server: 'NAME=SHELL COMMAND' with {port} (and optionally {handler}: echo or discard); repeatable")
+	fs.Var(&peers, "peer", "another server: 'NAME=SHELL COMMAND' with {port} (and optionally {handler}: echo or discard, {proto}: udp or tcp); repeatable")
 	if err := fs.Parse(args); err != nil {
 		return &usageError{err}
 	}
 	if *reps < 1 || *dur <= 0 {
 		return &usageError{errors.New("--reps and --duration must be positive")}
 	}
-	for _, b := range []string{"shardd", "shardload", "naiveudp"} {
+	for _, b := range []string{"shardd", "shardload", "naive"} {
 		if _, err := os.Stat(filepath.Join(*bin, b)); err != nil {
 			return fmt.Errorf("%s: %w (run make build first)", filepath.Join(*bin, b), err)
 		}
@@ -98,17 +98,17 @@ func run(args []string) error {
 	abs := func(name string) string { p, _ := filepath.Abs(filepath.Join(*bin, name)); return p }
 	ncpu := runtime.GOMAXPROCS(0)
 	servers := []server{
-		{Name: "naive", Baseline: true, command: func(port int, h string) []string {
-			return []string{abs("naiveudp"), "--handler", h, fmt.Sprintf("127.0.0.1:%d", port)}
+		{Name: "naive", Baseline: true, command: func(port int, h, proto string) []string {
+			return []string{abs("naive"), "--proto", proto, "--handler", h, fmt.Sprintf("127.0.0.1:%d", port)}
 		}},
-		{Name: "shardd 1 shard", command: func(port int, h string) []string {
-			return []string{abs("shardd"), "--shards", "1", "--handler", h, "--log-level", "warn", fmt.Sprintf("127.0.0.1:%d", port)}
+		{Name: "shardd 1 shard", command: func(port int, h, proto string) []string {
+			return []string{abs("shardd"), "--proto", proto, "--shards", "1", "--handler", h, "--log-level", "warn", fmt.Sprintf("127.0.0.1:%d", port)}
 		}},
-		{Name: fmt.Sprintf("shardd %d shards", ncpu), command: func(port int, h string) []string {
-			return []string{abs("shardd"), "--handler", h, "--log-level", "warn", fmt.Sprintf("127.0.0.1:%d", port)}
+		{Name: fmt.Sprintf("shardd %d shards", ncpu), command: func(port int, h, proto string) []string {
+			return []string{abs("shardd"), "--proto", proto, "--handler", h, "--log-level", "warn", fmt.Sprintf("127.0.0.1:%d", port)}
 		}},
-		{Name: fmt.Sprintf("shardd %d shards --pin", ncpu), command: func(port int, h string) []string {
-			return []string{abs("shardd"), "--pin", "--handler", h, "--log-level", "warn", fmt.Sprintf("127.0.0.1:%d", port)}
+		{Name: fmt.Sprintf("shardd %d shards --pin", ncpu), command: func(port int, h, proto string) []string {
+			return []string{abs("shardd"), "--proto", proto, "--pin", "--handler", h, "--log-level", "warn", fmt.Sprintf("127.0.0.1:%d", port)}
 		}},
 	}
 	for _, p := range peers {
@@ -120,7 +120,7 @@ func run(args []string) error {
 	}
 	var scenarios []scenario
 	for _, m := range strings.Split(*modes, ",") {
-		if m != "discard" && m != "echo" {
+		if m != "discard" && m != "echo" && m != "tcp-echo" {
 			return &usageError{fmt.Errorf("--modes: unknown mode %q", m)}
 		}
 		for _, s := range strings.Split(*sizes, ",") {
@@ -181,16 +181,19 @@ func measure(srv server, sc scenario, dur time.Duration, shardload string) (samp
 	if err != nil {
 		return s, err
 	}
-	handler := "discard"
-	if sc.Mode == "echo" {
+	handler, proto := "discard", "udp"
+	if sc.Mode != "discard" {
 		handler = "echo"
+	}
+	if sc.Mode == "tcp-echo" {
+		proto = "tcp"
 	}
 	var cmd *exec.Cmd
 	if srv.shell != "" {
-		line := strings.NewReplacer("{port}", strconv.Itoa(port), "{handler}", handler).Replace(srv.shell)
+		line := strings.NewReplacer("{port}", strconv.Itoa(port), "{handler}", handler, "{proto}", proto).Replace(srv.shell)
 		cmd = exec.Command("sh", "-c", "exec "+line)
 	} else {
-		argv := srv.command(port, handler)
+		argv := srv.command(port, handler, proto)
 		cmd = exec.Command(argv[0], argv[1:]...)
 	}
 	var serr bytes.Buffer
@@ -200,12 +203,12 @@ func measure(srv server, sc scenario, dur time.Duration, shardload string) (samp
 		return s, err
 	}
 	defer stopServer(cmd)
-	if err := waitBound(port, 5*time.Second); err != nil {
+	if err := waitBound(proto, port, 5*time.Second); err != nil {
 		return s, fmt.Errorf("server did not bind 127.0.0.1:%d: %v; stderr: %s", port, err, serr.String())
 	}
 
-	args := []string{"--json", "--progress=false", "--duration", dur.String(), "--size", strconv.Itoa(sc.Size)}
-	if sc.Mode == "echo" {
+	args := []string{"--json", "--progress=false", "--duration", dur.String(), "--size", strconv.Itoa(sc.Size), "--proto", proto}
+	if sc.Mode != "discard" {
 		// A closed loop: one sender thread, the rest of the machine answers.
 		args = append(args, "--mode", "echo", "--senders", "1")
 	} else {
@@ -238,12 +241,14 @@ func measure(srv server, sc scenario, dur time.Duration, shardload string) (samp
 	s.Offered = float64(sum.Sent) / sum.DurationSec
 	// Let the server read what is still queued, then read the drop counters
 	// of the sockets on its port: the same source for every server.
-	sock, err := waitDrained(port, 3*time.Second)
-	if err != nil {
-		return s, err
+	var sock portSockets
+	if proto == "udp" {
+		if sock, err = waitDrained(port, 3*time.Second); err != nil {
+			return s, err
+		}
 	}
 	s.Drops = sock.drops
-	if sc.Mode == "echo" {
+	if sc.Mode != "discard" {
 		if sum.RecvPerSec == nil || sum.RTT == nil {
 			return s, errors.New("echo run without replies")
 		}
@@ -264,13 +269,16 @@ type portSockets struct {
 	drops  uint64
 }
 
-func readPort(port int) (portSockets, error) {
+func readPort(port int) (portSockets, error) { return readProcPort("udp", port) }
+
+// readProcPort reads /proc/net/PROTO and PROTO6; for tcp only listeners count.
+func readProcPort(proto string, port int) (portSockets, error) {
 	var ps portSockets
 	want := fmt.Sprintf(":%04X", port)
-	for _, file := range []string{"/proc/net/udp", "/proc/net/udp6"} {
+	for _, file := range []string{"/proc/net/" + proto, "/proc/net/" + proto + "6"} {
 		b, err := os.ReadFile(file)
 		if err != nil {
-			if file == "/proc/net/udp6" {
+			if strings.HasSuffix(file, "6") {
 				continue
 			}
 			return ps, err
@@ -278,7 +286,7 @@ func readPort(port int) (portSockets, error) {
 		for _, line := range strings.Split(string(b), "\n")[1:] {
 			f := strings.Fields(line)
 			// sl local rem st tx_queue:rx_queue tr:when retrnsmt uid timeout inode ref pointer drops
-			if len(f) < 13 || !strings.HasSuffix(f[1], want) {
+			if len(f) < 13 || !strings.HasSuffix(f[1], want) || (proto == "tcp" && f[3] != "0A") {
 				continue
 			}
 			ps.n++
@@ -327,10 +335,10 @@ func freePort() (int, error) {
 }
 
 // waitBound polls /proc/net/udp until some socket is bound to port.
-func waitBound(port int, limit time.Duration) error {
+func waitBound(proto string, port int, limit time.Duration) error {
 	deadline := time.Now().Add(limit)
 	for time.Now().Before(deadline) {
-		ps, err := readPort(port)
+		ps, err := readProcPort(proto, port)
 		if err != nil {
 			return err
 		}

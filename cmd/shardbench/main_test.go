@@ -67,12 +67,12 @@ func TestSuiteEndToEnd(t *testing.T) {
 		t.Skip("builds binaries and runs load")
 	}
 	bin := t.TempDir()
-	out := exec.Command("go", "build", "-o", bin+"/", "../shardd", "../shardload", "../naiveudp")
+	out := exec.Command("go", "build", "-o", bin+"/", "../shardd", "../shardload", "../naive")
 	if b, err := out.CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, b)
 	}
 	dir := t.TempDir()
-	peer := "peer=" + filepath.Join(bin, "naiveudp") + " --handler {handler} 127.0.0.1:{port}"
+	peer := "peer=" + filepath.Join(bin, "naive") + " --proto {proto} --handler {handler} 127.0.0.1:{port}"
 	if err := run([]string{"--bin", bin, "--out", dir, "--reps", "1", "--duration", "300ms", "--sizes", "64", "--peer", peer}); err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +83,7 @@ func TestSuiteEndToEnd(t *testing.T) {
 		}
 	}
 	md, _ := os.ReadFile(filepath.Join(dir, "results.md"))
-	for _, want := range []string{"discard 64B", "echo 64B", "| naive |", "| shardd 1 shard |", "--pin", "| peer |"} {
+	for _, want := range []string{"discard 64B", "| echo 64B", "tcp-echo 64B", "| naive |", "| shardd 1 shard |", "--pin", "| peer |"} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("results.md lacks %q:\n%s", want, md)
 		}

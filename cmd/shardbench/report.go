@@ -115,19 +115,19 @@ func human(v float64) string {
 func (r *report) markdown() string {
 	var b strings.Builder
 	m := r.machine
-	fmt.Fprintf(&b, "Machine: %s, %d CPUs, Linux %s, %s, %s. Loopback, 64 flows; discard: shardload one-way with one GSO sender per CPU (offered/s is what the kernel took from it); echo: one sender thread, 16 requests in flight per flow. %d interleaved repetitions of %v per cell (took %v).\n\n",
+	fmt.Fprintf(&b, "Machine: %s, %d CPUs, Linux %s, %s, %s. Loopback, 64 flows; discard: shardload one-way with one GSO sender per CPU (offered/s is what the kernel took from it); echo and tcp-echo: one sender thread, 16 requests in flight per flow (tcp-echo: 64 connections; naive is a goroutine per connection). %d interleaved repetitions of %v per cell (took %v).\n\n",
 		m.CPU, m.CPUs, m.Kernel, m.Go, m.Date, r.reps, r.dur, r.took.Round(time.Second))
 	fmt.Fprintf(&b, "| load | server | median | min-max | vs naive | offered/s | kernel drops (median) | RTT p50 / p99 / p99.9 |\n")
 	fmt.Fprintf(&b, "|---|---|---:|---:|---:|---:|---:|---|\n")
 	for _, sc := range r.scenarios {
 		unit := "datagrams/s received"
-		if sc.Mode == "echo" {
+		if sc.Mode != "discard" {
 			unit = "round trips/s"
 		}
 		for _, srv := range r.servers {
 			c := r.cells[sc.String()][srv.Name]
 			rtt := "-"
-			if sc.Mode == "echo" {
+			if sc.Mode != "discard" {
 				rtt = fmt.Sprintf("%v / %v / %v", time.Duration(c.p50).Round(time.Microsecond), time.Duration(c.p99).Round(time.Microsecond), time.Duration(c.p999).Round(time.Microsecond))
 			}
 			fmt.Fprintf(&b, "| %s (%s) | %s | %s | %s-%s | %.2fx | %s | %d | %s |\n", sc, unit, srv.Name, human(c.median), human(c.min), human(c.max), c.ratio, human(c.offered), c.drops, rtt)

@@ -1,11 +1,15 @@
 package main
 
 import (
+	"bufio"
 	"errors"
+	"fmt"
+	"io"
 	"net"
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -17,6 +21,8 @@ var errRefused = errors.New("connection refused: nothing listens on the target p
 type flow struct {
 	conn *net.UDPConn
 	io   *batchIO
+	tcp  *net.TCPConn  // --proto tcp: the flow is one connection
+	rd   *bufio.Reader // its replies
 
 	sent       atomic.Uint64 // datagrams the kernel took
 	recv       atomic.Uint64 // replies matched (echo)
@@ -31,6 +37,8 @@ type flow struct {
 	lastRecv atomic.Int64   // time of the last matched reply, since the run's start
 	sendTime []atomic.Int64 // dnsID/opaque echo: send time by sequence & ringMask
 	hist     histogram      // receiver-owned
+	fifo     uint64         // receiver-owned: next in-order sequence (opaque payloads)
+	txBuf    []byte         // sender-owned: a TCP flow's write buffer
 }
 
 const ringSize = 1 << 16 // covers the 16-bit DNS ID space
@@ -47,7 +55,23 @@ type run struct {
 
 func newRun(cfg *config) (*run, error) {
 	r := &run{cfg: cfg}
-	for i := 0; i < cfg.flows; i++ {
+	for i := 0; cfg.proto == "tcp" && i < cfg.flows; i++ {
+		c, err := net.DialTimeout("tcp", cfg.target.String(), 5*time.Second)
+		if err != nil {
+			r.close()
+			if errors.Is(err, syscall.ECONNREFUSED) {
+				return nil, errRefused
+			}
+			return nil, err
+		}
+		f := &flow{tcp: c.(*net.TCPConn)}
+		f.rd = bufio.NewReaderSize(c, 64<<10)
+		if cfg.mode == "echo" && cfg.kind != filler {
+			f.sendTime = make([]atomic.Int64, ringSize)
+		}
+		r.flows = append(r.flows, f)
+	}
+	for i := 0; cfg.proto == "udp" && i < cfg.flows; i++ {
 		c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(cfg.target))
 		if err != nil {
 			r.close()
@@ -76,7 +100,11 @@ func newRun(cfg *config) (*run, error) {
 
 func (r *run) close() {
 	for _, f := range r.flows {
-		f.conn.Close()
+		if f.tcp != nil {
+			f.tcp.Close()
+		} else {
+			f.conn.Close()
+		}
 	}
 }
 
@@ -164,7 +192,9 @@ func (r *run) sendLoop(id int, deadline time.Time) {
 		}
 		var took int
 		var err error
-		if f.gso {
+		if f.tcp != nil {
+			took, err = r.writeStream(f, msgs[:n], deadline)
+		} else if f.gso {
 			// One super-datagram: the kernel cuts it into n datagrams.
 			if took, err = f.io.writeBatch([][]byte{slab[:n*size]}); took == 1 {
 				took = n
@@ -195,11 +225,55 @@ func (r *run) sendLoop(id int, deadline time.Time) {
 	}
 }
 
+// writeStream writes n messages on a TCP flow in one write, framed with a
+// 2-byte length for DNS payloads (RFC 7766), and returns how many left whole.
+func (r *run) writeStream(f *flow, msgs [][]byte, deadline time.Time) (int, error) {
+	buf := f.txBuf[:0]
+	for _, m := range msgs {
+		if r.cfg.kind == dnsID {
+			buf = append(buf, byte(len(m)>>8), byte(len(m)))
+		}
+		buf = append(buf, m...)
+	}
+	f.txBuf = buf
+	_ = f.tcp.SetWriteDeadline(deadline.Add(time.Second))
+	n, err := f.tcp.Write(buf)
+	per := len(buf) / len(msgs)
+	return n / per, err
+}
+
+// readMessage reads one reply from a TCP flow into buf.
+func (r *run) readMessage(f *flow, buf []byte) ([]byte, error) {
+	size := len(r.cfg.payload)
+	if r.cfg.kind == dnsID {
+		var l [2]byte
+		if _, err := io.ReadFull(f.rd, l[:]); err != nil {
+			return nil, err
+		}
+		size = int(l[0])<<8 | int(l[1])
+	}
+	if size > len(buf) {
+		return nil, fmt.Errorf("reply of %d bytes", size)
+	}
+	_, err := io.ReadFull(f.rd, buf[:size])
+	return buf[:size], err
+}
+
 // recvLoop reads one flow's replies until its socket closes.
 func (r *run) recvLoop(f *flow, wg *sync.WaitGroup) {
 	defer wg.Done()
 	out := make([][]byte, r.cfg.burst)
-	var fifo uint64
+	if f.tcp != nil {
+		buf := make([]byte, 65536)
+		for {
+			m, err := r.readMessage(f, buf)
+			if err != nil {
+				return // closed
+			}
+			out[0] = m
+			r.match(f, out[:1])
+		}
+	}
 	for {
 		n, err := f.io.readBatch(out)
 		if err != nil {
@@ -209,32 +283,37 @@ func (r *run) recvLoop(f *flow, wg *sync.WaitGroup) {
 			}
 			return // closed
 		}
-		now := time.Since(r.start)
-		matched := uint64(0)
-		for _, d := range out[:n] {
-			seq, sentAt, ok := replySeq(r.cfg.kind, d)
-			switch {
-			case !ok:
-				f.unexpected.Add(1)
-				continue
-			case r.cfg.kind == opaque:
-				seq = fifo
-				fifo++
-				fallthrough
-			case r.cfg.kind == dnsID:
-				sentAt = time.Duration(f.sendTime[seq&(ringSize-1)].Load())
-			case seq >= f.sent.Load()+uint64(r.cfg.burst):
-				// Never sent (the slack covers a reply that beats the
-				// sender's own count update).
-				f.unexpected.Add(1)
-				continue
-			}
-			f.hist.record(now - sentAt)
-			matched++
+		r.match(f, out[:n])
+	}
+}
+
+// match counts a batch of replies and records their round trips.
+func (r *run) match(f *flow, replies [][]byte) {
+	now := time.Since(r.start)
+	matched := uint64(0)
+	for _, d := range replies {
+		seq, sentAt, ok := replySeq(r.cfg.kind, d)
+		switch {
+		case !ok:
+			f.unexpected.Add(1)
+			continue
+		case r.cfg.kind == opaque:
+			seq = f.fifo
+			f.fifo++
+			fallthrough
+		case r.cfg.kind == dnsID:
+			sentAt = time.Duration(f.sendTime[seq&(ringSize-1)].Load())
+		case seq >= f.sent.Load()+uint64(r.cfg.burst):
+			// Never sent (the slack covers a reply that beats the
+			// sender's own count update).
+			f.unexpected.Add(1)
+			continue
 		}
-		if matched > 0 {
-			f.lastRecv.Store(int64(now))
-			f.recv.Add(matched)
-		}
+		f.hist.record(now - sentAt)
+		matched++
+	}
+	if matched > 0 {
+		f.lastRecv.Store(int64(now))
+		f.recv.Add(matched)
 	}
 }

@@ -93,7 +93,7 @@ func parseFlags(args []string, stdout io.Writer) (*config, error) {
 	cfg := &config{}
 	fs := flag.NewFlagSet("shardload", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	fs.StringVar(&cfg.proto, "proto", "udp", "transport: udp")
+	fs.StringVar(&cfg.proto, "proto", "udp", "transport: udp, or tcp (each flow one connection; DNS payloads get 2-byte length framing)")
 	fs.DurationVar(&cfg.duration, "duration", 5*time.Second, "how long to send")
 	fs.Float64Var(&cfg.rate, "rate", 0, "datagrams per second over all senders; 0 = as fast as possible")
 	fs.IntVar(&cfg.flows, "flows", 64, "client sockets (source ports), so the server's 4-tuple hash has flows to spread")
@@ -122,8 +122,8 @@ func parseFlags(args []string, stdout io.Writer) (*config, error) {
 	if len(pos) != 1 {
 		return nil, usagef("want exactly one target ADDR, e.g. shardload 127.0.0.1:5353")
 	}
-	if cfg.proto != "udp" {
-		return nil, usagef("--proto %s: only udp is supported", cfg.proto)
+	if cfg.proto != "udp" && cfg.proto != "tcp" {
+		return nil, usagef("--proto %s: want udp or tcp", cfg.proto)
 	}
 	if cfg.target, err = netip.ParseAddrPort(pos[0]); err != nil || cfg.target.Port() == 0 {
 		return nil, usagef("target %q: want IP:PORT with a port from 1 to 65535, e.g. 127.0.0.1:5353 or [::1]:5353", pos[0])
@@ -177,10 +177,12 @@ func execute(cfg *config, stderr io.Writer) (*summary, error) {
 	cfg.burst = 64
 	// GSO needs equal-size datagrams (ours are) and caps a send at 64
 	// segments and 64 KiB.
-	switch cfg.gsoArg {
-	case "off":
+	switch {
+	case cfg.proto == "tcp":
+		cfg.gso = false // a stream has no datagrams to segment
+	case cfg.gsoArg == "off":
 		cfg.gso = false
-	case "on":
+	case cfg.gsoArg == "on":
 		if udpMaxSegments < 2 || size > 65507/2 {
 			return nil, usagef("--gso on: needs Linux and datagrams of at most %d bytes (two must fit one 64 KiB send); this run has %d", 65507/2, size)
 		}
@@ -286,7 +288,9 @@ sending:
 		}
 		d := diffServer(before, after)
 		sum.Server = &d
-		if cfg.mode == "oneway" {
+		// Over UDP the server counts datagrams; over TCP it counts reads
+		// of a raw stream, which are not our messages.
+		if cfg.mode == "oneway" && cfg.proto == "udp" {
 			sum.setReceived(d.Received)
 		}
 	}

@@ -28,7 +28,12 @@ type server struct {
 
 func startServer(t *testing.T, h packet.Handler) *server {
 	t.Helper()
-	g, err := shard.Listen(shard.Config{Addr: "127.0.0.1:0", Shards: 2, NewHandler: func(int) packet.Handler { return h }})
+	return startServerConfig(t, shard.Config{Addr: "127.0.0.1:0", Shards: 2, NewHandler: func(int) packet.Handler { return h }})
+}
+
+func startServerConfig(t *testing.T, cfg shard.Config) *server {
+	t.Helper()
+	g, err := shard.Listen(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +159,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"127.0.0.1:0"}, "with a port from 1 to 65535"},
 		{[]string{"--payload", "/nonexistent", "127.0.0.1:9"}, "--payload: open /nonexistent"},
 		{[]string{"--bogus", "127.0.0.1:9"}, "flag provided but not defined: --bogus"},
-		{[]string{"--proto", "sctp", "127.0.0.1:9"}, "--proto sctp: only udp"},
+		{[]string{"--proto", "sctp", "127.0.0.1:9"}, "--proto sctp: want udp or tcp"},
 		{[]string{"--duration", "1s", "[ff02::1]:9"}, "is unreachable"},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
@@ -293,5 +298,49 @@ func TestGSOOnRefusesHugeDatagrams(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	if code := mainCode([]string{"--gso", "on", "--size", "40000", "--duration", "100ms", "127.0.0.1:9"}, &stdout, &stderr); code != 2 {
 		t.Fatalf("exit %d, stderr %q", code, stderr.String())
+	}
+}
+
+type dnsStyleEcho struct{ packet.LengthPrefixed }
+
+func (dnsStyleEcho) ServePacket(w *packet.ReplyWriter, p *packet.Packet) error {
+	_, err := w.Write(p.Data)
+	return err
+}
+
+// TestTCPEcho runs echo over TCP connections: a raw stream with generated
+// payloads, and DNS-style length-prefixed frames with the DNS query fixture.
+func TestTCPEcho(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		handler packet.Handler
+		args    []string
+	}{
+		{"raw", packet.Echo{}, []string{"--size", "100"}},
+		{"length-prefixed", dnsStyleEcho{}, []string{"--payload", "../../testdata/dns/query-a-example.com.bin"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := tc.handler
+			srv := startServerConfig(t, shard.Config{Addr: "127.0.0.1:0", Shards: 2, TCP: true, NewHandler: func(int) packet.Handler { return h }})
+			args := append([]string{"--proto", "tcp", "--mode", "echo", "--duration", "1s", "--flows", "8", "--rate", "5000", "--metrics", srv.metricsURL}, tc.args...)
+			s, _ := runLoad(t, append(args, srv.addr)...)
+			if s.Received == nil || *s.Lost != 0 || s.Unexpected != 0 || s.Sent < 4000 {
+				t.Fatalf("TCP echo: %+v", s)
+			}
+			var accepted, txBytes uint64
+			for _, st := range srv.g.Stats(nil) {
+				accepted += st.Accepted
+				txBytes += st.TxBytes
+			}
+			if accepted != 8 {
+				t.Fatalf("server accepted %d connections, want 8", accepted)
+			}
+			if want := *s.Received * uint64(s.Size); txBytes != want {
+				t.Fatalf("server sent %d reply bytes, shardload matched %d replies of %d bytes", txBytes, *s.Received, s.Size)
+			}
+			if s.RTT == nil || s.RTT.P50 <= 0 {
+				t.Fatalf("no RTT: %+v", s.RTT)
+			}
+		})
 	}
 }

@@ -1,8 +1,9 @@
-// Command naiveudp is the baseline shardd is measured against: a UDP server
-// written the way most Go programs write one, with one net.ListenUDP socket
-// and one goroutine calling ReadFromUDP (and WriteToUDP to echo).
+// Command naive is the baseline shardd is measured against: servers written
+// the way most Go programs write them. UDP: one net.ListenUDP socket and one
+// goroutine calling ReadFromUDP (and WriteToUDP to echo). TCP: net.Listen
+// and one goroutine per connection, reading and writing back.
 //
-//	naiveudp [--handler echo|discard] [--rcvbuf BYTES] ADDR
+//	naive [--proto udp|tcp] [--handler echo|discard] [--rcvbuf BYTES] ADDR
 //
 // It prints "listening ADDR" (the real port when ADDR asks for port 0) once
 // bound, and on SIGTERM or SIGINT prints "received N" and exits 0. Exit
@@ -26,34 +27,38 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("naiveudp", flag.ContinueOnError)
+	fs := flag.NewFlagSet("naive", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	handler := fs.String("handler", "echo", "echo (reply with the payload) or discard")
+	proto := fs.String("proto", "udp", "udp or tcp")
 	rcvbuf := fs.Int("rcvbuf", 0, "receive buffer to ask with SetReadBuffer (capped by net.core.rmem_max); 0 keeps the kernel default")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: naiveudp [--handler echo|discard] [--rcvbuf BYTES] ADDR")
+		fmt.Fprintln(stderr, "usage: naive [--proto udp|tcp] [--handler echo|discard] [--rcvbuf BYTES] ADDR")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	if fs.NArg() != 1 || (*handler != "echo" && *handler != "discard") || *rcvbuf < 0 {
+	if fs.NArg() != 1 || (*handler != "echo" && *handler != "discard") || *rcvbuf < 0 || (*proto != "udp" && *proto != "tcp") {
 		fs.Usage()
 		return 2
 	}
+	if *proto == "tcp" {
+		return runTCP(fs.Arg(0), *handler == "echo", stdout, stderr)
+	}
 	addr, err := net.ResolveUDPAddr("udp", fs.Arg(0))
 	if err != nil {
-		fmt.Fprintf(stderr, "naiveudp: %v\n", err)
+		fmt.Fprintf(stderr, "naive: %v\n", err)
 		return 2
 	}
 	c, err := net.ListenUDP("udp", addr)
 	if err != nil {
-		fmt.Fprintf(stderr, "naiveudp: %v\n", err)
+		fmt.Fprintf(stderr, "naive: %v\n", err)
 		return 1
 	}
 	if *rcvbuf > 0 {
 		if err := c.SetReadBuffer(*rcvbuf); err != nil {
-			fmt.Fprintf(stderr, "naiveudp: %v\n", err)
+			fmt.Fprintf(stderr, "naive: %v\n", err)
 			return 1
 		}
 	}
@@ -72,7 +77,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "received %d\n", received.Load())
 		return 0
 	case err := <-done:
-		fmt.Fprintf(stderr, "naiveudp: %v\n", err)
+		fmt.Fprintf(stderr, "naive: %v\n", err)
 		fmt.Fprintf(stdout, "received %d\n", received.Load())
 		return 1
 	}
@@ -95,4 +100,45 @@ func serve(c *net.UDPConn, echo bool, received *atomic.Uint64) error {
 			_, _ = c.WriteToUDP(buf[:n], from)
 		}
 	}
+}
+
+// runTCP is the naive TCP server: a goroutine per connection.
+func runTCP(addr string, echo bool, stdout, stderr io.Writer) int {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		fmt.Fprintf(stderr, "naive: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "listening %s\n", ln.Addr())
+	var received atomic.Uint64
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				buf := make([]byte, 16<<10)
+				for {
+					n, err := c.Read(buf)
+					if err != nil {
+						return
+					}
+					received.Add(uint64(n))
+					if echo {
+						if _, err := c.Write(buf[:n]); err != nil {
+							return
+						}
+					}
+				}
+			}()
+		}
+	}()
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+	<-sig
+	ln.Close()
+	fmt.Fprintf(stdout, "received %d bytes\n", received.Load())
+	return 0
 }
