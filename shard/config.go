@@ -29,6 +29,9 @@ const (
 	DefaultIdleTimeout  = 60 * time.Second
 	DefaultWriteTimeout = 10 * time.Second
 	DefaultMaxFrame     = 65535
+
+	TCPShapeLoop       = "loop"
+	TCPShapeGoroutines = "goroutines"
 )
 
 // Config describes one listener: an address and the shards that serve it. The
@@ -69,6 +72,12 @@ type Config struct {
 	// WriteTimeout closes a TCP connection that does not take its replies
 	// for this long. 0 means DefaultWriteTimeout.
 	WriteTimeout time.Duration
+	// TCPShape is how a shard serves its TCP connections: TCPShapeLoop, one
+	// epoll loop on the shard's own locked thread (gnet's shape; ~400 bytes
+	// of memory per idle connection), or TCPShapeGoroutines, a goroutine per
+	// connection on Go's netpoller (~10 KiB each). "" means the loop on Linux
+	// and goroutines elsewhere.
+	TCPShape string
 	// MaxFrame is the largest TCP message; a longer frame closes the
 	// connection (counted). 0 means DefaultMaxFrame.
 	MaxFrame int
@@ -164,6 +173,13 @@ func (c Config) resolve(gomaxprocs int) (resolved, error) {
 	}
 	if r.IdleTimeout < 0 || r.WriteTimeout < 0 {
 		return r, &ConfigError{"idle-timeout", r.IdleTimeout.String(), "timeouts must be positive", ""}
+	}
+	switch r.TCPShape {
+	case "":
+		r.TCPShape = defaultTCPShape
+	case TCPShapeLoop, TCPShapeGoroutines:
+	default:
+		return r, &ConfigError{"tcp-shape", c.TCPShape, "unknown shape", "use loop or goroutines"}
 	}
 	if r.MaxFrame == 0 {
 		r.MaxFrame = DefaultMaxFrame

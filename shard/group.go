@@ -26,12 +26,13 @@ type Info struct {
 	CPUs      []int // CPU of each shard when pinned, else nil
 	Batch     int
 	MaxPacket int
-	RcvBuf    int  // effective receive buffer of shard 0's socket, as getsockopt reports it
-	SndBuf    int  // effective send buffer
-	RcvBufAsk int  // what was asked for
-	BatchIO   bool // recvmmsg/sendmmsg in use
-	PktInfo   bool // replies leave from each datagram's own destination address
-	UDP, TCP  bool // the transports served
+	RcvBuf    int    // effective receive buffer of shard 0's socket, as getsockopt reports it
+	SndBuf    int    // effective send buffer
+	RcvBufAsk int    // what was asked for
+	BatchIO   bool   // recvmmsg/sendmmsg in use
+	TCPShape  string // how TCP connections are served
+	PktInfo   bool   // replies leave from each datagram's own destination address
+	UDP, TCP  bool   // the transports served
 }
 
 // Group is the set of shards serving one address.
@@ -79,7 +80,7 @@ func Listen(cfg Config) (*Group, error) {
 	lc := net.ListenConfig{Control: control(r.network, pktinfo)}
 	g.info = Info{
 		Addr: r.Addr, Network: r.network, Shards: r.Shards, CPUs: cpus,
-		Batch: r.Batch, MaxPacket: r.MaxPacket, RcvBufAsk: r.RcvBuf, UDP: r.UDP, TCP: r.TCP,
+		Batch: r.Batch, MaxPacket: r.MaxPacket, RcvBufAsk: r.RcvBuf, UDP: r.UDP, TCP: r.TCP, TCPShape: r.TCPShape,
 	}
 	for i := 0; r.UDP && i < r.Shards; i++ {
 		pc, err := lc.ListenPacket(context.Background(), r.network, bound.String())
@@ -134,7 +135,18 @@ func Listen(cfg Config) (*Group, error) {
 			bound = netip.AddrPortFrom(bound.Addr(), tl.Addr().(*net.TCPAddr).AddrPort().Port())
 		}
 		// Its own handler: the UDP loop calls the UDP one without a lock.
-		g.tcp = append(g.tcp, newTCPShard(i, &g.cfg, tl, r.NewHandler(i)))
+		t := newTCPShard(i, &g.cfg, tl, r.NewHandler(i))
+		if r.TCPShape == TCPShapeLoop {
+			if cpus != nil {
+				t.cpu = cpus[i]
+			}
+			if t.loop, err = newTCPLoop(t); err != nil {
+				_ = tl.Close()
+				g.closeSockets()
+				return nil, &ListenError{Addr: r.Addr, Shard: i, Err: err}
+			}
+		}
+		g.tcp = append(g.tcp, t)
 	}
 	g.info.Bound = bound
 	return g, nil
@@ -261,8 +273,11 @@ func (g *Group) closeSockets() {
 		for _, s := range g.shards {
 			_ = s.close()
 		}
+		g.mu.Lock()
+		served := g.served
+		g.mu.Unlock()
 		for _, t := range g.tcp {
-			t.closeAll()
+			t.closeAll(served)
 		}
 	})
 }

@@ -23,6 +23,8 @@ import (
 // accepted it for its whole life.
 type tcpShard struct {
 	id       int
+	cpu      int       // -1: not pinned (event-loop shape only)
+	loop     tcpRunner // non-nil: the event-loop shape
 	ln       *net.TCPListener
 	cfg      *resolved
 	framer   packet.Framer // nil: raw stream
@@ -43,7 +45,7 @@ type tcpShard struct {
 
 func newTCPShard(id int, cfg *resolved, ln *net.TCPListener, h packet.Handler) *tcpShard {
 	t := &tcpShard{
-		id: id, ln: ln, cfg: cfg, handler: h,
+		id: id, cpu: -1, ln: ln, cfg: cfg, handler: h,
 		log:   cfg.Logger.With(zap.Int("shard", id), zap.String("proto", "tcp")),
 		w:     packet.NewReplyWriter(16, 2*cfg.MaxFrame, cfg.MaxFrame), // one message's replies at a time
 		conns: map[*net.TCPConn]struct{}{},
@@ -54,8 +56,20 @@ func newTCPShard(id int, cfg *resolved, ln *net.TCPListener, h packet.Handler) *
 	return t
 }
 
-// run accepts until the listener closes, then waits for the connections.
+// tcpRunner is the event-loop shape's side of a tcpShard (Linux).
+type tcpRunner interface {
+	run() error
+	wake()
+	hardStop()
+	closeIdle()
+}
+
+// run serves the shard: the event loop, or an accept loop that starts a
+// goroutine per connection and waits for them when the listener closes.
 func (t *tcpShard) run() error {
+	if t.loop != nil {
+		return t.loop.run()
+	}
 	defer t.wg.Wait()
 	for {
 		c, err := t.ln.AcceptTCP()
@@ -244,6 +258,10 @@ func (t *tcpShard) stop() {
 	if t.stopping.Swap(true) {
 		return
 	}
+	if t.loop != nil {
+		t.loop.wake() // the loop closes its listener itself
+		return
+	}
 	_ = t.ln.Close()
 	t.connsMu.Lock()
 	for c := range t.conns {
@@ -259,7 +277,16 @@ func (t *tcpShard) stop() {
 const drainRead = 20 * time.Millisecond
 
 // closeAll cuts every connection at once (Close, or a drain that ran out).
-func (t *tcpShard) closeAll() {
+// served tells whether run was started: a running loop owns its fds.
+func (t *tcpShard) closeAll(served bool) {
+	if t.loop != nil {
+		if served {
+			t.loop.hardStop()
+		} else {
+			t.loop.closeIdle()
+		}
+		return
+	}
 	_ = t.ln.Close()
 	t.connsMu.Lock()
 	for c := range t.conns {

@@ -40,8 +40,8 @@ func tcpStats(g *Group) (total metrics.Counts, per []metrics.Snapshot) {
 
 // TestTCPManyConnectionsEcho opens hundreds of connections at once, each
 // writing many chunks of random sizes, and reads back exactly what it wrote.
-func TestTCPManyConnectionsEcho(t *testing.T) {
-	g := startGroup(t, Config{Addr: "127.0.0.1:0", Shards: 3, TCP: true})
+func testTCPManyConnectionsEcho(t *testing.T, loop bool) {
+	g := startGroup(t, Config{Addr: "127.0.0.1:0", Shards: 3, TCP: true, TCPShape: shapeOf(loop)})
 	const conns, chunks = 300, 20
 	var wg sync.WaitGroup
 	errs := make(chan error, conns)
@@ -91,8 +91,8 @@ func TestTCPManyConnectionsEcho(t *testing.T) {
 
 // TestTCPHalfClose: the client shuts its sending side; every byte it sent is
 // still answered before the server closes.
-func TestTCPHalfClose(t *testing.T) {
-	g := startGroup(t, Config{Addr: "127.0.0.1:0", Shards: 1, TCP: true})
+func testTCPHalfClose(t *testing.T, loop bool) {
+	g := startGroup(t, Config{Addr: "127.0.0.1:0", Shards: 1, TCP: true, TCPShape: shapeOf(loop)})
 	c, err := net.Dial("tcp", tcpAddr(g))
 	if err != nil {
 		t.Fatal(err)
@@ -120,8 +120,8 @@ func (lengthEcho) ServePacket(w *packet.ReplyWriter, p *packet.Packet) error {
 	return err
 }
 
-func TestTCPLengthPrefixedPipelined(t *testing.T) {
-	g := startGroup(t, Config{Addr: "127.0.0.1:0", Shards: 2, TCP: true, NewHandler: func(int) packet.Handler { return lengthEcho{} }})
+func testTCPLengthPrefixedPipelined(t *testing.T, loop bool) {
+	g := startGroup(t, Config{Addr: "127.0.0.1:0", Shards: 2, TCP: true, TCPShape: shapeOf(loop), NewHandler: func(int) packet.Handler { return lengthEcho{} }})
 	c, err := net.Dial("tcp", tcpAddr(g))
 	if err != nil {
 		t.Fatal(err)
@@ -153,8 +153,8 @@ func TestTCPLengthPrefixedPipelined(t *testing.T) {
 	}
 }
 
-func TestTCPMaxFrame(t *testing.T) {
-	g := startGroup(t, Config{Addr: "127.0.0.1:0", Shards: 1, TCP: true, MaxFrame: 100, NewHandler: func(int) packet.Handler { return lengthEcho{} }})
+func testTCPMaxFrame(t *testing.T, loop bool) {
+	g := startGroup(t, Config{Addr: "127.0.0.1:0", Shards: 1, TCP: true, TCPShape: shapeOf(loop), MaxFrame: 100, NewHandler: func(int) packet.Handler { return lengthEcho{} }})
 	c, err := net.Dial("tcp", tcpAddr(g))
 	if err != nil {
 		t.Fatal(err)
@@ -168,8 +168,8 @@ func TestTCPMaxFrame(t *testing.T) {
 	waitFor(t, "frame_too_large", func() bool { total, _ := tcpStats(g); return total.Closed[metrics.CloseFrameTooLarge] == 1 })
 }
 
-func TestTCPMaxConns(t *testing.T) {
-	g := startGroup(t, Config{Addr: "127.0.0.1:0", Shards: 1, TCP: true, MaxConns: 2})
+func testTCPMaxConns(t *testing.T, loop bool) {
+	g := startGroup(t, Config{Addr: "127.0.0.1:0", Shards: 1, TCP: true, TCPShape: shapeOf(loop), MaxConns: 2})
 	var open []net.Conn
 	for i := 0; i < 2; i++ {
 		c, err := net.Dial("tcp", tcpAddr(g))
@@ -209,8 +209,8 @@ func TestTCPMaxConns(t *testing.T) {
 
 // TestTCPIdleAndSlowClients: a silent connection and one that trickles a
 // frame byte by byte are both closed by the idle timeout.
-func TestTCPIdleAndSlowClients(t *testing.T) {
-	g := startGroup(t, Config{Addr: "127.0.0.1:0", Shards: 1, TCP: true, IdleTimeout: 300 * time.Millisecond, NewHandler: func(int) packet.Handler { return lengthEcho{} }})
+func testTCPIdleAndSlowClients(t *testing.T, loop bool) {
+	g := startGroup(t, Config{Addr: "127.0.0.1:0", Shards: 1, TCP: true, TCPShape: shapeOf(loop), IdleTimeout: 300 * time.Millisecond, NewHandler: func(int) packet.Handler { return lengthEcho{} }})
 	silent, err := net.Dial("tcp", tcpAddr(g))
 	if err != nil {
 		t.Fatal(err)
@@ -244,8 +244,8 @@ func TestTCPIdleAndSlowClients(t *testing.T) {
 
 // TestTCPRestartUnderTimeWait: the server closes connections first (leaving
 // TIME_WAIT on its side), stops, and a new group binds the port at once.
-func TestTCPRestartUnderTimeWait(t *testing.T) {
-	g, err := Listen(Config{Addr: "127.0.0.1:0", Shards: 2, TCP: true, IdleTimeout: 50 * time.Millisecond})
+func testTCPRestartUnderTimeWait(t *testing.T, loop bool) {
+	g, err := Listen(Config{Addr: "127.0.0.1:0", Shards: 2, TCP: true, TCPShape: shapeOf(loop), IdleTimeout: 50 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -267,7 +267,7 @@ func TestTCPRestartUnderTimeWait(t *testing.T) {
 		t.Fatal(err)
 	}
 	<-done
-	g2, err := Listen(Config{Addr: addr, Shards: 2, TCP: true})
+	g2, err := Listen(Config{Addr: addr, Shards: 2, TCP: true, TCPShape: shapeOf(loop)})
 	if err != nil {
 		t.Fatalf("rebinding %s right after a stop with connections in TIME_WAIT: %v", addr, err)
 	}
@@ -276,8 +276,8 @@ func TestTCPRestartUnderTimeWait(t *testing.T) {
 
 // TestTCPShutdownAnswersWhatWasSent: requests written before the stop get
 // their replies; the connection then closes with reason shutdown.
-func TestTCPShutdownAnswersWhatWasSent(t *testing.T) {
-	g, err := Listen(Config{Addr: "127.0.0.1:0", Shards: 1, TCP: true, NewHandler: func(int) packet.Handler { return lengthEcho{} }})
+func testTCPShutdownAnswersWhatWasSent(t *testing.T, loop bool) {
+	g, err := Listen(Config{Addr: "127.0.0.1:0", Shards: 1, TCP: true, TCPShape: shapeOf(loop), NewHandler: func(int) packet.Handler { return lengthEcho{} }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -314,4 +314,31 @@ func TestTCPShutdownAnswersWhatWasSent(t *testing.T) {
 	if total.Closed[metrics.CloseShutdown] != 1 || total.DiscardedBytes != 3 {
 		t.Fatalf("closed %v, discarded %d bytes; want one shutdown close and the 3-byte partial frame counted", total.Closed, total.DiscardedBytes)
 	}
+}
+
+// TestTCP runs every TCP test against both connection shapes.
+func TestTCP(t *testing.T) {
+	for _, loop := range []bool{false, true} {
+		shape := "goroutines"
+		if loop {
+			shape = "eventloop"
+		}
+		t.Run(shape, func(t *testing.T) {
+			t.Run("ManyConnectionsEcho", func(t *testing.T) { testTCPManyConnectionsEcho(t, loop) })
+			t.Run("HalfClose", func(t *testing.T) { testTCPHalfClose(t, loop) })
+			t.Run("LengthPrefixedPipelined", func(t *testing.T) { testTCPLengthPrefixedPipelined(t, loop) })
+			t.Run("MaxFrame", func(t *testing.T) { testTCPMaxFrame(t, loop) })
+			t.Run("MaxConns", func(t *testing.T) { testTCPMaxConns(t, loop) })
+			t.Run("IdleAndSlowClients", func(t *testing.T) { testTCPIdleAndSlowClients(t, loop) })
+			t.Run("RestartUnderTimeWait", func(t *testing.T) { testTCPRestartUnderTimeWait(t, loop) })
+			t.Run("ShutdownAnswersWhatWasSent", func(t *testing.T) { testTCPShutdownAnswersWhatWasSent(t, loop) })
+		})
+	}
+}
+
+func shapeOf(loop bool) string {
+	if loop {
+		return TCPShapeLoop
+	}
+	return TCPShapeGoroutines
 }

@@ -30,6 +30,7 @@ import (
 type server struct {
 	Name     string
 	Baseline bool
+	TCPOnly  bool                                           // a TCP variant: skipped in UDP loads
 	command  func(port int, handler, proto string) []string // argv
 	shell    string                                         // a peer's shell command, {port} and {handler} substituted
 }
@@ -110,6 +111,9 @@ func run(args []string) error {
 		{Name: fmt.Sprintf("shardd %d shards --pin", ncpu), command: func(port int, h, proto string) []string {
 			return []string{abs("shardd"), "--proto", proto, "--pin", "--handler", h, "--log-level", "warn", fmt.Sprintf("127.0.0.1:%d", port)}
 		}},
+		{Name: fmt.Sprintf("shardd %d shards --tcp-shape goroutines", ncpu), TCPOnly: true, command: func(port int, h, proto string) []string {
+			return []string{abs("shardd"), "--proto", proto, "--tcp-shape", "goroutines", "--handler", h, "--log-level", "warn", fmt.Sprintf("127.0.0.1:%d", port)}
+		}},
 	}
 	for _, p := range peers {
 		name, cmd, ok := strings.Cut(p, "=")
@@ -137,13 +141,23 @@ func run(args []string) error {
 
 	start := time.Now()
 	var samples []sample
-	total := *reps * len(scenarios) * len(servers)
+	total := 0
+	for _, sc := range scenarios {
+		for _, srv := range servers {
+			if !srv.TCPOnly || sc.Mode == "tcp-echo" {
+				total += *reps
+			}
+		}
+	}
 	done := 0
 	for rep := 1; rep <= *reps; rep++ {
 		for _, sc := range scenarios {
 			// Rotate the order each repetition: no server always runs first.
 			for i := range servers {
 				srv := servers[(i+rep)%len(servers)]
+				if srv.TCPOnly && sc.Mode != "tcp-echo" {
+					continue
+				}
 				s, err := measure(srv, sc, *dur, abs("shardload"))
 				done++
 				if err != nil {
@@ -208,9 +222,13 @@ func measure(srv server, sc scenario, dur time.Duration, shardload string) (samp
 	}
 
 	args := []string{"--json", "--progress=false", "--duration", dur.String(), "--size", strconv.Itoa(sc.Size), "--proto", proto}
-	if sc.Mode != "discard" {
+	if sc.Mode == "echo" {
 		// A closed loop: one sender thread, the rest of the machine answers.
 		args = append(args, "--mode", "echo", "--senders", "1")
+	} else if sc.Mode == "tcp-echo" {
+		// Request, reply, request: every message is a read and a write on
+		// the server, over 256 connections.
+		args = append(args, "--mode", "echo", "--senders", "1", "--flows", "256", "--window", "1")
 	} else {
 		// One sender per CPU, to offer more than any server here can take:
 		// what a server receives is then its capacity, with drops counted.

@@ -83,6 +83,9 @@ func buildReport(servers []server, scenarios []scenario, samples []sample, reps 
 					p50, p99, p999 = append(p50, s.P50), append(p99, s.P99), append(p999, s.P999)
 				}
 			}
+			if len(rates) == 0 {
+				continue // a TCP-only variant in a UDP load
+			}
 			c := cell{median: median(rates), offered: median(offered), min: math.Inf(1), drops: median(drops), p50: median(p50), p99: median(p99), p999: median(p999)}
 			for _, v := range rates {
 				c.min, c.max = math.Min(c.min, v), math.Max(c.max, v)
@@ -115,7 +118,7 @@ func human(v float64) string {
 func (r *report) markdown() string {
 	var b strings.Builder
 	m := r.machine
-	fmt.Fprintf(&b, "Machine: %s, %d CPUs, Linux %s, %s, %s. Loopback, 64 flows; discard: shardload one-way with one GSO sender per CPU (offered/s is what the kernel took from it); echo and tcp-echo: one sender thread, 16 requests in flight per flow (tcp-echo: 64 connections; naive is a goroutine per connection). %d interleaved repetitions of %v per cell (took %v).\n\n",
+	fmt.Fprintf(&b, "Machine: %s, %d CPUs, Linux %s, %s, %s. Loopback, 64 flows; discard: shardload one-way with one GSO sender per CPU (offered/s is what the kernel took from it); echo: one sender thread, 16 requests in flight per flow; tcp-echo: one sender thread, 256 connections with one request in flight each (naive: a goroutine per connection). %d interleaved repetitions of %v per cell (took %v).\n\n",
 		m.CPU, m.CPUs, m.Kernel, m.Go, m.Date, r.reps, r.dur, r.took.Round(time.Second))
 	fmt.Fprintf(&b, "| load | server | median | min-max | vs naive | offered/s | kernel drops (median) | RTT p50 / p99 / p99.9 |\n")
 	fmt.Fprintf(&b, "|---|---|---:|---:|---:|---:|---:|---|\n")
@@ -125,7 +128,10 @@ func (r *report) markdown() string {
 			unit = "round trips/s"
 		}
 		for _, srv := range r.servers {
-			c := r.cells[sc.String()][srv.Name]
+			c, ok := r.cells[sc.String()][srv.Name]
+			if !ok {
+				continue
+			}
 			rtt := "-"
 			if sc.Mode != "discard" {
 				rtt = fmt.Sprintf("%v / %v / %v", time.Duration(c.p50).Round(time.Microsecond), time.Duration(c.p99).Round(time.Microsecond), time.Duration(c.p999).Round(time.Microsecond))
@@ -162,7 +168,10 @@ func (r *report) svg() string {
 	for gi, sc := range r.scenarios {
 		gx := float64(left) + float64(gi)*groupW + groupW*0.1
 		for si, srv := range r.servers {
-			c := r.cells[sc.String()][srv.Name]
+			c, ok := r.cells[sc.String()][srv.Name]
+			if !ok {
+				continue
+			}
 			bh := c.ratio / maxRatio * plotH
 			x := gx + float64(si)*barW
 			fmt.Fprintf(&b, `<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="%s"><title>%s, %s: %s/s (%.2fx)</title></rect>`+"\n",

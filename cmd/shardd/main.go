@@ -61,6 +61,7 @@ type options struct {
 	writeTO   time.Duration
 	maxFrame  int
 	drain     time.Duration
+	tcpShape  choice
 	shards    int
 	pin       bool
 	handler   choice
@@ -79,6 +80,7 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs := flag.NewFlagSet("shardd", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	o.proto = choice{"udp", []string{"udp", "tcp", "udp,tcp", "tcp,udp"}}
+	o.tcpShape = choice{"", []string{"loop", "goroutines"}}
 	o.handler = choice{"echo", sortedKeys(handlers)}
 	o.logLevel = choice{"info", []string{"debug", "info", "warn", "error"}}
 	o.logFormat = choice{"console", []string{"console", "json"}}
@@ -87,6 +89,7 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.IntVar(&o.maxConns, "max-conns", shard.DefaultMaxConns, "TCP connections per shard; more are accepted and closed at once")
 	fs.DurationVar(&o.idle, "idle-timeout", shard.DefaultIdleTimeout, "close a TCP connection that completes no message for this long (slow clients included)")
 	fs.DurationVar(&o.writeTO, "write-timeout", shard.DefaultWriteTimeout, "close a TCP connection that does not read its replies for this long")
+	fs.Var(&o.tcpShape, "tcp-shape", "TCP connections served by one epoll loop on each shard's locked thread (loop, the default on Linux) or by a goroutine each (goroutines)")
 	fs.IntVar(&o.maxFrame, "max-frame", shard.DefaultMaxFrame, "largest TCP message; a longer frame closes the connection")
 	fs.DurationVar(&o.drain, "drain-timeout", 2*time.Second, "on TERM/INT, how long UDP queues and open TCP connections get to finish before they are cut")
 	fs.IntVar(&o.shards, "shards", runtime.GOMAXPROCS(0), "shards (sockets and locked threads) per address; the default is GOMAXPROCS, which follows the CPU affinity mask and cgroup limits")
@@ -336,6 +339,7 @@ func listenAll(o *options, log *zap.Logger) ([]*shard.Group, error) {
 			IdleTimeout:  o.idle,
 			WriteTimeout: o.writeTO,
 			MaxFrame:     o.maxFrame,
+			TCPShape:     o.tcpShape.value,
 			Logger:       log.With(zap.String("addr", addr)),
 		})
 		if err != nil {
@@ -347,6 +351,13 @@ func listenAll(o *options, log *zap.Logger) ([]*shard.Group, error) {
 		groups = append(groups, g)
 	}
 	return groups, nil
+}
+
+func tcpShapeField(in shard.Info) string {
+	if !in.TCP {
+		return "none"
+	}
+	return in.TCPShape
 }
 
 // rcvbufConfig maps --rcvbuf to Config.RcvBuf: 0 on the command line keeps
@@ -376,6 +387,7 @@ func logListening(log *zap.Logger, in shard.Info, o *options) {
 		zap.Int("sndbuf", in.SndBuf),
 		zap.Int("max_packet", in.MaxPacket),
 		zap.Bool("reply_from_dst", in.PktInfo),
+		zap.String("tcp_shape", tcpShapeField(in)),
 		zap.String("handler", o.handler.value),
 	)
 	// Linux reports twice the size set (half is bookkeeping overhead): a
@@ -385,7 +397,7 @@ func logListening(log *zap.Logger, in shard.Info, o *options) {
 			zap.String("addr", in.Addr), zap.Int("asked", in.RcvBufAsk), zap.Int("effective", in.RcvBuf),
 			zap.String("fix", fmt.Sprintf("run as root (SO_RCVBUFFORCE) or raise the cap: sysctl -w net.core.rmem_max=%d", in.RcvBufAsk)))
 	}
-	if !in.BatchIO {
+	if in.UDP && !in.BatchIO {
 		log.Warn("batched I/O unavailable on this platform: one datagram per system call", zap.String("addr", in.Addr))
 	}
 }

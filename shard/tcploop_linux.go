@@ -1,0 +1,325 @@
+package shard
+
+import (
+	"net/netip"
+	"os"
+	"runtime"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
+
+	"github.com/shardd/shardd/metrics"
+)
+
+const defaultTCPShape = TCPShapeLoop
+
+// tcpLoop is the event-loop shape of a TCP shard: one goroutine locked to
+// its OS thread runs epoll over the shard's listener and every connection
+// it accepted, with non-blocking reads and writes, as gnet does. The handler
+// is only ever called from this thread, and no goroutine exists per
+// connection.
+type tcpLoop struct {
+	t      *tcpShard
+	epfd   int
+	evfd   int // eventfd: stop and close requests
+	lnfd   int
+	conns  map[int]*loopConn
+	events []unix.EpollEvent
+	rbuf   []byte      // one read buffer for the whole loop
+	hard   atomic.Bool // Close: cut everything now
+}
+
+// loopConn is one connection's state; only the loop touches it.
+type loopConn struct {
+	fd        int
+	src       netip.AddrPort
+	in        []byte // bytes read, not yet a complete message
+	out       []byte // replies not yet written
+	lastMsg   time.Time
+	outSince  time.Time // when out last went from empty to non-empty
+	eof       bool      // the client half-closed: close once out is written
+	wantWrite bool      // EPOLLOUT registered
+}
+
+func newTCPLoop(t *tcpShard) (*tcpLoop, error) {
+	l := &tcpLoop{t: t, conns: map[int]*loopConn{}, events: make([]unix.EpollEvent, 256), rbuf: make([]byte, 64<<10)}
+	var err error
+	if l.epfd, err = unix.EpollCreate1(unix.EPOLL_CLOEXEC); err != nil {
+		return nil, os.NewSyscallError("epoll_create1", err)
+	}
+	if l.evfd, err = unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC); err != nil {
+		unix.Close(l.epfd)
+		return nil, os.NewSyscallError("eventfd", err)
+	}
+	rc, err := t.ln.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	_ = rc.Control(func(fd uintptr) { l.lnfd = int(fd) })
+	for _, fd := range []int{l.evfd, l.lnfd} {
+		if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(fd)}); err != nil {
+			return nil, os.NewSyscallError("epoll_ctl", err)
+		}
+	}
+	return l, nil
+}
+
+// hardStop makes a running loop cut every connection and return.
+func (l *tcpLoop) hardStop() {
+	l.hard.Store(true)
+	l.t.stopping.Store(true)
+	l.wake()
+}
+
+// closeIdle releases a loop that never ran.
+func (l *tcpLoop) closeIdle() {
+	_ = l.t.ln.Close()
+	unix.Close(l.epfd)
+	unix.Close(l.evfd)
+}
+
+// wake asks the loop to look at t.stopping (and l.hard).
+func (l *tcpLoop) wake() {
+	one := uint64(1)
+	_, _ = unix.Write(l.evfd, (*[8]byte)(unsafe.Pointer(&one))[:])
+}
+
+func (l *tcpLoop) run() error {
+	runtime.LockOSThread()
+	if l.t.cpu >= 0 {
+		if err := pinThread(l.t.cpu); err != nil {
+			return err
+		}
+	}
+	defer func() {
+		for _, c := range l.conns {
+			l.closeConn(c, metrics.CloseShutdown)
+		}
+		_ = l.t.ln.Close()
+		unix.Close(l.epfd)
+		unix.Close(l.evfd)
+	}()
+	lastSweep := time.Now()
+	for {
+		n, err := unix.EpollWait(l.epfd, l.events, 250)
+		if err != nil && err != unix.EINTR {
+			return os.NewSyscallError("epoll_wait", err)
+		}
+		for _, ev := range l.events[:max(n, 0)] {
+			fd := int(ev.Fd)
+			switch {
+			case fd == l.evfd:
+				var b [8]byte
+				_, _ = unix.Read(l.evfd, b[:])
+			case fd == l.lnfd:
+				l.accept()
+			default:
+				if c := l.conns[fd]; c != nil {
+					l.serve(c, ev.Events)
+				}
+			}
+		}
+		if l.t.stopping.Load() {
+			l.drain()
+			return nil
+		}
+		if now := time.Now(); now.Sub(lastSweep) >= 100*time.Millisecond {
+			l.sweep(now)
+			lastSweep = now
+		}
+	}
+}
+
+func (l *tcpLoop) accept() {
+	for i := 0; i < 64; i++ {
+		fd, sa, err := unix.Accept4(l.lnfd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
+		if err != nil {
+			if err != unix.EAGAIN {
+				l.t.log.Warn("accept failed", zap.Error(err))
+			}
+			return
+		}
+		t := l.t
+		t.mu.Lock()
+		t.counts.Accepted++
+		over := t.counts.Active() > uint64(t.cfg.MaxConns)
+		if over {
+			t.counts.Closed[metrics.CloseLimit]++
+		}
+		t.ctr.Publish(&t.counts)
+		t.mu.Unlock()
+		if over {
+			_ = unix.SetsockoptLinger(fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1})
+			unix.Close(fd)
+			continue
+		}
+		c := &loopConn{fd: fd, src: sockaddrToAddrPort(sa), lastMsg: time.Now()}
+		if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP, Fd: int32(fd)}); err != nil {
+			l.closeConn(c, metrics.CloseError)
+			continue
+		}
+		l.conns[fd] = c
+	}
+}
+
+// serve reads what the connection has, answers every complete message and
+// writes the replies.
+func (l *tcpLoop) serve(c *loopConn, events uint32) {
+	if events&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 && !c.eof {
+		if reason, done := l.read(c); done {
+			l.closeConn(c, reason)
+			return
+		}
+	}
+	if reason, done := l.flush(c); done {
+		l.closeConn(c, reason)
+		return
+	}
+	if c.eof && len(c.out) == 0 {
+		l.closeConn(c, metrics.CloseEOF)
+	}
+}
+
+// read drains the socket into c.in and serves complete messages.
+func (l *tcpLoop) read(c *loopConn) (reason int, done bool) {
+	t := l.t
+	for i := 0; i < 8; i++ {
+		n, err := unix.Read(c.fd, l.rbuf[:l.readSize()])
+		if err == unix.EAGAIN {
+			return 0, false
+		}
+		if err != nil {
+			return metrics.CloseError, true
+		}
+		if n == 0 {
+			c.eof = true
+			return 0, false
+		}
+		var data []byte
+		if len(c.in) == 0 {
+			data = l.rbuf[:n] // the common case: nothing left over
+		} else {
+			c.in = append(c.in, l.rbuf[:n]...)
+			data = c.in
+		}
+		out, consumed, ferr := t.serveBytes(data, c.src, c.out, false)
+		if len(c.out) == 0 && len(out) > 0 {
+			c.outSince = time.Now()
+		}
+		c.out = out
+		if consumed > 0 {
+			c.lastMsg = time.Now()
+		}
+		rest := data[consumed:]
+		if len(c.in) == 0 {
+			c.in = append(c.in[:0], rest...)
+		} else {
+			c.in = c.in[:copy(c.in, rest)]
+		}
+		if ferr != nil {
+			return metrics.CloseFrameTooLarge, true
+		}
+		if n < l.readSize() {
+			return 0, false
+		}
+	}
+	return 0, false
+}
+
+func (l *tcpLoop) readSize() int {
+	if l.t.framer == nil {
+		return min(len(l.rbuf), l.t.cfg.MaxFrame)
+	}
+	return len(l.rbuf)
+}
+
+// flush writes what it can of c.out; EPOLLOUT covers the rest.
+func (l *tcpLoop) flush(c *loopConn) (reason int, done bool) {
+	for len(c.out) > 0 {
+		n, err := unix.Write(c.fd, c.out)
+		if err == unix.EAGAIN {
+			break
+		}
+		if err != nil {
+			return metrics.CloseError, true
+		}
+		c.out = c.out[:copy(c.out, c.out[n:])]
+		c.outSince = time.Now()
+	}
+	want := len(c.out) > 0
+	if want != c.wantWrite {
+		ev := uint32(unix.EPOLLIN | unix.EPOLLRDHUP)
+		if want {
+			ev |= unix.EPOLLOUT
+		}
+		_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_MOD, c.fd, &unix.EpollEvent{Events: ev, Fd: int32(c.fd)})
+		c.wantWrite = want
+	}
+	return 0, false
+}
+
+// sweep closes connections past their idle or write timeout.
+func (l *tcpLoop) sweep(now time.Time) {
+	for _, c := range l.conns {
+		switch {
+		case len(c.out) > 0 && now.Sub(c.outSince) > l.t.cfg.WriteTimeout:
+			l.closeConn(c, metrics.CloseWriteTimeout)
+		case now.Sub(c.lastMsg) > l.t.cfg.IdleTimeout:
+			l.closeConn(c, metrics.CloseIdle)
+		}
+	}
+}
+
+// drain stops accepting, answers what every connection has already sent and
+// closes them; a hard stop (Close) cuts them at once.
+func (l *tcpLoop) drain() {
+	_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, l.lnfd, nil)
+	_ = l.t.ln.Close()
+	deadline := time.Now().Add(drainRead)
+	for _, c := range l.conns {
+		if !l.hard.Load() {
+			if _, done := l.read(c); !done {
+				for len(c.out) > 0 && time.Now().Before(deadline) {
+					if _, done := l.flush(c); done {
+						break
+					}
+					if len(c.out) > 0 {
+						time.Sleep(time.Millisecond)
+					}
+				}
+			}
+		}
+		l.closeConn(c, metrics.CloseShutdown)
+	}
+}
+
+func (l *tcpLoop) closeConn(c *loopConn, reason int) {
+	if _, ok := l.conns[c.fd]; ok {
+		delete(l.conns, c.fd)
+		_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, c.fd, nil)
+	}
+	if reason == metrics.CloseShutdown && l.hard.Load() {
+		_ = unix.SetsockoptLinger(c.fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1})
+	}
+	unix.Close(c.fd)
+	t := l.t
+	t.mu.Lock()
+	t.counts.Closed[reason]++
+	t.counts.DiscardedBytes += uint64(len(c.in))
+	t.ctr.Publish(&t.counts)
+	t.mu.Unlock()
+	c.in = nil
+}
+
+func sockaddrToAddrPort(sa unix.Sockaddr) netip.AddrPort {
+	switch a := sa.(type) {
+	case *unix.SockaddrInet4:
+		return netip.AddrPortFrom(netip.AddrFrom4(a.Addr), uint16(a.Port))
+	case *unix.SockaddrInet6:
+		return netip.AddrPortFrom(netip.AddrFrom16(a.Addr).Unmap(), uint16(a.Port))
+	}
+	return netip.AddrPort{}
+}
