@@ -343,13 +343,23 @@ func stopServer(cmd *exec.Cmd) {
 	}
 }
 
+// freePort finds a port free for both UDP and TCP on 127.0.0.1 (the TCP
+// side can be held by a client connection of an earlier run).
 func freePort() (int, error) {
-	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		return 0, err
+	for try := 0; try < 50; try++ {
+		c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			return 0, err
+		}
+		port := c.LocalAddr().(*net.UDPAddr).Port
+		ln, err := net.Listen("tcp4", fmt.Sprintf("127.0.0.1:%d", port))
+		c.Close()
+		if err == nil {
+			ln.Close()
+			return port, nil
+		}
 	}
-	defer c.Close()
-	return c.LocalAddr().(*net.UDPAddr).Port, nil
+	return 0, errors.New("no port free for both UDP and TCP")
 }
 
 // waitBound polls /proc/net/udp until some socket is bound to port.
