@@ -316,6 +316,35 @@ func testTCPShutdownAnswersWhatWasSent(t *testing.T, loop bool) {
 	}
 }
 
+// testTCPClientThatDoesNotRead: a client that sends and never reads its
+// replies gets backpressure and then --write-timeout, not unbounded buffers.
+func testTCPClientThatDoesNotRead(t *testing.T, loop bool) {
+	g := startGroup(t, Config{Addr: "127.0.0.1:0", Shards: 1, TCP: true, TCPShape: shapeOf(loop), WriteTimeout: 300 * time.Millisecond})
+	c, err := net.Dial("tcp", tcpAddr(g))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.(*net.TCPConn).SetReadBuffer(4096)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		chunk := make([]byte, 64<<10)
+		_ = c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+		for {
+			if _, err := c.Write(chunk); err != nil {
+				return
+			}
+		}
+	}()
+	start := time.Now()
+	waitFor(t, "write_timeout", func() bool { total, _ := tcpStats(g); return total.Closed[metrics.CloseWriteTimeout] == 1 })
+	if took := time.Since(start); took > 3*time.Second {
+		t.Fatalf("closed after %v with a 300ms write timeout", took)
+	}
+	<-done
+}
+
 // TestTCP runs every TCP test against both connection shapes.
 func TestTCP(t *testing.T) {
 	for _, loop := range []bool{false, true} {
@@ -331,6 +360,7 @@ func TestTCP(t *testing.T) {
 			t.Run("MaxConns", func(t *testing.T) { testTCPMaxConns(t, loop) })
 			t.Run("IdleAndSlowClients", func(t *testing.T) { testTCPIdleAndSlowClients(t, loop) })
 			t.Run("RestartUnderTimeWait", func(t *testing.T) { testTCPRestartUnderTimeWait(t, loop) })
+			t.Run("ClientThatDoesNotRead", func(t *testing.T) { testTCPClientThatDoesNotRead(t, loop) })
 			t.Run("ShutdownAnswersWhatWasSent", func(t *testing.T) { testTCPShutdownAnswersWhatWasSent(t, loop) })
 		})
 	}

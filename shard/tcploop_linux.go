@@ -34,15 +34,20 @@ type tcpLoop struct {
 
 // loopConn is one connection's state; only the loop touches it.
 type loopConn struct {
-	fd        int
-	src       netip.AddrPort
-	in        []byte // bytes read, not yet a complete message
-	out       []byte // replies not yet written
-	lastMsg   time.Time
-	outSince  time.Time // when out last went from empty to non-empty
-	eof       bool      // the client half-closed: close once out is written
-	wantWrite bool      // EPOLLOUT registered
+	fd       int
+	src      netip.AddrPort
+	in       []byte // bytes read, not yet a complete message
+	out      []byte // replies not yet written
+	lastMsg  time.Time
+	outSince time.Time // when out last went from empty to non-empty
+	eof      bool      // the client half-closed: close once out is written
+	mask     uint32    // events registered with epoll
 }
+
+// outLimit is how many reply bytes a connection may have waiting before the
+// loop stops reading its requests: a client that does not read its replies
+// gets backpressure, not an unbounded buffer (and --write-timeout later).
+const outLimit = 1 << 20
 
 func newTCPLoop(t *tcpShard) (*tcpLoop, error) {
 	l := &tcpLoop{t: t, conns: map[int]*loopConn{}, events: make([]unix.EpollEvent, 256), rbuf: make([]byte, 64<<10)}
@@ -156,8 +161,8 @@ func (l *tcpLoop) accept() {
 			unix.Close(fd)
 			continue
 		}
-		c := &loopConn{fd: fd, src: sockaddrToAddrPort(sa), lastMsg: time.Now()}
-		if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP, Fd: int32(fd)}); err != nil {
+		c := &loopConn{fd: fd, src: sockaddrToAddrPort(sa), lastMsg: time.Now(), mask: unix.EPOLLIN | unix.EPOLLRDHUP}
+		if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: c.mask, Fd: int32(fd)}); err != nil {
 			l.closeConn(c, metrics.CloseError)
 			continue
 		}
@@ -168,7 +173,7 @@ func (l *tcpLoop) accept() {
 // serve reads what the connection has, answers every complete message and
 // writes the replies.
 func (l *tcpLoop) serve(c *loopConn, events uint32) {
-	if events&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 && !c.eof {
+	if events&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 && !c.eof && len(c.out) < outLimit {
 		if reason, done := l.read(c); done {
 			l.closeConn(c, reason)
 			return
@@ -249,16 +254,25 @@ func (l *tcpLoop) flush(c *loopConn) (reason int, done bool) {
 		c.out = c.out[:copy(c.out, c.out[n:])]
 		c.outSince = time.Now()
 	}
-	want := len(c.out) > 0
-	if want != c.wantWrite {
-		ev := uint32(unix.EPOLLIN | unix.EPOLLRDHUP)
-		if want {
-			ev |= unix.EPOLLOUT
-		}
-		_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_MOD, c.fd, &unix.EpollEvent{Events: ev, Fd: int32(c.fd)})
-		c.wantWrite = want
-	}
+	l.updateEvents(c)
 	return 0, false
+}
+
+// updateEvents registers what the connection waits for: requests while it
+// has room for replies and the client still sends, writability while
+// replies wait. Level-triggered epoll would spin on anything else.
+func (l *tcpLoop) updateEvents(c *loopConn) {
+	var mask uint32
+	if !c.eof && len(c.out) < outLimit {
+		mask |= unix.EPOLLIN | unix.EPOLLRDHUP
+	}
+	if len(c.out) > 0 {
+		mask |= unix.EPOLLOUT
+	}
+	if mask != c.mask {
+		_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_MOD, c.fd, &unix.EpollEvent{Events: mask, Fd: int32(c.fd)})
+		c.mask = mask
+	}
 }
 
 // sweep closes connections past their idle or write timeout.
