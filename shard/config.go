@@ -30,6 +30,10 @@ const (
 	DefaultWriteTimeout = 10 * time.Second
 	DefaultMaxFrame     = 65535
 
+	SteerHash   = "hash"
+	SteerRandom = "random"
+	SteerCPU    = "cpu"
+
 	TCPShapeLoop       = "loop"
 	TCPShapeGoroutines = "goroutines"
 )
@@ -59,6 +63,18 @@ type Config struct {
 	RcvBuf int
 	// SndBuf is the send buffer to ask of each socket; 0 keeps the kernel default.
 	SndBuf int
+	// Steer picks how datagrams are spread over the shards: SteerHash
+	// (default: the kernel's 4-tuple hash, no program), SteerRandom (a
+	// classic BPF program picks a random shard per datagram: one heavy flow
+	// spreads evenly; per-flow order is lost) or SteerCPU (the shard pinned to
+	// the CPU that received the datagram; needs Pin and one shard per CPU).
+	Steer string
+	// Exclusive keeps traffic on this group's own sockets: a program that
+	// only ever picks them is attached even for SteerHash (flow hash modulo
+	// shards), so a socket of another process that joins the port later gets
+	// nothing.
+	Exclusive bool
+
 	// UDP and TCP select the transports served on Addr; neither means UDP.
 	// With TCP each shard also owns one SO_REUSEPORT listener.
 	UDP, TCP bool
@@ -173,6 +189,17 @@ func (c Config) resolve(gomaxprocs int) (resolved, error) {
 	}
 	if r.IdleTimeout < 0 || r.WriteTimeout < 0 {
 		return r, &ConfigError{"idle-timeout", r.IdleTimeout.String(), "timeouts must be positive", ""}
+	}
+	switch r.Steer {
+	case "":
+		r.Steer = SteerHash
+	case SteerHash, SteerRandom:
+	case SteerCPU:
+		if !r.Pin {
+			return r, &ConfigError{"steer", "cpu", "needs the shards pinned", "add --pin (one shard per CPU)"}
+		}
+	default:
+		return r, &ConfigError{"steer", c.Steer, "unknown steering", "use hash, cpu or random"}
 	}
 	switch r.TCPShape {
 	case "":

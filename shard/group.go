@@ -31,6 +31,8 @@ type Info struct {
 	RcvBufAsk int    // what was asked for
 	BatchIO   bool   // recvmmsg/sendmmsg in use
 	TCPShape  string // how TCP connections are served
+	Steer     string // how datagrams are spread over the shards
+	Exclusive bool   // a steering program keeps traffic on our own sockets
 	PktInfo   bool   // replies leave from each datagram's own destination address
 	UDP, TCP  bool   // the transports served
 }
@@ -121,6 +123,21 @@ func Listen(cfg Config) (*Group, error) {
 			g.info.PktInfo = pktinfo && s.bc.batchIO()
 		}
 	}
+	if r.UDP && (r.Steer != SteerHash || r.Exclusive) {
+		if r.Steer == SteerCPU && (cpus == nil || len(cpus) != r.Shards) {
+			g.closeSockets()
+			return nil, &ConfigError{"steer", "cpu", "needs one pinned shard per CPU", "use --pin with --shards equal to the CPUs allowed"}
+		}
+		prog, err := steerProgram(r.Steer, r.Shards, cpus)
+		if err == nil {
+			err = attachSteering(g.shards[0].rc, prog)
+		}
+		if err != nil {
+			g.closeSockets()
+			return nil, &ListenError{Addr: r.Addr, Err: err, Hint: "the kernel must support SO_ATTACH_REUSEPORT_CBPF (Linux 4.5+); use --steer hash"}
+		}
+	}
+	g.info.Steer, g.info.Exclusive = r.Steer, r.Exclusive
 	// TCP on the same address and port: one SO_REUSEPORT (+SO_REUSEADDR,
 	// so a restart binds at once past TIME_WAIT) listener per shard.
 	tcpNetwork := "tcp" + strings.TrimPrefix(r.network, "udp")

@@ -62,6 +62,8 @@ type options struct {
 	maxFrame  int
 	drain     time.Duration
 	tcpShape  choice
+	steer     choice
+	exclusive bool
 	shards    int
 	pin       bool
 	handler   choice
@@ -81,6 +83,7 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.SetOutput(io.Discard)
 	o.proto = choice{"udp", []string{"udp", "tcp", "udp,tcp", "tcp,udp"}}
 	o.tcpShape = choice{"", []string{"loop", "goroutines"}}
+	o.steer = choice{"hash", []string{"hash", "cpu", "random"}}
 	o.handler = choice{"echo", sortedKeys(handlers)}
 	o.logLevel = choice{"info", []string{"debug", "info", "warn", "error"}}
 	o.logFormat = choice{"console", []string{"console", "json"}}
@@ -89,6 +92,8 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.IntVar(&o.maxConns, "max-conns", shard.DefaultMaxConns, "TCP connections per shard; more are accepted and closed at once")
 	fs.DurationVar(&o.idle, "idle-timeout", shard.DefaultIdleTimeout, "close a TCP connection that completes no message for this long (slow clients included)")
 	fs.DurationVar(&o.writeTO, "write-timeout", shard.DefaultWriteTimeout, "close a TCP connection that does not read its replies for this long")
+	fs.Var(&o.steer, "steer", "how datagrams spread over shards: hash (kernel 4-tuple hash), random (BPF: one flow spreads evenly), cpu (BPF: the shard pinned to the receiving CPU; needs --pin)")
+	fs.BoolVar(&o.exclusive, "exclusive", false, "attach a steering program that only picks shardd's own sockets, so a later socket of the same user on the port gets no traffic")
 	fs.Var(&o.tcpShape, "tcp-shape", "TCP connections served by one epoll loop on each shard's locked thread (loop, the default on Linux) or by a goroutine each (goroutines)")
 	fs.IntVar(&o.maxFrame, "max-frame", shard.DefaultMaxFrame, "largest TCP message; a longer frame closes the connection")
 	fs.DurationVar(&o.drain, "drain-timeout", 2*time.Second, "on TERM/INT, how long UDP queues and open TCP connections get to finish before they are cut")
@@ -340,6 +345,8 @@ func listenAll(o *options, log *zap.Logger) ([]*shard.Group, error) {
 			WriteTimeout: o.writeTO,
 			MaxFrame:     o.maxFrame,
 			TCPShape:     o.tcpShape.value,
+			Steer:        o.steer.value,
+			Exclusive:    o.exclusive,
 			Logger:       log.With(zap.String("addr", addr)),
 		})
 		if err != nil {
@@ -388,6 +395,8 @@ func logListening(log *zap.Logger, in shard.Info, o *options) {
 		zap.Int("max_packet", in.MaxPacket),
 		zap.Bool("reply_from_dst", in.PktInfo),
 		zap.String("tcp_shape", tcpShapeField(in)),
+		zap.String("steer", in.Steer),
+		zap.Bool("exclusive", in.Exclusive),
 		zap.String("handler", o.handler.value),
 	)
 	// Linux reports twice the size set (half is bookkeeping overhead): a

@@ -21,6 +21,8 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"--handler", "nope", ":5353"}, "--handler nope: want one of discard, echo"},
 		{[]string{"--proto", "sctp", ":5353"}, "--proto sctp: want one of udp, tcp, udp,tcp"},
 		{[]string{"--max-conns", "0", ":5353"}, "--max-conns 0: must be at least 1"},
+		{[]string{"--steer", "cpu", "127.0.0.1:0"}, "--steer cpu: needs the shards pinned (add --pin"},
+		{[]string{"--steer", "round-robin", "127.0.0.1:0"}, "--steer round-robin: want one of hash, cpu, random"},
 		{[]string{"--idle-timeout", "0s", ":5353"}, "--idle-timeout 0s: must be positive"},
 		{[]string{"--idle-timeout", "soon", ":5353"}, "--idle-timeout soon: "},
 		{[]string{"--max-frame", "0", ":5353"}, "--max-frame 0: must be between 1 and 16777216"},

@@ -1,0 +1,157 @@
+package shard
+
+import (
+	"net"
+	"net/netip"
+	"runtime"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/shardd/shardd/packet"
+)
+
+func discardHandler(int) packet.Handler { return packet.Discard{} }
+
+// sendFrom sends n datagrams from one socket (one flow), optionally from a
+// thread pinned to cpu so that loopback delivery runs there.
+func sendFrom(t *testing.T, to netip.AddrPort, n, cpu int) {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // this thread dies with the goroutine: its mask never leaks
+		if cpu >= 0 {
+			if err := pinThread(cpu); err != nil {
+				done <- err
+				return
+			}
+		}
+		c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			done <- err
+			return
+		}
+		defer c.Close()
+		for i := 0; i < n; i++ {
+			if _, err := c.WriteToUDPAddrPort([]byte("steer"), to); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func perShardRx(g *Group) []uint64 {
+	var rx []uint64
+	for _, s := range g.Stats(nil) {
+		if s.Proto == "udp" {
+			rx = append(rx, s.RxPackets+s.KernelDrops)
+		}
+	}
+	return rx
+}
+
+func total(v []uint64) (t uint64) {
+	for _, x := range v {
+		t += x
+	}
+	return t
+}
+
+func TestSteerRandomSpreadsOneFlow(t *testing.T) {
+	g := startGroup(t, Config{Addr: "127.0.0.1:0", Shards: 2, Steer: SteerRandom, NewHandler: discardHandler})
+	to := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), groupPort(g))
+	sendFrom(t, to, 4000, -1)
+	waitFor(t, "4000 counted", func() bool { return total(perShardRx(g)) == 4000 })
+	for i, n := range perShardRx(g) {
+		if n < 1600 || n > 2400 {
+			t.Fatalf("shard %d got %d of 4000 datagrams from one flow: %v", i, n, perShardRx(g))
+		}
+	}
+}
+
+func TestSteerHashKeepsOneFlowOnOneShard(t *testing.T) {
+	for _, exclusive := range []bool{false, true} {
+		g := startGroup(t, Config{Addr: "127.0.0.1:0", Shards: 2, Exclusive: exclusive, NewHandler: discardHandler})
+		to := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), groupPort(g))
+		sendFrom(t, to, 500, -1)
+		waitFor(t, "500 counted", func() bool { return total(perShardRx(g)) == 500 })
+		rx := perShardRx(g)
+		if rx[0] != 500 && rx[1] != 500 {
+			t.Fatalf("exclusive=%v: one flow split across shards: %v", exclusive, rx)
+		}
+	}
+}
+
+// TestSteerCPU pins the shards and then a sender to each CPU in turn: on
+// loopback the receive path runs on the sender's CPU, so every datagram must
+// land on the shard pinned there.
+func TestSteerCPU(t *testing.T) {
+	cpus, err := allowedCPUs()
+	if err != nil || len(cpus) < 2 {
+		t.Skip("needs 2 CPUs:", cpus, err)
+	}
+	g := startGroup(t, Config{Addr: "127.0.0.1:0", Shards: len(cpus), Pin: true, Steer: SteerCPU, NewHandler: discardHandler})
+	to := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), groupPort(g))
+	var want uint64
+	for k, cpu := range cpus {
+		before := perShardRx(g)
+		for flow := 0; flow < 3; flow++ { // three source ports: the hash alone would scatter them
+			sendFrom(t, to, 100, cpu)
+		}
+		want += 300
+		waitFor(t, "counted", func() bool { return total(perShardRx(g)) == want })
+		after := perShardRx(g)
+		for i := range after {
+			got := after[i] - before[i]
+			if (i == k && got != 300) || (i != k && got != 0) {
+				t.Fatalf("sender on CPU %d: shard %d (CPU %d) got %d datagrams; want all 300 on shard %d", cpu, i, cpus[i], got, k)
+			}
+		}
+	}
+}
+
+// TestExclusiveStarvesALaterSocket: a socket of the same user joins the
+// group after shardd; with a steering program it gets no traffic, without
+// one the kernel's hash gives it a share.
+func TestExclusiveStarvesALaterSocket(t *testing.T) {
+	for _, exclusive := range []bool{false, true} {
+		g := startGroup(t, Config{Addr: "127.0.0.1:0", Shards: 2, Exclusive: exclusive, NewHandler: discardHandler})
+		port := groupPort(g)
+		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer unix.Close(fd)
+		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
+		if err := unix.Bind(fd, &unix.SockaddrInet4{Port: int(port), Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+			t.Fatal(err)
+		}
+		to := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port)
+		for f := 0; f < 64; f++ {
+			sendFrom(t, to, 5, -1)
+		}
+		stolen := uint64(0)
+		buf := make([]byte, 64)
+		waitFor(t, "all 320 accounted for", func() bool {
+			for {
+				if _, _, err := unix.Recvfrom(fd, buf, 0); err != nil {
+					break
+				}
+				stolen++
+			}
+			return stolen+total(perShardRx(g)) == 320
+		})
+		ours := total(perShardRx(g))
+		if exclusive && (stolen != 0 || ours != 320) {
+			t.Fatalf("exclusive: the later socket got %d datagrams, shardd %d of 320", stolen, ours)
+		}
+		if !exclusive && stolen == 0 {
+			t.Fatalf("without a program the later socket should get a share of 64 flows, got none")
+		}
+	}
+}
