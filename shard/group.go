@@ -43,6 +43,7 @@ type Group struct {
 	info   Info
 	shards []*shard    // UDP
 	tcp    []*tcpShard // TCP, shard i beside shards[i]
+	inodes map[uint64]bool // our sockets, to tell foreign ones apart
 
 	mu        sync.Mutex
 	served    bool
@@ -62,7 +63,7 @@ func Listen(cfg Config) (*Group, error) {
 	if err != nil {
 		return nil, err
 	}
-	g := &Group{cfg: r, done: make(chan struct{})}
+	g := &Group{cfg: r, done: make(chan struct{}), inodes: map[uint64]bool{}}
 	r = g.cfg // TCP shards keep a pointer to the group's copy
 	var cpus []int
 	if r.Pin {
@@ -123,7 +124,20 @@ func Listen(cfg Config) (*Group, error) {
 			g.info.PktInfo = pktinfo && s.bc.batchIO()
 		}
 	}
+	for _, s := range g.shards {
+		if ino, ok := socketInode(s.rc); ok {
+			g.inodes[ino] = true
+		}
+	}
 	if r.UDP && (r.Steer != SteerHash || r.Exclusive) {
+		// The program returns indices into the group in joining order: a
+		// socket that was on the port before us would sit among them.
+		g.info.Bound = bound
+		if foreign, _, err := g.ForeignSockets(); err == nil && len(foreign) > 0 {
+			g.closeSockets()
+			return nil, &ListenError{Addr: r.Addr, Err: fmt.Errorf("the port already has sockets of other processes: %s", describeSockets(foreign)),
+				Hint: "steering and --exclusive need shardd's sockets to be the group's first; stop that process or use --steer hash without --exclusive"}
+		}
 		if r.Steer == SteerCPU && (cpus == nil || len(cpus) != r.Shards) {
 			g.closeSockets()
 			return nil, &ConfigError{"steer", "cpu", "needs one pinned shard per CPU", "use --pin with --shards equal to the CPUs allowed"}
@@ -164,6 +178,11 @@ func Listen(cfg Config) (*Group, error) {
 			}
 		}
 		g.tcp = append(g.tcp, t)
+		if rc, err := tl.SyscallConn(); err == nil {
+			if ino, ok := socketInode(rc); ok {
+				g.inodes[ino] = true
+			}
+		}
 	}
 	g.info.Bound = bound
 	return g, nil

@@ -140,3 +140,13 @@ func attachDropAll(c syscall.RawConn) error {
 	}
 	return os.NewSyscallError("setsockopt SO_ATTACH_FILTER", serr)
 }
+
+// socketInode is the socket's inode number, as /proc/net lists it.
+func socketInode(c syscall.RawConn) (uint64, bool) {
+	var st unix.Stat_t
+	var err error
+	if cerr := c.Control(func(fd uintptr) { err = unix.Fstat(int(fd), &st) }); cerr != nil || err != nil {
+		return 0, false
+	}
+	return st.Ino, true
+}

@@ -19,3 +19,5 @@ func readSocketMem(syscall.RawConn) socketMem { return socketMem{} }
 
 // attachDropAll is Linux's; elsewhere a stop cannot fence the queue.
 func attachDropAll(syscall.RawConn) error { return nil }
+
+func socketInode(syscall.RawConn) (uint64, bool) { return 0, false }

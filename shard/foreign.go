@@ -1,0 +1,41 @@
+package shard
+
+import (
+	"fmt"
+	"strings"
+)
+
+// ForeignSockets lists the sockets on the group's port, of the group's
+// transports, that could take its traffic and are not its own: another
+// process (of the same user, or root) that joined the reuseport group, or a
+// more specific bind that the kernel prefers. notes says what could not be
+// read (see SocketsOnPort).
+func (g *Group) ForeignSockets() (foreign []Socket, notes []string, err error) {
+	socks, notes, err := SocketsOnPort(g.info.Bound.Port())
+	if err != nil {
+		return nil, notes, err
+	}
+	for _, s := range socks {
+		if !s.listening() || !s.overlaps(g.info.Bound) || g.inodes[s.Inode] {
+			continue
+		}
+		if (s.Proto == "udp" && !g.info.UDP) || (s.Proto == "tcp" && !g.info.TCP) {
+			continue
+		}
+		foreign = append(foreign, s)
+	}
+	return foreign, notes, nil
+}
+
+// describeSockets names sockets for an error or a log line.
+func describeSockets(socks []Socket) string {
+	var parts []string
+	for _, s := range socks {
+		owner := "pid unknown"
+		if len(s.PIDs) > 0 {
+			owner = fmt.Sprintf("pid %d (%s)", s.PIDs[0], s.Comm)
+		}
+		parts = append(parts, fmt.Sprintf("%s %s uid %d %s", s.Proto, s.Local, s.UID, owner))
+	}
+	return strings.Join(parts, "; ")
+}

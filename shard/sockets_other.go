@@ -1,0 +1,10 @@
+//go:build !linux
+
+package shard
+
+import "errors"
+
+// SocketsOnPort needs Linux's /proc.
+func SocketsOnPort(uint16) ([]Socket, []string, error) {
+	return nil, nil, errors.New("listing sockets needs Linux (/proc/net)")
+}
