@@ -41,8 +41,8 @@ type Info struct {
 type Group struct {
 	cfg    resolved
 	info   Info
-	shards []*shard    // UDP
-	tcp    []*tcpShard // TCP, shard i beside shards[i]
+	shards []*shard        // UDP
+	tcp    []*tcpShard     // TCP, shard i beside shards[i]
 	inodes map[uint64]bool // our sockets, to tell foreign ones apart
 
 	mu        sync.Mutex

@@ -26,7 +26,7 @@ type Socket struct {
 	Drops     uint64         `json:"drops"` // UDP only
 	PIDs      []int          `json:"pids,omitempty"`
 	Comm      string         `json:"process,omitempty"`
-	FD        int            `json:"-"`                    // one of its descriptors in PIDs[0], or -1
+	FD        int            `json:"-"`                   // one of its descriptors in PIDs[0], or -1
 	ReusePort *bool          `json:"reuseport,omitempty"` // nil: could not be read
 	Group     string         `json:"group,omitempty"`     // sockets of one reuseport group share a label
 }
