@@ -148,9 +148,12 @@ func groupSockets(socks []Socket) {
 		members[k] = append(members[k], i)
 	}
 	sort.SliceStable(order, func(i, j int) bool { return order[i].proto+order[i].local < order[j].proto+order[j].local })
-	for n, k := range order {
+	perProto := map[string]int{}
+	for _, k := range order {
+		proto := socks[members[k][0]].Proto
+		perProto[proto]++
 		for _, i := range members[k] {
-			socks[i].Group = fmt.Sprintf("%s-%d", socks[i].Proto, n+1)
+			socks[i].Group = fmt.Sprintf("%s-%d", proto, perProto[proto])
 		}
 	}
 }

@@ -466,3 +466,113 @@ func TestSocatTCP(t *testing.T) {
 		t.Errorf("no TCP summary lines:\n%s", d.stderr)
 	}
 }
+
+// bindReusePort binds a SO_REUSEPORT UDP socket of the test process (same
+// uid as the daemon) on 127.0.0.1:port, as a hijacker of the same user would.
+func bindReusePort(t *testing.T, port int) int {
+	t.Helper()
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(fd) })
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEPORT, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Bind(fd, &unix.SockaddrInet4{Port: port, Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	return fd
+}
+
+func TestGuardReportsAForeignSocket(t *testing.T) {
+	d := startDaemon(t, "--shards", "2", "--guard-interval", "100ms", "--metrics", "127.0.0.1:0", "127.0.0.1:0")
+	port := netip.MustParseAddrPort(d.waitLine(t, "listening")["bound"].(string)).Port()
+	metricsAddr := d.waitLine(t, "serving metrics")["addr"].(string)
+	if got, _ := sumMetric(t, scrape(t, "http://"+metricsAddr+"/metrics"), "shardd_foreign_sockets"); got != 0 {
+		t.Fatalf("shardd_foreign_sockets = %v before any foreign socket", got)
+	}
+	bindReusePort(t, int(port))
+	w := d.waitLine(t, "a socket that is not shardd's can take this listener's traffic")
+	if int(w["pid"].(float64)) != os.Getpid() || w["process"] == "" || int(w["uid"].(float64)) != os.Getuid() {
+		t.Fatalf("warning does not name the test process: %v", w)
+	}
+	waitMetric := time.Now().Add(5 * time.Second)
+	for {
+		got, _ := sumMetric(t, scrape(t, "http://"+metricsAddr+"/metrics"), "shardd_foreign_sockets")
+		if got == 1 {
+			break
+		}
+		if time.Now().After(waitMetric) {
+			t.Fatalf("shardd_foreign_sockets = %v, want 1", got)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if code, _ := d.stop(t, syscall.SIGTERM); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+}
+
+func TestExclusiveRefusesAnOccupiedPort(t *testing.T) {
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := c.LocalAddr().(*net.UDPAddr).Port
+	c.Close()
+	bindReusePort(t, port)
+	code, stderr := runOnce(t, nil, "--exclusive", fmt.Sprintf("127.0.0.1:%d", port))
+	if code != exitRuntime {
+		t.Errorf("exit %d, want %d", code, exitRuntime)
+	}
+	assertOneLine(t, stderr, "already has sockets of other processes", fmt.Sprintf("pid %d", os.Getpid()))
+}
+
+func TestInspect(t *testing.T) {
+	d := startDaemon(t, "--shards", "2", "--proto", "udp,tcp", "127.0.0.1:0")
+	port := int(netip.MustParseAddrPort(d.waitLine(t, "listening")["bound"].(string)).Port())
+	var socks []struct {
+		Proto     string   `json:"proto"`
+		Process   string   `json:"process"`
+		PIDs      []int    `json:"pids"`
+		ReusePort *bool    `json:"reuseport"`
+		Group     string   `json:"group"`
+		Flags     []string `json:"flags"`
+	}
+	inspect := func(cred *syscall.Credential, args ...string) (string, string, int) {
+		cmd := exec.Command(sharddBin, append([]string{"inspect"}, args...)...)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+		var out, errb bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		_ = cmd.Run()
+		return out.String(), errb.String(), cmd.ProcessState.ExitCode()
+	}
+	out, stderr, code := inspect(nil, "--json", strconv.Itoa(port))
+	if code != 0 || json.Unmarshal([]byte(out), &socks) != nil {
+		t.Fatalf("inspect --json: exit %d, %q %q", code, out, stderr)
+	}
+	groups := map[string]int{}
+	for _, s := range socks {
+		if s.Process != "shardd" || len(s.PIDs) != 1 || s.PIDs[0] != d.cmd.Process.Pid || s.ReusePort == nil || !*s.ReusePort || len(s.Flags) != 0 {
+			t.Errorf("daemon socket misreported: %+v", s)
+		}
+		groups[s.Group]++
+	}
+	if len(socks) != 4 || groups["udp-1"] != 2 || groups["tcp-1"] != 2 {
+		t.Fatalf("want 2 UDP and 2 TCP sockets in one group each: %+v", socks)
+	}
+	bindReusePort(t, port)
+	out, _, _ = inspect(nil, fmt.Sprintf("127.0.0.1:%d", port))
+	if !strings.Contains(out, "REUSEPORT") || !strings.Contains(out, "not-shardd") || strings.Count(out, "shardd ") < 4 {
+		t.Fatalf("table:\n%s", out)
+	}
+	if _, stderr, code := inspect(nil, "localhost:53"); code != exitUsage || !strings.Contains(stderr, `address "localhost:53"`) {
+		t.Fatalf("bad ADDR: exit %d, %q", code, stderr)
+	}
+	if os.Getuid() == 0 {
+		out, stderr, code := inspect(&syscall.Credential{Uid: 65534, Gid: 65534}, strconv.Itoa(port))
+		if code != 0 || !strings.Contains(out, "UNCONN") || !strings.Contains(stderr, "could not read the descriptors") {
+			t.Fatalf("as nobody: exit %d\n%s\n%s", code, out, stderr)
+		}
+	}
+}

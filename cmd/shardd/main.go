@@ -55,27 +55,28 @@ func main() {
 
 // options is the parsed command line.
 type options struct {
-	proto     choice
-	maxConns  int
-	idle      time.Duration
-	writeTO   time.Duration
-	maxFrame  int
-	drain     time.Duration
-	tcpShape  choice
-	steer     choice
-	exclusive bool
-	shards    int
-	pin       bool
-	handler   choice
-	batch     int
-	rcvbuf    byteSize
-	sndbuf    byteSize
-	maxPacket int
-	metrics   string
-	logLevel  choice
-	logFormat choice
-	version   bool
-	addrs     []string
+	proto      choice
+	maxConns   int
+	idle       time.Duration
+	writeTO    time.Duration
+	maxFrame   int
+	drain      time.Duration
+	tcpShape   choice
+	steer      choice
+	exclusive  bool
+	guardEvery time.Duration
+	shards     int
+	pin        bool
+	handler    choice
+	batch      int
+	rcvbuf     byteSize
+	sndbuf     byteSize
+	maxPacket  int
+	metrics    string
+	logLevel   choice
+	logFormat  choice
+	version    bool
+	addrs      []string
 }
 
 func newFlagSet(o *options) *flag.FlagSet {
@@ -94,6 +95,7 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.DurationVar(&o.writeTO, "write-timeout", shard.DefaultWriteTimeout, "close a TCP connection that does not read its replies for this long")
 	fs.Var(&o.steer, "steer", "how datagrams spread over shards: hash (kernel 4-tuple hash), random (BPF: one flow spreads evenly), cpu (BPF: the shard pinned to the receiving CPU; needs --pin)")
 	fs.BoolVar(&o.exclusive, "exclusive", false, "attach a steering program that only picks shardd's own sockets, so a later socket of the same user on the port gets no traffic")
+	fs.DurationVar(&o.guardEvery, "guard-interval", 10*time.Second, "how often to look for sockets of other processes on the port")
 	fs.Var(&o.tcpShape, "tcp-shape", "TCP connections served by one epoll loop on each shard's locked thread (loop, the default on Linux) or by a goroutine each (goroutines)")
 	fs.IntVar(&o.maxFrame, "max-frame", shard.DefaultMaxFrame, "largest TCP message; a longer frame closes the connection")
 	fs.DurationVar(&o.drain, "drain-timeout", 2*time.Second, "on TERM/INT, how long UDP queues and open TCP connections get to finish before they are cut")
@@ -113,6 +115,7 @@ func newFlagSet(o *options) *flag.FlagSet {
 
 func printUsage(w io.Writer, fs *flag.FlagSet) {
 	fmt.Fprintf(w, `Usage: shardd [flags] ADDR [ADDR...]
+       shardd inspect [--json] [--watch] ADDR
 
 Serves each ADDR with its own set of SO_REUSEPORT sockets, one per shard.
 ADDR is :PORT (IPv4 and IPv6), IPv4:PORT or [IPv6]:PORT.
@@ -163,7 +166,7 @@ func parseArgs(args []string, stdout io.Writer) (*options, bool, error) {
 	if o.maxFrame < 1 || o.maxFrame > 1<<24 {
 		return nil, false, usagef("--max-frame %d: must be between 1 and 16777216", o.maxFrame)
 	}
-	for name, d := range map[string]time.Duration{"idle-timeout": o.idle, "write-timeout": o.writeTO, "drain-timeout": o.drain} {
+	for name, d := range map[string]time.Duration{"idle-timeout": o.idle, "write-timeout": o.writeTO, "drain-timeout": o.drain, "guard-interval": o.guardEvery} {
 		if d <= 0 {
 			return nil, false, usagef("--%s %v: must be positive, e.g. 30s", name, d)
 		}
@@ -218,6 +221,12 @@ func newLogger(o *options, stderr io.Writer) *zap.Logger {
 // run is main without os.Exit, so tests can check messages and exit codes.
 // A nil sig means listening for the process's own signals.
 func run(args []string, stdout, stderr io.Writer, sig chan os.Signal) int {
+	if len(args) > 0 && args[0] == "inspect" {
+		stop := make(chan os.Signal, 1)
+		signal.Notify(stop, syscall.SIGINT, syscall.SIGTERM)
+		defer signal.Stop(stop)
+		return runInspect(args[1:], stdout, stderr, stop)
+	}
 	o, done, err := parseArgs(args, stdout)
 	if done {
 		return exitOK
@@ -259,13 +268,16 @@ func run(args []string, stdout, stderr io.Writer, sig chan os.Signal) int {
 	for _, g := range groups {
 		logListening(log, g.Info(), o)
 	}
+	grd := newGuard(groups, log)
+	grd.check()
 	var metricsSrv *http.Server
 	if metricsLn != nil {
-		metricsSrv = serveMetrics(metricsLn, groups, log)
+		metricsSrv = serveMetrics(metricsLn, groups, grd, log)
 	}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	go grd.run(ctx, o.guardEvery)
 	serveErr := make(chan error, len(groups))
 	var wg sync.WaitGroup
 	for _, g := range groups {
@@ -463,8 +475,15 @@ func (gs groupsSource) Stats(dst []metrics.Snapshot) []metrics.Snapshot {
 	return dst
 }
 
-func serveMetrics(ln net.Listener, groups []*shard.Group, log *zap.Logger) *http.Server {
+func serveMetrics(ln net.Listener, groups []*shard.Group, grd *guard, log *zap.Logger) *http.Server {
 	reg := prometheus.NewRegistry()
+	for i, g := range groups {
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name:        "shardd_foreign_sockets",
+			Help:        "Sockets on the listener's port, not shardd's own, that can take its traffic (checked every --guard-interval).",
+			ConstLabels: prometheus.Labels{"listener": g.Info().Addr},
+		}, func() float64 { return float64(grd.counts[i].Load()) }))
+	}
 	reg.MustRegister(
 		metrics.NewCollector(groupsSource(groups), metrics.ReadHostUDP),
 		collectors.NewGoCollector(),

@@ -1,0 +1,67 @@
+package main
+
+import (
+	"context"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/shardd/shardd/shard"
+)
+
+// guard looks for sockets on each listener's port that are not shardd's own
+// (another process of the same user that joined the reuseport group, or a
+// more specific bind that the kernel prefers) at start and then every
+// interval. Each new one is logged once with pid, process and uid; the
+// current number is shardd_foreign_sockets.
+type guard struct {
+	groups []*shard.Group
+	counts []atomic.Int64
+	seen   map[uint64]bool
+	log    *zap.Logger
+}
+
+func newGuard(groups []*shard.Group, log *zap.Logger) *guard {
+	return &guard{groups: groups, counts: make([]atomic.Int64, len(groups)), seen: map[uint64]bool{}, log: log}
+}
+
+// check scans once; it runs on one goroutine at a time.
+func (g *guard) check() {
+	for i, grp := range g.groups {
+		foreign, notes, err := grp.ForeignSockets()
+		if err != nil {
+			g.log.Warn("cannot look for foreign sockets", zap.String("addr", grp.Info().Addr), zap.Error(err))
+			continue
+		}
+		g.counts[i].Store(int64(len(foreign)))
+		for _, s := range foreign {
+			if g.seen[s.Inode] {
+				continue
+			}
+			g.seen[s.Inode] = true
+			pid, proc := 0, ""
+			if len(s.PIDs) > 0 {
+				pid, proc = s.PIDs[0], s.Comm
+			}
+			g.log.Warn("a socket that is not shardd's can take this listener's traffic",
+				zap.String("addr", grp.Info().Addr), zap.String("proto", s.Proto), zap.Stringer("local", s.Local),
+				zap.Int("pid", pid), zap.String("process", proc), zap.Int("uid", s.UID), zap.Uint64("inode", s.Inode),
+				zap.Strings("notes", notes),
+				zap.String("fix", "stop that process, or run shardd with --exclusive (and a steering program) so it gets no traffic"))
+		}
+	}
+}
+
+func (g *guard) run(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			g.check()
+		}
+	}
+}
