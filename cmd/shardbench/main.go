@@ -31,8 +31,15 @@ type server struct {
 	Name     string
 	Baseline bool
 	TCPOnly  bool                                           // a TCP variant: skipped in UDP loads
+	UDPOnly  bool                                           // a UDP variant: skipped in TCP loads
 	command  func(port int, handler, proto string) []string // argv
 	shell    string                                         // a peer's shell command, {port} and {handler} substituted
+}
+
+// runs tells whether the server variant takes part in a load.
+func (s server) runs(sc scenario) bool {
+	tcp := sc.Mode == "tcp-echo"
+	return !(s.TCPOnly && !tcp) && !(s.UDPOnly && tcp)
 }
 
 // scenario is one load: mode and datagram size.
@@ -111,6 +118,9 @@ func run(args []string) error {
 		{Name: fmt.Sprintf("shardd %d shards --pin", ncpu), command: func(port int, h, proto string) []string {
 			return []string{abs("shardd"), "--proto", proto, "--pin", "--handler", h, "--log-level", "warn", fmt.Sprintf("127.0.0.1:%d", port)}
 		}},
+		{Name: fmt.Sprintf("shardd %d shards --pin --steer cpu", ncpu), UDPOnly: true, command: func(port int, h, proto string) []string {
+			return []string{abs("shardd"), "--proto", proto, "--pin", "--steer", "cpu", "--handler", h, "--log-level", "warn", fmt.Sprintf("127.0.0.1:%d", port)}
+		}},
 		{Name: fmt.Sprintf("shardd %d shards --tcp-shape goroutines", ncpu), TCPOnly: true, command: func(port int, h, proto string) []string {
 			return []string{abs("shardd"), "--proto", proto, "--tcp-shape", "goroutines", "--handler", h, "--log-level", "warn", fmt.Sprintf("127.0.0.1:%d", port)}
 		}},
@@ -144,7 +154,7 @@ func run(args []string) error {
 	total := 0
 	for _, sc := range scenarios {
 		for _, srv := range servers {
-			if !srv.TCPOnly || sc.Mode == "tcp-echo" {
+			if srv.runs(sc) {
 				total += *reps
 			}
 		}
@@ -155,7 +165,7 @@ func run(args []string) error {
 			// Rotate the order each repetition: no server always runs first.
 			for i := range servers {
 				srv := servers[(i+rep)%len(servers)]
-				if srv.TCPOnly && sc.Mode != "tcp-echo" {
+				if !srv.runs(sc) {
 					continue
 				}
 				s, err := measure(srv, sc, *dur, abs("shardload"))

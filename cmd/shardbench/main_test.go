@@ -83,7 +83,7 @@ func TestSuiteEndToEnd(t *testing.T) {
 		}
 	}
 	md, _ := os.ReadFile(filepath.Join(dir, "results.md"))
-	for _, want := range []string{"discard 64B", "| echo 64B", "tcp-echo 64B", "| naive |", "| shardd 1 shard |", "--pin", "| peer |"} {
+	for _, want := range []string{"discard 64B", "| echo 64B", "tcp-echo 64B", "| naive |", "| shardd 1 shard |", "--pin", "--steer cpu", "--tcp-shape goroutines", "| peer |"} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("results.md lacks %q:\n%s", want, md)
 		}
