@@ -26,6 +26,7 @@ var (
 	descTCPActive     = prometheus.NewDesc("shardd_tcp_active", "TCP connections open on the shard.", shardLabels, nil)
 	descTCPClosed     = prometheus.NewDesc("shardd_tcp_closed_total", "TCP connections closed by the shard, by reason.", append(append([]string{}, shardLabels...), "reason"), nil)
 	descTCPDiscarded  = prometheus.NewDesc("shardd_tcp_discarded_bytes_total", "Bytes read from TCP clients that were not a complete message when the connection closed.", shardLabels, nil)
+	descSocketInfo    = prometheus.NewDesc("shardd_socket_info", "The shard's socket, by inode (as /proc/net and shardd inspect list it); the value is always 1.", append(append([]string{}, shardLabels...), "inode"), nil)
 	descImbalance     = prometheus.NewDesc("shardd_shard_imbalance", "Received datagrams of the busiest shard over the mean of the listener's shards (1 = even).", listenerLabels, nil)
 
 	descHostInErrors     = prometheus.NewDesc("shardd_host_udp_in_errors_total", "Host-wide UDP InErrors (/proc/net/snmp, snmp6).", []string{"family"}, nil)
@@ -87,6 +88,9 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		counter(descHandlerErrors, s.HandlerErrors)
 		counter(descSendErrors, s.SendErrors)
 		counter(descRxErrors, s.RxErrors)
+		if s.Inode != 0 {
+			ch <- prometheus.MustNewConstMetric(descSocketInfo, prometheus.GaugeValue, 1, append(lv, strconv.FormatUint(s.Inode, 10))...)
+		}
 		if s.Proto == "tcp" {
 			counter(descTCPAccepted, s.Accepted)
 			gauge(descTCPActive, s.Active())

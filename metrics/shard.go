@@ -136,6 +136,7 @@ type Snapshot struct {
 	KernelDrops uint64 // datagrams the kernel dropped at this socket (SO_MEMINFO)
 	QueueBytes  uint64 // bytes waiting in the socket's receive queue
 	RcvBuf      uint64 // the socket's effective receive buffer
+	Inode       uint64 // the socket's inode (UDP socket or TCP listener), 0 if unknown
 }
 
 // Source reports per-shard snapshots. It must be safe for concurrent use.

@@ -127,6 +127,7 @@ func Listen(cfg Config) (*Group, error) {
 	for _, s := range g.shards {
 		if ino, ok := socketInode(s.rc); ok {
 			g.inodes[ino] = true
+			s.inode = ino
 		}
 	}
 	if r.UDP && (r.Steer != SteerHash || r.Exclusive) {
@@ -181,6 +182,7 @@ func Listen(cfg Config) (*Group, error) {
 		if rc, err := tl.SyscallConn(); err == nil {
 			if ino, ok := socketInode(rc); ok {
 				g.inodes[ino] = true
+				t.inode = ino
 			}
 		}
 	}

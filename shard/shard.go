@@ -19,7 +19,8 @@ import (
 // ctr and the socket's meminfo is touched by the shard's goroutine only.
 type shard struct {
 	id       int
-	cpu      int // -1: not pinned
+	cpu      int    // -1: not pinned
+	inode    uint64 // the socket's inode, for shardd inspect
 	conn     *net.UDPConn
 	rc       syscall.RawConn
 	bc       batchConn
@@ -208,7 +209,7 @@ func (s *shard) flush() {
 
 // snapshot reads the shard's counters and its socket's memory info.
 func (s *shard) snapshot() metrics.Snapshot {
-	snap := metrics.Snapshot{Shard: s.id, CPU: s.cpu, Counts: s.ctr.Load()}
+	snap := metrics.Snapshot{Shard: s.id, CPU: s.cpu, Counts: s.ctr.Load(), Inode: s.inode}
 	mem := readSocketMem(s.rc)
 	if !mem.ok {
 		if f := s.finalMem.Load(); f != nil {

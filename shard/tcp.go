@@ -24,6 +24,7 @@ import (
 type tcpShard struct {
 	id       int
 	cpu      int       // -1: not pinned (event-loop shape only)
+	inode    uint64    // the listener's inode
 	loop     tcpRunner // non-nil: the event-loop shape
 	ln       *net.TCPListener
 	cfg      *resolved
@@ -297,5 +298,5 @@ func (t *tcpShard) closeAll(served bool) {
 }
 
 func (t *tcpShard) snapshot() metrics.Snapshot {
-	return metrics.Snapshot{Shard: t.id, CPU: -1, Counts: t.ctr.Load()}
+	return metrics.Snapshot{Shard: t.id, CPU: t.cpu, Counts: t.ctr.Load(), Inode: t.inode}
 }

@@ -529,9 +529,21 @@ func TestExclusiveRefusesAnOccupiedPort(t *testing.T) {
 }
 
 func TestInspect(t *testing.T) {
-	d := startDaemon(t, "--shards", "2", "--proto", "udp,tcp", "127.0.0.1:0")
+	d := startDaemon(t, "--shards", "2", "--proto", "udp,tcp", "--metrics", "127.0.0.1:0", "127.0.0.1:0")
 	port := int(netip.MustParseAddrPort(d.waitLine(t, "listening")["bound"].(string)).Port())
+	metricsURL := "http://" + d.waitLine(t, "serving metrics")["addr"].(string) + "/metrics"
+	for i := 0; i < 10; i++ {
+		c, err := net.Dial("udp4", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = c.Write([]byte("count me"))
+		_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		_, _ = c.Read(make([]byte, 16))
+		c.Close()
+	}
 	var socks []struct {
+		Received  *float64 `json:"received"`
 		Proto     string   `json:"proto"`
 		Process   string   `json:"process"`
 		PIDs      []int    `json:"pids"`
@@ -547,12 +559,18 @@ func TestInspect(t *testing.T) {
 		_ = cmd.Run()
 		return out.String(), errb.String(), cmd.ProcessState.ExitCode()
 	}
-	out, stderr, code := inspect(nil, "--json", strconv.Itoa(port))
+	out, stderr, code := inspect(nil, "--json", "--metrics", metricsURL, strconv.Itoa(port))
 	if code != 0 || json.Unmarshal([]byte(out), &socks) != nil {
 		t.Fatalf("inspect --json: exit %d, %q %q", code, out, stderr)
 	}
 	groups := map[string]int{}
+	var received float64
 	for _, s := range socks {
+		if s.Received == nil {
+			t.Errorf("no received count with --metrics: %+v", s)
+		} else if s.Proto == "udp" {
+			received += *s.Received
+		}
 		if s.Process != "shardd" || len(s.PIDs) != 1 || s.PIDs[0] != d.cmd.Process.Pid || s.ReusePort == nil || !*s.ReusePort || len(s.Flags) != 0 {
 			t.Errorf("daemon socket misreported: %+v", s)
 		}
@@ -560,6 +578,9 @@ func TestInspect(t *testing.T) {
 	}
 	if len(socks) != 4 || groups["udp-1"] != 2 || groups["tcp-1"] != 2 {
 		t.Fatalf("want 2 UDP and 2 TCP sockets in one group each: %+v", socks)
+	}
+	if received != 10 {
+		t.Fatalf("inspect --metrics says the UDP sockets received %v datagrams, want 10", received)
 	}
 	bindReusePort(t, port)
 	out, _, _ = inspect(nil, fmt.Sprintf("127.0.0.1:%d", port))

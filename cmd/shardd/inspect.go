@@ -7,12 +7,17 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 
 	"github.com/shardd/shardd/cmd/internal/cli"
 	"github.com/shardd/shardd/shard"
@@ -21,7 +26,8 @@ import (
 // inspectedSocket is a socket with the flags inspect adds.
 type inspectedSocket struct {
 	shard.Socket
-	Flags []string `json:"flags,omitempty"` // not-shardd, other-uid, owner-unknown
+	Flags    []string `json:"flags,omitempty"`    // not-shardd, other-uid, owner-unknown
+	Received *float64 `json:"received,omitempty"` // datagrams (UDP) or messages (TCP) the shard counted, with --metrics
 }
 
 // runInspect is `shardd inspect [--json] [--watch] ADDR`: every socket on the
@@ -34,6 +40,7 @@ func runInspect(args []string, stdout, stderr io.Writer, stop <-chan os.Signal) 
 	watch := fs.Bool("watch", false, "refresh every --interval with per-second receive-queue and drop rates")
 	interval := fs.Duration("interval", time.Second, "refresh period for --watch")
 	count := fs.Int("count", 0, "with --watch, stop after this many refreshes (0: until interrupted)")
+	metricsURL := fs.String("metrics", "", "shardd's /metrics URL: adds each shard socket's received datagrams (RX, and RX/s with --watch)")
 	pos, err := cli.ParseInterspersed(fs, args)
 	if errors.Is(err, flag.ErrHelp) {
 		fmt.Fprintln(stdout, "Usage: shardd inspect [--json] [--watch [--interval 1s]] ADDR\n\nLists every UDP and TCP socket bound to ADDR's port (ADDR: :PORT, IP:PORT or PORT).")
@@ -66,6 +73,7 @@ func runInspect(args []string, stdout, stderr io.Writer, stop <-chan os.Signal) 
 	}
 
 	prev := map[uint64]shard.Socket{}
+	var prevRx map[uint64]float64
 	var prevAt time.Time
 	for n := 0; ; n++ {
 		socks, notes, err := shard.SocketsOnPort(ap.Port())
@@ -75,6 +83,18 @@ func runInspect(args []string, stdout, stderr io.Writer, stop <-chan os.Signal) 
 		}
 		list := flagSockets(socks, host)
 		now := time.Now()
+		var rx map[uint64]float64
+		if *metricsURL != "" {
+			if rx, err = scrapeRxByInode(*metricsURL); err != nil {
+				fmt.Fprintf(stderr, "shardd inspect: --metrics %s: %v\n", *metricsURL, err)
+				return exitRuntime
+			}
+			for i := range list {
+				if v, ok := rx[list[i].Inode]; ok {
+					list[i].Received = &v
+				}
+			}
+		}
 		switch {
 		case *asJSON:
 			_ = json.NewEncoder(stdout).Encode(list)
@@ -83,7 +103,7 @@ func runInspect(args []string, stdout, stderr io.Writer, stop <-chan os.Signal) 
 				fmt.Fprint(stdout, "\033[H\033[2J") // clear the terminal
 				fmt.Fprintf(stdout, "shardd inspect %s  %s  (every %v)\n\n", pos[0], now.Format("15:04:05"), *interval)
 			}
-			printSockets(stdout, list, prev, now.Sub(prevAt))
+			printSockets(stdout, list, prev, prevRx, now.Sub(prevAt))
 		}
 		for _, note := range notes {
 			fmt.Fprintln(stderr, "note:", note)
@@ -91,7 +111,7 @@ func runInspect(args []string, stdout, stderr io.Writer, stop <-chan os.Signal) 
 		if !*watch || (*count > 0 && n+1 >= *count) {
 			return exitOK
 		}
-		prev, prevAt = map[uint64]shard.Socket{}, now
+		prev, prevRx, prevAt = map[uint64]shard.Socket{}, rx, now
 		for _, s := range list {
 			prev[s.Inode] = s.Socket
 		}
@@ -134,15 +154,23 @@ func flagSockets(socks []shard.Socket, host netip.Addr) []inspectedSocket {
 	return out
 }
 
-func printSockets(w io.Writer, list []inspectedSocket, prev map[uint64]shard.Socket, dt time.Duration) {
+func printSockets(w io.Writer, list []inspectedSocket, prev map[uint64]shard.Socket, prevRx map[uint64]float64, dt time.Duration) {
 	if len(list) == 0 {
 		fmt.Fprintln(w, "no sockets on this port")
 		return
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	header := "PROTO\tLOCAL\tREMOTE\tSTATE\tINODE\tUSER\tPID\tPROCESS\tRECV-Q\tDROPS\tREUSEPORT\tGROUP\tFLAGS"
-	if dt > 0 && len(prev) > 0 {
+	withRx := len(list) > 0 && hasReceived(list)
+	if withRx {
+		header += "\tRX"
+	}
+	rates := dt > 0 && len(prev) > 0
+	if rates {
 		header += "\tDROPS/s"
+		if withRx {
+			header += "\tRX/s"
+		}
 	}
 	fmt.Fprintln(tw, header)
 	for _, s := range list {
@@ -172,14 +200,87 @@ func printSockets(w io.Writer, list []inspectedSocket, prev map[uint64]shard.Soc
 		}
 		line := fmt.Sprintf("%s%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s",
 			s.Proto, map[string]string{"ipv4": "4", "ipv6": "6"}[s.Family], s.Local, remote, s.State, s.Inode, user, pid, proc, s.RxQueue, s.Drops, rp, group, flags)
-		if dt > 0 && len(prev) > 0 {
+		if withRx {
+			line += "\t" + optional(s.Received, func(v float64) string { return fmt.Sprintf("%.0f", v) })
+		}
+		if rates {
 			rate := "-"
 			if p, ok := prev[s.Inode]; ok {
 				rate = fmt.Sprintf("%.0f", float64(s.Drops-min(p.Drops, s.Drops))/dt.Seconds())
 			}
 			line += "\t" + rate
+			if withRx {
+				rxRate := "-"
+				if was, ok := prevRx[s.Inode]; ok && s.Received != nil {
+					rxRate = fmt.Sprintf("%.0f", (*s.Received-was)/dt.Seconds())
+				}
+				line += "\t" + rxRate
+			}
 		}
 		fmt.Fprintln(tw, line)
 	}
 	_ = tw.Flush()
+}
+
+func hasReceived(list []inspectedSocket) bool {
+	for _, s := range list {
+		if s.Received != nil {
+			return true
+		}
+	}
+	return false
+}
+
+func optional(v *float64, f func(float64) string) string {
+	if v == nil {
+		return "-"
+	}
+	return f(*v)
+}
+
+// scrapeRxByInode joins shardd_socket_info (inode per shard) with
+// shardd_rx_packets_total: what each of shardd's sockets received.
+func scrapeRxByInode(url string) (map[uint64]float64, error) {
+	client := &http.Client{Timeout: 5 * time.Second}
+	resp, err := client.Get(url)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET: %s", resp.Status)
+	}
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	key := func(m *dto.Metric) (k string, inode string) {
+		var parts []string
+		for _, l := range m.GetLabel() {
+			switch l.GetName() {
+			case "listener", "proto", "shard":
+				parts = append(parts, l.GetValue())
+			case "inode":
+				inode = l.GetValue()
+			}
+		}
+		return strings.Join(parts, "/"), inode
+	}
+	rx := map[string]float64{}
+	for _, m := range fams["shardd_rx_packets_total"].GetMetric() {
+		k, _ := key(m)
+		rx[k] = m.GetCounter().GetValue()
+	}
+	out := map[uint64]float64{}
+	for _, m := range fams["shardd_socket_info"].GetMetric() {
+		k, ino := key(m)
+		if n, err := strconv.ParseUint(ino, 10, 64); err == nil {
+			out[n] = rx[k]
+		}
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no shardd_socket_info series: is this a shardd /metrics URL?")
+	}
+	return out, nil
 }
