@@ -3,7 +3,18 @@ package shard
 import (
 	"fmt"
 	"strings"
+	"sync"
 )
+
+// ownInodes holds the inodes of every socket any Group of this process
+// bound: one listener's sockets are never foreign to another's
+// (0.0.0.0:53 and [::]:53 side by side).
+var ownInodes sync.Map // uint64 -> struct{}
+
+func isOwnInode(ino uint64) bool {
+	_, ok := ownInodes.Load(ino)
+	return ok
+}
 
 // ForeignSockets lists the sockets on the group's port, of the group's
 // transports, that could take its traffic and are not its own: another
@@ -11,12 +22,12 @@ import (
 // more specific bind that the kernel prefers. notes says what could not be
 // read (see SocketsOnPort).
 func (g *Group) ForeignSockets() (foreign []Socket, notes []string, err error) {
-	socks, notes, err := SocketsOnPort(g.info.Bound.Port())
+	socks, notes, err := socketsOnPort(g.info.Bound.Port(), (*Socket).listening)
 	if err != nil {
 		return nil, notes, err
 	}
 	for _, s := range socks {
-		if !s.listening() || !s.overlaps(g.info.Bound) || g.inodes[s.Inode] {
+		if !s.overlaps(g.info.Bound) || g.inodes[s.Inode] || isOwnInode(s.Inode) {
 			continue
 		}
 		if (s.Proto == "udp" && !g.info.UDP) || (s.Proto == "tcp" && !g.info.TCP) {

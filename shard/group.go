@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"go.uber.org/zap"
@@ -33,8 +34,11 @@ type Info struct {
 	TCPShape  string // how TCP connections are served
 	Steer     string // how datagrams are spread over the shards
 	Exclusive bool   // a steering program keeps traffic on our own sockets
-	PktInfo   bool   // replies leave from each datagram's own destination address
-	UDP, TCP  bool   // the transports served
+	// TCPSteerErr is why the steering program could not be attached to the
+	// TCP listeners (connections then follow the kernel's hash).
+	TCPSteerErr error
+	PktInfo     bool // replies leave from each datagram's own destination address
+	UDP, TCP    bool // the transports served
 }
 
 // Group is the set of shards serving one address.
@@ -63,6 +67,20 @@ func Listen(cfg Config) (*Group, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Port 0 with UDP and TCP: the port the UDP socket got may be taken for
+	// TCP (a client connection's local port); pick again a few times.
+	for attempt := 0; ; attempt++ {
+		g, err := listen(r)
+		var le *ListenError
+		if err != nil && r.addr.Port() == 0 && r.UDP && r.TCP && attempt < 8 &&
+			errors.As(err, &le) && errors.Is(err, syscall.EADDRINUSE) {
+			continue
+		}
+		return g, err
+	}
+}
+
+func listen(r resolved) (*Group, error) {
 	g := &Group{cfg: r, done: make(chan struct{}), inodes: map[uint64]bool{}}
 	r = g.cfg // TCP shards keep a pointer to the group's copy
 	var cpus []int
@@ -127,18 +145,22 @@ func Listen(cfg Config) (*Group, error) {
 	for _, s := range g.shards {
 		if ino, ok := socketInode(s.rc); ok {
 			g.inodes[ino] = true
+			ownInodes.Store(ino, struct{}{})
 			s.inode = ino
 		}
 	}
-	if r.UDP && (r.Steer != SteerHash || r.Exclusive) {
-		// The program returns indices into the group in joining order: a
-		// socket that was on the port before us would sit among them.
+	if r.Steer != SteerHash || r.Exclusive {
+		// A program's indices follow the order sockets joined the group, and
+		// --exclusive promises the port is ours: either way a socket of
+		// another process already on the port must stop us.
 		g.info.Bound = bound
 		if foreign, _, err := g.ForeignSockets(); err == nil && len(foreign) > 0 {
 			g.closeSockets()
 			return nil, &ListenError{Addr: r.Addr, Err: fmt.Errorf("the port already has sockets of other processes: %s", describeSockets(foreign)),
 				Hint: "steering and --exclusive need shardd's sockets to be the group's first; stop that process or use --steer hash without --exclusive"}
 		}
+	}
+	if r.Steer != SteerHash && r.UDP {
 		if r.Steer == SteerCPU && (cpus == nil || len(cpus) != r.Shards) {
 			g.closeSockets()
 			return nil, &ConfigError{"steer", "cpu", "needs one pinned shard per CPU", "use --pin with --shards equal to the CPUs allowed"}
@@ -182,9 +204,23 @@ func Listen(cfg Config) (*Group, error) {
 		if rc, err := tl.SyscallConn(); err == nil {
 			if ino, ok := socketInode(rc); ok {
 				g.inodes[ino] = true
+				ownInodes.Store(ino, struct{}{})
 				t.inode = ino
 			}
 		}
+	}
+	if r.Steer != SteerHash && len(g.tcp) > 0 {
+		// The same choice for connections, where the kernel takes it: this
+		// one refuses reuseport programs on TCP listeners (EOPNOTSUPP), so
+		// it is best effort and Info says whether it took.
+		prog, err := steerProgram(r.Steer, r.Shards, cpus)
+		if err == nil {
+			var rc syscall.RawConn
+			if rc, err = g.tcp[0].ln.SyscallConn(); err == nil {
+				err = attachSteering(rc, prog)
+			}
+		}
+		g.info.TCPSteerErr = err
 	}
 	g.info.Bound = bound
 	return g, nil

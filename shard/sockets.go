@@ -126,11 +126,19 @@ func (s *Socket) listening() bool {
 }
 
 // overlaps reports whether traffic for local could be delivered to s: the
-// same port and either the same address or a wildcard on one side.
+// same port, a family that can carry it, and either the same address or a
+// wildcard on one side. An IPv4 socket never gets IPv6 traffic; an IPv6
+// wildcard may be dual-stack, which /proc does not say, so it counts.
 func (s *Socket) overlaps(local netip.AddrPort) bool {
 	if s.Local.Port() != local.Port() {
 		return false
 	}
 	a, b := s.Local.Addr(), local.Addr()
+	if s.Family == "ipv4" && b.Is6() && !b.IsUnspecified() {
+		return false
+	}
+	if s.Family == "ipv6" && !a.Is4() && b.Is4() && !a.IsUnspecified() {
+		return false
+	}
 	return a == b || a.IsUnspecified() || b.IsUnspecified()
 }

@@ -16,6 +16,13 @@ import (
 // with its owners. What could not be read (other users' processes without
 // root, descriptors that vanished) is reported in notes, not as an error.
 func SocketsOnPort(port uint16) (socks []Socket, notes []string, err error) {
+	return socketsOnPort(port, nil)
+}
+
+// socketsOnPort is SocketsOnPort keeping only the sockets keep accepts,
+// before the owner lookups (a port with thousands of accepted connections
+// then costs the guard nothing per connection).
+func socketsOnPort(port uint16, keep func(*Socket) bool) (socks []Socket, notes []string, err error) {
 	for _, t := range []struct{ file, proto, family string }{
 		{"/proc/net/udp", "udp", "ipv4"}, {"/proc/net/udp6", "udp", "ipv6"},
 		{"/proc/net/tcp", "tcp", "ipv4"}, {"/proc/net/tcp6", "tcp", "ipv6"},
@@ -34,8 +41,10 @@ func SocketsOnPort(port uint16) (socks []Socket, notes []string, err error) {
 		}
 		for i := range got {
 			got[i].Family = t.family
+			if keep == nil || keep(&got[i]) {
+				socks = append(socks, got[i])
+			}
 		}
-		socks = append(socks, got...)
 	}
 	if len(socks) == 0 {
 		return nil, notes, nil

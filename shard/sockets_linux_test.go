@@ -69,7 +69,15 @@ func TestSocketsOnPortAndForeign(t *testing.T) {
 func TestSteeringRefusesAnOccupiedGroup(t *testing.T) {
 	probe := startGroup(t, Config{Addr: "127.0.0.1:0", Shards: 1})
 	port := groupPort(probe)
-	_, err := Listen(Config{Addr: fmt.Sprintf("127.0.0.1:%d", port), Shards: 2, Exclusive: true})
+	// Another group of this process on the same port is not foreign...
+	g2, err := Listen(Config{Addr: fmt.Sprintf("127.0.0.1:%d", port), Shards: 1, Steer: SteerRandom})
+	if err != nil {
+		t.Fatalf("a second group of the same process was refused: %v", err)
+	}
+	_ = g2.Close()
+	// ...a socket nobody in this process bound through shard is.
+	joinPort(t, port)
+	_, err = Listen(Config{Addr: fmt.Sprintf("127.0.0.1:%d", port), Shards: 2, Exclusive: true})
 	var le *ListenError
 	if !errors.As(err, &le) || !strings.Contains(err.Error(), "already has sockets of other processes") {
 		t.Fatalf("Listen with --exclusive on an occupied port: %v", err)

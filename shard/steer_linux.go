@@ -11,7 +11,6 @@ import (
 // Ancillary loads of classic BPF (include/uapi/linux/filter.h).
 const (
 	skfAdOff    = -0x1000
-	skfAdRxhash = 32
 	skfAdCPU    = 36
 	skfAdRandom = 56
 )
@@ -22,33 +21,28 @@ func ldAncillary(k int32) unix.SockFilter {
 
 // steerProgram builds the classic BPF program a reuseport group runs to
 // pick a socket: the value it returns is an index into the group, in the
-// order the sockets joined (our shards first, since Listen binds them
-// before anyone can join a port 0 group; for a fixed port, sockets that were
-// there before us come first and Listen refuses to steer, see attachSteering).
-// Every branch returns an index below shards, so a socket that joins later
-// (another process of the same user) is never chosen.
+// order the sockets joined (ours first: Listen refuses to steer a port that
+// already has other processes' sockets). Every branch returns an index below
+// shards, so a socket that joins later (another process of the same user)
+// is never chosen.
 //
-//   - hash: the packet's flow hash modulo shards (per-flow order kept, like the
-//     kernel's own choice, but only over our sockets);
 //   - random: a random shard per datagram (one heavy flow spreads evenly);
-//   - cpu: the shard pinned to the CPU the datagram arrived on, flow hash for
-//     a CPU no shard is pinned to.
+//   - cpu: the shard pinned to the CPU the packet arrived on; a random shard
+//     for a CPU no shard is pinned to.
+//
+// There is no program for hash: classic BPF cannot compute the kernel's
+// flow hash (SKF_AD_RXHASH reads skb->hash, which is 0 on loopback and on
+// NICs without hash offload, and would send everything to shard 0).
 func steerProgram(mode string, shards int, cpus []int) ([]unix.SockFilter, error) {
 	n := uint32(shards)
-	byHash := []unix.SockFilter{
-		ldAncillary(skfAdRxhash),
+	random := []unix.SockFilter{
+		ldAncillary(skfAdRandom),
 		{Code: unix.BPF_ALU | unix.BPF_MOD | unix.BPF_K, K: n},
 		{Code: unix.BPF_RET | unix.BPF_A},
 	}
 	switch mode {
-	case SteerHash:
-		return byHash, nil
 	case SteerRandom:
-		return []unix.SockFilter{
-			ldAncillary(skfAdRandom),
-			{Code: unix.BPF_ALU | unix.BPF_MOD | unix.BPF_K, K: n},
-			{Code: unix.BPF_RET | unix.BPF_A},
-		}, nil
+		return random, nil
 	case SteerCPU:
 		if len(cpus) != shards {
 			return nil, fmt.Errorf("cpu steering needs every shard pinned")
@@ -60,9 +54,9 @@ func steerProgram(mode string, shards int, cpus []int) ([]unix.SockFilter, error
 				unix.SockFilter{Code: unix.BPF_JMP | unix.BPF_JEQ | unix.BPF_K, K: uint32(c), Jt: 0, Jf: 1},
 				unix.SockFilter{Code: unix.BPF_RET | unix.BPF_K, K: uint32(i)})
 		}
-		return append(prog, byHash...), nil
+		return append(prog, random...), nil
 	}
-	return nil, fmt.Errorf("unknown steering %q", mode)
+	return nil, fmt.Errorf("no steering program for %q", mode)
 }
 
 // attachSteering attaches the program to the group through one of its

@@ -84,6 +84,14 @@ func TestSteerHashKeepsOneFlowOnOneShard(t *testing.T) {
 		if rx[0] != 500 && rx[1] != 500 {
 			t.Fatalf("exclusive=%v: one flow split across shards: %v", exclusive, rx)
 		}
+		// And many flows still spread: no shard is starved.
+		for f := 0; f < 64; f++ {
+			sendFrom(t, to, 2, -1)
+		}
+		waitFor(t, "628 counted", func() bool { return total(perShardRx(g)) == 628 })
+		if rx := perShardRx(g); rx[0] < 30 || rx[1] < 30 {
+			t.Fatalf("exclusive=%v: 64 flows did not spread: %v", exclusive, rx)
+		}
 	}
 }
 
@@ -120,7 +128,11 @@ func TestSteerCPU(t *testing.T) {
 // one the kernel's hash gives it a share.
 func TestExclusiveStarvesALaterSocket(t *testing.T) {
 	for _, exclusive := range []bool{false, true} {
-		g := startGroup(t, Config{Addr: "127.0.0.1:0", Shards: 2, Exclusive: exclusive, NewHandler: discardHandler})
+		steer := SteerHash
+		if exclusive {
+			steer = SteerRandom // a program that only picks our sockets
+		}
+		g := startGroup(t, Config{Addr: "127.0.0.1:0", Shards: 2, Exclusive: exclusive, Steer: steer, NewHandler: discardHandler})
 		port := groupPort(g)
 		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK, 0)
 		if err != nil {
@@ -150,8 +162,53 @@ func TestExclusiveStarvesALaterSocket(t *testing.T) {
 		if exclusive && (stolen != 0 || ours != 320) {
 			t.Fatalf("exclusive: the later socket got %d datagrams, shardd %d of 320", stolen, ours)
 		}
+		if rx := perShardRx(g); exclusive && (rx[0] == 0 || rx[1] == 0) {
+			t.Fatalf("exclusive: a shard got nothing: %v", rx)
+		}
 		if !exclusive && stolen == 0 {
 			t.Fatalf("without a program the later socket should get a share of 64 flows, got none")
 		}
+	}
+}
+
+// TestSteeringCoversTCP: with a steering program a later TCP listener of the
+// same user on the port gets no connections, where the kernel lets the
+// program attach to TCP listeners at all.
+func TestSteeringCoversTCP(t *testing.T) {
+	g := startGroup(t, Config{Addr: "127.0.0.1:0", Shards: 2, TCP: true, Steer: SteerRandom, Exclusive: true})
+	if err := g.Info().TCPSteerErr; err != nil {
+		t.Skip("this kernel does not steer TCP listeners:", err)
+	}
+	port := groupPort(g)
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_NONBLOCK, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
+	if err := unix.Bind(fd, &unix.SockaddrInet4{Port: int(port), Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Listen(fd, 128); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 50; i++ {
+		c, err := net.Dial("tcp", tcpAddr(g))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Close()
+	}
+	stolen := 0
+	for {
+		nfd, _, err := unix.Accept(fd)
+		if err != nil {
+			break
+		}
+		unix.Close(nfd)
+		stolen++
+	}
+	if stolen != 0 {
+		t.Fatalf("the later TCP listener accepted %d of 50 connections", stolen)
 	}
 }

@@ -96,6 +96,9 @@ func (t *tcpShard) run() error {
 			_ = c.Close()
 			continue
 		}
+		// stop sets stopping before it walks conns under connsMu, so a
+		// connection registered here either gets stop's short deadline or
+		// sees stopping itself (serveConn) and takes that deadline.
 		t.connsMu.Lock()
 		t.conns[c] = struct{}{}
 		t.connsMu.Unlock()
@@ -133,12 +136,16 @@ func (t *tcpShard) serveConn(c *net.TCPConn) {
 	// A message must complete within the idle timeout of the previous one:
 	// bytes that do not finish a frame do not extend it (slow clients).
 	deadline := time.Now().Add(t.cfg.IdleTimeout)
+	var stopDeadline time.Time
 	for {
 		if !t.stopping.Load() {
 			_ = c.SetReadDeadline(deadline)
-			if t.stopping.Load() { // stop raced with us: take its deadline back
-				_ = c.SetReadDeadline(time.Now().Add(drainRead))
-			}
+		}
+		if t.stopping.Load() && stopDeadline.IsZero() {
+			// Stopping (perhaps before stop() could see this connection):
+			// read what the client already sent, briefly, then close.
+			stopDeadline = time.Now().Add(drainRead)
+			_ = c.SetReadDeadline(stopDeadline)
 		}
 		if cap(buf)-len(buf) < chunk/2 {
 			// Grow for a long frame; framing caps it at MaxFrame.

@@ -160,10 +160,13 @@ func testTCPMaxFrame(t *testing.T, loop bool) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	_, _ = c.Write([]byte{0, 200}) // announces 200 bytes
+	// A good frame, then one that announces 200 bytes: the first is still
+	// answered before the connection closes.
+	_, _ = c.Write(append(packet.LengthPrefixed{}.AppendFrame(nil, []byte("fine")), 0, 200))
 	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
-	if _, err := c.Read(make([]byte, 10)); err == nil {
-		t.Fatal("connection stayed open after an oversized frame")
+	got, _ := io.ReadAll(c)
+	if string(got) != "\x00\x04fine" {
+		t.Fatalf("got %q before the close; want the reply to the good frame and then EOF", got)
 	}
 	waitFor(t, "frame_too_large", func() bool { total, _ := tcpStats(g); return total.Closed[metrics.CloseFrameTooLarge] == 1 })
 }
@@ -345,6 +348,104 @@ func testTCPClientThatDoesNotRead(t *testing.T, loop bool) {
 	<-done
 }
 
+// testTCPShutdownAnswersABacklog: a raw stream whose client sent many
+// reads' worth before the stop gets all of it echoed back.
+func testTCPShutdownAnswersABacklog(t *testing.T, loop bool) {
+	g, err := Listen(Config{Addr: "127.0.0.1:0", Shards: 1, TCP: true, TCPShape: shapeOf(loop), MaxFrame: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- g.Serve(context.Background()) }()
+	c, err := net.Dial("tcp", tcpAddr(g))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	msg := bytes.Repeat([]byte("0123456789"), 500) // 50 reads of at most 100 bytes
+	if _, err := c.Write(msg); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(5 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := g.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	<-done
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	got, err := io.ReadAll(c)
+	if !bytes.Equal(got, msg) {
+		t.Fatalf("echoed %d of %d bytes across the stop (%v)", len(got), len(msg), err)
+	}
+}
+
+// testTCPShutdownRacesNewConnections stops while clients connect: every
+// Shutdown must finish in time (a connection accepted during the stop must
+// not wait for its idle timeout).
+func testTCPShutdownRacesNewConnections(t *testing.T, loop bool) {
+	for i := 0; i < 20; i++ {
+		g, err := Listen(Config{Addr: "127.0.0.1:0", Shards: 1, TCP: true, TCPShape: shapeOf(loop)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- g.Serve(context.Background()) }()
+		var wg sync.WaitGroup
+		for d := 0; d < 4; d++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if c, err := net.Dial("tcp", tcpAddr(g)); err == nil {
+					time.Sleep(300 * time.Millisecond)
+					c.Close()
+				}
+			}()
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		err = g.Shutdown(ctx)
+		cancel()
+		<-done
+		wg.Wait()
+		if err != nil {
+			t.Fatalf("round %d: Shutdown: %v", i, err)
+		}
+	}
+}
+
+// testTCPCloseAfterShutdown: a Close after Shutdown (a deferred Close) must
+// not touch descriptors the loop already gave back.
+func testTCPCloseAfterShutdown(t *testing.T, loop bool) {
+	g, err := Listen(Config{Addr: "127.0.0.1:0", Shards: 1, TCP: true, TCPShape: shapeOf(loop)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- g.Serve(context.Background()) }()
+	time.Sleep(10 * time.Millisecond)
+	if err := g.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	<-done
+	// Take the freed descriptor numbers with files we can inspect.
+	var files []*os.File
+	for i := 0; i < 16; i++ {
+		f, err := os.CreateTemp(t.TempDir(), "fd")
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, f)
+	}
+	_ = g.Close()
+	for _, f := range files {
+		st, _ := f.Stat()
+		if st.Size() != 0 {
+			t.Fatalf("Close after Shutdown wrote %d bytes into an unrelated file", st.Size())
+		}
+		f.Close()
+	}
+}
+
 // TestTCP runs every TCP test against both connection shapes.
 func TestTCP(t *testing.T) {
 	for _, loop := range []bool{false, true} {
@@ -360,6 +461,9 @@ func TestTCP(t *testing.T) {
 			t.Run("MaxConns", func(t *testing.T) { testTCPMaxConns(t, loop) })
 			t.Run("IdleAndSlowClients", func(t *testing.T) { testTCPIdleAndSlowClients(t, loop) })
 			t.Run("RestartUnderTimeWait", func(t *testing.T) { testTCPRestartUnderTimeWait(t, loop) })
+			t.Run("ShutdownAnswersABacklog", func(t *testing.T) { testTCPShutdownAnswersABacklog(t, loop) })
+			t.Run("ShutdownRacesNewConnections", func(t *testing.T) { testTCPShutdownRacesNewConnections(t, loop) })
+			t.Run("CloseAfterShutdown", func(t *testing.T) { testTCPCloseAfterShutdown(t, loop) })
 			t.Run("ClientThatDoesNotRead", func(t *testing.T) { testTCPClientThatDoesNotRead(t, loop) })
 			t.Run("ShutdownAnswersWhatWasSent", func(t *testing.T) { testTCPShutdownAnswersWhatWasSent(t, loop) })
 		})

@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"os"
 	"runtime"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -30,6 +31,12 @@ type tcpLoop struct {
 	events []unix.EpollEvent
 	rbuf   []byte      // one read buffer for the whole loop
 	hard   atomic.Bool // Close: cut everything now
+
+	fdMu   sync.Mutex // guards closed: wake must not write to a recycled evfd
+	closed bool       // epfd and evfd are closed
+
+	acceptPaused time.Time // accept failed for lack of resources: listener off until then
+	acceptErrs   map[string]bool
 }
 
 // loopConn is one connection's state; only the loop touches it.
@@ -50,26 +57,45 @@ type loopConn struct {
 const outLimit = 1 << 20
 
 func newTCPLoop(t *tcpShard) (*tcpLoop, error) {
-	l := &tcpLoop{t: t, conns: map[int]*loopConn{}, events: make([]unix.EpollEvent, 256), rbuf: make([]byte, 64<<10)}
+	l := &tcpLoop{t: t, conns: map[int]*loopConn{}, events: make([]unix.EpollEvent, 256), rbuf: make([]byte, 64<<10), acceptErrs: map[string]bool{}, epfd: -1, evfd: -1}
+	fail := func(err error) (*tcpLoop, error) {
+		l.closeFDs()
+		return nil, err
+	}
 	var err error
 	if l.epfd, err = unix.EpollCreate1(unix.EPOLL_CLOEXEC); err != nil {
-		return nil, os.NewSyscallError("epoll_create1", err)
+		return fail(os.NewSyscallError("epoll_create1", err))
 	}
 	if l.evfd, err = unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC); err != nil {
-		unix.Close(l.epfd)
-		return nil, os.NewSyscallError("eventfd", err)
+		return fail(os.NewSyscallError("eventfd", err))
 	}
 	rc, err := t.ln.SyscallConn()
 	if err != nil {
-		return nil, err
+		return fail(err)
 	}
 	_ = rc.Control(func(fd uintptr) { l.lnfd = int(fd) })
 	for _, fd := range []int{l.evfd, l.lnfd} {
 		if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(fd)}); err != nil {
-			return nil, os.NewSyscallError("epoll_ctl", err)
+			return fail(os.NewSyscallError("epoll_ctl", err))
 		}
 	}
 	return l, nil
+}
+
+// closeFDs closes the loop's own descriptors once; wake is a no-op after.
+func (l *tcpLoop) closeFDs() {
+	l.fdMu.Lock()
+	defer l.fdMu.Unlock()
+	if l.closed {
+		return
+	}
+	l.closed = true
+	if l.epfd >= 0 {
+		unix.Close(l.epfd)
+	}
+	if l.evfd >= 0 {
+		unix.Close(l.evfd)
+	}
 }
 
 // hardStop makes a running loop cut every connection and return.
@@ -82,34 +108,42 @@ func (l *tcpLoop) hardStop() {
 // closeIdle releases a loop that never ran.
 func (l *tcpLoop) closeIdle() {
 	_ = l.t.ln.Close()
-	unix.Close(l.epfd)
-	unix.Close(l.evfd)
+	l.closeFDs()
 }
 
-// wake asks the loop to look at t.stopping (and l.hard).
+// wake asks the loop to look at t.stopping (and l.hard). After the loop
+// has exited it does nothing: its eventfd number may belong to a new file.
 func (l *tcpLoop) wake() {
+	l.fdMu.Lock()
+	defer l.fdMu.Unlock()
+	if l.closed {
+		return
+	}
 	one := uint64(1)
 	_, _ = unix.Write(l.evfd, (*[8]byte)(unsafe.Pointer(&one))[:])
 }
 
 func (l *tcpLoop) run() error {
 	runtime.LockOSThread()
-	if l.t.cpu >= 0 {
-		if err := pinThread(l.t.cpu); err != nil {
-			return err
-		}
-	}
 	defer func() {
 		for _, c := range l.conns {
 			l.closeConn(c, metrics.CloseShutdown)
 		}
 		_ = l.t.ln.Close()
-		unix.Close(l.epfd)
-		unix.Close(l.evfd)
+		l.closeFDs()
 	}()
+	if l.t.cpu >= 0 {
+		if err := pinThread(l.t.cpu); err != nil {
+			return err
+		}
+	}
 	lastSweep := time.Now()
 	for {
-		n, err := unix.EpollWait(l.epfd, l.events, 250)
+		timeout := 250
+		if !l.acceptPaused.IsZero() {
+			timeout = 20
+		}
+		n, err := unix.EpollWait(l.epfd, l.events, timeout)
 		if err != nil && err != unix.EINTR {
 			return os.NewSyscallError("epoll_wait", err)
 		}
@@ -131,7 +165,12 @@ func (l *tcpLoop) run() error {
 			l.drain()
 			return nil
 		}
-		if now := time.Now(); now.Sub(lastSweep) >= 100*time.Millisecond {
+		now := time.Now()
+		if !l.acceptPaused.IsZero() && now.After(l.acceptPaused) {
+			l.acceptPaused = time.Time{}
+			_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, l.lnfd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(l.lnfd)})
+		}
+		if now.Sub(lastSweep) >= 100*time.Millisecond {
 			l.sweep(now)
 			lastSweep = now
 		}
@@ -142,9 +181,18 @@ func (l *tcpLoop) accept() {
 	for i := 0; i < 64; i++ {
 		fd, sa, err := unix.Accept4(l.lnfd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
 		if err != nil {
-			if err != unix.EAGAIN {
-				l.t.log.Warn("accept failed", zap.Error(err))
+			if err == unix.EAGAIN || err == unix.ECONNABORTED || err == unix.EINTR {
+				return
 			}
+			// Out of descriptors or memory: the pending connection stays
+			// queued and the level-triggered listener would wake us at once,
+			// forever. Take it out of epoll for a moment instead.
+			if !l.acceptErrs[err.Error()] {
+				l.acceptErrs[err.Error()] = true
+				l.t.log.Warn("accept failed; pausing accepts briefly and retrying (logged once per kind)", zap.Error(err))
+			}
+			_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, l.lnfd, nil)
+			l.acceptPaused = time.Now().Add(50 * time.Millisecond)
 			return
 		}
 		t := l.t
@@ -175,6 +223,9 @@ func (l *tcpLoop) accept() {
 func (l *tcpLoop) serve(c *loopConn, events uint32) {
 	if events&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 && !c.eof && len(c.out) < outLimit {
 		if reason, done := l.read(c); done {
+			if reason == metrics.CloseFrameTooLarge {
+				l.flushBlocking(c, time.Now().Add(drainRead)) // answer what came before the bad frame
+			}
 			l.closeConn(c, reason)
 			return
 		}
@@ -290,23 +341,66 @@ func (l *tcpLoop) sweep(now time.Time) {
 // drain stops accepting, answers what every connection has already sent and
 // closes them; a hard stop (Close) cuts them at once.
 func (l *tcpLoop) drain() {
-	_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, l.lnfd, nil)
+	if l.acceptPaused.IsZero() {
+		_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, l.lnfd, nil)
+	}
 	_ = l.t.ln.Close()
 	deadline := time.Now().Add(drainRead)
 	for _, c := range l.conns {
+		reason := metrics.CloseShutdown
 		if !l.hard.Load() {
-			if _, done := l.read(c); !done {
-				for len(c.out) > 0 && time.Now().Before(deadline) {
-					if _, done := l.flush(c); done {
-						break
-					}
-					if len(c.out) > 0 {
-						time.Sleep(time.Millisecond)
-					}
+			// Read what the client had sent (until the socket is empty),
+			// answer it, then say we are done sending.
+			for !c.eof && time.Now().Before(deadline) {
+				before := len(c.in)
+				got, done := l.drainRead(c)
+				if done {
+					reason = metrics.CloseError
+					break
+				}
+				if !got && len(c.in) == before {
+					break
+				}
+				if len(c.out) > 0 {
+					l.flushBlocking(c, deadline)
 				}
 			}
+			l.flushBlocking(c, deadline)
+			_ = unix.Shutdown(c.fd, unix.SHUT_WR)
+			// Bytes the client sent after we stopped reading are read and
+			// counted, not left for a reset to discard silently.
+			for time.Now().Before(deadline) {
+				n, err := unix.Read(c.fd, l.rbuf)
+				if n <= 0 || err != nil {
+					break
+				}
+				l.t.mu.Lock()
+				l.t.counts.DiscardedBytes += uint64(n)
+				l.t.mu.Unlock()
+			}
 		}
-		l.closeConn(c, metrics.CloseShutdown)
+		l.closeConn(c, reason)
+	}
+}
+
+// drainRead is one read() of the drain: got reports that bytes came.
+func (l *tcpLoop) drainRead(c *loopConn) (got bool, done bool) {
+	in, out := len(c.in), len(c.out)
+	if _, done := l.read(c); done {
+		return false, true
+	}
+	return len(c.in) != in || len(c.out) != out, false
+}
+
+// flushBlocking writes c.out until it is empty or the deadline passes.
+func (l *tcpLoop) flushBlocking(c *loopConn, deadline time.Time) {
+	for len(c.out) > 0 && time.Now().Before(deadline) {
+		if _, done := l.flush(c); done {
+			return
+		}
+		if len(c.out) > 0 {
+			_, _ = unix.Poll([]unix.PollFd{{Fd: int32(c.fd), Events: unix.POLLOUT}}, int(time.Until(deadline)/time.Millisecond)+1)
+		}
 	}
 }
 

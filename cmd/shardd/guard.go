@@ -48,7 +48,7 @@ func (g *guard) check() {
 				zap.String("addr", grp.Info().Addr), zap.String("proto", s.Proto), zap.Stringer("local", s.Local),
 				zap.Int("pid", pid), zap.String("process", proc), zap.Int("uid", s.UID), zap.Uint64("inode", s.Inode),
 				zap.Strings("notes", notes),
-				zap.String("fix", "stop that process, or run shardd with --exclusive (and a steering program) so it gets no traffic"))
+				zap.String("fix", "stop that process; a later joiner of shardd's own group gets no UDP traffic under --exclusive with --steer random or cpu, but a more specific bind (e.g. 127.0.0.1 beside a wildcard) takes its address's traffic whatever shardd does"))
 		}
 	}
 }

@@ -136,7 +136,9 @@ func flagSockets(socks []shard.Socket, host netip.Addr) []inspectedSocket {
 	}
 	var out []inspectedSocket
 	for _, s := range socks {
-		if host.IsValid() && s.Local.Addr() != host && !s.Local.Addr().IsUnspecified() {
+		// A wildcard ADDR shows the whole port: a more specific bind
+		// beside it is exactly what one looks for.
+		if host.IsValid() && !host.IsUnspecified() && s.Local.Addr() != host && !s.Local.Addr().IsUnspecified() {
 			continue
 		}
 		is := inspectedSocket{Socket: s}

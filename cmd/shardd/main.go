@@ -418,6 +418,10 @@ func logListening(log *zap.Logger, in shard.Info, o *options) {
 			zap.String("addr", in.Addr), zap.Int("asked", in.RcvBufAsk), zap.Int("effective", in.RcvBuf),
 			zap.String("fix", fmt.Sprintf("run as root (SO_RCVBUFFORCE) or raise the cap: sysctl -w net.core.rmem_max=%d", in.RcvBufAsk)))
 	}
+	if in.TCP && in.TCPSteerErr != nil {
+		log.Warn("steering covers UDP only here: the kernel refused the program on the TCP listeners, so connections follow its hash and a later TCP listener of the same user gets a share (the guard reports it)",
+			zap.String("addr", in.Addr), zap.Error(in.TCPSteerErr))
+	}
 	if in.UDP && !in.BatchIO {
 		log.Warn("batched I/O unavailable on this platform: one datagram per system call", zap.String("addr", in.Addr))
 	}
