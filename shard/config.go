@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -103,6 +104,12 @@ type Config struct {
 	NewHandler func(shard int) packet.Handler
 	// Logger receives the group's rare events (never one per packet); nil discards them.
 	Logger *zap.Logger
+
+	// Inherit holds sockets handed over by a previous process (an upgrade
+	// or systemd socket activation), by name: "udp/N" and "tcp/N" for shard
+	// N. A shard with an inherited socket adopts it instead of binding, so
+	// its queue, reuseport slot and steering program carry over.
+	Inherit map[string]*os.File
 
 	// noBatchIO forces the portable one-datagram-per-call path (tests).
 	noBatchIO bool

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"runtime"
 	"strconv"
 	"strings"
@@ -104,12 +105,26 @@ func listen(r resolved) (*Group, error) {
 		Batch: r.Batch, MaxPacket: r.MaxPacket, RcvBufAsk: r.RcvBuf, UDP: r.UDP, TCP: r.TCP, TCPShape: r.TCPShape,
 	}
 	for i := 0; r.UDP && i < r.Shards; i++ {
-		pc, err := lc.ListenPacket(context.Background(), r.network, bound.String())
+		var pc net.PacketConn
+		var err error
+		inherited := false
+		if f, ok := r.Inherit[fmt.Sprintf("udp/%d", i)]; ok {
+			pc, err = net.FilePacketConn(f)
+			_ = f.Close() // FilePacketConn holds its own duplicate
+			inherited = true
+		} else {
+			pc, err = lc.ListenPacket(context.Background(), r.network, bound.String())
+		}
 		if err != nil {
 			g.closeSockets()
 			return nil, &ListenError{Addr: r.Addr, Shard: i, Err: err, Hint: bindHint(err, bound.Port())}
 		}
-		conn := pc.(*net.UDPConn)
+		conn, ok := pc.(*net.UDPConn)
+		if !ok {
+			pc.Close()
+			g.closeSockets()
+			return nil, &ListenError{Addr: r.Addr, Shard: i, Err: fmt.Errorf("inherited socket udp/%d is not a UDP socket", i)}
+		}
 		if i == 0 {
 			// Port 0 picked a port: every other shard joins that one.
 			bound = netip.AddrPortFrom(bound.Addr(), conn.LocalAddr().(*net.UDPAddr).AddrPort().Port())
@@ -120,7 +135,11 @@ func listen(r resolved) (*Group, error) {
 			g.closeSockets()
 			return nil, err
 		}
-		rcv, snd, err := setBuffers(rc, r.RcvBuf, r.SndBuf)
+		ask, askSnd := r.RcvBuf, r.SndBuf
+		if inherited {
+			ask, askSnd = 0, 0 // set by the process that bound it: read back only
+		}
+		rcv, snd, err := setBuffers(rc, ask, askSnd)
 		if err != nil {
 			conn.Close()
 			g.closeSockets()
@@ -149,7 +168,7 @@ func listen(r resolved) (*Group, error) {
 			s.inode = ino
 		}
 	}
-	if r.Steer != SteerHash || r.Exclusive {
+	if (r.Steer != SteerHash || r.Exclusive) && len(r.Inherit) == 0 {
 		// A program's indices follow the order sockets joined the group, and
 		// --exclusive promises the port is ours: either way a socket of
 		// another process already on the port must stop us.
@@ -160,7 +179,8 @@ func listen(r resolved) (*Group, error) {
 				Hint: "steering and --exclusive need shardd's sockets to be the group's first; stop that process or use --steer hash without --exclusive"}
 		}
 	}
-	if r.Steer != SteerHash && r.UDP {
+	// Inherited sockets keep the program the previous process attached.
+	if r.Steer != SteerHash && r.UDP && len(r.Inherit) == 0 {
 		if r.Steer == SteerCPU && (cpus == nil || len(cpus) != r.Shards) {
 			g.closeSockets()
 			return nil, &ConfigError{"steer", "cpu", "needs one pinned shard per CPU", "use --pin with --shards equal to the CPUs allowed"}
@@ -179,12 +199,24 @@ func listen(r resolved) (*Group, error) {
 	// so a restart binds at once past TIME_WAIT) listener per shard.
 	tcpNetwork := "tcp" + strings.TrimPrefix(r.network, "udp")
 	for i := 0; r.TCP && i < r.Shards; i++ {
-		ln, err := lc.Listen(context.Background(), tcpNetwork, bound.String())
+		var ln net.Listener
+		var err error
+		if f, ok := r.Inherit[fmt.Sprintf("tcp/%d", i)]; ok {
+			ln, err = net.FileListener(f)
+			_ = f.Close()
+		} else {
+			ln, err = lc.Listen(context.Background(), tcpNetwork, bound.String())
+		}
 		if err != nil {
 			g.closeSockets()
 			return nil, &ListenError{Addr: r.Addr, Shard: i, Err: fmt.Errorf("tcp: %w", err), Hint: bindHint(err, bound.Port())}
 		}
-		tl := ln.(*net.TCPListener)
+		tl, ok := ln.(*net.TCPListener)
+		if !ok {
+			ln.Close()
+			g.closeSockets()
+			return nil, &ListenError{Addr: r.Addr, Shard: i, Err: fmt.Errorf("inherited socket tcp/%d is not a TCP listener", i)}
+		}
 		if i == 0 && bound.Port() == 0 {
 			bound = netip.AddrPortFrom(bound.Addr(), tl.Addr().(*net.TCPAddr).AddrPort().Port())
 		}
@@ -209,7 +241,7 @@ func listen(r resolved) (*Group, error) {
 			}
 		}
 	}
-	if r.Steer != SteerHash && len(g.tcp) > 0 {
+	if r.Steer != SteerHash && len(g.tcp) > 0 && len(r.Inherit) == 0 {
 		// The same choice for connections, where the kernel takes it: this
 		// one refuses reuseport programs on TCP listeners (EOPNOTSUPP), so
 		// it is best effort and Info says whether it took.
@@ -375,3 +407,61 @@ func (g *Group) Stats(dst []metrics.Snapshot) []metrics.Snapshot {
 }
 
 var _ metrics.Source = (*Group)(nil)
+
+// Files returns a duplicate of every socket of the group, by the names
+// Config.Inherit takes ("udp/N", "tcp/N"), for handing over to a new
+// process. The caller closes them.
+func (g *Group) Files() (map[string]*os.File, error) {
+	files := map[string]*os.File{}
+	fail := func(err error) (map[string]*os.File, error) {
+		for _, f := range files {
+			f.Close()
+		}
+		return nil, err
+	}
+	for _, s := range g.shards {
+		f, err := s.conn.File()
+		if err != nil {
+			return fail(err)
+		}
+		files[fmt.Sprintf("udp/%d", s.id)] = f
+	}
+	for _, t := range g.tcp {
+		f, err := t.ln.File()
+		if err != nil {
+			return fail(err)
+		}
+		files[fmt.Sprintf("tcp/%d", t.id)] = f
+	}
+	return files, nil
+}
+
+// Handoff stops the group after its sockets were handed to another process
+// (Files): the shards stop reading and close their descriptors, but do not
+// fence or drain the UDP queues, which the new process now reads; TCP
+// listeners close here (the new process accepts) and open connections finish
+// as in Shutdown. If ctx ends first it cuts them and returns ctx.Err().
+func (g *Group) Handoff(ctx context.Context) error {
+	for _, s := range g.shards {
+		s.handoff.Store(true)
+		s.stopping.Store(true)
+		_ = s.bc.setReadDeadline(aLongTimeAgo)
+	}
+	for _, t := range g.tcp {
+		t.stop()
+	}
+	g.mu.Lock()
+	served := g.served
+	g.mu.Unlock()
+	if !served {
+		return g.Close()
+	}
+	select {
+	case <-g.done:
+		return nil
+	case <-ctx.Done():
+		_ = g.Close()
+		<-g.done
+		return ctx.Err()
+	}
+}

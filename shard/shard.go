@@ -31,6 +31,7 @@ type shard struct {
 	counts   metrics.Counts // the shard's running totals, published per batch
 	ctr      metrics.Shard
 	stopping atomic.Bool
+	handoff  atomic.Bool // stopping for an upgrade: another process serves the socket
 	log      *zap.Logger
 
 	finalMem atomic.Pointer[socketMem] // SO_MEMINFO read just before close
@@ -93,6 +94,11 @@ func (s *shard) run() error {
 		n, err := s.bc.readBatch(s.msgs)
 		if err != nil {
 			if s.stopping.Load() && (errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, net.ErrClosed)) {
+				if s.handoff.Load() {
+					// The socket lives on in the new process, which reads
+					// the queue: nothing to drain here.
+					return nil
+				}
 				return s.drain()
 			}
 			if errors.Is(err, net.ErrClosed) {

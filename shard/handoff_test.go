@@ -1,0 +1,121 @@
+package shard
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/shardd/shardd/packet"
+)
+
+// TestHandoffLosesNothing hands a serving group's sockets to a second group
+// (as an upgrade does between processes) while a steady stream arrives: the
+// two groups together receive every datagram sent, and nothing is dropped.
+func TestHandoffLosesNothing(t *testing.T) {
+	cfg := Config{Addr: "127.0.0.1:0", Shards: 2, UDP: true, TCP: true, NewHandler: func(int) packet.Handler { return packet.Discard{} }}
+	old, err := Listen(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldDone := make(chan error, 1)
+	go func() { oldDone <- old.Serve(context.Background()) }()
+	to := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), groupPort(old))
+
+	var sent atomic.Uint64
+	stop := make(chan struct{})
+	senderDone := make(chan struct{})
+	go func() {
+		defer close(senderDone)
+		var conns []*net.UDPConn
+		for i := 0; i < 16; i++ {
+			c, err := net.ListenUDP("udp4", nil)
+			if err != nil {
+				return
+			}
+			defer c.Close()
+			conns = append(conns, c)
+		}
+		tick := time.NewTicker(time.Millisecond)
+		defer tick.Stop()
+		for k := 0; ; k++ {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+			for _, c := range conns { // 16 datagrams a millisecond
+				if _, err := c.WriteToUDPAddrPort([]byte("steady"), to); err == nil {
+					sent.Add(1)
+				}
+			}
+		}
+	}()
+	time.Sleep(100 * time.Millisecond)
+
+	files, err := old.Files()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Addr = old.Addr().String()
+	cfg.Inherit = files
+	next, err := Listen(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nextDone := make(chan error, 1)
+	go func() { nextDone <- next.Serve(context.Background()) }()
+	time.Sleep(20 * time.Millisecond) // both read for a moment, as during an upgrade
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := old.Handoff(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-oldDone; err != nil {
+		t.Fatalf("old Serve: %v", err)
+	}
+	time.Sleep(100 * time.Millisecond) // the new group alone
+	// TCP: the new group accepts on the inherited listeners.
+	tc, err := net.Dial("tcp", cfg.Addr)
+	if err != nil {
+		t.Fatalf("no TCP listener after the handoff: %v", err)
+	}
+	tc.Close()
+	waitFor(t, "the new group accepted it", func() bool {
+		for _, s := range next.Stats(nil) {
+			if s.Proto == "tcp" && s.Accepted > 0 {
+				return true
+			}
+		}
+		return false
+	})
+	close(stop)
+	<-senderDone
+	want := sent.Load()
+	count := func() (rx, drops uint64) {
+		for _, g := range []*Group{old, next} {
+			for _, s := range g.Stats(nil) {
+				if s.Proto == "udp" {
+					rx += s.RxPackets
+					drops += s.KernelDrops
+				}
+			}
+		}
+		return rx, drops
+	}
+	waitFor(t, "every datagram counted", func() bool { rx, drops := count(); return rx+drops >= want })
+	if err := next.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	<-nextDone
+	rx, drops := count()
+	var oldRx uint64
+	for _, s := range old.Stats(nil) {
+		oldRx += s.RxPackets
+	}
+	if rx != want || drops != 0 || oldRx == 0 || rx == oldRx {
+		t.Fatalf("sent %d: received %d (old group %d), kernel drops %d; want all received by the two groups, each some", want, rx, oldRx, drops)
+	}
+}
