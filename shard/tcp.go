@@ -144,7 +144,7 @@ func (t *tcpShard) serveConn(c *net.TCPConn) {
 		if t.stopping.Load() && stopDeadline.IsZero() {
 			// Stopping (perhaps before stop() could see this connection):
 			// read what the client already sent, briefly, then close.
-			stopDeadline = time.Now().Add(drainRead)
+			stopDeadline = time.Now().Add(drainIdle)
 			_ = c.SetReadDeadline(stopDeadline)
 		}
 		if cap(buf)-len(buf) < chunk/2 {
@@ -160,6 +160,10 @@ func (t *tcpShard) serveConn(c *net.TCPConn) {
 		out, consumed, ferr = t.serveBytes(buf, src, out[:0], err == io.EOF)
 		if consumed > 0 {
 			deadline = time.Now().Add(t.cfg.IdleTimeout)
+			if t.stopping.Load() { // still busy while stopping: keep serving a little longer
+				stopDeadline = time.Now().Add(drainIdle)
+				_ = c.SetReadDeadline(stopDeadline)
+			}
 			buf = buf[:copy(buf, buf[consumed:])]
 		}
 		if len(out) > 0 {
@@ -273,16 +277,21 @@ func (t *tcpShard) stop() {
 	_ = t.ln.Close()
 	t.connsMu.Lock()
 	for c := range t.conns {
-		// The reader takes what the kernel already holds for it, serves it,
-		// and closes when the short deadline passes.
-		_ = c.SetReadDeadline(time.Now().Add(drainRead))
+		// The reader goes on serving while the client is busy and closes
+		// once it has been quiet for drainIdle.
+		_ = c.SetReadDeadline(time.Now().Add(drainIdle))
 	}
 	t.connsMu.Unlock()
 }
 
-// drainRead is how long a stopping connection goes on reading what its
-// client had already sent.
+// drainRead bounds the last reads and writes of a connection cut by Close.
 const drainRead = 20 * time.Millisecond
+
+// drainIdle is how long a connection may stay quiet during a graceful stop
+// (nothing read, nothing to write) before it is closed: long enough for a
+// request already on its way, short enough for a prompt exit. Busy
+// connections go on until the stop's deadline (--drain-timeout).
+const drainIdle = 50 * time.Millisecond
 
 // closeAll cuts every connection at once (Close, or a drain that ran out).
 // served tells whether run was started: a running loop owns its fds.

@@ -36,19 +36,21 @@ type tcpLoop struct {
 	closed bool       // epfd and evfd are closed
 
 	acceptPaused time.Time // accept failed for lack of resources: listener off until then
+	draining     bool      // stopping gracefully: no accepts, connections close when quiet
 	acceptErrs   map[string]bool
 }
 
 // loopConn is one connection's state; only the loop touches it.
 type loopConn struct {
-	fd       int
-	src      netip.AddrPort
-	in       []byte // bytes read, not yet a complete message
-	out      []byte // replies not yet written
-	lastMsg  time.Time
-	outSince time.Time // when out last went from empty to non-empty
-	eof      bool      // the client half-closed: close once out is written
-	mask     uint32    // events registered with epoll
+	fd         int
+	src        netip.AddrPort
+	in         []byte // bytes read, not yet a complete message
+	out        []byte // replies not yet written
+	lastMsg    time.Time
+	lastActive time.Time // last byte read or written
+	outSince   time.Time // when out last went from empty to non-empty
+	eof        bool      // the client half-closed: close once out is written
+	mask       uint32    // events registered with epoll
 }
 
 // outLimit is how many reply bytes a connection may have waiting before the
@@ -140,8 +142,8 @@ func (l *tcpLoop) run() error {
 	lastSweep := time.Now()
 	for {
 		timeout := 250
-		if !l.acceptPaused.IsZero() {
-			timeout = 20
+		if !l.acceptPaused.IsZero() || l.draining {
+			timeout = 10
 		}
 		n, err := unix.EpollWait(l.epfd, l.events, timeout)
 		if err != nil && err != unix.EINTR {
@@ -162,11 +164,27 @@ func (l *tcpLoop) run() error {
 			}
 		}
 		if l.t.stopping.Load() {
-			l.drain()
-			return nil
+			if l.hard.Load() {
+				l.drain() // cuts everything
+				return nil
+			}
+			// Graceful: no new connections; the open ones go on being
+			// served and close once quiet (drainIdle) or at Close.
+			if !l.draining {
+				l.draining = true
+				if l.acceptPaused.IsZero() {
+					_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, l.lnfd, nil)
+				}
+				l.acceptPaused = time.Time{}
+				_ = l.t.ln.Close()
+			}
+			l.closeQuiet(time.Now())
+			if len(l.conns) == 0 {
+				return nil
+			}
 		}
 		now := time.Now()
-		if !l.acceptPaused.IsZero() && now.After(l.acceptPaused) {
+		if !l.acceptPaused.IsZero() && now.After(l.acceptPaused) && !l.draining {
 			l.acceptPaused = time.Time{}
 			_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, l.lnfd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(l.lnfd)})
 		}
@@ -209,7 +227,7 @@ func (l *tcpLoop) accept() {
 			unix.Close(fd)
 			continue
 		}
-		c := &loopConn{fd: fd, src: sockaddrToAddrPort(sa), lastMsg: time.Now(), mask: unix.EPOLLIN | unix.EPOLLRDHUP}
+		c := &loopConn{fd: fd, src: sockaddrToAddrPort(sa), lastMsg: time.Now(), lastActive: time.Now(), mask: unix.EPOLLIN | unix.EPOLLRDHUP}
 		if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: c.mask, Fd: int32(fd)}); err != nil {
 			l.closeConn(c, metrics.CloseError)
 			continue
@@ -250,6 +268,7 @@ func (l *tcpLoop) read(c *loopConn) (reason int, done bool) {
 		if err != nil {
 			return metrics.CloseError, true
 		}
+		c.lastActive = time.Now()
 		if n == 0 {
 			c.eof = true
 			return 0, false
@@ -304,6 +323,7 @@ func (l *tcpLoop) flush(c *loopConn) (reason int, done bool) {
 		}
 		c.out = c.out[:copy(c.out, c.out[n:])]
 		c.outSince = time.Now()
+		c.lastActive = c.outSince
 	}
 	l.updateEvents(c)
 	return 0, false
@@ -323,6 +343,28 @@ func (l *tcpLoop) updateEvents(c *loopConn) {
 	if mask != c.mask {
 		_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_MOD, c.fd, &unix.EpollEvent{Events: mask, Fd: int32(c.fd)})
 		c.mask = mask
+	}
+}
+
+// closeQuiet closes, during a graceful stop, the connections with nothing
+// pending that have been quiet for drainIdle, the client's half-closed
+// ones once answered, and counts what they leave unread.
+func (l *tcpLoop) closeQuiet(now time.Time) {
+	for _, c := range l.conns {
+		if len(c.out) > 0 || now.Sub(c.lastActive) < drainIdle {
+			continue
+		}
+		_ = unix.Shutdown(c.fd, unix.SHUT_WR)
+		for {
+			n, err := unix.Read(c.fd, l.rbuf)
+			if n <= 0 || err != nil {
+				break
+			}
+			l.t.mu.Lock()
+			l.t.counts.DiscardedBytes += uint64(n)
+			l.t.mu.Unlock()
+		}
+		l.closeConn(c, metrics.CloseShutdown)
 	}
 }
 

@@ -65,6 +65,7 @@ type options struct {
 	steer      choice
 	exclusive  bool
 	guardEvery time.Duration
+	pidfile    string
 	shards     int
 	pin        bool
 	handler    choice
@@ -95,6 +96,7 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.DurationVar(&o.writeTO, "write-timeout", shard.DefaultWriteTimeout, "close a TCP connection that does not read its replies for this long")
 	fs.Var(&o.steer, "steer", "how datagrams spread over shards: hash (kernel 4-tuple hash), random (BPF: one flow spreads evenly), cpu (BPF: the shard pinned to the receiving CPU; needs --pin)")
 	fs.BoolVar(&o.exclusive, "exclusive", false, "attach a steering program that only picks shardd's own sockets, so a later socket of the same user on the port gets no traffic")
+	fs.StringVar(&o.pidfile, "pidfile", "", "write the daemon's pid here (the new process rewrites it after an upgrade); used by shardd upgrade")
 	fs.DurationVar(&o.guardEvery, "guard-interval", 10*time.Second, "how often to look for sockets of other processes on the port")
 	fs.Var(&o.tcpShape, "tcp-shape", "TCP connections served by one epoll loop on each shard's locked thread (loop, the default on Linux) or by a goroutine each (goroutines)")
 	fs.IntVar(&o.maxFrame, "max-frame", shard.DefaultMaxFrame, "largest TCP message; a longer frame closes the connection")
@@ -132,7 +134,9 @@ Flags:
 		fmt.Fprintf(w, "  --%-12s %s%s\n", f.Name, f.Usage, def)
 	})
 	fmt.Fprintf(w, `
-Signals: TERM/INT stop gracefully; HUP, USR1, USR2 are logged and ignored for now.
+Signals: TERM/INT stop gracefully; USR2 upgrades the binary without dropping traffic;
+HUP and USR1 are logged and ignored for now.
+       shardd upgrade --pidfile FILE   (sends USR2 to the daemon that wrote FILE)
 Exit codes: 0 clean stop, 1 runtime failure, 2 usage error.
 `)
 }
@@ -221,6 +225,9 @@ func newLogger(o *options, stderr io.Writer) *zap.Logger {
 // run is main without os.Exit, so tests can check messages and exit codes.
 // A nil sig means listening for the process's own signals.
 func run(args []string, stdout, stderr io.Writer, sig chan os.Signal) int {
+	if len(args) > 0 && args[0] == "upgrade" {
+		return runUpgradeCommand(args[1:], os.Stderr)
+	}
 	if len(args) > 0 && args[0] == "inspect" {
 		stop := make(chan os.Signal, 1)
 		signal.Notify(stop, syscall.SIGINT, syscall.SIGTERM)
@@ -244,16 +251,30 @@ func run(args []string, stdout, stderr io.Writer, sig chan os.Signal) int {
 		defer signal.Stop(sig)
 	}
 
+	// Sockets handed over by an upgrade, if this process is the new one.
+	inh, err := takeInherited()
+	if err != nil {
+		fmt.Fprintf(stderr, "shardd: %v\n", err)
+		return exitRuntime
+	}
+	exe, _ := os.Executable()
+
 	// Bind everything before logging that anything listens: a start-up
 	// failure leaves one line on stderr and nothing else.
 	var metricsLn net.Listener
-	if o.metrics != "" {
+	if inh != nil && inh.metrics != nil && o.metrics != "" {
+		if metricsLn, err = net.FileListener(inh.metrics); err != nil {
+			fmt.Fprintf(stderr, "shardd: inherited metrics listener: %v\n", err)
+			return exitRuntime
+		}
+		_ = inh.metrics.Close()
+	} else if o.metrics != "" {
 		if metricsLn, err = net.Listen("tcp", o.metrics); err != nil {
 			fmt.Fprintf(stderr, "shardd: cannot serve metrics on %s: %v (pick a free address for --metrics, e.g. 127.0.0.1:9153)\n", o.metrics, err)
 			return exitRuntime
 		}
 	}
-	groups, err := listenAll(o, log)
+	groups, err := listenAll(o, log, inh)
 	if err != nil {
 		if metricsLn != nil {
 			_ = metricsLn.Close()
@@ -270,9 +291,10 @@ func run(args []string, stdout, stderr io.Writer, sig chan os.Signal) int {
 	}
 	grd := newGuard(groups, log)
 	grd.check()
+	upg := newUpgrader(exe, os.Args[1:], groups, metricsLn, log)
 	var metricsSrv *http.Server
 	if metricsLn != nil {
-		metricsSrv = serveMetrics(metricsLn, groups, grd, log)
+		metricsSrv = serveMetrics(metricsLn, groups, grd, upg, log)
 	}
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -289,8 +311,18 @@ func run(args []string, stdout, stderr io.Writer, sig chan os.Signal) int {
 	}
 	allDone := make(chan struct{})
 	go func() { wg.Wait(); close(allDone) }()
+	if o.pidfile != "" {
+		if err := writePidfile(o.pidfile, os.Getpid()); err != nil {
+			log.Warn("cannot write the pidfile", zap.String("pidfile", o.pidfile), zap.Error(err))
+		}
+	}
+	if inh != nil {
+		log.Info("serving the sockets of the previous process")
+		inh.signalReady()
+	}
 
 	code := exitOK
+	handedOver := false
 wait:
 	for {
 		select {
@@ -299,9 +331,16 @@ wait:
 			case syscall.SIGINT, syscall.SIGTERM:
 				log.Info("stopping", zap.String("signal", s.String()))
 				break wait
+			case syscall.SIGUSR2:
+				log.Info("upgrading", zap.String("signal", s.String()))
+				upg.start()
 			default:
-				log.Info("signal ignored: nothing to reload, reopen or upgrade yet", zap.String("signal", s.String()))
+				log.Info("signal ignored: nothing to reload or reopen yet", zap.String("signal", s.String()))
 			}
+		case pid := <-upg.handover:
+			log.Info("upgrade handed over; this process finishes what it has and exits", zap.Int("new_pid", pid))
+			handedOver = true
+			break wait
 		case err := <-serveErr:
 			if err != nil {
 				log.Error("listener failed; stopping", zap.Error(err))
@@ -319,7 +358,11 @@ wait:
 		swg.Add(1)
 		go func() {
 			defer swg.Done()
-			if err := g.Shutdown(sctx); err != nil {
+			stop := g.Shutdown
+			if handedOver {
+				stop = g.Handoff // the sockets live on in the new process
+			}
+			if err := stop(sctx); err != nil {
 				log.Warn("graceful stop timed out; sockets closed", zap.String("addr", g.Info().Addr), zap.Error(err))
 				timedOut.Store(true)
 			}
@@ -335,13 +378,23 @@ wait:
 		_ = metricsSrv.Close()
 	}
 	logSummary(log, groups)
+	if o.pidfile != "" && !handedOver {
+		if b, err := os.ReadFile(o.pidfile); err == nil && strings.TrimSpace(string(b)) == strconv.Itoa(os.Getpid()) {
+			_ = os.Remove(o.pidfile)
+		}
+	}
 	return code
 }
 
-func listenAll(o *options, log *zap.Logger) ([]*shard.Group, error) {
+func listenAll(o *options, log *zap.Logger, inh *inherited) ([]*shard.Group, error) {
 	var groups []*shard.Group
-	for _, addr := range o.addrs {
+	for i, addr := range o.addrs {
+		var files map[string]*os.File
+		if inh != nil {
+			files = inh.listeners[i]
+		}
 		g, err := shard.Listen(shard.Config{
+			Inherit:      files,
 			Addr:         addr,
 			Shards:       o.shards,
 			Pin:          o.pin,
@@ -479,8 +532,20 @@ func (gs groupsSource) Stats(dst []metrics.Snapshot) []metrics.Snapshot {
 	return dst
 }
 
-func serveMetrics(ln net.Listener, groups []*shard.Group, grd *guard, log *zap.Logger) *http.Server {
+func serveMetrics(ln net.Listener, groups []*shard.Group, grd *guard, upg *upgrader, log *zap.Logger) *http.Server {
 	reg := prometheus.NewRegistry()
+	for result, n := range upg.results {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name:        "shardd_upgrades_total",
+			Help:        "Binary upgrades this process started (SIGUSR2), by result: ok, failed, refused.",
+			ConstLabels: prometheus.Labels{"result": result},
+		}, func() float64 { return float64(n.Load()) }))
+	}
+	started := float64(time.Now().UnixNano()) / 1e9
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "shardd_start_time_seconds",
+		Help: "When this process started serving, in seconds since the epoch.",
+	}, func() float64 { return started }))
 	for i, g := range groups {
 		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name:        "shardd_foreign_sockets",

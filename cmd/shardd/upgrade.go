@@ -1,0 +1,295 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/shardd/shardd/shard"
+)
+
+// Environment of a process started by an upgrade: the sockets it inherits
+// (name=fd, comma-separated; names "L<listener>/udp/<shard>", ".../tcp/...",
+// "metrics") and the pipe on which it reports that it serves.
+const (
+	envInherit  = "SHARDD_INHERIT"
+	envReady    = "SHARDD_READY_FD"
+	envUpgrades = "SHARDD_UPGRADES" // shardd_upgrades_total carried over: "ok=N,failed=N,refused=N"
+)
+
+// upgradeReadyTimeout bounds how long the old process waits for the new one.
+const upgradeReadyTimeout = 10 * time.Second
+
+// inherited is what a process started by an upgrade was handed.
+type inherited struct {
+	listeners map[int]map[string]*os.File // by listener index, then "udp/N"
+	metrics   *os.File
+	ready     *os.File
+}
+
+// takeInherited reads the upgrade environment (and clears it, so it does not
+// leak into a later upgrade's child).
+func takeInherited() (*inherited, error) {
+	spec := os.Getenv(envInherit)
+	readyFD := os.Getenv(envReady)
+	_ = os.Unsetenv(envInherit)
+	_ = os.Unsetenv(envReady)
+	if spec == "" && readyFD == "" {
+		return nil, nil
+	}
+	in := &inherited{listeners: map[int]map[string]*os.File{}}
+	for _, item := range strings.Split(spec, ",") {
+		if item == "" {
+			continue
+		}
+		name, fdText, ok := strings.Cut(item, "=")
+		fd, err := strconv.Atoi(fdText)
+		if !ok || err != nil || fd < 3 {
+			return nil, fmt.Errorf("%s: bad entry %q", envInherit, item)
+		}
+		f := os.NewFile(uintptr(fd), name)
+		if name == "metrics" {
+			in.metrics = f
+			continue
+		}
+		l, rest, ok := strings.Cut(name, "/")
+		idx, err := strconv.Atoi(strings.TrimPrefix(l, "L"))
+		if !ok || err != nil {
+			return nil, fmt.Errorf("%s: bad socket name %q", envInherit, name)
+		}
+		if in.listeners[idx] == nil {
+			in.listeners[idx] = map[string]*os.File{}
+		}
+		in.listeners[idx][rest] = f
+	}
+	if readyFD != "" {
+		fd, err := strconv.Atoi(readyFD)
+		if err != nil || fd < 3 {
+			return nil, fmt.Errorf("%s: bad descriptor %q", envReady, readyFD)
+		}
+		in.ready = os.NewFile(uintptr(fd), "ready")
+	}
+	return in, nil
+}
+
+// signalReady tells the process that started us that we serve.
+func (in *inherited) signalReady() {
+	if in == nil || in.ready == nil {
+		return
+	}
+	_, _ = in.ready.Write([]byte("ready\n"))
+	_ = in.ready.Close()
+}
+
+// upgrader starts a new binary with this process's sockets. One at a time.
+type upgrader struct {
+	exe      string
+	args     []string
+	groups   []*shard.Group
+	metrics  net.Listener
+	log      *zap.Logger
+	running  atomic.Bool
+	results  map[string]*atomic.Uint64 // shardd_upgrades_total by result
+	handover chan int                  // the new process's pid once it serves
+}
+
+func newUpgrader(exe string, args []string, groups []*shard.Group, metrics net.Listener, log *zap.Logger) *upgrader {
+	u := &upgrader{exe: exe, args: args, groups: groups, metrics: metrics, log: log, handover: make(chan int, 1),
+		results: map[string]*atomic.Uint64{"ok": {}, "failed": {}, "refused": {}}}
+	// The counts of the processes before this one, so the series goes on.
+	for _, kv := range strings.Split(os.Getenv(envUpgrades), ",") {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			if n, err := strconv.ParseUint(v, 10, 64); err == nil && u.results[k] != nil {
+				u.results[k].Store(n)
+			}
+		}
+	}
+	_ = os.Unsetenv(envUpgrades)
+	return u
+}
+
+// start runs one upgrade in the background; a second one while the first
+// runs is refused.
+func (u *upgrader) start() {
+	if !u.running.CompareAndSwap(false, true) {
+		u.results["refused"].Add(1)
+		u.log.Warn("upgrade refused: another upgrade is in progress")
+		return
+	}
+	go func() {
+		pid, err := u.run()
+		if err != nil {
+			u.results["failed"].Add(1)
+			u.log.Error("upgrade failed; this process keeps serving and a later upgrade can be tried", zap.Error(err))
+			u.running.Store(false)
+			return
+		}
+		u.results["ok"].Add(1)
+		u.handover <- pid
+	}()
+}
+
+func (u *upgrader) run() (int, error) {
+	var names []string
+	var files []*os.File
+	defer func() {
+		for _, f := range files {
+			f.Close()
+		}
+	}()
+	for i, g := range u.groups {
+		fs, err := g.Files()
+		if err != nil {
+			return 0, fmt.Errorf("duplicating sockets: %w", err)
+		}
+		keys := make([]string, 0, len(fs))
+		for k := range fs {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			names = append(names, fmt.Sprintf("L%d/%s", i, k))
+			files = append(files, fs[k])
+		}
+	}
+	if tl, ok := u.metrics.(*net.TCPListener); ok {
+		f, err := tl.File()
+		if err != nil {
+			return 0, fmt.Errorf("duplicating the metrics listener: %w", err)
+		}
+		names = append(names, "metrics")
+		files = append(files, f)
+	}
+	readyR, readyW, err := os.Pipe()
+	if err != nil {
+		return 0, err
+	}
+	defer readyR.Close()
+	defer readyW.Close()
+	// The child gets descriptors 0-2 as ours, 3 the ready pipe, then the
+	// sockets. os/exec would call File.Fd on each, and Fd switches the
+	// descriptor to blocking mode: a flag the sockets' copies share, so this
+	// process's own accept4 could then block. ForkExec takes raw numbers.
+	fds := []uintptr{0, 1, 2}
+	for _, f := range append([]*os.File{readyW}, files...) {
+		fd, err := rawFD(f)
+		if err != nil {
+			return 0, err
+		}
+		fds = append(fds, fd)
+	}
+	var spec []string
+	for i, n := range names {
+		spec = append(spec, fmt.Sprintf("%s=%d", n, 4+i))
+	}
+	counts := fmt.Sprintf("ok=%d,failed=%d,refused=%d", u.results["ok"].Load()+1, u.results["failed"].Load(), u.results["refused"].Load())
+	env := append(os.Environ(), envInherit+"="+strings.Join(spec, ","), envReady+"=3", envUpgrades+"="+counts)
+	pid, err := syscall.ForkExec(u.exe, append([]string{u.exe}, u.args...), &syscall.ProcAttr{Env: env, Files: fds})
+	if err != nil {
+		return 0, fmt.Errorf("starting %s: %w", u.exe, err)
+	}
+	readyW.Close() // the child holds its own copy
+	proc, _ := os.FindProcess(pid)
+	u.log.Info("upgrade: new process started", zap.Int("pid", pid), zap.String("binary", u.exe))
+
+	exited := make(chan error, 1)
+	go func() {
+		st, err := proc.Wait() // reaps the child if it dies early; it is ours
+		if err == nil {
+			err = fmt.Errorf("%v", st)
+		}
+		exited <- err
+	}()
+	ready := make(chan error, 1)
+	go func() {
+		buf := make([]byte, 16)
+		n, err := readyR.Read(buf)
+		if n > 0 && strings.HasPrefix(string(buf[:n]), "ready") {
+			ready <- nil
+			return
+		}
+		ready <- fmt.Errorf("no ready signal: %v", err)
+	}()
+	select {
+	case err := <-ready:
+		if err == nil {
+			return pid, nil
+		}
+		_ = proc.Kill()
+		return 0, fmt.Errorf("new process %d: %w", pid, err)
+	case err := <-exited:
+		return 0, fmt.Errorf("new process %d exited before it was ready: %v", pid, err)
+	case <-time.After(upgradeReadyTimeout):
+		_ = proc.Kill() // the process we started
+		return 0, fmt.Errorf("new process %d not ready within %v; killed", pid, upgradeReadyTimeout)
+	}
+}
+
+// rawFD is f's descriptor number, without File.Fd's switch to blocking mode.
+func rawFD(f *os.File) (uintptr, error) {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	var fd uintptr
+	if err := rc.Control(func(d uintptr) { fd = d }); err != nil {
+		return 0, err
+	}
+	return fd, nil
+}
+
+// writePidfile writes pid to path atomically (a rename), so a reader never
+// sees a half-written file.
+func writePidfile(path string, pid int) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(strconv.Itoa(pid)+"\n"), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// runUpgradeCommand is `shardd upgrade --pidfile FILE`: SIGUSR2 to the
+// running daemon.
+func runUpgradeCommand(args []string, stderr *os.File) int {
+	pidfile := ""
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "--pidfile" && i+1 < len(args):
+			pidfile = args[i+1]
+			i++
+		case strings.HasPrefix(a, "--pidfile="):
+			pidfile = strings.TrimPrefix(a, "--pidfile=")
+		default:
+			fmt.Fprintf(stderr, "shardd upgrade: unexpected %q; usage: shardd upgrade --pidfile FILE\n", a)
+			return exitUsage
+		}
+	}
+	if pidfile == "" {
+		fmt.Fprintln(stderr, "shardd upgrade: --pidfile FILE is required (the file the daemon was started with)")
+		return exitUsage
+	}
+	b, err := os.ReadFile(pidfile)
+	if err != nil {
+		fmt.Fprintf(stderr, "shardd upgrade: %v\n", err)
+		return exitRuntime
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 1 {
+		fmt.Fprintf(stderr, "shardd upgrade: %s does not hold a pid\n", pidfile)
+		return exitRuntime
+	}
+	if err := syscall.Kill(pid, syscall.SIGUSR2); err != nil {
+		fmt.Fprintf(stderr, "shardd upgrade: signalling pid %d: %v\n", pid, err)
+		return exitRuntime
+	}
+	return exitOK
+}
