@@ -756,3 +756,44 @@ func TestUpgradeCommandNeedsAPidfile(t *testing.T) {
 		t.Fatalf("exit %d, %q", code, stderr)
 	}
 }
+
+// TestTwoProcessesShareThePort: a second shardd of the same user on the same
+// ADDR joins the reuseport group and takes a share of the traffic.
+func TestTwoProcessesShareThePort(t *testing.T) {
+	a := startDaemon(t, "--shards", "1", "--handler", "discard", "127.0.0.1:0")
+	bound := a.waitLine(t, "listening")["bound"].(string)
+	b := startDaemon(t, "--shards", "1", "--handler", "discard", bound)
+	b.waitLine(t, "listening")
+	to := netip.MustParseAddrPort(bound)
+	for f := 0; f < 64; f++ {
+		c, err := net.ListenUDP("udp4", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < 5; i++ {
+			_, _ = c.WriteToUDPAddrPort([]byte("share"), to)
+		}
+		c.Close()
+	}
+	time.Sleep(100 * time.Millisecond)
+	var total float64
+	for _, d := range []*daemon{a, b} {
+		if code, _ := d.stop(t, syscall.SIGTERM); code != 0 {
+			t.Fatalf("exit %d", code)
+		}
+		var rx float64
+		for _, l := range strings.Split(d.stderr.String(), "\n") {
+			var m map[string]any
+			if json.Unmarshal([]byte(l), &m) == nil && m["msg"] == "shard summary" {
+				rx += m["rx_packets"].(float64)
+			}
+		}
+		if rx == 0 {
+			t.Fatalf("one of the two processes got nothing of 64 flows:\n%s", d.stderr)
+		}
+		total += rx
+	}
+	if total != 320 {
+		t.Fatalf("the two processes received %v of 320", total)
+	}
+}
