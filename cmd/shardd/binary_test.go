@@ -797,3 +797,78 @@ func TestTwoProcessesShareThePort(t *testing.T) {
 		t.Fatalf("the two processes received %v of 320", total)
 	}
 }
+
+// TestFailedUpgradeKeepsServing replaces the binary with one that exits at
+// once: the upgrade fails, the old process logs why and keeps serving, and a
+// later upgrade to a working binary succeeds.
+func TestFailedUpgradeKeepsServing(t *testing.T) {
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "shardd")
+	copyFile := func(src string) {
+		b, err := os.ReadFile(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = os.Remove(bin) // a new inode, as an install does
+		if err := os.WriteFile(bin, b, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	copyFile(sharddBin)
+	saved := sharddBin
+	sharddBin = bin
+	defer func() { sharddBin = saved }()
+	pidfile := filepath.Join(dir, "pid")
+	d := startDaemon(t, "--shards", "1", "--pidfile", pidfile, "--metrics", "127.0.0.1:0", "127.0.0.1:0")
+	to := netip.MustParseAddrPort(d.waitLine(t, "listening")["bound"].(string))
+	metricsURL := "http://" + d.waitLine(t, "serving metrics")["addr"].(string) + "/metrics"
+
+	broken := filepath.Join(dir, "broken.sh")
+	if err := os.WriteFile(broken, []byte("#!/bin/sh\nexit 3\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	copyFile(broken)
+	_ = d.cmd.Process.Signal(syscall.SIGUSR2)
+	d.waitLine(t, "upgrade failed; this process keeps serving and a later upgrade can be tried")
+	got, _ := exchange(t, "udp4", to, []byte("still the old one"))
+	if string(got) != "still the old one" {
+		t.Fatalf("after a failed upgrade: %q", got)
+	}
+	if v, _ := sumMetric(t, scrape(t, metricsURL), `shardd_upgrades_total`); v != 1 {
+		t.Fatalf("shardd_upgrades_total sums to %v after one failure", v)
+	}
+
+	copyFile(saved)
+	_ = d.cmd.Process.Signal(syscall.SIGUSR2)
+	newPid := int(d.waitLine(t, "upgrade handed over; this process finishes what it has and exits")["new_pid"].(float64))
+	defer syscall.Kill(newPid, syscall.SIGKILL) // only if the test fails before the TERM below
+	got, _ = exchange(t, "udp4", to, []byte("the new one"))
+	if string(got) != "the new one" {
+		t.Fatalf("after the second upgrade: %q", got)
+	}
+	text := scrape(t, metricsURL) // served by the new process now
+	if !strings.Contains(text, `shardd_upgrades_total{result="ok"} 1`) || !strings.Contains(text, `shardd_upgrades_total{result="failed"} 1`) {
+		t.Fatalf("the new process does not carry the upgrade counts (ok 1, failed 1):\n%s", text)
+	}
+	_ = syscall.Kill(newPid, syscall.SIGTERM)
+}
+
+// exchange sends one datagram and returns the reply.
+func exchange(t *testing.T, network string, to netip.AddrPort, payload []byte) ([]byte, netip.AddrPort) {
+	t.Helper()
+	c, err := net.ListenUDP(network, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	buf := make([]byte, 2048)
+	for attempt := 0; attempt < 3; attempt++ {
+		_, _ = c.WriteToUDPAddrPort(payload, to)
+		_ = c.SetReadDeadline(time.Now().Add(time.Second))
+		if n, from, err := c.ReadFromUDPAddrPort(buf); err == nil {
+			return buf[:n], from
+		}
+	}
+	t.Fatalf("no reply from %v", to)
+	return nil, netip.AddrPort{}
+}
