@@ -872,3 +872,103 @@ func exchange(t *testing.T, network string, to netip.AddrPort, payload []byte) (
 	t.Fatalf("no reply from %v", to)
 	return nil, netip.AddrPort{}
 }
+
+// TestSocketActivation passes sockets the way systemd does (LISTEN_PID,
+// LISTEN_FDS, descriptors from 3) and listens on $NOTIFY_SOCKET: shardd
+// serves the sockets it was given, adds the missing shards itself, and says
+// READY=1 and STOPPING=1.
+func TestSocketActivation(t *testing.T) {
+	mk := func(typ int) int {
+		fd, err := unix.Socket(unix.AF_INET, typ|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
+		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
+		return fd
+	}
+	udp := mk(unix.SOCK_DGRAM)
+	if err := unix.Bind(udp, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	sa, _ := unix.Getsockname(udp)
+	port := sa.(*unix.SockaddrInet4).Port
+	tcp := mk(unix.SOCK_STREAM)
+	if err := unix.Bind(tcp, &unix.SockaddrInet4{Port: port, Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Listen(tcp, 128); err != nil {
+		t.Fatal(err)
+	}
+	notifyPath := filepath.Join(t.TempDir(), "notify")
+	notify, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: notifyPath, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer notify.Close()
+
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	cmd := exec.Command("sh", "-c", `LISTEN_PID=$$ LISTEN_FDS=2 exec "$0" "$@"`, sharddBin, "--log-format", "json", "--shards", "2", "--proto", "udp,tcp", addr)
+	cmd.ExtraFiles = []*os.File{os.NewFile(uintptr(udp), "udp"), os.NewFile(uintptr(tcp), "tcp")}
+	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+notifyPath)
+	var stderr lockedBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	defer func() {
+		select {
+		case <-done:
+		default:
+			_ = cmd.Process.Kill()
+			<-done
+		}
+	}()
+	for _, f := range cmd.ExtraFiles {
+		f.Close() // the daemon has them now
+	}
+	readNotify := func() string {
+		_ = notify.SetReadDeadline(time.Now().Add(10 * time.Second))
+		buf := make([]byte, 256)
+		n, err := notify.Read(buf)
+		if err != nil {
+			t.Fatalf("no sd_notify message: %v\n%s", err, stderr.String())
+		}
+		return string(buf[:n])
+	}
+	if msg := readNotify(); msg != fmt.Sprintf("READY=1\nMAINPID=%d", cmd.Process.Pid) {
+		t.Fatalf("notify %q, want READY=1 with MAINPID %d", msg, cmd.Process.Pid)
+	}
+	if !strings.Contains(stderr.String(), "serving the sockets systemd passed") {
+		t.Fatalf("activation not noticed:\n%s", stderr.String())
+	}
+	got, _ := exchange(t, "udp4", netip.MustParseAddrPort(addr), []byte("activated"))
+	if string(got) != "activated" {
+		t.Fatalf("UDP: %q", got)
+	}
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = c.Write([]byte("tcp activated"))
+	_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	buf := make([]byte, 13)
+	if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "tcp activated" {
+		t.Fatalf("TCP: %q %v", buf, err)
+	}
+	c.Close()
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	if msg := readNotify(); msg != "STOPPING=1" {
+		t.Fatalf("notify %q, want STOPPING=1", msg)
+	}
+	<-done
+	if code := cmd.ProcessState.ExitCode(); code != 0 {
+		t.Fatalf("exit %d:\n%s", code, stderr.String())
+	}
+	// Shard 0 of each transport was systemd's socket, shard 1 bound itself.
+	if strings.Count(stderr.String(), `"msg":"shard summary"`) != 4 {
+		t.Fatalf("want 4 shard summaries:\n%s", stderr.String())
+	}
+}

@@ -258,6 +258,24 @@ func run(args []string, stdout, stderr io.Writer, sig chan os.Signal) int {
 		return exitRuntime
 	}
 	exe, _ := os.Executable()
+	fromSystemd := false
+	if inh == nil {
+		act, err := takeActivated()
+		if err != nil {
+			fmt.Fprintf(stderr, "shardd: socket activation: %v\n", err)
+			return exitRuntime
+		}
+		if len(act) > 0 {
+			var unused []activatedSocket
+			inh, unused, _ = assignActivated(act, o.addrs)
+			for _, u := range unused {
+				log.Warn("systemd passed a socket no ADDR asks for; closing it", zap.String("proto", u.proto), zap.Stringer("local", u.local))
+				_ = u.file.Close()
+			}
+			fromSystemd = true
+		}
+	}
+	ntf := newNotifier()
 
 	// Bind everything before logging that anything listens: a start-up
 	// failure leaves one line on stderr and nothing else.
@@ -317,9 +335,14 @@ func run(args []string, stdout, stderr io.Writer, sig chan os.Signal) int {
 		}
 	}
 	if inh != nil {
-		log.Info("serving the sockets of the previous process")
+		if fromSystemd {
+			log.Info("serving the sockets systemd passed")
+		} else {
+			log.Info("serving the sockets of the previous process")
+		}
 		inh.signalReady()
 	}
+	ntf.send(fmt.Sprintf("READY=1\nMAINPID=%d", os.Getpid()))
 
 	code := exitOK
 	handedOver := false
@@ -330,6 +353,7 @@ wait:
 			switch s {
 			case syscall.SIGINT, syscall.SIGTERM:
 				log.Info("stopping", zap.String("signal", s.String()))
+				ntf.send("STOPPING=1")
 				break wait
 			case syscall.SIGUSR2:
 				log.Info("upgrading", zap.String("signal", s.String()))
@@ -339,6 +363,7 @@ wait:
 			}
 		case pid := <-upg.handover:
 			log.Info("upgrade handed over; this process finishes what it has and exits", zap.Int("new_pid", pid))
+			ntf.send(fmt.Sprintf("MAINPID=%d", pid)) // systemd now follows the new process
 			handedOver = true
 			break wait
 		case err := <-serveErr:

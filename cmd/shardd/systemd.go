@@ -1,0 +1,130 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/shardd/shardd/shard"
+)
+
+// activatedSocket is one descriptor passed by systemd socket activation.
+type activatedSocket struct {
+	file  *os.File
+	proto string // "udp" or "tcp"
+	local netip.AddrPort
+}
+
+// takeActivated returns the sockets systemd passed (LISTEN_PID/LISTEN_FDS,
+// sd_listen_fds(3)) and clears the variables so an upgrade's child does not
+// see them. Descriptors that are not IP sockets are an error.
+func takeActivated() ([]activatedSocket, error) {
+	pid, fds := os.Getenv("LISTEN_PID"), os.Getenv("LISTEN_FDS")
+	_ = os.Unsetenv("LISTEN_PID")
+	_ = os.Unsetenv("LISTEN_FDS")
+	_ = os.Unsetenv("LISTEN_FDNAMES")
+	if pid == "" || fds == "" || pid != strconv.Itoa(os.Getpid()) {
+		return nil, nil
+	}
+	n, err := strconv.Atoi(fds)
+	if err != nil || n < 0 {
+		return nil, fmt.Errorf("LISTEN_FDS=%q is not a count", fds)
+	}
+	var out []activatedSocket
+	for fd := 3; fd < 3+n; fd++ {
+		unix.CloseOnExec(fd)
+		typ, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE)
+		if err != nil {
+			return nil, fmt.Errorf("activated descriptor %d is not a socket: %v", fd, err)
+		}
+		sa, err := unix.Getsockname(fd)
+		if err != nil {
+			return nil, fmt.Errorf("activated descriptor %d: %v", fd, err)
+		}
+		var local netip.AddrPort
+		switch a := sa.(type) {
+		case *unix.SockaddrInet4:
+			local = netip.AddrPortFrom(netip.AddrFrom4(a.Addr), uint16(a.Port))
+		case *unix.SockaddrInet6:
+			local = netip.AddrPortFrom(netip.AddrFrom16(a.Addr), uint16(a.Port))
+		default:
+			return nil, fmt.Errorf("activated descriptor %d is not an IP socket", fd)
+		}
+		proto := "tcp"
+		if typ == unix.SOCK_DGRAM {
+			proto = "udp"
+		}
+		out = append(out, activatedSocket{file: os.NewFile(uintptr(fd), fmt.Sprintf("systemd-%d", fd)), proto: proto, local: local})
+	}
+	return out, nil
+}
+
+// assignActivated gives each listener the activated sockets bound to its
+// address, as shards 0, 1, ... of each transport; shards beyond them bind
+// themselves (the .socket unit needs ReusePort=yes for that).
+func assignActivated(socks []activatedSocket, addrs []string) (*inherited, []activatedSocket, error) {
+	in := &inherited{listeners: map[int]map[string]*os.File{}}
+	var unused []activatedSocket
+	for _, s := range socks {
+		matched := false
+		for i, a := range addrs {
+			_, ap, err := shard.ParseAddr(a)
+			if err != nil || ap.Port() != s.local.Port() {
+				continue
+			}
+			want, got := ap.Addr().Unmap(), s.local.Addr().Unmap()
+			if want != got && !(want.IsUnspecified() && got.IsUnspecified()) {
+				continue
+			}
+			if in.listeners[i] == nil {
+				in.listeners[i] = map[string]*os.File{}
+			}
+			n := 0
+			for k := range in.listeners[i] {
+				if strings.HasPrefix(k, s.proto+"/") {
+					n++
+				}
+			}
+			in.listeners[i][fmt.Sprintf("%s/%d", s.proto, n)] = s.file
+			matched = true
+			break
+		}
+		if !matched {
+			unused = append(unused, s)
+		}
+	}
+	return in, unused, nil
+}
+
+// notifier speaks systemd's sd_notify protocol on $NOTIFY_SOCKET (Type=notify).
+type notifier struct{ addr string }
+
+func newNotifier() *notifier {
+	a := os.Getenv("NOTIFY_SOCKET")
+	if a == "" {
+		return nil
+	}
+	return &notifier{addr: a}
+}
+
+// send writes one state update; errors are ignored as sd_notify does.
+func (n *notifier) send(state string) {
+	if n == nil {
+		return
+	}
+	addr := n.addr
+	if strings.HasPrefix(addr, "@") {
+		addr = "\x00" + addr[1:] // abstract namespace
+	}
+	c, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: addr, Net: "unixgram"})
+	if err != nil {
+		return
+	}
+	defer c.Close()
+	_, _ = c.Write([]byte(state))
+}
