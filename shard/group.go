@@ -107,11 +107,9 @@ func listen(r resolved) (*Group, error) {
 	for i := 0; r.UDP && i < r.Shards; i++ {
 		var pc net.PacketConn
 		var err error
-		inherited := false
 		if f, ok := r.Inherit[fmt.Sprintf("udp/%d", i)]; ok {
 			pc, err = net.FilePacketConn(f)
 			_ = f.Close() // FilePacketConn holds its own duplicate
-			inherited = true
 		} else {
 			pc, err = lc.ListenPacket(context.Background(), r.network, bound.String())
 		}
@@ -135,11 +133,9 @@ func listen(r resolved) (*Group, error) {
 			g.closeSockets()
 			return nil, err
 		}
-		ask, askSnd := r.RcvBuf, r.SndBuf
-		if inherited {
-			ask, askSnd = 0, 0 // set by the process that bound it: read back only
-		}
-		rcv, snd, err := setBuffers(rc, ask, askSnd)
+		// Inherited sockets get the asked buffers too: the same value after an
+		// upgrade, and --rcvbuf wins over a systemd unit's ReceiveBuffer.
+		rcv, snd, err := setBuffers(rc, r.RcvBuf, r.SndBuf)
 		if err != nil {
 			conn.Close()
 			g.closeSockets()

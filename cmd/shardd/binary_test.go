@@ -887,15 +887,26 @@ func TestSocketActivation(t *testing.T) {
 		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
 		return fd
 	}
-	udp := mk(unix.SOCK_DGRAM)
-	if err := unix.Bind(udp, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
-		t.Fatal(err)
-	}
-	sa, _ := unix.Getsockname(udp)
-	port := sa.(*unix.SockaddrInet4).Port
-	tcp := mk(unix.SOCK_STREAM)
-	if err := unix.Bind(tcp, &unix.SockaddrInet4{Port: port, Addr: [4]byte{127, 0, 0, 1}}); err != nil {
-		t.Fatal(err)
+	// A port free for both transports (the TCP side may be held by a
+	// connection of an earlier test).
+	var udp, tcp, port int
+	for try := 0; ; try++ {
+		udp = mk(unix.SOCK_DGRAM)
+		if err := unix.Bind(udp, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+			t.Fatal(err)
+		}
+		sa, _ := unix.Getsockname(udp)
+		port = sa.(*unix.SockaddrInet4).Port
+		tcp = mk(unix.SOCK_STREAM)
+		err := unix.Bind(tcp, &unix.SockaddrInet4{Port: port, Addr: [4]byte{127, 0, 0, 1}})
+		if err == nil {
+			break
+		}
+		unix.Close(udp)
+		unix.Close(tcp)
+		if try == 20 {
+			t.Fatal(err)
+		}
 	}
 	if err := unix.Listen(tcp, 128); err != nil {
 		t.Fatal(err)
@@ -941,8 +952,11 @@ func TestSocketActivation(t *testing.T) {
 	if msg := readNotify(); msg != fmt.Sprintf("READY=1\nMAINPID=%d", cmd.Process.Pid) {
 		t.Fatalf("notify %q, want READY=1 with MAINPID %d", msg, cmd.Process.Pid)
 	}
-	if !strings.Contains(stderr.String(), "serving the sockets systemd passed") {
-		t.Fatalf("activation not noticed:\n%s", stderr.String())
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(stderr.String(), "serving the sockets systemd passed"); {
+		if time.Now().After(deadline) {
+			t.Fatalf("activation not noticed:\n%s", stderr.String())
+		}
+		time.Sleep(10 * time.Millisecond) // stderr is copied through a pipe
 	}
 	got, _ := exchange(t, "udp4", netip.MustParseAddrPort(addr), []byte("activated"))
 	if string(got) != "activated" {
@@ -966,6 +980,9 @@ func TestSocketActivation(t *testing.T) {
 	<-done
 	if code := cmd.ProcessState.ExitCode(); code != 0 {
 		t.Fatalf("exit %d:\n%s", code, stderr.String())
+	}
+	if strings.Contains(stderr.String(), "receive buffer is smaller than asked") {
+		t.Fatalf("the activated socket did not get --rcvbuf:\n%s", stderr.String())
 	}
 	// Shard 0 of each transport was systemd's socket, shard 1 bound itself.
 	if strings.Count(stderr.String(), `"msg":"shard summary"`) != 4 {
