@@ -599,9 +599,9 @@ func TestInspect(t *testing.T) {
 	}
 }
 
-// TestUpgradeLosesNothing upgrades the daemon three times (SIGUSR2, the new
+// TestUpgradeLosesNothing upgrades the daemon ten times (SIGUSR2, the new
 // process inherits every socket) under a steady UDP stream and a stream of
-// TCP connections: every datagram sent is received by one of the four
+// TCP connections: every datagram sent is received by one of the eleven
 // processes, none is dropped, and no connection is refused.
 func TestUpgradeLosesNothing(t *testing.T) {
 	pidfile := filepath.Join(t.TempDir(), "shardd.pid")
@@ -675,7 +675,8 @@ func TestUpgradeLosesNothing(t *testing.T) {
 	}()
 
 	time.Sleep(200 * time.Millisecond)
-	for i := 0; i < 3; i++ {
+	const upgrades = 10
+	for i := 0; i < upgrades; i++ {
 		old := readPid()
 		pids = append(pids, old)
 		if err := syscall.Kill(old, syscall.SIGUSR2); err != nil {
@@ -688,7 +689,7 @@ func TestUpgradeLosesNothing(t *testing.T) {
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
-		time.Sleep(200 * time.Millisecond)
+		time.Sleep(100 * time.Millisecond)
 	}
 	close(stop)
 	wg.Wait()
@@ -699,8 +700,8 @@ func TestUpgradeLosesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// Every process logs its per-shard summary when it exits: 4 processes,
-	// 2 UDP and 2 TCP shards each.
+	// Every process logs its per-shard summary when it exits: upgrades+1
+	// processes, 2 UDP and 2 TCP shards each.
 	type line struct {
 		Msg        string  `json:"msg"`
 		Proto      string  `json:"proto"`
@@ -722,7 +723,7 @@ func TestUpgradeLosesNothing(t *testing.T) {
 				}
 			}
 		}
-		if summaries >= 16 {
+		if summaries >= 4*(upgrades+1) {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -731,18 +732,18 @@ func TestUpgradeLosesNothing(t *testing.T) {
 				st, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p))
 				states = append(states, fmt.Sprintf("%d: %.60s", p, st))
 			}
-			t.Fatalf("%d summary lines, want 16; processes: %v\n%s", summaries, states, d.stderr)
+			t.Fatalf("%d summary lines, want %d; processes: %v\n%s", summaries, 4*(upgrades+1), states, d.stderr)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	if float64(sent.Load()) != rx || drops != 0 {
-		t.Fatalf("sent %d datagrams through 3 upgrades: received %v, kernel drops %v", sent.Load(), rx, drops)
+		t.Fatalf("sent %d datagrams through %d upgrades: received %v, kernel drops %v", sent.Load(), upgrades, rx, drops)
 	}
 	if tcpFailed.Load() != 0 || tcpOK.Load() < 50 {
-		t.Fatalf("TCP through 3 upgrades: %d exchanges failed, %d succeeded", tcpFailed.Load(), tcpOK.Load())
+		t.Fatalf("TCP through %d upgrades: %d exchanges failed, %d succeeded", upgrades, tcpFailed.Load(), tcpOK.Load())
 	}
-	if n := strings.Count(d.stderr.String(), "upgrade handed over"); n != 3 {
-		t.Fatalf("%d hand-overs logged, want 3", n)
+	if n := strings.Count(d.stderr.String(), "upgrade handed over"); n != upgrades {
+		t.Fatalf("%d hand-overs logged, want %d", n, upgrades)
 	}
 }
 
