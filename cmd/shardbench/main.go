@@ -89,7 +89,7 @@ func run(args []string) error {
 	dur := fs.Duration("duration", 2*time.Second, "load time per run")
 	bin := fs.String("bin", "bin", "directory holding shardd, shardload and naive (make build)")
 	sizes := fs.String("sizes", "64,512", "datagram sizes")
-	modes := fs.String("modes", "discard,echo,tcp-echo", "loads: discard (UDP one-way), echo (UDP), tcp-echo")
+	modes := fs.String("modes", "discard,echo,tcp-echo,upgrade", "loads: discard (UDP one-way), echo (UDP), tcp-echo, upgrade (10 upgrades under a steady stream)")
 	var peers peerFlag
 	fs.Var(&peers, "peer", "another server: 'NAME=SHELL COMMAND' with {port} (and optionally {handler}: echo or discard, {proto}: udp or tcp); repeatable")
 	if err := fs.Parse(args); err != nil {
@@ -133,7 +133,12 @@ func run(args []string) error {
 		servers = append(servers, server{Name: name, shell: cmd})
 	}
 	var scenarios []scenario
+	withUpgrade := false
 	for _, m := range strings.Split(*modes, ",") {
+		if m == "upgrade" {
+			withUpgrade = true
+			continue
+		}
 		if m != "discard" && m != "echo" && m != "tcp-echo" {
 			return &usageError{fmt.Errorf("--modes: unknown mode %q", m)}
 		}
@@ -180,20 +185,32 @@ func run(args []string) error {
 		}
 	}
 	rep := buildReport(servers, scenarios, samples, *reps, *dur, time.Since(start))
-	if err := os.WriteFile(filepath.Join(*out, "results.md"), []byte(rep.markdown()), 0o644); err != nil {
+	md := rep.markdown()
+	var upg *upgradeResult
+	if withUpgrade {
+		u, err := measureUpgrade(abs("shardd"), abs("shardload"), 10, 20000, 3*(*dur))
+		if err != nil {
+			return fmt.Errorf("upgrade under load: %w", err)
+		}
+		upg = &u
+		md += u.markdown()
+		fmt.Fprintf(os.Stderr, "upgrade under load: sent %d, received %d, drops %d\n", u.Sent, u.Received, u.KernelDrops)
+	}
+	if err := os.WriteFile(filepath.Join(*out, "results.md"), []byte(md), 0o644); err != nil {
 		return err
 	}
 	js, _ := json.MarshalIndent(struct {
-		Machine machineInfo `json:"machine"`
-		Samples []sample    `json:"samples"`
-	}{rep.machine, samples}, "", "  ")
+		Machine machineInfo    `json:"machine"`
+		Samples []sample       `json:"samples"`
+		Upgrade *upgradeResult `json:"upgrade,omitempty"`
+	}{rep.machine, samples, upg}, "", "  ")
 	if err := os.WriteFile(filepath.Join(*out, "results.json"), js, 0o644); err != nil {
 		return err
 	}
 	if err := os.WriteFile(filepath.Join(*out, "chart.svg"), []byte(rep.svg()), 0o644); err != nil {
 		return err
 	}
-	fmt.Print(rep.markdown())
+	fmt.Print(md)
 	fmt.Fprintf(os.Stderr, "wrote %s/results.md, results.json, chart.svg\n", *out)
 	return nil
 }

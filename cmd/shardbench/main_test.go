@@ -73,7 +73,7 @@ func TestSuiteEndToEnd(t *testing.T) {
 	}
 	dir := t.TempDir()
 	peer := "peer=" + filepath.Join(bin, "naive") + " --proto {proto} --handler {handler} 127.0.0.1:{port}"
-	if err := run([]string{"--bin", bin, "--out", dir, "--reps", "1", "--duration", "300ms", "--sizes", "64", "--peer", peer}); err != nil {
+	if err := run([]string{"--bin", bin, "--out", dir, "--reps", "1", "--duration", "300ms", "--sizes", "64", "--peer", peer, "--modes", "discard,echo,tcp-echo,upgrade"}); err != nil {
 		t.Fatal(err)
 	}
 	for _, f := range []string{"results.md", "results.json", "chart.svg"} {
@@ -83,7 +83,7 @@ func TestSuiteEndToEnd(t *testing.T) {
 		}
 	}
 	md, _ := os.ReadFile(filepath.Join(dir, "results.md"))
-	for _, want := range []string{"discard 64B", "| echo 64B", "tcp-echo 64B", "| naive |", "| shardd 1 shard |", "--pin", "--steer cpu", "--tcp-shape goroutines", "| peer |"} {
+	for _, want := range []string{"discard 64B", "| echo 64B", "tcp-echo 64B", "| naive |", "| shardd 1 shard |", "--pin", "--steer cpu", "--tcp-shape goroutines", "| peer |", "Upgrade under load: 10 upgrades", "lost 0."} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("results.md lacks %q:\n%s", want, md)
 		}

@@ -1,0 +1,150 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// upgradeResult is the zero-loss proof: a steady shardload stream through a
+// series of SIGUSR2 upgrades.
+type upgradeResult struct {
+	Upgrades    int     `json:"upgrades"`
+	Rate        float64 `json:"rate"`
+	Sent        uint64  `json:"sent"`
+	Received    uint64  `json:"received"`
+	KernelDrops uint64  `json:"kernel_drops"`
+	Processes   int     `json:"processes"`
+}
+
+func (u upgradeResult) markdown() string {
+	return fmt.Sprintf("\nUpgrade under load: %d upgrades (SIGUSR2) during a steady shardload stream of %.0f datagrams/s: sent %d, received %d by the %d processes together, kernel drops %d, lost %d.\n",
+		u.Upgrades, u.Rate, u.Sent, u.Received, u.Processes, u.KernelDrops, u.Sent-min(u.Received, u.Sent))
+}
+
+// lockedBuf collects a process tree's stderr.
+type lockedBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuf) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuf) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// measureUpgrade runs shardd, a fixed-rate shardload for dur, and n upgrades
+// spread over the middle of it; every process's exit summary is summed.
+func measureUpgrade(shardd, shardload string, n int, rate float64, dur time.Duration) (upgradeResult, error) {
+	res := upgradeResult{Upgrades: n, Rate: rate, Processes: n + 1}
+	port, err := freePort()
+	if err != nil {
+		return res, err
+	}
+	dir, err := os.MkdirTemp("", "shardbench-upgrade-")
+	if err != nil {
+		return res, err
+	}
+	defer os.RemoveAll(dir)
+	pidfile := filepath.Join(dir, "pid")
+	var logs lockedBuf
+	cmd := exec.Command(shardd, "--log-format", "json", "--handler", "discard", "--pidfile", pidfile, fmt.Sprintf("127.0.0.1:%d", port))
+	cmd.Stderr = &logs
+	if err := cmd.Start(); err != nil {
+		return res, err
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }() // returns once every process of the chain has exited
+	readPid := func() int {
+		b, _ := os.ReadFile(pidfile)
+		pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+		return pid
+	}
+	var started []int
+	defer func() {
+		for _, p := range started { // whatever is left of the chain we started
+			_ = syscall.Kill(p, syscall.SIGKILL)
+		}
+	}()
+	if err := waitBound("udp", port, 5*time.Second); err != nil {
+		return res, err
+	}
+	for readPid() == 0 {
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), dur+30*time.Second)
+	defer cancel()
+	load := exec.CommandContext(ctx, shardload, "--json", "--progress=false", "--senders", "1", "--gso", "off",
+		"--rate", strconv.FormatFloat(rate, 'f', 0, 64), "--duration", dur.String(), fmt.Sprintf("127.0.0.1:%d", port))
+	var out bytes.Buffer
+	load.Stdout = &out
+	if err := load.Start(); err != nil {
+		return res, err
+	}
+	time.Sleep(dur / 10)
+	step := dur * 8 / 10 / time.Duration(n)
+	for i := 0; i < n; i++ {
+		old := readPid()
+		started = append(started, old)
+		if err := syscall.Kill(old, syscall.SIGUSR2); err != nil {
+			return res, err
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for readPid() == old {
+			if time.Now().After(deadline) {
+				return res, fmt.Errorf("upgrade %d did not complete:\n%s", i+1, logs.String())
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		time.Sleep(step)
+	}
+	if err := load.Wait(); err != nil {
+		return res, fmt.Errorf("shardload: %v", err)
+	}
+	var sum struct {
+		Sent uint64 `json:"sent"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &sum); err != nil {
+		return res, err
+	}
+	res.Sent = sum.Sent
+	time.Sleep(200 * time.Millisecond)
+	last := readPid()
+	started = append(started, last)
+	_ = syscall.Kill(last, syscall.SIGTERM)
+	select {
+	case <-exited:
+	case <-time.After(15 * time.Second):
+		return res, fmt.Errorf("the upgraded daemon did not exit")
+	}
+	for _, line := range strings.Split(logs.String(), "\n") {
+		var m struct {
+			Msg   string  `json:"msg"`
+			Proto string  `json:"proto"`
+			Rx    float64 `json:"rx_packets"`
+			Drops float64 `json:"kernel_drops"`
+		}
+		if json.Unmarshal([]byte(line), &m) == nil && m.Msg == "shard summary" && m.Proto == "udp" {
+			res.Received += uint64(m.Rx)
+			res.KernelDrops += uint64(m.Drops)
+		}
+	}
+	return res, nil
+}
