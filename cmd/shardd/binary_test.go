@@ -990,3 +990,66 @@ func TestSocketActivation(t *testing.T) {
 		t.Fatalf("want 4 shard summaries:\n%s", stderr.String())
 	}
 }
+
+// TestSystemdSocketActivate runs shardd under Debian's systemd-socket-activate,
+// which binds the socket, waits for the first datagram and execs shardd with
+// LISTEN_FDS: that first datagram, queued before shardd existed, is answered.
+func TestSystemdSocketActivate(t *testing.T) {
+	activate := requireTool(t, "systemd-socket-activate")
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := c.LocalAddr().String()
+	c.Close()
+	// The activator's socket has no SO_REUSEPORT, so one shard serves it.
+	cmd := exec.Command(activate, "--datagram", "-l", addr, sharddBin, "--log-format", "json", "--shards", "1", addr)
+	var stderr lockedBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	defer func() {
+		select {
+		case <-done:
+		default:
+			_ = cmd.Process.Kill()
+			<-done
+		}
+	}()
+	var got []byte
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		cl, err := net.ListenUDP("udp4", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = cl.WriteToUDPAddrPort([]byte("wake up"), netip.MustParseAddrPort(addr))
+		_ = cl.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+		buf := make([]byte, 16)
+		n, _, err := cl.ReadFromUDPAddrPort(buf)
+		cl.Close()
+		if err == nil {
+			got = buf[:n]
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no answer through systemd-socket-activate:\n%s", stderr.String())
+		}
+	}
+	if string(got) != "wake up" {
+		t.Fatalf("got %q", got)
+	}
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(stderr.String(), "serving the sockets systemd passed"); {
+		if time.Now().After(deadline) {
+			t.Fatalf("shardd did not take the activated socket:\n%s", stderr.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	_ = cmd.Process.Signal(syscall.SIGTERM) // exec'd: the activator's pid is shardd's
+	<-done
+	if code := cmd.ProcessState.ExitCode(); code != 0 {
+		t.Fatalf("exit %d:\n%s", code, stderr.String())
+	}
+}
