@@ -1053,3 +1053,17 @@ func TestSystemdSocketActivate(t *testing.T) {
 		t.Fatalf("exit %d:\n%s", code, stderr.String())
 	}
 }
+
+// TestSecondUpgradeIsRefused: a USR2 while an upgrade is under way is
+// refused, and the first upgrade completes.
+func TestSecondUpgradeIsRefused(t *testing.T) {
+	pidfile := filepath.Join(t.TempDir(), "pid")
+	d := startDaemon(t, "--shards", "1", "--pidfile", pidfile, "127.0.0.1:0")
+	d.waitLine(t, "listening")
+	_ = d.cmd.Process.Signal(syscall.SIGUSR2)
+	d.waitLine(t, "upgrade: new process started")
+	_ = d.cmd.Process.Signal(syscall.SIGUSR2)
+	d.waitLine(t, "upgrade refused: another upgrade is in progress")
+	newPid := int(d.waitLine(t, "upgrade handed over; this process finishes what it has and exits")["new_pid"].(float64))
+	_ = syscall.Kill(newPid, syscall.SIGTERM)
+}
