@@ -324,7 +324,8 @@ func (g *Group) Serve(ctx context.Context) error {
 // turns the wake-up into drain and return.
 func (g *Group) stop() {
 	for _, s := range g.shards {
-		if !s.stopping.Swap(true) {
+		// Never fence a socket handed to another process: it is theirs now.
+		if !s.stopping.Swap(true) && !s.handoff.Load() {
 			if err := attachDropAll(s.rc); err != nil {
 				s.log.Warn("cannot fence the socket for a graceful stop; datagrams arriving during the drain may be lost uncounted", zap.Error(err))
 			}

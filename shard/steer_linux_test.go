@@ -1,10 +1,12 @@
 package shard
 
 import (
+	"context"
 	"net"
 	"net/netip"
 	"runtime"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -210,5 +212,35 @@ func TestSteeringCoversTCP(t *testing.T) {
 	}
 	if stolen != 0 {
 		t.Fatalf("the later TCP listener accepted %d of 50 connections", stolen)
+	}
+}
+
+// TestSteeringSurvivesHandoff: an upgrade hands over the same sockets, so
+// the group keeps its slots and its program: after the old group stops, one
+// flow still spreads over the new group's shards (random steering), and a
+// socket that joined later still gets nothing.
+func TestSteeringSurvivesHandoff(t *testing.T) {
+	cfg := Config{Addr: "127.0.0.1:0", Shards: 2, Steer: SteerRandom, Exclusive: true, NewHandler: discardHandler}
+	old := startGroup(t, cfg)
+	files, err := old.Files()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Addr = old.Addr().String()
+	cfg.Inherit = files
+	next := startGroup(t, cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := old.Handoff(ctx); err != nil {
+		t.Fatal(err)
+	}
+	late := joinPort(t, groupPort(next))
+	sendFrom(t, netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), groupPort(next)), 2000, -1)
+	waitFor(t, "2000 counted", func() bool { return total(perShardRx(next)) == 2000 })
+	if rx := perShardRx(next); rx[0] < 700 || rx[1] < 700 {
+		t.Fatalf("one flow after the hand-over: %v, want it spread by the program", rx)
+	}
+	if n, _, err := unix.Recvfrom(late, make([]byte, 16), unix.MSG_DONTWAIT); err == nil {
+		t.Fatalf("the later socket got a datagram (%d bytes) after the hand-over", n)
 	}
 }
