@@ -279,12 +279,23 @@ func (g *Group) Serve(ctx context.Context) error {
 
 	errs := make(chan error, len(g.shards)+len(g.tcp))
 	var wg sync.WaitGroup
+	// Shard 0's socket closes last: with a steering program, the stop
+	// points every datagram at slot 0 (see stop), and closing another slot
+	// moves the group's last socket, perhaps a later joiner's, into it.
+	var othersClosed sync.WaitGroup
+	othersClosed.Add(max(len(g.shards)-1, 0))
 	for _, s := range g.shards {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			err := s.run()
-			_ = s.close()
+			if s.id == 0 {
+				othersClosed.Wait()
+				_ = s.close()
+			} else {
+				_ = s.close()
+				othersClosed.Done()
+			}
 			errs <- err
 		}()
 	}
@@ -323,6 +334,16 @@ func (g *Group) Serve(ctx context.Context) error {
 // queue, the past read deadline wakes blocked readers, and the stopping flag
 // turns the wake-up into drain and return.
 func (g *Group) stop() {
+	if g.info.Steer != SteerHash && len(g.shards) > 0 && !g.shards[0].handoff.Load() && !g.shards[0].stopping.Load() {
+		// Sockets are about to leave the group one by one, and each leaving
+		// moves the last socket into its slot: point every index-based
+		// choice at slot 0, which closes last, so a later joiner never gets
+		// picked while we stop. Slot 0 is fenced below: what arrives now is
+		// a counted drop.
+		if err := attachSteering(g.shards[0].rc, slotZeroProgram()); err != nil {
+			g.shards[0].log.Warn("cannot pin steering to one slot for the stop", zap.Error(err))
+		}
+	}
 	for _, s := range g.shards {
 		// Never fence a socket handed to another process: it is theirs now.
 		if !s.stopping.Swap(true) && !s.handoff.Load() {

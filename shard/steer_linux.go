@@ -71,3 +71,8 @@ func attachSteering(c syscall.RawConn, prog []unix.SockFilter) error {
 	}
 	return os.NewSyscallError("setsockopt SO_ATTACH_REUSEPORT_CBPF", serr)
 }
+
+// slotZeroProgram always picks the group's first socket.
+func slotZeroProgram() []unix.SockFilter {
+	return []unix.SockFilter{{Code: unix.BPF_RET | unix.BPF_K, K: 0}}
+}

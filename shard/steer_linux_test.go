@@ -244,3 +244,40 @@ func TestSteeringSurvivesHandoff(t *testing.T) {
 		t.Fatalf("the later socket got a datagram (%d bytes) after the hand-over", n)
 	}
 }
+
+// TestSlotShiftOnClose shows the hazard and its fix: when one of shardd's
+// sockets leaves the group, the kernel moves the group's last socket (a
+// later joiner's) into the freed slot, and an index-based program then
+// picks it. The stop therefore first points every choice at slot 0, which
+// closes last.
+func TestSlotShiftOnClose(t *testing.T) {
+	for _, pinned := range []bool{false, true} {
+		g, err := Listen(Config{Addr: "127.0.0.1:0", Shards: 2, Steer: SteerRandom, Exclusive: true, NewHandler: discardHandler})
+		if err != nil {
+			t.Fatal(err)
+		}
+		late := joinPort(t, groupPort(g))
+		if pinned {
+			if err := attachSteering(g.shards[0].rc, slotZeroProgram()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		_ = g.shards[1].conn.Close() // slot 1 freed: the late socket moves in
+		to := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), groupPort(g))
+		sendFrom(t, to, 200, -1)
+		stolen := 0
+		for {
+			if _, _, err := unix.Recvfrom(late, make([]byte, 16), unix.MSG_DONTWAIT); err != nil {
+				break
+			}
+			stolen++
+		}
+		_ = g.Close()
+		if pinned && stolen != 0 {
+			t.Fatalf("with slot 0 pinned the later socket got %d of 200", stolen)
+		}
+		if !pinned && stolen == 0 {
+			t.Fatalf("without the pin the later socket should have inherited slot 1 and got some of 200 (the hazard this guards against)")
+		}
+	}
+}

@@ -14,3 +14,5 @@ func steerProgram(string, int, []int) ([]steerInsn, error) {
 }
 
 func attachSteering(syscall.RawConn, []steerInsn) error { return errors.ErrUnsupported }
+
+func slotZeroProgram() []steerInsn { return nil }
