@@ -401,26 +401,34 @@ func TestPinnedShards(t *testing.T) {
 	if string(got) != "pinned" {
 		t.Fatalf("got %q", got)
 	}
-	// The kernel's view: one thread of this process allowed on exactly each CPU.
+	// The kernel's view: one thread of this process allowed on exactly each
+	// CPU (each shard pins itself when its goroutine starts: poll for it).
 	if len(cpus) > 1 {
-		pinned := map[string]int{}
-		tasks, _ := filepath.Glob("/proc/self/task/*/status")
-		for _, st := range tasks {
-			b, err := os.ReadFile(st)
-			if err != nil {
-				continue
-			}
-			for _, line := range strings.Split(string(b), "\n") {
-				if v, ok := strings.CutPrefix(line, "Cpus_allowed_list:"); ok {
-					pinned[strings.TrimSpace(v)]++
+		pinnedTo := func() map[string]int {
+			pinned := map[string]int{}
+			tasks, _ := filepath.Glob("/proc/self/task/*/status")
+			for _, st := range tasks {
+				b, err := os.ReadFile(st)
+				if err != nil {
+					continue
+				}
+				for _, line := range strings.Split(string(b), "\n") {
+					if v, ok := strings.CutPrefix(line, "Cpus_allowed_list:"); ok {
+						pinned[strings.TrimSpace(v)]++
+					}
 				}
 			}
+			return pinned
 		}
-		for _, c := range cpus {
-			if pinned[fmt.Sprint(c)] < 1 {
-				t.Errorf("no thread pinned to CPU %d: %v", c, pinned)
+		waitFor(t, "a thread pinned to each CPU", func() bool {
+			p := pinnedTo()
+			for _, c := range cpus {
+				if p[fmt.Sprint(c)] < 1 {
+					return false
+				}
 			}
-		}
+			return true
+		})
 	}
 	_, err = Listen(Config{Addr: "127.0.0.1:0", Shards: len(cpus) + 1, Pin: true})
 	var ce *ConfigError
