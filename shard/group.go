@@ -371,6 +371,11 @@ func (g *Group) Shutdown(ctx context.Context) error {
 		return g.Close()
 	}
 	g.stop()
+	return g.wait(ctx)
+}
+
+// wait waits for every shard to return; past ctx it closes everything.
+func (g *Group) wait(ctx context.Context) error {
 	select {
 	case <-g.done:
 		return nil
@@ -474,12 +479,5 @@ func (g *Group) Handoff(ctx context.Context) error {
 	if !served {
 		return g.Close()
 	}
-	select {
-	case <-g.done:
-		return nil
-	case <-ctx.Done():
-		_ = g.Close()
-		<-g.done
-		return ctx.Err()
-	}
+	return g.wait(ctx)
 }

@@ -83,15 +83,7 @@ func (t *tcpShard) run() error {
 			time.Sleep(10 * time.Millisecond)
 			continue
 		}
-		t.mu.Lock()
-		t.counts.Accepted++
-		over := t.counts.Active() > uint64(t.cfg.MaxConns)
-		if over {
-			t.counts.Closed[metrics.CloseLimit]++
-		}
-		t.ctr.Publish(&t.counts)
-		t.mu.Unlock()
-		if over {
+		if !t.admit() {
 			_ = c.SetLinger(0) // refuse at once, no TIME_WAIT on our side
 			_ = c.Close()
 			continue
@@ -105,6 +97,20 @@ func (t *tcpShard) run() error {
 		t.wg.Add(1)
 		go t.serveConn(c)
 	}
+}
+
+// admit counts an accepted connection and reports whether --max-conns
+// leaves room for it; one over the limit is counted as closed for "limit".
+func (t *tcpShard) admit() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.counts.Accepted++
+	over := t.counts.Active() > uint64(t.cfg.MaxConns)
+	if over {
+		t.counts.Closed[metrics.CloseLimit]++
+	}
+	t.ctr.Publish(&t.counts)
+	return !over
 }
 
 // serveConn reads, frames, serves and answers one connection.

@@ -213,16 +213,7 @@ func (l *tcpLoop) accept() {
 			l.acceptPaused = time.Now().Add(50 * time.Millisecond)
 			return
 		}
-		t := l.t
-		t.mu.Lock()
-		t.counts.Accepted++
-		over := t.counts.Active() > uint64(t.cfg.MaxConns)
-		if over {
-			t.counts.Closed[metrics.CloseLimit]++
-		}
-		t.ctr.Publish(&t.counts)
-		t.mu.Unlock()
-		if over {
+		if !l.t.admit() {
 			_ = unix.SetsockoptLinger(fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1})
 			unix.Close(fd)
 			continue
