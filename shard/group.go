@@ -290,12 +290,15 @@ func (g *Group) Serve(ctx context.Context) error {
 			defer wg.Done()
 			err := s.run()
 			if s.id == 0 {
+				// Report first: an early error must reach Serve, which then
+				// stops the others, before this waits for them to close.
+				errs <- err
 				othersClosed.Wait()
 				_ = s.close()
-			} else {
-				_ = s.close()
-				othersClosed.Done()
+				return
 			}
+			_ = s.close()
+			othersClosed.Done()
 			errs <- err
 		}()
 	}

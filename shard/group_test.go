@@ -522,3 +522,24 @@ func TestShutdownUnderFloodLeavesNothingQueued(t *testing.T) {
 		}
 	}
 }
+
+// TestServeReturnsAnEarlyShardError: shard 0 fails at once (it cannot pin
+// to a CPU that does not exist); Serve must stop the others and return the
+// error, not wait for shard 0's socket to close last.
+func TestServeReturnsAnEarlyShardError(t *testing.T) {
+	g, err := Listen(Config{Addr: "127.0.0.1:0", Shards: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.shards[0].cpu = 4095
+	done := make(chan error, 1)
+	go func() { done <- g.Serve(context.Background()) }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "pin to CPU 4095") {
+			t.Fatalf("Serve returned %v, want the pin error", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Serve hung after shard 0 failed")
+	}
+}
