@@ -110,6 +110,10 @@ type Config struct {
 	// N. A shard with an inherited socket adopts it instead of binding, so
 	// its queue, reuseport slot and steering program carry over.
 	Inherit map[string]*os.File
+	// Upgrade says Inherit comes from a previous shardd (an upgrade): the
+	// sockets are already ours, in order, with any steering program attached.
+	// Sockets from systemd get the foreign-socket check and the program.
+	Upgrade bool
 
 	// noBatchIO forces the portable one-datagram-per-call path (tests).
 	noBatchIO bool

@@ -35,6 +35,8 @@ type Info struct {
 	TCPShape  string // how TCP connections are served
 	Steer     string // how datagrams are spread over the shards
 	Exclusive bool   // a steering program keeps traffic on our own sockets
+	// UnusedInherited names the inherited sockets no shard took (closed).
+	UnusedInherited []string
 	// TCPSteerErr is why the steering program could not be attached to the
 	// TCP listeners (connections then follow the kernel's hash).
 	TCPSteerErr error
@@ -164,7 +166,7 @@ func listen(r resolved) (*Group, error) {
 			s.inode = ino
 		}
 	}
-	if (r.Steer != SteerHash || r.Exclusive) && len(r.Inherit) == 0 {
+	if (r.Steer != SteerHash || r.Exclusive) && !r.Upgrade {
 		// A program's indices follow the order sockets joined the group, and
 		// --exclusive promises the port is ours: either way a socket of
 		// another process already on the port must stop us.
@@ -176,7 +178,7 @@ func listen(r resolved) (*Group, error) {
 		}
 	}
 	// Inherited sockets keep the program the previous process attached.
-	if r.Steer != SteerHash && r.UDP && len(r.Inherit) == 0 {
+	if r.Steer != SteerHash && r.UDP && !r.Upgrade {
 		if r.Steer == SteerCPU && (cpus == nil || len(cpus) != r.Shards) {
 			g.closeSockets()
 			return nil, &ConfigError{"steer", "cpu", "needs one pinned shard per CPU", "use --pin with --shards equal to the CPUs allowed"}
@@ -237,7 +239,7 @@ func listen(r resolved) (*Group, error) {
 			}
 		}
 	}
-	if r.Steer != SteerHash && len(g.tcp) > 0 && len(r.Inherit) == 0 {
+	if r.Steer != SteerHash && len(g.tcp) > 0 && !r.Upgrade {
 		// The same choice for connections, where the kernel takes it: this
 		// one refuses reuseport programs on TCP listeners (EOPNOTSUPP), so
 		// it is best effort and Info says whether it took.
@@ -249,6 +251,19 @@ func listen(r resolved) (*Group, error) {
 			}
 		}
 		g.info.TCPSteerErr = err
+	}
+	// Inherited sockets no shard took (fewer shards than before, or a
+	// transport not served) would stay in the reuseport group unread and
+	// take their share of the traffic: close them, and say so.
+	for name, f := range r.Inherit {
+		var proto string
+		var idx int
+		if _, err := fmt.Sscanf(strings.Replace(name, "/", " ", 1), "%s %d", &proto, &idx); err == nil &&
+			idx < r.Shards && ((proto == "udp" && r.UDP) || (proto == "tcp" && r.TCP)) {
+			continue
+		}
+		_ = f.Close()
+		g.info.UnusedInherited = append(g.info.UnusedInherited, name)
 	}
 	g.info.Bound = bound
 	return g, nil

@@ -4,6 +4,8 @@ import (
 	"context"
 	"net"
 	"net/netip"
+	"sort"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -61,6 +63,7 @@ func TestHandoffLosesNothing(t *testing.T) {
 	}
 	cfg.Addr = old.Addr().String()
 	cfg.Inherit = files
+	cfg.Upgrade = true
 	next, err := Listen(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -118,4 +121,53 @@ func TestHandoffLosesNothing(t *testing.T) {
 	if rx != want || drops != 0 || oldRx == 0 || rx == oldRx {
 		t.Fatalf("sent %d: received %d (old group %d), kernel drops %d; want all received by the two groups, each some", want, rx, oldRx, drops)
 	}
+}
+
+// TestInheritLeftovers: a group with fewer shards than the sockets it was
+// handed closes the rest (they would sit in the reuseport group unread).
+func TestInheritLeftovers(t *testing.T) {
+	old, err := Listen(Config{Addr: "127.0.0.1:0", Shards: 2, UDP: true, TCP: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer old.Close()
+	files, err := old.Files()
+	if err != nil {
+		t.Fatal(err)
+	}
+	next, err := Listen(Config{Addr: old.Addr().String(), Shards: 1, Inherit: files, Upgrade: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer next.Close()
+	got := strings.Join(sortedStrings(next.Info().UnusedInherited), ",")
+	if got != "tcp/0,tcp/1,udp/1" {
+		t.Fatalf("unused inherited sockets %q, want tcp/0,tcp/1,udp/1 (UDP only, one shard)", got)
+	}
+}
+
+// TestActivatedSocketsGetSteering: sockets handed over by systemd (not by
+// an upgrade) get the steering program like freshly bound ones.
+func TestActivatedSocketsGetSteering(t *testing.T) {
+	src, err := Listen(Config{Addr: "127.0.0.1:0", Shards: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := src.Files()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = src.Close() // the copies in files keep the sockets, as systemd's do
+	g := startGroup(t, Config{Addr: src.Addr().String(), Shards: 2, Inherit: files, Steer: SteerRandom, NewHandler: discardHandler})
+	sendFrom(t, netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), groupPort(g)), 2000, -1)
+	waitFor(t, "2000 counted", func() bool { return total(perShardRx(g)) == 2000 })
+	if rx := perShardRx(g); rx[0] < 700 || rx[1] < 700 {
+		t.Fatalf("one flow on activated sockets with --steer random: %v", rx)
+	}
+}
+
+func sortedStrings(v []string) []string {
+	out := append([]string(nil), v...)
+	sort.Strings(out)
+	return out
 }

@@ -228,6 +228,7 @@ func TestSteeringSurvivesHandoff(t *testing.T) {
 	}
 	cfg.Addr = old.Addr().String()
 	cfg.Inherit = files
+	cfg.Upgrade = true
 	next := startGroup(t, cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

@@ -1067,3 +1067,38 @@ func TestSecondUpgradeIsRefused(t *testing.T) {
 	newPid := int(d.waitLine(t, "upgrade handed over; this process finishes what it has and exits")["new_pid"].(float64))
 	_ = syscall.Kill(newPid, syscall.SIGTERM)
 }
+
+// TestTermDuringUpgrade: a TERM right after USR2 must not stop the new
+// process's sockets: the old process waits for the upgrade's outcome and,
+// once it handed over, leaves the sockets to the new process.
+func TestTermDuringUpgrade(t *testing.T) {
+	pidfile := filepath.Join(t.TempDir(), "pid")
+	d := startDaemon(t, "--shards", "2", "--pidfile", pidfile, "127.0.0.1:0")
+	to := netip.MustParseAddrPort(d.waitLine(t, "listening")["bound"].(string))
+	_ = d.cmd.Process.Signal(syscall.SIGUSR2)
+	_ = d.cmd.Process.Signal(syscall.SIGTERM)
+	// The old process exits (and is reaped) while the new one, which shares
+	// its stderr, goes on: watch /proc, not the pipe.
+	oldProc := fmt.Sprintf("/proc/%d", d.cmd.Process.Pid)
+	for deadline := time.Now().Add(15 * time.Second); ; {
+		if _, err := os.Stat(oldProc); err != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the old process did not exit:\n%s", d.stderr)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	b, _ := os.ReadFile(pidfile)
+	newPid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	if newPid == 0 || newPid == d.cmd.Process.Pid {
+		t.Fatalf("pidfile names %d after the hand-over (old %d):\n%s", newPid, d.cmd.Process.Pid, d.stderr)
+	}
+	defer syscall.Kill(newPid, syscall.SIGTERM)
+	for i := 0; i < 20; i++ { // many source ports: every shard socket must still answer
+		got, _ := exchange(t, "udp4", to, []byte("after TERM"))
+		if string(got) != "after TERM" {
+			t.Fatalf("new process: %q", got)
+		}
+	}
+}

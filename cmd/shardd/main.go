@@ -292,7 +292,7 @@ func run(args []string, stdout, stderr io.Writer, sig chan os.Signal) int {
 			return exitRuntime
 		}
 	}
-	groups, err := listenAll(o, log, inh)
+	groups, err := listenAll(o, log, inh, inh != nil && !fromSystemd)
 	if err != nil {
 		if metricsLn != nil {
 			_ = metricsLn.Close()
@@ -310,6 +310,7 @@ func run(args []string, stdout, stderr io.Writer, sig chan os.Signal) int {
 	grd := newGuard(groups, log)
 	grd.check()
 	upg := newUpgrader(exe, os.Args[1:], groups, metricsLn, log)
+	upg.pidfile = o.pidfile
 	var metricsSrv *http.Server
 	if metricsLn != nil {
 		metricsSrv = serveMetrics(metricsLn, groups, grd, upg, log)
@@ -353,6 +354,15 @@ wait:
 			switch s {
 			case syscall.SIGINT, syscall.SIGTERM:
 				log.Info("stopping", zap.String("signal", s.String()))
+				// An upgrade under way shares our sockets with its new
+				// process: learn how it ends before stopping, or the stop
+				// would fence sockets that are no longer only ours.
+				if pid, ok := upg.outcome(); ok {
+					log.Info("the upgrade handed over before the stop; leaving the sockets to the new process", zap.Int("new_pid", pid))
+					ntf.send(fmt.Sprintf("MAINPID=%d", pid))
+					handedOver = true
+					break wait
+				}
 				ntf.send("STOPPING=1")
 				break wait
 			case syscall.SIGUSR2:
@@ -411,7 +421,7 @@ wait:
 	return code
 }
 
-func listenAll(o *options, log *zap.Logger, inh *inherited) ([]*shard.Group, error) {
+func listenAll(o *options, log *zap.Logger, inh *inherited, upgrade bool) ([]*shard.Group, error) {
 	var groups []*shard.Group
 	for i, addr := range o.addrs {
 		var files map[string]*os.File
@@ -420,6 +430,7 @@ func listenAll(o *options, log *zap.Logger, inh *inherited) ([]*shard.Group, err
 		}
 		g, err := shard.Listen(shard.Config{
 			Inherit:      files,
+			Upgrade:      upgrade,
 			Addr:         addr,
 			Shards:       o.shards,
 			Pin:          o.pin,
@@ -495,6 +506,10 @@ func logListening(log *zap.Logger, in shard.Info, o *options) {
 		log.Warn("receive buffer is smaller than asked; bursts may be dropped",
 			zap.String("addr", in.Addr), zap.Int("asked", in.RcvBufAsk), zap.Int("effective", in.RcvBuf),
 			zap.String("fix", fmt.Sprintf("run as root (SO_RCVBUFFORCE) or raise the cap: sysctl -w net.core.rmem_max=%d", in.RcvBufAsk)))
+	}
+	if len(in.UnusedInherited) > 0 {
+		log.Warn("inherited sockets no shard uses were closed (fewer shards or transports than the process that passed them)",
+			zap.String("addr", in.Addr), zap.Strings("sockets", in.UnusedInherited))
 	}
 	if in.TCP && in.TCPSteerErr != nil {
 		log.Warn("steering covers UDP only here: the kernel refused the program on the TCP listeners, so connections follow its hash and a later TCP listener of the same user gets a share (the guard reports it)",

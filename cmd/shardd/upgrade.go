@@ -99,10 +99,12 @@ type upgrader struct {
 	running  atomic.Bool
 	results  map[string]*atomic.Uint64 // shardd_upgrades_total by result
 	handover chan int                  // the new process's pid once it serves
+	failed   chan struct{}             // an upgrade ended without a hand-over
+	pidfile  string                    // rewritten with our pid when an upgrade fails
 }
 
 func newUpgrader(exe string, args []string, groups []*shard.Group, metrics net.Listener, log *zap.Logger) *upgrader {
-	u := &upgrader{exe: exe, args: args, groups: groups, metrics: metrics, log: log, handover: make(chan int, 1),
+	u := &upgrader{exe: exe, args: args, groups: groups, metrics: metrics, log: log, handover: make(chan int, 1), failed: make(chan struct{}, 1),
 		results: map[string]*atomic.Uint64{"ok": {}, "failed": {}, "refused": {}}}
 	// The counts of the processes before this one, so the series goes on.
 	for _, kv := range strings.Split(os.Getenv(envUpgrades), ",") {
@@ -114,6 +116,27 @@ func newUpgrader(exe string, args []string, groups []*shard.Group, metrics net.L
 	}
 	_ = os.Unsetenv(envUpgrades)
 	return u
+}
+
+// outcome waits for an upgrade under way to end, and reports the new
+// process's pid if it handed over. With none under way it returns at once.
+func (u *upgrader) outcome() (int, bool) {
+	select {
+	case pid := <-u.handover:
+		return pid, true
+	default:
+	}
+	if !u.running.Load() {
+		return 0, false
+	}
+	select {
+	case pid := <-u.handover:
+		return pid, true
+	case <-u.failed:
+		return 0, false
+	case <-time.After(upgradeReadyTimeout + 5*time.Second):
+		return 0, false
+	}
 }
 
 // start runs one upgrade in the background; a second one while the first
@@ -129,7 +152,14 @@ func (u *upgrader) start() {
 		if err != nil {
 			u.results["failed"].Add(1)
 			u.log.Error("upgrade failed; this process keeps serving and a later upgrade can be tried", zap.Error(err))
+			if u.pidfile != "" { // the dead child may have written its pid
+				_ = writePidfile(u.pidfile, os.Getpid())
+			}
 			u.running.Store(false)
+			select {
+			case u.failed <- struct{}{}:
+			default:
+			}
 			return
 		}
 		u.results["ok"].Add(1)
@@ -221,7 +251,12 @@ func (u *upgrader) run() (int, error) {
 	select {
 	case err := <-ready:
 		if err == nil {
-			return pid, nil
+			select {
+			case err := <-exited: // ready, and dead already: no hand-over
+				return 0, fmt.Errorf("new process %d exited right after reporting ready: %v", pid, err)
+			default:
+				return pid, nil
+			}
 		}
 		_ = proc.Kill()
 		return 0, fmt.Errorf("new process %d: %w", pid, err)
