@@ -306,6 +306,7 @@ func (m *mmsgConn) send(fd uintptr) bool {
 }
 
 func (m *mmsgConn) writeBatch(replies []packet.Reply) (sent int, bytes uint64, failed int, err error) {
+	used := 0 // iovecs filled, to clear afterwards
 	for len(replies) > 0 {
 		k := 0
 		for _, r := range replies {
@@ -340,6 +341,7 @@ func (m *mmsgConn) writeBatch(replies []packet.Reply) (sent int, bytes uint64, f
 			}
 			k++
 		}
+		used = max(used, k)
 		for from := 0; from < k; {
 			m.txFrom, m.txTo = from, k
 			if werr := m.rc.Write(m.sendFn); werr != nil {
@@ -364,9 +366,7 @@ func (m *mmsgConn) writeBatch(replies []packet.Reply) (sent int, bytes uint64, f
 		}
 	}
 	// Drop references to the reply slab so nothing outlives the batch.
-	for i := range m.txIovs {
-		m.txIovs[i].Base = nil
-	}
+	clear(m.txIovs[:used])
 	return sent, bytes, failed, err
 }
 

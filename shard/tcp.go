@@ -290,7 +290,8 @@ func (t *tcpShard) stop() {
 	t.connsMu.Unlock()
 }
 
-// drainRead bounds the last reads and writes of a connection cut by Close.
+// drainRead bounds the last write of replies before a connection is closed
+// for an oversized frame.
 const drainRead = 20 * time.Millisecond
 
 // drainIdle is how long a connection may stay quiet during a graceful stop

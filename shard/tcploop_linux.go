@@ -165,8 +165,7 @@ func (l *tcpLoop) run() error {
 		}
 		if l.t.stopping.Load() {
 			if l.hard.Load() {
-				l.drain() // cuts everything
-				return nil
+				return nil // the deferred cleanup cuts every connection
 			}
 			// Graceful: no new connections; the open ones go on being
 			// served and close once quiet (drainIdle) or at Close.
@@ -369,60 +368,6 @@ func (l *tcpLoop) sweep(now time.Time) {
 			l.closeConn(c, metrics.CloseIdle)
 		}
 	}
-}
-
-// drain stops accepting, answers what every connection has already sent and
-// closes them; a hard stop (Close) cuts them at once.
-func (l *tcpLoop) drain() {
-	if l.acceptPaused.IsZero() {
-		_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, l.lnfd, nil)
-	}
-	_ = l.t.ln.Close()
-	deadline := time.Now().Add(drainRead)
-	for _, c := range l.conns {
-		reason := metrics.CloseShutdown
-		if !l.hard.Load() {
-			// Read what the client had sent (until the socket is empty),
-			// answer it, then say we are done sending.
-			for !c.eof && time.Now().Before(deadline) {
-				before := len(c.in)
-				got, done := l.drainRead(c)
-				if done {
-					reason = metrics.CloseError
-					break
-				}
-				if !got && len(c.in) == before {
-					break
-				}
-				if len(c.out) > 0 {
-					l.flushBlocking(c, deadline)
-				}
-			}
-			l.flushBlocking(c, deadline)
-			_ = unix.Shutdown(c.fd, unix.SHUT_WR)
-			// Bytes the client sent after we stopped reading are read and
-			// counted, not left for a reset to discard silently.
-			for time.Now().Before(deadline) {
-				n, err := unix.Read(c.fd, l.rbuf)
-				if n <= 0 || err != nil {
-					break
-				}
-				l.t.mu.Lock()
-				l.t.counts.DiscardedBytes += uint64(n)
-				l.t.mu.Unlock()
-			}
-		}
-		l.closeConn(c, reason)
-	}
-}
-
-// drainRead is one read() of the drain: got reports that bytes came.
-func (l *tcpLoop) drainRead(c *loopConn) (got bool, done bool) {
-	in, out := len(c.in), len(c.out)
-	if _, done := l.read(c); done {
-		return false, true
-	}
-	return len(c.in) != in || len(c.out) != out, false
 }
 
 // flushBlocking writes c.out until it is empty or the deadline passes.

@@ -24,6 +24,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/shardd/shardd/shard"
 )
 
 // server is one contender: how to start it on a port for a handler.
@@ -319,7 +321,6 @@ func readPort(port int) (portSockets, error) { return readProcPort("udp", port) 
 // readProcPort reads /proc/net/PROTO and PROTO6; for tcp only listeners count.
 func readProcPort(proto string, port int) (portSockets, error) {
 	var ps portSockets
-	want := fmt.Sprintf(":%04X", port)
 	for _, file := range []string{"/proc/net/" + proto, "/proc/net/" + proto + "6"} {
 		b, err := os.ReadFile(file)
 		if err != nil {
@@ -328,19 +329,17 @@ func readProcPort(proto string, port int) (portSockets, error) {
 			}
 			return ps, err
 		}
-		for _, line := range strings.Split(string(b), "\n")[1:] {
-			f := strings.Fields(line)
-			// sl local rem st tx_queue:rx_queue tr:when retrnsmt uid timeout inode ref pointer drops
-			if len(f) < 13 || !strings.HasSuffix(f[1], want) || (proto == "tcp" && f[3] != "0A") {
+		socks, err := shard.ParseProcNet(b, proto, uint16(port))
+		if err != nil {
+			return ps, err
+		}
+		for _, s := range socks {
+			if proto == "tcp" && s.State != "LISTEN" {
 				continue
 			}
 			ps.n++
-			if _, rxq, ok := strings.Cut(f[4], ":"); ok {
-				q, _ := strconv.ParseUint(rxq, 16, 64)
-				ps.queued += q
-			}
-			d, _ := strconv.ParseUint(f[12], 10, 64)
-			ps.drops += d
+			ps.queued += s.RxQueue
+			ps.drops += s.Drops
 		}
 	}
 	return ps, nil
