@@ -86,3 +86,13 @@ func rewriteFlagError(err error) error {
 	}
 	return usagef("%s", msg)
 }
+
+// stringList is a repeatable string flag.
+type stringList []string
+
+func (l *stringList) String() string { return strings.Join(*l, ",") }
+
+func (l *stringList) Set(s string) error {
+	*l = append(*l, s)
+	return nil
+}

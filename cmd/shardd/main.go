@@ -32,7 +32,6 @@ import (
 
 	"github.com/shardd/shardd/cmd/internal/cli"
 	"github.com/shardd/shardd/metrics"
-	"github.com/shardd/shardd/packet"
 	"github.com/shardd/shardd/shard"
 )
 
@@ -42,12 +41,6 @@ const (
 	exitRuntime = 1
 	exitUsage   = 2
 )
-
-// handlers maps --handler names to per-shard constructors.
-var handlers = map[string]func(shard int) packet.Handler{
-	"echo":    func(int) packet.Handler { return packet.Echo{} },
-	"discard": func(int) packet.Handler { return packet.Discard{} },
-}
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr, nil))
@@ -78,6 +71,9 @@ type options struct {
 	logFormat  choice
 	version    bool
 	addrs      []string
+
+	dns    dnsOptions    // --handler dns
+	syslog syslogOptions // --handler syslog
 }
 
 func newFlagSet(o *options) *flag.FlagSet {
@@ -86,7 +82,7 @@ func newFlagSet(o *options) *flag.FlagSet {
 	o.proto = choice{"udp", []string{"udp", "tcp", "udp,tcp", "tcp,udp"}}
 	o.tcpShape = choice{"", []string{"loop", "goroutines"}}
 	o.steer = choice{"hash", []string{"hash", "cpu", "random"}}
-	o.handler = choice{"echo", sortedKeys(handlers)}
+	o.handler = choice{"echo", sortedKeys(services)}
 	o.logLevel = choice{"info", []string{"debug", "info", "warn", "error"}}
 	o.logFormat = choice{"console", []string{"console", "json"}}
 	o.rcvbuf = shard.DefaultRcvBuf
@@ -112,6 +108,9 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.Var(&o.logLevel, "log-level", "debug|info|warn|error")
 	fs.Var(&o.logFormat, "log-format", "console|json")
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
+	for _, add := range handlerFlags {
+		add(fs, o)
+	}
 	return fs
 }
 
@@ -135,7 +134,7 @@ Flags:
 	})
 	fmt.Fprintf(w, `
 Signals: TERM/INT stop gracefully; USR2 upgrades the binary without dropping traffic;
-HUP and USR1 are logged and ignored for now.
+HUP reloads configuration (--zone files); USR1 reopens output files (--sink).
        shardd upgrade --pidfile FILE   (sends USR2 to the daemon that wrote FILE)
 Exit codes: 0 clean stop, 1 runtime failure, 2 usage error.
 `)
@@ -202,6 +201,11 @@ func parseArgs(args []string, stdout io.Writer) (*options, bool, error) {
 			return nil, false, usagef("address %s is given twice; give each address once", a)
 		}
 		seen[a] = true
+	}
+	for _, check := range handlerChecks {
+		if err := check(o); err != nil {
+			return nil, false, err
+		}
 	}
 	o.addrs = pos
 	return o, false, nil
@@ -276,6 +280,11 @@ func run(args []string, stdout, stderr io.Writer, sig chan os.Signal) int {
 		}
 	}
 	ntf := newNotifier()
+	svc, err := services[o.handler.value](o, log)
+	if err != nil {
+		fmt.Fprintf(stderr, "shardd: %v\n", err)
+		return exitRuntime
+	}
 
 	// Bind everything before logging that anything listens: a start-up
 	// failure leaves one line on stderr and nothing else.
@@ -292,11 +301,12 @@ func run(args []string, stdout, stderr io.Writer, sig chan os.Signal) int {
 			return exitRuntime
 		}
 	}
-	groups, err := listenAll(o, log, inh, inh != nil && !fromSystemd)
+	groups, err := listenAll(o, log, inh, inh != nil && !fromSystemd, svc)
 	if err != nil {
 		if metricsLn != nil {
 			_ = metricsLn.Close()
 		}
+		_ = svc.Close(context.Background())
 		fmt.Fprintf(stderr, "shardd: %v\n", err)
 		var ce *shard.ConfigError
 		if errors.As(err, &ce) {
@@ -313,7 +323,7 @@ func run(args []string, stdout, stderr io.Writer, sig chan os.Signal) int {
 	upg.pidfile = o.pidfile
 	var metricsSrv *http.Server
 	if metricsLn != nil {
-		metricsSrv = serveMetrics(metricsLn, groups, grd, upg, log)
+		metricsSrv = serveMetrics(metricsLn, groups, grd, upg, svc, log)
 	}
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -368,8 +378,10 @@ wait:
 			case syscall.SIGUSR2:
 				log.Info("upgrading", zap.String("signal", s.String()))
 				upg.start()
-			default:
-				log.Info("signal ignored: nothing to reload or reopen yet", zap.String("signal", s.String()))
+			case syscall.SIGHUP:
+				signalled(log, s, "reloaded", svc.Reload())
+			case syscall.SIGUSR1:
+				signalled(log, s, "reopened", svc.Reopen())
 			}
 		case pid := <-upg.handover:
 			log.Info("upgrade handed over; this process finishes what it has and exits", zap.Int("new_pid", pid))
@@ -409,6 +421,14 @@ wait:
 	}
 	cancel()
 	<-allDone
+	// Every shard has stopped: nothing more is accepted, so the service can
+	// finish what it holds (the syslog sink flushes its queue).
+	fctx, fcancel := context.WithTimeout(context.Background(), o.drain+5*time.Second)
+	if err := svc.Close(fctx); err != nil {
+		log.Error("handler did not finish cleanly", zap.Error(err))
+		code = exitRuntime
+	}
+	fcancel()
 	if metricsSrv != nil {
 		_ = metricsSrv.Close()
 	}
@@ -421,7 +441,7 @@ wait:
 	return code
 }
 
-func listenAll(o *options, log *zap.Logger, inh *inherited, upgrade bool) ([]*shard.Group, error) {
+func listenAll(o *options, log *zap.Logger, inh *inherited, upgrade bool, svc service) ([]*shard.Group, error) {
 	var groups []*shard.Group
 	for i, addr := range o.addrs {
 		var files map[string]*os.File
@@ -438,7 +458,7 @@ func listenAll(o *options, log *zap.Logger, inh *inherited, upgrade bool) ([]*sh
 			MaxPacket:    o.maxPacket,
 			RcvBuf:       rcvbufConfig(o.rcvbuf),
 			SndBuf:       int(o.sndbuf),
-			NewHandler:   handlers[o.handler.value],
+			NewHandler:   svc.NewHandler,
 			UDP:          strings.Contains(o.proto.value, "udp"),
 			TCP:          strings.Contains(o.proto.value, "tcp"),
 			MaxConns:     o.maxConns,
@@ -572,8 +592,9 @@ func (gs groupsSource) Stats(dst []metrics.Snapshot) []metrics.Snapshot {
 	return dst
 }
 
-func serveMetrics(ln net.Listener, groups []*shard.Group, grd *guard, upg *upgrader, log *zap.Logger) *http.Server {
+func serveMetrics(ln net.Listener, groups []*shard.Group, grd *guard, upg *upgrader, svc service, log *zap.Logger) *http.Server {
 	reg := prometheus.NewRegistry()
+	reg.MustRegister(svc.Collectors()...)
 	for result, n := range upg.results {
 		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name:        "shardd_upgrades_total",
@@ -611,6 +632,19 @@ func serveMetrics(ln net.Listener, groups []*shard.Group, grd *guard, upg *upgra
 	}()
 	log.Info("serving metrics", zap.String("addr", ln.Addr().String()))
 	return srv
+}
+
+// signalled logs the outcome of a HUP or USR1.
+func signalled(log *zap.Logger, s os.Signal, done string, err error) {
+	var nothing nothingError
+	switch {
+	case errors.As(err, &nothing):
+		log.Info("signal ignored", zap.String("signal", s.String()), zap.String("reason", err.Error()))
+	case err != nil:
+		log.Error("signal handling failed; the previous state keeps serving", zap.String("signal", s.String()), zap.Error(err))
+	default:
+		log.Info(done, zap.String("signal", s.String()))
+	}
 }
 
 func version() string {
