@@ -1,0 +1,17 @@
+// Package dns is shardd's authoritative DNS handler: it answers queries from
+// RFC 1035 master files, like an authoritative-only name server.
+//
+// Zones are parsed with github.com/miekg/dns's ZoneParser (the Go
+// ecosystem's standard, used by CoreDNS). At load time every answer a zone
+// can give is worked out by a plain resolver (resolve.go: RFC 1034 4.3.2,
+// CNAME chains, RFC 4592 wildcards, referrals with glue, RFC 2308 negative
+// answers) and packed into wire-format templates. A query is then a header
+// check, a map lookup per label of its name and one copy: the hot path
+// allocates nothing and runs no resolver logic.
+//
+// A reply repeats the query's question bytes exactly (0x20 case
+// randomisation survives); the template's names point into that question.
+// Templates for names that vary (wildcard synthesis, NXDOMAIN, names below
+// a delegation) only point at the question name itself, so they fit a
+// question of any length.
+package dns

@@ -1,0 +1,356 @@
+package dns
+
+import (
+	"encoding/binary"
+	"sync/atomic"
+
+	"github.com/shardd/shardd/packet"
+)
+
+// Sizes of the replies (RFC 1035 4.2.1, RFC 6891 6.2.5, DNS flag day 2020).
+const (
+	// MaxUDPSize is the largest UDP reply sent and the payload size
+	// advertised in OPT: 1232 bytes fit any path MTU of 1280 without
+	// fragmentation.
+	MaxUDPSize = 1232
+	minUDPSize = 512 // without EDNS, and the floor of any advertised size
+	headerLen  = 12
+	optLen     = 11 // root owner, type, class, TTL, empty rdata
+)
+
+// Header bits.
+const (
+	flagQR = 1 << 15
+	flagAA = 1 << 10
+	flagTC = 1 << 9
+	flagRD = 1 << 8
+	flagCD = 1 << 4
+)
+
+// Response codes answered (RFC 1035 4.1.1, RFC 6891 9).
+const (
+	rcodeSuccess  = 0
+	rcodeFormErr  = 1
+	rcodeServFail = 2
+	rcodeNXDomain = 3
+	rcodeNotImp   = 4
+	rcodeRefused  = 5
+	rcodeBadVers  = 16
+)
+
+// Handler answers DNS queries on one shard (and one transport) from the
+// server's current zones. It keeps per-query scratch space, so each shard
+// needs its own: Server.NewHandler.
+type Handler struct {
+	packet.LengthPrefixed // DNS over TCP frames messages with a 2-byte length
+
+	srv   *Server
+	shard int
+	c     [2]counters // by transport: UDP, TCP
+	name  [255]byte   // the query name, lower-cased
+}
+
+// counters is one handler's DNS counters; the shard's goroutine adds, the
+// metrics scrape loads.
+type counters struct {
+	queries   [numQtypeLabels]atomic.Uint64
+	responses [numRcodes]atomic.Uint64
+	truncated atomic.Uint64
+	malformed atomic.Uint64
+	dropped   [numDropReasons]atomic.Uint64
+	_         [64]byte // keep neighbouring handlers' counters off this cache line
+}
+
+// Reasons a query gets no reply.
+const (
+	dropResponse = iota // QR set: a reply is never answered (no reflection loops)
+	dropShort           // shorter than a header: no ID to answer with
+	numDropReasons
+)
+
+var dropReasonNames = [numDropReasons]string{"response", "short"}
+
+const numRcodes = 24
+
+// query is what ServePacket reads from a query before answering.
+type query struct {
+	id      [2]byte
+	flags   uint16
+	qend    int // end of the question section; 0 when there is none to echo
+	nameLen int
+	qtype   uint16
+	qclass  uint16
+	edns    bool
+	udpSize int
+	version uint8
+}
+
+// ServePacket answers one query. Malformed queries get FORMERR when they
+// carry an ID to answer; replies and runts are dropped and counted.
+func (h *Handler) ServePacket(w *packet.ReplyWriter, p *packet.Packet) error {
+	c := &h.c[0]
+	if p.Proto == packet.TCP {
+		c = &h.c[1]
+	}
+	m := p.Data
+	if len(m) < headerLen {
+		c.dropped[dropShort].Add(1)
+		c.malformed.Add(1)
+		return nil
+	}
+	var q query
+	q.id = [2]byte{m[0], m[1]}
+	q.flags = binary.BigEndian.Uint16(m[2:])
+	if q.flags&flagQR != 0 {
+		c.dropped[dropResponse].Add(1)
+		return nil
+	}
+	rcode := h.parse(m, &q)
+	if rcode == rcodeFormErr {
+		c.malformed.Add(1)
+	}
+	if q.qend > 0 {
+		c.queries[qtypeLabel(q.qtype)].Add(1)
+	}
+	var t *template
+	if rcode == rcodeSuccess {
+		t, rcode = h.lookup(&q)
+	}
+	limit := minUDPSize
+	if q.edns {
+		limit = min(max(q.udpSize, minUDPSize), MaxUDPSize)
+	}
+	if p.Proto == packet.TCP {
+		limit = 65535
+	}
+	limit = min(limit, w.MaxReply())
+	tc, err := h.reply(w, m, &q, rcode, t, limit)
+	if err != nil {
+		return err
+	}
+	if tc {
+		c.truncated.Add(1)
+	}
+	c.responses[rcode].Add(1)
+	return nil
+}
+
+// parse reads the header, question and OPT record of m into q and returns
+// the rcode to answer with when the query cannot be looked up.
+func (h *Handler) parse(m []byte, q *query) int {
+	qd := binary.BigEndian.Uint16(m[4:])
+	an := binary.BigEndian.Uint16(m[6:])
+	ns := binary.BigEndian.Uint16(m[8:])
+	ar := binary.BigEndian.Uint16(m[10:])
+	off := headerLen
+	if qd == 1 {
+		n, ok := h.readName(m, off)
+		if ok && off+n+4 <= len(m) {
+			q.nameLen = n
+			q.qtype = binary.BigEndian.Uint16(m[off+n:])
+			q.qclass = binary.BigEndian.Uint16(m[off+n+2:])
+			off += n + 4
+			q.qend = off
+		}
+	}
+	// The OPT record, if any, is in the additional section: step over the
+	// answer and authority records (a query should have none).
+	var ok bool
+	for i := 0; i < int(an)+int(ns) && q.qend > 0; i++ {
+		if off, _, ok = skipRR(m, off); !ok {
+			return rcodeFormErr
+		}
+	}
+	for i := 0; i < int(ar) && q.qend > 0; i++ {
+		start := off
+		var rtype uint16
+		if off, rtype, ok = skipRR(m, off); !ok {
+			return rcodeFormErr
+		}
+		if rtype != typeOPT {
+			continue // TSIG and others are not supported and ignored
+		}
+		// One OPT, owned by the root (RFC 6891 6.1.1).
+		if q.edns || m[start] != 0 {
+			return rcodeFormErr
+		}
+		q.edns = true
+		q.udpSize = int(binary.BigEndian.Uint16(m[start+3:]))
+		q.version = m[start+6]
+	}
+	opcode := (q.flags >> 11) & 0xF
+	switch {
+	case opcode != 0:
+		return rcodeNotImp
+	case qd != 1 || q.qend == 0:
+		return rcodeFormErr
+	case q.edns && q.version != 0:
+		return rcodeBadVers
+	case q.qclass != classIN && q.qclass != classANY:
+		return rcodeRefused
+	case q.qtype == typeAXFR || q.qtype == typeIXFR:
+		return rcodeRefused // zone transfers are not served
+	}
+	return rcodeSuccess
+}
+
+// Wire values used by the parser.
+const (
+	typeOPT  = 41
+	typeIXFR = 251
+	typeAXFR = 252
+	classIN  = 1
+	classANY = 255
+)
+
+// readName checks the uncompressed name at m[off:] and copies it, lower
+// case, into h.name. A question name has nothing before it to point at, so a
+// compression pointer is malformed.
+func (h *Handler) readName(m []byte, off int) (int, bool) {
+	n := 0
+	for {
+		if off+n >= len(m) {
+			return 0, false
+		}
+		l := int(m[off+n])
+		if l == 0 {
+			h.name[n] = 0
+			return n + 1, true
+		}
+		if l > 63 || n+1+l+1 > len(h.name) || off+n+1+l > len(m) {
+			return 0, false
+		}
+		h.name[n] = byte(l)
+		for i := 1; i <= l; i++ {
+			b := m[off+n+i]
+			if 'A' <= b && b <= 'Z' {
+				b += 'a' - 'A'
+			}
+			h.name[n+i] = b
+		}
+		n += 1 + l
+	}
+}
+
+// skipRR steps over one resource record at m[off:] and returns where the
+// next begins and the record's type.
+func skipRR(m []byte, off int) (int, uint16, bool) {
+	for {
+		if off >= len(m) {
+			return 0, 0, false
+		}
+		l := int(m[off])
+		if l == 0 {
+			off++
+			break
+		}
+		if l&0xC0 == 0xC0 {
+			off += 2
+			break
+		}
+		if l > 63 {
+			return 0, 0, false
+		}
+		off += 1 + l
+	}
+	if off+10 > len(m) {
+		return 0, 0, false
+	}
+	rtype := binary.BigEndian.Uint16(m[off:])
+	rdlen := int(binary.BigEndian.Uint16(m[off+8:]))
+	off += 10 + rdlen
+	if off > len(m) {
+		return 0, 0, false
+	}
+	return off, rtype, true
+}
+
+// lookup finds the template answering q: the zone that encloses the name
+// most closely, then the name's node or its closest encloser.
+func (h *Handler) lookup(q *query) (*template, int) {
+	zs := h.srv.zones.Load()
+	name := h.name[:q.nameLen]
+	var z *Zone
+	for off := 0; ; off += int(name[off]) + 1 {
+		if z = zs.byOrigin[string(name[off:])]; z != nil {
+			break
+		}
+		if name[off] == 0 {
+			return nil, rcodeRefused // not ours: no zone encloses it
+		}
+	}
+	for off := 0; ; off += int(name[off]) + 1 {
+		n := z.byWire[string(name[off:])]
+		if n == nil {
+			continue // the apex is always found, so the walk ends
+		}
+		if off == 0 {
+			if t := n.exact[q.qtype]; t != nil {
+				return t, t.rcode
+			}
+			return n.exactDefault, n.exactDefault.rcode
+		}
+		var t *template
+		switch {
+		case n.cut != nil:
+			t = n.cut.synthDefault
+		case n.wild != nil:
+			if t = n.wild.synth[q.qtype]; t == nil {
+				t = n.wild.synthDefault
+			}
+		default:
+			t = z.nxdomain
+		}
+		return t, t.rcode
+	}
+}
+
+// reply writes the answer to q: header, the query's own question bytes, then
+// the template's records if they fit in limit, else only the ones that must
+// be there, else none with TC set. It reports whether TC was set.
+func (h *Handler) reply(w *packet.ReplyWriter, m []byte, q *query, rcode int, t *template, limit int) (bool, error) {
+	qlen := 0
+	if q.qend > 0 {
+		qlen = q.qend - headerLen
+	}
+	size := headerLen + qlen
+	if q.edns {
+		size += optLen
+	}
+	var body []byte
+	var counts [3]uint16
+	flags := flagQR | q.flags&(0xF<<11|flagRD|flagCD) | uint16(rcode&0xF)
+	tc := false
+	if t != nil {
+		if t.aa {
+			flags |= flagAA
+		}
+		switch {
+		case size+len(t.body) <= limit:
+			body, counts = t.body, t.counts
+		case size+t.essential <= limit:
+			body, counts = t.body[:t.essential], [3]uint16{t.counts[0], t.counts[1], t.essentialAR}
+		default:
+			flags |= flagTC
+			tc = true
+		}
+	}
+	if q.edns {
+		counts[2]++
+	}
+	qd := uint16(0)
+	if qlen > 0 {
+		qd = 1
+	}
+	b := w.AvailableBuffer()
+	b = append(b, q.id[0], q.id[1], byte(flags>>8), byte(flags),
+		byte(qd>>8), byte(qd), byte(counts[0]>>8), byte(counts[0]),
+		byte(counts[1]>>8), byte(counts[1]), byte(counts[2]>>8), byte(counts[2]))
+	b = append(b, m[headerLen:headerLen+qlen]...)
+	b = append(b, body...)
+	if q.edns {
+		b = append(b, 0, 0, typeOPT, byte(MaxUDPSize>>8), byte(MaxUDPSize&0xFF), byte(rcode>>4), 0, 0, 0, 0, 0)
+	}
+	_, err := w.Write(b)
+	return tc, err
+}

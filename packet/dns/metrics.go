@@ -1,0 +1,169 @@
+package dns
+
+import (
+	"strconv"
+
+	"github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// qtypeLabels are the qtypes counted by name; the rest count as "other", so
+// a scan with random types cannot blow up the number of series.
+var qtypeLabels = [...]uint16{
+	dns.TypeA, dns.TypeNS, dns.TypeCNAME, dns.TypeSOA, dns.TypePTR, dns.TypeMX,
+	dns.TypeTXT, dns.TypeAAAA, dns.TypeSRV, dns.TypeNAPTR, dns.TypeDS, dns.TypeDNSKEY,
+	dns.TypeSVCB, dns.TypeHTTPS, dns.TypeCAA, dns.TypeANY, dns.TypeAXFR, dns.TypeIXFR,
+}
+
+const numQtypeLabels = len(qtypeLabels) + 1 // + "other"
+
+// qtypeIndex maps a qtype below 256 to its label; CAA (257) is the one
+// counted type above.
+var qtypeIndex = func() (t [256]uint8) {
+	for i := range t {
+		t[i] = uint8(numQtypeLabels - 1)
+	}
+	for i, q := range qtypeLabels {
+		if q < 256 {
+			t[q] = uint8(i)
+		}
+	}
+	return t
+}()
+
+func qtypeLabel(q uint16) int {
+	if q < 256 {
+		return int(qtypeIndex[q])
+	}
+	if q == dns.TypeCAA {
+		for i, l := range qtypeLabels {
+			if l == q {
+				return i
+			}
+		}
+	}
+	return numQtypeLabels - 1
+}
+
+func qtypeName(i int) string {
+	if i == numQtypeLabels-1 {
+		return "other"
+	}
+	return dns.TypeToString[qtypeLabels[i]]
+}
+
+func rcodeName(r int) string {
+	if s, ok := dns.RcodeToString[r]; ok {
+		return s
+	}
+	return strconv.Itoa(r)
+}
+
+var (
+	descQueries = prometheus.NewDesc("shardd_dns_queries_total",
+		"DNS queries with a question, by shard, transport and qtype (types without a label of their own count as other).",
+		[]string{"shard", "proto", "qtype"}, nil)
+	descResponses = prometheus.NewDesc("shardd_dns_responses_total",
+		"DNS responses sent, by shard, transport and rcode.", []string{"shard", "proto", "rcode"}, nil)
+	descTruncated = prometheus.NewDesc("shardd_dns_truncated_total",
+		"UDP responses sent with TC set because the answer did not fit the client's payload size (the client retries over TCP).",
+		[]string{"shard", "proto"}, nil)
+	descMalformed = prometheus.NewDesc("shardd_dns_malformed_total",
+		"Malformed queries: answered FORMERR, or dropped when shorter than a header.", []string{"shard", "proto"}, nil)
+	descDropped = prometheus.NewDesc("shardd_dns_dropped_total",
+		"Messages not answered, by reason: response (QR set: replies are never answered), short (no header).",
+		[]string{"shard", "proto", "reason"}, nil)
+	descReloads = prometheus.NewDesc("shardd_dns_zone_reloads_total",
+		"Successful zone reloads (SIGHUP).", nil, nil)
+	descReloadErrors = prometheus.NewDesc("shardd_dns_zone_reload_errors_total",
+		"Zone reloads that failed; the previous zones kept serving.", nil, nil)
+	descSerial = prometheus.NewDesc("shardd_dns_zone_serial",
+		"SOA serial of each zone being served.", []string{"zone"}, nil)
+	descRecords = prometheus.NewDesc("shardd_dns_zone_records",
+		"Records loaded for each zone being served.", []string{"zone"}, nil)
+)
+
+// Describe implements prometheus.Collector.
+func (s *Server) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descQueries, descResponses, descTruncated, descMalformed, descDropped, descReloads, descReloadErrors, descSerial, descRecords} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector: it reads every handler's
+// counters (summed per shard and transport) at scrape time.
+func (s *Server) Collect(ch chan<- prometheus.Metric) {
+	type key struct{ shard, proto int }
+	sums := map[key]*snapshot{}
+	var order []key
+	s.mu.Lock()
+	for _, h := range s.handlers {
+		for p := range h.c {
+			k := key{h.shard, p}
+			if sums[k] == nil {
+				sums[k] = &snapshot{}
+				order = append(order, k)
+			}
+			sums[k].add(&h.c[p])
+		}
+	}
+	s.mu.Unlock()
+	for _, k := range order {
+		v := sums[k]
+		if v.total == 0 && k.proto == 1 {
+			continue // no TCP traffic on this shard: no series
+		}
+		shard, proto := strconv.Itoa(k.shard), []string{"udp", "tcp"}[k.proto]
+		for i, n := range v.queries {
+			if n > 0 {
+				ch <- prometheus.MustNewConstMetric(descQueries, prometheus.CounterValue, float64(n), shard, proto, qtypeName(i))
+			}
+		}
+		for r, n := range v.responses {
+			if n > 0 {
+				ch <- prometheus.MustNewConstMetric(descResponses, prometheus.CounterValue, float64(n), shard, proto, rcodeName(r))
+			}
+		}
+		ch <- prometheus.MustNewConstMetric(descTruncated, prometheus.CounterValue, float64(v.truncated), shard, proto)
+		ch <- prometheus.MustNewConstMetric(descMalformed, prometheus.CounterValue, float64(v.malformed), shard, proto)
+		for r, n := range v.dropped {
+			ch <- prometheus.MustNewConstMetric(descDropped, prometheus.CounterValue, float64(n), shard, proto, dropReasonNames[r])
+		}
+	}
+	ch <- prometheus.MustNewConstMetric(descReloads, prometheus.CounterValue, float64(s.reloads.Load()))
+	ch <- prometheus.MustNewConstMetric(descReloadErrors, prometheus.CounterValue, float64(s.reloadErrors.Load()))
+	for _, z := range s.zones.Load().List {
+		ch <- prometheus.MustNewConstMetric(descSerial, prometheus.GaugeValue, float64(z.Serial), z.Origin)
+		ch <- prometheus.MustNewConstMetric(descRecords, prometheus.GaugeValue, float64(z.Count), z.Origin)
+	}
+}
+
+// snapshot is a plain copy of counters.
+type snapshot struct {
+	queries   [numQtypeLabels]uint64
+	responses [numRcodes]uint64
+	truncated uint64
+	malformed uint64
+	dropped   [numDropReasons]uint64
+	total     uint64
+}
+
+func (v *snapshot) add(c *counters) {
+	for i := range c.queries {
+		v.queries[i] += c.queries[i].Load()
+	}
+	for i := range c.responses {
+		n := c.responses[i].Load()
+		v.responses[i] += n
+		v.total += n
+	}
+	v.truncated += c.truncated.Load()
+	v.malformed += c.malformed.Load()
+	for i := range c.dropped {
+		n := c.dropped[i].Load()
+		v.dropped[i] += n
+		v.total += n
+	}
+}
+
+var _ prometheus.Collector = (*Server)(nil)

@@ -1,0 +1,142 @@
+package dns
+
+import (
+	"github.com/miekg/dns"
+)
+
+// maxChain bounds CNAME chains followed inside a zone (loops end here too).
+const maxChain = 16
+
+// result is one answer worked out the slow, readable way; prepare packs one
+// for every question a zone can be asked, so queries never run this code.
+type result struct {
+	rcode     int
+	aa        bool
+	answer    []dns.RR
+	authority []dns.RR
+	glue      []dns.RR // additional records a referral needs (RFC 9471)
+	extra     []dns.RR // helpful additional records, dropped first when space is short
+}
+
+// resolve answers qname/qtype from z (RFC 1034 4.3.2, RFC 4592, RFC 2308,
+// RFC 6604, RFC 8482). qname is canonical and inside z.
+func (z *Zone) resolve(qname string, qtype uint16) *result {
+	r := &result{rcode: dns.RcodeSuccess, aa: true}
+	name := qname
+	seen := map[string]bool{}
+	for hop := 0; ; hop++ {
+		n, exact := z.find(name)
+		cut := n.cut
+		if cut != nil && exact && cut == n && qtype == dns.TypeDS && hop == 0 {
+			cut = nil // DS lives on the parent side of the cut (RFC 4035 3.1.4.1)
+		}
+		if cut != nil {
+			if hop == 0 {
+				r.aa = false
+			}
+			// A referral: the child's NS in authority, the addresses of
+			// name servers inside the delegated zone as required glue.
+			r.authority = append(r.authority, cut.rrsets[dns.TypeNS]...)
+			for _, ns := range cut.rrsets[dns.TypeNS] {
+				target := ns.(*dns.NS).Ns
+				if dns.IsSubDomain(cut.name, target) {
+					r.glue = append(r.glue, z.addresses(target, true)...)
+				} else {
+					r.extra = append(r.extra, z.addresses(target, false)...)
+				}
+			}
+			return r
+		}
+		src := n
+		if !exact {
+			if n.wild == nil {
+				r.rcode = dns.RcodeNameError
+				r.authority = append(r.authority, z.negativeSOA())
+				return r
+			}
+			src = n.wild
+		}
+		if c := src.rrsets[dns.TypeCNAME]; c != nil && qtype != dns.TypeCNAME {
+			r.answer = append(r.answer, owned(c, name)...)
+			seen[name] = true
+			target := c[0].(*dns.CNAME).Target
+			if !dns.IsSubDomain(z.Origin, target) || seen[target] || hop+1 >= maxChain {
+				return r // out of zone or a loop: the resolver takes it from here
+			}
+			name = target
+			continue
+		}
+		if qtype == dns.TypeANY {
+			// RFC 8482: one small synthesized record instead of every RRset.
+			r.answer = append(r.answer, &dns.HINFO{
+				Hdr: dns.RR_Header{Name: name, Rrtype: dns.TypeHINFO, Class: dns.ClassINET, Ttl: 3600},
+				Cpu: "RFC8482",
+			})
+			return r
+		}
+		set := src.rrsets[qtype]
+		if set == nil {
+			// NODATA (or the empty end of a chain).
+			r.authority = append(r.authority, z.negativeSOA())
+			return r
+		}
+		r.answer = append(r.answer, owned(set, name)...)
+		r.extra = append(r.extra, z.additional(set)...)
+		return r
+	}
+}
+
+// owned returns set with its owner name set to name (wildcard synthesis).
+func owned(set []dns.RR, name string) []dns.RR {
+	if set[0].Header().Name == name {
+		return set
+	}
+	out := make([]dns.RR, len(set))
+	for i, rr := range set {
+		out[i] = dns.Copy(rr)
+		out[i].Header().Name = name
+	}
+	return out
+}
+
+// negativeSOA is the SOA for negative answers: its TTL is the smaller of the
+// SOA's own TTL and its MINIMUM field (RFC 2308 3 and 5).
+func (z *Zone) negativeSOA() dns.RR {
+	soa := dns.Copy(z.soa).(*dns.SOA)
+	soa.Hdr.Ttl = min(soa.Hdr.Ttl, soa.Minttl)
+	return soa
+}
+
+// additional returns the in-zone addresses of the names an NS, MX or SRV
+// RRset points at (RFC 1035 3.3, RFC 2782).
+func (z *Zone) additional(set []dns.RR) []dns.RR {
+	var out []dns.RR
+	for _, rr := range set {
+		var target string
+		switch r := rr.(type) {
+		case *dns.NS:
+			target = r.Ns
+		case *dns.MX:
+			target = r.Mx
+		case *dns.SRV:
+			target = r.Target
+		default:
+			continue
+		}
+		out = append(out, z.addresses(target, false)...)
+	}
+	return out
+}
+
+// addresses returns the A and AAAA records of name if it is in the zone;
+// occluded names (at or below a cut) only when glue is asked for.
+func (z *Zone) addresses(name string, glue bool) []dns.RR {
+	if !dns.IsSubDomain(z.Origin, name) {
+		return nil
+	}
+	n, ok := z.nodes[name]
+	if !ok || (n.cut != nil) != glue {
+		return nil
+	}
+	return append(append([]dns.RR(nil), n.rrsets[dns.TypeA]...), n.rrsets[dns.TypeAAAA]...)
+}

@@ -1,0 +1,91 @@
+package dns
+
+import (
+	"fmt"
+	"sort"
+	"sync"
+	"sync/atomic"
+
+	"github.com/miekg/dns"
+)
+
+// Zones is a set of zones served together; a query goes to the zone whose
+// origin encloses its name most closely.
+type Zones struct {
+	List     []*Zone          // by origin
+	byOrigin map[string]*Zone // by lower-case wire-format origin
+}
+
+// LoadZones loads every file; any error (syntax, semantics, two files for
+// one origin) fails the whole set.
+func LoadZones(files []string) (*Zones, error) {
+	zs := &Zones{byOrigin: map[string]*Zone{}}
+	for _, f := range files {
+		z, err := LoadZone(f)
+		if err != nil {
+			return nil, err
+		}
+		wire := make([]byte, 256)
+		off, err := dns.PackDomainName(z.Origin, wire, 0, nil, false)
+		if err != nil {
+			return nil, fmt.Errorf("zone %s: origin %s: %v", f, z.Origin, err)
+		}
+		if old := zs.byOrigin[string(wire[:off])]; old != nil {
+			return nil, fmt.Errorf("zone %s: %s is already served from %s (give each zone once)", f, z.Origin, old.File)
+		}
+		zs.byOrigin[string(wire[:off])] = z
+		zs.List = append(zs.List, z)
+	}
+	sort.Slice(zs.List, func(i, j int) bool { return zs.List[i].Origin < zs.List[j].Origin })
+	return zs, nil
+}
+
+// Server owns the zones every shard's Handler answers from. Reload swaps in
+// a new set atomically: a query sees the old zones or the new, never a mix.
+type Server struct {
+	files []string
+	zones atomic.Pointer[Zones]
+
+	mu       sync.Mutex
+	handlers []*Handler
+
+	reloads      atomic.Uint64
+	reloadErrors atomic.Uint64
+}
+
+// NewServer loads the zone files.
+func NewServer(files []string) (*Server, error) {
+	zs, err := LoadZones(files)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{files: files}
+	s.zones.Store(zs)
+	return s, nil
+}
+
+// Zones returns the zones being served.
+func (s *Server) Zones() *Zones { return s.zones.Load() }
+
+// Reload reads every zone file again. On any error the old zones keep
+// serving and the error is counted (shardd_dns_zone_reload_errors_total).
+func (s *Server) Reload() (*Zones, error) {
+	zs, err := LoadZones(s.files)
+	if err != nil {
+		s.reloadErrors.Add(1)
+		return nil, err
+	}
+	s.zones.Store(zs)
+	s.reloads.Add(1)
+	return zs, nil
+}
+
+// NewHandler returns a handler for one shard; call it once per shard and
+// transport (each has its own scratch space and counters).
+func (s *Server) NewHandler(shard int) *Handler {
+	h := &Handler{srv: s, shard: shard}
+	s.mu.Lock()
+	s.handlers = append(s.handlers, h)
+	s.mu.Unlock()
+	return h
+}

@@ -1,0 +1,216 @@
+package dns
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/miekg/dns"
+)
+
+// Zone is one zone loaded from a master file, with every answer it can give
+// packed ahead of time.
+type Zone struct {
+	Origin string // canonical (lower-case, fully qualified) apex name
+	File   string
+	Serial uint32
+	Count  int // records loaded
+
+	soa   *dns.SOA
+	nodes map[string]*node // by canonical presentation name; includes empty non-terminals
+
+	// byWire indexes nodes by lower-case wire-format name, for lookups
+	// straight from a query's bytes without allocating.
+	byWire map[string]*node
+	// nxdomain answers any name under the apex that has no node and no wildcard.
+	nxdomain *template
+}
+
+// node is one owner name of a zone (or an empty non-terminal).
+type node struct {
+	name   string
+	rrsets map[uint16][]dns.RR
+	cut    *node // the delegation at or above this name (below the apex), if any
+	wild   *node // the "*" child, if any
+
+	exact        map[uint16]*template // answers for this exact name, by qtype
+	exactDefault *template            // for qtypes with no entry in exact
+	// synth holds, for a wildcard node, the answers it synthesizes for
+	// names below its parent; for a delegation, synthDefault is the referral
+	// for names below the cut.
+	synth        map[uint16]*template
+	synthDefault *template
+}
+
+// LoadZone reads and checks one RFC 1035 master file. The origin is the
+// owner of its SOA record ($ORIGIN, or the file's first owner name).
+func LoadZone(path string) (*Zone, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("zone %s: %w", path, errors.Unwrap(err))
+	}
+	defer f.Close()
+	return ParseZone(f, path)
+}
+
+// ParseZone reads a master file from r; name is used in errors and as the
+// base for $INCLUDE.
+func ParseZone(r io.Reader, name string) (*Zone, error) {
+	zp := dns.NewZoneParser(r, "", name)
+	zp.SetIncludeAllowed(true)
+	var rrs []dns.RR
+	for rr, ok := zp.Next(); ok; rr, ok = zp.Next() {
+		rrs = append(rrs, rr)
+	}
+	if err := zp.Err(); err != nil {
+		return nil, fmt.Errorf("zone %s: %s", name, strings.TrimPrefix(strings.TrimPrefix(err.Error(), name+": "), "dns: "))
+	}
+	z, err := newZone(rrs, name)
+	if err != nil {
+		return nil, fmt.Errorf("zone %s: %w", name, err)
+	}
+	return z, nil
+}
+
+func newZone(rrs []dns.RR, file string) (*Zone, error) {
+	var soa *dns.SOA
+	for _, rr := range rrs {
+		if s, ok := rr.(*dns.SOA); ok {
+			if soa != nil {
+				return nil, fmt.Errorf("two SOA records (%s and %s); a zone has exactly one, at its apex", soa.Hdr.Name, s.Hdr.Name)
+			}
+			soa = s
+		}
+	}
+	if soa == nil {
+		return nil, errors.New("no SOA record; a zone file starts with the apex SOA (add one, e.g. @ SOA ns1 hostmaster 1 7200 900 1209600 300)")
+	}
+	z := &Zone{
+		Origin: dns.CanonicalName(soa.Hdr.Name),
+		File:   file,
+		Serial: soa.Serial,
+		soa:    soa,
+		nodes:  map[string]*node{},
+	}
+	for _, rr := range rrs {
+		h := rr.Header()
+		h.Name = dns.CanonicalName(h.Name)
+		canonicalRdata(rr)
+		if h.Class != dns.ClassINET {
+			return nil, fmt.Errorf("%s %s: class %s; only IN is served", h.Name, dns.TypeToString[h.Rrtype], dns.ClassToString[h.Class])
+		}
+		if !dns.IsSubDomain(z.Origin, h.Name) {
+			return nil, fmt.Errorf("%s %s is outside the zone %s (out-of-zone data; fix the name or $ORIGIN)", h.Name, dns.TypeToString[h.Rrtype], z.Origin)
+		}
+		if h.Rrtype == dns.TypeOPT {
+			return nil, fmt.Errorf("%s: OPT is not a zone record", h.Name)
+		}
+		n := z.node(h.Name)
+		for _, old := range n.rrsets[h.Rrtype] {
+			if dns.IsDuplicate(old, rr) {
+				rr = nil
+				break
+			}
+		}
+		if rr != nil {
+			n.rrsets[h.Rrtype] = append(n.rrsets[h.Rrtype], rr)
+			z.Count++
+		}
+	}
+	for _, n := range z.nodes {
+		if c := n.rrsets[dns.TypeCNAME]; c != nil {
+			if len(c) > 1 {
+				return nil, fmt.Errorf("%s has %d CNAME records; a name has at most one (RFC 1034 3.6.2)", n.name, len(c))
+			}
+			if len(n.rrsets) > 1 {
+				return nil, fmt.Errorf("%s has a CNAME and other data; a CNAME must be alone at its name (RFC 1034 3.6.2)", n.name)
+			}
+		}
+		// TTLs in one RRset must agree (RFC 2181 5.2): use the smallest.
+		for _, set := range n.rrsets {
+			ttl := set[0].Header().Ttl
+			for _, rr := range set {
+				ttl = min(ttl, rr.Header().Ttl)
+			}
+			for _, rr := range set {
+				rr.Header().Ttl = ttl
+			}
+		}
+	}
+	if apex := z.nodes[z.Origin]; apex.rrsets[dns.TypeNS] == nil {
+		return nil, fmt.Errorf("the apex %s has no NS record (add at least one, e.g. @ NS ns1)", z.Origin)
+	}
+	z.link()
+	if err := z.prepare(); err != nil {
+		return nil, err
+	}
+	return z, nil
+}
+
+// canonicalRdata lower-cases the domain names inside rdata, so names
+// compare byte for byte.
+func canonicalRdata(rr dns.RR) {
+	switch r := rr.(type) {
+	case *dns.NS:
+		r.Ns = dns.CanonicalName(r.Ns)
+	case *dns.CNAME:
+		r.Target = dns.CanonicalName(r.Target)
+	case *dns.MX:
+		r.Mx = dns.CanonicalName(r.Mx)
+	case *dns.SRV:
+		r.Target = dns.CanonicalName(r.Target)
+	case *dns.PTR:
+		r.Ptr = dns.CanonicalName(r.Ptr)
+	case *dns.SOA:
+		r.Ns = dns.CanonicalName(r.Ns)
+		r.Mbox = dns.CanonicalName(r.Mbox)
+	}
+}
+
+// node returns the node for name, creating it and every missing ancestor up
+// to the apex (empty non-terminals exist: RFC 4592 2.2.2).
+func (z *Zone) node(name string) *node {
+	n, ok := z.nodes[name]
+	if !ok {
+		n = &node{name: name, rrsets: map[uint16][]dns.RR{}}
+		z.nodes[name] = n
+		if name != z.Origin {
+			z.node(parent(name))
+		}
+	}
+	return n
+}
+
+// parent returns the name one label up ("a.b." -> "b.", "b." -> ".").
+func parent(name string) string {
+	off, end := dns.NextLabel(name, 0)
+	if end {
+		return "."
+	}
+	return name[off:]
+}
+
+// link sets each node's delegation and wildcard pointers.
+func (z *Zone) link() {
+	for name, n := range z.nodes {
+		for a := name; a != z.Origin; a = parent(a) {
+			if an := z.nodes[a]; an.rrsets[dns.TypeNS] != nil {
+				n.cut = an // keep the highest: data below a cut is occluded
+			}
+		}
+		if strings.HasPrefix(name, "*.") && name != z.Origin {
+			z.nodes[name[2:]].wild = n
+		}
+	}
+}
+
+// find returns the node for name, or the closest encloser and false.
+func (z *Zone) find(name string) (*node, bool) {
+	for a := name; ; a = parent(a) {
+		if n, ok := z.nodes[a]; ok {
+			return n, a == name
+		}
+	}
+}
