@@ -34,14 +34,18 @@ func (z *Zone) prepare() error {
 		}
 		z.byWire[string(wire[:off])] = n
 
-		n.exact = map[uint16]*template{}
-		for _, qt := range z.qtypesFor(n) {
-			if n.exact[qt], err = packExact(z.resolve(name, qt), name, qt); err != nil {
-				return err
-			}
-		}
 		if n.exactDefault, err = packExact(z.resolve(name, dns.TypeNone), name, dns.TypeNone); err != nil {
 			return err
+		}
+		n.exact = map[uint16]*template{}
+		for _, qt := range z.qtypesFor(n) {
+			t, err := packExact(z.resolve(name, qt), name, qt)
+			if err != nil {
+				return err
+			}
+			if !t.equal(n.exactDefault) { // most names answer CNAME, DS and the like with plain NODATA
+				n.exact[qt] = t
+			}
 		}
 		switch {
 		case n.cut == n:
@@ -62,6 +66,11 @@ func (z *Zone) prepare() error {
 	}
 	z.nxdomain, err = packIndependent(&result{rcode: dns.RcodeNameError, aa: true, authority: []dns.RR{z.negativeSOA()}}, "")
 	return err
+}
+
+func (t *template) equal(u *template) bool {
+	return t.rcode == u.rcode && t.aa == u.aa && t.counts == u.counts && t.essential == u.essential &&
+		t.essentialAR == u.essentialAR && bytes.Equal(t.body, u.body)
 }
 
 // qtypesFor lists the qtypes whose answers at n differ from a qtype with no
