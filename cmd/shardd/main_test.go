@@ -18,7 +18,7 @@ func TestUsageErrors(t *testing.T) {
 	}{
 		{nil, "no address to listen on"},
 		{[]string{"--bogus", ":5353"}, "unknown flag --bogus"},
-		{[]string{"--handler", "nope", ":5353"}, "--handler nope: want one of discard, echo"},
+		{[]string{"--handler", "nope", ":5353"}, "--handler nope: want one of discard, dns, echo, syslog"},
 		{[]string{"--proto", "sctp", ":5353"}, "--proto sctp: want one of udp, tcp, udp,tcp"},
 		{[]string{"--max-conns", "0", ":5353"}, "--max-conns 0: must be at least 1"},
 		{[]string{"--steer", "cpu", "127.0.0.1:0"}, "--steer cpu: needs the shards pinned (add --pin"},
