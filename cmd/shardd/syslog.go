@@ -1,22 +1,139 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"flag"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/shardd/shardd/packet"
+	"github.com/shardd/shardd/packet/syslog"
 )
 
 // syslogOptions are the flags of --handler syslog.
 type syslogOptions struct {
-	sink string
+	sink          string
+	fsync         string
+	fsyncInterval time.Duration
+	queue         byteSize
+	set           map[string]bool // syslog flags given on the command line
 }
 
 func init() {
 	handlerFlags = append(handlerFlags, func(fs *flag.FlagSet, o *options) {
+		o.syslog.set = map[string]bool{}
+		o.syslog.queue = syslog.DefaultQueueBytes
+		o.syslog.fsync = "interval"
+		o.syslog.fsyncInterval = syslog.DefaultFsyncInterval
 		fs.StringVar(&o.syslog.sink, "sink", "", "with --handler syslog: where records go, - for standard output or a FILE to append to")
+		fs.Func("fsync", "with --handler syslog: when written records are made durable: never, interval (every --fsync-interval) or always (after every batch) (default interval)", func(s string) error {
+			if _, ok := syslog.ParseFsync(s); !ok {
+				return errors.New("want never, interval or always")
+			}
+			o.syslog.fsync, o.syslog.set["fsync"] = s, true
+			return nil
+		})
+		fs.Func("fsync-interval", "with --handler syslog --fsync interval: how often to fdatasync the sink (default 1s)", func(s string) error {
+			d, err := time.ParseDuration(s)
+			if err != nil || d <= 0 {
+				return errors.New("want a positive duration such as 1s or 200ms")
+			}
+			o.syslog.fsyncInterval, o.syslog.set["fsync-interval"] = d, true
+			return nil
+		})
+		fs.Func("sink-queue", "with --handler syslog: memory for records accepted and not yet written, in bytes (K, M, G suffixes); past it messages are dropped and counted (default 64M)", func(s string) error {
+			if err := o.syslog.queue.Set(s); err != nil {
+				return err
+			}
+			o.syslog.set["sink-queue"] = true
+			return nil
+		})
 	})
 	handlerChecks = append(handlerChecks, func(o *options) error {
-		if o.handler.value != "syslog" && o.syslog.sink != "" {
-			return usagef("--sink is for --handler syslog; add --handler syslog or drop --sink")
+		if o.handler.value != "syslog" {
+			if o.syslog.sink != "" {
+				return usagef("--sink is for --handler syslog; add --handler syslog or drop --sink")
+			}
+			for _, name := range []string{"fsync", "fsync-interval", "sink-queue"} {
+				if o.syslog.set[name] {
+					return usagef("--%s is for --handler syslog; add --handler syslog or drop --%s", name, name)
+				}
+			}
+			return nil
+		}
+		if o.syslog.sink == "" {
+			return usagef("--handler syslog needs --sink FILE (records are appended to it) or --sink - (standard output), e.g. --sink /var/log/shardd/syslog.ndjson")
+		}
+		if o.syslog.queue < 1<<20 {
+			return usagef("--sink-queue %d: must be at least 1M (the writer's batches are %d KiB each)", o.syslog.queue, syslog.DefaultBufSize>>10)
+		}
+		if o.syslog.set["fsync-interval"] && o.syslog.fsync != "interval" {
+			return usagef("--fsync-interval needs --fsync interval (it is %s); drop one of them", o.syslog.fsync)
 		}
 		return nil
 	})
+	services["syslog"] = newSyslogService
+}
+
+// syslogService is --handler syslog: one Sink, a Handler per shard.
+type syslogService struct {
+	sink *syslog.Sink
+	log  *zap.Logger
+}
+
+func newSyslogService(o *options, log *zap.Logger) (service, error) {
+	mode, _ := syslog.ParseFsync(o.syslog.fsync)
+	sink, err := syslog.Open(syslog.Config{
+		Path:          o.syslog.sink,
+		Fsync:         mode,
+		FsyncInterval: o.syslog.fsyncInterval,
+		QueueBytes:    int(o.syslog.queue),
+		Logger:        log.With(zap.String("handler", "syslog")),
+	})
+	if err != nil {
+		return nil, err
+	}
+	log.Info("syslog sink open", zap.String("sink", o.syslog.sink), zap.String("fsync", o.syslog.fsync),
+		zap.Duration("fsync_interval", o.syslog.fsyncInterval), zap.Int("queue_bytes", int(o.syslog.queue)))
+	return &syslogService{sink: sink, log: log}, nil
+}
+
+func (s *syslogService) NewHandler(shard int) packet.Handler { return s.sink.NewHandler(shard) }
+
+func (s *syslogService) Reload() error { return errNothingToReload }
+
+func (s *syslogService) Reopen() error {
+	err := s.sink.Reopen()
+	if errors.Is(err, syslog.ErrNotAFile) {
+		return errNothingToReopen
+	}
+	return err
+}
+
+func (s *syslogService) Collectors() []prometheus.Collector {
+	return []prometheus.Collector{s.sink}
+}
+
+// Close flushes what was accepted and logs the sink's accounting:
+// received = written + dropped.
+func (s *syslogService) Close(ctx context.Context) error {
+	err := s.sink.Close(ctx)
+	var received, written, dropped, parseErrors uint64
+	reasons := map[string]uint64{}
+	for _, st := range s.sink.Stats() {
+		received += st.Received()
+		written += st.Written
+		dropped += st.DroppedTotal()
+		parseErrors += st.Messages[syslog.Invalid]
+		for r, n := range st.Dropped {
+			reasons[syslog.DropReasonNames[r]] += n
+		}
+	}
+	s.log.Info("syslog sink closed",
+		zap.Uint64("received", received), zap.Uint64("written", written), zap.Uint64("dropped", dropped),
+		zap.Any("dropped_by_reason", reasons), zap.Uint64("parse_errors", parseErrors))
+	return err
 }

@@ -1,0 +1,264 @@
+package syslog
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/shardd/shardd/packet"
+)
+
+func openSinkT(t *testing.T, cfg Config) (*Sink, *observer.ObservedLogs) {
+	t.Helper()
+	core, logs := observer.New(zapcore.InfoLevel)
+	cfg.Logger = zap.New(core)
+	s, err := Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close(context.Background()) })
+	return s, logs
+}
+
+func serve(t testing.TB, h *Handler, msg string, port uint16) {
+	p := packet.Packet{Data: []byte(msg), Src: netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port), Proto: packet.UDP}
+	if err := h.ServePacket(nil, &p); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// readLines returns the sink file's records, failing on any line that is
+// not one whole JSON object.
+func readLines(t *testing.T, path string) []map[string]any {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b) > 0 && b[len(b)-1] != '\n' {
+		t.Fatalf("%s ends in a partial line", path)
+	}
+	var out []map[string]any
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var m map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+			t.Fatalf("corrupt line %q: %v", sc.Bytes(), err)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+func total(s *Sink) (received, written, dropped uint64) {
+	for _, st := range s.Stats() {
+		received += st.Received()
+		written += st.Written
+		dropped += st.DroppedTotal()
+	}
+	return
+}
+
+// TestSinkKeepsEveryLineInOrder: handlers on several goroutines at once;
+// every line arrives whole, once, and each handler's lines in order.
+func TestSinkKeepsEveryLineInOrder(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "out.ndjson")
+	s, _ := openSinkT(t, Config{Path: path, BufSize: 4096, FlushInterval: time.Millisecond}) // the queue holds it all
+	const handlers, perHandler = 4, 3000
+	var wg sync.WaitGroup
+	for i := 0; i < handlers; i++ {
+		h := s.NewHandler(i)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := 0; n < perHandler; n++ {
+				serve(t, h, fmt.Sprintf("<13>1 - host app - - - seq %d %s", n, strings.Repeat("x", n%300)), uint16(1000+i))
+				if n%500 == 0 {
+					time.Sleep(2 * time.Millisecond) // let the flush timer take partial batches too
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if err := s.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	lines := readLines(t, path)
+	next := map[float64]int{}
+	for _, m := range lines {
+		sh := m["shard"].(float64)
+		want := fmt.Sprintf("seq %d ", next[sh])
+		if !strings.HasPrefix(m["message"].(string), want) {
+			t.Fatalf("shard %v: got %q, want it to start with %q", sh, m["message"], want)
+		}
+		next[sh]++
+	}
+	if len(lines) != handlers*perHandler {
+		t.Fatalf("%d lines, want %d", len(lines), handlers*perHandler)
+	}
+	if r, w, d := total(s); r != handlers*perHandler || w != r || d != 0 {
+		t.Fatalf("received %d written %d dropped %d", r, w, d)
+	}
+}
+
+// TestSinkFullDisk: /dev/full fails every write with ENOSPC. The queue
+// fills and drops are counted; the error is logged once; at Close the
+// queued lines are dropped for shutdown, so received = written + dropped.
+func TestSinkFullDisk(t *testing.T) {
+	if _, err := os.Stat("/dev/full"); err != nil {
+		t.Skip("no /dev/full")
+	}
+	s, logs := openSinkT(t, Config{Path: "/dev/full", BufSize: 4096, QueueBytes: 64 << 10, FlushInterval: time.Millisecond})
+	h := s.NewHandler(0)
+	const n = 2000
+	for i := 0; i < n; i++ {
+		serve(t, h, fmt.Sprintf("<13>1 - host app - - - message %d", i), 9)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	err := s.Close(ctx)
+	if err == nil || !strings.Contains(err.Error(), "were not written") {
+		t.Fatalf("Close: %v", err)
+	}
+	st := s.Stats()[0]
+	if st.Received() != n || st.Written != 0 || st.Written+st.DroppedTotal() != n {
+		t.Fatalf("received %d written %d dropped %v", st.Received(), st.Written, st.Dropped)
+	}
+	if st.Dropped[DropQueueFull] == 0 || st.Dropped[DropShutdown] == 0 {
+		t.Fatalf("want drops of both reasons: %v", st.Dropped)
+	}
+	if s.errs[ErrKindDiskFull].Load() < 2 {
+		t.Fatalf("disk_full errors %d, want retries counted", s.errs[ErrKindDiskFull].Load())
+	}
+	if got := logs.FilterMessageSnippet("sink error").Len(); got != 1 {
+		t.Fatalf("%d sink error lines, want 1 per kind:\n%v", got, logs.All())
+	}
+}
+
+// TestSinkReopen: after a rename (logrotate) and Reopen, lines go to a new
+// file at the path; none is lost or split between the two.
+func TestSinkReopen(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "out.ndjson")
+	s, _ := openSinkT(t, Config{Path: path, FlushInterval: time.Millisecond})
+	h := s.NewHandler(0)
+	for i := 0; i < 100; i++ {
+		serve(t, h, fmt.Sprintf("<13>1 - h a - - - before %d", i), 9)
+	}
+	waitFor(t, func() bool { _, w, _ := total(s); return w == 100 })
+	if err := os.Rename(path, path+".1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Reopen(); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 50; i++ {
+		serve(t, h, fmt.Sprintf("<13>1 - h a - - - after %d", i), 9)
+	}
+	if err := s.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if old, cur := readLines(t, path+".1"), readLines(t, path); len(old) != 100 || len(cur) != 50 || cur[0]["message"] != "after 0" {
+		t.Fatalf("rotated file %d lines, new file %d lines", len(old), len(cur))
+	}
+	if s.reopens.Load() != 1 {
+		t.Fatalf("reopens %d", s.reopens.Load())
+	}
+}
+
+// TestSinkRecreatesARemovedFile: a sink file removed under the daemon is
+// noticed within about a second, counted, and created again.
+func TestSinkRecreatesARemovedFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "out.ndjson")
+	s, logs := openSinkT(t, Config{Path: path, FlushInterval: 10 * time.Millisecond})
+	h := s.NewHandler(0)
+	serve(t, h, "<13>1 - h a - - - one", 9)
+	waitFor(t, func() bool { _, w, _ := total(s); return w == 1 })
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { _, err := os.Stat(path); return err == nil })
+	serve(t, h, "<13>1 - h a - - - two", 9)
+	if err := s.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if lines := readLines(t, path); len(lines) != 1 || lines[0]["message"] != "two" {
+		t.Fatalf("recreated file: %v", lines)
+	}
+	if s.errs[ErrKindRemoved].Load() != 1 || logs.FilterField(zap.String("kind", "removed")).Len() != 1 {
+		t.Fatalf("removed errors %d, logs %v", s.errs[ErrKindRemoved].Load(), logs.All())
+	}
+}
+
+func TestOpenErrorNamesTheFix(t *testing.T) {
+	_, err := Open(Config{Path: filepath.Join(t.TempDir(), "missing", "out.ndjson")})
+	if err == nil || !strings.Contains(err.Error(), "no such file or directory") || !strings.Contains(err.Error(), "create its directory") {
+		t.Fatalf("Open: %v", err)
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 10s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestHandlerAllocatesNothing: in steady state a message costs no
+// allocation on the shard's goroutine (nor on the writer's).
+func TestHandlerAllocatesNothing(t *testing.T) {
+	s, _ := openSinkT(t, Config{Path: filepath.Join(t.TempDir(), "out.ndjson"), Fsync: FsyncNever})
+	h := s.NewHandler(0)
+	msgs := seeds(t)
+	p := packet.Packet{Src: netip.MustParseAddrPort("[2001:db8::1]:514"), Proto: packet.UDP}
+	run := func() {
+		for _, m := range msgs {
+			p.Data = m
+			_ = h.ServePacket(nil, &p)
+		}
+	}
+	for i := 0; i < 2000; i++ { // warm up: buffers allocated once
+		run()
+	}
+	if allocs := testing.AllocsPerRun(1000, run); allocs != 0 {
+		t.Fatalf("%v allocations per %d messages", allocs, len(msgs))
+	}
+}
+
+func BenchmarkHandler(b *testing.B) {
+	msg, err := os.ReadFile("../../testdata/syslog/rfc5424.txt")
+	if err != nil {
+		b.Fatal(err)
+	}
+	core, _ := observer.New(zapcore.InfoLevel)
+	s, err := Open(Config{Path: filepath.Join(b.TempDir(), "out.ndjson"), Fsync: FsyncNever, Logger: zap.New(core)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close(context.Background())
+	h := s.NewHandler(0)
+	p := packet.Packet{Data: bytes.TrimSpace(msg), Src: netip.MustParseAddrPort("127.0.0.1:514"), Proto: packet.UDP}
+	b.ReportAllocs()
+	b.SetBytes(int64(len(p.Data)))
+	for b.Loop() {
+		_ = h.ServePacket(nil, &p)
+	}
+}
