@@ -6,7 +6,7 @@ BENCH     ?= .
 BENCH_FLAGS ?= -benchmem
 FUZZTIME  ?= 10s
 
-.PHONY: all build run test bench bench-go bench-cpu bench-perf lint fuzz-smoke clean
+.PHONY: all build run run-dns test bench bench-go bench-cpu bench-perf lint fuzz-smoke clean
 
 all: lint test
 
@@ -15,6 +15,12 @@ build:
 
 run:
 	$(GO) run ./cmd/shardd $(ARGS)
+
+# An authoritative DNS server for the example zones on :5353 (UDP and TCP):
+#   dig @127.0.0.1 -p 5353 www.example.com
+run-dns:
+	$(GO) run ./cmd/shardd --handler dns --proto udp,tcp \
+	  --zone testdata/dns/example.com.zone --zone testdata/dns/2.0.192.in-addr.arpa.zone $(DNS_ARGS) :5353
 
 # The race detector is on; tests that need root or third-party clients skip
 # themselves without them unless SHARDD_REQUIRE_TOOLS=1 (set by .ci/run).

@@ -53,6 +53,9 @@ func qtypeName(i int) string {
 }
 
 func rcodeName(r int) string {
+	if r == rcodeBadVers {
+		return "BADVERS" // 16 is also TSIG's BADSIG; a query answer means BADVERS
+	}
 	if s, ok := dns.RcodeToString[r]; ok {
 		return s
 	}
