@@ -398,7 +398,7 @@ func parse3164(b []byte, i int, now time.Time, r *Record) {
 			rest = bytes.TrimLeft(rest[len(w):], " ")
 		}
 	}
-	// TAG: "app[pid]:" or "app:" (the colon is what makes a word a tag).
+	// TAG: "app[pid]:", "app:", or after a header "app".
 	j := 0
 	for j < len(rest) && j < 48 && printUSASCII(rest[j]) && rest[j] != '[' && rest[j] != ':' {
 		j++
@@ -423,7 +423,11 @@ func parse3164(b []byte, i int, now time.Time, r *Record) {
 			if len(rest) > 0 && rest[0] == ' ' {
 				rest = rest[1:]
 			}
-		case pid != nil && (k == len(rest) || rest[k] == ' '):
+		case (pid != nil || stamped) && (k == len(rest) || rest[k] == ' '):
+			// RFC 3164 4.1.3: any non-alphanumeric character ends the TAG;
+			// after a header the first word is the tag even without a
+			// colon (rsyslog forwards "host tag msg" so). Without a header
+			// a word needs a colon or [pid] to count as one.
 			r.AppName, r.ProcID = app, pid
 			rest = rest[k:]
 			if len(rest) > 0 && rest[0] == ' ' {

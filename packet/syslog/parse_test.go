@@ -86,6 +86,9 @@ func TestParse(t *testing.T) {
 		{"rfc3164 without hostname", `<13>Nov 25 10:00:00 app: no host`, map[string]any{
 			"format": "rfc3164", "priority": 13.0, "facility": 1.0, "severity": 5.0,
 			"timestamp": "2026-11-25T10:00:00+01:00", "app_name": "app", "message": "no host"}},
+		{"rfc3164 tag without colon (rsyslog's forward of an RFC 5424 message)", `<13>Nov 25 10:43:20 vm tagx via rsyslog`, map[string]any{
+			"format": "rfc3164", "priority": 13.0, "facility": 1.0, "severity": 5.0,
+			"timestamp": "2026-11-25T10:43:20+01:00", "hostname": "vm", "app_name": "tagx", "message": "via rsyslog"}},
 		{"rfc3164 without header", `<13>hello world`, map[string]any{
 			"format": "rfc3164", "priority": 13.0, "facility": 1.0, "severity": 5.0, "message": "hello world"}},
 		{"rfc3164 next year's December is last year's", `<13>Dec 31 23:59:59 h t: late`, map[string]any{

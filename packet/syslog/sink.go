@@ -517,7 +517,11 @@ func (s *Sink) sync() {
 	}
 	start := time.Now()
 	err := syscall.Fdatasync(int(s.f.Fd()))
-	if err != nil && !(s.stdout && errors.Is(err, syscall.EINVAL)) {
+	if errors.Is(err, syscall.EINVAL) { // a pipe or terminal: nothing to sync
+		s.dirty = false
+		return
+	}
+	if err != nil {
 		s.fail(err)
 		return
 	}

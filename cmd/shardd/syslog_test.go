@@ -1,0 +1,446 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func TestSyslogUsageErrors(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		code int
+		want []string
+	}{
+		{[]string{"--handler", "syslog", ":0"}, exitUsage, []string{"--handler syslog needs --sink FILE", "--sink -"}},
+		{[]string{"--fsync", "always", ":0"}, exitUsage, []string{"--fsync is for --handler syslog"}},
+		{[]string{"--handler", "syslog", "--sink", "-", "--fsync", "sometimes", ":0"}, exitUsage, []string{"--fsync sometimes: want never, interval or always"}},
+		{[]string{"--handler", "syslog", "--sink", "-", "--sink-queue", "100K", ":0"}, exitUsage, []string{"--sink-queue 102400: must be at least 1M"}},
+		{[]string{"--handler", "syslog", "--sink", "-", "--fsync", "never", "--fsync-interval", "2s", ":0"}, exitUsage, []string{"--fsync-interval needs --fsync interval"}},
+		{[]string{"--handler", "syslog", "--sink", "/nonexistent/dir/out.ndjson", "127.0.0.1:0"}, exitRuntime, []string{"cannot open --sink /nonexistent/dir/out.ndjson: no such file or directory", "create its directory"}},
+	} {
+		code, stderr := runOnce(t, nil, tc.args...)
+		if code != tc.code {
+			t.Errorf("%v: exit %d, want %d (%s)", tc.args, code, tc.code, stderr)
+		}
+		assertOneLine(t, stderr, tc.want...)
+	}
+}
+
+// sinkRecords reads an NDJSON sink, failing on a partial or corrupt line.
+func sinkRecords(t *testing.T, path string) []map[string]any {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b) > 0 && b[len(b)-1] != '\n' {
+		t.Fatalf("%s ends in a partial line", path)
+	}
+	var out []map[string]any
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var m map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+			t.Fatalf("%s: corrupt line %q: %v", path, sc.Bytes(), err)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// startSyslog starts shardd --handler syslog and returns it with its UDP/TCP
+// port and metrics address.
+func startSyslog(t *testing.T, sink string, extra ...string) (*daemon, uint16, string) {
+	t.Helper()
+	args := append([]string{"--handler", "syslog", "--sink", sink, "--shards", "2", "--metrics", "127.0.0.1:0"}, extra...)
+	d := startDaemon(t, append(args, "127.0.0.1:0")...)
+	port := netip.MustParseAddrPort(d.waitLine(t, "listening")["bound"].(string)).Port()
+	return d, port, d.waitLine(t, "serving metrics")["addr"].(string)
+}
+
+// waitSyslogMetric waits until cond holds for the sum of a metric's series.
+func waitSyslogMetric(t *testing.T, metricsAddr, name string, cond func(float64) bool) float64 {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		v, _ := sumMetric(t, scrape(t, "http://"+metricsAddr+"/metrics"), name)
+		if cond(v) {
+			return v
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s = %v: condition not met within 15s", name, v)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestSyslogLogger sends with util-linux logger in every mode shardd takes:
+// RFC 5424 and RFC 3164, UDP and TCP (LF and octet-counting framing). Every
+// message arrives exactly once, with its fields.
+func TestSyslogLogger(t *testing.T) {
+	logger := requireTool(t, "logger")
+	sink := filepath.Join(t.TempDir(), "out.ndjson")
+	d, port, _ := startSyslog(t, sink, "--proto", "udp,tcp")
+	p := strconv.Itoa(int(port))
+	type sent struct {
+		args            []string
+		format, proto   string
+		app, pid, msgid string
+	}
+	var cases []sent
+	for i := 0; i < 20; i++ {
+		cases = append(cases,
+			sent{[]string{"-d", "--rfc5424", "--msgid", "M" + strconv.Itoa(i), "--sd-id", "test@32473", "--sd-param", `seq="` + strconv.Itoa(i) + `"`}, "rfc5424", "udp", "t5u", "", "M" + strconv.Itoa(i)},
+			sent{[]string{"-d", "--rfc3164", "--id=" + strconv.Itoa(1000+i)}, "rfc3164", "udp", "t3u", strconv.Itoa(1000 + i), ""},
+			sent{[]string{"-T", "--rfc5424", "--id=" + strconv.Itoa(2000+i)}, "rfc5424", "tcp", "t5t", strconv.Itoa(2000 + i), ""},
+			sent{[]string{"-T", "--rfc3164"}, "rfc3164", "tcp", "t3t", "", ""},
+			sent{[]string{"-T", "--octet-count", "--rfc5424"}, "rfc5424", "tcp", "t5o", "", ""},
+		)
+	}
+	want := map[string]sent{}
+	for i, c := range cases {
+		msg := fmt.Sprintf("logger test %d via %s/%s: \"quoted\" and \\ back", i, c.format, c.proto)
+		want[msg] = c
+		args := append([]string{"-n", "127.0.0.1", "-P", p, "-t", c.app}, c.args...)
+		if out, err := exec.Command(logger, append(args, msg)...).CombinedOutput(); err != nil {
+			t.Fatalf("logger %v: %v %s", args, err, out)
+		}
+	}
+	if code, _ := d.stop(t, syscall.SIGTERM); code != 0 {
+		t.Fatalf("exit %d:\n%s", code, d.stderr)
+	}
+	got := map[string]int{}
+	for _, r := range sinkRecords(t, sink) {
+		msg, _ := r["message"].(string)
+		got[msg]++
+		c, ok := want[msg]
+		if !ok {
+			t.Errorf("unexpected record %v", r)
+			continue
+		}
+		host, _ := os.Hostname()
+		if r["format"] != c.format || r["proto"] != c.proto || r["app_name"] != c.app || r["hostname"] != host || r["severity"] != 5.0 || r["facility"] != 1.0 {
+			t.Errorf("record %v, sent %+v", r, c)
+		}
+		if pid, _ := r["procid"].(string); pid != c.pid && c.pid != "" {
+			t.Errorf("procid %q, want %q", pid, c.pid)
+		}
+		if c.msgid != "" {
+			sd, _ := r["structured_data"].(map[string]any)
+			if r["msgid"] != c.msgid || sd["test@32473"] == nil {
+				t.Errorf("msgid/structured data: %v", r)
+			}
+		}
+		if _, err := time.Parse(time.RFC3339Nano, r["timestamp"].(string)); err != nil {
+			t.Errorf("timestamp: %v", err)
+		}
+	}
+	for msg := range want {
+		if got[msg] != 1 {
+			t.Errorf("%q arrived %d times", msg, got[msg])
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("%d distinct records, want %d", len(got), len(want))
+	}
+	if !strings.Contains(d.stderr.String(), fmt.Sprintf(`"received":%d,"written":%d,"dropped":0`, len(want), len(want))) {
+		t.Errorf("no clean accounting line:\n%s", d.stderr)
+	}
+}
+
+// freeUDPPort returns a loopback UDP port that was free a moment ago.
+func freeUDPPort(t *testing.T) int {
+	t.Helper()
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	return c.LocalAddr().(*net.UDPAddr).Port
+}
+
+// TestSyslogFromRsyslog: rsyslogd, started with its own configuration,
+// takes messages from logger on a loopback port and forwards each to
+// shardd twice over UDP (omfwd): as RFC 5424 and in its traditional RFC
+// 3164 format. Every message arrives once per format, fields intact.
+func TestSyslogFromRsyslog(t *testing.T) {
+	rsyslogd := requireTool(t, "rsyslogd")
+	logger := requireTool(t, "logger")
+	dir := t.TempDir()
+	sink := filepath.Join(dir, "out.ndjson")
+	d, port, _ := startSyslog(t, sink)
+	in := freeUDPPort(t)
+	conf := filepath.Join(dir, "rsyslog.conf")
+	if err := os.WriteFile(conf, []byte(fmt.Sprintf(`global(workDirectory=%q)
+module(load="imudp")
+input(type="imudp" address="127.0.0.1" port="%d" ruleset="fwd")
+ruleset(name="fwd") {
+  action(type="omfwd" target="127.0.0.1" port="%d" protocol="udp" template="RSYSLOG_SyslogProtocol23Format")
+  action(type="omfwd" target="127.0.0.1" port="%d" protocol="udp")
+}
+`, dir, in, port, port)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rs := exec.Command(rsyslogd, "-n", "-f", conf, "-i", filepath.Join(dir, "rsyslogd.pid"))
+	var rsOut bytes.Buffer
+	rs.Stdout, rs.Stderr = &rsOut, &rsOut
+	if err := rs.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = rs.Process.Kill(); _ = rs.Wait() }) // only the rsyslogd this test started
+	send := func(args ...string) {
+		t.Helper()
+		if out, err := exec.Command(logger, append([]string{"-d", "-n", "127.0.0.1", "-P", strconv.Itoa(in)}, args...)...).CombinedOutput(); err != nil {
+			t.Fatalf("logger: %v %s", err, out)
+		}
+	}
+	// rsyslogd listens once it has started: probe until a probe arrives.
+	deadline := time.Now().Add(15 * time.Second)
+	for probed := false; !probed; {
+		if time.Now().After(deadline) {
+			t.Fatalf("rsyslogd forwarded nothing within 15s:\n%s", rsOut.String())
+		}
+		send("--rfc5424", "-t", "probe", "probe")
+		time.Sleep(100 * time.Millisecond)
+		b, _ := os.ReadFile(sink)
+		probed = bytes.Contains(b, []byte(`"probe"`))
+	}
+	const n = 50
+	for i := 0; i < n; i++ {
+		if i%2 == 0 {
+			send("--rfc5424", "-t", "rsapp", "--msgid", "ID"+strconv.Itoa(i), "--sd-id", "test@32473", "--sd-param", `seq="`+strconv.Itoa(i)+`"`, "rsyslog test "+strconv.Itoa(i))
+		} else {
+			send("--rfc3164", "-t", "rsapp", "--id="+strconv.Itoa(5000+i), "rsyslog test "+strconv.Itoa(i))
+		}
+	}
+	// Every message arrives twice (once per omfwd action): wait for them.
+	want := 2 * n
+	deadline = time.Now().Add(15 * time.Second)
+	var recs []map[string]any
+	for {
+		recs = recs[:0]
+		for _, r := range sinkRecords(t, sink) {
+			if r["app_name"] == "rsapp" {
+				recs = append(recs, r)
+			}
+		}
+		if len(recs) >= want || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	_ = rs.Process.Signal(syscall.SIGTERM)
+	if code, _ := d.stop(t, syscall.SIGTERM); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	seen := map[string]int{}
+	for _, r := range sinkRecords(t, sink) {
+		if r["app_name"] != "rsapp" {
+			continue
+		}
+		msg := strings.TrimSpace(r["message"].(string)) // rsyslog puts a space before an RFC 3164 message it re-encodes
+		var i int
+		if _, err := fmt.Sscanf(msg, "rsyslog test %d", &i); err != nil {
+			t.Errorf("record %v", r)
+			continue
+		}
+		seen[r["format"].(string)+" "+msg]++
+		if r["format"] == "rfc5424" && i%2 == 0 {
+			sd, _ := r["structured_data"].(map[string]any)
+			param, _ := sd["test@32473"].(map[string]any)
+			if r["msgid"] != "ID"+strconv.Itoa(i) || param["seq"] != strconv.Itoa(i) {
+				t.Errorf("msgid/structured data lost: %v", r)
+			}
+		}
+		if i%2 == 1 && r["format"] == "rfc5424" && r["procid"] != strconv.Itoa(5000+i) {
+			t.Errorf("procid lost: %v", r)
+		}
+	}
+	for i := 0; i < n; i++ {
+		for _, f := range []string{"rfc5424", "rfc3164"} {
+			if k := f + " rsyslog test " + strconv.Itoa(i); seen[k] != 1 {
+				t.Errorf("%q arrived %d times", k, seen[k])
+			}
+		}
+	}
+}
+
+// TestSyslogReopenOnUSR1: logrotate's rename, then SIGUSR1: the records
+// before go to the renamed file, the ones after to a new file at the path.
+func TestSyslogReopenOnUSR1(t *testing.T) {
+	sink := filepath.Join(t.TempDir(), "out.ndjson")
+	d, port, metrics := startSyslog(t, sink)
+	c, err := net.DialUDP("udp4", nil, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: int(port)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for i := 0; i < 100; i++ {
+		fmt.Fprintf(c, "<13>1 - h app - - - before %d", i)
+	}
+	waitSyslogMetric(t, metrics, "shardd_syslog_written_total", func(v float64) bool { return v == 100 })
+	if err := os.Rename(sink, sink+".1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.cmd.Process.Signal(syscall.SIGUSR1); err != nil {
+		t.Fatal(err)
+	}
+	d.waitLine(t, "reopened")
+	for i := 0; i < 100; i++ {
+		fmt.Fprintf(c, "<13>1 - h app - - - after %d", i)
+	}
+	if code, _ := d.stop(t, syscall.SIGTERM); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	for file, prefix := range map[string]string{sink + ".1": "before ", sink: "after "} {
+		recs := sinkRecords(t, file)
+		if len(recs) != 100 {
+			t.Errorf("%s: %d records, want 100", file, len(recs))
+		}
+		for _, r := range recs {
+			if !strings.HasPrefix(r["message"].(string), prefix) {
+				t.Errorf("%s: %v", file, r["message"])
+			}
+		}
+	}
+}
+
+// TestSyslogDiskFull: the sink on a small tmpfs that fills up. Writes fail
+// with ENOSPC, the error is logged once and counted, the daemon keeps
+// accepting; once space is freed every accepted record is written, and the
+// file holds only whole lines.
+func TestSyslogDiskFull(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("mounting a tmpfs needs root")
+	}
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a tmpfs: %v %s", err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command("umount", dir).Run() })
+	sink := filepath.Join(dir, "out.ndjson")
+	d, port, metrics := startSyslog(t, sink)
+	// Leave about 64 KiB free.
+	filler := filepath.Join(dir, "filler")
+	if err := os.WriteFile(filler, make([]byte, 1<<20-64<<10), 0o644); err != nil && !strings.Contains(err.Error(), "no space") {
+		t.Fatal(err)
+	}
+	c, err := net.DialUDP("udp4", nil, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: int(port)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	const n = 2000 // about 600 KiB of records: far more than fits
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(c, "<13>1 - h app - - - record %d %s", i, strings.Repeat("x", 200))
+		if i%100 == 0 {
+			time.Sleep(time.Millisecond) // stay under the socket buffer
+		}
+	}
+	waitSyslogMetric(t, metrics, "shardd_syslog_messages_total", func(v float64) bool { return v == n })
+	text := scrape(t, "http://"+metrics+"/metrics")
+	if !strings.Contains(text, `shardd_syslog_sink_errors_total{kind="disk_full"}`) || strings.Contains(text, `shardd_syslog_sink_errors_total{kind="disk_full"} 0`) {
+		t.Fatalf("no disk_full errors counted:\n%s", text)
+	}
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	waitSyslogMetric(t, metrics, "shardd_syslog_written_total", func(v float64) bool { return v == n })
+	d.waitLine(t, "sink recovered; writing again")
+	if code, _ := d.stop(t, syscall.SIGTERM); code != 0 {
+		t.Fatalf("exit %d:\n%s", code, d.stderr)
+	}
+	recs := sinkRecords(t, sink)
+	seen := map[string]bool{}
+	for _, r := range recs {
+		seen[r["message"].(string)] = true
+	}
+	if len(recs) != n || len(seen) != n {
+		t.Fatalf("%d records, %d distinct, want %d", len(recs), len(seen), n)
+	}
+	if k := strings.Count(d.stderr.String(), `"kind":"disk_full"`); k != 1 {
+		t.Fatalf("disk_full logged %d times, want once:\n%s", k, d.stderr)
+	}
+}
+
+// TestSyslogOverloadAccounting: the sink is a FIFO the test does not read
+// at first, so the writer blocks and the bounded queue fills. Every
+// message shardd received is then either written or dropped and counted,
+// exactly: received == written + dropped.
+func TestSyslogOverloadAccounting(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "sink.fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// A reader must exist before shardd can open the FIFO for writing.
+	rfd, err := syscall.Open(fifo, syscall.O_RDONLY|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, port, metrics := startSyslog(t, fifo, "--sink-queue", "1M")
+	c, err := net.DialUDP("udp4", nil, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: int(port)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	const n = 20000 // about 8 MiB of records against a 1 MiB queue and a 64 KiB pipe
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(c, "<13>1 - h app - - - record %d %s", i, strings.Repeat("y", 100))
+		if i%200 == 0 {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	waitSyslogMetric(t, metrics, "shardd_syslog_dropped_total", func(v float64) bool { return v > 0 })
+	// Now read everything the sink writes.
+	rf := os.NewFile(uintptr(rfd), fifo)
+	if err := syscall.SetNonblock(rfd, false); err != nil {
+		t.Fatal(err)
+	}
+	lines := make(chan int)
+	go func() {
+		sc := bufio.NewScanner(rf)
+		k := 0
+		for sc.Scan() {
+			if !json.Valid(sc.Bytes()) {
+				panic(fmt.Sprintf("corrupt line %q", sc.Bytes()))
+			}
+			k++
+		}
+		lines <- k
+	}()
+	waitSyslogMetric(t, metrics, "shardd_syslog_queue_depth", func(v float64) bool { return v == 0 })
+	text := scrape(t, "http://"+metrics+"/metrics")
+	received, _ := sumMetric(t, text, "shardd_syslog_messages_total")
+	written, _ := sumMetric(t, text, "shardd_syslog_written_total")
+	dropped, _ := sumMetric(t, text, "shardd_syslog_dropped_total")
+	rx, _ := sumMetric(t, text, "shardd_rx_packets_total")
+	queueFull := 0.0
+	for _, line := range strings.Split(text, "\n") {
+		if strings.HasPrefix(line, "shardd_syslog_dropped_total{") && strings.Contains(line, `reason="queue_full"`) {
+			v, _ := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
+			queueFull += v
+		}
+	}
+	if code, _ := d.stop(t, syscall.SIGTERM); code != 0 {
+		t.Fatalf("exit %d:\n%s", code, d.stderr)
+	}
+	got := <-lines
+	t.Logf("sent %d, received %v, written %v, dropped %v (queue_full %v), lines read %d", n, received, written, dropped, queueFull, got)
+	if received != rx || received != written+dropped || dropped != queueFull || dropped == 0 || float64(got) != written {
+		t.Fatalf("accounting: rx %v received %v written %v dropped %v (queue_full %v), lines read %d", rx, received, written, dropped, queueFull, got)
+	}
+}
