@@ -15,7 +15,7 @@ const (
 	MaxUDPSize = 1232
 	minUDPSize = 512 // without EDNS, and the floor of any advertised size
 	headerLen  = 12
-	optLen     = 11 // root owner, type, class, TTL, empty rdata
+	optLen     = 11 // root owner, type, class, TTL, empty rdata (an EDE only goes with no records)
 )
 
 // Header bits.
@@ -196,11 +196,13 @@ func (h *Handler) parse(m []byte, q *query) int {
 
 // Wire values used by the parser.
 const (
-	typeOPT  = 41
-	typeIXFR = 251
-	typeAXFR = 252
-	classIN  = 1
-	classANY = 255
+	optionEDE           = 15 // RFC 8914
+	edeNotAuthoritative = 20
+	typeOPT             = 41
+	typeIXFR            = 251
+	typeAXFR            = 252
+	classIN             = 1
+	classANY            = 255
 )
 
 // readName checks the uncompressed name at m[off:] and copies it, lower
@@ -349,7 +351,13 @@ func (h *Handler) reply(w *packet.ReplyWriter, m []byte, q *query, rcode int, t 
 	b = append(b, m[headerLen:headerLen+qlen]...)
 	b = append(b, body...)
 	if q.edns {
-		b = append(b, 0, 0, typeOPT, byte(MaxUDPSize>>8), byte(MaxUDPSize&0xFF), byte(rcode>>4), 0, 0, 0, 0, 0)
+		b = append(b, 0, 0, typeOPT, byte(MaxUDPSize>>8), byte(MaxUDPSize&0xFF), byte(rcode>>4), 0, 0, 0)
+		if t == nil && rcode == rcodeRefused && q.qend > 0 {
+			// Extended DNS Error 20, Not Authoritative (RFC 8914).
+			b = append(b, 0, 6, 0, optionEDE, 0, 2, 0, edeNotAuthoritative)
+		} else {
+			b = append(b, 0, 0)
+		}
 	}
 	_, err := w.Write(b)
 	return tc, err

@@ -121,9 +121,9 @@ func TestAnswers(t *testing.T) {
 		{"anything.apps.example.com.", dns.TypeMX, want{0, true, nil, []string{soa}, nil}},
 		{"q.alias.example.com.", dns.TypeA, want{0, true, []string{"q.alias.example.com. 3600 IN CNAME web.example.com.", "web.example.com. 3600 IN CNAME web-1.hosts.example.com.", "web-1.hosts.example.com. 3600 IN A 192.0.2.80"}, nil, nil}},
 		// Referrals: NS in authority, glue in additional, no AA; for the cut and below it.
-		{"sub.example.com.", dns.TypeA, want{0, false, nil, []string{"sub.example.com. 3600 IN NS ns1.sub.example.com.", "sub.example.com. 3600 IN NS ns.example.net."}, []string{"ns1.sub.example.com. 3600 IN A 192.0.2.153"}}},
-		{"deep.er.sub.example.com.", dns.TypeMX, want{0, false, nil, []string{"sub.example.com. 3600 IN NS ns1.sub.example.com.", "sub.example.com. 3600 IN NS ns.example.net."}, []string{"ns1.sub.example.com. 3600 IN A 192.0.2.153"}}},
-		{"ns1.sub.example.com.", dns.TypeA, want{0, false, nil, []string{"sub.example.com. 3600 IN NS ns1.sub.example.com.", "sub.example.com. 3600 IN NS ns.example.net."}, []string{"ns1.sub.example.com. 3600 IN A 192.0.2.153"}}},
+		{"sub.example.com.", dns.TypeA, want{0, false, nil, []string{"sub.example.com. 3600 IN NS ns.example.net.", "sub.example.com. 3600 IN NS ns1.sub.example.com."}, []string{"ns1.sub.example.com. 3600 IN A 192.0.2.153"}}},
+		{"deep.er.sub.example.com.", dns.TypeMX, want{0, false, nil, []string{"sub.example.com. 3600 IN NS ns.example.net.", "sub.example.com. 3600 IN NS ns1.sub.example.com."}, []string{"ns1.sub.example.com. 3600 IN A 192.0.2.153"}}},
+		{"ns1.sub.example.com.", dns.TypeA, want{0, false, nil, []string{"sub.example.com. 3600 IN NS ns.example.net.", "sub.example.com. 3600 IN NS ns1.sub.example.com."}, []string{"ns1.sub.example.com. 3600 IN A 192.0.2.153"}}},
 		{"sub.example.com.", dns.TypeDS, want{0, true, nil, []string{soa}, nil}},
 		// Negative answers with the SOA, TTL = min(SOA TTL, MINIMUM).
 		{"nope.example.com.", dns.TypeA, want{3, true, nil, []string{soa}, nil}},
@@ -135,8 +135,11 @@ func TestAnswers(t *testing.T) {
 		{"example.org.", dns.TypeA, want{5, false, nil, nil, nil}},
 		{"com.", dns.TypeNS, want{5, false, nil, nil, nil}},
 		{".", dns.TypeNS, want{5, false, nil, nil, nil}},
-		// ANY: RFC 8482.
-		{"example.com.", dns.TypeANY, want{0, true, []string{`example.com. 3600 IN HINFO "RFC8482" ""`}, nil, nil}},
+		// ANY: RFC 8482, one RRset (the lowest type, as Knot DNS); a CNAME unfollowed.
+		{"example.com.", dns.TypeANY, want{0, true, []string{"example.com. 3600 IN A 192.0.2.1"}, nil, nil}},
+		{"www.example.com.", dns.TypeANY, want{0, true, []string{"www.example.com. 3600 IN CNAME web.example.com."}, nil, nil}},
+		{"zz.apps.example.com.", dns.TypeANY, want{0, true, []string{"zz.apps.example.com. 3600 IN A 192.0.2.100"}, nil, nil}},
+		{"b.example.com.", dns.TypeANY, want{0, true, nil, []string{soa}, nil}},
 	}
 	for _, proto := range []packet.Proto{packet.UDP, packet.TCP} {
 		for _, c := range cases {
@@ -214,6 +217,13 @@ func TestEDNS(t *testing.T) {
 	q.SetEdns0(100, false)
 	if r := ask(t, h, q, packet.UDP); r.Truncated || len(r.Answer) != 1 {
 		t.Fatalf("size 100: TC %v answers %d", r.Truncated, len(r.Answer))
+	}
+	// Outside every zone: REFUSED with Extended DNS Error 20 (RFC 8914).
+	q = newQuery("example.org.", dns.TypeA)
+	q.SetEdns0(1232, false)
+	r = ask(t, h, q, packet.UDP)
+	if opt := r.IsEdns0(); r.Rcode != dns.RcodeRefused || opt == nil || len(opt.Option) != 1 || opt.Option[0].(*dns.EDNS0_EDE).InfoCode != dns.ExtendedErrorCodeNotAuthoritative {
+		t.Fatalf("REFUSED: rcode %s OPT %v; want EDE 20", dns.RcodeToString[r.Rcode], opt)
 	}
 	// Unknown version: BADVERS with our OPT at version 0.
 	q = newQuery("example.com.", dns.TypeA)

@@ -56,6 +56,17 @@ func (z *Zone) resolve(qname string, qtype uint16) *result {
 			}
 			src = n.wild
 		}
+		if qtype == dns.TypeANY {
+			// RFC 8482: one RRset, not all of them (no amplification); the
+			// one with the lowest type, as Knot DNS does. A CNAME owner
+			// answers with its CNAME, unfollowed.
+			if t := lowestType(src); t != 0 {
+				r.answer = append(r.answer, owned(src.rrsets[t], name)...)
+			} else {
+				r.authority = append(r.authority, z.negativeSOA())
+			}
+			return r
+		}
 		if c := src.rrsets[dns.TypeCNAME]; c != nil && qtype != dns.TypeCNAME {
 			r.answer = append(r.answer, owned(c, name)...)
 			seen[name] = true
@@ -65,14 +76,6 @@ func (z *Zone) resolve(qname string, qtype uint16) *result {
 			}
 			name = target
 			continue
-		}
-		if qtype == dns.TypeANY {
-			// RFC 8482: one small synthesized record instead of every RRset.
-			r.answer = append(r.answer, &dns.HINFO{
-				Hdr: dns.RR_Header{Name: name, Rrtype: dns.TypeHINFO, Class: dns.ClassINET, Ttl: 3600},
-				Cpu: "RFC8482",
-			})
-			return r
 		}
 		set := src.rrsets[qtype]
 		if set == nil {
@@ -84,6 +87,17 @@ func (z *Zone) resolve(qname string, qtype uint16) *result {
 		r.extra = append(r.extra, z.additional(set)...)
 		return r
 	}
+}
+
+// lowestType is the lowest RR type at n, 0 if it has none.
+func lowestType(n *node) uint16 {
+	var low uint16
+	for t := range n.rrsets {
+		if low == 0 || t < low {
+			low = t
+		}
+	}
+	return low
 }
 
 // owned returns set with its owner name set to name (wildcard synthesis).

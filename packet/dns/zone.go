@@ -1,10 +1,12 @@
 package dns
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"sort"
 	"strings"
 
 	"github.com/miekg/dns"
@@ -135,7 +137,10 @@ func newZone(rrs []dns.RR, file string) (*Zone, error) {
 			}
 		}
 		// TTLs in one RRset must agree (RFC 2181 5.2): use the smallest.
+		// Records go in canonical order (RFC 4034 6.3), as Knot DNS
+		// serves them, so answers do not depend on the file's order.
 		for _, set := range n.rrsets {
+			sortCanonical(set)
 			ttl := set[0].Header().Ttl
 			for _, rr := range set {
 				ttl = min(ttl, rr.Header().Ttl)
@@ -219,4 +224,21 @@ func (z *Zone) find(name string) (*node, bool) {
 			return n, a == name
 		}
 	}
+}
+
+// sortCanonical orders an RRset by its uncompressed rdata.
+func sortCanonical(set []dns.RR) {
+	keys := make(map[dns.RR][]byte, len(set))
+	buf := make([]byte, dns.MaxMsgSize)
+	for _, rr := range set {
+		cp := dns.Copy(rr)
+		cp.Header().Name = "."
+		off, err := dns.PackRR(cp, buf, 0, nil, false)
+		if err != nil {
+			keys[rr] = nil
+			continue
+		}
+		keys[rr] = append([]byte(nil), buf[11:off]...) // after owner, type, class, TTL, rdlength
+	}
+	sort.SliceStable(set, func(i, j int) bool { return bytes.Compare(keys[set[i]], keys[set[j]]) < 0 })
 }
