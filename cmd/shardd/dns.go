@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"flag"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
@@ -46,6 +47,10 @@ func newDNSService(o *options, log *zap.Logger) (service, error) {
 	}
 	s := &dnsService{srv: srv, log: log}
 	s.logZones("zones loaded", srv.Zones())
+	if !strings.Contains(o.proto.value, "tcp") {
+		log.Warn("DNS over UDP only: clients that get a truncated answer (TC) retry over TCP and will find nothing there",
+			zap.String("fix", "add --proto udp,tcp"))
+	}
 	return s, nil
 }
 

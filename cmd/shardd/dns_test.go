@@ -163,6 +163,21 @@ func TestDigAndKdig(t *testing.T) {
 	}
 }
 
+// TestDigIPv6 serves a dual-stack :0 and asks over IPv6 and IPv4, both
+// transports.
+func TestDigIPv6(t *testing.T) {
+	d := startDaemon(t, append([]string{"--handler", "dns", "--proto", "udp,tcp", "--shards", "2"}, append(exampleZones, ":0")...)...)
+	port := netip.MustParseAddrPort(d.waitLine(t, "listening")["bound"].(string)).Port()
+	for _, ip := range []string{"::1", "127.0.0.1"} {
+		for _, transport := range []string{"+notcp", "+tcp"} {
+			r := dig(t, "dig", netip.AddrPortFrom(netip.MustParseAddr(ip), port), transport, "example.com", "AAAA")
+			if r.status != "NOERROR" || !r.has(r.answer, "2001:db8::1") || !r.flags["aa"] {
+				t.Errorf("%s %s:\n%s", ip, transport, r.out)
+			}
+		}
+	}
+}
+
 // TestDigTruncationAndRetry: an answer over the client's payload size comes
 // back with TC over UDP, and dig and kdig retry over TCP and get it all.
 func TestDigTruncationAndRetry(t *testing.T) {
