@@ -82,9 +82,20 @@ func Parse(msg []byte, now time.Time, r *Record) {
 		return
 	}
 	r.Priority = pri
-	if len(msg) > i+1 && msg[i] == '1' && msg[i+1] == ' ' {
-		parse5424(msg, i, r)
-		return
+	// VERSION is 1 to 3 digits without a leading zero. Only 1 is defined:
+	// a message with another that does not parse as RFC 5424 is read as
+	// RFC 3164 text that happens to start with a number.
+	v, j := 0, i
+	for j < len(msg) && j-i < 3 && isDigit(msg[j]) && !(j == i && msg[j] == '0') {
+		v = v*10 + int(msg[j]-'0')
+		j++
+	}
+	if j > i && j < len(msg) && msg[j] == ' ' {
+		parse5424(msg, j, v, r)
+		if v == 1 || r.Format == RFC5424 {
+			return
+		}
+		*r = Record{Raw: r.Raw, Priority: pri}
 	}
 	parse3164(msg, i, now, r)
 }
@@ -134,10 +145,10 @@ func field(b []byte, i, max int) (val []byte, next int, ok bool) {
 }
 
 // parse5424 reads VERSION SP TIMESTAMP SP HOSTNAME SP APP-NAME SP PROCID SP
-// MSGID SP STRUCTURED-DATA [SP MSG] from b[i:].
-func parse5424(b []byte, i int, r *Record) {
-	r.Format, r.Version = RFC5424, 1
-	i += 2
+// MSGID SP STRUCTURED-DATA [SP MSG]; b[i] is the space after VERSION.
+func parse5424(b []byte, i, version int, r *Record) {
+	r.Format, r.Version = RFC5424, version
+	i++
 	// TIMESTAMP
 	if i < len(b) && b[i] == '-' {
 		i++
