@@ -91,7 +91,8 @@ func run(args []string) error {
 	dur := fs.Duration("duration", 2*time.Second, "load time per run")
 	bin := fs.String("bin", "bin", "directory holding shardd, shardload and naive (make build)")
 	sizes := fs.String("sizes", "64,512", "datagram sizes")
-	modes := fs.String("modes", "discard,echo,tcp-echo,upgrade", "loads: discard (UDP one-way), echo (UDP), tcp-echo, upgrade (10 upgrades under a steady stream)")
+	modes := fs.String("modes", "discard,echo,tcp-echo,upgrade,dns", "loads: discard (UDP one-way), echo (UDP), tcp-echo, upgrade (10 upgrades under a steady stream), dns (shardd --handler dns vs Knot DNS, dnsperf; see dns.go)")
+	dnsCfg := addDNSFlags(fs)
 	var peers peerFlag
 	fs.Var(&peers, "peer", "another server: 'NAME=SHELL COMMAND' with {port} (and optionally {handler}: echo or discard, {proto}: udp or tcp); repeatable")
 	if err := fs.Parse(args); err != nil {
@@ -135,10 +136,14 @@ func run(args []string) error {
 		servers = append(servers, server{Name: name, shell: cmd})
 	}
 	var scenarios []scenario
-	withUpgrade := false
+	withUpgrade, withDNS := false, false
 	for _, m := range strings.Split(*modes, ",") {
 		if m == "upgrade" {
 			withUpgrade = true
+			continue
+		}
+		if m == "dns" {
+			withDNS = true
 			continue
 		}
 		if m != "discard" && m != "echo" && m != "tcp-echo" {
@@ -187,7 +192,10 @@ func run(args []string) error {
 		}
 	}
 	rep := buildReport(servers, scenarios, samples, *reps, *dur, time.Since(start))
-	md := rep.markdown()
+	md := ""
+	if len(scenarios) > 0 {
+		md = rep.markdown()
+	}
 	var upg *upgradeResult
 	if withUpgrade {
 		u, err := measureUpgrade(abs("shardd"), abs("shardload"), 10, 20000, 3*(*dur))
@@ -198,6 +206,15 @@ func run(args []string) error {
 		md += u.markdown()
 		fmt.Fprintf(os.Stderr, "upgrade under load: sent %d, received %d, drops %d\n", u.Sent, u.Received, u.KernelDrops)
 	}
+	var dnsRes *dnsResult
+	if withDNS {
+		d, err := runDNSMode(fs, dnsCfg, abs("shardd"), abs("shardload"), *reps, *dur)
+		if err != nil {
+			return fmt.Errorf("dns: %w", err)
+		}
+		dnsRes = d
+		md += d.markdown()
+	}
 	if err := os.WriteFile(filepath.Join(*out, "results.md"), []byte(md), 0o644); err != nil {
 		return err
 	}
@@ -205,7 +222,8 @@ func run(args []string) error {
 		Machine machineInfo    `json:"machine"`
 		Samples []sample       `json:"samples"`
 		Upgrade *upgradeResult `json:"upgrade,omitempty"`
-	}{rep.machine, samples, upg}, "", "  ")
+		DNS     *dnsResult     `json:"dns,omitempty"`
+	}{rep.machine, samples, upg, dnsRes}, "", "  ")
 	if err := os.WriteFile(filepath.Join(*out, "results.json"), js, 0o644); err != nil {
 		return err
 	}

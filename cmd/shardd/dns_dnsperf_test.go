@@ -1,0 +1,87 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestDnsperfLosesNothing runs dnsperf (the Debian package) for a few
+// seconds at a modest rate, from the bench's query file, against the
+// daemon: every query is answered, and the daemon counts exactly the
+// responses dnsperf received, per rcode.
+func TestDnsperfLosesNothing(t *testing.T) {
+	dnsperf := requireTool(t, "dnsperf")
+	d := startDaemon(t, "--handler", "dns", "--proto", "udp", "--shards", "2", "--metrics", "127.0.0.1:0",
+		"--zone", "../../testdata/dns/example.com.zone", "--zone", "../../testdata/dns/2.0.192.in-addr.arpa.zone", "127.0.0.1:0")
+	port := netip.MustParseAddrPort(d.waitLine(t, "listening")["bound"].(string)).Port()
+	url := "http://" + d.waitLine(t, "serving metrics")["addr"].(string) + "/metrics"
+
+	const rate, secs = 5000, 3
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	// Four clients (source ports) so both shards answer; EDNS so that
+	// big.example.com TXT fits; a 2 s timeout before a query counts as lost.
+	args := []string{"-s", "127.0.0.1", "-p", strconv.Itoa(int(port)), "-d", "../../testdata/dns/queries.txt",
+		"-l", strconv.Itoa(secs), "-Q", strconv.Itoa(rate), "-c", "4", "-t", "2", "-e"}
+	out, err := exec.CommandContext(ctx, dnsperf, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("dnsperf %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	field := func(name string) uint64 {
+		t.Helper()
+		m := regexp.MustCompile(`(?m)^\s*` + name + `:\s+(\d+)`).FindSubmatch(out)
+		if m == nil {
+			t.Fatalf("dnsperf printed no %q:\n%s", name, out)
+		}
+		v, _ := strconv.ParseUint(string(m[1]), 10, 64)
+		return v
+	}
+	sent, completed, lost := field("Queries sent"), field("Queries completed"), field("Queries lost")
+	if lost != 0 || completed != sent || sent < rate*secs*9/10 {
+		t.Fatalf("dnsperf at %d/s for %ds: sent %d, completed %d, lost %d; want all of about %d answered:\n%s", rate, secs, sent, completed, lost, rate*secs, out)
+	}
+
+	// The daemon's count of responses is dnsperf's, rcode by rcode.
+	codes := map[string]float64{}
+	line := regexp.MustCompile(`(?m)^\s*Response codes:\s+(.*)$`).FindSubmatch(out)
+	if line == nil {
+		t.Fatalf("dnsperf printed no response codes:\n%s", out)
+	}
+	for _, m := range regexp.MustCompile(`([A-Z]+) (\d+)`).FindAllStringSubmatch(string(line[1]), -1) {
+		v, _ := strconv.ParseFloat(m[2], 64)
+		codes[m[1]] = v
+	}
+	if len(codes) != 2 || codes["NOERROR"] == 0 || codes["NXDOMAIN"] == 0 {
+		t.Errorf("response codes %v: the query file should give NOERROR and NXDOMAIN only", codes)
+	}
+	text := scrape(t, url)
+	total, series := sumMetric(t, text, "shardd_dns_responses_total")
+	if total != float64(completed) {
+		t.Errorf("shardd_dns_responses_total sums to %v over %d series; dnsperf completed %d", total, series, completed)
+	}
+	for rcode, n := range codes {
+		got := 0.0
+		re := regexp.MustCompile(fmt.Sprintf(`(?m)^shardd_dns_responses_total\{[^}]*rcode="%s"[^}]*\} (\S+)$`, rcode))
+		for _, m := range re.FindAllStringSubmatch(text, -1) {
+			v, _ := strconv.ParseFloat(m[1], 64)
+			got += v
+		}
+		if got != n {
+			t.Errorf("shardd_dns_responses_total{rcode=%q} = %v, dnsperf counted %v", rcode, got, n)
+		}
+	}
+	if drops, _ := sumMetric(t, text, "shardd_kernel_drops_total"); drops != 0 {
+		t.Errorf("kernel drops %v", drops)
+	}
+	if code, _ := d.stop(t, syscall.SIGTERM); code != 0 {
+		t.Fatalf("exit %d:\n%s", code, d.stderr)
+	}
+}
