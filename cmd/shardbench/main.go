@@ -91,8 +91,9 @@ func run(args []string) error {
 	dur := fs.Duration("duration", 2*time.Second, "load time per run")
 	bin := fs.String("bin", "bin", "directory holding shardd, shardload and naive (make build)")
 	sizes := fs.String("sizes", "64,512", "datagram sizes")
-	modes := fs.String("modes", "discard,echo,tcp-echo,upgrade,dns", "loads: discard (UDP one-way), echo (UDP), tcp-echo, upgrade (10 upgrades under a steady stream), dns (shardd --handler dns vs Knot DNS, dnsperf; see dns.go)")
+	modes := fs.String("modes", "discard,echo,tcp-echo,upgrade,dns,syslog", "loads: discard (UDP one-way), echo (UDP), tcp-echo, upgrade (10 upgrades under a steady stream), dns (shardd --handler dns vs Knot DNS, dnsperf; see dns.go), syslog (highest zero-loss rate into a file, shardd --handler syslog vs rsyslogd; see syslog.go)")
 	dnsCfg := addDNSFlags(fs)
+	syslogCfg := addSyslogFlags(fs)
 	var peers peerFlag
 	fs.Var(&peers, "peer", "another server: 'NAME=SHELL COMMAND' with {port} (and optionally {handler}: echo or discard, {proto}: udp or tcp); repeatable")
 	if err := fs.Parse(args); err != nil {
@@ -136,7 +137,7 @@ func run(args []string) error {
 		servers = append(servers, server{Name: name, shell: cmd})
 	}
 	var scenarios []scenario
-	withUpgrade, withDNS := false, false
+	withUpgrade, withDNS, withSyslog := false, false, false
 	for _, m := range strings.Split(*modes, ",") {
 		if m == "upgrade" {
 			withUpgrade = true
@@ -144,6 +145,10 @@ func run(args []string) error {
 		}
 		if m == "dns" {
 			withDNS = true
+			continue
+		}
+		if m == "syslog" {
+			withSyslog = true
 			continue
 		}
 		if m != "discard" && m != "echo" && m != "tcp-echo" {
@@ -215,6 +220,15 @@ func run(args []string) error {
 		dnsRes = d
 		md += d.markdown()
 	}
+	var syslogRes *syslogResult
+	if withSyslog {
+		r, err := runSyslogMode(syslogCfg, abs("shardd"), abs("shardload"))
+		if err != nil {
+			return fmt.Errorf("syslog: %w", err)
+		}
+		syslogRes = r
+		md += r.markdown()
+	}
 	if err := os.WriteFile(filepath.Join(*out, "results.md"), []byte(md), 0o644); err != nil {
 		return err
 	}
@@ -223,7 +237,8 @@ func run(args []string) error {
 		Samples []sample       `json:"samples"`
 		Upgrade *upgradeResult `json:"upgrade,omitempty"`
 		DNS     *dnsResult     `json:"dns,omitempty"`
-	}{rep.machine, samples, upg, dnsRes}, "", "  ")
+		Syslog  *syslogResult  `json:"syslog,omitempty"`
+	}{rep.machine, samples, upg, dnsRes, syslogRes}, "", "  ")
 	if err := os.WriteFile(filepath.Join(*out, "results.json"), js, 0o644); err != nil {
 		return err
 	}

@@ -1,0 +1,345 @@
+package main
+
+// The syslog mode: the highest rate of syslog datagrams each server
+// ingests into a file with zero loss, shardd --handler syslog beside
+// rsyslogd (imudp + omfile, writing JSON records too), same sender
+// (shardload one-way with an RFC 5424 payload), side by side in one run.
+//
+// Each probe starts the server fresh on a free loopback port with an empty
+// output file, sends at a fixed rate for --syslog-duration, stops the
+// server with SIGTERM (both flush on the way out) and counts the lines in
+// the file: zero loss is lines == datagrams the kernel took from shardload.
+// The rate doubles from --syslog-start until a probe loses, then is
+// bisected --syslog-steps times between the last clean and the first
+// lossy rate. Peak memory is the server's VmHWM at the end of each probe.
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+type syslogConfig struct {
+	payload  string
+	dur      time.Duration
+	start    float64
+	steps    int
+	rsyslogd string
+}
+
+func addSyslogFlags(fs *flag.FlagSet) *syslogConfig {
+	c := &syslogConfig{}
+	fs.StringVar(&c.payload, "syslog-payload", "testdata/syslog/rfc5424.txt", "syslog: the message shardload sends")
+	fs.DurationVar(&c.dur, "syslog-duration", 3*time.Second, "syslog: load time per probe")
+	fs.Float64Var(&c.start, "syslog-start", 25000, "syslog: the first rate probed (messages/s); it doubles until a probe loses")
+	fs.IntVar(&c.steps, "syslog-steps", 3, "syslog: bisection steps between the last clean and the first lossy rate")
+	fs.StringVar(&c.rsyslogd, "syslog-rsyslogd", "rsyslogd", "syslog: the rsyslog daemon")
+	return c
+}
+
+// syslogServer is one contender: argv writing records to out, listening on port.
+type syslogServer struct {
+	Name    string
+	command func(dir, out string, port int) ([]string, error)
+}
+
+// syslogProbe is one fixed-rate run.
+type syslogProbe struct {
+	Server  string  `json:"server"`
+	Rate    float64 `json:"rate"`    // asked
+	Offered float64 `json:"offered"` // datagrams/s the kernel took
+	Sent    uint64  `json:"sent"`
+	Written uint64  `json:"written"`
+	PeakRSS uint64  `json:"peak_rss_bytes"`
+}
+
+type syslogResult struct {
+	Payload   string        `json:"payload"`
+	Duration  string        `json:"duration"`
+	Probes    []syslogProbe `json:"probes"`
+	Best      []syslogProbe `json:"best"` // highest zero-loss probe per server
+	Overload  []syslogProbe `json:"overload"`
+	Rsyslog   string        `json:"rsyslog_version"`
+	TookSec   float64       `json:"took_s"`
+	ShardsCmd string        `json:"shardd_command"`
+}
+
+func runSyslogMode(c *syslogConfig, shardd, shardload string) (*syslogResult, error) {
+	if _, err := exec.LookPath(c.rsyslogd); err != nil {
+		return nil, fmt.Errorf("%s not found (apt-get install rsyslog)", c.rsyslogd)
+	}
+	start := time.Now()
+	ncpu := runtime.GOMAXPROCS(0)
+	servers := []syslogServer{
+		{Name: fmt.Sprintf("shardd %d shards", ncpu), command: func(dir, out string, port int) ([]string, error) {
+			return []string{shardd, "--handler", "syslog", "--sink", out, "--log-level", "warn", fmt.Sprintf("127.0.0.1:%d", port)}, nil
+		}},
+		{Name: fmt.Sprintf("rsyslogd imudp (%d threads)", ncpu), command: func(dir, out string, port int) ([]string, error) {
+			conf := filepath.Join(dir, "rsyslog.conf")
+			err := os.WriteFile(conf, []byte(rsyslogConf(dir, out, port, ncpu)), 0o644)
+			return []string{c.rsyslogd, "-n", "-f", conf, "-i", filepath.Join(dir, "rsyslogd.pid")}, err
+		}},
+	}
+	res := &syslogResult{Payload: c.payload, Duration: c.dur.String(), Rsyslog: rsyslogVersion(c.rsyslogd)}
+	res.ShardsCmd = strings.Join(servers[0].command2(), " ")
+	for _, srv := range servers {
+		var best *syslogProbe
+		good, bad := 0.0, 0.0
+		probe := func(rate float64) (bool, error) {
+			p, err := syslogRun(srv, shardload, c, rate)
+			if err != nil {
+				return false, fmt.Errorf("%s at %.0f/s: %w", srv.Name, rate, err)
+			}
+			res.Probes = append(res.Probes, p)
+			ok := p.Written == p.Sent
+			fmt.Fprintf(os.Stderr, "syslog %-26s rate %8.0f/s offered %8.0f/s sent %8d written %8d peak RSS %5.1f MiB %s\n",
+				srv.Name, rate, p.Offered, p.Sent, p.Written, float64(p.PeakRSS)/(1<<20), map[bool]string{true: "ok", false: "LOSS"}[ok])
+			if ok && (best == nil || p.Offered > best.Offered) {
+				b := p
+				best = &b
+			}
+			return ok, nil
+		}
+		for rate := c.start; ; rate *= 2 {
+			ok, err := probe(rate)
+			if err != nil {
+				return nil, err
+			}
+			if !ok {
+				bad = rate
+				break
+			}
+			good = rate
+			if rate > 5e6 {
+				break
+			}
+		}
+		for i := 0; i < c.steps && bad > 0; i++ {
+			mid := (good + bad) / 2
+			ok, err := probe(mid)
+			if err != nil {
+				return nil, err
+			}
+			if ok {
+				good = mid
+			} else {
+				bad = mid
+			}
+		}
+		if best == nil {
+			best = &syslogProbe{Server: srv.Name}
+		}
+		res.Best = append(res.Best, *best)
+		// Memory under overload: as fast as the sender goes.
+		p, err := syslogRun(srv, shardload, c, 0)
+		if err != nil {
+			return nil, fmt.Errorf("%s overload: %w", srv.Name, err)
+		}
+		res.Overload = append(res.Overload, p)
+		fmt.Fprintf(os.Stderr, "syslog %-26s overload: offered %8.0f/s sent %8d written %8d peak RSS %5.1f MiB\n",
+			srv.Name, p.Offered, p.Sent, p.Written, float64(p.PeakRSS)/(1<<20))
+	}
+	res.TookSec = time.Since(start).Seconds()
+	return res, nil
+}
+
+// command2 shows the shardd command line of the table, with placeholders.
+func (s syslogServer) command2() []string {
+	argv, _ := s.command("DIR", "FILE", 5514)
+	if len(argv) > 0 {
+		argv[0] = filepath.Base(argv[0])
+	}
+	return argv
+}
+
+// rsyslogConf is rsyslog tuned for the same job: imudp with a worker
+// thread per CPU and the same receive buffer as shardd, JSON records to a
+// file with asynchronous, buffered writes.
+func rsyslogConf(dir, out string, port, threads int) string {
+	return fmt.Sprintf(`global(workDirectory=%q)
+module(load="imudp" threads="%d")
+input(type="imudp" address="127.0.0.1" port="%d" rcvbufSize="4m" ruleset="file")
+template(name="json" type="list" option.jsonf="on") {
+  property(outname="received" name="timegenerated" dateFormat="rfc3339" format="jsonf")
+  property(outname="from" name="fromhost-ip" format="jsonf")
+  property(outname="priority" name="pri" format="jsonf")
+  property(outname="timestamp" name="timereported" dateFormat="rfc3339" format="jsonf")
+  property(outname="hostname" name="hostname" format="jsonf")
+  property(outname="app_name" name="app-name" format="jsonf")
+  property(outname="procid" name="procid" format="jsonf")
+  property(outname="msgid" name="msgid" format="jsonf")
+  property(outname="structured_data" name="structured-data" format="jsonf")
+  property(outname="message" name="msg" format="jsonf")
+}
+ruleset(name="file" queue.type="FixedArray" queue.size="100000") {
+  action(type="omfile" file=%q template="json" asyncWriting="on" ioBufferSize="256k" flushOnTXEnd="off")
+}
+`, dir, threads, port, out)
+}
+
+// syslogRun starts srv, sends at rate for c.dur (0: as fast as possible),
+// stops it and counts the records it wrote.
+func syslogRun(srv syslogServer, shardload string, c *syslogConfig, rate float64) (syslogProbe, error) {
+	p := syslogProbe{Server: srv.Name, Rate: rate}
+	port, err := freePort()
+	if err != nil {
+		return p, err
+	}
+	dir, err := os.MkdirTemp("", "shardbench-syslog-")
+	if err != nil {
+		return p, err
+	}
+	defer os.RemoveAll(dir)
+	out := filepath.Join(dir, "out.ndjson")
+	argv, err := srv.command(dir, out, port)
+	if err != nil {
+		return p, err
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
+	var serr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &serr, &serr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return p, err
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	defer func() {
+		select {
+		case <-exited:
+		default:
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // the group we started
+			<-exited
+		}
+	}()
+	if err := waitBound("udp", port, 10*time.Second); err != nil {
+		return p, fmt.Errorf("server did not bind 127.0.0.1:%d: %v; output: %s", port, err, serr.String())
+	}
+	time.Sleep(200 * time.Millisecond) // rsyslog binds before its workers run
+	args := []string{"--json", "--progress=false", "--mode", "oneway", "--senders", "1", "--wait", "0s",
+		"--payload", c.payload, "--duration", c.dur.String(), "--rate", strconv.FormatFloat(rate, 'f', 0, 64),
+		fmt.Sprintf("127.0.0.1:%d", port)}
+	ctx, cancel := context.WithTimeout(context.Background(), c.dur+30*time.Second)
+	defer cancel()
+	load := exec.CommandContext(ctx, shardload, args...)
+	var lerr bytes.Buffer
+	load.Stderr = &lerr
+	outb, err := load.Output()
+	if err != nil {
+		return p, fmt.Errorf("shardload: %v: %s", err, lerr.String())
+	}
+	var sum struct {
+		Sent        uint64  `json:"sent"`
+		DurationSec float64 `json:"duration_s"`
+	}
+	if err := json.Unmarshal(outb, &sum); err != nil {
+		return p, fmt.Errorf("shardload output: %v", err)
+	}
+	p.Sent, p.Offered = sum.Sent, float64(sum.Sent)/sum.DurationSec
+	// Let the server read its socket queues and write, until the file
+	// stops growing (or has everything), then stop it: both flush on TERM.
+	if _, err := waitDrained(port, 5*time.Second); err != nil {
+		return p, err
+	}
+	last, stable := uint64(0), 0
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline) && stable < 5; {
+		n, _ := countLines(out)
+		if n == p.Sent {
+			break
+		}
+		if n == last {
+			stable++
+		} else {
+			stable = 0
+		}
+		last = n
+		time.Sleep(100 * time.Millisecond)
+	}
+	p.PeakRSS = peakRSS(cmd.Process.Pid)
+	_ = syscall.Kill(cmd.Process.Pid, syscall.SIGTERM)
+	select {
+	case <-exited:
+	case <-time.After(15 * time.Second):
+		return p, errors.New("the server did not exit on SIGTERM")
+	}
+	p.Written, err = countLines(out)
+	return p, err
+}
+
+func countLines(path string) (uint64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		if os.IsNotExist(err) {
+			return 0, nil
+		}
+		return 0, err
+	}
+	defer f.Close()
+	var n uint64
+	r := bufio.NewReaderSize(f, 1<<20)
+	buf := make([]byte, 1<<20)
+	for {
+		k, err := r.Read(buf)
+		n += uint64(bytes.Count(buf[:k], []byte{'\n'}))
+		if err != nil {
+			return n, nil
+		}
+	}
+}
+
+// peakRSS is VmHWM of a process, in bytes.
+func peakRSS(pid int) uint64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.ParseUint(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+func (r *syslogResult) markdown() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "\n### syslog: zero-loss ingestion to a file\n\n")
+	fmt.Fprintf(&b, "shardload one-way, 1 sender thread, 64 flows, payload `%s`, %s per probe; rate doubled then bisected; a probe is clean when the file has one line per datagram sent (after SIGTERM). %s. Took %.0fs.\n\n", r.Payload, r.Duration, r.Rsyslog, r.TookSec)
+	fmt.Fprintf(&b, "| server | highest zero-loss rate (msgs/s) | vs rsyslog | peak RSS there | overload: offered/s | written | peak RSS |\n|---|---:|---:|---:|---:|---:|---:|\n")
+	base := 0.0
+	for _, p := range r.Best {
+		if strings.HasPrefix(p.Server, "rsyslogd") {
+			base = p.Offered
+		}
+	}
+	for i, p := range r.Best {
+		ratio := "-"
+		if base > 0 {
+			ratio = fmt.Sprintf("%.2fx", p.Offered/base)
+		}
+		o := r.Overload[i]
+		fmt.Fprintf(&b, "| %s | %s | %s | %.1f MiB | %s | %d of %d | %.1f MiB |\n", p.Server, human(p.Offered), ratio, float64(p.PeakRSS)/(1<<20),
+			human(o.Offered), o.Written, o.Sent, float64(o.PeakRSS)/(1<<20))
+	}
+	return b.String()
+}
+
+func rsyslogVersion(rsyslogd string) string {
+	out, _ := exec.Command(rsyslogd, "-v").Output()
+	line, _, _ := strings.Cut(string(out), "\n")
+	line, _, _ = strings.Cut(line, " compiled with")
+	return strings.Join(strings.Fields(line), " ")
+}
