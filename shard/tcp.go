@@ -44,11 +44,18 @@ type tcpShard struct {
 	wg      sync.WaitGroup
 }
 
+// maxStreamReply is the smallest reply size a TCP shard allows: a 2-byte
+// length-prefixed frame's largest message.
+const maxStreamReply = 65535
+
 func newTCPShard(id int, cfg *resolved, ln *net.TCPListener, h packet.Handler) *tcpShard {
 	t := &tcpShard{
 		id: id, cpu: -1, ln: ln, cfg: cfg, handler: h,
-		log:   cfg.Logger.With(zap.Int("shard", id), zap.String("proto", "tcp")),
-		w:     packet.NewReplyWriter(16, 2*cfg.MaxFrame, cfg.MaxFrame), // one message's replies at a time
+		log: cfg.Logger.With(zap.Int("shard", id), zap.String("proto", "tcp")),
+		// One message's replies at a time. --max-frame limits what clients
+		// send; a reply may still take a whole 64 KiB frame (a DNS answer to
+		// a small query), so it never gets less.
+		w:     packet.NewReplyWriter(16, 2*max(cfg.MaxFrame, maxStreamReply), max(cfg.MaxFrame, maxStreamReply)),
 		conns: map[*net.TCPConn]struct{}{},
 	}
 	t.framer, _ = h.(packet.Framer)

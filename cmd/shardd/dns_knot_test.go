@@ -13,6 +13,9 @@ import (
 	"time"
 )
 
+// knotZones are the zones (testdata/dns/NAME.zone) both servers get.
+var knotZones = []string{"example.com", "2.0.192.in-addr.arpa", "edge.test", "child.edge.test"}
+
 // startKnot runs Knot DNS on a free loopback port serving copies of the
 // example zones, and returns its address. The test ends it by PID.
 func startKnot(t *testing.T) netip.AddrPort {
@@ -28,7 +31,7 @@ func startKnot(t *testing.T) netip.AddrPort {
 	l.Close()
 	conf := fmt.Sprintf("server:\n  listen: 127.0.0.1@%d\n  rundir: %s\n  udp-workers: 1\n  tcp-workers: 1\n  background-workers: 1\n"+
 		"database:\n  storage: %s\nlog:\n  - target: stderr\n    any: warning\nzone:\n", addr.Port(), dir, dir)
-	for _, z := range []string{"example.com", "2.0.192.in-addr.arpa"} {
+	for _, z := range knotZones {
 		b, err := os.ReadFile("../../testdata/dns/" + z + ".zone")
 		if err != nil {
 			t.Fatal(err)
@@ -70,7 +73,11 @@ func startKnot(t *testing.T) netip.AddrPort {
 // timings and server lines: a client cannot tell them apart.
 func TestSameAnswersAsKnot(t *testing.T) {
 	knot := startKnot(t)
-	_, ours, _ := dnsDaemon(t, exampleZones...)
+	var zones []string
+	for _, z := range knotZones {
+		zones = append(zones, "--zone", "../../testdata/dns/"+z+".zone")
+	}
+	_, ours, _ := dnsDaemon(t, zones...)
 	questions := [][]string{
 		{"example.com", "SOA"}, {"example.com", "HINFO"}, {"example.com", "NS"}, {"example.com", "A"}, {"example.com", "AAAA"},
 		{"example.com", "MX"}, {"example.com", "TXT"}, {"example.com", "CAA"}, {"example.com", "ANY"},
@@ -83,6 +90,13 @@ func TestSameAnswersAsKnot(t *testing.T) {
 		{"nope.example.com", "A"}, {"b.example.com", "A"}, {"x.b.example.com", "A"}, {"ftp.example.com", "AAAA"},
 		{"example.org", "A"}, {"WwW.ExAmPlE.CoM", "A"}, {"big.example.com", "TXT"},
 		{"+bufsize=4096", "huge.example.com", "TXT"}, {"+noedns", "big.example.com", "TXT"},
+		// edge.test: escapes, CNAME to wildcards, compression, DS, partial additional.
+		{`a\.b.edge.test`, "A"}, {`bin\000x.edge.test`, "A"}, {"abc.edge.test", "A"}, {"ABC.edge.test", "A"},
+		{strings.Repeat(`\000`, 40) + ".edge.test", "A"},
+		{"alias.edge.test", "A"}, {"alias.edge.test", "TXT"}, {"deep.edge.test", "A"},
+		{"+bufsize=1232", "x.big.edge.test", "A"}, {"+bufsize=1232", "big.edge.test", "A"}, {"+bufsize=1232", "x.y.big.edge.test", "AAAA"},
+		{"child.edge.test", "DS"}, {"child.edge.test", "SOA"}, {"www.child.edge.test", "A"}, {"todeleg.edge.test", "DS"},
+		{"+noedns", "mxs.edge.test", "MX"}, {"edge.test", "ANY"}, {"nx.edge.test", "A"}, {"nx.apps.edge.test", "MX"},
 	}
 	volatile := regexp.MustCompile(`(?m)(id: \d+|^;; (Query time|SERVER|WHEN|MSG SIZE).*$|; COOKIE: .*$)`)
 	for _, transport := range []string{"+notcp", "+tcp"} {

@@ -178,6 +178,15 @@ func TestDigIPv6(t *testing.T) {
 	}
 }
 
+// TestTCPRepliesIgnoreMaxFrame: --max-frame bounds what clients send, not
+// the answers: a 1.6 KB answer to a small query goes whole over TCP.
+func TestTCPRepliesIgnoreMaxFrame(t *testing.T) {
+	_, addr, _ := dnsDaemon(t, append([]string{"--max-frame", "512"}, exampleZones...)...)
+	if r := dig(t, "dig", addr, "+tcp", "huge.example.com", "TXT"); r.flags["tc"] || len(r.answer) != 6 {
+		t.Errorf("dig +tcp with --max-frame 512:\n%s", r.out)
+	}
+}
+
 // TestDigTruncationAndRetry: an answer over the client's payload size comes
 // back with TC over UDP, and dig and kdig retry over TCP and get it all.
 func TestDigTruncationAndRetry(t *testing.T) {

@@ -83,6 +83,7 @@ type query struct {
 	edns    bool
 	udpSize int
 	version uint8
+	do      bool
 }
 
 // ServePacket answers one query. Malformed queries get FORMERR when they
@@ -156,14 +157,14 @@ func (h *Handler) parse(m []byte, q *query) int {
 	// The OPT record, if any, is in the additional section: step over the
 	// answer and authority records (a query should have none).
 	var ok bool
+	var rtype uint16
 	for i := 0; i < int(an)+int(ns) && q.qend > 0; i++ {
-		if off, _, ok = skipRR(m, off); !ok {
-			return rcodeFormErr
+		if off, rtype, ok = skipRR(m, off); !ok || rtype == typeOPT {
+			return rcodeFormErr // OPT belongs in the additional section only
 		}
 	}
 	for i := 0; i < int(ar) && q.qend > 0; i++ {
 		start := off
-		var rtype uint16
 		if off, rtype, ok = skipRR(m, off); !ok {
 			return rcodeFormErr
 		}
@@ -177,6 +178,10 @@ func (h *Handler) parse(m []byte, q *query) int {
 		q.edns = true
 		q.udpSize = int(binary.BigEndian.Uint16(m[start+3:]))
 		q.version = m[start+6]
+		q.do = m[start+7]&0x80 != 0
+	}
+	if q.qend > 0 && off != len(m) {
+		return rcodeFormErr // bytes after the last record
 	}
 	opcode := (q.flags >> 11) & 0xF
 	switch {
@@ -190,6 +195,8 @@ func (h *Handler) parse(m []byte, q *query) int {
 		return rcodeRefused
 	case q.qtype == typeAXFR || q.qtype == typeIXFR:
 		return rcodeRefused // zone transfers are not served
+	case q.qtype == 0:
+		return rcodeNotImp // reserved (RFC 6895 3.1), as Knot DNS answers
 	}
 	return rcodeSuccess
 }
@@ -199,6 +206,7 @@ const (
 	optionEDE           = 15 // RFC 8914
 	edeNotAuthoritative = 20
 	typeOPT             = 41
+	typeDS              = 43
 	typeIXFR            = 251
 	typeAXFR            = 252
 	classIN             = 1
@@ -274,12 +282,20 @@ func (h *Handler) lookup(q *query) (*template, int) {
 	name := h.name[:q.nameLen]
 	var z *Zone
 	for off := 0; ; off += int(name[off]) + 1 {
-		if z = zs.byOrigin[string(name[off:])]; z != nil {
-			break
+		if c := zs.byOrigin[string(name[off:])]; c != nil {
+			z = c
+			// DS is the parent's data (RFC 4035 3.1.4.1): at a zone's
+			// apex, ask the parent zone if it is served here too.
+			if off > 0 || q.qtype != typeDS || name[0] == 0 {
+				break
+			}
 		}
 		if name[off] == 0 {
-			return nil, rcodeRefused // not ours: no zone encloses it
+			break
 		}
+	}
+	if z == nil {
+		return nil, rcodeRefused // not ours: no zone encloses it
 	}
 	for off := 0; ; off += int(name[off]) + 1 {
 		n := z.byWire[string(name[off:])]
@@ -319,8 +335,8 @@ func (h *Handler) reply(w *packet.ReplyWriter, m []byte, q *query, rcode int, t 
 	if q.edns {
 		size += optLen
 	}
-	var body []byte
 	var counts [3]uint16
+	n := 0 // bytes of the template's body to send
 	flags := flagQR | q.flags&(0xF<<11|flagRD|flagCD) | uint16(rcode&0xF)
 	tc := false
 	if t != nil {
@@ -329,9 +345,17 @@ func (h *Handler) reply(w *packet.ReplyWriter, m []byte, q *query, rcode int, t 
 		}
 		switch {
 		case size+len(t.body) <= limit:
-			body, counts = t.body, t.counts
+			n, counts = len(t.body), t.counts
 		case size+t.essential <= limit:
-			body, counts = t.body[:t.essential], [3]uint16{t.counts[0], t.counts[1], t.essentialAR}
+			// Drop helpful additional records from the end until it fits.
+			n, counts = t.essential, [3]uint16{t.counts[0], t.counts[1], t.essentialAR}
+			for _, end := range t.extraEnds {
+				if size+int(end) > limit {
+					break
+				}
+				n = int(end)
+				counts[2]++
+			}
 		default:
 			flags |= flagTC
 			tc = true
@@ -349,9 +373,15 @@ func (h *Handler) reply(w *packet.ReplyWriter, m []byte, q *query, rcode int, t 
 		byte(qd>>8), byte(qd), byte(counts[0]>>8), byte(counts[0]),
 		byte(counts[1]>>8), byte(counts[1]), byte(counts[2]>>8), byte(counts[2]))
 	b = append(b, m[headerLen:headerLen+qlen]...)
-	b = append(b, body...)
+	if n > 0 {
+		b = t.appendBody(b, n, q.nameLen)
+	}
 	if q.edns {
-		b = append(b, 0, 0, typeOPT, byte(MaxUDPSize>>8), byte(MaxUDPSize&0xFF), byte(rcode>>4), 0, 0, 0)
+		do := byte(0)
+		if q.do {
+			do = 0x80 // RFC 3225 3: the DO bit is copied to the reply
+		}
+		b = append(b, 0, 0, typeOPT, byte(MaxUDPSize>>8), byte(MaxUDPSize&0xFF), byte(rcode>>4), 0, do, 0)
 		if t == nil && rcode == rcodeRefused && q.qend > 0 {
 			// Extended DNS Error 20, Not Authoritative (RFC 8914).
 			b = append(b, 0, 6, 0, optionEDE, 0, 2, 0, edeNotAuthoritative)

@@ -69,7 +69,7 @@ var (
 	descResponses = prometheus.NewDesc("shardd_dns_responses_total",
 		"DNS responses sent, by shard, transport and rcode.", []string{"shard", "proto", "rcode"}, nil)
 	descTruncated = prometheus.NewDesc("shardd_dns_truncated_total",
-		"UDP responses sent with TC set because the answer did not fit the client's payload size (the client retries over TCP).",
+		"Responses sent with TC set because the answer did not fit the client's UDP payload size (the client retries over TCP).",
 		[]string{"shard", "proto"}, nil)
 	descMalformed = prometheus.NewDesc("shardd_dns_malformed_total",
 		"Malformed queries: answered FORMERR, or dropped when shorter than a header.", []string{"shard", "proto"}, nil)

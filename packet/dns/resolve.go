@@ -27,7 +27,7 @@ func (z *Zone) resolve(qname string, qtype uint16) *result {
 	for hop := 0; ; hop++ {
 		n, exact := z.find(name)
 		cut := n.cut
-		if cut != nil && exact && cut == n && qtype == dns.TypeDS && hop == 0 {
+		if cut != nil && exact && cut == n && qtype == dns.TypeDS {
 			cut = nil // DS lives on the parent side of the cut (RFC 4035 3.1.4.1)
 		}
 		if cut != nil {
@@ -62,6 +62,7 @@ func (z *Zone) resolve(qname string, qtype uint16) *result {
 			// answers with its CNAME, unfollowed.
 			if t := lowestType(src); t != 0 {
 				r.answer = append(r.answer, owned(src.rrsets[t], name)...)
+				r.extra = append(r.extra, z.additional(src.rrsets[t])...)
 			} else {
 				r.authority = append(r.authority, z.negativeSOA())
 			}

@@ -18,8 +18,15 @@ type Zones struct {
 
 // LoadZones loads every file; any error (syntax, semantics, two files for
 // one origin) fails the whole set.
-func LoadZones(files []string) (*Zones, error) {
-	zs := &Zones{byOrigin: map[string]*Zone{}}
+func LoadZones(files []string) (zs *Zones, err error) {
+	// A bug in loading must not take down a server that is reloading: the
+	// old zones keep serving and the panic becomes the reload's error.
+	defer func() {
+		if p := recover(); p != nil {
+			zs, err = nil, fmt.Errorf("zones %v: internal error while loading: %v", files, p)
+		}
+	}()
+	zs = &Zones{byOrigin: map[string]*Zone{}}
 	for _, f := range files {
 		z, err := LoadZone(f)
 		if err != nil {

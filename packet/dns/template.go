@@ -3,6 +3,7 @@ package dns
 import (
 	"bytes"
 	"fmt"
+	"strings"
 
 	"github.com/miekg/dns"
 )
@@ -15,11 +16,19 @@ type template struct {
 	aa     bool
 	counts [3]uint16 // answer, authority, additional
 	body   []byte
-	// essential is how much of body is left, and essentialAR how many
-	// additional records, when the helpful additional records are dropped
-	// to fit (RFC 1035 7.3: only the answer and needed glue must fit).
+	// essential is how much of body must fit, and essentialAR how many
+	// additional records that part holds: the answer, authority and needed
+	// glue (RFC 1035 7.3, RFC 9471). extraEnds are where each helpful
+	// additional record after it ends; as many as fit are sent.
 	essential   int
 	essentialAR uint16
+	extraEnds   []uint16
+	// Templates for query names of any length (wildcard synthesis, names
+	// below a cut, NXDOMAIN) were packed after a question name of qlen
+	// bytes; the compression pointers at fixups move by the query name's
+	// extra length, except those to offset 12 (the query name itself).
+	qlen   int
+	fixups []uint16
 }
 
 // prepare packs every answer the zone can give.
@@ -27,12 +36,11 @@ func (z *Zone) prepare() error {
 	z.byWire = make(map[string]*node, len(z.nodes))
 	var err error
 	for name, n := range z.nodes {
-		wire := make([]byte, 255)
-		off, perr := dns.PackDomainName(name, wire, 0, nil, false)
-		if perr != nil {
-			return fmt.Errorf("%s: %v", name, perr)
+		wire, err := wireName(name)
+		if err != nil {
+			return fmt.Errorf("%s: %v", name, err)
 		}
-		z.byWire[string(wire[:off])] = n
+		z.byWire[string(wire)] = n
 
 		if n.exactDefault, err = packExact(z.resolve(name, dns.TypeNone), name, dns.TypeNone); err != nil {
 			return err
@@ -49,99 +57,225 @@ func (z *Zone) prepare() error {
 		}
 		switch {
 		case n.cut == n:
-			if n.synthDefault, err = packIndependent(z.resolve(name, dns.TypeNone), ""); err != nil {
+			if n.synthDefault, err = packAnyName(z.resolve(name, dns.TypeNone), "*."+name); err != nil {
 				return err
 			}
-		case name != z.Origin && n.name[:2] == "*.":
+		case isWildcard(name):
 			n.synth = map[uint16]*template{}
 			for _, qt := range z.qtypesFor(n) {
-				if n.synth[qt], err = packIndependent(z.resolve(name, qt), name); err != nil {
+				t, err := packAnyName(z.resolve(name, qt), name)
+				if err != nil {
 					return err
 				}
+				n.synth[qt] = t
 			}
-			if n.synthDefault, err = packIndependent(z.resolve(name, dns.TypeNone), name); err != nil {
+			if n.synthDefault, err = packAnyName(z.resolve(name, dns.TypeNone), name); err != nil {
 				return err
 			}
 		}
 	}
-	z.nxdomain, err = packIndependent(&result{rcode: dns.RcodeNameError, aa: true, authority: []dns.RR{z.negativeSOA()}}, "")
+	z.nxdomain, err = packAnyName(&result{rcode: dns.RcodeNameError, aa: true, authority: []dns.RR{z.negativeSOA()}}, "*."+z.Origin)
 	return err
 }
 
+func isWildcard(name string) bool { return len(name) > 2 && name[:2] == "*." }
+
 func (t *template) equal(u *template) bool {
 	return t.rcode == u.rcode && t.aa == u.aa && t.counts == u.counts && t.essential == u.essential &&
-		t.essentialAR == u.essentialAR && bytes.Equal(t.body, u.body)
+		t.essentialAR == u.essentialAR && bytes.Equal(t.body, u.body) && t.qlen == u.qlen
 }
 
-// qtypesFor lists the qtypes whose answers at n differ from a qtype with no
-// data anywhere: the types present at n and along its CNAME chain, and the
-// types with rules of their own.
-func (z *Zone) qtypesFor(n *node) []uint16 {
-	seen := map[uint16]bool{dns.TypeCNAME: true, dns.TypeANY: true, dns.TypeDS: true}
-	name := n.name
-	for hop := 0; hop < maxChain; hop++ {
-		m, ok := z.nodes[name]
-		if !ok {
-			break
-		}
-		for t := range m.rrsets {
-			seen[t] = true
-		}
-		c := m.rrsets[dns.TypeCNAME]
-		if c == nil {
-			break
-		}
-		name = c[0].(*dns.CNAME).Target
-	}
-	out := make([]uint16, 0, len(seen))
-	for t := range seen {
-		out = append(out, t)
-	}
-	return out
+// wireName packs a name uncompressed.
+func wireName(name string) ([]byte, error) {
+	b := make([]byte, 256)
+	n, err := dns.PackDomainName(name, b, 0, nil, false)
+	return b[:n], err
 }
 
-// packExact packs r as the reply to exactly qname: names may point into the
-// question (at offset 12), whose length is fixed for this name.
-func packExact(r *result, qname string, qtype uint16) (*template, error) {
+// packMsg packs r after a question for qname, compressed, and returns the
+// template, whose body is everything after the question.
+func packMsg(r *result, qname string, qtype uint16) (*template, error) {
+	wq, err := wireName(qname)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %v", qname, err)
+	}
 	m := new(dns.Msg)
 	m.Compress = true
 	m.Question = []dns.Question{{Name: qname, Qtype: qtype, Qclass: dns.ClassINET}}
 	m.Answer, m.Ns = r.answer, r.authority
-	qend := 12 + len(qname) + 1 + 4
-	if qname == "." {
-		qend = 12 + 1 + 4
-	}
-	m.Extra = r.glue
-	short, err := m.Pack()
-	if err != nil {
-		return nil, fmt.Errorf("%s/%s: %v", qname, dns.TypeToString[qtype], err)
-	}
 	m.Extra = append(append([]dns.RR(nil), r.glue...), r.extra...)
 	full, err := m.Pack()
 	if err != nil {
 		return nil, fmt.Errorf("%s/%s: %v", qname, dns.TypeToString[qtype], err)
 	}
-	if !bytes.HasPrefix(full[qend:], short[qend:]) {
-		return nil, fmt.Errorf("%s/%s: internal error: additional records changed the packing before them", qname, dns.TypeToString[qtype])
-	}
-	return &template{
+	qend := headerLen + len(wq) + 4
+	t := &template{
 		rcode:       r.rcode,
 		aa:          r.aa,
 		counts:      [3]uint16{uint16(len(m.Answer)), uint16(len(m.Ns)), uint16(len(m.Extra))},
-		body:        full[qend:],
-		essential:   len(short) - qend,
+		body:        bytes.Clone(full[qend:]),
 		essentialAR: uint16(len(r.glue)),
-	}, nil
+	}
+	// Record boundaries: compression only points backwards, so any prefix
+	// of whole records is a valid message on its own.
+	ends, ptrs, ok := walkRecords(full, qend)
+	if !ok || len(ends) != len(m.Answer)+len(m.Ns)+len(m.Extra) {
+		return nil, fmt.Errorf("%s/%s: internal error: cannot walk the packed records", qname, dns.TypeToString[qtype])
+	}
+	t.essential = len(t.body)
+	if nEss := len(m.Answer) + len(m.Ns) + len(r.glue); nEss > 0 {
+		t.essential = ends[nEss-1] - qend
+	} else if len(ends) > 0 {
+		t.essential = 0
+	}
+	for _, e := range ends[len(ends)-len(r.extra):] {
+		t.extraEnds = append(t.extraEnds, uint16(e-qend))
+	}
+	for _, p := range ptrs {
+		t.fixups = append(t.fixups, uint16(p-qend))
+	}
+	return t, nil
 }
 
-// packIndependent packs r so it follows a question of any length: an owner
+// packExact packs r as the reply to exactly qname: its names may point
+// anywhere into the question, whose length is fixed for this name.
+func packExact(r *result, qname string, qtype uint16) (*template, error) {
+	t, err := packMsg(r, qname, qtype)
+	if t != nil {
+		t.fixups = nil
+	}
+	return t, err
+}
+
+// packAnyName packs r for query names of any length that end like
+// placeholder after its first label ("*"): records owned by placeholder
+// become pointers to the query name. The result is checked by building a
+// reply for a longer name and parsing it; if pointers cannot be moved
+// safely (a body past 16 KiB), names are written in full instead.
+func packAnyName(r *result, placeholder string) (*template, error) {
+	t, err := packMsg(r, placeholder, dns.TypeNone)
+	if err != nil {
+		return nil, err
+	}
+	wq, _ := wireName(placeholder)
+	t.qlen = len(wq)
+	if headerLen+t.qlen+4+len(t.body)+255 < 0x3FFF && t.check(r, placeholder) == nil {
+		return t, nil
+	}
+	return packUncompressed(r, placeholder)
+}
+
+// check builds the reply for a query name 61 bytes longer than the
+// placeholder and compares what a parser reads with r.
+func (t *template) check(r *result, placeholder string) error {
+	long := "x23456789012345678901234567890123456789012345678901234567890ab" + placeholder[1:]
+	wq, err := wireName(long)
+	if err != nil {
+		return nil // too long to ask: nothing to check
+	}
+	msg := []byte{0, 0, 0x84, 0, 0, 1, byte(t.counts[0] >> 8), byte(t.counts[0]), byte(t.counts[1] >> 8), byte(t.counts[1]), byte(t.counts[2] >> 8), byte(t.counts[2])}
+	msg = append(msg, wq...)
+	msg = append(msg, 0, 0, 0, 1)
+	msg = t.appendBody(msg, len(t.body), len(wq))
+	m := new(dns.Msg)
+	if err := m.Unpack(msg); err != nil {
+		return err
+	}
+	got := append(append(append([]dns.RR(nil), m.Answer...), m.Ns...), m.Extra...)
+	want := append(append(append(append([]dns.RR(nil), r.answer...), r.authority...), r.glue...), r.extra...)
+	if len(got) != len(want) {
+		return fmt.Errorf("%d records, want %d", len(got), len(want))
+	}
+	for i := range got {
+		w := dns.Copy(want[i])
+		if w.Header().Name == placeholder {
+			w.Header().Name = long
+		}
+		if !strings.EqualFold(got[i].String(), w.String()) {
+			return fmt.Errorf("record %d: %s, want %s", i, got[i], w)
+		}
+	}
+	return nil
+}
+
+// appendBody appends the first n bytes of the body for a query name of
+// qlen wire bytes, moving compression pointers as the name's length asks.
+func (t *template) appendBody(b []byte, n, qlen int) []byte {
+	start := len(b)
+	b = append(b, t.body[:n]...)
+	if delta := qlen - t.qlen; t.qlen > 0 && delta != 0 {
+		for _, f := range t.fixups {
+			if int(f) >= n {
+				break
+			}
+			p := start + int(f)
+			ptr := int(b[p]&0x3F)<<8 | int(b[p+1])
+			if ptr != headerLen {
+				ptr += delta
+				b[p], b[p+1] = 0xC0|byte(ptr>>8), byte(ptr)
+			}
+		}
+	}
+	return b
+}
+
+// walkRecords steps over the records of a packed message from off to its
+// end and returns where each record ends and where each compression
+// pointer sits (in owner names and in the rdata names the packer
+// compresses: RFC 3597 4).
+func walkRecords(m []byte, off int) (ends, ptrs []int, ok bool) {
+	name := func(off int) (int, bool) {
+		for off < len(m) {
+			l := int(m[off])
+			switch {
+			case l == 0:
+				return off + 1, true
+			case l&0xC0 == 0xC0:
+				ptrs = append(ptrs, off)
+				return off + 2, true
+			case l > 63:
+				return 0, false
+			}
+			off += 1 + l
+		}
+		return 0, false
+	}
+	for off < len(m) {
+		if off, ok = name(off); !ok || off+10 > len(m) {
+			return nil, nil, false
+		}
+		rtype := int(m[off])<<8 | int(m[off+1])
+		rdlen := int(m[off+8])<<8 | int(m[off+9])
+		rd := off + 10
+		end := rd + rdlen
+		switch rtype {
+		case int(dns.TypeNS), int(dns.TypeCNAME), int(dns.TypePTR), int(dns.TypeMB), int(dns.TypeMD), int(dns.TypeMF), int(dns.TypeMG), int(dns.TypeMR):
+			_, ok = name(rd)
+		case int(dns.TypeMX):
+			_, ok = name(rd + 2)
+		case int(dns.TypeSOA), int(dns.TypeMINFO):
+			var next int
+			if next, ok = name(rd); ok {
+				_, ok = name(next)
+			}
+		}
+		if !ok || end > len(m) {
+			return nil, nil, false
+		}
+		off = end
+		ends = append(ends, end)
+	}
+	return ends, ptrs, true
+}
+
+// packUncompressed packs r so it follows a question of any length: an owner
 // equal to qname becomes a pointer to the question name, every other name
-// is written in full. Used where the query name varies: wildcard synthesis,
-// referrals for names below a cut, NXDOMAIN.
-func packIndependent(r *result, qname string) (*template, error) {
+// is written in full.
+func packUncompressed(r *result, qname string) (*template, error) {
 	var body []byte
 	b := make([]byte, dns.MaxMsgSize)
 	var err error
+	var ends []uint16
 	put := func(rrs []dns.RR) {
 		for _, rr := range rrs {
 			if err != nil {
@@ -166,6 +300,7 @@ func packIndependent(r *result, qname string) (*template, error) {
 				return
 			}
 			body = append(body, b[1:off]...) // skip the root owner
+			ends = append(ends, uint16(len(body)))
 		}
 	}
 	put(r.answer)
@@ -173,6 +308,9 @@ func packIndependent(r *result, qname string) (*template, error) {
 	put(r.glue)
 	essential := len(body)
 	put(r.extra)
+	if err != nil {
+		return nil, err
+	}
 	return &template{
 		rcode:       r.rcode,
 		aa:          r.aa,
@@ -180,5 +318,45 @@ func packIndependent(r *result, qname string) (*template, error) {
 		body:        body,
 		essential:   essential,
 		essentialAR: uint16(len(r.glue)),
-	}, err
+		extraEnds:   ends[len(ends)-len(r.extra):],
+	}, nil
+}
+
+// qtypesFor lists the qtypes whose answers at n differ from a qtype with no
+// data anywhere: the types present at n and along its CNAME chain, and the
+// types with rules of their own.
+func (z *Zone) qtypesFor(n *node) []uint16 {
+	seen := map[uint16]bool{dns.TypeCNAME: true, dns.TypeANY: true, dns.TypeDS: true}
+	m := n
+	for hop := 0; hop < maxChain; hop++ {
+		for t := range m.rrsets {
+			seen[t] = true
+		}
+		c := m.rrsets[dns.TypeCNAME]
+		if c == nil {
+			break
+		}
+		// Follow the chain as resolve does: into a wildcard when the
+		// target has no node of its own, never past a cut or the zone.
+		target := c[0].(*dns.CNAME).Target
+		if !dns.IsSubDomain(z.Origin, target) {
+			break
+		}
+		next, exact := z.find(target)
+		if next.cut != nil {
+			break
+		}
+		if !exact {
+			if next.wild == nil {
+				break
+			}
+			next = next.wild
+		}
+		m = next
+	}
+	out := make([]uint16, 0, len(seen))
+	for t := range seen {
+		out = append(out, t)
+	}
+	return out
 }

@@ -96,7 +96,7 @@ func newZone(rrs []dns.RR, file string) (*Zone, error) {
 		return nil, errors.New("no SOA record; a zone file starts with the apex SOA (add one, e.g. @ SOA ns1 hostmaster 1 7200 900 1209600 300)")
 	}
 	z := &Zone{
-		Origin: dns.CanonicalName(soa.Hdr.Name),
+		Origin: canonical(soa.Hdr.Name),
 		File:   file,
 		Serial: soa.Serial,
 		soa:    soa,
@@ -104,7 +104,7 @@ func newZone(rrs []dns.RR, file string) (*Zone, error) {
 	}
 	for _, rr := range rrs {
 		h := rr.Header()
-		h.Name = dns.CanonicalName(h.Name)
+		h.Name = canonical(h.Name)
 		canonicalRdata(rr)
 		if h.Class != dns.ClassINET {
 			return nil, fmt.Errorf("%s %s: class %s; only IN is served", h.Name, dns.TypeToString[h.Rrtype], dns.ClassToString[h.Class])
@@ -112,8 +112,11 @@ func newZone(rrs []dns.RR, file string) (*Zone, error) {
 		if !dns.IsSubDomain(z.Origin, h.Name) {
 			return nil, fmt.Errorf("%s %s is outside the zone %s (out-of-zone data; fix the name or $ORIGIN)", h.Name, dns.TypeToString[h.Rrtype], z.Origin)
 		}
-		if h.Rrtype == dns.TypeOPT {
+		switch h.Rrtype {
+		case dns.TypeOPT:
 			return nil, fmt.Errorf("%s: OPT is not a zone record", h.Name)
+		case dns.TypeDNAME:
+			return nil, fmt.Errorf("%s: DNAME is not supported (its names would get NXDOMAIN); use CNAME records or a wildcard CNAME", h.Name)
 		}
 		n := z.node(h.Name)
 		for _, old := range n.rrsets[h.Rrtype] {
@@ -160,23 +163,46 @@ func newZone(rrs []dns.RR, file string) (*Zone, error) {
 	return z, nil
 }
 
+// canonical lower-cases the ASCII letters of name in wire form (RFC 4343:
+// only A-Z fold), so escapes such as \065 fold too and other bytes stay.
+func canonical(name string) string {
+	name = dns.Fqdn(name)
+	b := make([]byte, 256)
+	n, err := dns.PackDomainName(name, b, 0, nil, false)
+	if err != nil {
+		return name // reported when the name is packed
+	}
+	for i := 0; i < n && b[i] != 0; i += int(b[i]) + 1 {
+		for j := i + 1; j <= i+int(b[i]); j++ {
+			if 'A' <= b[j] && b[j] <= 'Z' {
+				b[j] += 'a' - 'A'
+			}
+		}
+	}
+	s, _, err := dns.UnpackDomainName(b[:n], 0)
+	if err != nil {
+		return name
+	}
+	return s
+}
+
 // canonicalRdata lower-cases the domain names inside rdata, so names
 // compare byte for byte.
 func canonicalRdata(rr dns.RR) {
 	switch r := rr.(type) {
 	case *dns.NS:
-		r.Ns = dns.CanonicalName(r.Ns)
+		r.Ns = canonical(r.Ns)
 	case *dns.CNAME:
-		r.Target = dns.CanonicalName(r.Target)
+		r.Target = canonical(r.Target)
 	case *dns.MX:
-		r.Mx = dns.CanonicalName(r.Mx)
+		r.Mx = canonical(r.Mx)
 	case *dns.SRV:
-		r.Target = dns.CanonicalName(r.Target)
+		r.Target = canonical(r.Target)
 	case *dns.PTR:
-		r.Ptr = dns.CanonicalName(r.Ptr)
+		r.Ptr = canonical(r.Ptr)
 	case *dns.SOA:
-		r.Ns = dns.CanonicalName(r.Ns)
-		r.Mbox = dns.CanonicalName(r.Mbox)
+		r.Ns = canonical(r.Ns)
+		r.Mbox = canonical(r.Mbox)
 	}
 }
 
