@@ -39,7 +39,8 @@ func newLoopRig(tb testing.TB, listen string, h packet.Handler, perStep, size in
 	for i := range unused {
 		unused[i].buf = make([]byte, 1)
 	}
-	tx, err := newMmsgConn(client, unused, false)
+	crc, _ := client.SyscallConn()
+	tx, err := newMmsgConn(crc, client.LocalAddr(), unused, false)
 	if err != nil {
 		tb.Skip("no batched I/O here:", err)
 	}

@@ -461,7 +461,7 @@ func (g *Group) Files() (map[string]*os.File, error) {
 		return nil, err
 	}
 	for _, s := range g.shards {
-		f, err := s.conn.File()
+		f, err := socketFile(s.sock)
 		if err != nil {
 			return fail(err)
 		}

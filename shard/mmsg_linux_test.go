@@ -109,7 +109,8 @@ func TestWriteBatchSkipsRefusedReplies(t *testing.T) {
 	}
 	defer peer.Close()
 	msgs := []rxMsg{{buf: make([]byte, 8)}, {buf: make([]byte, 8)}, {buf: make([]byte, 8)}}
-	m, err := newMmsgConn(srv, msgs, false)
+	src, _ := srv.SyscallConn()
+	m, err := newMmsgConn(src, srv.LocalAddr(), msgs, false)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,9 +5,14 @@ package shard
 import (
 	"errors"
 	"net"
+	"os"
+	"syscall"
 )
 
 // newMmsgConn is Linux-only; elsewhere shards use stdConn.
-func newMmsgConn(*net.UDPConn, []rxMsg, bool) (batchConn, error) {
+func newMmsgConn(syscall.RawConn, net.Addr, []rxMsg, bool) (batchConn, error) {
 	return nil, errors.ErrUnsupported
 }
+
+// detach is Linux-only: elsewhere the shard reads through the netpoller.
+func detach(*net.UDPConn) (*os.File, error) { return nil, errors.ErrUnsupported }

@@ -19,9 +19,10 @@ import (
 // ctr and the socket's meminfo is touched by the shard's goroutine only.
 type shard struct {
 	id       int
-	cpu      int    // -1: not pinned
-	inode    uint64 // the socket's inode, for shardd inspect
-	conn     *net.UDPConn
+	cpu      int          // -1: not pinned
+	inode    uint64       // the socket's inode, for shardd inspect
+	conn     *net.UDPConn // as bound; closed once detached (Linux)
+	sock     socket       // what the shard reads: conn, or its detached *os.File
 	rc       syscall.RawConn
 	bc       batchConn
 	msgs     []rxMsg
@@ -48,6 +49,7 @@ func newShard(id int, cfg *resolved, conn *net.UDPConn, pktinfo bool) (*shard, e
 		id:      id,
 		cpu:     -1,
 		conn:    conn,
+		sock:    conn,
 		rc:      rc,
 		handler: cfg.NewHandler(id),
 		log:     cfg.Logger.With(zap.Int("shard", id)),
@@ -65,8 +67,18 @@ func newShard(id int, cfg *resolved, conn *net.UDPConn, pktinfo bool) (*shard, e
 	s.pkt.Proto = packet.UDP
 	s.pkt.Shard = id
 	if !cfg.noBatchIO {
-		if bc, err := newMmsgConn(conn, s.msgs, pktinfo); err == nil {
-			s.bc = bc
+		if f, err := detach(conn); err == nil {
+			frc, err := f.SyscallConn()
+			if err != nil {
+				_ = f.Close()
+				return nil, err
+			}
+			bc, err := newMmsgConn(frc, conn.LocalAddr(), s.msgs, pktinfo)
+			if err != nil {
+				_ = f.Close()
+				return nil, err
+			}
+			s.bc, s.sock, s.rc = bc, f, frc
 		}
 	}
 	if s.bc == nil {
@@ -232,5 +244,36 @@ func (s *shard) close() error {
 	if mem := readSocketMem(s.rc); mem.ok {
 		s.finalMem.Store(&mem)
 	}
-	return s.conn.Close()
+	if c, ok := s.bc.(interface{ markClosed() }); ok {
+		c.markClosed()
+	}
+	return s.sock.Close()
+}
+
+// socket is what a shard keeps of its UDP socket.
+type socket interface {
+	SyscallConn() (syscall.RawConn, error)
+	Close() error
+}
+
+// socketFile returns a duplicate of the socket as a file (for an upgrade).
+func socketFile(s socket) (*os.File, error) {
+	switch c := s.(type) {
+	case *net.UDPConn:
+		return c.File()
+	case *os.File:
+		rc, err := c.SyscallConn()
+		if err != nil {
+			return nil, err
+		}
+		dup, derr := -1, error(nil)
+		if err := rc.Control(func(fd uintptr) { dup, derr = dupCloexec(fd) }); err != nil {
+			return nil, err
+		}
+		if derr != nil {
+			return nil, os.NewSyscallError("dup", derr)
+		}
+		return os.NewFile(uintptr(dup), c.Name()), nil
+	}
+	return nil, errors.ErrUnsupported
 }

@@ -150,3 +150,6 @@ func socketInode(c syscall.RawConn) (uint64, bool) {
 	}
 	return st.Ino, true
 }
+
+// dupCloexec duplicates fd with close-on-exec set.
+func dupCloexec(fd uintptr) (int, error) { return unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0) }

@@ -2,7 +2,10 @@
 
 package shard
 
-import "syscall"
+import (
+	"errors"
+	"syscall"
+)
 
 // control sets nothing: SO_REUSEPORT is Linux's here, so only one shard binds.
 func control(string, bool) func(network, address string, c syscall.RawConn) error { return nil }
@@ -21,3 +24,6 @@ func readSocketMem(syscall.RawConn) socketMem { return socketMem{} }
 func attachDropAll(syscall.RawConn) error { return nil }
 
 func socketInode(syscall.RawConn) (uint64, bool) { return 0, false }
+
+// dupCloexec is never needed off Linux: sockets are not detached there.
+func dupCloexec(uintptr) (int, error) { return -1, errors.ErrUnsupported }

@@ -263,7 +263,7 @@ func TestSlotShiftOnClose(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		_ = g.shards[1].conn.Close() // slot 1 freed: the late socket moves in
+		_ = g.shards[1].sock.Close() // slot 1 freed: the late socket moves in
 		to := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), groupPort(g))
 		sendFrom(t, to, 200, -1)
 		stolen := 0
