@@ -249,6 +249,11 @@ func run(args []string, stdout, stderr io.Writer, sig chan os.Signal) int {
 	log := newLogger(o, stderr)
 	defer func() { _ = log.Sync() }()
 
+	// A write to a closed pipe (--sink - into a reader that went away) must
+	// be an EPIPE error the sink counts and retries, not a fatal SIGPIPE.
+	// Go only makes SIGPIPE fatal for writes to fds 1 and 2; ignoring it
+	// keeps stderr logging safe too.
+	signal.Ignore(syscall.SIGPIPE)
 	if sig == nil {
 		sig = make(chan os.Signal, 4)
 		signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2)
