@@ -17,9 +17,7 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -549,16 +547,6 @@ func parseDnsperf(out []byte) (dnsSample, error) {
 // runShardloadDNS runs shardload's echo mode with one DNS query as payload.
 func runShardloadDNS(shardload string, port int, payload string, dur time.Duration) (dnsSample, error) {
 	var s dnsSample
-	ctx, cancel := context.WithTimeout(context.Background(), dur+30*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, shardload, "--json", "--progress=false", "--mode", "echo", "--senders", "1",
-		"--payload", payload, "--duration", dur.String(), fmt.Sprintf("127.0.0.1:%d", port))
-	var serr bytes.Buffer
-	cmd.Stderr = &serr
-	out, err := cmd.Output()
-	if err != nil {
-		return s, fmt.Errorf("shardload: %v: %s", err, serr.String())
-	}
 	var sum struct {
 		Sent     uint64   `json:"sent"`
 		Received *uint64  `json:"received"`
@@ -569,8 +557,10 @@ func runShardloadDNS(shardload string, port int, payload string, dur time.Durati
 			P50 int64 `json:"p50"`
 		} `json:"rtt_ns"`
 	}
-	if err := json.Unmarshal(out, &sum); err != nil {
-		return s, fmt.Errorf("shardload output: %v", err)
+	args := []string{"--json", "--progress=false", "--mode", "echo", "--senders", "1",
+		"--payload", payload, "--duration", dur.String(), fmt.Sprintf("127.0.0.1:%d", port)}
+	if err := runShardload(shardload, dur, args, &sum); err != nil {
+		return s, err
 	}
 	if sum.Received == nil || sum.Lost == nil || sum.Rate == nil {
 		return s, errors.New("shardload: echo run without replies")

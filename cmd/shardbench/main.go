@@ -297,15 +297,6 @@ func measure(srv server, sc scenario, dur time.Duration, shardload string) (samp
 		args = append(args, "--wait", "0s")
 	}
 	args = append(args, fmt.Sprintf("127.0.0.1:%d", port))
-	ctx, cancel := context.WithTimeout(context.Background(), dur+30*time.Second)
-	defer cancel()
-	load := exec.CommandContext(ctx, shardload, args...)
-	var lerr bytes.Buffer
-	load.Stderr = &lerr
-	outb, err := load.Output()
-	if err != nil {
-		return s, fmt.Errorf("shardload: %v: %s", err, lerr.String())
-	}
 	var sum struct {
 		Sent        uint64   `json:"sent"`
 		DurationSec float64  `json:"duration_s"`
@@ -314,8 +305,8 @@ func measure(srv server, sc scenario, dur time.Duration, shardload string) (samp
 			P50, P99, P999 int64
 		} `json:"rtt_ns"`
 	}
-	if err := json.Unmarshal(outb, &sum); err != nil {
-		return s, fmt.Errorf("shardload output: %v", err)
+	if err := runShardload(shardload, dur, args, &sum); err != nil {
+		return s, err
 	}
 	s.Sent = sum.Sent
 	s.Offered = float64(sum.Sent) / sum.DurationSec
@@ -347,6 +338,24 @@ type portSockets struct {
 	n      int
 	queued uint64 // bytes waiting in receive queues
 	drops  uint64
+}
+
+// runShardload runs the load tool with --json (args include it) for about
+// dur and decodes its summary into sum.
+func runShardload(shardload string, dur time.Duration, args []string, sum any) error {
+	ctx, cancel := context.WithTimeout(context.Background(), dur+30*time.Second)
+	defer cancel()
+	load := exec.CommandContext(ctx, shardload, args...)
+	var lerr bytes.Buffer
+	load.Stderr = &lerr
+	out, err := load.Output()
+	if err != nil {
+		return fmt.Errorf("shardload: %v: %s", err, lerr.String())
+	}
+	if err := json.Unmarshal(out, sum); err != nil {
+		return fmt.Errorf("shardload output: %v", err)
+	}
+	return nil
 }
 
 func readPort(port int) (portSockets, error) { return readProcPort("udp", port) }

@@ -16,8 +16,6 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -264,21 +262,12 @@ func syslogRun(srv syslogServer, shardload string, c *syslogConfig, rate float64
 	args := []string{"--json", "--progress=false", "--mode", "oneway", "--senders", "1", "--wait", "0s",
 		"--payload", c.payload, "--duration", c.dur.String(), "--rate", strconv.FormatFloat(rate, 'f', 0, 64),
 		fmt.Sprintf("127.0.0.1:%d", port)}
-	ctx, cancel := context.WithTimeout(context.Background(), c.dur+30*time.Second)
-	defer cancel()
-	load := exec.CommandContext(ctx, shardload, args...)
-	var lerr bytes.Buffer
-	load.Stderr = &lerr
-	outb, err := load.Output()
-	if err != nil {
-		return p, fmt.Errorf("shardload: %v: %s", err, lerr.String())
-	}
 	var sum struct {
 		Sent        uint64  `json:"sent"`
 		DurationSec float64 `json:"duration_s"`
 	}
-	if err := json.Unmarshal(outb, &sum); err != nil {
-		return p, fmt.Errorf("shardload output: %v", err)
+	if err := runShardload(shardload, c.dur, args, &sum); err != nil {
+		return p, err
 	}
 	p.Sent, p.Offered = sum.Sent, float64(sum.Sent)/sum.DurationSec
 	// Let the server read its socket queues and write, until the file
