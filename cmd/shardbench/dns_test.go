@@ -7,21 +7,14 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/shardd/shardd/cmd/internal/tooltest"
 )
 
-// requireTool finds a third-party program; missing it skips the test,
-// except under CI (SHARDD_REQUIRE_TOOLS=1), where .ci/run installs it and
-// a skip would hide a broken install.
+// requireTool finds a third-party program (see tooltest.Require).
 func requireTool(t *testing.T, name string) string {
 	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("SHARDD_REQUIRE_TOOLS") == "1" {
-			t.Fatalf("%s is not installed, and SHARDD_REQUIRE_TOOLS=1", name)
-		}
-		t.Skipf("%s is not installed", name)
-	}
-	return p
+	return tooltest.Require(t, name)
 }
 
 func TestParseDnsperf(t *testing.T) {

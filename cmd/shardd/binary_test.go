@@ -21,6 +21,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shardd/shardd/cmd/internal/tooltest"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -424,19 +426,10 @@ func TestSocat(t *testing.T) {
 	}
 }
 
-// requireTool finds a third-party client; missing it skips the test, except
-// under CI (SHARDD_REQUIRE_TOOLS=1), where .ci/run installs it and a skip
-// would hide a broken install.
+// requireTool finds a third-party program (see tooltest.Require).
 func requireTool(t *testing.T, name string) string {
 	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("SHARDD_REQUIRE_TOOLS") == "1" {
-			t.Fatalf("%s is not installed, and SHARDD_REQUIRE_TOOLS=1", name)
-		}
-		t.Skipf("%s is not installed", name)
-	}
-	return p
+	return tooltest.Require(t, name)
 }
 
 // TestSocatTCP checks --proto udp,tcp on one port with a real client over

@@ -1,0 +1,24 @@
+// Package tooltest finds the third-party programs (dig, knotd, logger,
+// rsyslogd...) that tests run against.
+package tooltest
+
+import (
+	"os"
+	"os/exec"
+	"testing"
+)
+
+// Require returns the path of name. Missing, it skips the test, except
+// under CI (SHARDD_REQUIRE_TOOLS=1), where .ci/run installs every tool and
+// a skip would hide a broken install.
+func Require(t testing.TB, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		if os.Getenv("SHARDD_REQUIRE_TOOLS") == "1" {
+			t.Fatalf("%s is not installed, and SHARDD_REQUIRE_TOOLS=1", name)
+		}
+		t.Skipf("%s is not installed", name)
+	}
+	return p
+}
