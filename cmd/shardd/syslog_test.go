@@ -444,3 +444,88 @@ func TestSyslogOverloadAccounting(t *testing.T) {
 		t.Fatalf("accounting: rx %v received %v written %v dropped %v (queue_full %v), lines read %d", rx, received, written, dropped, queueFull, got)
 	}
 }
+
+// TestSyslogRemovedSinkNotWritable: shardd runs as nobody; its sink file
+// is removed and its directory made read-only, so the file cannot be
+// created again (EACCES). Nothing is counted as written into the removed
+// file: the queue fills and drops are counted, the rest is dropped at exit
+// (shutdown, exit code 1), received = written + dropped with written = the
+// records in the file before, and each error kind is logged once, with no
+// "sink recovered" in between.
+func TestSyslogRemovedSinkNotWritable(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("running shardd as another user needs root")
+	}
+	dir, err := os.MkdirTemp("", "shardd-sink-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chown(dir, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	sink := filepath.Join(dir, "out.ndjson")
+	args := []string{"--handler", "syslog", "--sink", sink, "--shards", "2", "--metrics", "127.0.0.1:0", "--sink-queue", "1M", "--drain-timeout", "100ms", "127.0.0.1:0"}
+	d := startDaemonAs(t, &syscall.Credential{Uid: 65534, Gid: 65534}, args...)
+	port := netip.MustParseAddrPort(d.waitLine(t, "listening")["bound"].(string)).Port()
+	metrics := d.waitLine(t, "serving metrics")["addr"].(string)
+	c, err := net.DialUDP("udp4", nil, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: int(port)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for i := 0; i < 100; i++ {
+		fmt.Fprintf(c, "<13>1 - h app - - - before %d", i)
+	}
+	waitSyslogMetric(t, metrics, "shardd_syslog_written_total", func(v float64) bool { return v == 100 })
+	if err := os.Remove(sink); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o555); err != nil {
+		t.Fatal(err)
+	}
+	const n = 20000 // about 6 MiB of records against a 1 MiB queue
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(c, "<13>1 - h app - - - after %d %s", i, strings.Repeat("z", 100))
+		if i%200 == 0 {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	waitSyslogMetric(t, metrics, "shardd_syslog_dropped_total", func(v float64) bool { return v > 0 })
+	time.Sleep(2500 * time.Millisecond) // two housekeeping checks and the retries' 1s backoff
+	text := scrape(t, "http://"+metrics+"/metrics")
+	if written, _ := sumMetric(t, text, "shardd_syslog_written_total"); written != 100 {
+		t.Fatalf("written %v while the sink could not be created, want 100", written)
+	}
+	if code, _ := d.stop(t, syscall.SIGTERM); code != exitRuntime {
+		t.Fatalf("exit %d, want %d (records dropped at shutdown):\n%s", code, exitRuntime, d.stderr)
+	}
+	stderr := d.stderr.String()
+	var closed map[string]any
+	for _, line := range strings.Split(stderr, "\n") {
+		if strings.Contains(line, `"syslog sink closed"`) {
+			_ = json.Unmarshal([]byte(line), &closed)
+		}
+	}
+	received, _ := closed["received"].(float64)
+	written, _ := closed["written"].(float64)
+	dropped, _ := closed["dropped"].(float64)
+	reasons, _ := closed["dropped_by_reason"].(map[string]any)
+	if written != 100 || received != written+dropped || received < 100+n/2 || reasons["queue_full"] == 0.0 || reasons["shutdown"] == 0.0 {
+		t.Fatalf("accounting %v:\n%s", closed, stderr)
+	}
+	for _, kind := range []string{"removed", "permission"} {
+		if k := strings.Count(stderr, `"kind":"`+kind+`"`); k != 1 {
+			t.Errorf("%s logged %d times, want once:\n%s", kind, k, stderr)
+		}
+	}
+	if strings.Contains(stderr, "sink recovered") {
+		t.Errorf("recovery logged while the sink never recovered:\n%s", stderr)
+	}
+	if _, err := os.Stat(sink); err == nil {
+		t.Errorf("%s exists: shardd was able to create it", sink)
+	}
+}

@@ -62,6 +62,8 @@ type Config struct {
 	// FlushInterval is how long a partly filled batch may wait (default 100ms).
 	FlushInterval time.Duration
 	Logger        *zap.Logger
+
+	datasync func(*os.File) error // tests make it fail; default fdatasync
 }
 
 // Drop reasons.
@@ -125,9 +127,9 @@ type Sink struct {
 	once     sync.Once
 
 	// Owned by the writer goroutine.
-	f         *os.File
+	f         *os.File // nil after the file was found removed, until it is opened again
 	stdout    bool
-	ino       uint64
+	id        fileID // of f
 	dirty     bool
 	lastSync  time.Time
 	lastCheck time.Time
@@ -165,6 +167,9 @@ func Open(cfg Config) (*Sink, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
 	}
+	if cfg.datasync == nil {
+		cfg.datasync = datasync
+	}
 	s := &Sink{
 		cfg:      cfg,
 		log:      cfg.Logger,
@@ -179,28 +184,28 @@ func Open(cfg Config) (*Sink, error) {
 	if cfg.Path == "-" {
 		s.f, s.stdout = os.Stdout, true
 	} else {
-		f, ino, err := openSink(cfg.Path)
+		f, id, err := openSink(cfg.Path)
 		if err != nil {
 			return nil, fmt.Errorf("cannot open --sink %s: %w; create its directory or let shardd's user write there, or pick another path", cfg.Path, unwrapPath(err))
 		}
-		s.f, s.ino = f, ino
+		s.f, s.id = f, id
 	}
 	s.lastSync, s.lastCheck = time.Now(), time.Now()
 	go s.run()
 	return s, nil
 }
 
-func openSink(path string) (*os.File, uint64, error) {
+func openSink(path string) (*os.File, fileID, error) {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
 	if err != nil {
-		return nil, 0, err
+		return nil, fileID{}, err
 	}
-	var st syscall.Stat_t
-	if err := syscall.Fstat(int(f.Fd()), &st); err != nil {
+	id, err := statFile(f)
+	if err != nil {
 		_ = f.Close()
-		return nil, 0, err
+		return nil, fileID{}, err
 	}
-	return f, st.Ino, nil
+	return f, id, nil
 }
 
 // unwrapPath drops the *PathError wrapper (whose text repeats the path).
@@ -332,7 +337,7 @@ func (s *Sink) run() {
 				break
 			}
 			s.housekeep(true)
-			if !s.stdout {
+			if !s.stdout && s.f != nil {
 				_ = s.f.Close()
 			}
 			if n := s.dropsAtClose(); n > 0 {
@@ -389,7 +394,11 @@ func (s *Sink) collect() {
 
 // write writes one batch, retrying with backoff while the sink fails. A
 // partly written line is cut off the file again (ftruncate) before the
-// retry, so the file only ever holds whole lines.
+// retry, so the file only ever holds whole lines. A batch counts as written
+// only once it is in the file at the sink's path: after each write the
+// file is checked (fstat), and one that was removed meanwhile (no link
+// left) is a failed write: the batch is written again to the file created
+// anew at the path. With FsyncAlways it also needs its fdatasync.
 func (s *Sink) write(b *batch) {
 	off := 0
 	backoff := 10 * time.Millisecond
@@ -405,18 +414,32 @@ func (s *Sink) write(b *batch) {
 			if n > 0 {
 				s.dirty = true
 			}
-			if err == nil {
-				s.writeLat.observe(time.Since(start))
-				if s.cfg.Fsync == FsyncAlways {
-					s.sync()
+			switch {
+			case err != nil:
+				off = s.cutTornLine(b.buf, off, n)
+				s.fail(err)
+			case s.unlinked():
+				// Written to a file that is no longer anywhere: it went
+				// with the file. Open the path again and write it there.
+				s.fail(&removedError{path: s.cfg.Path})
+				_ = s.f.Close()
+				s.f, s.dirty, off = nil, false, 0
+				if s.openAgain() == nil {
+					continue
 				}
+			case s.cfg.Fsync == FsyncAlways && s.sync() != nil:
+				// Not durable, so not written: cut what this write added
+				// and write it again (a second fdatasync after a failed
+				// one may report success for data the kernel dropped).
+				s.writeLat.observe(time.Since(start))
+				off = s.cutUnsynced(off, n)
+			default:
+				s.writeLat.observe(time.Since(start))
 				b.h.written.Add(uint64(b.n))
 				s.recovered()
 				s.recycle(b)
 				return
 			}
-			off = s.cutTornLine(b.buf, off, n)
-			s.fail(err)
 		}
 		if s.stopCtx != nil && s.stopCtx.Err() != nil {
 			s.dropRest(b, off)
@@ -446,6 +469,29 @@ func (s *Sink) write(b *batch) {
 	}
 }
 
+// unlinked reports whether the open sink file has been removed (its last
+// name is gone): what is written to it is lost.
+func (s *Sink) unlinked() bool {
+	if s.stdout {
+		return false
+	}
+	id, err := statFile(s.f)
+	return err == nil && id.nlink == 0
+}
+
+// cutUnsynced truncates the n bytes a write appended at off when their
+// fdatasync failed, and returns the offset to write again from. If they
+// cannot be cut they stay, and only the sync is retried.
+func (s *Sink) cutUnsynced(off, n int) int {
+	if n == 0 || s.stdout {
+		return off + n
+	}
+	if id, err := statFile(s.f); err == nil && id.size >= int64(n) && s.f.Truncate(id.size-int64(n)) == nil {
+		return off
+	}
+	return off + n
+}
+
 // cutTornLine handles a write that failed after n of buf[off:]'s bytes: the
 // complete lines among them count as written (they stay), the torn last one
 // is truncated off the file. It returns the offset to go on from.
@@ -459,9 +505,8 @@ func (s *Sink) cutTornLine(buf []byte, off, n int) int {
 		lineStart = off // torn line started in this write... before off it was complete
 	}
 	if torn := end - lineStart; torn > 0 && !s.stdout {
-		var st syscall.Stat_t
-		if syscall.Fstat(int(s.f.Fd()), &st) == nil && st.Size >= int64(torn) {
-			if syscall.Ftruncate(int(s.f.Fd()), st.Size-int64(torn)) == nil {
+		if id, err := statFile(s.f); err == nil && id.size >= int64(torn) {
+			if s.f.Truncate(id.size-int64(torn)) == nil {
 				return lineStart
 			}
 		}
@@ -490,13 +535,11 @@ func (s *Sink) housekeep(final bool) {
 	if s.dirty && s.cfg.Fsync != FsyncNever && (final || now.Sub(s.lastSync) >= s.cfg.FsyncInterval) {
 		s.sync()
 	}
-	if s.stdout || final || now.Sub(s.lastCheck) < time.Second {
+	if s.stdout || s.f == nil || final || now.Sub(s.lastCheck) < time.Second {
 		return
 	}
 	s.lastCheck = now
-	var st syscall.Stat_t
-	err := syscall.Stat(s.cfg.Path, &st)
-	if err == nil && st.Ino == s.ino {
+	if id, err := statPath(s.cfg.Path); err == nil && id.same(s.id) {
 		return
 	}
 	s.fail(&removedError{path: s.cfg.Path})
@@ -511,37 +554,39 @@ func (e *removedError) Error() string {
 	return "sink file " + e.path + " was removed or replaced"
 }
 
-func (s *Sink) sync() {
+// sync makes what was written durable; a failure is counted and returned.
+func (s *Sink) sync() error {
 	if s.f == nil {
-		return
+		return nil
 	}
 	start := time.Now()
-	err := syscall.Fdatasync(int(s.f.Fd()))
+	err := s.cfg.datasync(s.f)
 	if errors.Is(err, syscall.EINVAL) { // a pipe or terminal: nothing to sync
 		s.dirty = false
-		return
+		return nil
 	}
 	if err != nil {
 		s.fail(err)
-		return
+		return err
 	}
 	s.syncLat.observe(time.Since(start))
 	s.dirty, s.lastSync = false, time.Now()
+	return nil
 }
 
 // openAgain opens the sink path, replacing the current file.
 func (s *Sink) openAgain() error {
-	f, ino, err := openSink(s.cfg.Path)
+	f, id, err := openSink(s.cfg.Path)
 	if err != nil {
 		return err
 	}
 	if s.f != nil {
 		if s.dirty && s.cfg.Fsync != FsyncNever {
-			s.sync()
+			_ = s.sync()
 		}
 		_ = s.f.Close()
 	}
-	s.f, s.ino, s.dirty = f, ino, false
+	s.f, s.id, s.dirty = f, id, false
 	return nil
 }
 
@@ -567,9 +612,18 @@ func (s *Sink) fail(err error) {
 	}
 }
 
+// recovered ends a failure after a successful write: once the file written
+// is the one at the sink's path (a write into a removed or replaced file
+// is no recovery).
 func (s *Sink) recovered() {
 	if !s.failing {
 		return
+	}
+	if !s.stdout {
+		id, err := statPath(s.cfg.Path)
+		if err != nil || !id.same(s.id) || id.nlink == 0 {
+			return
+		}
 	}
 	s.failing = false
 	s.logged = [numErrKinds]bool{}

@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -260,5 +262,169 @@ func BenchmarkHandler(b *testing.B) {
 	b.SetBytes(int64(len(p.Data)))
 	for b.Loop() {
 		_ = h.ServePacket(nil, &p)
+	}
+}
+
+// TestSinkRemovedAndNotCreatable: the sink's directory is removed, so the
+// file cannot be created again. Nothing is written into the removed file
+// and counted: the queue fills (queue_full), the rest is dropped at Close
+// (shutdown), received = written + dropped with written = what reached the
+// file before, and the error is logged once, without "recovered" lines.
+func TestSinkRemovedAndNotCreatable(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "logs")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "out.ndjson")
+	s, logs := openSinkT(t, Config{Path: path, BufSize: 4096, QueueBytes: 64 << 10, FlushInterval: time.Millisecond})
+	h := s.NewHandler(0)
+	serve(t, h, "<13>1 - h a - - - before", 9)
+	waitFor(t, func() bool { _, w, _ := total(s); return w == 1 })
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	const n = 3000 // about 400 KiB of lines against a 64 KiB queue
+	for i := 0; i < n; i++ {
+		serve(t, h, fmt.Sprintf("<13>1 - h a - - - after %d", i), 9)
+		if i%100 == 0 {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if err := s.Close(ctx); err == nil || !strings.Contains(err.Error(), "were not written") {
+		t.Fatalf("Close: %v", err)
+	}
+	st := s.Stats()[0]
+	if st.Received() != n+1 || st.Written != 1 || st.Written+st.DroppedTotal() != st.Received() ||
+		st.Dropped[DropQueueFull] == 0 || st.Dropped[DropShutdown] == 0 {
+		t.Fatalf("received %d written %d dropped %v", st.Received(), st.Written, st.Dropped)
+	}
+	if s.errs[ErrKindRemoved].Load() < 2 {
+		t.Fatalf("removed errors %d, want the failed writes and opens counted", s.errs[ErrKindRemoved].Load())
+	}
+	if got := logs.FilterMessageSnippet("sink error").Len(); got != 1 {
+		t.Fatalf("%d sink error lines, want 1:\n%v", got, logs.All())
+	}
+	if got := logs.FilterMessageSnippet("recovered").Len(); got != 0 {
+		t.Fatalf("%d recovered lines, want none:\n%v", got, logs.All())
+	}
+}
+
+// TestSinkRemovedLogsOnceUntilRecovered: while the removed file cannot be
+// created again, the error is logged once per kind (not again every second);
+// once the directory is back the sink recovers, logs it once and writes
+// every queued line, in order, to the new file.
+func TestSinkRemovedLogsOnceUntilRecovered(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "logs")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "out.ndjson")
+	s, logs := openSinkT(t, Config{Path: path, FlushInterval: 10 * time.Millisecond})
+	h := s.NewHandler(0)
+	serve(t, h, "<13>1 - h a - - - before", 9)
+	waitFor(t, func() bool { _, w, _ := total(s); return w == 1 })
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	const n = 60
+	for i := 0; i < n; i++ { // 3 seconds: three housekeeping checks and backoffs of 1s
+		serve(t, h, fmt.Sprintf("<13>1 - h a - - - after %d", i), 9)
+		time.Sleep(50 * time.Millisecond)
+	}
+	if _, w, _ := total(s); w != 1 {
+		t.Fatalf("written %d while the sink file was gone, want 1", w)
+	}
+	if got := logs.FilterMessageSnippet("sink error").Len(); got != 1 {
+		t.Fatalf("%d sink error lines while it failed, want 1:\n%v", got, logs.All())
+	}
+	if got := logs.FilterMessageSnippet("recovered").Len(); got != 0 {
+		t.Fatalf("%d recovered lines while it failed, want none:\n%v", got, logs.All())
+	}
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { _, w, _ := total(s); return w == n+1 })
+	if err := s.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	lines := readLines(t, path)
+	if len(lines) != n {
+		t.Fatalf("%d lines in the new file, want %d", len(lines), n)
+	}
+	for i, m := range lines {
+		if m["message"] != fmt.Sprintf("after %d", i) {
+			t.Fatalf("line %d: %v", i, m["message"])
+		}
+	}
+	if got := logs.FilterMessageSnippet("recovered").Len(); got != 1 {
+		t.Fatalf("%d recovered lines, want 1:\n%v", got, logs.All())
+	}
+}
+
+// TestSinkNoLossRightAfterRemove: a line accepted right after the sink file
+// is removed (before the once-a-second check) is not written into the
+// removed file: it is in the file created again at the path.
+func TestSinkNoLossRightAfterRemove(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "out.ndjson")
+	s, _ := openSinkT(t, Config{Path: path, FlushInterval: 10 * time.Millisecond})
+	h := s.NewHandler(0)
+	serve(t, h, "<13>1 - h a - - - one", 9)
+	waitFor(t, func() bool { _, w, _ := total(s); return w == 1 })
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	serve(t, h, "<13>1 - h a - - - two", 9)
+	if err := s.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if lines := readLines(t, path); len(lines) != 1 || lines[0]["message"] != "two" {
+		t.Fatalf("file at the path: %v", lines)
+	}
+	if r, w, d := total(s); r != 2 || w != 2 || d != 0 {
+		t.Fatalf("received %d written %d dropped %d", r, w, d)
+	}
+}
+
+// TestSinkFsyncAlwaysFailure: with FsyncAlways a batch whose fdatasync
+// fails is not written: it is cut off the file and written again, so once
+// the sync succeeds each line is in the file exactly once.
+func TestSinkFsyncAlwaysFailure(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "out.ndjson")
+	var failing atomic.Bool
+	failing.Store(true)
+	cfg := Config{Path: path, Fsync: FsyncAlways, FlushInterval: time.Millisecond}
+	cfg.datasync = func(f *os.File) error {
+		if failing.Load() {
+			return syscall.EIO
+		}
+		return datasync(f)
+	}
+	s, logs := openSinkT(t, cfg)
+	h := s.NewHandler(0)
+	for i := 0; i < 10; i++ {
+		serve(t, h, fmt.Sprintf("<13>1 - h a - - - line %d", i), 9)
+	}
+	waitFor(t, func() bool { return s.errs[ErrKindIO].Load() >= 3 })
+	if _, w, _ := total(s); w != 0 {
+		t.Fatalf("written %d while fdatasync failed, want 0", w)
+	}
+	failing.Store(false)
+	waitFor(t, func() bool { _, w, _ := total(s); return w == 10 })
+	if err := s.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	lines := readLines(t, path)
+	if len(lines) != 10 {
+		t.Fatalf("%d lines, want 10", len(lines))
+	}
+	for i, m := range lines {
+		if m["message"] != fmt.Sprintf("line %d", i) {
+			t.Fatalf("line %d: %v", i, m["message"])
+		}
+	}
+	if got := logs.FilterMessageSnippet("recovered").Len(); got != 1 {
+		t.Fatalf("%d recovered lines, want 1:\n%v", got, logs.All())
 	}
 }

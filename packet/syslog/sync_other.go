@@ -1,0 +1,10 @@
+//go:build !linux
+
+package syslog
+
+import "os"
+
+// datasync makes f's data durable (fsync where there is no fdatasync).
+func datasync(f *os.File) error {
+	return f.Sync()
+}
