@@ -40,8 +40,9 @@ type Record struct {
 	Priority int // 0..191; facility = Priority/8, severity = Priority%8
 	Version  int // RFC 5424 only
 	// Timestamp is RFC 3339 text (nil when the message has none). RFC 5424
-	// timestamps are the sender's own text; RFC 3164 ones are completed
-	// with the year and the local zone (see Parse).
+	// timestamps are the sender's own text (a lowercase t or z upper-cased);
+	// RFC 3164 ones are completed with the year and the local zone (see
+	// Parse).
 	Timestamp []byte
 	Hostname  []byte
 	AppName   []byte
@@ -66,10 +67,14 @@ type Record struct {
 // allocates and never fails: a message that does not parse gets Format
 // Invalid, Err and ErrAt, and is meant to be kept raw.
 //
-// now is the receive time. RFC 3164 timestamps without a year take now's
-// year (the previous one if that puts them more than a day in the future,
-// as in a December message received in January); timestamps without a zone
-// are read in time.Local.
+// now is the receive time. RFC 3164 timestamps without a year take the
+// year (now's, the one before or the one after) that puts them closest to
+// now: a December message received in January is last year's, a January
+// message received on December 31 (the sender's clock a little ahead) next
+// year's. Timestamps without a zone are read in time.Local. A date that does
+// not exist (Feb 30, or 23:59:60 in an RFC 3164 timestamp) is no timestamp:
+// an RFC 5424 message with one does not parse, in an RFC 3164 message the
+// text stays in the message.
 func Parse(msg []byte, now time.Time, r *Record) {
 	*r = Record{Raw: msg, Priority: -1}
 	// A trailer some senders add (LF, CRLF, NUL) is not part of the message.
@@ -158,7 +163,7 @@ func parse5424(b []byte, i, version int, r *Record) {
 			r.fail("rfc5424: invalid timestamp (want RFC 3339 such as 2026-11-25T08:00:00.000Z, or -)", i)
 			return
 		}
-		r.Timestamp = b[i : i+n : i+n]
+		r.Timestamp = r.stamp(b[i : i+n : i+n])
 		i += n
 	}
 	if i >= len(b) || b[i] != ' ' {
@@ -266,8 +271,40 @@ func sdName(b []byte, i int) int {
 	return j
 }
 
-// rfc3339 validates an RFC 3339 timestamp at the start of b (fraction of
-// 1-9 digits, Z or a numeric offset) and returns its length.
+// stamp returns a validated RFC 3339 timestamp with its T and Z upper-case
+// (RFC 3339 allows lower case; many readers do not), copied into r.ts if
+// it had to change.
+func (r *Record) stamp(ts []byte) []byte {
+	if ts[10] != 't' && ts[len(ts)-1] != 'z' {
+		return ts
+	}
+	out := append(r.ts[:0], ts...)
+	out[10] = 'T'
+	if out[len(out)-1] == 'z' {
+		out[len(out)-1] = 'Z'
+	}
+	return out
+}
+
+// daysIn is the number of days of month mon (1-12) in year.
+func daysIn(mon, year int) int {
+	switch mon {
+	case 2:
+		if year%4 == 0 && (year%100 != 0 || year%400 == 0) {
+			return 29
+		}
+		return 28
+	case 4, 6, 9, 11:
+		return 30
+	}
+	return 31
+}
+
+// rfc3339 validates an RFC 3339 timestamp at the start of b and returns
+// its length. The fraction may have 1-9 digits: RFC 5424 allows 6, but
+// senders that write nanoseconds (RFC 3339 sets no limit) are common
+// enough not to make their messages parse errors. T and Z may be lower
+// case (RFC 3339 5.6). The date must exist.
 func rfc3339(b []byte) (int, bool) {
 	// 2006-01-02T15:04:05
 	if len(b) < 20 || !digits(b[0:4]) || b[4] != '-' || !digits(b[5:7]) || b[7] != '-' || !digits(b[8:10]) ||
@@ -275,7 +312,7 @@ func rfc3339(b []byte) (int, bool) {
 		return 0, false
 	}
 	mon, day := num(b[5:7]), num(b[8:10])
-	if mon < 1 || mon > 12 || day < 1 || day > 31 || num(b[11:13]) > 23 || num(b[14:16]) > 59 || num(b[17:19]) > 60 {
+	if mon < 1 || mon > 12 || day < 1 || day > daysIn(mon, num(b[0:4])) || num(b[11:13]) > 23 || num(b[14:16]) > 59 || num(b[17:19]) > 60 {
 		return 0, false
 	}
 	i := 19
@@ -324,9 +361,12 @@ func num(b []byte) int {
 var months = [12]string{"Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"}
 
 // bsdStamp reads "Mmm dd hh:mm:ss", "Mmm dd yyyy hh:mm:ss" or either with a
-// fraction ".fff" at the start of b. The day may be space-padded ("Nov  5").
+// fraction ".fff" at the start of b. The day may be space-padded ("Nov  5")
+// or not ("Nov 5"). A time that does not exist (a second of 60, which
+// time.Date would carry into the next minute) is refused; the day is checked
+// against the month once the year is known (validDate).
 func bsdStamp(b []byte) (mon, day, year, hh, mm, ss, nsec, n int, ok bool) {
-	if len(b) < 15 {
+	if len(b) < 14 {
 		return
 	}
 	for k, m := range months {
@@ -337,18 +377,18 @@ func bsdStamp(b []byte) (mon, day, year, hh, mm, ss, nsec, n int, ok bool) {
 	if mon == 0 || b[3] != ' ' {
 		return
 	}
-	switch {
-	case b[4] == ' ' && isDigit(b[5]):
-		day = int(b[5] - '0')
-	case isDigit(b[4]) && isDigit(b[5]):
-		day = num(b[4:6])
-	default:
+	i := 4
+	if b[i] == ' ' {
+		i++
+	}
+	for k := 0; k < 2 && i < len(b) && isDigit(b[i]); k++ {
+		day = day*10 + int(b[i]-'0')
+		i++
+	}
+	if day < 1 || day > 31 || i >= len(b) || b[i] != ' ' {
 		return
 	}
-	if day < 1 || day > 31 || b[6] != ' ' {
-		return
-	}
-	i := 7
+	i++
 	if len(b) >= i+5 && digits(b[i:i+4]) && b[i+4] == ' ' {
 		year = num(b[i : i+4])
 		i += 5
@@ -357,7 +397,7 @@ func bsdStamp(b []byte) (mon, day, year, hh, mm, ss, nsec, n int, ok bool) {
 		return
 	}
 	hh, mm, ss = num(b[i:i+2]), num(b[i+3:i+5]), num(b[i+6:i+8])
-	if hh > 23 || mm > 59 || ss > 60 {
+	if hh > 23 || mm > 59 || ss > 59 {
 		return
 	}
 	i += 8
@@ -377,6 +417,35 @@ func bsdStamp(b []byte) (mon, day, year, hh, mm, ss, nsec, n int, ok bool) {
 	return mon, day, year, hh, mm, ss, nsec, i, true
 }
 
+// bsdTime completes an RFC 3164 timestamp: with its own year if it has one,
+// else with the year around now's that puts it closest to now. ok is false
+// if the date does not exist in that year (Feb 30; Feb 29 with no leap year
+// near now).
+func bsdTime(now time.Time, mon, day, year, hh, mm, ss, nsec int) (t time.Time, ok bool) {
+	if year != 0 {
+		if day > daysIn(mon, year) {
+			return t, false
+		}
+		return time.Date(year, time.Month(mon), day, hh, mm, ss, nsec, time.Local), true
+	}
+	local := now.In(time.Local)
+	var best time.Duration
+	for y := local.Year() - 1; y <= local.Year()+1; y++ {
+		if day > daysIn(mon, y) {
+			continue
+		}
+		c := time.Date(y, time.Month(mon), day, hh, mm, ss, nsec, time.Local)
+		d := c.Sub(local)
+		if d < 0 {
+			d = -d
+		}
+		if !ok || d < best {
+			t, best, ok = c, d, true
+		}
+	}
+	return t, ok
+}
+
 // parse3164 reads [TIMESTAMP SP [HOSTNAME SP]] [TAG[PID]: ]MSG from b[i:],
 // as leniently as the senders of this dialect need: the timestamp may be
 // BSD-style (with or without year and fraction) or RFC 3339; a missing
@@ -386,20 +455,13 @@ func parse3164(b []byte, i int, now time.Time, r *Record) {
 	rest := b[i:]
 	stamped := false
 	if n, ok := rfc3339(rest); ok && (len(rest) == n || rest[n] == ' ') {
-		r.Timestamp = rest[:n:n]
+		r.Timestamp = r.stamp(rest[:n:n])
 		rest, stamped = rest[n:], true
 	} else if mon, day, year, hh, mm, ss, nsec, n, ok := bsdStamp(rest); ok && (len(rest) == n || rest[n] == ' ') {
-		local := now.In(time.Local)
-		y := year
-		if y == 0 {
-			y = local.Year()
+		if t, ok := bsdTime(now, mon, day, year, hh, mm, ss, nsec); ok {
+			r.Timestamp = t.AppendFormat(r.ts[:0], time.RFC3339Nano)
+			rest, stamped = rest[n:], true
 		}
-		t := time.Date(y, time.Month(mon), day, hh, mm, ss, nsec, time.Local)
-		if year == 0 && t.Sub(local) > 24*time.Hour {
-			t = time.Date(y-1, time.Month(mon), day, hh, mm, ss, nsec, time.Local)
-		}
-		r.Timestamp = t.AppendFormat(r.ts[:0], time.RFC3339Nano)
-		rest, stamped = rest[n:], true
 	}
 	if stamped {
 		rest = bytes.TrimLeft(rest, " ")

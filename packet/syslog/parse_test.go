@@ -91,9 +91,9 @@ func TestParse(t *testing.T) {
 			"timestamp": "2026-11-25T10:43:20+01:00", "hostname": "vm", "app_name": "tagx", "message": "via rsyslog"}},
 		{"rfc3164 without header", `<13>hello world`, map[string]any{
 			"format": "rfc3164", "priority": 13.0, "facility": 1.0, "severity": 5.0, "message": "hello world"}},
-		{"rfc3164 next year's December is last year's", `<13>Dec 31 23:59:59 h t: late`, map[string]any{
+		{"rfc3164 the year closest to now", `<13>Dec 31 23:59:59 h t: late`, map[string]any{
 			"format": "rfc3164", "priority": 13.0, "facility": 1.0, "severity": 5.0,
-			"timestamp": "2025-12-31T23:59:59+01:00", "hostname": "h", "app_name": "t", "message": "late"}},
+			"timestamp": "2026-12-31T23:59:59+01:00", "hostname": "h", "app_name": "t", "message": "late"}},
 		{"invalid UTF-8 becomes U+FFFD", "<13>1 - - - - - - a\xffb", map[string]any{
 			"format": "rfc5424", "priority": 13.0, "facility": 1.0, "severity": 5.0, "version": 1.0, "message": "a\ufffdb"}},
 		{"no PRI", "garbage\n", map[string]any{
@@ -123,6 +123,62 @@ func TestParse(t *testing.T) {
 				t.Errorf("%s\n got %s\nwant %s", tc.msg, gj, wj)
 			}
 		})
+	}
+}
+
+// TestBSDTimestamps: RFC 3164 timestamps get the year closest to the
+// receive time, either way across New Year; "Nov 5" needs no padding; dates
+// and times that do not exist are no timestamp (their text stays in the
+// message); RFC 3339 timestamps are checked too and get upper-case T and Z.
+func TestBSDTimestamps(t *testing.T) {
+	saved := time.Local
+	time.Local = time.UTC
+	t.Cleanup(func() { time.Local = saved })
+	at := func(s string) time.Time {
+		tm, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tm
+	}
+	for _, tc := range []struct {
+		now, msg       string
+		ts, host, text string // ts "": no timestamp
+	}{
+		{"2026-12-31T23:59:50Z", "<13>Jan  1 00:00:05 h t: new year", "2027-01-01T00:00:05Z", "h", "new year"},
+		{"2027-01-01T00:00:10Z", "<13>Dec 31 23:59:55 h t: old year", "2026-12-31T23:59:55Z", "h", "old year"},
+		{"2027-01-15T12:00:00Z", "<13>Dec 20 08:00:00 h t: december", "2026-12-20T08:00:00Z", "h", "december"},
+		{"2026-06-15T12:00:00Z", "<13>Jun 15 11:59:00 h t: same year", "2026-06-15T11:59:00Z", "h", "same year"},
+		{"2026-11-25T12:00:00Z", "<13>Nov 5 01:02:03 h t: single space", "2026-11-05T01:02:03Z", "h", "single space"},
+		{"2026-11-25T12:00:00Z", "<13>Nov 05 01:02:03 h t: zero padded", "2026-11-05T01:02:03Z", "h", "zero padded"},
+		{"2028-03-01T12:00:00Z", "<13>Feb 29 10:00:00 h t: leap day", "2028-02-29T10:00:00Z", "h", "leap day"},
+		{"2026-03-01T12:00:00Z", "<13>Feb 29 10:00:00 h t: no leap year near", "", "", "Feb 29 10:00:00 h t: no leap year near"},
+		{"2026-03-01T12:00:00Z", "<13>Feb 30 10:00:00 h t: no such day", "", "", "Feb 30 10:00:00 h t: no such day"},
+		{"2026-03-01T12:00:00Z", "<13>Feb 29 2026 10:00:00 h t: with year", "", "", "Feb 29 2026 10:00:00 h t: with year"},
+		{"2026-03-01T12:00:00Z", "<13>Apr 31 10:00:00 h t: april", "", "", "Apr 31 10:00:00 h t: april"},
+		{"2026-12-31T23:59:59Z", "<13>Dec 31 23:59:60 h t: leap second", "", "", "Dec 31 23:59:60 h t: leap second"},
+		{"2026-11-25T12:00:00Z", "<13>2026-11-25t10:00:00.5z h t: lower case", "2026-11-25T10:00:00.5Z", "h", "lower case"},
+	} {
+		var r Record
+		Parse([]byte(tc.msg), at(tc.now), &r)
+		if r.Format != RFC3164 || string(r.Timestamp) != tc.ts || string(r.Hostname) != tc.host || string(r.Message) != tc.text {
+			t.Errorf("%s at %s: format %v timestamp %q host %q message %q; want %q %q %q",
+				tc.msg, tc.now, r.Format, r.Timestamp, r.Hostname, r.Message, tc.ts, tc.host, tc.text)
+		}
+	}
+	// RFC 5424: a date that does not exist does not parse; lower case t and
+	// z are upper-cased; up to 9 fraction digits are taken, 10 are not.
+	for _, tc := range []struct{ msg, ts string }{
+		{"<13>1 2026-02-29T10:00:00Z h a - - - x", ""},
+		{"<13>1 2028-02-29T10:00:00Z h a - - - x", "2028-02-29T10:00:00Z"},
+		{"<13>1 2026-11-25t10:00:00.123456789z h a - - - x", "2026-11-25T10:00:00.123456789Z"},
+		{"<13>1 2026-11-25T10:00:00.1234567891Z h a - - - x", ""},
+	} {
+		var r Record
+		Parse([]byte(tc.msg), time.Now(), &r)
+		if tc.ts == "" && r.Format != Invalid || tc.ts != "" && (r.Format != RFC5424 || string(r.Timestamp) != tc.ts) {
+			t.Errorf("%s: format %v timestamp %q (%s), want %q", tc.msg, r.Format, r.Timestamp, r.Err, tc.ts)
+		}
 	}
 }
 
