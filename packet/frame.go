@@ -16,6 +16,19 @@ type Framer interface {
 	AppendFrame(dst, msg []byte) []byte
 }
 
+// FinalFramer is an optional extension of Framer for protocols whose last
+// message on a stream may end with the stream instead of its delimiter
+// (syslog's LF framing: rsyslog and others take a last line without LF).
+// When the client has finished sending (EOF), the TCP paths call
+// FinalFrame with the bytes left after the last complete frame; it returns
+// the message in them (a sub-slice of rest) and true, or false if they are
+// no message (an incomplete length-prefixed frame), in which case they are
+// discarded and counted as before. rest never exceeds the frame limit:
+// Frame has refused longer data already.
+type FinalFramer interface {
+	FinalFrame(rest []byte) (msg []byte, ok bool)
+}
+
 // ErrFrameTooLarge closes a connection whose next frame exceeds the limit.
 var ErrFrameTooLarge = errors.New("packet: frame too large")
 

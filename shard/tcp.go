@@ -215,7 +215,9 @@ func (t *tcpShard) serveConn(c *net.TCPConn) {
 }
 
 // serveBytes hands every complete message in buf to the handler and returns
-// the framed replies appended to out and how many bytes were consumed.
+// the framed replies appended to out and how many bytes were consumed. eof
+// says the client has sent everything: a framer that is a
+// packet.FinalFramer then gets the bytes left after the last frame.
 func (t *tcpShard) serveBytes(buf []byte, src netip.AddrPort, out []byte, eof bool) ([]byte, int, error) {
 	if len(buf) == 0 {
 		return out, 0, nil
@@ -242,6 +244,15 @@ func (t *tcpShard) serveBytes(buf []byte, src netip.AddrPort, out []byte, eof bo
 		}
 		consumed += adv
 		out = t.serveOne(msg, src, out)
+	}
+	// At EOF what is left may still be the last message (packet.FinalFramer).
+	if eof && ferr == nil && consumed < len(buf) {
+		if ff, ok := t.framer.(packet.FinalFramer); ok {
+			if msg, ok := ff.FinalFrame(buf[consumed:]); ok {
+				consumed = len(buf)
+				out = t.serveOne(msg, src, out)
+			}
+		}
 	}
 	t.ctr.Publish(&t.counts)
 	return out, consumed, ferr

@@ -261,6 +261,14 @@ func (l *tcpLoop) read(c *loopConn) (reason int, done bool) {
 		c.lastActive = time.Now()
 		if n == 0 {
 			c.eof = true
+			if len(c.in) > 0 { // the last message may end with the stream
+				out, consumed, _ := t.serveBytes(c.in, c.src, c.out, true)
+				if len(c.out) == 0 && len(out) > 0 {
+					c.outSince = time.Now()
+				}
+				c.out = out
+				c.in = c.in[:copy(c.in, c.in[consumed:])]
+			}
 			return 0, false
 		}
 		var data []byte

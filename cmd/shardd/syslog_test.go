@@ -529,3 +529,67 @@ func TestSyslogRemovedSinkNotWritable(t *testing.T) {
 		t.Errorf("%s exists: shardd was able to create it", sink)
 	}
 }
+
+// metricWith sums the series of a metric whose labels include label.
+func metricWith(text, name, label string) float64 {
+	var sum float64
+	for _, line := range strings.Split(text, "\n") {
+		if strings.HasPrefix(line, name+"{") && strings.Contains(line, label) {
+			v, _ := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
+			sum += v
+		}
+	}
+	return sum
+}
+
+// TestSyslogTCPStreamEnds, with both TCP shapes and nc as the sender: a
+// last LF-framed message without its LF is written when the client closes
+// (as rsyslog's imtcp does), and a line that starts with digits but is no
+// octet count (a message without <PRI>) is written raw as a parse error,
+// not taken for a bad count that closes the connection and loses the rest.
+func TestSyslogTCPStreamEnds(t *testing.T) {
+	nc := requireTool(t, "nc")
+	for _, shape := range []string{"loop", "goroutines"} {
+		t.Run(shape, func(t *testing.T) {
+			sink := filepath.Join(t.TempDir(), "out.ndjson")
+			d, port, metrics := startSyslog(t, sink, "--proto", "tcp", "--tcp-shape", shape)
+			send := func(stream string) {
+				t.Helper()
+				cmd := exec.Command(nc, "-q1", "127.0.0.1", strconv.Itoa(int(port)))
+				cmd.Stdin = strings.NewReader(stream)
+				if out, err := cmd.CombinedOutput(); err != nil {
+					t.Fatalf("nc: %v %s", err, out)
+				}
+			}
+			send("<13>Nov 25 12:00:00 h app: first\n<13>Nov 25 12:00:01 h app: last-no-lf")
+			send("<13>Nov 25 12:00:02 h app: one\n2026-11-25 12:00:00 plain\n<13>Nov 25 12:00:03 h app: three\n")
+			send("\n\n")
+			waitSyslogMetric(t, metrics, "shardd_tcp_closed_total", func(v float64) bool { return v == 3 })
+			text := scrape(t, "http://"+metrics+"/metrics")
+			if code, _ := d.stop(t, syscall.SIGTERM); code != 0 {
+				t.Fatalf("exit %d:\n%s", code, d.stderr)
+			}
+			var got []string
+			for _, r := range sinkRecords(t, sink) {
+				if r["format"] == "invalid" {
+					got = append(got, "invalid:"+r["raw"].(string))
+					if r["parse_error"] == nil {
+						t.Errorf("no parse_error: %v", r)
+					}
+					continue
+				}
+				got = append(got, r["message"].(string))
+			}
+			want := []string{"first", "last-no-lf", "one", "invalid:2026-11-25 12:00:00 plain", "three"}
+			if strings.Join(got, "|") != strings.Join(want, "|") {
+				t.Errorf("records %q, want %q", got, want)
+			}
+			if v := metricWith(text, "shardd_tcp_closed_total", `reason="eof"`); v != 3 {
+				t.Errorf("%v connections closed at EOF, want 3:\n%s", v, text)
+			}
+			if v, _ := sumMetric(t, text, "shardd_tcp_discarded_bytes_total"); v != 2 {
+				t.Errorf("discarded %v bytes, want 2 (the empty lines)", v)
+			}
+		})
+	}
+}

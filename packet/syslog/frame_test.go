@@ -44,8 +44,6 @@ func TestFraming(t *testing.T) {
 		want error
 	}{
 		{"200 <13>x", packet.ErrFrameTooLarge},
-		{"12x <13>x", ErrBadOctetCount},
-		{"1234567890 x", ErrBadOctetCount},
 		{strings.Repeat("a", 101), packet.ErrFrameTooLarge},
 		{strings.Repeat("\n", 101), packet.ErrFrameTooLarge},
 	} {
@@ -55,6 +53,56 @@ func TestFraming(t *testing.T) {
 	}
 	if got := string(fr.AppendFrame(nil, []byte("<13>x"))); got != "5 <13>x" {
 		t.Fatalf("AppendFrame: %q", got)
+	}
+}
+
+// TestFramingDigitsWithoutCount: digits not followed by a space (a message
+// without <PRI>, a count of 10 digits) start an LF-framed frame instead of
+// failing the stream; the frames after it are read as usual.
+func TestFramingDigitsWithoutCount(t *testing.T) {
+	stream := []byte("2026-11-25 12:00:00 plain\n5 <13>x1234567890 ten digits\n12x\n<13>after\n")
+	var got []string
+	for {
+		adv, msg, err := Framing{}.Frame(stream, 100)
+		if err != nil {
+			t.Fatalf("after %q: %v", got, err)
+		}
+		if adv == 0 {
+			break
+		}
+		got = append(got, string(msg))
+		stream = stream[adv:]
+	}
+	want := []string{"2026-11-25 12:00:00 plain", "<13>x", "1234567890 ten digits", "12x", "<13>after"}
+	if strings.Join(got, "|") != strings.Join(want, "|") || len(stream) != 0 {
+		t.Fatalf("frames %q (left %q), want %q", got, stream, want)
+	}
+	// More bytes are needed before digits at the end can be told apart.
+	if adv, _, err := (Framing{}).Frame([]byte("\n2026"), 100); adv != 0 || err != nil {
+		t.Fatalf("digits at the end: advance %d, %v", adv, err)
+	}
+}
+
+// TestFinalFrame: at the end of the stream the bytes after the last frame
+// are the last LF-framed message; an octet-counted frame cut short, or
+// only empty lines, are none.
+func TestFinalFrame(t *testing.T) {
+	for _, tc := range []struct {
+		rest, msg string
+		ok        bool
+	}{
+		{"<13>last without LF", "<13>last without LF", true},
+		{"\n\r\n<13>after empty lines\r", "<13>after empty lines", true},
+		{"2026", "2026", true},
+		{"2026-11-25 plain", "2026-11-25 plain", true},
+		{"17 <13>cut short", "", false},
+		{"\n\n", "", false},
+		{"", "", false},
+	} {
+		msg, ok := Framing{}.FinalFrame([]byte(tc.rest))
+		if string(msg) != tc.msg || ok != tc.ok {
+			t.Errorf("%q: %q %v, want %q %v", tc.rest, msg, ok, tc.msg, tc.ok)
+		}
 	}
 }
 
