@@ -4,6 +4,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"golang.org/x/sys/cpu"
 
@@ -30,6 +31,7 @@ type Handler struct {
 	msgs    [numFormats]atomic.Uint64 // accepted, by format (Invalid = parse errors)
 	dropped [numDropReasons]atomic.Uint64
 	written atomic.Uint64 // by the writer
+	cut     atomic.Uint64 // messages truncated to MaxMessage
 	_       cpu.CacheLinePad
 }
 
@@ -37,12 +39,28 @@ type Handler struct {
 // messages; one grown for a longer line is let go after it.
 const keepScratch = 1 << 20
 
+// MaxMessage is the longest message a handler formats whole (a TCP frame
+// may take up to 16 MiB, and its line six times that). A longer one is cut
+// to it (at a UTF-8 character boundary), its record says how many bytes
+// were cut (truncated_bytes), and it is counted
+// (shardd_syslog_truncated_total). Its line fits in keepScratch.
+const MaxMessage = 128 << 10
+
 // ServePacket implements packet.Handler. It never returns an error: a
 // message that does not parse is written raw and counted as a parse error.
 func (h *Handler) ServePacket(_ *packet.ReplyWriter, p *packet.Packet) error {
 	now := time.Now()
-	Parse(p.Data, now, &h.rec)
-	h.origin = Origin{Received: now, From: p.Src, Shard: h.shard, Proto: p.Proto.String()}
+	data, cut := p.Data, 0
+	if len(data) > MaxMessage {
+		k := MaxMessage
+		for k > MaxMessage-utf8.UTFMax && !utf8.RuneStart(data[k]) {
+			k--
+		}
+		data, cut = data[:k:k], len(data)-k
+		h.cut.Add(1)
+	}
+	Parse(data, now, &h.rec)
+	h.origin = Origin{Received: now, From: p.Src, Shard: h.shard, Proto: p.Proto.String(), Truncated: cut}
 	line := AppendJSON(h.scratch[:0], &h.rec, &h.origin)
 	h.msgs[h.rec.Format].Add(1)
 	h.enqueue(line)

@@ -14,6 +14,9 @@ type Origin struct {
 	From     netip.AddrPort
 	Shard    int
 	Proto    string // "udp" or "tcp"
+	// Truncated is how many bytes were cut off the end of a message longer
+	// than MaxMessage (written as truncated_bytes).
+	Truncated int
 }
 
 // MaxLine is the longest line AppendJSON writes for a message of n bytes:
@@ -34,7 +37,13 @@ func AppendJSON(dst []byte, r *Record, o *Origin) []byte {
 	dst = strconv.AppendInt(dst, int64(o.Shard), 10)
 	dst = append(dst, `,"proto":"`...)
 	dst = append(dst, o.Proto...)
-	dst = append(dst, `","format":"`...)
+	if o.Truncated > 0 {
+		dst = append(dst, `","truncated_bytes":`...)
+		dst = strconv.AppendInt(dst, int64(o.Truncated), 10)
+		dst = append(dst, `,"format":"`...)
+	} else {
+		dst = append(dst, `","format":"`...)
+	}
 	dst = append(dst, r.Format.String()...)
 	dst = append(dst, '"')
 	if r.Format == Invalid {

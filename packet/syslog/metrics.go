@@ -11,6 +11,7 @@ var (
 	descParseErrors = prometheus.NewDesc("shardd_syslog_parse_errors_total", "Messages that did not parse; each is written raw with a parse_error field.", []string{"shard"}, nil)
 	descWritten     = prometheus.NewDesc("shardd_syslog_written_total", "Records written to the sink.", []string{"shard"}, nil)
 	descDropped     = prometheus.NewDesc("shardd_syslog_dropped_total", "Accepted messages never written, by reason: queue_full (the sink fell behind and the queue's memory was spent), shutdown (the sink still failed at the drain deadline).", []string{"shard", "reason"}, nil)
+	descTruncated   = prometheus.NewDesc("shardd_syslog_truncated_total", "Messages longer than the handler's limit (128 KiB), cut to it; the record has truncated_bytes.", []string{"shard"}, nil)
 	descQueueDepth  = prometheus.NewDesc("shardd_syslog_queue_depth", "Messages accepted and not yet written or dropped.", []string{"shard"}, nil)
 	descQueueMem    = prometheus.NewDesc("shardd_syslog_queue_buffer_bytes", "Memory of the sink's batch buffers (bounded by --sink-queue).", nil, nil)
 	descSinkErrors  = prometheus.NewDesc("shardd_syslog_sink_errors_total", "Failed sink operations (write, fsync, open), by kind: disk_full, permission, removed, io.", []string{"kind"}, nil)
@@ -21,10 +22,11 @@ var (
 
 // Stats are the sink's counters summed over the handlers of one shard.
 type Stats struct {
-	Shard    int
-	Messages [numFormats]uint64
-	Written  uint64
-	Dropped  [numDropReasons]uint64
+	Shard     int
+	Messages  [numFormats]uint64
+	Written   uint64
+	Dropped   [numDropReasons]uint64
+	Truncated uint64 // messages cut to MaxMessage
 }
 
 // Received is every message accepted, parsed or not.
@@ -60,6 +62,7 @@ func (s *Sink) Stats() []Stats {
 		}
 		st := &out[i]
 		st.Written += h.written.Load()
+		st.Truncated += h.cut.Load()
 		for r := range h.dropped {
 			st.Dropped[r] += h.dropped[r].Load()
 		}
@@ -89,6 +92,7 @@ func (s *Sink) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(descParseErrors, prometheus.CounterValue, float64(st.Messages[Invalid]), shard)
 		ch <- prometheus.MustNewConstMetric(descWritten, prometheus.CounterValue, float64(st.Written), shard)
+		ch <- prometheus.MustNewConstMetric(descTruncated, prometheus.CounterValue, float64(st.Truncated), shard)
 		for r, n := range st.Dropped {
 			ch <- prometheus.MustNewConstMetric(descDropped, prometheus.CounterValue, float64(n), shard, DropReasonNames[r])
 		}

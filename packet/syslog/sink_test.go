@@ -9,12 +9,14 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -426,5 +428,50 @@ func TestSinkFsyncAlwaysFailure(t *testing.T) {
 	}
 	if got := logs.FilterMessageSnippet("recovered").Len(); got != 1 {
 		t.Fatalf("%d recovered lines, want 1:\n%v", got, logs.All())
+	}
+}
+
+// TestHandlerBoundsLongMessages: a message of 4 MiB of control characters
+// (a 24 MiB line if formatted whole) is cut to MaxMessage: its record says
+// how much was cut, it is counted, and formatting it takes a few
+// megabytes, not the whole line's size. A cut inside a UTF-8 character
+// moves back to its start.
+func TestHandlerBoundsLongMessages(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "out.ndjson")
+	s, _ := openSinkT(t, Config{Path: path, FlushInterval: time.Millisecond})
+	h := s.NewHandler(0)
+	const prefix = "<13>1 - h a - - - "
+	long := []byte(prefix + strings.Repeat("\x01", 4<<20))
+	p := packet.Packet{Data: long, Src: netip.MustParseAddrPort("127.0.0.1:9"), Proto: packet.TCP}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	if err := h.ServePacket(nil, &p); err != nil {
+		t.Fatal(err)
+	}
+	runtime.ReadMemStats(&after)
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > 8<<20 { // whole: 24 MiB and more
+		t.Fatalf("formatting one long message allocated %d bytes", grew)
+	}
+	serve(t, h, prefix+"x"+strings.Repeat("é", MaxMessage), 9) // a character across the limit
+	serve(t, h, prefix+"short é", 9)
+	if err := s.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	lines := readLines(t, path)
+	if len(lines) != 3 {
+		t.Fatalf("%d lines", len(lines))
+	}
+	if msg := lines[0]["message"].(string); lines[0]["truncated_bytes"] != float64(len(long)-MaxMessage) || len(msg) != MaxMessage-len(prefix) {
+		t.Fatalf("truncated_bytes %v, message of %d bytes", lines[0]["truncated_bytes"], len(msg))
+	}
+	if msg := lines[1]["message"].(string); strings.ContainsRune(msg, utf8.RuneError) || len(msg) != MaxMessage-1-len(prefix) ||
+		lines[1]["truncated_bytes"] != float64(len(prefix)+1+2*MaxMessage-(MaxMessage-1)) {
+		t.Fatalf("cut in a character: truncated_bytes %v, message of %d bytes", lines[1]["truncated_bytes"], len(msg))
+	}
+	if _, ok := lines[2]["truncated_bytes"]; ok || lines[2]["message"] != "short é" {
+		t.Fatalf("short message: %v", lines[2])
+	}
+	if st := s.Stats()[0]; st.Truncated != 2 || st.Written != 3 {
+		t.Fatalf("truncated %d written %d", st.Truncated, st.Written)
 	}
 }
