@@ -71,7 +71,8 @@ type Record struct {
 // year (now's, the one before or the one after) that puts them closest to
 // now: a December message received in January is last year's, a January
 // message received on December 31 (the sender's clock a little ahead) next
-// year's. Timestamps without a zone are read in time.Local. A date that does
+// year's. Timestamps without a zone are read in now's location (the handler
+// passes time.Now(): the host's zone). A date that does
 // not exist (Feb 30, or 23:59:60 in an RFC 3164 timestamp) is no timestamp:
 // an RFC 5424 message with one does not parse, in an RFC 3164 message the
 // text stays in the message.
@@ -426,15 +427,15 @@ func bsdTime(now time.Time, mon, day, year, hh, mm, ss, nsec int) (t time.Time, 
 		if day > daysIn(mon, year) {
 			return t, false
 		}
-		return time.Date(year, time.Month(mon), day, hh, mm, ss, nsec, time.Local), true
+		return time.Date(year, time.Month(mon), day, hh, mm, ss, nsec, now.Location()), true
 	}
-	local := now.In(time.Local)
+	local := now
 	var best time.Duration
 	for y := local.Year() - 1; y <= local.Year()+1; y++ {
 		if day > daysIn(mon, y) {
 			continue
 		}
-		c := time.Date(y, time.Month(mon), day, hh, mm, ss, nsec, time.Local)
+		c := time.Date(y, time.Month(mon), day, hh, mm, ss, nsec, now.Location())
 		d := c.Sub(local)
 		if d < 0 {
 			d = -d

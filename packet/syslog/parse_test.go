@@ -36,11 +36,8 @@ func record(t testing.TB, msg []byte, now time.Time) map[string]any {
 }
 
 func TestParse(t *testing.T) {
-	// A fixed zone for the timestamps that have none.
-	saved := time.Local
-	time.Local = time.FixedZone("UTC+1", 3600)
-	t.Cleanup(func() { time.Local = saved })
-	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	// A fixed zone for the timestamps that have none: now's.
+	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC).In(time.FixedZone("UTC+1", 3600))
 
 	for _, tc := range []struct {
 		name, msg string
@@ -131,9 +128,6 @@ func TestParse(t *testing.T) {
 // and times that do not exist are no timestamp (their text stays in the
 // message); RFC 3339 timestamps are checked too and get upper-case T and Z.
 func TestBSDTimestamps(t *testing.T) {
-	saved := time.Local
-	time.Local = time.UTC
-	t.Cleanup(func() { time.Local = saved })
 	at := func(s string) time.Time {
 		tm, err := time.Parse(time.RFC3339Nano, s)
 		if err != nil {
