@@ -410,8 +410,19 @@ func (g *Group) wait(ctx context.Context) error {
 func (g *Group) Close() error {
 	g.mu.Lock()
 	g.closed = true
+	served := g.served
 	g.mu.Unlock()
 	g.closeSockets()
+	if served {
+		// The shards leave their waits at once (closeSockets interrupts
+		// them), and only then are the sockets really closed: wait, so the
+		// port is free and no handler runs once Close returns. The bound
+		// only guards against a handler that blocks, which it must not.
+		select {
+		case <-g.done:
+		case <-time.After(time.Second):
+		}
+	}
 	return nil
 }
 

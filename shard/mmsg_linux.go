@@ -2,7 +2,7 @@ package shard
 
 import (
 	"encoding/binary"
-	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
@@ -26,8 +26,8 @@ import (
 // The shard's thread waits for datagrams inside a blocking recvmmsg, as a C
 // server's thread would, not on Go's netpoller: a locked goroutine parked
 // on the netpoller is woken by handing its thread a P from another thread
-// (two thread switches per wake-up), which cost about a third of the CPU
-// per query under DNS load here. SO_RCVTIMEO (rxWait) bounds each wait so
+// (two thread switches per wake-up); with the netpoller's own wake-ups this
+// cost about a quarter of the CPU per query under DNS load here. SO_RCVTIMEO (rxWait) bounds each wait so
 // the loop sees a stop or a close soon.
 type mmsgConn struct {
 	laddr   net.Addr
@@ -44,8 +44,11 @@ type mmsgConn struct {
 	rxErrno syscall.Errno
 	recvFn  func(fd uintptr) bool
 	waitFn  func(fd uintptr)
-	woken   atomic.Bool // a past read deadline was set: stop waiting
-	closed  atomic.Bool // the shard closed the socket
+	woken   atomic.Bool  // a past read deadline was set: stop waiting
+	closed  atomic.Bool  // the shard closed the socket
+	tid     atomic.Int32 // the shard's (locked) thread, to interrupt its wait
+	drainFn func(fd uintptr)
+	ready   bool // result of drainFn
 
 	txHdrs   []unix.Mmsghdr
 	txNames  []unix.RawSockaddrInet6
@@ -117,6 +120,7 @@ func newMmsgConn(rc syscall.RawConn, laddr net.Addr, msgs []rxMsg, pktinfo bool)
 	m.waitFn = m.wait
 	m.sendFn = m.send
 	m.sendCall = func(fd uintptr) { m.sendFn(fd) }
+	m.drainFn = func(fd uintptr) { m.ready = m.recvFn(fd) }
 	return m, nil
 }
 
@@ -168,12 +172,25 @@ func setBlocking(fd uintptr) error {
 	return nil
 }
 
-// setReadDeadline with a past time stops the wait loop (within rxWait).
+// setReadDeadline with a past time stops the wait loop; other times are
+// not supported (nothing sets them).
 func (m *mmsgConn) setReadDeadline(t time.Time) error {
 	if t.Before(time.Now()) {
 		m.woken.Store(true)
+		m.interrupt()
 	}
 	return nil
+}
+
+// interrupt ends the shard thread's blocking recvmmsg at once: a signal
+// makes a socket call with a timeout return EINTR, never restarted
+// (signal(7)). SIGURG is the Go runtime's own preemption signal, which its
+// handler ignores when no preemption was asked for. A signal that lands
+// just before the thread enters recvmmsg is missed; rxWait bounds that.
+func (m *mmsgConn) interrupt() {
+	if tid := m.tid.Load(); tid != 0 {
+		_ = unix.Tgkill(unix.Getpid(), int(tid), unix.SIGURG)
+	}
 }
 
 // resetRx readies the headers of the next receive.
@@ -226,7 +243,9 @@ func (m *mmsgConn) wait(fd uintptr) {
 		// The timeout, or the file was made non-blocking again (an
 		// upgrade's new process): make sure the next wait blocks.
 		m.rxN, m.rxErrno = 0, 0
-		_ = unix.SetNonblock(int(fd), false)
+		if fl, err := unix.FcntlInt(fd, unix.F_GETFL, 0); err == nil && fl&unix.O_NONBLOCK != 0 {
+			_, _ = unix.FcntlInt(fd, unix.F_SETFL, fl&^unix.O_NONBLOCK)
+		}
 	case unix.EINTR:
 		m.rxN, m.rxErrno = 0, 0
 	default:
@@ -236,12 +255,21 @@ func (m *mmsgConn) wait(fd uintptr) {
 
 func (m *mmsgConn) readBatch(msgs []rxMsg) (int, error) {
 	m.rxWant = len(msgs)
+	if m.tid.Load() == 0 {
+		m.tid.Store(int32(unix.Gettid())) // the shard's thread is locked: this never changes
+	}
 	for {
-		if m.woken.Load() {
+		switch {
+		case m.closed.Load():
+			return 0, net.ErrClosed
+		case m.woken.Load():
 			return 0, os.ErrDeadlineExceeded
 		}
 		if err := m.rc.Control(m.waitFn); err != nil {
 			return 0, m.closedErr(err)
+		}
+		if m.closed.Load() {
+			return 0, net.ErrClosed // Close means at once: a late batch is not served
 		}
 		if m.rxN > 0 || m.rxErrno != 0 {
 			return m.finishRead(msgs)
@@ -251,28 +279,27 @@ func (m *mmsgConn) readBatch(msgs []rxMsg) (int, error) {
 
 func (m *mmsgConn) drainBatch(msgs []rxMsg) (int, error) {
 	m.rxWant = len(msgs)
-	var ready bool
-	if err := m.rc.Control(func(fd uintptr) { ready = m.recvFn(fd) }); err != nil {
+	if err := m.rc.Control(m.drainFn); err != nil {
 		return 0, m.closedErr(err)
 	}
-	if !ready {
+	if !m.ready {
 		return 0, nil
 	}
 	return m.finishRead(msgs)
 }
 
-// closedErr maps the error of the closed *os.File (poll's "use of closed
-// file", which is not os.ErrClosed) to net.ErrClosed, which the shard loop
-// takes as the end.
+// closedErr maps an error of RawConn.Control, which only fails on a closed
+// file (poll's "use of closed file", not os.ErrClosed), to net.ErrClosed,
+// which the shard loop takes as the end.
 func (m *mmsgConn) closedErr(err error) error {
-	if m.closed.Load() || errors.Is(err, os.ErrClosed) {
-		return net.ErrClosed
-	}
-	return err
+	return fmt.Errorf("%w (%v)", net.ErrClosed, err)
 }
 
-// markClosed tells the loop that errors from now on mean the socket closed.
-func (m *mmsgConn) markClosed() { m.closed.Store(true) }
+// markClosed tells the loop the socket is closing and wakes it.
+func (m *mmsgConn) markClosed() {
+	m.closed.Store(true)
+	m.interrupt()
+}
 
 func (m *mmsgConn) finishRead(msgs []rxMsg) (int, error) {
 	if m.rxErrno != 0 {
@@ -407,12 +434,13 @@ func (m *mmsgConn) send(fd uintptr) bool {
 			continue
 		case unix.EAGAIN:
 			// Send buffer full: wait until writable (the socket is not in the
-			// netpoller), then try again.
-			_, _ = unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}, int(rxWait.Milliseconds()))
-			if m.woken.Load() {
+			// netpoller), then try again; a stop still sends its replies,
+			// only a close gives up.
+			if m.closed.Load() {
 				m.txN, m.txErrno = 0, unix.EAGAIN
 				return true
 			}
+			_, _ = unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}, int(rxWait.Milliseconds()))
 			continue
 		default:
 			m.txN, m.txErrno = 0, errno

@@ -1,9 +1,11 @@
 package shard
 
 import (
+	"context"
 	"errors"
 	"net"
 	"net/netip"
+	"sync/atomic"
 	"testing"
 	"time"
 	"unsafe"
@@ -163,5 +165,80 @@ func TestBroadcastGetsAnswered(t *testing.T) {
 				t.Fatalf("answer came from %v", from)
 			}
 		})
+	}
+}
+
+// TestCloseIsImmediate: the shards sleep in recvmmsg outside the netpoller;
+// Close must still end them at once, so that when it returns the port is
+// free and no handler runs any more.
+func TestCloseIsImmediate(t *testing.T) {
+	for round := 0; round < 20; round++ {
+		var calls atomic.Int64
+		var closed atomic.Bool
+		var late atomic.Int64
+		g, err := Listen(Config{Addr: "127.0.0.1:0", Shards: 2, NewHandler: func(int) packet.Handler {
+			return packet.HandlerFunc(func(*packet.ReplyWriter, *packet.Packet) error {
+				calls.Add(1)
+				if closed.Load() {
+					late.Add(1)
+				}
+				return nil
+			})
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := groupPort(g)
+		served := make(chan error, 1)
+		go func() { served <- g.Serve(context.Background()) }()
+		to := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port)
+		c, err := net.ListenUDP("udp4", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for calls.Load() == 0 { // serving
+			_, _ = c.WriteToUDPAddrPort([]byte("x"), to)
+			time.Sleep(time.Millisecond)
+		}
+		if err := g.Close(); err != nil {
+			t.Fatal(err)
+		}
+		closed.Store(true)
+		for i := 0; i < 5; i++ {
+			_, _ = c.WriteToUDPAddrPort([]byte("after"), to)
+		}
+		c.Close()
+		// Without SO_REUSEPORT this bind fails while any shard socket lives.
+		l, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(to))
+		if err != nil {
+			t.Fatalf("round %d: the port is still bound after Close returned: %v", round, err)
+		}
+		l.Close()
+		if n := late.Load(); n != 0 {
+			t.Fatalf("round %d: %d handler calls after Close returned", round, n)
+		}
+		if err := <-served; !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("Serve after Close: %v", err)
+		}
+	}
+}
+
+// TestIdleStopIsPrompt: a stop interrupts the shard's blocking wait, so a
+// graceful stop of an idle group needs far less than the 50 ms wait bound
+// (--drain-timeout 10ms must not cut it).
+func TestIdleStopIsPrompt(t *testing.T) {
+	for round := 0; round < 20; round++ {
+		g, err := Listen(Config{Addr: "127.0.0.1:0", Shards: 2, NewHandler: func(int) packet.Handler { return packet.Discard{} }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() { _ = g.Serve(context.Background()) }()
+		time.Sleep(5 * time.Millisecond) // the shards enter their wait
+		ctx, cancel := context.WithTimeout(context.Background(), 40*time.Millisecond)
+		err = g.Shutdown(ctx)
+		cancel()
+		if err != nil {
+			t.Fatalf("round %d: idle Shutdown: %v (the wait was not interrupted)", round, err)
+		}
 	}
 }

@@ -67,7 +67,11 @@ func newShard(id int, cfg *resolved, conn *net.UDPConn, pktinfo bool) (*shard, e
 	s.pkt.Proto = packet.UDP
 	s.pkt.Shard = id
 	if !cfg.noBatchIO {
-		if f, err := detach(conn); err == nil {
+		f, err := detach(conn)
+		if err != nil && !errors.Is(err, errors.ErrUnsupported) {
+			s.log.Warn("cannot take the socket out of the netpoller; reading one datagram per call", zap.Error(err))
+		}
+		if err == nil {
 			frc, err := f.SyscallConn()
 			if err != nil {
 				_ = f.Close()
