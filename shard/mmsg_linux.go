@@ -47,8 +47,10 @@ type mmsgConn struct {
 	woken   atomic.Bool  // a past read deadline was set: stop waiting
 	closed  atomic.Bool  // the shard closed the socket
 	tid     atomic.Int32 // the shard's (locked) thread, to interrupt its wait
-	drainFn func(fd uintptr)
-	ready   bool // result of drainFn
+	// interrupted counts waits ended by a signal (tests).
+	interrupted atomic.Uint64
+	drainFn     func(fd uintptr)
+	ready       bool // result of drainFn
 
 	txHdrs   []unix.Mmsghdr
 	txNames  []unix.RawSockaddrInet6
@@ -248,6 +250,7 @@ func (m *mmsgConn) wait(fd uintptr) {
 		}
 	case unix.EINTR:
 		m.rxN, m.rxErrno = 0, 0
+		m.interrupted.Add(1)
 	default:
 		m.rxN, m.rxErrno = 0, errno
 	}
