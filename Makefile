@@ -37,22 +37,24 @@ bench: build
 
 # Per-datagram costs (handler path, shard loop) with allocations.
 bench-go:
-	$(GO) test -run '^$$' -bench '$(BENCH)' $(BENCH_FLAGS) ./packet/ ./metrics/
+	$(GO) test -run '^$$' -bench '$(BENCH)' $(BENCH_FLAGS) ./packet/... ./metrics/
 	$(GO) test -run '^$$' -bench 'ShardLoop|ServeBatch' $(BENCH_FLAGS) ./shard/
 
 # User-space instructions per datagram under callgrind: repeatable where
 # wall-clock time is not. Two iteration counts; the difference over the
 # extra datagrams cancels start-up. Kernel work is not counted.
-CPU_BENCHES ?= ServeBatch/echo$$ ServeBatch/discard$$ ShardLoop/discard-64B$$ ShardLoop/echo-64B$$
+CPU_BENCHES ?= shard:ServeBatch/echo$$ shard:ServeBatch/discard$$ shard:ShardLoop/discard-64B$$ shard:ShardLoop/echo-64B$$ \
+	packet/dns:ServePacket/A$$ packet/dns:ServePacket/wildcard$$
 bench-cpu:
-	$(GO) test -c -o $(BIN)/shard.test ./shard
 	@command -v valgrind >/dev/null || { echo "bench-cpu needs valgrind (apt-get install valgrind)"; exit 1; }
-	@for b in $(CPU_BENCHES); do \
+	@for pb in $(CPU_BENCHES); do \
+	  pkg=$${pb%%:*}; b=$${pb#*:}; t=$(CURDIR)/$(BIN)/cpu-$$(echo $$pkg | tr / -).test; \
+	  $(GO) test -c -o $$t ./$$pkg || exit 1; \
 	  n1=64000; n2=128000; \
-	  ir() { GOGC=off GODEBUG=cpu.rdtscp=off,asyncpreemptoff=1 valgrind --tool=callgrind --callgrind-out-file=/dev/null \
-	    ./$(BIN)/shard.test -test.run '^$$' -test.bench "$$b" -test.benchtime $${1}x -test.cpu 1 2>&1 | sed -n 's/.*Collected : //p'; }; \
+	  ir() { (cd $$pkg && GOGC=off GODEBUG=cpu.rdtscp=off,asyncpreemptoff=1 valgrind --tool=callgrind --callgrind-out-file=/dev/null \
+	    $$t -test.run '^$$' -test.bench "$$b" -test.benchtime $${1}x -test.cpu 1 2>&1 | sed -n 's/.*Collected : //p'); }; \
 	  a=$$(ir $$n1); c=$$(ir $$n2); \
-	  echo "$$b $$(( (c - a) / (n2 - n1) )) instructions/datagram"; \
+	  echo "$$pkg $$b $$(( (c - a) / (n2 - n1) )) instructions/op"; \
 	done
 
 # The side-by-side receive/echo benchmarks against the naive server and a C

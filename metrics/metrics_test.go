@@ -170,3 +170,19 @@ func TestReadHostUDPCountsARead(t *testing.T) {
 		t.Fatalf("InDatagrams %d -> %d after a datagram was read", before.InDatagrams, after.InDatagrams)
 	}
 }
+
+// BenchmarkPublish is one UDP batch's publication: the traffic counters and
+// one batch-size bucket change, errors and the TCP words do not.
+func BenchmarkPublish(b *testing.B) {
+	var s Shard
+	var c Counts
+	for i := 0; i < b.N; i++ {
+		c.RxPackets += 64
+		c.RxBytes += 64 * 100
+		c.TxPackets += 64
+		c.TxBytes += 64 * 100
+		c.Batches++
+		c.BatchSizes[BatchBuckets-1]++
+		s.Publish(&c)
+	}
+}

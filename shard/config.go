@@ -70,10 +70,12 @@ type Config struct {
 	// spreads evenly; per-flow order is lost) or SteerCPU (the shard pinned to
 	// the CPU that received the datagram; needs Pin and one shard per CPU).
 	Steer string
-	// Exclusive keeps traffic on this group's own sockets: a program that
-	// only ever picks them is attached even for SteerHash (flow hash modulo
-	// shards), so a socket of another process that joins the port later gets
-	// nothing.
+	// Exclusive refuses to start when the port already has other
+	// processes' sockets. With SteerRandom or SteerCPU the attached program
+	// only ever picks this group's sockets, so a socket that joins the port
+	// later gets no UDP traffic; with SteerHash no program is attached
+	// (classic BPF cannot compute the kernel's flow hash) and the hijack
+	// guard reports joiners instead.
 	Exclusive bool
 
 	// UDP and TCP select the transports served on Addr; neither means UDP.
@@ -198,8 +200,11 @@ func (c Config) resolve(gomaxprocs int) (resolved, error) {
 	if r.WriteTimeout == 0 {
 		r.WriteTimeout = DefaultWriteTimeout
 	}
-	if r.IdleTimeout < 0 || r.WriteTimeout < 0 {
+	if r.IdleTimeout < 0 {
 		return r, &ConfigError{"idle-timeout", r.IdleTimeout.String(), "timeouts must be positive", ""}
+	}
+	if r.WriteTimeout < 0 {
+		return r, &ConfigError{"write-timeout", r.WriteTimeout.String(), "timeouts must be positive", ""}
 	}
 	switch r.Steer {
 	case "":

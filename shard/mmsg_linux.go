@@ -42,7 +42,6 @@ type mmsgConn struct {
 	rxWant  int // datagrams asked of the current call
 	rxN     int // result of the last call
 	rxErrno syscall.Errno
-	recvFn  func(fd uintptr) bool
 	waitFn  func(fd uintptr)
 	woken   atomic.Bool  // a past read deadline was set: stop waiting
 	closed  atomic.Bool  // the shard closed the socket
@@ -60,7 +59,6 @@ type mmsgConn struct {
 	txTo     int // one past the last
 	txN      int
 	txErrno  syscall.Errno
-	sendFn   func(fd uintptr) bool
 	sendCall func(fd uintptr)
 }
 
@@ -118,11 +116,10 @@ func newMmsgConn(rc syscall.RawConn, laddr net.Addr, msgs []rxMsg, pktinfo bool)
 		t.Iov = &m.txIovs[i]
 		t.SetIovlen(1)
 	}
-	m.recvFn = m.recv
 	m.waitFn = m.wait
-	m.sendFn = m.send
-	m.sendCall = func(fd uintptr) { m.sendFn(fd) }
-	m.drainFn = func(fd uintptr) { m.ready = m.recvFn(fd) }
+	// Built once: a method value made per call would allocate.
+	m.sendCall = func(fd uintptr) { m.send(fd) }
+	m.drainFn = func(fd uintptr) { m.ready = m.recv(fd) }
 	return m, nil
 }
 

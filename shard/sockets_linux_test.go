@@ -124,9 +124,25 @@ func FuzzParseProcNet(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		socks, err := ParseProcNet(b, "udp", 0)
 		if err == nil {
+			// The port filter keeps exactly the sockets on that port.
 			for _, s := range socks {
-				if !s.Local.IsValid() {
-					t.Fatalf("invalid local address from %q", b)
+				port := s.Local.Port()
+				if port == 0 {
+					continue
+				}
+				on, err := ParseProcNet(b, "udp", port)
+				if err != nil {
+					t.Fatalf("port %d: %v (all ports parsed)", port, err)
+				}
+				found := false
+				for _, o := range on {
+					if o.Local.Port() != port {
+						t.Fatalf("port filter %d kept %v", port, o.Local)
+					}
+					found = found || (o.Local == s.Local && o.Remote == s.Remote && o.Inode == s.Inode)
+				}
+				if !found {
+					t.Fatalf("port filter %d lost %+v", port, s)
 				}
 			}
 		}

@@ -32,12 +32,13 @@ type tcpShard struct {
 	log      *zap.Logger
 	stopping atomic.Bool
 
-	mu      sync.Mutex // guards handler, w, pkt, counts
-	handler packet.Handler
-	w       *packet.ReplyWriter
-	pkt     packet.Packet
-	counts  metrics.Counts
-	ctr     metrics.Shard
+	mu       sync.Mutex // guards handler, w, pkt, counts, panicked
+	panicked bool       // a handler panic was logged once already
+	handler  packet.Handler
+	w        *packet.ReplyWriter
+	pkt      packet.Packet
+	counts   metrics.Counts
+	ctr      metrics.Shard
 
 	connsMu sync.Mutex
 	conns   map[*net.TCPConn]struct{}
@@ -268,7 +269,10 @@ func (t *tcpShard) serveOne(msg []byte, src netip.AddrPort, out []byte) (ret []b
 	defer func() {
 		if r := recover(); r != nil {
 			t.counts.HandlerErrors++
-			t.log.Error("handler panicked on a TCP message; it was dropped and counted", zap.Any("panic", r))
+			if !t.panicked { // once, as the UDP shard does: a client must not flood the log
+				t.panicked = true
+				t.log.Error("handler panicked on a TCP message; it was dropped and counted (further panics only in shardd_handler_errors_total)", zap.Any("panic", r))
+			}
 			ret = out
 		}
 	}()

@@ -272,7 +272,7 @@ func measure(srv server, sc scenario, dur time.Duration, shardload string) (samp
 		argv := srv.command(port, handler, proto)
 		cmd = exec.Command(argv[0], argv[1:]...)
 	}
-	var serr bytes.Buffer
+	var serr lockedBuf // read while the server may still write
 	cmd.Stderr = &serr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // so a peer's children stop with it
 	if err := cmd.Start(); err != nil {

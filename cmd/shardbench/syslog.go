@@ -239,7 +239,7 @@ func syslogRun(srv syslogServer, shardload string, c *syslogConfig, rate float64
 		return p, err
 	}
 	cmd := exec.Command(argv[0], argv[1:]...)
-	var serr bytes.Buffer
+	var serr lockedBuf // read while the server may still write
 	cmd.Stdout, cmd.Stderr = &serr, &serr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {

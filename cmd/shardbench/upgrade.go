@@ -76,17 +76,25 @@ func measureUpgrade(shardd, shardload string, n int, rate float64, dur time.Dura
 		pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
 		return pid
 	}
-	var started []int
 	defer func() {
-		for _, p := range started { // whatever is left of the chain we started
-			_ = syscall.Kill(p, syscall.SIGKILL)
+		// On a failure, kill what is left of the chain we started: the
+		// process the pidfile names now (never a pid of ours that exited
+		// long ago and may have been reused).
+		select {
+		case <-exited:
+		default:
+			if p := readPid(); p > 0 {
+				_ = syscall.Kill(p, syscall.SIGKILL)
+			}
 		}
 	}()
 	if err := waitBound("udp", port, 5*time.Second); err != nil {
 		return res, err
 	}
-	for readPid() == 0 {
-		time.Sleep(10 * time.Millisecond)
+	for deadline := time.Now().Add(10 * time.Second); readPid() == 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			return res, fmt.Errorf("shardd wrote no pidfile:\n%s", logs.String())
+		}
 	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), dur+30*time.Second)
@@ -102,7 +110,6 @@ func measureUpgrade(shardd, shardload string, n int, rate float64, dur time.Dura
 	step := dur * 8 / 10 / time.Duration(n)
 	for i := 0; i < n; i++ {
 		old := readPid()
-		started = append(started, old)
 		if err := syscall.Kill(old, syscall.SIGUSR2); err != nil {
 			return res, err
 		}
@@ -127,7 +134,6 @@ func measureUpgrade(shardd, shardload string, n int, rate float64, dur time.Dura
 	res.Sent = sum.Sent
 	time.Sleep(200 * time.Millisecond)
 	last := readPid()
-	started = append(started, last)
 	_ = syscall.Kill(last, syscall.SIGTERM)
 	select {
 	case <-exited:

@@ -25,11 +25,9 @@ func init() {
 		if o.handler.value == "dns" && len(o.dns.zones) == 0 {
 			return usagef("--handler dns needs at least one --zone FILE, e.g. --zone testdata/dns/example.com.zone")
 		}
-		if o.handler.value != "dns" && len(o.dns.zones) > 0 {
-			return usagef("--zone is for --handler dns; add --handler dns or drop --zone")
-		}
 		return nil
 	})
+	flagOwner["zone"] = "dns"
 	services["dns"] = newDNSService
 }
 

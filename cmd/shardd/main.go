@@ -72,8 +72,9 @@ type options struct {
 	version    bool
 	addrs      []string
 
-	dns    dnsOptions    // --handler dns
-	syslog syslogOptions // --handler syslog
+	given  map[string]bool // flags given on the command line
+	dns    dnsOptions      // --handler dns
+	syslog syslogOptions   // --handler syslog
 }
 
 func newFlagSet(o *options) *flag.FlagSet {
@@ -201,6 +202,11 @@ func parseArgs(args []string, stdout io.Writer) (*options, bool, error) {
 			return nil, false, usagef("address %s is given twice; give each address once", a)
 		}
 		seen[a] = true
+	}
+	o.given = map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { o.given[f.Name] = true })
+	if err := checkFlagOwners(o); err != nil {
+		return nil, false, err
 	}
 	for _, check := range handlerChecks {
 		if err := check(o); err != nil {

@@ -56,9 +56,21 @@ func (stateless) Collectors() []prometheus.Collector { return nil }
 func (stateless) Close(context.Context) error        { return nil }
 
 // handlerFlags add each handler's own flags; handlerChecks validate them
-// after parsing (a usage error exits 2). Each handler's file appends to both
-// in an init function.
+// after parsing (a usage error exits 2); flagOwner names the handler each
+// such flag belongs to, so giving it with another handler is refused in one
+// place. Each handler's file fills all three in an init function.
 var (
 	handlerFlags  []func(fs *flag.FlagSet, o *options)
 	handlerChecks []func(o *options) error
+	flagOwner     = map[string]string{}
 )
+
+// checkFlagOwners refuses a handler's flag given with another handler.
+func checkFlagOwners(o *options) error {
+	for _, name := range sortedKeys(o.given) {
+		if owner, ok := flagOwner[name]; ok && owner != o.handler.value {
+			return usagef("--%s is for --handler %s; add --handler %s or drop --%s", name, owner, owner, name)
+		}
+	}
+	return nil
+}

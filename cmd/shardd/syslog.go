@@ -19,12 +19,10 @@ type syslogOptions struct {
 	fsync         string
 	fsyncInterval time.Duration
 	queue         byteSize
-	set           map[string]bool // syslog flags given on the command line
 }
 
 func init() {
 	handlerFlags = append(handlerFlags, func(fs *flag.FlagSet, o *options) {
-		o.syslog.set = map[string]bool{}
 		o.syslog.queue = syslog.DefaultQueueBytes
 		o.syslog.fsync = "interval"
 		o.syslog.fsyncInterval = syslog.DefaultFsyncInterval
@@ -33,7 +31,7 @@ func init() {
 			if _, ok := syslog.ParseFsync(s); !ok {
 				return errors.New("want never, interval or always")
 			}
-			o.syslog.fsync, o.syslog.set["fsync"] = s, true
+			o.syslog.fsync = s
 			return nil
 		})
 		fs.Func("fsync-interval", "with --handler syslog --fsync interval: how often to fdatasync the sink (default 1s)", func(s string) error {
@@ -41,27 +39,13 @@ func init() {
 			if err != nil || d <= 0 {
 				return errors.New("want a positive duration such as 1s or 200ms")
 			}
-			o.syslog.fsyncInterval, o.syslog.set["fsync-interval"] = d, true
+			o.syslog.fsyncInterval = d
 			return nil
 		})
-		fs.Func("sink-queue", "with --handler syslog: memory for records accepted and not yet written, in bytes (K, M, G suffixes); past it messages are dropped and counted (default 64M)", func(s string) error {
-			if err := o.syslog.queue.Set(s); err != nil {
-				return err
-			}
-			o.syslog.set["sink-queue"] = true
-			return nil
-		})
+		fs.Var(&o.syslog.queue, "sink-queue", "with --handler syslog: memory for records accepted and not yet written, in bytes (K, M, G suffixes); past it messages are dropped and counted")
 	})
 	handlerChecks = append(handlerChecks, func(o *options) error {
 		if o.handler.value != "syslog" {
-			if o.syslog.sink != "" {
-				return usagef("--sink is for --handler syslog; add --handler syslog or drop --sink")
-			}
-			for _, name := range []string{"fsync", "fsync-interval", "sink-queue"} {
-				if o.syslog.set[name] {
-					return usagef("--%s is for --handler syslog; add --handler syslog or drop --%s", name, name)
-				}
-			}
 			return nil
 		}
 		if o.syslog.sink == "" {
@@ -70,11 +54,14 @@ func init() {
 		if o.syslog.queue < 1<<20 {
 			return usagef("--sink-queue %d: must be at least 1M (the writer's batches are %d KiB each)", o.syslog.queue, syslog.DefaultBufSize>>10)
 		}
-		if o.syslog.set["fsync-interval"] && o.syslog.fsync != "interval" {
+		if o.given["fsync-interval"] && o.syslog.fsync != "interval" {
 			return usagef("--fsync-interval needs --fsync interval (it is %s); drop one of them", o.syslog.fsync)
 		}
 		return nil
 	})
+	for _, name := range []string{"sink", "fsync", "fsync-interval", "sink-queue"} {
+		flagOwner[name] = "syslog"
+	}
 	services["syslog"] = newSyslogService
 }
 

@@ -204,7 +204,8 @@ func (r *run) sendLoop(id int, deadline time.Time) {
 		}
 		if err != nil {
 			f.sendErrs.Add(1)
-			r.firstErr.CompareAndSwap(nil, &err)
+			e := err // a copy, so err itself stays off the heap in the send loop
+			r.firstErr.CompareAndSwap(nil, &e)
 			switch {
 			case errors.Is(err, errRefused):
 				f.refused.Store(true)
@@ -246,11 +247,13 @@ func (r *run) writeStream(f *flow, msgs [][]byte, deadline time.Time) (int, erro
 func (r *run) readMessage(f *flow, buf []byte) ([]byte, error) {
 	size := len(r.cfg.payload)
 	if r.cfg.kind == dnsID {
-		var l [2]byte
-		if _, err := io.ReadFull(f.rd, l[:]); err != nil {
+		if len(buf) < 2 {
+			return nil, fmt.Errorf("reply buffer of %d bytes", len(buf))
+		}
+		if _, err := io.ReadFull(f.rd, buf[:2]); err != nil { // buf, not a local array: no allocation per reply
 			return nil, err
 		}
-		size = int(l[0])<<8 | int(l[1])
+		size = int(buf[0])<<8 | int(buf[1])
 	}
 	if size > len(buf) {
 		return nil, fmt.Errorf("reply of %d bytes", size)

@@ -296,8 +296,8 @@ func TestRatePacingStopsOnTime(t *testing.T) {
 
 func TestGSOOnRefusesHugeDatagrams(t *testing.T) {
 	var stdout, stderr bytes.Buffer
-	if code := mainCode([]string{"--gso", "on", "--size", "40000", "--duration", "100ms", "127.0.0.1:9"}, &stdout, &stderr); code != 2 {
-		t.Fatalf("exit %d, stderr %q", code, stderr.String())
+	if code := mainCode([]string{"--gso", "on", "--size", "40000", "--duration", "100ms", "127.0.0.1:9"}, &stdout, &stderr); code != 2 || !strings.Contains(stderr.String(), "--gso on") {
+		t.Fatalf("exit %d, stderr %q; want 2 and a line about --gso on", code, stderr.String())
 	}
 }
 

@@ -29,13 +29,11 @@ const (
 
 // Response codes answered (RFC 1035 4.1.1, RFC 6891 9).
 const (
-	rcodeSuccess  = 0
-	rcodeFormErr  = 1
-	rcodeServFail = 2
-	rcodeNXDomain = 3
-	rcodeNotImp   = 4
-	rcodeRefused  = 5
-	rcodeBadVers  = 16
+	rcodeSuccess = 0
+	rcodeFormErr = 1
+	rcodeNotImp  = 4
+	rcodeRefused = 5
+	rcodeBadVers = 16
 )
 
 // Handler answers DNS queries on one shard (and one transport) from the

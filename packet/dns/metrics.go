@@ -36,14 +36,20 @@ func qtypeLabel(q uint16) int {
 		return int(qtypeIndex[q])
 	}
 	if q == dns.TypeCAA {
-		for i, l := range qtypeLabels {
-			if l == q {
-				return i
-			}
-		}
+		return caaLabel
 	}
 	return numQtypeLabels - 1
 }
+
+// caaLabel is CAA's index in qtypeLabels (the one counted type above 255).
+var caaLabel = func() int {
+	for i, l := range qtypeLabels {
+		if l == dns.TypeCAA {
+			return i
+		}
+	}
+	panic("dns: CAA missing from qtypeLabels")
+}()
 
 func qtypeName(i int) string {
 	if i == numQtypeLabels-1 {

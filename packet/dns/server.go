@@ -5,8 +5,6 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
-
-	"github.com/miekg/dns"
 )
 
 // Zones is a set of zones served together; a query goes to the zone whose
@@ -32,15 +30,14 @@ func LoadZones(files []string) (zs *Zones, err error) {
 		if err != nil {
 			return nil, err
 		}
-		wire := make([]byte, 256)
-		off, err := dns.PackDomainName(z.Origin, wire, 0, nil, false)
+		wire, err := wireName(z.Origin)
 		if err != nil {
 			return nil, fmt.Errorf("zone %s: origin %s: %v", f, z.Origin, err)
 		}
-		if old := zs.byOrigin[string(wire[:off])]; old != nil {
+		if old := zs.byOrigin[string(wire)]; old != nil {
 			return nil, fmt.Errorf("zone %s: %s is already served from %s (give each zone once)", f, z.Origin, old.File)
 		}
-		zs.byOrigin[string(wire[:off])] = z
+		zs.byOrigin[string(wire)] = z
 		zs.List = append(zs.List, z)
 	}
 	sort.Slice(zs.List, func(i, j int) bool { return zs.List[i].Origin < zs.List[j].Origin })

@@ -237,7 +237,7 @@ func (z *Zone) link() {
 				n.cut = an // keep the highest: data below a cut is occluded
 			}
 		}
-		if strings.HasPrefix(name, "*.") && name != z.Origin {
+		if isWildcard(name) && name != z.Origin {
 			z.nodes[parent(name)].wild = n
 		}
 	}

@@ -2,6 +2,7 @@ package syslog
 
 import (
 	"bytes"
+	"strconv"
 
 	"github.com/shardd/shardd/packet"
 )
@@ -110,23 +111,9 @@ func (Framing) FinalFrame(rest []byte) ([]byte, bool) {
 // AppendFrame implements packet.Framer with octet counting (the syslog
 // handler sends nothing; this is for completeness and tests).
 func (Framing) AppendFrame(dst, msg []byte) []byte {
-	dst = appendUint(dst, len(msg))
+	dst = strconv.AppendInt(dst, int64(len(msg)), 10)
 	dst = append(dst, ' ')
 	return append(dst, msg...)
-}
-
-func appendUint(dst []byte, n int) []byte {
-	var b [20]byte
-	i := len(b)
-	for {
-		i--
-		b[i] = byte('0' + n%10)
-		n /= 10
-		if n == 0 {
-			break
-		}
-	}
-	return append(dst, b[i:]...)
 }
 
 var (

@@ -19,10 +19,6 @@ type Origin struct {
 	Truncated int
 }
 
-// MaxLine is the longest line AppendJSON writes for a message of n bytes:
-// every byte may become a 6-byte escape, plus the fixed fields.
-func MaxLine(n int) int { return 6*n + 1024 }
-
 // AppendJSON appends r as one line of JSON, newline included, to dst. The
 // line has the origin, the format and every field the message had (absent
 // fields are left out); a message that did not parse has parse_error,
