@@ -4,12 +4,24 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"syscall"
 )
 
 // ownInodes holds the inodes of every socket any Group of this process
 // bound: one listener's sockets are never foreign to another's
 // (0.0.0.0:53 and [::]:53 side by side).
 var ownInodes sync.Map // uint64 -> struct{}
+
+// registerOwn records the socket's inode as ours and returns it (0 if it
+// cannot be read).
+func registerOwn(rc syscall.RawConn) uint64 {
+	ino, ok := socketInode(rc)
+	if !ok {
+		return 0
+	}
+	ownInodes.Store(ino, struct{}{})
+	return ino
+}
 
 func isOwnInode(ino uint64) bool {
 	_, ok := ownInodes.Load(ino)
@@ -27,7 +39,7 @@ func (g *Group) ForeignSockets() (foreign []Socket, notes []string, err error) {
 		return nil, notes, err
 	}
 	for _, s := range socks {
-		if !s.overlaps(g.info.Bound) || g.inodes[s.Inode] || isOwnInode(s.Inode) {
+		if !s.overlaps(g.info.Bound) || isOwnInode(s.Inode) {
 			continue
 		}
 		if (s.Proto == "udp" && !g.info.UDP) || (s.Proto == "tcp" && !g.info.TCP) {

@@ -48,9 +48,8 @@ type Info struct {
 type Group struct {
 	cfg    resolved
 	info   Info
-	shards []*shard        // UDP
-	tcp    []*tcpShard     // TCP, shard i beside shards[i]
-	inodes map[uint64]bool // our sockets, to tell foreign ones apart
+	shards []*shard    // UDP
+	tcp    []*tcpShard // TCP, shard i beside shards[i]
 
 	mu        sync.Mutex
 	served    bool
@@ -84,7 +83,7 @@ func Listen(cfg Config) (*Group, error) {
 }
 
 func listen(r resolved) (*Group, error) {
-	g := &Group{cfg: r, done: make(chan struct{}), inodes: map[uint64]bool{}}
+	g := &Group{cfg: r, done: make(chan struct{})}
 	r = g.cfg // TCP shards keep a pointer to the group's copy
 	var cpus []int
 	if r.Pin {
@@ -160,11 +159,7 @@ func listen(r resolved) (*Group, error) {
 		}
 	}
 	for _, s := range g.shards {
-		if ino, ok := socketInode(s.rc); ok {
-			g.inodes[ino] = true
-			ownInodes.Store(ino, struct{}{})
-			s.inode = ino
-		}
+		s.inode = registerOwn(s.rc)
 	}
 	if (r.Steer != SteerHash || r.Exclusive) && !r.Upgrade {
 		// A program's indices follow the order sockets joined the group, and
@@ -232,11 +227,7 @@ func listen(r resolved) (*Group, error) {
 		}
 		g.tcp = append(g.tcp, t)
 		if rc, err := tl.SyscallConn(); err == nil {
-			if ino, ok := socketInode(rc); ok {
-				g.inodes[ino] = true
-				ownInodes.Store(ino, struct{}{})
-				t.inode = ino
-			}
+			t.inode = registerOwn(rc)
 		}
 	}
 	if r.Steer != SteerHash && len(g.tcp) > 0 && !r.Upgrade {
@@ -495,13 +486,9 @@ func (g *Group) Files() (map[string]*os.File, error) {
 // as in Shutdown. If ctx ends first it cuts them and returns ctx.Err().
 func (g *Group) Handoff(ctx context.Context) error {
 	for _, s := range g.shards {
-		s.handoff.Store(true)
-		s.stopping.Store(true)
-		_ = s.bc.setReadDeadline(aLongTimeAgo)
+		s.handoff.Store(true) // stop then neither fences nor re-steers
 	}
-	for _, t := range g.tcp {
-		t.stop()
-	}
+	g.stop()
 	g.mu.Lock()
 	served := g.served
 	g.mu.Unlock()

@@ -141,12 +141,9 @@ func detach(c *net.UDPConn) (*os.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	dup, derr := -1, error(nil)
-	if err := rc.Control(func(fd uintptr) { dup, derr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0) }); err != nil {
+	dup, err := dupFD(rc)
+	if err != nil {
 		return nil, err
-	}
-	if derr != nil {
-		return nil, os.NewSyscallError("fcntl F_DUPFD_CLOEXEC", derr)
 	}
 	if err := setBlocking(uintptr(dup)); err != nil {
 		_ = unix.Close(dup)

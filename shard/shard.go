@@ -270,14 +270,23 @@ func socketFile(s socket) (*os.File, error) {
 		if err != nil {
 			return nil, err
 		}
-		dup, derr := -1, error(nil)
-		if err := rc.Control(func(fd uintptr) { dup, derr = dupCloexec(fd) }); err != nil {
+		dup, err := dupFD(rc)
+		if err != nil {
 			return nil, err
-		}
-		if derr != nil {
-			return nil, os.NewSyscallError("dup", derr)
 		}
 		return os.NewFile(uintptr(dup), c.Name()), nil
 	}
 	return nil, errors.ErrUnsupported
+}
+
+// dupFD duplicates the socket's descriptor, close-on-exec.
+func dupFD(rc syscall.RawConn) (int, error) {
+	dup, derr := -1, error(nil)
+	if err := rc.Control(func(fd uintptr) { dup, derr = dupCloexec(fd) }); err != nil {
+		return -1, err
+	}
+	if derr != nil {
+		return -1, os.NewSyscallError("fcntl F_DUPFD_CLOEXEC", derr)
+	}
+	return dup, nil
 }

@@ -180,6 +180,19 @@ func sumMetric(t *testing.T, text, name string) (sum float64, series int) {
 	return sum, series
 }
 
+// metricSum sums the samples of name (labelled or not) whose line contains
+// match ("" for every series).
+func metricSum(text, name, match string) float64 {
+	var sum float64
+	for _, line := range strings.Split(text, "\n") {
+		if (strings.HasPrefix(line, name+"{") || strings.HasPrefix(line, name+" ")) && strings.Contains(line, match) {
+			v, _ := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
+			sum += v
+		}
+	}
+	return sum
+}
+
 func TestDaemonServesCountsAndStops(t *testing.T) {
 	d := startDaemon(t, "--shards", "2", "--metrics", "127.0.0.1:0", "127.0.0.1:0", "[::1]:0")
 	var targets []netip.AddrPort

@@ -68,13 +68,7 @@ func TestDnsperfLosesNothing(t *testing.T) {
 		t.Errorf("shardd_dns_responses_total sums to %v over %d series; dnsperf completed %d", total, series, completed)
 	}
 	for rcode, n := range codes {
-		got := 0.0
-		re := regexp.MustCompile(fmt.Sprintf(`(?m)^shardd_dns_responses_total\{[^}]*rcode="%s"[^}]*\} (\S+)$`, rcode))
-		for _, m := range re.FindAllStringSubmatch(text, -1) {
-			v, _ := strconv.ParseFloat(m[1], 64)
-			got += v
-		}
-		if got != n {
+		if got := metricSum(text, "shardd_dns_responses_total", fmt.Sprintf(`rcode="%s"`, rcode)); got != n {
 			t.Errorf("shardd_dns_responses_total{rcode=%q} = %v, dnsperf counted %v", rcode, got, n)
 		}
 	}

@@ -280,14 +280,7 @@ func waitMetric(t *testing.T, url, name, match string, want float64) {
 	t.Helper()
 	var got float64
 	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		got = 0
-		for _, line := range strings.Split(scrape(t, url), "\n") {
-			if (strings.HasPrefix(line, name+"{") || strings.HasPrefix(line, name+" ")) && strings.Contains(line, match) {
-				v, _ := strconv.ParseFloat(line[strings.LastIndex(line, " ")+1:], 64)
-				got += v
-			}
-		}
-		if got == want {
+		if got = metricSum(scrape(t, url), name, match); got == want {
 			return
 		}
 	}

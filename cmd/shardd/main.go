@@ -282,7 +282,7 @@ func run(args []string, stdout, stderr io.Writer, sig chan os.Signal) int {
 		}
 		if len(act) > 0 {
 			var unused []activatedSocket
-			inh, unused, _ = assignActivated(act, o.addrs)
+			inh, unused = assignActivated(act, o.addrs)
 			for _, u := range unused {
 				log.Warn("systemd passed a socket no ADDR asks for; closing it", zap.String("proto", u.proto), zap.Stringer("local", u.local))
 				_ = u.file.Close()

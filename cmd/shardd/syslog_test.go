@@ -428,13 +428,7 @@ func TestSyslogOverloadAccounting(t *testing.T) {
 	written, _ := sumMetric(t, text, "shardd_syslog_written_total")
 	dropped, _ := sumMetric(t, text, "shardd_syslog_dropped_total")
 	rx, _ := sumMetric(t, text, "shardd_rx_packets_total")
-	queueFull := 0.0
-	for _, line := range strings.Split(text, "\n") {
-		if strings.HasPrefix(line, "shardd_syslog_dropped_total{") && strings.Contains(line, `reason="queue_full"`) {
-			v, _ := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
-			queueFull += v
-		}
-	}
+	queueFull := metricSum(text, "shardd_syslog_dropped_total", `reason="queue_full"`)
 	if code, _ := d.stop(t, syscall.SIGTERM); code != 0 {
 		t.Fatalf("exit %d:\n%s", code, d.stderr)
 	}
@@ -530,18 +524,6 @@ func TestSyslogRemovedSinkNotWritable(t *testing.T) {
 	}
 }
 
-// metricWith sums the series of a metric whose labels include label.
-func metricWith(text, name, label string) float64 {
-	var sum float64
-	for _, line := range strings.Split(text, "\n") {
-		if strings.HasPrefix(line, name+"{") && strings.Contains(line, label) {
-			v, _ := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
-			sum += v
-		}
-	}
-	return sum
-}
-
 // TestSyslogTCPStreamEnds, with both TCP shapes and nc as the sender: a
 // last LF-framed message without its LF is written when the client closes
 // (as rsyslog's imtcp does), and a line that starts with digits but is no
@@ -584,7 +566,7 @@ func TestSyslogTCPStreamEnds(t *testing.T) {
 			if strings.Join(got, "|") != strings.Join(want, "|") {
 				t.Errorf("records %q, want %q", got, want)
 			}
-			if v := metricWith(text, "shardd_tcp_closed_total", `reason="eof"`); v != 3 {
+			if v := metricSum(text, "shardd_tcp_closed_total", `reason="eof"`); v != 3 {
 				t.Errorf("%v connections closed at EOF, want 3:\n%s", v, text)
 			}
 			if v, _ := sumMetric(t, text, "shardd_tcp_discarded_bytes_total"); v != 2 {

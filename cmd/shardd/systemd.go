@@ -67,7 +67,7 @@ func takeActivated() ([]activatedSocket, error) {
 // assignActivated gives each listener the activated sockets bound to its
 // address, as shards 0, 1, ... of each transport; shards beyond them bind
 // themselves (the .socket unit needs ReusePort=yes for that).
-func assignActivated(socks []activatedSocket, addrs []string) (*inherited, []activatedSocket, error) {
+func assignActivated(socks []activatedSocket, addrs []string) (*inherited, []activatedSocket) {
 	in := &inherited{listeners: map[int]map[string]*os.File{}}
 	var unused []activatedSocket
 	for _, s := range socks {
@@ -98,7 +98,7 @@ func assignActivated(socks []activatedSocket, addrs []string) (*inherited, []act
 			unused = append(unused, s)
 		}
 	}
-	return in, unused, nil
+	return in, unused
 }
 
 // notifier speaks systemd's sd_notify protocol on $NOTIFY_SOCKET (Type=notify).
