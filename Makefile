@@ -6,7 +6,7 @@ BENCH     ?= .
 BENCH_FLAGS ?= -benchmem
 FUZZTIME  ?= 10s
 
-.PHONY: all build run run-dns test bench bench-go bench-cpu bench-perf lint fuzz-smoke clean
+.PHONY: all build run run-dns test attack bench bench-go bench-cpu bench-perf lint fuzz-smoke clean
 
 all: lint test
 
@@ -26,6 +26,13 @@ run-dns:
 # themselves without them unless SHARDD_REQUIRE_TOOLS=1 (set by .ci/run).
 test:
 	$(GO) test -race -shuffle=on -count=1 -timeout 20m ./...
+
+# The standing attack suite alone (also part of make test): port hijack by
+# another user, non-reading and slow TCP clients, /metrics exhaustion,
+# garbage DNS, descriptor exhaustion. Tests named TestAttack*; loopback only,
+# bounded in count and time. README "Security" gives each attack's figure.
+attack:
+	$(GO) test -race -count=1 -timeout 10m -run 'Attack' -v ./...
 
 # The side-by-side suite: naive Go server, shardd 1 shard, one per CPU, pinned
 # (and peers: BENCH_ARGS="--peer 'name=cmd {port}'"), discard and echo, 64 and
