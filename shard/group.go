@@ -105,10 +105,12 @@ func listen(r resolved) (*Group, error) {
 		Addr: r.Addr, Network: r.network, Shards: r.Shards, CPUs: cpus,
 		Batch: r.Batch, MaxPacket: r.MaxPacket, RcvBufAsk: r.RcvBuf, UDP: r.UDP, TCP: r.TCP, TCPShape: r.TCPShape,
 	}
+	clearedReuseAddr := 0 // inherited UDP sockets that had SO_REUSEADDR on
 	for i := 0; r.UDP && i < r.Shards; i++ {
 		var pc net.PacketConn
 		var err error
-		if f, ok := r.Inherit[fmt.Sprintf("udp/%d", i)]; ok {
+		f, inherited := r.Inherit[fmt.Sprintf("udp/%d", i)]
+		if inherited {
 			pc, err = net.FilePacketConn(f)
 			_ = f.Close() // FilePacketConn holds its own duplicate
 		} else {
@@ -133,6 +135,20 @@ func listen(r resolved) (*Group, error) {
 			conn.Close()
 			g.closeSockets()
 			return nil, err
+		}
+		if inherited {
+			// systemd (and shardd before issue 12) binds with SO_REUSEADDR,
+			// which lets any user's process bind the same UDP port and take
+			// its traffic: turn it off (see control).
+			on, err := clearReuseAddr(rc)
+			if err != nil {
+				conn.Close()
+				g.closeSockets()
+				return nil, &ListenError{Addr: r.Addr, Shard: i, Err: err}
+			}
+			if on {
+				clearedReuseAddr++
+			}
 		}
 		// Inherited sockets get the asked buffers too: the same value after an
 		// upgrade, and --rcvbuf wins over a systemd unit's ReceiveBuffer.
@@ -160,6 +176,10 @@ func listen(r resolved) (*Group, error) {
 	}
 	for _, s := range g.shards {
 		s.inode = registerOwn(s.rc)
+	}
+	if clearedReuseAddr > 0 {
+		r.Logger.Info("turned SO_REUSEADDR off on inherited UDP sockets: with it a process of any user could bind the port and take its datagrams",
+			zap.String("addr", r.Addr), zap.Int("sockets", clearedReuseAddr))
 	}
 	if (r.Steer != SteerHash || r.Exclusive) && !r.Upgrade {
 		// A program's indices follow the order sockets joined the group, and
@@ -191,6 +211,7 @@ func listen(r resolved) (*Group, error) {
 	// TCP on the same address and port: one SO_REUSEPORT (+SO_REUSEADDR,
 	// so a restart binds at once past TIME_WAIT) listener per shard.
 	tcpNetwork := "tcp" + strings.TrimPrefix(r.network, "udp")
+	lcTCP := net.ListenConfig{Control: controlTCP}
 	for i := 0; r.TCP && i < r.Shards; i++ {
 		var ln net.Listener
 		var err error
@@ -198,7 +219,7 @@ func listen(r resolved) (*Group, error) {
 			ln, err = net.FileListener(f)
 			_ = f.Close()
 		} else {
-			ln, err = lc.Listen(context.Background(), tcpNetwork, bound.String())
+			ln, err = lcTCP.Listen(context.Background(), tcpNetwork, bound.String())
 		}
 		if err != nil {
 			g.closeSockets()

@@ -8,9 +8,13 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// control sets the options every shard socket needs before bind. SO_REUSEPORT
-// is required and its failure is returned; SO_REUSEADDR lets several
-// listeners share a port on different addresses (and TCP rebind at once).
+// control sets the options every UDP shard socket needs before bind.
+// SO_REUSEPORT is required and its failure is returned. SO_REUSEADDR is never
+// set on a UDP socket: when the port's sockets all have it, Linux lets a
+// process of any user bind the same address and port (no uid rule, unlike
+// SO_REUSEPORT), and the newest socket then takes every unicast datagram.
+// Our own sockets on one port (shards, 0.0.0.0:P beside [::]:P, a restart
+// beside the old process) share it through SO_REUSEPORT and the same uid.
 //
 // network is the one asked for ("udp", "udp4", "udp6"): Go passes "udp6" to
 // the control function for a dual-stack socket too, which must get IPv4's
@@ -21,10 +25,6 @@ func control(network string, pktinfo bool) func(string, string, syscall.RawConn)
 		err := c.Control(func(fd uintptr) {
 			if err := unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1); err != nil {
 				serr = &ReusePortError{Err: os.NewSyscallError("setsockopt SO_REUSEPORT", err)}
-				return
-			}
-			if err := unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
-				serr = os.NewSyscallError("setsockopt SO_REUSEADDR", err)
 				return
 			}
 			if !pktinfo {
@@ -50,6 +50,49 @@ func control(network string, pktinfo bool) func(string, string, syscall.RawConn)
 		}
 		return serr
 	}
+}
+
+// controlTCP sets the options of a TCP shard listener before bind:
+// SO_REUSEPORT (required) and SO_REUSEADDR, so a restart binds at once past
+// connections in TIME_WAIT. For TCP the kernel never lets SO_REUSEADDR share
+// a port with a LISTEN socket, so it opens nothing to other users (tested by
+// TestAttackHijack).
+func controlTCP(_, _ string, c syscall.RawConn) error {
+	var serr error
+	err := c.Control(func(fd uintptr) {
+		if err := unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1); err != nil {
+			serr = &ReusePortError{Err: os.NewSyscallError("setsockopt SO_REUSEPORT", err)}
+			return
+		}
+		if err := unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
+			serr = os.NewSyscallError("setsockopt SO_REUSEADDR", err)
+		}
+	})
+	if err != nil {
+		return err
+	}
+	return serr
+}
+
+// clearReuseAddr turns SO_REUSEADDR off on an inherited UDP socket (systemd
+// sets it on every socket it binds, and shardd did before 12) and reports
+// whether it was on. The kernel reads the flag at each later bind on the
+// port, so clearing it after bind closes the hole control avoids.
+func clearReuseAddr(c syscall.RawConn) (wasOn bool, err error) {
+	cerr := c.Control(func(fd uintptr) {
+		var v int
+		if v, err = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEADDR); err != nil {
+			err = os.NewSyscallError("getsockopt SO_REUSEADDR", err)
+			return
+		}
+		if wasOn = v != 0; wasOn {
+			err = os.NewSyscallError("setsockopt SO_REUSEADDR", unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEADDR, 0))
+		}
+	})
+	if cerr != nil {
+		return false, cerr
+	}
+	return wasOn, err
 }
 
 // setBuffers asks for the given buffer sizes (0: leave alone) in quic-go's

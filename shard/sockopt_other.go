@@ -10,6 +10,12 @@ import (
 // control sets nothing: SO_REUSEPORT is Linux's here, so only one shard binds.
 func control(string, bool) func(network, address string, c syscall.RawConn) error { return nil }
 
+// controlTCP sets nothing either.
+var controlTCP func(network, address string, c syscall.RawConn) error
+
+// clearReuseAddr has nothing to clear: control never set it here.
+func clearReuseAddr(syscall.RawConn) (bool, error) { return false, nil }
+
 // setBuffers leaves the buffers alone and reports them as unknown.
 func setBuffers(syscall.RawConn, int, int) (int, int, error) { return 0, 0, nil }
 

@@ -1,0 +1,570 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// The hijack probe is this test binary run again as another user (nobody):
+// init sees the variable and runs the probe instead of the tests.
+const hijackProbeEnv = "SHARDD_HIJACK_PROBE"
+
+// hijackAttempt is one bind the probe tries: a transport, an address and
+// the options set before bind. TCP attempts that bind also listen.
+type hijackAttempt struct {
+	Proto  string   `json:"proto"` // "udp" or "tcp"
+	Addr   string   `json:"addr"`  // "127.0.0.1:5353", "[::]:5353" (dual-stack)
+	Opts   []string `json:"opts"`  // "reuseaddr", "reuseport", "bindtodevice"
+	Errno  int      `json:"errno"` // 0: the bind (and listen) succeeded
+	ErrMsg string   `json:"err,omitempty"`
+}
+
+func (a hijackAttempt) String() string {
+	return fmt.Sprintf("%s %s %s", a.Proto, a.Addr, strings.Join(a.Opts, "+"))
+}
+
+// hijackReport is the probe's first line: who it ran as and what each bind did.
+type hijackReport struct {
+	UID, EUID, GID int
+	// Controls are binds of free ports (and two SO_REUSEPORT sockets of
+	// the probe on one port) with every option set: they must succeed, or
+	// the refusals below would prove nothing.
+	Controls []hijackAttempt
+	Attempts []hijackAttempt
+}
+
+// hijackCounts is what the probe's sockets that did bind took.
+type hijackCounts struct {
+	UDP uint64 `json:"udp"` // datagrams received
+	TCP uint64 `json:"tcp"` // connections accepted
+}
+
+func init() {
+	if os.Getenv(hijackProbeEnv) != "1" {
+		return
+	}
+	os.Exit(hijackProbe(os.Getenv("SHARDD_HIJACK_SPEC"), os.Stdin, os.Stdout))
+}
+
+// probeSocket creates, configures and binds one socket (and listens, for
+// TCP); it returns the descriptor or the errno.
+func probeSocket(a hijackAttempt) (int, error) {
+	ap, err := netip.ParseAddrPort(a.Addr)
+	if err != nil {
+		return -1, err
+	}
+	var family int
+	var sa unix.Sockaddr
+	if ap.Addr().Is4() {
+		family, sa = unix.AF_INET, &unix.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().As4()}
+	} else {
+		family, sa = unix.AF_INET6, &unix.SockaddrInet6{Port: int(ap.Port()), Addr: ap.Addr().As16()}
+	}
+	typ := unix.SOCK_DGRAM
+	if a.Proto == "tcp" {
+		typ = unix.SOCK_STREAM
+	}
+	fd, err := unix.Socket(family, typ|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return -1, err
+	}
+	fail := func(err error) (int, error) { unix.Close(fd); return -1, err }
+	if family == unix.AF_INET6 {
+		// An IPv6 wildcard is dual-stack, as an attacker would want it.
+		if err := unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 0); err != nil {
+			return fail(err)
+		}
+	}
+	for _, o := range a.Opts {
+		switch o {
+		case "reuseaddr":
+			err = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
+		case "reuseport":
+			err = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
+		case "bindtodevice":
+			// Unprivileged since Linux 5.7; a device-bound socket scores
+			// higher in the kernel's lookup than shardd's.
+			err = unix.SetsockoptString(fd, unix.SOL_SOCKET, unix.SO_BINDTODEVICE, "lo")
+		default:
+			err = fmt.Errorf("unknown option %q", o)
+		}
+		if err != nil {
+			return fail(fmt.Errorf("setsockopt %s: %w", o, err))
+		}
+	}
+	if err := unix.Bind(fd, sa); err != nil {
+		return fail(err)
+	}
+	if typ == unix.SOCK_STREAM {
+		if err := unix.Listen(fd, 128); err != nil {
+			return fail(err)
+		}
+	}
+	return fd, nil
+}
+
+func errnoOf(err error) int {
+	var e syscall.Errno
+	if errors.As(err, &e) {
+		return int(e)
+	}
+	if err != nil {
+		return -1
+	}
+	return 0
+}
+
+// hijackProbe runs as the other user: controls, then the attempts; it
+// prints the report, then serves every socket that bound (counting what it
+// steals) and answers each "count" line on in with the counts, until in
+// closes.
+func hijackProbe(spec string, in io.Reader, out io.Writer) int {
+	var attempts []hijackAttempt
+	if err := json.Unmarshal([]byte(spec), &attempts); err != nil {
+		fmt.Fprintln(os.Stderr, "probe: bad spec:", err)
+		return 2
+	}
+	rep := hijackReport{UID: os.Getuid(), EUID: os.Geteuid(), GID: os.Getgid()}
+	var held []int
+	for _, proto := range []string{"udp", "tcp"} {
+		for _, opts := range [][]string{{"reuseaddr"}, {"reuseport"}, {"reuseaddr", "reuseport"}, {"reuseaddr", "reuseport", "bindtodevice"}} {
+			for _, addr := range []string{"127.0.0.1:0", "[::1]:0"} {
+				c := hijackAttempt{Proto: proto, Addr: addr, Opts: opts}
+				fd, err := probeSocket(c)
+				c.Errno = errnoOf(err)
+				if err != nil {
+					c.ErrMsg = err.Error()
+				} else {
+					unix.Close(fd)
+				}
+				rep.Controls = append(rep.Controls, c)
+			}
+		}
+		// Two sockets of this user on one port with SO_REUSEPORT: the
+		// option works, so a refusal below is the uid rule's.
+		first := hijackAttempt{Proto: proto, Addr: "127.0.0.1:0", Opts: []string{"reuseport"}}
+		fd, err := probeSocket(first)
+		first.Errno, first.ErrMsg = errnoOf(err), fmt.Sprint(err)
+		rep.Controls = append(rep.Controls, first)
+		if err == nil {
+			sa, _ := unix.Getsockname(fd)
+			second := hijackAttempt{Proto: proto, Addr: fmt.Sprintf("127.0.0.1:%d", sa.(*unix.SockaddrInet4).Port), Opts: []string{"reuseport"}}
+			fd2, err := probeSocket(second)
+			second.Errno, second.ErrMsg = errnoOf(err), fmt.Sprint(err)
+			rep.Controls = append(rep.Controls, second)
+			if err == nil {
+				unix.Close(fd2)
+			}
+			unix.Close(fd)
+		}
+	}
+	for _, a := range attempts {
+		fd, err := probeSocket(a)
+		a.Errno = errnoOf(err)
+		if err != nil {
+			a.ErrMsg = err.Error()
+		} else {
+			held = append(held, fd)
+		}
+		rep.Attempts = append(rep.Attempts, a)
+	}
+	var udp, tcp atomic.Uint64
+	var closers []io.Closer
+	for _, fd := range held {
+		f := os.NewFile(uintptr(fd), "held")
+		typ, _ := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE)
+		if typ == unix.SOCK_DGRAM {
+			pc, err := net.FilePacketConn(f)
+			f.Close()
+			if err != nil {
+				continue
+			}
+			closers = append(closers, pc)
+			go func() {
+				buf := make([]byte, 65536)
+				for {
+					if _, _, err := pc.ReadFrom(buf); err != nil {
+						return
+					}
+					udp.Add(1)
+				}
+			}()
+			continue
+		}
+		ln, err := net.FileListener(f)
+		f.Close()
+		if err != nil {
+			continue
+		}
+		closers = append(closers, ln)
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				tcp.Add(1)
+				c.Close()
+			}
+		}()
+	}
+	enc := json.NewEncoder(out)
+	_ = enc.Encode(rep)
+	sc := bufio.NewScanner(in)
+	for sc.Scan() {
+		_ = enc.Encode(hijackCounts{UDP: udp.Load(), TCP: tcp.Load()})
+	}
+	for _, c := range closers {
+		c.Close()
+	}
+	return 0
+}
+
+// hijackProbeProc is a running probe as seen from the test.
+type hijackProbeProc struct {
+	cmd *exec.Cmd
+	in  io.WriteCloser
+	out *bufio.Scanner
+}
+
+var (
+	probeBinOnce sync.Once
+	probeBin     string
+	probeBinErr  error
+)
+
+// startHijackProbe runs the probe as nobody. The test binary sits in a
+// directory only root can enter, so it is copied beside the shardd binary
+// (world-readable).
+func startHijackProbe(t *testing.T, attempts []hijackAttempt) (*hijackProbeProc, hijackReport) {
+	t.Helper()
+	probeBinOnce.Do(func() {
+		self, err := os.Executable()
+		if err != nil {
+			probeBinErr = err
+			return
+		}
+		b, err := os.ReadFile(self)
+		if err != nil {
+			probeBinErr = err
+			return
+		}
+		probeBin = filepath.Join(filepath.Dir(sharddBin), "hijack-probe")
+		probeBinErr = os.WriteFile(probeBin, b, 0o755)
+	})
+	if probeBinErr != nil {
+		t.Fatal(probeBinErr)
+	}
+	spec, _ := json.Marshal(attempts)
+	p := &hijackProbeProc{cmd: exec.Command(probeBin)}
+	p.cmd.Env = append(os.Environ(), hijackProbeEnv+"=1", "SHARDD_HIJACK_SPEC="+string(spec))
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	p.cmd.Stderr = os.Stderr
+	var err error
+	if p.in, err = p.cmd.StdinPipe(); err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := p.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		p.in.Close()
+		done := make(chan struct{})
+		go func() { _ = p.cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = p.cmd.Process.Kill() // only the probe this test started
+			<-done
+		}
+	})
+	p.out = bufio.NewScanner(stdout)
+	p.out.Buffer(make([]byte, 1<<20), 1<<20)
+	var rep hijackReport
+	if !p.out.Scan() {
+		t.Fatalf("the probe printed no report: %v", p.out.Err())
+	}
+	if err := json.Unmarshal(p.out.Bytes(), &rep); err != nil {
+		t.Fatalf("probe report %q: %v", p.out.Bytes(), err)
+	}
+	return p, rep
+}
+
+// counts asks the probe what its sockets took so far.
+func (p *hijackProbeProc) counts(t *testing.T) hijackCounts {
+	t.Helper()
+	if _, err := io.WriteString(p.in, "count\n"); err != nil {
+		t.Fatal(err)
+	}
+	if !p.out.Scan() {
+		t.Fatalf("the probe did not answer: %v", p.out.Err())
+	}
+	var c hijackCounts
+	if err := json.Unmarshal(p.out.Bytes(), &c); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// hijackAttempts lists every option combination against each address, for
+// both transports.
+func hijackAttempts(port uint16, addrs ...string) []hijackAttempt {
+	var out []hijackAttempt
+	for _, proto := range []string{"udp", "tcp"} {
+		for _, a := range addrs {
+			for _, opts := range [][]string{{"reuseaddr"}, {"reuseport"}, {"reuseaddr", "reuseport"}, {"reuseaddr", "reuseport", "bindtodevice"}} {
+				out = append(out, hijackAttempt{Proto: proto, Addr: netip.AddrPortFrom(netip.MustParseAddr(a), port).String(), Opts: opts})
+			}
+		}
+	}
+	return out
+}
+
+// TestAttackHijack runs a process of another user (nobody) that tries to
+// bind shardd's port with SO_REUSEADDR, SO_REUSEPORT and both (and bound to
+// the loopback device), on the same and on more specific addresses, UDP and
+// TCP. Every bind must be refused, and every datagram and connection sent
+// afterwards must reach shardd.
+func TestAttackHijack(t *testing.T) {
+	if os.Getuid() != 0 {
+		if os.Getenv("SHARDD_REQUIRE_TOOLS") == "1" {
+			t.Fatal("the hijack attack runs a probe as another user, which needs root, and SHARDD_REQUIRE_TOOLS=1")
+		}
+		t.Skip("the hijack attack runs a probe as another user, which needs root")
+	}
+	for _, tc := range []struct {
+		name      string
+		args      []string
+		addr      string   // shardd's ADDR (port 0: the kernel picks)
+		attackers []string // the addresses the probe binds, on shardd's port
+		targets   []string // where the traffic goes
+		activated bool     // shard 0's UDP socket comes from "systemd", SO_REUSEADDR on
+	}{
+		{name: "wildcard dual-stack", addr: ":0",
+			attackers: []string{"127.0.0.1", "::1", "0.0.0.0", "::"}, targets: []string{"127.0.0.1", "::1"}},
+		{name: "wildcard dual-stack exclusive steer random", addr: ":0", args: []string{"--exclusive", "--steer", "random"},
+			attackers: []string{"127.0.0.1", "::1", "0.0.0.0", "::"}, targets: []string{"127.0.0.1", "::1"}},
+		{name: "IPv4 wildcard", addr: "0.0.0.0:0",
+			attackers: []string{"127.0.0.1", "0.0.0.0", "::"}, targets: []string{"127.0.0.1"}},
+		{name: "IPv6 wildcard", addr: "[::]:0",
+			attackers: []string{"::1", "::"}, targets: []string{"::1"}},
+		{name: "loopback", addr: "127.0.0.1:0",
+			attackers: []string{"127.0.0.1", "0.0.0.0", "::"}, targets: []string{"127.0.0.1"}},
+		{name: "loopback exclusive steer random", addr: "127.0.0.1:0", args: []string{"--exclusive", "--steer", "random"},
+			attackers: []string{"127.0.0.1", "0.0.0.0", "::"}, targets: []string{"127.0.0.1"}},
+		{name: "loopback socket-activated with SO_REUSEADDR", addr: "127.0.0.1", activated: true,
+			attackers: []string{"127.0.0.1", "0.0.0.0"}, targets: []string{"127.0.0.1"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append([]string{"--handler", "discard", "--proto", "udp,tcp", "--shards", "2", "--rcvbuf", "4M",
+				"--guard-interval", "100ms", "--metrics", "127.0.0.1:0"}, tc.args...)
+			var d *daemon
+			if tc.activated {
+				d = startActivatedDaemon(t, append(args, "--log-format", "json"), tc.addr)
+			} else {
+				d = startDaemon(t, append(args, tc.addr)...)
+			}
+			bound := netip.MustParseAddrPort(d.waitLine(t, "listening")["bound"].(string))
+			url := "http://" + d.waitLine(t, "serving metrics")["addr"].(string) + "/metrics"
+			port := bound.Port()
+
+			p, rep := startHijackProbe(t, hijackAttempts(port, tc.attackers...))
+			// The probe must prove it ran as the other user and could bind.
+			if rep.UID != 65534 || rep.EUID != 65534 {
+				t.Fatalf("the probe ran as uid %d (euid %d), not nobody", rep.UID, rep.EUID)
+			}
+			for _, c := range rep.Controls {
+				if c.Errno != 0 {
+					t.Fatalf("control bind %v failed (%s): the probe cannot bind at all", c, c.ErrMsg)
+				}
+			}
+			refused := 0
+			for _, a := range rep.Attempts {
+				if a.Errno == int(unix.EADDRINUSE) {
+					refused++
+					continue
+				}
+				t.Errorf("nobody's bind %v: %s (errno %d), want address already in use", a, a.ErrMsg, a.Errno)
+			}
+			t.Logf("attack: %s: nobody (uid %d, %d control binds ok) tried %d binds on port %d: %d refused with EADDRINUSE",
+				tc.name, rep.UID, len(rep.Controls), len(rep.Attempts), port, refused)
+
+			// Traffic after the attempts: all of it must reach shardd.
+			const perTarget, chunk, conns = 2000, 200, 10
+			sent := 0
+			var stolen hijackCounts
+			for _, target := range tc.targets {
+				to := netip.AddrPortFrom(netip.MustParseAddr(target), port)
+				c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(to))
+				if err != nil {
+					t.Fatal(err)
+				}
+				for i := 0; i < perTarget; i += chunk {
+					for j := 0; j < chunk; j++ {
+						if _, err := c.Write([]byte("hijack?")); err != nil {
+							t.Fatal(err)
+						}
+					}
+					sent += chunk
+					// Wait until every datagram is somewhere: shardd, its
+					// kernel drops, or the probe.
+					deadline := time.Now().Add(30 * time.Second)
+					for {
+						text := scrape(t, url)
+						stolen = p.counts(t)
+						got := metricSum(text, "shardd_rx_packets_total", `proto="udp"`) + metricSum(text, "shardd_kernel_drops_total", `proto="udp"`)
+						if int(got)+int(stolen.UDP) >= sent {
+							break
+						}
+						if time.Now().After(deadline) {
+							t.Fatalf("%d datagrams sent, %v seen by shardd (rx + kernel drops), %d by the probe", sent, got, stolen.UDP)
+						}
+						time.Sleep(10 * time.Millisecond)
+					}
+				}
+				c.Close()
+				for i := 0; i < conns; i++ {
+					conn, err := net.DialTimeout("tcp", to.String(), 5*time.Second)
+					if err != nil {
+						t.Fatal(err)
+					}
+					conn.Close()
+				}
+			}
+			wantConns := float64(conns * len(tc.targets))
+			var text string
+			deadline := time.Now().Add(30 * time.Second)
+			for {
+				text = scrape(t, url)
+				stolen = p.counts(t)
+				if metricSum(text, "shardd_tcp_accepted_total", "")+float64(stolen.TCP) >= wantConns || time.Now().After(deadline) {
+					break
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			rx := metricSum(text, "shardd_rx_packets_total", `proto="udp"`)
+			drops := metricSum(text, "shardd_kernel_drops_total", `proto="udp"`)
+			accepted := metricSum(text, "shardd_tcp_accepted_total", "")
+			foreign := metricSum(text, "shardd_foreign_sockets", "")
+			warnings := strings.Count(d.stderr.String(), "a socket that is not shardd's can take this listener's traffic")
+			t.Logf("attack: %s: %d datagrams sent after the attempts, shardd received %v (kernel drops %v), the attacker %d; %v connections, shardd accepted %v, the attacker %d; guard: shardd_foreign_sockets %v, %d warnings",
+				tc.name, sent, rx, drops, stolen.UDP, wantConns, accepted, stolen.TCP, foreign, warnings)
+			if stolen.UDP != 0 || stolen.TCP != 0 {
+				t.Errorf("the attacker took %d datagrams and %d connections", stolen.UDP, stolen.TCP)
+			}
+			if int(rx) != sent || drops != 0 {
+				t.Errorf("shardd received %v of %d datagrams (kernel drops %v)", rx, sent, drops)
+			}
+			if accepted != wantConns {
+				t.Errorf("shardd accepted %v of %v connections", accepted, wantConns)
+			}
+			if code, _ := d.stop(t, syscall.SIGTERM); code != 0 {
+				t.Fatalf("exit %d:\n%s", code, d.stderr)
+			}
+		})
+	}
+}
+
+// startActivatedDaemon starts shardd as systemd would with a socket unit:
+// the UDP and TCP sockets for host (port picked here) are bound by the
+// "manager" with SO_REUSEADDR and SO_REUSEPORT, as systemd binds them, and
+// passed with LISTEN_FDS.
+func startActivatedDaemon(t *testing.T, args []string, host string) *daemon {
+	t.Helper()
+	ip := netip.MustParseAddr(host).As4()
+	mk := func(typ int) int {
+		fd, err := unix.Socket(unix.AF_INET, typ|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
+		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
+		return fd
+	}
+	var udp, tcp, port int
+	for try := 0; ; try++ {
+		udp = mk(unix.SOCK_DGRAM)
+		if err := unix.Bind(udp, &unix.SockaddrInet4{Addr: ip}); err != nil {
+			t.Fatal(err)
+		}
+		sa, _ := unix.Getsockname(udp)
+		port = sa.(*unix.SockaddrInet4).Port
+		tcp = mk(unix.SOCK_STREAM)
+		err := unix.Bind(tcp, &unix.SockaddrInet4{Port: port, Addr: ip})
+		if err == nil {
+			break
+		}
+		unix.Close(udp)
+		unix.Close(tcp)
+		if try == 20 {
+			t.Fatal(err)
+		}
+	}
+	if err := unix.Listen(tcp, 128); err != nil {
+		t.Fatal(err)
+	}
+	d := &daemon{stderr: &lockedBuffer{}, lines: make(chan map[string]any, 256), exited: make(chan struct{})}
+	d.cmd = exec.Command("sh", append([]string{"-c", `LISTEN_PID=$$ LISTEN_FDS=2 exec "$0" "$@"`, sharddBin}, append(args, fmt.Sprintf("%s:%d", host, port))...)...)
+	d.cmd.ExtraFiles = []*os.File{os.NewFile(uintptr(udp), "udp"), os.NewFile(uintptr(tcp), "tcp")}
+	startDaemonCmd(t, d)
+	for _, f := range d.cmd.ExtraFiles {
+		f.Close() // the daemon has them now
+	}
+	return d
+}
+
+// startDaemonCmd starts d.cmd as startDaemonAs does, reading its JSON log.
+func startDaemonCmd(t *testing.T, d *daemon) {
+	t.Helper()
+	pr, pw := io.Pipe()
+	d.cmd.Stderr = io.MultiWriter(d.stderr, pw)
+	if err := d.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			var m map[string]any
+			if json.Unmarshal(sc.Bytes(), &m) == nil {
+				select {
+				case d.lines <- m:
+				default:
+				}
+			}
+		}
+	}()
+	go func() {
+		_ = d.cmd.Wait()
+		d.code = d.cmd.ProcessState.ExitCode()
+		pw.Close()
+		close(d.exited)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-d.exited:
+		default:
+			_ = d.cmd.Process.Kill() // only the process this test started
+			<-d.exited
+		}
+	})
+}
