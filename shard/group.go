@@ -98,6 +98,9 @@ func listen(r resolved) (*Group, error) {
 		}
 		cpus = allowed[:r.Shards]
 	}
+	if err := checkInheritedOwners(r); err != nil {
+		return nil, err
+	}
 	pktinfo := r.addr.Addr().IsUnspecified()
 	bound := r.addr
 	lc := net.ListenConfig{Control: control(r.network, pktinfo)}
@@ -179,7 +182,7 @@ func listen(r resolved) (*Group, error) {
 	}
 	if clearedReuseAddr > 0 {
 		r.Logger.Info("turned SO_REUSEADDR off on inherited UDP sockets: with it a process of any user could bind the port and take its datagrams",
-			zap.String("addr", r.Addr), zap.Int("sockets", clearedReuseAddr))
+			zap.Int("sockets", clearedReuseAddr))
 	}
 	if (r.Steer != SteerHash || r.Exclusive) && !r.Upgrade {
 		// A program's indices follow the order sockets joined the group, and
@@ -279,6 +282,41 @@ func listen(r resolved) (*Group, error) {
 	}
 	g.info.Bound = bound
 	return g, nil
+}
+
+// checkInheritedOwners refuses, before any bind, a group whose shards are
+// partly inherited (systemd's sockets, bound as root) and partly bound here
+// by a process of another uid: the kernel lets only one user's sockets
+// share a port, so those binds would fail with "address in use".
+func checkInheritedOwners(r resolved) error {
+	euid := os.Geteuid()
+	for _, proto := range []string{"udp", "tcp"} {
+		if (proto == "udp" && !r.UDP) || (proto == "tcp" && !r.TCP) {
+			continue
+		}
+		owner, passed, missing := -1, 0, -1
+		for i := 0; i < r.Shards; i++ {
+			f, ok := r.Inherit[fmt.Sprintf("%s/%d", proto, i)]
+			if !ok {
+				if missing < 0 {
+					missing = i
+				}
+				continue
+			}
+			passed++
+			if uid, ok := socketOwner(f); ok && uid != euid {
+				owner = uid
+			}
+		}
+		if missing < 0 || owner < 0 {
+			continue
+		}
+		return &ListenError{Addr: r.Addr, Shard: missing,
+			Err: fmt.Errorf("%d inherited %s socket(s) belong to uid %d, and this process (uid %d) must bind the other shards itself: the kernel lets only one user's sockets share a port",
+				passed, proto, owner, euid),
+			Hint: fmt.Sprintf("use --shards %d, pass one socket per shard, or run shardd as uid %d", passed, owner)}
+	}
+	return nil
 }
 
 // Addr returns the bound address (the real port when the configured one was 0).

@@ -194,5 +194,19 @@ func socketInode(c syscall.RawConn) (uint64, bool) {
 	return st.Ino, true
 }
 
+// socketOwner is the uid that owns a socket (its creator's): the uid the
+// kernel compares when another socket asks to share the port.
+func socketOwner(f *os.File) (int, bool) {
+	rc, err := f.SyscallConn() // not Fd(), which would make it blocking
+	if err != nil {
+		return 0, false
+	}
+	var st unix.Stat_t
+	if cerr := rc.Control(func(fd uintptr) { err = unix.Fstat(int(fd), &st) }); cerr != nil || err != nil {
+		return 0, false
+	}
+	return int(st.Uid), true
+}
+
 // dupCloexec duplicates fd with close-on-exec set.
 func dupCloexec(fd uintptr) (int, error) { return unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0) }

@@ -4,6 +4,7 @@ package shard
 
 import (
 	"errors"
+	"os"
 	"syscall"
 )
 
@@ -30,6 +31,9 @@ func readSocketMem(syscall.RawConn) socketMem { return socketMem{} }
 func attachDropAll(syscall.RawConn) error { return nil }
 
 func socketInode(syscall.RawConn) (uint64, bool) { return 0, false }
+
+// socketOwner is not needed off Linux: only one shard binds there.
+func socketOwner(*os.File) (int, bool) { return 0, false }
 
 // dupCloexec is never needed off Linux: sockets are not detached there.
 func dupCloexec(uintptr) (int, error) { return -1, errors.ErrUnsupported }

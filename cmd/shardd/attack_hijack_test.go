@@ -490,6 +490,12 @@ func TestAttackHijack(t *testing.T) {
 // "manager" with SO_REUSEADDR and SO_REUSEPORT, as systemd binds them, and
 // passed with LISTEN_FDS.
 func startActivatedDaemon(t *testing.T, args []string, host string) *daemon {
+	return startActivatedDaemonAs(t, nil, args, host)
+}
+
+// startActivatedDaemonAs is startActivatedDaemon with shardd run as cred
+// (the sockets stay the test's, as systemd's stay root's).
+func startActivatedDaemonAs(t *testing.T, cred *syscall.Credential, args []string, host string) *daemon {
 	t.Helper()
 	ip := netip.MustParseAddr(host).As4()
 	mk := func(typ int) int {
@@ -526,6 +532,7 @@ func startActivatedDaemon(t *testing.T, args []string, host string) *daemon {
 	d := &daemon{stderr: &lockedBuffer{}, lines: make(chan map[string]any, 256), exited: make(chan struct{})}
 	d.cmd = exec.Command("sh", append([]string{"-c", `LISTEN_PID=$$ LISTEN_FDS=2 exec "$0" "$@"`, sharddBin}, append(args, fmt.Sprintf("%s:%d", host, port))...)...)
 	d.cmd.ExtraFiles = []*os.File{os.NewFile(uintptr(udp), "udp"), os.NewFile(uintptr(tcp), "tcp")}
+	d.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
 	startDaemonCmd(t, d)
 	for _, f := range d.cmd.ExtraFiles {
 		f.Close() // the daemon has them now
@@ -567,4 +574,37 @@ func startDaemonCmd(t *testing.T, d *daemon) {
 			<-d.exited
 		}
 	})
+}
+
+// TestActivatedSocketsOfAnotherUser: systemd binds as root and the sample
+// unit runs shardd as a dynamic user. Shards beyond the passed sockets
+// cannot join root's sockets on the port (UDP relied on SO_REUSEADDR for
+// that, which is the hijack), so shardd says so in one line before binding;
+// with --shards equal to the sockets passed it serves.
+func TestActivatedSocketsOfAnotherUser(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("runs shardd as another user, which needs root")
+	}
+	nobody := &syscall.Credential{Uid: 65534, Gid: 65534}
+	args := []string{"--log-format", "json", "--proto", "udp,tcp", "--metrics", "127.0.0.1:0"}
+	d := startActivatedDaemonAs(t, nobody, append(args, "--shards", "2"), "127.0.0.1")
+	select {
+	case <-d.exited:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("shardd did not exit:\n%s", d.stderr)
+	}
+	if d.code != exitRuntime {
+		t.Errorf("exit %d, want %d", d.code, exitRuntime)
+	}
+	assertOneLine(t, d.stderr.String(), "(shard 1)", "belong to uid 0", "this process (uid 65534)", "use --shards 1")
+
+	d = startActivatedDaemonAs(t, nobody, append(args, "--shards", "1"), "127.0.0.1")
+	d.waitLine(t, "turned SO_REUSEADDR off on inherited UDP sockets: with it a process of any user could bind the port and take its datagrams")
+	bound := netip.MustParseAddrPort(d.waitLine(t, "listening")["bound"].(string))
+	if got, _ := exchange(t, "udp4", bound, []byte("activated")); string(got) != "activated" {
+		t.Fatalf("UDP: %q", got)
+	}
+	if code, _ := d.stop(t, syscall.SIGTERM); code != 0 {
+		t.Fatalf("exit %d:\n%s", code, d.stderr)
+	}
 }
