@@ -608,3 +608,79 @@ func TestActivatedSocketsOfAnotherUser(t *testing.T) {
 		t.Fatalf("exit %d:\n%s", code, d.stderr)
 	}
 }
+
+// freePort returns a port free for UDP and TCP on every address, as far as
+// a bind of the wildcards shows.
+func freePort(t *testing.T) uint16 {
+	t.Helper()
+	for try := 0; try < 20; try++ {
+		u, err := net.ListenUDP("udp", &net.UDPAddr{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := u.LocalAddr().(*net.UDPAddr).Port
+		l, err := net.Listen("tcp", fmt.Sprintf(":%d", port))
+		u.Close()
+		if err == nil {
+			l.Close()
+			return uint16(port)
+		}
+	}
+	t.Fatal("no port free for UDP and TCP")
+	return 0
+}
+
+// TestSeveralAddrsOnOnePort: one process may serve overlapping ADDRs on one
+// port (0.0.0.0:P beside [::]:P or :P, 127.0.0.1:P beside :P), UDP and TCP.
+// Before issue 12 this leaned on SO_REUSEADDR; SO_REUSEPORT and one uid
+// are what allow it now. The more specific listener gets its address's
+// traffic.
+func TestSeveralAddrsOnOnePort(t *testing.T) {
+	for _, tc := range []struct {
+		addrs    []string // shardd's ADDRs, %d the port
+		to       string   // where a datagram and a connection go
+		listener string   // the ADDR that must get them
+	}{
+		{[]string{"0.0.0.0:%d", "[::]:%d"}, "127.0.0.1", "0.0.0.0:%d"},
+		{[]string{"0.0.0.0:%d", "[::]:%d"}, "::1", "[::]:%d"},
+		{[]string{"127.0.0.1:%d", ":%d"}, "127.0.0.1", "127.0.0.1:%d"},
+		{[]string{"127.0.0.1:%d", ":%d"}, "::1", ":%d"},
+		{[]string{":%d", "0.0.0.0:%d"}, "127.0.0.1", "0.0.0.0:%d"},
+	} {
+		t.Run(strings.ReplaceAll(strings.Join(tc.addrs, " "), "%d", "P")+" to "+tc.to, func(t *testing.T) {
+			port := freePort(t)
+			args := []string{"--proto", "udp,tcp", "--shards", "2", "--metrics", "127.0.0.1:0"}
+			for _, a := range tc.addrs {
+				args = append(args, fmt.Sprintf(a, port))
+			}
+			d := startDaemon(t, args...)
+			for range tc.addrs {
+				d.waitLine(t, "listening")
+			}
+			url := "http://" + d.waitLine(t, "serving metrics")["addr"].(string) + "/metrics"
+			to := netip.AddrPortFrom(netip.MustParseAddr(tc.to), port)
+			if got, _ := exchange(t, "udp", to, []byte("several")); string(got) != "several" {
+				t.Fatalf("UDP reply %q", got)
+			}
+			c, err := net.DialTimeout("tcp", to.String(), 5*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, _ = c.Write([]byte("several"))
+			_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			buf := make([]byte, 7)
+			if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "several" {
+				t.Fatalf("TCP reply %q: %v", buf, err)
+			}
+			c.Close()
+			text := scrape(t, url)
+			want := fmt.Sprintf(`listener="`+tc.listener+`"`, port)
+			if got := metricSum(text, "shardd_rx_packets_total", want); got < 2 {
+				t.Errorf("%s received %v messages (UDP + TCP), want both\n%s", want, got, text)
+			}
+			if code, _ := d.stop(t, syscall.SIGTERM); code != 0 {
+				t.Fatalf("exit %d:\n%s", code, d.stderr)
+			}
+		})
+	}
+}
