@@ -12,7 +12,8 @@ import (
 
 // guard looks for sockets on each listener's port that are not shardd's own
 // (another process of the same user that joined the reuseport group, or a
-// more specific bind that the kernel prefers) at start and then every
+// more specific bind that the kernel prefers; other users' binds are refused
+// by the kernel, see TestAttackHijack) at start and then every
 // interval. Each new one is logged once with pid, process and uid; the
 // current number is shardd_foreign_sockets.
 type guard struct {
@@ -48,7 +49,7 @@ func (g *guard) check() {
 				zap.String("addr", grp.Info().Addr), zap.String("proto", s.Proto), zap.Stringer("local", s.Local),
 				zap.Int("pid", pid), zap.String("process", proc), zap.Int("uid", s.UID), zap.Uint64("inode", s.Inode),
 				zap.Strings("notes", notes),
-				zap.String("fix", "stop that process; a later joiner of shardd's own group gets no UDP traffic under --exclusive with --steer random or cpu, but a more specific bind (e.g. 127.0.0.1 beside a wildcard) takes its address's traffic whatever shardd does"))
+				zap.String("fix", "stop that process (the kernel lets only shardd's own user bind beside it); a later joiner of shardd's own group gets no UDP traffic under --exclusive with --steer random or cpu, but a more specific bind (e.g. 127.0.0.1 beside a wildcard) takes its address's traffic whatever shardd does"))
 		}
 	}
 }
