@@ -99,6 +99,7 @@ func dnsGarbage(r *rand.Rand, k string, maxPacket int) []byte {
 // received = responses (by rcode) + dropped (by reason) + truncated
 // (longer than --max-packet) + handler errors.
 func TestAttackGarbageDNS(t *testing.T) {
+	requireTool(t, "dig") // checked first: the attack ends with dig
 	const maxPacket = 1500
 	d := startDaemon(t, "--handler", "dns", "--proto", "udp,tcp", "--shards", "2", "--rcvbuf", "4M",
 		"--max-packet", fmt.Sprint(maxPacket), "--max-frame", "4096", "--metrics", "127.0.0.1:0", "--zone", "../../testdata/dns/example.com.zone", "127.0.0.1:0")
