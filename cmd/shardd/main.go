@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"runtime"
@@ -332,7 +331,7 @@ func run(args []string, stdout, stderr io.Writer, sig chan os.Signal) int {
 	grd.check()
 	upg := newUpgrader(exe, os.Args[1:], groups, metricsLn, log)
 	upg.pidfile = o.pidfile
-	var metricsSrv *http.Server
+	var metricsSrv *metrics.Server
 	if metricsLn != nil {
 		metricsSrv = serveMetrics(metricsLn, groups, grd, upg, svc, log)
 	}
@@ -603,7 +602,7 @@ func (gs groupsSource) Stats(dst []metrics.Snapshot) []metrics.Snapshot {
 	return dst
 }
 
-func serveMetrics(ln net.Listener, groups []*shard.Group, grd *guard, upg *upgrader, svc service, log *zap.Logger) *http.Server {
+func serveMetrics(ln net.Listener, groups []*shard.Group, grd *guard, upg *upgrader, svc service, log *zap.Logger) *metrics.Server {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(svc.Collectors()...)
 	for result, n := range upg.results {
@@ -635,9 +634,10 @@ func serveMetrics(ln net.Listener, groups []*shard.Group, grd *guard, upg *upgra
 			ConstLabels: prometheus.Labels{"version": version(), "goversion": runtime.Version()},
 		}, func() float64 { return 1 }),
 	)
-	srv := &http.Server{Handler: metrics.Handler(reg), ReadHeaderTimeout: 5 * time.Second}
+	srv := metrics.NewServer(ln, reg, metrics.DefaultLimits(), log)
+	reg.MustRegister(srv)
 	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := srv.Serve(); err != nil {
 			log.Error("metrics server stopped", zap.Error(err))
 		}
 	}()
