@@ -289,6 +289,14 @@ func run(args []string, stdout, stderr io.Writer, sig chan os.Signal) int {
 			fromSystemd = true
 		}
 	}
+	// A pidfile that cannot be written safely stops the start: checked
+	// here, before anything binds, so the failure is one line.
+	if o.pidfile != "" {
+		if err := checkPidfile(o.pidfile); err != nil {
+			fmt.Fprintf(stderr, "shardd: %v\n", err)
+			return exitRuntime
+		}
+	}
 	ntf := newNotifier()
 	svc, err := services[o.handler.value](o, log)
 	if err != nil {
@@ -350,12 +358,17 @@ func run(args []string, stdout, stderr io.Writer, sig chan os.Signal) int {
 	}
 	allDone := make(chan struct{})
 	go func() { wg.Wait(); close(allDone) }()
+	code := exitOK
+	handedOver := false
 	if o.pidfile != "" {
 		if err := writePidfile(o.pidfile, os.Getpid()); err != nil {
-			log.Warn("cannot write the pidfile", zap.String("pidfile", o.pidfile), zap.Error(err))
+			log.Error("cannot write the pidfile; stopping", zap.String("pidfile", o.pidfile), zap.Error(err))
+			code = exitRuntime
+			// Started by an upgrade: the old process keeps the sockets.
+			handedOver = inh != nil && !fromSystemd
 		}
 	}
-	if inh != nil {
+	if code == exitOK && inh != nil { // without the ready signal, an upgrade's old process sees this one fail
 		if fromSystemd {
 			log.Info("serving the sockets systemd passed")
 		} else {
@@ -363,12 +376,12 @@ func run(args []string, stdout, stderr io.Writer, sig chan os.Signal) int {
 		}
 		inh.signalReady()
 	}
-	ntf.send(fmt.Sprintf("READY=1\nMAINPID=%d", os.Getpid()))
+	if code == exitOK {
+		ntf.send(fmt.Sprintf("READY=1\nMAINPID=%d", os.Getpid()))
+	}
 
-	code := exitOK
-	handedOver := false
 wait:
-	for {
+	for code == exitOK {
 		select {
 		case s := <-sig:
 			switch s {
@@ -444,9 +457,7 @@ wait:
 	}
 	logSummary(log, groups)
 	if o.pidfile != "" && !handedOver {
-		if b, err := os.ReadFile(o.pidfile); err == nil && strings.TrimSpace(string(b)) == strconv.Itoa(os.Getpid()) {
-			_ = os.Remove(o.pidfile)
-		}
+		removePidfile(o.pidfile, os.Getpid())
 	}
 	return code
 }
