@@ -100,6 +100,9 @@ var (
 	descHTTPConns = prometheus.NewDesc("shardd_metrics_http_connections", "Connections the metrics endpoint holds open.", nil, nil)
 )
 
+// fdFix is what to do when the process runs out of descriptors.
+const fdFix = "raise the descriptor limit (LimitNOFILE= in the systemd unit, ulimit -n in a shell) or lower --max-conns"
+
 // errorQuiet: an error kind that recurs after this long without one starts
 // a new episode, and is logged again.
 const errorQuiet = time.Minute
@@ -336,8 +339,11 @@ func (s *Server) serverError(msg string) {
 		msg = msg[:300] + "..."
 	}
 	fields := []zap.Field{zap.String("kind", kind), zap.String("error", msg)}
-	if strings.Contains(msg, syscall.EMFILE.Error()) || strings.Contains(msg, syscall.ENFILE.Error()) {
-		fields = append(fields, zap.String("fix", "the process is out of file descriptors: raise LimitNOFILE (ulimit -n) or lower --max-conns"))
+	switch {
+	case strings.Contains(msg, syscall.ENFILE.Error()):
+		fields = append(fields, zap.String("cause", "ENFILE: the system is out of file descriptors (too many open files in system)"), zap.String("fix", fdFix))
+	case strings.Contains(msg, syscall.EMFILE.Error()):
+		fields = append(fields, zap.String("cause", "EMFILE: this process is at its descriptor limit (too many open files)"), zap.String("fix", fdFix))
 	}
 	s.log.Warn("metrics endpoint: server error (repeats are counted in shardd_metrics_http_errors_total, not logged)", fields...)
 }

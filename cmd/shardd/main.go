@@ -645,6 +645,10 @@ func serveMetrics(ln net.Listener, groups []*shard.Group, grd *guard, upg *upgra
 			ConstLabels: prometheus.Labels{"version": version(), "goversion": runtime.Version()},
 		}, func() float64 { return 1 }),
 	)
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "shardd_guard_errors_total",
+		Help: "Guard passes (every --guard-interval) that could not look for foreign sockets, e.g. out of descriptors; logged once per episode.",
+	}, func() float64 { return float64(grd.errors.Load()) }))
 	srv := metrics.NewServer(ln, reg, metrics.DefaultLimits(), log)
 	reg.MustRegister(srv)
 	go func() {
@@ -663,7 +667,7 @@ func signalled(log *zap.Logger, s os.Signal, done string, err error) {
 	case errors.As(err, &nothing):
 		log.Info("signal ignored", zap.String("signal", s.String()), zap.String("reason", err.Error()))
 	case err != nil:
-		log.Error("signal handling failed; the previous state keeps serving", zap.String("signal", s.String()), zap.Error(err))
+		log.Error("signal handling failed; the previous state keeps serving", append([]zap.Field{zap.String("signal", s.String()), zap.Error(err)}, fdFields(err)...)...)
 	default:
 		log.Info(done, zap.String("signal", s.String()))
 	}
