@@ -269,7 +269,7 @@ func TestAttackMetricsSlowClients(t *testing.T) {
 		t.Errorf("POST /metrics: %s, Allow %q; want 405 with Allow: GET, HEAD", resp.Status, resp.Header.Get("Allow"))
 	}
 	reloads(t, d)
-	t.Logf("attack: %d slowloris + %d slow-body POSTs: all closed by the daemon (%d POSTs saw 405 first); descriptors %d -> at most %d; VmRSS %.1f -> at most %.1f MB; a scrape after took %v; HUP reload ok",
+	t.Logf("attack: %d slowloris + %d slow-body POSTs: all closed by the daemon (%d POSTs got in and were answered 405, the rest refused at the cap); descriptors %d -> at most %d; VmRSS %.1f -> at most %.1f MB; a scrape after took %v; HUP reload ok",
 		slowloris, posts, got405.Load(), base, peakFDs, float64(rss0)/(1<<20), float64(peakRSS)/(1<<20), took.Round(time.Millisecond))
 }
 
