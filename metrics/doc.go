@@ -6,4 +6,10 @@
 // once per batch. Nothing is aggregated on the hot path: a [Collector] reads
 // every block from a [Source] at scrape time and derives totals, the batch
 // fill histogram and the imbalance gauge there.
+//
+// A [Server] serves [Handler] within [Limits]: timeouts for every phase of a
+// request, a header size limit, GET and HEAD only, and a small cap on
+// connections at which idle and request-less connections are evicted, so
+// that clients of the endpoint cannot take the process's descriptors or
+// memory.
 package metrics

@@ -16,15 +16,21 @@ import (
 // by the kernel, see TestAttackHijack) at start and then every
 // interval. Each new one is logged once with pid, process and uid; the
 // current number is shardd_foreign_sockets.
+//
+// A pass that cannot look (descriptor exhaustion, /proc unreadable) is
+// logged once per listener and episode, counted in shardd_guard_errors_total,
+// and the end of the episode is logged once.
 type guard struct {
 	groups []*shard.Group
 	counts []atomic.Int64
 	seen   map[uint64]bool
 	log    *zap.Logger
+	failed []uint64 // failed passes in the current episode, by listener
+	errors atomic.Uint64
 }
 
 func newGuard(groups []*shard.Group, log *zap.Logger) *guard {
-	return &guard{groups: groups, counts: make([]atomic.Int64, len(groups)), seen: map[uint64]bool{}, log: log}
+	return &guard{groups: groups, counts: make([]atomic.Int64, len(groups)), seen: map[uint64]bool{}, log: log, failed: make([]uint64, len(groups))}
 }
 
 // check scans once; it runs on one goroutine at a time.
@@ -32,8 +38,19 @@ func (g *guard) check() {
 	for i, grp := range g.groups {
 		foreign, notes, err := grp.ForeignSockets()
 		if err != nil {
-			g.log.Warn("cannot look for foreign sockets", zap.String("addr", grp.Info().Addr), zap.Error(err))
+			g.errors.Add(1)
+			g.failed[i]++
+			if g.failed[i] == 1 {
+				g.log.Warn("cannot look for foreign sockets; retrying every --guard-interval, logged once until it works again",
+					append([]zap.Field{zap.String("addr", grp.Info().Addr), zap.Error(err)}, fdFields(err)...)...)
+			} else {
+				g.log.Debug("guard pass failed again", zap.String("addr", grp.Info().Addr), zap.Uint64("failed_passes", g.failed[i]))
+			}
 			continue
+		}
+		if g.failed[i] > 0 {
+			g.log.Info("looking for foreign sockets works again", zap.String("addr", grp.Info().Addr), zap.Uint64("failed_passes", g.failed[i]))
+			g.failed[i] = 0
 		}
 		g.counts[i].Store(int64(len(foreign)))
 		for _, s := range foreign {

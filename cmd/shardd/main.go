@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"runtime"
@@ -290,6 +289,14 @@ func run(args []string, stdout, stderr io.Writer, sig chan os.Signal) int {
 			fromSystemd = true
 		}
 	}
+	// A pidfile that cannot be written safely stops the start: checked
+	// here, before anything binds, so the failure is one line.
+	if o.pidfile != "" {
+		if err := checkPidfile(o.pidfile); err != nil {
+			fmt.Fprintf(stderr, "shardd: %v\n", err)
+			return exitRuntime
+		}
+	}
 	ntf := newNotifier()
 	svc, err := services[o.handler.value](o, log)
 	if err != nil {
@@ -332,7 +339,7 @@ func run(args []string, stdout, stderr io.Writer, sig chan os.Signal) int {
 	grd.check()
 	upg := newUpgrader(exe, os.Args[1:], groups, metricsLn, log)
 	upg.pidfile = o.pidfile
-	var metricsSrv *http.Server
+	var metricsSrv *metrics.Server
 	if metricsLn != nil {
 		metricsSrv = serveMetrics(metricsLn, groups, grd, upg, svc, log)
 	}
@@ -351,12 +358,17 @@ func run(args []string, stdout, stderr io.Writer, sig chan os.Signal) int {
 	}
 	allDone := make(chan struct{})
 	go func() { wg.Wait(); close(allDone) }()
+	code := exitOK
+	handedOver := false
 	if o.pidfile != "" {
 		if err := writePidfile(o.pidfile, os.Getpid()); err != nil {
-			log.Warn("cannot write the pidfile", zap.String("pidfile", o.pidfile), zap.Error(err))
+			log.Error("cannot write the pidfile; stopping", zap.String("pidfile", o.pidfile), zap.Error(err))
+			code = exitRuntime
+			// Started by an upgrade: the old process keeps the sockets.
+			handedOver = inh != nil && !fromSystemd
 		}
 	}
-	if inh != nil {
+	if code == exitOK && inh != nil { // without the ready signal, an upgrade's old process sees this one fail
 		if fromSystemd {
 			log.Info("serving the sockets systemd passed")
 		} else {
@@ -364,12 +376,12 @@ func run(args []string, stdout, stderr io.Writer, sig chan os.Signal) int {
 		}
 		inh.signalReady()
 	}
-	ntf.send(fmt.Sprintf("READY=1\nMAINPID=%d", os.Getpid()))
+	if code == exitOK {
+		ntf.send(fmt.Sprintf("READY=1\nMAINPID=%d", os.Getpid()))
+	}
 
-	code := exitOK
-	handedOver := false
 wait:
-	for {
+	for code == exitOK {
 		select {
 		case s := <-sig:
 			switch s {
@@ -445,9 +457,7 @@ wait:
 	}
 	logSummary(log, groups)
 	if o.pidfile != "" && !handedOver {
-		if b, err := os.ReadFile(o.pidfile); err == nil && strings.TrimSpace(string(b)) == strconv.Itoa(os.Getpid()) {
-			_ = os.Remove(o.pidfile)
-		}
+		removePidfile(o.pidfile, os.Getpid())
 	}
 	return code
 }
@@ -603,7 +613,7 @@ func (gs groupsSource) Stats(dst []metrics.Snapshot) []metrics.Snapshot {
 	return dst
 }
 
-func serveMetrics(ln net.Listener, groups []*shard.Group, grd *guard, upg *upgrader, svc service, log *zap.Logger) *http.Server {
+func serveMetrics(ln net.Listener, groups []*shard.Group, grd *guard, upg *upgrader, svc service, log *zap.Logger) *metrics.Server {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(svc.Collectors()...)
 	for result, n := range upg.results {
@@ -635,9 +645,14 @@ func serveMetrics(ln net.Listener, groups []*shard.Group, grd *guard, upg *upgra
 			ConstLabels: prometheus.Labels{"version": version(), "goversion": runtime.Version()},
 		}, func() float64 { return 1 }),
 	)
-	srv := &http.Server{Handler: metrics.Handler(reg), ReadHeaderTimeout: 5 * time.Second}
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "shardd_guard_errors_total",
+		Help: "Guard passes (every --guard-interval) that could not look for foreign sockets, e.g. out of descriptors; logged once per episode.",
+	}, func() float64 { return float64(grd.errors.Load()) }))
+	srv := metrics.NewServer(ln, reg, metrics.DefaultLimits(), log)
+	reg.MustRegister(srv)
 	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := srv.Serve(); err != nil {
 			log.Error("metrics server stopped", zap.Error(err))
 		}
 	}()
@@ -652,7 +667,7 @@ func signalled(log *zap.Logger, s os.Signal, done string, err error) {
 	case errors.As(err, &nothing):
 		log.Info("signal ignored", zap.String("signal", s.String()), zap.String("reason", err.Error()))
 	case err != nil:
-		log.Error("signal handling failed; the previous state keeps serving", zap.String("signal", s.String()), zap.Error(err))
+		log.Error("signal handling failed; the previous state keeps serving", append([]zap.Field{zap.String("signal", s.String()), zap.Error(err)}, fdFields(err)...)...)
 	default:
 		log.Info(done, zap.String("signal", s.String()))
 	}

@@ -1,9 +1,13 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"net"
 	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -151,7 +155,7 @@ func (u *upgrader) start() {
 		pid, err := u.run()
 		if err != nil {
 			u.results["failed"].Add(1)
-			u.log.Error("upgrade failed; this process keeps serving and a later upgrade can be tried", zap.Error(err))
+			u.log.Error("upgrade failed; this process keeps serving and a later upgrade can be tried", append([]zap.Field{zap.Error(err)}, fdFields(err)...)...)
 			if u.pidfile != "" { // the dead child may have written its pid
 				_ = writePidfile(u.pidfile, os.Getpid())
 			}
@@ -281,14 +285,86 @@ func rawFD(f *os.File) (uintptr, error) {
 	return fd, nil
 }
 
-// writePidfile writes pid to path atomically (a rename), so a reader never
-// sees a half-written file.
+// writePidfile writes pid to path atomically, so a reader never sees a
+// half-written file, and never through a symbolic link: a link at path is
+// refused, and the temporary file has a random name in path's directory and
+// is created with O_EXCL (which does not follow a link either). The rename
+// replaces whatever name is at path; it does not follow one.
 func writePidfile(path string, pid int) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(strconv.Itoa(pid)+"\n"), 0o644); err != nil {
+	if err := checkPidfile(path); err != nil {
 		return err
 	}
-	return os.Rename(tmp, path)
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return fmt.Errorf("--pidfile %s: cannot create a file in its directory: %w (the directory must exist and be writable by shardd's user)", path, unwrapPathErr(err))
+	}
+	tmp := f.Name()
+	err = func() error {
+		defer f.Close()
+		if _, err := f.WriteString(strconv.Itoa(pid) + "\n"); err != nil {
+			return err
+		}
+		if err := f.Chmod(0o644); err != nil {
+			return err
+		}
+		return f.Sync()
+	}()
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		_ = os.Remove(tmp)
+		return fmt.Errorf("--pidfile %s: %w", path, unwrapPathErr(err))
+	}
+	if d, err := os.Open(filepath.Dir(path)); err == nil { // the rename made durable
+		_ = d.Sync()
+		_ = d.Close()
+	}
+	return nil
+}
+
+// checkPidfile refuses a pidfile path that is a symbolic link or not a
+// regular file.
+func checkPidfile(path string) error {
+	fi, err := os.Lstat(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil
+	case err != nil:
+		return fmt.Errorf("--pidfile %s: %w", path, unwrapPathErr(err))
+	case fi.Mode()&fs.ModeSymlink != 0:
+		to, _ := os.Readlink(path)
+		return fmt.Errorf("--pidfile %s is a symbolic link (to %s), and shardd does not write through one: remove the link, or give the path of a regular file", path, to)
+	case !fi.Mode().IsRegular():
+		return fmt.Errorf("--pidfile %s is not a regular file (%v): give the path of a file shardd may replace", path, fi.Mode().Type())
+	}
+	return nil
+}
+
+// removePidfile removes path at exit if it is a regular file (not a
+// symbolic link) that still holds pid.
+func removePidfile(path string, pid int) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		return // gone, or a link someone put there: not ours to remove
+	}
+	b, err := io.ReadAll(io.LimitReader(f, 64))
+	fi, serr := f.Stat()
+	_ = f.Close()
+	if err != nil || serr != nil || !fi.Mode().IsRegular() || strings.TrimSpace(string(b)) != strconv.Itoa(pid) {
+		return
+	}
+	if cur, err := os.Lstat(path); err == nil && os.SameFile(fi, cur) {
+		_ = os.Remove(path)
+	}
+}
+
+func unwrapPathErr(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }
 
 // runUpgradeCommand is `shardd upgrade --pidfile FILE`: SIGUSR2 to the

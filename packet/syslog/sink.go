@@ -185,6 +185,9 @@ func Open(cfg Config) (*Sink, error) {
 		s.f, s.stdout = os.Stdout, true
 	} else {
 		f, id, err := openSink(cfg.Path)
+		if errors.Is(err, ErrSymlink) {
+			return nil, fmt.Errorf("cannot open --sink %s: %w", cfg.Path, err)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("cannot open --sink %s: %w; create its directory or let shardd's user write there, or pick another path", cfg.Path, unwrapPath(err))
 		}
@@ -195,9 +198,14 @@ func Open(cfg Config) (*Sink, error) {
 	return s, nil
 }
 
+// openSink opens path for appending, creating it. A symbolic link at path
+// is refused (O_NOFOLLOW): a sink is never written through one.
 func openSink(path string) (*os.File, fileID, error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|oNoFollow, 0o640)
 	if err != nil {
+		if fi, lerr := os.Lstat(path); lerr == nil && fi.Mode()&fs.ModeSymlink != 0 {
+			return nil, fileID{}, ErrSymlink
+		}
 		return nil, fileID{}, err
 	}
 	id, err := statFile(f)
@@ -207,6 +215,9 @@ func openSink(path string) (*os.File, fileID, error) {
 	}
 	return f, id, nil
 }
+
+// ErrSymlink is the error of a sink path that is a symbolic link.
+var ErrSymlink = errors.New("it is a symbolic link, and shardd does not write through one: give the path of a regular file (the link's target, if that is the file meant)")
 
 // unwrapPath drops the *PathError wrapper (whose text repeats the path).
 func unwrapPath(err error) error {
@@ -591,7 +602,9 @@ func (s *Sink) openAgain() error {
 }
 
 func (s *Sink) reopen() error {
-	if err := s.openAgain(); err != nil {
+	if err := s.openAgain(); errors.Is(err, ErrSymlink) {
+		return fmt.Errorf("cannot reopen --sink %s: %w; the old file stays in use", s.cfg.Path, err)
+	} else if err != nil {
 		return fmt.Errorf("cannot reopen --sink %s: %w; the old file stays in use; fix the path and send SIGUSR1 again", s.cfg.Path, unwrapPath(err))
 	}
 	s.reopens.Add(1)

@@ -30,3 +30,6 @@ func statPath(path string) (fileID, error) {
 	}
 	return fileID{nlink: 1, size: fi.Size()}, nil
 }
+
+// oNoFollow: this platform has no O_NOFOLLOW, so a symbolic link at the sink path is followed here.
+const oNoFollow = 0

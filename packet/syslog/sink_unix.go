@@ -34,3 +34,6 @@ func statPath(path string) (fileID, error) {
 	}
 	return fileID{dev: uint64(st.Dev), ino: uint64(st.Ino), nlink: uint64(st.Nlink), size: st.Size}, nil
 }
+
+// oNoFollow makes an open fail on a symbolic link.
+const oNoFollow = syscall.O_NOFOLLOW
