@@ -153,3 +153,9 @@ func socketInode(c syscall.RawConn) (uint64, bool) {
 
 // dupCloexec duplicates fd with close-on-exec set.
 func dupCloexec(fd uintptr) (int, error) { return unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0) }
+
+// inq returns how many bytes wait in a TCP socket's receive queue (SIOCINQ).
+func inq(fd int) (int, bool) {
+	n, err := unix.IoctlGetInt(fd, unix.SIOCINQ)
+	return n, err == nil
+}

@@ -27,3 +27,6 @@ func socketInode(syscall.RawConn) (uint64, bool) { return 0, false }
 
 // dupCloexec is never needed off Linux: sockets are not detached there.
 func dupCloexec(uintptr) (int, error) { return -1, errors.ErrUnsupported }
+
+// inq is Linux's; elsewhere a stop reads nothing more from its connections.
+func inq(int) (int, bool) { return 0, false }
