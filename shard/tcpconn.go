@@ -171,7 +171,6 @@ func (t *tcpShard) outRoom(cb *connBuf) bool {
 	}
 	nb := make([]byte, len(cb.out), n)
 	copy(nb, cb.out)
-	t.mem.release(cap(cb.out))
 	cb.held += n - cap(cb.out)
 	cb.out = nb
 	return true

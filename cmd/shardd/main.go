@@ -593,6 +593,8 @@ func logSummary(log *zap.Logger, groups []*shard.Group) {
 					zap.Uint64("tx_bytes", s.TxBytes),
 					zap.Uint64("handler_errors", s.HandlerErrors),
 					zap.Uint64("discarded_bytes", s.DiscardedBytes),
+					zap.Uint64("unsent_messages", s.UnsentPackets),
+					zap.Uint64("unsent_bytes", s.UnsentBytes),
 				)...)
 				continue
 			}
