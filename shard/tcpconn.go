@@ -3,6 +3,7 @@ package shard
 import (
 	"errors"
 	"net/netip"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -56,6 +57,7 @@ const smallBuf = 4 << 10
 type tcpMem struct {
 	budget  int64
 	used    atomic.Int64
+	peak    atomic.Int64 // high-water mark since memory was last given back to the OS
 	waiters atomic.Int32
 	mu      sync.Mutex
 	freed   chan struct{} // closed (and replaced) when memory comes back while someone waits
@@ -72,6 +74,9 @@ func (m *tcpMem) reserve(n int) bool {
 			return false
 		}
 		if m.used.CompareAndSwap(u, u+int64(n)) {
+			if p := m.peak.Load(); u+int64(n) > p {
+				m.peak.CompareAndSwap(p, u+int64(n))
+			}
 			return true
 		}
 	}
@@ -83,7 +88,10 @@ func (m *tcpMem) release(n int) {
 	if n == 0 {
 		return
 	}
-	m.used.Add(-int64(n))
+	u := m.used.Add(-int64(n))
+	if p := m.peak.Load(); p >= giveBackAbove && u <= p/4 && m.peak.CompareAndSwap(p, u) {
+		giveBack()
+	}
 	if m.waiters.Load() > 0 {
 		m.mu.Lock()
 		close(m.freed)
@@ -113,6 +121,27 @@ func (m *tcpMem) waitFree(deadline time.Time, stop <-chan struct{}) bool {
 	case <-tm.C:
 		return false
 	}
+}
+
+// giveBackAbove: when a shard's connections held at least this much and
+// then gave three quarters of it back (an attack or a burst is over), the
+// freed heap is returned to the OS at once instead of by Go's slow
+// background scavenger, so RSS comes down after the connections close.
+const giveBackAbove = 2 << 20
+
+var lastGiveBack atomic.Int64 // unix nanoseconds; at most one give-back per giveBackEvery
+
+const giveBackEvery = 5 * time.Second
+
+// giveBack runs debug.FreeOSMemory (a full GC) on its own goroutine, at most
+// once per giveBackEvery for the whole process; rare by construction.
+func giveBack() {
+	now := time.Now().UnixNano()
+	last := lastGiveBack.Load()
+	if now-last < int64(giveBackEvery) || !lastGiveBack.CompareAndSwap(last, now) {
+		return
+	}
+	go debug.FreeOSMemory()
 }
 
 // pendReplies is a run of replies in connBuf.out: they end at end and count
