@@ -229,12 +229,12 @@ func (t *tcpShard) serveConn(st *connState) {
 		}
 		// Size the input buffer: small between messages, larger for a
 		// long frame or a burst, never over inMax.
-		want := max(cap(cb.in), smallBuf)
+		want := max(cap(cb.in), readBuf)
 		if grow || len(cb.in) > cap(cb.in)/2 {
 			want = 2 * cap(cb.in)
 		}
 		if len(cb.in) == 0 && !grow {
-			want = smallBuf
+			want = readBuf
 		}
 		want = min(max(want, len(cb.in)+1), t.inMax)
 		for !t.setIn(&cb, max(want, len(cb.in))) {
@@ -335,7 +335,7 @@ func (t *tcpShard) serveInput(st *connState, cb *connBuf, eof bool, deadline *ti
 	if ferr != nil {
 		return metrics.CloseFrameTooLarge, false
 	}
-	if len(cb.in) == 0 && cap(cb.in) > smallBuf {
+	if len(cb.in) == 0 && cap(cb.in) > readBuf {
 		t.setIn(cb, 0) // a burst is over: give its buffer back
 	}
 	return 0, true

@@ -48,9 +48,14 @@ func inLimit(maxFrame int) int { return maxFrame + frameSlack }
 // frame of input and one message's replies.
 func MinConnMemory(maxFrame int) int { return inLimit(maxFrame) + replyBytes(maxFrame) }
 
-// smallBuf is the buffer a connection keeps between messages (goroutine
-// shape input; replies in both shapes); larger ones go back when they empty.
+// smallBuf is the smallest reply queue a connection allocates; larger ones
+// go back when they empty.
 const smallBuf = 4 << 10
+
+// readBuf is the input buffer a goroutine-shape connection keeps between
+// messages (as before the limits: 16 KiB reads); a long frame or a burst
+// grows it up to inMax, and it shrinks back once empty.
+const readBuf = 16 << 10
 
 // tcpMem is a shard's budget for its connections' buffers. reserve never
 // lets used exceed budget.
