@@ -95,12 +95,16 @@ type Config struct {
 	// UDP and TCP select the transports served on Addr; neither means UDP.
 	// With TCP each shard also owns one SO_REUSEPORT listener.
 	UDP, TCP bool
-	// MaxConns is the number of TCP connections a shard keeps open; more are
-	// accepted and closed at once (counted). 0 means DefaultMaxConns.
+	// MaxConns is the number of TCP connections a shard keeps open. When it
+	// is full, a new connection replaces the one that has completed no
+	// message for the longest, if that is at least a second (min(1s,
+	// IdleTimeout); closed as "evicted"); otherwise the new one is accepted
+	// and closed at once ("limit"). 0 means DefaultMaxConns.
 	MaxConns int
 	// IdleTimeout closes a TCP connection that completes no message for this
-	// long, slow clients included (bytes that do not finish a frame do not
-	// extend it). 0 means DefaultIdleTimeout.
+	// long, slow clients included (bytes that do not finish a frame, and
+	// frames that carry no message, do not extend it). 0 means
+	// DefaultIdleTimeout.
 	IdleTimeout time.Duration
 	// WriteTimeout closes a TCP connection that does not take its replies
 	// for this long. 0 means DefaultWriteTimeout.

@@ -159,3 +159,10 @@ func inq(fd int) (int, bool) {
 	n, err := unix.IoctlGetInt(fd, unix.SIOCINQ)
 	return n, err == nil
 }
+
+// outq returns how many bytes a TCP socket has not yet had acknowledged
+// (SIOCOUTQ): replies still on their way to the client.
+func outq(fd int) (int, bool) {
+	n, err := unix.IoctlGetInt(fd, unix.SIOCOUTQ)
+	return n, err == nil
+}

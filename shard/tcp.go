@@ -238,8 +238,8 @@ func (t *tcpShard) serveConn(st *connState) {
 		}
 		want = min(max(want, len(cb.in)+1), t.inMax)
 		for !t.setIn(&cb, max(want, len(cb.in))) {
-			if !t.mem.waitFree(t.waitUntil(deadline), nil) {
-				reason = metrics.CloseIdle
+			if !t.mem.waitFree(t.waitUntil(deadline), t.stopCh) {
+				reason = t.waitedOut()
 				return
 			}
 		}
@@ -289,6 +289,14 @@ func (t *tcpShard) waitUntil(deadline time.Time) time.Time {
 	return deadline
 }
 
+// waitedOut is why a connection that waited for memory in vain closes.
+func (t *tcpShard) waitedOut() int {
+	if t.stopping.Load() {
+		return metrics.CloseShutdown
+	}
+	return metrics.CloseIdle
+}
+
 // complete tells whether buf starts with a complete message.
 func (t *tcpShard) complete(buf []byte) bool {
 	if t.framer == nil {
@@ -302,8 +310,8 @@ func (t *tcpShard) complete(buf []byte) bool {
 // the replies (goroutine shape). ok false closes the connection for reason.
 func (t *tcpShard) serveInput(st *connState, cb *connBuf, eof bool, deadline *time.Time) (reason int, ok bool) {
 	for !t.mem.reserve(t.outMax) {
-		if !t.mem.waitFree(t.waitUntil(*deadline), nil) {
-			return metrics.CloseIdle, false
+		if !t.mem.waitFree(t.waitUntil(*deadline), t.stopCh) {
+			return t.waitedOut(), false
 		}
 	}
 	bp := t.outPool.Get().(*[]byte)
@@ -350,17 +358,29 @@ func (t *tcpShard) linger(c *net.TCPConn, cb *connBuf) {
 	var scratch [4096]byte
 	var discarded uint64
 	end := time.Now().Add(drainLinger)
+	rc, rcErr := c.SyscallConn()
+	pending := func() bool { // replies not yet acknowledged by the client
+		busy := false
+		if rcErr == nil {
+			_ = rc.Control(func(fd uintptr) { busy = unacked(int(fd)) })
+		}
+		return busy
+	}
 	for {
 		d := time.Now().Add(drainIdle)
-		if d.After(end) {
+		if d.After(end) && !pending() {
 			d = end
 		}
 		_ = c.SetReadDeadline(d)
 		n, err := c.Read(scratch[:])
 		discarded += uint64(n)
-		if err != nil {
-			break
+		if err == nil {
+			continue
 		}
+		if errors.Is(err, os.ErrDeadlineExceeded) && pending() {
+			continue // the stop's deadline (closeAll) ends this if the client never reads
+		}
+		break
 	}
 	if discarded > 0 {
 		t.mu.Lock()

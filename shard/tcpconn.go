@@ -108,6 +108,11 @@ func (m *tcpMem) release(n int) {
 // waitFree waits until memory is given back or the deadline passes
 // (goroutine shape). It reports whether memory came back.
 func (m *tcpMem) waitFree(deadline time.Time, stop <-chan struct{}) bool {
+	select {
+	case <-stop:
+		stop = nil // already stopping: wait for memory or the deadline only
+	default:
+	}
 	m.waiters.Add(1)
 	defer m.waiters.Add(-1)
 	m.mu.Lock()
@@ -353,8 +358,16 @@ const (
 	acceptBackoffMax = 200 * time.Millisecond
 )
 
-// drainLinger bounds, during a graceful stop, how long a connection that
-// has been answered waits for its client to close after our FIN (reading
-// and discarding what the client still sends, so the close does not reset
-// replies the client has not read yet).
+// drainLinger is, during a graceful stop, how long a connection that has
+// been answered waits for its client to close after our FIN, reading and
+// discarding what the client still sends, so the close does not reset
+// replies the client has not read yet. A connection whose replies the
+// client has not yet acknowledged (SIOCOUTQ) lingers on until they are,
+// or until the stop's deadline cuts it.
 const drainLinger = 500 * time.Millisecond
+
+// unacked tells whether fd still has reply bytes the client did not acknowledge.
+func unacked(fd int) bool {
+	n, ok := outq(fd)
+	return ok && n > 0
+}

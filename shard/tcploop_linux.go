@@ -567,7 +567,7 @@ func (l *tcpLoop) drainStep(now time.Time) {
 	for _, c := range l.conns {
 		switch {
 		case c.lingering:
-			if now.After(c.lingerEnd) || now.Sub(c.lastActive) >= drainIdle {
+			if (now.After(c.lingerEnd) || now.Sub(c.lastActive) >= drainIdle) && !unacked(c.fd) {
 				l.closeConn(c, metrics.CloseShutdown)
 			}
 		case c.fence == 0 && !c.waiting && len(c.cb.out) == 0:

@@ -94,7 +94,7 @@ func newFlagSet(o *options) *flag.FlagSet {
 	o.connMem = shard.DefaultMaxConnMemory
 	o.shardMem = shard.DefaultMaxShardMemory
 	fs.Var(&o.proto, "proto", "transports on every ADDR: udp, tcp or udp,tcp (same port)")
-	fs.IntVar(&o.maxConns, "max-conns", shard.DefaultMaxConns, "TCP connections per shard; more are accepted and closed at once")
+	fs.IntVar(&o.maxConns, "max-conns", shard.DefaultMaxConns, "TCP connections per shard; when full, a new one replaces the connection that completed no message for longest (1s or more), else it is accepted and closed at once")
 	fs.DurationVar(&o.idle, "idle-timeout", shard.DefaultIdleTimeout, "close a TCP connection that completes no message for this long (slow clients included)")
 	fs.DurationVar(&o.writeTO, "write-timeout", shard.DefaultWriteTimeout, "close a TCP connection that does not read its replies for this long")
 	fs.Var(&o.steer, "steer", "how datagrams spread over shards: hash (kernel 4-tuple hash), random (BPF: one flow spreads evenly), cpu (BPF: the shard pinned to the receiving CPU; needs --pin)")
