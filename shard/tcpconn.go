@@ -215,15 +215,6 @@ func (t *tcpShard) outRoom(cb *connBuf) bool {
 	return true
 }
 
-// trimOut gives back a large reply buffer once it is empty.
-func (t *tcpShard) trimOut(cb *connBuf) {
-	if len(cb.out) == 0 && cap(cb.out) > smallBuf {
-		t.mem.release(cap(cb.out))
-		cb.held -= cap(cb.out)
-		cb.out = nil
-	}
-}
-
 // wrote accounts for n bytes of cb.out the kernel took: the runs of replies
 // it completes count as sent, and out keeps the rest.
 func (t *tcpShard) wrote(cb *connBuf, n int) {

@@ -462,7 +462,7 @@ func (l *tcpLoop) serveData(c *loopConn, data []byte, eof bool) (reason int, don
 		if len(c.cb.out) > 0 {
 			// The kernel took part: the connection keeps the rest (budgetFor
 			// made sure the budget has room).
-			own := make([]byte, len(c.cb.out), len(c.cb.out))
+			own := make([]byte, len(c.cb.out))
 			copy(own, c.cb.out)
 			t.mem.reserve(len(own))
 			c.cb.held += len(own)
