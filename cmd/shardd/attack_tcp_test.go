@@ -387,8 +387,8 @@ func TestAttackTCPIdleSlotsDoNotLockOut(t *testing.T) {
 			perIP := metricSum(text, "shardd_tcp_closed_total", `reason="per_ip_limit"`)
 			evicted := metricSum(text, "shardd_tcp_closed_total", `reason="evicted"`)
 			limit := metricSum(text, "shardd_tcp_closed_total", `reason="limit"`)
-			t.Logf("attack: %s: %d connections opened from %d sources (%d connects failed), idle or sending zero-length frames, against --max-conns 64 x 2 shards: dig +tcp answered in %v; refused per_ip_limit %0.f, limit %0.f, evicted %0.f",
-				shape, opened.Load(), sources, refused.Load(), took.Round(time.Millisecond), perIP, limit, evicted)
+			t.Logf("attack: %s: %d connections opened from %d sources (%d connects failed), idle or sending zero-length frames, against --max-conns 64 x 2 shards: dig +tcp got %q in %v; refused per_ip_limit %0.f, limit %0.f, evicted %0.f",
+				shape, opened.Load(), sources, refused.Load(), r.status, took.Round(time.Millisecond), perIP, limit, evicted)
 			if r.status != "NOERROR" || len(r.answer) == 0 || !r.tcp {
 				t.Fatalf("dig +tcp was locked out by idle connections:\n%s", r.out)
 			}
