@@ -41,7 +41,25 @@ type Counts struct {
 	Accepted       uint64               // connections accepted
 	Closed         [CloseReasons]uint64 // connections closed, by reason
 	DiscardedBytes uint64               // bytes read but not part of a complete message when the connection closed
+	// Replies queued for a connection that closed before the kernel took
+	// them (write timeout, reset, a stop that ran out of time): counted
+	// here instead of in TxPackets/TxBytes, which count written replies only.
+	UnsentPackets, UnsentBytes uint64
+	AcceptErrors               [AcceptErrnos]uint64 // failed accept calls, by errno
 }
+
+// Accept errors by errno; the index into Counts.AcceptErrors.
+const (
+	AcceptEMFILE = iota // the process is out of descriptors
+	AcceptENFILE        // the system is out of descriptors
+	AcceptENOBUFS
+	AcceptENOMEM
+	AcceptOther
+	AcceptErrnos
+)
+
+// AcceptErrnoNames are the errno label values, by index.
+var AcceptErrnoNames = [AcceptErrnos]string{"EMFILE", "ENFILE", "ENOBUFS", "ENOMEM", "other"}
 
 // Why a connection closed; the index into Counts.Closed.
 const (
@@ -52,11 +70,13 @@ const (
 	CloseError                // a read or write error (reset)
 	CloseWriteTimeout         // the client did not read its replies in time
 	CloseShutdown             // the server stopped
+	ClosePerIP                // over --max-conns-per-ip: accepted and closed at once
+	CloseEvicted              // the shard was full: the connection idle the longest made room for a new one
 	CloseReasons
 )
 
 // CloseReasonNames are the reason label values, by index.
-var CloseReasonNames = [CloseReasons]string{"eof", "idle", "limit", "frame_too_large", "error", "write_timeout", "shutdown"}
+var CloseReasonNames = [CloseReasons]string{"eof", "idle", "limit", "frame_too_large", "error", "write_timeout", "shutdown", "per_ip_limit", "evicted"}
 
 // Active is the number of connections open: accepted and not yet closed.
 func (c *Counts) Active() uint64 {
@@ -76,7 +96,7 @@ type Shard struct {
 	_ cpu.CacheLinePad
 }
 
-const countsWords = 8 + 1 + BatchBuckets + 1 + CloseReasons + 1
+const countsWords = 8 + 1 + BatchBuckets + 1 + CloseReasons + 1 + 2 + AcceptErrnos
 
 // Publish stores c. It must only be called by the shard that owns s: with a
 // single writer, plain atomic stores suffice and no read-modify-write is
@@ -103,6 +123,11 @@ func (s *Shard) Publish(c *Counts) {
 		s.set(tcp+1+i, v)
 	}
 	s.set(tcp+1+CloseReasons, c.DiscardedBytes)
+	s.set(tcp+2+CloseReasons, c.UnsentPackets)
+	s.set(tcp+3+CloseReasons, c.UnsentBytes)
+	for i, v := range c.AcceptErrors {
+		s.set(tcp+4+CloseReasons+i, v)
+	}
 }
 
 func (s *Shard) set(i int, v uint64) {
@@ -132,6 +157,11 @@ func (s *Shard) Load() Counts {
 		c.Closed[i] = s.c[tcp+1+i].Load()
 	}
 	c.DiscardedBytes = s.c[tcp+1+CloseReasons].Load()
+	c.UnsentPackets = s.c[tcp+2+CloseReasons].Load()
+	c.UnsentBytes = s.c[tcp+3+CloseReasons].Load()
+	for i := range c.AcceptErrors {
+		c.AcceptErrors[i] = s.c[tcp+4+CloseReasons+i].Load()
+	}
 	return c
 }
 
@@ -147,6 +177,7 @@ type Snapshot struct {
 	QueueBytes  uint64 // bytes waiting in the socket's receive queue
 	RcvBuf      uint64 // the socket's effective receive buffer
 	Inode       uint64 // the socket's inode (UDP socket or TCP listener), 0 if unknown
+	HeldBytes   uint64 // TCP: buffer bytes the shard's connections hold (input and queued replies)
 }
 
 // Source reports per-shard snapshots. It must be safe for concurrent use.

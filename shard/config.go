@@ -30,6 +30,20 @@ const (
 	DefaultIdleTimeout  = 60 * time.Second
 	DefaultWriteTimeout = 10 * time.Second
 	DefaultMaxFrame     = 65535
+	// DefaultMaxConnMemory bounds what one TCP connection may hold: input
+	// read but not yet served plus replies not yet written. It must hold one
+	// frame and one message's replies (MinConnMemory); 256 KiB does for the
+	// default --max-frame and 64 KiB DNS answers.
+	DefaultMaxConnMemory = 256 << 10
+	// DefaultMaxShardMemory bounds what all the TCP connections of one shard
+	// hold together; a connection that would go over waits (reads nothing)
+	// until others give memory back or its idle timeout closes it.
+	DefaultMaxShardMemory = 64 << 20
+	// DefaultMaxConnsPerIP is how many TCP connections one source address
+	// (IPv6: one /64) may hold on one shard: a quarter of DefaultMaxConns,
+	// so one address cannot take a shard (a busy resolver behind one
+	// address still gets hundreds).
+	DefaultMaxConnsPerIP = 256
 
 	SteerHash   = "hash"
 	SteerRandom = "random"
@@ -81,12 +95,16 @@ type Config struct {
 	// UDP and TCP select the transports served on Addr; neither means UDP.
 	// With TCP each shard also owns one SO_REUSEPORT listener.
 	UDP, TCP bool
-	// MaxConns is the number of TCP connections a shard keeps open; more are
-	// accepted and closed at once (counted). 0 means DefaultMaxConns.
+	// MaxConns is the number of TCP connections a shard keeps open. When it
+	// is full, a new connection replaces the one that has completed no
+	// message for the longest, if that is at least a second (min(1s,
+	// IdleTimeout); closed as "evicted"); otherwise the new one is accepted
+	// and closed at once ("limit"). 0 means DefaultMaxConns.
 	MaxConns int
 	// IdleTimeout closes a TCP connection that completes no message for this
-	// long, slow clients included (bytes that do not finish a frame do not
-	// extend it). 0 means DefaultIdleTimeout.
+	// long, slow clients included (bytes that do not finish a frame, and
+	// frames that carry no message, do not extend it). 0 means
+	// DefaultIdleTimeout.
 	IdleTimeout time.Duration
 	// WriteTimeout closes a TCP connection that does not take its replies
 	// for this long. 0 means DefaultWriteTimeout.
@@ -100,6 +118,23 @@ type Config struct {
 	// MaxFrame is the largest TCP message; a longer frame closes the
 	// connection (counted). 0 means DefaultMaxFrame.
 	MaxFrame int
+	// MaxConnMemory is the most one TCP connection holds in buffers: input
+	// read and not yet served plus replies not yet written. A connection at
+	// its limit stops taking messages out of its input (and stops reading)
+	// until the client reads its replies. It must be at least
+	// MinConnMemory(MaxFrame). 0 means DefaultMaxConnMemory.
+	MaxConnMemory int
+	// MaxShardMemory is the most all the TCP connections of one shard hold
+	// in buffers together: a connection that would go over stops reading
+	// and serving until memory comes back (backpressure), so MaxConns x
+	// MaxConnMemory never exceeds it. At least MaxConnMemory. 0 means
+	// DefaultMaxShardMemory.
+	MaxShardMemory int
+	// MaxConnsPerIP is how many TCP connections one source address may
+	// hold on one shard (IPv6 addresses count per /64); more are accepted
+	// and closed at once (counted). Per shard, as MaxConns, so accepting
+	// takes no lock shared between shards. 0 means DefaultMaxConnsPerIP.
+	MaxConnsPerIP int
 
 	// NewHandler returns the handler of shard i. Each shard gets its own, so
 	// handler state is shard-local and needs no locks. Nil means packet.Echo.
@@ -229,6 +264,24 @@ func (c Config) resolve(gomaxprocs int) (resolved, error) {
 	}
 	if r.MaxFrame < 1 || r.MaxFrame > 1<<24 {
 		return r, &ConfigError{"max-frame", strconv.Itoa(c.MaxFrame), "must be between 1 and 16777216", ""}
+	}
+	if r.MaxConnMemory == 0 {
+		r.MaxConnMemory = DefaultMaxConnMemory
+	}
+	if need := MinConnMemory(r.MaxFrame); r.MaxConnMemory < need {
+		return r, &ConfigError{"max-conn-memory", strconv.Itoa(c.MaxConnMemory), fmt.Sprintf("must hold one frame and one message's replies: at least %d with --max-frame %d", need, r.MaxFrame), "raise --max-conn-memory or lower --max-frame"}
+	}
+	if r.MaxShardMemory == 0 {
+		r.MaxShardMemory = DefaultMaxShardMemory
+	}
+	if r.MaxShardMemory < r.MaxConnMemory {
+		return r, &ConfigError{"max-shard-memory", strconv.Itoa(c.MaxShardMemory), fmt.Sprintf("must be at least --max-conn-memory (%d)", r.MaxConnMemory), "raise --max-shard-memory or lower --max-conn-memory"}
+	}
+	if r.MaxConnsPerIP == 0 {
+		r.MaxConnsPerIP = DefaultMaxConnsPerIP
+	}
+	if r.MaxConnsPerIP < 1 {
+		return r, &ConfigError{"max-conns-per-ip", strconv.Itoa(c.MaxConnsPerIP), "must be at least 1", "set it to --max-conns for no per-address limit"}
 	}
 	if r.NewHandler == nil {
 		r.NewHandler = func(int) packet.Handler { return packet.Echo{} }

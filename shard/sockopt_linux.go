@@ -210,3 +210,16 @@ func socketOwner(f *os.File) (int, bool) {
 
 // dupCloexec duplicates fd with close-on-exec set.
 func dupCloexec(fd uintptr) (int, error) { return unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0) }
+
+// inq returns how many bytes wait in a TCP socket's receive queue (SIOCINQ).
+func inq(fd int) (int, bool) {
+	n, err := unix.IoctlGetInt(fd, unix.SIOCINQ)
+	return n, err == nil
+}
+
+// outq returns how many bytes a TCP socket has not yet had acknowledged
+// (SIOCOUTQ): replies still on their way to the client.
+func outq(fd int) (int, bool) {
+	n, err := unix.IoctlGetInt(fd, unix.SIOCOUTQ)
+	return n, err == nil
+}

@@ -37,3 +37,9 @@ func socketOwner(*os.File) (int, bool) { return 0, false }
 
 // dupCloexec is never needed off Linux: sockets are not detached there.
 func dupCloexec(uintptr) (int, error) { return -1, errors.ErrUnsupported }
+
+// inq is Linux's; elsewhere a stop reads nothing more from its connections.
+func inq(int) (int, bool) { return 0, false }
+
+// outq is Linux's; elsewhere a lingering connection closes on its timers.
+func outq(int) (int, bool) { return 0, false }

@@ -31,6 +31,13 @@ type tcpShard struct {
 	framer   packet.Framer // nil: raw stream
 	log      *zap.Logger
 	stopping atomic.Bool
+	stopCh   chan struct{} // closed when stopping
+
+	mem      *tcpMem // what the connections hold, against --max-shard-memory
+	inMax    int     // input a connection keeps at most (raw: one read)
+	outMax   int     // replies a connection queues at most
+	replyMax int     // what one message's replies may take
+	outPool  sync.Pool
 
 	mu       sync.Mutex // guards handler, w, pkt, counts, panicked
 	panicked bool       // a handler panic was logged once already
@@ -40,9 +47,19 @@ type tcpShard struct {
 	counts   metrics.Counts
 	ctr      metrics.Shard
 
-	connsMu sync.Mutex
-	conns   map[*net.TCPConn]struct{}
-	wg      sync.WaitGroup
+	connsMu  sync.Mutex // guards conns, evicting, perIP
+	conns    map[*net.TCPConn]*connState
+	evicting int                // connections told to go that have not yet
+	perIP    map[netip.Addr]int // open connections by source (addrKey)
+	wg       sync.WaitGroup
+}
+
+// connState is what the accept loop knows of a goroutine-shape connection.
+type connState struct {
+	c       *net.TCPConn
+	src     netip.AddrPort
+	lastMsg atomic.Int64 // unix nanoseconds of the last complete message (or the accept)
+	evicted bool         // under connsMu: closed to make room for a new connection
 }
 
 // maxStreamReply is the smallest reply size a TCP shard allows: a 2-byte
@@ -56,10 +73,20 @@ func newTCPShard(id int, cfg *resolved, ln *net.TCPListener, h packet.Handler) *
 		// One message's replies at a time. --max-frame limits what clients
 		// send; a reply may still take a whole 64 KiB frame (a DNS answer to
 		// a small query), so it never gets less.
-		w:     packet.NewReplyWriter(16, 2*max(cfg.MaxFrame, maxStreamReply), max(cfg.MaxFrame, maxStreamReply)),
-		conns: map[*net.TCPConn]struct{}{},
+		w:      packet.NewReplyWriter(repliesPerMsg, 2*replyCap(cfg.MaxFrame), replyCap(cfg.MaxFrame)),
+		conns:  map[*net.TCPConn]*connState{},
+		perIP:  map[netip.Addr]int{},
+		stopCh: make(chan struct{}),
+		mem:    newTCPMem(cfg.MaxShardMemory),
 	}
 	t.framer, _ = h.(packet.Framer)
+	t.inMax = inLimit(cfg.MaxFrame)
+	if t.framer == nil {
+		t.inMax = cfg.MaxFrame // a raw stream: each read is one message
+	}
+	t.replyMax = replyBytes(cfg.MaxFrame)
+	t.outMax = cfg.MaxConnMemory - t.inMax
+	t.outPool.New = func() any { b := make([]byte, 0, t.outMax); return &b }
 	t.pkt.Proto = packet.TCP
 	t.pkt.Shard = id
 	return t
@@ -80,153 +107,305 @@ func (t *tcpShard) run() error {
 		return t.loop.run()
 	}
 	defer t.wg.Wait()
+	var backoff time.Duration
 	for {
 		c, err := t.ln.AcceptTCP()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return nil
 			}
-			// EMFILE and friends: count, breathe, go on.
-			t.log.Warn("accept failed", zap.Error(err))
-			time.Sleep(10 * time.Millisecond)
+			// EMFILE and friends: the connection stays queued, so count,
+			// back off (doubling) and retry; a stop cuts the wait short.
+			t.acceptFailed(err)
+			backoff = min(max(2*backoff, acceptBackoffMin), acceptBackoffMax)
+			select {
+			case <-time.After(backoff):
+			case <-t.stopCh:
+			}
 			continue
 		}
-		if !t.admit() {
+		backoff = 0
+		src := c.RemoteAddr().(*net.TCPAddr).AddrPort()
+		st := &connState{c: c, src: netip.AddrPortFrom(src.Addr().Unmap(), src.Port())}
+		now := time.Now()
+		st.lastMsg.Store(now.UnixNano())
+		// stop sets stopping before it walks conns under connsMu, so a
+		// connection registered here either gets stop's deadline or sees
+		// stopping itself (serveConn).
+		t.connsMu.Lock()
+		live := len(t.conns) - t.evicting
+		var victim *connState
+		if live >= t.cfg.MaxConns {
+			victim = t.idlest(now)
+		}
+		switch t.admit(st.src.Addr(), live, victim != nil) {
+		case admitRefuse:
+			t.connsMu.Unlock()
 			_ = c.SetLinger(0) // refuse at once, no TIME_WAIT on our side
 			_ = c.Close()
 			continue
+		case admitEvict:
+			victim.evicted = true
+			t.evicting++
+			_ = victim.c.SetLinger(0)
+			_ = victim.c.Close() // its goroutine counts it as evicted
 		}
-		// stop sets stopping before it walks conns under connsMu, so a
-		// connection registered here either gets stop's short deadline or
-		// sees stopping itself (serveConn) and takes that deadline.
-		t.connsMu.Lock()
-		t.conns[c] = struct{}{}
+		t.conns[c] = st
 		t.connsMu.Unlock()
 		t.wg.Add(1)
-		go t.serveConn(c)
+		go t.serveConn(st)
 	}
 }
 
-// admit counts an accepted connection and reports whether --max-conns
-// leaves room for it; one over the limit is counted as closed for "limit".
-func (t *tcpShard) admit() bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.counts.Accepted++
-	over := t.counts.Active() > uint64(t.cfg.MaxConns)
-	if over {
-		t.counts.Closed[metrics.CloseLimit]++
+// idlest returns the connection that completed no message for the longest,
+// if that is at least evictIdle; t.connsMu is held.
+func (t *tcpShard) idlest(now time.Time) *connState {
+	var victim *connState
+	oldest := now.Add(-t.evictIdle()).UnixNano()
+	for _, st := range t.conns {
+		if st.evicted {
+			continue
+		}
+		if last := st.lastMsg.Load(); last <= oldest {
+			victim, oldest = st, last
+		}
 	}
-	t.ctr.Publish(&t.counts)
-	return !over
+	return victim
 }
 
-// serveConn reads, frames, serves and answers one connection.
-func (t *tcpShard) serveConn(c *net.TCPConn) {
+// serveConn reads, frames, serves and answers one connection. Its input
+// buffer holds at most inMax bytes, and replies go to a buffer borrowed per
+// round (outMax bytes, reserved from the shard's budget) that is written
+// out whole before more input is served.
+func (t *tcpShard) serveConn(st *connState) {
 	defer t.wg.Done()
+	c := st.c
 	reason := metrics.CloseError
-	var buf []byte
+	var cb connBuf
 	defer func() {
 		t.connsMu.Lock()
 		delete(t.conns, c)
+		t.forget(st.src.Addr())
+		if st.evicted {
+			t.evicting--
+			reason = metrics.CloseEvicted
+		}
 		t.connsMu.Unlock()
 		_ = c.Close()
-		t.mu.Lock()
-		t.counts.Closed[reason]++
-		t.counts.DiscardedBytes += uint64(len(buf))
-		t.ctr.Publish(&t.counts)
-		t.mu.Unlock()
+		t.release(&cb, reason)
 	}()
-	src := c.RemoteAddr().(*net.TCPAddr).AddrPort()
-	src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
-	// A raw stream makes each read one message, so a read never asks for
-	// more than a message may hold.
-	chunk := 16 << 10
-	if t.framer == nil {
-		chunk = min(chunk, t.cfg.MaxFrame)
-	}
-	buf = make([]byte, 0, chunk)
-	var out []byte
 	// A message must complete within the idle timeout of the previous one:
-	// bytes that do not finish a frame do not extend it (slow clients).
+	// bytes that do not finish a frame, and frames that carry no message,
+	// do not extend it (slow and idle clients).
 	deadline := time.Now().Add(t.cfg.IdleTimeout)
-	var stopDeadline time.Time
+	fence := -1 // stopping: bytes the client had sent when the stop came, still to read
+	eof, grow := false, false
 	for {
-		if !t.stopping.Load() {
-			_ = c.SetReadDeadline(deadline)
-		}
-		if t.stopping.Load() && stopDeadline.IsZero() {
-			// Stopping (perhaps before stop() could see this connection):
-			// read what the client already sent, briefly, then close.
-			stopDeadline = time.Now().Add(drainIdle)
-			_ = c.SetReadDeadline(stopDeadline)
-		}
-		if cap(buf)-len(buf) < chunk/2 {
-			// Grow for a long frame; framing caps it at MaxFrame.
-			nb := make([]byte, len(buf), 2*cap(buf))
-			copy(nb, buf)
-			buf = nb
-		}
-		n, err := c.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+n]
-		var consumed int
-		var ferr error
-		out, consumed, ferr = t.serveBytes(buf, src, out[:0], err == io.EOF)
-		if consumed > 0 {
-			deadline = time.Now().Add(t.cfg.IdleTimeout)
-			if t.stopping.Load() { // still busy while stopping: keep serving a little longer
-				stopDeadline = time.Now().Add(drainIdle)
-				_ = c.SetReadDeadline(stopDeadline)
+		if len(cb.in) > 0 && (eof || t.complete(cb.in)) {
+			r, ok := t.serveInput(st, &cb, eof, &deadline)
+			if !ok {
+				reason = r
+				return
 			}
-			buf = buf[:copy(buf, buf[consumed:])]
+			if len(cb.in) > 0 && t.complete(cb.in) {
+				continue // more complete messages than one round's replies
+			}
 		}
-		if len(out) > 0 {
-			_ = c.SetWriteDeadline(time.Now().Add(t.cfg.WriteTimeout))
-			if _, werr := c.Write(out); werr != nil {
-				reason = metrics.CloseError
-				if errors.Is(werr, os.ErrDeadlineExceeded) {
-					reason = metrics.CloseWriteTimeout
-				}
+		if eof {
+			reason = metrics.CloseEOF
+			return
+		}
+		if t.stopping.Load() && fence < 0 {
+			// Stopping: answer what the client had sent by now, read no more.
+			fence = 0
+			if rc, err := c.SyscallConn(); err == nil {
+				_ = rc.Control(func(fd uintptr) { fence, _ = inq(int(fd)) })
+			}
+		}
+		if fence == 0 {
+			t.linger(c, &cb)
+			reason = metrics.CloseShutdown
+			return
+		}
+		// Size the input buffer: small between messages, larger for a
+		// long frame or a burst, never over inMax.
+		want := max(cap(cb.in), readBuf)
+		if grow || len(cb.in) > cap(cb.in)/2 {
+			want = 2 * cap(cb.in)
+		}
+		if len(cb.in) == 0 && !grow {
+			want = readBuf
+		}
+		want = min(max(want, len(cb.in)+1), t.inMax)
+		for !t.setIn(&cb, max(want, len(cb.in))) {
+			if !t.mem.waitFree(t.waitUntil(deadline), t.stopCh) {
+				reason = t.waitedOut()
 				return
 			}
 		}
-		switch {
-		case ferr != nil:
-			reason = metrics.CloseFrameTooLarge
+		room := cap(cb.in) - len(cb.in)
+		if room == 0 {
+			reason = metrics.CloseFrameTooLarge // inMax holds any frame the framer accepts
 			return
-		case err == io.EOF:
-			// Half-close: the client is done sending; everything it sent
-			// is answered above. Closing tells it we are done too.
-			reason = metrics.CloseEOF
-			return
-		case errors.Is(err, os.ErrDeadlineExceeded):
-			reason = metrics.CloseIdle
+		}
+		if fence > 0 {
+			room = min(room, fence)
+			_ = c.SetReadDeadline(time.Now().Add(drainIdle))
+		} else {
+			_ = c.SetReadDeadline(deadline)
 			if t.stopping.Load() {
-				reason = metrics.CloseShutdown
+				continue // stop's deadline may have come before ours
 			}
-			return
+		}
+		n, err := c.Read(cb.in[len(cb.in) : len(cb.in)+room])
+		cb.in = cb.in[:len(cb.in)+n]
+		grow = n == room
+		if fence > 0 {
+			fence -= n
+		}
+		switch {
+		case err == io.EOF:
+			eof = true // serve the rest with eof (FinalFramer), then close
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			if fence > 0 {
+				fence = 0
+			} else if !t.stopping.Load() {
+				reason = metrics.CloseIdle
+				return
+			}
 		case err != nil:
 			reason = metrics.CloseError
 			return
 		}
-		if t.framer == nil && cap(buf) > chunk {
-			buf = make([]byte, 0, chunk) // a raw stream keeps nothing between reads
-		}
 	}
 }
 
-// serveBytes hands every complete message in buf to the handler and returns
-// the framed replies appended to out and how many bytes were consumed. eof
-// says the client has sent everything: a framer that is a
-// packet.FinalFramer then gets the bytes left after the last frame.
-func (t *tcpShard) serveBytes(buf []byte, src netip.AddrPort, out []byte, eof bool) ([]byte, int, error) {
+// waitUntil bounds a wait for memory: the idle deadline, or a short one
+// once the shard is stopping.
+func (t *tcpShard) waitUntil(deadline time.Time) time.Time {
+	if t.stopping.Load() {
+		return time.Now().Add(drainIdle)
+	}
+	return deadline
+}
+
+// waitedOut is why a connection that waited for memory in vain closes.
+func (t *tcpShard) waitedOut() int {
+	if t.stopping.Load() {
+		return metrics.CloseShutdown
+	}
+	return metrics.CloseIdle
+}
+
+// complete tells whether buf starts with a complete message.
+func (t *tcpShard) complete(buf []byte) bool {
+	if t.framer == nil {
+		return len(buf) > 0
+	}
+	adv, _, err := t.framer.Frame(buf, t.cfg.MaxFrame)
+	return adv > 0 || err != nil
+}
+
+// serveInput serves what cb.in holds into a borrowed reply buffer and writes
+// the replies (goroutine shape). ok false closes the connection for reason.
+func (t *tcpShard) serveInput(st *connState, cb *connBuf, eof bool, deadline *time.Time) (reason int, ok bool) {
+	for !t.mem.reserve(t.outMax) {
+		if !t.mem.waitFree(t.waitUntil(*deadline), t.stopCh) {
+			return t.waitedOut(), false
+		}
+	}
+	bp := t.outPool.Get().(*[]byte)
+	cb.out = (*bp)[:0]
+	defer func() {
+		*bp = cb.out[:0]
+		cb.out = nil
+		t.outPool.Put(bp)
+		t.mem.release(t.outMax)
+	}()
+	consumed, msgs, _, ferr := t.serveBytes(cb.in, st.src, cb, eof)
+	cb.in = cb.in[:copy(cb.in, cb.in[consumed:])]
+	if msgs > 0 {
+		now := time.Now()
+		*deadline = now.Add(t.cfg.IdleTimeout)
+		st.lastMsg.Store(now.UnixNano())
+	}
+	if len(cb.out) > 0 {
+		_ = st.c.SetWriteDeadline(time.Now().Add(t.cfg.WriteTimeout))
+		n, werr := st.c.Write(cb.out)
+		t.wrote(cb, n)
+		if werr != nil {
+			if errors.Is(werr, os.ErrDeadlineExceeded) {
+				return metrics.CloseWriteTimeout, false
+			}
+			return metrics.CloseError, false
+		}
+	}
+	if ferr != nil {
+		return metrics.CloseFrameTooLarge, false
+	}
+	if len(cb.in) == 0 && cap(cb.in) > readBuf {
+		t.setIn(cb, 0) // a burst is over: give its buffer back
+	}
+	return 0, true
+}
+
+// linger ends a connection during a graceful stop once everything read is
+// answered: FIN after the replies, then what the client still sends is read
+// and discarded until it closes (or drainLinger), so the close does not
+// reset replies it has not read yet.
+func (t *tcpShard) linger(c *net.TCPConn, cb *connBuf) {
+	_ = c.CloseWrite()
+	var scratch [4096]byte
+	var discarded uint64
+	end := time.Now().Add(drainLinger)
+	rc, rcErr := c.SyscallConn()
+	pending := func() bool { // replies not yet acknowledged by the client
+		busy := false
+		if rcErr == nil {
+			_ = rc.Control(func(fd uintptr) { busy = unacked(int(fd)) })
+		}
+		return busy
+	}
+	for {
+		d := time.Now().Add(drainIdle)
+		if d.After(end) && !pending() {
+			d = end
+		}
+		_ = c.SetReadDeadline(d)
+		n, err := c.Read(scratch[:])
+		discarded += uint64(n)
+		if err == nil {
+			continue
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) && pending() {
+			continue // the stop's deadline (closeAll) ends this if the client never reads
+		}
+		break
+	}
+	if discarded > 0 {
+		t.mu.Lock()
+		t.counts.DiscardedBytes += discarded
+		t.ctr.Publish(&t.counts)
+		t.mu.Unlock()
+	}
+}
+
+// serveBytes hands complete messages in buf to the handler, appending their
+// framed replies to cb.out, for as long as cb.out has room for one more
+// message's replies (outRoom); blocked says it stopped for lack of room with
+// complete messages left. It returns how many bytes were consumed and how
+// many messages served. eof says the client has sent everything: a framer
+// that is a packet.FinalFramer then gets the bytes left after the last
+// frame. A frame that carries no message is consumed, counted as discarded
+// and not served. Counters are published before it returns, so before any
+// reply is written.
+func (t *tcpShard) serveBytes(buf []byte, src netip.AddrPort, cb *connBuf, eof bool) (consumed, msgs int, blocked bool, ferr error) {
 	if len(buf) == 0 {
-		return out, 0, nil
+		return 0, 0, false, nil
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	consumed := 0
-	var ferr error
+	var pkts, bytes uint64
 	for consumed < len(buf) {
 		var msg []byte
 		adv := len(buf) - consumed
@@ -240,27 +419,52 @@ func (t *tcpShard) serveBytes(buf []byte, src netip.AddrPort, out []byte, eof bo
 			if adv == 0 {
 				break
 			}
+			if len(msg) == 0 {
+				consumed += adv
+				t.counts.DiscardedBytes += uint64(adv)
+				continue
+			}
 		} else {
 			msg = buf[consumed:]
 		}
+		if !t.outRoom(cb) {
+			blocked = true
+			break
+		}
 		consumed += adv
-		out = t.serveOne(msg, src, out)
+		msgs++
+		pkts, bytes = t.serveOne(msg, src, cb, pkts, bytes)
 	}
 	// At EOF what is left may still be the last message (packet.FinalFramer).
-	if eof && ferr == nil && consumed < len(buf) {
+	if eof && ferr == nil && !blocked && consumed < len(buf) {
 		if ff, ok := t.framer.(packet.FinalFramer); ok {
 			if msg, ok := ff.FinalFrame(buf[consumed:]); ok {
-				consumed = len(buf)
-				out = t.serveOne(msg, src, out)
+				if t.outRoom(cb) {
+					consumed = len(buf)
+					msgs++
+					pkts, bytes = t.serveOne(msg, src, cb, pkts, bytes)
+				} else {
+					blocked = true
+				}
 			}
 		}
 	}
+	if pkts > 0 {
+		if n := len(cb.pend); n < maxPend {
+			cb.pend = append(cb.pend, pendReplies{end: len(cb.out), pkts: pkts, bytes: bytes})
+		} else {
+			cb.pend[n-1].end = len(cb.out)
+			cb.pend[n-1].pkts += pkts
+			cb.pend[n-1].bytes += bytes
+		}
+	}
 	t.ctr.Publish(&t.counts)
-	return out, consumed, ferr
+	return consumed, msgs, blocked, ferr
 }
 
-// serveOne runs the handler on one message; t.mu is held.
-func (t *tcpShard) serveOne(msg []byte, src netip.AddrPort, out []byte) (ret []byte) {
+// serveOne runs the handler on one message and appends its replies to
+// cb.out, adding them to pkts and bytes; t.mu is held.
+func (t *tcpShard) serveOne(msg []byte, src netip.AddrPort, cb *connBuf, pkts, bytes uint64) (uint64, uint64) {
 	t.counts.RxPackets++
 	t.counts.RxBytes += uint64(len(msg))
 	t.pkt.Data, t.pkt.Src = msg, src
@@ -273,7 +477,6 @@ func (t *tcpShard) serveOne(msg []byte, src netip.AddrPort, out []byte) (ret []b
 				t.panicked = true
 				t.log.Error("handler panicked on a TCP message; it was dropped and counted (further panics only in shardd_handler_errors_total)", zap.Any("panic", r))
 			}
-			ret = out
 		}
 	}()
 	if err := t.handler.ServePacket(t.w, &t.pkt); err != nil {
@@ -281,14 +484,14 @@ func (t *tcpShard) serveOne(msg []byte, src netip.AddrPort, out []byte) (ret []b
 	}
 	for _, r := range t.w.Replies() {
 		if t.framer != nil {
-			out = t.framer.AppendFrame(out, r.Data)
+			cb.out = t.framer.AppendFrame(cb.out, r.Data)
 		} else {
-			out = append(out, r.Data...)
+			cb.out = append(cb.out, r.Data...)
 		}
-		t.counts.TxPackets++
-		t.counts.TxBytes += uint64(len(r.Data))
+		pkts++
+		bytes += uint64(len(r.Data))
 	}
-	return out
+	return pkts, bytes
 }
 
 // stop closes the listener (no new connections) and tells every connection
@@ -298,6 +501,7 @@ func (t *tcpShard) stop() {
 	if t.stopping.Swap(true) {
 		return
 	}
+	close(t.stopCh)
 	if t.loop != nil {
 		t.loop.wake() // the loop closes its listener itself
 		return
@@ -305,9 +509,9 @@ func (t *tcpShard) stop() {
 	_ = t.ln.Close()
 	t.connsMu.Lock()
 	for c := range t.conns {
-		// The reader goes on serving while the client is busy and closes
-		// once it has been quiet for drainIdle.
-		_ = c.SetReadDeadline(time.Now().Add(drainIdle))
+		// Interrupt the read: the connection answers what its client had
+		// sent by now, reads no more, and closes.
+		_ = c.SetReadDeadline(time.Unix(1, 0))
 	}
 	t.connsMu.Unlock()
 }
@@ -343,5 +547,5 @@ func (t *tcpShard) closeAll(served bool) {
 }
 
 func (t *tcpShard) snapshot() metrics.Snapshot {
-	return metrics.Snapshot{Shard: t.id, CPU: t.cpu, Counts: t.ctr.Load(), Inode: t.inode}
+	return metrics.Snapshot{Shard: t.id, CPU: t.cpu, Counts: t.ctr.Load(), Inode: t.inode, HeldBytes: uint64(max(t.mem.used.Load(), 0))}
 }

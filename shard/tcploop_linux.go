@@ -9,7 +9,6 @@ import (
 	"time"
 	"unsafe"
 
-	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
 
 	"github.com/shardd/shardd/metrics"
@@ -22,6 +21,12 @@ const defaultTCPShape = TCPShapeLoop
 // it accepted, with non-blocking reads and writes, as gnet does. The handler
 // is only ever called from this thread, and no goroutine exists per
 // connection.
+//
+// Replies are built in one buffer of the loop (wout) and written at once;
+// only what the kernel does not take is copied into the connection's own
+// queue. Input is read into one buffer of the loop (rbuf); only a partial
+// frame (or messages waiting for room for their replies) is kept by the
+// connection. An idle connection holds no buffer.
 type tcpLoop struct {
 	t      *tcpShard
 	epfd   int
@@ -30,36 +35,37 @@ type tcpLoop struct {
 	conns  map[int]*loopConn
 	events []unix.EpollEvent
 	rbuf   []byte      // one read buffer for the whole loop
+	wout   []byte      // one reply buffer for the whole loop (outMax)
 	hard   atomic.Bool // Close: cut everything now
 
 	fdMu   sync.Mutex // guards closed: wake must not write to a recycled evfd
 	closed bool       // epfd and evfd are closed
 
-	acceptPaused time.Time // accept failed for lack of resources: listener off until then
-	draining     bool      // stopping gracefully: no accepts, connections close when quiet
-	acceptErrs   map[string]bool
+	acceptPaused  time.Time // accept failed for lack of resources: listener off until then
+	acceptBackoff time.Duration
+	draining      bool        // stopping gracefully: no accepts, connections finish what they were sent
+	starved       []*loopConn // connections waiting for the shard's memory budget
 }
 
 // loopConn is one connection's state; only the loop touches it.
 type loopConn struct {
 	fd         int
 	src        netip.AddrPort
-	in         []byte // bytes read, not yet a complete message
-	out        []byte // replies not yet written
-	lastMsg    time.Time
+	cb         connBuf
+	lastMsg    time.Time // last complete message (or the accept)
 	lastActive time.Time // last byte read or written
-	outSince   time.Time // when out last went from empty to non-empty
-	eof        bool      // the client half-closed: close once out is written
-	mask       uint32    // events registered with epoll
+	outSince   time.Time // when the reply queue last made progress
+	eof        bool      // the client half-closed: close once answered
+	waiting    bool      // complete messages wait in cb.in for room for their replies
+	starved    bool      // in tcpLoop.starved
+	fence      int       // stopping: bytes still to read of what the client had sent; -1 before a stop
+	lingering  bool      // stopping: answered and FIN sent; discarding until the client closes
+	lingerEnd  time.Time
+	mask       uint32 // events registered with epoll
 }
 
-// outLimit is how many reply bytes a connection may have waiting before the
-// loop stops reading its requests: a client that does not read its replies
-// gets backpressure, not an unbounded buffer (and --write-timeout later).
-const outLimit = 1 << 20
-
 func newTCPLoop(t *tcpShard) (*tcpLoop, error) {
-	l := &tcpLoop{t: t, conns: map[int]*loopConn{}, events: make([]unix.EpollEvent, 256), rbuf: make([]byte, 64<<10), acceptErrs: map[string]bool{}, epfd: -1, evfd: -1}
+	l := &tcpLoop{t: t, conns: map[int]*loopConn{}, events: make([]unix.EpollEvent, 256), rbuf: make([]byte, 64<<10), wout: make([]byte, 0, t.outMax), epfd: -1, evfd: -1}
 	fail := func(err error) (*tcpLoop, error) {
 		l.closeFDs()
 		return nil, err
@@ -142,7 +148,7 @@ func (l *tcpLoop) run() error {
 	lastSweep := time.Now()
 	for {
 		timeout := 250
-		if !l.acceptPaused.IsZero() || l.draining {
+		if !l.acceptPaused.IsZero() || l.draining || len(l.starved) > 0 {
 			timeout = 10
 		}
 		n, err := unix.EpollWait(l.epfd, l.events, timeout)
@@ -163,12 +169,16 @@ func (l *tcpLoop) run() error {
 				}
 			}
 		}
+		if len(l.starved) > 0 {
+			l.retryStarved()
+		}
 		if l.t.stopping.Load() {
 			if l.hard.Load() {
 				return nil // the deferred cleanup cuts every connection
 			}
-			// Graceful: no new connections; the open ones go on being
-			// served and close once quiet (drainIdle) or at Close.
+			// Graceful: no new connections; each open one answers what
+			// its client had sent when the stop came, reads no more, and
+			// closes (or is cut at Close).
 			if !l.draining {
 				l.draining = true
 				if l.acceptPaused.IsZero() {
@@ -176,8 +186,11 @@ func (l *tcpLoop) run() error {
 				}
 				l.acceptPaused = time.Time{}
 				_ = l.t.ln.Close()
+				for _, c := range l.conns {
+					l.setFence(c)
+				}
 			}
-			l.closeQuiet(time.Now())
+			l.drainStep(time.Now())
 			if len(l.conns) == 0 {
 				return nil
 			}
@@ -195,6 +208,7 @@ func (l *tcpLoop) run() error {
 }
 
 func (l *tcpLoop) accept() {
+	t := l.t
 	for i := 0; i < 64; i++ {
 		fd, sa, err := unix.Accept4(l.lnfd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
 		if err != nil {
@@ -203,139 +217,327 @@ func (l *tcpLoop) accept() {
 			}
 			// Out of descriptors or memory: the pending connection stays
 			// queued and the level-triggered listener would wake us at once,
-			// forever. Take it out of epoll for a moment instead.
-			if !l.acceptErrs[err.Error()] {
-				l.acceptErrs[err.Error()] = true
-				l.t.log.Warn("accept failed; pausing accepts briefly and retrying (logged once per kind)", zap.Error(err))
-			}
+			// forever. Take it out of epoll for a while (doubling) instead.
+			t.acceptFailed(os.NewSyscallError("accept4", err))
+			l.acceptBackoff = min(max(2*l.acceptBackoff, acceptBackoffMin), acceptBackoffMax)
 			_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, l.lnfd, nil)
-			l.acceptPaused = time.Now().Add(50 * time.Millisecond)
+			l.acceptPaused = time.Now().Add(l.acceptBackoff)
 			return
 		}
-		if !l.t.admit() {
+		l.acceptBackoff = 0
+		src := sockaddrToAddrPort(sa)
+		now := time.Now()
+		var victim *loopConn
+		if len(l.conns) >= t.cfg.MaxConns {
+			victim = l.idlest(now)
+		}
+		t.connsMu.Lock()
+		res := t.admit(src.Addr(), len(l.conns), victim != nil)
+		t.connsMu.Unlock()
+		if res == admitRefuse {
 			_ = unix.SetsockoptLinger(fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1})
 			unix.Close(fd)
 			continue
 		}
-		c := &loopConn{fd: fd, src: sockaddrToAddrPort(sa), lastMsg: time.Now(), lastActive: time.Now(), mask: unix.EPOLLIN | unix.EPOLLRDHUP}
+		if res == admitEvict {
+			_ = unix.SetsockoptLinger(victim.fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1})
+			l.closeConn(victim, metrics.CloseEvicted)
+		}
+		c := &loopConn{fd: fd, src: src, lastMsg: now, lastActive: now, fence: -1, mask: unix.EPOLLIN | unix.EPOLLRDHUP}
 		if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: c.mask, Fd: int32(fd)}); err != nil {
 			l.closeConn(c, metrics.CloseError)
 			continue
 		}
 		l.conns[fd] = c
+		if l.draining {
+			l.setFence(c)
+		}
 	}
 }
 
-// serve reads what the connection has, answers every complete message and
-// writes the replies.
-func (l *tcpLoop) serve(c *loopConn, events uint32) {
-	if events&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 && !c.eof && len(c.out) < outLimit {
-		if reason, done := l.read(c); done {
-			if reason == metrics.CloseFrameTooLarge {
-				l.flushBlocking(c, time.Now().Add(drainRead)) // answer what came before the bad frame
-			}
-			l.closeConn(c, reason)
-			return
+// idlest returns the connection that completed no message for the longest,
+// if that is at least evictIdle.
+func (l *tcpLoop) idlest(now time.Time) *loopConn {
+	var victim *loopConn
+	oldest := now.Add(-l.t.evictIdle())
+	for _, c := range l.conns {
+		if !c.lastMsg.After(oldest) {
+			victim, oldest = c, c.lastMsg
 		}
 	}
-	if reason, done := l.flush(c); done {
+	return victim
+}
+
+// serve answers an event on a connection.
+func (l *tcpLoop) serve(c *loopConn, events uint32) {
+	if c.lingering {
+		l.discard(c)
+		return
+	}
+	if reason, done := l.pump(c, events&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0); done {
+		if reason == metrics.CloseFrameTooLarge {
+			l.flushBlocking(c, time.Now().Add(drainRead)) // answer what came before the bad frame
+		}
 		l.closeConn(c, reason)
 		return
 	}
-	if c.eof && len(c.out) == 0 {
+	switch {
+	case c.eof && len(c.cb.out) == 0 && !c.waiting:
 		l.closeConn(c, metrics.CloseEOF)
+	case events&(unix.EPOLLHUP|unix.EPOLLERR) != 0 && !l.canRead(c) && len(c.cb.out) == 0:
+		// Reset or fully closed while we wait for memory: nothing to answer
+		// it on, and level-triggered epoll would report it forever.
+		l.closeConn(c, metrics.CloseError)
+	default:
+		l.updateEvents(c)
 	}
 }
 
-// read drains the socket into c.in and serves complete messages.
-func (l *tcpLoop) read(c *loopConn) (reason int, done bool) {
-	t := l.t
+// pump moves the connection along as far as its limits allow: replies out,
+// waiting messages served, new input read and served, a few rounds at most.
+func (l *tcpLoop) pump(c *loopConn, readable bool) (reason int, done bool) {
 	for i := 0; i < 8; i++ {
-		n, err := unix.Read(c.fd, l.rbuf[:l.readSize()])
-		if err == unix.EAGAIN {
-			return 0, false
+		if reason, done := l.flush(c); done {
+			return reason, true
 		}
-		if err != nil {
+		progressed := false
+		switch {
+		case c.waiting:
+			if !l.outHasRoom(c) {
+				return 0, false // EPOLLOUT brings us back
+			}
+			if !l.budgetFor(c, false) {
+				l.starve(c)
+				return 0, false
+			}
+			c.waiting = false
+			if reason, done := l.serveData(c, c.cb.in, c.eof); done {
+				return reason, true
+			}
+			progressed = true
+		case readable && l.canRead(c):
+			var reason int
+			var done bool
+			progressed, reason, done = l.readOnce(c)
+			if done {
+				return reason, true
+			}
+		}
+		if !progressed {
+			break
+		}
+	}
+	return l.flush(c)
+}
+
+// canRead tells whether the connection may take more input now.
+func (l *tcpLoop) canRead(c *loopConn) bool {
+	return !c.eof && !c.waiting && !c.starved && !c.lingering && c.fence != 0 && l.outHasRoom(c)
+}
+
+// outHasRoom tells whether one more message's replies fit in the
+// connection's reply queue.
+func (l *tcpLoop) outHasRoom(c *loopConn) bool { return len(c.cb.out)+l.t.replyMax <= l.t.outMax }
+
+// budgetFor tells whether the shard's budget has room for what serving (and
+// reading, with read) may make the connection keep: its input growing to
+// inMax, and replies the kernel does not take at once copied out of wout.
+// The loop is the budget's only user, so the check holds until it returns.
+func (l *tcpLoop) budgetFor(c *loopConn, read bool) bool {
+	need := 0
+	if read {
+		need += l.t.inMax - cap(c.cb.in)
+	}
+	if len(c.cb.out) == 0 {
+		need += l.t.outMax
+	}
+	return l.t.mem.free() >= int64(need)
+}
+
+func (l *tcpLoop) starve(c *loopConn) {
+	if !c.starved {
+		c.starved = true
+		l.starved = append(l.starved, c)
+	}
+}
+
+// retryStarved gives the connections that waited for memory another go,
+// oldest first.
+func (l *tcpLoop) retryStarved() {
+	list := l.starved
+	l.starved = nil
+	for i, c := range list {
+		if l.conns[c.fd] != c {
+			continue // closed meanwhile
+		}
+		if !l.budgetFor(c, !c.waiting) {
+			for _, r := range list[i:] {
+				if l.conns[r.fd] == r {
+					l.starved = append(l.starved, r)
+				}
+			}
+			return
+		}
+		c.starved = false
+		l.serve(c, unix.EPOLLIN)
+	}
+}
+
+// readSize is how much one read may take: what the connection may keep.
+func (l *tcpLoop) readSize(c *loopConn) int {
+	n := min(len(l.rbuf), l.t.inMax-len(c.cb.in))
+	if c.fence > 0 {
+		n = min(n, c.fence)
+	}
+	return n
+}
+
+// readOnce reads once and serves what completed; more tells whether the
+// read filled its buffer (more may be waiting).
+func (l *tcpLoop) readOnce(c *loopConn) (more bool, reason int, done bool) {
+	size := l.readSize(c)
+	if size <= 0 {
+		return false, metrics.CloseFrameTooLarge, true // inMax holds any frame the framer accepts
+	}
+	if !l.budgetFor(c, true) {
+		l.starve(c)
+		return false, 0, false
+	}
+	n, err := unix.Read(c.fd, l.rbuf[:size])
+	if err == unix.EAGAIN {
+		return false, 0, false
+	}
+	if err != nil {
+		return false, metrics.CloseError, true
+	}
+	c.lastActive = time.Now()
+	if c.fence > 0 {
+		c.fence -= n
+	}
+	if n == 0 {
+		c.eof = true
+		if len(c.cb.in) > 0 { // the last message may end with the stream
+			reason, done := l.serveData(c, c.cb.in, true)
+			return false, reason, done
+		}
+		return false, 0, false
+	}
+	data := l.rbuf[:n]
+	if len(c.cb.in) > 0 {
+		l.keep(c, data)
+		data = c.cb.in
+	}
+	reason, done = l.serveData(c, data, false)
+	return n == size, reason, done
+}
+
+// keep appends b to the connection's input (within inMax and the budget,
+// which budgetFor checked).
+func (l *tcpLoop) keep(c *loopConn, b []byte) {
+	if need := len(c.cb.in) + len(b); need > cap(c.cb.in) {
+		l.t.setIn(&c.cb, min(max(need, 2*cap(c.cb.in), 512), l.t.inMax))
+	}
+	c.cb.in = append(c.cb.in, b...)
+}
+
+// serveData serves the complete messages at the start of data (l.rbuf or
+// c.cb.in), writes their replies, and keeps the rest of data as input.
+func (l *tcpLoop) serveData(c *loopConn, data []byte, eof bool) (reason int, done bool) {
+	t := l.t
+	shared := len(c.cb.out) == 0
+	if shared {
+		c.cb.out = l.wout[:0]
+	}
+	consumed, msgs, blocked, ferr := t.serveBytes(data, c.src, &c.cb, eof)
+	now := time.Now()
+	if msgs > 0 {
+		c.lastMsg = now
+	}
+	if shared {
+		var werr error
+		if len(c.cb.out) > 0 {
+			c.outSince = now
+			_, werr = l.write(c)
+		}
+		if len(c.cb.out) > 0 {
+			// The kernel took part: the connection keeps the rest (budgetFor
+			// made sure the budget has room).
+			own := make([]byte, len(c.cb.out))
+			copy(own, c.cb.out)
+			t.mem.reserve(len(own))
+			c.cb.held += len(own)
+			c.cb.out = own
+		} else {
+			c.cb.out = nil
+		}
+		if werr != nil {
 			return metrics.CloseError, true
 		}
-		c.lastActive = time.Now()
-		if n == 0 {
-			c.eof = true
-			if len(c.in) > 0 { // the last message may end with the stream
-				out, consumed, _ := t.serveBytes(c.in, c.src, c.out, true)
-				if len(c.out) == 0 && len(out) > 0 {
-					c.outSince = time.Now()
-				}
-				c.out = out
-				c.in = c.in[:copy(c.in, c.in[consumed:])]
-			}
-			return 0, false
-		}
-		var data []byte
-		if len(c.in) == 0 {
-			data = l.rbuf[:n] // the common case: nothing left over
-		} else {
-			c.in = append(c.in, l.rbuf[:n]...)
-			data = c.in
-		}
-		out, consumed, ferr := t.serveBytes(data, c.src, c.out, false)
-		if len(c.out) == 0 && len(out) > 0 {
-			c.outSince = time.Now()
-		}
-		c.out = out
-		if consumed > 0 {
-			c.lastMsg = time.Now()
-		}
-		rest := data[consumed:]
-		if len(c.in) == 0 {
-			c.in = append(c.in[:0], rest...)
-		} else {
-			c.in = c.in[:copy(c.in, rest)]
-		}
-		if ferr != nil {
-			return metrics.CloseFrameTooLarge, true
-		}
-		if n < l.readSize() {
-			return 0, false
-		}
+	}
+	rest := data[consumed:]
+	if len(c.cb.in) > 0 { // data is c.cb.in
+		c.cb.in = c.cb.in[:copy(c.cb.in, rest)]
+	} else if len(rest) > 0 {
+		l.keep(c, rest)
+	}
+	if len(c.cb.in) == 0 && cap(c.cb.in) > 0 {
+		t.setIn(&c.cb, 0)
+	}
+	c.waiting = blocked
+	if blocked && l.outHasRoom(c) {
+		l.starve(c) // room in the queue, but not in the shard's budget
+	}
+	if ferr != nil {
+		return metrics.CloseFrameTooLarge, true
 	}
 	return 0, false
 }
 
-func (l *tcpLoop) readSize() int {
-	if l.t.framer == nil {
-		return min(len(l.rbuf), l.t.cfg.MaxFrame)
-	}
-	return len(l.rbuf)
-}
-
-// flush writes what it can of c.out; EPOLLOUT covers the rest.
-func (l *tcpLoop) flush(c *loopConn) (reason int, done bool) {
-	for len(c.out) > 0 {
-		n, err := unix.Write(c.fd, c.out)
+// write writes what it can of c.cb.out and accounts for it.
+func (l *tcpLoop) write(c *loopConn) (int, error) {
+	total := 0
+	for len(c.cb.out) > 0 {
+		n, err := unix.Write(c.fd, c.cb.out)
 		if err == unix.EAGAIN {
 			break
 		}
 		if err != nil {
-			return metrics.CloseError, true
+			return total, err
 		}
-		c.out = c.out[:copy(c.out, c.out[n:])]
+		l.t.wrote(&c.cb, n)
+		total += n
 		c.outSince = time.Now()
 		c.lastActive = c.outSince
 	}
-	l.updateEvents(c)
+	return total, nil
+}
+
+// flush writes what it can of the connection's own reply queue and gives
+// the queue's buffer back once it is empty; EPOLLOUT covers the rest.
+func (l *tcpLoop) flush(c *loopConn) (reason int, done bool) {
+	if len(c.cb.out) == 0 {
+		return 0, false
+	}
+	if _, err := l.write(c); err != nil {
+		return metrics.CloseError, true
+	}
+	if len(c.cb.out) == 0 {
+		l.t.mem.release(cap(c.cb.out))
+		c.cb.held -= cap(c.cb.out)
+		c.cb.out = nil
+	}
 	return 0, false
 }
 
 // updateEvents registers what the connection waits for: requests while it
-// has room for replies and the client still sends, writability while
-// replies wait. Level-triggered epoll would spin on anything else.
+// may read (or discards while it lingers), writability while replies wait.
+// Level-triggered epoll would spin on anything else.
 func (l *tcpLoop) updateEvents(c *loopConn) {
 	var mask uint32
-	if !c.eof && len(c.out) < outLimit {
+	if l.canRead(c) || c.lingering {
 		mask |= unix.EPOLLIN | unix.EPOLLRDHUP
 	}
-	if len(c.out) > 0 {
+	if len(c.cb.out) > 0 {
 		mask |= unix.EPOLLOUT
 	}
 	if mask != c.mask {
@@ -344,25 +546,64 @@ func (l *tcpLoop) updateEvents(c *loopConn) {
 	}
 }
 
-// closeQuiet closes, during a graceful stop, the connections with nothing
-// pending that have been quiet for drainIdle, the client's half-closed
-// ones once answered, and counts what they leave unread.
-func (l *tcpLoop) closeQuiet(now time.Time) {
+// setFence marks, when a stop begins, how much the connection still reads:
+// what its client had sent by then.
+func (l *tcpLoop) setFence(c *loopConn) {
+	if c.fence >= 0 {
+		return
+	}
+	n, ok := inq(c.fd)
+	if !ok {
+		n = 0
+	}
+	c.fence = n
+	l.updateEvents(c)
+}
+
+// drainStep, during a graceful stop, ends the connections that have
+// answered everything they read up to the fence: FIN, then a short linger
+// that reads and discards until the client closes.
+func (l *tcpLoop) drainStep(now time.Time) {
 	for _, c := range l.conns {
-		if len(c.out) > 0 || now.Sub(c.lastActive) < drainIdle {
-			continue
-		}
-		_ = unix.Shutdown(c.fd, unix.SHUT_WR)
-		for {
-			n, err := unix.Read(c.fd, l.rbuf)
-			if n <= 0 || err != nil {
-				break
+		switch {
+		case c.lingering:
+			if (now.After(c.lingerEnd) || now.Sub(c.lastActive) >= drainIdle) && !unacked(c.fd) {
+				l.closeConn(c, metrics.CloseShutdown)
 			}
+		case c.fence == 0 && !c.waiting && len(c.cb.out) == 0:
+			if c.eof {
+				l.closeConn(c, metrics.CloseEOF)
+				continue
+			}
+			_ = unix.Shutdown(c.fd, unix.SHUT_WR)
+			c.lingering, c.lingerEnd, c.lastActive = true, now.Add(drainLinger), now
+			l.updateEvents(c)
+		}
+	}
+}
+
+// discard reads and drops what a lingering connection's client still sends.
+func (l *tcpLoop) discard(c *loopConn) {
+	var n uint64
+	defer func() {
+		if n > 0 {
 			l.t.mu.Lock()
-			l.t.counts.DiscardedBytes += uint64(n)
+			l.t.counts.DiscardedBytes += n
+			l.t.ctr.Publish(&l.t.counts)
 			l.t.mu.Unlock()
 		}
-		l.closeConn(c, metrics.CloseShutdown)
+	}()
+	for {
+		r, err := unix.Read(c.fd, l.rbuf)
+		if err == unix.EAGAIN {
+			return
+		}
+		if r <= 0 || err != nil {
+			l.closeConn(c, metrics.CloseShutdown)
+			return
+		}
+		n += uint64(r)
+		c.lastActive = time.Now()
 	}
 }
 
@@ -370,7 +611,8 @@ func (l *tcpLoop) closeQuiet(now time.Time) {
 func (l *tcpLoop) sweep(now time.Time) {
 	for _, c := range l.conns {
 		switch {
-		case len(c.out) > 0 && now.Sub(c.outSince) > l.t.cfg.WriteTimeout:
+		case c.lingering:
+		case len(c.cb.out) > 0 && now.Sub(c.outSince) > l.t.cfg.WriteTimeout:
 			l.closeConn(c, metrics.CloseWriteTimeout)
 		case now.Sub(c.lastMsg) > l.t.cfg.IdleTimeout:
 			l.closeConn(c, metrics.CloseIdle)
@@ -378,20 +620,22 @@ func (l *tcpLoop) sweep(now time.Time) {
 	}
 }
 
-// flushBlocking writes c.out until it is empty or the deadline passes.
+// flushBlocking writes the reply queue until it is empty or the deadline passes.
 func (l *tcpLoop) flushBlocking(c *loopConn, deadline time.Time) {
-	for len(c.out) > 0 && time.Now().Before(deadline) {
+	for len(c.cb.out) > 0 && time.Now().Before(deadline) {
 		if _, done := l.flush(c); done {
 			return
 		}
-		if len(c.out) > 0 {
+		if len(c.cb.out) > 0 {
 			_, _ = unix.Poll([]unix.PollFd{{Fd: int32(c.fd), Events: unix.POLLOUT}}, int(time.Until(deadline)/time.Millisecond)+1)
 		}
 	}
 }
 
+// closeConn closes the connection and counts what it leaves (input that
+// was no message, replies never written).
 func (l *tcpLoop) closeConn(c *loopConn, reason int) {
-	if _, ok := l.conns[c.fd]; ok {
+	if l.conns[c.fd] == c {
 		delete(l.conns, c.fd)
 		_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, c.fd, nil)
 	}
@@ -400,12 +644,10 @@ func (l *tcpLoop) closeConn(c *loopConn, reason int) {
 	}
 	unix.Close(c.fd)
 	t := l.t
-	t.mu.Lock()
-	t.counts.Closed[reason]++
-	t.counts.DiscardedBytes += uint64(len(c.in))
-	t.ctr.Publish(&t.counts)
-	t.mu.Unlock()
-	c.in = nil
+	t.release(&c.cb, reason)
+	t.connsMu.Lock()
+	t.forget(c.src.Addr())
+	t.connsMu.Unlock()
 }
 
 func sockaddrToAddrPort(sa unix.Sockaddr) netip.AddrPort {

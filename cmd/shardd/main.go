@@ -71,6 +71,10 @@ type options struct {
 	version    bool
 	addrs      []string
 
+	connMem  byteSize // --max-conn-memory
+	shardMem byteSize // --max-shard-memory
+	perIP    int      // --max-conns-per-ip
+
 	given  map[string]bool // flags given on the command line
 	dns    dnsOptions      // --handler dns
 	syslog syslogOptions   // --handler syslog
@@ -86,8 +90,10 @@ func newFlagSet(o *options) *flag.FlagSet {
 	o.logLevel = choice{"info", []string{"debug", "info", "warn", "error"}}
 	o.logFormat = choice{"console", []string{"console", "json"}}
 	o.rcvbuf = shard.DefaultRcvBuf
+	o.connMem = shard.DefaultMaxConnMemory
+	o.shardMem = shard.DefaultMaxShardMemory
 	fs.Var(&o.proto, "proto", "transports on every ADDR: udp, tcp or udp,tcp (same port)")
-	fs.IntVar(&o.maxConns, "max-conns", shard.DefaultMaxConns, "TCP connections per shard; more are accepted and closed at once")
+	fs.IntVar(&o.maxConns, "max-conns", shard.DefaultMaxConns, "TCP connections per shard; when full, a new one replaces the connection that completed no message for longest (1s or more), else it is accepted and closed at once")
 	fs.DurationVar(&o.idle, "idle-timeout", shard.DefaultIdleTimeout, "close a TCP connection that completes no message for this long (slow clients included)")
 	fs.DurationVar(&o.writeTO, "write-timeout", shard.DefaultWriteTimeout, "close a TCP connection that does not read its replies for this long")
 	fs.Var(&o.steer, "steer", "how datagrams spread over shards: hash (kernel 4-tuple hash), random (BPF: one flow spreads evenly), cpu (BPF: the shard pinned to the receiving CPU; needs --pin)")
@@ -96,6 +102,9 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.DurationVar(&o.guardEvery, "guard-interval", 10*time.Second, "how often to look for sockets of other processes on the port")
 	fs.Var(&o.tcpShape, "tcp-shape", "TCP connections served by one epoll loop on each shard's locked thread (loop, the default on Linux) or by a goroutine each (goroutines)")
 	fs.IntVar(&o.maxFrame, "max-frame", shard.DefaultMaxFrame, "largest TCP message; a longer frame closes the connection")
+	fs.Var(&o.connMem, "max-conn-memory", "most a TCP connection holds (input not yet served + replies not yet written; K, M suffixes); at the limit it stops reading until the client takes its replies")
+	fs.Var(&o.shardMem, "max-shard-memory", "most all TCP connections of a shard hold together (K, M suffixes); a connection that would go over waits")
+	fs.IntVar(&o.perIP, "max-conns-per-ip", shard.DefaultMaxConnsPerIP, "TCP connections per source address (IPv6: per /64) per shard; more are accepted and closed at once")
 	fs.DurationVar(&o.drain, "drain-timeout", 2*time.Second, "on TERM/INT, how long UDP queues and open TCP connections get to finish before they are cut")
 	fs.IntVar(&o.shards, "shards", runtime.GOMAXPROCS(0), "shards (sockets and locked threads) per address; the default is GOMAXPROCS, which follows the CPU affinity mask and cgroup limits")
 	fs.BoolVar(&o.pin, "pin", false, "pin shard i to the i-th CPU the process may run on")
@@ -168,6 +177,15 @@ func parseArgs(args []string, stdout io.Writer) (*options, bool, error) {
 	}
 	if o.maxFrame < 1 || o.maxFrame > 1<<24 {
 		return nil, false, usagef("--max-frame %d: must be between 1 and 16777216", o.maxFrame)
+	}
+	if o.perIP < 1 {
+		return nil, false, usagef("--max-conns-per-ip %d: must be at least 1 (set it to --max-conns for no per-address limit)", o.perIP)
+	}
+	if need := shard.MinConnMemory(o.maxFrame); int(o.connMem) < need {
+		return nil, false, usagef("--max-conn-memory %d: must hold one frame and one message's replies: at least %d with --max-frame %d (raise --max-conn-memory or lower --max-frame)", int(o.connMem), need, o.maxFrame)
+	}
+	if o.shardMem < o.connMem {
+		return nil, false, usagef("--max-shard-memory %d: must be at least --max-conn-memory %d (raise --max-shard-memory or lower --max-conn-memory)", int(o.shardMem), int(o.connMem))
 	}
 	for name, d := range map[string]time.Duration{"idle-timeout": o.idle, "write-timeout": o.writeTO, "drain-timeout": o.drain, "guard-interval": o.guardEvery} {
 		if d <= 0 {
@@ -490,6 +508,10 @@ func listenAll(o *options, log *zap.Logger, inh *inherited, upgrade bool, svc se
 			Steer:        o.steer.value,
 			Exclusive:    o.exclusive,
 			Logger:       log.With(zap.String("addr", addr)),
+
+			MaxConnMemory:  int(o.connMem),
+			MaxShardMemory: int(o.shardMem),
+			MaxConnsPerIP:  o.perIP,
 		})
 		if err != nil {
 			for _, g := range groups {
@@ -581,6 +603,8 @@ func logSummary(log *zap.Logger, groups []*shard.Group) {
 					zap.Uint64("tx_bytes", s.TxBytes),
 					zap.Uint64("handler_errors", s.HandlerErrors),
 					zap.Uint64("discarded_bytes", s.DiscardedBytes),
+					zap.Uint64("unsent_messages", s.UnsentPackets),
+					zap.Uint64("unsent_bytes", s.UnsentBytes),
 				)...)
 				continue
 			}
