@@ -200,6 +200,7 @@ func (t *tcpShard) serveConn(st *connState) {
 	deadline := time.Now().Add(t.cfg.IdleTimeout)
 	fence := -1 // stopping: bytes the client had sent when the stop came, still to read
 	eof, grow := false, false
+	lastRead, fresh := time.Now(), true // fresh: no message completed yet
 	for {
 		if len(cb.in) > 0 && (eof || t.complete(cb.in)) {
 			r, ok := t.serveInput(st, &cb, eof, &deadline)
@@ -207,6 +208,7 @@ func (t *tcpShard) serveConn(st *connState) {
 				reason = r
 				return
 			}
+			fresh = false
 			if len(cb.in) > 0 && t.complete(cb.in) {
 				continue // more complete messages than one round's replies
 			}
@@ -222,7 +224,7 @@ func (t *tcpShard) serveConn(st *connState) {
 				_ = rc.Control(func(fd uintptr) { fence, _ = inq(int(fd)) })
 			}
 		}
-		if fence == 0 {
+		if fence == 0 && !requestInFlight(fresh, lastRead, time.Now()) {
 			t.linger(c, &cb)
 			reason = metrics.CloseShutdown
 			return
@@ -251,6 +253,8 @@ func (t *tcpShard) serveConn(st *connState) {
 		if fence > 0 {
 			room = min(room, fence)
 			_ = c.SetReadDeadline(time.Now().Add(drainIdle))
+		} else if fence == 0 { // a request in flight: until it stops arriving
+			_ = c.SetReadDeadline(lastRead.Add(drainIdle))
 		} else {
 			_ = c.SetReadDeadline(deadline)
 			if t.stopping.Load() {
@@ -262,6 +266,9 @@ func (t *tcpShard) serveConn(st *connState) {
 		grow = n == room
 		if fence > 0 {
 			fence -= n
+		}
+		if n > 0 {
+			lastRead = time.Now()
 		}
 		switch {
 		case err == io.EOF:
@@ -522,9 +529,19 @@ const drainRead = 20 * time.Millisecond
 
 // drainIdle is how long a connection may stay quiet during a graceful stop
 // (nothing read, nothing to write) before it is closed: long enough for a
-// request already on its way, short enough for a prompt exit. Busy
-// connections go on until the stop's deadline (--drain-timeout).
+// request already on its way, short enough for a prompt exit.
 const drainIdle = 50 * time.Millisecond
+
+// requestInFlight tells whether a stopping connection that has read what
+// its client had sent should still wait for a first request on its way: on
+// a connection that has completed no message yet (accepted just before the
+// stop, as during an upgrade's handover), the client may be about to send
+// it. It waits only drainIdle since the accept or the last byte. A busy
+// connection gets no such grace: it answers what had arrived and closes,
+// so a stop is never held open by a client that keeps sending.
+func requestInFlight(fresh bool, lastRead, now time.Time) bool {
+	return fresh && now.Sub(lastRead) < drainIdle
+}
 
 // closeAll cuts every connection at once (Close, or a drain that ran out).
 // served tells whether run was started: a running loop owns its fds.

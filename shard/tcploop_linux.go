@@ -59,6 +59,7 @@ type loopConn struct {
 	waiting    bool      // complete messages wait in cb.in for room for their replies
 	starved    bool      // in tcpLoop.starved
 	fence      int       // stopping: bytes still to read of what the client had sent; -1 before a stop
+	answered   bool      // a message completed on this connection
 	lingering  bool      // stopping: answered and FIN sent; discarding until the client closes
 	lingerEnd  time.Time
 	mask       uint32 // events registered with epoll
@@ -451,7 +452,7 @@ func (l *tcpLoop) serveData(c *loopConn, data []byte, eof bool) (reason int, don
 	consumed, msgs, blocked, ferr := t.serveBytes(data, c.src, &c.cb, eof)
 	now := time.Now()
 	if msgs > 0 {
-		c.lastMsg = now
+		c.lastMsg, c.answered = now, true
 	}
 	if shared {
 		var werr error
@@ -573,6 +574,15 @@ func (l *tcpLoop) drainStep(now time.Time) {
 		case c.fence == 0 && !c.waiting && len(c.cb.out) == 0:
 			if c.eof {
 				l.closeConn(c, metrics.CloseEOF)
+				continue
+			}
+			if requestInFlight(!c.answered, c.lastActive, now) {
+				// Read what has arrived since (the loop polls every few ms
+				// while draining); FIN once the client is quiet.
+				if n, ok := inq(c.fd); ok && n > 0 {
+					c.fence = n
+					l.updateEvents(c)
+				}
 				continue
 			}
 			_ = unix.Shutdown(c.fd, unix.SHUT_WR)
