@@ -460,7 +460,7 @@ func TestSocat(t *testing.T) {
 	port := netip.MustParseAddrPort(d.waitLine(t, "listening")["bound"].(string)).Port()
 	for _, target := range []string{fmt.Sprintf("UDP4:127.0.0.1:%d", port), fmt.Sprintf("UDP6:[::1]:%d", port)} {
 		msg := "hello from socat via " + target + "\n"
-		cmd := exec.Command(socat, "-t", "2", "-T", "3", "-", target)
+		cmd := exec.Command(socat, append(socatTimeouts(target), "-", target)...)
 		cmd.Stdin = strings.NewReader(msg)
 		out, err := cmd.Output()
 		if err != nil || string(out) != msg {
@@ -470,6 +470,18 @@ func TestSocat(t *testing.T) {
 	if code, _ := d.stop(t, syscall.SIGTERM); code != 0 {
 		t.Fatalf("exit %d", code)
 	}
+}
+
+// socatTimeouts: how long socat waits for the echo after its stdin ended
+// (-t) and for any traffic at all (-T). Over TCP the daemon closes on the
+// client's EOF, which ends socat at once, so the bound is only for a hang.
+// Over UDP nothing ends the exchange: socat always waits all of -t, which
+// must cover a loaded machine's scheduling (it was 2 s).
+func socatTimeouts(target string) []string {
+	if strings.HasPrefix(target, "TCP") {
+		return []string{"-t", "60", "-T", "60"}
+	}
+	return []string{"-t", "5", "-T", "60"}
 }
 
 // requireTool finds a third-party program (see tooltest.Require).
@@ -488,7 +500,7 @@ func TestSocatTCP(t *testing.T) {
 	for _, target := range []string{"TCP4:127.0.0.1:%d", "TCP6:[::1]:%d", "UDP4:127.0.0.1:%d"} {
 		target = fmt.Sprintf(target, port)
 		msg := strings.Repeat("hello from socat via "+target+"\n", 100)
-		cmd := exec.Command(socat, "-t", "2", "-T", "3", "-", target)
+		cmd := exec.Command(socat, append(socatTimeouts(target), "-", target)...)
 		cmd.Stdin = strings.NewReader(msg)
 		out, err := cmd.Output()
 		if err != nil || string(out) != msg {
