@@ -29,7 +29,7 @@ func startGroup(t *testing.T, cfg Config) *Group {
 	served := make(chan error, 1)
 	go func() { served <- g.Serve(context.Background()) }()
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 		defer cancel()
 		if err := g.Shutdown(ctx); err != nil {
 			t.Errorf("Shutdown: %v", err)

@@ -1045,7 +1045,7 @@ func TestSocketActivation(t *testing.T) {
 		f.Close() // the daemon has them now
 	}
 	readNotify := func() string {
-		_ = notify.SetReadDeadline(time.Now().Add(10 * time.Second))
+		_ = notify.SetReadDeadline(time.Now().Add(waitTimeout))
 		buf := make([]byte, 256)
 		n, err := notify.Read(buf)
 		if err != nil {
@@ -1056,7 +1056,7 @@ func TestSocketActivation(t *testing.T) {
 	if msg := readNotify(); msg != fmt.Sprintf("READY=1\nMAINPID=%d", cmd.Process.Pid) {
 		t.Fatalf("notify %q, want READY=1 with MAINPID %d", msg, cmd.Process.Pid)
 	}
-	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(stderr.String(), "serving the sockets systemd passed"); {
+	for deadline := time.Now().Add(waitTimeout); !strings.Contains(stderr.String(), "serving the sockets systemd passed"); {
 		if time.Now().After(deadline) {
 			t.Fatalf("activation not noticed:\n%s", stderr.String())
 		}
@@ -1071,7 +1071,7 @@ func TestSocketActivation(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, _ = c.Write([]byte("tcp activated"))
-	_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	_ = c.SetReadDeadline(time.Now().Add(waitTimeout))
 	buf := make([]byte, 13)
 	if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "tcp activated" {
 		t.Fatalf("TCP: %q %v", buf, err)
@@ -1123,7 +1123,7 @@ func TestSystemdSocketActivate(t *testing.T) {
 		}
 	}()
 	var got []byte
-	for deadline := time.Now().Add(10 * time.Second); ; {
+	for deadline := time.Now().Add(waitTimeout); ; {
 		cl, err := net.ListenUDP("udp4", nil)
 		if err != nil {
 			t.Fatal(err)
@@ -1144,7 +1144,7 @@ func TestSystemdSocketActivate(t *testing.T) {
 	if string(got) != "wake up" {
 		t.Fatalf("got %q", got)
 	}
-	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(stderr.String(), "serving the sockets systemd passed"); {
+	for deadline := time.Now().Add(waitTimeout); !strings.Contains(stderr.String(), "serving the sockets systemd passed"); {
 		if time.Now().After(deadline) {
 			t.Fatalf("shardd did not take the activated socket:\n%s", stderr.String())
 		}

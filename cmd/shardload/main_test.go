@@ -53,7 +53,7 @@ func startServerConfig(t *testing.T, cfg shard.Config) *server {
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() {
 		_ = srv.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 		defer cancel()
 		_ = g.Shutdown(ctx)
 		<-done
