@@ -29,7 +29,7 @@ func BatchBucket(n int) int {
 // Shard block once per batch.
 type Counts struct {
 	RxPackets, RxBytes uint64 // datagrams (or frames) received, and their length
-	TxPackets, TxBytes uint64 // replies sent
+	TxPackets, TxBytes uint64 // replies sent (UDP: counted as the send starts; one the kernel refuses is also in SendErrors)
 	Truncated          uint64 // datagrams longer than the receive slot: counted, never handled
 	HandlerErrors      uint64 // ServePacket returned an error or panicked
 	SendErrors         uint64 // replies the kernel refused

@@ -86,6 +86,9 @@ func (w *ReplyWriter) Write(b []byte) (int, error) {
 // Len returns the number of queued replies.
 func (w *ReplyWriter) Len() int { return len(w.replies) }
 
+// Bytes returns the total length of the queued replies.
+func (w *ReplyWriter) Bytes() int { return w.used }
+
 // Replies returns the queued replies, oldest first. The slice is the writer's
 // own and valid until Reset.
 func (w *ReplyWriter) Replies() []Reply { return w.replies }

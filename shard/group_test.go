@@ -29,7 +29,7 @@ func startGroup(t *testing.T, cfg Config) *Group {
 	served := make(chan error, 1)
 	go func() { served <- g.Serve(context.Background()) }()
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 		defer cancel()
 		if err := g.Shutdown(ctx); err != nil {
 			t.Errorf("Shutdown: %v", err)
@@ -59,10 +59,15 @@ func sumStats(g *Group) (total metrics.Counts, perShard []metrics.Snapshot) {
 	return total, perShard
 }
 
+// waitTimeout bounds every wait for a state: far longer than anything takes
+// on an idle machine, so that only a hang, never a loaded CI machine,
+// reaches it.
+const waitTimeout = 60 * time.Second
+
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(waitTimeout)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
@@ -81,7 +86,8 @@ func exchange(t *testing.T, network string, to netip.AddrPort, payload []byte) (
 	}
 	defer c.Close()
 	buf := make([]byte, 70000)
-	for attempt := 0; attempt < 3; attempt++ {
+	// Resent every second, until a deadline only a hang reaches.
+	for deadline := time.Now().Add(waitTimeout); time.Now().Before(deadline); {
 		if _, err := c.WriteToUDPAddrPort(payload, to); err != nil {
 			t.Fatal(err)
 		}
@@ -91,7 +97,7 @@ func exchange(t *testing.T, network string, to netip.AddrPort, payload []byte) (
 			return buf[:n], netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
 		}
 	}
-	t.Fatalf("no reply from %v", to)
+	t.Fatalf("no reply from %v within %v", to, waitTimeout)
 	return nil, netip.AddrPort{}
 }
 
@@ -285,14 +291,14 @@ func TestHandlerErrorsAndPanicsAreCounted(t *testing.T) {
 		}
 	}
 	buf := make([]byte, 100)
-	_ = c.SetReadDeadline(time.Now().Add(3 * time.Second))
+	_ = c.SetReadDeadline(time.Now().Add(waitTimeout))
 	n, _, err := c.ReadFromUDPAddrPort(buf)
 	if err != nil || string(buf[:n]) != "ok" {
 		t.Fatalf("after panics the shard must keep serving: got %q, %v", buf[:n], err)
 	}
 	// Counters are published field by field once per batch: wait for the
 	// whole set rather than for one of them.
-	deadline := time.Now().Add(3 * time.Second)
+	deadline := time.Now().Add(waitTimeout)
 	total, _ := sumStats(g)
 	for (total.RxPackets != 4 || total.HandlerErrors != 3 || total.TxPackets != 1) && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
@@ -346,7 +352,13 @@ func TestCloseAndShutdownContract(t *testing.T) {
 	}
 	served := make(chan error, 1)
 	go func() { served <- g.Serve(context.Background()) }()
-	time.Sleep(20 * time.Millisecond)
+	// Close while Serve runs (a Close before it would make Serve return
+	// ErrGroupClosed, also correct, but not the case under test).
+	waitFor(t, "Serve to start", func() bool {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		return g.served
+	})
 	if err := g.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -494,7 +506,10 @@ func TestShutdownUnderFloodLeavesNothingQueued(t *testing.T) {
 				return
 			}
 			defer c.Close()
-			deadline := time.Now().Add(3 * time.Second)
+			// Until the stop below (bounded all the same): a flood that
+			// ended on its own before a starved server counted 10000
+			// would never let the wait below end.
+			deadline := time.Now().Add(waitTimeout)
 			for time.Now().Before(deadline) {
 				select {
 				case <-stop:
@@ -508,7 +523,7 @@ func TestShutdownUnderFloodLeavesNothingQueued(t *testing.T) {
 		}()
 	}
 	waitFor(t, "the flood to arrive", func() bool { total, _ := sumStats(g); return total.RxPackets > 10000 })
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 	defer cancel()
 	if err := g.Shutdown(ctx); err != nil {
 		t.Fatal(err)
@@ -545,7 +560,7 @@ func TestServeReturnsAnEarlyShardError(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "pin to CPU 4095") {
 			t.Fatalf("Serve returned %v, want the pin error", err)
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(waitTimeout):
 		t.Fatal("Serve hung after shard 0 failed")
 	}
 }

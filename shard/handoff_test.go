@@ -55,7 +55,18 @@ func TestHandoffLosesNothing(t *testing.T) {
 			}
 		}
 	}()
-	time.Sleep(100 * time.Millisecond)
+	udpRx := func(g *Group) (rx uint64) {
+		for _, s := range g.Stats(nil) {
+			if s.Proto == "udp" {
+				rx += s.RxPackets
+			}
+		}
+		return rx
+	}
+	// The old group serves some of the stream before the handoff, the new
+	// one some after it: waited for, not slept for (a starved sender could
+	// send nothing in a fixed 100 ms).
+	waitFor(t, "the old group to receive", func() bool { return udpRx(old) > 0 })
 
 	files, err := old.Files()
 	if err != nil {
@@ -71,7 +82,7 @@ func TestHandoffLosesNothing(t *testing.T) {
 	nextDone := make(chan error, 1)
 	go func() { nextDone <- next.Serve(context.Background()) }()
 	time.Sleep(20 * time.Millisecond) // both read for a moment, as during an upgrade
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 	defer cancel()
 	if err := old.Handoff(ctx); err != nil {
 		t.Fatal(err)
@@ -79,7 +90,7 @@ func TestHandoffLosesNothing(t *testing.T) {
 	if err := <-oldDone; err != nil {
 		t.Fatalf("old Serve: %v", err)
 	}
-	time.Sleep(100 * time.Millisecond) // the new group alone
+	waitFor(t, "the new group alone to receive", func() bool { return udpRx(next) > 0 })
 	// TCP: the new group accepts on the inherited listeners.
 	tc, err := net.Dial("tcp", cfg.Addr)
 	if err != nil {

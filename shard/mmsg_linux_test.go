@@ -3,8 +3,12 @@ package shard
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
+	"os"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -129,7 +133,7 @@ func TestWriteBatchSkipsRefusedReplies(t *testing.T) {
 	}
 	buf := make([]byte, 8)
 	for _, want := range []string{"one", "two"} {
-		_ = peer.SetReadDeadline(time.Now().Add(2 * time.Second))
+		_ = peer.SetReadDeadline(time.Now().Add(waitTimeout))
 		n, _, err := peer.ReadFromUDPAddrPort(buf)
 		if err != nil || string(buf[:n]) != want {
 			t.Fatalf("got %q %v, want %q", buf[:n], err, want)
@@ -155,7 +159,7 @@ func TestBroadcastGetsAnswered(t *testing.T) {
 			if _, err := c.WriteToUDPAddrPort([]byte("anyone?"), to); err != nil {
 				t.Fatal(err)
 			}
-			_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+			_ = c.SetReadDeadline(time.Now().Add(waitTimeout))
 			buf := make([]byte, 16)
 			n, from, err := c.ReadFromUDPAddrPort(buf)
 			if err != nil || string(buf[:n]) != "anyone?" {
@@ -196,9 +200,11 @@ func TestCloseIsImmediate(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for calls.Load() == 0 { // serving
+		for deadline := time.Now().Add(waitTimeout); calls.Load() == 0; time.Sleep(time.Millisecond) { // serving
+			if time.Now().After(deadline) {
+				t.Fatalf("round %d: nothing served within %v", round, waitTimeout)
+			}
 			_, _ = c.WriteToUDPAddrPort([]byte("x"), to)
-			time.Sleep(time.Millisecond)
 		}
 		if err := g.Close(); err != nil {
 			t.Fatal(err)
@@ -237,7 +243,17 @@ func TestIdleStopIsPrompt(t *testing.T) {
 			t.Fatal(err)
 		}
 		go func() { _ = g.Serve(context.Background()) }()
-		time.Sleep(5 * time.Millisecond) // the shards enter their wait
+		// Stop once every shard's thread sleeps in recvmmsg (the kernel
+		// says so), not after a fixed 5 ms a loaded machine may not give
+		// them: a stop before a shard waits has nothing to interrupt.
+		waitFor(t, "every shard asleep in recvmmsg", func() bool {
+			for _, s := range g.shards {
+				if m, ok := s.bc.(*mmsgConn); !ok || !inRecvmmsg(m.tid.Load()) {
+					return false
+				}
+			}
+			return true
+		})
 		if err := g.Shutdown(context.Background()); err != nil {
 			t.Fatal(err)
 		}
@@ -251,7 +267,23 @@ func TestIdleStopIsPrompt(t *testing.T) {
 			interrupted++
 		}
 	}
+	t.Logf("the stop interrupted every shard's wait in %d of %d rounds", interrupted, rounds)
 	if interrupted < rounds/2 {
 		t.Fatalf("the stop interrupted every shard's wait in %d of %d rounds", interrupted, rounds)
 	}
+}
+
+// inRecvmmsg tells whether thread tid of this process is blocked in
+// recvmmsg (/proc/self/task/TID/syscall starts with the syscall number
+// while the thread sleeps in a system call).
+func inRecvmmsg(tid int32) bool {
+	if tid == 0 {
+		return false
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/self/task/%d/syscall", tid))
+	if err != nil {
+		return false
+	}
+	f := strings.Fields(string(b))
+	return len(f) > 0 && f[0] == strconv.Itoa(unix.SYS_RECVMMSG)
 }

@@ -165,16 +165,21 @@ func (s *shard) logOnce(err error, msg string) {
 	s.log.Warn(msg, zap.Error(err))
 }
 
-// serveBatch hands the n received datagrams to the handler, sends the replies
-// and publishes the counters.
+// serveBatch hands the n received datagrams to the handler, publishes the
+// counters and sends the replies. The counters are published before the
+// replies leave (flush), so a client that has seen a reply finds it, and its
+// request, counted at the next scrape.
 func (s *shard) serveBatch(n int) {
 	s.counts.Batches++
 	s.counts.BatchSizes[metrics.BatchBucket(n)]++
 	for i := 0; i < n; {
 		i = s.serveFrom(i, n)
 	}
+	if s.w.Len() == 0 {
+		s.ctr.Publish(&s.counts)
+		return
+	}
 	s.flush()
-	s.ctr.Publish(&s.counts)
 }
 
 // serveFrom serves msgs[i:n] and returns n, or the index after a packet whose
@@ -214,16 +219,26 @@ func (s *shard) serveFrom(i, n int) (next int) {
 	return n
 }
 
-// flush sends every queued reply.
+// flush publishes the counters, with the queued replies counted as sent,
+// then sends them. A reply becomes visible to its client during the send
+// call, so counting it only after the call returned would let a client see
+// a reply (and scrape) before it, and its request, were counted. A reply
+// the kernel refuses stays counted in TxPackets and is also counted in
+// SendErrors: counters never go down, and refusals are rare (one publish
+// more per batch that has any).
 func (s *shard) flush() {
 	if s.w.Len() == 0 {
 		return
 	}
-	sent, bytes, failed, err := s.bc.writeBatch(s.w.Replies())
-	s.counts.TxPackets += uint64(sent)
-	s.counts.TxBytes += bytes
-	s.counts.SendErrors += uint64(failed)
+	s.counts.TxPackets += uint64(s.w.Len())
+	s.counts.TxBytes += uint64(s.w.Bytes())
+	s.ctr.Publish(&s.counts)
+	_, _, failed, err := s.bc.writeBatch(s.w.Replies())
 	s.w.Reset()
+	if failed > 0 {
+		s.counts.SendErrors += uint64(failed)
+		s.ctr.Publish(&s.counts)
+	}
 	if err != nil {
 		s.logOnce(err, "send failed; counting further failures of this kind in shardd_send_errors_total")
 	}

@@ -6,7 +6,6 @@ import (
 	"net/netip"
 	"runtime"
 	"testing"
-	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -201,15 +200,27 @@ func TestSteeringCoversTCP(t *testing.T) {
 		}
 		c.Close()
 	}
+	// A connect returns before the listener side has the connection
+	// (loopback may process the final ACK later): wait until all 50 are
+	// accounted for, or an empty accept queue proves nothing.
 	stolen := 0
-	for {
-		nfd, _, err := unix.Accept(fd)
-		if err != nil {
-			break
+	waitFor(t, "all 50 connections accounted for", func() bool {
+		for {
+			nfd, _, err := unix.Accept(fd)
+			if err != nil {
+				break
+			}
+			unix.Close(nfd)
+			stolen++
 		}
-		unix.Close(nfd)
-		stolen++
-	}
+		var accepted uint64
+		for _, s := range g.Stats(nil) {
+			if s.Proto == "tcp" {
+				accepted += s.Accepted
+			}
+		}
+		return accepted+uint64(stolen) == 50
+	})
 	if stolen != 0 {
 		t.Fatalf("the later TCP listener accepted %d of 50 connections", stolen)
 	}
@@ -230,7 +241,7 @@ func TestSteeringSurvivesHandoff(t *testing.T) {
 	cfg.Inherit = files
 	cfg.Upgrade = true
 	next := startGroup(t, cfg)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 	defer cancel()
 	if err := old.Handoff(ctx); err != nil {
 		t.Fatal(err)
@@ -266,13 +277,28 @@ func TestSlotShiftOnClose(t *testing.T) {
 		_ = g.shards[1].sock.Close() // slot 1 freed: the late socket moves in
 		to := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), groupPort(g))
 		sendFrom(t, to, 200, -1)
-		stolen := 0
-		for {
-			if _, _, err := unix.Recvfrom(late, make([]byte, 16), unix.MSG_DONTWAIT); err != nil {
-				break
+		// Count where all 200 went (the group is not served: read shard
+		// 0's socket here), so an empty late socket proves something:
+		// loopback delivery may lag the send on a loaded machine.
+		stolen, ours := 0, 0
+		buf := make([]byte, 16)
+		waitFor(t, "all 200 accounted for", func() bool {
+			for {
+				if _, _, err := unix.Recvfrom(late, buf, unix.MSG_DONTWAIT); err != nil {
+					break
+				}
+				stolen++
 			}
-			stolen++
-		}
+			_ = g.shards[0].rc.Control(func(fd uintptr) {
+				for {
+					if _, _, err := unix.Recvfrom(int(fd), buf, unix.MSG_DONTWAIT); err != nil {
+						return
+					}
+					ours++
+				}
+			})
+			return stolen+ours == 200
+		})
 		_ = g.Close()
 		if pinned && stolen != 0 {
 			t.Fatalf("with slot 0 pinned the later socket got %d of 200", stolen)

@@ -81,8 +81,15 @@ func startDaemon(t *testing.T, args ...string) *daemon {
 // startDaemonAs starts shardd as the given user (nil: as the test).
 func startDaemonAs(t *testing.T, cred *syscall.Credential, args ...string) *daemon {
 	t.Helper()
+	return startDaemonBin(t, sharddBin, cred, args...)
+}
+
+// startDaemonBin starts the shardd binary at bin (a copy an upgrade test
+// replaces) as the given user.
+func startDaemonBin(t *testing.T, bin string, cred *syscall.Credential, args ...string) *daemon {
+	t.Helper()
 	d := &daemon{stderr: &lockedBuffer{}, lines: make(chan map[string]any, 256), exited: make(chan struct{})}
-	d.cmd = exec.Command(sharddBin, append([]string{"--log-format", "json"}, args...)...)
+	d.cmd = exec.Command(bin, append([]string{"--log-format", "json"}, args...)...)
 	d.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
 	pr, pw := io.Pipe()
 	d.cmd.Stderr = io.MultiWriter(d.stderr, pw)
@@ -118,10 +125,15 @@ func startDaemonAs(t *testing.T, cred *syscall.Credential, args ...string) *daem
 	return d
 }
 
+// waitTimeout bounds every wait for a state of a daemon under test: far
+// longer than anything takes on an idle machine, so that only a real hang,
+// never a loaded CI machine, reaches it.
+const waitTimeout = 60 * time.Second
+
 // waitLine returns the first log line whose msg is msg.
 func (d *daemon) waitLine(t *testing.T, msg string) map[string]any {
 	t.Helper()
-	timeout := time.After(10 * time.Second)
+	timeout := time.After(waitTimeout)
 	for {
 		select {
 		case m := <-d.lines:
@@ -145,7 +157,7 @@ func (d *daemon) stop(t *testing.T, sig syscall.Signal) (code int, took time.Dur
 	select {
 	case <-d.exited:
 		return d.code, time.Since(start)
-	case <-time.After(10 * time.Second):
+	case <-time.After(waitTimeout):
 		t.Fatalf("shardd did not exit after %v:\n%s", sig, d.stderr)
 	}
 	return -1, 0
@@ -163,6 +175,20 @@ func scrape(t *testing.T, url string) string {
 		t.Fatalf("GET %s: %s", url, resp.Status)
 	}
 	return string(b)
+}
+
+// get is scrape for polling loops: an error is returned, not fatal.
+func get(url string) (string, error) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err == nil && resp.StatusCode != 200 {
+		err = fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	return string(b), err
 }
 
 // sumMetric adds up every series of one metric in a text exposition.
@@ -224,7 +250,7 @@ func TestDaemonServesCountsAndStops(t *testing.T) {
 				if _, err := c.WriteToUDPAddrPort(payload, to); err != nil {
 					t.Fatal(err)
 				}
-				_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+				_ = c.SetReadDeadline(time.Now().Add(waitTimeout))
 				n, from, err := c.ReadFromUDPAddrPort(buf)
 				if err != nil || !bytes.Equal(buf[:n], payload) || from.Port() != to.Port() {
 					t.Fatalf("echo from %v: %q from %v, %v", to, buf[:n], from, err)
@@ -233,6 +259,8 @@ func TestDaemonServesCountsAndStops(t *testing.T) {
 			c.Close()
 		}
 	}
+	// Every reply was read: the shards publish a batch's counters before
+	// sending its replies, so one scrape must already count them all.
 	want := float64(2 * flows * perFlow)
 	text := scrape(t, "http://"+metricsAddr+"/metrics")
 	for _, name := range []string{"shardd_rx_packets_total", "shardd_tx_packets_total"} {
@@ -253,10 +281,15 @@ func TestDaemonServesCountsAndStops(t *testing.T) {
 		t.Errorf("/healthz = %q", h)
 	}
 
+	// "Exit 0 within 2 s" is the --drain-timeout the daemon measures
+	// itself: a stop that overruns it logs so and exits 1. The wall-clock
+	// time seen from here also holds the scheduling of a loaded machine,
+	// so it is logged, not asserted.
 	code, took := d.stop(t, syscall.SIGTERM)
-	if code != 0 || took > 2*time.Second {
-		t.Fatalf("SIGTERM: exit %d after %v, want 0 within 2s:\n%s", code, took, d.stderr)
+	if code != 0 || strings.Contains(d.stderr.String(), "graceful stop timed out") {
+		t.Fatalf("SIGTERM: exit %d after %v, want 0 within the drain timeout:\n%s", code, took, d.stderr)
 	}
+	t.Logf("SIGTERM: exit 0 after %v", took)
 	var summed float64
 	summaries := 0
 	for _, line := range strings.Split(d.stderr.String(), "\n") {
@@ -286,7 +319,7 @@ func TestSignalsThatDoNotStop(t *testing.T) {
 	}
 	defer c.Close()
 	_, _ = c.Write([]byte("still here"))
-	_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	_ = c.SetReadDeadline(time.Now().Add(waitTimeout))
 	buf := make([]byte, 32)
 	if n, err := c.Read(buf); err != nil || string(buf[:n]) != "still here" {
 		t.Fatalf("after HUP/USR1: %q %v", buf[:n], err)
@@ -310,7 +343,7 @@ func runOnce(t *testing.T, cred *syscall.Credential, args ...string) (code int, 
 	go func() { _ = cmd.Wait(); close(done) }()
 	select {
 	case <-done:
-	case <-time.After(10 * time.Second):
+	case <-time.After(waitTimeout):
 		_ = cmd.Process.Kill()
 		<-done
 		t.Fatalf("shardd %v kept running; want a start-up failure", args)
@@ -427,7 +460,7 @@ func TestSocat(t *testing.T) {
 	port := netip.MustParseAddrPort(d.waitLine(t, "listening")["bound"].(string)).Port()
 	for _, target := range []string{fmt.Sprintf("UDP4:127.0.0.1:%d", port), fmt.Sprintf("UDP6:[::1]:%d", port)} {
 		msg := "hello from socat via " + target + "\n"
-		cmd := exec.Command(socat, "-t", "2", "-T", "3", "-", target)
+		cmd := exec.Command(socat, append(socatTimeouts(target), "-", target)...)
 		cmd.Stdin = strings.NewReader(msg)
 		out, err := cmd.Output()
 		if err != nil || string(out) != msg {
@@ -437,6 +470,18 @@ func TestSocat(t *testing.T) {
 	if code, _ := d.stop(t, syscall.SIGTERM); code != 0 {
 		t.Fatalf("exit %d", code)
 	}
+}
+
+// socatTimeouts: how long socat waits for the echo after its stdin ended
+// (-t) and for any traffic at all (-T). Over TCP the daemon closes on the
+// client's EOF, which ends socat at once, so the bound is only for a hang.
+// Over UDP nothing ends the exchange: socat always waits all of -t, which
+// must cover a loaded machine's scheduling (it was 2 s).
+func socatTimeouts(target string) []string {
+	if strings.HasPrefix(target, "TCP") {
+		return []string{"-t", "60", "-T", "60"}
+	}
+	return []string{"-t", "5", "-T", "60"}
 }
 
 // requireTool finds a third-party program (see tooltest.Require).
@@ -455,7 +500,7 @@ func TestSocatTCP(t *testing.T) {
 	for _, target := range []string{"TCP4:127.0.0.1:%d", "TCP6:[::1]:%d", "UDP4:127.0.0.1:%d"} {
 		target = fmt.Sprintf(target, port)
 		msg := strings.Repeat("hello from socat via "+target+"\n", 100)
-		cmd := exec.Command(socat, "-t", "2", "-T", "3", "-", target)
+		cmd := exec.Command(socat, append(socatTimeouts(target), "-", target)...)
 		cmd.Stdin = strings.NewReader(msg)
 		out, err := cmd.Output()
 		if err != nil || string(out) != msg {
@@ -504,7 +549,7 @@ func TestGuardReportsAForeignSocket(t *testing.T) {
 	if int(w["pid"].(float64)) != os.Getpid() || w["process"] == "" || int(w["uid"].(float64)) != os.Getuid() {
 		t.Fatalf("warning does not name the test process: %v", w)
 	}
-	waitMetric := time.Now().Add(5 * time.Second)
+	waitMetric := time.Now().Add(waitTimeout)
 	for {
 		got, _ := sumMetric(t, scrape(t, "http://"+metricsAddr+"/metrics"), "shardd_foreign_sockets")
 		if got == 1 {
@@ -521,13 +566,13 @@ func TestGuardReportsAForeignSocket(t *testing.T) {
 }
 
 func TestExclusiveRefusesAnOccupiedPort(t *testing.T) {
-	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	// The foreign socket binds port 0 itself: a port picked, released and
+	// bound again could be taken in between by another test's bind.
+	sa, err := unix.Getsockname(bindReusePort(t, 0))
 	if err != nil {
 		t.Fatal(err)
 	}
-	port := c.LocalAddr().(*net.UDPAddr).Port
-	c.Close()
-	bindReusePort(t, port)
+	port := sa.(*unix.SockaddrInet4).Port
 	code, stderr := runOnce(t, nil, "--exclusive", fmt.Sprintf("127.0.0.1:%d", port))
 	if code != exitRuntime {
 		t.Errorf("exit %d, want %d", code, exitRuntime)
@@ -545,8 +590,10 @@ func TestInspect(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, _ = c.Write([]byte("count me"))
-		_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
-		_, _ = c.Read(make([]byte, 16))
+		_ = c.SetReadDeadline(time.Now().Add(waitTimeout))
+		if _, err := c.Read(make([]byte, 16)); err != nil {
+			t.Fatalf("exchange %d: %v", i, err) // an unanswered datagram would make the count below a guess
+		}
 		c.Close()
 	}
 	var socks []struct {
@@ -611,8 +658,9 @@ func TestInspect(t *testing.T) {
 // processes, none is dropped, and no connection is refused.
 func TestUpgradeLosesNothing(t *testing.T) {
 	pidfile := filepath.Join(t.TempDir(), "shardd.pid")
-	d := startDaemon(t, "--shards", "2", "--proto", "udp,tcp", "--pidfile", pidfile, "127.0.0.1:0")
+	d := startDaemon(t, "--shards", "2", "--proto", "udp,tcp", "--pidfile", pidfile, "--metrics", "127.0.0.1:0", "127.0.0.1:0")
 	port := netip.MustParseAddrPort(d.waitLine(t, "listening")["bound"].(string)).Port()
+	metricsURL := "http://" + d.waitLine(t, "serving metrics")["addr"].(string) + "/metrics"
 	to := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port)
 	readPid := func() int {
 		b, _ := os.ReadFile(pidfile)
@@ -664,12 +712,16 @@ func TestUpgradeLosesNothing(t *testing.T) {
 				return
 			case <-time.After(5 * time.Millisecond):
 			}
-			c, err := net.DialTimeout("tcp", to.String(), time.Second)
+			// Generous timeouts: a SYN the kernel drops from a full
+			// backlog is only retried after a second, and a loaded
+			// machine may not run the daemon for a while; a refused or
+			// reset connection still fails at once.
+			c, err := net.DialTimeout("tcp", to.String(), waitTimeout)
 			if err != nil {
 				tcpFailed.Add(1)
 				continue
 			}
-			_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+			_ = c.SetDeadline(time.Now().Add(waitTimeout))
 			_, _ = c.Write([]byte("x"))
 			if _, err := io.ReadFull(c, make([]byte, 1)); err != nil {
 				tcpFailed.Add(1)
@@ -680,7 +732,19 @@ func TestUpgradeLosesNothing(t *testing.T) {
 		}
 	}()
 
-	time.Sleep(200 * time.Millisecond)
+	// Each process serves traffic of both kinds before it is upgraded:
+	// wait for exchanges and datagrams that started after it took over,
+	// not for a fixed time.
+	traffic := func(what string) {
+		t.Helper()
+		okFrom, sentFrom := tcpOK.Load(), sent.Load()
+		for deadline := time.Now().Add(waitTimeout); tcpOK.Load() < okFrom+5 || sent.Load() < sentFrom+100; time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) || tcpFailed.Load() > 0 {
+				t.Fatalf("%s: %d TCP exchanges (%d failed), %d datagrams in %v", what, tcpOK.Load()-okFrom, tcpFailed.Load(), sent.Load()-sentFrom, waitTimeout)
+			}
+		}
+	}
+	traffic("before the first upgrade")
 	const upgrades = 10
 	for i := 0; i < upgrades; i++ {
 		old := readPid()
@@ -688,37 +752,29 @@ func TestUpgradeLosesNothing(t *testing.T) {
 		if err := syscall.Kill(old, syscall.SIGUSR2); err != nil {
 			t.Fatal(err)
 		}
-		deadline := time.Now().Add(10 * time.Second)
+		deadline := time.Now().Add(waitTimeout)
 		for readPid() == old {
 			if time.Now().After(deadline) {
 				t.Fatalf("upgrade %d: the pidfile still names %d:\n%s", i+1, old, d.stderr)
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
-		time.Sleep(100 * time.Millisecond)
+		traffic(fmt.Sprintf("after upgrade %d", i+1))
 	}
 	close(stop)
 	wg.Wait()
 	last := readPid()
 	pids = append(pids, last)
-	time.Sleep(100 * time.Millisecond) // let the last datagrams land
-	if err := syscall.Kill(last, syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
 
-	// Every process logs its per-shard summary when it exits: upgrades+1
-	// processes, 2 UDP and 2 TCP shards each.
+	// udpSummed adds up the UDP shard summaries (rx, kernel drops) the
+	// exited processes logged, and counts every summary line.
 	type line struct {
 		Msg        string  `json:"msg"`
 		Proto      string  `json:"proto"`
 		RxPackets  float64 `json:"rx_packets"`
 		KernelDrop float64 `json:"kernel_drops"`
 	}
-	var rx, drops float64
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		rx, drops = 0, 0
-		summaries := 0
+	udpSummed := func() (rx, drops float64, summaries int) {
 		for _, l := range strings.Split(d.stderr.String(), "\n") {
 			var m line
 			if json.Unmarshal([]byte(l), &m) == nil && m.Msg == "shard summary" {
@@ -729,6 +785,35 @@ func TestUpgradeLosesNothing(t *testing.T) {
 				}
 			}
 		}
+		return rx, drops, summaries
+	}
+	// A datagram sent is not yet in a socket queue when sendmsg returns
+	// if the kernel defers loopback delivery (a loaded machine does), and
+	// one that arrives after the stop's fence is a kernel drop. So before
+	// the stop, wait until the processes account for every datagram: the
+	// summaries of the old ones (all exited) plus the live one's counters.
+	for deadline := time.Now().Add(waitTimeout); ; time.Sleep(20 * time.Millisecond) {
+		rx, _, summaries := udpSummed()
+		if summaries >= 4*upgrades {
+			if text, err := get(metricsURL); err == nil && rx+metricSum(text, "shardd_rx_packets_total", `proto="udp"`) == float64(sent.Load()) {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			break // the assertions below say what is missing
+		}
+	}
+	if err := syscall.Kill(last, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+
+	// Every process logs its per-shard summary when it exits: upgrades+1
+	// processes, 2 UDP and 2 TCP shards each.
+	var rx, drops float64
+	deadline := time.Now().Add(waitTimeout)
+	for {
+		var summaries int
+		rx, drops, summaries = udpSummed()
 		if summaries >= 4*(upgrades+1) {
 			break
 		}
@@ -767,10 +852,12 @@ func TestUpgradeCommandNeedsAPidfile(t *testing.T) {
 // TestTwoProcessesShareThePort: a second shardd of the same user on the same
 // ADDR joins the reuseport group and takes a share of the traffic.
 func TestTwoProcessesShareThePort(t *testing.T) {
-	a := startDaemon(t, "--shards", "1", "--handler", "discard", "127.0.0.1:0")
+	a := startDaemon(t, "--shards", "1", "--handler", "discard", "--metrics", "127.0.0.1:0", "127.0.0.1:0")
 	bound := a.waitLine(t, "listening")["bound"].(string)
-	b := startDaemon(t, "--shards", "1", "--handler", "discard", bound)
+	aMetrics := "http://" + a.waitLine(t, "serving metrics")["addr"].(string) + "/metrics"
+	b := startDaemon(t, "--shards", "1", "--handler", "discard", "--metrics", "127.0.0.1:0", bound)
 	b.waitLine(t, "listening")
+	bMetrics := "http://" + b.waitLine(t, "serving metrics")["addr"].(string) + "/metrics"
 	to := netip.MustParseAddrPort(bound)
 	for f := 0; f < 64; f++ {
 		c, err := net.ListenUDP("udp4", nil)
@@ -782,7 +869,18 @@ func TestTwoProcessesShareThePort(t *testing.T) {
 		}
 		c.Close()
 	}
-	time.Sleep(100 * time.Millisecond)
+	// Stop only once both count all 320: a datagram still on its way
+	// when the stop fences the socket would be a kernel drop.
+	for deadline := time.Now().Add(waitTimeout); ; time.Sleep(10 * time.Millisecond) {
+		ta, errA := get(aMetrics)
+		tb, errB := get(bMetrics)
+		if errA == nil && errB == nil && metricSum(ta, "shardd_rx_packets_total", "")+metricSum(tb, "shardd_rx_packets_total", "") == 320 {
+			break
+		}
+		if time.Now().After(deadline) {
+			break // the summaries below say what is missing
+		}
+	}
 	var total float64
 	for _, d := range []*daemon{a, b} {
 		if code, _ := d.stop(t, syscall.SIGTERM); code != 0 {
@@ -822,11 +920,8 @@ func TestFailedUpgradeKeepsServing(t *testing.T) {
 		}
 	}
 	copyFile(sharddBin)
-	saved := sharddBin
-	sharddBin = bin
-	defer func() { sharddBin = saved }()
 	pidfile := filepath.Join(dir, "pid")
-	d := startDaemon(t, "--shards", "1", "--pidfile", pidfile, "--metrics", "127.0.0.1:0", "127.0.0.1:0")
+	d := startDaemonBin(t, bin, nil, "--shards", "1", "--pidfile", pidfile, "--metrics", "127.0.0.1:0", "127.0.0.1:0")
 	to := netip.MustParseAddrPort(d.waitLine(t, "listening")["bound"].(string))
 	metricsURL := "http://" + d.waitLine(t, "serving metrics")["addr"].(string) + "/metrics"
 
@@ -845,7 +940,7 @@ func TestFailedUpgradeKeepsServing(t *testing.T) {
 		t.Fatalf("shardd_upgrades_total sums to %v after one failure", v)
 	}
 
-	copyFile(saved)
+	copyFile(sharddBin)
 	_ = d.cmd.Process.Signal(syscall.SIGUSR2)
 	newPid := int(d.waitLine(t, "upgrade handed over; this process finishes what it has and exits")["new_pid"].(float64))
 	defer syscall.Kill(newPid, syscall.SIGKILL) // only if the test fails before the TERM below
@@ -869,14 +964,16 @@ func exchange(t *testing.T, network string, to netip.AddrPort, payload []byte) (
 	}
 	defer c.Close()
 	buf := make([]byte, 2048)
-	for attempt := 0; attempt < 3; attempt++ {
+	// Resent every second (a datagram may meet a socket being handed
+	// over), until a deadline only a hang reaches.
+	for deadline := time.Now().Add(waitTimeout); time.Now().Before(deadline); {
 		_, _ = c.WriteToUDPAddrPort(payload, to)
 		_ = c.SetReadDeadline(time.Now().Add(time.Second))
 		if n, from, err := c.ReadFromUDPAddrPort(buf); err == nil {
 			return buf[:n], from
 		}
 	}
-	t.Fatalf("no reply from %v", to)
+	t.Fatalf("no reply from %v within %v", to, waitTimeout)
 	return nil, netip.AddrPort{}
 }
 
@@ -948,7 +1045,7 @@ func TestSocketActivation(t *testing.T) {
 		f.Close() // the daemon has them now
 	}
 	readNotify := func() string {
-		_ = notify.SetReadDeadline(time.Now().Add(10 * time.Second))
+		_ = notify.SetReadDeadline(time.Now().Add(waitTimeout))
 		buf := make([]byte, 256)
 		n, err := notify.Read(buf)
 		if err != nil {
@@ -959,7 +1056,7 @@ func TestSocketActivation(t *testing.T) {
 	if msg := readNotify(); msg != fmt.Sprintf("READY=1\nMAINPID=%d", cmd.Process.Pid) {
 		t.Fatalf("notify %q, want READY=1 with MAINPID %d", msg, cmd.Process.Pid)
 	}
-	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(stderr.String(), "serving the sockets systemd passed"); {
+	for deadline := time.Now().Add(waitTimeout); !strings.Contains(stderr.String(), "serving the sockets systemd passed"); {
 		if time.Now().After(deadline) {
 			t.Fatalf("activation not noticed:\n%s", stderr.String())
 		}
@@ -974,7 +1071,7 @@ func TestSocketActivation(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, _ = c.Write([]byte("tcp activated"))
-	_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	_ = c.SetReadDeadline(time.Now().Add(waitTimeout))
 	buf := make([]byte, 13)
 	if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "tcp activated" {
 		t.Fatalf("TCP: %q %v", buf, err)
@@ -1026,7 +1123,7 @@ func TestSystemdSocketActivate(t *testing.T) {
 		}
 	}()
 	var got []byte
-	for deadline := time.Now().Add(10 * time.Second); ; {
+	for deadline := time.Now().Add(waitTimeout); ; {
 		cl, err := net.ListenUDP("udp4", nil)
 		if err != nil {
 			t.Fatal(err)
@@ -1047,7 +1144,7 @@ func TestSystemdSocketActivate(t *testing.T) {
 	if string(got) != "wake up" {
 		t.Fatalf("got %q", got)
 	}
-	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(stderr.String(), "serving the sockets systemd passed"); {
+	for deadline := time.Now().Add(waitTimeout); !strings.Contains(stderr.String(), "serving the sockets systemd passed"); {
 		if time.Now().After(deadline) {
 			t.Fatalf("shardd did not take the activated socket:\n%s", stderr.String())
 		}
@@ -1060,33 +1157,90 @@ func TestSystemdSocketActivate(t *testing.T) {
 	}
 }
 
+// gatedBin is a copy of the daemon binary that a test can turn into a gate:
+// an upgrade then execs a script that waits for the test to open the gate
+// before it execs the real daemon. The upgrade stays under way for as long
+// as the test needs, whatever the machine's load: no race between the
+// signals a test sends and the new process becoming ready.
+type gatedBin struct{ path, gate string }
+
+func newGatedBin(t *testing.T) *gatedBin {
+	t.Helper()
+	dir := t.TempDir()
+	g := &gatedBin{path: filepath.Join(dir, "shardd"), gate: filepath.Join(dir, "gate")}
+	b, err := os.ReadFile(sharddBin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(g.path, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return g
+}
+
+// hold replaces the binary (a new inode, as an install does) with the
+// gate script; the descriptors and environment the upgrade passes go
+// through the shell to the real daemon.
+func (g *gatedBin) hold(t *testing.T) {
+	t.Helper()
+	script := fmt.Sprintf("#!/bin/sh\nwhile [ ! -e '%s' ]; do sleep 0.01; done\nexec '%s' \"$@\"\n", g.gate, sharddBin)
+	_ = os.Remove(g.path)
+	if err := os.WriteFile(g.path, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (g *gatedBin) open(t *testing.T) {
+	t.Helper()
+	if err := os.WriteFile(g.gate, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestSecondUpgradeIsRefused: a USR2 while an upgrade is under way is
-// refused, and the first upgrade completes.
+// refused, and the first upgrade completes. The new process is held at the
+// gate until the refusal is logged: without it, a fast new process could
+// hand over before the second USR2 is read, and the daemon would pick
+// either (both are ready in its select).
 func TestSecondUpgradeIsRefused(t *testing.T) {
 	pidfile := filepath.Join(t.TempDir(), "pid")
-	d := startDaemon(t, "--shards", "1", "--pidfile", pidfile, "127.0.0.1:0")
+	g := newGatedBin(t)
+	d := startDaemonBin(t, g.path, nil, "--shards", "1", "--pidfile", pidfile, "127.0.0.1:0")
 	d.waitLine(t, "listening")
+	g.hold(t)
 	_ = d.cmd.Process.Signal(syscall.SIGUSR2)
 	d.waitLine(t, "upgrade: new process started")
 	_ = d.cmd.Process.Signal(syscall.SIGUSR2)
 	d.waitLine(t, "upgrade refused: another upgrade is in progress")
+	g.open(t)
 	newPid := int(d.waitLine(t, "upgrade handed over; this process finishes what it has and exits")["new_pid"].(float64))
 	_ = syscall.Kill(newPid, syscall.SIGTERM)
 }
 
-// TestTermDuringUpgrade: a TERM right after USR2 must not stop the new
-// process's sockets: the old process waits for the upgrade's outcome and,
-// once it handed over, leaves the sockets to the new process.
+// TestTermDuringUpgrade: a TERM while an upgrade is under way must not stop
+// the new process's sockets: the old process waits for the upgrade's
+// outcome and, once it handed over, leaves the sockets to the new process.
+// The test sends TERM only once the daemon has handled USR2 (its
+// "upgrading" line; the upgrade is marked running before the next signal is
+// read), and holds the new process at the gate until the TERM is handled
+// too, so the order is the one under test on any machine.
 func TestTermDuringUpgrade(t *testing.T) {
 	pidfile := filepath.Join(t.TempDir(), "pid")
-	d := startDaemon(t, "--shards", "2", "--pidfile", pidfile, "127.0.0.1:0")
+	g := newGatedBin(t)
+	d := startDaemonBin(t, g.path, nil, "--shards", "2", "--pidfile", pidfile, "127.0.0.1:0")
 	to := netip.MustParseAddrPort(d.waitLine(t, "listening")["bound"].(string))
+	g.hold(t)
 	_ = d.cmd.Process.Signal(syscall.SIGUSR2)
+	d.waitLine(t, "upgrading")
 	_ = d.cmd.Process.Signal(syscall.SIGTERM)
+	d.waitLine(t, "stopping")
+	g.open(t)
+	newPid := int(d.waitLine(t, "the upgrade handed over before the stop; leaving the sockets to the new process")["new_pid"].(float64))
+	defer syscall.Kill(newPid, syscall.SIGTERM)
 	// The old process exits (and is reaped) while the new one, which shares
 	// its stderr, goes on: watch /proc, not the pipe.
 	oldProc := fmt.Sprintf("/proc/%d", d.cmd.Process.Pid)
-	for deadline := time.Now().Add(15 * time.Second); ; {
+	for deadline := time.Now().Add(waitTimeout); ; {
 		if _, err := os.Stat(oldProc); err != nil {
 			break
 		}
@@ -1096,11 +1250,14 @@ func TestTermDuringUpgrade(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	b, _ := os.ReadFile(pidfile)
-	newPid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
-	if newPid == 0 || newPid == d.cmd.Process.Pid {
-		t.Fatalf("pidfile names %d after the hand-over (old %d):\n%s", newPid, d.cmd.Process.Pid, d.stderr)
+	if pid, _ := strconv.Atoi(strings.TrimSpace(string(b))); pid != newPid || newPid == d.cmd.Process.Pid {
+		t.Fatalf("pidfile names %d after the hand-over to %d (old %d):\n%s", pid, newPid, d.cmd.Process.Pid, d.stderr)
 	}
-	defer syscall.Kill(newPid, syscall.SIGTERM)
+	if strings.Count(d.stderr.String(), `"msg":"shard summary"`) != 2 {
+		// The old process logs its two UDP shards' summaries; a new one that
+		// had stopped too would add its own.
+		t.Fatalf("want exactly the old process's 2 shard summaries:\n%s", d.stderr)
+	}
 	for i := 0; i < 20; i++ { // many source ports: every shard socket must still answer
 		got, _ := exchange(t, "udp4", to, []byte("after TERM"))
 		if string(got) != "after TERM" {

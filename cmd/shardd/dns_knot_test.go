@@ -57,7 +57,7 @@ func startKnot(t *testing.T) netip.AddrPort {
 		_ = cmd.Wait()
 	})
 	// Ready when it answers the SOA.
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+	for deadline := time.Now().Add(waitTimeout); ; time.Sleep(50 * time.Millisecond) {
 		out, _ := exec.Command(requireTool(t, "dig"), "@127.0.0.1", "-p", fmt.Sprint(addr.Port()), "+time=1", "+tries=1", "+short", "example.com", "SOA").Output()
 		if strings.Contains(string(out), "2026112501") {
 			return addr

@@ -36,7 +36,7 @@ func TestClosedStdoutIsNotFatal(t *testing.T) {
 	})
 	out.Close() // the reader goes away
 	var port string
-	for deadline := time.Now().Add(5 * time.Second); port == "" && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(waitTimeout); port == "" && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		for _, line := range strings.Split(stderr.String(), "\n") {
 			if i := strings.Index(line, `"bound":"127.0.0.1:`); i >= 0 {
 				port = line[i+len(`"bound":"127.0.0.1:`):]
@@ -52,7 +52,7 @@ func TestClosedStdoutIsNotFatal(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(stderr.String(), "broken pipe") && time.Now().Before(deadline); {
+	for deadline := time.Now().Add(waitTimeout); !strings.Contains(stderr.String(), "broken pipe") && time.Now().Before(deadline); {
 		_, _ = c.Write([]byte("<13>1 2026-11-25T10:00:00Z host app - - - into a closed pipe"))
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -70,7 +70,7 @@ func TestClosedStdoutIsNotFatal(t *testing.T) {
 	_ = cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-exited:
-	case <-time.After(10 * time.Second):
+	case <-time.After(waitTimeout):
 		t.Fatal("no exit after SIGTERM")
 	}
 	if ws := cmd.ProcessState.Sys().(syscall.WaitStatus); ws.Signaled() {

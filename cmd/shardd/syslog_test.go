@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"os"
@@ -74,16 +75,45 @@ func startSyslog(t *testing.T, sink string, extra ...string) (*daemon, uint16, s
 // waitSyslogMetric waits until cond holds for the sum of a metric's series.
 func waitSyslogMetric(t *testing.T, metricsAddr, name string, cond func(float64) bool) float64 {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
+	deadline := time.Now().Add(waitTimeout)
 	for {
 		v, _ := sumMetric(t, scrape(t, "http://"+metricsAddr+"/metrics"), name)
 		if cond(v) {
 			return v
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s = %v: condition not met within 15s", name, v)
+			t.Fatalf("%s = %v: condition not met within %v", name, v, waitTimeout)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// sendPaced sends n datagrams (msg(i) each) over c and, every step of
+// them, waits until the daemon has received, or the kernel dropped, all
+// sent so far. A loaded machine may not run the daemon for a while: a burst
+// larger than the socket buffer would then be dropped by the kernel, which
+// no fixed sleep between datagrams can prevent.
+func sendPaced(t *testing.T, c *net.UDPConn, metricsAddr string, n, step int, msg func(i int) string) {
+	t.Helper()
+	accounted := func() float64 {
+		text := scrape(t, "http://"+metricsAddr+"/metrics")
+		rx, _ := sumMetric(t, text, "shardd_rx_packets_total")
+		drops, _ := sumMetric(t, text, "shardd_kernel_drops_total")
+		return rx + drops
+	}
+	base := accounted()
+	for i := 0; i < n; i++ {
+		if _, err := c.Write([]byte(msg(i))); err != nil {
+			t.Fatal(err)
+		}
+		if (i+1)%step == 0 || i == n-1 {
+			want := base + float64(i+1)
+			for deadline := time.Now().Add(waitTimeout); accounted() < want; time.Sleep(time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatalf("the daemon accounted for %v of %v datagrams within %v", accounted()-base, i+1, waitTimeout)
+				}
+			}
+		}
 	}
 }
 
@@ -93,7 +123,7 @@ func waitSyslogMetric(t *testing.T, metricsAddr, name string, cond func(float64)
 func TestSyslogLogger(t *testing.T) {
 	logger := requireTool(t, "logger")
 	sink := filepath.Join(t.TempDir(), "out.ndjson")
-	d, port, _ := startSyslog(t, sink, "--proto", "udp,tcp")
+	d, port, metrics := startSyslog(t, sink, "--proto", "udp,tcp")
 	p := strconv.Itoa(int(port))
 	type sent struct {
 		args            []string
@@ -117,6 +147,14 @@ func TestSyslogLogger(t *testing.T) {
 		args := append([]string{"-n", "127.0.0.1", "-P", p, "-t", c.app}, c.args...)
 		if out, err := exec.Command(logger, append(args, msg)...).CombinedOutput(); err != nil {
 			t.Fatalf("logger %v: %v %s", args, err, out)
+		}
+	}
+	// logger returns once its datagram or connection is out: stop only
+	// once everything was written (the assertions below say what is
+	// missing if that never happens), not while some is still on its way.
+	for deadline := time.Now().Add(waitTimeout); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if text, err := get("http://" + metrics + "/metrics"); err == nil && metricSum(text, "shardd_syslog_written_total", "") >= float64(len(want)) {
+			break
 		}
 	}
 	if code, _ := d.stop(t, syscall.SIGTERM); code != 0 {
@@ -161,15 +199,34 @@ func TestSyslogLogger(t *testing.T) {
 	}
 }
 
-// freeUDPPort returns a loopback UDP port that was free a moment ago.
+// freeUDPPort returns a loopback UDP port that was free a moment ago, for
+// a program that binds its own. It is taken below the kernel's ephemeral
+// range (ip_local_port_range), where no bind to port 0 of another test can
+// land between this check and that program's bind.
 func freeUDPPort(t *testing.T) int {
 	t.Helper()
-	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
+	low := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if v, err := strconv.Atoi(f[0]); err == nil {
+				low = v
+			}
+		}
 	}
-	defer c.Close()
-	return c.LocalAddr().(*net.UDPAddr).Port
+	if low <= 10000 {
+		t.Skipf("the ephemeral port range starts at %d: no port below it to pick", low)
+	}
+	for try := 0; try < 100; try++ {
+		port := 10000 + rand.IntN(low-10000)
+		c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port})
+		if err != nil {
+			continue
+		}
+		c.Close()
+		return port
+	}
+	t.Fatal("no free UDP port below the ephemeral range")
+	return 0
 }
 
 // TestSyslogFromRsyslog: rsyslogd, started with its own configuration,
@@ -208,10 +265,10 @@ ruleset(name="fwd") {
 		}
 	}
 	// rsyslogd listens once it has started: probe until a probe arrives.
-	deadline := time.Now().Add(15 * time.Second)
+	deadline := time.Now().Add(waitTimeout)
 	for probed := false; !probed; {
 		if time.Now().After(deadline) {
-			t.Fatalf("rsyslogd forwarded nothing within 15s:\n%s", rsOut.String())
+			t.Fatalf("rsyslogd forwarded nothing within %v:\n%s", waitTimeout, rsOut.String())
 		}
 		send("--rfc5424", "-t", "probe", "probe")
 		time.Sleep(100 * time.Millisecond)
@@ -228,7 +285,7 @@ ruleset(name="fwd") {
 	}
 	// Every message arrives twice (once per omfwd action): wait for them.
 	want := 2 * n
-	deadline = time.Now().Add(15 * time.Second)
+	deadline = time.Now().Add(waitTimeout)
 	var recs []map[string]any
 	for {
 		recs = recs[:0]
@@ -302,6 +359,9 @@ func TestSyslogReopenOnUSR1(t *testing.T) {
 	for i := 0; i < 100; i++ {
 		fmt.Fprintf(c, "<13>1 - h app - - - after %d", i)
 	}
+	// A datagram still on its way when the stop fences the socket would be
+	// a kernel drop: stop once all 200 were written.
+	waitSyslogMetric(t, metrics, "shardd_syslog_written_total", func(v float64) bool { return v == 200 })
 	if code, _ := d.stop(t, syscall.SIGTERM); code != 0 {
 		t.Fatalf("exit %d", code)
 	}
@@ -344,12 +404,9 @@ func TestSyslogDiskFull(t *testing.T) {
 	}
 	defer c.Close()
 	const n = 2000 // about 600 KiB of records: far more than fits
-	for i := 0; i < n; i++ {
-		fmt.Fprintf(c, "<13>1 - h app - - - record %d %s", i, strings.Repeat("x", 200))
-		if i%100 == 0 {
-			time.Sleep(time.Millisecond) // stay under the socket buffer
-		}
-	}
+	sendPaced(t, c, metrics, n, 100, func(i int) string {
+		return fmt.Sprintf("<13>1 - h app - - - record %d %s", i, strings.Repeat("x", 200))
+	})
 	waitSyslogMetric(t, metrics, "shardd_syslog_messages_total", func(v float64) bool { return v == n })
 	text := scrape(t, "http://"+metrics+"/metrics")
 	if !strings.Contains(text, `shardd_syslog_sink_errors_total{kind="disk_full"}`) || strings.Contains(text, `shardd_syslog_sink_errors_total{kind="disk_full"} 0`) {
@@ -398,12 +455,9 @@ func TestSyslogOverloadAccounting(t *testing.T) {
 	}
 	defer c.Close()
 	const n = 20000 // about 8 MiB of records against a 1 MiB queue and a 64 KiB pipe
-	for i := 0; i < n; i++ {
-		fmt.Fprintf(c, "<13>1 - h app - - - record %d %s", i, strings.Repeat("y", 100))
-		if i%200 == 0 {
-			time.Sleep(time.Millisecond)
-		}
-	}
+	sendPaced(t, c, metrics, n, 200, func(i int) string {
+		return fmt.Sprintf("<13>1 - h app - - - record %d %s", i, strings.Repeat("y", 100))
+	})
 	waitSyslogMetric(t, metrics, "shardd_syslog_dropped_total", func(v float64) bool { return v > 0 })
 	// Now read everything the sink writes.
 	rf := os.NewFile(uintptr(rfd), fifo)
@@ -423,14 +477,30 @@ func TestSyslogOverloadAccounting(t *testing.T) {
 		lines <- k
 	}()
 	waitSyslogMetric(t, metrics, "shardd_syslog_queue_depth", func(v float64) bool { return v == 0 })
-	text := scrape(t, "http://"+metrics+"/metrics")
-	received, _ := sumMetric(t, text, "shardd_syslog_messages_total")
-	written, _ := sumMetric(t, text, "shardd_syslog_written_total")
-	dropped, _ := sumMetric(t, text, "shardd_syslog_dropped_total")
-	rx, _ := sumMetric(t, text, "shardd_rx_packets_total")
-	queueFull := metricSum(text, "shardd_syslog_dropped_total", `reason="queue_full"`)
+	// The figures are the final ones the daemon logs as it stops (the
+	// sink's accounting line, the shards' summaries): a scrape taken while
+	// the shards still read what the socket holds could catch the counters
+	// between a datagram's receipt and its write.
 	if code, _ := d.stop(t, syscall.SIGTERM); code != 0 {
 		t.Fatalf("exit %d:\n%s", code, d.stderr)
+	}
+	var received, written, dropped, rx, queueFull float64
+	for _, line := range strings.Split(d.stderr.String(), "\n") {
+		var m map[string]any
+		if json.Unmarshal([]byte(line), &m) != nil {
+			continue
+		}
+		switch m["msg"] {
+		case "syslog sink closed":
+			received, _ = m["received"].(float64)
+			written, _ = m["written"].(float64)
+			dropped, _ = m["dropped"].(float64)
+			reasons, _ := m["dropped_by_reason"].(map[string]any)
+			queueFull, _ = reasons["queue_full"].(float64)
+		case "shard summary":
+			v, _ := m["rx_packets"].(float64)
+			rx += v
+		}
 	}
 	got := <-lines
 	t.Logf("sent %d, received %v, written %v, dropped %v (queue_full %v), lines read %d", n, received, written, dropped, queueFull, got)
@@ -482,15 +552,23 @@ func TestSyslogRemovedSinkNotWritable(t *testing.T) {
 		t.Fatal(err)
 	}
 	const n = 20000 // about 6 MiB of records against a 1 MiB queue
-	for i := 0; i < n; i++ {
-		fmt.Fprintf(c, "<13>1 - h app - - - after %d %s", i, strings.Repeat("z", 100))
-		if i%200 == 0 {
-			time.Sleep(time.Millisecond)
+	sendPaced(t, c, metrics, n, 200, func(i int) string {
+		return fmt.Sprintf("<13>1 - h app - - - after %d %s", i, strings.Repeat("z", 100))
+	})
+	waitSyslogMetric(t, metrics, "shardd_syslog_dropped_total", func(v float64) bool { return v > 0 })
+	// Wait until the sink noticed the removal, failed to create the file
+	// again, and failed once more on a retry (was: a 2.5 s sleep, which a
+	// loaded machine could outlast before any check ran).
+	var text string
+	for deadline := time.Now().Add(waitTimeout); ; time.Sleep(20 * time.Millisecond) {
+		text = scrape(t, "http://"+metrics+"/metrics")
+		if metricSum(text, "shardd_syslog_sink_errors_total", `kind="removed"`) >= 1 && metricSum(text, "shardd_syslog_sink_errors_total", `kind="permission"`) >= 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the sink did not report the removal and two failed re-creations within %v:\n%s", waitTimeout, text)
 		}
 	}
-	waitSyslogMetric(t, metrics, "shardd_syslog_dropped_total", func(v float64) bool { return v > 0 })
-	time.Sleep(2500 * time.Millisecond) // two housekeeping checks and the retries' 1s backoff
-	text := scrape(t, "http://"+metrics+"/metrics")
 	if written, _ := sumMetric(t, text, "shardd_syslog_written_total"); written != 100 {
 		t.Fatalf("written %v while the sink could not be created, want 100", written)
 	}

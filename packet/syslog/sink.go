@@ -386,20 +386,17 @@ func (s *Sink) writerHandlers() []*Handler {
 
 // collect queues every handler's partly filled batch, so lines wait at
 // most FlushInterval. They go behind the handler's full batches: each
-// handler's lines stay in order.
+// handler's lines stay in order. The batch is queued under the handler's
+// lock, as the handler queues its own: queued after the unlock, a batch
+// the handler filled and queued meanwhile (its next lines) could go first.
 func (s *Sink) collect() {
 	for _, h := range s.writerHandlers() {
 		h.mu.Lock()
-		b := h.cur
-		if b != nil && b.n > 0 {
+		if b := h.cur; b != nil && b.n > 0 {
 			h.cur = nil
-		} else {
-			b = nil
+			s.submit(b) // never blocks (see submit)
 		}
 		h.mu.Unlock()
-		if b != nil {
-			s.submit(b)
-		}
 	}
 }
 

@@ -132,6 +132,9 @@ func TestSinkFullDisk(t *testing.T) {
 	for i := 0; i < n; i++ {
 		serve(t, h, fmt.Sprintf("<13>1 - host app - - - message %d", i), 9)
 	}
+	// Close once the writer failed and retried: on a loaded machine it may
+	// not have tried at all yet, and the assertions below are about retries.
+	waitFor(t, func() bool { return s.errs[ErrKindDiskFull].Load() >= 2 })
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	err := s.Close(ctx)
@@ -217,10 +220,10 @@ func TestOpenErrorNamesTheFix(t *testing.T) {
 
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(60 * time.Second) // only a hang reaches it
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 10s")
+			t.Fatal("condition not met within 60s")
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -292,6 +295,8 @@ func TestSinkRemovedAndNotCreatable(t *testing.T) {
 			time.Sleep(time.Millisecond)
 		}
 	}
+	// Close once the failures the assertions below count have happened.
+	waitFor(t, func() bool { return s.errs[ErrKindRemoved].Load() >= 2 })
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	if err := s.Close(ctx); err == nil || !strings.Contains(err.Error(), "were not written") {
@@ -331,10 +336,19 @@ func TestSinkRemovedLogsOnceUntilRecovered(t *testing.T) {
 		t.Fatal(err)
 	}
 	const n = 60
-	for i := 0; i < n; i++ { // 3 seconds: three housekeeping checks and backoffs of 1s
+	for i := 0; i < n; i++ {
 		serve(t, h, fmt.Sprintf("<13>1 - h a - - - after %d", i), 9)
-		time.Sleep(50 * time.Millisecond)
 	}
+	// Eight failed attempts: retries with a backoff doubling from 10 ms,
+	// so the last ones are a second apart (was a 3 s sleep, which a loaded
+	// machine could end before any attempt, and then nothing was logged).
+	waitFor(t, func() bool {
+		var failed uint64
+		for k := range s.errs {
+			failed += s.errs[k].Load()
+		}
+		return failed >= 8
+	})
 	if _, w, _ := total(s); w != 1 {
 		t.Fatalf("written %d while the sink file was gone, want 1", w)
 	}
