@@ -28,6 +28,7 @@ var (
 	descTCPDiscarded  = prometheus.NewDesc("shardd_tcp_discarded_bytes_total", "Bytes read from TCP clients that were not a complete message when the connection closed.", shardLabels, nil)
 	descTCPUnsent     = prometheus.NewDesc("shardd_tcp_unsent_replies_total", "TCP replies queued for a connection that closed before the kernel took them (not in shardd_tx_packets_total).", shardLabels, nil)
 	descTCPUnsentB    = prometheus.NewDesc("shardd_tcp_unsent_bytes_total", "Bytes of the replies in shardd_tcp_unsent_replies_total.", shardLabels, nil)
+	descTCPEmpty      = prometheus.NewDesc("shardd_tcp_empty_frames_total", "TCP frames that carried no message (zero length): consumed, not handled, not in shardd_rx_packets_total; they do not extend the idle timeout.", shardLabels, nil)
 	descTCPAcceptErrs = prometheus.NewDesc("shardd_tcp_accept_errors_total", "Failed accept calls on the shard's TCP listener, by errno (EMFILE: out of descriptors); accepts back off and retry.", append(append([]string{}, shardLabels...), "errno"), nil)
 	descTCPHeld       = prometheus.NewDesc("shardd_tcp_held_bytes", "Buffer bytes the shard's TCP connections hold (input not yet served, replies not yet written), bounded by --max-shard-memory.", shardLabels, nil)
 	descSocketInfo    = prometheus.NewDesc("shardd_socket_info", "The shard's socket, by inode (as /proc/net and shardd inspect list it); the value is always 1.", append(append([]string{}, shardLabels...), "inode"), nil)
@@ -101,6 +102,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			counter(descTCPDiscarded, s.DiscardedBytes)
 			counter(descTCPUnsent, s.UnsentPackets)
 			counter(descTCPUnsentB, s.UnsentBytes)
+			counter(descTCPEmpty, s.EmptyFrames)
 			gauge(descTCPHeld, s.HeldBytes)
 			for e, n := range s.AcceptErrors {
 				ch <- prometheus.MustNewConstMetric(descTCPAcceptErrs, prometheus.CounterValue, float64(n), append(lv, AcceptErrnoNames[e])...)

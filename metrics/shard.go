@@ -45,7 +45,10 @@ type Counts struct {
 	// them (write timeout, reset, a stop that ran out of time): counted
 	// here instead of in TxPackets/TxBytes, which count written replies only.
 	UnsentPackets, UnsentBytes uint64
-	AcceptErrors               [AcceptErrnos]uint64 // failed accept calls, by errno
+	// Frames that carry no message (a zero length prefix): consumed, never
+	// handled, not in RxPackets, and they do not extend the idle timeout.
+	EmptyFrames  uint64
+	AcceptErrors [AcceptErrnos]uint64 // failed accept calls, by errno
 }
 
 // Accept errors by errno; the index into Counts.AcceptErrors.
@@ -96,7 +99,7 @@ type Shard struct {
 	_ cpu.CacheLinePad
 }
 
-const countsWords = 8 + 1 + BatchBuckets + 1 + CloseReasons + 1 + 2 + AcceptErrnos
+const countsWords = 8 + 1 + BatchBuckets + 1 + CloseReasons + 1 + 3 + AcceptErrnos
 
 // Publish stores c. It must only be called by the shard that owns s: with a
 // single writer, plain atomic stores suffice and no read-modify-write is
@@ -125,8 +128,9 @@ func (s *Shard) Publish(c *Counts) {
 	s.set(tcp+1+CloseReasons, c.DiscardedBytes)
 	s.set(tcp+2+CloseReasons, c.UnsentPackets)
 	s.set(tcp+3+CloseReasons, c.UnsentBytes)
+	s.set(tcp+4+CloseReasons, c.EmptyFrames)
 	for i, v := range c.AcceptErrors {
-		s.set(tcp+4+CloseReasons+i, v)
+		s.set(tcp+5+CloseReasons+i, v)
 	}
 }
 
@@ -159,8 +163,9 @@ func (s *Shard) Load() Counts {
 	c.DiscardedBytes = s.c[tcp+1+CloseReasons].Load()
 	c.UnsentPackets = s.c[tcp+2+CloseReasons].Load()
 	c.UnsentBytes = s.c[tcp+3+CloseReasons].Load()
+	c.EmptyFrames = s.c[tcp+4+CloseReasons].Load()
 	for i := range c.AcceptErrors {
-		c.AcceptErrors[i] = s.c[tcp+4+CloseReasons+i].Load()
+		c.AcceptErrors[i] = s.c[tcp+5+CloseReasons+i].Load()
 	}
 	return c
 }

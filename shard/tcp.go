@@ -428,7 +428,7 @@ func (t *tcpShard) serveBytes(buf []byte, src netip.AddrPort, cb *connBuf, eof b
 			}
 			if len(msg) == 0 {
 				consumed += adv
-				t.counts.DiscardedBytes += uint64(adv)
+				t.counts.EmptyFrames++
 				continue
 			}
 		} else {

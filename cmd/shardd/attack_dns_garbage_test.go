@@ -160,7 +160,7 @@ func TestAttackGarbageDNS(t *testing.T) {
 	const conns, framesPerConn = 8, 500
 	var wg sync.WaitGroup
 	tcpReplies := make([]int, conns)
-	var tcpFrames int
+	var tcpFrames, tcpEmpty int
 	for i := 0; i < conns; i++ {
 		var stream []byte
 		for j := 0; j < framesPerConn; j++ {
@@ -170,7 +170,11 @@ func TestAttackGarbageDNS(t *testing.T) {
 			}
 			m := dnsGarbage(r, k, maxPacket)
 			stream = append(append(stream, byte(len(m)>>8), byte(len(m))), m...)
-			tcpFrames++
+			if len(m) == 0 {
+				tcpEmpty++ // a frame that carries no message: counted apart, never handled
+			} else {
+				tcpFrames++
+			}
 		}
 		conn, err := net.DialTimeout("tcp", bound.String(), 5*time.Second)
 		if err != nil {
@@ -283,8 +287,8 @@ func TestAttackGarbageDNS(t *testing.T) {
 		totalTCPReplies += n
 	}
 	tcpRx := tcp("shardd_rx_packets_total")
-	t.Logf("attack: TCP: %d frames (garbage on %d connections, 6 queries before a broken frame on 2 more): received %v = responses %v (%s) + dropped %v + handler errors %v; the clients read %d replies; connections closed %s; discarded bytes %v",
-		tcpFrames, conns, tcpRx, tcp("shardd_dns_responses_total"), seriesBy(text, "shardd_dns_responses_total", "rcode", "tcp"),
+	t.Logf("attack: TCP: %d frames with a message and %d empty ones (empty counted %v) (garbage on %d connections, 6 queries before a broken frame on 2 more): received %v = responses %v (%s) + dropped %v + handler errors %v; the clients read %d replies; connections closed %s; discarded bytes %v",
+		tcpFrames, tcpEmpty, tcp("shardd_tcp_empty_frames_total"), conns, tcpRx, tcp("shardd_dns_responses_total"), seriesBy(text, "shardd_dns_responses_total", "rcode", "tcp"),
 		tcp("shardd_dns_dropped_total"), tcp("shardd_handler_errors_total"), totalTCPReplies, seriesBy(text, "shardd_tcp_closed_total", "reason", ""),
 		tcp("shardd_tcp_discarded_bytes_total"))
 	if got := metricSum(text, "shardd_tcp_closed_total", `reason="frame_too_large"`); got != 1 {
@@ -296,7 +300,10 @@ func TestAttackGarbageDNS(t *testing.T) {
 		t.Errorf("shardd_tcp_discarded_bytes_total = %v, want 22 (the partial frame) + 2..102 (the oversized frame)", got)
 	}
 	if tcpRx != float64(tcpFrames) {
-		t.Errorf("sent %d frames over TCP, shardd received %v", tcpFrames, tcpRx)
+		t.Errorf("sent %d frames with a message over TCP, shardd received %v", tcpFrames, tcpRx)
+	}
+	if got := tcp("shardd_tcp_empty_frames_total"); got != float64(tcpEmpty) {
+		t.Errorf("sent %d empty frames over TCP, shardd_tcp_empty_frames_total = %v", tcpEmpty, got)
 	}
 	if got := tcp("shardd_dns_responses_total") + tcp("shardd_dns_dropped_total") + tcp("shardd_handler_errors_total"); got != tcpRx {
 		t.Errorf("TCP: received %v frames, responses + dropped + handler errors = %v", tcpRx, got)

@@ -453,8 +453,12 @@ func TestAttackTCPZeroLengthFramesDoNotKeepAlive(t *testing.T) {
 				closedAfter = time.Since(start)
 			}
 			t.Logf("attack: %s: a client sending a zero-length frame every 100 ms was closed as idle after %v (--idle-timeout 1s)", shape, closedAfter.Round(10*time.Millisecond))
-			if rx := metricSum(scrape(t, url), "shardd_rx_packets_total", ""); rx != 0 {
+			text := scrape(t, url)
+			if rx := metricSum(text, "shardd_rx_packets_total", ""); rx != 0 {
 				t.Fatalf("zero-length frames were counted as %v messages", rx)
+			}
+			if empty := metricSum(text, "shardd_tcp_empty_frames_total", ""); empty < 1 {
+				t.Fatalf("shardd_tcp_empty_frames_total = %v: the zero-length frames were not accounted", empty)
 			}
 		})
 	}
