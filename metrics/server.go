@@ -19,17 +19,23 @@ import (
 // Limits bound what the metrics endpoint gives its clients. Zero fields take
 // the value of [DefaultLimits].
 type Limits struct {
-	// MaxConns is how many connections are served at once. Connections
-	// beyond it wait in the kernel's accept queue, where they hold no
-	// descriptor of this process.
+	// MaxConns is how many connections are held at once. A connection
+	// beyond it is accepted and then either takes the slot of a held one
+	// (see EvictAfter) or is closed at once (counted as full).
 	MaxConns int
+	// MaxPerSource is how many of them one source address may hold (IPv6:
+	// one /64). A new connection from a source at its cap takes the slot
+	// of that source's oldest evictable connection, or is closed at once.
+	MaxPerSource int
 	// EvictAfter: at MaxConns, a new connection takes the slot of the
-	// connection that has been idle (keep-alive, between requests) or
-	// without a complete request for longest, once that is at least
-	// EvictAfter (at once for an idle one). With nothing to evict, the new
-	// connection is closed. A scraper's request is already in the kernel's
-	// buffer when its connection is accepted, so held slots cannot starve
-	// it for longer than EvictAfter.
+	// oldest evictable connection: one with no request yet and none waiting
+	// in its receive queue, one idle between keep-alive requests, or one
+	// whose reply write has been blocked (its client does not read) for
+	// EvictAfter or more. A scraper's request reaches the kernel within
+	// microseconds of its connection's accept and from then on keeps it
+	// from eviction, so connections without a request cannot push it out
+	// however fast they come; what the held slots can cost it is at most
+	// EvictAfter, while stalled writes age.
 	EvictAfter        time.Duration
 	ReadHeaderTimeout time.Duration // request line and headers
 	ReadTimeout       time.Duration // the whole request
@@ -42,6 +48,7 @@ type Limits struct {
 func DefaultLimits() Limits {
 	return Limits{
 		MaxConns:          16,
+		MaxPerSource:      4,
 		EvictAfter:        time.Second,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
@@ -55,6 +62,9 @@ func (l Limits) withDefaults() Limits {
 	d := DefaultLimits()
 	if l.MaxConns <= 0 {
 		l.MaxConns = d.MaxConns
+	}
+	if l.MaxPerSource <= 0 {
+		l.MaxPerSource = d.MaxPerSource
 	}
 	if l.EvictAfter <= 0 {
 		l.EvictAfter = d.EvictAfter
@@ -83,10 +93,11 @@ const (
 	closedEvicted = iota // its slot went to a new connection
 	closedFull           // new, and no slot could be freed
 	closedMethod         // not a GET or HEAD without a body
+	closedSource         // new, its source at MaxPerSource, and none of its slots could be freed
 	closedReasons
 )
 
-var closedReasonNames = [closedReasons]string{"evicted", "full", "method"}
+var closedReasonNames = [closedReasons]string{"evicted", "full", "method", "source"}
 
 // Kinds of the http.Server's own error messages, the kind label of
 // shardd_metrics_http_errors_total.
@@ -94,7 +105,7 @@ var errorKinds = []string{"accept", "tls", "panic", "other"}
 
 var (
 	descHTTPClosed = prometheus.NewDesc("shardd_metrics_http_closed_total",
-		"Connections to the metrics endpoint closed by its limits: evicted (idle or without a request, to make room), full (no room), method (not GET/HEAD).", []string{"reason"}, nil)
+		"Connections to the metrics endpoint closed by its limits: evicted (idle, without a request or with a stalled reply, to make room), full (no room), method (not GET/HEAD), source (its source address at its cap).", []string{"reason"}, nil)
 	descHTTPErrors = prometheus.NewDesc("shardd_metrics_http_errors_total",
 		"Errors of the metrics endpoint's HTTP server, by kind (accept, tls, panic, other); each kind is logged once per episode.", []string{"kind"}, nil)
 	descHTTPConns = prometheus.NewDesc("shardd_metrics_http_connections", "Connections the metrics endpoint holds open.", nil, nil)
@@ -115,9 +126,10 @@ type Server struct {
 	lim Limits
 	log *zap.Logger
 
-	mu     sync.Mutex
-	conns  map[*trackedConn]*connInfo
-	closed [closedReasons]atomic.Uint64
+	mu       sync.Mutex
+	conns    map[*trackedConn]*connInfo
+	bySource map[string]int // held connections by sourceKey
+	closed   [closedReasons]atomic.Uint64
 
 	errMu        sync.Mutex
 	errs         map[string]uint64    // by kind
@@ -134,7 +146,7 @@ type connInfo struct {
 // The server's own errors go to log, once per kind and episode.
 func NewServer(ln net.Listener, g prometheus.Gatherer, lim Limits, log *zap.Logger) *Server {
 	lim = lim.withDefaults()
-	s := &Server{lim: lim, log: log, conns: map[*trackedConn]*connInfo{}, errs: map[string]uint64{}, errLast: map[string]time.Time{}}
+	s := &Server{lim: lim, log: log, conns: map[*trackedConn]*connInfo{}, bySource: map[string]int{}, errs: map[string]uint64{}, errLast: map[string]time.Time{}}
 	s.ln = &limitListener{Listener: ln, s: s}
 	s.srv = &http.Server{
 		Handler:           s.onlyGet(Handler(g)),
@@ -190,35 +202,105 @@ func (s *Server) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descHTTPConns, prometheus.GaugeValue, float64(s.Conns()))
 }
 
-// admit gives c a slot, evicting a connection if the server is full; it
-// reports false (and has closed c) when no slot could be had.
+// admit gives c a slot, evicting a connection if its source or the server
+// is full; it reports false (and has closed c) when no slot could be had.
 func (s *Server) admit(c *trackedConn) bool {
 	now := time.Now()
-	var victim *trackedConn
+	c.src = sourceKey(c.Conn.RemoteAddr())
+	var victims []*trackedConn
 	s.mu.Lock()
-	if len(s.conns) >= s.lim.MaxConns {
-		var oldest time.Time
-		for tc, in := range s.conns {
-			evictable := in.state == http.StateIdle || (in.state == http.StateNew && now.Sub(in.since) >= s.lim.EvictAfter)
-			if evictable && (victim == nil || in.since.Before(oldest)) {
-				victim, oldest = tc, in.since
-			}
-		}
-		if victim == nil {
+	if s.bySource[c.src] >= s.lim.MaxPerSource {
+		v := s.evictable(now, c.src)
+		if v == nil {
 			s.mu.Unlock()
-			s.closed[closedFull].Add(1)
+			s.closed[closedSource].Add(1)
 			_ = c.Conn.Close()
 			return false
 		}
-		delete(s.conns, victim)
-		s.closed[closedEvicted].Add(1)
+		s.drop(v)
+		victims = append(victims, v)
+	}
+	if len(s.conns) >= s.lim.MaxConns {
+		v := s.evictable(now, "")
+		if v == nil {
+			s.mu.Unlock()
+			s.closed[closedFull].Add(1)
+			_ = c.Conn.Close()
+			for _, v := range victims {
+				s.closed[closedEvicted].Add(1)
+				_ = v.Close()
+			}
+			return false
+		}
+		s.drop(v)
+		victims = append(victims, v)
 	}
 	s.conns[c] = &connInfo{state: http.StateNew, since: now}
+	s.bySource[c.src]++
 	s.mu.Unlock()
-	if victim != nil {
-		_ = victim.Close()
+	for _, v := range victims {
+		s.closed[closedEvicted].Add(1)
+		_ = v.Close()
 	}
 	return true
+}
+
+// evictable is the oldest connection (of source src, if not "") that may
+// give its slot to a new one, or nil. The caller holds s.mu.
+func (s *Server) evictable(now time.Time, src string) *trackedConn {
+	var victim *trackedConn
+	var oldest time.Time
+	for tc, in := range s.conns {
+		if src != "" && tc.src != src {
+			continue
+		}
+		since := in.since
+		switch in.state {
+		case http.StateIdle:
+		case http.StateNew:
+			// No request read yet. One whose request has arrived (and
+			// waits for the server's goroutine to read it) is kept.
+			if pending(tc.Conn) {
+				continue
+			}
+		case http.StateActive:
+			w := tc.writing.Load()
+			if w == 0 || now.Sub(time.Unix(0, w)) < s.lim.EvictAfter {
+				continue // being answered
+			}
+			since = time.Unix(0, w)
+		default:
+			continue
+		}
+		if victim == nil || since.Before(oldest) {
+			victim, oldest = tc, since
+		}
+	}
+	return victim
+}
+
+// drop frees tc's slot. The caller holds s.mu.
+func (s *Server) drop(tc *trackedConn) {
+	if _, ok := s.conns[tc]; !ok {
+		return
+	}
+	delete(s.conns, tc)
+	if s.bySource[tc.src]--; s.bySource[tc.src] <= 0 {
+		delete(s.bySource, tc.src)
+	}
+}
+
+// sourceKey is the per-source cap's key of a remote address: the IP, or
+// for IPv6 its /64.
+func sourceKey(a net.Addr) string {
+	ta, ok := a.(*net.TCPAddr)
+	if !ok {
+		return a.String()
+	}
+	if ip4 := ta.IP.To4(); ip4 != nil {
+		return ip4.String()
+	}
+	return ta.IP.Mask(net.CIDRMask(64, 128)).String()
 }
 
 func (s *Server) connState(c net.Conn, st http.ConnState) {
@@ -280,15 +362,26 @@ func (l *limitListener) Accept() (net.Conn, error) {
 // trackedConn frees its slot when closed, by the server or by an eviction.
 type trackedConn struct {
 	net.Conn
-	s    *Server
-	once sync.Once
-	err  error
+	s       *Server
+	src     string       // sourceKey of the remote address
+	writing atomic.Int64 // when a Write still under way began (UnixNano), or 0
+	once    sync.Once
+	err     error
+}
+
+// Write records how long a write has been blocked: a client that does not
+// read its reply stalls it.
+func (c *trackedConn) Write(p []byte) (int, error) {
+	c.writing.Store(time.Now().UnixNano())
+	n, err := c.Conn.Write(p)
+	c.writing.Store(0)
+	return n, err
 }
 
 func (c *trackedConn) Close() error {
 	c.once.Do(func() {
 		c.s.mu.Lock()
-		delete(c.s.conns, c)
+		c.s.drop(c)
 		c.s.mu.Unlock()
 		c.err = c.Conn.Close()
 	})
