@@ -341,17 +341,25 @@ func checkPidfile(path string) error {
 	return nil
 }
 
-// removePidfile removes path at exit if it is a regular file (not a
-// symbolic link) that still holds pid.
+// removePidfile removes path at exit if it is a regular file with one name
+// (not a symbolic link, a FIFO or a hard link) that still holds pid. It
+// never blocks: the open is non-blocking (a FIFO planted there would
+// otherwise wait for a writer, and the exit with it).
 func removePidfile(path string, pid int) {
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return // gone, or a link someone put there: not ours to remove
 	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil || !fi.Mode().IsRegular() {
+		return
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); !ok || st.Nlink != 1 {
+		return // a name of a file that has others: not the file we wrote
+	}
 	b, err := io.ReadAll(io.LimitReader(f, 64))
-	fi, serr := f.Stat()
-	_ = f.Close()
-	if err != nil || serr != nil || !fi.Mode().IsRegular() || strings.TrimSpace(string(b)) != strconv.Itoa(pid) {
+	if err != nil || strings.TrimSpace(string(b)) != strconv.Itoa(pid) {
 		return
 	}
 	if cur, err := os.Lstat(path); err == nil && os.SameFile(fi, cur) {

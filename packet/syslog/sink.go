@@ -185,7 +185,7 @@ func Open(cfg Config) (*Sink, error) {
 		s.f, s.stdout = os.Stdout, true
 	} else {
 		f, id, err := openSink(cfg.Path)
-		if errors.Is(err, ErrSymlink) {
+		if errors.Is(err, ErrSymlink) || errors.Is(err, ErrHardLink) || errors.Is(err, ErrNotRegular) || errors.Is(err, ErrNoReader) {
 			return nil, fmt.Errorf("cannot open --sink %s: %w", cfg.Path, err)
 		}
 		if err != nil {
@@ -198,23 +198,36 @@ func Open(cfg Config) (*Sink, error) {
 	return s, nil
 }
 
-// openSink opens path for appending, creating it. A symbolic link at path
-// is refused (O_NOFOLLOW): a sink is never written through one.
+// openSink opens path for appending, creating it. It never blocks: a FIFO
+// without a reader fails at once (ENXIO) instead of waiting for one. A
+// symbolic link at path is refused (O_NOFOLLOW), and so is anything but a
+// regular file with one name, a FIFO or a character device (see
+// ErrHardLink, ErrNotRegular).
 func openSink(path string) (*os.File, fileID, error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|oNoFollow, 0o640)
+	f, id, err := openFile(path)
 	if err != nil {
 		if fi, lerr := os.Lstat(path); lerr == nil && fi.Mode()&fs.ModeSymlink != 0 {
 			return nil, fileID{}, ErrSymlink
 		}
 		return nil, fileID{}, err
 	}
-	id, err := statFile(f)
-	if err != nil {
-		_ = f.Close()
-		return nil, fileID{}, err
-	}
 	return f, id, nil
 }
+
+// ErrHardLink is the error of a sink path whose file has other names. A
+// sink file shardd created has one; a hard link planted in a directory that
+// another user can write could name any file of the filesystem (where
+// fs.protected_hardlinks does not stop it), so shardd does not append to a
+// file with more than one name.
+var ErrHardLink = errors.New("its file has more than one name (a hard link), and shardd does not append to a file with other names: give the path of a file with one name")
+
+// ErrNotRegular is the error of a sink path that is neither a regular file,
+// a FIFO nor a character device.
+var ErrNotRegular = errors.New("it is not a regular file, a FIFO or a character device: give the path of a file")
+
+// ErrNoReader is the error of a FIFO sink with no reader: shardd does not
+// wait for one (opening it would block).
+var ErrNoReader = errors.New("it is a FIFO with no reader, and shardd does not wait for one: start the reader first")
 
 // ErrSymlink is the error of a sink path that is a symbolic link.
 var ErrSymlink = errors.New("it is a symbolic link, and shardd does not write through one: give the path of a regular file (the link's target, if that is the file meant)")
@@ -411,6 +424,7 @@ func (s *Sink) write(b *batch) {
 	off := 0
 	backoff := 10 * time.Millisecond
 	for {
+		wait := backoff
 		if s.f == nil {
 			if err := s.openAgain(); err != nil {
 				s.fail(err)
@@ -418,11 +432,19 @@ func (s *Sink) write(b *batch) {
 		}
 		if s.f != nil {
 			start := time.Now()
+			if s.id.fifo {
+				_ = s.f.SetWriteDeadline(start.Add(fifoWriteWait))
+			}
 			n, err := s.f.Write(b.buf[off:])
 			if n > 0 {
 				s.dirty = true
 			}
 			switch {
+			case s.id.fifo && errors.Is(err, os.ErrDeadlineExceeded):
+				// The FIFO's reader is not reading: no error, but a
+				// reopen or a stop is served before the write goes on.
+				off += n
+				wait = time.Millisecond
 			case err != nil:
 				off = s.cutTornLine(b.buf, off, n)
 				s.fail(err)
@@ -461,7 +483,7 @@ func (s *Sink) write(b *batch) {
 		} else {
 			ctxDone = s.stopCtx.Done()
 		}
-		s.timer.Reset(backoff)
+		s.timer.Reset(wait)
 		select {
 		case <-s.timer.C:
 		case reply := <-s.reopenCh:
@@ -473,9 +495,15 @@ func (s *Sink) write(b *batch) {
 		case <-ctxDone:
 			s.timer.Stop()
 		}
-		backoff = min(2*backoff, time.Second)
+		if wait == backoff {
+			backoff = min(2*backoff, time.Second)
+		}
 	}
 }
+
+// fifoWriteWait bounds one write to a FIFO sink, so that a reader that has
+// stopped reading delays a reopen (SIGUSR1) or a stop by at most this long.
+const fifoWriteWait = 500 * time.Millisecond
 
 // unlinked reports whether the open sink file has been removed (its last
 // name is gone): what is written to it is lost.
@@ -599,7 +627,7 @@ func (s *Sink) openAgain() error {
 }
 
 func (s *Sink) reopen() error {
-	if err := s.openAgain(); errors.Is(err, ErrSymlink) {
+	if err := s.openAgain(); errors.Is(err, ErrSymlink) || errors.Is(err, ErrHardLink) || errors.Is(err, ErrNotRegular) || errors.Is(err, ErrNoReader) {
 		return fmt.Errorf("cannot reopen --sink %s: %w; the old file stays in use", s.cfg.Path, err)
 	} else if err != nil {
 		return fmt.Errorf("cannot reopen --sink %s: %w; the old file stays in use; fix the path and send SIGUSR1 again", s.cfg.Path, unwrapPath(err))

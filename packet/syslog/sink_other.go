@@ -11,6 +11,7 @@ import "os"
 type fileID struct {
 	nlink uint64
 	size  int64
+	fifo  bool
 }
 
 func (a fileID) same(fileID) bool { return true }
@@ -31,5 +32,18 @@ func statPath(path string) (fileID, error) {
 	return fileID{nlink: 1, size: fi.Size()}, nil
 }
 
-// oNoFollow: this platform has no O_NOFOLLOW, so a symbolic link at the sink path is followed here.
-const oNoFollow = 0
+// openFile opens path to append, creating it. This platform has no
+// O_NOFOLLOW: a symbolic link at the sink path is followed here, and the
+// file's type and links are not checked.
+func openFile(path string) (*os.File, fileID, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+	if err != nil {
+		return nil, fileID{}, err
+	}
+	id, err := statFile(f)
+	if err != nil {
+		_ = f.Close()
+		return nil, fileID{}, err
+	}
+	return f, id, nil
+}

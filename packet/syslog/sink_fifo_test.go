@@ -1,0 +1,195 @@
+//go:build linux
+
+package syslog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+const victimText = "precious: not shardd's\n"
+
+func plantVictim(t *testing.T, dir string) string {
+	t.Helper()
+	v := filepath.Join(dir, "victim")
+	if err := os.WriteFile(v, []byte(victimText), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func assertVictim(t *testing.T, v string) {
+	t.Helper()
+	if b, _ := os.ReadFile(v); string(b) != victimText {
+		t.Errorf("the victim file was written: %q", b)
+	}
+}
+
+// within runs f and fails the test if it has not returned after d: the
+// call under test must not block.
+func within(t *testing.T, what string, d time.Duration, f func() error) error {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- f() }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(d):
+		t.Fatalf("%s still blocked after %v", what, d)
+		return nil
+	}
+}
+
+// TestAttackSinkHardLink: a hard link planted at the sink path (to a file
+// another user cares about) is refused by Open and by Reopen; the linked
+// file is untouched and the records go on into the sink's own file.
+func TestAttackSinkHardLink(t *testing.T) {
+	dir := t.TempDir()
+	v := plantVictim(t, dir)
+	path := filepath.Join(dir, "out.ndjson")
+	if err := os.Link(v, path); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := Open(Config{Path: path}); !errors.Is(err, ErrHardLink) || !strings.Contains(err.Error(), path) {
+		if err == nil {
+			_ = s.Close(context.Background())
+		}
+		t.Fatalf("Open of a hard link: %v; want ErrHardLink naming the path", err)
+	}
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	s, _ := openSinkT(t, Config{Path: path, FlushInterval: time.Millisecond})
+	h := s.NewHandler(0)
+	serve(t, h, "<13>1 - h a - - - one", 9)
+	waitFor(t, func() bool { _, w, _ := total(s); return w == 1 })
+	if err := os.Rename(path, path+".1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Link(v, path); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Reopen(); !errors.Is(err, ErrHardLink) {
+		t.Fatalf("Reopen of a hard link: %v; want ErrHardLink", err)
+	}
+	serve(t, h, "<13>1 - h a - - - two", 9)
+	_ = s.Close(context.Background())
+	assertVictim(t, v)
+	if got := readLines(t, path+".1"); len(got) != 2 {
+		t.Fatalf("the sink's own file holds %d records, want 2", len(got))
+	}
+	t.Logf("attack: hard link at the sink path: refused by Open and Reopen, the linked file untouched")
+}
+
+// TestAttackSinkFIFONoReader: a FIFO nobody reads, planted at the sink
+// path, never blocks: Open fails at once (ErrNoReader), and so does Reopen;
+// the automatic re-creation of a replaced file retries without blocking the
+// writer, so a reopen and Close still return.
+func TestAttackSinkFIFONoReader(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "out.ndjson")
+	if err := syscall.Mkfifo(path, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { // an Open still blocked in open(2) gets its reader
+		if fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_NONBLOCK, 0); err == nil {
+			time.Sleep(100 * time.Millisecond)
+			syscall.Close(fd)
+		}
+	})
+	err := within(t, "Open of a FIFO with no reader", 10*time.Second, func() error {
+		s, err := Open(Config{Path: path})
+		if err == nil {
+			_ = s.Close(context.Background())
+		}
+		return err
+	})
+	if !errors.Is(err, ErrNoReader) || !strings.Contains(err.Error(), path) {
+		t.Fatalf("Open of a FIFO with no reader: %v; want ErrNoReader naming the path", err)
+	}
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+
+	s, _ := openSinkT(t, Config{Path: path, FlushInterval: time.Millisecond})
+	h := s.NewHandler(0)
+	serve(t, h, "<13>1 - h a - - - one", 9)
+	waitFor(t, func() bool { _, w, _ := total(s); return w == 1 })
+	if err := os.Rename(path, path+".1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo(path, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// The writer notices the replaced file (within about a second) and
+	// tries to open the FIFO.
+	waitFor(t, func() bool { return s.errs[ErrKindRemoved].Load() > 0 })
+	serve(t, h, "<13>1 - h a - - - two", 9)
+	if err := within(t, "Reopen onto a FIFO with no reader", 10*time.Second, s.Reopen); !errors.Is(err, ErrNoReader) {
+		t.Fatalf("Reopen onto a FIFO with no reader: %v; want ErrNoReader", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_ = within(t, "Close", 10*time.Second, func() error { return s.Close(ctx) })
+	if got := readLines(t, path+".1"); len(got) != 2 {
+		t.Fatalf("the sink's own file holds %d records, want 2", len(got))
+	}
+	t.Logf("attack: FIFO without a reader at the sink path: Open and Reopen refuse it at once, re-creation retries; nothing blocked")
+}
+
+// TestSinkFIFOStalledReader: a FIFO sink whose reader stops reading fills
+// the pipe and stalls the writer. A reopen (SIGUSR1) and a stop still
+// return, and every message is accounted: received = written + dropped,
+// with written = the lines the reader gets.
+func TestSinkFIFOStalledReader(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "sink.fifo")
+	if err := syscall.Mkfifo(path, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rfd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rf := os.NewFile(uintptr(rfd), path)
+	defer rf.Close()
+	s, _ := openSinkT(t, Config{Path: path, FlushInterval: time.Millisecond, QueueBytes: 1 << 20})
+	h := s.NewHandler(0)
+	const n = 2000 // about 400 kB against a 64 KiB pipe
+	for i := 0; i < n; i++ {
+		serve(t, h, fmt.Sprintf("<13>1 - h a - - - record %d %s", i, strings.Repeat("y", 150)), 9)
+	}
+	// The pipe is full: the writer is blocked on it.
+	waitFor(t, func() bool { k, err := unix.IoctlGetInt(rfd, unix.TIOCINQ); return err == nil && k >= 60<<10 })
+	if err := within(t, "Reopen while the writer is stalled", 10*time.Second, s.Reopen); err != nil {
+		t.Fatalf("Reopen: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	cerr := within(t, "Close while the writer is stalled", 10*time.Second, func() error { return s.Close(ctx) })
+	received, written, dropped := total(s)
+	buf := make([]byte, 1<<20)
+	var got []byte
+	for {
+		k, err := rf.Read(buf)
+		if k > 0 {
+			got = append(got, buf[:k]...)
+		}
+		if err != nil || k == 0 {
+			break
+		}
+	}
+	lines := strings.Count(string(got), "\n")
+	if received != n || received != written+dropped || uint64(lines) != written || dropped == 0 || cerr == nil {
+		t.Fatalf("received %d of %d, written %d, dropped %d, lines read %d, Close: %v", received, n, written, dropped, lines, cerr)
+	}
+	t.Logf("stalled FIFO reader: reopen and stop returned; received %d = written %d + dropped %d; lines read %d", received, written, dropped, lines)
+}
