@@ -9,11 +9,12 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
+
+	"github.com/shardd/shardd/internal/fdlimit"
 )
 
 // Limits bound what the metrics endpoint gives its clients. Zero fields take
@@ -110,9 +111,6 @@ var (
 		"Errors of the metrics endpoint's HTTP server, by kind (accept, tls, panic, other); each kind is logged once per episode.", []string{"kind"}, nil)
 	descHTTPConns = prometheus.NewDesc("shardd_metrics_http_connections", "Connections the metrics endpoint holds open.", nil, nil)
 )
-
-// fdFix is what to do when the process runs out of descriptors.
-const fdFix = "raise the descriptor limit (LimitNOFILE= in the systemd unit, ulimit -n in a shell) or lower --max-conns"
 
 // errorQuiet: an error kind that recurs after this long without one starts
 // a new episode, and is logged again.
@@ -431,13 +429,7 @@ func (s *Server) serverError(msg string) {
 	if len(msg) > 300 {
 		msg = msg[:300] + "..."
 	}
-	fields := []zap.Field{zap.String("kind", kind), zap.String("error", msg)}
-	switch {
-	case strings.Contains(msg, syscall.ENFILE.Error()):
-		fields = append(fields, zap.String("cause", "ENFILE: the system is out of file descriptors (too many open files in system)"), zap.String("fix", fdFix))
-	case strings.Contains(msg, syscall.EMFILE.Error()):
-		fields = append(fields, zap.String("cause", "EMFILE: this process is at its descriptor limit (too many open files)"), zap.String("fix", fdFix))
-	}
+	fields := append([]zap.Field{zap.String("kind", kind), zap.String("error", msg)}, fdlimit.Fields(errors.New(msg))...)
 	s.log.Warn("metrics endpoint: server error (repeats are counted in shardd_metrics_http_errors_total, not logged)", fields...)
 }
 

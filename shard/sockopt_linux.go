@@ -23,11 +23,7 @@ func control(network string, pktinfo bool) func(string, string, syscall.RawConn)
 	return func(_, _ string, c syscall.RawConn) error {
 		var serr error
 		err := c.Control(func(fd uintptr) {
-			if err := unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1); err != nil {
-				serr = &ReusePortError{Err: os.NewSyscallError("setsockopt SO_REUSEPORT", err)}
-				return
-			}
-			if !pktinfo {
+			if serr = setReusePort(fd); serr != nil || !pktinfo {
 				return
 			}
 			// A wildcard socket must learn each datagram's destination address
@@ -52,6 +48,15 @@ func control(network string, pktinfo bool) func(string, string, syscall.RawConn)
 	}
 }
 
+// setReusePort sets SO_REUSEPORT, which every shard socket needs; its
+// failure is a *ReusePortError.
+func setReusePort(fd uintptr) error {
+	if err := unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1); err != nil {
+		return &ReusePortError{Err: os.NewSyscallError("setsockopt SO_REUSEPORT", err)}
+	}
+	return nil
+}
+
 // controlTCP sets the options of a TCP shard listener before bind:
 // SO_REUSEPORT (required) and SO_REUSEADDR, so a restart binds at once past
 // connections in TIME_WAIT. For TCP the kernel never lets SO_REUSEADDR share
@@ -60,8 +65,7 @@ func control(network string, pktinfo bool) func(string, string, syscall.RawConn)
 func controlTCP(_, _ string, c syscall.RawConn) error {
 	var serr error
 	err := c.Control(func(fd uintptr) {
-		if err := unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1); err != nil {
-			serr = &ReusePortError{Err: os.NewSyscallError("setsockopt SO_REUSEPORT", err)}
+		if serr = setReusePort(fd); serr != nil {
 			return
 		}
 		if err := unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {

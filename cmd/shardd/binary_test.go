@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -91,37 +90,7 @@ func startDaemonBin(t *testing.T, bin string, cred *syscall.Credential, args ...
 	d := &daemon{stderr: &lockedBuffer{}, lines: make(chan map[string]any, 256), exited: make(chan struct{})}
 	d.cmd = exec.Command(bin, append([]string{"--log-format", "json"}, args...)...)
 	d.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
-	pr, pw := io.Pipe()
-	d.cmd.Stderr = io.MultiWriter(d.stderr, pw)
-	if err := d.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		sc := bufio.NewScanner(pr)
-		for sc.Scan() {
-			var m map[string]any
-			if json.Unmarshal(sc.Bytes(), &m) == nil {
-				select {
-				case d.lines <- m:
-				default:
-				}
-			}
-		}
-	}()
-	go func() {
-		_ = d.cmd.Wait()
-		d.code = d.cmd.ProcessState.ExitCode()
-		pw.Close()
-		close(d.exited)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-d.exited:
-		default:
-			_ = d.cmd.Process.Kill() // only the process this test started
-			<-d.exited
-		}
-	})
+	startDaemonCmd(t, d)
 	return d
 }
 

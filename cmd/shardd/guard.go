@@ -7,6 +7,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/shardd/shardd/internal/fdlimit"
 	"github.com/shardd/shardd/shard"
 )
 
@@ -42,7 +43,7 @@ func (g *guard) check() {
 			g.failed[i]++
 			if g.failed[i] == 1 {
 				g.log.Warn("cannot look for foreign sockets; retrying every --guard-interval, logged once until it works again",
-					append([]zap.Field{zap.String("addr", grp.Info().Addr), zap.Error(err)}, fdFields(err)...)...)
+					append([]zap.Field{zap.String("addr", grp.Info().Addr), zap.Error(err)}, fdlimit.Fields(err)...)...)
 			} else {
 				g.log.Debug("guard pass failed again", zap.String("addr", grp.Info().Addr), zap.Uint64("failed_passes", g.failed[i]))
 			}

@@ -30,6 +30,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/shardd/shardd/cmd/internal/cli"
+	"github.com/shardd/shardd/internal/fdlimit"
 	"github.com/shardd/shardd/metrics"
 	"github.com/shardd/shardd/shard"
 )
@@ -691,7 +692,7 @@ func signalled(log *zap.Logger, s os.Signal, done string, err error) {
 	case errors.As(err, &nothing):
 		log.Info("signal ignored", zap.String("signal", s.String()), zap.String("reason", err.Error()))
 	case err != nil:
-		log.Error("signal handling failed; the previous state keeps serving", append([]zap.Field{zap.String("signal", s.String()), zap.Error(err)}, fdFields(err)...)...)
+		log.Error("signal handling failed; the previous state keeps serving", append([]zap.Field{zap.String("signal", s.String()), zap.Error(err)}, fdlimit.Fields(err)...)...)
 	default:
 		log.Info(done, zap.String("signal", s.String()))
 	}

@@ -17,6 +17,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/shardd/shardd/internal/fdlimit"
 	"github.com/shardd/shardd/shard"
 )
 
@@ -155,7 +156,7 @@ func (u *upgrader) start() {
 		pid, err := u.run()
 		if err != nil {
 			u.results["failed"].Add(1)
-			u.log.Error("upgrade failed; this process keeps serving and a later upgrade can be tried", append([]zap.Field{zap.Error(err)}, fdFields(err)...)...)
+			u.log.Error("upgrade failed; this process keeps serving and a later upgrade can be tried", append([]zap.Field{zap.Error(err)}, fdlimit.Fields(err)...)...)
 			if u.pidfile != "" { // the dead child may have written its pid
 				_ = writePidfile(u.pidfile, os.Getpid())
 			}
