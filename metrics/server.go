@@ -243,11 +243,14 @@ func (s *Server) admit(c *trackedConn) bool {
 	return true
 }
 
-// evictable is the oldest connection (of source src, if not "") that may
-// give its slot to a new one, or nil. The caller holds s.mu.
+// evictable is the connection (of source src, if not "") that gives its
+// slot to a new one, or nil: among those that may, one of the source that
+// holds the most slots (a flood from few addresses pays for itself), the
+// oldest of them. The caller holds s.mu.
 func (s *Server) evictable(now time.Time, src string) *trackedConn {
 	var victim *trackedConn
 	var oldest time.Time
+	most := 0
 	for tc, in := range s.conns {
 		if src != "" && tc.src != src {
 			continue
@@ -270,8 +273,8 @@ func (s *Server) evictable(now time.Time, src string) *trackedConn {
 		default:
 			continue
 		}
-		if victim == nil || since.Before(oldest) {
-			victim, oldest = tc, since
+		if n := s.bySource[tc.src]; victim == nil || n > most || (n == most && since.Before(oldest)) {
+			victim, oldest, most = tc, since, n
 		}
 	}
 	return victim
