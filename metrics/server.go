@@ -26,17 +26,20 @@ type Limits struct {
 	MaxConns int
 	// MaxPerSource is how many of them one source address may hold (IPv6:
 	// one /64). A new connection from a source at its cap takes the slot
-	// of that source's oldest evictable connection, or is closed at once.
+	// of that source's oldest evictable connection, or is closed at once
+	// (counted as source).
 	MaxPerSource int
-	// EvictAfter: at MaxConns, a new connection takes the slot of the
-	// oldest evictable connection: one with no request yet and none waiting
-	// in its receive queue, one idle between keep-alive requests, or one
-	// whose reply write has been blocked (its client does not read) for
-	// EvictAfter or more. A scraper's request reaches the kernel within
-	// microseconds of its connection's accept and from then on keeps it
-	// from eviction, so connections without a request cannot push it out
-	// however fast they come; what the held slots can cost it is at most
-	// EvictAfter, while stalled writes age.
+	// EvictAfter: at MaxConns, a new connection takes the slot of an
+	// evictable connection, the oldest of the source that holds the most
+	// slots. Evictable are: one with no request yet and (Linux: SIOCINQ)
+	// none waiting in its receive queue, one idle between keep-alive
+	// requests, and one whose reply write has been blocked (its client does
+	// not read) for EvictAfter or more. A scraper's request reaches the
+	// kernel within microseconds of its connection's accept and from then
+	// on keeps it from eviction, so silent connections push it out only if
+	// MaxConns of them are accepted in that time; while every slot is held
+	// by a request being answered, a scraper waits at most EvictAfter for a
+	// stalled one to become evictable.
 	EvictAfter        time.Duration
 	ReadHeaderTimeout time.Duration // request line and headers
 	ReadTimeout       time.Duration // the whole request
