@@ -14,7 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
-	"github.com/shardd/shardd/internal/fdlimit"
+	"github.com/shardd/shardd/metrics/fdlimit"
 )
 
 // Limits bound what the metrics endpoint gives its clients. Zero fields take

@@ -7,7 +7,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/shardd/shardd/internal/fdlimit"
+	"github.com/shardd/shardd/metrics/fdlimit"
 	"github.com/shardd/shardd/shard"
 )
 

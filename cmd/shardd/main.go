@@ -30,7 +30,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/shardd/shardd/cmd/internal/cli"
-	"github.com/shardd/shardd/internal/fdlimit"
+	"github.com/shardd/shardd/metrics/fdlimit"
 	"github.com/shardd/shardd/metrics"
 	"github.com/shardd/shardd/shard"
 )
