@@ -42,6 +42,14 @@ func TestMain(m *testing.M) {
 		fmt.Fprintf(os.Stderr, "building shardd: %v\n%s", err, out)
 		os.Exit(1)
 	}
+	// The race runtime sleeps 1 s (atexit_sleep_ms) before every exit of
+	// a race-built process: each stop of a daemon under test took 1 s, an
+	// idle stop of the plain binary takes milliseconds. Races are still
+	// reported when they happen and still make the exit code 66. Every
+	// daemon a test starts (and each one an upgrade execs) inherits this.
+	if _, set := os.LookupEnv("GORACE"); !set {
+		_ = os.Setenv("GORACE", "atexit_sleep_ms=0")
+	}
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
