@@ -448,7 +448,7 @@ func TestAttackHijack(t *testing.T) {
 				}
 				c.Close()
 				for i := 0; i < conns; i++ {
-					conn, err := net.DialTimeout("tcp", to.String(), 5*time.Second)
+					conn, err := net.DialTimeout("tcp", to.String(), waitTimeout)
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -673,7 +673,7 @@ func TestSeveralAddrsOnOnePort(t *testing.T) {
 			if got, _ := exchange(t, "udp", to, []byte("several")); string(got) != "several" {
 				t.Fatalf("UDP reply %q", got)
 			}
-			c, err := net.DialTimeout("tcp", to.String(), 5*time.Second)
+			c, err := net.DialTimeout("tcp", to.String(), waitTimeout)
 			if err != nil {
 				t.Fatal(err)
 			}
