@@ -1107,12 +1107,9 @@ func TestSocketActivation(t *testing.T) {
 // LISTEN_FDS: that first datagram, queued before shardd existed, is answered.
 func TestSystemdSocketActivate(t *testing.T) {
 	activate := requireTool(t, "systemd-socket-activate")
-	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := c.LocalAddr().String()
-	c.Close()
+	// Below the ephemeral range: a released port-0 bind could go to
+	// another test's bind before the activator's.
+	addr := fmt.Sprintf("127.0.0.1:%d", freeUDPPort(t))
 	// The activator's socket has no SO_REUSEPORT, so one shard serves it.
 	cmd := exec.Command(activate, "--datagram", "-l", addr, sharddBin, "--log-format", "json", "--shards", "1", addr)
 	var stderr lockedBuffer
