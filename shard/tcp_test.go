@@ -65,7 +65,7 @@ func testTCPManyConnectionsEcho(t *testing.T, loop bool) {
 				sent.Write(b)
 			}
 			go func() { _, _ = c.Write(sent.Bytes()); _ = c.(*net.TCPConn).CloseWrite() }()
-			_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			_ = c.SetReadDeadline(time.Now().Add(60 * time.Second))
 			got, err := io.ReadAll(c)
 			if err != nil || !bytes.Equal(got, sent.Bytes()) {
 				errs <- fmt.Errorf("conn %d: echoed %d of %d bytes, equal=%v, err %v", i, len(got), sent.Len(), bytes.Equal(got, sent.Bytes()), err)
@@ -105,7 +105,7 @@ func testTCPHalfClose(t *testing.T, loop bool) {
 	if err := c.(*net.TCPConn).CloseWrite(); err != nil {
 		t.Fatal(err)
 	}
-	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_ = c.SetReadDeadline(time.Now().Add(60 * time.Second))
 	got, err := io.ReadAll(c)
 	if err != nil || !bytes.Equal(got, msg) {
 		t.Fatalf("after half-close: %d of %d bytes, %v", len(got), len(msg), err)
@@ -140,7 +140,7 @@ func testTCPLengthPrefixedPipelined(t *testing.T, loop bool) {
 	if _, err := c.Write(b[len(b)-3:]); err != nil {
 		t.Fatal(err)
 	}
-	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_ = c.SetReadDeadline(time.Now().Add(60 * time.Second))
 	for i := 0; i < 100; i++ {
 		var l [2]byte
 		if _, err := io.ReadFull(c, l[:]); err != nil {
@@ -163,7 +163,7 @@ func testTCPMaxFrame(t *testing.T, loop bool) {
 	// A good frame, then one that announces 200 bytes: the first is still
 	// answered before the connection closes.
 	_, _ = c.Write(append(packet.LengthPrefixed{}.AppendFrame(nil, []byte("fine")), 0, 200))
-	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_ = c.SetReadDeadline(time.Now().Add(60 * time.Second))
 	got, _ := io.ReadAll(c)
 	if string(got) != "\x00\x04fine" {
 		t.Fatalf("got %q before the close; want the reply to the good frame and then EOF", got)
@@ -183,7 +183,7 @@ func testTCPMaxConns(t *testing.T, loop bool) {
 		if _, err := c.Write([]byte("x")); err != nil {
 			t.Fatal(err)
 		}
-		_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		_ = c.SetReadDeadline(time.Now().Add(60 * time.Second))
 		if _, err := io.ReadFull(c, make([]byte, 1)); err != nil {
 			t.Fatalf("conn %d: %v", i, err)
 		}
@@ -194,7 +194,7 @@ func testTCPMaxConns(t *testing.T, loop bool) {
 	third, err := net.Dial("tcp", tcpAddr(g))
 	if err == nil {
 		defer third.Close()
-		_ = third.SetReadDeadline(time.Now().Add(2 * time.Second))
+		_ = third.SetReadDeadline(time.Now().Add(60 * time.Second))
 		_, err = third.Read(make([]byte, 1))
 	}
 	if err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
@@ -225,23 +225,19 @@ func testTCPIdleAndSlowClients(t *testing.T, loop bool) {
 	}
 	defer slow.Close()
 	frame := packet.LengthPrefixed{}.AppendFrame(nil, bytes.Repeat([]byte("s"), 50))
-	start := time.Now()
+	// The whole frame, a byte every 100 ms (over 5 s), unless the daemon
+	// closes the connection first: if trickled bytes extended the idle
+	// timeout, the frame would complete and be answered (rx 1).
 	for _, b := range frame {
 		if _, err := slow.Write([]byte{b}); err != nil {
 			break // closed under us: what the test wants
 		}
 		time.Sleep(100 * time.Millisecond)
-		if time.Since(start) > 3*time.Second {
-			break
-		}
 	}
 	waitFor(t, "both closed as idle", func() bool { total, _ := tcpStats(g); return total.Closed[metrics.CloseIdle] == 2 })
-	if took := time.Since(start); took > 2*time.Second {
-		t.Fatalf("slow client kept its connection for %v with a 300ms idle timeout", took)
-	}
 	total, _ := tcpStats(g)
 	if total.RxPackets != 0 || total.DiscardedBytes == 0 {
-		t.Fatalf("rx %d messages, discarded %d bytes: the partial frame must be counted as discarded", total.RxPackets, total.DiscardedBytes)
+		t.Fatalf("rx %d messages, discarded %d bytes: the slow client's frame must not complete before its idle close, and the partial frame must be counted as discarded", total.RxPackets, total.DiscardedBytes)
 	}
 }
 
@@ -260,11 +256,11 @@ func testTCPRestartUnderTimeWait(t *testing.T, loop bool) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		_ = c.SetReadDeadline(time.Now().Add(60 * time.Second))
 		_, _ = c.Read(make([]byte, 1)) // the server closes it (idle): TIME_WAIT is ours
 		c.Close()
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	if err := g.Shutdown(ctx); err != nil {
 		t.Fatal(err)
@@ -292,7 +288,7 @@ func testTCPShutdownAnswersWhatWasSent(t *testing.T, loop bool) {
 	}
 	defer c.Close()
 	_, _ = c.Write(packet.LengthPrefixed{}.AppendFrame(nil, []byte("warm")))
-	_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	_ = c.SetReadDeadline(time.Now().Add(60 * time.Second))
 	if _, err := io.ReadFull(c, make([]byte, 6)); err != nil {
 		t.Fatal(err)
 	}
@@ -302,8 +298,8 @@ func testTCPShutdownAnswersWhatWasSent(t *testing.T, loop bool) {
 	}
 	req = append(req, 0, 9, 'p') // and a partial frame
 	_, _ = c.Write(req)
-	time.Sleep(10 * time.Millisecond)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	waitDelivered(t, c)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	if err := g.Shutdown(ctx); err != nil {
 		t.Fatal(err)
@@ -333,18 +329,16 @@ func testTCPClientThatDoesNotRead(t *testing.T, loop bool) {
 	go func() {
 		defer close(done)
 		chunk := make([]byte, 64<<10)
-		_ = c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+		_ = c.SetWriteDeadline(time.Now().Add(60 * time.Second)) // a hang guard: the daemon cuts it
 		for {
 			if _, err := c.Write(chunk); err != nil {
 				return
 			}
 		}
 	}()
-	start := time.Now()
+	// The daemon measures the timeout itself: the close's reason says
+	// the write timeout cut it (the client's own deadline is a hang guard).
 	waitFor(t, "write_timeout", func() bool { total, _ := tcpStats(g); return total.Closed[metrics.CloseWriteTimeout] == 1 })
-	if took := time.Since(start); took > 3*time.Second {
-		t.Fatalf("closed after %v with a 300ms write timeout", took)
-	}
 	<-done
 }
 
@@ -366,14 +360,14 @@ func testTCPShutdownAnswersABacklog(t *testing.T, loop bool) {
 	if _, err := c.Write(msg); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(5 * time.Millisecond)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	waitDelivered(t, c)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	if err := g.Shutdown(ctx); err != nil {
 		t.Fatal(err)
 	}
 	<-done
-	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_ = c.SetReadDeadline(time.Now().Add(60 * time.Second))
 	got, err := io.ReadAll(c)
 	if !bytes.Equal(got, msg) {
 		t.Fatalf("echoed %d of %d bytes across the stop (%v)", len(got), len(msg), err)
@@ -385,26 +379,31 @@ func testTCPShutdownAnswersABacklog(t *testing.T, loop bool) {
 // not wait for its idle timeout).
 func testTCPShutdownRacesNewConnections(t *testing.T, loop bool) {
 	for i := 0; i < 20; i++ {
-		g, err := Listen(Config{Addr: "127.0.0.1:0", Shards: 1, TCP: true, TCPShape: shapeOf(loop)})
+		// An idle timeout far past the stop's deadline, and clients that
+		// hold their connections until Shutdown has returned: a stop that
+		// waited for an idle connection could only end at the deadline.
+		g, err := Listen(Config{Addr: "127.0.0.1:0", Shards: 1, TCP: true, TCPShape: shapeOf(loop), IdleTimeout: 10 * time.Minute})
 		if err != nil {
 			t.Fatal(err)
 		}
 		done := make(chan error, 1)
 		go func() { done <- g.Serve(context.Background()) }()
+		stopped := make(chan struct{})
 		var wg sync.WaitGroup
 		for d := 0; d < 4; d++ {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
 				if c, err := net.Dial("tcp", tcpAddr(g)); err == nil {
-					time.Sleep(300 * time.Millisecond)
+					<-stopped
 					c.Close()
 				}
 			}()
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		err = g.Shutdown(ctx)
 		cancel()
+		close(stopped)
 		<-done
 		wg.Wait()
 		if err != nil {
@@ -475,4 +474,21 @@ func shapeOf(loop bool) string {
 		return TCPShapeLoop
 	}
 	return TCPShapeGoroutines
+}
+
+// waitDelivered waits until the peer's kernel has acknowledged every byte
+// written on c (SIOCOUTQ 0): what a stop must still answer has arrived.
+// Where the queue cannot be read it returns at once.
+func waitDelivered(t *testing.T, c net.Conn) {
+	t.Helper()
+	rc, err := c.(*net.TCPConn).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the requests delivered", func() bool {
+		var n int
+		var ok bool
+		_ = rc.Control(func(fd uintptr) { n, ok = outq(int(fd)) })
+		return !ok || n == 0
+	})
 }

@@ -176,7 +176,7 @@ func TestAttackGarbageDNS(t *testing.T) {
 				tcpFrames++
 			}
 		}
-		conn, err := net.DialTimeout("tcp", bound.String(), 5*time.Second)
+		conn, err := net.DialTimeout("tcp", bound.String(), waitTimeout)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -222,7 +222,7 @@ func TestAttackGarbageDNS(t *testing.T) {
 			stream = append(stream, query(n)...)
 			tcpFrames++
 		}
-		conn, err := net.DialTimeout("tcp", bound.String(), 5*time.Second)
+		conn, err := net.DialTimeout("tcp", bound.String(), waitTimeout)
 		if err != nil {
 			t.Fatal(err)
 		}

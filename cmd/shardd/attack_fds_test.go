@@ -56,8 +56,8 @@ func waitLines(t *testing.T, d *daemon, prefix string, n int) []map[string]any {
 	}
 }
 
-// lowestFreeFD is the lowest descriptor number pid does not use.
-func lowestFreeFD(t *testing.T, pid int) uint64 {
+// openFDs lists the descriptor numbers pid has open.
+func openFDs(t *testing.T, pid int) map[uint64]bool {
 	t.Helper()
 	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
 	if err != nil {
@@ -69,11 +69,7 @@ func lowestFreeFD(t *testing.T, pid int) uint64 {
 			used[n] = true
 		}
 	}
-	n := uint64(0)
-	for used[n] {
-		n++
-	}
-	return n
+	return used
 }
 
 // checkFDLine checks that a logged error names descriptor exhaustion and
@@ -106,11 +102,20 @@ func TestAttackDescriptorExhaustionReported(t *testing.T) {
 	if err := unix.Prlimit(pid, unix.RLIMIT_NOFILE, nil, &old); err != nil {
 		t.Skipf("prlimit: %v", err)
 	}
-	// The limit bounds descriptor numbers: at the lowest free number, no
-	// new descriptor can be had. Only the soft limit is lowered: raising a
-	// hard limit back needs CAP_SYS_RESOURCE, which a container may lack,
-	// and shardd never raises its own.
-	n := lowestFreeFD(t, pid)
+	// The limit bounds descriptor numbers: with every number below it in
+	// use, no new descriptor can be had. It is set to 3, below everything
+	// but stdin, stdout and stderr, which the daemon holds for its life:
+	// a limit at the lowest free number would count descriptors that are
+	// about to close (the server's end of the scrape above is closed only
+	// after the client has its reply), and each one that closed would give
+	// the guard a free number (it then never failed). Only the soft limit
+	// is lowered: raising a hard limit back needs CAP_SYS_RESOURCE, which
+	// a container may lack, and shardd never raises its own.
+	const n = 3
+	held := openFDs(t, pid)
+	if !held[0] || !held[1] || !held[2] {
+		t.Fatalf("shardd does not hold descriptors 0, 1 and 2: %v", held)
+	}
 	if err := unix.Prlimit(pid, unix.RLIMIT_NOFILE, &unix.Rlimit{Cur: n, Max: old.Max}, nil); err != nil {
 		t.Skipf("cannot lower the daemon's descriptor limit: %v", err)
 	}
@@ -187,6 +192,6 @@ func TestAttackDescriptorExhaustionReported(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("attack: daemon held at its descriptor limit (%d): guard failed %d passes, 1 warning; HUP, USR2 and the metrics endpoint one line each naming EMFILE and the fix; after the limit was raised: scrape and HUP reload ok",
-		n, failedPasses)
+	t.Logf("attack: daemon held at its descriptor limit (soft limit %d, %d descriptors open): guard failed %d passes, 1 warning; HUP, USR2 and the metrics endpoint one line each naming EMFILE and the fix; after the limit was raised: scrape and HUP reload ok",
+		n, len(held), failedPasses)
 }

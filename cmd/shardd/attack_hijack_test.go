@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"os"
@@ -447,7 +448,7 @@ func TestAttackHijack(t *testing.T) {
 				}
 				c.Close()
 				for i := 0; i < conns; i++ {
-					conn, err := net.DialTimeout("tcp", to.String(), 5*time.Second)
+					conn, err := net.DialTimeout("tcp", to.String(), waitTimeout)
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -613,15 +614,22 @@ func TestActivatedSocketsOfAnotherUser(t *testing.T) {
 }
 
 // freePort returns a port free for UDP and TCP on every address, as far as
-// a bind of the wildcards shows.
+// a bind of the wildcards shows, for a daemon that binds it itself. Like
+// freeUDPPort it is taken below the kernel's ephemeral range: a port
+// picked by a bind to port 0 and released could be handed to another
+// test's bind to port 0 before the daemon binds it.
 func freePort(t *testing.T) uint16 {
 	t.Helper()
-	for try := 0; try < 20; try++ {
-		u, err := net.ListenUDP("udp", &net.UDPAddr{})
+	low := ephemeralLow()
+	if low <= 10000 {
+		t.Skipf("the ephemeral port range starts at %d: no port below it to pick", low)
+	}
+	for try := 0; try < 100; try++ {
+		port := 10000 + rand.IntN(low-10000)
+		u, err := net.ListenUDP("udp", &net.UDPAddr{Port: port})
 		if err != nil {
-			t.Fatal(err)
+			continue
 		}
-		port := u.LocalAddr().(*net.UDPAddr).Port
 		l, err := net.Listen("tcp", fmt.Sprintf(":%d", port))
 		u.Close()
 		if err == nil {
@@ -629,7 +637,7 @@ func freePort(t *testing.T) uint16 {
 			return uint16(port)
 		}
 	}
-	t.Fatal("no port free for UDP and TCP")
+	t.Fatal("no port free for UDP and TCP below the ephemeral range")
 	return 0
 }
 
@@ -665,7 +673,7 @@ func TestSeveralAddrsOnOnePort(t *testing.T) {
 			if got, _ := exchange(t, "udp", to, []byte("several")); string(got) != "several" {
 				t.Fatalf("UDP reply %q", got)
 			}
-			c, err := net.DialTimeout("tcp", to.String(), 5*time.Second)
+			c, err := net.DialTimeout("tcp", to.String(), waitTimeout)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -295,7 +295,7 @@ func TestAttackMetricsConnectionFlood(t *testing.T) {
 	}()
 	deadline := time.Now().Add(60 * time.Second)
 	for i := 0; i < n && time.Now().Before(deadline); i++ {
-		c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+		c, err := net.DialTimeout("tcp", addr, 30*time.Second) // a SYN dropped from a full backlog is retried after 1 s, then 3 s
 		if err != nil {
 			t.Errorf("dial %d: %v (the daemon stopped accepting)", i, err)
 			break

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -213,8 +214,11 @@ func TestAttackTCPPipelinedNoRead(t *testing.T) {
 					}()
 				}
 				wg.Wait() // every client is stuck: the daemon holds what it will hold
-				time.Sleep(200 * time.Millisecond)
-				text := scrape(t, url)
+				var text string
+				pollFor(t, "a request answered per client", 60*time.Second, func() bool {
+					text = scrape(t, url)
+					return metricSum(text, "shardd_rx_packets_total", "") >= conns
+				})
 				rx := metricSum(text, "shardd_rx_packets_total", "")
 				held := metricSum(text, "shardd_tcp_held_bytes", "")
 				close(stopSampling)
@@ -371,18 +375,21 @@ func TestAttackTCPIdleSlotsDoNotLockOut(t *testing.T) {
 			pollFor(t, "both shards full", 30*time.Second, func() bool {
 				return metricSum(scrape(t, url), "shardd_tcp_active", "") >= 2*64
 			})
-			// The held connections complete no message: after a second they
-			// may be evicted to make room for a client that does.
-			time.Sleep(1100 * time.Millisecond)
+			// The held connections complete no message: once they have done
+			// so for a second (the daemon's clock) they may be evicted to make
+			// room for a client that does. dig tries until it gets in: the
+			// tries before that second are refused (reason "limit").
 			start := time.Now()
 			var r digReply
-			for i := 0; i < 3; i++ { // 3 tries: SO_REUSEPORT picks a shard at random
+			var took time.Duration
+			for tries := 0; time.Since(start) < 60*time.Second; tries++ {
+				t0 := time.Now()
 				r = digTCP(t, dig, addr)
+				took = time.Since(t0)
 				if r.status == "NOERROR" && len(r.answer) > 0 {
 					break
 				}
 			}
-			took := time.Since(start)
 			text := scrape(t, url)
 			perIP := metricSum(text, "shardd_tcp_closed_total", `reason="per_ip_limit"`)
 			evicted := metricSum(text, "shardd_tcp_closed_total", `reason="evicted"`)
@@ -582,6 +589,26 @@ func TestAttackTCPAcceptAtDescriptorLimit(t *testing.T) {
 		t.Run(shape, func(t *testing.T) {
 			d, addr, url := tcpDaemon(t, false, "--tcp-shape", shape, "--shards", "1")
 			pid := d.cmd.Process.Pid
+			// A keep-alive connection to /metrics, opened before the limit:
+			// scrapes on it need no new descriptor, so the test can watch
+			// the failed accepts while the daemon is at its limit.
+			keep := &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
+			defer keep.CloseIdleConnections()
+			failedAccepts := func() float64 {
+				resp, err := keep.Get(url)
+				if err != nil {
+					t.Fatalf("scrape on the kept connection: %v", err)
+				}
+				defer resp.Body.Close()
+				b, err := io.ReadAll(resp.Body)
+				if err != nil || resp.StatusCode != 200 {
+					t.Fatalf("scrape on the kept connection: %s %v: %s", resp.Status, err, b)
+				}
+				return metricSum(string(b), "shardd_tcp_accept_errors_total", `errno="EMFILE"`)
+			}
+			if n := failedAccepts(); n != 0 {
+				t.Fatalf("%v failed accepts before the attack", n)
+			}
 			fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
 			if err != nil {
 				t.Fatal(err)
@@ -610,7 +637,8 @@ func TestAttackTCPAcceptAtDescriptorLimit(t *testing.T) {
 			if line["errno"] != "EMFILE" {
 				t.Fatalf("accept failed with %v, want EMFILE", line["errno"])
 			}
-			time.Sleep(500 * time.Millisecond) // let it retry a few times (the log must stay quiet)
+			// Let it retry a few times (the log must stay quiet).
+			pollFor(t, "3 failed accepts", 60*time.Second, func() bool { return failedAccepts() >= 3 })
 			for _, c := range cs {
 				c.Close()
 			}
@@ -622,7 +650,7 @@ func TestAttackTCPAcceptAtDescriptorLimit(t *testing.T) {
 			for !echoed && time.Now().Before(deadline) {
 				c, err := net.Dial("tcp", addr.String())
 				if err == nil {
-					_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+					_ = c.SetDeadline(time.Now().Add(30 * time.Second))
 					_, _ = c.Write([]byte("ping"))
 					b := make([]byte, 4)
 					_, err = io.ReadFull(c, b)

@@ -41,6 +41,14 @@ func TestMain(m *testing.M) {
 		fmt.Fprintf(os.Stderr, "building shardd: %v\n%s", err, out)
 		os.Exit(1)
 	}
+	// The race runtime sleeps 1 s (atexit_sleep_ms) before every exit of
+	// a race-built process: each stop of a daemon under test took 1 s, an
+	// idle stop of the plain binary takes milliseconds. Races are still
+	// reported when they happen and still make the exit code 66. Every
+	// daemon a test starts (and each one an upgrade execs) inherits this.
+	if _, set := os.LookupEnv("GORACE"); !set {
+		_ = os.Setenv("GORACE", "atexit_sleep_ms=0")
+	}
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
@@ -1068,12 +1076,9 @@ func TestSocketActivation(t *testing.T) {
 // LISTEN_FDS: that first datagram, queued before shardd existed, is answered.
 func TestSystemdSocketActivate(t *testing.T) {
 	activate := requireTool(t, "systemd-socket-activate")
-	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := c.LocalAddr().String()
-	c.Close()
+	// Below the ephemeral range: a released port-0 bind could go to
+	// another test's bind before the activator's.
+	addr := fmt.Sprintf("127.0.0.1:%d", freeUDPPort(t))
 	// The activator's socket has no SO_REUSEPORT, so one shard serves it.
 	cmd := exec.Command(activate, "--datagram", "-l", addr, sharddBin, "--log-format", "json", "--shards", "1", addr)
 	var stderr lockedBuffer

@@ -205,14 +205,7 @@ func TestSyslogLogger(t *testing.T) {
 // land between this check and that program's bind.
 func freeUDPPort(t *testing.T) int {
 	t.Helper()
-	low := 32768
-	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
-		if f := strings.Fields(string(b)); len(f) == 2 {
-			if v, err := strconv.Atoi(f[0]); err == nil {
-				low = v
-			}
-		}
-	}
+	low := ephemeralLow()
 	if low <= 10000 {
 		t.Skipf("the ephemeral port range starts at %d: no port below it to pick", low)
 	}
@@ -227,6 +220,19 @@ func freeUDPPort(t *testing.T) int {
 	}
 	t.Fatal("no free UDP port below the ephemeral range")
 	return 0
+}
+
+// ephemeralLow is the first port of the kernel's ephemeral range.
+func ephemeralLow() int {
+	low := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if v, err := strconv.Atoi(f[0]); err == nil {
+				low = v
+			}
+		}
+	}
+	return low
 }
 
 // TestSyslogFromRsyslog: rsyslogd, started with its own configuration,
