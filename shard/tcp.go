@@ -33,11 +33,11 @@ type tcpShard struct {
 	stopping atomic.Bool
 	stopCh   chan struct{} // closed when stopping
 
-	mem      *tcpMem // what the connections hold, against --max-shard-memory
-	inMax    int     // input a connection keeps at most (raw: one read)
-	outMax   int     // replies a connection queues at most
-	replyMax int     // what one message's replies may take
-	outPool  sync.Pool
+	mem      *tcpMem   // what the connections hold, against --max-shard-memory
+	inMax    int       // input a connection keeps at most (raw: one read)
+	outMax   int       // replies a connection queues at most
+	replyMax int       // what one message's replies may take
+	outPool  sync.Pool // goroutine shape: reply buffers of replyMax bytes
 
 	mu       sync.Mutex // guards handler, w, pkt, counts, panicked
 	panicked bool       // a handler panic was logged once already
@@ -86,7 +86,6 @@ func newTCPShard(id int, cfg *resolved, ln *net.TCPListener, h packet.Handler) *
 	}
 	t.replyMax = replyBytes(cfg.MaxFrame)
 	t.outMax = cfg.MaxConnMemory - t.inMax
-	t.outPool.New = func() any { b := make([]byte, 0, t.outMax); return &b }
 	t.pkt.Proto = packet.TCP
 	t.pkt.Shard = id
 	return t
@@ -239,8 +238,9 @@ func (t *tcpShard) serveConn(st *connState) {
 			want = readBuf
 		}
 		want = min(max(want, len(cb.in)+1), t.inMax)
-		for !t.setIn(&cb, max(want, len(cb.in))) {
-			if !t.mem.waitFree(t.waitUntil(deadline), t.stopCh) {
+		want = max(want, len(cb.in))
+		for !t.setIn(&cb, want) {
+			if !t.mem.waitFree(want-cap(cb.in), t.waitUntil(deadline), t.stopCh) {
 				reason = t.waitedOut()
 				return
 			}
@@ -313,42 +313,45 @@ func (t *tcpShard) complete(buf []byte) bool {
 	return adv > 0 || err != nil
 }
 
-// serveInput serves what cb.in holds into a borrowed reply buffer and writes
-// the replies (goroutine shape). ok false closes the connection for reason.
+// serveInput serves what cb.in holds and writes the replies (goroutine
+// shape). The reply buffer grows per message within the connection's and
+// the shard's limits (outRoom, as in the loop shape), is written out whole,
+// and goes back to the budget before more input is read; when the budget
+// has no room for one message's replies it waits for memory. ok false
+// closes the connection for reason.
 func (t *tcpShard) serveInput(st *connState, cb *connBuf, eof bool, deadline *time.Time) (reason int, ok bool) {
-	for !t.mem.reserve(t.outMax) {
-		if !t.mem.waitFree(t.waitUntil(*deadline), t.stopCh) {
+	defer t.dropOut(cb)
+	for {
+		consumed, msgs, blocked, ferr := t.serveBytes(cb.in, st.src, cb, eof)
+		cb.in = cb.in[:copy(cb.in, cb.in[consumed:])]
+		if msgs > 0 {
+			now := time.Now()
+			*deadline = now.Add(t.cfg.IdleTimeout)
+			st.lastMsg.Store(now.UnixNano())
+		}
+		if len(cb.out) > 0 {
+			_ = st.c.SetWriteDeadline(time.Now().Add(t.cfg.WriteTimeout))
+			n, werr := st.c.Write(cb.out)
+			t.wrote(cb, n)
+			if werr != nil {
+				if errors.Is(werr, os.ErrDeadlineExceeded) {
+					return metrics.CloseWriteTimeout, false
+				}
+				return metrics.CloseError, false
+			}
+		}
+		if ferr != nil {
+			return metrics.CloseFrameTooLarge, false
+		}
+		if !blocked || msgs > 0 {
+			break // served what it could; the caller serves the rest in the next round
+		}
+		// Nothing served: the shard's budget has no room for one
+		// message's replies. Wait until it has.
+		t.dropOut(cb)
+		if !t.mem.waitFree(t.outNeed(cb), t.waitUntil(*deadline), t.stopCh) {
 			return t.waitedOut(), false
 		}
-	}
-	bp := t.outPool.Get().(*[]byte)
-	cb.out = (*bp)[:0]
-	defer func() {
-		*bp = cb.out[:0]
-		cb.out = nil
-		t.outPool.Put(bp)
-		t.mem.release(t.outMax)
-	}()
-	consumed, msgs, _, ferr := t.serveBytes(cb.in, st.src, cb, eof)
-	cb.in = cb.in[:copy(cb.in, cb.in[consumed:])]
-	if msgs > 0 {
-		now := time.Now()
-		*deadline = now.Add(t.cfg.IdleTimeout)
-		st.lastMsg.Store(now.UnixNano())
-	}
-	if len(cb.out) > 0 {
-		_ = st.c.SetWriteDeadline(time.Now().Add(t.cfg.WriteTimeout))
-		n, werr := st.c.Write(cb.out)
-		t.wrote(cb, n)
-		if werr != nil {
-			if errors.Is(werr, os.ErrDeadlineExceeded) {
-				return metrics.CloseWriteTimeout, false
-			}
-			return metrics.CloseError, false
-		}
-	}
-	if ferr != nil {
-		return metrics.CloseFrameTooLarge, false
 	}
 	if len(cb.in) == 0 && cap(cb.in) > readBuf {
 		t.setIn(cb, 0) // a burst is over: give its buffer back

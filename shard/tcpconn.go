@@ -105,31 +105,39 @@ func (m *tcpMem) release(n int) {
 	}
 }
 
-// waitFree waits until memory is given back or the deadline passes
-// (goroutine shape). It reports whether memory came back.
-func (m *tcpMem) waitFree(deadline time.Time, stop <-chan struct{}) bool {
+// waitFree waits until the budget has need bytes free, the deadline passes
+// or (unless it is already stopping) the shard stops (goroutine shape). It
+// reports whether the caller should try again: memory came back or the
+// shard stopped; false means the deadline passed. A release that frees less
+// than need wakes it, and it waits again: it never returns to a caller whose
+// reservation is bound to fail (that would spin).
+func (m *tcpMem) waitFree(need int, deadline time.Time, stop <-chan struct{}) bool {
 	select {
 	case <-stop:
 		stop = nil // already stopping: wait for memory or the deadline only
 	default:
 	}
-	m.waiters.Add(1)
-	defer m.waiters.Add(-1)
-	m.mu.Lock()
-	ch := m.freed
-	m.mu.Unlock()
-	if m.free() > 0 { // released between the caller's failure and our registration
+	if m.free() >= int64(need) {
 		return true
 	}
+	m.waiters.Add(1)
+	defer m.waiters.Add(-1)
 	tm := time.NewTimer(time.Until(deadline))
 	defer tm.Stop()
-	select {
-	case <-ch:
-		return true
-	case <-stop:
-		return true
-	case <-tm.C:
-		return false
+	for {
+		m.mu.Lock()
+		ch := m.freed
+		m.mu.Unlock()
+		if m.free() >= int64(need) { // released between the check and our registration
+			return true
+		}
+		select {
+		case <-ch:
+		case <-stop:
+			return true
+		case <-tm.C:
+			return false
+		}
 	}
 }
 
@@ -194,6 +202,19 @@ func (t *tcpShard) setIn(cb *connBuf, n int) bool {
 	return true
 }
 
+// outSize is the capacity outRoom grows cb.out to for one more message's
+// replies; cap(cb.out) if it has room already.
+func (t *tcpShard) outSize(cb *connBuf) int {
+	need := len(cb.out) + t.replyMax
+	if cap(cb.out) >= need {
+		return cap(cb.out)
+	}
+	return min(max(2*cap(cb.out), need, smallBuf), t.outMax)
+}
+
+// outNeed is what outRoom would reserve from the shard's budget.
+func (t *tcpShard) outNeed(cb *connBuf) int { return t.outSize(cb) - cap(cb.out) }
+
 // outRoom makes room in cb.out for one more message's replies, within the
 // connection's and the shard's limits; t.mu is held.
 func (t *tcpShard) outRoom(cb *connBuf) bool {
@@ -204,15 +225,41 @@ func (t *tcpShard) outRoom(cb *connBuf) bool {
 	if cap(cb.out) >= need {
 		return true
 	}
-	n := min(max(2*cap(cb.out), need, smallBuf), t.outMax)
+	n := t.outSize(cb)
 	if !t.mem.reserve(n - cap(cb.out)) {
 		return false
 	}
-	nb := make([]byte, len(cb.out), n)
+	var nb []byte
+	if cap(cb.out) == 0 && n == t.replyMax {
+		if bp, ok := t.outPool.Get().(*[]byte); ok {
+			nb = (*bp)[:0]
+		}
+	}
+	if nb == nil {
+		nb = make([]byte, len(cb.out), n)
+	}
+	nb = nb[:len(cb.out)]
 	copy(nb, cb.out)
 	cb.held += n - cap(cb.out)
 	cb.out = nb
 	return true
+}
+
+// dropOut gives an empty reply buffer back to the budget (goroutine shape:
+// replies are written out whole after each round); first-size buffers go
+// to outPool for the next round.
+func (t *tcpShard) dropOut(cb *connBuf) {
+	if cap(cb.out) == 0 || len(cb.out) > 0 {
+		return
+	}
+	n := cap(cb.out)
+	if n == t.replyMax {
+		b := cb.out[:0]
+		t.outPool.Put(&b)
+	}
+	cb.out = nil
+	cb.held -= n
+	t.mem.release(n)
 }
 
 // wrote accounts for n bytes of cb.out the kernel took: the runs of replies
