@@ -140,7 +140,8 @@ type Config struct {
 	// hold on one shard (IPv6 addresses count per /64); more are accepted
 	// and closed at once (counted). Per shard, as MaxConns, so accepting
 	// takes no lock shared between shards. 0 means
-	// DefaultConnsPerIP(MaxConns): 256, or a quarter of a lower MaxConns.
+	// DefaultConnsPerIP(MaxConns): 256, or a quarter of a lower MaxConns
+	// (at least 4, or MaxConns if smaller).
 	MaxConnsPerIP int
 
 	// NewHandler returns the handler of shard i. Each shard gets its own, so
@@ -178,10 +179,12 @@ func TCPMemory(maxFrame, conn, shard int) (int, int) {
 }
 
 // DefaultConnsPerIP is the per-address connection limit for a MaxConns:
-// DefaultMaxConnsPerIP, or a quarter of maxConns when that is lower (at
-// least 1), so the limit still keeps one address from taking a shard.
+// DefaultMaxConnsPerIP, or a quarter of maxConns when that is lower, so the
+// limit still keeps one address from taking a shard; but never under 4 (or
+// maxConns itself when that is smaller): a tiny MaxConns is a test or a
+// single-client setup, not a shard shared by many addresses.
 func DefaultConnsPerIP(maxConns int) int {
-	return max(1, min(DefaultMaxConnsPerIP, maxConns/4))
+	return min(DefaultMaxConnsPerIP, max(maxConns/4, min(maxConns, 4)))
 }
 
 // ConfigError reports a Config field that cannot be used; the daemon maps it

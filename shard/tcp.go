@@ -32,6 +32,7 @@ type tcpShard struct {
 	log      *zap.Logger
 	stopping atomic.Bool
 	stopCh   chan struct{} // closed when stopping
+	stopAt   atomic.Int64  // unix nanoseconds when the graceful stop began
 
 	mem      *tcpMem   // what the connections hold, against --max-shard-memory
 	inMax    int       // input a connection keeps at most (raw: one read)
@@ -60,6 +61,7 @@ type connState struct {
 	src     netip.AddrPort
 	lastMsg atomic.Int64 // unix nanoseconds of the last complete message (or the accept)
 	evicted bool         // under connsMu: closed to make room for a new connection
+	fresh   bool         // no message completed yet (its goroutine only)
 }
 
 // maxStreamReply is the smallest reply size a TCP shard allows: a 2-byte
@@ -125,7 +127,7 @@ func (t *tcpShard) run() error {
 		}
 		backoff = 0
 		src := c.RemoteAddr().(*net.TCPAddr).AddrPort()
-		st := &connState{c: c, src: netip.AddrPortFrom(src.Addr().Unmap(), src.Port())}
+		st := &connState{c: c, src: netip.AddrPortFrom(src.Addr().Unmap(), src.Port()), fresh: true}
 		now := time.Now()
 		st.lastMsg.Store(now.UnixNano())
 		// stop sets stopping before it walks conns under connsMu, so a
@@ -199,7 +201,7 @@ func (t *tcpShard) serveConn(st *connState) {
 	deadline := time.Now().Add(t.cfg.IdleTimeout)
 	fence := -1 // stopping: bytes the client had sent when the stop came, still to read
 	eof, grow := false, false
-	lastRead, fresh := time.Now(), true // fresh: no message completed yet
+	lastRead := time.Now()
 	for {
 		if len(cb.in) > 0 && (eof || t.complete(cb.in)) {
 			r, ok := t.serveInput(st, &cb, eof, &deadline)
@@ -207,7 +209,6 @@ func (t *tcpShard) serveConn(st *connState) {
 				reason = r
 				return
 			}
-			fresh = false
 			if len(cb.in) > 0 && t.complete(cb.in) {
 				continue // more complete messages than one round's replies
 			}
@@ -223,7 +224,7 @@ func (t *tcpShard) serveConn(st *connState) {
 				_ = rc.Control(func(fd uintptr) { fence, _ = inq(int(fd)) })
 			}
 		}
-		if fence == 0 && !requestInFlight(fresh, lastRead, time.Now()) {
+		if fence == 0 && t.graceUntil(st.fresh, lastRead, deadline).Before(time.Now()) {
 			t.linger(c, &cb)
 			reason = metrics.CloseShutdown
 			return
@@ -253,8 +254,8 @@ func (t *tcpShard) serveConn(st *connState) {
 		if fence > 0 {
 			room = min(room, fence)
 			_ = c.SetReadDeadline(time.Now().Add(drainIdle))
-		} else if fence == 0 { // a request in flight: until it stops arriving
-			_ = c.SetReadDeadline(lastRead.Add(drainIdle))
+		} else if fence == 0 { // a request in flight: until it stops arriving, within the grace
+			_ = c.SetReadDeadline(t.graceUntil(st.fresh, lastRead, deadline))
 		} else {
 			_ = c.SetReadDeadline(deadline)
 			if t.stopping.Load() {
@@ -328,6 +329,7 @@ func (t *tcpShard) serveInput(st *connState, cb *connBuf, eof bool, deadline *ti
 			now := time.Now()
 			*deadline = now.Add(t.cfg.IdleTimeout)
 			st.lastMsg.Store(now.UnixNano())
+			st.fresh = false
 		}
 		if len(cb.out) > 0 {
 			_ = st.c.SetWriteDeadline(time.Now().Add(t.cfg.WriteTimeout))
@@ -508,6 +510,7 @@ func (t *tcpShard) serveOne(msg []byte, src netip.AddrPort, cb *connBuf, pkts, b
 // to finish: what it has read is served, then it closes. After the drain
 // deadline, connections still open are cut.
 func (t *tcpShard) stop() {
+	t.stopAt.CompareAndSwap(0, time.Now().UnixNano()) // before stopping: a connection that sees stopping sees it
 	if t.stopping.Swap(true) {
 		return
 	}
@@ -535,15 +538,28 @@ const drainRead = 20 * time.Millisecond
 // request already on its way, short enough for a prompt exit.
 const drainIdle = 50 * time.Millisecond
 
-// requestInFlight tells whether a stopping connection that has read what
-// its client had sent should still wait for a first request on its way: on
-// a connection that has completed no message yet (accepted just before the
-// stop, as during an upgrade's handover), the client may be about to send
-// it. It waits only drainIdle since the accept or the last byte. A busy
-// connection gets no such grace: it answers what had arrived and closes,
-// so a stop is never held open by a client that keeps sending.
-func requestInFlight(fresh bool, lastRead, now time.Time) bool {
-	return fresh && now.Sub(lastRead) < drainIdle
+// graceUntil is until when a stopping connection that has read what its
+// client had sent may wait for a first request on its way: on a connection
+// that has completed no message yet (accepted just before the stop, as
+// during an upgrade's handover), the client may be about to send it. It
+// waits while bytes keep coming (drainIdle since the last one), but never
+// past drainIdle after the stop began nor past its idle deadline: a client
+// that trickles bytes and never completes a message cannot hold a stop. A
+// connection that has completed a message gets no grace: it answers what
+// had arrived and closes, so a client that keeps sending cannot either.
+// The zero time (the past) means no grace.
+func (t *tcpShard) graceUntil(fresh bool, lastRead, idleDeadline time.Time) time.Time {
+	if !fresh {
+		return time.Time{}
+	}
+	end := lastRead.Add(drainIdle)
+	if stop := time.Unix(0, t.stopAt.Load()).Add(drainIdle); stop.Before(end) {
+		end = stop
+	}
+	if idleDeadline.Before(end) {
+		end = idleDeadline
+	}
+	return end
 }
 
 // closeAll cuts every connection at once (Close, or a drain that ran out).

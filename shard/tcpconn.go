@@ -323,8 +323,9 @@ const (
 )
 
 // admit counts an accepted connection from src and decides on it: refused
-// over --max-conns-per-ip, or over --max-conns unless a connection idle for
-// evictIdle can make room (the caller evicts it). live is the number of
+// when the shard is full (--max-conns) and no connection can be evicted
+// ("limit"), else refused over --max-conns-per-ip, else admitted, evicting
+// a connection on a full shard (the caller evicts it). live is the number of
 // connections the shard serves; t.connsMu is held.
 func (t *tcpShard) admit(src netip.Addr, live int, canEvict bool) admission {
 	t.mu.Lock()
@@ -332,12 +333,12 @@ func (t *tcpShard) admit(src netip.Addr, live int, canEvict bool) admission {
 	t.counts.Accepted++
 	res, reason := admitOK, 0
 	switch {
+	case live >= t.cfg.MaxConns && !canEvict: // full, whoever asks
+		res, reason = admitRefuse, metrics.CloseLimit
 	case t.perIP[addrKey(src)] >= t.cfg.MaxConnsPerIP:
 		res, reason = admitRefuse, metrics.ClosePerIP
-	case live >= t.cfg.MaxConns && canEvict:
-		res = admitEvict
 	case live >= t.cfg.MaxConns:
-		res, reason = admitRefuse, metrics.CloseLimit
+		res = admitEvict
 	}
 	if res == admitRefuse {
 		t.counts.Closed[reason]++

@@ -576,7 +576,7 @@ func (l *tcpLoop) drainStep(now time.Time) {
 				l.closeConn(c, metrics.CloseEOF)
 				continue
 			}
-			if requestInFlight(!c.answered, c.lastActive, now) {
+			if !l.t.graceUntil(!c.answered, c.lastActive, c.lastMsg.Add(l.t.cfg.IdleTimeout)).Before(now) {
 				// Read what has arrived since (the loop polls every few ms
 				// while draining); FIN once the client is quiet.
 				if n, ok := inq(c.fd); ok && n > 0 {

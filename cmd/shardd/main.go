@@ -106,7 +106,7 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.Var(&o.shardMem, "max-shard-memory", "most all TCP connections of a shard hold together (K, M suffixes); a connection that would go over waits")
 	fs.Lookup("max-shard-memory").DefValue = fmt.Sprintf("%dM, or --max-conn-memory if more", shard.DefaultMaxShardMemory>>20)
 	fs.IntVar(&o.perIP, "max-conns-per-ip", 0, "TCP connections per source address (IPv6: per /64) per shard; more are accepted and closed at once")
-	fs.Lookup("max-conns-per-ip").DefValue = fmt.Sprintf("%d, or a quarter of a lower --max-conns", shard.DefaultMaxConnsPerIP)
+	fs.Lookup("max-conns-per-ip").DefValue = fmt.Sprintf("%d, or a quarter of a lower --max-conns (at least 4)", shard.DefaultMaxConnsPerIP)
 	fs.DurationVar(&o.drain, "drain-timeout", 2*time.Second, "on TERM/INT, how long UDP queues and open TCP connections get to finish before they are cut")
 	fs.IntVar(&o.shards, "shards", runtime.GOMAXPROCS(0), "shards (sockets and locked threads) per address; the default is GOMAXPROCS, which follows the CPU affinity mask and cgroup limits")
 	fs.BoolVar(&o.pin, "pin", false, "pin shard i to the i-th CPU the process may run on")

@@ -53,27 +53,27 @@ func TestMaxFrameRaisesMemoryDefaults(t *testing.T) {
 	}
 }
 
-// TestMaxConnsPerIPDefaultFollowsMaxConns: with --max-conns 8 and no
-// --max-conns-per-ip, one address gets a quarter of the slots (2), not 256
+// TestMaxConnsPerIPDefaultFollowsMaxConns: with --max-conns 16 and no
+// --max-conns-per-ip, one address gets a quarter of the slots (4), not 256
 // (which would be no limit at all).
 func TestMaxConnsPerIPDefaultFollowsMaxConns(t *testing.T) {
-	d, addr, url := tcpDaemon(t, false, "--shards", "1", "--max-conns", "8")
+	d, addr, url := tcpDaemon(t, false, "--shards", "1", "--max-conns", "16")
 	var conns []net.Conn
 	defer func() {
 		for _, c := range conns {
 			c.Close()
 		}
 	}()
-	for i := 0; i < 3; i++ {
+	for i := 0; i < 5; i++ {
 		c, err := net.Dial("tcp", addr.String())
 		if err != nil {
-			if i < 2 {
+			if i < 4 {
 				t.Fatal(err)
 			}
 			continue // the refusal (RST) can come before connect returns
 		}
 		conns = append(conns, c)
-		if i < 2 {
+		if i < 4 {
 			// Served before the next connection comes.
 			_ = c.SetDeadline(time.Now().Add(waitTimeout))
 			if _, err := c.Write([]byte("x")); err != nil {
@@ -85,7 +85,7 @@ func TestMaxConnsPerIPDefaultFollowsMaxConns(t *testing.T) {
 			}
 		}
 	}
-	pollFor(t, "the third connection refused per address", waitTimeout, func() bool {
+	pollFor(t, "the fifth connection refused per address", waitTimeout, func() bool {
 		return metricSum(scrape(t, url), "shardd_tcp_closed_total", `reason="per_ip_limit"`) == 1
 	})
 	if code, _ := d.stop(t, syscall.SIGTERM); code != 0 {
