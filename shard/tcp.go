@@ -62,6 +62,7 @@ type connState struct {
 	lastMsg atomic.Int64 // unix nanoseconds of the last complete message (or the accept)
 	evicted bool         // under connsMu: closed to make room for a new connection
 	fresh   bool         // no message completed yet (its goroutine only)
+	busy    atomic.Bool  // serving, writing replies or waiting for memory: not to be evicted
 }
 
 // maxStreamReply is the smallest reply size a TCP shard allows: a 2-byte
@@ -158,17 +159,23 @@ func (t *tcpShard) run() error {
 	}
 }
 
-// idlest returns the connection that completed no message for the longest,
-// if that is at least evictIdle; t.connsMu is held.
+// idlest returns the connection to evict for a new one: one that completed
+// no message for at least evictIdle and owes its client nothing (not
+// serving, writing replies or waiting for memory: eviction resets it, which
+// would lose them), from the source with the most connections, and of
+// those the one idle for the longest; t.connsMu is held.
 func (t *tcpShard) idlest(now time.Time) *connState {
 	var victim *connState
-	oldest := now.Add(-t.evictIdle()).UnixNano()
+	limit := now.Add(-t.evictIdle()).UnixNano()
+	most, oldest := 0, int64(0)
 	for _, st := range t.conns {
-		if st.evicted {
+		last := st.lastMsg.Load()
+		if st.evicted || st.busy.Load() || last > limit {
 			continue
 		}
-		if last := st.lastMsg.Load(); last <= oldest {
-			victim, oldest = st, last
+		n := t.perIP[addrKey(st.src.Addr())]
+		if victim == nil || n > most || (n == most && last < oldest) {
+			victim, most, oldest = st, n, last
 		}
 	}
 	return victim
@@ -321,6 +328,8 @@ func (t *tcpShard) complete(buf []byte) bool {
 // has no room for one message's replies it waits for memory. ok false
 // closes the connection for reason.
 func (t *tcpShard) serveInput(st *connState, cb *connBuf, eof bool, deadline *time.Time) (reason int, ok bool) {
+	st.busy.Store(true)
+	defer st.busy.Store(false)
 	defer t.dropOut(cb)
 	for {
 		consumed, msgs, blocked, ferr := t.serveBytes(cb.in, st.src, cb, eof)

@@ -6,9 +6,11 @@ import (
 	"io"
 	"net"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/shardd/shardd/metrics"
 	"github.com/shardd/shardd/packet"
 )
 
@@ -95,4 +97,97 @@ func TestTCPReservesPerMessage(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestTCPEvictionSparesBusyConnections: on a full shard, a new connection
+// evicts an idle one, never one whose replies are queued (a client that is
+// slow to read: eviction resets it and its replies are lost), even if that
+// one completed its last message earlier.
+func TestTCPEvictionSparesBusyConnections(t *testing.T) {
+	for _, loop := range []bool{true, false} {
+		t.Run(shapeOf(loop), func(t *testing.T) {
+			g := startGroup(t, Config{Addr: "127.0.0.1:0", Shards: 1, TCP: true, TCPShape: shapeOf(loop),
+				MaxConns: 2, MaxConnsPerIP: 10, WriteTimeout: time.Minute, NewHandler: func(int) packet.Handler { return amplifier{} }})
+			ts := g.tcp[0]
+			// A: pipelines requests and does not read yet: replies queue.
+			// A small receive buffer set before the connect (set after it,
+			// the kernel's window stalls the stream).
+			dialer := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+				return rc.Control(func(fd uintptr) { _ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+			}}
+			a, err := dialer.Dial("tcp", tcpAddr(g))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer a.Close()
+			req := packet.LengthPrefixed{}.AppendFrame(nil, []byte("q"))
+			_ = a.SetWriteDeadline(time.Now().Add(30 * time.Second))
+			if _, err := a.Write(bytes.Repeat(req, 4000)); err != nil { // 16 MB of replies: more than the kernel buffers
+				t.Fatal(err)
+			}
+			// Until A is stuck: replies queued and no message served for a while
+			// (so that its last message is older than B's below).
+			waitFor(t, "A stuck with replies queued", func() bool {
+				before, _ := tcpStats(g)
+				time.Sleep(300 * time.Millisecond)
+				after, _ := tcpStats(g)
+				return ts.mem.used.Load() > 0 && before.RxPackets == after.RxPackets
+			})
+			// B: one exchange, then idle; its last message is later than A's.
+			b, err := net.Dial("tcp", tcpAddr(g))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer b.Close()
+			exchangeTCP(t, b, req)
+			// C: retried until it evicts someone (after evictIdle).
+			var cs []net.Conn
+			defer func() {
+				for _, c := range cs {
+					c.Close()
+				}
+			}()
+			waitFor(t, "a connection evicted", func() bool {
+				if total, _ := tcpStats(g); total.Closed[metrics.CloseEvicted] == 1 {
+					return true
+				}
+				if c, err := net.Dial("tcp", tcpAddr(g)); err == nil {
+					cs = append(cs, c)
+				}
+				time.Sleep(50 * time.Millisecond)
+				total, _ := tcpStats(g)
+				return total.Closed[metrics.CloseEvicted] == 1
+			})
+			// B was the one: its next exchange fails; A reads all its replies.
+			_ = b.SetDeadline(time.Now().Add(30 * time.Second))
+			_, _ = b.Write(req)
+			if _, err := b.Read(make([]byte, 1)); err == nil {
+				t.Fatal("B (idle) still served: the busy connection A was evicted instead")
+			}
+			_ = a.SetReadDeadline(time.Now().Add(30 * time.Second))
+			n, err := io.CopyN(io.Discard, a, 4000*(2+4096))
+			_ = n
+			if err != nil {
+				total, _ := tcpStats(g)
+				t.Fatalf("A (replies queued) read %d of %d bytes of replies: %v (evicted?); closed %v, rx %d tx %d unsent %d, held %d", n, 4000*(2+4096), err, total.Closed, total.RxPackets, total.TxPackets, total.UnsentPackets, ts.mem.used.Load())
+			}
+		})
+	}
+}
+
+// exchangeTCP sends one length-prefixed request on c and reads its reply.
+func exchangeTCP(t *testing.T, c net.Conn, req []byte) {
+	t.Helper()
+	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+	if _, err := c.Write(req); err != nil {
+		t.Fatal(err)
+	}
+	var hdr [2]byte
+	if _, err := io.ReadFull(c, hdr[:]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.CopyN(io.Discard, c, int64(binary.BigEndian.Uint16(hdr[:]))); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetDeadline(time.Time{})
 }

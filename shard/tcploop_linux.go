@@ -229,10 +229,10 @@ func (l *tcpLoop) accept() {
 		src := sockaddrToAddrPort(sa)
 		now := time.Now()
 		var victim *loopConn
+		t.connsMu.Lock()
 		if len(l.conns) >= t.cfg.MaxConns {
 			victim = l.idlest(now)
 		}
-		t.connsMu.Lock()
 		res := t.admit(src.Addr(), len(l.conns), victim != nil)
 		t.connsMu.Unlock()
 		if res == admitRefuse {
@@ -249,21 +249,26 @@ func (l *tcpLoop) accept() {
 			l.closeConn(c, metrics.CloseError)
 			continue
 		}
-		l.conns[fd] = c
-		if l.draining {
-			l.setFence(c)
-		}
+		l.conns[fd] = c // never while draining: the listener is closed then
 	}
 }
 
-// idlest returns the connection that completed no message for the longest,
-// if that is at least evictIdle.
+// idlest returns the connection to evict for a new one: one that completed
+// no message for at least evictIdle and owes its client nothing (no replies
+// queued, no messages waiting for room or memory: eviction resets it, which
+// would lose them), from the source with the most connections, and of
+// those the one idle for the longest. t.connsMu is held.
 func (l *tcpLoop) idlest(now time.Time) *loopConn {
 	var victim *loopConn
-	oldest := now.Add(-l.t.evictIdle())
+	limit := now.Add(-l.t.evictIdle())
+	most := 0
 	for _, c := range l.conns {
-		if !c.lastMsg.After(oldest) {
-			victim, oldest = c, c.lastMsg
+		if c.lastMsg.After(limit) || len(c.cb.out) > 0 || c.waiting || c.starved || c.lingering {
+			continue
+		}
+		n := l.t.perIP[addrKey(c.src.Addr())]
+		if victim == nil || n > most || (n == most && c.lastMsg.Before(victim.lastMsg)) {
+			victim, most = c, n
 		}
 	}
 	return victim
