@@ -373,19 +373,24 @@ func (t *tcpShard) serveInput(st *connState, cb *connBuf, eof bool, deadline *ti
 // linger ends a connection during a graceful stop once everything read is
 // answered: FIN after the replies, then what the client still sends is read
 // and discarded until it closes (or drainLinger), so the close does not
-// reset replies it has not read yet.
+// reset replies it has not read yet. While the client has not acknowledged
+// every reply (SIOCOUTQ) it lingers on, but only as long as it keeps taking
+// them: once the queue has not gone down for --write-timeout, it closes
+// (the kernel already took those replies, counted as sent; it still tries
+// to deliver them after the close).
 func (t *tcpShard) linger(c *net.TCPConn, cb *connBuf) {
 	_ = c.CloseWrite()
 	var scratch [4096]byte
 	var discarded uint64
 	end := time.Now().Add(drainLinger)
 	rc, rcErr := c.SyscallConn()
-	pending := func() bool { // replies not yet acknowledged by the client
-		busy := false
+	var prog outProgress
+	pending := func() bool { // replies not yet acknowledged, and still going out
+		q := 0
 		if rcErr == nil {
-			_ = rc.Control(func(fd uintptr) { busy = unacked(int(fd)) })
+			_ = rc.Control(func(fd uintptr) { q, _ = outq(int(fd)) })
 		}
-		return busy
+		return prog.pending(q, time.Now(), t.cfg.WriteTimeout)
 	}
 	for {
 		d := time.Now().Add(drainIdle)
@@ -399,7 +404,7 @@ func (t *tcpShard) linger(c *net.TCPConn, cb *connBuf) {
 			continue
 		}
 		if errors.Is(err, os.ErrDeadlineExceeded) && pending() {
-			continue // the stop's deadline (closeAll) ends this if the client never reads
+			continue
 		}
 		break
 	}
@@ -409,6 +414,26 @@ func (t *tcpShard) linger(c *net.TCPConn, cb *connBuf) {
 		t.ctr.Publish(&t.counts)
 		t.mu.Unlock()
 	}
+}
+
+// outProgress follows a lingering connection's unacknowledged replies.
+type outProgress struct {
+	last  int       // SIOCOUTQ at the last look
+	since time.Time // when it last went down (or was first seen)
+}
+
+// pending tells whether a lingering connection should wait on for the
+// client to acknowledge q bytes: some are unacknowledged and the queue went
+// down within writeTimeout.
+func (p *outProgress) pending(q int, now time.Time, writeTimeout time.Duration) bool {
+	if q <= 0 {
+		return false
+	}
+	if p.since.IsZero() || q < p.last {
+		p.since = now
+	}
+	p.last = q
+	return now.Sub(p.since) < writeTimeout
 }
 
 // serveBytes hands complete messages in buf to the handler, appending their

@@ -401,12 +401,7 @@ const (
 // been answered waits for its client to close after our FIN, reading and
 // discarding what the client still sends, so the close does not reset
 // replies the client has not read yet. A connection whose replies the
-// client has not yet acknowledged (SIOCOUTQ) lingers on until they are,
-// or until the stop's deadline cuts it.
+// client has not yet acknowledged (SIOCOUTQ) lingers on while the client
+// keeps taking them (the queue went down within --write-timeout): a client
+// that never reads cannot hold a stop until --drain-timeout.
 const drainLinger = 500 * time.Millisecond
-
-// unacked tells whether fd still has reply bytes the client did not acknowledge.
-func unacked(fd int) bool {
-	n, ok := outq(fd)
-	return ok && n > 0
-}

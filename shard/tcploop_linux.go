@@ -62,7 +62,8 @@ type loopConn struct {
 	answered   bool      // a message completed on this connection
 	lingering  bool      // stopping: answered and FIN sent; discarding until the client closes
 	lingerEnd  time.Time
-	mask       uint32 // events registered with epoll
+	lingerOut  outProgress // lingering: the client taking its unacknowledged replies
+	mask       uint32      // events registered with epoll
 }
 
 func newTCPLoop(t *tcpShard) (*tcpLoop, error) {
@@ -573,7 +574,7 @@ func (l *tcpLoop) drainStep(now time.Time) {
 	for _, c := range l.conns {
 		switch {
 		case c.lingering:
-			if (now.After(c.lingerEnd) || now.Sub(c.lastActive) >= drainIdle) && !unacked(c.fd) {
+			if (now.After(c.lingerEnd) || now.Sub(c.lastActive) >= drainIdle) && !l.stillAcking(c, now) {
 				l.closeConn(c, metrics.CloseShutdown)
 			}
 		case c.fence == 0 && !c.waiting && len(c.cb.out) == 0:
@@ -595,6 +596,16 @@ func (l *tcpLoop) drainStep(now time.Time) {
 			l.updateEvents(c)
 		}
 	}
+}
+
+// stillAcking tells whether a lingering connection's client has replies
+// to acknowledge and took some within --write-timeout.
+func (l *tcpLoop) stillAcking(c *loopConn, now time.Time) bool {
+	q, ok := outq(c.fd)
+	if !ok {
+		return false
+	}
+	return c.lingerOut.pending(q, now, l.t.cfg.WriteTimeout)
 }
 
 // discard reads and drops what a lingering connection's client still sends.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"net"
 	"strings"
 	"sync/atomic"
@@ -55,6 +56,47 @@ func TestAttackTCPStopWithTricklingClient(t *testing.T) {
 				shape, code, took.Round(time.Millisecond), sent.Load(), timedOut)
 			if code != 0 || timedOut {
 				t.Fatalf("exit %d, drain timeout reached: %v; want exit 0 before --drain-timeout (the client was owed nothing):\n%s", code, timedOut, d.stderr)
+			}
+		})
+	}
+}
+
+// TestAttackTCPStopWithClientThatNeverReads: SIGTERM while a client that
+// never reads holds replies the kernel accepted but it never acknowledged.
+// Lingering for them ends once the client has taken nothing for
+// --write-timeout: the stop does not wait for --drain-timeout and exits 0
+// (those replies were sent: the kernel took them and still tries to deliver
+// them after the close). Before the fix the connection lingered until the
+// drain timeout cut it: exit 1.
+func TestAttackTCPStopWithClientThatNeverReads(t *testing.T) {
+	for _, shape := range []string{"loop", "goroutines"} {
+		t.Run(shape, func(t *testing.T) {
+			d, addr, url := tcpDaemon(t, true, "--tcp-shape", shape, "--shards", "1", "--handler", "dns",
+				"--zone", "../../testdata/dns/example.com.zone", "--write-timeout", "1s", "--drain-timeout", "10s")
+			// A small receive buffer, set before the connect.
+			dialer := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+				return rc.Control(func(fd uintptr) { _ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+			}}
+			c, err := dialer.Dial("tcp", addr.String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			const queries = 200 // ~300 KB of answers: more than the client's buffer, less than the daemon's send buffer
+			q := hugeTXTQuery()
+			_ = c.SetWriteDeadline(time.Now().Add(waitTimeout))
+			if _, err := c.Write(bytes.Repeat(q, queries)); err != nil {
+				t.Fatal(err)
+			}
+			pollFor(t, "the queries received", waitTimeout, func() bool {
+				return metricSum(scrape(t, url), "shardd_rx_packets_total", `proto="tcp"`) >= queries
+			})
+			code, took := d.stop(t, syscall.SIGTERM)
+			timedOut := strings.Contains(d.stderr.String(), "graceful stop timed out")
+			t.Logf("attack: %s: SIGTERM with a client that never reads %d answers: exit %d after %v (drain timeout reached: %v)",
+				shape, queries, code, took.Round(time.Millisecond), timedOut)
+			if code != 0 || timedOut {
+				t.Fatalf("exit %d, drain timeout reached: %v; want exit 0 once --write-timeout passed without progress:\n%s", code, timedOut, d.stderr)
 			}
 		})
 	}
