@@ -40,17 +40,19 @@ type tcpShard struct {
 	replyMax int       // what one message's replies may take
 	outPool  sync.Pool // goroutine shape: reply buffers of replyMax bytes
 
-	mu       sync.Mutex // guards handler, w, pkt, counts, panicked
-	panicked bool       // a handler panic was logged once already
-	handler  packet.Handler
-	w        *packet.ReplyWriter
-	pkt      packet.Packet
-	counts   metrics.Counts
-	ctr      metrics.Shard
+	mu            sync.Mutex                 // guards handler, w, pkt, counts, panicked
+	panicked      bool                       // a handler panic was logged once already
+	acceptLogged  [metrics.AcceptErrnos]bool // an accept failure of this kind was logged in this episode
+	acceptFailing atomic.Bool                // some accept failed since the last successful one
+	handler       packet.Handler
+	w             *packet.ReplyWriter
+	pkt           packet.Packet
+	counts        metrics.Counts
+	ctr           metrics.Shard
 
 	connsMu  sync.Mutex // guards conns, evicting, perIP
 	conns    map[*net.TCPConn]*connState
-	evicting int                // connections told to go that have not yet
+	evicting int                // connections closed to make room whose goroutines have not yet removed them
 	perIP    map[netip.Addr]int // open connections by source (addrKey)
 	wg       sync.WaitGroup
 }
@@ -105,6 +107,7 @@ type tcpRunner interface {
 // run serves the shard: the event loop, or an accept loop that starts a
 // goroutine per connection and waits for them when the listener closes.
 func (t *tcpShard) run() error {
+	returnFreedMemory()
 	if t.loop != nil {
 		return t.loop.run()
 	}
@@ -127,6 +130,7 @@ func (t *tcpShard) run() error {
 			continue
 		}
 		backoff = 0
+		t.acceptRecovered()
 		src := c.RemoteAddr().(*net.TCPAddr).AddrPort()
 		st := &connState{c: c, src: netip.AddrPortFrom(src.Addr().Unmap(), src.Port()), fresh: true}
 		now := time.Now()
@@ -442,8 +446,8 @@ func (p *outProgress) pending(q int, now time.Time, writeTimeout time.Duration) 
 // complete messages left. It returns how many bytes were consumed and how
 // many messages served. eof says the client has sent everything: a framer
 // that is a packet.FinalFramer then gets the bytes left after the last
-// frame. A frame that carries no message is consumed, counted as discarded
-// and not served. Counters are published before it returns, so before any
+// frame. A frame that carries no message is consumed, counted in
+// EmptyFrames and not served. Counters are published before it returns, so before any
 // reply is written.
 func (t *tcpShard) serveBytes(buf []byte, src netip.AddrPort, cb *connBuf, eof bool) (consumed, msgs int, blocked bool, ferr error) {
 	if len(buf) == 0 {
@@ -599,6 +603,9 @@ func (t *tcpShard) graceUntil(fresh bool, lastRead, idleDeadline time.Time) time
 // closeAll cuts every connection at once (Close, or a drain that ran out).
 // served tells whether run was started: a running loop owns its fds.
 func (t *tcpShard) closeAll(served bool) {
+	if !t.stopping.Swap(true) {
+		close(t.stopCh) // waits for memory end too
+	}
 	if t.loop != nil {
 		if served {
 			t.loop.hardStop()

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/netip"
 	"runtime/debug"
+	runtimemetrics "runtime/metrics"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -62,7 +63,6 @@ const readBuf = 16 << 10
 type tcpMem struct {
 	budget  int64
 	used    atomic.Int64
-	peak    atomic.Int64 // high-water mark since memory was last given back to the OS
 	waiters atomic.Int32
 	mu      sync.Mutex
 	freed   chan struct{} // closed (and replaced) when memory comes back while someone waits
@@ -79,9 +79,6 @@ func (m *tcpMem) reserve(n int) bool {
 			return false
 		}
 		if m.used.CompareAndSwap(u, u+int64(n)) {
-			if p := m.peak.Load(); u+int64(n) > p {
-				m.peak.CompareAndSwap(p, u+int64(n))
-			}
 			return true
 		}
 	}
@@ -93,10 +90,7 @@ func (m *tcpMem) release(n int) {
 	if n == 0 {
 		return
 	}
-	u := m.used.Add(-int64(n))
-	if p := m.peak.Load(); p >= giveBackAbove && u <= p/4 && m.peak.CompareAndSwap(p, u) {
-		giveBack()
-	}
+	m.used.Add(-int64(n))
 	if m.waiters.Load() > 0 {
 		m.mu.Lock()
 		close(m.freed)
@@ -141,27 +135,6 @@ func (m *tcpMem) waitFree(need int, deadline time.Time, stop <-chan struct{}) bo
 	}
 }
 
-// giveBackAbove: when a shard's connections held at least this much and
-// then gave three quarters of it back (an attack or a burst is over), the
-// freed heap is returned to the OS at once instead of by Go's slow
-// background scavenger, so RSS comes down after the connections close.
-const giveBackAbove = 2 << 20
-
-var lastGiveBack atomic.Int64 // unix nanoseconds; at most one give-back per giveBackEvery
-
-const giveBackEvery = 5 * time.Second
-
-// giveBack runs debug.FreeOSMemory (a full GC) on its own goroutine, at most
-// once per giveBackEvery for the whole process; rare by construction.
-func giveBack() {
-	now := time.Now().UnixNano()
-	last := lastGiveBack.Load()
-	if now-last < int64(giveBackEvery) || !lastGiveBack.CompareAndSwap(last, now) {
-		return
-	}
-	go debug.FreeOSMemory()
-}
-
 // pendReplies is a run of replies in connBuf.out: they end at end and count
 // in TxPackets/TxBytes once the kernel took all of them.
 type pendReplies struct {
@@ -177,7 +150,7 @@ type connBuf struct {
 	in   []byte
 	out  []byte
 	pend []pendReplies
-	held int // cap(in) + cap(out), reserved from the shard's budget
+	held int // reserved from the shard's budget: cap(in), plus cap(out) when out is the connection's own (not the loop's shared wout)
 }
 
 // setIn replaces the input buffer by one of capacity n holding in's bytes;
@@ -363,7 +336,8 @@ func (t *tcpShard) forget(src netip.Addr) {
 // a new one may take its place on a full shard.
 func (t *tcpShard) evictIdle() time.Duration { return min(time.Second, t.cfg.IdleTimeout) }
 
-// acceptFailed counts a failed accept by errno and logs the first of each kind.
+// acceptFailed counts a failed accept by errno and logs the first of each
+// kind in an episode (until an accept succeeds again).
 func (t *tcpShard) acceptFailed(err error) {
 	kind := metrics.AcceptOther
 	var errno syscall.Errno
@@ -381,13 +355,28 @@ func (t *tcpShard) acceptFailed(err error) {
 	}
 	t.mu.Lock()
 	t.counts.AcceptErrors[kind]++
-	first := t.counts.AcceptErrors[kind] == 1
+	first := !t.acceptLogged[kind]
+	t.acceptLogged[kind] = true
+	t.acceptFailing.Store(true)
 	t.ctr.Publish(&t.counts)
 	t.mu.Unlock()
 	if first {
 		t.log.Warn("accept failed; backing off and retrying (logged once per kind, counted in shardd_tcp_accept_errors_total)",
 			zap.String("errno", metrics.AcceptErrnoNames[kind]), zap.Error(err))
 	}
+}
+
+// acceptRecovered ends an episode of failed accepts: the next failure of
+// any kind is logged again. One atomic load per accept otherwise.
+func (t *tcpShard) acceptRecovered() {
+	if !t.acceptFailing.Load() {
+		return
+	}
+	t.mu.Lock()
+	t.acceptFailing.Store(false)
+	t.acceptLogged = [metrics.AcceptErrnos]bool{}
+	t.mu.Unlock()
+	t.log.Info("accepting again after failed accepts")
 }
 
 // Accept back-off after a failure (out of descriptors: the pending
@@ -405,3 +394,31 @@ const (
 // keeps taking them (the queue went down within --write-timeout): a client
 // that never reads cannot hold a stop until --drain-timeout.
 const drainLinger = 500 * time.Millisecond
+
+// Freed connection buffers go back to the OS through Go's background
+// scavenger, which is slow after a burst: a process-wide sweeper looks every
+// returnEvery at the heap that is free but still held from the OS, and
+// returns it (debug.FreeOSMemory, a full GC) only when that is over
+// returnAbove. Clients cannot make it run more often than that: it is not
+// triggered by connections closing, and it costs at most one GC per
+// returnEvery.
+const (
+	returnEvery = 30 * time.Second
+	returnAbove = 4 << 20
+)
+
+var startReturner sync.Once
+
+func returnFreedMemory() {
+	startReturner.Do(func() {
+		go func() {
+			sample := []runtimemetrics.Sample{{Name: "/memory/classes/heap/free:bytes"}}
+			for range time.Tick(returnEvery) {
+				runtimemetrics.Read(sample)
+				if sample[0].Value.Kind() == runtimemetrics.KindUint64 && sample[0].Value.Uint64() > returnAbove {
+					debug.FreeOSMemory()
+				}
+			}
+		}()
+	})
+}

@@ -227,6 +227,7 @@ func (l *tcpLoop) accept() {
 			return
 		}
 		l.acceptBackoff = 0
+		t.acceptRecovered()
 		src := sockaddrToAddrPort(sa)
 		now := time.Now()
 		var victim *loopConn
