@@ -432,20 +432,27 @@ func (l *tcpLoop) readOnce(c *loopConn) (more bool, reason int, done bool) {
 	}
 	data := l.rbuf[:n]
 	if len(c.cb.in) > 0 {
-		l.keep(c, data)
+		if !l.keep(c, data) {
+			return false, metrics.CloseError, true
+		}
 		data = c.cb.in
 	}
 	reason, done = l.serveData(c, data, false)
 	return n == size, reason, done
 }
 
-// keep appends b to the connection's input (within inMax and the budget,
-// which budgetFor checked).
-func (l *tcpLoop) keep(c *loopConn, b []byte) {
+// keep appends b to the connection's input, within inMax and the budget
+// (which budgetFor checked before the read); false if either has no room,
+// which budgetFor rules out: the input is then lost and the connection
+// must close.
+func (l *tcpLoop) keep(c *loopConn, b []byte) bool {
 	if need := len(c.cb.in) + len(b); need > cap(c.cb.in) {
-		l.t.setIn(&c.cb, min(max(need, 2*cap(c.cb.in), 512), l.t.inMax))
+		if need > l.t.inMax || !l.t.setIn(&c.cb, min(max(need, 2*cap(c.cb.in), 512), l.t.inMax)) {
+			return false
+		}
 	}
 	c.cb.in = append(c.cb.in, b...)
+	return true
 }
 
 // serveData serves the complete messages at the start of data (l.rbuf or
@@ -470,9 +477,11 @@ func (l *tcpLoop) serveData(c *loopConn, data []byte, eof bool) (reason int, don
 		if len(c.cb.out) > 0 {
 			// The kernel took part: the connection keeps the rest (budgetFor
 			// made sure the budget has room).
+			if !t.mem.reserve(len(c.cb.out)) {
+				return metrics.CloseError, true // ruled out by budgetFor: the replies are counted unsent
+			}
 			own := make([]byte, len(c.cb.out))
 			copy(own, c.cb.out)
-			t.mem.reserve(len(own))
 			c.cb.held += len(own)
 			c.cb.out = own
 		} else {
@@ -485,8 +494,8 @@ func (l *tcpLoop) serveData(c *loopConn, data []byte, eof bool) (reason int, don
 	rest := data[consumed:]
 	if len(c.cb.in) > 0 { // data is c.cb.in
 		c.cb.in = c.cb.in[:copy(c.cb.in, rest)]
-	} else if len(rest) > 0 {
-		l.keep(c, rest)
+	} else if len(rest) > 0 && !l.keep(c, rest) {
+		return metrics.CloseError, true
 	}
 	if len(c.cb.in) == 0 && cap(c.cb.in) > 0 {
 		t.setIn(&c.cb, 0)
