@@ -40,15 +40,15 @@ type tcpShard struct {
 	replyMax int       // what one message's replies may take
 	outPool  sync.Pool // goroutine shape: reply buffers of replyMax bytes
 
-	mu            sync.Mutex                 // guards handler, w, pkt, counts, panicked
-	panicked      bool                       // a handler panic was logged once already
-	acceptLogged  [metrics.AcceptErrnos]bool // an accept failure of this kind was logged in this episode
-	acceptFailing atomic.Bool                // some accept failed since the last successful one
-	handler       packet.Handler
-	w             *packet.ReplyWriter
-	pkt           packet.Packet
-	counts        metrics.Counts
-	ctr           metrics.Shard
+	mu             sync.Mutex                 // guards handler, w, pkt, counts, panicked
+	panicked       bool                       // a handler panic was logged once already
+	acceptLogged   [metrics.AcceptErrnos]bool // an accept failure of this kind was logged in this episode
+	acceptLastFail time.Time                  // the last failed accept (an episode ends acceptEpisodeGap after it)
+	handler        packet.Handler
+	w              *packet.ReplyWriter
+	pkt            packet.Packet
+	counts         metrics.Counts
+	ctr            metrics.Shard
 
 	connsMu  sync.Mutex // guards conns, evicting, perIP
 	conns    map[*net.TCPConn]*connState
@@ -130,7 +130,6 @@ func (t *tcpShard) run() error {
 			continue
 		}
 		backoff = 0
-		t.acceptRecovered()
 		src := c.RemoteAddr().(*net.TCPAddr).AddrPort()
 		st := &connState{c: c, src: netip.AddrPortFrom(src.Addr().Unmap(), src.Port()), fresh: true}
 		now := time.Now()

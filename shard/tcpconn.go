@@ -337,7 +337,7 @@ func (t *tcpShard) forget(src netip.Addr) {
 func (t *tcpShard) evictIdle() time.Duration { return min(time.Second, t.cfg.IdleTimeout) }
 
 // acceptFailed counts a failed accept by errno and logs the first of each
-// kind in an episode (until an accept succeeds again).
+// kind in an episode (failures less than acceptEpisodeGap apart).
 func (t *tcpShard) acceptFailed(err error) {
 	kind := metrics.AcceptOther
 	var errno syscall.Errno
@@ -353,11 +353,15 @@ func (t *tcpShard) acceptFailed(err error) {
 			kind = metrics.AcceptENOMEM
 		}
 	}
+	now := time.Now()
 	t.mu.Lock()
 	t.counts.AcceptErrors[kind]++
+	if now.Sub(t.acceptLastFail) > acceptEpisodeGap {
+		t.acceptLogged = [metrics.AcceptErrnos]bool{} // a new episode
+	}
+	t.acceptLastFail = now
 	first := !t.acceptLogged[kind]
 	t.acceptLogged[kind] = true
-	t.acceptFailing.Store(true)
 	t.ctr.Publish(&t.counts)
 	t.mu.Unlock()
 	if first {
@@ -366,18 +370,9 @@ func (t *tcpShard) acceptFailed(err error) {
 	}
 }
 
-// acceptRecovered ends an episode of failed accepts: the next failure of
-// any kind is logged again. One atomic load per accept otherwise.
-func (t *tcpShard) acceptRecovered() {
-	if !t.acceptFailing.Load() {
-		return
-	}
-	t.mu.Lock()
-	t.acceptFailing.Store(false)
-	t.acceptLogged = [metrics.AcceptErrnos]bool{}
-	t.mu.Unlock()
-	t.log.Info("accepting again after failed accepts")
-}
+// acceptEpisodeGap: failed accepts further apart than this are separate
+// episodes, each logged again (once per kind).
+const acceptEpisodeGap = time.Minute
 
 // Accept back-off after a failure (out of descriptors: the pending
 // connection stays queued, so retrying at once would spin).

@@ -227,7 +227,6 @@ func (l *tcpLoop) accept() {
 			return
 		}
 		l.acceptBackoff = 0
-		t.acceptRecovered()
 		src := sockaddrToAddrPort(sa)
 		now := time.Now()
 		var victim *loopConn
