@@ -34,11 +34,10 @@ type tcpShard struct {
 	stopCh   chan struct{} // closed when stopping
 	stopAt   atomic.Int64  // unix nanoseconds when the graceful stop began
 
-	mem      *tcpMem   // what the connections hold, against --max-shard-memory
-	inMax    int       // input a connection keeps at most (raw: one read)
-	outMax   int       // replies a connection queues at most
-	replyMax int       // what one message's replies may take
-	outPool  sync.Pool // goroutine shape: reply buffers of replyMax bytes
+	mem      *tcpMem // what the connections hold, against --max-shard-memory
+	inMax    int     // input a connection keeps at most (raw: one read)
+	outMax   int     // replies a connection queues at most
+	replyMax int     // what one message's replies may take
 
 	mu             sync.Mutex                 // guards handler, w, pkt, counts, panicked
 	panicked       bool                       // a handler panic was logged once already
@@ -48,6 +47,7 @@ type tcpShard struct {
 	w              *packet.ReplyWriter
 	pkt            packet.Packet
 	counts         metrics.Counts
+	outFree        [][]byte // goroutine shape: up to outFreeMax empty reply buffers of replyMax bytes for the next round
 	ctr            metrics.Shard
 
 	connsMu  sync.Mutex // guards conns, evicting, perIP

@@ -203,10 +203,8 @@ func (t *tcpShard) outRoom(cb *connBuf) bool {
 		return false
 	}
 	var nb []byte
-	if cap(cb.out) == 0 && n == t.replyMax {
-		if bp, ok := t.outPool.Get().(*[]byte); ok {
-			nb = (*bp)[:0]
-		}
+	if k := len(t.outFree); cap(cb.out) == 0 && n == t.replyMax && k > 0 {
+		nb, t.outFree = t.outFree[k-1], t.outFree[:k-1]
 	}
 	if nb == nil {
 		nb = make([]byte, len(cb.out), n)
@@ -218,17 +216,24 @@ func (t *tcpShard) outRoom(cb *connBuf) bool {
 	return true
 }
 
+// outFreeMax bounds the reply buffers a goroutine-shape shard keeps for
+// reuse (outside the budget: at most outFreeMax x replyMax, ~512 KiB).
+const outFreeMax = 4
+
 // dropOut gives an empty reply buffer back to the budget (goroutine shape:
-// replies are written out whole after each round); first-size buffers go
-// to outPool for the next round.
+// replies are written out whole after each round); first-size buffers are
+// kept (outFreeMax at most) for the next round.
 func (t *tcpShard) dropOut(cb *connBuf) {
 	if cap(cb.out) == 0 || len(cb.out) > 0 {
 		return
 	}
 	n := cap(cb.out)
 	if n == t.replyMax {
-		b := cb.out[:0]
-		t.outPool.Put(&b)
+		t.mu.Lock()
+		if len(t.outFree) < outFreeMax {
+			t.outFree = append(t.outFree, cb.out[:0])
+		}
+		t.mu.Unlock()
 	}
 	cb.out = nil
 	cb.held -= n
