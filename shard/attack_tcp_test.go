@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"io"
 	"net"
+	"runtime"
+	runtimemetrics "runtime/metrics"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -25,6 +27,13 @@ func (amplifier) ServePacket(w *packet.ReplyWriter, p *packet.Packet) error {
 	return err
 }
 
+// heapObjects is the heap's object bytes (live and not yet collected).
+func heapObjects() int64 {
+	s := []runtimemetrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	runtimemetrics.Read(s)
+	return int64(s[0].Value.Uint64())
+}
+
 // TestAttackTCPShardBudget: non-reading clients that pipeline amplifying
 // requests never make a shard hold more than --max-shard-memory (sampled
 // all along), they are cut by --write-timeout, every request answered is
@@ -38,14 +47,24 @@ func TestAttackTCPShardBudget(t *testing.T) {
 				MaxConnMemory: MinConnMemory(DefaultMaxFrame), MaxShardMemory: budget, WriteTimeout: time.Second,
 				NewHandler: func(int) packet.Handler { return amplifier{} }})
 			ts := g.tcp[0]
-			var peak atomic.Int64
+			// A real measurement besides the budget's own count: the live
+			// heap (after a GC) before, and sampled (after a GC) all along.
+			runtime.GC()
+			heapBase := heapObjects()
+			var peak, heapPeak atomic.Int64
 			stop := make(chan struct{})
 			sampled := make(chan struct{})
 			go func() {
 				defer close(sampled)
-				for {
+				for i := 0; ; i++ {
 					if u := ts.mem.used.Load(); u > peak.Load() {
 						peak.Store(u)
+					}
+					if i%50 == 0 {
+						runtime.GC()
+						if h := heapObjects(); h > heapPeak.Load() {
+							heapPeak.Store(h)
+						}
 					}
 					select {
 					case <-stop:
@@ -110,6 +129,15 @@ func TestAttackTCPShardBudget(t *testing.T) {
 				shapeOf(loop), hogs, peak.Load()>>10, budget>>10, s.RxPackets, s.TxPackets, s.UnsentPackets)
 			if peak.Load() > int64(budget) {
 				t.Fatalf("the shard held %d bytes, over --max-shard-memory %d", peak.Load(), budget)
+			}
+			// The live heap (daemon side and this test's clients) holds the
+			// budget, the loop's fixed buffers and the clients' own: a
+			// connection that buffered every reply (80 MB per hog here)
+			// would break this bound at once.
+			heapBound := heapBase + int64(budget) + 2<<20
+			t.Logf("attack: %s: live heap %d KiB before, at most %d KiB during (bound %d KiB)", shapeOf(loop), heapBase>>10, heapPeak.Load()>>10, heapBound>>10)
+			if heapPeak.Load() > heapBound {
+				t.Fatalf("the live heap reached %d bytes, over %d (baseline %d + budget %d + 2 MiB)", heapPeak.Load(), heapBound, heapBase, budget)
 			}
 			if peak.Load() < int64(MinConnMemory(DefaultMaxFrame))/2 {
 				t.Fatalf("the shard held at most %d bytes: the attack did not load it", peak.Load())

@@ -33,16 +33,19 @@ const (
 	// DefaultMaxConnMemory bounds what one TCP connection may hold: input
 	// read but not yet served plus replies not yet written. It must hold one
 	// frame and one message's replies (MinConnMemory); 256 KiB does for the
-	// default --max-frame and 64 KiB DNS answers.
+	// default --max-frame and 64 KiB DNS answers, and a larger MaxFrame
+	// raises the default to MinConnMemory(MaxFrame) (TCPMemory).
 	DefaultMaxConnMemory = 256 << 10
 	// DefaultMaxShardMemory bounds what all the TCP connections of one shard
 	// hold together; a connection that would go over waits (reads nothing)
-	// until others give memory back or its idle timeout closes it.
+	// until others give memory back or its idle timeout closes it. Raised
+	// to the per-connection limit when that is larger (TCPMemory).
 	DefaultMaxShardMemory = 64 << 20
 	// DefaultMaxConnsPerIP is how many TCP connections one source address
 	// (IPv6: one /64) may hold on one shard: a quarter of DefaultMaxConns,
 	// so one address cannot take a shard (a busy resolver behind one
-	// address still gets hundreds).
+	// address still gets hundreds). With a lower MaxConns the default is a
+	// quarter of it (DefaultConnsPerIP).
 	DefaultMaxConnsPerIP = 256
 
 	SteerHash   = "hash"
@@ -122,18 +125,23 @@ type Config struct {
 	// read and not yet served plus replies not yet written. A connection at
 	// its limit stops taking messages out of its input (and stops reading)
 	// until the client reads its replies. It must be at least
-	// MinConnMemory(MaxFrame). 0 means DefaultMaxConnMemory.
+	// MinConnMemory(MaxFrame). 0 means DefaultMaxConnMemory, or
+	// MinConnMemory(MaxFrame) if that is larger.
 	MaxConnMemory int
 	// MaxShardMemory is the most all the TCP connections of one shard hold
 	// in buffers together: a connection that would go over stops reading
-	// and serving until memory comes back (backpressure), so MaxConns x
-	// MaxConnMemory never exceeds it. At least MaxConnMemory. 0 means
-	// DefaultMaxShardMemory.
+	// and serving until memory comes back (backpressure). MaxConns x
+	// MaxConnMemory may well exceed it (1024 x 256 KiB = 256 MiB against
+	// 64 MiB by default): this budget bounds the sum of what the
+	// connections hold, whatever their number. At least MaxConnMemory. 0
+	// means DefaultMaxShardMemory, or MaxConnMemory if that is larger.
 	MaxShardMemory int
 	// MaxConnsPerIP is how many TCP connections one source address may
 	// hold on one shard (IPv6 addresses count per /64); more are accepted
 	// and closed at once (counted). Per shard, as MaxConns, so accepting
-	// takes no lock shared between shards. 0 means DefaultMaxConnsPerIP.
+	// takes no lock shared between shards. 0 means
+	// DefaultConnsPerIP(MaxConns): 256, or a quarter of a lower MaxConns
+	// (at least 4, or MaxConns if smaller).
 	MaxConnsPerIP int
 
 	// NewHandler returns the handler of shard i. Each shard gets its own, so
@@ -154,6 +162,29 @@ type Config struct {
 
 	// noBatchIO forces the portable one-datagram-per-call path (tests).
 	noBatchIO bool
+}
+
+// TCPMemory applies the defaults to the per-connection and per-shard TCP
+// memory limits (0: not given): the connection's default holds at least one
+// frame of maxFrame and its replies, and the shard's at least one such
+// connection. Values given are returned as they are (Listen checks them).
+func TCPMemory(maxFrame, conn, shard int) (int, int) {
+	if conn == 0 {
+		conn = max(DefaultMaxConnMemory, MinConnMemory(maxFrame))
+	}
+	if shard == 0 {
+		shard = max(DefaultMaxShardMemory, conn)
+	}
+	return conn, shard
+}
+
+// DefaultConnsPerIP is the per-address connection limit for a MaxConns:
+// DefaultMaxConnsPerIP, or a quarter of maxConns when that is lower, so the
+// limit still keeps one address from taking a shard; but never under 4 (or
+// maxConns itself when that is smaller): a tiny MaxConns is a test or a
+// single-client setup, not a shard shared by many addresses.
+func DefaultConnsPerIP(maxConns int) int {
+	return min(DefaultMaxConnsPerIP, max(maxConns/4, min(maxConns, 4)))
 }
 
 // ConfigError reports a Config field that cannot be used; the daemon maps it
@@ -265,20 +296,17 @@ func (c Config) resolve(gomaxprocs int) (resolved, error) {
 	if r.MaxFrame < 1 || r.MaxFrame > 1<<24 {
 		return r, &ConfigError{"max-frame", strconv.Itoa(c.MaxFrame), "must be between 1 and 16777216", ""}
 	}
-	if r.MaxConnMemory == 0 {
-		r.MaxConnMemory = DefaultMaxConnMemory
-	}
+	// The defaults follow MaxFrame, so they always fit; only values given
+	// can be too small.
+	r.MaxConnMemory, r.MaxShardMemory = TCPMemory(r.MaxFrame, r.MaxConnMemory, r.MaxShardMemory)
 	if need := MinConnMemory(r.MaxFrame); r.MaxConnMemory < need {
 		return r, &ConfigError{"max-conn-memory", strconv.Itoa(c.MaxConnMemory), fmt.Sprintf("must hold one frame and one message's replies: at least %d with --max-frame %d", need, r.MaxFrame), "raise --max-conn-memory or lower --max-frame"}
-	}
-	if r.MaxShardMemory == 0 {
-		r.MaxShardMemory = DefaultMaxShardMemory
 	}
 	if r.MaxShardMemory < r.MaxConnMemory {
 		return r, &ConfigError{"max-shard-memory", strconv.Itoa(c.MaxShardMemory), fmt.Sprintf("must be at least --max-conn-memory (%d)", r.MaxConnMemory), "raise --max-shard-memory or lower --max-conn-memory"}
 	}
 	if r.MaxConnsPerIP == 0 {
-		r.MaxConnsPerIP = DefaultMaxConnsPerIP
+		r.MaxConnsPerIP = DefaultConnsPerIP(r.MaxConns)
 	}
 	if r.MaxConnsPerIP < 1 {
 		return r, &ConfigError{"max-conns-per-ip", strconv.Itoa(c.MaxConnsPerIP), "must be at least 1", "set it to --max-conns for no per-address limit"}

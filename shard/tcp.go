@@ -32,24 +32,27 @@ type tcpShard struct {
 	log      *zap.Logger
 	stopping atomic.Bool
 	stopCh   chan struct{} // closed when stopping
+	stopAt   atomic.Int64  // unix nanoseconds when the graceful stop began
 
 	mem      *tcpMem // what the connections hold, against --max-shard-memory
 	inMax    int     // input a connection keeps at most (raw: one read)
 	outMax   int     // replies a connection queues at most
 	replyMax int     // what one message's replies may take
-	outPool  sync.Pool
 
-	mu       sync.Mutex // guards handler, w, pkt, counts, panicked
-	panicked bool       // a handler panic was logged once already
-	handler  packet.Handler
-	w        *packet.ReplyWriter
-	pkt      packet.Packet
-	counts   metrics.Counts
-	ctr      metrics.Shard
+	mu             sync.Mutex                 // guards handler, w, pkt, counts, panicked
+	panicked       bool                       // a handler panic was logged once already
+	acceptLogged   [metrics.AcceptErrnos]bool // an accept failure of this kind was logged in this episode
+	acceptLastFail time.Time                  // the last failed accept (an episode ends acceptEpisodeGap after it)
+	handler        packet.Handler
+	w              *packet.ReplyWriter
+	pkt            packet.Packet
+	counts         metrics.Counts
+	outFree        [][]byte // goroutine shape: up to outFreeMax empty reply buffers of replyMax bytes for the next round
+	ctr            metrics.Shard
 
 	connsMu  sync.Mutex // guards conns, evicting, perIP
 	conns    map[*net.TCPConn]*connState
-	evicting int                // connections told to go that have not yet
+	evicting int                // connections closed to make room whose goroutines have not yet removed them
 	perIP    map[netip.Addr]int // open connections by source (addrKey)
 	wg       sync.WaitGroup
 }
@@ -60,6 +63,8 @@ type connState struct {
 	src     netip.AddrPort
 	lastMsg atomic.Int64 // unix nanoseconds of the last complete message (or the accept)
 	evicted bool         // under connsMu: closed to make room for a new connection
+	fresh   bool         // no message completed yet (its goroutine only)
+	busy    atomic.Bool  // serving, writing replies or waiting for memory: not to be evicted
 }
 
 // maxStreamReply is the smallest reply size a TCP shard allows: a 2-byte
@@ -86,7 +91,6 @@ func newTCPShard(id int, cfg *resolved, ln *net.TCPListener, h packet.Handler) *
 	}
 	t.replyMax = replyBytes(cfg.MaxFrame)
 	t.outMax = cfg.MaxConnMemory - t.inMax
-	t.outPool.New = func() any { b := make([]byte, 0, t.outMax); return &b }
 	t.pkt.Proto = packet.TCP
 	t.pkt.Shard = id
 	return t
@@ -103,6 +107,7 @@ type tcpRunner interface {
 // run serves the shard: the event loop, or an accept loop that starts a
 // goroutine per connection and waits for them when the listener closes.
 func (t *tcpShard) run() error {
+	returnFreedMemory()
 	if t.loop != nil {
 		return t.loop.run()
 	}
@@ -126,7 +131,7 @@ func (t *tcpShard) run() error {
 		}
 		backoff = 0
 		src := c.RemoteAddr().(*net.TCPAddr).AddrPort()
-		st := &connState{c: c, src: netip.AddrPortFrom(src.Addr().Unmap(), src.Port())}
+		st := &connState{c: c, src: netip.AddrPortFrom(src.Addr().Unmap(), src.Port()), fresh: true}
 		now := time.Now()
 		st.lastMsg.Store(now.UnixNano())
 		// stop sets stopping before it walks conns under connsMu, so a
@@ -157,17 +162,23 @@ func (t *tcpShard) run() error {
 	}
 }
 
-// idlest returns the connection that completed no message for the longest,
-// if that is at least evictIdle; t.connsMu is held.
+// idlest returns the connection to evict for a new one: one that completed
+// no message for at least evictIdle and owes its client nothing (not
+// serving, writing replies or waiting for memory: eviction resets it, which
+// would lose them), from the source with the most connections, and of
+// those the one idle for the longest; t.connsMu is held.
 func (t *tcpShard) idlest(now time.Time) *connState {
 	var victim *connState
-	oldest := now.Add(-t.evictIdle()).UnixNano()
+	limit := now.Add(-t.evictIdle()).UnixNano()
+	most, oldest := 0, int64(0)
 	for _, st := range t.conns {
-		if st.evicted {
+		last := st.lastMsg.Load()
+		if st.evicted || st.busy.Load() || last > limit {
 			continue
 		}
-		if last := st.lastMsg.Load(); last <= oldest {
-			victim, oldest = st, last
+		n := t.perIP[addrKey(st.src.Addr())]
+		if victim == nil || n > most || (n == most && last < oldest) {
+			victim, most, oldest = st, n, last
 		}
 	}
 	return victim
@@ -200,7 +211,7 @@ func (t *tcpShard) serveConn(st *connState) {
 	deadline := time.Now().Add(t.cfg.IdleTimeout)
 	fence := -1 // stopping: bytes the client had sent when the stop came, still to read
 	eof, grow := false, false
-	lastRead, fresh := time.Now(), true // fresh: no message completed yet
+	lastRead := time.Now()
 	for {
 		if len(cb.in) > 0 && (eof || t.complete(cb.in)) {
 			r, ok := t.serveInput(st, &cb, eof, &deadline)
@@ -208,7 +219,6 @@ func (t *tcpShard) serveConn(st *connState) {
 				reason = r
 				return
 			}
-			fresh = false
 			if len(cb.in) > 0 && t.complete(cb.in) {
 				continue // more complete messages than one round's replies
 			}
@@ -224,7 +234,7 @@ func (t *tcpShard) serveConn(st *connState) {
 				_ = rc.Control(func(fd uintptr) { fence, _ = inq(int(fd)) })
 			}
 		}
-		if fence == 0 && !requestInFlight(fresh, lastRead, time.Now()) {
+		if fence == 0 && t.graceUntil(st.fresh, lastRead, deadline).Before(time.Now()) {
 			t.linger(c, &cb)
 			reason = metrics.CloseShutdown
 			return
@@ -239,8 +249,9 @@ func (t *tcpShard) serveConn(st *connState) {
 			want = readBuf
 		}
 		want = min(max(want, len(cb.in)+1), t.inMax)
-		for !t.setIn(&cb, max(want, len(cb.in))) {
-			if !t.mem.waitFree(t.waitUntil(deadline), t.stopCh) {
+		want = max(want, len(cb.in))
+		for !t.setIn(&cb, want) {
+			if !t.mem.waitFree(want-cap(cb.in), t.waitUntil(deadline), t.stopCh) {
 				reason = t.waitedOut()
 				return
 			}
@@ -253,8 +264,8 @@ func (t *tcpShard) serveConn(st *connState) {
 		if fence > 0 {
 			room = min(room, fence)
 			_ = c.SetReadDeadline(time.Now().Add(drainIdle))
-		} else if fence == 0 { // a request in flight: until it stops arriving
-			_ = c.SetReadDeadline(lastRead.Add(drainIdle))
+		} else if fence == 0 { // a request in flight: until it stops arriving, within the grace
+			_ = c.SetReadDeadline(t.graceUntil(st.fresh, lastRead, deadline))
 		} else {
 			_ = c.SetReadDeadline(deadline)
 			if t.stopping.Load() {
@@ -313,42 +324,48 @@ func (t *tcpShard) complete(buf []byte) bool {
 	return adv > 0 || err != nil
 }
 
-// serveInput serves what cb.in holds into a borrowed reply buffer and writes
-// the replies (goroutine shape). ok false closes the connection for reason.
+// serveInput serves what cb.in holds and writes the replies (goroutine
+// shape). The reply buffer grows per message within the connection's and
+// the shard's limits (outRoom, as in the loop shape), is written out whole,
+// and goes back to the budget before more input is read; when the budget
+// has no room for one message's replies it waits for memory. ok false
+// closes the connection for reason.
 func (t *tcpShard) serveInput(st *connState, cb *connBuf, eof bool, deadline *time.Time) (reason int, ok bool) {
-	for !t.mem.reserve(t.outMax) {
-		if !t.mem.waitFree(t.waitUntil(*deadline), t.stopCh) {
+	st.busy.Store(true)
+	defer st.busy.Store(false)
+	defer t.dropOut(cb)
+	for {
+		consumed, msgs, blocked, ferr := t.serveBytes(cb.in, st.src, cb, eof)
+		cb.in = cb.in[:copy(cb.in, cb.in[consumed:])]
+		if msgs > 0 {
+			now := time.Now()
+			*deadline = now.Add(t.cfg.IdleTimeout)
+			st.lastMsg.Store(now.UnixNano())
+			st.fresh = false
+		}
+		if len(cb.out) > 0 {
+			_ = st.c.SetWriteDeadline(time.Now().Add(t.cfg.WriteTimeout))
+			n, werr := st.c.Write(cb.out)
+			t.wrote(cb, n)
+			if werr != nil {
+				if errors.Is(werr, os.ErrDeadlineExceeded) {
+					return metrics.CloseWriteTimeout, false
+				}
+				return metrics.CloseError, false
+			}
+		}
+		if ferr != nil {
+			return metrics.CloseFrameTooLarge, false
+		}
+		if !blocked || msgs > 0 {
+			break // served what it could; the caller serves the rest in the next round
+		}
+		// Nothing served: the shard's budget has no room for one
+		// message's replies. Wait until it has.
+		t.dropOut(cb)
+		if !t.mem.waitFree(t.outNeed(cb), t.waitUntil(*deadline), t.stopCh) {
 			return t.waitedOut(), false
 		}
-	}
-	bp := t.outPool.Get().(*[]byte)
-	cb.out = (*bp)[:0]
-	defer func() {
-		*bp = cb.out[:0]
-		cb.out = nil
-		t.outPool.Put(bp)
-		t.mem.release(t.outMax)
-	}()
-	consumed, msgs, _, ferr := t.serveBytes(cb.in, st.src, cb, eof)
-	cb.in = cb.in[:copy(cb.in, cb.in[consumed:])]
-	if msgs > 0 {
-		now := time.Now()
-		*deadline = now.Add(t.cfg.IdleTimeout)
-		st.lastMsg.Store(now.UnixNano())
-	}
-	if len(cb.out) > 0 {
-		_ = st.c.SetWriteDeadline(time.Now().Add(t.cfg.WriteTimeout))
-		n, werr := st.c.Write(cb.out)
-		t.wrote(cb, n)
-		if werr != nil {
-			if errors.Is(werr, os.ErrDeadlineExceeded) {
-				return metrics.CloseWriteTimeout, false
-			}
-			return metrics.CloseError, false
-		}
-	}
-	if ferr != nil {
-		return metrics.CloseFrameTooLarge, false
 	}
 	if len(cb.in) == 0 && cap(cb.in) > readBuf {
 		t.setIn(cb, 0) // a burst is over: give its buffer back
@@ -359,19 +376,24 @@ func (t *tcpShard) serveInput(st *connState, cb *connBuf, eof bool, deadline *ti
 // linger ends a connection during a graceful stop once everything read is
 // answered: FIN after the replies, then what the client still sends is read
 // and discarded until it closes (or drainLinger), so the close does not
-// reset replies it has not read yet.
+// reset replies it has not read yet. While the client has not acknowledged
+// every reply (SIOCOUTQ) it lingers on, but only as long as it keeps taking
+// them: once the queue has not gone down for --write-timeout, it closes
+// (the kernel already took those replies, counted as sent; it still tries
+// to deliver them after the close).
 func (t *tcpShard) linger(c *net.TCPConn, cb *connBuf) {
 	_ = c.CloseWrite()
 	var scratch [4096]byte
 	var discarded uint64
 	end := time.Now().Add(drainLinger)
 	rc, rcErr := c.SyscallConn()
-	pending := func() bool { // replies not yet acknowledged by the client
-		busy := false
+	var prog outProgress
+	pending := func() bool { // replies not yet acknowledged, and still going out
+		q := 0
 		if rcErr == nil {
-			_ = rc.Control(func(fd uintptr) { busy = unacked(int(fd)) })
+			_ = rc.Control(func(fd uintptr) { q, _ = outq(int(fd)) })
 		}
-		return busy
+		return prog.pending(q, time.Now(), t.cfg.WriteTimeout)
 	}
 	for {
 		d := time.Now().Add(drainIdle)
@@ -385,7 +407,7 @@ func (t *tcpShard) linger(c *net.TCPConn, cb *connBuf) {
 			continue
 		}
 		if errors.Is(err, os.ErrDeadlineExceeded) && pending() {
-			continue // the stop's deadline (closeAll) ends this if the client never reads
+			continue
 		}
 		break
 	}
@@ -397,14 +419,34 @@ func (t *tcpShard) linger(c *net.TCPConn, cb *connBuf) {
 	}
 }
 
+// outProgress follows a lingering connection's unacknowledged replies.
+type outProgress struct {
+	last  int       // SIOCOUTQ at the last look
+	since time.Time // when it last went down (or was first seen)
+}
+
+// pending tells whether a lingering connection should wait on for the
+// client to acknowledge q bytes: some are unacknowledged and the queue went
+// down within writeTimeout.
+func (p *outProgress) pending(q int, now time.Time, writeTimeout time.Duration) bool {
+	if q <= 0 {
+		return false
+	}
+	if p.since.IsZero() || q < p.last {
+		p.since = now
+	}
+	p.last = q
+	return now.Sub(p.since) < writeTimeout
+}
+
 // serveBytes hands complete messages in buf to the handler, appending their
 // framed replies to cb.out, for as long as cb.out has room for one more
 // message's replies (outRoom); blocked says it stopped for lack of room with
 // complete messages left. It returns how many bytes were consumed and how
 // many messages served. eof says the client has sent everything: a framer
 // that is a packet.FinalFramer then gets the bytes left after the last
-// frame. A frame that carries no message is consumed, counted as discarded
-// and not served. Counters are published before it returns, so before any
+// frame. A frame that carries no message is consumed, counted in
+// EmptyFrames and not served. Counters are published before it returns, so before any
 // reply is written.
 func (t *tcpShard) serveBytes(buf []byte, src netip.AddrPort, cb *connBuf, eof bool) (consumed, msgs int, blocked bool, ferr error) {
 	if len(buf) == 0 {
@@ -505,6 +547,7 @@ func (t *tcpShard) serveOne(msg []byte, src netip.AddrPort, cb *connBuf, pkts, b
 // to finish: what it has read is served, then it closes. After the drain
 // deadline, connections still open are cut.
 func (t *tcpShard) stop() {
+	t.stopAt.CompareAndSwap(0, time.Now().UnixNano()) // before stopping: a connection that sees stopping sees it
 	if t.stopping.Swap(true) {
 		return
 	}
@@ -532,20 +575,36 @@ const drainRead = 20 * time.Millisecond
 // request already on its way, short enough for a prompt exit.
 const drainIdle = 50 * time.Millisecond
 
-// requestInFlight tells whether a stopping connection that has read what
-// its client had sent should still wait for a first request on its way: on
-// a connection that has completed no message yet (accepted just before the
-// stop, as during an upgrade's handover), the client may be about to send
-// it. It waits only drainIdle since the accept or the last byte. A busy
-// connection gets no such grace: it answers what had arrived and closes,
-// so a stop is never held open by a client that keeps sending.
-func requestInFlight(fresh bool, lastRead, now time.Time) bool {
-	return fresh && now.Sub(lastRead) < drainIdle
+// graceUntil is until when a stopping connection that has read what its
+// client had sent may wait for a first request on its way: on a connection
+// that has completed no message yet (accepted just before the stop, as
+// during an upgrade's handover), the client may be about to send it. It
+// waits while bytes keep coming (drainIdle since the last one), but never
+// past drainIdle after the stop began nor past its idle deadline: a client
+// that trickles bytes and never completes a message cannot hold a stop. A
+// connection that has completed a message gets no grace: it answers what
+// had arrived and closes, so a client that keeps sending cannot either.
+// The zero time (the past) means no grace.
+func (t *tcpShard) graceUntil(fresh bool, lastRead, idleDeadline time.Time) time.Time {
+	if !fresh {
+		return time.Time{}
+	}
+	end := lastRead.Add(drainIdle)
+	if stop := time.Unix(0, t.stopAt.Load()).Add(drainIdle); stop.Before(end) {
+		end = stop
+	}
+	if idleDeadline.Before(end) {
+		end = idleDeadline
+	}
+	return end
 }
 
 // closeAll cuts every connection at once (Close, or a drain that ran out).
 // served tells whether run was started: a running loop owns its fds.
 func (t *tcpShard) closeAll(served bool) {
+	if !t.stopping.Swap(true) {
+		close(t.stopCh) // waits for memory end too
+	}
 	if t.loop != nil {
 		if served {
 			t.loop.hardStop()

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/netip"
 	"runtime/debug"
+	runtimemetrics "runtime/metrics"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -62,7 +63,6 @@ const readBuf = 16 << 10
 type tcpMem struct {
 	budget  int64
 	used    atomic.Int64
-	peak    atomic.Int64 // high-water mark since memory was last given back to the OS
 	waiters atomic.Int32
 	mu      sync.Mutex
 	freed   chan struct{} // closed (and replaced) when memory comes back while someone waits
@@ -79,9 +79,6 @@ func (m *tcpMem) reserve(n int) bool {
 			return false
 		}
 		if m.used.CompareAndSwap(u, u+int64(n)) {
-			if p := m.peak.Load(); u+int64(n) > p {
-				m.peak.CompareAndSwap(p, u+int64(n))
-			}
 			return true
 		}
 	}
@@ -93,10 +90,7 @@ func (m *tcpMem) release(n int) {
 	if n == 0 {
 		return
 	}
-	u := m.used.Add(-int64(n))
-	if p := m.peak.Load(); p >= giveBackAbove && u <= p/4 && m.peak.CompareAndSwap(p, u) {
-		giveBack()
-	}
+	m.used.Add(-int64(n))
 	if m.waiters.Load() > 0 {
 		m.mu.Lock()
 		close(m.freed)
@@ -105,53 +99,40 @@ func (m *tcpMem) release(n int) {
 	}
 }
 
-// waitFree waits until memory is given back or the deadline passes
-// (goroutine shape). It reports whether memory came back.
-func (m *tcpMem) waitFree(deadline time.Time, stop <-chan struct{}) bool {
+// waitFree waits until the budget has need bytes free, the deadline passes
+// or (unless it is already stopping) the shard stops (goroutine shape). It
+// reports whether the caller should try again: memory came back or the
+// shard stopped; false means the deadline passed. A release that frees less
+// than need wakes it, and it waits again: it never returns to a caller whose
+// reservation is bound to fail (that would spin).
+func (m *tcpMem) waitFree(need int, deadline time.Time, stop <-chan struct{}) bool {
 	select {
 	case <-stop:
 		stop = nil // already stopping: wait for memory or the deadline only
 	default:
 	}
+	if m.free() >= int64(need) {
+		return true
+	}
 	m.waiters.Add(1)
 	defer m.waiters.Add(-1)
-	m.mu.Lock()
-	ch := m.freed
-	m.mu.Unlock()
-	if m.free() > 0 { // released between the caller's failure and our registration
-		return true
-	}
 	tm := time.NewTimer(time.Until(deadline))
 	defer tm.Stop()
-	select {
-	case <-ch:
-		return true
-	case <-stop:
-		return true
-	case <-tm.C:
-		return false
+	for {
+		m.mu.Lock()
+		ch := m.freed
+		m.mu.Unlock()
+		if m.free() >= int64(need) { // released between the check and our registration
+			return true
+		}
+		select {
+		case <-ch:
+		case <-stop:
+			return true
+		case <-tm.C:
+			return false
+		}
 	}
-}
-
-// giveBackAbove: when a shard's connections held at least this much and
-// then gave three quarters of it back (an attack or a burst is over), the
-// freed heap is returned to the OS at once instead of by Go's slow
-// background scavenger, so RSS comes down after the connections close.
-const giveBackAbove = 2 << 20
-
-var lastGiveBack atomic.Int64 // unix nanoseconds; at most one give-back per giveBackEvery
-
-const giveBackEvery = 5 * time.Second
-
-// giveBack runs debug.FreeOSMemory (a full GC) on its own goroutine, at most
-// once per giveBackEvery for the whole process; rare by construction.
-func giveBack() {
-	now := time.Now().UnixNano()
-	last := lastGiveBack.Load()
-	if now-last < int64(giveBackEvery) || !lastGiveBack.CompareAndSwap(last, now) {
-		return
-	}
-	go debug.FreeOSMemory()
 }
 
 // pendReplies is a run of replies in connBuf.out: they end at end and count
@@ -169,7 +150,7 @@ type connBuf struct {
 	in   []byte
 	out  []byte
 	pend []pendReplies
-	held int // cap(in) + cap(out), reserved from the shard's budget
+	held int // reserved from the shard's budget: cap(in), plus cap(out) when out is the connection's own (not the loop's shared wout)
 }
 
 // setIn replaces the input buffer by one of capacity n holding in's bytes;
@@ -194,6 +175,19 @@ func (t *tcpShard) setIn(cb *connBuf, n int) bool {
 	return true
 }
 
+// outSize is the capacity outRoom grows cb.out to for one more message's
+// replies; cap(cb.out) if it has room already.
+func (t *tcpShard) outSize(cb *connBuf) int {
+	need := len(cb.out) + t.replyMax
+	if cap(cb.out) >= need {
+		return cap(cb.out)
+	}
+	return min(max(2*cap(cb.out), need, smallBuf), t.outMax)
+}
+
+// outNeed is what outRoom would reserve from the shard's budget.
+func (t *tcpShard) outNeed(cb *connBuf) int { return t.outSize(cb) - cap(cb.out) }
+
 // outRoom makes room in cb.out for one more message's replies, within the
 // connection's and the shard's limits; t.mu is held.
 func (t *tcpShard) outRoom(cb *connBuf) bool {
@@ -204,15 +198,46 @@ func (t *tcpShard) outRoom(cb *connBuf) bool {
 	if cap(cb.out) >= need {
 		return true
 	}
-	n := min(max(2*cap(cb.out), need, smallBuf), t.outMax)
+	n := t.outSize(cb)
 	if !t.mem.reserve(n - cap(cb.out)) {
 		return false
 	}
-	nb := make([]byte, len(cb.out), n)
+	var nb []byte
+	if k := len(t.outFree); cap(cb.out) == 0 && n == t.replyMax && k > 0 {
+		nb, t.outFree = t.outFree[k-1], t.outFree[:k-1]
+	}
+	if nb == nil {
+		nb = make([]byte, len(cb.out), n)
+	}
+	nb = nb[:len(cb.out)]
 	copy(nb, cb.out)
 	cb.held += n - cap(cb.out)
 	cb.out = nb
 	return true
+}
+
+// outFreeMax bounds the reply buffers a goroutine-shape shard keeps for
+// reuse (outside the budget: at most outFreeMax x replyMax, ~512 KiB).
+const outFreeMax = 4
+
+// dropOut gives an empty reply buffer back to the budget (goroutine shape:
+// replies are written out whole after each round); first-size buffers are
+// kept (outFreeMax at most) for the next round.
+func (t *tcpShard) dropOut(cb *connBuf) {
+	if cap(cb.out) == 0 || len(cb.out) > 0 {
+		return
+	}
+	n := cap(cb.out)
+	if n == t.replyMax {
+		t.mu.Lock()
+		if len(t.outFree) < outFreeMax {
+			t.outFree = append(t.outFree, cb.out[:0])
+		}
+		t.mu.Unlock()
+	}
+	cb.out = nil
+	cb.held -= n
+	t.mem.release(n)
 }
 
 // wrote accounts for n bytes of cb.out the kernel took: the runs of replies
@@ -276,8 +301,9 @@ const (
 )
 
 // admit counts an accepted connection from src and decides on it: refused
-// over --max-conns-per-ip, or over --max-conns unless a connection idle for
-// evictIdle can make room (the caller evicts it). live is the number of
+// when the shard is full (--max-conns) and no connection can be evicted
+// ("limit"), else refused over --max-conns-per-ip, else admitted, evicting
+// a connection on a full shard (the caller evicts it). live is the number of
 // connections the shard serves; t.connsMu is held.
 func (t *tcpShard) admit(src netip.Addr, live int, canEvict bool) admission {
 	t.mu.Lock()
@@ -285,12 +311,12 @@ func (t *tcpShard) admit(src netip.Addr, live int, canEvict bool) admission {
 	t.counts.Accepted++
 	res, reason := admitOK, 0
 	switch {
+	case live >= t.cfg.MaxConns && !canEvict: // full, whoever asks
+		res, reason = admitRefuse, metrics.CloseLimit
 	case t.perIP[addrKey(src)] >= t.cfg.MaxConnsPerIP:
 		res, reason = admitRefuse, metrics.ClosePerIP
-	case live >= t.cfg.MaxConns && canEvict:
-		res = admitEvict
 	case live >= t.cfg.MaxConns:
-		res, reason = admitRefuse, metrics.CloseLimit
+		res = admitEvict
 	}
 	if res == admitRefuse {
 		t.counts.Closed[reason]++
@@ -315,7 +341,8 @@ func (t *tcpShard) forget(src netip.Addr) {
 // a new one may take its place on a full shard.
 func (t *tcpShard) evictIdle() time.Duration { return min(time.Second, t.cfg.IdleTimeout) }
 
-// acceptFailed counts a failed accept by errno and logs the first of each kind.
+// acceptFailed counts a failed accept by errno and logs the first of each
+// kind in an episode (failures less than acceptEpisodeGap apart).
 func (t *tcpShard) acceptFailed(err error) {
 	kind := metrics.AcceptOther
 	var errno syscall.Errno
@@ -331,9 +358,15 @@ func (t *tcpShard) acceptFailed(err error) {
 			kind = metrics.AcceptENOMEM
 		}
 	}
+	now := time.Now()
 	t.mu.Lock()
 	t.counts.AcceptErrors[kind]++
-	first := t.counts.AcceptErrors[kind] == 1
+	if now.Sub(t.acceptLastFail) > acceptEpisodeGap {
+		t.acceptLogged = [metrics.AcceptErrnos]bool{} // a new episode
+	}
+	t.acceptLastFail = now
+	first := !t.acceptLogged[kind]
+	t.acceptLogged[kind] = true
 	t.ctr.Publish(&t.counts)
 	t.mu.Unlock()
 	if first {
@@ -341,6 +374,10 @@ func (t *tcpShard) acceptFailed(err error) {
 			zap.String("errno", metrics.AcceptErrnoNames[kind]), zap.Error(err))
 	}
 }
+
+// acceptEpisodeGap: failed accepts further apart than this are separate
+// episodes, each logged again (once per kind).
+const acceptEpisodeGap = time.Minute
 
 // Accept back-off after a failure (out of descriptors: the pending
 // connection stays queued, so retrying at once would spin).
@@ -353,12 +390,35 @@ const (
 // been answered waits for its client to close after our FIN, reading and
 // discarding what the client still sends, so the close does not reset
 // replies the client has not read yet. A connection whose replies the
-// client has not yet acknowledged (SIOCOUTQ) lingers on until they are,
-// or until the stop's deadline cuts it.
+// client has not yet acknowledged (SIOCOUTQ) lingers on while the client
+// keeps taking them (the queue went down within --write-timeout): a client
+// that never reads cannot hold a stop until --drain-timeout.
 const drainLinger = 500 * time.Millisecond
 
-// unacked tells whether fd still has reply bytes the client did not acknowledge.
-func unacked(fd int) bool {
-	n, ok := outq(fd)
-	return ok && n > 0
+// Freed connection buffers go back to the OS through Go's background
+// scavenger, which is slow after a burst: a process-wide sweeper looks every
+// returnEvery at the heap that is free but still held from the OS, and
+// returns it (debug.FreeOSMemory, a full GC) only when that is over
+// returnAbove. Clients cannot make it run more often than that: it is not
+// triggered by connections closing, and it costs at most one GC per
+// returnEvery.
+const (
+	returnEvery = 30 * time.Second
+	returnAbove = 4 << 20
+)
+
+var startReturner sync.Once
+
+func returnFreedMemory() {
+	startReturner.Do(func() {
+		go func() {
+			sample := []runtimemetrics.Sample{{Name: "/memory/classes/heap/free:bytes"}}
+			for range time.Tick(returnEvery) {
+				runtimemetrics.Read(sample)
+				if sample[0].Value.Kind() == runtimemetrics.KindUint64 && sample[0].Value.Uint64() > returnAbove {
+					debug.FreeOSMemory()
+				}
+			}
+		}()
+	})
 }

@@ -62,7 +62,8 @@ type loopConn struct {
 	answered   bool      // a message completed on this connection
 	lingering  bool      // stopping: answered and FIN sent; discarding until the client closes
 	lingerEnd  time.Time
-	mask       uint32 // events registered with epoll
+	lingerOut  outProgress // lingering: the client taking its unacknowledged replies
+	mask       uint32      // events registered with epoll
 }
 
 func newTCPLoop(t *tcpShard) (*tcpLoop, error) {
@@ -229,10 +230,10 @@ func (l *tcpLoop) accept() {
 		src := sockaddrToAddrPort(sa)
 		now := time.Now()
 		var victim *loopConn
+		t.connsMu.Lock()
 		if len(l.conns) >= t.cfg.MaxConns {
 			victim = l.idlest(now)
 		}
-		t.connsMu.Lock()
 		res := t.admit(src.Addr(), len(l.conns), victim != nil)
 		t.connsMu.Unlock()
 		if res == admitRefuse {
@@ -249,21 +250,26 @@ func (l *tcpLoop) accept() {
 			l.closeConn(c, metrics.CloseError)
 			continue
 		}
-		l.conns[fd] = c
-		if l.draining {
-			l.setFence(c)
-		}
+		l.conns[fd] = c // never while draining: the listener is closed then
 	}
 }
 
-// idlest returns the connection that completed no message for the longest,
-// if that is at least evictIdle.
+// idlest returns the connection to evict for a new one: one that completed
+// no message for at least evictIdle and owes its client nothing (no replies
+// queued, no messages waiting for room or memory: eviction resets it, which
+// would lose them), from the source with the most connections, and of
+// those the one idle for the longest. t.connsMu is held.
 func (l *tcpLoop) idlest(now time.Time) *loopConn {
 	var victim *loopConn
-	oldest := now.Add(-l.t.evictIdle())
+	limit := now.Add(-l.t.evictIdle())
+	most := 0
 	for _, c := range l.conns {
-		if !c.lastMsg.After(oldest) {
-			victim, oldest = c, c.lastMsg
+		if c.lastMsg.After(limit) || len(c.cb.out) > 0 || c.waiting || c.starved || c.lingering {
+			continue
+		}
+		n := l.t.perIP[addrKey(c.src.Addr())]
+		if victim == nil || n > most || (n == most && c.lastMsg.Before(victim.lastMsg)) {
+			victim, most = c, n
 		}
 	}
 	return victim
@@ -425,20 +431,27 @@ func (l *tcpLoop) readOnce(c *loopConn) (more bool, reason int, done bool) {
 	}
 	data := l.rbuf[:n]
 	if len(c.cb.in) > 0 {
-		l.keep(c, data)
+		if !l.keep(c, data) {
+			return false, metrics.CloseError, true
+		}
 		data = c.cb.in
 	}
 	reason, done = l.serveData(c, data, false)
 	return n == size, reason, done
 }
 
-// keep appends b to the connection's input (within inMax and the budget,
-// which budgetFor checked).
-func (l *tcpLoop) keep(c *loopConn, b []byte) {
+// keep appends b to the connection's input, within inMax and the budget
+// (which budgetFor checked before the read); false if either has no room,
+// which budgetFor rules out: the input is then lost and the connection
+// must close.
+func (l *tcpLoop) keep(c *loopConn, b []byte) bool {
 	if need := len(c.cb.in) + len(b); need > cap(c.cb.in) {
-		l.t.setIn(&c.cb, min(max(need, 2*cap(c.cb.in), 512), l.t.inMax))
+		if need > l.t.inMax || !l.t.setIn(&c.cb, min(max(need, 2*cap(c.cb.in), 512), l.t.inMax)) {
+			return false
+		}
 	}
 	c.cb.in = append(c.cb.in, b...)
+	return true
 }
 
 // serveData serves the complete messages at the start of data (l.rbuf or
@@ -463,9 +476,11 @@ func (l *tcpLoop) serveData(c *loopConn, data []byte, eof bool) (reason int, don
 		if len(c.cb.out) > 0 {
 			// The kernel took part: the connection keeps the rest (budgetFor
 			// made sure the budget has room).
+			if !t.mem.reserve(len(c.cb.out)) {
+				return metrics.CloseError, true // ruled out by budgetFor: the replies are counted unsent
+			}
 			own := make([]byte, len(c.cb.out))
 			copy(own, c.cb.out)
-			t.mem.reserve(len(own))
 			c.cb.held += len(own)
 			c.cb.out = own
 		} else {
@@ -478,8 +493,8 @@ func (l *tcpLoop) serveData(c *loopConn, data []byte, eof bool) (reason int, don
 	rest := data[consumed:]
 	if len(c.cb.in) > 0 { // data is c.cb.in
 		c.cb.in = c.cb.in[:copy(c.cb.in, rest)]
-	} else if len(rest) > 0 {
-		l.keep(c, rest)
+	} else if len(rest) > 0 && !l.keep(c, rest) {
+		return metrics.CloseError, true
 	}
 	if len(c.cb.in) == 0 && cap(c.cb.in) > 0 {
 		t.setIn(&c.cb, 0)
@@ -568,7 +583,7 @@ func (l *tcpLoop) drainStep(now time.Time) {
 	for _, c := range l.conns {
 		switch {
 		case c.lingering:
-			if (now.After(c.lingerEnd) || now.Sub(c.lastActive) >= drainIdle) && !unacked(c.fd) {
+			if (now.After(c.lingerEnd) || now.Sub(c.lastActive) >= drainIdle) && !l.stillAcking(c, now) {
 				l.closeConn(c, metrics.CloseShutdown)
 			}
 		case c.fence == 0 && !c.waiting && len(c.cb.out) == 0:
@@ -576,7 +591,7 @@ func (l *tcpLoop) drainStep(now time.Time) {
 				l.closeConn(c, metrics.CloseEOF)
 				continue
 			}
-			if requestInFlight(!c.answered, c.lastActive, now) {
+			if !l.t.graceUntil(!c.answered, c.lastActive, c.lastMsg.Add(l.t.cfg.IdleTimeout)).Before(now) {
 				// Read what has arrived since (the loop polls every few ms
 				// while draining); FIN once the client is quiet.
 				if n, ok := inq(c.fd); ok && n > 0 {
@@ -590,6 +605,16 @@ func (l *tcpLoop) drainStep(now time.Time) {
 			l.updateEvents(c)
 		}
 	}
+}
+
+// stillAcking tells whether a lingering connection's client has replies
+// to acknowledge and took some within --write-timeout.
+func (l *tcpLoop) stillAcking(c *loopConn, now time.Time) bool {
+	q, ok := outq(c.fd)
+	if !ok {
+		return false
+	}
+	return c.lingerOut.pending(q, now, l.t.cfg.WriteTimeout)
 }
 
 // discard reads and drops what a lingering connection's client still sends.

@@ -91,8 +91,6 @@ func newFlagSet(o *options) *flag.FlagSet {
 	o.logLevel = choice{"info", []string{"debug", "info", "warn", "error"}}
 	o.logFormat = choice{"console", []string{"console", "json"}}
 	o.rcvbuf = shard.DefaultRcvBuf
-	o.connMem = shard.DefaultMaxConnMemory
-	o.shardMem = shard.DefaultMaxShardMemory
 	fs.Var(&o.proto, "proto", "transports on every ADDR: udp, tcp or udp,tcp (same port)")
 	fs.IntVar(&o.maxConns, "max-conns", shard.DefaultMaxConns, "TCP connections per shard; when full, a new one replaces the connection that completed no message for longest (1s or more), else it is accepted and closed at once")
 	fs.DurationVar(&o.idle, "idle-timeout", shard.DefaultIdleTimeout, "close a TCP connection that completes no message for this long (slow clients included)")
@@ -103,9 +101,13 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.DurationVar(&o.guardEvery, "guard-interval", 10*time.Second, "how often to look for sockets of other processes on the port")
 	fs.Var(&o.tcpShape, "tcp-shape", "TCP connections served by one epoll loop on each shard's locked thread (loop, the default on Linux) or by a goroutine each (goroutines)")
 	fs.IntVar(&o.maxFrame, "max-frame", shard.DefaultMaxFrame, "largest TCP message; a longer frame closes the connection")
+	// 0 (not given): the defaults follow --max-frame and --max-conns (shard.TCPMemory, shard.DefaultConnsPerIP).
 	fs.Var(&o.connMem, "max-conn-memory", "most a TCP connection holds (input not yet served + replies not yet written; K, M suffixes); at the limit it stops reading until the client takes its replies")
+	fs.Lookup("max-conn-memory").DefValue = fmt.Sprintf("%dK, or what --max-frame needs if more", shard.DefaultMaxConnMemory>>10)
 	fs.Var(&o.shardMem, "max-shard-memory", "most all TCP connections of a shard hold together (K, M suffixes); a connection that would go over waits")
-	fs.IntVar(&o.perIP, "max-conns-per-ip", shard.DefaultMaxConnsPerIP, "TCP connections per source address (IPv6: per /64) per shard; more are accepted and closed at once")
+	fs.Lookup("max-shard-memory").DefValue = fmt.Sprintf("%dM, or --max-conn-memory if more", shard.DefaultMaxShardMemory>>20)
+	fs.IntVar(&o.perIP, "max-conns-per-ip", 0, "TCP connections per source address (IPv6: per /64) per shard; more are accepted and closed at once")
+	fs.Lookup("max-conns-per-ip").DefValue = fmt.Sprintf("%d, or a quarter of a lower --max-conns (at least 4)", shard.DefaultMaxConnsPerIP)
 	fs.DurationVar(&o.drain, "drain-timeout", 2*time.Second, "on TERM/INT, how long UDP queues and open TCP connections get to finish before they are cut")
 	fs.IntVar(&o.shards, "shards", runtime.GOMAXPROCS(0), "shards (sockets and locked threads) per address; the default is GOMAXPROCS, which follows the CPU affinity mask and cgroup limits")
 	fs.BoolVar(&o.pin, "pin", false, "pin shard i to the i-th CPU the process may run on")
@@ -179,14 +181,24 @@ func parseArgs(args []string, stdout io.Writer) (*options, bool, error) {
 	if o.maxFrame < 1 || o.maxFrame > 1<<24 {
 		return nil, false, usagef("--max-frame %d: must be between 1 and 16777216", o.maxFrame)
 	}
-	if o.perIP < 1 {
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	if given["max-conns-per-ip"] && o.perIP < 1 {
 		return nil, false, usagef("--max-conns-per-ip %d: must be at least 1 (set it to --max-conns for no per-address limit)", o.perIP)
 	}
-	if need := shard.MinConnMemory(o.maxFrame); int(o.connMem) < need {
-		return nil, false, usagef("--max-conn-memory %d: must hold one frame and one message's replies: at least %d with --max-frame %d (raise --max-conn-memory or lower --max-frame)", int(o.connMem), need, o.maxFrame)
+	// The memory defaults follow --max-frame, so they always fit; a value
+	// given is checked (also on a UDP-only run: it is wrong either way).
+	for name, v := range map[string]byteSize{"max-conn-memory": o.connMem, "max-shard-memory": o.shardMem} {
+		if given[name] && v < 1 {
+			return nil, false, usagef("--%s %d: must be positive (omit it for the default)", name, int(v))
+		}
 	}
-	if o.shardMem < o.connMem {
-		return nil, false, usagef("--max-shard-memory %d: must be at least --max-conn-memory %d (raise --max-shard-memory or lower --max-conn-memory)", int(o.shardMem), int(o.connMem))
+	connMem, shardMem := shard.TCPMemory(o.maxFrame, int(o.connMem), int(o.shardMem))
+	if need := shard.MinConnMemory(o.maxFrame); connMem < need {
+		return nil, false, usagef("--max-conn-memory %d: must hold one frame and one message's replies: at least %d with --max-frame %d (raise --max-conn-memory or lower --max-frame)", connMem, need, o.maxFrame)
+	}
+	if shardMem < connMem {
+		return nil, false, usagef("--max-shard-memory %d: must be at least --max-conn-memory %d (raise --max-shard-memory or lower --max-conn-memory)", shardMem, connMem)
 	}
 	for name, d := range map[string]time.Duration{"idle-timeout": o.idle, "write-timeout": o.writeTO, "drain-timeout": o.drain, "guard-interval": o.guardEvery} {
 		if d <= 0 {
