@@ -28,13 +28,13 @@ type Info struct {
 	CPUs      []int // CPU of each shard when pinned, else nil
 	Batch     int
 	MaxPacket int
-	RcvBuf    int    // effective receive buffer of shard 0's socket, as getsockopt reports it
-	SndBuf    int    // effective send buffer
-	RcvBufAsk int    // what was asked for
-	BatchIO   bool   // recvmmsg/sendmmsg in use
-	TCPShape  string // how TCP connections are served
-	Steer     string // how datagrams are spread over the shards
-	Exclusive bool   // a steering program keeps traffic on our own sockets
+	RcvBuf    int      // effective receive buffer of shard 0's socket, as getsockopt reports it
+	SndBuf    int      // effective send buffer
+	RcvBufAsk int      // what was asked for
+	BatchIO   bool     // recvmmsg/sendmmsg in use
+	TCPShape  TCPShape // how TCP connections are served
+	Steer     Steer    // how datagrams are spread over the shards
+	Exclusive bool     // a steering program keeps traffic on our own sockets
 	// UnusedInherited names the inherited sockets no shard took (closed).
 	UnusedInherited []string
 	// TCPSteerErr is why the steering program could not be attached to the
@@ -89,12 +89,12 @@ func listen(r resolved) (*Group, error) {
 	if r.Pin {
 		allowed, err := allowedCPUs()
 		if err != nil {
-			return nil, &ConfigError{"pin", "", err.Error(), "run without --pin"}
+			return nil, &ConfigError{"Pin", "", err.Error(), "run without Pin"}
 		}
 		if r.Shards > len(allowed) {
-			return nil, &ConfigError{"shards", strconv.Itoa(r.Shards),
-				fmt.Sprintf("--pin needs one CPU per shard, and only %d are allowed (%v)", len(allowed), allowed),
-				fmt.Sprintf("use --shards %d or fewer, or drop --pin", len(allowed))}
+			return nil, &ConfigError{"Shards", strconv.Itoa(r.Shards),
+				fmt.Sprintf("Pin needs one CPU per shard, and only %d are allowed (%v)", len(allowed), allowed),
+				fmt.Sprintf("use Shards %d or fewer, or drop Pin", len(allowed))}
 		}
 		cpus = allowed[:r.Shards]
 	}
@@ -199,7 +199,7 @@ func listen(r resolved) (*Group, error) {
 	if r.Steer != SteerHash && r.UDP && !r.Upgrade {
 		if r.Steer == SteerCPU && (cpus == nil || len(cpus) != r.Shards) {
 			g.closeSockets()
-			return nil, &ConfigError{"steer", "cpu", "needs one pinned shard per CPU", "use --pin with --shards equal to the CPUs allowed"}
+			return nil, &ConfigError{"Steer", "cpu", "needs one pinned shard per CPU", "use Pin with Shards equal to the CPUs allowed"}
 		}
 		prog, err := steerProgram(r.Steer, r.Shards, cpus)
 		if err == nil {

@@ -23,7 +23,7 @@ import (
 // There is no program for hash: classic BPF cannot compute the kernel's
 // flow hash (SKF_AD_RXHASH reads skb->hash, which is 0 on loopback and on
 // NICs without hash offload, and would send everything to shard 0).
-func steerProgram(mode string, shards int, cpus []int) ([]bpf.RawInstruction, error) {
+func steerProgram(mode Steer, shards int, cpus []int) ([]bpf.RawInstruction, error) {
 	random := []bpf.Instruction{
 		bpf.LoadExtension{Num: bpf.ExtRand},
 		bpf.ALUOpConstant{Op: bpf.ALUOpMod, Val: uint32(shards)},
@@ -44,7 +44,7 @@ func steerProgram(mode string, shards int, cpus []int) ([]bpf.RawInstruction, er
 		}
 		return bpf.Assemble(append(prog, random...))
 	}
-	return nil, fmt.Errorf("no steering program for %q", mode)
+	return nil, fmt.Errorf("no steering program for %v", mode)
 }
 
 // slotZeroProgram always picks the group's first socket.

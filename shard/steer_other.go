@@ -9,7 +9,7 @@ import (
 	"golang.org/x/net/bpf"
 )
 
-func steerProgram(string, int, []int) ([]bpf.RawInstruction, error) {
+func steerProgram(Steer, int, []int) ([]bpf.RawInstruction, error) {
 	return nil, errors.New("steering needs Linux (SO_ATTACH_REUSEPORT_CBPF)")
 }
 

@@ -1,0 +1,109 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/shardd/shardd/shard"
+)
+
+// flagOf names the flag that sets each shard.Config field.
+var flagOf = map[string]string{
+	"Shards": "shards", "Pin": "pin", "Batch": "batch", "MaxPacket": "max-packet",
+	"RcvBuf": "rcvbuf", "SndBuf": "sndbuf", "Steer": "steer", "Exclusive": "exclusive",
+	"MaxConns": "max-conns", "IdleTimeout": "idle-timeout", "WriteTimeout": "write-timeout",
+	"TCPShape": "tcp-shape", "MaxFrame": "max-frame", "MaxConnMemory": "max-conn-memory",
+	"MaxShardMemory": "max-shard-memory", "MaxConnsPerIP": "max-conns-per-ip",
+}
+
+var fieldName = regexp.MustCompile(`\b[A-Z][A-Za-z]+\b`)
+
+// shardConfig is the shard.Config the flags describe for addr (without the
+// handler, logger and inherited sockets, which listenAll adds).
+//
+// Config reads a zero as "the default", but on the command line a zero is a
+// mistake (the default is what leaving the flag out gives). Such a field is
+// set to -1 instead, which Validate refuses with the words it has for zero;
+// zeroed records it so that the message shows the value as given.
+func (o *options) shardConfig(addr string) (cfg shard.Config, zeroed map[string]string) {
+	zeroed = map[string]string{}
+	n := func(field string, v int) int {
+		if v == 0 {
+			zeroed[field] = "0"
+			return -1
+		}
+		return v
+	}
+	d := func(field string, v time.Duration) time.Duration {
+		if v == 0 {
+			zeroed[field] = "0s"
+			return -1
+		}
+		return v
+	}
+	cfg = shard.Config{
+		Addr:           addr,
+		Shards:         n("Shards", o.shards),
+		Pin:            o.pin,
+		Batch:          n("Batch", o.batch),
+		MaxPacket:      n("MaxPacket", o.maxPacket),
+		RcvBuf:         rcvbufConfig(o.rcvbuf),
+		SndBuf:         int(o.sndbuf),
+		UDP:            strings.Contains(o.proto.value, "udp"),
+		TCP:            strings.Contains(o.proto.value, "tcp"),
+		MaxConns:       n("MaxConns", o.maxConns),
+		IdleTimeout:    d("IdleTimeout", o.idle),
+		WriteTimeout:   d("WriteTimeout", o.writeTO),
+		MaxFrame:       n("MaxFrame", o.maxFrame),
+		Exclusive:      o.exclusive,
+		MaxConnMemory:  n("MaxConnMemory", int(o.connMem)),
+		MaxShardMemory: n("MaxShardMemory", int(o.shardMem)),
+		MaxConnsPerIP:  n("MaxConnsPerIP", o.perIP),
+	}
+	// The choice flags admit only the spellings these accept.
+	_ = cfg.Steer.UnmarshalText([]byte(o.steer.value))
+	_ = cfg.TCPShape.UnmarshalText([]byte(o.tcpShape.value))
+	return cfg, zeroed
+}
+
+// checkConfig runs the core's one check of the settings (shard.Config's
+// Validate) on what the flags describe. Addresses are checked one by one
+// by the caller, so an address error here (Validate checks it last, after
+// everything else passed) is not one.
+func checkConfig(o *options) error {
+	cfg, zeroed := o.shardConfig("")
+	var ce *shard.ConfigError
+	if err := cfg.Validate(); errors.As(err, &ce) && ce.Field != "Addr" {
+		return flagError(ce, zeroed)
+	}
+	return nil
+}
+
+// flagError says a *shard.ConfigError in the command line's words: each
+// Config field named becomes its flag ("MaxFrame" -> "--max-frame").
+func flagError(ce *shard.ConfigError, zeroed map[string]string) error {
+	flag, ok := flagOf[ce.Field]
+	if !ok {
+		return usagef("%v", ce) // the address, which has no flag
+	}
+	toFlags := func(s string) string {
+		return fieldName.ReplaceAllStringFunc(s, func(w string) string {
+			if f, ok := flagOf[w]; ok {
+				return "--" + f
+			}
+			return w
+		})
+	}
+	value := ce.Value
+	if v, ok := zeroed[ce.Field]; ok {
+		value = v
+	}
+	msg := fmt.Sprintf("--%s %s: %s", flag, value, toFlags(ce.Problem))
+	if ce.Hint != "" {
+		msg += " (" + toFlags(ce.Hint) + ")"
+	}
+	return usagef("%s", msg)
+}
