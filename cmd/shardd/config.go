@@ -89,14 +89,6 @@ func flagError(ce *shard.ConfigError, zeroed map[string]string) error {
 	if !ok {
 		return usagef("%v", ce) // the address, which has no flag
 	}
-	toFlags := func(s string) string {
-		return fieldName.ReplaceAllStringFunc(s, func(w string) string {
-			if f, ok := flagOf[w]; ok {
-				return "--" + f
-			}
-			return w
-		})
-	}
 	value := ce.Value
 	if v, ok := zeroed[ce.Field]; ok {
 		value = v
@@ -106,4 +98,26 @@ func flagError(ce *shard.ConfigError, zeroed map[string]string) error {
 		msg += " (" + toFlags(ce.Hint) + ")"
 	}
 	return usagef("%s", msg)
+}
+
+// listenErrorInFlags returns a *shard.ListenError with its hint in the
+// command line's words; any other error as it is.
+func listenErrorInFlags(err error) error {
+	le, ok := err.(*shard.ListenError)
+	if !ok {
+		return err
+	}
+	c := *le
+	c.Hint = toFlags(c.Hint)
+	return &c
+}
+
+// toFlags replaces each Config field name in s by its flag.
+func toFlags(s string) string {
+	return fieldName.ReplaceAllStringFunc(s, func(w string) string {
+		if f, ok := flagOf[w]; ok {
+			return "--" + f
+		}
+		return w
+	})
 }

@@ -327,7 +327,7 @@ func run(args []string, stdout, stderr io.Writer, sig chan os.Signal) int {
 			fmt.Fprintf(stderr, "shardd: %v\n", flagError(ce, nil))
 			return exitUsage
 		}
-		fmt.Fprintf(stderr, "shardd: %v\n", err)
+		fmt.Fprintf(stderr, "shardd: %v\n", listenErrorInFlags(err))
 		return exitRuntime
 	}
 	for _, g := range groups {
