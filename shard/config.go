@@ -34,7 +34,7 @@ const (
 	// DefaultMaxConnMemory bounds what one TCP connection may hold: input
 	// read but not yet served plus replies not yet written. It must hold one
 	// frame and one message's replies (MinConnMemory); 256 KiB does for the
-	// default --max-frame and 64 KiB DNS answers.
+	// default MaxFrame and 64 KiB DNS answers.
 	DefaultMaxConnMemory = 256 << 10
 	// DefaultMaxShardMemory bounds what all the TCP connections of one shard
 	// hold together; a connection that would go over waits (reads nothing)

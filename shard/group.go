@@ -163,7 +163,7 @@ func (g *Group) bindUDP(cpus []int) error {
 			g.info.Bound = netip.AddrPortFrom(g.info.Bound.Addr(), conn.LocalAddr().(*net.UDPAddr).AddrPort().Port())
 		}
 		// Inherited sockets get the asked buffers too: the same value after an
-		// upgrade, and --rcvbuf wins over a systemd unit's ReceiveBuffer.
+		// upgrade, and RcvBuf wins over a systemd unit's ReceiveBuffer.
 		s, rcv, snd, err := g.newUDPShard(i, conn, pktinfo)
 		if err != nil {
 			return err
