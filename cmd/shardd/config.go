@@ -3,7 +3,9 @@ package main
 import (
 	"errors"
 	"fmt"
+	"net"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -67,6 +69,55 @@ func (o *options) shardConfig(addr string) (cfg shard.Config, zeroed map[string]
 	_ = cfg.Steer.UnmarshalText([]byte(o.steer.value))
 	_ = cfg.TCPShape.UnmarshalText([]byte(o.tcpShape.value))
 	return cfg, zeroed
+}
+
+// checkArgs checks the flags and addresses parsed, in the order a reader
+// of the command line meets them, before anything binds.
+func checkArgs(o *options, pos []string) error {
+	// The ranges are the core's (shard.Config.Validate); explicit zeros,
+	// which Config reads as "the default", are refused there too.
+	if err := checkConfig(o); err != nil {
+		return err
+	}
+	for name, d := range map[string]time.Duration{"drain-timeout": o.drain, "guard-interval": o.guardEvery} {
+		if d <= 0 {
+			return usagef("--%s %v: must be positive, e.g. 30s", name, d)
+		}
+	}
+	if len(pos) == 0 {
+		return usagef("no address to listen on; usage: shardd [flags] ADDR [ADDR...], e.g. shardd --proto udp :5353")
+	}
+	// Check every address before anything binds: a bad one is a usage
+	// error (2) even when another would have failed to bind first.
+	for _, a := range pos {
+		if _, _, err := shard.ParseAddr(a); err != nil {
+			return err
+		}
+	}
+	if err := checkMetricsAddr(o.metrics); err != nil {
+		return err
+	}
+	seen := map[string]bool{}
+	for _, a := range pos {
+		if seen[a] {
+			return usagef("address %s is given twice; give each address once", a)
+		}
+		seen[a] = true
+	}
+	return nil
+}
+
+// checkMetricsAddr checks --metrics: empty (off) or HOST:PORT.
+func checkMetricsAddr(addr string) error {
+	if addr == "" {
+		return nil
+	}
+	host, port, err := net.SplitHostPort(addr)
+	_, perr := strconv.ParseUint(port, 10, 16)
+	if err != nil || perr != nil || (host != "" && net.ParseIP(host) == nil && host != "localhost") {
+		return usagef("--metrics %s: want HOST:PORT such as 127.0.0.1:9153 or :9153", addr)
+	}
+	return nil
 }
 
 // checkConfig runs the core's one check of the settings (shard.Config's

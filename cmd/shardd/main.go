@@ -17,7 +17,6 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/debug"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -164,40 +163,8 @@ func parseArgs(args []string, stdout io.Writer) (*options, bool, error) {
 		fmt.Fprintln(stdout, "shardd", version())
 		return nil, true, nil
 	}
-	// The ranges are the core's (shard.Config.Validate); explicit zeros,
-	// which Config reads as "the default", are refused there too.
-	if err := checkConfig(o); err != nil {
+	if err := checkArgs(o, pos); err != nil {
 		return nil, false, err
-	}
-	for name, d := range map[string]time.Duration{"drain-timeout": o.drain, "guard-interval": o.guardEvery} {
-		if d <= 0 {
-			return nil, false, usagef("--%s %v: must be positive, e.g. 30s", name, d)
-		}
-	}
-	if len(pos) == 0 {
-		return nil, false, usagef("no address to listen on; usage: shardd [flags] ADDR [ADDR...], e.g. shardd --proto udp :5353")
-	}
-	// Check every address before anything binds: a bad one is a usage
-	// error (2) even when another would have failed to bind first.
-	for _, a := range pos {
-		if _, _, err := shard.ParseAddr(a); err != nil {
-			return nil, false, err
-		}
-	}
-	if o.metrics != "" {
-		host, port, err := net.SplitHostPort(o.metrics)
-		p, perr := strconv.ParseUint(port, 10, 16)
-		if err != nil || perr != nil || (host != "" && net.ParseIP(host) == nil && host != "localhost") {
-			return nil, false, usagef("--metrics %s: want HOST:PORT such as 127.0.0.1:9153 or :9153", o.metrics)
-		}
-		_ = p
-	}
-	seen := map[string]bool{}
-	for _, a := range pos {
-		if seen[a] {
-			return nil, false, usagef("address %s is given twice; give each address once", a)
-		}
-		seen[a] = true
 	}
 	o.given = map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { o.given[f.Name] = true })
