@@ -41,7 +41,7 @@ func heapObjects() int64 {
 // once they are gone.
 func TestAttackTCPShardBudget(t *testing.T) {
 	for _, loop := range []bool{true, false} {
-		t.Run(shapeOf(loop), func(t *testing.T) {
+		t.Run(shapeOf(loop).String(), func(t *testing.T) {
 			budget := 2 * MinConnMemory(DefaultMaxFrame)
 			g := startGroup(t, Config{Addr: "127.0.0.1:0", Shards: 1, TCP: true, TCPShape: shapeOf(loop),
 				MaxConnMemory: MinConnMemory(DefaultMaxFrame), MaxShardMemory: budget, WriteTimeout: time.Second,

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -33,28 +34,96 @@ const (
 	// DefaultMaxConnMemory bounds what one TCP connection may hold: input
 	// read but not yet served plus replies not yet written. It must hold one
 	// frame and one message's replies (MinConnMemory); 256 KiB does for the
-	// default --max-frame and 64 KiB DNS answers, and a larger MaxFrame
-	// raises the default to MinConnMemory(MaxFrame) (TCPMemory).
+	// default MaxFrame and 64 KiB DNS answers, and a larger MaxFrame raises
+	// the default to MinConnMemory(MaxFrame) (TCPMemory).
 	DefaultMaxConnMemory = 256 << 10
 	// DefaultMaxShardMemory bounds what all the TCP connections of one shard
 	// hold together; a connection that would go over waits (reads nothing)
-	// until others give memory back or its idle timeout closes it. Raised
-	// to the per-connection limit when that is larger (TCPMemory).
+	// until others give memory back or its idle timeout closes it.
 	DefaultMaxShardMemory = 64 << 20
 	// DefaultMaxConnsPerIP is how many TCP connections one source address
 	// (IPv6: one /64) may hold on one shard: a quarter of DefaultMaxConns,
 	// so one address cannot take a shard (a busy resolver behind one
-	// address still gets hundreds). With a lower MaxConns the default is a
-	// quarter of it (DefaultConnsPerIP).
+	// address still gets hundreds).
 	DefaultMaxConnsPerIP = 256
-
-	SteerHash   = "hash"
-	SteerRandom = "random"
-	SteerCPU    = "cpu"
-
-	TCPShapeLoop       = "loop"
-	TCPShapeGoroutines = "goroutines"
 )
+
+// Steer is how a group spreads datagrams over its shards. Its String form
+// ("hash", "random", "cpu") is the spelling UnmarshalText accepts.
+type Steer uint8
+
+const (
+	// SteerHash leaves the choice to the kernel's 4-tuple hash (no program).
+	SteerHash Steer = iota
+	// SteerRandom attaches a classic BPF program that picks a random shard
+	// per datagram: one heavy flow spreads evenly; per-flow order is lost.
+	SteerRandom
+	// SteerCPU picks the shard pinned to the CPU that received the datagram.
+	SteerCPU
+)
+
+func (s Steer) String() string {
+	switch s {
+	case SteerHash:
+		return "hash"
+	case SteerRandom:
+		return "random"
+	case SteerCPU:
+		return "cpu"
+	}
+	return "Steer(" + strconv.Itoa(int(s)) + ")"
+}
+
+// UnmarshalText sets s from its String form; anything else is a *ConfigError.
+func (s *Steer) UnmarshalText(b []byte) error {
+	for v := SteerHash; v <= SteerCPU; v++ {
+		if v.String() == string(b) {
+			*s = v
+			return nil
+		}
+	}
+	return &ConfigError{"Steer", string(b), "unknown steering", "use hash, cpu or random"}
+}
+
+// TCPShape is how a shard serves its TCP connections. Its String form
+// ("loop", "goroutines") is the spelling UnmarshalText accepts.
+type TCPShape uint8
+
+const (
+	// TCPShapeAuto is the platform's choice: TCPShapeLoop on Linux,
+	// TCPShapeGoroutines elsewhere.
+	TCPShapeAuto TCPShape = iota
+	// TCPShapeLoop serves a shard's connections from one epoll loop on its
+	// own locked thread (gnet's shape; ~400 bytes per idle connection).
+	TCPShapeLoop
+	// TCPShapeGoroutines serves each connection from a goroutine on Go's
+	// netpoller (~10 KiB per connection).
+	TCPShapeGoroutines
+)
+
+func (t TCPShape) String() string {
+	switch t {
+	case TCPShapeAuto:
+		return ""
+	case TCPShapeLoop:
+		return "loop"
+	case TCPShapeGoroutines:
+		return "goroutines"
+	}
+	return "TCPShape(" + strconv.Itoa(int(t)) + ")"
+}
+
+// UnmarshalText sets t from its String form ("" is TCPShapeAuto); anything
+// else is a *ConfigError.
+func (t *TCPShape) UnmarshalText(b []byte) error {
+	for v := TCPShapeAuto; v <= TCPShapeGoroutines; v++ {
+		if v.String() == string(b) {
+			*t = v
+			return nil
+		}
+	}
+	return &ConfigError{"TCPShape", string(b), "unknown shape", "use loop or goroutines"}
+}
 
 // Config describes one listener: an address and the shards that serve it. The
 // zero value of each field means the documented default.
@@ -86,7 +155,7 @@ type Config struct {
 	// classic BPF program picks a random shard per datagram: one heavy flow
 	// spreads evenly; per-flow order is lost) or SteerCPU (the shard pinned to
 	// the CPU that received the datagram; needs Pin and one shard per CPU).
-	Steer string
+	Steer Steer
 	// Exclusive refuses to start when the port already has other
 	// processes' sockets. With SteerRandom or SteerCPU the attached program
 	// only ever picks this group's sockets, so a socket that joins the port
@@ -115,9 +184,9 @@ type Config struct {
 	// TCPShape is how a shard serves its TCP connections: TCPShapeLoop, one
 	// epoll loop on the shard's own locked thread (gnet's shape; ~400 bytes
 	// of memory per idle connection), or TCPShapeGoroutines, a goroutine per
-	// connection on Go's netpoller (~10 KiB each). "" means the loop on Linux
-	// and goroutines elsewhere.
-	TCPShape string
+	// connection on Go's netpoller (~10 KiB each). TCPShapeAuto (the zero
+	// value) means the loop on Linux and goroutines elsewhere.
+	TCPShape TCPShape
 	// MaxFrame is the largest TCP message; a longer frame closes the
 	// connection (counted). 0 means DefaultMaxFrame.
 	MaxFrame int
@@ -164,6 +233,43 @@ type Config struct {
 	noBatchIO bool
 }
 
+// ConfigError reports a Config field that cannot be used; the daemon maps it
+// to exit code 2 (usage error). Field, and any field named in Problem and
+// Hint, is spelled as in Config ("Shards", "MaxFrame"), so a program with
+// its own names for them (cmd/shardd's flags) can translate.
+type ConfigError struct {
+	Field   string // the Config field, e.g. "Shards"; "Addr" for the address
+	Value   string
+	Problem string
+	Hint    string // how to fix it
+}
+
+func (e *ConfigError) Error() string {
+	msg := fmt.Sprintf("%s %s: %s", e.Field, e.Value, e.Problem)
+	if e.Field == "Addr" {
+		msg = fmt.Sprintf("address %s: %s", e.Value, e.Problem)
+	}
+	if e.Hint != "" {
+		msg += " (" + e.Hint + ")"
+	}
+	return msg
+}
+
+// Validate checks c as Listen would, without binding anything: the address,
+// every range and every combination of fields. Its errors are *ConfigError.
+// Checks that need the running system (the CPUs Pin may use) happen in Listen.
+func (c Config) Validate() error {
+	_, err := c.resolve(runtime.GOMAXPROCS(0))
+	return err
+}
+
+// resolved is a Config with defaults applied and the address parsed.
+type resolved struct {
+	Config
+	network string // "udp" (dual-stack), "udp4" or "udp6"
+	addr    netip.AddrPort
+}
+
 // TCPMemory applies the defaults to the per-connection and per-shard TCP
 // memory limits (0: not given): the connection's default holds at least one
 // frame of maxFrame and its replies, and the shard's at least one such
@@ -187,137 +293,121 @@ func DefaultConnsPerIP(maxConns int) int {
 	return min(DefaultMaxConnsPerIP, max(maxConns/4, min(maxConns, 4)))
 }
 
-// ConfigError reports a Config field that cannot be used; the daemon maps it
-// to exit code 2 (usage error).
-type ConfigError struct {
-	Field   string // the flag name, e.g. "shards"
-	Value   string
-	Problem string
-	Hint    string // how to fix it
-}
-
-func (e *ConfigError) Error() string {
-	msg := fmt.Sprintf("--%s %s: %s", e.Field, e.Value, e.Problem)
-	if e.Field == "addr" {
-		msg = fmt.Sprintf("address %s: %s", e.Value, e.Problem)
-	}
-	if e.Hint != "" {
-		msg += " (" + e.Hint + ")"
-	}
-	return msg
-}
-
-// resolved is a Config with defaults applied and the address parsed.
-type resolved struct {
-	Config
-	network string // "udp" (dual-stack), "udp4" or "udp6"
-	addr    netip.AddrPort
-}
-
+// resolve applies the defaults and checks the result. The address is
+// checked last, so a program that validates its other settings before it
+// knows an address can tell the two apart by Field.
 func (c Config) resolve(gomaxprocs int) (resolved, error) {
-	r := resolved{Config: c}
+	r := resolved{Config: c.withDefaults(gomaxprocs)}
+	for _, check := range []func(c, r Config) error{checkUDP, checkTCP, checkSteering} {
+		if err := check(c, r.Config); err != nil {
+			return r, err
+		}
+	}
 	network, ap, err := ParseAddr(c.Addr)
 	if err != nil {
 		return r, err
 	}
 	r.network, r.addr = network, ap
-	if r.Shards == 0 {
-		r.Shards = gomaxprocs
+	return r, nil
+}
+
+// withDefaults replaces each zero field by its documented default.
+func (c Config) withDefaults(gomaxprocs int) Config {
+	def := func(v *int, d int) {
+		if *v == 0 {
+			*v = d
+		}
 	}
-	if r.Shards < 1 {
-		return r, &ConfigError{"shards", strconv.Itoa(c.Shards), "must be at least 1", "omit --shards for one shard per CPU"}
+	def(&c.Shards, gomaxprocs)
+	def(&c.Batch, DefaultBatch)
+	def(&c.MaxPacket, DefaultMaxPacket)
+	def(&c.RcvBuf, DefaultRcvBuf)
+	if c.RcvBuf == KernelDefault {
+		c.RcvBuf = 0
 	}
-	if r.Batch == 0 {
-		r.Batch = DefaultBatch
+	def(&c.MaxConns, DefaultMaxConns)
+	def(&c.MaxFrame, DefaultMaxFrame)
+	// The memory defaults follow MaxFrame, so they always fit; only values
+	// given can be too small. The per-address default follows MaxConns.
+	c.MaxConnMemory, c.MaxShardMemory = TCPMemory(c.MaxFrame, c.MaxConnMemory, c.MaxShardMemory)
+	def(&c.MaxConnsPerIP, DefaultConnsPerIP(c.MaxConns))
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = DefaultIdleTimeout
 	}
-	if r.Batch < 1 || r.Batch > MaxBatch {
-		return r, &ConfigError{"batch", strconv.Itoa(c.Batch), fmt.Sprintf("must be between 1 and %d", MaxBatch), ""}
+	if c.WriteTimeout == 0 {
+		c.WriteTimeout = DefaultWriteTimeout
 	}
-	if r.MaxPacket == 0 {
-		r.MaxPacket = DefaultMaxPacket
+	if !c.UDP && !c.TCP {
+		c.UDP = true
 	}
-	if r.MaxPacket < 1 || r.MaxPacket > 65535 {
-		return r, &ConfigError{"max-packet", strconv.Itoa(c.MaxPacket), "must be between 1 and 65535", "a UDP datagram carries at most 65507 bytes over IPv4"}
+	if c.TCPShape == TCPShapeAuto {
+		c.TCPShape = defaultTCPShape
 	}
-	if r.RcvBuf == 0 {
-		r.RcvBuf = DefaultRcvBuf
+	if c.NewHandler == nil {
+		c.NewHandler = func(int) packet.Handler { return packet.Echo{} }
 	}
-	if r.RcvBuf == KernelDefault {
-		r.RcvBuf = 0
+	if c.Logger == nil {
+		c.Logger = zap.NewNop()
 	}
-	if r.RcvBuf < 0 {
-		return r, &ConfigError{"rcvbuf", strconv.Itoa(c.RcvBuf), "must not be negative", ""}
+	return c
+}
+
+// checkUDP checks the shard and datagram settings: c as given (for the
+// values reported), r with defaults applied.
+func checkUDP(c, r Config) error {
+	switch {
+	case r.Shards < 1:
+		return &ConfigError{"Shards", strconv.Itoa(c.Shards), "must be at least 1", "omit Shards for one shard per CPU"}
+	case r.Batch < 1 || r.Batch > MaxBatch:
+		return &ConfigError{"Batch", strconv.Itoa(c.Batch), fmt.Sprintf("must be between 1 and %d", MaxBatch), ""}
+	case r.MaxPacket < 1 || r.MaxPacket > 65535:
+		return &ConfigError{"MaxPacket", strconv.Itoa(c.MaxPacket), "must be between 1 and 65535", "a UDP datagram carries at most 65507 bytes over IPv4"}
+	case r.RcvBuf < 0:
+		return &ConfigError{"RcvBuf", strconv.Itoa(c.RcvBuf), "must not be negative", ""}
+	case r.SndBuf < 0:
+		return &ConfigError{"SndBuf", strconv.Itoa(c.SndBuf), "must not be negative", "0 keeps the kernel default"}
 	}
-	if r.SndBuf < 0 {
-		return r, &ConfigError{"sndbuf", strconv.Itoa(c.SndBuf), "must not be negative", "0 keeps the kernel default"}
+	return nil
+}
+
+// checkTCP checks the connection limits, timeouts and memory bounds.
+func checkTCP(c, r Config) error {
+	switch {
+	case r.MaxConns < 1:
+		return &ConfigError{"MaxConns", strconv.Itoa(c.MaxConns), "must be at least 1", ""}
+	case r.IdleTimeout < 0:
+		return &ConfigError{"IdleTimeout", r.IdleTimeout.String(), "must be positive, e.g. 30s", ""}
+	case r.WriteTimeout < 0:
+		return &ConfigError{"WriteTimeout", r.WriteTimeout.String(), "must be positive, e.g. 30s", ""}
+	case r.TCPShape != TCPShapeLoop && r.TCPShape != TCPShapeGoroutines:
+		return &ConfigError{"TCPShape", c.TCPShape.String(), "unknown shape", "use loop or goroutines"}
+	case r.MaxFrame < 1 || r.MaxFrame > 1<<24:
+		return &ConfigError{"MaxFrame", strconv.Itoa(c.MaxFrame), "must be between 1 and 16777216", ""}
+	case r.MaxConnMemory < MinConnMemory(r.MaxFrame):
+		return &ConfigError{"MaxConnMemory", strconv.Itoa(r.MaxConnMemory),
+			fmt.Sprintf("must hold one frame and one message's replies: at least %d with MaxFrame %d", MinConnMemory(r.MaxFrame), r.MaxFrame),
+			"raise MaxConnMemory or lower MaxFrame"}
+	case r.MaxShardMemory < r.MaxConnMemory:
+		return &ConfigError{"MaxShardMemory", strconv.Itoa(r.MaxShardMemory), fmt.Sprintf("must be at least MaxConnMemory %d", r.MaxConnMemory),
+			"raise MaxShardMemory or lower MaxConnMemory"}
+	case r.MaxConnsPerIP < 1:
+		return &ConfigError{"MaxConnsPerIP", strconv.Itoa(c.MaxConnsPerIP), "must be at least 1", "set it to MaxConns for no per-address limit"}
 	}
-	if !r.UDP && !r.TCP {
-		r.UDP = true
-	}
-	if r.MaxConns == 0 {
-		r.MaxConns = DefaultMaxConns
-	}
-	if r.MaxConns < 1 {
-		return r, &ConfigError{"max-conns", strconv.Itoa(c.MaxConns), "must be at least 1", ""}
-	}
-	if r.IdleTimeout == 0 {
-		r.IdleTimeout = DefaultIdleTimeout
-	}
-	if r.WriteTimeout == 0 {
-		r.WriteTimeout = DefaultWriteTimeout
-	}
-	if r.IdleTimeout < 0 {
-		return r, &ConfigError{"idle-timeout", r.IdleTimeout.String(), "timeouts must be positive", ""}
-	}
-	if r.WriteTimeout < 0 {
-		return r, &ConfigError{"write-timeout", r.WriteTimeout.String(), "timeouts must be positive", ""}
-	}
+	return nil
+}
+
+// checkSteering checks the steering mode and what it needs.
+func checkSteering(_, r Config) error {
 	switch r.Steer {
-	case "":
-		r.Steer = SteerHash
 	case SteerHash, SteerRandom:
+		return nil
 	case SteerCPU:
 		if !r.Pin {
-			return r, &ConfigError{"steer", "cpu", "needs the shards pinned", "add --pin (one shard per CPU)"}
+			return &ConfigError{"Steer", "cpu", "needs the shards pinned", "add Pin (one shard per CPU)"}
 		}
-	default:
-		return r, &ConfigError{"steer", c.Steer, "unknown steering", "use hash, cpu or random"}
+		return nil
 	}
-	switch r.TCPShape {
-	case "":
-		r.TCPShape = defaultTCPShape
-	case TCPShapeLoop, TCPShapeGoroutines:
-	default:
-		return r, &ConfigError{"tcp-shape", c.TCPShape, "unknown shape", "use loop or goroutines"}
-	}
-	if r.MaxFrame == 0 {
-		r.MaxFrame = DefaultMaxFrame
-	}
-	if r.MaxFrame < 1 || r.MaxFrame > 1<<24 {
-		return r, &ConfigError{"max-frame", strconv.Itoa(c.MaxFrame), "must be between 1 and 16777216", ""}
-	}
-	// The defaults follow MaxFrame, so they always fit; only values given
-	// can be too small.
-	r.MaxConnMemory, r.MaxShardMemory = TCPMemory(r.MaxFrame, r.MaxConnMemory, r.MaxShardMemory)
-	if need := MinConnMemory(r.MaxFrame); r.MaxConnMemory < need {
-		return r, &ConfigError{"max-conn-memory", strconv.Itoa(c.MaxConnMemory), fmt.Sprintf("must hold one frame and one message's replies: at least %d with --max-frame %d", need, r.MaxFrame), "raise --max-conn-memory or lower --max-frame"}
-	}
-	if r.MaxShardMemory < r.MaxConnMemory {
-		return r, &ConfigError{"max-shard-memory", strconv.Itoa(c.MaxShardMemory), fmt.Sprintf("must be at least --max-conn-memory (%d)", r.MaxConnMemory), "raise --max-shard-memory or lower --max-conn-memory"}
-	}
-	if r.MaxConnsPerIP == 0 {
-		r.MaxConnsPerIP = DefaultConnsPerIP(r.MaxConns)
-	}
-	if r.MaxConnsPerIP < 1 {
-		return r, &ConfigError{"max-conns-per-ip", strconv.Itoa(c.MaxConnsPerIP), "must be at least 1", "set it to --max-conns for no per-address limit"}
-	}
-	if r.NewHandler == nil {
-		r.NewHandler = func(int) packet.Handler { return packet.Echo{} }
-	}
-	if r.Logger == nil {
-		r.Logger = zap.NewNop()
-	}
-	return r, nil
+	return &ConfigError{"Steer", r.Steer.String(), "unknown steering", "use hash, cpu or random"}
 }
 
 // ParseAddr parses a listen address: ":PORT", "IPv4:PORT" or "[IPv6]:PORT".
@@ -326,7 +416,7 @@ func (c Config) resolve(gomaxprocs int) (resolved, error) {
 // names at start binds to whatever DNS said that day.
 func ParseAddr(s string) (network string, ap netip.AddrPort, err error) {
 	bad := func(problem, hint string) (string, netip.AddrPort, error) {
-		return "", netip.AddrPort{}, &ConfigError{"addr", strconv.Quote(s), problem, hint}
+		return "", netip.AddrPort{}, &ConfigError{"Addr", strconv.Quote(s), problem, hint}
 	}
 	host, port, err := net.SplitHostPort(s)
 	if err != nil {

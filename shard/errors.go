@@ -21,7 +21,7 @@ type ListenError struct {
 	Addr  string // as configured
 	Shard int
 	Err   error
-	Hint  string // what the operator can do about it, if known
+	Hint  string // what the operator can do about it, if known; Config fields by name
 }
 
 func (e *ListenError) Error() string {

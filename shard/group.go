@@ -28,13 +28,13 @@ type Info struct {
 	CPUs      []int // CPU of each shard when pinned, else nil
 	Batch     int
 	MaxPacket int
-	RcvBuf    int    // effective receive buffer of shard 0's socket, as getsockopt reports it
-	SndBuf    int    // effective send buffer
-	RcvBufAsk int    // what was asked for
-	BatchIO   bool   // recvmmsg/sendmmsg in use
-	TCPShape  string // how TCP connections are served
-	Steer     string // how datagrams are spread over the shards
-	Exclusive bool   // a steering program keeps traffic on our own sockets
+	RcvBuf    int      // effective receive buffer of shard 0's socket, as getsockopt reports it
+	SndBuf    int      // effective send buffer
+	RcvBufAsk int      // what was asked for
+	BatchIO   bool     // recvmmsg/sendmmsg in use
+	TCPShape  TCPShape // how TCP connections are served
+	Steer     Steer    // how datagrams are spread over the shards
+	Exclusive bool     // a steering program keeps traffic on our own sockets
 	// UnusedInherited names the inherited sockets no shard took (closed).
 	UnusedInherited []string
 	// TCPSteerErr is why the steering program could not be attached to the
@@ -82,90 +82,91 @@ func Listen(cfg Config) (*Group, error) {
 	}
 }
 
-func listen(r resolved) (*Group, error) {
-	g := &Group{cfg: r, done: make(chan struct{})}
-	r = g.cfg // TCP shards keep a pointer to the group's copy
-	var cpus []int
-	if r.Pin {
-		allowed, err := allowedCPUs()
-		if err != nil {
-			return nil, &ConfigError{"pin", "", err.Error(), "run without --pin"}
-		}
-		if r.Shards > len(allowed) {
-			return nil, &ConfigError{"shards", strconv.Itoa(r.Shards),
-				fmt.Sprintf("--pin needs one CPU per shard, and only %d are allowed (%v)", len(allowed), allowed),
-				fmt.Sprintf("use --shards %d or fewer, or drop --pin", len(allowed))}
-		}
-		cpus = allowed[:r.Shards]
+// listen binds the group's sockets in four steps (UDP, steering, TCP,
+// inherited leftovers). Any error undoes everything bound so far: the one
+// cleanup is deferred here, so no step closes the group's sockets itself.
+func listen(r resolved) (g *Group, err error) {
+	g = &Group{cfg: r, done: make(chan struct{})}
+	cpus, err := pinnedCPUs(r)
+	if err != nil {
+		return nil, err
 	}
 	if err := checkInheritedOwners(r); err != nil {
 		return nil, err
 	}
-	pktinfo := r.addr.Addr().IsUnspecified()
-	bound := r.addr
-	lc := net.ListenConfig{Control: control(r.network, pktinfo)}
-	g.info = Info{
-		Addr: r.Addr, Network: r.network, Shards: r.Shards, CPUs: cpus,
-		Batch: r.Batch, MaxPacket: r.MaxPacket, RcvBufAsk: r.RcvBuf, UDP: r.UDP, TCP: r.TCP, TCPShape: r.TCPShape,
-	}
-	clearedReuseAddr := 0 // inherited UDP sockets that had SO_REUSEADDR on
-	for i := 0; r.UDP && i < r.Shards; i++ {
-		var pc net.PacketConn
-		var err error
-		f, inherited := r.Inherit[fmt.Sprintf("udp/%d", i)]
-		if inherited {
-			pc, err = net.FilePacketConn(f)
-			_ = f.Close() // FilePacketConn holds its own duplicate
-		} else {
-			pc, err = lc.ListenPacket(context.Background(), r.network, bound.String())
-		}
+	defer func() {
 		if err != nil {
 			g.closeSockets()
-			return nil, &ListenError{Addr: r.Addr, Shard: i, Err: err, Hint: bindHint(err, bound.Port())}
+			g = nil
 		}
-		conn, ok := pc.(*net.UDPConn)
-		if !ok {
-			pc.Close()
-			g.closeSockets()
-			return nil, &ListenError{Addr: r.Addr, Shard: i, Err: fmt.Errorf("inherited socket udp/%d is not a UDP socket", i)}
+	}()
+	g.info = Info{
+		Addr: r.Addr, Bound: r.addr, Network: r.network, Shards: r.Shards, CPUs: cpus,
+		Batch: r.Batch, MaxPacket: r.MaxPacket, RcvBufAsk: r.RcvBuf, UDP: r.UDP, TCP: r.TCP, TCPShape: r.TCPShape,
+		Steer: r.Steer, Exclusive: r.Exclusive,
+	}
+	if r.UDP {
+		if err := g.bindUDP(cpus); err != nil {
+			return g, err
+		}
+	}
+	if err := g.checkPortIsOurs(); err != nil {
+		return g, err
+	}
+	if err := g.steerUDP(cpus); err != nil {
+		return g, err
+	}
+	if r.TCP {
+		if err := g.bindTCP(cpus); err != nil {
+			return g, err
+		}
+		g.steerTCP(cpus)
+	}
+	g.closeUnusedInherited()
+	return g, nil
+}
+
+// pinnedCPUs returns the CPU of each shard when Pin is set, else nil.
+func pinnedCPUs(r resolved) ([]int, error) {
+	if !r.Pin {
+		return nil, nil
+	}
+	allowed, err := allowedCPUs()
+	if err != nil {
+		return nil, &ConfigError{"Pin", "", err.Error(), "run without Pin"}
+	}
+	if r.Shards > len(allowed) {
+		return nil, &ConfigError{"Shards", strconv.Itoa(r.Shards),
+			fmt.Sprintf("Pin needs one CPU per shard, and only %d are allowed (%v)", len(allowed), allowed),
+			fmt.Sprintf("use Shards %d or fewer, or drop Pin", len(allowed))}
+	}
+	return allowed[:r.Shards], nil
+}
+
+// bindUDP binds (or adopts) one UDP socket per shard. The first one fixes
+// the port (Info.Bound) when the address asked for port 0.
+func (g *Group) bindUDP(cpus []int) error {
+	r := &g.cfg
+	pktinfo := r.addr.Addr().IsUnspecified()
+	lc := net.ListenConfig{Control: control(r.network, pktinfo)}
+	clearedReuseAddr := 0 // inherited UDP sockets that had SO_REUSEADDR on
+	for i := 0; i < r.Shards; i++ {
+		conn, cleared, err := g.udpSocket(i, &lc)
+		if err != nil {
+			return err
+		}
+		if cleared {
+			clearedReuseAddr++
 		}
 		if i == 0 {
 			// Port 0 picked a port: every other shard joins that one.
-			bound = netip.AddrPortFrom(bound.Addr(), conn.LocalAddr().(*net.UDPAddr).AddrPort().Port())
-		}
-		rc, err := conn.SyscallConn()
-		if err != nil {
-			conn.Close()
-			g.closeSockets()
-			return nil, err
-		}
-		if inherited {
-			// systemd (and shardd before issue 12) binds with SO_REUSEADDR,
-			// which lets any user's process bind the same UDP port and take
-			// its traffic: turn it off (see control).
-			on, err := clearReuseAddr(rc)
-			if err != nil {
-				conn.Close()
-				g.closeSockets()
-				return nil, &ListenError{Addr: r.Addr, Shard: i, Err: err}
-			}
-			if on {
-				clearedReuseAddr++
-			}
+			g.info.Bound = netip.AddrPortFrom(g.info.Bound.Addr(), conn.LocalAddr().(*net.UDPAddr).AddrPort().Port())
 		}
 		// Inherited sockets get the asked buffers too: the same value after an
-		// upgrade, and --rcvbuf wins over a systemd unit's ReceiveBuffer.
-		rcv, snd, err := setBuffers(rc, r.RcvBuf, r.SndBuf)
+		// upgrade, and RcvBuf wins over a systemd unit's ReceiveBuffer.
+		s, rcv, snd, err := g.newUDPShard(i, conn, pktinfo)
 		if err != nil {
-			conn.Close()
-			g.closeSockets()
-			return nil, &ListenError{Addr: r.Addr, Shard: i, Err: err}
-		}
-		s, err := newShard(i, &r, conn, pktinfo)
-		if err != nil {
-			conn.Close()
-			g.closeSockets()
-			return nil, err
+			return err
 		}
 		if cpus != nil {
 			s.cpu = cpus[i]
@@ -184,69 +185,128 @@ func listen(r resolved) (*Group, error) {
 		r.Logger.Info("turned SO_REUSEADDR off on inherited UDP sockets: with it a process of any user could bind the port and take its datagrams",
 			zap.Int("sockets", clearedReuseAddr))
 	}
-	if (r.Steer != SteerHash || r.Exclusive) && !r.Upgrade {
-		// A program's indices follow the order sockets joined the group, and
-		// --exclusive promises the port is ours: either way a socket of
-		// another process already on the port must stop us.
-		g.info.Bound = bound
-		if foreign, _, err := g.ForeignSockets(); err == nil && len(foreign) > 0 {
-			g.closeSockets()
-			return nil, &ListenError{Addr: r.Addr, Err: fmt.Errorf("the port already has sockets of other processes: %s", describeSockets(foreign)),
-				Hint: "steering and --exclusive need shardd's sockets to be the group's first; stop that process or use --steer hash without --exclusive"}
-		}
+	return nil
+}
+
+// udpSocket binds shard i's UDP socket, or adopts the inherited "udp/i".
+// An inherited socket has SO_REUSEADDR turned off; cleared says it was on.
+func (g *Group) udpSocket(i int, lc *net.ListenConfig) (conn *net.UDPConn, cleared bool, err error) {
+	r := &g.cfg
+	var pc net.PacketConn
+	f, inherited := r.Inherit[fmt.Sprintf("udp/%d", i)]
+	if inherited {
+		pc, err = net.FilePacketConn(f)
+		_ = f.Close() // FilePacketConn holds its own duplicate
+	} else {
+		pc, err = lc.ListenPacket(context.Background(), r.network, g.info.Bound.String())
 	}
-	// Inherited sockets keep the program the previous process attached.
-	if r.Steer != SteerHash && r.UDP && !r.Upgrade {
-		if r.Steer == SteerCPU && (cpus == nil || len(cpus) != r.Shards) {
-			g.closeSockets()
-			return nil, &ConfigError{"steer", "cpu", "needs one pinned shard per CPU", "use --pin with --shards equal to the CPUs allowed"}
-		}
-		prog, err := steerProgram(r.Steer, r.Shards, cpus)
-		if err == nil {
-			err = attachSteering(g.shards[0].rc, prog)
-		}
+	if err != nil {
+		return nil, false, &ListenError{Addr: r.Addr, Shard: i, Err: err, Hint: bindHint(err, g.info.Bound.Port())}
+	}
+	defer func() {
 		if err != nil {
-			g.closeSockets()
-			return nil, &ListenError{Addr: r.Addr, Err: err, Hint: "the kernel must support SO_ATTACH_REUSEPORT_CBPF (Linux 4.5+); use --steer hash"}
+			pc.Close()
 		}
+	}()
+	conn, ok := pc.(*net.UDPConn)
+	if !ok {
+		return nil, false, &ListenError{Addr: r.Addr, Shard: i, Err: fmt.Errorf("inherited socket udp/%d is not a UDP socket", i)}
 	}
-	g.info.Steer, g.info.Exclusive = r.Steer, r.Exclusive
-	// TCP on the same address and port: one SO_REUSEPORT (+SO_REUSEADDR,
-	// so a restart binds at once past TIME_WAIT) listener per shard.
+	if !inherited {
+		return conn, false, nil
+	}
+	rc, err := conn.SyscallConn()
+	if err != nil {
+		return nil, false, err
+	}
+	// systemd (and shardd before issue 12) binds with SO_REUSEADDR, which
+	// lets any user's process bind the same UDP port and take its traffic:
+	// turn it off (see control).
+	if cleared, err = clearReuseAddr(rc); err != nil {
+		return nil, false, &ListenError{Addr: r.Addr, Shard: i, Err: err}
+	}
+	return conn, cleared, nil
+}
+
+// newUDPShard sets conn's buffers and builds shard i around it; on error
+// conn is closed. rcv and snd are the buffers the kernel granted.
+func (g *Group) newUDPShard(i int, conn *net.UDPConn, pktinfo bool) (s *shard, rcv, snd int, err error) {
+	defer func() {
+		if err != nil {
+			conn.Close()
+		}
+	}()
+	rc, err := conn.SyscallConn()
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	if rcv, snd, err = setBuffers(rc, g.cfg.RcvBuf, g.cfg.SndBuf); err != nil {
+		return nil, 0, 0, &ListenError{Addr: g.cfg.Addr, Shard: i, Err: err}
+	}
+	s, err = newShard(i, &g.cfg, conn, pktinfo)
+	return s, rcv, snd, err
+}
+
+// checkPortIsOurs refuses a port that already has other processes'
+// sockets when a steering program or Exclusive is asked for: a program's
+// indices follow the order sockets joined the group, and Exclusive promises
+// the port is ours. An upgrade's sockets are ours already.
+func (g *Group) checkPortIsOurs() error {
+	r := &g.cfg
+	if (r.Steer == SteerHash && !r.Exclusive) || r.Upgrade {
+		return nil
+	}
+	if foreign, _, err := g.ForeignSockets(); err == nil && len(foreign) > 0 {
+		return &ListenError{Addr: r.Addr, Err: fmt.Errorf("the port already has sockets of other processes: %s", describeSockets(foreign)),
+			Hint: "steering and Exclusive need shardd's sockets to be the group's first; stop that process or use Steer hash without Exclusive"}
+	}
+	return nil
+}
+
+// steerUDP attaches the steering program to the UDP sockets' group.
+// Inherited sockets keep the program the previous process attached.
+func (g *Group) steerUDP(cpus []int) error {
+	r := &g.cfg
+	if r.Steer == SteerHash || !r.UDP || r.Upgrade {
+		return nil
+	}
+	if r.Steer == SteerCPU && (cpus == nil || len(cpus) != r.Shards) {
+		return &ConfigError{"Steer", "cpu", "needs one pinned shard per CPU", "use Pin with Shards equal to the CPUs allowed"}
+	}
+	prog, err := steerProgram(r.Steer, r.Shards, cpus)
+	if err == nil {
+		err = attachSteering(g.shards[0].rc, prog)
+	}
+	if err != nil {
+		return &ListenError{Addr: r.Addr, Err: err, Hint: "the kernel must support SO_ATTACH_REUSEPORT_CBPF (Linux 4.5+); use Steer hash"}
+	}
+	return nil
+}
+
+// bindTCP binds (or adopts) one listener per shard on the UDP sockets'
+// address and port: SO_REUSEPORT, plus SO_REUSEADDR so that a restart binds
+// at once past TIME_WAIT.
+func (g *Group) bindTCP(cpus []int) error {
+	r := &g.cfg
 	tcpNetwork := "tcp" + strings.TrimPrefix(r.network, "udp")
-	lcTCP := net.ListenConfig{Control: controlTCP}
-	for i := 0; r.TCP && i < r.Shards; i++ {
-		var ln net.Listener
-		var err error
-		if f, ok := r.Inherit[fmt.Sprintf("tcp/%d", i)]; ok {
-			ln, err = net.FileListener(f)
-			_ = f.Close()
-		} else {
-			ln, err = lcTCP.Listen(context.Background(), tcpNetwork, bound.String())
-		}
+	lc := net.ListenConfig{Control: controlTCP}
+	for i := 0; i < r.Shards; i++ {
+		tl, err := g.tcpListener(i, &lc, tcpNetwork)
 		if err != nil {
-			g.closeSockets()
-			return nil, &ListenError{Addr: r.Addr, Shard: i, Err: fmt.Errorf("tcp: %w", err), Hint: bindHint(err, bound.Port())}
+			return err
 		}
-		tl, ok := ln.(*net.TCPListener)
-		if !ok {
-			ln.Close()
-			g.closeSockets()
-			return nil, &ListenError{Addr: r.Addr, Shard: i, Err: fmt.Errorf("inherited socket tcp/%d is not a TCP listener", i)}
-		}
-		if i == 0 && bound.Port() == 0 {
-			bound = netip.AddrPortFrom(bound.Addr(), tl.Addr().(*net.TCPAddr).AddrPort().Port())
+		if i == 0 && g.info.Bound.Port() == 0 {
+			g.info.Bound = netip.AddrPortFrom(g.info.Bound.Addr(), tl.Addr().(*net.TCPAddr).AddrPort().Port())
 		}
 		// Its own handler: the UDP loop calls the UDP one without a lock.
-		t := newTCPShard(i, &g.cfg, tl, r.NewHandler(i))
+		t := newTCPShard(i, r, tl, r.NewHandler(i))
 		if r.TCPShape == TCPShapeLoop {
 			if cpus != nil {
 				t.cpu = cpus[i]
 			}
 			if t.loop, err = newTCPLoop(t); err != nil {
 				_ = tl.Close()
-				g.closeSockets()
-				return nil, &ListenError{Addr: r.Addr, Shard: i, Err: err}
+				return &ListenError{Addr: r.Addr, Shard: i, Err: err}
 			}
 		}
 		g.tcp = append(g.tcp, t)
@@ -254,22 +314,54 @@ func listen(r resolved) (*Group, error) {
 			t.inode = registerOwn(rc)
 		}
 	}
-	if r.Steer != SteerHash && len(g.tcp) > 0 && !r.Upgrade {
-		// The same choice for connections, where the kernel takes it: this
-		// one refuses reuseport programs on TCP listeners (EOPNOTSUPP), so
-		// it is best effort and Info says whether it took.
-		prog, err := steerProgram(r.Steer, r.Shards, cpus)
-		if err == nil {
-			var rc syscall.RawConn
-			if rc, err = g.tcp[0].ln.SyscallConn(); err == nil {
-				err = attachSteering(rc, prog)
-			}
-		}
-		g.info.TCPSteerErr = err
+	return nil
+}
+
+// tcpListener binds shard i's TCP listener, or adopts the inherited "tcp/i".
+func (g *Group) tcpListener(i int, lc *net.ListenConfig, network string) (*net.TCPListener, error) {
+	r := &g.cfg
+	var ln net.Listener
+	var err error
+	if f, ok := r.Inherit[fmt.Sprintf("tcp/%d", i)]; ok {
+		ln, err = net.FileListener(f)
+		_ = f.Close()
+	} else {
+		ln, err = lc.Listen(context.Background(), network, g.info.Bound.String())
 	}
-	// Inherited sockets no shard took (fewer shards than before, or a
-	// transport not served) would stay in the reuseport group unread and
-	// take their share of the traffic: close them, and say so.
+	if err != nil {
+		return nil, &ListenError{Addr: r.Addr, Shard: i, Err: fmt.Errorf("tcp: %w", err), Hint: bindHint(err, g.info.Bound.Port())}
+	}
+	tl, ok := ln.(*net.TCPListener)
+	if !ok {
+		ln.Close()
+		return nil, &ListenError{Addr: r.Addr, Shard: i, Err: fmt.Errorf("inherited socket tcp/%d is not a TCP listener", i)}
+	}
+	return tl, nil
+}
+
+// steerTCP makes the same choice for connections, where the kernel takes
+// it: this one refuses reuseport programs on TCP listeners (EOPNOTSUPP), so
+// it is best effort and Info.TCPSteerErr says whether it took.
+func (g *Group) steerTCP(cpus []int) {
+	r := &g.cfg
+	if r.Steer == SteerHash || len(g.tcp) == 0 || r.Upgrade {
+		return
+	}
+	prog, err := steerProgram(r.Steer, r.Shards, cpus)
+	if err == nil {
+		var rc syscall.RawConn
+		if rc, err = g.tcp[0].ln.SyscallConn(); err == nil {
+			err = attachSteering(rc, prog)
+		}
+	}
+	g.info.TCPSteerErr = err
+}
+
+// closeUnusedInherited closes the inherited sockets no shard took (fewer
+// shards than before, or a transport not served): they would stay in the
+// reuseport group unread and take their share of the traffic. Info says so.
+func (g *Group) closeUnusedInherited() {
+	r := &g.cfg
 	for name, f := range r.Inherit {
 		var proto string
 		var idx int
@@ -280,8 +372,6 @@ func listen(r resolved) (*Group, error) {
 		_ = f.Close()
 		g.info.UnusedInherited = append(g.info.UnusedInherited, name)
 	}
-	g.info.Bound = bound
-	return g, nil
 }
 
 // checkInheritedOwners refuses, before any bind, a group whose shards are
@@ -314,7 +404,7 @@ func checkInheritedOwners(r resolved) error {
 		return &ListenError{Addr: r.Addr, Shard: missing,
 			Err: fmt.Errorf("%d inherited %s socket(s) belong to uid %d, and this process (uid %d) must bind the other shards itself: the kernel lets only one user's sockets share a port",
 				passed, proto, owner, euid),
-			Hint: fmt.Sprintf("use --shards %d, pass one socket per shard, or run shardd as uid %d", passed, owner)}
+			Hint: fmt.Sprintf("use Shards %d, pass one socket per shard, or run shardd as uid %d", passed, owner)}
 	}
 	return nil
 }

@@ -450,7 +450,7 @@ func TestPinnedShards(t *testing.T) {
 	}
 	_, err = Listen(Config{Addr: "127.0.0.1:0", Shards: len(cpus) + 1, Pin: true})
 	var ce *ConfigError
-	if !errors.As(err, &ce) || ce.Field != "shards" {
+	if !errors.As(err, &ce) || ce.Field != "Shards" {
 		t.Fatalf("more shards than CPUs with Pin: %v", err)
 	}
 }

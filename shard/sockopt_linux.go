@@ -177,15 +177,7 @@ func (e *ReusePortError) Unwrap() error { return e.Err }
 // so a graceful stop can read the queue dry and close with nothing queued
 // and nothing lost uncounted: what came too late is a counted kernel drop.
 func attachDropAll(c syscall.RawConn) error {
-	prog := []unix.SockFilter{{Code: unix.BPF_RET | unix.BPF_K, K: 0}}
-	fprog := unix.SockFprog{Len: uint16(len(prog)), Filter: &prog[0]}
-	var serr error
-	if err := c.Control(func(fd uintptr) {
-		serr = unix.SetsockoptSockFprog(int(fd), unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &fprog)
-	}); err != nil {
-		return err
-	}
-	return os.NewSyscallError("setsockopt SO_ATTACH_FILTER", serr)
+	return attachProgram(c, unix.SO_ATTACH_FILTER, "SO_ATTACH_FILTER", dropAllProgram())
 }
 
 // socketInode is the socket's inode number, as /proc/net lists it.

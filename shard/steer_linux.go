@@ -5,19 +5,9 @@ import (
 	"os"
 	"syscall"
 
+	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
 )
-
-// Ancillary loads of classic BPF (include/uapi/linux/filter.h).
-const (
-	skfAdOff    = -0x1000
-	skfAdCPU    = 36
-	skfAdRandom = 56
-)
-
-func ldAncillary(k int32) unix.SockFilter {
-	return unix.SockFilter{Code: unix.BPF_LD | unix.BPF_W | unix.BPF_ABS, K: uint32(skfAdOff + k)}
-}
 
 // steerProgram builds the classic BPF program a reuseport group runs to
 // pick a socket: the value it returns is an index into the group, in the
@@ -33,46 +23,68 @@ func ldAncillary(k int32) unix.SockFilter {
 // There is no program for hash: classic BPF cannot compute the kernel's
 // flow hash (SKF_AD_RXHASH reads skb->hash, which is 0 on loopback and on
 // NICs without hash offload, and would send everything to shard 0).
-func steerProgram(mode string, shards int, cpus []int) ([]unix.SockFilter, error) {
-	n := uint32(shards)
-	random := []unix.SockFilter{
-		ldAncillary(skfAdRandom),
-		{Code: unix.BPF_ALU | unix.BPF_MOD | unix.BPF_K, K: n},
-		{Code: unix.BPF_RET | unix.BPF_A},
+func steerProgram(mode Steer, shards int, cpus []int) ([]bpf.RawInstruction, error) {
+	random := []bpf.Instruction{
+		bpf.LoadExtension{Num: bpf.ExtRand},
+		bpf.ALUOpConstant{Op: bpf.ALUOpMod, Val: uint32(shards)},
+		bpf.RetA{},
 	}
 	switch mode {
 	case SteerRandom:
-		return random, nil
+		return bpf.Assemble(random)
 	case SteerCPU:
 		if len(cpus) != shards {
 			return nil, fmt.Errorf("cpu steering needs every shard pinned")
 		}
-		prog := []unix.SockFilter{ldAncillary(skfAdCPU)}
+		prog := []bpf.Instruction{bpf.LoadExtension{Num: bpf.ExtCPUID}}
 		for i, c := range cpus {
-			// if A == cpu { return i }
 			prog = append(prog,
-				unix.SockFilter{Code: unix.BPF_JMP | unix.BPF_JEQ | unix.BPF_K, K: uint32(c), Jt: 0, Jf: 1},
-				unix.SockFilter{Code: unix.BPF_RET | unix.BPF_K, K: uint32(i)})
+				bpf.JumpIf{Cond: bpf.JumpEqual, Val: uint32(c), SkipFalse: 1}, // if A == cpu
+				bpf.RetConstant{Val: uint32(i)})                               // { return i }
 		}
-		return append(prog, random...), nil
+		return bpf.Assemble(append(prog, random...))
 	}
-	return nil, fmt.Errorf("no steering program for %q", mode)
+	return nil, fmt.Errorf("no steering program for %v", mode)
+}
+
+// slotZeroProgram always picks the group's first socket.
+func slotZeroProgram() []bpf.RawInstruction {
+	return mustAssemble(bpf.RetConstant{Val: 0})
+}
+
+// dropAllProgram accepts no byte of any packet: as a socket filter it drops
+// everything.
+func dropAllProgram() []bpf.RawInstruction {
+	return mustAssemble(bpf.RetConstant{Val: 0})
+}
+
+// mustAssemble assembles a fixed program; an error is a bug in it.
+func mustAssemble(insns ...bpf.Instruction) []bpf.RawInstruction {
+	raw, err := bpf.Assemble(insns)
+	if err != nil {
+		panic("shard: bad built-in BPF program: " + err.Error())
+	}
+	return raw
 }
 
 // attachSteering attaches the program to the group through one of its
 // sockets (the program belongs to the group, not to the socket).
-func attachSteering(c syscall.RawConn, prog []unix.SockFilter) error {
-	fprog := unix.SockFprog{Len: uint16(len(prog)), Filter: &prog[0]}
+func attachSteering(c syscall.RawConn, prog []bpf.RawInstruction) error {
+	return attachProgram(c, unix.SO_ATTACH_REUSEPORT_CBPF, "SO_ATTACH_REUSEPORT_CBPF", prog)
+}
+
+// attachProgram sets an assembled classic BPF program as socket option opt.
+func attachProgram(c syscall.RawConn, opt int, name string, prog []bpf.RawInstruction) error {
+	filter := make([]unix.SockFilter, len(prog))
+	for i, in := range prog {
+		filter[i] = unix.SockFilter{Code: in.Op, Jt: in.Jt, Jf: in.Jf, K: in.K}
+	}
+	fprog := unix.SockFprog{Len: uint16(len(filter)), Filter: &filter[0]}
 	var serr error
 	if err := c.Control(func(fd uintptr) {
-		serr = unix.SetsockoptSockFprog(int(fd), unix.SOL_SOCKET, unix.SO_ATTACH_REUSEPORT_CBPF, &fprog)
+		serr = unix.SetsockoptSockFprog(int(fd), unix.SOL_SOCKET, opt, &fprog)
 	}); err != nil {
 		return err
 	}
-	return os.NewSyscallError("setsockopt SO_ATTACH_REUSEPORT_CBPF", serr)
-}
-
-// slotZeroProgram always picks the group's first socket.
-func slotZeroProgram() []unix.SockFilter {
-	return []unix.SockFilter{{Code: unix.BPF_RET | unix.BPF_K, K: 0}}
+	return os.NewSyscallError("setsockopt "+name, serr)
 }

@@ -5,14 +5,14 @@ package shard
 import (
 	"errors"
 	"syscall"
+
+	"golang.org/x/net/bpf"
 )
 
-type steerInsn struct{}
-
-func steerProgram(string, int, []int) ([]steerInsn, error) {
+func steerProgram(Steer, int, []int) ([]bpf.RawInstruction, error) {
 	return nil, errors.New("steering needs Linux (SO_ATTACH_REUSEPORT_CBPF)")
 }
 
-func attachSteering(syscall.RawConn, []steerInsn) error { return errors.ErrUnsupported }
+func attachSteering(syscall.RawConn, []bpf.RawInstruction) error { return errors.ErrUnsupported }
 
-func slotZeroProgram() []steerInsn { return nil }
+func slotZeroProgram() []bpf.RawInstruction { return nil }

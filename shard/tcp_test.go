@@ -469,7 +469,7 @@ func TestTCP(t *testing.T) {
 	}
 }
 
-func shapeOf(loop bool) string {
+func shapeOf(loop bool) TCPShape {
 	if loop {
 		return TCPShapeLoop
 	}

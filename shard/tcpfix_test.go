@@ -67,7 +67,7 @@ func (p usedProbe) ServePacket(w *packet.ReplyWriter, _ *packet.Packet) error {
 // at once).
 func TestTCPReservesPerMessage(t *testing.T) {
 	for _, loop := range []bool{true, false} {
-		t.Run(shapeOf(loop), func(t *testing.T) {
+		t.Run(shapeOf(loop).String(), func(t *testing.T) {
 			var ts atomic.Pointer[tcpShard]
 			var peak atomic.Int64
 			g := startGroup(t, Config{Addr: "127.0.0.1:0", Shards: 1, TCP: true, TCPShape: shapeOf(loop),
@@ -105,7 +105,7 @@ func TestTCPReservesPerMessage(t *testing.T) {
 // one completed its last message earlier.
 func TestTCPEvictionSparesBusyConnections(t *testing.T) {
 	for _, loop := range []bool{true, false} {
-		t.Run(shapeOf(loop), func(t *testing.T) {
+		t.Run(shapeOf(loop).String(), func(t *testing.T) {
 			g := startGroup(t, Config{Addr: "127.0.0.1:0", Shards: 1, TCP: true, TCPShape: shapeOf(loop),
 				MaxConns: 2, MaxConnsPerIP: 10, WriteTimeout: time.Minute, NewHandler: func(int) packet.Handler { return amplifier{} }})
 			ts := g.tcp[0]

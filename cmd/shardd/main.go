@@ -17,7 +17,6 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/debug"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -30,8 +29,8 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/shardd/shardd/cmd/internal/cli"
-	"github.com/shardd/shardd/metrics/fdlimit"
 	"github.com/shardd/shardd/metrics"
+	"github.com/shardd/shardd/metrics/fdlimit"
 	"github.com/shardd/shardd/shard"
 )
 
@@ -167,74 +166,11 @@ func parseArgs(args []string, stdout io.Writer) (*options, bool, error) {
 		fmt.Fprintln(stdout, "shardd", version())
 		return nil, true, nil
 	}
-	// Config treats zero as "the default"; on the command line an explicit
-	// zero is a mistake and must not silently become the default.
-	if o.shards < 1 {
-		return nil, false, usagef("--shards %d: must be at least 1 (omit --shards for one shard per CPU)", o.shards)
-	}
-	if o.batch < 1 || o.batch > shard.MaxBatch {
-		return nil, false, usagef("--batch %d: must be between 1 and %d", o.batch, shard.MaxBatch)
-	}
-	if o.maxConns < 1 {
-		return nil, false, usagef("--max-conns %d: must be at least 1", o.maxConns)
-	}
-	if o.maxFrame < 1 || o.maxFrame > 1<<24 {
-		return nil, false, usagef("--max-frame %d: must be between 1 and 16777216", o.maxFrame)
-	}
-	given := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
-	if given["max-conns-per-ip"] && o.perIP < 1 {
-		return nil, false, usagef("--max-conns-per-ip %d: must be at least 1 (set it to --max-conns for no per-address limit)", o.perIP)
-	}
-	// The memory defaults follow --max-frame, so they always fit; a value
-	// given is checked (also on a UDP-only run: it is wrong either way).
-	for name, v := range map[string]byteSize{"max-conn-memory": o.connMem, "max-shard-memory": o.shardMem} {
-		if given[name] && v < 1 {
-			return nil, false, usagef("--%s %d: must be positive (omit it for the default)", name, int(v))
-		}
-	}
-	connMem, shardMem := shard.TCPMemory(o.maxFrame, int(o.connMem), int(o.shardMem))
-	if need := shard.MinConnMemory(o.maxFrame); connMem < need {
-		return nil, false, usagef("--max-conn-memory %d: must hold one frame and one message's replies: at least %d with --max-frame %d (raise --max-conn-memory or lower --max-frame)", connMem, need, o.maxFrame)
-	}
-	if shardMem < connMem {
-		return nil, false, usagef("--max-shard-memory %d: must be at least --max-conn-memory %d (raise --max-shard-memory or lower --max-conn-memory)", shardMem, connMem)
-	}
-	for name, d := range map[string]time.Duration{"idle-timeout": o.idle, "write-timeout": o.writeTO, "drain-timeout": o.drain, "guard-interval": o.guardEvery} {
-		if d <= 0 {
-			return nil, false, usagef("--%s %v: must be positive, e.g. 30s", name, d)
-		}
-	}
-	if o.maxPacket < 1 || o.maxPacket > 65535 {
-		return nil, false, usagef("--max-packet %d: must be between 1 and 65535 (a UDP datagram carries at most 65507 bytes over IPv4)", o.maxPacket)
-	}
-	if len(pos) == 0 {
-		return nil, false, usagef("no address to listen on; usage: shardd [flags] ADDR [ADDR...], e.g. shardd --proto udp :5353")
-	}
-	// Check every address before anything binds: a bad one is a usage
-	// error (2) even when another would have failed to bind first.
-	for _, a := range pos {
-		if _, _, err := shard.ParseAddr(a); err != nil {
-			return nil, false, err
-		}
-	}
-	if o.metrics != "" {
-		host, port, err := net.SplitHostPort(o.metrics)
-		p, perr := strconv.ParseUint(port, 10, 16)
-		if err != nil || perr != nil || (host != "" && net.ParseIP(host) == nil && host != "localhost") {
-			return nil, false, usagef("--metrics %s: want HOST:PORT such as 127.0.0.1:9153 or :9153", o.metrics)
-		}
-		_ = p
-	}
-	seen := map[string]bool{}
-	for _, a := range pos {
-		if seen[a] {
-			return nil, false, usagef("address %s is given twice; give each address once", a)
-		}
-		seen[a] = true
-	}
 	o.given = map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { o.given[f.Name] = true })
+	if err := checkArgs(o, pos); err != nil {
+		return nil, false, err
+	}
 	if err := checkFlagOwners(o); err != nil {
 		return nil, false, err
 	}
@@ -356,11 +292,12 @@ func run(args []string, stdout, stderr io.Writer, sig chan os.Signal) int {
 			_ = metricsLn.Close()
 		}
 		_ = svc.Close(context.Background())
-		fmt.Fprintf(stderr, "shardd: %v\n", err)
 		var ce *shard.ConfigError
 		if errors.As(err, &ce) {
+			fmt.Fprintf(stderr, "shardd: %v\n", flagError(ce, nil))
 			return exitUsage
 		}
+		fmt.Fprintf(stderr, "shardd: %v\n", listenErrorInFlags(err))
 		return exitRuntime
 	}
 	for _, g := range groups {
@@ -500,32 +437,11 @@ func listenAll(o *options, log *zap.Logger, inh *inherited, upgrade bool, svc se
 		if inh != nil {
 			files = inh.listeners[i]
 		}
-		g, err := shard.Listen(shard.Config{
-			Inherit:      files,
-			Upgrade:      upgrade,
-			Addr:         addr,
-			Shards:       o.shards,
-			Pin:          o.pin,
-			Batch:        o.batch,
-			MaxPacket:    o.maxPacket,
-			RcvBuf:       rcvbufConfig(o.rcvbuf),
-			SndBuf:       int(o.sndbuf),
-			NewHandler:   svc.NewHandler,
-			UDP:          strings.Contains(o.proto.value, "udp"),
-			TCP:          strings.Contains(o.proto.value, "tcp"),
-			MaxConns:     o.maxConns,
-			IdleTimeout:  o.idle,
-			WriteTimeout: o.writeTO,
-			MaxFrame:     o.maxFrame,
-			TCPShape:     o.tcpShape.value,
-			Steer:        o.steer.value,
-			Exclusive:    o.exclusive,
-			Logger:       log.With(zap.String("addr", addr)),
-
-			MaxConnMemory:  int(o.connMem),
-			MaxShardMemory: int(o.shardMem),
-			MaxConnsPerIP:  o.perIP,
-		})
+		cfg, _ := o.shardConfig(addr) // checked by parseArgs
+		cfg.Inherit, cfg.Upgrade = files, upgrade
+		cfg.NewHandler = svc.NewHandler
+		cfg.Logger = log.With(zap.String("addr", addr))
+		g, err := shard.Listen(cfg)
 		if err != nil {
 			for _, g := range groups {
 				_ = g.Close()
@@ -541,7 +457,7 @@ func tcpShapeField(in shard.Info) string {
 	if !in.TCP {
 		return "none"
 	}
-	return in.TCPShape
+	return in.TCPShape.String()
 }
 
 // rcvbufConfig maps --rcvbuf to Config.RcvBuf: 0 on the command line keeps
@@ -572,7 +488,7 @@ func logListening(log *zap.Logger, in shard.Info, o *options) {
 		zap.Int("max_packet", in.MaxPacket),
 		zap.Bool("reply_from_dst", in.PktInfo),
 		zap.String("tcp_shape", tcpShapeField(in)),
-		zap.String("steer", in.Steer),
+		zap.Stringer("steer", in.Steer),
 		zap.Bool("exclusive", in.Exclusive),
 		zap.String("handler", o.handler.value),
 	)
