@@ -39,10 +39,10 @@ type tcpShard struct {
 	replyMax int     // what one message's replies may take
 	outPool  sync.Pool
 
-	mu       sync.Mutex // guards handler, w, pkt, counts, panicked
+	mu       sync.Mutex // guards handler, replies, pkt, counts, panicked
 	panicked bool       // a handler panic was logged once already
 	handler  packet.Handler
-	w        *packet.ReplyWriter
+	replies  *packet.ReplyQueue
 	pkt      packet.Packet
 	counts   metrics.Counts
 	ctr      metrics.Shard
@@ -73,11 +73,11 @@ func newTCPShard(id int, cfg *resolved, ln *net.TCPListener, h packet.Handler) *
 		// One message's replies at a time. --max-frame limits what clients
 		// send; a reply may still take a whole 64 KiB frame (a DNS answer to
 		// a small query), so it never gets less.
-		w:      packet.NewReplyWriter(repliesPerMsg, 2*replyCap(cfg.MaxFrame), replyCap(cfg.MaxFrame)),
-		conns:  map[*net.TCPConn]*connState{},
-		perIP:  map[netip.Addr]int{},
-		stopCh: make(chan struct{}),
-		mem:    newTCPMem(cfg.MaxShardMemory),
+		replies: packet.NewReplyQueue(repliesPerMsg, 2*replyCap(cfg.MaxFrame), replyCap(cfg.MaxFrame)),
+		conns:   map[*net.TCPConn]*connState{},
+		perIP:   map[netip.Addr]int{},
+		stopCh:  make(chan struct{}),
+		mem:     newTCPMem(cfg.MaxShardMemory),
 	}
 	t.framer, _ = h.(packet.Framer)
 	t.inMax = inLimit(cfg.MaxFrame)
@@ -475,8 +475,8 @@ func (t *tcpShard) serveOne(msg []byte, src netip.AddrPort, cb *connBuf, pkts, b
 	t.counts.RxPackets++
 	t.counts.RxBytes += uint64(len(msg))
 	t.pkt.Data, t.pkt.Src = msg, src
-	t.w.Reset()
-	t.w.Begin(&t.pkt)
+	t.replies.Reset()
+	w := t.replies.Begin(&t.pkt)
 	defer func() {
 		if r := recover(); r != nil {
 			t.counts.HandlerErrors++
@@ -486,10 +486,10 @@ func (t *tcpShard) serveOne(msg []byte, src netip.AddrPort, cb *connBuf, pkts, b
 			}
 		}
 	}()
-	if err := t.handler.ServePacket(t.w, &t.pkt); err != nil {
+	if err := t.handler.ServePacket(w, &t.pkt); err != nil {
 		t.counts.HandlerErrors++
 	}
-	for _, r := range t.w.Replies() {
+	for _, r := range t.replies.Replies() {
 		if t.framer != nil {
 			cb.out = t.framer.AppendFrame(cb.out, r.Data)
 		} else {

@@ -33,7 +33,7 @@ import (
 // a delimiter, an octet count).
 const frameSlack = 16
 
-// repliesPerMsg is how many replies one message may have (the ReplyWriter's slots).
+// repliesPerMsg is how many replies one message may have (the ReplyQueue's slots).
 const repliesPerMsg = 16
 
 // replyCap is the largest reply of a TCP shard and replyBytes what one

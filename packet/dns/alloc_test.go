@@ -44,15 +44,14 @@ func hotQueries(t testing.TB) [][]byte {
 
 func TestServePacketAllocatesNothing(t *testing.T) {
 	h := newTestServer(t).NewHandler(0)
-	w := packet.NewReplyWriter(64, 64*65536, 65507)
+	rq := packet.NewReplyQueue(64, 64*65536, 65507)
 	qs := hotQueries(t)
 	p := &packet.Packet{Src: netip.MustParseAddrPort("192.0.2.1:53"), Proto: packet.UDP}
 	allocs := testing.AllocsPerRun(200, func() {
-		w.Reset()
+		rq.Reset()
 		for _, q := range qs {
 			p.Data = q
-			w.Begin(p)
-			if err := h.ServePacket(w, p); err != nil {
+			if err := h.ServePacket(rq.Begin(p), p); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -60,15 +59,15 @@ func TestServePacketAllocatesNothing(t *testing.T) {
 	if allocs != 0 {
 		t.Fatalf("%v allocations per %d queries, want 0", allocs, len(qs))
 	}
-	if len(w.Replies()) != len(qs) {
-		t.Fatalf("%d replies to %d queries", len(w.Replies()), len(qs))
+	if len(rq.Replies()) != len(qs) {
+		t.Fatalf("%d replies to %d queries", len(rq.Replies()), len(qs))
 	}
 }
 
 // BenchmarkServePacket is the handler's cost per query (make bench-go).
 func BenchmarkServePacket(b *testing.B) {
 	h := newTestServer(b).NewHandler(0)
-	w := packet.NewReplyWriter(64, 64*65536, 65507)
+	rq := packet.NewReplyQueue(64, 64*65536, 65507)
 	p := &packet.Packet{Src: netip.MustParseAddrPort("192.0.2.1:53"), Proto: packet.UDP}
 	for _, c := range []struct {
 		name string
@@ -86,11 +85,10 @@ func BenchmarkServePacket(b *testing.B) {
 			b.ReportAllocs()
 			p.Data = raw
 			for i := 0; i < b.N; i++ {
-				if w.Len() == 64 {
-					w.Reset()
+				if rq.Len() == 64 {
+					rq.Reset()
 				}
-				w.Begin(p)
-				if err := h.ServePacket(w, p); err != nil {
+				if err := h.ServePacket(rq.Begin(p), p); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -31,15 +31,15 @@ func FuzzServePacket(f *testing.F) {
 	f.Add([]byte{0, 1, 0x80, 0, 0, 1}, false)
 	s := newTestServer(f)
 	h := s.NewHandler(0)
-	w := packet.NewReplyWriter(4, 4*65536, 65535)
+	q := packet.NewReplyQueue(4, 4*65536, 65535)
 	f.Fuzz(func(t *testing.T, raw []byte, tcp bool) {
 		proto := packet.UDP
 		if tcp {
 			proto = packet.TCP
 		}
-		w.Reset()
+		q.Reset()
 		p := &packet.Packet{Data: raw, Src: netip.MustParseAddrPort("192.0.2.1:53"), Proto: proto}
-		w.Begin(p)
+		w := q.Begin(p)
 		dropped := func() uint64 {
 			c := &h.c[proto-1]
 			return c.dropped[dropResponse].Load() + c.dropped[dropShort].Load()
@@ -48,13 +48,13 @@ func FuzzServePacket(f *testing.F) {
 		if err := h.ServePacket(w, p); err != nil {
 			t.Fatalf("ServePacket: %v", err)
 		}
-		switch len(w.Replies()) {
+		switch len(q.Replies()) {
 		case 0:
 			if dropped() != before+1 {
 				t.Fatalf("no reply and not counted as dropped: % x", raw)
 			}
 		case 1:
-			out := w.Replies()[0].Data
+			out := q.Replies()[0].Data
 			r := new(dns.Msg)
 			if err := r.Unpack(out); err != nil {
 				t.Fatalf("reply does not parse: %v\nquery % x\nreply % x", err, raw, out)
@@ -66,7 +66,7 @@ func FuzzServePacket(f *testing.F) {
 				t.Fatalf("UDP reply of %d bytes", len(out))
 			}
 		default:
-			t.Fatalf("%d replies", len(w.Replies()))
+			t.Fatalf("%d replies", len(q.Replies()))
 		}
 	})
 }

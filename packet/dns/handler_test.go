@@ -26,22 +26,21 @@ func newTestServer(t testing.TB) *Server {
 // exchange serves one raw query and returns the raw reply (nil: no reply).
 func exchange(t testing.TB, h *Handler, raw []byte, proto packet.Proto) []byte {
 	t.Helper()
-	w := packet.NewReplyWriter(4, 4*65536, 65535)
+	q := packet.NewReplyQueue(4, 4*65536, 65535)
 	if proto == packet.UDP {
-		w = packet.NewReplyWriter(4, 4*65536, 65507)
+		q = packet.NewReplyQueue(4, 4*65536, 65507)
 	}
 	p := &packet.Packet{Data: raw, Src: netip.MustParseAddrPort("192.0.2.9:5353"), Proto: proto}
-	w.Begin(p)
-	if err := h.ServePacket(w, p); err != nil {
+	if err := h.ServePacket(q.Begin(p), p); err != nil {
 		t.Fatalf("ServePacket: %v", err)
 	}
-	switch len(w.Replies()) {
+	switch len(q.Replies()) {
 	case 0:
 		return nil
 	case 1:
-		return append([]byte(nil), w.Replies()[0].Data...)
+		return append([]byte(nil), q.Replies()[0].Data...)
 	}
-	t.Fatalf("%d replies to one query", len(w.Replies()))
+	t.Fatalf("%d replies to one query", len(q.Replies()))
 	return nil
 }
 
