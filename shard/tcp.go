@@ -297,7 +297,7 @@ func (t *tcpShard) waitUntil(deadline time.Time) time.Time {
 }
 
 // waitedOut is why a connection that waited for memory in vain closes.
-func (t *tcpShard) waitedOut() int {
+func (t *tcpShard) waitedOut() metrics.CloseReason {
 	if t.stopping.Load() {
 		return metrics.CloseShutdown
 	}
@@ -315,7 +315,7 @@ func (t *tcpShard) complete(buf []byte) bool {
 
 // serveInput serves what cb.in holds into a borrowed reply buffer and writes
 // the replies (goroutine shape). ok false closes the connection for reason.
-func (t *tcpShard) serveInput(st *connState, cb *connBuf, eof bool, deadline *time.Time) (reason int, ok bool) {
+func (t *tcpShard) serveInput(st *connState, cb *connBuf, eof bool, deadline *time.Time) (reason metrics.CloseReason, ok bool) {
 	for !t.mem.reserve(t.outMax) {
 		if !t.mem.waitFree(t.waitUntil(*deadline), t.stopCh) {
 			return t.waitedOut(), false

@@ -241,7 +241,7 @@ func (t *tcpShard) wrote(cb *connBuf, n int) {
 
 // release counts what a closing connection leaves behind (input that was no
 // complete message, replies never written) and gives its buffers back.
-func (t *tcpShard) release(cb *connBuf, reason int) {
+func (t *tcpShard) release(cb *connBuf, reason metrics.CloseReason) {
 	t.mu.Lock()
 	t.counts.Closed[reason]++
 	t.counts.DiscardedBytes += uint64(len(cb.in))
@@ -283,7 +283,8 @@ func (t *tcpShard) admit(src netip.Addr, live int, canEvict bool) admission {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.counts.Accepted++
-	res, reason := admitOK, 0
+	res := admitOK
+	var reason metrics.CloseReason // counted when refused
 	switch {
 	case t.perIP[addrKey(src)] >= t.cfg.MaxConnsPerIP:
 		res, reason = admitRefuse, metrics.ClosePerIP
@@ -338,7 +339,7 @@ func (t *tcpShard) acceptFailed(err error) {
 	t.mu.Unlock()
 	if first {
 		t.log.Warn("accept failed; backing off and retrying (logged once per kind, counted in shardd_tcp_accept_errors_total)",
-			zap.String("errno", metrics.AcceptErrnoNames[kind]), zap.Error(err))
+			zap.Stringer("errno", kind), zap.Error(err))
 	}
 }
 

@@ -2,6 +2,7 @@ package dns
 
 import (
 	"encoding/binary"
+	"strconv"
 	"sync/atomic"
 
 	"github.com/shardd/shardd/packet"
@@ -59,14 +60,26 @@ type counters struct {
 	_         [64]byte // keep neighbouring handlers' counters off this cache line
 }
 
-// Reasons a query gets no reply.
+// dropReason is why a message gets no reply; it indexes counters.dropped,
+// and its String is the reason label of shardd_dns_dropped_total.
+type dropReason uint8
+
 const (
-	dropResponse = iota // QR set: a reply is never answered (no reflection loops)
-	dropShort           // shorter than a header: no ID to answer with
-	numDropReasons
+	dropResponse dropReason = iota // QR set: a reply is never answered (no reflection loops)
+	dropShort                      // shorter than a header: no ID to answer with
 )
 
-var dropReasonNames = [numDropReasons]string{"response", "short"}
+const numDropReasons = int(dropShort) + 1
+
+func (r dropReason) String() string {
+	switch r {
+	case dropResponse:
+		return "response"
+	case dropShort:
+		return "short"
+	}
+	return "dropReason(" + strconv.Itoa(int(r)) + ")"
+}
 
 const numRcodes = 24
 

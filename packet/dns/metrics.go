@@ -136,7 +136,7 @@ func (s *Server) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descTruncated, prometheus.CounterValue, float64(v.truncated), shard, proto)
 		ch <- prometheus.MustNewConstMetric(descMalformed, prometheus.CounterValue, float64(v.malformed), shard, proto)
 		for r, n := range v.dropped {
-			ch <- prometheus.MustNewConstMetric(descDropped, prometheus.CounterValue, float64(n), shard, proto, dropReasonNames[r])
+			ch <- prometheus.MustNewConstMetric(descDropped, prometheus.CounterValue, float64(n), shard, proto, dropReason(r).String())
 		}
 	}
 	ch <- prometheus.MustNewConstMetric(descReloads, prometheus.CounterValue, float64(s.reloads.Load()))
