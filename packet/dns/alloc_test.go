@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/miekg/dns"
+	mdns "github.com/miekg/dns"
 
 	"github.com/shardd/shardd/packet"
 )
@@ -19,16 +19,16 @@ import (
 // REFUSED, truncation and EDNS.
 func hotQueries(t testing.TB) [][]byte {
 	var out [][]byte
-	for i, q := range []*dns.Msg{
-		newQuery("example.com.", dns.TypeA),
-		newQuery("WWW.example.com.", dns.TypeA),
-		newQuery("a1b2.apps.example.com.", dns.TypeA),
-		newQuery("deep.sub.example.com.", dns.TypeA),
-		newQuery("nope.example.com.", dns.TypeA),
-		newQuery("ftp.example.com.", dns.TypeAAAA),
-		newQuery("example.org.", dns.TypeA),
-		newQuery("big.example.com.", dns.TypeTXT),
-		newQuery("example.com.", dns.TypeMX),
+	for i, q := range []*mdns.Msg{
+		newQuery("example.com.", mdns.TypeA),
+		newQuery("WWW.example.com.", mdns.TypeA),
+		newQuery("a1b2.apps.example.com.", mdns.TypeA),
+		newQuery("deep.sub.example.com.", mdns.TypeA),
+		newQuery("nope.example.com.", mdns.TypeA),
+		newQuery("ftp.example.com.", mdns.TypeAAAA),
+		newQuery("example.org.", mdns.TypeA),
+		newQuery("big.example.com.", mdns.TypeTXT),
+		newQuery("example.com.", mdns.TypeMX),
 	} {
 		if i%2 == 0 {
 			q.SetEdns0(1232, false)
@@ -71,13 +71,13 @@ func BenchmarkServePacket(b *testing.B) {
 	p := &packet.Packet{Src: netip.MustParseAddrPort("192.0.2.1:53"), Proto: packet.UDP}
 	for _, c := range []struct {
 		name string
-		q    *dns.Msg
+		q    *mdns.Msg
 	}{
-		{"A", newQuery("example.com.", dns.TypeA)},
-		{"cname-chain", newQuery("www.example.com.", dns.TypeA)},
-		{"wildcard", newQuery("a1b2.apps.example.com.", dns.TypeA)},
-		{"nxdomain", newQuery("nope.example.com.", dns.TypeA)},
-		{"referral", newQuery("deep.sub.example.com.", dns.TypeA)},
+		{"A", newQuery("example.com.", mdns.TypeA)},
+		{"cname-chain", newQuery("www.example.com.", mdns.TypeA)},
+		{"wildcard", newQuery("a1b2.apps.example.com.", mdns.TypeA)},
+		{"nxdomain", newQuery("nope.example.com.", mdns.TypeA)},
+		{"referral", newQuery("deep.sub.example.com.", mdns.TypeA)},
 	} {
 		c.q.SetEdns0(1232, false)
 		raw, _ := c.q.Pack()

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/miekg/dns"
+	mdns "github.com/miekg/dns"
 
 	"github.com/shardd/shardd/packet"
 )
@@ -14,12 +14,12 @@ import (
 // one reply that parses, with the query's ID and QR set, or none and is
 // counted as dropped.
 func FuzzServePacket(f *testing.F) {
-	for _, q := range []*dns.Msg{
-		newQuery("www.example.com.", dns.TypeA),
-		newQuery("x.apps.example.com.", dns.TypeTXT),
-		newQuery("deep.sub.example.com.", dns.TypeA),
-		newQuery("nope.example.com.", dns.TypeAAAA),
-		newQuery("huge.example.com.", dns.TypeTXT),
+	for _, q := range []*mdns.Msg{
+		newQuery("www.example.com.", mdns.TypeA),
+		newQuery("x.apps.example.com.", mdns.TypeTXT),
+		newQuery("deep.sub.example.com.", mdns.TypeA),
+		newQuery("nope.example.com.", mdns.TypeAAAA),
+		newQuery("huge.example.com.", mdns.TypeTXT),
 	} {
 		b, _ := q.Pack()
 		f.Add(b, false)
@@ -55,7 +55,7 @@ func FuzzServePacket(f *testing.F) {
 			}
 		case 1:
 			out := q.Replies()[0].Data
-			r := new(dns.Msg)
+			r := new(mdns.Msg)
 			if err := r.Unpack(out); err != nil {
 				t.Fatalf("reply does not parse: %v\nquery % x\nreply % x", err, raw, out)
 			}
@@ -102,7 +102,7 @@ func FuzzParseZone(f *testing.F) {
 				msg := []byte{0, 0, 0x84, 0, 0, 1, byte(c[0] >> 8), byte(c[0]), byte(c[1] >> 8), byte(c[1]), byte(c[2] >> 8), byte(c[2])}
 				msg = append(append(msg, wq...), byte(qt>>8), byte(qt), 0, 1)
 				msg = tp.appendBody(msg, len(tp.body), len(wq))
-				if err := new(dns.Msg).Unpack(msg); err != nil {
+				if err := new(mdns.Msg).Unpack(msg); err != nil {
 					t.Fatalf("%s/%d: packed answer does not parse: %v", n.name, qt, err)
 				}
 			}

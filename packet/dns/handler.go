@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"sync/atomic"
 
+	mdns "github.com/miekg/dns"
+
 	"github.com/shardd/shardd/packet"
 )
 
@@ -26,15 +28,6 @@ const (
 	flagTC = 1 << 9
 	flagRD = 1 << 8
 	flagCD = 1 << 4
-)
-
-// Response codes answered (RFC 1035 4.1.1, RFC 6891 9).
-const (
-	rcodeSuccess = 0
-	rcodeFormErr = 1
-	rcodeNotImp  = 4
-	rcodeRefused = 5
-	rcodeBadVers = 16
 )
 
 // Handler answers DNS queries on one shard (and one transport) from the
@@ -118,14 +111,14 @@ func (h *Handler) ServePacket(w *packet.ReplyWriter, p *packet.Packet) error {
 		return nil
 	}
 	rcode := h.parse(m, &q)
-	if rcode == rcodeFormErr {
+	if rcode == mdns.RcodeFormatError {
 		c.malformed.Add(1)
 	}
 	if q.qend > 0 {
 		c.queries[qtypeLabel(q.qtype)].Add(1)
 	}
 	var t *template
-	if rcode == rcodeSuccess {
+	if rcode == mdns.RcodeSuccess {
 		t, rcode = h.lookup(&q)
 	}
 	limit := minUDPSize
@@ -170,21 +163,21 @@ func (h *Handler) parse(m []byte, q *query) int {
 	var ok bool
 	var rtype uint16
 	for i := 0; i < int(an)+int(ns) && q.qend > 0; i++ {
-		if off, rtype, ok = skipRR(m, off); !ok || rtype == typeOPT {
-			return rcodeFormErr // OPT belongs in the additional section only
+		if off, rtype, ok = skipRR(m, off); !ok || rtype == mdns.TypeOPT {
+			return mdns.RcodeFormatError // OPT belongs in the additional section only
 		}
 	}
 	for i := 0; i < int(ar) && q.qend > 0; i++ {
 		start := off
 		if off, rtype, ok = skipRR(m, off); !ok {
-			return rcodeFormErr
+			return mdns.RcodeFormatError
 		}
-		if rtype != typeOPT {
+		if rtype != mdns.TypeOPT {
 			continue // TSIG and others are not supported and ignored
 		}
 		// One OPT, owned by the root (RFC 6891 6.1.1).
 		if q.edns || m[start] != 0 {
-			return rcodeFormErr
+			return mdns.RcodeFormatError
 		}
 		q.edns = true
 		q.udpSize = int(binary.BigEndian.Uint16(m[start+3:]))
@@ -192,37 +185,25 @@ func (h *Handler) parse(m []byte, q *query) int {
 		q.do = m[start+7]&0x80 != 0
 	}
 	if q.qend > 0 && off != len(m) {
-		return rcodeFormErr // bytes after the last record
+		return mdns.RcodeFormatError // bytes after the last record
 	}
 	opcode := (q.flags >> 11) & 0xF
 	switch {
 	case opcode != 0:
-		return rcodeNotImp
+		return mdns.RcodeNotImplemented
 	case qd != 1 || q.qend == 0:
-		return rcodeFormErr
+		return mdns.RcodeFormatError
 	case q.edns && q.version != 0:
-		return rcodeBadVers
-	case q.qclass != classIN && q.qclass != classANY:
-		return rcodeRefused
-	case q.qtype == typeAXFR || q.qtype == typeIXFR:
-		return rcodeRefused // zone transfers are not served
+		return mdns.RcodeBadVers
+	case q.qclass != mdns.ClassINET && q.qclass != mdns.ClassANY:
+		return mdns.RcodeRefused
+	case q.qtype == mdns.TypeAXFR || q.qtype == mdns.TypeIXFR:
+		return mdns.RcodeRefused // zone transfers are not served
 	case q.qtype == 0:
-		return rcodeNotImp // reserved (RFC 6895 3.1), as Knot DNS answers
+		return mdns.RcodeNotImplemented // reserved (RFC 6895 3.1), as Knot DNS answers
 	}
-	return rcodeSuccess
+	return mdns.RcodeSuccess
 }
-
-// Wire values used by the parser.
-const (
-	optionEDE           = 15 // RFC 8914
-	edeNotAuthoritative = 20
-	typeOPT             = 41
-	typeDS              = 43
-	typeIXFR            = 251
-	typeAXFR            = 252
-	classIN             = 1
-	classANY            = 255
-)
 
 // readName checks the uncompressed name at m[off:] and copies it, lower
 // case, into h.name. A question name has nothing before it to point at, so a
@@ -297,7 +278,7 @@ func (h *Handler) lookup(q *query) (*template, int) {
 			z = c
 			// DS is the parent's data (RFC 4035 3.1.4.1): at a zone's
 			// apex, ask the parent zone if it is served here too.
-			if off > 0 || q.qtype != typeDS || name[0] == 0 {
+			if off > 0 || q.qtype != mdns.TypeDS || name[0] == 0 {
 				break
 			}
 		}
@@ -306,7 +287,7 @@ func (h *Handler) lookup(q *query) (*template, int) {
 		}
 	}
 	if z == nil {
-		return nil, rcodeRefused // not ours: no zone encloses it
+		return nil, mdns.RcodeRefused // not ours: no zone encloses it
 	}
 	for off := 0; ; off += int(name[off]) + 1 {
 		n := z.byWire[string(name[off:])]
@@ -392,10 +373,10 @@ func (h *Handler) reply(w *packet.ReplyWriter, m []byte, q *query, rcode int, t 
 		if q.do {
 			do = 0x80 // RFC 3225 3: the DO bit is copied to the reply
 		}
-		b = append(b, 0, 0, typeOPT, byte(MaxUDPSize>>8), byte(MaxUDPSize&0xFF), byte(rcode>>4), 0, do, 0)
-		if t == nil && rcode == rcodeRefused && q.qend > 0 {
+		b = append(b, 0, 0, byte(mdns.TypeOPT), byte(MaxUDPSize>>8), byte(MaxUDPSize&0xFF), byte(rcode>>4), 0, do, 0)
+		if t == nil && rcode == mdns.RcodeRefused && q.qend > 0 {
 			// Extended DNS Error 20, Not Authoritative (RFC 8914).
-			b = append(b, 0, 6, 0, optionEDE, 0, 2, 0, edeNotAuthoritative)
+			b = append(b, 0, 6, 0, byte(mdns.EDNS0EDE), 0, 2, 0, byte(mdns.ExtendedErrorCodeNotAuthoritative))
 		} else {
 			b = append(b, 0, 0)
 		}

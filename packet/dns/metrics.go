@@ -3,16 +3,16 @@ package dns
 import (
 	"strconv"
 
-	"github.com/miekg/dns"
+	mdns "github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
 // qtypeLabels are the qtypes counted by name; the rest count as "other", so
 // a scan with random types cannot blow up the number of series.
 var qtypeLabels = [...]uint16{
-	dns.TypeA, dns.TypeNS, dns.TypeCNAME, dns.TypeSOA, dns.TypePTR, dns.TypeMX,
-	dns.TypeTXT, dns.TypeAAAA, dns.TypeSRV, dns.TypeNAPTR, dns.TypeDS, dns.TypeDNSKEY,
-	dns.TypeSVCB, dns.TypeHTTPS, dns.TypeCAA, dns.TypeANY, dns.TypeAXFR, dns.TypeIXFR,
+	mdns.TypeA, mdns.TypeNS, mdns.TypeCNAME, mdns.TypeSOA, mdns.TypePTR, mdns.TypeMX,
+	mdns.TypeTXT, mdns.TypeAAAA, mdns.TypeSRV, mdns.TypeNAPTR, mdns.TypeDS, mdns.TypeDNSKEY,
+	mdns.TypeSVCB, mdns.TypeHTTPS, mdns.TypeCAA, mdns.TypeANY, mdns.TypeAXFR, mdns.TypeIXFR,
 }
 
 const numQtypeLabels = len(qtypeLabels) + 1 // + "other"
@@ -35,7 +35,7 @@ func qtypeLabel(q uint16) int {
 	if q < 256 {
 		return int(qtypeIndex[q])
 	}
-	if q == dns.TypeCAA {
+	if q == mdns.TypeCAA {
 		return caaLabel
 	}
 	return numQtypeLabels - 1
@@ -44,7 +44,7 @@ func qtypeLabel(q uint16) int {
 // caaLabel is CAA's index in qtypeLabels (the one counted type above 255).
 var caaLabel = func() int {
 	for i, l := range qtypeLabels {
-		if l == dns.TypeCAA {
+		if l == mdns.TypeCAA {
 			return i
 		}
 	}
@@ -55,14 +55,14 @@ func qtypeName(i int) string {
 	if i == numQtypeLabels-1 {
 		return "other"
 	}
-	return dns.TypeToString[qtypeLabels[i]]
+	return mdns.TypeToString[qtypeLabels[i]]
 }
 
 func rcodeName(r int) string {
-	if r == rcodeBadVers {
+	if r == mdns.RcodeBadVers {
 		return "BADVERS" // 16 is also TSIG's BADSIG; a query answer means BADVERS
 	}
-	if s, ok := dns.RcodeToString[r]; ok {
+	if s, ok := mdns.RcodeToString[r]; ok {
 		return s
 	}
 	return strconv.Itoa(r)
