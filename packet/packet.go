@@ -56,6 +56,21 @@ type HandlerFunc func(w *ReplyWriter, p *Packet) error
 // ServePacket calls f(w, p).
 func (f HandlerFunc) ServePacket(w *ReplyWriter, p *Packet) error { return f(w, p) }
 
+// Publisher is implemented by handlers that count per packet in plain
+// numbers of their own (no atomic operation per packet) and make them
+// visible to other goroutines, such as a metrics scrape, in one step.
+//
+// The shard checks for it once, when it gets the handler, and calls
+// Publish after each batch of ServePacket calls, before that batch's
+// replies are sent: a client that has a reply finds its request counted,
+// as the shard's own counters promise. Publish runs where ServePacket runs
+// (the shard's goroutine, or under the same lock on stream transports), so
+// it reads the plain counts without synchronisation; readers on other
+// goroutines load what it stored atomically.
+type Publisher interface {
+	Publish()
+}
+
 // Errors ReplyWriter.Write returns; a handler passes them on.
 var (
 	// ErrReplyQueueFull means no more replies can be queued for this batch.

@@ -27,6 +27,7 @@ type shard struct {
 	bc       batchConn
 	msgs     []rxMsg
 	handler  packet.Handler
+	pub      packet.Publisher // the handler, if it publishes counters per batch
 	replies  *packet.ReplyQueue
 	pkt      packet.Packet
 	counts   metrics.Counts // the shard's running totals, published per batch
@@ -64,6 +65,7 @@ func newShard(id int, cfg *resolved, conn *net.UDPConn, pktinfo bool) (*shard, e
 		s.msgs[i].buf = slab[i*slot : (i+1)*slot : (i+1)*slot]
 	}
 	s.replies = packet.NewReplyQueue(cfg.Batch, cfg.Batch*cfg.MaxPacket, min(cfg.MaxPacket, maxUDPPayload))
+	s.pub, _ = s.handler.(packet.Publisher)
 	s.pkt.Proto = packet.UDP
 	s.pkt.Shard = id
 	if !cfg.noBatchIO {
@@ -176,7 +178,7 @@ func (s *shard) serveBatch(n int) {
 		i = s.serveFrom(i, n)
 	}
 	if s.replies.Len() == 0 {
-		s.ctr.Publish(&s.counts)
+		s.publish()
 		return
 	}
 	s.flush()
@@ -231,7 +233,7 @@ func (s *shard) flush() {
 	}
 	s.counts.TxPackets += uint64(s.replies.Len())
 	s.counts.TxBytes += uint64(s.replies.Bytes())
-	s.ctr.Publish(&s.counts)
+	s.publish()
 	_, _, failed, err := s.bc.writeBatch(s.replies.Replies())
 	s.replies.Reset()
 	if failed > 0 {
@@ -241,6 +243,15 @@ func (s *shard) flush() {
 	if err != nil {
 		s.logOnce(err, "send failed; counting further failures of this kind in shardd_send_errors_total")
 	}
+}
+
+// publish makes the counters of what was served so far visible to readers:
+// the handler's (packet.Publisher), then the shard's.
+func (s *shard) publish() {
+	if s.pub != nil {
+		s.pub.Publish()
+	}
+	s.ctr.Publish(&s.counts)
 }
 
 // snapshot reads the shard's counters and its socket's memory info.

@@ -42,6 +42,7 @@ type tcpShard struct {
 	mu       sync.Mutex // guards handler, replies, pkt, counts, panicked
 	panicked bool       // a handler panic was logged once already
 	handler  packet.Handler
+	pub      packet.Publisher // the handler, if it publishes counters per batch
 	replies  *packet.ReplyQueue
 	pkt      packet.Packet
 	counts   metrics.Counts
@@ -80,6 +81,7 @@ func newTCPShard(id int, cfg *resolved, ln *net.TCPListener, h packet.Handler) *
 		mem:     newTCPMem(cfg.MaxShardMemory),
 	}
 	t.framer, _ = h.(packet.Framer)
+	t.pub, _ = h.(packet.Publisher)
 	t.inMax = inLimit(cfg.MaxFrame)
 	if t.framer == nil {
 		t.inMax = cfg.MaxFrame // a raw stream: each read is one message
@@ -464,6 +466,9 @@ func (t *tcpShard) serveBytes(buf []byte, src netip.AddrPort, cb *connBuf, eof b
 			cb.pend[n-1].pkts += pkts
 			cb.pend[n-1].bytes += bytes
 		}
+	}
+	if t.pub != nil {
+		t.pub.Publish()
 	}
 	t.ctr.Publish(&t.counts)
 	return consumed, msgs, blocked, ferr

@@ -42,7 +42,7 @@ func FuzzServePacket(f *testing.F) {
 		w := q.Begin(p)
 		dropped := func() uint64 {
 			c := &h.c[proto-1]
-			return c.dropped[dropResponse].Load() + c.dropped[dropShort].Load()
+			return c.dropped[dropResponse] + c.dropped[dropShort]
 		}
 		before := dropped()
 		if err := h.ServePacket(w, p); err != nil {

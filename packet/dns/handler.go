@@ -31,27 +31,69 @@ const (
 )
 
 // Handler answers DNS queries on one shard (and one transport) from the
-// server's current zones. It keeps per-query scratch space, so each shard
-// needs its own: Server.NewHandler.
+// server's current zones. It keeps per-query scratch space and counters, so
+// each shard needs its own: Server.NewHandler.
+//
+// It counts each query in plain numbers, as the shard counts datagrams, and
+// publishes them for the metrics scrape once per batch (packet.Publisher):
+// no atomic operation per query.
 type Handler struct {
 	packet.LengthPrefixed // DNS over TCP frames messages with a 2-byte length
 
+	_     [64]byte // keep a neighbouring handler's hot fields off these cache lines
 	srv   *Server
 	shard int
-	c     [2]counters // by transport: UDP, TCP
-	name  [255]byte   // the query name, lower-cased
+	dirty uint8                   // bit 1<<transport: counts not yet published
+	c     [2]tally[uint64]        // by transport (UDP, TCP): the serving goroutine's own
+	pub   [2]tally[atomic.Uint64] // c as of the last Publish, for the scrape
+	name  [255]byte               // the query name, lower-cased
+	_     [64]byte
 }
 
-// counters is one handler's DNS counters; the shard's goroutine adds, the
-// metrics scrape loads.
-type counters struct {
-	queries   [numQtypeLabels]atomic.Uint64
-	responses [numRcodes]atomic.Uint64
-	truncated atomic.Uint64
-	malformed atomic.Uint64
-	dropped   [numDropReasons]atomic.Uint64
-	_         [64]byte // keep neighbouring handlers' counters off this cache line
+// tally is one transport's DNS counters: plain numbers (T = uint64) where
+// the handler counts and the scrape sums, atomic ones (T = atomic.Uint64)
+// where Publish stores what the scrape loads.
+type tally[T any] struct {
+	queries   [numQtypeLabels]T
+	responses [numRcodes]T
+	truncated T
+	malformed T
+	dropped   [numDropReasons]T
 }
+
+// Publish makes the counts of the queries served so far visible to the
+// metrics scrape (packet.Publisher). The shard calls it after each batch,
+// before the batch's replies leave. With one writer, plain atomic stores
+// suffice, and a word that did not change is not stored (a store is a
+// locked exchange on amd64; most words stay the same from batch to batch).
+func (h *Handler) Publish() {
+	for p := range h.c {
+		if h.dirty&(1<<p) == 0 {
+			continue
+		}
+		c, pub := &h.c[p], &h.pub[p]
+		store(pub.queries[:], c.queries[:])
+		store(pub.responses[:], c.responses[:])
+		store1(&pub.truncated, c.truncated)
+		store1(&pub.malformed, c.malformed)
+		store(pub.dropped[:], c.dropped[:])
+	}
+	h.dirty = 0
+}
+
+func store(dst []atomic.Uint64, src []uint64) {
+	for i, v := range src {
+		store1(&dst[i], v)
+	}
+}
+
+func store1(dst *atomic.Uint64, v uint64) {
+	if dst.Load() != v {
+		dst.Store(v)
+	}
+}
+
+var _ packet.Publisher = (*Handler)(nil)
 
 // dropReason is why a message gets no reply; it indexes counters.dropped,
 // and its String is the reason label of shardd_dns_dropped_total.
@@ -93,29 +135,31 @@ type query struct {
 // ServePacket answers one query. Malformed queries get FORMERR when they
 // carry an ID to answer; replies and runts are dropped and counted.
 func (h *Handler) ServePacket(w *packet.ReplyWriter, p *packet.Packet) error {
-	c := &h.c[0]
+	tr := 0
 	if p.Proto == packet.TCP {
-		c = &h.c[1]
+		tr = 1
 	}
+	c := &h.c[tr]
+	h.dirty |= 1 << tr
 	m := p.Data
 	if len(m) < headerLen {
-		c.dropped[dropShort].Add(1)
-		c.malformed.Add(1)
+		c.dropped[dropShort]++
+		c.malformed++
 		return nil
 	}
 	var q query
 	q.id = [2]byte{m[0], m[1]}
 	q.flags = binary.BigEndian.Uint16(m[2:])
 	if q.flags&flagQR != 0 {
-		c.dropped[dropResponse].Add(1)
+		c.dropped[dropResponse]++
 		return nil
 	}
 	rcode := h.parse(m, &q)
 	if rcode == mdns.RcodeFormatError {
-		c.malformed.Add(1)
+		c.malformed++
 	}
 	if q.qend > 0 {
-		c.queries[qtypeLabel(q.qtype)].Add(1)
+		c.queries[qtypeLabel(q.qtype)]++
 	}
 	var t *template
 	if rcode == mdns.RcodeSuccess {
@@ -134,9 +178,9 @@ func (h *Handler) ServePacket(w *packet.ReplyWriter, p *packet.Packet) error {
 		return err
 	}
 	if tc {
-		c.truncated.Add(1)
+		c.truncated++
 	}
-	c.responses[rcode].Add(1)
+	c.responses[rcode]++
 	return nil
 }
 

@@ -326,9 +326,9 @@ func TestErrors(t *testing.T) {
 		}
 	}
 	c := &h.c[0]
-	if c.dropped[dropResponse].Load() != 1 || c.dropped[dropShort].Load() != 2 || c.malformed.Load() != 9 {
+	if c.dropped[dropResponse] != 1 || c.dropped[dropShort] != 2 || c.malformed != 9 {
 		t.Errorf("dropped response %d short %d malformed %d; want 1, 2, 9",
-			c.dropped[dropResponse].Load(), c.dropped[dropShort].Load(), c.malformed.Load())
+			c.dropped[dropResponse], c.dropped[dropShort], c.malformed)
 	}
 }
 

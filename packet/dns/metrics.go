@@ -2,6 +2,7 @@ package dns
 
 import (
 	"strconv"
+	"sync/atomic"
 
 	mdns "github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
@@ -103,23 +104,23 @@ func (s *Server) Describe(ch chan<- *prometheus.Desc) {
 // counters (summed per shard and transport) at scrape time.
 func (s *Server) Collect(ch chan<- prometheus.Metric) {
 	type key struct{ shard, proto int }
-	sums := map[key]*snapshot{}
+	sums := map[key]*tally[uint64]{}
 	var order []key
 	s.mu.Lock()
 	for _, h := range s.handlers {
-		for p := range h.c {
+		for p := range h.pub {
 			k := key{h.shard, p}
 			if sums[k] == nil {
-				sums[k] = &snapshot{}
+				sums[k] = &tally[uint64]{}
 				order = append(order, k)
 			}
-			sums[k].add(&h.c[p])
+			addPublished(sums[k], &h.pub[p])
 		}
 	}
 	s.mu.Unlock()
 	for _, k := range order {
 		v := sums[k]
-		if v.total == 0 && k.proto == 1 {
+		if total(v) == 0 && k.proto == 1 {
 			continue // no TCP traffic on this shard: no series
 		}
 		shard, proto := strconv.Itoa(k.shard), []string{"udp", "tcp"}[k.proto]
@@ -147,32 +148,31 @@ func (s *Server) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// snapshot is a plain copy of counters.
-type snapshot struct {
-	queries   [numQtypeLabels]uint64
-	responses [numRcodes]uint64
-	truncated uint64
-	malformed uint64
-	dropped   [numDropReasons]uint64
-	total     uint64
-}
-
-func (v *snapshot) add(c *counters) {
+// addPublished adds the published counts c to v.
+func addPublished(v *tally[uint64], c *tally[atomic.Uint64]) {
 	for i := range c.queries {
 		v.queries[i] += c.queries[i].Load()
 	}
 	for i := range c.responses {
-		n := c.responses[i].Load()
-		v.responses[i] += n
-		v.total += n
+		v.responses[i] += c.responses[i].Load()
 	}
 	v.truncated += c.truncated.Load()
 	v.malformed += c.malformed.Load()
 	for i := range c.dropped {
-		n := c.dropped[i].Load()
-		v.dropped[i] += n
-		v.total += n
+		v.dropped[i] += c.dropped[i].Load()
 	}
+}
+
+// total is every message answered or dropped.
+func total(v *tally[uint64]) uint64 {
+	var n uint64
+	for _, r := range v.responses {
+		n += r
+	}
+	for _, d := range v.dropped {
+		n += d
+	}
+	return n
 }
 
 var _ prometheus.Collector = (*Server)(nil)
