@@ -19,7 +19,7 @@ type Reply struct {
 //
 // The shard calls Begin before each packet. If Room reports too little room,
 // it sends what is queued (Replies, then Reset) first, so a handler always
-// has room for at least one reply of MaxReply bytes.
+// has room for at least one reply of ReplyWriter.MaxReply bytes.
 type ReplyQueue struct {
 	slab     []byte
 	used     int
@@ -54,13 +54,10 @@ func (q *ReplyQueue) Begin(p *Packet) *ReplyWriter {
 	return &q.w
 }
 
-// Room reports whether one more reply of MaxReply bytes is sure to fit.
+// Room reports whether one more reply of the largest size (ReplyWriter.MaxReply) is sure to fit.
 func (q *ReplyQueue) Room() bool {
 	return len(q.replies) < cap(q.replies) && len(q.slab)-q.used >= q.maxReply
 }
-
-// MaxReply is the largest reply the queue accepts.
-func (q *ReplyQueue) MaxReply() int { return q.maxReply }
 
 // Len returns the number of queued replies.
 func (q *ReplyQueue) Len() int { return len(q.replies) }
