@@ -105,10 +105,10 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			counter(descTCPEmpty, s.EmptyFrames)
 			gauge(descTCPHeld, s.HeldBytes)
 			for e, n := range s.AcceptErrors {
-				ch <- prometheus.MustNewConstMetric(descTCPAcceptErrs, prometheus.CounterValue, float64(n), append(lv, AcceptErrnoNames[e])...)
+				ch <- prometheus.MustNewConstMetric(descTCPAcceptErrs, prometheus.CounterValue, float64(n), append(lv, AcceptErrno(e).String())...)
 			}
 			for r, n := range s.Closed {
-				ch <- prometheus.MustNewConstMetric(descTCPClosed, prometheus.CounterValue, float64(n), append(lv, CloseReasonNames[r])...)
+				ch <- prometheus.MustNewConstMetric(descTCPClosed, prometheus.CounterValue, float64(n), append(lv, CloseReason(r).String())...)
 			}
 		} else {
 			counter(descKernelDrops, s.KernelDrops)

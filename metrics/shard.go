@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"math/bits"
+	"strconv"
 	"sync/atomic"
 
 	"golang.org/x/sys/cpu"
@@ -39,7 +40,7 @@ type Counts struct {
 
 	// Stream transports (TCP) only.
 	Accepted       uint64               // connections accepted
-	Closed         [CloseReasons]uint64 // connections closed, by reason
+	Closed         [CloseReasons]uint64 // connections closed, by reason (a CloseReason)
 	DiscardedBytes uint64               // bytes read but not part of a complete message when the connection closed
 	// Replies queued for a connection that closed before the kernel took
 	// them (write timeout, reset, a stop that ran out of time): counted
@@ -48,38 +49,64 @@ type Counts struct {
 	// Frames that carry no message (a zero length prefix): consumed, never
 	// handled, not in RxPackets, and they do not extend the idle timeout.
 	EmptyFrames  uint64
-	AcceptErrors [AcceptErrnos]uint64 // failed accept calls, by errno
+	AcceptErrors [AcceptErrnos]uint64 // failed accept calls, by errno (an AcceptErrno)
 }
 
-// Accept errors by errno; the index into Counts.AcceptErrors.
+// AcceptErrno is the kind of a failed accept call; it indexes
+// Counts.AcceptErrors, and its String is the errno label value.
+type AcceptErrno uint8
+
+// Accept errors by errno.
 const (
-	AcceptEMFILE = iota // the process is out of descriptors
-	AcceptENFILE        // the system is out of descriptors
+	AcceptEMFILE AcceptErrno = iota // the process is out of descriptors
+	AcceptENFILE                    // the system is out of descriptors
 	AcceptENOBUFS
 	AcceptENOMEM
 	AcceptOther
-	AcceptErrnos
 )
 
-// AcceptErrnoNames are the errno label values, by index.
-var AcceptErrnoNames = [AcceptErrnos]string{"EMFILE", "ENFILE", "ENOBUFS", "ENOMEM", "other"}
+// AcceptErrnos is the number of AcceptErrno values.
+const AcceptErrnos = int(AcceptOther) + 1
 
-// Why a connection closed; the index into Counts.Closed.
+var acceptErrnoNames = [AcceptErrnos]string{"EMFILE", "ENFILE", "ENOBUFS", "ENOMEM", "other"}
+
+// String returns the errno label value of shardd_tcp_accept_errors_total.
+func (e AcceptErrno) String() string {
+	if int(e) < AcceptErrnos {
+		return acceptErrnoNames[e]
+	}
+	return "AcceptErrno(" + strconv.Itoa(int(e)) + ")"
+}
+
+// CloseReason is why a connection closed; it indexes Counts.Closed, and
+// its String is the reason label value.
+type CloseReason uint8
+
+// Why a connection closed.
 const (
-	CloseEOF           = iota // the client closed
-	CloseIdle                 // no complete message within the idle timeout (also slow clients)
-	CloseLimit                // over --max-conns: accepted and closed at once
-	CloseFrameTooLarge        // a frame over --max-frame, or unframeable bytes
-	CloseError                // a read or write error (reset)
-	CloseWriteTimeout         // the client did not read its replies in time
-	CloseShutdown             // the server stopped
-	ClosePerIP                // over --max-conns-per-ip: accepted and closed at once
-	CloseEvicted              // the shard was full: the connection idle the longest made room for a new one
-	CloseReasons
+	CloseEOF           CloseReason = iota // the client closed
+	CloseIdle                             // no complete message within the idle timeout (also slow clients)
+	CloseLimit                            // over --max-conns: accepted and closed at once
+	CloseFrameTooLarge                    // a frame over --max-frame, or unframeable bytes
+	CloseError                            // a read or write error (reset)
+	CloseWriteTimeout                     // the client did not read its replies in time
+	CloseShutdown                         // the server stopped
+	ClosePerIP                            // over --max-conns-per-ip: accepted and closed at once
+	CloseEvicted                          // the shard was full: the connection idle the longest made room for a new one
 )
 
-// CloseReasonNames are the reason label values, by index.
-var CloseReasonNames = [CloseReasons]string{"eof", "idle", "limit", "frame_too_large", "error", "write_timeout", "shutdown", "per_ip_limit", "evicted"}
+// CloseReasons is the number of CloseReason values.
+const CloseReasons = int(CloseEvicted) + 1
+
+var closeReasonNames = [CloseReasons]string{"eof", "idle", "limit", "frame_too_large", "error", "write_timeout", "shutdown", "per_ip_limit", "evicted"}
+
+// String returns the reason label value of shardd_tcp_closed_total.
+func (r CloseReason) String() string {
+	if int(r) < CloseReasons {
+		return closeReasonNames[r]
+	}
+	return "CloseReason(" + strconv.Itoa(int(r)) + ")"
+}
 
 // Active is the number of connections open: accepted and not yet closed.
 func (c *Counts) Active() uint64 {

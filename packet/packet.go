@@ -38,6 +38,9 @@ type Packet struct {
 }
 
 // Handler serves one Packet and may queue replies to its sender on w.
+// A handler that cannot parse a packet counts it in its own metrics and
+// returns nil (nothing is answered); an error is for what went wrong in
+// the handler itself, such as a reply that did not fit.
 //
 // ServePacket runs on the shard's goroutine, one packet at a time, so
 // per-shard state needs no locking; it must not block. It must not retain p,
@@ -53,10 +56,23 @@ type HandlerFunc func(w *ReplyWriter, p *Packet) error
 // ServePacket calls f(w, p).
 func (f HandlerFunc) ServePacket(w *ReplyWriter, p *Packet) error { return f(w, p) }
 
-// Errors a handler or the ReplyWriter may return.
+// Publisher is implemented by handlers that count per packet in plain
+// numbers of their own (no atomic operation per packet) and make them
+// visible to other goroutines, such as a metrics scrape, in one step.
+//
+// The shard checks for it once, when it gets the handler, and calls
+// Publish after each batch of ServePacket calls, before that batch's
+// replies are sent: a client that has a reply finds its request counted,
+// as the shard's own counters promise. Publish runs where ServePacket runs
+// (the shard's goroutine, or under the same lock on stream transports), so
+// it reads the plain counts without synchronisation; readers on other
+// goroutines load what it stored atomically.
+type Publisher interface {
+	Publish()
+}
+
+// Errors ReplyWriter.Write returns; a handler passes them on.
 var (
-	// ErrMalformed marks a packet that could not be parsed; it is counted and never answered.
-	ErrMalformed = errors.New("packet: malformed")
 	// ErrReplyQueueFull means no more replies can be queued for this batch.
 	ErrReplyQueueFull = errors.New("packet: reply queue full")
 	// ErrReplyTooLarge means a reply is larger than the space a reply may take.

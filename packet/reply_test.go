@@ -8,14 +8,14 @@ import (
 )
 
 func TestReplyWriterInPlaceAndCopy(t *testing.T) {
-	w := NewReplyWriter(4, 64, 32)
+	q := NewReplyQueue(4, 64, 32)
 	p := &Packet{Src: netip.MustParseAddrPort("192.0.2.1:53"), Dst: netip.MustParseAddr("198.51.100.1")}
-	w.Begin(p)
+	w := q.Begin(p)
 	b := append(w.AvailableBuffer(), "in place"...)
 	if n, err := w.Write(b); n != 8 || err != nil {
 		t.Fatalf("Write in place: %d %v", n, err)
 	}
-	if &w.Replies()[0].Data[0] != &b[0] {
+	if &q.Replies()[0].Data[0] != &b[0] {
 		t.Fatal("a reply built in AvailableBuffer was copied")
 	}
 	src := []byte("copied")
@@ -26,7 +26,7 @@ func TestReplyWriterInPlaceAndCopy(t *testing.T) {
 	if _, err := w.Write(nil); err != nil {
 		t.Fatal("an empty reply is a valid datagram:", err)
 	}
-	got := w.Replies()
+	got := q.Replies()
 	if len(got) != 3 || string(got[0].Data) != "in place" || string(got[1].Data) != "copied" || len(got[2].Data) != 0 {
 		t.Fatalf("replies %q", got)
 	}
@@ -42,17 +42,18 @@ func TestReplyWriterInPlaceAndCopy(t *testing.T) {
 }
 
 func TestReplyWriterLimits(t *testing.T) {
-	w := NewReplyWriter(2, 40, 32)
+	q := NewReplyQueue(2, 40, 32)
+	w := q.Begin(&Packet{})
 	if _, err := w.Write(make([]byte, 33)); !errors.Is(err, ErrReplyTooLarge) {
 		t.Fatalf("33 > MaxReply: %v", err)
 	}
-	if !w.Room() {
+	if !q.Room() {
 		t.Fatal("empty writer has no room")
 	}
 	if _, err := w.Write(make([]byte, 32)); err != nil {
 		t.Fatal(err)
 	}
-	if w.Room() {
+	if q.Room() {
 		t.Fatal("8 bytes left cannot hold a 32-byte reply")
 	}
 	if _, err := w.Write(make([]byte, 9)); !errors.Is(err, ErrReplyQueueFull) {
@@ -67,21 +68,21 @@ func TestReplyWriterLimits(t *testing.T) {
 	if cap(w.AvailableBuffer()) != 0 {
 		t.Fatal("a full slab offers no buffer")
 	}
-	w.Reset()
-	if w.Len() != 0 || !w.Room() || cap(w.AvailableBuffer()) != 32 {
+	q.Reset()
+	if q.Len() != 0 || !q.Room() || cap(w.AvailableBuffer()) != 32 {
 		t.Fatal("Reset did not free the writer")
 	}
 }
 
 func TestBuiltinHandlers(t *testing.T) {
-	w := NewReplyWriter(1, 100, 100)
+	q := NewReplyQueue(1, 100, 100)
 	p := &Packet{Data: []byte("ping"), Src: netip.MustParseAddrPort("[2001:db8::1]:9")}
-	w.Begin(p)
-	if err := (Discard{}).ServePacket(w, p); err != nil || w.Len() != 0 {
-		t.Fatalf("Discard: %v, %d replies", err, w.Len())
+	w := q.Begin(p)
+	if err := (Discard{}).ServePacket(w, p); err != nil || q.Len() != 0 {
+		t.Fatalf("Discard: %v, %d replies", err, q.Len())
 	}
-	if err := (Echo{}).ServePacket(w, p); err != nil || w.Len() != 1 || !bytes.Equal(w.Replies()[0].Data, p.Data) {
-		t.Fatalf("Echo: %v, %v", err, w.Replies())
+	if err := (Echo{}).ServePacket(w, p); err != nil || q.Len() != 1 || !bytes.Equal(q.Replies()[0].Data, p.Data) {
+		t.Fatalf("Echo: %v, %v", err, q.Replies())
 	}
 	if err := (Echo{}).ServePacket(w, p); !errors.Is(err, ErrReplyQueueFull) {
 		t.Fatalf("Echo into a full writer: %v", err)
@@ -89,15 +90,14 @@ func TestBuiltinHandlers(t *testing.T) {
 }
 
 func TestReplyWriterAllocatesNothing(t *testing.T) {
-	w := NewReplyWriter(64, 64*512, 512)
+	q := NewReplyQueue(64, 64*512, 512)
 	p := &Packet{Data: make([]byte, 100), Src: netip.MustParseAddrPort("127.0.0.1:1")}
 	var h Handler = Echo{}
 	allocs := testing.AllocsPerRun(100, func() {
 		for i := 0; i < 64; i++ {
-			w.Begin(p)
-			_ = h.ServePacket(w, p)
+			_ = h.ServePacket(q.Begin(p), p)
 		}
-		w.Reset()
+		q.Reset()
 	})
 	if allocs != 0 {
 		t.Fatalf("%v allocations per 64 echoes", allocs)
@@ -105,16 +105,15 @@ func TestReplyWriterAllocatesNothing(t *testing.T) {
 }
 
 func BenchmarkEcho(b *testing.B) {
-	w := NewReplyWriter(64, 64*512, 512)
+	q := NewReplyQueue(64, 64*512, 512)
 	p := &Packet{Data: make([]byte, 64), Src: netip.MustParseAddrPort("127.0.0.1:1")}
 	var h Handler = Echo{}
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
 		if i%64 == 0 {
-			w.Reset()
+			q.Reset()
 		}
-		w.Begin(p)
-		_ = h.ServePacket(w, p)
+		_ = h.ServePacket(q.Begin(p), p)
 	}
 }
 
@@ -126,7 +125,8 @@ func FuzzReplyWriter(f *testing.F) {
 		if maxReplies == 0 || slab == 0 || maxReply == 0 {
 			return
 		}
-		w := NewReplyWriter(int(maxReplies), int(slab), int(maxReply))
+		q := NewReplyQueue(int(maxReplies), int(slab), int(maxReply))
+		w := q.Begin(&Packet{})
 		var want [][]byte
 		for i, s := range sizes {
 			b := bytes.Repeat([]byte{byte(i)}, int(s))
@@ -143,7 +143,7 @@ func FuzzReplyWriter(f *testing.F) {
 				t.Fatalf("reply %d of %d bytes: %v", i, s, err)
 			}
 		}
-		got := w.Replies()
+		got := q.Replies()
 		if len(got) != len(want) {
 			t.Fatalf("%d replies, want %d", len(got), len(want))
 		}

@@ -136,7 +136,7 @@ func BenchmarkServeBatch(b *testing.B) {
 		b.Run(tc.name, func(b *testing.B) {
 			const batch = 64
 			cfg, _ := Config{Addr: "127.0.0.1:0", Batch: batch, MaxPacket: 2048, NewHandler: func(int) packet.Handler { return tc.h }}.resolve(1)
-			s := &shard{handler: tc.h, w: packet.NewReplyWriter(batch, batch*cfg.MaxPacket, cfg.MaxPacket), msgs: make([]rxMsg, batch)}
+			s := &shard{handler: tc.h, replies: packet.NewReplyQueue(batch, batch*cfg.MaxPacket, cfg.MaxPacket), msgs: make([]rxMsg, batch)}
 			src := netip.MustParseAddrPort("127.0.0.1:40000")
 			for i := range s.msgs {
 				s.msgs[i] = rxMsg{buf: make([]byte, cfg.MaxPacket+1), n: 64, src: src}
@@ -147,7 +147,7 @@ func BenchmarkServeBatch(b *testing.B) {
 				for j := 0; j < batch; {
 					j = s.serveFrom(j, batch)
 				}
-				s.w.Reset()
+				s.replies.Reset()
 			}
 		})
 	}

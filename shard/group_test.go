@@ -273,7 +273,7 @@ func TestHandlerErrorsAndPanicsAreCounted(t *testing.T) {
 			case "panic":
 				panic("handler bug")
 			case "error":
-				return packet.ErrMalformed
+				return errors.New("handler error")
 			}
 			_, err := w.Write(p.Data)
 			return err

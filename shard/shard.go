@@ -27,7 +27,8 @@ type shard struct {
 	bc       batchConn
 	msgs     []rxMsg
 	handler  packet.Handler
-	w        *packet.ReplyWriter
+	pub      packet.Publisher // the handler, if it publishes counters per batch
+	replies  *packet.ReplyQueue
 	pkt      packet.Packet
 	counts   metrics.Counts // the shard's running totals, published per batch
 	ctr      metrics.Shard
@@ -63,7 +64,8 @@ func newShard(id int, cfg *resolved, conn *net.UDPConn, pktinfo bool) (*shard, e
 	for i := range s.msgs {
 		s.msgs[i].buf = slab[i*slot : (i+1)*slot : (i+1)*slot]
 	}
-	s.w = packet.NewReplyWriter(cfg.Batch, cfg.Batch*cfg.MaxPacket, min(cfg.MaxPacket, maxUDPPayload))
+	s.replies = packet.NewReplyQueue(cfg.Batch, cfg.Batch*cfg.MaxPacket, min(cfg.MaxPacket, maxUDPPayload))
+	s.pub, _ = s.handler.(packet.Publisher)
 	s.pkt.Proto = packet.UDP
 	s.pkt.Shard = id
 	if !cfg.noBatchIO {
@@ -175,8 +177,8 @@ func (s *shard) serveBatch(n int) {
 	for i := 0; i < n; {
 		i = s.serveFrom(i, n)
 	}
-	if s.w.Len() == 0 {
-		s.ctr.Publish(&s.counts)
+	if s.replies.Len() == 0 {
+		s.publish()
 		return
 	}
 	s.flush()
@@ -205,14 +207,13 @@ func (s *shard) serveFrom(i, n int) (next int) {
 			s.counts.Truncated++
 			continue
 		}
-		if !s.w.Room() {
+		if !s.replies.Room() {
 			s.flush()
 		}
 		s.pkt.Data = m.buf[:m.n]
 		s.pkt.Src = m.src
 		s.pkt.Dst = m.dst
-		s.w.Begin(&s.pkt)
-		if err := s.handler.ServePacket(s.w, &s.pkt); err != nil {
+		if err := s.handler.ServePacket(s.replies.Begin(&s.pkt), &s.pkt); err != nil {
 			s.counts.HandlerErrors++
 		}
 	}
@@ -227,14 +228,14 @@ func (s *shard) serveFrom(i, n int) (next int) {
 // SendErrors: counters never go down, and refusals are rare (one publish
 // more per batch that has any).
 func (s *shard) flush() {
-	if s.w.Len() == 0 {
+	if s.replies.Len() == 0 {
 		return
 	}
-	s.counts.TxPackets += uint64(s.w.Len())
-	s.counts.TxBytes += uint64(s.w.Bytes())
-	s.ctr.Publish(&s.counts)
-	_, _, failed, err := s.bc.writeBatch(s.w.Replies())
-	s.w.Reset()
+	s.counts.TxPackets += uint64(s.replies.Len())
+	s.counts.TxBytes += uint64(s.replies.Bytes())
+	s.publish()
+	_, _, failed, err := s.bc.writeBatch(s.replies.Replies())
+	s.replies.Reset()
 	if failed > 0 {
 		s.counts.SendErrors += uint64(failed)
 		s.ctr.Publish(&s.counts)
@@ -242,6 +243,15 @@ func (s *shard) flush() {
 	if err != nil {
 		s.logOnce(err, "send failed; counting further failures of this kind in shardd_send_errors_total")
 	}
+}
+
+// publish makes the counters of what was served so far visible to readers:
+// the handler's (packet.Publisher), then the shard's.
+func (s *shard) publish() {
+	if s.pub != nil {
+		s.pub.Publish()
+	}
+	s.ctr.Publish(&s.counts)
 }
 
 // snapshot reads the shard's counters and its socket's memory info.

@@ -39,12 +39,13 @@ type tcpShard struct {
 	outMax   int     // replies a connection queues at most
 	replyMax int     // what one message's replies may take
 
-	mu             sync.Mutex                 // guards handler, w, pkt, counts, panicked
+	mu             sync.Mutex                 // guards handler, replies, pkt, counts, panicked
 	panicked       bool                       // a handler panic was logged once already
 	acceptLogged   [metrics.AcceptErrnos]bool // an accept failure of this kind was logged in this episode
 	acceptLastFail time.Time                  // the last failed accept (an episode ends acceptEpisodeGap after it)
 	handler        packet.Handler
-	w              *packet.ReplyWriter
+	pub            packet.Publisher // the handler, if it publishes counters per batch
+	replies        *packet.ReplyQueue
 	pkt            packet.Packet
 	counts         metrics.Counts
 	outFree        [][]byte // goroutine shape: up to outFreeMax empty reply buffers of replyMax bytes for the next round
@@ -78,13 +79,14 @@ func newTCPShard(id int, cfg *resolved, ln *net.TCPListener, h packet.Handler) *
 		// One message's replies at a time. --max-frame limits what clients
 		// send; a reply may still take a whole 64 KiB frame (a DNS answer to
 		// a small query), so it never gets less.
-		w:      packet.NewReplyWriter(repliesPerMsg, 2*replyCap(cfg.MaxFrame), replyCap(cfg.MaxFrame)),
-		conns:  map[*net.TCPConn]*connState{},
-		perIP:  map[netip.Addr]int{},
-		stopCh: make(chan struct{}),
-		mem:    newTCPMem(cfg.MaxShardMemory),
+		replies: packet.NewReplyQueue(repliesPerMsg, 2*replyCap(cfg.MaxFrame), replyCap(cfg.MaxFrame)),
+		conns:   map[*net.TCPConn]*connState{},
+		perIP:   map[netip.Addr]int{},
+		stopCh:  make(chan struct{}),
+		mem:     newTCPMem(cfg.MaxShardMemory),
 	}
 	t.framer, _ = h.(packet.Framer)
+	t.pub, _ = h.(packet.Publisher)
 	t.inMax = inLimit(cfg.MaxFrame)
 	if t.framer == nil {
 		t.inMax = cfg.MaxFrame // a raw stream: each read is one message
@@ -308,7 +310,7 @@ func (t *tcpShard) waitUntil(deadline time.Time) time.Time {
 }
 
 // waitedOut is why a connection that waited for memory in vain closes.
-func (t *tcpShard) waitedOut() int {
+func (t *tcpShard) waitedOut() metrics.CloseReason {
 	if t.stopping.Load() {
 		return metrics.CloseShutdown
 	}
@@ -330,7 +332,7 @@ func (t *tcpShard) complete(buf []byte) bool {
 // and goes back to the budget before more input is read; when the budget
 // has no room for one message's replies it waits for memory. ok false
 // closes the connection for reason.
-func (t *tcpShard) serveInput(st *connState, cb *connBuf, eof bool, deadline *time.Time) (reason int, ok bool) {
+func (t *tcpShard) serveInput(st *connState, cb *connBuf, eof bool, deadline *time.Time) (reason metrics.CloseReason, ok bool) {
 	st.busy.Store(true)
 	defer st.busy.Store(false)
 	defer t.dropOut(cb)
@@ -507,6 +509,9 @@ func (t *tcpShard) serveBytes(buf []byte, src netip.AddrPort, cb *connBuf, eof b
 			cb.pend[n-1].bytes += bytes
 		}
 	}
+	if t.pub != nil {
+		t.pub.Publish()
+	}
 	t.ctr.Publish(&t.counts)
 	return consumed, msgs, blocked, ferr
 }
@@ -517,8 +522,8 @@ func (t *tcpShard) serveOne(msg []byte, src netip.AddrPort, cb *connBuf, pkts, b
 	t.counts.RxPackets++
 	t.counts.RxBytes += uint64(len(msg))
 	t.pkt.Data, t.pkt.Src = msg, src
-	t.w.Reset()
-	t.w.Begin(&t.pkt)
+	t.replies.Reset()
+	w := t.replies.Begin(&t.pkt)
 	defer func() {
 		if r := recover(); r != nil {
 			t.counts.HandlerErrors++
@@ -528,10 +533,10 @@ func (t *tcpShard) serveOne(msg []byte, src netip.AddrPort, cb *connBuf, pkts, b
 			}
 		}
 	}()
-	if err := t.handler.ServePacket(t.w, &t.pkt); err != nil {
+	if err := t.handler.ServePacket(w, &t.pkt); err != nil {
 		t.counts.HandlerErrors++
 	}
-	for _, r := range t.w.Replies() {
+	for _, r := range t.replies.Replies() {
 		if t.framer != nil {
 			cb.out = t.framer.AppendFrame(cb.out, r.Data)
 		} else {

@@ -34,7 +34,7 @@ import (
 // a delimiter, an octet count).
 const frameSlack = 16
 
-// repliesPerMsg is how many replies one message may have (the ReplyWriter's slots).
+// repliesPerMsg is how many replies one message may have (the ReplyQueue's slots).
 const repliesPerMsg = 16
 
 // replyCap is the largest reply of a TCP shard and replyBytes what one
@@ -266,7 +266,7 @@ func (t *tcpShard) wrote(cb *connBuf, n int) {
 
 // release counts what a closing connection leaves behind (input that was no
 // complete message, replies never written) and gives its buffers back.
-func (t *tcpShard) release(cb *connBuf, reason int) {
+func (t *tcpShard) release(cb *connBuf, reason metrics.CloseReason) {
 	t.mu.Lock()
 	t.counts.Closed[reason]++
 	t.counts.DiscardedBytes += uint64(len(cb.in))
@@ -309,7 +309,8 @@ func (t *tcpShard) admit(src netip.Addr, live int, canEvict bool) admission {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.counts.Accepted++
-	res, reason := admitOK, 0
+	res := admitOK
+	var reason metrics.CloseReason // counted when refused
 	switch {
 	case live >= t.cfg.MaxConns && !canEvict: // full, whoever asks
 		res, reason = admitRefuse, metrics.CloseLimit
@@ -371,7 +372,7 @@ func (t *tcpShard) acceptFailed(err error) {
 	t.mu.Unlock()
 	if first {
 		t.log.Warn("accept failed; backing off and retrying (logged once per kind, counted in shardd_tcp_accept_errors_total)",
-			zap.String("errno", metrics.AcceptErrnoNames[kind]), zap.Error(err))
+			zap.Stringer("errno", kind), zap.Error(err))
 	}
 }
 

@@ -302,7 +302,7 @@ func (l *tcpLoop) serve(c *loopConn, events uint32) {
 
 // pump moves the connection along as far as its limits allow: replies out,
 // waiting messages served, new input read and served, a few rounds at most.
-func (l *tcpLoop) pump(c *loopConn, readable bool) (reason int, done bool) {
+func (l *tcpLoop) pump(c *loopConn, readable bool) (reason metrics.CloseReason, done bool) {
 	for i := 0; i < 8; i++ {
 		if reason, done := l.flush(c); done {
 			return reason, true
@@ -323,7 +323,7 @@ func (l *tcpLoop) pump(c *loopConn, readable bool) (reason int, done bool) {
 			}
 			progressed = true
 		case readable && l.canRead(c):
-			var reason int
+			var reason metrics.CloseReason
 			var done bool
 			progressed, reason, done = l.readOnce(c)
 			if done {
@@ -401,7 +401,7 @@ func (l *tcpLoop) readSize(c *loopConn) int {
 
 // readOnce reads once and serves what completed; more tells whether the
 // read filled its buffer (more may be waiting).
-func (l *tcpLoop) readOnce(c *loopConn) (more bool, reason int, done bool) {
+func (l *tcpLoop) readOnce(c *loopConn) (more bool, reason metrics.CloseReason, done bool) {
 	size := l.readSize(c)
 	if size <= 0 {
 		return false, metrics.CloseFrameTooLarge, true // inMax holds any frame the framer accepts
@@ -456,7 +456,7 @@ func (l *tcpLoop) keep(c *loopConn, b []byte) bool {
 
 // serveData serves the complete messages at the start of data (l.rbuf or
 // c.cb.in), writes their replies, and keeps the rest of data as input.
-func (l *tcpLoop) serveData(c *loopConn, data []byte, eof bool) (reason int, done bool) {
+func (l *tcpLoop) serveData(c *loopConn, data []byte, eof bool) (reason metrics.CloseReason, done bool) {
 	t := l.t
 	shared := len(c.cb.out) == 0
 	if shared {
@@ -530,7 +530,7 @@ func (l *tcpLoop) write(c *loopConn) (int, error) {
 
 // flush writes what it can of the connection's own reply queue and gives
 // the queue's buffer back once it is empty; EPOLLOUT covers the rest.
-func (l *tcpLoop) flush(c *loopConn) (reason int, done bool) {
+func (l *tcpLoop) flush(c *loopConn) (reason metrics.CloseReason, done bool) {
 	if len(c.cb.out) == 0 {
 		return 0, false
 	}
@@ -669,7 +669,7 @@ func (l *tcpLoop) flushBlocking(c *loopConn, deadline time.Time) {
 
 // closeConn closes the connection and counts what it leaves (input that
 // was no message, replies never written).
-func (l *tcpLoop) closeConn(c *loopConn, reason int) {
+func (l *tcpLoop) closeConn(c *loopConn, reason metrics.CloseReason) {
 	if l.conns[c.fd] == c {
 		delete(l.conns, c.fd)
 		_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, c.fd, nil)

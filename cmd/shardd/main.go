@@ -520,7 +520,7 @@ func logSummary(log *zap.Logger, groups []*shard.Group) {
 				closed := map[string]uint64{}
 				for r, n := range s.Closed {
 					if n > 0 {
-						closed[metrics.CloseReasonNames[r]] = n
+						closed[metrics.CloseReason(r).String()] = n
 					}
 				}
 				log.Info("shard summary", append(fields,

@@ -14,4 +14,10 @@
 // Templates for names that vary (wildcard synthesis, NXDOMAIN, names below
 // a delegation) only point at the question name itself, so they fit a
 // question of any length.
+//
+// The package imports github.com/miekg/dns as mdns, and its constants
+// (mdns.TypeOPT, mdns.ClassINET, mdns.RcodeRefused, ...) are the one
+// vocabulary of wire values here, in the hot path too, which calls no
+// miekg code: only the header bits and sizes miekg does not export are
+// defined locally.
 package dns

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/miekg/dns"
+	mdns "github.com/miekg/dns"
 
 	"github.com/shardd/shardd/packet"
 )
@@ -14,12 +14,12 @@ import (
 // one reply that parses, with the query's ID and QR set, or none and is
 // counted as dropped.
 func FuzzServePacket(f *testing.F) {
-	for _, q := range []*dns.Msg{
-		newQuery("www.example.com.", dns.TypeA),
-		newQuery("x.apps.example.com.", dns.TypeTXT),
-		newQuery("deep.sub.example.com.", dns.TypeA),
-		newQuery("nope.example.com.", dns.TypeAAAA),
-		newQuery("huge.example.com.", dns.TypeTXT),
+	for _, q := range []*mdns.Msg{
+		newQuery("www.example.com.", mdns.TypeA),
+		newQuery("x.apps.example.com.", mdns.TypeTXT),
+		newQuery("deep.sub.example.com.", mdns.TypeA),
+		newQuery("nope.example.com.", mdns.TypeAAAA),
+		newQuery("huge.example.com.", mdns.TypeTXT),
 	} {
 		b, _ := q.Pack()
 		f.Add(b, false)
@@ -31,31 +31,31 @@ func FuzzServePacket(f *testing.F) {
 	f.Add([]byte{0, 1, 0x80, 0, 0, 1}, false)
 	s := newTestServer(f)
 	h := s.NewHandler(0)
-	w := packet.NewReplyWriter(4, 4*65536, 65535)
+	q := packet.NewReplyQueue(4, 4*65536, 65535)
 	f.Fuzz(func(t *testing.T, raw []byte, tcp bool) {
 		proto := packet.UDP
 		if tcp {
 			proto = packet.TCP
 		}
-		w.Reset()
+		q.Reset()
 		p := &packet.Packet{Data: raw, Src: netip.MustParseAddrPort("192.0.2.1:53"), Proto: proto}
-		w.Begin(p)
+		w := q.Begin(p)
 		dropped := func() uint64 {
 			c := &h.c[proto-1]
-			return c.dropped[dropResponse].Load() + c.dropped[dropShort].Load()
+			return c.dropped[dropResponse] + c.dropped[dropShort]
 		}
 		before := dropped()
 		if err := h.ServePacket(w, p); err != nil {
 			t.Fatalf("ServePacket: %v", err)
 		}
-		switch len(w.Replies()) {
+		switch len(q.Replies()) {
 		case 0:
 			if dropped() != before+1 {
 				t.Fatalf("no reply and not counted as dropped: % x", raw)
 			}
 		case 1:
-			out := w.Replies()[0].Data
-			r := new(dns.Msg)
+			out := q.Replies()[0].Data
+			r := new(mdns.Msg)
 			if err := r.Unpack(out); err != nil {
 				t.Fatalf("reply does not parse: %v\nquery % x\nreply % x", err, raw, out)
 			}
@@ -66,7 +66,7 @@ func FuzzServePacket(f *testing.F) {
 				t.Fatalf("UDP reply of %d bytes", len(out))
 			}
 		default:
-			t.Fatalf("%d replies", len(w.Replies()))
+			t.Fatalf("%d replies", len(q.Replies()))
 		}
 	})
 }
@@ -102,7 +102,7 @@ func FuzzParseZone(f *testing.F) {
 				msg := []byte{0, 0, 0x84, 0, 0, 1, byte(c[0] >> 8), byte(c[0]), byte(c[1] >> 8), byte(c[1]), byte(c[2] >> 8), byte(c[2])}
 				msg = append(append(msg, wq...), byte(qt>>8), byte(qt), 0, 1)
 				msg = tp.appendBody(msg, len(tp.body), len(wq))
-				if err := new(dns.Msg).Unpack(msg); err != nil {
+				if err := new(mdns.Msg).Unpack(msg); err != nil {
 					t.Fatalf("%s/%d: packed answer does not parse: %v", n.name, qt, err)
 				}
 			}

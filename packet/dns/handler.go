@@ -2,7 +2,10 @@ package dns
 
 import (
 	"encoding/binary"
+	"strconv"
 	"sync/atomic"
+
+	mdns "github.com/miekg/dns"
 
 	"github.com/shardd/shardd/packet"
 )
@@ -27,46 +30,91 @@ const (
 	flagCD = 1 << 4
 )
 
-// Response codes answered (RFC 1035 4.1.1, RFC 6891 9).
-const (
-	rcodeSuccess = 0
-	rcodeFormErr = 1
-	rcodeNotImp  = 4
-	rcodeRefused = 5
-	rcodeBadVers = 16
-)
-
 // Handler answers DNS queries on one shard (and one transport) from the
-// server's current zones. It keeps per-query scratch space, so each shard
-// needs its own: Server.NewHandler.
+// server's current zones. It keeps per-query scratch space and counters, so
+// each shard needs its own: Server.NewHandler.
+//
+// It counts each query in plain numbers, as the shard counts datagrams, and
+// publishes them for the metrics scrape once per batch (packet.Publisher):
+// no atomic operation per query.
 type Handler struct {
 	packet.LengthPrefixed // DNS over TCP frames messages with a 2-byte length
 
+	_     [64]byte // keep a neighbouring handler's hot fields off these cache lines
 	srv   *Server
 	shard int
-	c     [2]counters // by transport: UDP, TCP
-	name  [255]byte   // the query name, lower-cased
+	dirty uint8                   // bit 1<<transport: counts not yet published
+	c     [2]tally[uint64]        // by transport (UDP, TCP): the serving goroutine's own
+	pub   [2]tally[atomic.Uint64] // c as of the last Publish, for the scrape
+	name  [255]byte               // the query name, lower-cased
+	_     [64]byte
 }
 
-// counters is one handler's DNS counters; the shard's goroutine adds, the
-// metrics scrape loads.
-type counters struct {
-	queries   [numQtypeLabels]atomic.Uint64
-	responses [numRcodes]atomic.Uint64
-	truncated atomic.Uint64
-	malformed atomic.Uint64
-	dropped   [numDropReasons]atomic.Uint64
-	_         [64]byte // keep neighbouring handlers' counters off this cache line
+// tally is one transport's DNS counters: plain numbers (T = uint64) where
+// the handler counts and the scrape sums, atomic ones (T = atomic.Uint64)
+// where Publish stores what the scrape loads.
+type tally[T any] struct {
+	queries   [numQtypeLabels]T
+	responses [numRcodes]T
+	truncated T
+	malformed T
+	dropped   [numDropReasons]T
 }
 
-// Reasons a query gets no reply.
+// Publish makes the counts of the queries served so far visible to the
+// metrics scrape (packet.Publisher). The shard calls it after each batch,
+// before the batch's replies leave. With one writer, plain atomic stores
+// suffice, and a word that did not change is not stored (a store is a
+// locked exchange on amd64; most words stay the same from batch to batch).
+func (h *Handler) Publish() {
+	for p := range h.c {
+		if h.dirty&(1<<p) == 0 {
+			continue
+		}
+		c, pub := &h.c[p], &h.pub[p]
+		store(pub.queries[:], c.queries[:])
+		store(pub.responses[:], c.responses[:])
+		store1(&pub.truncated, c.truncated)
+		store1(&pub.malformed, c.malformed)
+		store(pub.dropped[:], c.dropped[:])
+	}
+	h.dirty = 0
+}
+
+func store(dst []atomic.Uint64, src []uint64) {
+	for i, v := range src {
+		store1(&dst[i], v)
+	}
+}
+
+func store1(dst *atomic.Uint64, v uint64) {
+	if dst.Load() != v {
+		dst.Store(v)
+	}
+}
+
+var _ packet.Publisher = (*Handler)(nil)
+
+// dropReason is why a message gets no reply; it indexes counters.dropped,
+// and its String is the reason label of shardd_dns_dropped_total.
+type dropReason uint8
+
 const (
-	dropResponse = iota // QR set: a reply is never answered (no reflection loops)
-	dropShort           // shorter than a header: no ID to answer with
-	numDropReasons
+	dropResponse dropReason = iota // QR set: a reply is never answered (no reflection loops)
+	dropShort                      // shorter than a header: no ID to answer with
 )
 
-var dropReasonNames = [numDropReasons]string{"response", "short"}
+const numDropReasons = int(dropShort) + 1
+
+func (r dropReason) String() string {
+	switch r {
+	case dropResponse:
+		return "response"
+	case dropShort:
+		return "short"
+	}
+	return "dropReason(" + strconv.Itoa(int(r)) + ")"
+}
 
 const numRcodes = 24
 
@@ -87,32 +135,34 @@ type query struct {
 // ServePacket answers one query. Malformed queries get FORMERR when they
 // carry an ID to answer; replies and runts are dropped and counted.
 func (h *Handler) ServePacket(w *packet.ReplyWriter, p *packet.Packet) error {
-	c := &h.c[0]
+	tr := 0
 	if p.Proto == packet.TCP {
-		c = &h.c[1]
+		tr = 1
 	}
+	c := &h.c[tr]
+	h.dirty |= 1 << tr
 	m := p.Data
 	if len(m) < headerLen {
-		c.dropped[dropShort].Add(1)
-		c.malformed.Add(1)
+		c.dropped[dropShort]++
+		c.malformed++
 		return nil
 	}
 	var q query
 	q.id = [2]byte{m[0], m[1]}
 	q.flags = binary.BigEndian.Uint16(m[2:])
 	if q.flags&flagQR != 0 {
-		c.dropped[dropResponse].Add(1)
+		c.dropped[dropResponse]++
 		return nil
 	}
 	rcode := h.parse(m, &q)
-	if rcode == rcodeFormErr {
-		c.malformed.Add(1)
+	if rcode == mdns.RcodeFormatError {
+		c.malformed++
 	}
 	if q.qend > 0 {
-		c.queries[qtypeLabel(q.qtype)].Add(1)
+		c.queries[qtypeLabel(q.qtype)]++
 	}
 	var t *template
-	if rcode == rcodeSuccess {
+	if rcode == mdns.RcodeSuccess {
 		t, rcode = h.lookup(&q)
 	}
 	limit := minUDPSize
@@ -128,9 +178,9 @@ func (h *Handler) ServePacket(w *packet.ReplyWriter, p *packet.Packet) error {
 		return err
 	}
 	if tc {
-		c.truncated.Add(1)
+		c.truncated++
 	}
-	c.responses[rcode].Add(1)
+	c.responses[rcode]++
 	return nil
 }
 
@@ -157,21 +207,21 @@ func (h *Handler) parse(m []byte, q *query) int {
 	var ok bool
 	var rtype uint16
 	for i := 0; i < int(an)+int(ns) && q.qend > 0; i++ {
-		if off, rtype, ok = skipRR(m, off); !ok || rtype == typeOPT {
-			return rcodeFormErr // OPT belongs in the additional section only
+		if off, rtype, ok = skipRR(m, off); !ok || rtype == mdns.TypeOPT {
+			return mdns.RcodeFormatError // OPT belongs in the additional section only
 		}
 	}
 	for i := 0; i < int(ar) && q.qend > 0; i++ {
 		start := off
 		if off, rtype, ok = skipRR(m, off); !ok {
-			return rcodeFormErr
+			return mdns.RcodeFormatError
 		}
-		if rtype != typeOPT {
+		if rtype != mdns.TypeOPT {
 			continue // TSIG and others are not supported and ignored
 		}
 		// One OPT, owned by the root (RFC 6891 6.1.1).
 		if q.edns || m[start] != 0 {
-			return rcodeFormErr
+			return mdns.RcodeFormatError
 		}
 		q.edns = true
 		q.udpSize = int(binary.BigEndian.Uint16(m[start+3:]))
@@ -179,37 +229,25 @@ func (h *Handler) parse(m []byte, q *query) int {
 		q.do = m[start+7]&0x80 != 0
 	}
 	if q.qend > 0 && off != len(m) {
-		return rcodeFormErr // bytes after the last record
+		return mdns.RcodeFormatError // bytes after the last record
 	}
 	opcode := (q.flags >> 11) & 0xF
 	switch {
 	case opcode != 0:
-		return rcodeNotImp
+		return mdns.RcodeNotImplemented
 	case qd != 1 || q.qend == 0:
-		return rcodeFormErr
+		return mdns.RcodeFormatError
 	case q.edns && q.version != 0:
-		return rcodeBadVers
-	case q.qclass != classIN && q.qclass != classANY:
-		return rcodeRefused
-	case q.qtype == typeAXFR || q.qtype == typeIXFR:
-		return rcodeRefused // zone transfers are not served
+		return mdns.RcodeBadVers
+	case q.qclass != mdns.ClassINET && q.qclass != mdns.ClassANY:
+		return mdns.RcodeRefused
+	case q.qtype == mdns.TypeAXFR || q.qtype == mdns.TypeIXFR:
+		return mdns.RcodeRefused // zone transfers are not served
 	case q.qtype == 0:
-		return rcodeNotImp // reserved (RFC 6895 3.1), as Knot DNS answers
+		return mdns.RcodeNotImplemented // reserved (RFC 6895 3.1), as Knot DNS answers
 	}
-	return rcodeSuccess
+	return mdns.RcodeSuccess
 }
-
-// Wire values used by the parser.
-const (
-	optionEDE           = 15 // RFC 8914
-	edeNotAuthoritative = 20
-	typeOPT             = 41
-	typeDS              = 43
-	typeIXFR            = 251
-	typeAXFR            = 252
-	classIN             = 1
-	classANY            = 255
-)
 
 // readName checks the uncompressed name at m[off:] and copies it, lower
 // case, into h.name. A question name has nothing before it to point at, so a
@@ -284,7 +322,7 @@ func (h *Handler) lookup(q *query) (*template, int) {
 			z = c
 			// DS is the parent's data (RFC 4035 3.1.4.1): at a zone's
 			// apex, ask the parent zone if it is served here too.
-			if off > 0 || q.qtype != typeDS || name[0] == 0 {
+			if off > 0 || q.qtype != mdns.TypeDS || name[0] == 0 {
 				break
 			}
 		}
@@ -293,7 +331,7 @@ func (h *Handler) lookup(q *query) (*template, int) {
 		}
 	}
 	if z == nil {
-		return nil, rcodeRefused // not ours: no zone encloses it
+		return nil, mdns.RcodeRefused // not ours: no zone encloses it
 	}
 	for off := 0; ; off += int(name[off]) + 1 {
 		n := z.byWire[string(name[off:])]
@@ -379,10 +417,10 @@ func (h *Handler) reply(w *packet.ReplyWriter, m []byte, q *query, rcode int, t 
 		if q.do {
 			do = 0x80 // RFC 3225 3: the DO bit is copied to the reply
 		}
-		b = append(b, 0, 0, typeOPT, byte(MaxUDPSize>>8), byte(MaxUDPSize&0xFF), byte(rcode>>4), 0, do, 0)
-		if t == nil && rcode == rcodeRefused && q.qend > 0 {
+		b = append(b, 0, 0, byte(mdns.TypeOPT), byte(MaxUDPSize>>8), byte(MaxUDPSize&0xFF), byte(rcode>>4), 0, do, 0)
+		if t == nil && rcode == mdns.RcodeRefused && q.qend > 0 {
 			// Extended DNS Error 20, Not Authoritative (RFC 8914).
-			b = append(b, 0, 6, 0, optionEDE, 0, 2, 0, edeNotAuthoritative)
+			b = append(b, 0, 6, 0, byte(mdns.EDNS0EDE), 0, 2, 0, byte(mdns.ExtendedErrorCodeNotAuthoritative))
 		} else {
 			b = append(b, 0, 0)
 		}

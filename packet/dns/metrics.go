@@ -2,17 +2,18 @@ package dns
 
 import (
 	"strconv"
+	"sync/atomic"
 
-	"github.com/miekg/dns"
+	mdns "github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
 // qtypeLabels are the qtypes counted by name; the rest count as "other", so
 // a scan with random types cannot blow up the number of series.
 var qtypeLabels = [...]uint16{
-	dns.TypeA, dns.TypeNS, dns.TypeCNAME, dns.TypeSOA, dns.TypePTR, dns.TypeMX,
-	dns.TypeTXT, dns.TypeAAAA, dns.TypeSRV, dns.TypeNAPTR, dns.TypeDS, dns.TypeDNSKEY,
-	dns.TypeSVCB, dns.TypeHTTPS, dns.TypeCAA, dns.TypeANY, dns.TypeAXFR, dns.TypeIXFR,
+	mdns.TypeA, mdns.TypeNS, mdns.TypeCNAME, mdns.TypeSOA, mdns.TypePTR, mdns.TypeMX,
+	mdns.TypeTXT, mdns.TypeAAAA, mdns.TypeSRV, mdns.TypeNAPTR, mdns.TypeDS, mdns.TypeDNSKEY,
+	mdns.TypeSVCB, mdns.TypeHTTPS, mdns.TypeCAA, mdns.TypeANY, mdns.TypeAXFR, mdns.TypeIXFR,
 }
 
 const numQtypeLabels = len(qtypeLabels) + 1 // + "other"
@@ -35,7 +36,7 @@ func qtypeLabel(q uint16) int {
 	if q < 256 {
 		return int(qtypeIndex[q])
 	}
-	if q == dns.TypeCAA {
+	if q == mdns.TypeCAA {
 		return caaLabel
 	}
 	return numQtypeLabels - 1
@@ -44,7 +45,7 @@ func qtypeLabel(q uint16) int {
 // caaLabel is CAA's index in qtypeLabels (the one counted type above 255).
 var caaLabel = func() int {
 	for i, l := range qtypeLabels {
-		if l == dns.TypeCAA {
+		if l == mdns.TypeCAA {
 			return i
 		}
 	}
@@ -55,14 +56,14 @@ func qtypeName(i int) string {
 	if i == numQtypeLabels-1 {
 		return "other"
 	}
-	return dns.TypeToString[qtypeLabels[i]]
+	return mdns.TypeToString[qtypeLabels[i]]
 }
 
 func rcodeName(r int) string {
-	if r == rcodeBadVers {
+	if r == mdns.RcodeBadVers {
 		return "BADVERS" // 16 is also TSIG's BADSIG; a query answer means BADVERS
 	}
-	if s, ok := dns.RcodeToString[r]; ok {
+	if s, ok := mdns.RcodeToString[r]; ok {
 		return s
 	}
 	return strconv.Itoa(r)
@@ -103,23 +104,23 @@ func (s *Server) Describe(ch chan<- *prometheus.Desc) {
 // counters (summed per shard and transport) at scrape time.
 func (s *Server) Collect(ch chan<- prometheus.Metric) {
 	type key struct{ shard, proto int }
-	sums := map[key]*snapshot{}
+	sums := map[key]*tally[uint64]{}
 	var order []key
 	s.mu.Lock()
 	for _, h := range s.handlers {
-		for p := range h.c {
+		for p := range h.pub {
 			k := key{h.shard, p}
 			if sums[k] == nil {
-				sums[k] = &snapshot{}
+				sums[k] = &tally[uint64]{}
 				order = append(order, k)
 			}
-			sums[k].add(&h.c[p])
+			addPublished(sums[k], &h.pub[p])
 		}
 	}
 	s.mu.Unlock()
 	for _, k := range order {
 		v := sums[k]
-		if v.total == 0 && k.proto == 1 {
+		if total(v) == 0 && k.proto == 1 {
 			continue // no TCP traffic on this shard: no series
 		}
 		shard, proto := strconv.Itoa(k.shard), []string{"udp", "tcp"}[k.proto]
@@ -136,7 +137,7 @@ func (s *Server) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descTruncated, prometheus.CounterValue, float64(v.truncated), shard, proto)
 		ch <- prometheus.MustNewConstMetric(descMalformed, prometheus.CounterValue, float64(v.malformed), shard, proto)
 		for r, n := range v.dropped {
-			ch <- prometheus.MustNewConstMetric(descDropped, prometheus.CounterValue, float64(n), shard, proto, dropReasonNames[r])
+			ch <- prometheus.MustNewConstMetric(descDropped, prometheus.CounterValue, float64(n), shard, proto, dropReason(r).String())
 		}
 	}
 	ch <- prometheus.MustNewConstMetric(descReloads, prometheus.CounterValue, float64(s.reloads.Load()))
@@ -147,32 +148,31 @@ func (s *Server) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// snapshot is a plain copy of counters.
-type snapshot struct {
-	queries   [numQtypeLabels]uint64
-	responses [numRcodes]uint64
-	truncated uint64
-	malformed uint64
-	dropped   [numDropReasons]uint64
-	total     uint64
-}
-
-func (v *snapshot) add(c *counters) {
+// addPublished adds the published counts c to v.
+func addPublished(v *tally[uint64], c *tally[atomic.Uint64]) {
 	for i := range c.queries {
 		v.queries[i] += c.queries[i].Load()
 	}
 	for i := range c.responses {
-		n := c.responses[i].Load()
-		v.responses[i] += n
-		v.total += n
+		v.responses[i] += c.responses[i].Load()
 	}
 	v.truncated += c.truncated.Load()
 	v.malformed += c.malformed.Load()
 	for i := range c.dropped {
-		n := c.dropped[i].Load()
-		v.dropped[i] += n
-		v.total += n
+		v.dropped[i] += c.dropped[i].Load()
 	}
+}
+
+// total is every message answered or dropped.
+func total(v *tally[uint64]) uint64 {
+	var n uint64
+	for _, r := range v.responses {
+		n += r
+	}
+	for _, d := range v.dropped {
+		n += d
+	}
+	return n
 }
 
 var _ prometheus.Collector = (*Server)(nil)

@@ -1,7 +1,7 @@
 package dns
 
 import (
-	"github.com/miekg/dns"
+	mdns "github.com/miekg/dns"
 )
 
 // maxChain bounds CNAME chains followed inside a zone (loops end here too).
@@ -12,22 +12,22 @@ const maxChain = 16
 type result struct {
 	rcode     int
 	aa        bool
-	answer    []dns.RR
-	authority []dns.RR
-	glue      []dns.RR // additional records a referral needs (RFC 9471)
-	extra     []dns.RR // helpful additional records, dropped first when space is short
+	answer    []mdns.RR
+	authority []mdns.RR
+	glue      []mdns.RR // additional records a referral needs (RFC 9471)
+	extra     []mdns.RR // helpful additional records, dropped first when space is short
 }
 
 // resolve answers qname/qtype from z (RFC 1034 4.3.2, RFC 4592, RFC 2308,
 // RFC 6604, RFC 8482). qname is canonical and inside z.
 func (z *Zone) resolve(qname string, qtype uint16) *result {
-	r := &result{rcode: dns.RcodeSuccess, aa: true}
+	r := &result{rcode: mdns.RcodeSuccess, aa: true}
 	name := qname
 	seen := map[string]bool{}
 	for hop := 0; ; hop++ {
 		n, exact := z.find(name)
 		cut := n.cut
-		if cut != nil && exact && cut == n && qtype == dns.TypeDS {
+		if cut != nil && exact && cut == n && qtype == mdns.TypeDS {
 			cut = nil // DS lives on the parent side of the cut (RFC 4035 3.1.4.1)
 		}
 		if cut != nil {
@@ -36,10 +36,10 @@ func (z *Zone) resolve(qname string, qtype uint16) *result {
 			}
 			// A referral: the child's NS in authority, the addresses of
 			// name servers inside the delegated zone as required glue.
-			r.authority = append(r.authority, cut.rrsets[dns.TypeNS]...)
-			for _, ns := range cut.rrsets[dns.TypeNS] {
-				target := ns.(*dns.NS).Ns
-				if dns.IsSubDomain(cut.name, target) {
+			r.authority = append(r.authority, cut.rrsets[mdns.TypeNS]...)
+			for _, ns := range cut.rrsets[mdns.TypeNS] {
+				target := ns.(*mdns.NS).Ns
+				if mdns.IsSubDomain(cut.name, target) {
 					r.glue = append(r.glue, z.addresses(target, true)...)
 				} else {
 					r.extra = append(r.extra, z.addresses(target, false)...)
@@ -50,13 +50,13 @@ func (z *Zone) resolve(qname string, qtype uint16) *result {
 		src := n
 		if !exact {
 			if n.wild == nil {
-				r.rcode = dns.RcodeNameError
+				r.rcode = mdns.RcodeNameError
 				r.authority = append(r.authority, z.negativeSOA())
 				return r
 			}
 			src = n.wild
 		}
-		if qtype == dns.TypeANY {
+		if qtype == mdns.TypeANY {
 			// RFC 8482: one RRset, not all of them (no amplification); the
 			// one with the lowest type, as Knot DNS does. A CNAME owner
 			// answers with its CNAME, unfollowed.
@@ -68,11 +68,11 @@ func (z *Zone) resolve(qname string, qtype uint16) *result {
 			}
 			return r
 		}
-		if c := src.rrsets[dns.TypeCNAME]; c != nil && qtype != dns.TypeCNAME {
+		if c := src.rrsets[mdns.TypeCNAME]; c != nil && qtype != mdns.TypeCNAME {
 			r.answer = append(r.answer, owned(c, name)...)
 			seen[name] = true
-			target := c[0].(*dns.CNAME).Target
-			if !dns.IsSubDomain(z.Origin, target) || seen[target] || hop+1 >= maxChain {
+			target := c[0].(*mdns.CNAME).Target
+			if !mdns.IsSubDomain(z.Origin, target) || seen[target] || hop+1 >= maxChain {
 				return r // out of zone or a loop: the resolver takes it from here
 			}
 			name = target
@@ -102,13 +102,13 @@ func lowestType(n *node) uint16 {
 }
 
 // owned returns set with its owner name set to name (wildcard synthesis).
-func owned(set []dns.RR, name string) []dns.RR {
+func owned(set []mdns.RR, name string) []mdns.RR {
 	if set[0].Header().Name == name {
 		return set
 	}
-	out := make([]dns.RR, len(set))
+	out := make([]mdns.RR, len(set))
 	for i, rr := range set {
-		out[i] = dns.Copy(rr)
+		out[i] = mdns.Copy(rr)
 		out[i].Header().Name = name
 	}
 	return out
@@ -116,24 +116,24 @@ func owned(set []dns.RR, name string) []dns.RR {
 
 // negativeSOA is the SOA for negative answers: its TTL is the smaller of the
 // SOA's own TTL and its MINIMUM field (RFC 2308 3 and 5).
-func (z *Zone) negativeSOA() dns.RR {
-	soa := dns.Copy(z.soa).(*dns.SOA)
+func (z *Zone) negativeSOA() mdns.RR {
+	soa := mdns.Copy(z.soa).(*mdns.SOA)
 	soa.Hdr.Ttl = min(soa.Hdr.Ttl, soa.Minttl)
 	return soa
 }
 
 // additional returns the in-zone addresses of the names an NS, MX or SRV
 // RRset points at (RFC 1035 3.3, RFC 2782).
-func (z *Zone) additional(set []dns.RR) []dns.RR {
-	var out []dns.RR
+func (z *Zone) additional(set []mdns.RR) []mdns.RR {
+	var out []mdns.RR
 	for _, rr := range set {
 		var target string
 		switch r := rr.(type) {
-		case *dns.NS:
+		case *mdns.NS:
 			target = r.Ns
-		case *dns.MX:
+		case *mdns.MX:
 			target = r.Mx
-		case *dns.SRV:
+		case *mdns.SRV:
 			target = r.Target
 		default:
 			continue
@@ -145,13 +145,13 @@ func (z *Zone) additional(set []dns.RR) []dns.RR {
 
 // addresses returns the A and AAAA records of name if it is in the zone;
 // occluded names (at or below a cut) only when glue is asked for.
-func (z *Zone) addresses(name string, glue bool) []dns.RR {
-	if !dns.IsSubDomain(z.Origin, name) {
+func (z *Zone) addresses(name string, glue bool) []mdns.RR {
+	if !mdns.IsSubDomain(z.Origin, name) {
 		return nil
 	}
 	n, ok := z.nodes[name]
 	if !ok || (n.cut != nil) != glue {
 		return nil
 	}
-	return append(append([]dns.RR(nil), n.rrsets[dns.TypeA]...), n.rrsets[dns.TypeAAAA]...)
+	return append(append([]mdns.RR(nil), n.rrsets[mdns.TypeA]...), n.rrsets[mdns.TypeAAAA]...)
 }

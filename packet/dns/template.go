@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/miekg/dns"
+	mdns "github.com/miekg/dns"
 )
 
 // template is a packed answer: everything after the question section, and
@@ -42,7 +42,7 @@ func (z *Zone) prepare() error {
 		}
 		z.byWire[string(wire)] = n
 
-		if n.exactDefault, err = packExact(z.resolve(name, dns.TypeNone), name, dns.TypeNone); err != nil {
+		if n.exactDefault, err = packExact(z.resolve(name, mdns.TypeNone), name, mdns.TypeNone); err != nil {
 			return err
 		}
 		n.exact = map[uint16]*template{}
@@ -57,7 +57,7 @@ func (z *Zone) prepare() error {
 		}
 		switch {
 		case n.cut == n:
-			if n.synthDefault, err = packAnyName(z.resolve(name, dns.TypeNone), "*."+name); err != nil {
+			if n.synthDefault, err = packAnyName(z.resolve(name, mdns.TypeNone), "*."+name); err != nil {
 				return err
 			}
 		case isWildcard(name):
@@ -69,12 +69,12 @@ func (z *Zone) prepare() error {
 				}
 				n.synth[qt] = t
 			}
-			if n.synthDefault, err = packAnyName(z.resolve(name, dns.TypeNone), name); err != nil {
+			if n.synthDefault, err = packAnyName(z.resolve(name, mdns.TypeNone), name); err != nil {
 				return err
 			}
 		}
 	}
-	z.nxdomain, err = packAnyName(&result{rcode: dns.RcodeNameError, aa: true, authority: []dns.RR{z.negativeSOA()}}, "*."+z.Origin)
+	z.nxdomain, err = packAnyName(&result{rcode: mdns.RcodeNameError, aa: true, authority: []mdns.RR{z.negativeSOA()}}, "*."+z.Origin)
 	return err
 }
 
@@ -88,7 +88,7 @@ func (t *template) equal(u *template) bool {
 // wireName packs a name uncompressed.
 func wireName(name string) ([]byte, error) {
 	b := make([]byte, 256)
-	n, err := dns.PackDomainName(name, b, 0, nil, false)
+	n, err := mdns.PackDomainName(name, b, 0, nil, false)
 	return b[:n], err
 }
 
@@ -99,14 +99,14 @@ func packMsg(r *result, qname string, qtype uint16) (*template, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %v", qname, err)
 	}
-	m := new(dns.Msg)
+	m := new(mdns.Msg)
 	m.Compress = true
-	m.Question = []dns.Question{{Name: qname, Qtype: qtype, Qclass: dns.ClassINET}}
+	m.Question = []mdns.Question{{Name: qname, Qtype: qtype, Qclass: mdns.ClassINET}}
 	m.Answer, m.Ns = r.answer, r.authority
-	m.Extra = append(append([]dns.RR(nil), r.glue...), r.extra...)
+	m.Extra = append(append([]mdns.RR(nil), r.glue...), r.extra...)
 	full, err := m.Pack()
 	if err != nil {
-		return nil, fmt.Errorf("%s/%s: %v", qname, dns.TypeToString[qtype], err)
+		return nil, fmt.Errorf("%s/%s: %v", qname, mdns.TypeToString[qtype], err)
 	}
 	qend := headerLen + len(wq) + 4
 	t := &template{
@@ -120,7 +120,7 @@ func packMsg(r *result, qname string, qtype uint16) (*template, error) {
 	// of whole records is a valid message on its own.
 	ends, ptrs, ok := walkRecords(full, qend)
 	if !ok || len(ends) != len(m.Answer)+len(m.Ns)+len(m.Extra) {
-		return nil, fmt.Errorf("%s/%s: internal error: cannot walk the packed records", qname, dns.TypeToString[qtype])
+		return nil, fmt.Errorf("%s/%s: internal error: cannot walk the packed records", qname, mdns.TypeToString[qtype])
 	}
 	t.essential = len(t.body)
 	if nEss := len(m.Answer) + len(m.Ns) + len(r.glue); nEss > 0 {
@@ -153,7 +153,7 @@ func packExact(r *result, qname string, qtype uint16) (*template, error) {
 // reply for a longer name and parsing it; if pointers cannot be moved
 // safely (a body past 16 KiB), names are written in full instead.
 func packAnyName(r *result, placeholder string) (*template, error) {
-	t, err := packMsg(r, placeholder, dns.TypeNone)
+	t, err := packMsg(r, placeholder, mdns.TypeNone)
 	if err != nil {
 		return nil, err
 	}
@@ -177,17 +177,17 @@ func (t *template) check(r *result, placeholder string) error {
 	msg = append(msg, wq...)
 	msg = append(msg, 0, 0, 0, 1)
 	msg = t.appendBody(msg, len(t.body), len(wq))
-	m := new(dns.Msg)
+	m := new(mdns.Msg)
 	if err := m.Unpack(msg); err != nil {
 		return err
 	}
-	got := append(append(append([]dns.RR(nil), m.Answer...), m.Ns...), m.Extra...)
-	want := append(append(append(append([]dns.RR(nil), r.answer...), r.authority...), r.glue...), r.extra...)
+	got := append(append(append([]mdns.RR(nil), m.Answer...), m.Ns...), m.Extra...)
+	want := append(append(append(append([]mdns.RR(nil), r.answer...), r.authority...), r.glue...), r.extra...)
 	if len(got) != len(want) {
 		return fmt.Errorf("%d records, want %d", len(got), len(want))
 	}
 	for i := range got {
-		w := dns.Copy(want[i])
+		w := mdns.Copy(want[i])
 		if w.Header().Name == placeholder {
 			w.Header().Name = long
 		}
@@ -249,11 +249,11 @@ func walkRecords(m []byte, off int) (ends, ptrs []int, ok bool) {
 		rd := off + 10
 		end := rd + rdlen
 		switch rtype {
-		case int(dns.TypeNS), int(dns.TypeCNAME), int(dns.TypePTR), int(dns.TypeMB), int(dns.TypeMD), int(dns.TypeMF), int(dns.TypeMG), int(dns.TypeMR):
+		case int(mdns.TypeNS), int(mdns.TypeCNAME), int(mdns.TypePTR), int(mdns.TypeMB), int(mdns.TypeMD), int(mdns.TypeMF), int(mdns.TypeMG), int(mdns.TypeMR):
 			_, ok = name(rd)
-		case int(dns.TypeMX):
+		case int(mdns.TypeMX):
 			_, ok = name(rd + 2)
-		case int(dns.TypeSOA), int(dns.TypeMINFO):
+		case int(mdns.TypeSOA), int(mdns.TypeMINFO):
 			var next int
 			if next, ok = name(rd); ok {
 				_, ok = name(next)
@@ -273,10 +273,10 @@ func walkRecords(m []byte, off int) (ends, ptrs []int, ok bool) {
 // is written in full.
 func packUncompressed(r *result, qname string) (*template, error) {
 	var body []byte
-	b := make([]byte, dns.MaxMsgSize)
+	b := make([]byte, mdns.MaxMsgSize)
 	var err error
 	var ends []uint16
-	put := func(rrs []dns.RR) {
+	put := func(rrs []mdns.RR) {
 		for _, rr := range rrs {
 			if err != nil {
 				return
@@ -286,16 +286,16 @@ func packUncompressed(r *result, qname string) (*template, error) {
 				body = append(body, 0xC0, 12)
 			} else {
 				var off int
-				if off, err = dns.PackDomainName(h.Name, b, 0, nil, false); err != nil {
+				if off, err = mdns.PackDomainName(h.Name, b, 0, nil, false); err != nil {
 					err = fmt.Errorf("%s: %v", h.Name, err)
 					return
 				}
 				body = append(body, b[:off]...)
 			}
-			cp := dns.Copy(rr)
+			cp := mdns.Copy(rr)
 			cp.Header().Name = "."
 			var off int
-			if off, err = dns.PackRR(cp, b, 0, nil, false); err != nil {
+			if off, err = mdns.PackRR(cp, b, 0, nil, false); err != nil {
 				err = fmt.Errorf("%s: %v", rr, err)
 				return
 			}
@@ -326,20 +326,20 @@ func packUncompressed(r *result, qname string) (*template, error) {
 // data anywhere: the types present at n and along its CNAME chain, and the
 // types with rules of their own.
 func (z *Zone) qtypesFor(n *node) []uint16 {
-	seen := map[uint16]bool{dns.TypeCNAME: true, dns.TypeANY: true, dns.TypeDS: true}
+	seen := map[uint16]bool{mdns.TypeCNAME: true, mdns.TypeANY: true, mdns.TypeDS: true}
 	m := n
 	for hop := 0; hop < maxChain; hop++ {
 		for t := range m.rrsets {
 			seen[t] = true
 		}
-		c := m.rrsets[dns.TypeCNAME]
+		c := m.rrsets[mdns.TypeCNAME]
 		if c == nil {
 			break
 		}
 		// Follow the chain as resolve does: into a wildcard when the
 		// target has no node of its own, never past a cut or the zone.
-		target := c[0].(*dns.CNAME).Target
-		if !dns.IsSubDomain(z.Origin, target) {
+		target := c[0].(*mdns.CNAME).Target
+		if !mdns.IsSubDomain(z.Origin, target) {
 			break
 		}
 		next, exact := z.find(target)

@@ -9,7 +9,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/miekg/dns"
+	mdns "github.com/miekg/dns"
 )
 
 // Zone is one zone loaded from a master file, with every answer it can give
@@ -20,7 +20,7 @@ type Zone struct {
 	Serial uint32
 	Count  int // records loaded
 
-	soa   *dns.SOA
+	soa   *mdns.SOA
 	nodes map[string]*node // by canonical presentation name; includes empty non-terminals
 
 	// byWire indexes nodes by lower-case wire-format name, for lookups
@@ -33,7 +33,7 @@ type Zone struct {
 // node is one owner name of a zone (or an empty non-terminal).
 type node struct {
 	name   string
-	rrsets map[uint16][]dns.RR
+	rrsets map[uint16][]mdns.RR
 	cut    *node // the delegation at or above this name (below the apex), if any
 	wild   *node // the "*" child, if any
 
@@ -66,9 +66,9 @@ func ParseZone(r io.Reader, name string) (*Zone, error) {
 // parseZone is ParseZone with $INCLUDE switchable (fuzzing must not read
 // arbitrary files).
 func parseZone(r io.Reader, name string, includes bool) (*Zone, error) {
-	zp := dns.NewZoneParser(r, "", name)
+	zp := mdns.NewZoneParser(r, "", name)
 	zp.SetIncludeAllowed(includes)
-	var rrs []dns.RR
+	var rrs []mdns.RR
 	for rr, ok := zp.Next(); ok; rr, ok = zp.Next() {
 		rrs = append(rrs, rr)
 	}
@@ -82,10 +82,10 @@ func parseZone(r io.Reader, name string, includes bool) (*Zone, error) {
 	return z, nil
 }
 
-func newZone(rrs []dns.RR, file string) (*Zone, error) {
-	var soa *dns.SOA
+func newZone(rrs []mdns.RR, file string) (*Zone, error) {
+	var soa *mdns.SOA
 	for _, rr := range rrs {
-		if s, ok := rr.(*dns.SOA); ok {
+		if s, ok := rr.(*mdns.SOA); ok {
 			if soa != nil {
 				return nil, fmt.Errorf("two SOA records (%s and %s); a zone has exactly one, at its apex", soa.Hdr.Name, s.Hdr.Name)
 			}
@@ -106,21 +106,21 @@ func newZone(rrs []dns.RR, file string) (*Zone, error) {
 		h := rr.Header()
 		h.Name = canonical(h.Name)
 		canonicalRdata(rr)
-		if h.Class != dns.ClassINET {
-			return nil, fmt.Errorf("%s %s: class %s; only IN is served", h.Name, dns.TypeToString[h.Rrtype], dns.ClassToString[h.Class])
+		if h.Class != mdns.ClassINET {
+			return nil, fmt.Errorf("%s %s: class %s; only IN is served", h.Name, mdns.TypeToString[h.Rrtype], mdns.ClassToString[h.Class])
 		}
-		if !dns.IsSubDomain(z.Origin, h.Name) {
-			return nil, fmt.Errorf("%s %s is outside the zone %s (out-of-zone data; fix the name or $ORIGIN)", h.Name, dns.TypeToString[h.Rrtype], z.Origin)
+		if !mdns.IsSubDomain(z.Origin, h.Name) {
+			return nil, fmt.Errorf("%s %s is outside the zone %s (out-of-zone data; fix the name or $ORIGIN)", h.Name, mdns.TypeToString[h.Rrtype], z.Origin)
 		}
 		switch h.Rrtype {
-		case dns.TypeOPT:
+		case mdns.TypeOPT:
 			return nil, fmt.Errorf("%s: OPT is not a zone record", h.Name)
-		case dns.TypeDNAME:
+		case mdns.TypeDNAME:
 			return nil, fmt.Errorf("%s: DNAME is not supported (its names would get NXDOMAIN); use CNAME records or a wildcard CNAME", h.Name)
 		}
 		n := z.node(h.Name)
 		for _, old := range n.rrsets[h.Rrtype] {
-			if dns.IsDuplicate(old, rr) {
+			if mdns.IsDuplicate(old, rr) {
 				rr = nil
 				break
 			}
@@ -131,7 +131,7 @@ func newZone(rrs []dns.RR, file string) (*Zone, error) {
 		}
 	}
 	for _, n := range z.nodes {
-		if c := n.rrsets[dns.TypeCNAME]; c != nil {
+		if c := n.rrsets[mdns.TypeCNAME]; c != nil {
 			if len(c) > 1 {
 				return nil, fmt.Errorf("%s has %d CNAME records; a name has at most one (RFC 1034 3.6.2)", n.name, len(c))
 			}
@@ -153,7 +153,7 @@ func newZone(rrs []dns.RR, file string) (*Zone, error) {
 			}
 		}
 	}
-	if apex := z.nodes[z.Origin]; apex.rrsets[dns.TypeNS] == nil {
+	if apex := z.nodes[z.Origin]; apex.rrsets[mdns.TypeNS] == nil {
 		return nil, fmt.Errorf("the apex %s has no NS record (add at least one, e.g. @ NS ns1)", z.Origin)
 	}
 	z.link()
@@ -166,9 +166,9 @@ func newZone(rrs []dns.RR, file string) (*Zone, error) {
 // canonical lower-cases the ASCII letters of name in wire form (RFC 4343:
 // only A-Z fold), so escapes such as \065 fold too and other bytes stay.
 func canonical(name string) string {
-	name = dns.Fqdn(name)
+	name = mdns.Fqdn(name)
 	b := make([]byte, 256)
-	n, err := dns.PackDomainName(name, b, 0, nil, false)
+	n, err := mdns.PackDomainName(name, b, 0, nil, false)
 	if err != nil {
 		return name // reported when the name is packed
 	}
@@ -179,7 +179,7 @@ func canonical(name string) string {
 			}
 		}
 	}
-	s, _, err := dns.UnpackDomainName(b[:n], 0)
+	s, _, err := mdns.UnpackDomainName(b[:n], 0)
 	if err != nil {
 		return name
 	}
@@ -188,19 +188,19 @@ func canonical(name string) string {
 
 // canonicalRdata lower-cases the domain names inside rdata, so names
 // compare byte for byte.
-func canonicalRdata(rr dns.RR) {
+func canonicalRdata(rr mdns.RR) {
 	switch r := rr.(type) {
-	case *dns.NS:
+	case *mdns.NS:
 		r.Ns = canonical(r.Ns)
-	case *dns.CNAME:
+	case *mdns.CNAME:
 		r.Target = canonical(r.Target)
-	case *dns.MX:
+	case *mdns.MX:
 		r.Mx = canonical(r.Mx)
-	case *dns.SRV:
+	case *mdns.SRV:
 		r.Target = canonical(r.Target)
-	case *dns.PTR:
+	case *mdns.PTR:
 		r.Ptr = canonical(r.Ptr)
-	case *dns.SOA:
+	case *mdns.SOA:
 		r.Ns = canonical(r.Ns)
 		r.Mbox = canonical(r.Mbox)
 	}
@@ -211,7 +211,7 @@ func canonicalRdata(rr dns.RR) {
 func (z *Zone) node(name string) *node {
 	n, ok := z.nodes[name]
 	if !ok {
-		n = &node{name: name, rrsets: map[uint16][]dns.RR{}}
+		n = &node{name: name, rrsets: map[uint16][]mdns.RR{}}
 		z.nodes[name] = n
 		if name != z.Origin {
 			z.node(parent(name))
@@ -222,7 +222,7 @@ func (z *Zone) node(name string) *node {
 
 // parent returns the name one label up ("a.b." -> "b.", "b." -> ".").
 func parent(name string) string {
-	off, end := dns.NextLabel(name, 0)
+	off, end := mdns.NextLabel(name, 0)
 	if end {
 		return "."
 	}
@@ -233,7 +233,7 @@ func parent(name string) string {
 func (z *Zone) link() {
 	for name, n := range z.nodes {
 		for a := name; a != z.Origin; a = parent(a) {
-			if an := z.nodes[a]; an.rrsets[dns.TypeNS] != nil {
+			if an := z.nodes[a]; an.rrsets[mdns.TypeNS] != nil {
 				n.cut = an // keep the highest: data below a cut is occluded
 			}
 		}
@@ -253,13 +253,13 @@ func (z *Zone) find(name string) (*node, bool) {
 }
 
 // sortCanonical orders an RRset by its uncompressed rdata.
-func sortCanonical(set []dns.RR) {
-	keys := make(map[dns.RR][]byte, len(set))
-	buf := make([]byte, dns.MaxMsgSize)
+func sortCanonical(set []mdns.RR) {
+	keys := make(map[mdns.RR][]byte, len(set))
+	buf := make([]byte, mdns.MaxMsgSize)
 	for _, rr := range set {
-		cp := dns.Copy(rr)
+		cp := mdns.Copy(rr)
 		cp.Header().Name = "."
-		off, err := dns.PackRR(cp, buf, 0, nil, false)
+		off, err := mdns.PackRR(cp, buf, 0, nil, false)
 		if err != nil {
 			keys[rr] = nil
 			continue
