@@ -298,7 +298,7 @@ func testTCPShutdownAnswersWhatWasSent(t *testing.T, loop bool) {
 	}
 	req = append(req, 0, 9, 'p') // and a partial frame
 	_, _ = c.Write(req)
-	waitDelivered(t, c)
+	waitDelivered(t, g, c)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	if err := g.Shutdown(ctx); err != nil {
@@ -360,7 +360,7 @@ func testTCPShutdownAnswersABacklog(t *testing.T, loop bool) {
 	if _, err := c.Write(msg); err != nil {
 		t.Fatal(err)
 	}
-	waitDelivered(t, c)
+	waitDelivered(t, g, c)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	if err := g.Shutdown(ctx); err != nil {
@@ -479,8 +479,17 @@ func shapeOf(loop bool) TCPShape {
 // waitDelivered waits until the peer's kernel has acknowledged every byte
 // written on c (SIOCOUTQ 0): what a stop must still answer has arrived.
 // Where the queue cannot be read it returns at once.
-func waitDelivered(t *testing.T, c net.Conn) {
+// waitDelivered waits until the client's bytes have reached the server's
+// socket (nothing unacknowledged) and the shard has accepted the
+// connection: a connection still in the listener's backlog when the stop
+// closes the listener is reset by the kernel, which is not what these
+// tests are about.
+func waitDelivered(t *testing.T, g *Group, c net.Conn) {
 	t.Helper()
+	waitFor(t, "the connection accepted", func() bool {
+		total, _ := tcpStats(g)
+		return total.Accepted >= 1
+	})
 	rc, err := c.(*net.TCPConn).SyscallConn()
 	if err != nil {
 		t.Fatal(err)
