@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/shardd/shardd/metrics"
+	"github.com/shardd/shardd/metrics/fdlimit"
 )
 
 // What a TCP connection may hold, for both shapes:
@@ -347,17 +348,15 @@ func (t *tcpShard) evictIdle() time.Duration { return min(time.Second, t.cfg.Idl
 func (t *tcpShard) acceptFailed(err error) {
 	kind := metrics.AcceptOther
 	var errno syscall.Errno
-	if errors.As(err, &errno) {
-		switch errno {
-		case syscall.EMFILE:
-			kind = metrics.AcceptEMFILE
-		case syscall.ENFILE:
-			kind = metrics.AcceptENFILE
-		case syscall.ENOBUFS:
-			kind = metrics.AcceptENOBUFS
-		case syscall.ENOMEM:
-			kind = metrics.AcceptENOMEM
-		}
+	switch {
+	case fdlimit.Errno(err) == syscall.EMFILE: // one classification of descriptor exhaustion for all of shardd
+		kind = metrics.AcceptEMFILE
+	case fdlimit.Errno(err) == syscall.ENFILE:
+		kind = metrics.AcceptENFILE
+	case errors.As(err, &errno) && errno == syscall.ENOBUFS:
+		kind = metrics.AcceptENOBUFS
+	case errors.As(err, &errno) && errno == syscall.ENOMEM:
+		kind = metrics.AcceptENOMEM
 	}
 	now := time.Now()
 	t.mu.Lock()

@@ -15,8 +15,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"math/rand/v2"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -25,6 +23,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/shardd/shardd/cmd/internal/ports"
 
 	"github.com/shardd/shardd/shard"
 )
@@ -412,40 +412,6 @@ func stopServer(cmd *exec.Cmd) {
 	}
 }
 
-// freePort finds a port free for both UDP and TCP on 127.0.0.1 (the TCP
-// side can be held by a client connection of an earlier run) for a server
-// that binds it itself. It is picked below the kernel's ephemeral range
-// (ip_local_port_range): a port taken by a bind to port 0 and released
-// could be handed to another program's bind to port 0 (a client, a test)
-// before the server's bind.
-func freePort() (int, error) {
-	low := 32768
-	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
-		if f := strings.Fields(string(b)); len(f) == 2 {
-			if v, err := strconv.Atoi(f[0]); err == nil {
-				low = v
-			}
-		}
-	}
-	if low <= 10000 {
-		return 0, fmt.Errorf("the ephemeral port range starts at %d: no port below it to pick (raise net.ipv4.ip_local_port_range)", low)
-	}
-	for try := 0; try < 100; try++ {
-		port := 10000 + rand.IntN(low-10000)
-		c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port})
-		if err != nil {
-			continue
-		}
-		ln, err := net.Listen("tcp4", fmt.Sprintf("127.0.0.1:%d", port))
-		c.Close()
-		if err == nil {
-			ln.Close()
-			return port, nil
-		}
-	}
-	return 0, errors.New("no port below the ephemeral range free for both UDP and TCP")
-}
-
 // waitBound polls /proc/net/udp until some socket is bound to port.
 func waitBound(proto string, port int, limit time.Duration) error {
 	deadline := time.Now().Add(limit)
@@ -462,3 +428,8 @@ func waitBound(proto string, port int, limit time.Duration) error {
 	}
 	return errors.New("timed out")
 }
+
+// freePort finds a port free for both UDP and TCP on 127.0.0.1 (the TCP
+// side can be held by a client connection of an earlier run) for a server
+// that binds it itself, below the ephemeral range (see ports.BelowEphemeral).
+func freePort() (int, error) { return ports.BelowEphemeral("127.0.0.1", true) }

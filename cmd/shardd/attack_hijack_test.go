@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/netip"
 	"os"
@@ -18,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/shardd/shardd/cmd/internal/ports"
 
 	"golang.org/x/sys/unix"
 )
@@ -613,34 +614,6 @@ func TestActivatedSocketsOfAnotherUser(t *testing.T) {
 	}
 }
 
-// freePort returns a port free for UDP and TCP on every address, as far as
-// a bind of the wildcards shows, for a daemon that binds it itself. Like
-// freeUDPPort it is taken below the kernel's ephemeral range: a port
-// picked by a bind to port 0 and released could be handed to another
-// test's bind to port 0 before the daemon binds it.
-func freePort(t *testing.T) uint16 {
-	t.Helper()
-	low := ephemeralLow()
-	if low <= 10000 {
-		t.Skipf("the ephemeral port range starts at %d: no port below it to pick", low)
-	}
-	for try := 0; try < 100; try++ {
-		port := 10000 + rand.IntN(low-10000)
-		u, err := net.ListenUDP("udp", &net.UDPAddr{Port: port})
-		if err != nil {
-			continue
-		}
-		l, err := net.Listen("tcp", fmt.Sprintf(":%d", port))
-		u.Close()
-		if err == nil {
-			l.Close()
-			return uint16(port)
-		}
-	}
-	t.Fatal("no port free for UDP and TCP below the ephemeral range")
-	return 0
-}
-
 // TestSeveralAddrsOnOnePort: one process may serve overlapping ADDRs on one
 // port (0.0.0.0:P beside [::]:P or :P, 127.0.0.1:P beside :P), UDP and TCP.
 // Before issue 12 this leaned on SO_REUSEADDR; SO_REUSEPORT and one uid
@@ -659,7 +632,11 @@ func TestSeveralAddrsOnOnePort(t *testing.T) {
 		{[]string{":%d", "0.0.0.0:%d"}, "127.0.0.1", "0.0.0.0:%d"},
 	} {
 		t.Run(strings.ReplaceAll(strings.Join(tc.addrs, " "), "%d", "P")+" to "+tc.to, func(t *testing.T) {
-			port := freePort(t)
+			p, err := ports.BelowEphemeral("", true) // free for UDP and TCP on every address
+			if err != nil {
+				t.Skip(err)
+			}
+			port := uint16(p)
 			args := []string{"--proto", "udp,tcp", "--shards", "2", "--metrics", "127.0.0.1:0"}
 			for _, a := range tc.addrs {
 				args = append(args, fmt.Sprintf(a, port))

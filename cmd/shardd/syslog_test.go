@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"math/rand/v2"
 	"net"
 	"net/netip"
 	"os"
@@ -16,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/shardd/shardd/cmd/internal/ports"
 )
 
 func TestSyslogUsageErrors(t *testing.T) {
@@ -199,46 +200,21 @@ func TestSyslogLogger(t *testing.T) {
 	}
 }
 
-// freeUDPPort returns a loopback UDP port that was free a moment ago, for
-// a program that binds its own. It is taken below the kernel's ephemeral
-// range (ip_local_port_range), where no bind to port 0 of another test can
-// land between this check and that program's bind.
-func freeUDPPort(t *testing.T) int {
-	t.Helper()
-	low := ephemeralLow()
-	if low <= 10000 {
-		t.Skipf("the ephemeral port range starts at %d: no port below it to pick", low)
-	}
-	for try := 0; try < 100; try++ {
-		port := 10000 + rand.IntN(low-10000)
-		c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port})
-		if err != nil {
-			continue
-		}
-		c.Close()
-		return port
-	}
-	t.Fatal("no free UDP port below the ephemeral range")
-	return 0
-}
-
-// ephemeralLow is the first port of the kernel's ephemeral range.
-func ephemeralLow() int {
-	low := 32768
-	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
-		if f := strings.Fields(string(b)); len(f) == 2 {
-			if v, err := strconv.Atoi(f[0]); err == nil {
-				low = v
-			}
-		}
-	}
-	return low
-}
-
 // TestSyslogFromRsyslog: rsyslogd, started with its own configuration,
 // takes messages from logger on a loopback port and forwards each to
 // shardd twice over UDP (omfwd): as RFC 5424 and in its traditional RFC
 // 3164 format. Every message arrives once per format, fields intact.
+// freeUDPPort returns a loopback UDP port below the ephemeral range that
+// was free a moment ago, for a program that binds it itself.
+func freeUDPPort(t *testing.T) int {
+	t.Helper()
+	port, err := ports.BelowEphemeral("127.0.0.1", false)
+	if err != nil {
+		t.Skip(err)
+	}
+	return port
+}
+
 func TestSyslogFromRsyslog(t *testing.T) {
 	rsyslogd := requireTool(t, "rsyslogd")
 	logger := requireTool(t, "logger")

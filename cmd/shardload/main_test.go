@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -15,6 +14,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/shardd/shardd/cmd/internal/ports"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -193,7 +194,7 @@ func TestRefusedTargetIsReported(t *testing.T) {
 	// A port nobody listens on: the kernel answers with port unreachable.
 	// It is taken below the ephemeral range, where no other test's bind to
 	// port 0 can take it between this check and the run.
-	addr := fmt.Sprintf("127.0.0.1:%d", unboundPort(t))
+	addr := fmt.Sprintf("127.0.0.1:%d", belowEphemeral(t))
 	var stdout, stderr bytes.Buffer
 	code := mainCode([]string{"--progress=false", "--duration", "300ms", "--rate", "1000", "--mode", "echo", "--wait", "100ms", addr}, &stdout, &stderr)
 	if code != 1 || !strings.Contains(stderr.String(), "refused") {
@@ -386,31 +387,13 @@ func TestTCPEcho(t *testing.T) {
 	}
 }
 
-// unboundPort returns a loopback UDP port below the ephemeral range
-// (ip_local_port_range) that nothing is bound to: no bind to port 0 can
-// take it afterwards.
-func unboundPort(t *testing.T) int {
+// belowEphemeral returns a loopback UDP port below the ephemeral range that
+// nothing is bound to: no bind to port 0 can take it afterwards.
+func belowEphemeral(t *testing.T) int {
 	t.Helper()
-	low := 32768
-	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
-		if f := strings.Fields(string(b)); len(f) == 2 {
-			if v, err := strconv.Atoi(f[0]); err == nil {
-				low = v
-			}
-		}
+	port, err := ports.BelowEphemeral("127.0.0.1", false)
+	if err != nil {
+		t.Skip(err)
 	}
-	if low <= 10000 {
-		t.Skipf("the ephemeral port range starts at %d: no port below it to pick", low)
-	}
-	for try := 0; try < 100; try++ {
-		port := 10000 + rand.IntN(low-10000)
-		c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port})
-		if err != nil {
-			continue
-		}
-		c.Close()
-		return port
-	}
-	t.Fatal("no free UDP port below the ephemeral range")
-	return 0
+	return port
 }
