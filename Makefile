@@ -74,6 +74,7 @@ lint:
 	$(GO) vet ./...
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 	$(GO) mod tidy -diff
+	GO=$(GO) ./.ci/layers
 
 fuzz-smoke:
 	@for pkg in $$($(GO) list ./...); do \
