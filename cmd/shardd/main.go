@@ -80,13 +80,15 @@ type options struct {
 	syslog syslogOptions   // --handler syslog
 }
 
-func newFlagSet(o *options) *flag.FlagSet {
+// newFlagSet defines the flags into o, and returns with them the handler
+// each handler's flag belongs to.
+func newFlagSet(o *options) (*flag.FlagSet, map[string]string) {
 	fs := flag.NewFlagSet("shardd", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	o.proto = choice{"udp", []string{"udp", "tcp", "udp,tcp", "tcp,udp"}}
 	o.tcpShape = choice{"", []string{"loop", "goroutines"}}
 	o.steer = choice{"hash", []string{"hash", "cpu", "random"}}
-	o.handler = choice{"echo", sortedKeys(services)}
+	o.handler = choice{"echo", handlerNames()}
 	o.logLevel = choice{"info", []string{"debug", "info", "warn", "error"}}
 	o.logFormat = choice{"console", []string{"console", "json"}}
 	o.rcvbuf = shard.DefaultRcvBuf
@@ -119,10 +121,7 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.Var(&o.logLevel, "log-level", "debug|info|warn|error")
 	fs.Var(&o.logFormat, "log-format", "console|json")
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
-	for _, add := range handlerFlags {
-		add(fs, o)
-	}
-	return fs
+	return fs, addHandlerFlags(fs, o)
 }
 
 func printUsage(w io.Writer, fs *flag.FlagSet) {
@@ -153,7 +152,7 @@ Exit codes: 0 clean stop, 1 runtime failure, 2 usage error.
 
 func parseArgs(args []string, stdout io.Writer) (*options, bool, error) {
 	o := &options{}
-	fs := newFlagSet(o)
+	fs, owner := newFlagSet(o)
 	pos, err := cli.ParseInterspersed(fs, args)
 	if errors.Is(err, flag.ErrHelp) {
 		printUsage(stdout, fs)
@@ -171,13 +170,8 @@ func parseArgs(args []string, stdout io.Writer) (*options, bool, error) {
 	if err := checkArgs(o, pos); err != nil {
 		return nil, false, err
 	}
-	if err := checkFlagOwners(o); err != nil {
+	if err := checkHandlerFlags(o, owner); err != nil {
 		return nil, false, err
-	}
-	for _, check := range handlerChecks {
-		if err := check(o); err != nil {
-			return nil, false, err
-		}
 	}
 	o.addrs = pos
 	return o, false, nil
@@ -265,7 +259,7 @@ func run(args []string, stdout, stderr io.Writer, sig chan os.Signal) int {
 		}
 	}
 	ntf := newNotifier()
-	svc, err := services[o.handler.value](o, log)
+	svc, err := handlerNamed(o.handler.value).newService(o, log)
 	if err != nil {
 		fmt.Fprintf(stderr, "shardd: %v\n", err)
 		return exitRuntime
@@ -631,17 +625,4 @@ func version() string {
 		return bi.Main.Version
 	}
 	return "dev"
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	for i := 1; i < len(keys); i++ {
-		for j := i; j > 0 && keys[j] < keys[j-1]; j-- {
-			keys[j], keys[j-1] = keys[j-1], keys[j]
-		}
-	}
-	return keys
 }
