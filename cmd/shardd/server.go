@@ -376,47 +376,43 @@ func logListening(log *zap.Logger, in shard.Info, o *options) {
 	}
 }
 
+// logSummary logs each shard's counters once, at exit.
 func logSummary(log *zap.Logger, groups []*shard.Group) {
 	for _, g := range groups {
 		for _, s := range g.Stats(nil) {
-			fields := []zap.Field{zap.String("addr", s.Listener), zap.String("proto", s.Proto), zap.Int("shard", s.Shard)}
-			if s.Proto == "tcp" {
-				closed := map[string]uint64{}
-				for r, n := range s.Closed {
-					if n > 0 {
-						closed[metrics.CloseReason(r).String()] = n
-					}
-				}
-				log.Info("shard summary", append(fields,
-					zap.Uint64("accepted", s.Accepted),
-					zap.Any("closed", closed),
-					zap.Uint64("rx_messages", s.RxPackets),
-					zap.Uint64("rx_bytes", s.RxBytes),
-					zap.Uint64("tx_messages", s.TxPackets),
-					zap.Uint64("tx_bytes", s.TxBytes),
-					zap.Uint64("handler_errors", s.HandlerErrors),
-					zap.Uint64("discarded_bytes", s.DiscardedBytes),
-					zap.Uint64("unsent_messages", s.UnsentPackets),
-					zap.Uint64("unsent_bytes", s.UnsentBytes),
-				)...)
-				continue
-			}
-			log.Info("shard summary",
-				zap.String("addr", s.Listener),
-				zap.String("proto", s.Proto),
-				zap.Int("shard", s.Shard),
-				zap.Int("cpu", s.CPU),
-				zap.Uint64("rx_packets", s.RxPackets),
-				zap.Uint64("rx_bytes", s.RxBytes),
-				zap.Uint64("tx_packets", s.TxPackets),
-				zap.Uint64("tx_bytes", s.TxBytes),
-				zap.Uint64("truncated", s.Truncated),
-				zap.Uint64("handler_errors", s.HandlerErrors),
-				zap.Uint64("send_errors", s.SendErrors),
-				zap.Uint64("rx_errors", s.RxErrors),
-				zap.Uint64("kernel_drops", s.KernelDrops),
-			)
+			log.Info("shard summary", summaryFields(s)...)
 		}
+	}
+}
+
+// summaryFields are one shard's counters: a TCP shard counts connections
+// and messages, a UDP shard datagrams ("packets").
+func summaryFields(s metrics.Snapshot) []zap.Field {
+	fields := []zap.Field{zap.String("addr", s.Listener), zap.String("proto", s.Proto), zap.Int("shard", s.Shard)}
+	if s.Proto == "tcp" {
+		closed := map[string]uint64{}
+		for r, n := range s.Closed {
+			if n > 0 {
+				closed[metrics.CloseReason(r).String()] = n
+			}
+		}
+		fields = append(fields, zap.Uint64("accepted", s.Accepted), zap.Any("closed", closed))
+		fields = append(fields, trafficFields(s, "messages")...)
+		return append(fields, zap.Uint64("handler_errors", s.HandlerErrors), zap.Uint64("discarded_bytes", s.DiscardedBytes),
+			zap.Uint64("unsent_messages", s.UnsentPackets), zap.Uint64("unsent_bytes", s.UnsentBytes))
+	}
+	fields = append(fields, zap.Int("cpu", s.CPU))
+	fields = append(fields, trafficFields(s, "packets")...)
+	return append(fields, zap.Uint64("truncated", s.Truncated), zap.Uint64("handler_errors", s.HandlerErrors),
+		zap.Uint64("send_errors", s.SendErrors), zap.Uint64("rx_errors", s.RxErrors), zap.Uint64("kernel_drops", s.KernelDrops))
+}
+
+// trafficFields are what a shard received and sent, counted in unit and
+// in bytes.
+func trafficFields(s metrics.Snapshot, unit string) []zap.Field {
+	return []zap.Field{
+		zap.Uint64("rx_"+unit, s.RxPackets), zap.Uint64("rx_bytes", s.RxBytes),
+		zap.Uint64("tx_"+unit, s.TxPackets), zap.Uint64("tx_bytes", s.TxBytes),
 	}
 }
 
