@@ -50,8 +50,8 @@ func handlerNamed(name string) handlerSpec {
 	return handlers[i]
 }
 
-// addHandlerFlags adds every handler's flags to fs and returns the handler
-// each of them belongs to, by flag name.
+// addHandlerFlags adds every handler's flags to fs and returns, by flag
+// name, the handler each flag of fs belongs to ("" for the daemon's own).
 func addHandlerFlags(fs *flag.FlagSet, o *options) map[string]string {
 	owner := map[string]string{}
 	fs.VisitAll(func(f *flag.Flag) { owner[f.Name] = "" }) // the daemon's own
