@@ -73,6 +73,15 @@ func (o *options) shardConfig(addr string) (cfg shard.Config, zeroed map[string]
 	return cfg, zeroed
 }
 
+// rcvbufConfig maps --rcvbuf to Config.RcvBuf: 0 on the command line keeps
+// the kernel default.
+func rcvbufConfig(b byteSize) int {
+	if b == 0 {
+		return shard.KernelDefault
+	}
+	return int(b)
+}
+
 // checkArgs checks the flags and addresses parsed, in the order a reader
 // of the command line meets them, before anything binds.
 func checkArgs(o *options, pos []string) error {

@@ -17,18 +17,17 @@ type dnsOptions struct {
 	zones stringList
 }
 
-func init() {
-	handlerFlags = append(handlerFlags, func(fs *flag.FlagSet, o *options) {
-		fs.Var(&o.dns.zones, "zone", "with --handler dns: a zone to serve, as an RFC 1035 master file (repeat for more zones; HUP reloads them all)")
-	})
-	handlerChecks = append(handlerChecks, func(o *options) error {
-		if o.handler.value == "dns" && len(o.dns.zones) == 0 {
-			return usagef("--handler dns needs at least one --zone FILE, e.g. --zone testdata/dns/example.com.zone")
-		}
-		return nil
-	})
-	flagOwner["zone"] = "dns"
-	services["dns"] = newDNSService
+// dnsFlags adds the flags of --handler dns.
+func dnsFlags(fs *flag.FlagSet, o *options) {
+	fs.Var(&o.dns.zones, "zone", "with --handler dns: a zone to serve, as an RFC 1035 master file (repeat for more zones; HUP reloads them all)")
+}
+
+// checkDNS checks them when --handler dns is chosen.
+func checkDNS(o *options) error {
+	if len(o.dns.zones) == 0 {
+		return usagef("--handler dns needs at least one --zone FILE, e.g. --zone testdata/dns/example.com.zone")
+	}
+	return nil
 }
 
 // dnsService is the authoritative DNS handler: zones loaded at start,

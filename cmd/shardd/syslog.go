@@ -21,48 +21,42 @@ type syslogOptions struct {
 	queue         byteSize
 }
 
-func init() {
-	handlerFlags = append(handlerFlags, func(fs *flag.FlagSet, o *options) {
-		o.syslog.queue = syslog.DefaultQueueBytes
-		o.syslog.fsync = "interval"
-		o.syslog.fsyncInterval = syslog.DefaultFsyncInterval
-		fs.StringVar(&o.syslog.sink, "sink", "", "with --handler syslog: where records go, - for standard output or a FILE to append to")
-		fs.Func("fsync", "with --handler syslog: when written records are made durable: never, interval (every --fsync-interval) or always (after every batch) (default interval)", func(s string) error {
-			if _, ok := syslog.ParseFsync(s); !ok {
-				return errors.New("want never, interval or always")
-			}
-			o.syslog.fsync = s
-			return nil
-		})
-		fs.Func("fsync-interval", "with --handler syslog --fsync interval: how often to fdatasync the sink (default 1s)", func(s string) error {
-			d, err := time.ParseDuration(s)
-			if err != nil || d <= 0 {
-				return errors.New("want a positive duration such as 1s or 200ms")
-			}
-			o.syslog.fsyncInterval = d
-			return nil
-		})
-		fs.Var(&o.syslog.queue, "sink-queue", "with --handler syslog: memory for records accepted and not yet written, in bytes (K, M, G suffixes); past it messages are dropped and counted")
-	})
-	handlerChecks = append(handlerChecks, func(o *options) error {
-		if o.handler.value != "syslog" {
-			return nil
+// syslogFlags adds the flags of --handler syslog.
+func syslogFlags(fs *flag.FlagSet, o *options) {
+	o.syslog.queue = syslog.DefaultQueueBytes
+	o.syslog.fsync = "interval"
+	o.syslog.fsyncInterval = syslog.DefaultFsyncInterval
+	fs.StringVar(&o.syslog.sink, "sink", "", "with --handler syslog: where records go, - for standard output or a FILE to append to")
+	fs.Func("fsync", "with --handler syslog: when written records are made durable: never, interval (every --fsync-interval) or always (after every batch) (default interval)", func(s string) error {
+		if _, ok := syslog.ParseFsync(s); !ok {
+			return errors.New("want never, interval or always")
 		}
-		if o.syslog.sink == "" {
-			return usagef("--handler syslog needs --sink FILE (records are appended to it) or --sink - (standard output), e.g. --sink /var/log/shardd/syslog.ndjson")
-		}
-		if o.syslog.queue < 1<<20 {
-			return usagef("--sink-queue %d: must be at least 1M (the writer's batches are %d KiB each)", o.syslog.queue, syslog.DefaultBufSize>>10)
-		}
-		if o.given["fsync-interval"] && o.syslog.fsync != "interval" {
-			return usagef("--fsync-interval needs --fsync interval (it is %s); drop one of them", o.syslog.fsync)
-		}
+		o.syslog.fsync = s
 		return nil
 	})
-	for _, name := range []string{"sink", "fsync", "fsync-interval", "sink-queue"} {
-		flagOwner[name] = "syslog"
+	fs.Func("fsync-interval", "with --handler syslog --fsync interval: how often to fdatasync the sink (default 1s)", func(s string) error {
+		d, err := time.ParseDuration(s)
+		if err != nil || d <= 0 {
+			return errors.New("want a positive duration such as 1s or 200ms")
+		}
+		o.syslog.fsyncInterval = d
+		return nil
+	})
+	fs.Var(&o.syslog.queue, "sink-queue", "with --handler syslog: memory for records accepted and not yet written, in bytes (K, M, G suffixes); past it messages are dropped and counted")
+}
+
+// checkSyslog checks them when --handler syslog is chosen.
+func checkSyslog(o *options) error {
+	if o.syslog.sink == "" {
+		return usagef("--handler syslog needs --sink FILE (records are appended to it) or --sink - (standard output), e.g. --sink /var/log/shardd/syslog.ndjson")
 	}
-	services["syslog"] = newSyslogService
+	if o.syslog.queue < 1<<20 {
+		return usagef("--sink-queue %d: must be at least 1M (the writer's batches are %d KiB each)", o.syslog.queue, syslog.DefaultBufSize>>10)
+	}
+	if o.given["fsync-interval"] && o.syslog.fsync != "interval" {
+		return usagef("--fsync-interval needs --fsync interval (it is %s); drop one of them", o.syslog.fsync)
+	}
+	return nil
 }
 
 // syslogService is --handler syslog: one Sink, a Handler per shard.

@@ -5,10 +5,11 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -172,43 +173,70 @@ func (u *upgrader) start() {
 	}()
 }
 
+// run starts the new process with this process's sockets and waits until
+// it reports that it serves: it returns the new process's pid.
 func (u *upgrader) run() (int, error) {
-	var names []string
-	var files []*os.File
-	defer func() {
-		for _, f := range files {
-			f.Close()
-		}
-	}()
-	for i, g := range u.groups {
-		fs, err := g.Files()
-		if err != nil {
-			return 0, fmt.Errorf("duplicating sockets: %w", err)
-		}
-		keys := make([]string, 0, len(fs))
-		for k := range fs {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
-			names = append(names, fmt.Sprintf("L%d/%s", i, k))
-			files = append(files, fs[k])
-		}
+	names, files, err := u.sockets()
+	if err != nil {
+		return 0, err
 	}
-	if tl, ok := u.metrics.(*net.TCPListener); ok {
-		f, err := tl.File()
-		if err != nil {
-			return 0, fmt.Errorf("duplicating the metrics listener: %w", err)
-		}
-		names = append(names, "metrics")
-		files = append(files, f)
-	}
+	defer closeFiles(files)
 	readyR, readyW, err := os.Pipe()
 	if err != nil {
 		return 0, err
 	}
 	defer readyR.Close()
 	defer readyW.Close()
+	pid, err := u.spawn(names, files, readyW)
+	if err != nil {
+		return 0, err
+	}
+	readyW.Close() // the child holds its own copy
+	proc, _ := os.FindProcess(pid)
+	u.log.Info("upgrade: new process started", zap.Int("pid", pid), zap.String("binary", u.exe))
+	return awaitReady(proc, readyR)
+}
+
+// sockets duplicates every socket the new process takes over, named as
+// envInherit names them: each listener's in a fixed order, then the
+// metrics listener.
+func (u *upgrader) sockets() ([]string, []*os.File, error) {
+	var names []string
+	var files []*os.File
+	fail := func(err error) ([]string, []*os.File, error) {
+		closeFiles(files)
+		return nil, nil, err
+	}
+	for i, g := range u.groups {
+		socks, err := g.Files()
+		if err != nil {
+			return fail(fmt.Errorf("duplicating sockets: %w", err))
+		}
+		for _, k := range slices.Sorted(maps.Keys(socks)) {
+			names = append(names, fmt.Sprintf("L%d/%s", i, k))
+			files = append(files, socks[k])
+		}
+	}
+	if tl, ok := u.metrics.(*net.TCPListener); ok {
+		f, err := tl.File()
+		if err != nil {
+			return fail(fmt.Errorf("duplicating the metrics listener: %w", err))
+		}
+		names = append(names, "metrics")
+		files = append(files, f)
+	}
+	return names, files, nil
+}
+
+func closeFiles(files []*os.File) {
+	for _, f := range files {
+		f.Close()
+	}
+}
+
+// spawn starts the new binary with the sockets and the ready pipe, and the
+// upgrade counts so far in its environment.
+func (u *upgrader) spawn(names []string, files []*os.File, readyW *os.File) (int, error) {
 	// The child gets descriptors 0-2 as ours, 3 the ready pipe, then the
 	// sockets. os/exec would call File.Fd on each, and Fd switches the
 	// descriptor to blocking mode: a flag the sockets' copies share, so this
@@ -231,10 +259,15 @@ func (u *upgrader) run() (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("starting %s: %w", u.exe, err)
 	}
-	readyW.Close() // the child holds its own copy
-	proc, _ := os.FindProcess(pid)
-	u.log.Info("upgrade: new process started", zap.Int("pid", pid), zap.String("binary", u.exe))
+	return pid, nil
+}
 
+// awaitReady waits up to upgradeReadyTimeout for the new process to report
+// on readyR that it serves, and returns its pid. A process that dies, or
+// does not report in time, is no hand-over (one that does not report is
+// killed).
+func awaitReady(proc *os.Process, readyR *os.File) (int, error) {
+	pid := proc.Pid
 	exited := make(chan error, 1)
 	go func() {
 		st, err := proc.Wait() // reaps the child if it dies early; it is ours
