@@ -21,11 +21,12 @@ import (
 
 	"github.com/shardd/shardd/cmd/internal/cli"
 	"github.com/shardd/shardd/shard"
+	"github.com/shardd/shardd/shard/sockinfo"
 )
 
 // inspectedSocket is a socket with the flags inspect adds.
 type inspectedSocket struct {
-	shard.Socket
+	sockinfo.Socket
 	Flags    []string `json:"flags,omitempty"`    // not-shardd, other-uid, owner-unknown
 	Received *float64 `json:"received,omitempty"` // datagrams (UDP) or messages (TCP) the shard counted, with --metrics
 }
@@ -72,11 +73,11 @@ func runInspect(args []string, stdout, stderr io.Writer, stop <-chan os.Signal) 
 		host = ap.Addr()
 	}
 
-	prev := map[uint64]shard.Socket{}
+	prev := map[uint64]sockinfo.Socket{}
 	var prevRx map[uint64]float64
 	var prevAt time.Time
 	for n := 0; ; n++ {
-		socks, notes, err := shard.SocketsOnPort(ap.Port())
+		socks, notes, err := sockinfo.OnPort(ap.Port())
 		if err != nil {
 			fmt.Fprintf(stderr, "shardd inspect: %v\n", err)
 			return exitRuntime
@@ -111,7 +112,7 @@ func runInspect(args []string, stdout, stderr io.Writer, stop <-chan os.Signal) 
 		if !*watch || (*count > 0 && n+1 >= *count) {
 			return exitOK
 		}
-		prev, prevRx, prevAt = map[uint64]shard.Socket{}, rx, now
+		prev, prevRx, prevAt = map[uint64]sockinfo.Socket{}, rx, now
 		for _, s := range list {
 			prev[s.Inode] = s.Socket
 		}
@@ -126,7 +127,7 @@ func runInspect(args []string, stdout, stderr io.Writer, stop <-chan os.Signal) 
 // flagSockets keeps the sockets whose local address matches host (all when
 // host is unset) and flags those not owned by shardd or by another uid than
 // shardd's.
-func flagSockets(socks []shard.Socket, host netip.Addr) []inspectedSocket {
+func flagSockets(socks []sockinfo.Socket, host netip.Addr) []inspectedSocket {
 	refUID := -1
 	for _, s := range socks {
 		if s.Comm == "shardd" {
@@ -156,7 +157,7 @@ func flagSockets(socks []shard.Socket, host netip.Addr) []inspectedSocket {
 	return out
 }
 
-func printSockets(w io.Writer, list []inspectedSocket, prev map[uint64]shard.Socket, prevRx map[uint64]float64, dt time.Duration) {
+func printSockets(w io.Writer, list []inspectedSocket, prev map[uint64]sockinfo.Socket, prevRx map[uint64]float64, dt time.Duration) {
 	if len(list) == 0 {
 		fmt.Fprintln(w, "no sockets on this port")
 		return
