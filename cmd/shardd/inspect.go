@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"net/netip"
 	"os"
 	"strconv"
@@ -15,11 +14,8 @@ import (
 	"text/tabwriter"
 	"time"
 
-	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
-
 	"github.com/shardd/shardd/cmd/internal/cli"
+	"github.com/shardd/shardd/cmd/internal/promscrape"
 	"github.com/shardd/shardd/shard"
 	"github.com/shardd/shardd/shard/sockinfo"
 )
@@ -244,42 +240,15 @@ func optional(v *float64, f func(float64) string) string {
 // scrapeRxByInode joins shardd_socket_info (inode per shard) with
 // shardd_rx_packets_total: what each of shardd's sockets received.
 func scrapeRxByInode(url string) (map[uint64]float64, error) {
-	client := &http.Client{Timeout: 5 * time.Second}
-	resp, err := client.Get(url)
+	fams, err := promscrape.Get(url, promscrape.Timeout)
 	if err != nil {
 		return nil, err
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET: %s", resp.Status)
-	}
-	p := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := p.TextToMetricFamilies(resp.Body)
-	if err != nil {
-		return nil, err
-	}
-	key := func(m *dto.Metric) (k string, inode string) {
-		var parts []string
-		for _, l := range m.GetLabel() {
-			switch l.GetName() {
-			case "listener", "proto", "shard":
-				parts = append(parts, l.GetValue())
-			case "inode":
-				inode = l.GetValue()
-			}
-		}
-		return strings.Join(parts, "/"), inode
-	}
-	rx := map[string]float64{}
-	for _, m := range fams["shardd_rx_packets_total"].GetMetric() {
-		k, _ := key(m)
-		rx[k] = m.GetCounter().GetValue()
-	}
+	rx := promscrape.SumBy(fams, "shardd_rx_packets_total", promscrape.ShardOf)
 	out := map[uint64]float64{}
 	for _, m := range fams["shardd_socket_info"].GetMetric() {
-		k, ino := key(m)
-		if n, err := strconv.ParseUint(ino, 10, 64); err == nil {
-			out[n] = rx[k]
+		if n, err := strconv.ParseUint(promscrape.Label(m, "inode"), 10, 64); err == nil {
+			out[n] = rx[promscrape.ShardOf(m)]
 		}
 	}
 	if len(out) == 0 {
