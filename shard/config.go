@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/shardd/shardd/packet"
+	"github.com/shardd/shardd/shard/sockinfo"
 )
 
 // Defaults applied by Listen to zero-valued Config fields.
@@ -228,6 +229,11 @@ type Config struct {
 	// sockets are already ours, in order, with any steering program attached.
 	// Sockets from systemd get the foreign-socket check and the program.
 	Upgrade bool
+	// Own holds the inodes of this process's other sockets (Group.Inodes of
+	// the groups it already listens with): they are never foreign to this
+	// group, so 0.0.0.0:53 beside [::]:53 may steer and be Exclusive. Listen
+	// only reads it.
+	Own sockinfo.Inodes
 
 	// noBatchIO forces the portable one-datagram-per-call path (tests).
 	noBatchIO bool

@@ -1,64 +1,48 @@
 package shard
 
 import (
-	"fmt"
-	"strings"
-	"sync"
-	"syscall"
+	"maps"
+
+	"github.com/shardd/shardd/shard/sockinfo"
 )
 
-// ownInodes holds the inodes of every socket any Group of this process
-// bound: one listener's sockets are never foreign to another's
-// (0.0.0.0:53 and [::]:53 side by side).
-var ownInodes sync.Map // uint64 -> struct{}
-
-// registerOwn records the socket's inode as ours and returns it (0 if it
-// cannot be read).
-func registerOwn(rc syscall.RawConn) uint64 {
-	ino, ok := socketInode(rc)
-	if !ok {
-		return 0
+// Inodes returns the inodes of the group's sockets, UDP then TCP (those
+// that could be read): what a program serving several addresses on one
+// port passes as Config.Own and to ForeignSockets of its other groups.
+func (g *Group) Inodes() []uint64 {
+	var inos []uint64
+	for _, s := range g.shards {
+		if s.inode != 0 {
+			inos = append(inos, s.inode)
+		}
 	}
-	ownInodes.Store(ino, struct{}{})
-	return ino
-}
-
-func isOwnInode(ino uint64) bool {
-	_, ok := ownInodes.Load(ino)
-	return ok
+	for _, t := range g.tcp {
+		if t.inode != 0 {
+			inos = append(inos, t.inode)
+		}
+	}
+	return inos
 }
 
 // ForeignSockets lists the sockets on the group's port, of the group's
-// transports, that could take its traffic and are not its own: another
-// process (of the same user, or root) that joined the reuseport group, or a
-// more specific bind that the kernel prefers. notes says what could not be
-// read (see SocketsOnPort).
-func (g *Group) ForeignSockets() (foreign []Socket, notes []string, err error) {
-	socks, notes, err := socketsOnPort(g.info.Bound.Port(), (*Socket).listening)
-	if err != nil {
-		return nil, notes, err
+// transports, that could take its traffic and are neither the group's own
+// nor in own (the caller's other sockets, e.g. its other groups': 0.0.0.0:53
+// and [::]:53 side by side are not foreign to each other): another process
+// (of the same user, or root) that joined the reuseport group, or a more
+// specific bind that the kernel prefers. notes says what could not be read
+// (see sockinfo.OnPort).
+func (g *Group) ForeignSockets(own sockinfo.Inodes) (foreign []sockinfo.Socket, notes []string, err error) {
+	ours := maps.Clone(own)
+	if ours == nil {
+		ours = sockinfo.Inodes{}
 	}
-	for _, s := range socks {
-		if !s.overlaps(g.info.Bound) || isOwnInode(s.Inode) {
-			continue
-		}
-		if (s.Proto == "udp" && !g.info.UDP) || (s.Proto == "tcp" && !g.info.TCP) {
-			continue
-		}
-		foreign = append(foreign, s)
+	ours.Add(g.Inodes()...)
+	var protos []string
+	if g.info.UDP {
+		protos = append(protos, "udp")
 	}
-	return foreign, notes, nil
-}
-
-// describeSockets names sockets for an error or a log line.
-func describeSockets(socks []Socket) string {
-	var parts []string
-	for _, s := range socks {
-		owner := "pid unknown"
-		if len(s.PIDs) > 0 {
-			owner = fmt.Sprintf("pid %d (%s)", s.PIDs[0], s.Comm)
-		}
-		parts = append(parts, fmt.Sprintf("%s %s uid %d %s", s.Proto, s.Local, s.UID, owner))
+	if g.info.TCP {
+		protos = append(protos, "tcp")
 	}
-	return strings.Join(parts, "; ")
+	return sockinfo.Foreign(g.info.Bound, protos, ours)
 }

@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/shardd/shardd/metrics"
+	"github.com/shardd/shardd/shard/sockinfo"
 )
 
 // Info describes a listening group as the kernel set it up.
@@ -179,7 +180,7 @@ func (g *Group) bindUDP(cpus []int) error {
 		}
 	}
 	for _, s := range g.shards {
-		s.inode = registerOwn(s.rc)
+		s.inode, _ = socketInode(s.rc)
 	}
 	if clearedReuseAddr > 0 {
 		r.Logger.Info("turned SO_REUSEADDR off on inherited UDP sockets: with it a process of any user could bind the port and take its datagrams",
@@ -250,14 +251,15 @@ func (g *Group) newUDPShard(i int, conn *net.UDPConn, pktinfo bool) (s *shard, r
 // checkPortIsOurs refuses a port that already has other processes'
 // sockets when a steering program or Exclusive is asked for: a program's
 // indices follow the order sockets joined the group, and Exclusive promises
-// the port is ours. An upgrade's sockets are ours already.
+// the port is ours. An upgrade's sockets are ours already, and so are the
+// sockets in Config.Own.
 func (g *Group) checkPortIsOurs() error {
 	r := &g.cfg
 	if (r.Steer == SteerHash && !r.Exclusive) || r.Upgrade {
 		return nil
 	}
-	if foreign, _, err := g.ForeignSockets(); err == nil && len(foreign) > 0 {
-		return &ListenError{Addr: r.Addr, Err: fmt.Errorf("the port already has sockets of other processes: %s", describeSockets(foreign)),
+	if foreign, _, err := g.ForeignSockets(r.Own); err == nil && len(foreign) > 0 {
+		return &ListenError{Addr: r.Addr, Err: fmt.Errorf("the port already has sockets of other processes: %s", sockinfo.Describe(foreign)),
 			Hint: "steering and Exclusive need shardd's sockets to be the group's first; stop that process or use Steer hash without Exclusive"}
 	}
 	return nil
@@ -311,7 +313,7 @@ func (g *Group) bindTCP(cpus []int) error {
 		}
 		g.tcp = append(g.tcp, t)
 		if rc, err := tl.SyscallConn(); err == nil {
-			t.inode = registerOwn(rc)
+			t.inode, _ = socketInode(rc)
 		}
 	}
 	return nil

@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/shardd/shardd/shard/sockinfo"
 )
 
 // joinPort binds a plain SO_REUSEPORT UDP socket of this process (the same
@@ -31,7 +33,7 @@ func joinPort(t *testing.T, port uint16) int {
 func TestSocketsOnPortAndForeign(t *testing.T) {
 	g := startGroup(t, Config{Addr: "127.0.0.1:0", Shards: 2, UDP: true, TCP: true})
 	port := groupPort(g)
-	socks, _, err := SocketsOnPort(port)
+	socks, _, err := sockinfo.OnPort(port)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,11 +51,11 @@ func TestSocketsOnPortAndForeign(t *testing.T) {
 	if udp != 2 || tcp != 2 {
 		t.Fatalf("found %d UDP and %d TCP sockets on the port, want 2 and 2: %+v", udp, tcp, socks)
 	}
-	if foreign, _, err := g.ForeignSockets(); err != nil || len(foreign) != 0 {
+	if foreign, _, err := g.ForeignSockets(nil); err != nil || len(foreign) != 0 {
 		t.Fatalf("our own sockets reported foreign: %v %v", foreign, err)
 	}
 	fd := joinPort(t, port)
-	foreign, _, err := g.ForeignSockets()
+	foreign, _, err := g.ForeignSockets(nil)
 	if err != nil || len(foreign) != 1 {
 		t.Fatalf("a joined socket was not reported: %+v %v", foreign, err)
 	}
@@ -70,7 +72,9 @@ func TestSteeringRefusesAnOccupiedGroup(t *testing.T) {
 	probe := startGroup(t, Config{Addr: "127.0.0.1:0", Shards: 1})
 	port := groupPort(probe)
 	// Another group of this process on the same port is not foreign...
-	g2, err := Listen(Config{Addr: fmt.Sprintf("127.0.0.1:%d", port), Shards: 1, Steer: SteerRandom})
+	own := sockinfo.Inodes{}
+	own.Add(probe.Inodes()...)
+	g2, err := Listen(Config{Addr: fmt.Sprintf("127.0.0.1:%d", port), Shards: 1, Steer: SteerRandom, Own: own})
 	if err != nil {
 		t.Fatalf("a second group of the same process was refused: %v", err)
 	}
@@ -82,69 +86,4 @@ func TestSteeringRefusesAnOccupiedGroup(t *testing.T) {
 	if !errors.As(err, &le) || !strings.Contains(err.Error(), "already has sockets of other processes") {
 		t.Fatalf("Listen with --exclusive on an occupied port: %v", err)
 	}
-}
-
-func TestParseProcNet(t *testing.T) {
-	udp := `   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops
-  471: 0100007F:14E9 00000000:0000 07 00000000:00000300 00:00000000 00000000  1000        0 12345 2 0000000000000000 17
-  472: 00000000:0035 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 999 2 0000000000000000 0
-`
-	socks, err := ParseProcNet([]byte(udp), "udp", 5353)
-	if err != nil || len(socks) != 1 {
-		t.Fatalf("%+v %v", socks, err)
-	}
-	s := socks[0]
-	if s.Local.String() != "127.0.0.1:5353" || s.UID != 1000 || s.Inode != 12345 || s.RxQueue != 0x300 || s.Drops != 17 || s.State != "UNCONN" {
-		t.Fatalf("parsed %+v", s)
-	}
-	tcp6 := `  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
-   0: 00000000000000000000000001000000:14E9 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 777 1 0000000000000000 100 0 0 10 0
-   1: 0000000000000000FFFF00000100007F:14E9 0000000000000000FFFF00000100007F:D431 01 00000000:00000000 00:00000000 00000000     0        0 778 1 0000000000000000 20 4 30 10 -1
-`
-	socks, err = ParseProcNet([]byte(tcp6), "tcp", 5353)
-	if err != nil || len(socks) != 2 {
-		t.Fatalf("%+v %v", socks, err)
-	}
-	if socks[0].Local.String() != "[::1]:5353" || socks[0].State != "LISTEN" || socks[1].Local.String() != "127.0.0.1:5353" || socks[1].State != "ESTABLISHED" || socks[1].Remote.Port() != 0xD431 {
-		t.Fatalf("parsed %+v", socks)
-	}
-	for _, bad := range []string{"h\n 0: 0100007F 00000000:0000 07 0:0 0:0 0 0 0 1\n", "h\n 0: 01007F:14E9 00000000:0000 07 0:0 0:0 0 0 0 1\n"} {
-		if _, err := ParseProcNet([]byte(bad), "udp", 0); err == nil {
-			t.Errorf("accepted %q", bad)
-		}
-	}
-}
-
-func FuzzParseProcNet(f *testing.F) {
-	for _, p := range []string{"/proc/net/udp", "/proc/net/tcp6"} {
-		if b, err := os.ReadFile(p); err == nil {
-			f.Add(b)
-		}
-	}
-	f.Fuzz(func(t *testing.T, b []byte) {
-		socks, err := ParseProcNet(b, "udp", 0)
-		if err == nil {
-			// The port filter keeps exactly the sockets on that port.
-			for _, s := range socks {
-				port := s.Local.Port()
-				if port == 0 {
-					continue
-				}
-				on, err := ParseProcNet(b, "udp", port)
-				if err != nil {
-					t.Fatalf("port %d: %v (all ports parsed)", port, err)
-				}
-				found := false
-				for _, o := range on {
-					if o.Local.Port() != port {
-						t.Fatalf("port filter %d kept %v", port, o.Local)
-					}
-					found = found || (o.Local == s.Local && o.Remote == s.Remote && o.Inode == s.Inode)
-				}
-				if !found {
-					t.Fatalf("port filter %d lost %+v", port, s)
-				}
-			}
-		}
-	})
 }

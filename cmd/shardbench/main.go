@@ -26,7 +26,7 @@ import (
 
 	"github.com/shardd/shardd/cmd/internal/ports"
 
-	"github.com/shardd/shardd/shard"
+	"github.com/shardd/shardd/shard/sockinfo"
 )
 
 // server is one contender: how to start it on a port for a handler.
@@ -364,26 +364,17 @@ func readPort(port int) (portSockets, error) { return readProcPort("udp", port) 
 // readProcPort reads /proc/net/PROTO and PROTO6; for tcp only listeners count.
 func readProcPort(proto string, port int) (portSockets, error) {
 	var ps portSockets
-	for _, file := range []string{"/proc/net/" + proto, "/proc/net/" + proto + "6"} {
-		b, err := os.ReadFile(file)
-		if err != nil {
-			if strings.HasSuffix(file, "6") {
-				continue
-			}
-			return ps, err
+	socks, _, err := sockinfo.Scan(proto, uint16(port)) // notes: a missing IPv6 table
+	if err != nil {
+		return ps, err
+	}
+	for _, s := range socks {
+		if proto == "tcp" && s.State != "LISTEN" {
+			continue
 		}
-		socks, err := shard.ParseProcNet(b, proto, uint16(port))
-		if err != nil {
-			return ps, err
-		}
-		for _, s := range socks {
-			if proto == "tcp" && s.State != "LISTEN" {
-				continue
-			}
-			ps.n++
-			ps.queued += s.RxQueue
-			ps.drops += s.Drops
-		}
+		ps.n++
+		ps.queued += s.RxQueue
+		ps.drops += s.Drops
 	}
 	return ps, nil
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/shardd/shardd/metrics/fdlimit"
 	"github.com/shardd/shardd/shard"
+	"github.com/shardd/shardd/shard/sockinfo"
 )
 
 // guard looks for sockets on each listener's port that are not shardd's own
@@ -23,6 +24,7 @@ import (
 // and the end of the episode is logged once.
 type guard struct {
 	groups []*shard.Group
+	own    sockinfo.Inodes // every group's sockets: none is foreign to another
 	counts []atomic.Int64
 	seen   map[uint64]bool
 	log    *zap.Logger
@@ -31,13 +33,24 @@ type guard struct {
 }
 
 func newGuard(groups []*shard.Group, log *zap.Logger) *guard {
-	return &guard{groups: groups, counts: make([]atomic.Int64, len(groups)), seen: map[uint64]bool{}, log: log, failed: make([]uint64, len(groups))}
+	return &guard{groups: groups, own: ownInodes(groups), counts: make([]atomic.Int64, len(groups)), seen: map[uint64]bool{}, log: log, failed: make([]uint64, len(groups))}
+}
+
+// ownInodes is the set of the groups' sockets: what the guard and a later
+// group's Listen (Config.Own) count as shardd's own, so that 0.0.0.0:53
+// beside [::]:53 are not foreign to each other.
+func ownInodes(groups []*shard.Group) sockinfo.Inodes {
+	own := sockinfo.Inodes{}
+	for _, g := range groups {
+		own.Add(g.Inodes()...)
+	}
+	return own
 }
 
 // check scans once; it runs on one goroutine at a time.
 func (g *guard) check() {
 	for i, grp := range g.groups {
-		foreign, notes, err := grp.ForeignSockets()
+		foreign, notes, err := grp.ForeignSockets(g.own)
 		if err != nil {
 			g.errors.Add(1)
 			g.failed[i]++

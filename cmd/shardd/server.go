@@ -312,6 +312,7 @@ func listenAll(o *options, log *zap.Logger, inh *inherited, upgrade bool, svc se
 		}
 		cfg, _ := o.shardConfig(addr) // checked by parseArgs
 		cfg.Inherit, cfg.Upgrade = files, upgrade
+		cfg.Own = ownInodes(groups) // the ADDRs before this one are not foreign to it
 		cfg.NewHandler = svc.NewHandler
 		cfg.Logger = log.With(zap.String("addr", addr))
 		g, err := shard.Listen(cfg)

@@ -3,20 +3,13 @@ package main
 import (
 	"fmt"
 	"io"
-	"net/http"
 	"sort"
-	"time"
 
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
+	"github.com/shardd/shardd/cmd/internal/promscrape"
 )
 
 // shardKey names one shard of a shardd server.
-type shardKey struct {
-	Listener string `json:"listener"`
-	Proto    string `json:"proto"`
-	Shard    string `json:"shard"`
-}
+type shardKey = promscrape.Shard
 
 // serverStats is what one scrape of shardd's /metrics says of its shards.
 type serverStats struct {
@@ -24,50 +17,28 @@ type serverStats struct {
 	drops map[shardKey]float64
 }
 
-var scrapeClient = &http.Client{Timeout: 5 * time.Second}
-
 func scrapeServer(url string) (serverStats, error) {
-	resp, err := scrapeClient.Get(url)
+	fams, err := promscrape.Get(url, promscrape.Timeout)
 	if err != nil {
 		return serverStats{}, err
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return serverStats{}, fmt.Errorf("GET %s: %s", url, resp.Status)
-	}
-	return parseServerStats(resp.Body)
+	return statsOf(fams)
 }
 
 // parseServerStats reads the per-shard receive and kernel-drop counters from
 // a Prometheus text exposition.
 func parseServerStats(r io.Reader) (serverStats, error) {
-	p := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := p.TextToMetricFamilies(r)
+	fams, err := promscrape.Parse(r)
 	if err != nil {
-		return serverStats{}, fmt.Errorf("parsing metrics: %w", err)
+		return serverStats{}, err
 	}
-	s := serverStats{rx: map[shardKey]float64{}, drops: map[shardKey]float64{}}
-	for name, dst := range map[string]map[shardKey]float64{"shardd_rx_packets_total": s.rx, "shardd_kernel_drops_total": s.drops} {
-		fam, ok := fams[name]
-		if !ok {
-			continue
-		}
-		for _, m := range fam.GetMetric() {
-			var k shardKey
-			for _, l := range m.GetLabel() {
-				switch l.GetName() {
-				case "listener":
-					k.Listener = l.GetValue()
-				case "proto":
-					k.Proto = l.GetValue()
-				case "shard":
-					k.Shard = l.GetValue()
-				}
-			}
-			if c := m.GetCounter(); c != nil {
-				dst[k] = c.GetValue()
-			}
-		}
+	return statsOf(fams)
+}
+
+func statsOf(fams promscrape.Families) (serverStats, error) {
+	s := serverStats{
+		rx:    promscrape.SumBy(fams, "shardd_rx_packets_total", promscrape.ShardOf),
+		drops: promscrape.SumBy(fams, "shardd_kernel_drops_total", promscrape.ShardOf),
 	}
 	if len(s.rx) == 0 {
 		return s, fmt.Errorf("no shardd_rx_packets_total series: is this a shardd /metrics URL?")
