@@ -123,6 +123,9 @@ func takeSockets(addrs []string, log *zap.Logger) (*inherited, bool, error) {
 func (srv *server) listenMetrics() (net.Listener, error) {
 	addr := srv.o.metrics
 	if addr == "" {
+		if srv.inh != nil && srv.inh.metrics != nil {
+			_ = srv.inh.metrics.Close() // handed over but no longer asked for
+		}
 		return nil, nil
 	}
 	if srv.inh != nil && srv.inh.metrics != nil {
