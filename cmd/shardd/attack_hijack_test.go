@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/shardd/shardd/cmd/internal/ports"
+	"github.com/shardd/shardd/cmd/internal/testkit"
 
 	"golang.org/x/sys/unix"
 )
@@ -252,10 +253,11 @@ var (
 )
 
 // startHijackProbe runs the probe as nobody. The test binary sits in a
-// directory only root can enter, so it is copied beside the shardd binary
+// directory only root can enter, so it is copied into testkit.BinDir
 // (world-readable).
 func startHijackProbe(t *testing.T, attempts []hijackAttempt) (*hijackProbeProc, hijackReport) {
 	t.Helper()
+	dir := testkit.BinDir(t)
 	probeBinOnce.Do(func() {
 		self, err := os.Executable()
 		if err != nil {
@@ -267,7 +269,7 @@ func startHijackProbe(t *testing.T, attempts []hijackAttempt) (*hijackProbeProc,
 			probeBinErr = err
 			return
 		}
-		probeBin = filepath.Join(filepath.Dir(sharddBin), "hijack-probe")
+		probeBin = filepath.Join(dir, "hijack-probe")
 		probeBinErr = os.WriteFile(probeBin, b, 0o755)
 	})
 	if probeBinErr != nil {
@@ -535,7 +537,7 @@ func startActivatedDaemonAs(t *testing.T, cred *syscall.Credential, args []strin
 		t.Fatal(err)
 	}
 	d := &daemon{stderr: &lockedBuffer{}, lines: make(chan map[string]any, 256), exited: make(chan struct{})}
-	d.cmd = exec.Command("sh", append([]string{"-c", `LISTEN_PID=$$ LISTEN_FDS=2 exec "$0" "$@"`, sharddBin}, append(args, fmt.Sprintf("%s:%d", host, port))...)...)
+	d.cmd = exec.Command("sh", append([]string{"-c", `LISTEN_PID=$$ LISTEN_FDS=2 exec "$0" "$@"`, sharddBin(t)}, append(args, fmt.Sprintf("%s:%d", host, port))...)...)
 	d.cmd.ExtraFiles = []*os.File{os.NewFile(uintptr(udp), "udp"), os.NewFile(uintptr(tcp), "tcp")}
 	d.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
 	startDaemonCmd(t, d)

@@ -11,7 +11,6 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shardd/shardd/cmd/internal/testkit"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -27,30 +28,14 @@ import (
 // findings 2, 3, 6 and 7): every load loop is bounded in count and time and
 // stays on loopback.
 
-var (
-	plainBinOnce sync.Once
-	plainBin     string
-	plainBinErr  error
-)
+// plain is shardd built without the race detector, whose shadow memory
+// would swamp the RSS figures these tests bound.
+var plain = testkit.NewBinary("shardd-plain", ".")
 
-// plainDaemon starts shardd built without the race detector, whose shadow
-// memory would swamp the RSS figures these tests bound.
+// plainDaemon starts the plain shardd.
 func plainDaemon(t *testing.T, args ...string) *daemon {
 	t.Helper()
-	plainBinOnce.Do(func() {
-		// Next to the race-built binary: TestMain removes the directory.
-		plainBin = filepath.Join(filepath.Dir(sharddBin), "shardd-plain")
-		if out, err := exec.Command("go", "build", "-o", plainBin, ".").CombinedOutput(); err != nil {
-			plainBinErr = fmt.Errorf("building shardd: %v\n%s", err, out)
-		}
-	})
-	if plainBinErr != nil {
-		t.Fatal(plainBinErr)
-	}
-	saved := sharddBin
-	sharddBin = plainBin
-	defer func() { sharddBin = saved }()
-	return startDaemon(t, args...)
+	return startDaemonBin(t, plain.Path(t), nil, args...)
 }
 
 // rssKiB reads VmRSS of pid from /proc.

@@ -20,27 +20,23 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shardd/shardd/cmd/internal/testkit"
 	"github.com/shardd/shardd/cmd/internal/tooltest"
 
 	"golang.org/x/sys/unix"
 )
 
-// sharddBin is the daemon built once for the tests that run it as a process.
-var sharddBin string
+// shardd is the daemon under test, built with the race detector on first
+// use (testkit.Binary): a run of tests that start no daemon builds nothing.
+var shardd = testkit.NewBinary("shardd", ".", "-race")
+
+// sharddBin returns the race-built daemon's path, building it once.
+func sharddBin(t testing.TB) string {
+	t.Helper()
+	return shardd.Path(t)
+}
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "shardd-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	// World-readable, so the tests that run it as another user can.
-	_ = os.Chmod(dir, 0o755)
-	sharddBin = filepath.Join(dir, "shardd")
-	if out, err := exec.Command("go", "build", "-race", "-o", sharddBin, ".").CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "building shardd: %v\n%s", err, out)
-		os.Exit(1)
-	}
 	// The race runtime sleeps 1 s (atexit_sleep_ms) before every exit of
 	// a race-built process: each stop of a daemon under test took 1 s, an
 	// idle stop of the plain binary takes milliseconds. Races are still
@@ -50,7 +46,7 @@ func TestMain(m *testing.M) {
 		_ = os.Setenv("GORACE", "atexit_sleep_ms=0")
 	}
 	code := m.Run()
-	os.RemoveAll(dir)
+	testkit.RemoveBinDir()
 	os.Exit(code)
 }
 
@@ -88,7 +84,7 @@ func startDaemon(t *testing.T, args ...string) *daemon {
 // startDaemonAs starts shardd as the given user (nil: as the test).
 func startDaemonAs(t *testing.T, cred *syscall.Credential, args ...string) *daemon {
 	t.Helper()
-	return startDaemonBin(t, sharddBin, cred, args...)
+	return startDaemonBin(t, sharddBin(t), cred, args...)
 }
 
 // startDaemonBin starts the shardd binary at bin (a copy an upgrade test
@@ -309,7 +305,7 @@ func TestSignalsThatDoNotStop(t *testing.T) {
 // runOnce runs shardd expecting it to refuse to start.
 func runOnce(t *testing.T, cred *syscall.Credential, args ...string) (code int, stderr string) {
 	t.Helper()
-	cmd := exec.Command(sharddBin, args...)
+	cmd := exec.Command(sharddBin(t), args...)
 	var eb bytes.Buffer
 	cmd.Stderr = &eb
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
@@ -583,7 +579,7 @@ func TestInspect(t *testing.T) {
 		Flags     []string `json:"flags"`
 	}
 	inspect := func(cred *syscall.Credential, args ...string) (string, string, int) {
-		cmd := exec.Command(sharddBin, append([]string{"inspect"}, args...)...)
+		cmd := exec.Command(sharddBin(t), append([]string{"inspect"}, args...)...)
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
 		var out, errb bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &errb
@@ -896,7 +892,7 @@ func TestFailedUpgradeKeepsServing(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	copyFile(sharddBin)
+	copyFile(sharddBin(t))
 	pidfile := filepath.Join(dir, "pid")
 	d := startDaemonBin(t, bin, nil, "--shards", "1", "--pidfile", pidfile, "--metrics", "127.0.0.1:0", "127.0.0.1:0")
 	to := netip.MustParseAddrPort(d.waitLine(t, "listening")["bound"].(string))
@@ -917,7 +913,7 @@ func TestFailedUpgradeKeepsServing(t *testing.T) {
 		t.Fatalf("shardd_upgrades_total sums to %v after one failure", v)
 	}
 
-	copyFile(sharddBin)
+	copyFile(sharddBin(t))
 	_ = d.cmd.Process.Signal(syscall.SIGUSR2)
 	newPid := int(d.waitLine(t, "upgrade handed over; this process finishes what it has and exits")["new_pid"].(float64))
 	defer syscall.Kill(newPid, syscall.SIGKILL) // only if the test fails before the TERM below
@@ -1000,7 +996,7 @@ func TestSocketActivation(t *testing.T) {
 	defer notify.Close()
 
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	cmd := exec.Command("sh", "-c", `LISTEN_PID=$$ LISTEN_FDS=2 exec "$0" "$@"`, sharddBin, "--log-format", "json", "--shards", "2", "--proto", "udp,tcp", addr)
+	cmd := exec.Command("sh", "-c", `LISTEN_PID=$$ LISTEN_FDS=2 exec "$0" "$@"`, sharddBin(t), "--log-format", "json", "--shards", "2", "--proto", "udp,tcp", addr)
 	cmd.ExtraFiles = []*os.File{os.NewFile(uintptr(udp), "udp"), os.NewFile(uintptr(tcp), "tcp")}
 	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+notifyPath)
 	var stderr lockedBuffer
@@ -1080,7 +1076,7 @@ func TestSystemdSocketActivate(t *testing.T) {
 	// another test's bind before the activator's.
 	addr := fmt.Sprintf("127.0.0.1:%d", freeUDPPort(t))
 	// The activator's socket has no SO_REUSEPORT, so one shard serves it.
-	cmd := exec.Command(activate, "--datagram", "-l", addr, sharddBin, "--log-format", "json", "--shards", "1", addr)
+	cmd := exec.Command(activate, "--datagram", "-l", addr, sharddBin(t), "--log-format", "json", "--shards", "1", addr)
 	var stderr lockedBuffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
@@ -1142,7 +1138,7 @@ func newGatedBin(t *testing.T) *gatedBin {
 	t.Helper()
 	dir := t.TempDir()
 	g := &gatedBin{path: filepath.Join(dir, "shardd"), gate: filepath.Join(dir, "gate")}
-	b, err := os.ReadFile(sharddBin)
+	b, err := os.ReadFile(sharddBin(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1157,7 +1153,7 @@ func newGatedBin(t *testing.T) *gatedBin {
 // through the shell to the real daemon.
 func (g *gatedBin) hold(t *testing.T) {
 	t.Helper()
-	script := fmt.Sprintf("#!/bin/sh\nwhile [ ! -e '%s' ]; do sleep 0.01; done\nexec '%s' \"$@\"\n", g.gate, sharddBin)
+	script := fmt.Sprintf("#!/bin/sh\nwhile [ ! -e '%s' ]; do sleep 0.01; done\nexec '%s' \"$@\"\n", g.gate, sharddBin(t))
 	_ = os.Remove(g.path)
 	if err := os.WriteFile(g.path, []byte(script), 0o755); err != nil {
 		t.Fatal(err)

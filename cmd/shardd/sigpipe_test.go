@@ -14,7 +14,7 @@ import (
 // writes fail with EPIPE, which the sink logs and counts; SIGPIPE must not
 // kill the daemon.
 func TestClosedStdoutIsNotFatal(t *testing.T) {
-	cmd := exec.Command(sharddBin, "--log-format", "json", "--handler", "syslog", "--sink", "-", "--shards", "1", "127.0.0.1:0")
+	cmd := exec.Command(sharddBin(t), "--log-format", "json", "--handler", "syslog", "--sink", "-", "--shards", "1", "127.0.0.1:0")
 	var stderr lockedBuffer
 	cmd.Stderr = &stderr
 	out, err := cmd.StdoutPipe()
