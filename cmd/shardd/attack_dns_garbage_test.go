@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shardd/shardd/cmd/internal/testkit"
+
 	"github.com/miekg/dns"
 )
 
@@ -103,8 +105,8 @@ func TestAttackGarbageDNS(t *testing.T) {
 	const maxPacket = 1500
 	d := startDaemon(t, "--handler", "dns", "--proto", "udp,tcp", "--shards", "2", "--rcvbuf", "4M",
 		"--max-packet", fmt.Sprint(maxPacket), "--max-frame", "4096", "--metrics", "127.0.0.1:0", "--zone", "../../testdata/dns/example.com.zone", "127.0.0.1:0")
-	bound := netip.MustParseAddrPort(d.waitLine(t, "listening")["bound"].(string))
-	url := "http://" + d.waitLine(t, "serving metrics")["addr"].(string) + "/metrics"
+	bound := netip.MustParseAddrPort(d.WaitLine(t, "listening")["bound"].(string))
+	url := "http://" + d.WaitLine(t, "serving metrics")["addr"].(string) + "/metrics"
 
 	r := rand.New(rand.NewPCG(12, 2026))
 	const datagrams, chunk = 30000, 250
@@ -176,7 +178,7 @@ func TestAttackGarbageDNS(t *testing.T) {
 				tcpFrames++
 			}
 		}
-		conn, err := net.DialTimeout("tcp", bound.String(), waitTimeout)
+		conn, err := net.DialTimeout("tcp", bound.String(), testkit.WaitTimeout)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -222,7 +224,7 @@ func TestAttackGarbageDNS(t *testing.T) {
 			stream = append(stream, query(n)...)
 			tcpFrames++
 		}
-		conn, err := net.DialTimeout("tcp", bound.String(), waitTimeout)
+		conn, err := net.DialTimeout("tcp", bound.String(), testkit.WaitTimeout)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -321,8 +323,8 @@ func TestAttackGarbageDNS(t *testing.T) {
 	if repTCP.status != "NOERROR" || !repTCP.has(repTCP.answer, "192.0.2.21") {
 		t.Fatalf("dig +tcp after the attack: status %s, answer %v\n%s", repTCP.status, repTCP.answer, repTCP.out)
 	}
-	if code, _ := d.stop(t, syscall.SIGTERM); code != 0 {
-		t.Fatalf("exit %d:\n%s", code, d.stderr)
+	if code, _ := d.Stop(t, syscall.SIGTERM); code != 0 {
+		t.Fatalf("exit %d:\n%s", code, d.Stderr)
 	}
 	c.Close()
 	<-readDone

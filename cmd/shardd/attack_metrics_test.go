@@ -113,15 +113,15 @@ func scrapeRetry(t *testing.T, url string) (string, time.Duration) {
 // reloads sends HUP and waits for the reload to be logged.
 func reloads(t *testing.T, d *daemon) {
 	t.Helper()
-	if err := d.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+	if err := d.Cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	d.waitLine(t, "zone reloaded")
+	d.WaitLine(t, "zone reloaded")
 }
 
 func metricsDaemon(t *testing.T) (d *daemon, pid int, url string) {
 	d, _, url = dnsDaemon(t, "--zone", "../../testdata/dns/example.com.zone")
-	pid = d.cmd.Process.Pid
+	pid = d.Cmd.Process.Pid
 	scrapeRetry(t, url) // the process collector's first pass opens nothing more later
 	return d, pid, url
 }

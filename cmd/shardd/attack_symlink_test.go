@@ -67,13 +67,13 @@ func TestAttackPidfileTmpSymlink(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := startDaemon(t, "--shards", "1", "--pidfile", pidfile, "127.0.0.1:0")
-	d.waitLine(t, "listening")
-	pid := strconv.Itoa(d.cmd.Process.Pid)
+	d.WaitLine(t, "listening")
+	pid := strconv.Itoa(d.Cmd.Process.Pid)
 	var got string
 	for deadline := time.Now().Add(30 * time.Second); got != pid+"\n"; time.Sleep(10 * time.Millisecond) {
 		b, _ := os.ReadFile(pidfile)
 		if got = string(b); time.Now().After(deadline) {
-			t.Fatalf("pidfile holds %q, want %s:\n%s", got, pid, d.stderr)
+			t.Fatalf("pidfile holds %q, want %s:\n%s", got, pid, d.Stderr)
 		}
 	}
 	if fi, err := os.Lstat(pidfile); err != nil || !fi.Mode().IsRegular() {
@@ -97,8 +97,8 @@ func TestAttackPidfileTmpSymlink(t *testing.T) {
 	if err := os.Symlink(v2, pidfile); err != nil {
 		t.Fatal(err)
 	}
-	if code, _ := d.stop(t, syscall.SIGTERM); code != 0 {
-		t.Errorf("exit %d:\n%s", code, d.stderr)
+	if code, _ := d.Stop(t, syscall.SIGTERM); code != 0 {
+		t.Errorf("exit %d:\n%s", code, d.Stderr)
 	}
 	if fi, err := os.Lstat(pidfile); err != nil || fi.Mode()&os.ModeSymlink == 0 {
 		t.Errorf("at exit shardd removed a link at the pidfile path that it did not write: %v", err)
@@ -133,22 +133,22 @@ func TestAttackSyslogSinkSymlink(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := startDaemon(t, "--handler", "syslog", "--sink", sink, "--shards", "1", "127.0.0.1:0")
-	d.waitLine(t, "listening")
+	d.WaitLine(t, "listening")
 	if err := os.Rename(sink, sink+".1"); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.Symlink(v, sink); err != nil {
 		t.Fatal(err)
 	}
-	if err := d.cmd.Process.Signal(syscall.SIGUSR1); err != nil {
+	if err := d.Cmd.Process.Signal(syscall.SIGUSR1); err != nil {
 		t.Fatal(err)
 	}
-	l := d.waitLine(t, "signal handling failed; the previous state keeps serving")
+	l := d.WaitLine(t, "signal handling failed; the previous state keeps serving")
 	if e, _ := l["error"].(string); !strings.Contains(e, "symbolic link") || !strings.Contains(e, sink) {
 		t.Errorf("reopen error %q: want the path and the reason", e)
 	}
-	if code, _ := d.stop(t, syscall.SIGTERM); code != 0 {
-		t.Errorf("exit %d:\n%s", code, d.stderr)
+	if code, _ := d.Stop(t, syscall.SIGTERM); code != 0 {
+		t.Errorf("exit %d:\n%s", code, d.Stderr)
 	}
 	assertUntouched(t, v)
 	t.Logf("attack: --sink a symlink: refused at start (exit %d) and on USR1 reopen; the file linked to untouched", code)

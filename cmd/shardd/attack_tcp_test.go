@@ -72,8 +72,8 @@ func tcpDaemon(t *testing.T, plain bool, args ...string) (*daemon, netip.AddrPor
 	} else {
 		d = startDaemon(t, all...)
 	}
-	bound := netip.MustParseAddrPort(d.waitLine(t, "listening")["bound"].(string))
-	url := "http://" + d.waitLine(t, "serving metrics")["addr"].(string) + "/metrics"
+	bound := netip.MustParseAddrPort(d.WaitLine(t, "listening")["bound"].(string))
+	url := "http://" + d.WaitLine(t, "serving metrics")["addr"].(string) + "/metrics"
 	return d, bound, url
 }
 
@@ -143,7 +143,7 @@ func TestAttackTCPPipelinedNoRead(t *testing.T) {
 					}
 				}
 				d, addr, url := tcpDaemon(t, true, args...)
-				pid := d.cmd.Process.Pid
+				pid := d.Cmd.Process.Pid
 				// Warm up once (a read reply) so the baseline includes the
 				// handler's first-use allocations.
 				warm, err := net.Dial("tcp", addr.String())
@@ -258,8 +258,8 @@ func TestAttackTCPPipelinedNoRead(t *testing.T) {
 				if after > boundAfter {
 					t.Fatalf("daemon RSS %d KiB a minute after the clients closed, over %d KiB (baseline %d KiB + %d shards x --max-shard-memory + 16 MiB): memory was not given back", after, boundAfter, base, shards)
 				}
-				if code, _ := d.stop(t, syscall.SIGTERM); code != 0 {
-					t.Fatalf("exit %d after the attack:\n%s", code, d.stderr)
+				if code, _ := d.Stop(t, syscall.SIGTERM); code != 0 {
+					t.Fatalf("exit %d after the attack:\n%s", code, d.Stderr)
 				}
 			})
 		}
@@ -522,7 +522,7 @@ func TestAttackTCPStopWithBusyClient(t *testing.T) {
 					t.Fatal("the clients got no replies")
 				}
 			}
-			code, took := d.stop(t, syscall.SIGTERM)
+			code, took := d.Stop(t, syscall.SIGTERM)
 			wg.Wait()
 			var got int64
 			for i := range replies {
@@ -532,7 +532,7 @@ func TestAttackTCPStopWithBusyClient(t *testing.T) {
 				}
 			}
 			var rx, tx, unsent float64
-			for _, line := range strings.Split(d.stderr.String(), "\n") {
+			for _, line := range strings.Split(d.Stderr.String(), "\n") {
 				if strings.Contains(line, `"shard summary"`) && strings.Contains(line, `"proto":"tcp"`) {
 					rx += jsonNumber(t, line, "rx_messages")
 					tx += jsonNumber(t, line, "tx_messages")
@@ -542,7 +542,7 @@ func TestAttackTCPStopWithBusyClient(t *testing.T) {
 			t.Logf("attack: %s: SIGTERM with %d clients pipelining DNS queries: exit %d after %v; daemon received %0.f, wrote %0.f, unsent %0.f; clients read %d replies",
 				shape, clients, code, took.Round(time.Millisecond), rx, tx, unsent, got)
 			if code != 0 {
-				t.Fatalf("exit %d, want 0 (nothing accepted was lost):\n%s", code, d.stderr)
+				t.Fatalf("exit %d, want 0 (nothing accepted was lost):\n%s", code, d.Stderr)
 			}
 			if rx == 0 || rx != tx || unsent != 0 || float64(got) != tx {
 				t.Fatalf("received %v messages, wrote %v replies, %v unsent, the clients read %d: every message received must be answered and read", rx, tx, unsent, got)
@@ -573,7 +573,7 @@ func TestAttackTCPAcceptAtDescriptorLimit(t *testing.T) {
 	for _, shape := range []string{"loop", "goroutines"} {
 		t.Run(shape, func(t *testing.T) {
 			d, addr, url := tcpDaemon(t, false, "--tcp-shape", shape, "--shards", "1")
-			pid := d.cmd.Process.Pid
+			pid := d.Cmd.Process.Pid
 			// A keep-alive connection to /metrics, opened before the limit:
 			// scrapes on it need no new descriptor, so the test can watch
 			// the failed accepts while the daemon is at its limit.
@@ -618,7 +618,7 @@ func TestAttackTCPAcceptAtDescriptorLimit(t *testing.T) {
 			}
 			// Wait until the daemon has failed to accept: its log line comes
 			// first (once per kind), the counter with it.
-			line := d.waitLine(t, "accept failed; backing off and retrying (logged once per kind, counted in shardd_tcp_accept_errors_total)")
+			line := d.WaitLine(t, "accept failed; backing off and retrying (logged once per kind, counted in shardd_tcp_accept_errors_total)")
 			if line["errno"] != "EMFILE" {
 				t.Fatalf("accept failed with %v, want EMFILE", line["errno"])
 			}
@@ -647,7 +647,7 @@ func TestAttackTCPAcceptAtDescriptorLimit(t *testing.T) {
 				}
 			}
 			if !echoed {
-				t.Fatalf("no echo after the clients closed:\n%s", d.stderr)
+				t.Fatalf("no echo after the clients closed:\n%s", d.Stderr)
 			}
 			var emfile float64
 			pollFor(t, "the metrics endpoint", 30*time.Second, func() bool {
@@ -659,13 +659,13 @@ func TestAttackTCPAcceptAtDescriptorLimit(t *testing.T) {
 				emfile = metricSum(scrape(t, url), "shardd_tcp_accept_errors_total", `errno="EMFILE"`)
 				return true
 			})
-			logged := strings.Count(d.stderr.String(), "accept failed; backing off")
+			logged := strings.Count(d.Stderr.String(), "accept failed; backing off")
 			t.Logf("attack: %s: at RLIMIT_NOFILE %d, %0.f accepts failed with EMFILE (logged %d time), a new client was served once descriptors were free", shape, lim.Cur, emfile, logged)
 			if emfile == 0 {
 				t.Fatal("shardd_tcp_accept_errors_total{errno=\"EMFILE\"} is 0")
 			}
 			if logged != 1 {
-				t.Fatalf("the accept failure was logged %d times, want once:\n%s", logged, d.stderr)
+				t.Fatalf("the accept failure was logged %d times, want once:\n%s", logged, d.Stderr)
 			}
 		})
 	}

@@ -51,30 +51,7 @@ func TestMain(m *testing.M) {
 }
 
 // daemon is a shardd process started by a test.
-type daemon struct {
-	cmd    *exec.Cmd
-	stderr *lockedBuffer
-	lines  chan map[string]any // JSON log lines as they arrive
-	exited chan struct{}
-	code   int
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+type daemon = testkit.Process
 
 func startDaemon(t *testing.T, args ...string) *daemon {
 	t.Helper()
@@ -91,49 +68,9 @@ func startDaemonAs(t *testing.T, cred *syscall.Credential, args ...string) *daem
 // replaces) as the given user.
 func startDaemonBin(t *testing.T, bin string, cred *syscall.Credential, args ...string) *daemon {
 	t.Helper()
-	d := &daemon{stderr: &lockedBuffer{}, lines: make(chan map[string]any, 256), exited: make(chan struct{})}
-	d.cmd = exec.Command(bin, append([]string{"--log-format", "json"}, args...)...)
-	d.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
-	startDaemonCmd(t, d)
-	return d
-}
-
-// waitTimeout bounds every wait for a state of a daemon under test: far
-// longer than anything takes on an idle machine, so that only a real hang,
-// never a loaded CI machine, reaches it.
-const waitTimeout = 60 * time.Second
-
-// waitLine returns the first log line whose msg is msg.
-func (d *daemon) waitLine(t *testing.T, msg string) map[string]any {
-	t.Helper()
-	timeout := time.After(waitTimeout)
-	for {
-		select {
-		case m := <-d.lines:
-			if m["msg"] == msg {
-				return m
-			}
-		case <-d.exited:
-			t.Fatalf("shardd exited (code %d) before logging %q:\n%s", d.code, msg, d.stderr)
-		case <-timeout:
-			t.Fatalf("shardd did not log %q:\n%s", msg, d.stderr)
-		}
-	}
-}
-
-func (d *daemon) stop(t *testing.T, sig syscall.Signal) (code int, took time.Duration) {
-	t.Helper()
-	start := time.Now()
-	if err := d.cmd.Process.Signal(sig); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-d.exited:
-		return d.code, time.Since(start)
-	case <-time.After(waitTimeout):
-		t.Fatalf("shardd did not exit after %v:\n%s", sig, d.stderr)
-	}
-	return -1, 0
+	cmd := exec.Command(bin, append([]string{"--log-format", "json"}, args...)...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	return testkit.Start(t, "shardd", cmd)
 }
 
 func scrape(t *testing.T, url string) string {
@@ -196,7 +133,7 @@ func TestDaemonServesCountsAndStops(t *testing.T) {
 	d := startDaemon(t, "--shards", "2", "--metrics", "127.0.0.1:0", "127.0.0.1:0", "[::1]:0")
 	var targets []netip.AddrPort
 	for i := 0; i < 2; i++ {
-		l := d.waitLine(t, "listening")
+		l := d.WaitLine(t, "listening")
 		for _, field := range []string{"addr", "proto", "shards", "pinned_cpus", "batch", "rcvbuf", "sndbuf", "handler"} {
 			if _, ok := l[field]; !ok {
 				t.Errorf("listening line lacks %q: %v", field, l)
@@ -204,7 +141,7 @@ func TestDaemonServesCountsAndStops(t *testing.T) {
 		}
 		targets = append(targets, netip.MustParseAddrPort(l["bound"].(string)))
 	}
-	metricsAddr := d.waitLine(t, "serving metrics")["addr"].(string)
+	metricsAddr := d.WaitLine(t, "serving metrics")["addr"].(string)
 
 	const flows, perFlow = 40, 5
 	payload := []byte("shardd binary test")
@@ -223,7 +160,7 @@ func TestDaemonServesCountsAndStops(t *testing.T) {
 				if _, err := c.WriteToUDPAddrPort(payload, to); err != nil {
 					t.Fatal(err)
 				}
-				_ = c.SetReadDeadline(time.Now().Add(waitTimeout))
+				_ = c.SetReadDeadline(time.Now().Add(testkit.WaitTimeout))
 				n, from, err := c.ReadFromUDPAddrPort(buf)
 				if err != nil || !bytes.Equal(buf[:n], payload) || from.Port() != to.Port() {
 					t.Fatalf("echo from %v: %q from %v, %v", to, buf[:n], from, err)
@@ -258,14 +195,14 @@ func TestDaemonServesCountsAndStops(t *testing.T) {
 	// itself: a stop that overruns it logs so and exits 1. The wall-clock
 	// time seen from here also holds the scheduling of a loaded machine,
 	// so it is logged, not asserted.
-	code, took := d.stop(t, syscall.SIGTERM)
-	if code != 0 || strings.Contains(d.stderr.String(), "graceful stop timed out") {
-		t.Fatalf("SIGTERM: exit %d after %v, want 0 within the drain timeout:\n%s", code, took, d.stderr)
+	code, took := d.Stop(t, syscall.SIGTERM)
+	if code != 0 || strings.Contains(d.Stderr.String(), "graceful stop timed out") {
+		t.Fatalf("SIGTERM: exit %d after %v, want 0 within the drain timeout:\n%s", code, took, d.Stderr)
 	}
 	t.Logf("SIGTERM: exit 0 after %v", took)
 	var summed float64
 	summaries := 0
-	for _, line := range strings.Split(d.stderr.String(), "\n") {
+	for _, line := range strings.Split(d.Stderr.String(), "\n") {
 		var m map[string]any
 		if json.Unmarshal([]byte(line), &m) == nil && m["msg"] == "shard summary" {
 			summaries++
@@ -273,18 +210,18 @@ func TestDaemonServesCountsAndStops(t *testing.T) {
 		}
 	}
 	if summaries != 4 || summed != want {
-		t.Fatalf("%d summary lines with %v datagrams, want 4 lines and %v:\n%s", summaries, summed, want, d.stderr)
+		t.Fatalf("%d summary lines with %v datagrams, want 4 lines and %v:\n%s", summaries, summed, want, d.Stderr)
 	}
 }
 
 func TestSignalsThatDoNotStop(t *testing.T) {
 	d := startDaemon(t, "--shards", "1", "127.0.0.1:0")
-	to := netip.MustParseAddrPort(d.waitLine(t, "listening")["bound"].(string))
+	to := netip.MustParseAddrPort(d.WaitLine(t, "listening")["bound"].(string))
 	for _, s := range []syscall.Signal{syscall.SIGHUP, syscall.SIGUSR1} {
-		if err := d.cmd.Process.Signal(s); err != nil {
+		if err := d.Cmd.Process.Signal(s); err != nil {
 			t.Fatal(err)
 		}
-		d.waitLine(t, "signal ignored")
+		d.WaitLine(t, "signal ignored")
 	}
 	c, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(to))
 	if err != nil {
@@ -292,12 +229,12 @@ func TestSignalsThatDoNotStop(t *testing.T) {
 	}
 	defer c.Close()
 	_, _ = c.Write([]byte("still here"))
-	_ = c.SetReadDeadline(time.Now().Add(waitTimeout))
+	_ = c.SetReadDeadline(time.Now().Add(testkit.WaitTimeout))
 	buf := make([]byte, 32)
 	if n, err := c.Read(buf); err != nil || string(buf[:n]) != "still here" {
 		t.Fatalf("after HUP/USR1: %q %v", buf[:n], err)
 	}
-	if code, _ := d.stop(t, syscall.SIGINT); code != 0 {
+	if code, _ := d.Stop(t, syscall.SIGINT); code != 0 {
 		t.Fatalf("SIGINT: exit %d", code)
 	}
 }
@@ -316,7 +253,7 @@ func runOnce(t *testing.T, cred *syscall.Credential, args ...string) (code int, 
 	go func() { _ = cmd.Wait(); close(done) }()
 	select {
 	case <-done:
-	case <-time.After(waitTimeout):
+	case <-time.After(testkit.WaitTimeout):
 		_ = cmd.Process.Kill()
 		<-done
 		t.Fatalf("shardd %v kept running; want a start-up failure", args)
@@ -390,15 +327,15 @@ func TestRuntimeErrors(t *testing.T) {
 		rmemMax, _ := strconv.Atoi(strings.TrimSpace(string(capBytes)))
 		ask := 4 * rmemMax
 		d := startDaemonAs(t, nobody, "--shards", "1", "--rcvbuf", strconv.Itoa(ask), "127.0.0.1:0")
-		l := d.waitLine(t, "listening")
+		l := d.WaitLine(t, "listening")
 		if got := int(l["rcvbuf"].(float64)); got >= 2*ask || got <= 0 {
 			t.Fatalf("rcvbuf %d without CAP_NET_ADMIN, asked %d over a cap of %d", got, ask, rmemMax)
 		}
-		w := d.waitLine(t, "receive buffer is smaller than asked; bursts may be dropped")
+		w := d.WaitLine(t, "receive buffer is smaller than asked; bursts may be dropped")
 		if !strings.Contains(w["fix"].(string), "net.core.rmem_max") {
 			t.Fatalf("warning without the fix: %v", w)
 		}
-		if code, _ := d.stop(t, syscall.SIGTERM); code != 0 {
+		if code, _ := d.Stop(t, syscall.SIGTERM); code != 0 {
 			t.Fatalf("exit %d", code)
 		}
 	})
@@ -430,7 +367,7 @@ func TestRuntimeErrors(t *testing.T) {
 func TestSocat(t *testing.T) {
 	socat := requireTool(t, "socat")
 	d := startDaemon(t, "--shards", "2", ":0")
-	port := netip.MustParseAddrPort(d.waitLine(t, "listening")["bound"].(string)).Port()
+	port := netip.MustParseAddrPort(d.WaitLine(t, "listening")["bound"].(string)).Port()
 	for _, target := range []string{fmt.Sprintf("UDP4:127.0.0.1:%d", port), fmt.Sprintf("UDP6:[::1]:%d", port)} {
 		msg := "hello from socat via " + target + "\n"
 		cmd := exec.Command(socat, append(socatTimeouts(target), "-", target)...)
@@ -440,7 +377,7 @@ func TestSocat(t *testing.T) {
 			t.Errorf("socat %s: got %q, %v", target, out, err)
 		}
 	}
-	if code, _ := d.stop(t, syscall.SIGTERM); code != 0 {
+	if code, _ := d.Stop(t, syscall.SIGTERM); code != 0 {
 		t.Fatalf("exit %d", code)
 	}
 }
@@ -468,8 +405,8 @@ func requireTool(t *testing.T, name string) string {
 func TestSocatTCP(t *testing.T) {
 	socat := requireTool(t, "socat")
 	d := startDaemon(t, "--shards", "2", "--proto", "udp,tcp", "--metrics", "127.0.0.1:0", ":0")
-	port := netip.MustParseAddrPort(d.waitLine(t, "listening")["bound"].(string)).Port()
-	metricsAddr := d.waitLine(t, "serving metrics")["addr"].(string)
+	port := netip.MustParseAddrPort(d.WaitLine(t, "listening")["bound"].(string)).Port()
+	metricsAddr := d.WaitLine(t, "serving metrics")["addr"].(string)
 	for _, target := range []string{"TCP4:127.0.0.1:%d", "TCP6:[::1]:%d", "UDP4:127.0.0.1:%d"} {
 		target = fmt.Sprintf(target, port)
 		msg := strings.Repeat("hello from socat via "+target+"\n", 100)
@@ -484,45 +421,27 @@ func TestSocatTCP(t *testing.T) {
 	if got, _ := sumMetric(t, text, "shardd_tcp_accepted_total"); got != 2 {
 		t.Errorf("shardd_tcp_accepted_total = %v, want 2", got)
 	}
-	if code, _ := d.stop(t, syscall.SIGTERM); code != 0 {
+	if code, _ := d.Stop(t, syscall.SIGTERM); code != 0 {
 		t.Fatalf("exit %d", code)
 	}
-	if !strings.Contains(d.stderr.String(), `"proto":"tcp"`) {
-		t.Errorf("no TCP summary lines:\n%s", d.stderr)
+	if !strings.Contains(d.Stderr.String(), `"proto":"tcp"`) {
+		t.Errorf("no TCP summary lines:\n%s", d.Stderr)
 	}
-}
-
-// bindReusePort binds a SO_REUSEPORT UDP socket of the test process (same
-// uid as the daemon) on 127.0.0.1:port, as a hijacker of the same user would.
-func bindReusePort(t *testing.T, port int) int {
-	t.Helper()
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { unix.Close(fd) })
-	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEPORT, 1); err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Bind(fd, &unix.SockaddrInet4{Port: port, Addr: [4]byte{127, 0, 0, 1}}); err != nil {
-		t.Fatal(err)
-	}
-	return fd
 }
 
 func TestGuardReportsAForeignSocket(t *testing.T) {
 	d := startDaemon(t, "--shards", "2", "--guard-interval", "100ms", "--metrics", "127.0.0.1:0", "127.0.0.1:0")
-	port := netip.MustParseAddrPort(d.waitLine(t, "listening")["bound"].(string)).Port()
-	metricsAddr := d.waitLine(t, "serving metrics")["addr"].(string)
+	port := netip.MustParseAddrPort(d.WaitLine(t, "listening")["bound"].(string)).Port()
+	metricsAddr := d.WaitLine(t, "serving metrics")["addr"].(string)
 	if got, _ := sumMetric(t, scrape(t, "http://"+metricsAddr+"/metrics"), "shardd_foreign_sockets"); got != 0 {
 		t.Fatalf("shardd_foreign_sockets = %v before any foreign socket", got)
 	}
-	bindReusePort(t, int(port))
-	w := d.waitLine(t, "a socket that is not shardd's can take this listener's traffic")
+	testkit.BindReusePort(t, int(port))
+	w := d.WaitLine(t, "a socket that is not shardd's can take this listener's traffic")
 	if int(w["pid"].(float64)) != os.Getpid() || w["process"] == "" || int(w["uid"].(float64)) != os.Getuid() {
 		t.Fatalf("warning does not name the test process: %v", w)
 	}
-	waitMetric := time.Now().Add(waitTimeout)
+	waitMetric := time.Now().Add(testkit.WaitTimeout)
 	for {
 		got, _ := sumMetric(t, scrape(t, "http://"+metricsAddr+"/metrics"), "shardd_foreign_sockets")
 		if got == 1 {
@@ -533,7 +452,7 @@ func TestGuardReportsAForeignSocket(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if code, _ := d.stop(t, syscall.SIGTERM); code != 0 {
+	if code, _ := d.Stop(t, syscall.SIGTERM); code != 0 {
 		t.Fatalf("exit %d", code)
 	}
 }
@@ -541,7 +460,7 @@ func TestGuardReportsAForeignSocket(t *testing.T) {
 func TestExclusiveRefusesAnOccupiedPort(t *testing.T) {
 	// The foreign socket binds port 0 itself: a port picked, released and
 	// bound again could be taken in between by another test's bind.
-	sa, err := unix.Getsockname(bindReusePort(t, 0))
+	sa, err := unix.Getsockname(testkit.BindReusePort(t, 0))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -555,15 +474,15 @@ func TestExclusiveRefusesAnOccupiedPort(t *testing.T) {
 
 func TestInspect(t *testing.T) {
 	d := startDaemon(t, "--shards", "2", "--proto", "udp,tcp", "--metrics", "127.0.0.1:0", "127.0.0.1:0")
-	port := int(netip.MustParseAddrPort(d.waitLine(t, "listening")["bound"].(string)).Port())
-	metricsURL := "http://" + d.waitLine(t, "serving metrics")["addr"].(string) + "/metrics"
+	port := int(netip.MustParseAddrPort(d.WaitLine(t, "listening")["bound"].(string)).Port())
+	metricsURL := "http://" + d.WaitLine(t, "serving metrics")["addr"].(string) + "/metrics"
 	for i := 0; i < 10; i++ {
 		c, err := net.Dial("udp4", fmt.Sprintf("127.0.0.1:%d", port))
 		if err != nil {
 			t.Fatal(err)
 		}
 		_, _ = c.Write([]byte("count me"))
-		_ = c.SetReadDeadline(time.Now().Add(waitTimeout))
+		_ = c.SetReadDeadline(time.Now().Add(testkit.WaitTimeout))
 		if _, err := c.Read(make([]byte, 16)); err != nil {
 			t.Fatalf("exchange %d: %v", i, err) // an unanswered datagram would make the count below a guess
 		}
@@ -598,7 +517,7 @@ func TestInspect(t *testing.T) {
 		} else if s.Proto == "udp" {
 			received += *s.Received
 		}
-		if s.Process != "shardd" || len(s.PIDs) != 1 || s.PIDs[0] != d.cmd.Process.Pid || s.ReusePort == nil || !*s.ReusePort || len(s.Flags) != 0 {
+		if s.Process != "shardd" || len(s.PIDs) != 1 || s.PIDs[0] != d.Cmd.Process.Pid || s.ReusePort == nil || !*s.ReusePort || len(s.Flags) != 0 {
 			t.Errorf("daemon socket misreported: %+v", s)
 		}
 		groups[s.Group]++
@@ -609,7 +528,7 @@ func TestInspect(t *testing.T) {
 	if received != 10 {
 		t.Fatalf("inspect --metrics says the UDP sockets received %v datagrams, want 10", received)
 	}
-	bindReusePort(t, port)
+	testkit.BindReusePort(t, port)
 	out, _, _ = inspect(nil, fmt.Sprintf("127.0.0.1:%d", port))
 	if !strings.Contains(out, "REUSEPORT") || !strings.Contains(out, "not-shardd") || strings.Count(out, "shardd ") < 4 {
 		t.Fatalf("table:\n%s", out)
@@ -632,8 +551,8 @@ func TestInspect(t *testing.T) {
 func TestUpgradeLosesNothing(t *testing.T) {
 	pidfile := filepath.Join(t.TempDir(), "shardd.pid")
 	d := startDaemon(t, "--shards", "2", "--proto", "udp,tcp", "--pidfile", pidfile, "--metrics", "127.0.0.1:0", "127.0.0.1:0")
-	port := netip.MustParseAddrPort(d.waitLine(t, "listening")["bound"].(string)).Port()
-	metricsURL := "http://" + d.waitLine(t, "serving metrics")["addr"].(string) + "/metrics"
+	port := netip.MustParseAddrPort(d.WaitLine(t, "listening")["bound"].(string)).Port()
+	metricsURL := "http://" + d.WaitLine(t, "serving metrics")["addr"].(string) + "/metrics"
 	to := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port)
 	readPid := func() int {
 		b, _ := os.ReadFile(pidfile)
@@ -689,12 +608,12 @@ func TestUpgradeLosesNothing(t *testing.T) {
 			// backlog is only retried after a second, and a loaded
 			// machine may not run the daemon for a while; a refused or
 			// reset connection still fails at once.
-			c, err := net.DialTimeout("tcp", to.String(), waitTimeout)
+			c, err := net.DialTimeout("tcp", to.String(), testkit.WaitTimeout)
 			if err != nil {
 				tcpFailed.Add(1)
 				continue
 			}
-			_ = c.SetDeadline(time.Now().Add(waitTimeout))
+			_ = c.SetDeadline(time.Now().Add(testkit.WaitTimeout))
 			_, _ = c.Write([]byte("x"))
 			if _, err := io.ReadFull(c, make([]byte, 1)); err != nil {
 				tcpFailed.Add(1)
@@ -711,9 +630,9 @@ func TestUpgradeLosesNothing(t *testing.T) {
 	traffic := func(what string) {
 		t.Helper()
 		okFrom, sentFrom := tcpOK.Load(), sent.Load()
-		for deadline := time.Now().Add(waitTimeout); tcpOK.Load() < okFrom+5 || sent.Load() < sentFrom+100; time.Sleep(5 * time.Millisecond) {
+		for deadline := time.Now().Add(testkit.WaitTimeout); tcpOK.Load() < okFrom+5 || sent.Load() < sentFrom+100; time.Sleep(5 * time.Millisecond) {
 			if time.Now().After(deadline) || tcpFailed.Load() > 0 {
-				t.Fatalf("%s: %d TCP exchanges (%d failed), %d datagrams in %v", what, tcpOK.Load()-okFrom, tcpFailed.Load(), sent.Load()-sentFrom, waitTimeout)
+				t.Fatalf("%s: %d TCP exchanges (%d failed), %d datagrams in %v", what, tcpOK.Load()-okFrom, tcpFailed.Load(), sent.Load()-sentFrom, testkit.WaitTimeout)
 			}
 		}
 	}
@@ -725,10 +644,10 @@ func TestUpgradeLosesNothing(t *testing.T) {
 		if err := syscall.Kill(old, syscall.SIGUSR2); err != nil {
 			t.Fatal(err)
 		}
-		deadline := time.Now().Add(waitTimeout)
+		deadline := time.Now().Add(testkit.WaitTimeout)
 		for readPid() == old {
 			if time.Now().After(deadline) {
-				t.Fatalf("upgrade %d: the pidfile still names %d:\n%s", i+1, old, d.stderr)
+				t.Fatalf("upgrade %d: the pidfile still names %d:\n%s", i+1, old, d.Stderr)
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
@@ -748,7 +667,7 @@ func TestUpgradeLosesNothing(t *testing.T) {
 		KernelDrop float64 `json:"kernel_drops"`
 	}
 	udpSummed := func() (rx, drops float64, summaries int) {
-		for _, l := range strings.Split(d.stderr.String(), "\n") {
+		for _, l := range strings.Split(d.Stderr.String(), "\n") {
 			var m line
 			if json.Unmarshal([]byte(l), &m) == nil && m.Msg == "shard summary" {
 				summaries++
@@ -765,7 +684,7 @@ func TestUpgradeLosesNothing(t *testing.T) {
 	// one that arrives after the stop's fence is a kernel drop. So before
 	// the stop, wait until the processes account for every datagram: the
 	// summaries of the old ones (all exited) plus the live one's counters.
-	for deadline := time.Now().Add(waitTimeout); ; time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(testkit.WaitTimeout); ; time.Sleep(20 * time.Millisecond) {
 		rx, _, summaries := udpSummed()
 		if summaries >= 4*upgrades {
 			if text, err := get(metricsURL); err == nil && rx+metricSum(text, "shardd_rx_packets_total", `proto="udp"`) == float64(sent.Load()) {
@@ -783,7 +702,7 @@ func TestUpgradeLosesNothing(t *testing.T) {
 	// Every process logs its per-shard summary when it exits: upgrades+1
 	// processes, 2 UDP and 2 TCP shards each.
 	var rx, drops float64
-	deadline := time.Now().Add(waitTimeout)
+	deadline := time.Now().Add(testkit.WaitTimeout)
 	for {
 		var summaries int
 		rx, drops, summaries = udpSummed()
@@ -792,11 +711,11 @@ func TestUpgradeLosesNothing(t *testing.T) {
 		}
 		if time.Now().After(deadline) {
 			var states []string
-			for _, p := range append([]int{d.cmd.Process.Pid}, pids...) {
+			for _, p := range append([]int{d.Cmd.Process.Pid}, pids...) {
 				st, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p))
 				states = append(states, fmt.Sprintf("%d: %.60s", p, st))
 			}
-			t.Fatalf("%d summary lines, want %d; processes: %v\n%s", summaries, 4*(upgrades+1), states, d.stderr)
+			t.Fatalf("%d summary lines, want %d; processes: %v\n%s", summaries, 4*(upgrades+1), states, d.Stderr)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -806,7 +725,7 @@ func TestUpgradeLosesNothing(t *testing.T) {
 	if tcpFailed.Load() != 0 || tcpOK.Load() < 50 {
 		t.Fatalf("TCP through %d upgrades: %d exchanges failed, %d succeeded", upgrades, tcpFailed.Load(), tcpOK.Load())
 	}
-	if n := strings.Count(d.stderr.String(), "upgrade handed over"); n != upgrades {
+	if n := strings.Count(d.Stderr.String(), "upgrade handed over"); n != upgrades {
 		t.Fatalf("%d hand-overs logged, want %d", n, upgrades)
 	}
 }
@@ -826,11 +745,11 @@ func TestUpgradeCommandNeedsAPidfile(t *testing.T) {
 // ADDR joins the reuseport group and takes a share of the traffic.
 func TestTwoProcessesShareThePort(t *testing.T) {
 	a := startDaemon(t, "--shards", "1", "--handler", "discard", "--metrics", "127.0.0.1:0", "127.0.0.1:0")
-	bound := a.waitLine(t, "listening")["bound"].(string)
-	aMetrics := "http://" + a.waitLine(t, "serving metrics")["addr"].(string) + "/metrics"
+	bound := a.WaitLine(t, "listening")["bound"].(string)
+	aMetrics := "http://" + a.WaitLine(t, "serving metrics")["addr"].(string) + "/metrics"
 	b := startDaemon(t, "--shards", "1", "--handler", "discard", "--metrics", "127.0.0.1:0", bound)
-	b.waitLine(t, "listening")
-	bMetrics := "http://" + b.waitLine(t, "serving metrics")["addr"].(string) + "/metrics"
+	b.WaitLine(t, "listening")
+	bMetrics := "http://" + b.WaitLine(t, "serving metrics")["addr"].(string) + "/metrics"
 	to := netip.MustParseAddrPort(bound)
 	for f := 0; f < 64; f++ {
 		c, err := net.ListenUDP("udp4", nil)
@@ -844,7 +763,7 @@ func TestTwoProcessesShareThePort(t *testing.T) {
 	}
 	// Stop only once both count all 320: a datagram still on its way
 	// when the stop fences the socket would be a kernel drop.
-	for deadline := time.Now().Add(waitTimeout); ; time.Sleep(10 * time.Millisecond) {
+	for deadline := time.Now().Add(testkit.WaitTimeout); ; time.Sleep(10 * time.Millisecond) {
 		ta, errA := get(aMetrics)
 		tb, errB := get(bMetrics)
 		if errA == nil && errB == nil && metricSum(ta, "shardd_rx_packets_total", "")+metricSum(tb, "shardd_rx_packets_total", "") == 320 {
@@ -856,18 +775,18 @@ func TestTwoProcessesShareThePort(t *testing.T) {
 	}
 	var total float64
 	for _, d := range []*daemon{a, b} {
-		if code, _ := d.stop(t, syscall.SIGTERM); code != 0 {
+		if code, _ := d.Stop(t, syscall.SIGTERM); code != 0 {
 			t.Fatalf("exit %d", code)
 		}
 		var rx float64
-		for _, l := range strings.Split(d.stderr.String(), "\n") {
+		for _, l := range strings.Split(d.Stderr.String(), "\n") {
 			var m map[string]any
 			if json.Unmarshal([]byte(l), &m) == nil && m["msg"] == "shard summary" {
 				rx += m["rx_packets"].(float64)
 			}
 		}
 		if rx == 0 {
-			t.Fatalf("one of the two processes got nothing of 64 flows:\n%s", d.stderr)
+			t.Fatalf("one of the two processes got nothing of 64 flows:\n%s", d.Stderr)
 		}
 		total += rx
 	}
@@ -895,17 +814,17 @@ func TestFailedUpgradeKeepsServing(t *testing.T) {
 	copyFile(sharddBin(t))
 	pidfile := filepath.Join(dir, "pid")
 	d := startDaemonBin(t, bin, nil, "--shards", "1", "--pidfile", pidfile, "--metrics", "127.0.0.1:0", "127.0.0.1:0")
-	to := netip.MustParseAddrPort(d.waitLine(t, "listening")["bound"].(string))
-	metricsURL := "http://" + d.waitLine(t, "serving metrics")["addr"].(string) + "/metrics"
+	to := netip.MustParseAddrPort(d.WaitLine(t, "listening")["bound"].(string))
+	metricsURL := "http://" + d.WaitLine(t, "serving metrics")["addr"].(string) + "/metrics"
 
 	broken := filepath.Join(dir, "broken.sh")
 	if err := os.WriteFile(broken, []byte("#!/bin/sh\nexit 3\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	copyFile(broken)
-	_ = d.cmd.Process.Signal(syscall.SIGUSR2)
-	d.waitLine(t, "upgrade failed; this process keeps serving and a later upgrade can be tried")
-	got, _ := exchange(t, "udp4", to, []byte("still the old one"))
+	_ = d.Cmd.Process.Signal(syscall.SIGUSR2)
+	d.WaitLine(t, "upgrade failed; this process keeps serving and a later upgrade can be tried")
+	got, _ := testkit.Exchange(t, "udp4", to, []byte("still the old one"))
 	if string(got) != "still the old one" {
 		t.Fatalf("after a failed upgrade: %q", got)
 	}
@@ -914,10 +833,10 @@ func TestFailedUpgradeKeepsServing(t *testing.T) {
 	}
 
 	copyFile(sharddBin(t))
-	_ = d.cmd.Process.Signal(syscall.SIGUSR2)
-	newPid := int(d.waitLine(t, "upgrade handed over; this process finishes what it has and exits")["new_pid"].(float64))
+	_ = d.Cmd.Process.Signal(syscall.SIGUSR2)
+	newPid := int(d.WaitLine(t, "upgrade handed over; this process finishes what it has and exits")["new_pid"].(float64))
 	defer syscall.Kill(newPid, syscall.SIGKILL) // only if the test fails before the TERM below
-	got, _ = exchange(t, "udp4", to, []byte("the new one"))
+	got, _ = testkit.Exchange(t, "udp4", to, []byte("the new one"))
 	if string(got) != "the new one" {
 		t.Fatalf("after the second upgrade: %q", got)
 	}
@@ -928,66 +847,12 @@ func TestFailedUpgradeKeepsServing(t *testing.T) {
 	_ = syscall.Kill(newPid, syscall.SIGTERM)
 }
 
-// exchange sends one datagram and returns the reply.
-func exchange(t *testing.T, network string, to netip.AddrPort, payload []byte) ([]byte, netip.AddrPort) {
-	t.Helper()
-	c, err := net.ListenUDP(network, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	buf := make([]byte, 2048)
-	// Resent every second (a datagram may meet a socket being handed
-	// over), until a deadline only a hang reaches.
-	for deadline := time.Now().Add(waitTimeout); time.Now().Before(deadline); {
-		_, _ = c.WriteToUDPAddrPort(payload, to)
-		_ = c.SetReadDeadline(time.Now().Add(time.Second))
-		if n, from, err := c.ReadFromUDPAddrPort(buf); err == nil {
-			return buf[:n], from
-		}
-	}
-	t.Fatalf("no reply from %v within %v", to, waitTimeout)
-	return nil, netip.AddrPort{}
-}
-
 // TestSocketActivation passes sockets the way systemd does (LISTEN_PID,
 // LISTEN_FDS, descriptors from 3) and listens on $NOTIFY_SOCKET: shardd
 // serves the sockets it was given, adds the missing shards itself, and says
 // READY=1 and STOPPING=1.
 func TestSocketActivation(t *testing.T) {
-	mk := func(typ int) int {
-		fd, err := unix.Socket(unix.AF_INET, typ|unix.SOCK_CLOEXEC, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
-		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
-		return fd
-	}
-	// A port free for both transports (the TCP side may be held by a
-	// connection of an earlier test).
-	var udp, tcp, port int
-	for try := 0; ; try++ {
-		udp = mk(unix.SOCK_DGRAM)
-		if err := unix.Bind(udp, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
-			t.Fatal(err)
-		}
-		sa, _ := unix.Getsockname(udp)
-		port = sa.(*unix.SockaddrInet4).Port
-		tcp = mk(unix.SOCK_STREAM)
-		err := unix.Bind(tcp, &unix.SockaddrInet4{Port: port, Addr: [4]byte{127, 0, 0, 1}})
-		if err == nil {
-			break
-		}
-		unix.Close(udp)
-		unix.Close(tcp)
-		if try == 20 {
-			t.Fatal(err)
-		}
-	}
-	if err := unix.Listen(tcp, 128); err != nil {
-		t.Fatal(err)
-	}
+	files, port := testkit.ActivationSockets(t, netip.MustParseAddr("127.0.0.1"))
 	notifyPath := filepath.Join(t.TempDir(), "notify")
 	notify, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: notifyPath, Net: "unixgram"})
 	if err != nil {
@@ -997,28 +862,15 @@ func TestSocketActivation(t *testing.T) {
 
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	cmd := exec.Command("sh", "-c", `LISTEN_PID=$$ LISTEN_FDS=2 exec "$0" "$@"`, sharddBin(t), "--log-format", "json", "--shards", "2", "--proto", "udp,tcp", addr)
-	cmd.ExtraFiles = []*os.File{os.NewFile(uintptr(udp), "udp"), os.NewFile(uintptr(tcp), "tcp")}
+	cmd.ExtraFiles = files
 	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+notifyPath)
-	var stderr lockedBuffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	defer func() {
-		select {
-		case <-done:
-		default:
-			_ = cmd.Process.Kill()
-			<-done
-		}
-	}()
+	p := testkit.Start(t, "shardd", cmd)
+	stderr := p.Stderr
 	for _, f := range cmd.ExtraFiles {
 		f.Close() // the daemon has them now
 	}
 	readNotify := func() string {
-		_ = notify.SetReadDeadline(time.Now().Add(waitTimeout))
+		_ = notify.SetReadDeadline(time.Now().Add(testkit.WaitTimeout))
 		buf := make([]byte, 256)
 		n, err := notify.Read(buf)
 		if err != nil {
@@ -1029,13 +881,13 @@ func TestSocketActivation(t *testing.T) {
 	if msg := readNotify(); msg != fmt.Sprintf("READY=1\nMAINPID=%d", cmd.Process.Pid) {
 		t.Fatalf("notify %q, want READY=1 with MAINPID %d", msg, cmd.Process.Pid)
 	}
-	for deadline := time.Now().Add(waitTimeout); !strings.Contains(stderr.String(), "serving the sockets systemd passed"); {
+	for deadline := time.Now().Add(testkit.WaitTimeout); !strings.Contains(stderr.String(), "serving the sockets systemd passed"); {
 		if time.Now().After(deadline) {
 			t.Fatalf("activation not noticed:\n%s", stderr.String())
 		}
 		time.Sleep(10 * time.Millisecond) // stderr is copied through a pipe
 	}
-	got, _ := exchange(t, "udp4", netip.MustParseAddrPort(addr), []byte("activated"))
+	got, _ := testkit.Exchange(t, "udp4", netip.MustParseAddrPort(addr), []byte("activated"))
 	if string(got) != "activated" {
 		t.Fatalf("UDP: %q", got)
 	}
@@ -1044,7 +896,7 @@ func TestSocketActivation(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, _ = c.Write([]byte("tcp activated"))
-	_ = c.SetReadDeadline(time.Now().Add(waitTimeout))
+	_ = c.SetReadDeadline(time.Now().Add(testkit.WaitTimeout))
 	buf := make([]byte, 13)
 	if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "tcp activated" {
 		t.Fatalf("TCP: %q %v", buf, err)
@@ -1054,8 +906,8 @@ func TestSocketActivation(t *testing.T) {
 	if msg := readNotify(); msg != "STOPPING=1" {
 		t.Fatalf("notify %q, want STOPPING=1", msg)
 	}
-	<-done
-	if code := cmd.ProcessState.ExitCode(); code != 0 {
+	<-p.Exited
+	if code := p.Code; code != 0 {
 		t.Fatalf("exit %d:\n%s", code, stderr.String())
 	}
 	if strings.Contains(stderr.String(), "receive buffer is smaller than asked") {
@@ -1077,23 +929,10 @@ func TestSystemdSocketActivate(t *testing.T) {
 	addr := fmt.Sprintf("127.0.0.1:%d", freeUDPPort(t))
 	// The activator's socket has no SO_REUSEPORT, so one shard serves it.
 	cmd := exec.Command(activate, "--datagram", "-l", addr, sharddBin(t), "--log-format", "json", "--shards", "1", addr)
-	var stderr lockedBuffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	defer func() {
-		select {
-		case <-done:
-		default:
-			_ = cmd.Process.Kill()
-			<-done
-		}
-	}()
+	p := testkit.Start(t, "shardd", cmd)
+	stderr := p.Stderr
 	var got []byte
-	for deadline := time.Now().Add(waitTimeout); ; {
+	for deadline := time.Now().Add(testkit.WaitTimeout); ; {
 		cl, err := net.ListenUDP("udp4", nil)
 		if err != nil {
 			t.Fatal(err)
@@ -1114,15 +953,15 @@ func TestSystemdSocketActivate(t *testing.T) {
 	if string(got) != "wake up" {
 		t.Fatalf("got %q", got)
 	}
-	for deadline := time.Now().Add(waitTimeout); !strings.Contains(stderr.String(), "serving the sockets systemd passed"); {
+	for deadline := time.Now().Add(testkit.WaitTimeout); !strings.Contains(stderr.String(), "serving the sockets systemd passed"); {
 		if time.Now().After(deadline) {
 			t.Fatalf("shardd did not take the activated socket:\n%s", stderr.String())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
 	_ = cmd.Process.Signal(syscall.SIGTERM) // exec'd: the activator's pid is shardd's
-	<-done
-	if code := cmd.ProcessState.ExitCode(); code != 0 {
+	<-p.Exited
+	if code := p.Code; code != 0 {
 		t.Fatalf("exit %d:\n%s", code, stderr.String())
 	}
 }
@@ -1176,14 +1015,14 @@ func TestSecondUpgradeIsRefused(t *testing.T) {
 	pidfile := filepath.Join(t.TempDir(), "pid")
 	g := newGatedBin(t)
 	d := startDaemonBin(t, g.path, nil, "--shards", "1", "--pidfile", pidfile, "127.0.0.1:0")
-	d.waitLine(t, "listening")
+	d.WaitLine(t, "listening")
 	g.hold(t)
-	_ = d.cmd.Process.Signal(syscall.SIGUSR2)
-	d.waitLine(t, "upgrade: new process started")
-	_ = d.cmd.Process.Signal(syscall.SIGUSR2)
-	d.waitLine(t, "upgrade refused: another upgrade is in progress")
+	_ = d.Cmd.Process.Signal(syscall.SIGUSR2)
+	d.WaitLine(t, "upgrade: new process started")
+	_ = d.Cmd.Process.Signal(syscall.SIGUSR2)
+	d.WaitLine(t, "upgrade refused: another upgrade is in progress")
 	g.open(t)
-	newPid := int(d.waitLine(t, "upgrade handed over; this process finishes what it has and exits")["new_pid"].(float64))
+	newPid := int(d.WaitLine(t, "upgrade handed over; this process finishes what it has and exits")["new_pid"].(float64))
 	_ = syscall.Kill(newPid, syscall.SIGTERM)
 }
 
@@ -1198,38 +1037,38 @@ func TestTermDuringUpgrade(t *testing.T) {
 	pidfile := filepath.Join(t.TempDir(), "pid")
 	g := newGatedBin(t)
 	d := startDaemonBin(t, g.path, nil, "--shards", "2", "--pidfile", pidfile, "127.0.0.1:0")
-	to := netip.MustParseAddrPort(d.waitLine(t, "listening")["bound"].(string))
+	to := netip.MustParseAddrPort(d.WaitLine(t, "listening")["bound"].(string))
 	g.hold(t)
-	_ = d.cmd.Process.Signal(syscall.SIGUSR2)
-	d.waitLine(t, "upgrading")
-	_ = d.cmd.Process.Signal(syscall.SIGTERM)
-	d.waitLine(t, "stopping")
+	_ = d.Cmd.Process.Signal(syscall.SIGUSR2)
+	d.WaitLine(t, "upgrading")
+	_ = d.Cmd.Process.Signal(syscall.SIGTERM)
+	d.WaitLine(t, "stopping")
 	g.open(t)
-	newPid := int(d.waitLine(t, "the upgrade handed over before the stop; leaving the sockets to the new process")["new_pid"].(float64))
+	newPid := int(d.WaitLine(t, "the upgrade handed over before the stop; leaving the sockets to the new process")["new_pid"].(float64))
 	defer syscall.Kill(newPid, syscall.SIGTERM)
 	// The old process exits (and is reaped) while the new one, which shares
 	// its stderr, goes on: watch /proc, not the pipe.
-	oldProc := fmt.Sprintf("/proc/%d", d.cmd.Process.Pid)
-	for deadline := time.Now().Add(waitTimeout); ; {
+	oldProc := fmt.Sprintf("/proc/%d", d.Cmd.Process.Pid)
+	for deadline := time.Now().Add(testkit.WaitTimeout); ; {
 		if _, err := os.Stat(oldProc); err != nil {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the old process did not exit:\n%s", d.stderr)
+			t.Fatalf("the old process did not exit:\n%s", d.Stderr)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	b, _ := os.ReadFile(pidfile)
-	if pid, _ := strconv.Atoi(strings.TrimSpace(string(b))); pid != newPid || newPid == d.cmd.Process.Pid {
-		t.Fatalf("pidfile names %d after the hand-over to %d (old %d):\n%s", pid, newPid, d.cmd.Process.Pid, d.stderr)
+	if pid, _ := strconv.Atoi(strings.TrimSpace(string(b))); pid != newPid || newPid == d.Cmd.Process.Pid {
+		t.Fatalf("pidfile names %d after the hand-over to %d (old %d):\n%s", pid, newPid, d.Cmd.Process.Pid, d.Stderr)
 	}
-	if strings.Count(d.stderr.String(), `"msg":"shard summary"`) != 2 {
+	if strings.Count(d.Stderr.String(), `"msg":"shard summary"`) != 2 {
 		// The old process logs its two UDP shards' summaries; a new one that
 		// had stopped too would add its own.
-		t.Fatalf("want exactly the old process's 2 shard summaries:\n%s", d.stderr)
+		t.Fatalf("want exactly the old process's 2 shard summaries:\n%s", d.Stderr)
 	}
 	for i := 0; i < 20; i++ { // many source ports: every shard socket must still answer
-		got, _ := exchange(t, "udp4", to, []byte("after TERM"))
+		got, _ := testkit.Exchange(t, "udp4", to, []byte("after TERM"))
 		if string(got) != "after TERM" {
 			t.Fatalf("new process: %q", got)
 		}

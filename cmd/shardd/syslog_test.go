@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/shardd/shardd/cmd/internal/ports"
+	"github.com/shardd/shardd/cmd/internal/testkit"
 )
 
 func TestSyslogUsageErrors(t *testing.T) {
@@ -69,21 +70,21 @@ func startSyslog(t *testing.T, sink string, extra ...string) (*daemon, uint16, s
 	t.Helper()
 	args := append([]string{"--handler", "syslog", "--sink", sink, "--shards", "2", "--metrics", "127.0.0.1:0"}, extra...)
 	d := startDaemon(t, append(args, "127.0.0.1:0")...)
-	port := netip.MustParseAddrPort(d.waitLine(t, "listening")["bound"].(string)).Port()
-	return d, port, d.waitLine(t, "serving metrics")["addr"].(string)
+	port := netip.MustParseAddrPort(d.WaitLine(t, "listening")["bound"].(string)).Port()
+	return d, port, d.WaitLine(t, "serving metrics")["addr"].(string)
 }
 
 // waitSyslogMetric waits until cond holds for the sum of a metric's series.
 func waitSyslogMetric(t *testing.T, metricsAddr, name string, cond func(float64) bool) float64 {
 	t.Helper()
-	deadline := time.Now().Add(waitTimeout)
+	deadline := time.Now().Add(testkit.WaitTimeout)
 	for {
 		v, _ := sumMetric(t, scrape(t, "http://"+metricsAddr+"/metrics"), name)
 		if cond(v) {
 			return v
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s = %v: condition not met within %v", name, v, waitTimeout)
+			t.Fatalf("%s = %v: condition not met within %v", name, v, testkit.WaitTimeout)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -109,9 +110,9 @@ func sendPaced(t *testing.T, c *net.UDPConn, metricsAddr string, n, step int, ms
 		}
 		if (i+1)%step == 0 || i == n-1 {
 			want := base + float64(i+1)
-			for deadline := time.Now().Add(waitTimeout); accounted() < want; time.Sleep(time.Millisecond) {
+			for deadline := time.Now().Add(testkit.WaitTimeout); accounted() < want; time.Sleep(time.Millisecond) {
 				if time.Now().After(deadline) {
-					t.Fatalf("the daemon accounted for %v of %v datagrams within %v", accounted()-base, i+1, waitTimeout)
+					t.Fatalf("the daemon accounted for %v of %v datagrams within %v", accounted()-base, i+1, testkit.WaitTimeout)
 				}
 			}
 		}
@@ -153,13 +154,13 @@ func TestSyslogLogger(t *testing.T) {
 	// logger returns once its datagram or connection is out: stop only
 	// once everything was written (the assertions below say what is
 	// missing if that never happens), not while some is still on its way.
-	for deadline := time.Now().Add(waitTimeout); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+	for deadline := time.Now().Add(testkit.WaitTimeout); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
 		if text, err := get("http://" + metrics + "/metrics"); err == nil && metricSum(text, "shardd_syslog_written_total", "") >= float64(len(want)) {
 			break
 		}
 	}
-	if code, _ := d.stop(t, syscall.SIGTERM); code != 0 {
-		t.Fatalf("exit %d:\n%s", code, d.stderr)
+	if code, _ := d.Stop(t, syscall.SIGTERM); code != 0 {
+		t.Fatalf("exit %d:\n%s", code, d.Stderr)
 	}
 	got := map[string]int{}
 	for _, r := range sinkRecords(t, sink) {
@@ -195,8 +196,8 @@ func TestSyslogLogger(t *testing.T) {
 	if len(got) != len(want) {
 		t.Errorf("%d distinct records, want %d", len(got), len(want))
 	}
-	if !strings.Contains(d.stderr.String(), fmt.Sprintf(`"received":%d,"written":%d,"dropped":0`, len(want), len(want))) {
-		t.Errorf("no clean accounting line:\n%s", d.stderr)
+	if !strings.Contains(d.Stderr.String(), fmt.Sprintf(`"received":%d,"written":%d,"dropped":0`, len(want), len(want))) {
+		t.Errorf("no clean accounting line:\n%s", d.Stderr)
 	}
 }
 
@@ -247,10 +248,10 @@ ruleset(name="fwd") {
 		}
 	}
 	// rsyslogd listens once it has started: probe until a probe arrives.
-	deadline := time.Now().Add(waitTimeout)
+	deadline := time.Now().Add(testkit.WaitTimeout)
 	for probed := false; !probed; {
 		if time.Now().After(deadline) {
-			t.Fatalf("rsyslogd forwarded nothing within %v:\n%s", waitTimeout, rsOut.String())
+			t.Fatalf("rsyslogd forwarded nothing within %v:\n%s", testkit.WaitTimeout, rsOut.String())
 		}
 		send("--rfc5424", "-t", "probe", "probe")
 		time.Sleep(100 * time.Millisecond)
@@ -267,7 +268,7 @@ ruleset(name="fwd") {
 	}
 	// Every message arrives twice (once per omfwd action): wait for them.
 	want := 2 * n
-	deadline = time.Now().Add(waitTimeout)
+	deadline = time.Now().Add(testkit.WaitTimeout)
 	var recs []map[string]any
 	for {
 		recs = recs[:0]
@@ -282,7 +283,7 @@ ruleset(name="fwd") {
 		time.Sleep(50 * time.Millisecond)
 	}
 	_ = rs.Process.Signal(syscall.SIGTERM)
-	if code, _ := d.stop(t, syscall.SIGTERM); code != 0 {
+	if code, _ := d.Stop(t, syscall.SIGTERM); code != 0 {
 		t.Fatalf("exit %d", code)
 	}
 	seen := map[string]int{}
@@ -334,17 +335,17 @@ func TestSyslogReopenOnUSR1(t *testing.T) {
 	if err := os.Rename(sink, sink+".1"); err != nil {
 		t.Fatal(err)
 	}
-	if err := d.cmd.Process.Signal(syscall.SIGUSR1); err != nil {
+	if err := d.Cmd.Process.Signal(syscall.SIGUSR1); err != nil {
 		t.Fatal(err)
 	}
-	d.waitLine(t, "reopened")
+	d.WaitLine(t, "reopened")
 	for i := 0; i < 100; i++ {
 		fmt.Fprintf(c, "<13>1 - h app - - - after %d", i)
 	}
 	// A datagram still on its way when the stop fences the socket would be
 	// a kernel drop: stop once all 200 were written.
 	waitSyslogMetric(t, metrics, "shardd_syslog_written_total", func(v float64) bool { return v == 200 })
-	if code, _ := d.stop(t, syscall.SIGTERM); code != 0 {
+	if code, _ := d.Stop(t, syscall.SIGTERM); code != 0 {
 		t.Fatalf("exit %d", code)
 	}
 	for file, prefix := range map[string]string{sink + ".1": "before ", sink: "after "} {
@@ -398,9 +399,9 @@ func TestSyslogDiskFull(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitSyslogMetric(t, metrics, "shardd_syslog_written_total", func(v float64) bool { return v == n })
-	d.waitLine(t, "sink recovered; writing again")
-	if code, _ := d.stop(t, syscall.SIGTERM); code != 0 {
-		t.Fatalf("exit %d:\n%s", code, d.stderr)
+	d.WaitLine(t, "sink recovered; writing again")
+	if code, _ := d.Stop(t, syscall.SIGTERM); code != 0 {
+		t.Fatalf("exit %d:\n%s", code, d.Stderr)
 	}
 	recs := sinkRecords(t, sink)
 	seen := map[string]bool{}
@@ -410,8 +411,8 @@ func TestSyslogDiskFull(t *testing.T) {
 	if len(recs) != n || len(seen) != n {
 		t.Fatalf("%d records, %d distinct, want %d", len(recs), len(seen), n)
 	}
-	if k := strings.Count(d.stderr.String(), `"kind":"disk_full"`); k != 1 {
-		t.Fatalf("disk_full logged %d times, want once:\n%s", k, d.stderr)
+	if k := strings.Count(d.Stderr.String(), `"kind":"disk_full"`); k != 1 {
+		t.Fatalf("disk_full logged %d times, want once:\n%s", k, d.Stderr)
 	}
 }
 
@@ -463,11 +464,11 @@ func TestSyslogOverloadAccounting(t *testing.T) {
 	// sink's accounting line, the shards' summaries): a scrape taken while
 	// the shards still read what the socket holds could catch the counters
 	// between a datagram's receipt and its write.
-	if code, _ := d.stop(t, syscall.SIGTERM); code != 0 {
-		t.Fatalf("exit %d:\n%s", code, d.stderr)
+	if code, _ := d.Stop(t, syscall.SIGTERM); code != 0 {
+		t.Fatalf("exit %d:\n%s", code, d.Stderr)
 	}
 	var received, written, dropped, rx, queueFull float64
-	for _, line := range strings.Split(d.stderr.String(), "\n") {
+	for _, line := range strings.Split(d.Stderr.String(), "\n") {
 		var m map[string]any
 		if json.Unmarshal([]byte(line), &m) != nil {
 			continue
@@ -516,8 +517,8 @@ func TestSyslogRemovedSinkNotWritable(t *testing.T) {
 	sink := filepath.Join(dir, "out.ndjson")
 	args := []string{"--handler", "syslog", "--sink", sink, "--shards", "2", "--metrics", "127.0.0.1:0", "--sink-queue", "1M", "--drain-timeout", "100ms", "127.0.0.1:0"}
 	d := startDaemonAs(t, &syscall.Credential{Uid: 65534, Gid: 65534}, args...)
-	port := netip.MustParseAddrPort(d.waitLine(t, "listening")["bound"].(string)).Port()
-	metrics := d.waitLine(t, "serving metrics")["addr"].(string)
+	port := netip.MustParseAddrPort(d.WaitLine(t, "listening")["bound"].(string)).Port()
+	metrics := d.WaitLine(t, "serving metrics")["addr"].(string)
 	c, err := net.DialUDP("udp4", nil, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: int(port)})
 	if err != nil {
 		t.Fatal(err)
@@ -542,22 +543,22 @@ func TestSyslogRemovedSinkNotWritable(t *testing.T) {
 	// again, and failed once more on a retry (was: a 2.5 s sleep, which a
 	// loaded machine could outlast before any check ran).
 	var text string
-	for deadline := time.Now().Add(waitTimeout); ; time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(testkit.WaitTimeout); ; time.Sleep(20 * time.Millisecond) {
 		text = scrape(t, "http://"+metrics+"/metrics")
 		if metricSum(text, "shardd_syslog_sink_errors_total", `kind="removed"`) >= 1 && metricSum(text, "shardd_syslog_sink_errors_total", `kind="permission"`) >= 2 {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the sink did not report the removal and two failed re-creations within %v:\n%s", waitTimeout, text)
+			t.Fatalf("the sink did not report the removal and two failed re-creations within %v:\n%s", testkit.WaitTimeout, text)
 		}
 	}
 	if written, _ := sumMetric(t, text, "shardd_syslog_written_total"); written != 100 {
 		t.Fatalf("written %v while the sink could not be created, want 100", written)
 	}
-	if code, _ := d.stop(t, syscall.SIGTERM); code != exitRuntime {
-		t.Fatalf("exit %d, want %d (records dropped at shutdown):\n%s", code, exitRuntime, d.stderr)
+	if code, _ := d.Stop(t, syscall.SIGTERM); code != exitRuntime {
+		t.Fatalf("exit %d, want %d (records dropped at shutdown):\n%s", code, exitRuntime, d.Stderr)
 	}
-	stderr := d.stderr.String()
+	stderr := d.Stderr.String()
 	var closed map[string]any
 	for _, line := range strings.Split(stderr, "\n") {
 		if strings.Contains(line, `"syslog sink closed"`) {
@@ -608,8 +609,8 @@ func TestSyslogTCPStreamEnds(t *testing.T) {
 			send("\n\n")
 			waitSyslogMetric(t, metrics, "shardd_tcp_closed_total", func(v float64) bool { return v == 3 })
 			text := scrape(t, "http://"+metrics+"/metrics")
-			if code, _ := d.stop(t, syscall.SIGTERM); code != 0 {
-				t.Fatalf("exit %d:\n%s", code, d.stderr)
+			if code, _ := d.Stop(t, syscall.SIGTERM); code != 0 {
+				t.Fatalf("exit %d:\n%s", code, d.Stderr)
 			}
 			var got []string
 			for _, r := range sinkRecords(t, sink) {
