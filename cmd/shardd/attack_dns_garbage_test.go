@@ -132,7 +132,7 @@ func TestAttackGarbageDNS(t *testing.T) {
 			replyBytes += n
 		}
 	}()
-	udp := func(text, name string) float64 { return metricSum(text, name, `proto="udp"`) }
+	udp := func(text, name string) float64 { return testkit.MetricSum(text, name, `proto="udp"`) }
 	sent := 0
 	for sent < datagrams {
 		for j := 0; j < chunk; j++ {
@@ -146,7 +146,7 @@ func TestAttackGarbageDNS(t *testing.T) {
 		// Pace: wait until shardd saw the chunk (received or dropped).
 		deadline := time.Now().Add(60 * time.Second)
 		for {
-			text := scrape(t, url)
+			text := testkit.Scrape(t, url)
 			if udp(text, "shardd_rx_packets_total")+udp(text, "shardd_kernel_drops_total") >= float64(sent) {
 				break
 			}
@@ -254,13 +254,13 @@ func TestAttackGarbageDNS(t *testing.T) {
 	var rx, drops, truncated, handlerErrs, responses, dropped float64
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		text = scrape(t, url)
+		text = testkit.Scrape(t, url)
 		rx, drops = udp(text, "shardd_rx_packets_total"), udp(text, "shardd_kernel_drops_total")
 		truncated, handlerErrs = udp(text, "shardd_truncated_total"), udp(text, "shardd_handler_errors_total")
 		responses, dropped = udp(text, "shardd_dns_responses_total"), udp(text, "shardd_dns_dropped_total")
-		tcpRx := metricSum(text, "shardd_rx_packets_total", `proto="tcp"`)
-		tcpDone := metricSum(text, "shardd_dns_responses_total", `proto="tcp"`) + metricSum(text, "shardd_dns_dropped_total", `proto="tcp"`) +
-			metricSum(text, "shardd_handler_errors_total", `proto="tcp"`)
+		tcpRx := testkit.MetricSum(text, "shardd_rx_packets_total", `proto="tcp"`)
+		tcpDone := testkit.MetricSum(text, "shardd_dns_responses_total", `proto="tcp"`) + testkit.MetricSum(text, "shardd_dns_dropped_total", `proto="tcp"`) +
+			testkit.MetricSum(text, "shardd_handler_errors_total", `proto="tcp"`)
 		if rx+drops >= float64(sent) && responses+dropped+truncated+handlerErrs >= rx && tcpRx >= float64(tcpFrames) && tcpDone >= tcpRx ||
 			time.Now().After(deadline) {
 			break
@@ -283,7 +283,7 @@ func TestAttackGarbageDNS(t *testing.T) {
 		t.Errorf("received %v datagrams, but responses + dropped + truncated + handler errors = %v: %v unaccounted", rx, got, rx-got)
 	}
 
-	tcp := func(name string) float64 { return metricSum(text, name, `proto="tcp"`) }
+	tcp := func(name string) float64 { return testkit.MetricSum(text, name, `proto="tcp"`) }
 	totalTCPReplies := brokenReplies
 	for _, n := range tcpReplies {
 		totalTCPReplies += n
@@ -293,7 +293,7 @@ func TestAttackGarbageDNS(t *testing.T) {
 		tcpFrames, tcpEmpty, tcp("shardd_tcp_empty_frames_total"), conns, tcpRx, tcp("shardd_dns_responses_total"), seriesBy(text, "shardd_dns_responses_total", "rcode", "tcp"),
 		tcp("shardd_dns_dropped_total"), tcp("shardd_handler_errors_total"), totalTCPReplies, seriesBy(text, "shardd_tcp_closed_total", "reason", ""),
 		tcp("shardd_tcp_discarded_bytes_total"))
-	if got := metricSum(text, "shardd_tcp_closed_total", `reason="frame_too_large"`); got != 1 {
+	if got := testkit.MetricSum(text, "shardd_tcp_closed_total", `reason="frame_too_large"`); got != 1 {
 		t.Errorf("shardd_tcp_closed_total{reason=frame_too_large} = %v, want 1", got)
 	}
 	// The partial frame's 22 bytes, and what the server had read of the

@@ -3,16 +3,15 @@ package main
 import (
 	"bufio"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/shardd/shardd/cmd/internal/testkit"
 
 	"golang.org/x/sys/unix"
 )
@@ -56,22 +55,6 @@ func waitLines(t *testing.T, d *daemon, prefix string, n int) []map[string]any {
 	}
 }
 
-// openFDs lists the descriptor numbers pid has open.
-func openFDs(t *testing.T, pid int) map[uint64]bool {
-	t.Helper()
-	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	used := map[uint64]bool{}
-	for _, e := range ents {
-		if n, err := strconv.ParseUint(e.Name(), 10, 64); err == nil {
-			used[n] = true
-		}
-	}
-	return used
-}
-
 // checkFDLine checks that a logged error names descriptor exhaustion and
 // the fix.
 func checkFDLine(t *testing.T, what string, l map[string]any) {
@@ -96,7 +79,7 @@ func TestAttackDescriptorExhaustionReported(t *testing.T) {
 	d.WaitLine(t, "listening")
 	url := "http://" + d.WaitLine(t, "serving metrics")["addr"].(string) + "/metrics"
 	pid := d.Cmd.Process.Pid
-	scrapeRetry(t, url)
+	testkit.ScrapeRetry(t, url)
 
 	var old unix.Rlimit
 	if err := unix.Prlimit(pid, unix.RLIMIT_NOFILE, nil, &old); err != nil {
@@ -112,7 +95,7 @@ func TestAttackDescriptorExhaustionReported(t *testing.T) {
 	// is lowered: raising a hard limit back needs CAP_SYS_RESOURCE, which
 	// a container may lack, and shardd never raises its own.
 	const n = 3
-	held := openFDs(t, pid)
+	held := testkit.OpenFDs(t, pid)
 	if !held[0] || !held[1] || !held[2] {
 		t.Fatalf("shardd does not hold descriptors 0, 1 and 2: %v", held)
 	}
@@ -174,7 +157,7 @@ func TestAttackDescriptorExhaustionReported(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitLines(t, d, "zone reloaded", 1)
-	scrapeRetry(t, url)
+	testkit.ScrapeRetry(t, url)
 
 	for msg, want := range map[string]int{guardMsg: 1, serverErr: 1, "signal handling failed": 1, "upgrade failed": 1,
 		"metrics endpoint accepts connections again": 1, "looking for foreign sockets works again": 1} {

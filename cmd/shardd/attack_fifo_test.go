@@ -3,26 +3,12 @@ package main
 import (
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
-	"time"
-)
 
-// waitPidfile waits until path holds the daemon's pid.
-func waitPidfile(t *testing.T, d *daemon, path string) string {
-	t.Helper()
-	pid := strconv.Itoa(d.Cmd.Process.Pid)
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		if b, _ := os.ReadFile(path); string(b) == pid+"\n" {
-			return pid
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("pidfile %s never held %s:\n%s", path, pid, d.Stderr)
-		}
-	}
-}
+	"github.com/shardd/shardd/cmd/internal/testkit"
+)
 
 // TestAttackPidfileFIFO: a FIFO at the --pidfile path is refused at start
 // (one line, exit 1), and one put there while shardd runs does not block its
@@ -44,7 +30,7 @@ func TestAttackPidfileFIFO(t *testing.T) {
 
 	d := startDaemon(t, "--shards", "1", "--pidfile", pidfile, "127.0.0.1:0")
 	d.WaitLine(t, "listening")
-	waitPidfile(t, d, pidfile)
+	d.WaitPidfile(t, pidfile)
 	if err := os.Remove(pidfile); err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +56,7 @@ func TestAttackPidfileHardLink(t *testing.T) {
 	pidfile := filepath.Join(dir, "shardd.pid")
 	d := startDaemon(t, "--shards", "1", "--pidfile", pidfile, "127.0.0.1:0")
 	d.WaitLine(t, "listening")
-	pid := waitPidfile(t, d, pidfile)
+	pid := d.WaitPidfile(t, pidfile)
 	v := filepath.Join(dir, "victim")
 	if err := os.WriteFile(v, []byte(pid+"\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -104,7 +90,7 @@ func TestAttackPidfileHardLink(t *testing.T) {
 // file is untouched.
 func TestAttackSyslogSinkFIFOAndHardLink(t *testing.T) {
 	dir := t.TempDir()
-	v := victim(t, dir)
+	v := testkit.Victim(t, dir)
 	sink := filepath.Join(dir, "sink.ndjson")
 	if err := syscall.Mkfifo(sink, 0o600); err != nil {
 		t.Fatal(err)
@@ -125,7 +111,7 @@ func TestAttackSyslogSinkFIFOAndHardLink(t *testing.T) {
 		t.Errorf("hard link: exit %d, want %d", code, exitRuntime)
 	}
 	assertOneLine(t, stderr, "--sink "+sink, "more than one name")
-	assertUntouched(t, v)
+	testkit.AssertUntouched(t, v)
 	if err := os.Remove(sink); err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +134,7 @@ func TestAttackSyslogSinkFIFOAndHardLink(t *testing.T) {
 	if code := d.StopWithin(t, syscall.SIGTERM); code != 0 {
 		t.Errorf("exit %d:\n%s", code, d.Stderr)
 	}
-	assertUntouched(t, v)
+	testkit.AssertUntouched(t, v)
 	if !t.Failed() {
 		t.Logf("attack: --sink a FIFO without a reader or a hard link: refused at start (exit %d); a FIFO planted while running: USR1 refuses it, TERM exits 0", code)
 	}

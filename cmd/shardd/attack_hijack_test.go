@@ -437,9 +437,9 @@ func TestAttackHijack(t *testing.T) {
 					// kernel drops, or the probe.
 					deadline := time.Now().Add(30 * time.Second)
 					for {
-						text := scrape(t, url)
+						text := testkit.Scrape(t, url)
 						stolen = p.counts(t)
-						got := metricSum(text, "shardd_rx_packets_total", `proto="udp"`) + metricSum(text, "shardd_kernel_drops_total", `proto="udp"`)
+						got := testkit.MetricSum(text, "shardd_rx_packets_total", `proto="udp"`) + testkit.MetricSum(text, "shardd_kernel_drops_total", `proto="udp"`)
 						if int(got)+int(stolen.UDP) >= sent {
 							break
 						}
@@ -462,17 +462,17 @@ func TestAttackHijack(t *testing.T) {
 			var text string
 			deadline := time.Now().Add(30 * time.Second)
 			for {
-				text = scrape(t, url)
+				text = testkit.Scrape(t, url)
 				stolen = p.counts(t)
-				if metricSum(text, "shardd_tcp_accepted_total", "")+float64(stolen.TCP) >= wantConns || time.Now().After(deadline) {
+				if testkit.MetricSum(text, "shardd_tcp_accepted_total", "")+float64(stolen.TCP) >= wantConns || time.Now().After(deadline) {
 					break
 				}
 				time.Sleep(10 * time.Millisecond)
 			}
-			rx := metricSum(text, "shardd_rx_packets_total", `proto="udp"`)
-			drops := metricSum(text, "shardd_kernel_drops_total", `proto="udp"`)
-			accepted := metricSum(text, "shardd_tcp_accepted_total", "")
-			foreign := metricSum(text, "shardd_foreign_sockets", "")
+			rx := testkit.MetricSum(text, "shardd_rx_packets_total", `proto="udp"`)
+			drops := testkit.MetricSum(text, "shardd_kernel_drops_total", `proto="udp"`)
+			accepted := testkit.MetricSum(text, "shardd_tcp_accepted_total", "")
+			foreign := testkit.MetricSum(text, "shardd_foreign_sockets", "")
 			warnings := strings.Count(d.Stderr.String(), "a socket that is not shardd's can take this listener's traffic")
 			t.Logf("attack: %s: %d datagrams sent after the attempts, shardd received %v (kernel drops %v), the attacker %d; %v connections, shardd accepted %v, the attacker %d; guard: shardd_foreign_sockets %v, %d warnings",
 				tc.name, sent, rx, drops, stolen.UDP, wantConns, accepted, stolen.TCP, foreign, warnings)
@@ -595,9 +595,9 @@ func TestSeveralAddrsOnOnePort(t *testing.T) {
 				t.Fatalf("TCP reply %q: %v", buf, err)
 			}
 			c.Close()
-			text := scrape(t, url)
+			text := testkit.Scrape(t, url)
 			want := fmt.Sprintf(`listener="`+tc.listener+`"`, port)
-			if got := metricSum(text, "shardd_rx_packets_total", want); got < 2 {
+			if got := testkit.MetricSum(text, "shardd_rx_packets_total", want); got < 2 {
 				t.Errorf("%s received %v messages (UDP + TCP), want both\n%s", want, got, text)
 			}
 			if code, _ := d.Stop(t, syscall.SIGTERM); code != 0 {

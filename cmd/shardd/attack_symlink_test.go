@@ -8,37 +8,16 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/shardd/shardd/cmd/internal/testkit"
 )
-
-const victimText = "precious: not shardd's\n"
-
-// victim is a file another user cares about; shardd must never write it.
-func victim(t *testing.T, dir string) string {
-	t.Helper()
-	p := filepath.Join(dir, "victim")
-	if err := os.WriteFile(p, []byte(victimText), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
-func assertUntouched(t *testing.T, path string) {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if string(b) != victimText {
-		t.Errorf("the victim file %s was written: %q", path, b)
-	}
-}
 
 // TestAttackPidfileSymlink: a --pidfile path that is a symbolic link is
 // refused at start with one line naming the problem and the fix (exit 1);
 // the file it points to is untouched.
 func TestAttackPidfileSymlink(t *testing.T) {
 	dir := t.TempDir()
-	v := victim(t, dir)
+	v := testkit.Victim(t, dir)
 	pidfile := filepath.Join(dir, "shardd.pid")
 	if err := os.Symlink(v, pidfile); err != nil {
 		t.Fatal(err)
@@ -48,7 +27,7 @@ func TestAttackPidfileSymlink(t *testing.T) {
 		t.Errorf("exit %d, want %d", code, exitRuntime)
 	}
 	assertOneLine(t, stderr, "--pidfile "+pidfile+" is a symbolic link", "remove the link")
-	assertUntouched(t, v)
+	testkit.AssertUntouched(t, v)
 	if fi, err := os.Lstat(pidfile); err != nil || fi.Mode()&os.ModeSymlink == 0 {
 		t.Errorf("the link was replaced or removed: %v %v", fi, err)
 	}
@@ -61,7 +40,7 @@ func TestAttackPidfileSymlink(t *testing.T) {
 // shardd removes neither the link nor what it points to.
 func TestAttackPidfileTmpSymlink(t *testing.T) {
 	dir := t.TempDir()
-	v := victim(t, dir)
+	v := testkit.Victim(t, dir)
 	pidfile := filepath.Join(dir, "shardd.pid")
 	if err := os.Symlink(v, pidfile+".tmp"); err != nil {
 		t.Fatal(err)
@@ -79,7 +58,7 @@ func TestAttackPidfileTmpSymlink(t *testing.T) {
 	if fi, err := os.Lstat(pidfile); err != nil || !fi.Mode().IsRegular() {
 		t.Errorf("the pidfile is not a regular file: %v %v", fi, err)
 	}
-	assertUntouched(t, v)
+	testkit.AssertUntouched(t, v)
 	ents, _ := os.ReadDir(dir)
 	if len(ents) != 3 { // victim, the planted link, the pidfile: no temporary file left
 		t.Errorf("directory holds %d entries, want 3: %v", len(ents), ents)
@@ -106,7 +85,7 @@ func TestAttackPidfileTmpSymlink(t *testing.T) {
 	if b, err := os.ReadFile(v2); err != nil || string(b) != pid+"\n" {
 		t.Errorf("victim2: %q %v", b, err)
 	}
-	assertUntouched(t, v)
+	testkit.AssertUntouched(t, v)
 	t.Logf("attack: symlinks at P.tmp and (after start) at P: neither followed, victims untouched")
 }
 
@@ -115,7 +94,7 @@ func TestAttackPidfileTmpSymlink(t *testing.T) {
 // stays in use); the files linked to are untouched.
 func TestAttackSyslogSinkSymlink(t *testing.T) {
 	dir := t.TempDir()
-	v := victim(t, dir)
+	v := testkit.Victim(t, dir)
 	sink := filepath.Join(dir, "sink.ndjson")
 	if err := os.Symlink(v, sink); err != nil {
 		t.Fatal(err)
@@ -125,7 +104,7 @@ func TestAttackSyslogSinkSymlink(t *testing.T) {
 		t.Errorf("exit %d, want %d", code, exitRuntime)
 	}
 	assertOneLine(t, stderr, "--sink "+sink, "symbolic link")
-	assertUntouched(t, v)
+	testkit.AssertUntouched(t, v)
 
 	// Started on a regular file; the path becomes a link (as a rotation
 	// by another user could make it); USR1 must refuse it.
@@ -150,6 +129,6 @@ func TestAttackSyslogSinkSymlink(t *testing.T) {
 	if code, _ := d.Stop(t, syscall.SIGTERM); code != 0 {
 		t.Errorf("exit %d:\n%s", code, d.Stderr)
 	}
-	assertUntouched(t, v)
+	testkit.AssertUntouched(t, v)
 	t.Logf("attack: --sink a symlink: refused at start (exit %d) and on USR1 reopen; the file linked to untouched", code)
 }

@@ -49,7 +49,7 @@ func TestAttackTCPStopWithTricklingClient(t *testing.T) {
 					time.Sleep(2 * time.Millisecond)
 				}
 			}()
-			pollFor(t, "the client trickling", testkit.WaitTimeout, func() bool { return sent.Load() >= 5 })
+			testkit.PollFor(t, "the client trickling", testkit.WaitTimeout, func() bool { return sent.Load() >= 5 })
 			code, took := d.Stop(t, syscall.SIGTERM)
 			c.Close()
 			<-done
@@ -90,8 +90,8 @@ func TestAttackTCPStopWithClientThatNeverReads(t *testing.T) {
 			if _, err := c.Write(bytes.Repeat(q, queries)); err != nil {
 				t.Fatal(err)
 			}
-			pollFor(t, "the queries received", testkit.WaitTimeout, func() bool {
-				return metricSum(scrape(t, url), "shardd_rx_packets_total", `proto="tcp"`) >= queries
+			testkit.PollFor(t, "the queries received", testkit.WaitTimeout, func() bool {
+				return testkit.MetricSum(testkit.Scrape(t, url), "shardd_rx_packets_total", `proto="tcp"`) >= queries
 			})
 			code, took := d.Stop(t, syscall.SIGTERM)
 			timedOut := strings.Contains(d.Stderr.String(), "graceful stop timed out")

@@ -38,28 +38,6 @@ func plainDaemon(t *testing.T, args ...string) *daemon {
 	return startDaemonBin(t, plain.Path(t), nil, args...)
 }
 
-// rssKiB reads VmRSS of pid from /proc.
-func rssKiB(t *testing.T, pid int) int {
-	t.Helper()
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
-			n, err := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			return n
-		}
-	}
-	t.Fatalf("no VmRSS in /proc/%d/status", pid)
-	return 0
-}
-
 // tcpDaemon starts shardd on TCP (127.0.0.1) with a metrics endpoint and
 // returns it, its address and the metrics URL.
 func tcpDaemon(t *testing.T, plain bool, args ...string) (*daemon, netip.AddrPort, string) {
@@ -75,18 +53,6 @@ func tcpDaemon(t *testing.T, plain bool, args ...string) (*daemon, netip.AddrPor
 	bound := netip.MustParseAddrPort(d.WaitLine(t, "listening")["bound"].(string))
 	url := "http://" + d.WaitLine(t, "serving metrics")["addr"].(string) + "/metrics"
 	return d, bound, url
-}
-
-// pollFor waits (generously: CI is a loaded 2-CPU machine) until cond holds.
-func pollFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // dnsQuery is the A query for example.com that testdata holds, framed for TCP.
@@ -156,24 +122,9 @@ func TestAttackTCPPipelinedNoRead(t *testing.T) {
 					t.Fatal(err)
 				}
 				warm.Close()
-				base := rssKiB(t, pid)
+				base := int(testkit.RSS(t, pid) >> 10)
 
-				var peak atomic.Int64
-				stopSampling := make(chan struct{})
-				sampled := make(chan struct{})
-				go func() {
-					defer close(sampled)
-					for {
-						if v := int64(rssKiB(t, pid)); v > peak.Load() {
-							peak.Store(v)
-						}
-						select {
-						case <-stopSampling:
-							return
-						case <-time.After(20 * time.Millisecond):
-						}
-					}
-				}()
+				stopSampling := testkit.PeakWatch(20*time.Millisecond, testkit.RSSOf(pid))
 				var sent atomic.Int64
 				var cs []net.Conn
 				var wg sync.WaitGroup
@@ -200,29 +151,27 @@ func TestAttackTCPPipelinedNoRead(t *testing.T) {
 				}
 				wg.Wait() // every client is stuck: the daemon holds what it will hold
 				var text string
-				pollFor(t, "a request answered per client", 60*time.Second, func() bool {
-					text = scrape(t, url)
-					return metricSum(text, "shardd_rx_packets_total", "") >= conns
+				testkit.PollFor(t, "a request answered per client", 60*time.Second, func() bool {
+					text = testkit.Scrape(t, url)
+					return testkit.MetricSum(text, "shardd_rx_packets_total", "") >= conns
 				})
-				rx := metricSum(text, "shardd_rx_packets_total", "")
-				held := metricSum(text, "shardd_tcp_held_bytes", "")
-				close(stopSampling)
-				<-sampled
-				during := int(peak.Load())
+				rx := testkit.MetricSum(text, "shardd_rx_packets_total", "")
+				held := testkit.MetricSum(text, "shardd_tcp_held_bytes", "")
+				during := int(stopSampling() >> 10)
 				for _, c := range cs {
 					c.Close()
 				}
-				pollFor(t, "every connection closed", 60*time.Second, func() bool {
-					return metricSum(scrape(t, url), "shardd_tcp_active", "") == 0
+				testkit.PollFor(t, "every connection closed", 60*time.Second, func() bool {
+					return testkit.MetricSum(testkit.Scrape(t, url), "shardd_tcp_active", "") == 0
 				})
-				final := scrape(t, url)
-				heldAfter := metricSum(final, "shardd_tcp_held_bytes", "")
-				rxAll := metricSum(final, "shardd_rx_packets_total", "")
-				txAll := metricSum(final, "shardd_tx_packets_total", "")
-				unsent := metricSum(final, "shardd_tcp_unsent_replies_total", "")
+				final := testkit.Scrape(t, url)
+				heldAfter := testkit.MetricSum(final, "shardd_tcp_held_bytes", "")
+				rxAll := testkit.MetricSum(final, "shardd_rx_packets_total", "")
+				txAll := testkit.MetricSum(final, "shardd_tx_packets_total", "")
+				unsent := testkit.MetricSum(final, "shardd_tcp_unsent_replies_total", "")
 				// Freed heap goes back to the OS with Go's scavenger, a
 				// little at a time: wait for it.
-				after := rssKiB(t, pid)
+				after := int(testkit.RSS(t, pid) >> 10)
 				// After the close the buffers are free (held 0) and the heap
 				// given back (debug.FreeOSMemory after a shard's peak); what
 				// remains is the runtime's own growth (stacks, spans, threads).
@@ -230,7 +179,7 @@ func TestAttackTCPPipelinedNoRead(t *testing.T) {
 				deadline := time.Now().Add(60 * time.Second)
 				for after > boundAfter && time.Now().Before(deadline) {
 					time.Sleep(200 * time.Millisecond)
-					after = rssKiB(t, pid)
+					after = int(testkit.RSS(t, pid) >> 10)
 				}
 				t.Logf("attack: %s/%s: %d pipelining clients that never read wrote %d MiB into their sockets, %0.f requests answered; daemon RSS %d MiB before, peak %d MiB during (held %0.f KiB in buffers), %d MiB after they closed",
 					shape, handler, conns, sent.Load()>>20, rx, base>>10, during>>10, held/1024, after>>10)
@@ -310,8 +259,8 @@ func TestAttackTCPIdleSlotsDoNotLockOut(t *testing.T) {
 				opened.Add(1)
 				held = append(held, c)
 			}
-			pollFor(t, "the hog refused", 30*time.Second, func() bool {
-				return metricSum(scrape(t, url), "shardd_tcp_closed_total", `reason="per_ip_limit"`) >= 50-2*maxPer
+			testkit.PollFor(t, "the hog refused", 30*time.Second, func() bool {
+				return testkit.MetricSum(testkit.Scrape(t, url), "shardd_tcp_closed_total", `reason="per_ip_limit"`) >= 50-2*maxPer
 			})
 			// Then many addresses fill every slot.
 			var wg sync.WaitGroup
@@ -357,8 +306,8 @@ func TestAttackTCPIdleSlotsDoNotLockOut(t *testing.T) {
 				}
 			}()
 			defer func() { close(stopTicking); <-ticked }()
-			pollFor(t, "both shards full", 30*time.Second, func() bool {
-				return metricSum(scrape(t, url), "shardd_tcp_active", "") >= 2*64
+			testkit.PollFor(t, "both shards full", 30*time.Second, func() bool {
+				return testkit.MetricSum(testkit.Scrape(t, url), "shardd_tcp_active", "") >= 2*64
 			})
 			// The held connections complete no message: once they have done
 			// so for a second (the daemon's clock) they may be evicted to make
@@ -375,10 +324,10 @@ func TestAttackTCPIdleSlotsDoNotLockOut(t *testing.T) {
 					break
 				}
 			}
-			text := scrape(t, url)
-			perIP := metricSum(text, "shardd_tcp_closed_total", `reason="per_ip_limit"`)
-			evicted := metricSum(text, "shardd_tcp_closed_total", `reason="evicted"`)
-			limit := metricSum(text, "shardd_tcp_closed_total", `reason="limit"`)
+			text := testkit.Scrape(t, url)
+			perIP := testkit.MetricSum(text, "shardd_tcp_closed_total", `reason="per_ip_limit"`)
+			evicted := testkit.MetricSum(text, "shardd_tcp_closed_total", `reason="evicted"`)
+			limit := testkit.MetricSum(text, "shardd_tcp_closed_total", `reason="limit"`)
 			t.Logf("attack: %s: %d connections opened from %d sources (%d connects failed), idle or sending zero-length frames, against --max-conns 64 x 2 shards: dig +tcp got %q in %v; refused per_ip_limit %0.f, limit %0.f, evicted %0.f",
 				shape, opened.Load(), sources, refused.Load(), r.status, took.Round(time.Millisecond), perIP, limit, evicted)
 			if r.status != "NOERROR" || len(r.answer) == 0 || !r.tcp {
@@ -438,18 +387,18 @@ func TestAttackTCPZeroLengthFramesDoNotKeepAlive(t *testing.T) {
 				}
 				time.Sleep(100 * time.Millisecond)
 			}
-			pollFor(t, "the idle close counted", 30*time.Second, func() bool {
-				return metricSum(scrape(t, url), "shardd_tcp_closed_total", `reason="idle"`) == 1
+			testkit.PollFor(t, "the idle close counted", 30*time.Second, func() bool {
+				return testkit.MetricSum(testkit.Scrape(t, url), "shardd_tcp_closed_total", `reason="idle"`) == 1
 			})
 			if closedAfter == 0 {
 				closedAfter = time.Since(start)
 			}
 			t.Logf("attack: %s: a client sending a zero-length frame every 100 ms was closed as idle after %v (--idle-timeout 1s)", shape, closedAfter.Round(10*time.Millisecond))
-			text := scrape(t, url)
-			if rx := metricSum(text, "shardd_rx_packets_total", ""); rx != 0 {
+			text := testkit.Scrape(t, url)
+			if rx := testkit.MetricSum(text, "shardd_rx_packets_total", ""); rx != 0 {
 				t.Fatalf("zero-length frames were counted as %v messages", rx)
 			}
-			if empty := metricSum(text, "shardd_tcp_empty_frames_total", ""); empty < 1 {
+			if empty := testkit.MetricSum(text, "shardd_tcp_empty_frames_total", ""); empty < 1 {
 				t.Fatalf("shardd_tcp_empty_frames_total = %v: the zero-length frames were not accounted", empty)
 			}
 		})
@@ -589,7 +538,7 @@ func TestAttackTCPAcceptAtDescriptorLimit(t *testing.T) {
 				if err != nil || resp.StatusCode != 200 {
 					t.Fatalf("scrape on the kept connection: %s %v: %s", resp.Status, err, b)
 				}
-				return metricSum(string(b), "shardd_tcp_accept_errors_total", `errno="EMFILE"`)
+				return testkit.MetricSum(string(b), "shardd_tcp_accept_errors_total", `errno="EMFILE"`)
 			}
 			if n := failedAccepts(); n != 0 {
 				t.Fatalf("%v failed accepts before the attack", n)
@@ -623,7 +572,7 @@ func TestAttackTCPAcceptAtDescriptorLimit(t *testing.T) {
 				t.Fatalf("accept failed with %v, want EMFILE", line["errno"])
 			}
 			// Let it retry a few times (the log must stay quiet).
-			pollFor(t, "3 failed accepts", 60*time.Second, func() bool { return failedAccepts() >= 3 })
+			testkit.PollFor(t, "3 failed accepts", 60*time.Second, func() bool { return failedAccepts() >= 3 })
 			for _, c := range cs {
 				c.Close()
 			}
@@ -650,13 +599,13 @@ func TestAttackTCPAcceptAtDescriptorLimit(t *testing.T) {
 				t.Fatalf("no echo after the clients closed:\n%s", d.Stderr)
 			}
 			var emfile float64
-			pollFor(t, "the metrics endpoint", 30*time.Second, func() bool {
+			testkit.PollFor(t, "the metrics endpoint", 30*time.Second, func() bool {
 				resp, err := (&net.Dialer{}).Dial("tcp", strings.TrimPrefix(strings.TrimSuffix(url, "/metrics"), "http://"))
 				if err != nil {
 					return false
 				}
 				resp.Close()
-				emfile = metricSum(scrape(t, url), "shardd_tcp_accept_errors_total", `errno="EMFILE"`)
+				emfile = testkit.MetricSum(testkit.Scrape(t, url), "shardd_tcp_accept_errors_total", `errno="EMFILE"`)
 				return true
 			})
 			logged := strings.Count(d.Stderr.String(), "accept failed; backing off")

@@ -6,12 +6,10 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -73,62 +71,6 @@ func startDaemonBin(t *testing.T, bin string, cred *syscall.Credential, args ...
 	return testkit.Start(t, "shardd", cmd)
 }
 
-func scrape(t *testing.T, url string) string {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != 200 {
-		t.Fatalf("GET %s: %s", url, resp.Status)
-	}
-	return string(b)
-}
-
-// get is scrape for polling loops: an error is returned, not fatal.
-func get(url string) (string, error) {
-	resp, err := http.Get(url)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err == nil && resp.StatusCode != 200 {
-		err = fmt.Errorf("GET %s: %s", url, resp.Status)
-	}
-	return string(b), err
-}
-
-// sumMetric adds up every series of one metric in a text exposition.
-func sumMetric(t *testing.T, text, name string) (sum float64, series int) {
-	t.Helper()
-	re := regexp.MustCompile(`(?m)^` + name + `\{[^}]*\} (\S+)$`)
-	for _, m := range re.FindAllStringSubmatch(text, -1) {
-		v, err := strconv.ParseFloat(m[1], 64)
-		if err != nil {
-			t.Fatal(err)
-		}
-		sum += v
-		series++
-	}
-	return sum, series
-}
-
-// metricSum sums the samples of name (labelled or not) whose line contains
-// match ("" for every series).
-func metricSum(text, name, match string) float64 {
-	var sum float64
-	for _, line := range strings.Split(text, "\n") {
-		if (strings.HasPrefix(line, name+"{") || strings.HasPrefix(line, name+" ")) && strings.Contains(line, match) {
-			v, _ := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
-			sum += v
-		}
-	}
-	return sum
-}
-
 func TestDaemonServesCountsAndStops(t *testing.T) {
 	d := startDaemon(t, "--shards", "2", "--metrics", "127.0.0.1:0", "127.0.0.1:0", "[::1]:0")
 	var targets []netip.AddrPort
@@ -172,22 +114,22 @@ func TestDaemonServesCountsAndStops(t *testing.T) {
 	// Every reply was read: the shards publish a batch's counters before
 	// sending its replies, so one scrape must already count them all.
 	want := float64(2 * flows * perFlow)
-	text := scrape(t, "http://"+metricsAddr+"/metrics")
+	text := testkit.Scrape(t, "http://"+metricsAddr+"/metrics")
 	for _, name := range []string{"shardd_rx_packets_total", "shardd_tx_packets_total"} {
-		got, series := sumMetric(t, text, name)
+		got, series := testkit.SumMetric(t, text, name)
 		if got != want || series != 4 {
 			t.Errorf("%s: sum %v over %d series, want %v over 4 (2 listeners x 2 shards)", name, got, series, want)
 		}
 	}
-	if got, _ := sumMetric(t, text, "shardd_rx_bytes_total"); got != want*float64(len(payload)) {
+	if got, _ := testkit.SumMetric(t, text, "shardd_rx_bytes_total"); got != want*float64(len(payload)) {
 		t.Errorf("shardd_rx_bytes_total = %v", got)
 	}
 	for _, name := range []string{"shardd_truncated_total", "shardd_handler_errors_total", "shardd_send_errors_total", "shardd_kernel_drops_total", "shardd_rx_batch_size_count", "shardd_shard_imbalance", "shardd_host_udp_rcvbuf_errors_total", "shardd_host_udp_mem_errors_total", "shardd_host_udp_in_errors_total"} {
-		if _, series := sumMetric(t, text, name); series == 0 {
+		if _, series := testkit.SumMetric(t, text, name); series == 0 {
 			t.Errorf("metric %s missing", name)
 		}
 	}
-	if h := scrape(t, "http://"+metricsAddr+"/healthz"); h != "ok\n" {
+	if h := testkit.Scrape(t, "http://"+metricsAddr+"/healthz"); h != "ok\n" {
 		t.Errorf("/healthz = %q", h)
 	}
 
@@ -417,8 +359,8 @@ func TestSocatTCP(t *testing.T) {
 			t.Errorf("socat %s: got %d bytes (want %d), %v", target, len(out), len(msg), err)
 		}
 	}
-	text := scrape(t, "http://"+metricsAddr+"/metrics")
-	if got, _ := sumMetric(t, text, "shardd_tcp_accepted_total"); got != 2 {
+	text := testkit.Scrape(t, "http://"+metricsAddr+"/metrics")
+	if got, _ := testkit.SumMetric(t, text, "shardd_tcp_accepted_total"); got != 2 {
 		t.Errorf("shardd_tcp_accepted_total = %v, want 2", got)
 	}
 	if code, _ := d.Stop(t, syscall.SIGTERM); code != 0 {
@@ -433,7 +375,7 @@ func TestGuardReportsAForeignSocket(t *testing.T) {
 	d := startDaemon(t, "--shards", "2", "--guard-interval", "100ms", "--metrics", "127.0.0.1:0", "127.0.0.1:0")
 	port := netip.MustParseAddrPort(d.WaitLine(t, "listening")["bound"].(string)).Port()
 	metricsAddr := d.WaitLine(t, "serving metrics")["addr"].(string)
-	if got, _ := sumMetric(t, scrape(t, "http://"+metricsAddr+"/metrics"), "shardd_foreign_sockets"); got != 0 {
+	if got, _ := testkit.SumMetric(t, testkit.Scrape(t, "http://"+metricsAddr+"/metrics"), "shardd_foreign_sockets"); got != 0 {
 		t.Fatalf("shardd_foreign_sockets = %v before any foreign socket", got)
 	}
 	testkit.BindReusePort(t, int(port))
@@ -443,7 +385,7 @@ func TestGuardReportsAForeignSocket(t *testing.T) {
 	}
 	waitMetric := time.Now().Add(testkit.WaitTimeout)
 	for {
-		got, _ := sumMetric(t, scrape(t, "http://"+metricsAddr+"/metrics"), "shardd_foreign_sockets")
+		got, _ := testkit.SumMetric(t, testkit.Scrape(t, "http://"+metricsAddr+"/metrics"), "shardd_foreign_sockets")
 		if got == 1 {
 			break
 		}
@@ -566,36 +508,11 @@ func TestUpgradeLosesNothing(t *testing.T) {
 		}
 	})
 
-	var sent, tcpFailed, tcpOK atomic.Uint64
+	var tcpFailed, tcpOK atomic.Uint64
 	stop := make(chan struct{})
+	sender := testkit.StartSender(t, to, []byte("through the upgrade"))
 	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		var conns []*net.UDPConn
-		for i := 0; i < 16; i++ {
-			c, err := net.ListenUDP("udp4", nil)
-			if err != nil {
-				return
-			}
-			defer c.Close()
-			conns = append(conns, c)
-		}
-		tick := time.NewTicker(time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-tick.C:
-			}
-			for _, c := range conns {
-				if _, err := c.WriteToUDPAddrPort([]byte("through the upgrade"), to); err == nil {
-					sent.Add(1)
-				}
-			}
-		}
-	}()
+	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		for {
@@ -629,10 +546,10 @@ func TestUpgradeLosesNothing(t *testing.T) {
 	// not for a fixed time.
 	traffic := func(what string) {
 		t.Helper()
-		okFrom, sentFrom := tcpOK.Load(), sent.Load()
-		for deadline := time.Now().Add(testkit.WaitTimeout); tcpOK.Load() < okFrom+5 || sent.Load() < sentFrom+100; time.Sleep(5 * time.Millisecond) {
+		okFrom, sentFrom := tcpOK.Load(), sender.Sent()
+		for deadline := time.Now().Add(testkit.WaitTimeout); tcpOK.Load() < okFrom+5 || sender.Sent() < sentFrom+100; time.Sleep(5 * time.Millisecond) {
 			if time.Now().After(deadline) || tcpFailed.Load() > 0 {
-				t.Fatalf("%s: %d TCP exchanges (%d failed), %d datagrams in %v", what, tcpOK.Load()-okFrom, tcpFailed.Load(), sent.Load()-sentFrom, testkit.WaitTimeout)
+				t.Fatalf("%s: %d TCP exchanges (%d failed), %d datagrams in %v", what, tcpOK.Load()-okFrom, tcpFailed.Load(), sender.Sent()-sentFrom, testkit.WaitTimeout)
 			}
 		}
 	}
@@ -654,6 +571,7 @@ func TestUpgradeLosesNothing(t *testing.T) {
 		traffic(fmt.Sprintf("after upgrade %d", i+1))
 	}
 	close(stop)
+	sender.Stop()
 	wg.Wait()
 	last := readPid()
 	pids = append(pids, last)
@@ -687,7 +605,7 @@ func TestUpgradeLosesNothing(t *testing.T) {
 	for deadline := time.Now().Add(testkit.WaitTimeout); ; time.Sleep(20 * time.Millisecond) {
 		rx, _, summaries := udpSummed()
 		if summaries >= 4*upgrades {
-			if text, err := get(metricsURL); err == nil && rx+metricSum(text, "shardd_rx_packets_total", `proto="udp"`) == float64(sent.Load()) {
+			if text, err := testkit.Get(metricsURL); err == nil && rx+testkit.MetricSum(text, "shardd_rx_packets_total", `proto="udp"`) == float64(sender.Sent()) {
 				break
 			}
 		}
@@ -719,8 +637,8 @@ func TestUpgradeLosesNothing(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if float64(sent.Load()) != rx || drops != 0 {
-		t.Fatalf("sent %d datagrams through %d upgrades: received %v, kernel drops %v", sent.Load(), upgrades, rx, drops)
+	if float64(sender.Sent()) != rx || drops != 0 {
+		t.Fatalf("sent %d datagrams through %d upgrades: received %v, kernel drops %v", sender.Sent(), upgrades, rx, drops)
 	}
 	if tcpFailed.Load() != 0 || tcpOK.Load() < 50 {
 		t.Fatalf("TCP through %d upgrades: %d exchanges failed, %d succeeded", upgrades, tcpFailed.Load(), tcpOK.Load())
@@ -764,9 +682,9 @@ func TestTwoProcessesShareThePort(t *testing.T) {
 	// Stop only once both count all 320: a datagram still on its way
 	// when the stop fences the socket would be a kernel drop.
 	for deadline := time.Now().Add(testkit.WaitTimeout); ; time.Sleep(10 * time.Millisecond) {
-		ta, errA := get(aMetrics)
-		tb, errB := get(bMetrics)
-		if errA == nil && errB == nil && metricSum(ta, "shardd_rx_packets_total", "")+metricSum(tb, "shardd_rx_packets_total", "") == 320 {
+		ta, errA := testkit.Get(aMetrics)
+		tb, errB := testkit.Get(bMetrics)
+		if errA == nil && errB == nil && testkit.MetricSum(ta, "shardd_rx_packets_total", "")+testkit.MetricSum(tb, "shardd_rx_packets_total", "") == 320 {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -828,7 +746,7 @@ func TestFailedUpgradeKeepsServing(t *testing.T) {
 	if string(got) != "still the old one" {
 		t.Fatalf("after a failed upgrade: %q", got)
 	}
-	if v, _ := sumMetric(t, scrape(t, metricsURL), `shardd_upgrades_total`); v != 1 {
+	if v, _ := testkit.SumMetric(t, testkit.Scrape(t, metricsURL), `shardd_upgrades_total`); v != 1 {
 		t.Fatalf("shardd_upgrades_total sums to %v after one failure", v)
 	}
 
@@ -840,7 +758,7 @@ func TestFailedUpgradeKeepsServing(t *testing.T) {
 	if string(got) != "the new one" {
 		t.Fatalf("after the second upgrade: %q", got)
 	}
-	text := scrape(t, metricsURL) // served by the new process now
+	text := testkit.Scrape(t, metricsURL) // served by the new process now
 	if !strings.Contains(text, `shardd_upgrades_total{result="ok"} 1`) || !strings.Contains(text, `shardd_upgrades_total{result="failed"} 1`) {
 		t.Fatalf("the new process does not carry the upgrade counts (ok 1, failed 1):\n%s", text)
 	}
@@ -926,7 +844,7 @@ func TestSystemdSocketActivate(t *testing.T) {
 	activate := requireTool(t, "systemd-socket-activate")
 	// Below the ephemeral range: a released port-0 bind could go to
 	// another test's bind before the activator's.
-	addr := fmt.Sprintf("127.0.0.1:%d", freeUDPPort(t))
+	addr := fmt.Sprintf("127.0.0.1:%d", testkit.FreeUDPPort(t))
 	// The activator's socket has no SO_REUSEPORT, so one shard serves it.
 	cmd := exec.Command(activate, "--datagram", "-l", addr, sharddBin(t), "--log-format", "json", "--shards", "1", addr)
 	p := testkit.Start(t, "shardd", cmd)

@@ -68,17 +68,17 @@ func TestDnsperfLosesNothing(t *testing.T) {
 	if len(codes) != 2 || codes["NOERROR"] == 0 || codes["NXDOMAIN"] == 0 {
 		t.Errorf("response codes %v: the query file should give NOERROR and NXDOMAIN only", codes)
 	}
-	text := scrape(t, url)
-	total, series := sumMetric(t, text, "shardd_dns_responses_total")
+	text := testkit.Scrape(t, url)
+	total, series := testkit.SumMetric(t, text, "shardd_dns_responses_total")
 	if total != float64(completed) {
 		t.Errorf("shardd_dns_responses_total sums to %v over %d series; dnsperf completed %d", total, series, completed)
 	}
 	for rcode, n := range codes {
-		if got := metricSum(text, "shardd_dns_responses_total", fmt.Sprintf(`rcode="%s"`, rcode)); got != n {
+		if got := testkit.MetricSum(text, "shardd_dns_responses_total", fmt.Sprintf(`rcode="%s"`, rcode)); got != n {
 			t.Errorf("shardd_dns_responses_total{rcode=%q} = %v, dnsperf counted %v", rcode, got, n)
 		}
 	}
-	if drops, _ := sumMetric(t, text, "shardd_kernel_drops_total"); drops != 0 {
+	if drops, _ := testkit.SumMetric(t, text, "shardd_kernel_drops_total"); drops != 0 {
 		t.Errorf("kernel drops %v", drops)
 	}
 	if code, _ := d.Stop(t, syscall.SIGTERM); code != 0 {

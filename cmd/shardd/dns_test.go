@@ -220,7 +220,7 @@ func TestDigTruncationAndRetry(t *testing.T) {
 	if r := dig(t, "kdig", addr, "+bufsize=1232", "big.example.com", "TXT"); r.tcp || len(r.answer) != 6 {
 		t.Errorf("kdig +bufsize=1232 big: want 6 TXT over UDP; got:\n%s", r.out)
 	}
-	if n, _ := sumMetric(t, scrape(t, url), "shardd_dns_truncated_total"); n != 6 {
+	if n, _ := testkit.SumMetric(t, testkit.Scrape(t, url), "shardd_dns_truncated_total"); n != 6 {
 		t.Errorf("shardd_dns_truncated_total = %v, want 6 (one per truncated UDP reply)", n)
 	}
 }
@@ -293,7 +293,7 @@ func waitMetric(t *testing.T, url, name, match string, want float64) {
 	t.Helper()
 	var got float64
 	for deadline := time.Now().Add(testkit.WaitTimeout); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if got = metricSum(scrape(t, url), name, match); got == want {
+		if got = testkit.MetricSum(testkit.Scrape(t, url), name, match); got == want {
 			return
 		}
 	}
@@ -338,7 +338,7 @@ func TestZoneReloadOnHUP(t *testing.T) {
 		t.Fatalf("after a failed reload the old zone must serve:\n%s", r.out)
 	}
 	waitMetric(t, url, "shardd_dns_zone_reload_errors_total", "", 1)
-	text := scrape(t, url)
+	text := testkit.Scrape(t, url)
 	if !strings.Contains(text, "shardd_dns_zone_reloads_total 1\n") || !strings.Contains(text, `shardd_dns_zone_serial{zone="reload.test."} 2`) {
 		t.Errorf("reload metrics:\n%s", text)
 	}

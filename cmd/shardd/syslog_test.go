@@ -16,7 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shardd/shardd/cmd/internal/ports"
 	"github.com/shardd/shardd/cmd/internal/testkit"
 )
 
@@ -41,29 +40,6 @@ func TestSyslogUsageErrors(t *testing.T) {
 	}
 }
 
-// sinkRecords reads an NDJSON sink, failing on a partial or corrupt line.
-func sinkRecords(t *testing.T, path string) []map[string]any {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(b) > 0 && b[len(b)-1] != '\n' {
-		t.Fatalf("%s ends in a partial line", path)
-	}
-	var out []map[string]any
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		var m map[string]any
-		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
-			t.Fatalf("%s: corrupt line %q: %v", path, sc.Bytes(), err)
-		}
-		out = append(out, m)
-	}
-	return out
-}
-
 // startSyslog starts shardd --handler syslog and returns it with its UDP/TCP
 // port and metrics address.
 func startSyslog(t *testing.T, sink string, extra ...string) (*daemon, uint16, string) {
@@ -79,7 +55,7 @@ func waitSyslogMetric(t *testing.T, metricsAddr, name string, cond func(float64)
 	t.Helper()
 	deadline := time.Now().Add(testkit.WaitTimeout)
 	for {
-		v, _ := sumMetric(t, scrape(t, "http://"+metricsAddr+"/metrics"), name)
+		v, _ := testkit.SumMetric(t, testkit.Scrape(t, "http://"+metricsAddr+"/metrics"), name)
 		if cond(v) {
 			return v
 		}
@@ -98,9 +74,9 @@ func waitSyslogMetric(t *testing.T, metricsAddr, name string, cond func(float64)
 func sendPaced(t *testing.T, c *net.UDPConn, metricsAddr string, n, step int, msg func(i int) string) {
 	t.Helper()
 	accounted := func() float64 {
-		text := scrape(t, "http://"+metricsAddr+"/metrics")
-		rx, _ := sumMetric(t, text, "shardd_rx_packets_total")
-		drops, _ := sumMetric(t, text, "shardd_kernel_drops_total")
+		text := testkit.Scrape(t, "http://"+metricsAddr+"/metrics")
+		rx, _ := testkit.SumMetric(t, text, "shardd_rx_packets_total")
+		drops, _ := testkit.SumMetric(t, text, "shardd_kernel_drops_total")
 		return rx + drops
 	}
 	base := accounted()
@@ -155,7 +131,7 @@ func TestSyslogLogger(t *testing.T) {
 	// once everything was written (the assertions below say what is
 	// missing if that never happens), not while some is still on its way.
 	for deadline := time.Now().Add(testkit.WaitTimeout); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		if text, err := get("http://" + metrics + "/metrics"); err == nil && metricSum(text, "shardd_syslog_written_total", "") >= float64(len(want)) {
+		if text, err := testkit.Get("http://" + metrics + "/metrics"); err == nil && testkit.MetricSum(text, "shardd_syslog_written_total", "") >= float64(len(want)) {
 			break
 		}
 	}
@@ -163,7 +139,7 @@ func TestSyslogLogger(t *testing.T) {
 		t.Fatalf("exit %d:\n%s", code, d.Stderr)
 	}
 	got := map[string]int{}
-	for _, r := range sinkRecords(t, sink) {
+	for _, r := range testkit.ReadNDJSON(t, sink) {
 		msg, _ := r["message"].(string)
 		got[msg]++
 		c, ok := want[msg]
@@ -205,24 +181,13 @@ func TestSyslogLogger(t *testing.T) {
 // takes messages from logger on a loopback port and forwards each to
 // shardd twice over UDP (omfwd): as RFC 5424 and in its traditional RFC
 // 3164 format. Every message arrives once per format, fields intact.
-// freeUDPPort returns a loopback UDP port below the ephemeral range that
-// was free a moment ago, for a program that binds it itself.
-func freeUDPPort(t *testing.T) int {
-	t.Helper()
-	port, err := ports.BelowEphemeral("127.0.0.1", false)
-	if err != nil {
-		t.Skip(err)
-	}
-	return port
-}
-
 func TestSyslogFromRsyslog(t *testing.T) {
 	rsyslogd := requireTool(t, "rsyslogd")
 	logger := requireTool(t, "logger")
 	dir := t.TempDir()
 	sink := filepath.Join(dir, "out.ndjson")
 	d, port, _ := startSyslog(t, sink)
-	in := freeUDPPort(t)
+	in := testkit.FreeUDPPort(t)
 	conf := filepath.Join(dir, "rsyslog.conf")
 	if err := os.WriteFile(conf, []byte(fmt.Sprintf(`global(workDirectory=%q)
 module(load="imudp")
@@ -272,7 +237,7 @@ ruleset(name="fwd") {
 	var recs []map[string]any
 	for {
 		recs = recs[:0]
-		for _, r := range sinkRecords(t, sink) {
+		for _, r := range testkit.ReadNDJSON(t, sink) {
 			if r["app_name"] == "rsapp" {
 				recs = append(recs, r)
 			}
@@ -287,7 +252,7 @@ ruleset(name="fwd") {
 		t.Fatalf("exit %d", code)
 	}
 	seen := map[string]int{}
-	for _, r := range sinkRecords(t, sink) {
+	for _, r := range testkit.ReadNDJSON(t, sink) {
 		if r["app_name"] != "rsapp" {
 			continue
 		}
@@ -349,7 +314,7 @@ func TestSyslogReopenOnUSR1(t *testing.T) {
 		t.Fatalf("exit %d", code)
 	}
 	for file, prefix := range map[string]string{sink + ".1": "before ", sink: "after "} {
-		recs := sinkRecords(t, file)
+		recs := testkit.ReadNDJSON(t, file)
 		if len(recs) != 100 {
 			t.Errorf("%s: %d records, want 100", file, len(recs))
 		}
@@ -391,7 +356,7 @@ func TestSyslogDiskFull(t *testing.T) {
 		return fmt.Sprintf("<13>1 - h app - - - record %d %s", i, strings.Repeat("x", 200))
 	})
 	waitSyslogMetric(t, metrics, "shardd_syslog_messages_total", func(v float64) bool { return v == n })
-	text := scrape(t, "http://"+metrics+"/metrics")
+	text := testkit.Scrape(t, "http://"+metrics+"/metrics")
 	if !strings.Contains(text, `shardd_syslog_sink_errors_total{kind="disk_full"}`) || strings.Contains(text, `shardd_syslog_sink_errors_total{kind="disk_full"} 0`) {
 		t.Fatalf("no disk_full errors counted:\n%s", text)
 	}
@@ -403,7 +368,7 @@ func TestSyslogDiskFull(t *testing.T) {
 	if code, _ := d.Stop(t, syscall.SIGTERM); code != 0 {
 		t.Fatalf("exit %d:\n%s", code, d.Stderr)
 	}
-	recs := sinkRecords(t, sink)
+	recs := testkit.ReadNDJSON(t, sink)
 	seen := map[string]bool{}
 	for _, r := range recs {
 		seen[r["message"].(string)] = true
@@ -544,15 +509,15 @@ func TestSyslogRemovedSinkNotWritable(t *testing.T) {
 	// loaded machine could outlast before any check ran).
 	var text string
 	for deadline := time.Now().Add(testkit.WaitTimeout); ; time.Sleep(20 * time.Millisecond) {
-		text = scrape(t, "http://"+metrics+"/metrics")
-		if metricSum(text, "shardd_syslog_sink_errors_total", `kind="removed"`) >= 1 && metricSum(text, "shardd_syslog_sink_errors_total", `kind="permission"`) >= 2 {
+		text = testkit.Scrape(t, "http://"+metrics+"/metrics")
+		if testkit.MetricSum(text, "shardd_syslog_sink_errors_total", `kind="removed"`) >= 1 && testkit.MetricSum(text, "shardd_syslog_sink_errors_total", `kind="permission"`) >= 2 {
 			break
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("the sink did not report the removal and two failed re-creations within %v:\n%s", testkit.WaitTimeout, text)
 		}
 	}
-	if written, _ := sumMetric(t, text, "shardd_syslog_written_total"); written != 100 {
+	if written, _ := testkit.SumMetric(t, text, "shardd_syslog_written_total"); written != 100 {
 		t.Fatalf("written %v while the sink could not be created, want 100", written)
 	}
 	if code, _ := d.Stop(t, syscall.SIGTERM); code != exitRuntime {
@@ -608,12 +573,12 @@ func TestSyslogTCPStreamEnds(t *testing.T) {
 			send("<13>Nov 25 12:00:02 h app: one\n2026-11-25 12:00:00 plain\n<13>Nov 25 12:00:03 h app: three\n")
 			send("\n\n")
 			waitSyslogMetric(t, metrics, "shardd_tcp_closed_total", func(v float64) bool { return v == 3 })
-			text := scrape(t, "http://"+metrics+"/metrics")
+			text := testkit.Scrape(t, "http://"+metrics+"/metrics")
 			if code, _ := d.Stop(t, syscall.SIGTERM); code != 0 {
 				t.Fatalf("exit %d:\n%s", code, d.Stderr)
 			}
 			var got []string
-			for _, r := range sinkRecords(t, sink) {
+			for _, r := range testkit.ReadNDJSON(t, sink) {
 				if r["format"] == "invalid" {
 					got = append(got, "invalid:"+r["raw"].(string))
 					if r["parse_error"] == nil {
@@ -627,10 +592,10 @@ func TestSyslogTCPStreamEnds(t *testing.T) {
 			if strings.Join(got, "|") != strings.Join(want, "|") {
 				t.Errorf("records %q, want %q", got, want)
 			}
-			if v := metricSum(text, "shardd_tcp_closed_total", `reason="eof"`); v != 3 {
+			if v := testkit.MetricSum(text, "shardd_tcp_closed_total", `reason="eof"`); v != 3 {
 				t.Errorf("%v connections closed at EOF, want 3:\n%s", v, text)
 			}
-			if v, _ := sumMetric(t, text, "shardd_tcp_discarded_bytes_total"); v != 2 {
+			if v, _ := testkit.SumMetric(t, text, "shardd_tcp_discarded_bytes_total"); v != 2 {
 				t.Errorf("discarded %v bytes, want 2 (the empty lines)", v)
 			}
 		})

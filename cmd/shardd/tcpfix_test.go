@@ -87,8 +87,8 @@ func TestMaxConnsPerIPDefaultFollowsMaxConns(t *testing.T) {
 			}
 		}
 	}
-	pollFor(t, "the fifth connection refused per address", testkit.WaitTimeout, func() bool {
-		return metricSum(scrape(t, url), "shardd_tcp_closed_total", `reason="per_ip_limit"`) == 1
+	testkit.PollFor(t, "the fifth connection refused per address", testkit.WaitTimeout, func() bool {
+		return testkit.MetricSum(testkit.Scrape(t, url), "shardd_tcp_closed_total", `reason="per_ip_limit"`) == 1
 	})
 	if code, _ := d.Stop(t, syscall.SIGTERM); code != 0 {
 		t.Fatalf("exit %d:\n%s", code, d.Stderr)
