@@ -190,17 +190,7 @@ func TestAttackGarbageDNS(t *testing.T) {
 				_, _ = conn.Write(stream)
 				_ = conn.(*net.TCPConn).CloseWrite()
 			}()
-			_ = conn.SetReadDeadline(time.Now().Add(60 * time.Second))
-			var hdr [2]byte
-			for {
-				if _, err := io.ReadFull(conn, hdr[:]); err != nil {
-					return
-				}
-				if _, err := io.CopyN(io.Discard, conn, int64(binary.BigEndian.Uint16(hdr[:]))); err != nil {
-					return
-				}
-				tcpReplies[i]++
-			}
+			tcpReplies[i] += readFrames(conn)
 		}()
 	}
 	wg.Wait()
@@ -232,17 +222,7 @@ func TestAttackGarbageDNS(t *testing.T) {
 			t.Fatal(err)
 		}
 		_ = conn.(*net.TCPConn).CloseWrite()
-		_ = conn.SetReadDeadline(time.Now().Add(60 * time.Second))
-		var hdr [2]byte
-		for {
-			if _, err := io.ReadFull(conn, hdr[:]); err != nil {
-				break
-			}
-			if _, err := io.CopyN(io.Discard, conn, int64(binary.BigEndian.Uint16(hdr[:]))); err != nil {
-				break
-			}
-			brokenReplies++
-		}
+		brokenReplies += readFrames(conn)
 		conn.Close()
 	}
 	if brokenReplies != 6 {
@@ -329,6 +309,23 @@ func TestAttackGarbageDNS(t *testing.T) {
 	c.Close()
 	<-readDone
 	t.Logf("attack: the UDP client read %d replies (%d bytes)", replies, replyBytes)
+}
+
+// readFrames reads TCP-framed DNS messages from conn (for up to 60 s)
+// until it ends or breaks, and returns how many whole ones came.
+func readFrames(conn net.Conn) int {
+	_ = conn.SetReadDeadline(time.Now().Add(60 * time.Second))
+	var hdr [2]byte
+	n := 0
+	for {
+		if _, err := io.ReadFull(conn, hdr[:]); err != nil {
+			return n
+		}
+		if _, err := io.CopyN(io.Discard, conn, int64(binary.BigEndian.Uint16(hdr[:]))); err != nil {
+			return n
+		}
+		n++
+	}
 }
 
 // seriesBy lists the series of name by one label ("rcode NOERROR 12, ..."),

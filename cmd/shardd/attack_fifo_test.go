@@ -116,18 +116,7 @@ func TestAttackSyslogSinkFIFOAndHardLink(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	d := startDaemon(t, "--handler", "syslog", "--sink", sink, "--shards", "1", "127.0.0.1:0")
-	d.WaitLine(t, "listening")
-	if err := os.Rename(sink, sink+".1"); err != nil {
-		t.Fatal(err)
-	}
-	if err := syscall.Mkfifo(sink, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := d.Cmd.Process.Signal(syscall.SIGUSR1); err != nil {
-		t.Fatal(err)
-	}
-	l := d.WaitLine(t, "signal handling failed; the previous state keeps serving")
+	d, l := reopenOnto(t, sink, func(path string) error { return syscall.Mkfifo(path, 0o600) })
 	if e, _ := l["error"].(string); !strings.Contains(e, "FIFO with no reader") || !strings.Contains(e, sink) {
 		t.Errorf("reopen error %q: want the path and the reason", e)
 	}

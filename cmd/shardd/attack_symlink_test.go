@@ -12,6 +12,25 @@ import (
 	"github.com/shardd/shardd/cmd/internal/testkit"
 )
 
+// reopenOnto starts shardd --handler syslog on sink, moves the sink aside
+// (as a rotation does), lets plant put something at its path and sends
+// USR1: it returns the daemon and the line that reports the failed reopen.
+func reopenOnto(t *testing.T, sink string, plant func(path string) error) (*daemon, map[string]any) {
+	t.Helper()
+	d := startDaemon(t, "--handler", "syslog", "--sink", sink, "--shards", "1", "127.0.0.1:0")
+	d.WaitLine(t, "listening")
+	if err := os.Rename(sink, sink+".1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := plant(sink); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Cmd.Process.Signal(syscall.SIGUSR1); err != nil {
+		t.Fatal(err)
+	}
+	return d, d.WaitLine(t, "signal handling failed; the previous state keeps serving")
+}
+
 // TestAttackPidfileSymlink: a --pidfile path that is a symbolic link is
 // refused at start with one line naming the problem and the fix (exit 1);
 // the file it points to is untouched.
@@ -111,18 +130,7 @@ func TestAttackSyslogSinkSymlink(t *testing.T) {
 	if err := os.Remove(sink); err != nil {
 		t.Fatal(err)
 	}
-	d := startDaemon(t, "--handler", "syslog", "--sink", sink, "--shards", "1", "127.0.0.1:0")
-	d.WaitLine(t, "listening")
-	if err := os.Rename(sink, sink+".1"); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Symlink(v, sink); err != nil {
-		t.Fatal(err)
-	}
-	if err := d.Cmd.Process.Signal(syscall.SIGUSR1); err != nil {
-		t.Fatal(err)
-	}
-	l := d.WaitLine(t, "signal handling failed; the previous state keeps serving")
+	d, l := reopenOnto(t, sink, func(path string) error { return os.Symlink(v, path) })
 	if e, _ := l["error"].(string); !strings.Contains(e, "symbolic link") || !strings.Contains(e, sink) {
 		t.Errorf("reopen error %q: want the path and the reason", e)
 	}

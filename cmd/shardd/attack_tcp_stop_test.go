@@ -23,11 +23,7 @@ func TestAttackTCPStopWithTricklingClient(t *testing.T) {
 		t.Run(shape, func(t *testing.T) {
 			d, addr, _ := tcpDaemon(t, true, "--tcp-shape", shape, "--shards", "1", "--handler", "dns",
 				"--zone", "../../testdata/dns/example.com.zone", "--drain-timeout", "10s")
-			c, err := net.Dial("tcp", addr.String())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
+			c := testkit.DialTCP(t, addr.String())
 			// A frame announcing 65535 bytes, one byte every 2 ms: never a
 			// message (and never a pause the old grace would have ended on,
 			// unless the machine stalls the client for 50 ms).

@@ -112,10 +112,7 @@ func TestAttackTCPPipelinedNoRead(t *testing.T) {
 				pid := d.Cmd.Process.Pid
 				// Warm up once (a read reply) so the baseline includes the
 				// handler's first-use allocations.
-				warm, err := net.Dial("tcp", addr.String())
-				if err != nil {
-					t.Fatal(err)
-				}
+				warm := testkit.DialTCP(t, addr.String())
 				_, _ = warm.Write(req[:len(req)/16])
 				_ = warm.SetReadDeadline(time.Now().Add(10 * time.Second))
 				if _, err := io.ReadFull(warm, make([]byte, 16)); err != nil {
@@ -129,10 +126,7 @@ func TestAttackTCPPipelinedNoRead(t *testing.T) {
 				var cs []net.Conn
 				var wg sync.WaitGroup
 				for i := 0; i < conns; i++ {
-					c, err := net.Dial("tcp", addr.String())
-					if err != nil {
-						t.Fatal(err)
-					}
+					c := testkit.DialTCP(t, addr.String())
 					cs = append(cs, c)
 					wg.Add(1)
 					go func() {
@@ -372,11 +366,7 @@ func TestAttackTCPZeroLengthFramesDoNotKeepAlive(t *testing.T) {
 		t.Run(shape, func(t *testing.T) {
 			_, addr, url := tcpDaemon(t, false, "--tcp-shape", shape, "--shards", "1", "--handler", "dns",
 				"--zone", "../../testdata/dns/example.com.zone", "--idle-timeout", "1s")
-			c, err := net.Dial("tcp", addr.String())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
+			c := testkit.DialTCP(t, addr.String())
 			start := time.Now()
 			var closedAfter time.Duration
 			for time.Since(start) < 20*time.Second {
@@ -425,11 +415,7 @@ func TestAttackTCPStopWithBusyClient(t *testing.T) {
 			var wg sync.WaitGroup
 			started := make(chan struct{}, clients)
 			for i := 0; i < clients; i++ {
-				c, err := net.Dial("tcp", addr.String())
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer c.Close()
+				c := testkit.DialTCP(t, addr.String())
 				wg.Add(2)
 				go func() { // writer: as fast as it can, bounded
 					defer wg.Done()

@@ -809,10 +809,7 @@ func TestSocketActivation(t *testing.T) {
 	if string(got) != "activated" {
 		t.Fatalf("UDP: %q", got)
 	}
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := testkit.DialTCP(t, addr)
 	_, _ = c.Write([]byte("tcp activated"))
 	_ = c.SetReadDeadline(time.Now().Add(testkit.WaitTimeout))
 	buf := make([]byte, 13)
@@ -924,18 +921,27 @@ func (g *gatedBin) open(t *testing.T) {
 	}
 }
 
+// upgradeAtGate starts a gated shardd with shards and pidfile, waits until
+// it listens, holds the gate and sends USR2: an upgrade is under way, its
+// new process waiting at the gate. It returns the daemon, the address it
+// listens on and the gate.
+func upgradeAtGate(t *testing.T, shards, pidfile string) (*daemon, netip.AddrPort, *gatedBin) {
+	t.Helper()
+	g := newGatedBin(t)
+	d := startDaemonBin(t, g.path, nil, "--shards", shards, "--pidfile", pidfile, "127.0.0.1:0")
+	to := netip.MustParseAddrPort(d.WaitLine(t, "listening")["bound"].(string))
+	g.hold(t)
+	_ = d.Cmd.Process.Signal(syscall.SIGUSR2)
+	return d, to, g
+}
+
 // TestSecondUpgradeIsRefused: a USR2 while an upgrade is under way is
 // refused, and the first upgrade completes. The new process is held at the
 // gate until the refusal is logged: without it, a fast new process could
 // hand over before the second USR2 is read, and the daemon would pick
 // either (both are ready in its select).
 func TestSecondUpgradeIsRefused(t *testing.T) {
-	pidfile := filepath.Join(t.TempDir(), "pid")
-	g := newGatedBin(t)
-	d := startDaemonBin(t, g.path, nil, "--shards", "1", "--pidfile", pidfile, "127.0.0.1:0")
-	d.WaitLine(t, "listening")
-	g.hold(t)
-	_ = d.Cmd.Process.Signal(syscall.SIGUSR2)
+	d, _, g := upgradeAtGate(t, "1", filepath.Join(t.TempDir(), "pid"))
 	d.WaitLine(t, "upgrade: new process started")
 	_ = d.Cmd.Process.Signal(syscall.SIGUSR2)
 	d.WaitLine(t, "upgrade refused: another upgrade is in progress")
@@ -953,11 +959,7 @@ func TestSecondUpgradeIsRefused(t *testing.T) {
 // too, so the order is the one under test on any machine.
 func TestTermDuringUpgrade(t *testing.T) {
 	pidfile := filepath.Join(t.TempDir(), "pid")
-	g := newGatedBin(t)
-	d := startDaemonBin(t, g.path, nil, "--shards", "2", "--pidfile", pidfile, "127.0.0.1:0")
-	to := netip.MustParseAddrPort(d.WaitLine(t, "listening")["bound"].(string))
-	g.hold(t)
-	_ = d.Cmd.Process.Signal(syscall.SIGUSR2)
+	d, to, g := upgradeAtGate(t, "2", pidfile)
 	d.WaitLine(t, "upgrading")
 	_ = d.Cmd.Process.Signal(syscall.SIGTERM)
 	d.WaitLine(t, "stopping")

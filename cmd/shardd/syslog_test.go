@@ -283,20 +283,29 @@ ruleset(name="fwd") {
 	}
 }
 
+// sendBefore sends 100 records ("before N") to the syslog daemon on port
+// and waits until it has written them: the connection is the test's until
+// it ends.
+func sendBefore(t *testing.T, port uint16, metrics string) *net.UDPConn {
+	t.Helper()
+	c, err := net.DialUDP("udp4", nil, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: int(port)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	for i := 0; i < 100; i++ {
+		fmt.Fprintf(c, "<13>1 - h app - - - before %d", i)
+	}
+	waitSyslogMetric(t, metrics, "shardd_syslog_written_total", func(v float64) bool { return v == 100 })
+	return c
+}
+
 // TestSyslogReopenOnUSR1: logrotate's rename, then SIGUSR1: the records
 // before go to the renamed file, the ones after to a new file at the path.
 func TestSyslogReopenOnUSR1(t *testing.T) {
 	sink := filepath.Join(t.TempDir(), "out.ndjson")
 	d, port, metrics := startSyslog(t, sink)
-	c, err := net.DialUDP("udp4", nil, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: int(port)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	for i := 0; i < 100; i++ {
-		fmt.Fprintf(c, "<13>1 - h app - - - before %d", i)
-	}
-	waitSyslogMetric(t, metrics, "shardd_syslog_written_total", func(v float64) bool { return v == 100 })
+	c := sendBefore(t, port, metrics)
 	if err := os.Rename(sink, sink+".1"); err != nil {
 		t.Fatal(err)
 	}
@@ -484,15 +493,7 @@ func TestSyslogRemovedSinkNotWritable(t *testing.T) {
 	d := startDaemonAs(t, &syscall.Credential{Uid: 65534, Gid: 65534}, args...)
 	port := netip.MustParseAddrPort(d.WaitLine(t, "listening")["bound"].(string)).Port()
 	metrics := d.WaitLine(t, "serving metrics")["addr"].(string)
-	c, err := net.DialUDP("udp4", nil, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: int(port)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	for i := 0; i < 100; i++ {
-		fmt.Fprintf(c, "<13>1 - h app - - - before %d", i)
-	}
-	waitSyslogMetric(t, metrics, "shardd_syslog_written_total", func(v float64) bool { return v == 100 })
+	c := sendBefore(t, port, metrics)
 	if err := os.Remove(sink); err != nil {
 		t.Fatal(err)
 	}

@@ -23,11 +23,7 @@ func TestMaxFrameRaisesMemoryDefaults(t *testing.T) {
 			d := startDaemon(t, "--proto", proto, "--max-frame", "100000", "--shards", "1", "127.0.0.1:0")
 			bound := netip.MustParseAddrPort(d.WaitLine(t, "listening")["bound"].(string))
 			if strings.Contains(proto, "tcp") {
-				c, err := net.Dial("tcp", bound.String())
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer c.Close()
+				c := testkit.DialTCP(t, bound.String())
 				_ = c.SetDeadline(time.Now().Add(testkit.WaitTimeout))
 				msg := []byte("hello over tcp")
 				if _, err := c.Write(msg); err != nil {

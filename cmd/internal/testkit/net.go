@@ -93,3 +93,15 @@ func ActivationSockets(t testing.TB, host netip.Addr) (files []*os.File, port in
 	}
 	return []*os.File{os.NewFile(uintptr(udp), "udp"), os.NewFile(uintptr(tcp), "tcp")}, port
 }
+
+// DialTCP connects to addr, failing the test on an error; the connection
+// is closed when the test ends, if the test has not closed it before.
+func DialTCP(t testing.TB, addr string) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}

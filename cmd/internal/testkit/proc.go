@@ -16,14 +16,20 @@ func CountFDs(pid int) (int, error) {
 	return len(ents), err
 }
 
+// must returns v, failing the test if err is not nil.
+func must[T any](t testing.TB, v T, err error) T {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
 // FDs is CountFDs failing the test on an error.
 func FDs(t testing.TB, pid int) int {
 	t.Helper()
 	n, err := CountFDs(pid)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n
+	return must(t, n, err)
 }
 
 // FDsOf is a sampler of pid's descriptor count for PeakWatch (0 once the
@@ -67,10 +73,7 @@ func rss(pid int) (int64, error) {
 func RSS(t testing.TB, pid int) int64 {
 	t.Helper()
 	n, err := rss(pid)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n
+	return must(t, n, err)
 }
 
 // RSSOf is a sampler of pid's resident memory in bytes for PeakWatch (0
