@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"runtime"
@@ -175,11 +176,7 @@ func serveGroup(t *testing.T, cfg Config) (g *Group, served chan error) {
 func udpClient(t *testing.T) *net.UDPConn {
 	t.Helper()
 	c, err := net.ListenUDP("udp4", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
+	return closedAtEnd(t, c, err)
 }
 
 // dialTCP connects to addr; the connection is closed at the end of the
@@ -187,11 +184,31 @@ func udpClient(t *testing.T) *net.UDPConn {
 func dialTCP(t *testing.T, addr string) net.Conn {
 	t.Helper()
 	c, err := net.Dial("tcp", addr)
+	return closedAtEnd(t, c, err)
+}
+
+// closedAtEnd returns c, to be closed at the end of the test; err fails
+// the test.
+func closedAtEnd[C io.Closer](t *testing.T, c C, err error) C {
+	t.Helper()
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
 	return c
+}
+
+// stopWhenDelivered waits until what the client c wrote has reached g
+// (waitDelivered), shuts g down and waits for its Serve to return on done.
+func stopWhenDelivered(t *testing.T, g *Group, c net.Conn, done chan error) {
+	t.Helper()
+	waitDelivered(t, g, c)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := g.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	<-done
 }
 
 // upgradeConfig is cfg for a group that takes over old's sockets, as the

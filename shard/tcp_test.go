@@ -237,13 +237,7 @@ func testTCPShutdownAnswersWhatWasSent(t *testing.T, loop bool) {
 	}
 	req = append(req, 0, 9, 'p') // and a partial frame
 	_, _ = c.Write(req)
-	waitDelivered(t, g, c)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	if err := g.Shutdown(ctx); err != nil {
-		t.Fatal(err)
-	}
-	<-done
+	stopWhenDelivered(t, g, c, done)
 	got, _ := io.ReadAll(c)
 	if len(got) != 50*6 {
 		t.Fatalf("got %d reply bytes after shutdown, want %d", len(got), 50*6)
@@ -286,13 +280,7 @@ func testTCPShutdownAnswersABacklog(t *testing.T, loop bool) {
 	if _, err := c.Write(msg); err != nil {
 		t.Fatal(err)
 	}
-	waitDelivered(t, g, c)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	if err := g.Shutdown(ctx); err != nil {
-		t.Fatal(err)
-	}
-	<-done
+	stopWhenDelivered(t, g, c, done)
 	_ = c.SetReadDeadline(time.Now().Add(60 * time.Second))
 	got, err := io.ReadAll(c)
 	if !bytes.Equal(got, msg) {
