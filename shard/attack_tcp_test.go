@@ -77,11 +77,7 @@ func TestAttackTCPShardBudget(t *testing.T) {
 			const hogs = 6
 			var wg sync.WaitGroup
 			for i := 0; i < hogs; i++ {
-				c, err := net.Dial("tcp", tcpAddr(g))
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer c.Close()
+				c := dialTCP(t, tcpAddr(g))
 				_ = c.(*net.TCPConn).SetReadBuffer(4096)
 				wg.Add(1)
 				go func() {
@@ -109,11 +105,7 @@ func TestAttackTCPShardBudget(t *testing.T) {
 			}
 			wg.Wait()
 			// A client that reads its replies is served.
-			c, err := net.Dial("tcp", tcpAddr(g))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
+			c := dialTCP(t, tcpAddr(g))
 			_, _ = c.Write(packet.LengthPrefixed{}.AppendFrame(nil, []byte("q")))
 			_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
 			var hdr [2]byte

@@ -14,92 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shardd/shardd/metrics"
 	"github.com/shardd/shardd/packet"
 )
-
-// startGroup listens on addr, serves in the background and shuts the group
-// down at the end of the test.
-func startGroup(t *testing.T, cfg Config) *Group {
-	t.Helper()
-	g, err := Listen(cfg)
-	if err != nil {
-		t.Fatalf("Listen(%q): %v", cfg.Addr, err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- g.Serve(context.Background()) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
-		defer cancel()
-		if err := g.Shutdown(ctx); err != nil {
-			t.Errorf("Shutdown: %v", err)
-		}
-		// ErrGroupClosed: Shutdown won the race against a Serve not yet started.
-		if err := <-served; err != nil && !errors.Is(err, ErrGroupClosed) {
-			t.Errorf("Serve returned %v after Shutdown", err)
-		}
-	})
-	return g
-}
-
-func groupPort(g *Group) uint16 { return g.Info().Bound.Port() }
-
-// sumStats adds up every shard's counters.
-func sumStats(g *Group) (total metrics.Counts, perShard []metrics.Snapshot) {
-	perShard = g.Stats(nil)
-	for _, s := range perShard {
-		total.RxPackets += s.RxPackets
-		total.RxBytes += s.RxBytes
-		total.TxPackets += s.TxPackets
-		total.TxBytes += s.TxBytes
-		total.Truncated += s.Truncated
-		total.HandlerErrors += s.HandlerErrors
-		total.SendErrors += s.SendErrors
-	}
-	return total, perShard
-}
-
-// waitTimeout bounds every wait for a state: far longer than anything takes
-// on an idle machine, so that only a hang, never a loaded CI machine,
-// reaches it.
-const waitTimeout = 60 * time.Second
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(waitTimeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
-// exchange sends payload from a fresh socket and returns the reply and the
-// address it came from.
-func exchange(t *testing.T, network string, to netip.AddrPort, payload []byte) ([]byte, netip.AddrPort) {
-	t.Helper()
-	c, err := net.ListenUDP(network, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	buf := make([]byte, 70000)
-	// Resent every second, until a deadline only a hang reaches.
-	for deadline := time.Now().Add(waitTimeout); time.Now().Before(deadline); {
-		if _, err := c.WriteToUDPAddrPort(payload, to); err != nil {
-			t.Fatal(err)
-		}
-		_ = c.SetReadDeadline(time.Now().Add(time.Second))
-		n, from, err := c.ReadFromUDPAddrPort(buf)
-		if err == nil {
-			return buf[:n], netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
-		}
-	}
-	t.Fatalf("no reply from %v within %v", to, waitTimeout)
-	return nil, netip.AddrPort{}
-}
 
 func TestEchoByteExact(t *testing.T) {
 	for _, tc := range []struct {
@@ -239,11 +155,7 @@ func TestTruncatedIsCountedNotHandled(t *testing.T) {
 					})
 				}})
 			to := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), groupPort(g))
-			c, err := net.ListenUDP("udp4", nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
+			c := udpClient(t)
 			for _, size := range []int{100, 101, 5000, 99} {
 				if _, err := c.WriteToUDPAddrPort(make([]byte, size), to); err != nil {
 					t.Fatal(err)
@@ -280,11 +192,7 @@ func TestHandlerErrorsAndPanicsAreCounted(t *testing.T) {
 		})
 	}})
 	to := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), groupPort(g))
-	c, err := net.ListenUDP("udp4", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := udpClient(t)
 	for _, m := range []string{"panic", "error", "panic", "ok"} {
 		if _, err := c.WriteToUDPAddrPort([]byte(m), to); err != nil {
 			t.Fatal(err)
@@ -346,12 +254,7 @@ func TestShutdownServesQueued(t *testing.T) {
 }
 
 func TestCloseAndShutdownContract(t *testing.T) {
-	g, err := Listen(Config{Addr: "127.0.0.1:0", Shards: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- g.Serve(context.Background()) }()
+	g, served := serveGroup(t, Config{Addr: "127.0.0.1:0", Shards: 2})
 	// Close while Serve runs (a Close before it would make Serve return
 	// ErrGroupClosed, also correct, but not the case under test).
 	waitFor(t, "Serve to start", func() bool {
@@ -460,11 +363,7 @@ func TestPinnedShards(t *testing.T) {
 func TestFenceCountsLateArrivals(t *testing.T) {
 	g := startGroup(t, Config{Addr: "127.0.0.1:0", Shards: 1, NewHandler: func(int) packet.Handler { return packet.Discard{} }})
 	to := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), groupPort(g))
-	c, err := net.ListenUDP("udp4", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := udpClient(t)
 	send := func(n int) {
 		for i := 0; i < n; i++ {
 			if _, err := c.WriteToUDPAddrPort([]byte("x"), to); err != nil {
@@ -488,12 +387,7 @@ func TestFenceCountsLateArrivals(t *testing.T) {
 // is arriving: each socket must close with an empty queue, so every datagram
 // that reached it was either received or counted as a kernel drop.
 func TestShutdownUnderFloodLeavesNothingQueued(t *testing.T) {
-	g, err := Listen(Config{Addr: "127.0.0.1:0", Shards: 2, NewHandler: func(int) packet.Handler { return packet.Discard{} }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- g.Serve(context.Background()) }()
+	g, served := serveGroup(t, Config{Addr: "127.0.0.1:0", Shards: 2, NewHandler: func(int) packet.Handler { return packet.Discard{} }})
 	to := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), groupPort(g))
 	stop := make(chan struct{})
 	var wg sync.WaitGroup

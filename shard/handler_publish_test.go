@@ -3,8 +3,6 @@ package shard
 import (
 	"encoding/binary"
 	"io"
-	"net"
-	"net/netip"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -49,54 +47,23 @@ func (w *publishWatch) writeBatch(replies []packet.Reply) (int, uint64, int, err
 // packet.Publisher has published the counts of a batch before the batch's
 // replies are handed to the kernel, and a batch with no reply publishes too.
 func TestHandlerPublishesBeforeRepliesLeave(t *testing.T) {
-	for _, noBatch := range []bool{false, true} {
-		name := "batched"
-		if noBatch {
-			name = "portable"
-		}
-		t.Run(name, func(t *testing.T) {
-			h := &countingEcho{}
-			g, err := Listen(Config{Addr: "127.0.0.1:0", Shards: 1, noBatchIO: noBatch, NewHandler: func(int) packet.Handler { return h }})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = g.Close() })
-			s := g.shards[0]
-			w := &publishWatch{batchConn: s.bc, h: h}
-			s.bc = w // the loop is driven here, on the test goroutine: nothing else reads s.bc
-			to := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), groupPort(g))
-			c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			serve := func(payloads ...string) {
-				t.Helper()
-				for _, p := range payloads {
-					if _, err := c.WriteToUDPAddrPort([]byte(p), to); err != nil {
-						t.Fatal(err)
-					}
-				}
-				for got := 0; got < len(payloads); {
-					n, err := s.bc.readBatch(s.msgs)
-					if err != nil {
-						t.Fatal(err)
-					}
-					s.serveBatch(n)
-					got += n
-				}
-			}
-			serve("one", "two", "three")
-			if len(w.seen) == 0 || w.seen[len(w.seen)-1] != 3 {
-				t.Fatalf("published by the handler when replies left: %v, want 3 at the last send", w.seen)
-			}
-			sends := len(w.seen)
-			serve("drop")
-			if got := h.published.Load(); got != 4 || len(w.seen) != sends {
-				t.Fatalf("after a batch with no reply: published %d (%d sends more), want 4 (none)", got, len(w.seen)-sends)
-			}
+	eachIO(t, func(t *testing.T, noBatch bool) {
+		h := &countingEcho{}
+		var w *publishWatch
+		_, _, serve := driveShard(t, Config{noBatchIO: noBatch, NewHandler: func(int) packet.Handler { return h }}, func(s *shard) batchConn {
+			w = &publishWatch{batchConn: s.bc, h: h}
+			return w
 		})
-	}
+		serve("one", "two", "three")
+		if len(w.seen) == 0 || w.seen[len(w.seen)-1] != 3 {
+			t.Fatalf("published by the handler when replies left: %v, want 3 at the last send", w.seen)
+		}
+		sends := len(w.seen)
+		serve("drop")
+		if got := h.published.Load(); got != 4 || len(w.seen) != sends {
+			t.Fatalf("after a batch with no reply: published %d (%d sends more), want 4 (none)", got, len(w.seen)-sends)
+		}
+	})
 }
 
 // TestTCPHandlerPublishesBeforeRepliesLeave: on TCP too, a client that has
@@ -106,11 +73,7 @@ func TestTCPHandlerPublishesBeforeRepliesLeave(t *testing.T) {
 		t.Run(shapeOf(loop).String(), func(t *testing.T) {
 			h := &countingEcho{}
 			g := startGroup(t, Config{Addr: "127.0.0.1:0", Shards: 1, TCP: true, TCPShape: shapeOf(loop), NewHandler: func(int) packet.Handler { return h }})
-			c, err := net.Dial("tcp", tcpAddr(g))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
+			c := dialTCP(t, tcpAddr(g))
 			_ = c.SetDeadline(time.Now().Add(30 * time.Second))
 			for i, m := range []string{"a", "bb", "ccc"} {
 				if _, err := c.Write(packet.LengthPrefixed{}.AppendFrame(nil, []byte(m))); err != nil {

@@ -18,12 +18,7 @@ import (
 // two groups together receive every datagram sent, and nothing is dropped.
 func TestHandoffLosesNothing(t *testing.T) {
 	cfg := Config{Addr: "127.0.0.1:0", Shards: 2, UDP: true, TCP: true, NewHandler: func(int) packet.Handler { return packet.Discard{} }}
-	old, err := Listen(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	oldDone := make(chan error, 1)
-	go func() { oldDone <- old.Serve(context.Background()) }()
+	old, oldDone := serveGroup(t, cfg)
 	to := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), groupPort(old))
 
 	var sent atomic.Uint64
@@ -68,19 +63,8 @@ func TestHandoffLosesNothing(t *testing.T) {
 	// send nothing in a fixed 100 ms).
 	waitFor(t, "the old group to receive", func() bool { return udpRx(old) > 0 })
 
-	files, err := old.Files()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Addr = old.Addr().String()
-	cfg.Inherit = files
-	cfg.Upgrade = true
-	next, err := Listen(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	nextDone := make(chan error, 1)
-	go func() { nextDone <- next.Serve(context.Background()) }()
+	cfg = upgradeConfig(t, cfg, old)
+	next, nextDone := serveGroup(t, cfg)
 	time.Sleep(20 * time.Millisecond) // both read for a moment, as during an upgrade
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 	defer cancel()

@@ -2,8 +2,6 @@ package shard
 
 import (
 	"errors"
-	"net"
-	"net/netip"
 	"testing"
 
 	"github.com/shardd/shardd/metrics"
@@ -36,66 +34,34 @@ func (w *sendWatch) writeBatch(replies []packet.Reply) (int, uint64, int, error)
 // lacks it. A reply the kernel refuses stays counted as sent and is counted
 // as a send error too: the published counters never go down.
 func TestRepliesLeaveAfterTheirCounts(t *testing.T) {
-	for _, noBatch := range []bool{false, true} {
-		name := "batched"
-		if noBatch {
-			name = "portable"
-		}
-		t.Run(name, func(t *testing.T) {
-			g, err := Listen(Config{Addr: "127.0.0.1:0", Shards: 1, noBatchIO: noBatch})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = g.Close() })
-			s := g.shards[0]
-			w := &sendWatch{batchConn: s.bc, s: s}
-			s.bc = w // the loop is driven here, on the test goroutine: nothing else reads s.bc
-			to := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), groupPort(g))
-			c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			serve := func(payloads ...string) {
-				t.Helper()
-				for _, p := range payloads {
-					if _, err := c.WriteToUDPAddrPort([]byte(p), to); err != nil {
-						t.Fatal(err)
-					}
-				}
-				for got := 0; got < len(payloads); {
-					n, err := s.bc.readBatch(s.msgs)
-					if err != nil {
-						t.Fatal(err)
-					}
-					s.serveBatch(n)
-					got += n
-				}
-			}
-
-			serve("one", "two", "three")
-			if len(w.seen) == 0 {
-				t.Fatal("no reply was sent")
-			}
-			at := w.seen[len(w.seen)-1]
-			if at.RxPackets != 3 || at.TxPackets != 3 || at.TxBytes != 11 || at.RxBytes != 11 {
-				t.Fatalf("published when the last replies left: rx %d (%d B), tx %d (%d B); want 3 (11 B) each way",
-					at.RxPackets, at.RxBytes, at.TxPackets, at.TxBytes)
-			}
-			buf := make([]byte, 16)
-			for i := 0; i < 3; i++ {
-				if _, _, err := c.ReadFromUDPAddrPort(buf); err != nil {
-					t.Fatal(err)
-				}
-			}
-
-			w.refuse = true
-			serve("refused")
-			got := s.ctr.Load()
-			if got.TxPackets != 4 || got.TxBytes != 18 || got.SendErrors != 1 || got.RxPackets != 4 {
-				t.Fatalf("after a refused reply: rx %d, tx %d (%d B), send errors %d; want rx 4, tx 4 (18 B), 1 send error",
-					got.RxPackets, got.TxPackets, got.TxBytes, got.SendErrors)
-			}
+	eachIO(t, func(t *testing.T, noBatch bool) {
+		var w *sendWatch
+		s, c, serve := driveShard(t, Config{noBatchIO: noBatch}, func(s *shard) batchConn {
+			w = &sendWatch{batchConn: s.bc, s: s}
+			return w
 		})
-	}
+		serve("one", "two", "three")
+		if len(w.seen) == 0 {
+			t.Fatal("no reply was sent")
+		}
+		at := w.seen[len(w.seen)-1]
+		if at.RxPackets != 3 || at.TxPackets != 3 || at.TxBytes != 11 || at.RxBytes != 11 {
+			t.Fatalf("published when the last replies left: rx %d (%d B), tx %d (%d B); want 3 (11 B) each way",
+				at.RxPackets, at.RxBytes, at.TxPackets, at.TxBytes)
+		}
+		buf := make([]byte, 16)
+		for i := 0; i < 3; i++ {
+			if _, _, err := c.ReadFromUDPAddrPort(buf); err != nil {
+				t.Fatal(err)
+			}
+		}
+
+		w.refuse = true
+		serve("refused")
+		got := s.ctr.Load()
+		if got.TxPackets != 4 || got.TxBytes != 18 || got.SendErrors != 1 || got.RxPackets != 4 {
+			t.Fatalf("after a refused reply: rx %d, tx %d (%d B), send errors %d; want rx 4, tx 4 (18 B), 1 send error",
+				got.RxPackets, got.TxPackets, got.TxBytes, got.SendErrors)
+		}
+	})
 }

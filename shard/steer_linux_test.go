@@ -2,65 +2,27 @@ package shard
 
 import (
 	"context"
-	"net"
 	"net/netip"
-	"runtime"
 	"testing"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/shardd/shardd/packet"
 )
 
-func discardHandler(int) packet.Handler { return packet.Discard{} }
-
-// sendFrom sends n datagrams from one socket (one flow), optionally from a
-// thread pinned to cpu so that loopback delivery runs there.
-func sendFrom(t *testing.T, to netip.AddrPort, n, cpu int) {
+// bindForeign binds a non-blocking SO_REUSEPORT socket of type typ on
+// 127.0.0.1:port, as a later socket of the same user would, until the
+// test ends.
+func bindForeign(t *testing.T, typ int, port uint16) int {
 	t.Helper()
-	done := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread() // this thread dies with the goroutine: its mask never leaks
-		if cpu >= 0 {
-			if err := pinThread(cpu); err != nil {
-				done <- err
-				return
-			}
-		}
-		c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-		if err != nil {
-			done <- err
-			return
-		}
-		defer c.Close()
-		for i := 0; i < n; i++ {
-			if _, err := c.WriteToUDPAddrPort([]byte("steer"), to); err != nil {
-				done <- err
-				return
-			}
-		}
-		done <- nil
-	}()
-	if err := <-done; err != nil {
+	fd, err := unix.Socket(unix.AF_INET, typ|unix.SOCK_NONBLOCK, 0)
+	if err != nil {
 		t.Fatal(err)
 	}
-}
-
-func perShardRx(g *Group) []uint64 {
-	var rx []uint64
-	for _, s := range g.Stats(nil) {
-		if s.Proto == "udp" {
-			rx = append(rx, s.RxPackets+s.KernelDrops)
-		}
+	t.Cleanup(func() { unix.Close(fd) })
+	_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
+	if err := unix.Bind(fd, &unix.SockaddrInet4{Port: int(port), Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
 	}
-	return rx
-}
-
-func total(v []uint64) (t uint64) {
-	for _, x := range v {
-		t += x
-	}
-	return t
+	return fd
 }
 
 func TestSteerRandomSpreadsOneFlow(t *testing.T) {
@@ -135,15 +97,7 @@ func TestExclusiveStarvesALaterSocket(t *testing.T) {
 		}
 		g := startGroup(t, Config{Addr: "127.0.0.1:0", Shards: 2, Exclusive: exclusive, Steer: steer, NewHandler: discardHandler})
 		port := groupPort(g)
-		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer unix.Close(fd)
-		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
-		if err := unix.Bind(fd, &unix.SockaddrInet4{Port: int(port), Addr: [4]byte{127, 0, 0, 1}}); err != nil {
-			t.Fatal(err)
-		}
+		fd := bindForeign(t, unix.SOCK_DGRAM, port)
 		to := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port)
 		for f := 0; f < 64; f++ {
 			sendFrom(t, to, 5, -1)
@@ -181,23 +135,12 @@ func TestSteeringCoversTCP(t *testing.T) {
 		t.Skip("this kernel does not steer TCP listeners:", err)
 	}
 	port := groupPort(g)
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_NONBLOCK, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(fd)
-	_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
-	if err := unix.Bind(fd, &unix.SockaddrInet4{Port: int(port), Addr: [4]byte{127, 0, 0, 1}}); err != nil {
-		t.Fatal(err)
-	}
+	fd := bindForeign(t, unix.SOCK_STREAM, port)
 	if err := unix.Listen(fd, 128); err != nil {
 		t.Fatal(err)
 	}
 	for i := 0; i < 50; i++ {
-		c, err := net.Dial("tcp", tcpAddr(g))
-		if err != nil {
-			t.Fatal(err)
-		}
+		c := dialTCP(t, tcpAddr(g))
 		c.Close()
 	}
 	// A connect returns before the listener side has the connection
@@ -233,13 +176,7 @@ func TestSteeringCoversTCP(t *testing.T) {
 func TestSteeringSurvivesHandoff(t *testing.T) {
 	cfg := Config{Addr: "127.0.0.1:0", Shards: 2, Steer: SteerRandom, Exclusive: true, NewHandler: discardHandler}
 	old := startGroup(t, cfg)
-	files, err := old.Files()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Addr = old.Addr().String()
-	cfg.Inherit = files
-	cfg.Upgrade = true
+	cfg = upgradeConfig(t, cfg, old)
 	next := startGroup(t, cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 	defer cancel()

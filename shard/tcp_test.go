@@ -18,26 +18,6 @@ import (
 	"github.com/shardd/shardd/packet"
 )
 
-func tcpAddr(g *Group) string { return fmt.Sprintf("127.0.0.1:%d", groupPort(g)) }
-
-func tcpStats(g *Group) (total metrics.Counts, per []metrics.Snapshot) {
-	for _, s := range g.Stats(nil) {
-		if s.Proto != "tcp" {
-			continue
-		}
-		per = append(per, s)
-		total.Accepted += s.Accepted
-		total.RxPackets += s.RxPackets
-		total.RxBytes += s.RxBytes
-		total.TxBytes += s.TxBytes
-		total.DiscardedBytes += s.DiscardedBytes
-		for i, n := range s.Closed {
-			total.Closed[i] += n
-		}
-	}
-	return total, per
-}
-
 // TestTCPManyConnectionsEcho opens hundreds of connections at once, each
 // writing many chunks of random sizes, and reads back exactly what it wrote.
 func testTCPManyConnectionsEcho(t *testing.T, loop bool) {
@@ -93,11 +73,7 @@ func testTCPManyConnectionsEcho(t *testing.T, loop bool) {
 // still answered before the server closes.
 func testTCPHalfClose(t *testing.T, loop bool) {
 	g := startGroup(t, Config{Addr: "127.0.0.1:0", Shards: 1, TCP: true, TCPShape: shapeOf(loop)})
-	c, err := net.Dial("tcp", tcpAddr(g))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := dialTCP(t, tcpAddr(g))
 	msg := bytes.Repeat([]byte("half-close "), 5000)
 	if _, err := c.Write(msg); err != nil {
 		t.Fatal(err)
@@ -122,11 +98,7 @@ func (lengthEcho) ServePacket(w *packet.ReplyWriter, p *packet.Packet) error {
 
 func testTCPLengthPrefixedPipelined(t *testing.T, loop bool) {
 	g := startGroup(t, Config{Addr: "127.0.0.1:0", Shards: 2, TCP: true, TCPShape: shapeOf(loop), NewHandler: func(int) packet.Handler { return lengthEcho{} }})
-	c, err := net.Dial("tcp", tcpAddr(g))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := dialTCP(t, tcpAddr(g))
 	var req bytes.Buffer
 	for i := 0; i < 100; i++ {
 		req.Write(packet.LengthPrefixed{}.AppendFrame(nil, []byte(fmt.Sprintf("query %d", i))))
@@ -155,11 +127,7 @@ func testTCPLengthPrefixedPipelined(t *testing.T, loop bool) {
 
 func testTCPMaxFrame(t *testing.T, loop bool) {
 	g := startGroup(t, Config{Addr: "127.0.0.1:0", Shards: 1, TCP: true, TCPShape: shapeOf(loop), MaxFrame: 100, NewHandler: func(int) packet.Handler { return lengthEcho{} }})
-	c, err := net.Dial("tcp", tcpAddr(g))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := dialTCP(t, tcpAddr(g))
 	// A good frame, then one that announces 200 bytes: the first is still
 	// answered before the connection closes.
 	_, _ = c.Write(append(packet.LengthPrefixed{}.AppendFrame(nil, []byte("fine")), 0, 200))
@@ -175,11 +143,7 @@ func testTCPMaxConns(t *testing.T, loop bool) {
 	g := startGroup(t, Config{Addr: "127.0.0.1:0", Shards: 1, TCP: true, TCPShape: shapeOf(loop), MaxConns: 2})
 	var open []net.Conn
 	for i := 0; i < 2; i++ {
-		c, err := net.Dial("tcp", tcpAddr(g))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
+		c := dialTCP(t, tcpAddr(g))
 		if _, err := c.Write([]byte("x")); err != nil {
 			t.Fatal(err)
 		}
@@ -214,16 +178,8 @@ func testTCPMaxConns(t *testing.T, loop bool) {
 // frame byte by byte are both closed by the idle timeout.
 func testTCPIdleAndSlowClients(t *testing.T, loop bool) {
 	g := startGroup(t, Config{Addr: "127.0.0.1:0", Shards: 1, TCP: true, TCPShape: shapeOf(loop), IdleTimeout: 300 * time.Millisecond, NewHandler: func(int) packet.Handler { return lengthEcho{} }})
-	silent, err := net.Dial("tcp", tcpAddr(g))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer silent.Close()
-	slow, err := net.Dial("tcp", tcpAddr(g))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer slow.Close()
+	dialTCP(t, tcpAddr(g)) // silent
+	slow := dialTCP(t, tcpAddr(g))
 	frame := packet.LengthPrefixed{}.AppendFrame(nil, bytes.Repeat([]byte("s"), 50))
 	// The whole frame, a byte every 100 ms (over 5 s), unless the daemon
 	// closes the connection first: if trickled bytes extended the idle
@@ -244,18 +200,10 @@ func testTCPIdleAndSlowClients(t *testing.T, loop bool) {
 // TestTCPRestartUnderTimeWait: the server closes connections first (leaving
 // TIME_WAIT on its side), stops, and a new group binds the port at once.
 func testTCPRestartUnderTimeWait(t *testing.T, loop bool) {
-	g, err := Listen(Config{Addr: "127.0.0.1:0", Shards: 2, TCP: true, TCPShape: shapeOf(loop), IdleTimeout: 50 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- g.Serve(context.Background()) }()
+	g, done := serveGroup(t, Config{Addr: "127.0.0.1:0", Shards: 2, TCP: true, TCPShape: shapeOf(loop), IdleTimeout: 50 * time.Millisecond})
 	addr := tcpAddr(g)
 	for i := 0; i < 10; i++ {
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
+		c := dialTCP(t, addr)
 		_ = c.SetReadDeadline(time.Now().Add(60 * time.Second))
 		_, _ = c.Read(make([]byte, 1)) // the server closes it (idle): TIME_WAIT is ours
 		c.Close()
@@ -276,17 +224,8 @@ func testTCPRestartUnderTimeWait(t *testing.T, loop bool) {
 // TestTCPShutdownAnswersWhatWasSent: requests written before the stop get
 // their replies; the connection then closes with reason shutdown.
 func testTCPShutdownAnswersWhatWasSent(t *testing.T, loop bool) {
-	g, err := Listen(Config{Addr: "127.0.0.1:0", Shards: 1, TCP: true, TCPShape: shapeOf(loop), NewHandler: func(int) packet.Handler { return lengthEcho{} }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- g.Serve(context.Background()) }()
-	c, err := net.Dial("tcp", tcpAddr(g))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	g, done := serveGroup(t, Config{Addr: "127.0.0.1:0", Shards: 1, TCP: true, TCPShape: shapeOf(loop), NewHandler: func(int) packet.Handler { return lengthEcho{} }})
+	c := dialTCP(t, tcpAddr(g))
 	_, _ = c.Write(packet.LengthPrefixed{}.AppendFrame(nil, []byte("warm")))
 	_ = c.SetReadDeadline(time.Now().Add(60 * time.Second))
 	if _, err := io.ReadFull(c, make([]byte, 6)); err != nil {
@@ -298,13 +237,7 @@ func testTCPShutdownAnswersWhatWasSent(t *testing.T, loop bool) {
 	}
 	req = append(req, 0, 9, 'p') // and a partial frame
 	_, _ = c.Write(req)
-	waitDelivered(t, g, c)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	if err := g.Shutdown(ctx); err != nil {
-		t.Fatal(err)
-	}
-	<-done
+	stopWhenDelivered(t, g, c, done)
 	got, _ := io.ReadAll(c)
 	if len(got) != 50*6 {
 		t.Fatalf("got %d reply bytes after shutdown, want %d", len(got), 50*6)
@@ -319,11 +252,7 @@ func testTCPShutdownAnswersWhatWasSent(t *testing.T, loop bool) {
 // replies gets backpressure and then --write-timeout, not unbounded buffers.
 func testTCPClientThatDoesNotRead(t *testing.T, loop bool) {
 	g := startGroup(t, Config{Addr: "127.0.0.1:0", Shards: 1, TCP: true, TCPShape: shapeOf(loop), WriteTimeout: 300 * time.Millisecond})
-	c, err := net.Dial("tcp", tcpAddr(g))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := dialTCP(t, tcpAddr(g))
 	_ = c.(*net.TCPConn).SetReadBuffer(4096)
 	done := make(chan struct{})
 	go func() {
@@ -345,28 +274,13 @@ func testTCPClientThatDoesNotRead(t *testing.T, loop bool) {
 // testTCPShutdownAnswersABacklog: a raw stream whose client sent many
 // reads' worth before the stop gets all of it echoed back.
 func testTCPShutdownAnswersABacklog(t *testing.T, loop bool) {
-	g, err := Listen(Config{Addr: "127.0.0.1:0", Shards: 1, TCP: true, TCPShape: shapeOf(loop), MaxFrame: 100})
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- g.Serve(context.Background()) }()
-	c, err := net.Dial("tcp", tcpAddr(g))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	g, done := serveGroup(t, Config{Addr: "127.0.0.1:0", Shards: 1, TCP: true, TCPShape: shapeOf(loop), MaxFrame: 100})
+	c := dialTCP(t, tcpAddr(g))
 	msg := bytes.Repeat([]byte("0123456789"), 500) // 50 reads of at most 100 bytes
 	if _, err := c.Write(msg); err != nil {
 		t.Fatal(err)
 	}
-	waitDelivered(t, g, c)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	if err := g.Shutdown(ctx); err != nil {
-		t.Fatal(err)
-	}
-	<-done
+	stopWhenDelivered(t, g, c, done)
 	_ = c.SetReadDeadline(time.Now().Add(60 * time.Second))
 	got, err := io.ReadAll(c)
 	if !bytes.Equal(got, msg) {
@@ -382,12 +296,7 @@ func testTCPShutdownRacesNewConnections(t *testing.T, loop bool) {
 		// An idle timeout far past the stop's deadline, and clients that
 		// hold their connections until Shutdown has returned: a stop that
 		// waited for an idle connection could only end at the deadline.
-		g, err := Listen(Config{Addr: "127.0.0.1:0", Shards: 1, TCP: true, TCPShape: shapeOf(loop), IdleTimeout: 10 * time.Minute})
-		if err != nil {
-			t.Fatal(err)
-		}
-		done := make(chan error, 1)
-		go func() { done <- g.Serve(context.Background()) }()
+		g, done := serveGroup(t, Config{Addr: "127.0.0.1:0", Shards: 1, TCP: true, TCPShape: shapeOf(loop), IdleTimeout: 10 * time.Minute})
 		stopped := make(chan struct{})
 		var wg sync.WaitGroup
 		for d := 0; d < 4; d++ {
@@ -401,7 +310,7 @@ func testTCPShutdownRacesNewConnections(t *testing.T, loop bool) {
 			}()
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-		err = g.Shutdown(ctx)
+		err := g.Shutdown(ctx)
 		cancel()
 		close(stopped)
 		<-done
@@ -415,12 +324,7 @@ func testTCPShutdownRacesNewConnections(t *testing.T, loop bool) {
 // testTCPCloseAfterShutdown: a Close after Shutdown (a deferred Close) must
 // not touch descriptors the loop already gave back.
 func testTCPCloseAfterShutdown(t *testing.T, loop bool) {
-	g, err := Listen(Config{Addr: "127.0.0.1:0", Shards: 1, TCP: true, TCPShape: shapeOf(loop)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- g.Serve(context.Background()) }()
+	g, done := serveGroup(t, Config{Addr: "127.0.0.1:0", Shards: 1, TCP: true, TCPShape: shapeOf(loop)})
 	time.Sleep(10 * time.Millisecond)
 	if err := g.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
@@ -467,37 +371,4 @@ func TestTCP(t *testing.T) {
 			t.Run("ShutdownAnswersWhatWasSent", func(t *testing.T) { testTCPShutdownAnswersWhatWasSent(t, loop) })
 		})
 	}
-}
-
-func shapeOf(loop bool) TCPShape {
-	if loop {
-		return TCPShapeLoop
-	}
-	return TCPShapeGoroutines
-}
-
-// waitDelivered waits until the peer's kernel has acknowledged every byte
-// written on c (SIOCOUTQ 0): what a stop must still answer has arrived.
-// Where the queue cannot be read it returns at once.
-// waitDelivered waits until the client's bytes have reached the server's
-// socket (nothing unacknowledged) and the shard has accepted the
-// connection: a connection still in the listener's backlog when the stop
-// closes the listener is reset by the kernel, which is not what these
-// tests are about.
-func waitDelivered(t *testing.T, g *Group, c net.Conn) {
-	t.Helper()
-	waitFor(t, "the connection accepted", func() bool {
-		total, _ := tcpStats(g)
-		return total.Accepted >= 1
-	})
-	rc, err := c.(*net.TCPConn).SyscallConn()
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "the requests delivered", func() bool {
-		var n int
-		var ok bool
-		_ = rc.Control(func(fd uintptr) { n, ok = outq(int(fd)) })
-		return !ok || n == 0
-	})
 }

@@ -73,11 +73,7 @@ func TestTCPReservesPerMessage(t *testing.T) {
 			g := startGroup(t, Config{Addr: "127.0.0.1:0", Shards: 1, TCP: true, TCPShape: shapeOf(loop),
 				NewHandler: func(int) packet.Handler { return usedProbe{ts: &ts, max: &peak} }})
 			ts.Store(g.tcp[0])
-			c, err := net.Dial("tcp", tcpAddr(g))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
+			c := dialTCP(t, tcpAddr(g))
 			for i := 0; i < 3; i++ {
 				_, _ = c.Write(packet.LengthPrefixed{}.AppendFrame(nil, []byte("q")))
 				_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
@@ -134,11 +130,7 @@ func TestTCPEvictionSparesBusyConnections(t *testing.T) {
 				return ts.mem.used.Load() > 0 && before.RxPackets == after.RxPackets
 			})
 			// B: one exchange, then idle; its last message is later than A's.
-			b, err := net.Dial("tcp", tcpAddr(g))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer b.Close()
+			b := dialTCP(t, tcpAddr(g))
 			exchangeTCP(t, b, req)
 			// C: retried until it evicts someone (after evictIdle).
 			var cs []net.Conn

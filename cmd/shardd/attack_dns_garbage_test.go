@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shardd/shardd/cmd/internal/testkit"
+
 	"github.com/miekg/dns"
 )
 
@@ -103,8 +105,8 @@ func TestAttackGarbageDNS(t *testing.T) {
 	const maxPacket = 1500
 	d := startDaemon(t, "--handler", "dns", "--proto", "udp,tcp", "--shards", "2", "--rcvbuf", "4M",
 		"--max-packet", fmt.Sprint(maxPacket), "--max-frame", "4096", "--metrics", "127.0.0.1:0", "--zone", "../../testdata/dns/example.com.zone", "127.0.0.1:0")
-	bound := netip.MustParseAddrPort(d.waitLine(t, "listening")["bound"].(string))
-	url := "http://" + d.waitLine(t, "serving metrics")["addr"].(string) + "/metrics"
+	bound := netip.MustParseAddrPort(d.WaitLine(t, "listening")["bound"].(string))
+	url := "http://" + d.WaitLine(t, "serving metrics")["addr"].(string) + "/metrics"
 
 	r := rand.New(rand.NewPCG(12, 2026))
 	const datagrams, chunk = 30000, 250
@@ -130,7 +132,7 @@ func TestAttackGarbageDNS(t *testing.T) {
 			replyBytes += n
 		}
 	}()
-	udp := func(text, name string) float64 { return metricSum(text, name, `proto="udp"`) }
+	udp := func(text, name string) float64 { return testkit.MetricSum(text, name, `proto="udp"`) }
 	sent := 0
 	for sent < datagrams {
 		for j := 0; j < chunk; j++ {
@@ -144,7 +146,7 @@ func TestAttackGarbageDNS(t *testing.T) {
 		// Pace: wait until shardd saw the chunk (received or dropped).
 		deadline := time.Now().Add(60 * time.Second)
 		for {
-			text := scrape(t, url)
+			text := testkit.Scrape(t, url)
 			if udp(text, "shardd_rx_packets_total")+udp(text, "shardd_kernel_drops_total") >= float64(sent) {
 				break
 			}
@@ -176,7 +178,7 @@ func TestAttackGarbageDNS(t *testing.T) {
 				tcpFrames++
 			}
 		}
-		conn, err := net.DialTimeout("tcp", bound.String(), waitTimeout)
+		conn, err := net.DialTimeout("tcp", bound.String(), testkit.WaitTimeout)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -188,17 +190,7 @@ func TestAttackGarbageDNS(t *testing.T) {
 				_, _ = conn.Write(stream)
 				_ = conn.(*net.TCPConn).CloseWrite()
 			}()
-			_ = conn.SetReadDeadline(time.Now().Add(60 * time.Second))
-			var hdr [2]byte
-			for {
-				if _, err := io.ReadFull(conn, hdr[:]); err != nil {
-					return
-				}
-				if _, err := io.CopyN(io.Discard, conn, int64(binary.BigEndian.Uint16(hdr[:]))); err != nil {
-					return
-				}
-				tcpReplies[i]++
-			}
+			tcpReplies[i] += readFrames(conn)
 		}()
 	}
 	wg.Wait()
@@ -222,7 +214,7 @@ func TestAttackGarbageDNS(t *testing.T) {
 			stream = append(stream, query(n)...)
 			tcpFrames++
 		}
-		conn, err := net.DialTimeout("tcp", bound.String(), waitTimeout)
+		conn, err := net.DialTimeout("tcp", bound.String(), testkit.WaitTimeout)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -230,17 +222,7 @@ func TestAttackGarbageDNS(t *testing.T) {
 			t.Fatal(err)
 		}
 		_ = conn.(*net.TCPConn).CloseWrite()
-		_ = conn.SetReadDeadline(time.Now().Add(60 * time.Second))
-		var hdr [2]byte
-		for {
-			if _, err := io.ReadFull(conn, hdr[:]); err != nil {
-				break
-			}
-			if _, err := io.CopyN(io.Discard, conn, int64(binary.BigEndian.Uint16(hdr[:]))); err != nil {
-				break
-			}
-			brokenReplies++
-		}
+		brokenReplies += readFrames(conn)
 		conn.Close()
 	}
 	if brokenReplies != 6 {
@@ -252,13 +234,13 @@ func TestAttackGarbageDNS(t *testing.T) {
 	var rx, drops, truncated, handlerErrs, responses, dropped float64
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		text = scrape(t, url)
+		text = testkit.Scrape(t, url)
 		rx, drops = udp(text, "shardd_rx_packets_total"), udp(text, "shardd_kernel_drops_total")
 		truncated, handlerErrs = udp(text, "shardd_truncated_total"), udp(text, "shardd_handler_errors_total")
 		responses, dropped = udp(text, "shardd_dns_responses_total"), udp(text, "shardd_dns_dropped_total")
-		tcpRx := metricSum(text, "shardd_rx_packets_total", `proto="tcp"`)
-		tcpDone := metricSum(text, "shardd_dns_responses_total", `proto="tcp"`) + metricSum(text, "shardd_dns_dropped_total", `proto="tcp"`) +
-			metricSum(text, "shardd_handler_errors_total", `proto="tcp"`)
+		tcpRx := testkit.MetricSum(text, "shardd_rx_packets_total", `proto="tcp"`)
+		tcpDone := testkit.MetricSum(text, "shardd_dns_responses_total", `proto="tcp"`) + testkit.MetricSum(text, "shardd_dns_dropped_total", `proto="tcp"`) +
+			testkit.MetricSum(text, "shardd_handler_errors_total", `proto="tcp"`)
 		if rx+drops >= float64(sent) && responses+dropped+truncated+handlerErrs >= rx && tcpRx >= float64(tcpFrames) && tcpDone >= tcpRx ||
 			time.Now().After(deadline) {
 			break
@@ -281,7 +263,7 @@ func TestAttackGarbageDNS(t *testing.T) {
 		t.Errorf("received %v datagrams, but responses + dropped + truncated + handler errors = %v: %v unaccounted", rx, got, rx-got)
 	}
 
-	tcp := func(name string) float64 { return metricSum(text, name, `proto="tcp"`) }
+	tcp := func(name string) float64 { return testkit.MetricSum(text, name, `proto="tcp"`) }
 	totalTCPReplies := brokenReplies
 	for _, n := range tcpReplies {
 		totalTCPReplies += n
@@ -291,7 +273,7 @@ func TestAttackGarbageDNS(t *testing.T) {
 		tcpFrames, tcpEmpty, tcp("shardd_tcp_empty_frames_total"), conns, tcpRx, tcp("shardd_dns_responses_total"), seriesBy(text, "shardd_dns_responses_total", "rcode", "tcp"),
 		tcp("shardd_dns_dropped_total"), tcp("shardd_handler_errors_total"), totalTCPReplies, seriesBy(text, "shardd_tcp_closed_total", "reason", ""),
 		tcp("shardd_tcp_discarded_bytes_total"))
-	if got := metricSum(text, "shardd_tcp_closed_total", `reason="frame_too_large"`); got != 1 {
+	if got := testkit.MetricSum(text, "shardd_tcp_closed_total", `reason="frame_too_large"`); got != 1 {
 		t.Errorf("shardd_tcp_closed_total{reason=frame_too_large} = %v, want 1", got)
 	}
 	// The partial frame's 22 bytes, and what the server had read of the
@@ -321,12 +303,29 @@ func TestAttackGarbageDNS(t *testing.T) {
 	if repTCP.status != "NOERROR" || !repTCP.has(repTCP.answer, "192.0.2.21") {
 		t.Fatalf("dig +tcp after the attack: status %s, answer %v\n%s", repTCP.status, repTCP.answer, repTCP.out)
 	}
-	if code, _ := d.stop(t, syscall.SIGTERM); code != 0 {
-		t.Fatalf("exit %d:\n%s", code, d.stderr)
+	if code, _ := d.Stop(t, syscall.SIGTERM); code != 0 {
+		t.Fatalf("exit %d:\n%s", code, d.Stderr)
 	}
 	c.Close()
 	<-readDone
 	t.Logf("attack: the UDP client read %d replies (%d bytes)", replies, replyBytes)
+}
+
+// readFrames reads TCP-framed DNS messages from conn (for up to 60 s)
+// until it ends or breaks, and returns how many whole ones came.
+func readFrames(conn net.Conn) int {
+	_ = conn.SetReadDeadline(time.Now().Add(60 * time.Second))
+	var hdr [2]byte
+	n := 0
+	for {
+		if _, err := io.ReadFull(conn, hdr[:]); err != nil {
+			return n
+		}
+		if _, err := io.CopyN(io.Discard, conn, int64(binary.BigEndian.Uint16(hdr[:]))); err != nil {
+			return n
+		}
+		n++
+	}
 }
 
 // seriesBy lists the series of name by one label ("rcode NOERROR 12, ..."),

@@ -3,16 +3,15 @@ package main
 import (
 	"bufio"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/shardd/shardd/cmd/internal/testkit"
 
 	"golang.org/x/sys/unix"
 )
@@ -21,7 +20,7 @@ import (
 // starts with prefix.
 func logLines(d *daemon, prefix string) []map[string]any {
 	var out []map[string]any
-	sc := bufio.NewScanner(strings.NewReader(d.stderr.String()))
+	sc := bufio.NewScanner(strings.NewReader(d.Stderr.String()))
 	sc.Buffer(nil, 1<<20)
 	for sc.Scan() {
 		var m map[string]any
@@ -45,31 +44,15 @@ func waitLines(t *testing.T, d *daemon, prefix string, n int) []map[string]any {
 			return ls
 		}
 		select {
-		case <-d.exited:
-			t.Fatalf("shardd exited (code %d) before logging %q %d times:\n%s", d.code, prefix, n, d.stderr)
+		case <-d.Exited:
+			t.Fatalf("shardd exited (code %d) before logging %q %d times:\n%s", d.Code, prefix, n, d.Stderr)
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("shardd logged %q %d times, want %d:\n%s", prefix, len(ls), n, d.stderr)
+			t.Fatalf("shardd logged %q %d times, want %d:\n%s", prefix, len(ls), n, d.Stderr)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-}
-
-// openFDs lists the descriptor numbers pid has open.
-func openFDs(t *testing.T, pid int) map[uint64]bool {
-	t.Helper()
-	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	used := map[uint64]bool{}
-	for _, e := range ents {
-		if n, err := strconv.ParseUint(e.Name(), 10, 64); err == nil {
-			used[n] = true
-		}
-	}
-	return used
 }
 
 // checkFDLine checks that a logged error names descriptor exhaustion and
@@ -93,10 +76,10 @@ func TestAttackDescriptorExhaustionReported(t *testing.T) {
 	pidfile := filepath.Join(t.TempDir(), "pid")
 	d := startDaemon(t, "--handler", "dns", "--zone", "../../testdata/dns/example.com.zone", "--proto", "udp,tcp", "--shards", "2",
 		"--metrics", "127.0.0.1:0", "--guard-interval", "50ms", "--log-level", "debug", "--pidfile", pidfile, "127.0.0.1:0")
-	d.waitLine(t, "listening")
-	url := "http://" + d.waitLine(t, "serving metrics")["addr"].(string) + "/metrics"
-	pid := d.cmd.Process.Pid
-	scrapeRetry(t, url)
+	d.WaitLine(t, "listening")
+	url := "http://" + d.WaitLine(t, "serving metrics")["addr"].(string) + "/metrics"
+	pid := d.Cmd.Process.Pid
+	testkit.ScrapeRetry(t, url)
 
 	var old unix.Rlimit
 	if err := unix.Prlimit(pid, unix.RLIMIT_NOFILE, nil, &old); err != nil {
@@ -112,7 +95,7 @@ func TestAttackDescriptorExhaustionReported(t *testing.T) {
 	// is lowered: raising a hard limit back needs CAP_SYS_RESOURCE, which
 	// a container may lack, and shardd never raises its own.
 	const n = 3
-	held := openFDs(t, pid)
+	held := testkit.OpenFDs(t, pid)
 	if !held[0] || !held[1] || !held[2] {
 		t.Fatalf("shardd does not hold descriptors 0, 1 and 2: %v", held)
 	}
@@ -151,11 +134,11 @@ func TestAttackDescriptorExhaustionReported(t *testing.T) {
 	const serverErr = "metrics endpoint: server error"
 	checkFDLine(t, "metrics endpoint", waitLines(t, d, serverErr, 1)[0])
 
-	if err := d.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+	if err := d.Cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
 	checkFDLine(t, "reload", waitLines(t, d, "signal handling failed", 1)[0])
-	if err := d.cmd.Process.Signal(syscall.SIGUSR2); err != nil {
+	if err := d.Cmd.Process.Signal(syscall.SIGUSR2); err != nil {
 		t.Fatal(err)
 	}
 	checkFDLine(t, "upgrade", waitLines(t, d, "upgrade failed", 1)[0])
@@ -170,11 +153,11 @@ func TestAttackDescriptorExhaustionReported(t *testing.T) {
 	}
 	waitLines(t, d, "metrics endpoint accepts connections again", 1)
 	waitLines(t, d, "looking for foreign sockets works again", 1)
-	if err := d.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+	if err := d.Cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
 	waitLines(t, d, "zone reloaded", 1)
-	scrapeRetry(t, url)
+	testkit.ScrapeRetry(t, url)
 
 	for msg, want := range map[string]int{guardMsg: 1, serverErr: 1, "signal handling failed": 1, "upgrade failed": 1,
 		"metrics endpoint accepts connections again": 1, "looking for foreign sockets works again": 1} {
@@ -182,8 +165,8 @@ func TestAttackDescriptorExhaustionReported(t *testing.T) {
 			t.Errorf("%q logged %d times, want %d", msg, got, want)
 		}
 	}
-	if code, _ := d.stop(t, syscall.SIGTERM); code != 0 {
-		t.Errorf("exit %d:\n%s", code, d.stderr)
+	if code, _ := d.Stop(t, syscall.SIGTERM); code != 0 {
+		t.Errorf("exit %d:\n%s", code, d.Stderr)
 	}
 	if testing.Verbose() {
 		for _, m := range []string{guardMsg, serverErr, "signal handling failed", "upgrade failed", "metrics endpoint accepts", "looking for foreign sockets works"} {

@@ -3,42 +3,12 @@ package main
 import (
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
-	"time"
+
+	"github.com/shardd/shardd/cmd/internal/testkit"
 )
-
-// stopWithin sends sig and waits up to 20 s for the daemon to exit: a
-// daemon wedged on a planted file never does.
-func (d *daemon) stopWithin(t *testing.T, sig syscall.Signal) int {
-	t.Helper()
-	if err := d.cmd.Process.Signal(sig); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-d.exited:
-		return d.code
-	case <-time.After(20 * time.Second):
-		t.Fatalf("shardd did not exit within 20 s of %v:\n%s", sig, d.stderr)
-	}
-	return -1
-}
-
-// waitPidfile waits until path holds the daemon's pid.
-func waitPidfile(t *testing.T, d *daemon, path string) string {
-	t.Helper()
-	pid := strconv.Itoa(d.cmd.Process.Pid)
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		if b, _ := os.ReadFile(path); string(b) == pid+"\n" {
-			return pid
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("pidfile %s never held %s:\n%s", path, pid, d.stderr)
-		}
-	}
-}
 
 // TestAttackPidfileFIFO: a FIFO at the --pidfile path is refused at start
 // (one line, exit 1), and one put there while shardd runs does not block its
@@ -59,16 +29,16 @@ func TestAttackPidfileFIFO(t *testing.T) {
 	}
 
 	d := startDaemon(t, "--shards", "1", "--pidfile", pidfile, "127.0.0.1:0")
-	d.waitLine(t, "listening")
-	waitPidfile(t, d, pidfile)
+	d.WaitLine(t, "listening")
+	d.WaitPidfile(t, pidfile)
 	if err := os.Remove(pidfile); err != nil {
 		t.Fatal(err)
 	}
 	if err := syscall.Mkfifo(pidfile, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if code := d.stopWithin(t, syscall.SIGTERM); code != 0 {
-		t.Errorf("exit %d:\n%s", code, d.stderr)
+	if code := d.StopWithin(t, syscall.SIGTERM); code != 0 {
+		t.Errorf("exit %d:\n%s", code, d.Stderr)
 	}
 	if fi, err := os.Lstat(pidfile); err != nil || fi.Mode()&os.ModeNamedPipe == 0 {
 		t.Errorf("the FIFO at the pidfile path was removed or replaced: %v %v", fi, err)
@@ -85,8 +55,8 @@ func TestAttackPidfileHardLink(t *testing.T) {
 	dir := t.TempDir()
 	pidfile := filepath.Join(dir, "shardd.pid")
 	d := startDaemon(t, "--shards", "1", "--pidfile", pidfile, "127.0.0.1:0")
-	d.waitLine(t, "listening")
-	pid := waitPidfile(t, d, pidfile)
+	d.WaitLine(t, "listening")
+	pid := d.WaitPidfile(t, pidfile)
 	v := filepath.Join(dir, "victim")
 	if err := os.WriteFile(v, []byte(pid+"\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -97,8 +67,8 @@ func TestAttackPidfileHardLink(t *testing.T) {
 	if err := os.Link(v, pidfile); err != nil {
 		t.Fatal(err)
 	}
-	if code := d.stopWithin(t, syscall.SIGTERM); code != 0 {
-		t.Errorf("exit %d:\n%s", code, d.stderr)
+	if code := d.StopWithin(t, syscall.SIGTERM); code != 0 {
+		t.Errorf("exit %d:\n%s", code, d.Stderr)
 	}
 	fi, err := os.Lstat(pidfile)
 	vi, verr := os.Stat(v)
@@ -120,7 +90,7 @@ func TestAttackPidfileHardLink(t *testing.T) {
 // file is untouched.
 func TestAttackSyslogSinkFIFOAndHardLink(t *testing.T) {
 	dir := t.TempDir()
-	v := victim(t, dir)
+	v := testkit.Victim(t, dir)
 	sink := filepath.Join(dir, "sink.ndjson")
 	if err := syscall.Mkfifo(sink, 0o600); err != nil {
 		t.Fatal(err)
@@ -141,30 +111,19 @@ func TestAttackSyslogSinkFIFOAndHardLink(t *testing.T) {
 		t.Errorf("hard link: exit %d, want %d", code, exitRuntime)
 	}
 	assertOneLine(t, stderr, "--sink "+sink, "more than one name")
-	assertUntouched(t, v)
+	testkit.AssertUntouched(t, v)
 	if err := os.Remove(sink); err != nil {
 		t.Fatal(err)
 	}
 
-	d := startDaemon(t, "--handler", "syslog", "--sink", sink, "--shards", "1", "127.0.0.1:0")
-	d.waitLine(t, "listening")
-	if err := os.Rename(sink, sink+".1"); err != nil {
-		t.Fatal(err)
-	}
-	if err := syscall.Mkfifo(sink, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := d.cmd.Process.Signal(syscall.SIGUSR1); err != nil {
-		t.Fatal(err)
-	}
-	l := d.waitLine(t, "signal handling failed; the previous state keeps serving")
+	d, l := reopenOnto(t, sink, func(path string) error { return syscall.Mkfifo(path, 0o600) })
 	if e, _ := l["error"].(string); !strings.Contains(e, "FIFO with no reader") || !strings.Contains(e, sink) {
 		t.Errorf("reopen error %q: want the path and the reason", e)
 	}
-	if code := d.stopWithin(t, syscall.SIGTERM); code != 0 {
-		t.Errorf("exit %d:\n%s", code, d.stderr)
+	if code := d.StopWithin(t, syscall.SIGTERM); code != 0 {
+		t.Errorf("exit %d:\n%s", code, d.Stderr)
 	}
-	assertUntouched(t, v)
+	testkit.AssertUntouched(t, v)
 	if !t.Failed() {
 		t.Logf("attack: --sink a FIFO without a reader or a hard link: refused at start (exit %d); a FIFO planted while running: USR1 refuses it, TERM exits 0", code)
 	}

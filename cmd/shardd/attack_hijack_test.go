@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/shardd/shardd/cmd/internal/ports"
+	"github.com/shardd/shardd/cmd/internal/testkit"
 
 	"golang.org/x/sys/unix"
 )
@@ -252,10 +253,11 @@ var (
 )
 
 // startHijackProbe runs the probe as nobody. The test binary sits in a
-// directory only root can enter, so it is copied beside the shardd binary
+// directory only root can enter, so it is copied into testkit.BinDir
 // (world-readable).
 func startHijackProbe(t *testing.T, attempts []hijackAttempt) (*hijackProbeProc, hijackReport) {
 	t.Helper()
+	dir := testkit.BinDir(t)
 	probeBinOnce.Do(func() {
 		self, err := os.Executable()
 		if err != nil {
@@ -267,7 +269,7 @@ func startHijackProbe(t *testing.T, attempts []hijackAttempt) (*hijackProbeProc,
 			probeBinErr = err
 			return
 		}
-		probeBin = filepath.Join(filepath.Dir(sharddBin), "hijack-probe")
+		probeBin = filepath.Join(dir, "hijack-probe")
 		probeBinErr = os.WriteFile(probeBin, b, 0o755)
 	})
 	if probeBinErr != nil {
@@ -389,8 +391,8 @@ func TestAttackHijack(t *testing.T) {
 			} else {
 				d = startDaemon(t, append(args, tc.addr)...)
 			}
-			bound := netip.MustParseAddrPort(d.waitLine(t, "listening")["bound"].(string))
-			url := "http://" + d.waitLine(t, "serving metrics")["addr"].(string) + "/metrics"
+			bound := netip.MustParseAddrPort(d.WaitLine(t, "listening")["bound"].(string))
+			url := "http://" + d.WaitLine(t, "serving metrics")["addr"].(string) + "/metrics"
 			port := bound.Port()
 
 			p, rep := startHijackProbe(t, hijackAttempts(port, tc.attackers...))
@@ -435,9 +437,9 @@ func TestAttackHijack(t *testing.T) {
 					// kernel drops, or the probe.
 					deadline := time.Now().Add(30 * time.Second)
 					for {
-						text := scrape(t, url)
+						text := testkit.Scrape(t, url)
 						stolen = p.counts(t)
-						got := metricSum(text, "shardd_rx_packets_total", `proto="udp"`) + metricSum(text, "shardd_kernel_drops_total", `proto="udp"`)
+						got := testkit.MetricSum(text, "shardd_rx_packets_total", `proto="udp"`) + testkit.MetricSum(text, "shardd_kernel_drops_total", `proto="udp"`)
 						if int(got)+int(stolen.UDP) >= sent {
 							break
 						}
@@ -449,7 +451,7 @@ func TestAttackHijack(t *testing.T) {
 				}
 				c.Close()
 				for i := 0; i < conns; i++ {
-					conn, err := net.DialTimeout("tcp", to.String(), waitTimeout)
+					conn, err := net.DialTimeout("tcp", to.String(), testkit.WaitTimeout)
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -460,18 +462,18 @@ func TestAttackHijack(t *testing.T) {
 			var text string
 			deadline := time.Now().Add(30 * time.Second)
 			for {
-				text = scrape(t, url)
+				text = testkit.Scrape(t, url)
 				stolen = p.counts(t)
-				if metricSum(text, "shardd_tcp_accepted_total", "")+float64(stolen.TCP) >= wantConns || time.Now().After(deadline) {
+				if testkit.MetricSum(text, "shardd_tcp_accepted_total", "")+float64(stolen.TCP) >= wantConns || time.Now().After(deadline) {
 					break
 				}
 				time.Sleep(10 * time.Millisecond)
 			}
-			rx := metricSum(text, "shardd_rx_packets_total", `proto="udp"`)
-			drops := metricSum(text, "shardd_kernel_drops_total", `proto="udp"`)
-			accepted := metricSum(text, "shardd_tcp_accepted_total", "")
-			foreign := metricSum(text, "shardd_foreign_sockets", "")
-			warnings := strings.Count(d.stderr.String(), "a socket that is not shardd's can take this listener's traffic")
+			rx := testkit.MetricSum(text, "shardd_rx_packets_total", `proto="udp"`)
+			drops := testkit.MetricSum(text, "shardd_kernel_drops_total", `proto="udp"`)
+			accepted := testkit.MetricSum(text, "shardd_tcp_accepted_total", "")
+			foreign := testkit.MetricSum(text, "shardd_foreign_sockets", "")
+			warnings := strings.Count(d.Stderr.String(), "a socket that is not shardd's can take this listener's traffic")
 			t.Logf("attack: %s: %d datagrams sent after the attempts, shardd received %v (kernel drops %v), the attacker %d; %v connections, shardd accepted %v, the attacker %d; guard: shardd_foreign_sockets %v, %d warnings",
 				tc.name, sent, rx, drops, stolen.UDP, wantConns, accepted, stolen.TCP, foreign, warnings)
 			if stolen.UDP != 0 || stolen.TCP != 0 {
@@ -483,8 +485,8 @@ func TestAttackHijack(t *testing.T) {
 			if accepted != wantConns {
 				t.Errorf("shardd accepted %v of %v connections", accepted, wantConns)
 			}
-			if code, _ := d.stop(t, syscall.SIGTERM); code != 0 {
-				t.Fatalf("exit %d:\n%s", code, d.stderr)
+			if code, _ := d.Stop(t, syscall.SIGTERM); code != 0 {
+				t.Fatalf("exit %d:\n%s", code, d.Stderr)
 			}
 		})
 	}
@@ -502,83 +504,15 @@ func startActivatedDaemon(t *testing.T, args []string, host string) *daemon {
 // (the sockets stay the test's, as systemd's stay root's).
 func startActivatedDaemonAs(t *testing.T, cred *syscall.Credential, args []string, host string) *daemon {
 	t.Helper()
-	ip := netip.MustParseAddr(host).As4()
-	mk := func(typ int) int {
-		fd, err := unix.Socket(unix.AF_INET, typ|unix.SOCK_CLOEXEC, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
-		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
-		return fd
-	}
-	var udp, tcp, port int
-	for try := 0; ; try++ {
-		udp = mk(unix.SOCK_DGRAM)
-		if err := unix.Bind(udp, &unix.SockaddrInet4{Addr: ip}); err != nil {
-			t.Fatal(err)
-		}
-		sa, _ := unix.Getsockname(udp)
-		port = sa.(*unix.SockaddrInet4).Port
-		tcp = mk(unix.SOCK_STREAM)
-		err := unix.Bind(tcp, &unix.SockaddrInet4{Port: port, Addr: ip})
-		if err == nil {
-			break
-		}
-		unix.Close(udp)
-		unix.Close(tcp)
-		if try == 20 {
-			t.Fatal(err)
-		}
-	}
-	if err := unix.Listen(tcp, 128); err != nil {
-		t.Fatal(err)
-	}
-	d := &daemon{stderr: &lockedBuffer{}, lines: make(chan map[string]any, 256), exited: make(chan struct{})}
-	d.cmd = exec.Command("sh", append([]string{"-c", `LISTEN_PID=$$ LISTEN_FDS=2 exec "$0" "$@"`, sharddBin}, append(args, fmt.Sprintf("%s:%d", host, port))...)...)
-	d.cmd.ExtraFiles = []*os.File{os.NewFile(uintptr(udp), "udp"), os.NewFile(uintptr(tcp), "tcp")}
-	d.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
-	startDaemonCmd(t, d)
-	for _, f := range d.cmd.ExtraFiles {
+	files, port := testkit.ActivationSockets(t, netip.MustParseAddr(host))
+	cmd := exec.Command("sh", append([]string{"-c", `LISTEN_PID=$$ LISTEN_FDS=2 exec "$0" "$@"`, sharddBin(t)}, append(args, fmt.Sprintf("%s:%d", host, port))...)...)
+	cmd.ExtraFiles = files
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	d := testkit.Start(t, "shardd", cmd)
+	for _, f := range cmd.ExtraFiles {
 		f.Close() // the daemon has them now
 	}
 	return d
-}
-
-// startDaemonCmd starts d.cmd as startDaemonAs does, reading its JSON log.
-func startDaemonCmd(t *testing.T, d *daemon) {
-	t.Helper()
-	pr, pw := io.Pipe()
-	d.cmd.Stderr = io.MultiWriter(d.stderr, pw)
-	if err := d.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		sc := bufio.NewScanner(pr)
-		for sc.Scan() {
-			var m map[string]any
-			if json.Unmarshal(sc.Bytes(), &m) == nil {
-				select {
-				case d.lines <- m:
-				default:
-				}
-			}
-		}
-	}()
-	go func() {
-		_ = d.cmd.Wait()
-		d.code = d.cmd.ProcessState.ExitCode()
-		pw.Close()
-		close(d.exited)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-d.exited:
-		default:
-			_ = d.cmd.Process.Kill() // only the process this test started
-			<-d.exited
-		}
-	})
 }
 
 // TestActivatedSocketsOfAnotherUser: systemd binds as root and the sample
@@ -594,23 +528,23 @@ func TestActivatedSocketsOfAnotherUser(t *testing.T) {
 	args := []string{"--log-format", "json", "--proto", "udp,tcp", "--metrics", "127.0.0.1:0"}
 	d := startActivatedDaemonAs(t, nobody, append(args, "--shards", "2"), "127.0.0.1")
 	select {
-	case <-d.exited:
+	case <-d.Exited:
 	case <-time.After(30 * time.Second):
-		t.Fatalf("shardd did not exit:\n%s", d.stderr)
+		t.Fatalf("shardd did not exit:\n%s", d.Stderr)
 	}
-	if d.code != exitRuntime {
-		t.Errorf("exit %d, want %d", d.code, exitRuntime)
+	if d.Code != exitRuntime {
+		t.Errorf("exit %d, want %d", d.Code, exitRuntime)
 	}
-	assertOneLine(t, d.stderr.String(), "(shard 1)", "belong to uid 0", "this process (uid 65534)", "use --shards 1")
+	assertOneLine(t, d.Stderr.String(), "(shard 1)", "belong to uid 0", "this process (uid 65534)", "use --shards 1")
 
 	d = startActivatedDaemonAs(t, nobody, append(args, "--shards", "1"), "127.0.0.1")
-	d.waitLine(t, "turned SO_REUSEADDR off on inherited UDP sockets: with it a process of any user could bind the port and take its datagrams")
-	bound := netip.MustParseAddrPort(d.waitLine(t, "listening")["bound"].(string))
-	if got, _ := exchange(t, "udp4", bound, []byte("activated")); string(got) != "activated" {
+	d.WaitLine(t, "turned SO_REUSEADDR off on inherited UDP sockets: with it a process of any user could bind the port and take its datagrams")
+	bound := netip.MustParseAddrPort(d.WaitLine(t, "listening")["bound"].(string))
+	if got, _ := testkit.Exchange(t, "udp4", bound, []byte("activated")); string(got) != "activated" {
 		t.Fatalf("UDP: %q", got)
 	}
-	if code, _ := d.stop(t, syscall.SIGTERM); code != 0 {
-		t.Fatalf("exit %d:\n%s", code, d.stderr)
+	if code, _ := d.Stop(t, syscall.SIGTERM); code != 0 {
+		t.Fatalf("exit %d:\n%s", code, d.Stderr)
 	}
 }
 
@@ -643,14 +577,14 @@ func TestSeveralAddrsOnOnePort(t *testing.T) {
 			}
 			d := startDaemon(t, args...)
 			for range tc.addrs {
-				d.waitLine(t, "listening")
+				d.WaitLine(t, "listening")
 			}
-			url := "http://" + d.waitLine(t, "serving metrics")["addr"].(string) + "/metrics"
+			url := "http://" + d.WaitLine(t, "serving metrics")["addr"].(string) + "/metrics"
 			to := netip.AddrPortFrom(netip.MustParseAddr(tc.to), port)
-			if got, _ := exchange(t, "udp", to, []byte("several")); string(got) != "several" {
+			if got, _ := testkit.Exchange(t, "udp", to, []byte("several")); string(got) != "several" {
 				t.Fatalf("UDP reply %q", got)
 			}
-			c, err := net.DialTimeout("tcp", to.String(), waitTimeout)
+			c, err := net.DialTimeout("tcp", to.String(), testkit.WaitTimeout)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -661,13 +595,13 @@ func TestSeveralAddrsOnOnePort(t *testing.T) {
 				t.Fatalf("TCP reply %q: %v", buf, err)
 			}
 			c.Close()
-			text := scrape(t, url)
+			text := testkit.Scrape(t, url)
 			want := fmt.Sprintf(`listener="`+tc.listener+`"`, port)
-			if got := metricSum(text, "shardd_rx_packets_total", want); got < 2 {
+			if got := testkit.MetricSum(text, "shardd_rx_packets_total", want); got < 2 {
 				t.Errorf("%s received %v messages (UDP + TCP), want both\n%s", want, got, text)
 			}
-			if code, _ := d.stop(t, syscall.SIGTERM); code != 0 {
-				t.Fatalf("exit %d:\n%s", code, d.stderr)
+			if code, _ := d.Stop(t, syscall.SIGTERM); code != 0 {
+				t.Fatalf("exit %d:\n%s", code, d.Stderr)
 			}
 		})
 	}

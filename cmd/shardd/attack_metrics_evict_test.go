@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/shardd/shardd/cmd/internal/testkit"
 )
 
 // TestAttackMetricsIdleFlood: a client that opens a connection and sends
@@ -25,11 +27,7 @@ func TestAttackMetricsIdleFlood(t *testing.T) {
 	go func() {
 		defer close(done)
 		var held []net.Conn
-		defer func() {
-			for _, c := range held {
-				c.Close()
-			}
-		}()
+		defer testkit.CloseAll(&held)
 		end := time.Now().Add(60 * time.Second)
 		for i := 0; i < 20000 && time.Now().Before(end); i++ {
 			d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(1+i%10))}, Timeout: 10 * time.Second}
@@ -82,6 +80,6 @@ func TestAttackMetricsIdleFlood(t *testing.T) {
 		t.Errorf("%d of %d scrapes succeeded during the flood", ok, scrapes)
 	}
 	t.Logf("attack: an idle /metrics connection every 5 ms from 10 addresses (%d opened): %d of %d scrapes succeeded first time, in %v; evicted %v, refused %v full, %v at the per-source cap",
-		opened.Load(), ok, scrapes, took.Round(time.Millisecond), metricSum(last, "shardd_metrics_http_closed_total", `reason="evicted"`),
-		metricSum(last, "shardd_metrics_http_closed_total", `reason="full"`), metricSum(last, "shardd_metrics_http_closed_total", `reason="source"`))
+		opened.Load(), ok, scrapes, took.Round(time.Millisecond), testkit.MetricSum(last, "shardd_metrics_http_closed_total", `reason="evicted"`),
+		testkit.MetricSum(last, "shardd_metrics_http_closed_total", `reason="full"`), testkit.MetricSum(last, "shardd_metrics_http_closed_total", `reason="source"`))
 }

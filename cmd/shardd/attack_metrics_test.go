@@ -2,18 +2,17 @@ package main
 
 import (
 	"bufio"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/shardd/shardd/cmd/internal/testkit"
 
 	"golang.org/x/sys/unix"
 )
@@ -27,102 +26,19 @@ const (
 	fdSlack    = 8
 )
 
-// procFDs is how many descriptors pid has open.
-func procFDs(t *testing.T, pid int) int {
-	t.Helper()
-	n, err := countFDs(pid)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n
-}
-
-func countFDs(pid int) (int, error) {
-	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
-	return len(ents), err
-}
-
-// fdsOf is a sampler for peakWatch (0 once the process is gone).
-func fdsOf(pid int) func() int64 {
-	return func() int64 { n, _ := countFDs(pid); return int64(n) }
-}
-
-// procRSS is pid's resident memory in bytes (VmRSS).
-func procRSS(t *testing.T, pid int) int64 {
-	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
-			kb, _ := strconv.ParseInt(f[1], 10, 64)
-			return kb << 10
-		}
-	}
-	t.Fatal("no VmRSS")
-	return 0
-}
-
-// peakWatch samples f every few milliseconds until stop; stop returns the
-// largest value seen.
-func peakWatch(f func() int64) (stop func() int64) {
-	var peak atomic.Int64
-	peak.Store(f())
-	quit, done := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			if v := f(); v > peak.Load() {
-				peak.Store(v)
-			}
-			select {
-			case <-quit:
-				return
-			case <-time.After(2 * time.Millisecond):
-			}
-		}
-	}()
-	return func() int64 { close(quit); <-done; return peak.Load() }
-}
-
-// scrapeRetry fetches url on a fresh connection until it succeeds (a
-// scraper retries) or 30 s pass.
-func scrapeRetry(t *testing.T, url string) (string, time.Duration) {
-	t.Helper()
-	start := time.Now()
-	var last error
-	for time.Since(start) < 30*time.Second {
-		c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-		resp, err := c.Get(url)
-		if err == nil {
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return string(b), time.Since(start)
-			}
-			err = fmt.Errorf("%s", resp.Status)
-		}
-		last = err
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatalf("no scrape of %s succeeded within 30s: %v", url, last)
-	return "", 0
-}
-
 // reloads sends HUP and waits for the reload to be logged.
 func reloads(t *testing.T, d *daemon) {
 	t.Helper()
-	if err := d.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+	if err := d.Cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	d.waitLine(t, "zone reloaded")
+	d.WaitLine(t, "zone reloaded")
 }
 
 func metricsDaemon(t *testing.T) (d *daemon, pid int, url string) {
 	d, _, url = dnsDaemon(t, "--zone", "../../testdata/dns/example.com.zone")
-	pid = d.cmd.Process.Pid
-	scrapeRetry(t, url) // the process collector's first pass opens nothing more later
+	pid = d.Cmd.Process.Pid
+	testkit.ScrapeRetry(t, url) // the process collector's first pass opens nothing more later
 	return d, pid, url
 }
 
@@ -133,15 +49,11 @@ func metricsDaemon(t *testing.T) (d *daemon, pid int, url string) {
 func TestAttackMetricsIdleConnections(t *testing.T) {
 	d, pid, url := metricsDaemon(t)
 	addr := strings.TrimSuffix(strings.TrimPrefix(url, "http://"), "/metrics")
-	base := procFDs(t, pid)
-	stop := peakWatch(fdsOf(pid))
+	base := testkit.FDs(t, pid)
+	stop := testkit.PeakWatch(2*time.Millisecond, testkit.FDsOf(pid))
 	const n = 1000
 	var held []net.Conn
-	defer func() {
-		for _, c := range held {
-			c.Close()
-		}
-	}()
+	defer testkit.CloseAll(&held)
 	for i := 0; i < n; i++ {
 		c, err := net.DialTimeout("tcp", addr, 10*time.Second)
 		if err != nil {
@@ -158,14 +70,14 @@ func TestAttackMetricsIdleConnections(t *testing.T) {
 			}
 		}
 	}
-	text, took := scrapeRetry(t, url)
+	text, took := testkit.ScrapeRetry(t, url)
 	peak := stop()
 	if peak > int64(base+metricsCap+fdSlack) {
 		t.Errorf("the daemon held %d descriptors during the attack, %d before; the cap is %d connections", peak, base, metricsCap)
 	}
 	reloads(t, d)
 	t.Logf("attack: %d idle/silent /metrics connections held: daemon descriptors %d -> at most %d (cap %d); refused %v, evicted %v; a scrape during the attack took %v; HUP reload ok",
-		n, base, peak, metricsCap, metricSum(text, "shardd_metrics_http_closed_total", `reason="full"`), metricSum(text, "shardd_metrics_http_closed_total", `reason="evicted"`), took.Round(time.Millisecond))
+		n, base, peak, metricsCap, testkit.MetricSum(text, "shardd_metrics_http_closed_total", `reason="full"`), testkit.MetricSum(text, "shardd_metrics_http_closed_total", `reason="evicted"`), took.Round(time.Millisecond))
 }
 
 // TestAttackMetricsSlowClients: 200 slowloris clients (headers a byte at a
@@ -176,16 +88,9 @@ func TestAttackMetricsIdleConnections(t *testing.T) {
 func TestAttackMetricsSlowClients(t *testing.T) {
 	d, pid, url := metricsDaemon(t)
 	addr := strings.TrimSuffix(strings.TrimPrefix(url, "http://"), "/metrics")
-	base, rss0 := procFDs(t, pid), procRSS(t, pid)
-	stopFDs := peakWatch(fdsOf(pid))
-	stopRSS := peakWatch(func() int64 {
-		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-		if _, rest, ok := strings.Cut(string(b), "VmRSS:"); ok {
-			kb, _ := strconv.ParseInt(strings.Fields(rest)[0], 10, 64)
-			return kb << 10
-		}
-		return 0
-	})
+	base, rss0 := testkit.FDs(t, pid), testkit.RSS(t, pid)
+	stopFDs := testkit.PeakWatch(2*time.Millisecond, testkit.FDsOf(pid))
+	stopRSS := testkit.PeakWatch(2*time.Millisecond, testkit.RSSOf(pid))
 	const slowloris, posts = 200, 500
 	var closed, got405 atomic.Int64
 	stop := make(chan struct{})
@@ -257,7 +162,7 @@ func TestAttackMetricsSlowClients(t *testing.T) {
 	if grew := peakRSS - rss0; grew > 20<<20 {
 		t.Errorf("the daemon's memory grew by %d MB during the attack (VmRSS %d -> %d MB)", grew>>20, rss0>>20, peakRSS>>20)
 	}
-	_, took := scrapeRetry(t, url)
+	_, took := testkit.ScrapeRetry(t, url)
 	// A POST on its own gets its 405 (under the attack most were refused
 	// before they could send a request).
 	resp, err := http.Post(url, "text/plain", strings.NewReader("x"))
@@ -280,19 +185,15 @@ func TestAttackMetricsSlowClients(t *testing.T) {
 func TestAttackMetricsConnectionFlood(t *testing.T) {
 	d, pid, url := metricsDaemon(t)
 	addr := strings.TrimSuffix(strings.TrimPrefix(url, "http://"), "/metrics")
-	base := procFDs(t, pid)
+	base := testkit.FDs(t, pid)
 	lim := uint64(base + 64)
 	if err := unix.Prlimit(pid, unix.RLIMIT_NOFILE, &unix.Rlimit{Cur: lim, Max: lim}, nil); err != nil {
 		t.Skipf("cannot lower the daemon's descriptor limit: %v", err)
 	}
-	stop := peakWatch(fdsOf(pid))
+	stop := testkit.PeakWatch(2*time.Millisecond, testkit.FDsOf(pid))
 	const n = 5000
 	var held []net.Conn
-	defer func() {
-		for _, c := range held {
-			c.Close()
-		}
-	}()
+	defer testkit.CloseAll(&held)
 	deadline := time.Now().Add(60 * time.Second)
 	for i := 0; i < n && time.Now().Before(deadline); i++ {
 		c, err := net.DialTimeout("tcp", addr, 30*time.Second) // a SYN dropped from a full backlog is retried after 1 s, then 3 s
@@ -302,12 +203,12 @@ func TestAttackMetricsConnectionFlood(t *testing.T) {
 		}
 		held = append(held, c)
 	}
-	text, took := scrapeRetry(t, url)
+	text, took := testkit.ScrapeRetry(t, url)
 	peak := stop()
 	if peak > int64(base+metricsCap+fdSlack) {
 		t.Errorf("the daemon held %d descriptors during the flood, %d before (limit %d); the cap is %d connections", peak, base, lim, metricsCap)
 	}
 	reloads(t, d)
 	t.Logf("attack: %d connections held against a limit of %d descriptors: daemon descriptors %d -> at most %d; %v closed at once (full), %v evicted; a scrape during the flood took %v; HUP reload ok",
-		len(held), lim, base, peak, metricSum(text, "shardd_metrics_http_closed_total", `reason="full"`), metricSum(text, "shardd_metrics_http_closed_total", `reason="evicted"`), took.Round(time.Millisecond))
+		len(held), lim, base, peak, testkit.MetricSum(text, "shardd_metrics_http_closed_total", `reason="full"`), testkit.MetricSum(text, "shardd_metrics_http_closed_total", `reason="evicted"`), took.Round(time.Millisecond))
 }

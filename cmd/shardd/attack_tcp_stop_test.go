@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/shardd/shardd/cmd/internal/testkit"
 )
 
 // TestAttackTCPStopWithTricklingClient: a client that sends one byte every
@@ -21,11 +23,7 @@ func TestAttackTCPStopWithTricklingClient(t *testing.T) {
 		t.Run(shape, func(t *testing.T) {
 			d, addr, _ := tcpDaemon(t, true, "--tcp-shape", shape, "--shards", "1", "--handler", "dns",
 				"--zone", "../../testdata/dns/example.com.zone", "--drain-timeout", "10s")
-			c, err := net.Dial("tcp", addr.String())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
+			c := testkit.DialTCP(t, addr.String())
 			// A frame announcing 65535 bytes, one byte every 2 ms: never a
 			// message (and never a pause the old grace would have ended on,
 			// unless the machine stalls the client for 50 ms).
@@ -47,15 +45,15 @@ func TestAttackTCPStopWithTricklingClient(t *testing.T) {
 					time.Sleep(2 * time.Millisecond)
 				}
 			}()
-			pollFor(t, "the client trickling", waitTimeout, func() bool { return sent.Load() >= 5 })
-			code, took := d.stop(t, syscall.SIGTERM)
+			testkit.PollFor(t, "the client trickling", testkit.WaitTimeout, func() bool { return sent.Load() >= 5 })
+			code, took := d.Stop(t, syscall.SIGTERM)
 			c.Close()
 			<-done
-			timedOut := strings.Contains(d.stderr.String(), "graceful stop timed out")
+			timedOut := strings.Contains(d.Stderr.String(), "graceful stop timed out")
 			t.Logf("attack: %s: SIGTERM with a client trickling a byte every 2 ms: exit %d after %v (%d bytes sent, drain timeout reached: %v)",
 				shape, code, took.Round(time.Millisecond), sent.Load(), timedOut)
 			if code != 0 || timedOut {
-				t.Fatalf("exit %d, drain timeout reached: %v; want exit 0 before --drain-timeout (the client was owed nothing):\n%s", code, timedOut, d.stderr)
+				t.Fatalf("exit %d, drain timeout reached: %v; want exit 0 before --drain-timeout (the client was owed nothing):\n%s", code, timedOut, d.Stderr)
 			}
 		})
 	}
@@ -84,19 +82,19 @@ func TestAttackTCPStopWithClientThatNeverReads(t *testing.T) {
 			defer c.Close()
 			const queries = 200 // ~300 KB of answers: more than the client's buffer, less than the daemon's send buffer
 			q := hugeTXTQuery()
-			_ = c.SetWriteDeadline(time.Now().Add(waitTimeout))
+			_ = c.SetWriteDeadline(time.Now().Add(testkit.WaitTimeout))
 			if _, err := c.Write(bytes.Repeat(q, queries)); err != nil {
 				t.Fatal(err)
 			}
-			pollFor(t, "the queries received", waitTimeout, func() bool {
-				return metricSum(scrape(t, url), "shardd_rx_packets_total", `proto="tcp"`) >= queries
+			testkit.PollFor(t, "the queries received", testkit.WaitTimeout, func() bool {
+				return testkit.MetricSum(testkit.Scrape(t, url), "shardd_rx_packets_total", `proto="tcp"`) >= queries
 			})
-			code, took := d.stop(t, syscall.SIGTERM)
-			timedOut := strings.Contains(d.stderr.String(), "graceful stop timed out")
+			code, took := d.Stop(t, syscall.SIGTERM)
+			timedOut := strings.Contains(d.Stderr.String(), "graceful stop timed out")
 			t.Logf("attack: %s: SIGTERM with a client that never reads %d answers: exit %d after %v (drain timeout reached: %v)",
 				shape, queries, code, took.Round(time.Millisecond), timedOut)
 			if code != 0 || timedOut {
-				t.Fatalf("exit %d, drain timeout reached: %v; want exit 0 once --write-timeout passed without progress:\n%s", code, timedOut, d.stderr)
+				t.Fatalf("exit %d, drain timeout reached: %v; want exit 0 once --write-timeout passed without progress:\n%s", code, timedOut, d.Stderr)
 			}
 		})
 	}

@@ -11,7 +11,6 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shardd/shardd/cmd/internal/testkit"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -27,52 +28,14 @@ import (
 // findings 2, 3, 6 and 7): every load loop is bounded in count and time and
 // stays on loopback.
 
-var (
-	plainBinOnce sync.Once
-	plainBin     string
-	plainBinErr  error
-)
+// plain is shardd built without the race detector, whose shadow memory
+// would swamp the RSS figures these tests bound.
+var plain = testkit.NewBinary("shardd-plain", ".")
 
-// plainDaemon starts shardd built without the race detector, whose shadow
-// memory would swamp the RSS figures these tests bound.
+// plainDaemon starts the plain shardd.
 func plainDaemon(t *testing.T, args ...string) *daemon {
 	t.Helper()
-	plainBinOnce.Do(func() {
-		// Next to the race-built binary: TestMain removes the directory.
-		plainBin = filepath.Join(filepath.Dir(sharddBin), "shardd-plain")
-		if out, err := exec.Command("go", "build", "-o", plainBin, ".").CombinedOutput(); err != nil {
-			plainBinErr = fmt.Errorf("building shardd: %v\n%s", err, out)
-		}
-	})
-	if plainBinErr != nil {
-		t.Fatal(plainBinErr)
-	}
-	saved := sharddBin
-	sharddBin = plainBin
-	defer func() { sharddBin = saved }()
-	return startDaemon(t, args...)
-}
-
-// rssKiB reads VmRSS of pid from /proc.
-func rssKiB(t *testing.T, pid int) int {
-	t.Helper()
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
-			n, err := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			return n
-		}
-	}
-	t.Fatalf("no VmRSS in /proc/%d/status", pid)
-	return 0
+	return startDaemonBin(t, plain.Path(t), nil, args...)
 }
 
 // tcpDaemon starts shardd on TCP (127.0.0.1) with a metrics endpoint and
@@ -87,21 +50,9 @@ func tcpDaemon(t *testing.T, plain bool, args ...string) (*daemon, netip.AddrPor
 	} else {
 		d = startDaemon(t, all...)
 	}
-	bound := netip.MustParseAddrPort(d.waitLine(t, "listening")["bound"].(string))
-	url := "http://" + d.waitLine(t, "serving metrics")["addr"].(string) + "/metrics"
+	bound := netip.MustParseAddrPort(d.WaitLine(t, "listening")["bound"].(string))
+	url := "http://" + d.WaitLine(t, "serving metrics")["addr"].(string) + "/metrics"
 	return d, bound, url
-}
-
-// pollFor waits (generously: CI is a loaded 2-CPU machine) until cond holds.
-func pollFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // dnsQuery is the A query for example.com that testdata holds, framed for TCP.
@@ -158,45 +109,24 @@ func TestAttackTCPPipelinedNoRead(t *testing.T) {
 					}
 				}
 				d, addr, url := tcpDaemon(t, true, args...)
-				pid := d.cmd.Process.Pid
+				pid := d.Cmd.Process.Pid
 				// Warm up once (a read reply) so the baseline includes the
 				// handler's first-use allocations.
-				warm, err := net.Dial("tcp", addr.String())
-				if err != nil {
-					t.Fatal(err)
-				}
+				warm := testkit.DialTCP(t, addr.String())
 				_, _ = warm.Write(req[:len(req)/16])
 				_ = warm.SetReadDeadline(time.Now().Add(10 * time.Second))
 				if _, err := io.ReadFull(warm, make([]byte, 16)); err != nil {
 					t.Fatal(err)
 				}
 				warm.Close()
-				base := rssKiB(t, pid)
+				base := int(testkit.RSS(t, pid) >> 10)
 
-				var peak atomic.Int64
-				stopSampling := make(chan struct{})
-				sampled := make(chan struct{})
-				go func() {
-					defer close(sampled)
-					for {
-						if v := int64(rssKiB(t, pid)); v > peak.Load() {
-							peak.Store(v)
-						}
-						select {
-						case <-stopSampling:
-							return
-						case <-time.After(20 * time.Millisecond):
-						}
-					}
-				}()
+				stopSampling := testkit.PeakWatch(20*time.Millisecond, testkit.RSSOf(pid))
 				var sent atomic.Int64
 				var cs []net.Conn
 				var wg sync.WaitGroup
 				for i := 0; i < conns; i++ {
-					c, err := net.Dial("tcp", addr.String())
-					if err != nil {
-						t.Fatal(err)
-					}
+					c := testkit.DialTCP(t, addr.String())
 					cs = append(cs, c)
 					wg.Add(1)
 					go func() {
@@ -215,29 +145,27 @@ func TestAttackTCPPipelinedNoRead(t *testing.T) {
 				}
 				wg.Wait() // every client is stuck: the daemon holds what it will hold
 				var text string
-				pollFor(t, "a request answered per client", 60*time.Second, func() bool {
-					text = scrape(t, url)
-					return metricSum(text, "shardd_rx_packets_total", "") >= conns
+				testkit.PollFor(t, "a request answered per client", 60*time.Second, func() bool {
+					text = testkit.Scrape(t, url)
+					return testkit.MetricSum(text, "shardd_rx_packets_total", "") >= conns
 				})
-				rx := metricSum(text, "shardd_rx_packets_total", "")
-				held := metricSum(text, "shardd_tcp_held_bytes", "")
-				close(stopSampling)
-				<-sampled
-				during := int(peak.Load())
+				rx := testkit.MetricSum(text, "shardd_rx_packets_total", "")
+				held := testkit.MetricSum(text, "shardd_tcp_held_bytes", "")
+				during := int(stopSampling() >> 10)
 				for _, c := range cs {
 					c.Close()
 				}
-				pollFor(t, "every connection closed", 60*time.Second, func() bool {
-					return metricSum(scrape(t, url), "shardd_tcp_active", "") == 0
+				testkit.PollFor(t, "every connection closed", 60*time.Second, func() bool {
+					return testkit.MetricSum(testkit.Scrape(t, url), "shardd_tcp_active", "") == 0
 				})
-				final := scrape(t, url)
-				heldAfter := metricSum(final, "shardd_tcp_held_bytes", "")
-				rxAll := metricSum(final, "shardd_rx_packets_total", "")
-				txAll := metricSum(final, "shardd_tx_packets_total", "")
-				unsent := metricSum(final, "shardd_tcp_unsent_replies_total", "")
+				final := testkit.Scrape(t, url)
+				heldAfter := testkit.MetricSum(final, "shardd_tcp_held_bytes", "")
+				rxAll := testkit.MetricSum(final, "shardd_rx_packets_total", "")
+				txAll := testkit.MetricSum(final, "shardd_tx_packets_total", "")
+				unsent := testkit.MetricSum(final, "shardd_tcp_unsent_replies_total", "")
 				// Freed heap goes back to the OS with Go's scavenger, a
 				// little at a time: wait for it.
-				after := rssKiB(t, pid)
+				after := int(testkit.RSS(t, pid) >> 10)
 				// After the close the buffers are free (held 0) and the heap
 				// given back (debug.FreeOSMemory after a shard's peak); what
 				// remains is the runtime's own growth (stacks, spans, threads).
@@ -245,7 +173,7 @@ func TestAttackTCPPipelinedNoRead(t *testing.T) {
 				deadline := time.Now().Add(60 * time.Second)
 				for after > boundAfter && time.Now().Before(deadline) {
 					time.Sleep(200 * time.Millisecond)
-					after = rssKiB(t, pid)
+					after = int(testkit.RSS(t, pid) >> 10)
 				}
 				t.Logf("attack: %s/%s: %d pipelining clients that never read wrote %d MiB into their sockets, %0.f requests answered; daemon RSS %d MiB before, peak %d MiB during (held %0.f KiB in buffers), %d MiB after they closed",
 					shape, handler, conns, sent.Load()>>20, rx, base>>10, during>>10, held/1024, after>>10)
@@ -273,8 +201,8 @@ func TestAttackTCPPipelinedNoRead(t *testing.T) {
 				if after > boundAfter {
 					t.Fatalf("daemon RSS %d KiB a minute after the clients closed, over %d KiB (baseline %d KiB + %d shards x --max-shard-memory + 16 MiB): memory was not given back", after, boundAfter, base, shards)
 				}
-				if code, _ := d.stop(t, syscall.SIGTERM); code != 0 {
-					t.Fatalf("exit %d after the attack:\n%s", code, d.stderr)
+				if code, _ := d.Stop(t, syscall.SIGTERM); code != 0 {
+					t.Fatalf("exit %d after the attack:\n%s", code, d.Stderr)
 				}
 			})
 		}
@@ -325,8 +253,8 @@ func TestAttackTCPIdleSlotsDoNotLockOut(t *testing.T) {
 				opened.Add(1)
 				held = append(held, c)
 			}
-			pollFor(t, "the hog refused", 30*time.Second, func() bool {
-				return metricSum(scrape(t, url), "shardd_tcp_closed_total", `reason="per_ip_limit"`) >= 50-2*maxPer
+			testkit.PollFor(t, "the hog refused", 30*time.Second, func() bool {
+				return testkit.MetricSum(testkit.Scrape(t, url), "shardd_tcp_closed_total", `reason="per_ip_limit"`) >= 50-2*maxPer
 			})
 			// Then many addresses fill every slot.
 			var wg sync.WaitGroup
@@ -372,8 +300,8 @@ func TestAttackTCPIdleSlotsDoNotLockOut(t *testing.T) {
 				}
 			}()
 			defer func() { close(stopTicking); <-ticked }()
-			pollFor(t, "both shards full", 30*time.Second, func() bool {
-				return metricSum(scrape(t, url), "shardd_tcp_active", "") >= 2*64
+			testkit.PollFor(t, "both shards full", 30*time.Second, func() bool {
+				return testkit.MetricSum(testkit.Scrape(t, url), "shardd_tcp_active", "") >= 2*64
 			})
 			// The held connections complete no message: once they have done
 			// so for a second (the daemon's clock) they may be evicted to make
@@ -390,10 +318,10 @@ func TestAttackTCPIdleSlotsDoNotLockOut(t *testing.T) {
 					break
 				}
 			}
-			text := scrape(t, url)
-			perIP := metricSum(text, "shardd_tcp_closed_total", `reason="per_ip_limit"`)
-			evicted := metricSum(text, "shardd_tcp_closed_total", `reason="evicted"`)
-			limit := metricSum(text, "shardd_tcp_closed_total", `reason="limit"`)
+			text := testkit.Scrape(t, url)
+			perIP := testkit.MetricSum(text, "shardd_tcp_closed_total", `reason="per_ip_limit"`)
+			evicted := testkit.MetricSum(text, "shardd_tcp_closed_total", `reason="evicted"`)
+			limit := testkit.MetricSum(text, "shardd_tcp_closed_total", `reason="limit"`)
 			t.Logf("attack: %s: %d connections opened from %d sources (%d connects failed), idle or sending zero-length frames, against --max-conns 64 x 2 shards: dig +tcp got %q in %v; refused per_ip_limit %0.f, limit %0.f, evicted %0.f",
 				shape, opened.Load(), sources, refused.Load(), r.status, took.Round(time.Millisecond), perIP, limit, evicted)
 			if r.status != "NOERROR" || len(r.answer) == 0 || !r.tcp {
@@ -438,11 +366,7 @@ func TestAttackTCPZeroLengthFramesDoNotKeepAlive(t *testing.T) {
 		t.Run(shape, func(t *testing.T) {
 			_, addr, url := tcpDaemon(t, false, "--tcp-shape", shape, "--shards", "1", "--handler", "dns",
 				"--zone", "../../testdata/dns/example.com.zone", "--idle-timeout", "1s")
-			c, err := net.Dial("tcp", addr.String())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
+			c := testkit.DialTCP(t, addr.String())
 			start := time.Now()
 			var closedAfter time.Duration
 			for time.Since(start) < 20*time.Second {
@@ -453,18 +377,18 @@ func TestAttackTCPZeroLengthFramesDoNotKeepAlive(t *testing.T) {
 				}
 				time.Sleep(100 * time.Millisecond)
 			}
-			pollFor(t, "the idle close counted", 30*time.Second, func() bool {
-				return metricSum(scrape(t, url), "shardd_tcp_closed_total", `reason="idle"`) == 1
+			testkit.PollFor(t, "the idle close counted", 30*time.Second, func() bool {
+				return testkit.MetricSum(testkit.Scrape(t, url), "shardd_tcp_closed_total", `reason="idle"`) == 1
 			})
 			if closedAfter == 0 {
 				closedAfter = time.Since(start)
 			}
 			t.Logf("attack: %s: a client sending a zero-length frame every 100 ms was closed as idle after %v (--idle-timeout 1s)", shape, closedAfter.Round(10*time.Millisecond))
-			text := scrape(t, url)
-			if rx := metricSum(text, "shardd_rx_packets_total", ""); rx != 0 {
+			text := testkit.Scrape(t, url)
+			if rx := testkit.MetricSum(text, "shardd_rx_packets_total", ""); rx != 0 {
 				t.Fatalf("zero-length frames were counted as %v messages", rx)
 			}
-			if empty := metricSum(text, "shardd_tcp_empty_frames_total", ""); empty < 1 {
+			if empty := testkit.MetricSum(text, "shardd_tcp_empty_frames_total", ""); empty < 1 {
 				t.Fatalf("shardd_tcp_empty_frames_total = %v: the zero-length frames were not accounted", empty)
 			}
 		})
@@ -491,11 +415,7 @@ func TestAttackTCPStopWithBusyClient(t *testing.T) {
 			var wg sync.WaitGroup
 			started := make(chan struct{}, clients)
 			for i := 0; i < clients; i++ {
-				c, err := net.Dial("tcp", addr.String())
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer c.Close()
+				c := testkit.DialTCP(t, addr.String())
 				wg.Add(2)
 				go func() { // writer: as fast as it can, bounded
 					defer wg.Done()
@@ -537,7 +457,7 @@ func TestAttackTCPStopWithBusyClient(t *testing.T) {
 					t.Fatal("the clients got no replies")
 				}
 			}
-			code, took := d.stop(t, syscall.SIGTERM)
+			code, took := d.Stop(t, syscall.SIGTERM)
 			wg.Wait()
 			var got int64
 			for i := range replies {
@@ -547,7 +467,7 @@ func TestAttackTCPStopWithBusyClient(t *testing.T) {
 				}
 			}
 			var rx, tx, unsent float64
-			for _, line := range strings.Split(d.stderr.String(), "\n") {
+			for _, line := range strings.Split(d.Stderr.String(), "\n") {
 				if strings.Contains(line, `"shard summary"`) && strings.Contains(line, `"proto":"tcp"`) {
 					rx += jsonNumber(t, line, "rx_messages")
 					tx += jsonNumber(t, line, "tx_messages")
@@ -557,7 +477,7 @@ func TestAttackTCPStopWithBusyClient(t *testing.T) {
 			t.Logf("attack: %s: SIGTERM with %d clients pipelining DNS queries: exit %d after %v; daemon received %0.f, wrote %0.f, unsent %0.f; clients read %d replies",
 				shape, clients, code, took.Round(time.Millisecond), rx, tx, unsent, got)
 			if code != 0 {
-				t.Fatalf("exit %d, want 0 (nothing accepted was lost):\n%s", code, d.stderr)
+				t.Fatalf("exit %d, want 0 (nothing accepted was lost):\n%s", code, d.Stderr)
 			}
 			if rx == 0 || rx != tx || unsent != 0 || float64(got) != tx {
 				t.Fatalf("received %v messages, wrote %v replies, %v unsent, the clients read %d: every message received must be answered and read", rx, tx, unsent, got)
@@ -588,7 +508,7 @@ func TestAttackTCPAcceptAtDescriptorLimit(t *testing.T) {
 	for _, shape := range []string{"loop", "goroutines"} {
 		t.Run(shape, func(t *testing.T) {
 			d, addr, url := tcpDaemon(t, false, "--tcp-shape", shape, "--shards", "1")
-			pid := d.cmd.Process.Pid
+			pid := d.Cmd.Process.Pid
 			// A keep-alive connection to /metrics, opened before the limit:
 			// scrapes on it need no new descriptor, so the test can watch
 			// the failed accepts while the daemon is at its limit.
@@ -604,7 +524,7 @@ func TestAttackTCPAcceptAtDescriptorLimit(t *testing.T) {
 				if err != nil || resp.StatusCode != 200 {
 					t.Fatalf("scrape on the kept connection: %s %v: %s", resp.Status, err, b)
 				}
-				return metricSum(string(b), "shardd_tcp_accept_errors_total", `errno="EMFILE"`)
+				return testkit.MetricSum(string(b), "shardd_tcp_accept_errors_total", `errno="EMFILE"`)
 			}
 			if n := failedAccepts(); n != 0 {
 				t.Fatalf("%v failed accepts before the attack", n)
@@ -633,12 +553,12 @@ func TestAttackTCPAcceptAtDescriptorLimit(t *testing.T) {
 			}
 			// Wait until the daemon has failed to accept: its log line comes
 			// first (once per kind), the counter with it.
-			line := d.waitLine(t, "accept failed; backing off and retrying (logged once per kind, counted in shardd_tcp_accept_errors_total)")
+			line := d.WaitLine(t, "accept failed; backing off and retrying (logged once per kind, counted in shardd_tcp_accept_errors_total)")
 			if line["errno"] != "EMFILE" {
 				t.Fatalf("accept failed with %v, want EMFILE", line["errno"])
 			}
 			// Let it retry a few times (the log must stay quiet).
-			pollFor(t, "3 failed accepts", 60*time.Second, func() bool { return failedAccepts() >= 3 })
+			testkit.PollFor(t, "3 failed accepts", 60*time.Second, func() bool { return failedAccepts() >= 3 })
 			for _, c := range cs {
 				c.Close()
 			}
@@ -662,25 +582,25 @@ func TestAttackTCPAcceptAtDescriptorLimit(t *testing.T) {
 				}
 			}
 			if !echoed {
-				t.Fatalf("no echo after the clients closed:\n%s", d.stderr)
+				t.Fatalf("no echo after the clients closed:\n%s", d.Stderr)
 			}
 			var emfile float64
-			pollFor(t, "the metrics endpoint", 30*time.Second, func() bool {
+			testkit.PollFor(t, "the metrics endpoint", 30*time.Second, func() bool {
 				resp, err := (&net.Dialer{}).Dial("tcp", strings.TrimPrefix(strings.TrimSuffix(url, "/metrics"), "http://"))
 				if err != nil {
 					return false
 				}
 				resp.Close()
-				emfile = metricSum(scrape(t, url), "shardd_tcp_accept_errors_total", `errno="EMFILE"`)
+				emfile = testkit.MetricSum(testkit.Scrape(t, url), "shardd_tcp_accept_errors_total", `errno="EMFILE"`)
 				return true
 			})
-			logged := strings.Count(d.stderr.String(), "accept failed; backing off")
+			logged := strings.Count(d.Stderr.String(), "accept failed; backing off")
 			t.Logf("attack: %s: at RLIMIT_NOFILE %d, %0.f accepts failed with EMFILE (logged %d time), a new client was served once descriptors were free", shape, lim.Cur, emfile, logged)
 			if emfile == 0 {
 				t.Fatal("shardd_tcp_accept_errors_total{errno=\"EMFILE\"} is 0")
 			}
 			if logged != 1 {
-				t.Fatalf("the accept failure was logged %d times, want once:\n%s", logged, d.stderr)
+				t.Fatalf("the accept failure was logged %d times, want once:\n%s", logged, d.Stderr)
 			}
 		})
 	}

@@ -6,12 +6,10 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,27 +18,23 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shardd/shardd/cmd/internal/testkit"
 	"github.com/shardd/shardd/cmd/internal/tooltest"
 
 	"golang.org/x/sys/unix"
 )
 
-// sharddBin is the daemon built once for the tests that run it as a process.
-var sharddBin string
+// shardd is the daemon under test, built with the race detector on first
+// use (testkit.Binary): a run of tests that start no daemon builds nothing.
+var shardd = testkit.NewBinary("shardd", ".", "-race")
+
+// sharddBin returns the race-built daemon's path, building it once.
+func sharddBin(t testing.TB) string {
+	t.Helper()
+	return shardd.Path(t)
+}
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "shardd-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	// World-readable, so the tests that run it as another user can.
-	_ = os.Chmod(dir, 0o755)
-	sharddBin = filepath.Join(dir, "shardd")
-	if out, err := exec.Command("go", "build", "-race", "-o", sharddBin, ".").CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "building shardd: %v\n%s", err, out)
-		os.Exit(1)
-	}
 	// The race runtime sleeps 1 s (atexit_sleep_ms) before every exit of
 	// a race-built process: each stop of a daemon under test took 1 s, an
 	// idle stop of the plain binary takes milliseconds. Races are still
@@ -50,35 +44,12 @@ func TestMain(m *testing.M) {
 		_ = os.Setenv("GORACE", "atexit_sleep_ms=0")
 	}
 	code := m.Run()
-	os.RemoveAll(dir)
+	testkit.RemoveBinDir()
 	os.Exit(code)
 }
 
 // daemon is a shardd process started by a test.
-type daemon struct {
-	cmd    *exec.Cmd
-	stderr *lockedBuffer
-	lines  chan map[string]any // JSON log lines as they arrive
-	exited chan struct{}
-	code   int
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+type daemon = testkit.Process
 
 func startDaemon(t *testing.T, args ...string) *daemon {
 	t.Helper()
@@ -88,119 +59,23 @@ func startDaemon(t *testing.T, args ...string) *daemon {
 // startDaemonAs starts shardd as the given user (nil: as the test).
 func startDaemonAs(t *testing.T, cred *syscall.Credential, args ...string) *daemon {
 	t.Helper()
-	return startDaemonBin(t, sharddBin, cred, args...)
+	return startDaemonBin(t, sharddBin(t), cred, args...)
 }
 
 // startDaemonBin starts the shardd binary at bin (a copy an upgrade test
 // replaces) as the given user.
 func startDaemonBin(t *testing.T, bin string, cred *syscall.Credential, args ...string) *daemon {
 	t.Helper()
-	d := &daemon{stderr: &lockedBuffer{}, lines: make(chan map[string]any, 256), exited: make(chan struct{})}
-	d.cmd = exec.Command(bin, append([]string{"--log-format", "json"}, args...)...)
-	d.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
-	startDaemonCmd(t, d)
-	return d
-}
-
-// waitTimeout bounds every wait for a state of a daemon under test: far
-// longer than anything takes on an idle machine, so that only a real hang,
-// never a loaded CI machine, reaches it.
-const waitTimeout = 60 * time.Second
-
-// waitLine returns the first log line whose msg is msg.
-func (d *daemon) waitLine(t *testing.T, msg string) map[string]any {
-	t.Helper()
-	timeout := time.After(waitTimeout)
-	for {
-		select {
-		case m := <-d.lines:
-			if m["msg"] == msg {
-				return m
-			}
-		case <-d.exited:
-			t.Fatalf("shardd exited (code %d) before logging %q:\n%s", d.code, msg, d.stderr)
-		case <-timeout:
-			t.Fatalf("shardd did not log %q:\n%s", msg, d.stderr)
-		}
-	}
-}
-
-func (d *daemon) stop(t *testing.T, sig syscall.Signal) (code int, took time.Duration) {
-	t.Helper()
-	start := time.Now()
-	if err := d.cmd.Process.Signal(sig); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-d.exited:
-		return d.code, time.Since(start)
-	case <-time.After(waitTimeout):
-		t.Fatalf("shardd did not exit after %v:\n%s", sig, d.stderr)
-	}
-	return -1, 0
-}
-
-func scrape(t *testing.T, url string) string {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != 200 {
-		t.Fatalf("GET %s: %s", url, resp.Status)
-	}
-	return string(b)
-}
-
-// get is scrape for polling loops: an error is returned, not fatal.
-func get(url string) (string, error) {
-	resp, err := http.Get(url)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err == nil && resp.StatusCode != 200 {
-		err = fmt.Errorf("GET %s: %s", url, resp.Status)
-	}
-	return string(b), err
-}
-
-// sumMetric adds up every series of one metric in a text exposition.
-func sumMetric(t *testing.T, text, name string) (sum float64, series int) {
-	t.Helper()
-	re := regexp.MustCompile(`(?m)^` + name + `\{[^}]*\} (\S+)$`)
-	for _, m := range re.FindAllStringSubmatch(text, -1) {
-		v, err := strconv.ParseFloat(m[1], 64)
-		if err != nil {
-			t.Fatal(err)
-		}
-		sum += v
-		series++
-	}
-	return sum, series
-}
-
-// metricSum sums the samples of name (labelled or not) whose line contains
-// match ("" for every series).
-func metricSum(text, name, match string) float64 {
-	var sum float64
-	for _, line := range strings.Split(text, "\n") {
-		if (strings.HasPrefix(line, name+"{") || strings.HasPrefix(line, name+" ")) && strings.Contains(line, match) {
-			v, _ := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
-			sum += v
-		}
-	}
-	return sum
+	cmd := exec.Command(bin, append([]string{"--log-format", "json"}, args...)...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	return testkit.Start(t, "shardd", cmd)
 }
 
 func TestDaemonServesCountsAndStops(t *testing.T) {
 	d := startDaemon(t, "--shards", "2", "--metrics", "127.0.0.1:0", "127.0.0.1:0", "[::1]:0")
 	var targets []netip.AddrPort
 	for i := 0; i < 2; i++ {
-		l := d.waitLine(t, "listening")
+		l := d.WaitLine(t, "listening")
 		for _, field := range []string{"addr", "proto", "shards", "pinned_cpus", "batch", "rcvbuf", "sndbuf", "handler"} {
 			if _, ok := l[field]; !ok {
 				t.Errorf("listening line lacks %q: %v", field, l)
@@ -208,7 +83,7 @@ func TestDaemonServesCountsAndStops(t *testing.T) {
 		}
 		targets = append(targets, netip.MustParseAddrPort(l["bound"].(string)))
 	}
-	metricsAddr := d.waitLine(t, "serving metrics")["addr"].(string)
+	metricsAddr := d.WaitLine(t, "serving metrics")["addr"].(string)
 
 	const flows, perFlow = 40, 5
 	payload := []byte("shardd binary test")
@@ -227,7 +102,7 @@ func TestDaemonServesCountsAndStops(t *testing.T) {
 				if _, err := c.WriteToUDPAddrPort(payload, to); err != nil {
 					t.Fatal(err)
 				}
-				_ = c.SetReadDeadline(time.Now().Add(waitTimeout))
+				_ = c.SetReadDeadline(time.Now().Add(testkit.WaitTimeout))
 				n, from, err := c.ReadFromUDPAddrPort(buf)
 				if err != nil || !bytes.Equal(buf[:n], payload) || from.Port() != to.Port() {
 					t.Fatalf("echo from %v: %q from %v, %v", to, buf[:n], from, err)
@@ -239,22 +114,22 @@ func TestDaemonServesCountsAndStops(t *testing.T) {
 	// Every reply was read: the shards publish a batch's counters before
 	// sending its replies, so one scrape must already count them all.
 	want := float64(2 * flows * perFlow)
-	text := scrape(t, "http://"+metricsAddr+"/metrics")
+	text := testkit.Scrape(t, "http://"+metricsAddr+"/metrics")
 	for _, name := range []string{"shardd_rx_packets_total", "shardd_tx_packets_total"} {
-		got, series := sumMetric(t, text, name)
+		got, series := testkit.SumMetric(t, text, name)
 		if got != want || series != 4 {
 			t.Errorf("%s: sum %v over %d series, want %v over 4 (2 listeners x 2 shards)", name, got, series, want)
 		}
 	}
-	if got, _ := sumMetric(t, text, "shardd_rx_bytes_total"); got != want*float64(len(payload)) {
+	if got, _ := testkit.SumMetric(t, text, "shardd_rx_bytes_total"); got != want*float64(len(payload)) {
 		t.Errorf("shardd_rx_bytes_total = %v", got)
 	}
 	for _, name := range []string{"shardd_truncated_total", "shardd_handler_errors_total", "shardd_send_errors_total", "shardd_kernel_drops_total", "shardd_rx_batch_size_count", "shardd_shard_imbalance", "shardd_host_udp_rcvbuf_errors_total", "shardd_host_udp_mem_errors_total", "shardd_host_udp_in_errors_total"} {
-		if _, series := sumMetric(t, text, name); series == 0 {
+		if _, series := testkit.SumMetric(t, text, name); series == 0 {
 			t.Errorf("metric %s missing", name)
 		}
 	}
-	if h := scrape(t, "http://"+metricsAddr+"/healthz"); h != "ok\n" {
+	if h := testkit.Scrape(t, "http://"+metricsAddr+"/healthz"); h != "ok\n" {
 		t.Errorf("/healthz = %q", h)
 	}
 
@@ -262,14 +137,14 @@ func TestDaemonServesCountsAndStops(t *testing.T) {
 	// itself: a stop that overruns it logs so and exits 1. The wall-clock
 	// time seen from here also holds the scheduling of a loaded machine,
 	// so it is logged, not asserted.
-	code, took := d.stop(t, syscall.SIGTERM)
-	if code != 0 || strings.Contains(d.stderr.String(), "graceful stop timed out") {
-		t.Fatalf("SIGTERM: exit %d after %v, want 0 within the drain timeout:\n%s", code, took, d.stderr)
+	code, took := d.Stop(t, syscall.SIGTERM)
+	if code != 0 || strings.Contains(d.Stderr.String(), "graceful stop timed out") {
+		t.Fatalf("SIGTERM: exit %d after %v, want 0 within the drain timeout:\n%s", code, took, d.Stderr)
 	}
 	t.Logf("SIGTERM: exit 0 after %v", took)
 	var summed float64
 	summaries := 0
-	for _, line := range strings.Split(d.stderr.String(), "\n") {
+	for _, line := range strings.Split(d.Stderr.String(), "\n") {
 		var m map[string]any
 		if json.Unmarshal([]byte(line), &m) == nil && m["msg"] == "shard summary" {
 			summaries++
@@ -277,18 +152,18 @@ func TestDaemonServesCountsAndStops(t *testing.T) {
 		}
 	}
 	if summaries != 4 || summed != want {
-		t.Fatalf("%d summary lines with %v datagrams, want 4 lines and %v:\n%s", summaries, summed, want, d.stderr)
+		t.Fatalf("%d summary lines with %v datagrams, want 4 lines and %v:\n%s", summaries, summed, want, d.Stderr)
 	}
 }
 
 func TestSignalsThatDoNotStop(t *testing.T) {
 	d := startDaemon(t, "--shards", "1", "127.0.0.1:0")
-	to := netip.MustParseAddrPort(d.waitLine(t, "listening")["bound"].(string))
+	to := netip.MustParseAddrPort(d.WaitLine(t, "listening")["bound"].(string))
 	for _, s := range []syscall.Signal{syscall.SIGHUP, syscall.SIGUSR1} {
-		if err := d.cmd.Process.Signal(s); err != nil {
+		if err := d.Cmd.Process.Signal(s); err != nil {
 			t.Fatal(err)
 		}
-		d.waitLine(t, "signal ignored")
+		d.WaitLine(t, "signal ignored")
 	}
 	c, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(to))
 	if err != nil {
@@ -296,12 +171,12 @@ func TestSignalsThatDoNotStop(t *testing.T) {
 	}
 	defer c.Close()
 	_, _ = c.Write([]byte("still here"))
-	_ = c.SetReadDeadline(time.Now().Add(waitTimeout))
+	_ = c.SetReadDeadline(time.Now().Add(testkit.WaitTimeout))
 	buf := make([]byte, 32)
 	if n, err := c.Read(buf); err != nil || string(buf[:n]) != "still here" {
 		t.Fatalf("after HUP/USR1: %q %v", buf[:n], err)
 	}
-	if code, _ := d.stop(t, syscall.SIGINT); code != 0 {
+	if code, _ := d.Stop(t, syscall.SIGINT); code != 0 {
 		t.Fatalf("SIGINT: exit %d", code)
 	}
 }
@@ -309,7 +184,7 @@ func TestSignalsThatDoNotStop(t *testing.T) {
 // runOnce runs shardd expecting it to refuse to start.
 func runOnce(t *testing.T, cred *syscall.Credential, args ...string) (code int, stderr string) {
 	t.Helper()
-	cmd := exec.Command(sharddBin, args...)
+	cmd := exec.Command(sharddBin(t), args...)
 	var eb bytes.Buffer
 	cmd.Stderr = &eb
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
@@ -320,7 +195,7 @@ func runOnce(t *testing.T, cred *syscall.Credential, args ...string) (code int, 
 	go func() { _ = cmd.Wait(); close(done) }()
 	select {
 	case <-done:
-	case <-time.After(waitTimeout):
+	case <-time.After(testkit.WaitTimeout):
 		_ = cmd.Process.Kill()
 		<-done
 		t.Fatalf("shardd %v kept running; want a start-up failure", args)
@@ -394,15 +269,15 @@ func TestRuntimeErrors(t *testing.T) {
 		rmemMax, _ := strconv.Atoi(strings.TrimSpace(string(capBytes)))
 		ask := 4 * rmemMax
 		d := startDaemonAs(t, nobody, "--shards", "1", "--rcvbuf", strconv.Itoa(ask), "127.0.0.1:0")
-		l := d.waitLine(t, "listening")
+		l := d.WaitLine(t, "listening")
 		if got := int(l["rcvbuf"].(float64)); got >= 2*ask || got <= 0 {
 			t.Fatalf("rcvbuf %d without CAP_NET_ADMIN, asked %d over a cap of %d", got, ask, rmemMax)
 		}
-		w := d.waitLine(t, "receive buffer is smaller than asked; bursts may be dropped")
+		w := d.WaitLine(t, "receive buffer is smaller than asked; bursts may be dropped")
 		if !strings.Contains(w["fix"].(string), "net.core.rmem_max") {
 			t.Fatalf("warning without the fix: %v", w)
 		}
-		if code, _ := d.stop(t, syscall.SIGTERM); code != 0 {
+		if code, _ := d.Stop(t, syscall.SIGTERM); code != 0 {
 			t.Fatalf("exit %d", code)
 		}
 	})
@@ -434,7 +309,7 @@ func TestRuntimeErrors(t *testing.T) {
 func TestSocat(t *testing.T) {
 	socat := requireTool(t, "socat")
 	d := startDaemon(t, "--shards", "2", ":0")
-	port := netip.MustParseAddrPort(d.waitLine(t, "listening")["bound"].(string)).Port()
+	port := netip.MustParseAddrPort(d.WaitLine(t, "listening")["bound"].(string)).Port()
 	for _, target := range []string{fmt.Sprintf("UDP4:127.0.0.1:%d", port), fmt.Sprintf("UDP6:[::1]:%d", port)} {
 		msg := "hello from socat via " + target + "\n"
 		cmd := exec.Command(socat, append(socatTimeouts(target), "-", target)...)
@@ -444,7 +319,7 @@ func TestSocat(t *testing.T) {
 			t.Errorf("socat %s: got %q, %v", target, out, err)
 		}
 	}
-	if code, _ := d.stop(t, syscall.SIGTERM); code != 0 {
+	if code, _ := d.Stop(t, syscall.SIGTERM); code != 0 {
 		t.Fatalf("exit %d", code)
 	}
 }
@@ -472,8 +347,8 @@ func requireTool(t *testing.T, name string) string {
 func TestSocatTCP(t *testing.T) {
 	socat := requireTool(t, "socat")
 	d := startDaemon(t, "--shards", "2", "--proto", "udp,tcp", "--metrics", "127.0.0.1:0", ":0")
-	port := netip.MustParseAddrPort(d.waitLine(t, "listening")["bound"].(string)).Port()
-	metricsAddr := d.waitLine(t, "serving metrics")["addr"].(string)
+	port := netip.MustParseAddrPort(d.WaitLine(t, "listening")["bound"].(string)).Port()
+	metricsAddr := d.WaitLine(t, "serving metrics")["addr"].(string)
 	for _, target := range []string{"TCP4:127.0.0.1:%d", "TCP6:[::1]:%d", "UDP4:127.0.0.1:%d"} {
 		target = fmt.Sprintf(target, port)
 		msg := strings.Repeat("hello from socat via "+target+"\n", 100)
@@ -484,51 +359,33 @@ func TestSocatTCP(t *testing.T) {
 			t.Errorf("socat %s: got %d bytes (want %d), %v", target, len(out), len(msg), err)
 		}
 	}
-	text := scrape(t, "http://"+metricsAddr+"/metrics")
-	if got, _ := sumMetric(t, text, "shardd_tcp_accepted_total"); got != 2 {
+	text := testkit.Scrape(t, "http://"+metricsAddr+"/metrics")
+	if got, _ := testkit.SumMetric(t, text, "shardd_tcp_accepted_total"); got != 2 {
 		t.Errorf("shardd_tcp_accepted_total = %v, want 2", got)
 	}
-	if code, _ := d.stop(t, syscall.SIGTERM); code != 0 {
+	if code, _ := d.Stop(t, syscall.SIGTERM); code != 0 {
 		t.Fatalf("exit %d", code)
 	}
-	if !strings.Contains(d.stderr.String(), `"proto":"tcp"`) {
-		t.Errorf("no TCP summary lines:\n%s", d.stderr)
+	if !strings.Contains(d.Stderr.String(), `"proto":"tcp"`) {
+		t.Errorf("no TCP summary lines:\n%s", d.Stderr)
 	}
-}
-
-// bindReusePort binds a SO_REUSEPORT UDP socket of the test process (same
-// uid as the daemon) on 127.0.0.1:port, as a hijacker of the same user would.
-func bindReusePort(t *testing.T, port int) int {
-	t.Helper()
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { unix.Close(fd) })
-	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEPORT, 1); err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Bind(fd, &unix.SockaddrInet4{Port: port, Addr: [4]byte{127, 0, 0, 1}}); err != nil {
-		t.Fatal(err)
-	}
-	return fd
 }
 
 func TestGuardReportsAForeignSocket(t *testing.T) {
 	d := startDaemon(t, "--shards", "2", "--guard-interval", "100ms", "--metrics", "127.0.0.1:0", "127.0.0.1:0")
-	port := netip.MustParseAddrPort(d.waitLine(t, "listening")["bound"].(string)).Port()
-	metricsAddr := d.waitLine(t, "serving metrics")["addr"].(string)
-	if got, _ := sumMetric(t, scrape(t, "http://"+metricsAddr+"/metrics"), "shardd_foreign_sockets"); got != 0 {
+	port := netip.MustParseAddrPort(d.WaitLine(t, "listening")["bound"].(string)).Port()
+	metricsAddr := d.WaitLine(t, "serving metrics")["addr"].(string)
+	if got, _ := testkit.SumMetric(t, testkit.Scrape(t, "http://"+metricsAddr+"/metrics"), "shardd_foreign_sockets"); got != 0 {
 		t.Fatalf("shardd_foreign_sockets = %v before any foreign socket", got)
 	}
-	bindReusePort(t, int(port))
-	w := d.waitLine(t, "a socket that is not shardd's can take this listener's traffic")
+	testkit.BindReusePort(t, int(port))
+	w := d.WaitLine(t, "a socket that is not shardd's can take this listener's traffic")
 	if int(w["pid"].(float64)) != os.Getpid() || w["process"] == "" || int(w["uid"].(float64)) != os.Getuid() {
 		t.Fatalf("warning does not name the test process: %v", w)
 	}
-	waitMetric := time.Now().Add(waitTimeout)
+	waitMetric := time.Now().Add(testkit.WaitTimeout)
 	for {
-		got, _ := sumMetric(t, scrape(t, "http://"+metricsAddr+"/metrics"), "shardd_foreign_sockets")
+		got, _ := testkit.SumMetric(t, testkit.Scrape(t, "http://"+metricsAddr+"/metrics"), "shardd_foreign_sockets")
 		if got == 1 {
 			break
 		}
@@ -537,7 +394,7 @@ func TestGuardReportsAForeignSocket(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if code, _ := d.stop(t, syscall.SIGTERM); code != 0 {
+	if code, _ := d.Stop(t, syscall.SIGTERM); code != 0 {
 		t.Fatalf("exit %d", code)
 	}
 }
@@ -545,7 +402,7 @@ func TestGuardReportsAForeignSocket(t *testing.T) {
 func TestExclusiveRefusesAnOccupiedPort(t *testing.T) {
 	// The foreign socket binds port 0 itself: a port picked, released and
 	// bound again could be taken in between by another test's bind.
-	sa, err := unix.Getsockname(bindReusePort(t, 0))
+	sa, err := unix.Getsockname(testkit.BindReusePort(t, 0))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -559,15 +416,15 @@ func TestExclusiveRefusesAnOccupiedPort(t *testing.T) {
 
 func TestInspect(t *testing.T) {
 	d := startDaemon(t, "--shards", "2", "--proto", "udp,tcp", "--metrics", "127.0.0.1:0", "127.0.0.1:0")
-	port := int(netip.MustParseAddrPort(d.waitLine(t, "listening")["bound"].(string)).Port())
-	metricsURL := "http://" + d.waitLine(t, "serving metrics")["addr"].(string) + "/metrics"
+	port := int(netip.MustParseAddrPort(d.WaitLine(t, "listening")["bound"].(string)).Port())
+	metricsURL := "http://" + d.WaitLine(t, "serving metrics")["addr"].(string) + "/metrics"
 	for i := 0; i < 10; i++ {
 		c, err := net.Dial("udp4", fmt.Sprintf("127.0.0.1:%d", port))
 		if err != nil {
 			t.Fatal(err)
 		}
 		_, _ = c.Write([]byte("count me"))
-		_ = c.SetReadDeadline(time.Now().Add(waitTimeout))
+		_ = c.SetReadDeadline(time.Now().Add(testkit.WaitTimeout))
 		if _, err := c.Read(make([]byte, 16)); err != nil {
 			t.Fatalf("exchange %d: %v", i, err) // an unanswered datagram would make the count below a guess
 		}
@@ -583,7 +440,7 @@ func TestInspect(t *testing.T) {
 		Flags     []string `json:"flags"`
 	}
 	inspect := func(cred *syscall.Credential, args ...string) (string, string, int) {
-		cmd := exec.Command(sharddBin, append([]string{"inspect"}, args...)...)
+		cmd := exec.Command(sharddBin(t), append([]string{"inspect"}, args...)...)
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
 		var out, errb bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &errb
@@ -602,7 +459,7 @@ func TestInspect(t *testing.T) {
 		} else if s.Proto == "udp" {
 			received += *s.Received
 		}
-		if s.Process != "shardd" || len(s.PIDs) != 1 || s.PIDs[0] != d.cmd.Process.Pid || s.ReusePort == nil || !*s.ReusePort || len(s.Flags) != 0 {
+		if s.Process != "shardd" || len(s.PIDs) != 1 || s.PIDs[0] != d.Cmd.Process.Pid || s.ReusePort == nil || !*s.ReusePort || len(s.Flags) != 0 {
 			t.Errorf("daemon socket misreported: %+v", s)
 		}
 		groups[s.Group]++
@@ -613,7 +470,7 @@ func TestInspect(t *testing.T) {
 	if received != 10 {
 		t.Fatalf("inspect --metrics says the UDP sockets received %v datagrams, want 10", received)
 	}
-	bindReusePort(t, port)
+	testkit.BindReusePort(t, port)
 	out, _, _ = inspect(nil, fmt.Sprintf("127.0.0.1:%d", port))
 	if !strings.Contains(out, "REUSEPORT") || !strings.Contains(out, "not-shardd") || strings.Count(out, "shardd ") < 4 {
 		t.Fatalf("table:\n%s", out)
@@ -636,8 +493,8 @@ func TestInspect(t *testing.T) {
 func TestUpgradeLosesNothing(t *testing.T) {
 	pidfile := filepath.Join(t.TempDir(), "shardd.pid")
 	d := startDaemon(t, "--shards", "2", "--proto", "udp,tcp", "--pidfile", pidfile, "--metrics", "127.0.0.1:0", "127.0.0.1:0")
-	port := netip.MustParseAddrPort(d.waitLine(t, "listening")["bound"].(string)).Port()
-	metricsURL := "http://" + d.waitLine(t, "serving metrics")["addr"].(string) + "/metrics"
+	port := netip.MustParseAddrPort(d.WaitLine(t, "listening")["bound"].(string)).Port()
+	metricsURL := "http://" + d.WaitLine(t, "serving metrics")["addr"].(string) + "/metrics"
 	to := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port)
 	readPid := func() int {
 		b, _ := os.ReadFile(pidfile)
@@ -651,36 +508,11 @@ func TestUpgradeLosesNothing(t *testing.T) {
 		}
 	})
 
-	var sent, tcpFailed, tcpOK atomic.Uint64
+	var tcpFailed, tcpOK atomic.Uint64
 	stop := make(chan struct{})
+	sender := testkit.StartSender(t, to, []byte("through the upgrade"))
 	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		var conns []*net.UDPConn
-		for i := 0; i < 16; i++ {
-			c, err := net.ListenUDP("udp4", nil)
-			if err != nil {
-				return
-			}
-			defer c.Close()
-			conns = append(conns, c)
-		}
-		tick := time.NewTicker(time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-tick.C:
-			}
-			for _, c := range conns {
-				if _, err := c.WriteToUDPAddrPort([]byte("through the upgrade"), to); err == nil {
-					sent.Add(1)
-				}
-			}
-		}
-	}()
+	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		for {
@@ -693,12 +525,12 @@ func TestUpgradeLosesNothing(t *testing.T) {
 			// backlog is only retried after a second, and a loaded
 			// machine may not run the daemon for a while; a refused or
 			// reset connection still fails at once.
-			c, err := net.DialTimeout("tcp", to.String(), waitTimeout)
+			c, err := net.DialTimeout("tcp", to.String(), testkit.WaitTimeout)
 			if err != nil {
 				tcpFailed.Add(1)
 				continue
 			}
-			_ = c.SetDeadline(time.Now().Add(waitTimeout))
+			_ = c.SetDeadline(time.Now().Add(testkit.WaitTimeout))
 			_, _ = c.Write([]byte("x"))
 			if _, err := io.ReadFull(c, make([]byte, 1)); err != nil {
 				tcpFailed.Add(1)
@@ -714,10 +546,10 @@ func TestUpgradeLosesNothing(t *testing.T) {
 	// not for a fixed time.
 	traffic := func(what string) {
 		t.Helper()
-		okFrom, sentFrom := tcpOK.Load(), sent.Load()
-		for deadline := time.Now().Add(waitTimeout); tcpOK.Load() < okFrom+5 || sent.Load() < sentFrom+100; time.Sleep(5 * time.Millisecond) {
+		okFrom, sentFrom := tcpOK.Load(), sender.Sent()
+		for deadline := time.Now().Add(testkit.WaitTimeout); tcpOK.Load() < okFrom+5 || sender.Sent() < sentFrom+100; time.Sleep(5 * time.Millisecond) {
 			if time.Now().After(deadline) || tcpFailed.Load() > 0 {
-				t.Fatalf("%s: %d TCP exchanges (%d failed), %d datagrams in %v", what, tcpOK.Load()-okFrom, tcpFailed.Load(), sent.Load()-sentFrom, waitTimeout)
+				t.Fatalf("%s: %d TCP exchanges (%d failed), %d datagrams in %v", what, tcpOK.Load()-okFrom, tcpFailed.Load(), sender.Sent()-sentFrom, testkit.WaitTimeout)
 			}
 		}
 	}
@@ -729,16 +561,17 @@ func TestUpgradeLosesNothing(t *testing.T) {
 		if err := syscall.Kill(old, syscall.SIGUSR2); err != nil {
 			t.Fatal(err)
 		}
-		deadline := time.Now().Add(waitTimeout)
+		deadline := time.Now().Add(testkit.WaitTimeout)
 		for readPid() == old {
 			if time.Now().After(deadline) {
-				t.Fatalf("upgrade %d: the pidfile still names %d:\n%s", i+1, old, d.stderr)
+				t.Fatalf("upgrade %d: the pidfile still names %d:\n%s", i+1, old, d.Stderr)
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
 		traffic(fmt.Sprintf("after upgrade %d", i+1))
 	}
 	close(stop)
+	sender.Stop()
 	wg.Wait()
 	last := readPid()
 	pids = append(pids, last)
@@ -752,7 +585,7 @@ func TestUpgradeLosesNothing(t *testing.T) {
 		KernelDrop float64 `json:"kernel_drops"`
 	}
 	udpSummed := func() (rx, drops float64, summaries int) {
-		for _, l := range strings.Split(d.stderr.String(), "\n") {
+		for _, l := range strings.Split(d.Stderr.String(), "\n") {
 			var m line
 			if json.Unmarshal([]byte(l), &m) == nil && m.Msg == "shard summary" {
 				summaries++
@@ -769,10 +602,10 @@ func TestUpgradeLosesNothing(t *testing.T) {
 	// one that arrives after the stop's fence is a kernel drop. So before
 	// the stop, wait until the processes account for every datagram: the
 	// summaries of the old ones (all exited) plus the live one's counters.
-	for deadline := time.Now().Add(waitTimeout); ; time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(testkit.WaitTimeout); ; time.Sleep(20 * time.Millisecond) {
 		rx, _, summaries := udpSummed()
 		if summaries >= 4*upgrades {
-			if text, err := get(metricsURL); err == nil && rx+metricSum(text, "shardd_rx_packets_total", `proto="udp"`) == float64(sent.Load()) {
+			if text, err := testkit.Get(metricsURL); err == nil && rx+testkit.MetricSum(text, "shardd_rx_packets_total", `proto="udp"`) == float64(sender.Sent()) {
 				break
 			}
 		}
@@ -787,7 +620,7 @@ func TestUpgradeLosesNothing(t *testing.T) {
 	// Every process logs its per-shard summary when it exits: upgrades+1
 	// processes, 2 UDP and 2 TCP shards each.
 	var rx, drops float64
-	deadline := time.Now().Add(waitTimeout)
+	deadline := time.Now().Add(testkit.WaitTimeout)
 	for {
 		var summaries int
 		rx, drops, summaries = udpSummed()
@@ -796,21 +629,21 @@ func TestUpgradeLosesNothing(t *testing.T) {
 		}
 		if time.Now().After(deadline) {
 			var states []string
-			for _, p := range append([]int{d.cmd.Process.Pid}, pids...) {
+			for _, p := range append([]int{d.Cmd.Process.Pid}, pids...) {
 				st, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p))
 				states = append(states, fmt.Sprintf("%d: %.60s", p, st))
 			}
-			t.Fatalf("%d summary lines, want %d; processes: %v\n%s", summaries, 4*(upgrades+1), states, d.stderr)
+			t.Fatalf("%d summary lines, want %d; processes: %v\n%s", summaries, 4*(upgrades+1), states, d.Stderr)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if float64(sent.Load()) != rx || drops != 0 {
-		t.Fatalf("sent %d datagrams through %d upgrades: received %v, kernel drops %v", sent.Load(), upgrades, rx, drops)
+	if float64(sender.Sent()) != rx || drops != 0 {
+		t.Fatalf("sent %d datagrams through %d upgrades: received %v, kernel drops %v", sender.Sent(), upgrades, rx, drops)
 	}
 	if tcpFailed.Load() != 0 || tcpOK.Load() < 50 {
 		t.Fatalf("TCP through %d upgrades: %d exchanges failed, %d succeeded", upgrades, tcpFailed.Load(), tcpOK.Load())
 	}
-	if n := strings.Count(d.stderr.String(), "upgrade handed over"); n != upgrades {
+	if n := strings.Count(d.Stderr.String(), "upgrade handed over"); n != upgrades {
 		t.Fatalf("%d hand-overs logged, want %d", n, upgrades)
 	}
 }
@@ -830,11 +663,11 @@ func TestUpgradeCommandNeedsAPidfile(t *testing.T) {
 // ADDR joins the reuseport group and takes a share of the traffic.
 func TestTwoProcessesShareThePort(t *testing.T) {
 	a := startDaemon(t, "--shards", "1", "--handler", "discard", "--metrics", "127.0.0.1:0", "127.0.0.1:0")
-	bound := a.waitLine(t, "listening")["bound"].(string)
-	aMetrics := "http://" + a.waitLine(t, "serving metrics")["addr"].(string) + "/metrics"
+	bound := a.WaitLine(t, "listening")["bound"].(string)
+	aMetrics := "http://" + a.WaitLine(t, "serving metrics")["addr"].(string) + "/metrics"
 	b := startDaemon(t, "--shards", "1", "--handler", "discard", "--metrics", "127.0.0.1:0", bound)
-	b.waitLine(t, "listening")
-	bMetrics := "http://" + b.waitLine(t, "serving metrics")["addr"].(string) + "/metrics"
+	b.WaitLine(t, "listening")
+	bMetrics := "http://" + b.WaitLine(t, "serving metrics")["addr"].(string) + "/metrics"
 	to := netip.MustParseAddrPort(bound)
 	for f := 0; f < 64; f++ {
 		c, err := net.ListenUDP("udp4", nil)
@@ -848,10 +681,10 @@ func TestTwoProcessesShareThePort(t *testing.T) {
 	}
 	// Stop only once both count all 320: a datagram still on its way
 	// when the stop fences the socket would be a kernel drop.
-	for deadline := time.Now().Add(waitTimeout); ; time.Sleep(10 * time.Millisecond) {
-		ta, errA := get(aMetrics)
-		tb, errB := get(bMetrics)
-		if errA == nil && errB == nil && metricSum(ta, "shardd_rx_packets_total", "")+metricSum(tb, "shardd_rx_packets_total", "") == 320 {
+	for deadline := time.Now().Add(testkit.WaitTimeout); ; time.Sleep(10 * time.Millisecond) {
+		ta, errA := testkit.Get(aMetrics)
+		tb, errB := testkit.Get(bMetrics)
+		if errA == nil && errB == nil && testkit.MetricSum(ta, "shardd_rx_packets_total", "")+testkit.MetricSum(tb, "shardd_rx_packets_total", "") == 320 {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -860,18 +693,18 @@ func TestTwoProcessesShareThePort(t *testing.T) {
 	}
 	var total float64
 	for _, d := range []*daemon{a, b} {
-		if code, _ := d.stop(t, syscall.SIGTERM); code != 0 {
+		if code, _ := d.Stop(t, syscall.SIGTERM); code != 0 {
 			t.Fatalf("exit %d", code)
 		}
 		var rx float64
-		for _, l := range strings.Split(d.stderr.String(), "\n") {
+		for _, l := range strings.Split(d.Stderr.String(), "\n") {
 			var m map[string]any
 			if json.Unmarshal([]byte(l), &m) == nil && m["msg"] == "shard summary" {
 				rx += m["rx_packets"].(float64)
 			}
 		}
 		if rx == 0 {
-			t.Fatalf("one of the two processes got nothing of 64 flows:\n%s", d.stderr)
+			t.Fatalf("one of the two processes got nothing of 64 flows:\n%s", d.Stderr)
 		}
 		total += rx
 	}
@@ -896,62 +729,40 @@ func TestFailedUpgradeKeepsServing(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	copyFile(sharddBin)
+	copyFile(sharddBin(t))
 	pidfile := filepath.Join(dir, "pid")
 	d := startDaemonBin(t, bin, nil, "--shards", "1", "--pidfile", pidfile, "--metrics", "127.0.0.1:0", "127.0.0.1:0")
-	to := netip.MustParseAddrPort(d.waitLine(t, "listening")["bound"].(string))
-	metricsURL := "http://" + d.waitLine(t, "serving metrics")["addr"].(string) + "/metrics"
+	to := netip.MustParseAddrPort(d.WaitLine(t, "listening")["bound"].(string))
+	metricsURL := "http://" + d.WaitLine(t, "serving metrics")["addr"].(string) + "/metrics"
 
 	broken := filepath.Join(dir, "broken.sh")
 	if err := os.WriteFile(broken, []byte("#!/bin/sh\nexit 3\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	copyFile(broken)
-	_ = d.cmd.Process.Signal(syscall.SIGUSR2)
-	d.waitLine(t, "upgrade failed; this process keeps serving and a later upgrade can be tried")
-	got, _ := exchange(t, "udp4", to, []byte("still the old one"))
+	_ = d.Cmd.Process.Signal(syscall.SIGUSR2)
+	d.WaitLine(t, "upgrade failed; this process keeps serving and a later upgrade can be tried")
+	got, _ := testkit.Exchange(t, "udp4", to, []byte("still the old one"))
 	if string(got) != "still the old one" {
 		t.Fatalf("after a failed upgrade: %q", got)
 	}
-	if v, _ := sumMetric(t, scrape(t, metricsURL), `shardd_upgrades_total`); v != 1 {
+	if v, _ := testkit.SumMetric(t, testkit.Scrape(t, metricsURL), `shardd_upgrades_total`); v != 1 {
 		t.Fatalf("shardd_upgrades_total sums to %v after one failure", v)
 	}
 
-	copyFile(sharddBin)
-	_ = d.cmd.Process.Signal(syscall.SIGUSR2)
-	newPid := int(d.waitLine(t, "upgrade handed over; this process finishes what it has and exits")["new_pid"].(float64))
+	copyFile(sharddBin(t))
+	_ = d.Cmd.Process.Signal(syscall.SIGUSR2)
+	newPid := int(d.WaitLine(t, "upgrade handed over; this process finishes what it has and exits")["new_pid"].(float64))
 	defer syscall.Kill(newPid, syscall.SIGKILL) // only if the test fails before the TERM below
-	got, _ = exchange(t, "udp4", to, []byte("the new one"))
+	got, _ = testkit.Exchange(t, "udp4", to, []byte("the new one"))
 	if string(got) != "the new one" {
 		t.Fatalf("after the second upgrade: %q", got)
 	}
-	text := scrape(t, metricsURL) // served by the new process now
+	text := testkit.Scrape(t, metricsURL) // served by the new process now
 	if !strings.Contains(text, `shardd_upgrades_total{result="ok"} 1`) || !strings.Contains(text, `shardd_upgrades_total{result="failed"} 1`) {
 		t.Fatalf("the new process does not carry the upgrade counts (ok 1, failed 1):\n%s", text)
 	}
 	_ = syscall.Kill(newPid, syscall.SIGTERM)
-}
-
-// exchange sends one datagram and returns the reply.
-func exchange(t *testing.T, network string, to netip.AddrPort, payload []byte) ([]byte, netip.AddrPort) {
-	t.Helper()
-	c, err := net.ListenUDP(network, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	buf := make([]byte, 2048)
-	// Resent every second (a datagram may meet a socket being handed
-	// over), until a deadline only a hang reaches.
-	for deadline := time.Now().Add(waitTimeout); time.Now().Before(deadline); {
-		_, _ = c.WriteToUDPAddrPort(payload, to)
-		_ = c.SetReadDeadline(time.Now().Add(time.Second))
-		if n, from, err := c.ReadFromUDPAddrPort(buf); err == nil {
-			return buf[:n], from
-		}
-	}
-	t.Fatalf("no reply from %v within %v", to, waitTimeout)
-	return nil, netip.AddrPort{}
 }
 
 // TestSocketActivation passes sockets the way systemd does (LISTEN_PID,
@@ -959,39 +770,7 @@ func exchange(t *testing.T, network string, to netip.AddrPort, payload []byte) (
 // serves the sockets it was given, adds the missing shards itself, and says
 // READY=1 and STOPPING=1.
 func TestSocketActivation(t *testing.T) {
-	mk := func(typ int) int {
-		fd, err := unix.Socket(unix.AF_INET, typ|unix.SOCK_CLOEXEC, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
-		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
-		return fd
-	}
-	// A port free for both transports (the TCP side may be held by a
-	// connection of an earlier test).
-	var udp, tcp, port int
-	for try := 0; ; try++ {
-		udp = mk(unix.SOCK_DGRAM)
-		if err := unix.Bind(udp, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
-			t.Fatal(err)
-		}
-		sa, _ := unix.Getsockname(udp)
-		port = sa.(*unix.SockaddrInet4).Port
-		tcp = mk(unix.SOCK_STREAM)
-		err := unix.Bind(tcp, &unix.SockaddrInet4{Port: port, Addr: [4]byte{127, 0, 0, 1}})
-		if err == nil {
-			break
-		}
-		unix.Close(udp)
-		unix.Close(tcp)
-		if try == 20 {
-			t.Fatal(err)
-		}
-	}
-	if err := unix.Listen(tcp, 128); err != nil {
-		t.Fatal(err)
-	}
+	files, port := testkit.ActivationSockets(t, netip.MustParseAddr("127.0.0.1"))
 	notifyPath := filepath.Join(t.TempDir(), "notify")
 	notify, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: notifyPath, Net: "unixgram"})
 	if err != nil {
@@ -1000,29 +779,16 @@ func TestSocketActivation(t *testing.T) {
 	defer notify.Close()
 
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	cmd := exec.Command("sh", "-c", `LISTEN_PID=$$ LISTEN_FDS=2 exec "$0" "$@"`, sharddBin, "--log-format", "json", "--shards", "2", "--proto", "udp,tcp", addr)
-	cmd.ExtraFiles = []*os.File{os.NewFile(uintptr(udp), "udp"), os.NewFile(uintptr(tcp), "tcp")}
+	cmd := exec.Command("sh", "-c", `LISTEN_PID=$$ LISTEN_FDS=2 exec "$0" "$@"`, sharddBin(t), "--log-format", "json", "--shards", "2", "--proto", "udp,tcp", addr)
+	cmd.ExtraFiles = files
 	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+notifyPath)
-	var stderr lockedBuffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	defer func() {
-		select {
-		case <-done:
-		default:
-			_ = cmd.Process.Kill()
-			<-done
-		}
-	}()
+	p := testkit.Start(t, "shardd", cmd)
+	stderr := p.Stderr
 	for _, f := range cmd.ExtraFiles {
 		f.Close() // the daemon has them now
 	}
 	readNotify := func() string {
-		_ = notify.SetReadDeadline(time.Now().Add(waitTimeout))
+		_ = notify.SetReadDeadline(time.Now().Add(testkit.WaitTimeout))
 		buf := make([]byte, 256)
 		n, err := notify.Read(buf)
 		if err != nil {
@@ -1033,22 +799,19 @@ func TestSocketActivation(t *testing.T) {
 	if msg := readNotify(); msg != fmt.Sprintf("READY=1\nMAINPID=%d", cmd.Process.Pid) {
 		t.Fatalf("notify %q, want READY=1 with MAINPID %d", msg, cmd.Process.Pid)
 	}
-	for deadline := time.Now().Add(waitTimeout); !strings.Contains(stderr.String(), "serving the sockets systemd passed"); {
+	for deadline := time.Now().Add(testkit.WaitTimeout); !strings.Contains(stderr.String(), "serving the sockets systemd passed"); {
 		if time.Now().After(deadline) {
 			t.Fatalf("activation not noticed:\n%s", stderr.String())
 		}
 		time.Sleep(10 * time.Millisecond) // stderr is copied through a pipe
 	}
-	got, _ := exchange(t, "udp4", netip.MustParseAddrPort(addr), []byte("activated"))
+	got, _ := testkit.Exchange(t, "udp4", netip.MustParseAddrPort(addr), []byte("activated"))
 	if string(got) != "activated" {
 		t.Fatalf("UDP: %q", got)
 	}
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := testkit.DialTCP(t, addr)
 	_, _ = c.Write([]byte("tcp activated"))
-	_ = c.SetReadDeadline(time.Now().Add(waitTimeout))
+	_ = c.SetReadDeadline(time.Now().Add(testkit.WaitTimeout))
 	buf := make([]byte, 13)
 	if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "tcp activated" {
 		t.Fatalf("TCP: %q %v", buf, err)
@@ -1058,8 +821,8 @@ func TestSocketActivation(t *testing.T) {
 	if msg := readNotify(); msg != "STOPPING=1" {
 		t.Fatalf("notify %q, want STOPPING=1", msg)
 	}
-	<-done
-	if code := cmd.ProcessState.ExitCode(); code != 0 {
+	<-p.Exited
+	if code := p.Code; code != 0 {
 		t.Fatalf("exit %d:\n%s", code, stderr.String())
 	}
 	if strings.Contains(stderr.String(), "receive buffer is smaller than asked") {
@@ -1078,26 +841,13 @@ func TestSystemdSocketActivate(t *testing.T) {
 	activate := requireTool(t, "systemd-socket-activate")
 	// Below the ephemeral range: a released port-0 bind could go to
 	// another test's bind before the activator's.
-	addr := fmt.Sprintf("127.0.0.1:%d", freeUDPPort(t))
+	addr := fmt.Sprintf("127.0.0.1:%d", testkit.FreeUDPPort(t))
 	// The activator's socket has no SO_REUSEPORT, so one shard serves it.
-	cmd := exec.Command(activate, "--datagram", "-l", addr, sharddBin, "--log-format", "json", "--shards", "1", addr)
-	var stderr lockedBuffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	defer func() {
-		select {
-		case <-done:
-		default:
-			_ = cmd.Process.Kill()
-			<-done
-		}
-	}()
+	cmd := exec.Command(activate, "--datagram", "-l", addr, sharddBin(t), "--log-format", "json", "--shards", "1", addr)
+	p := testkit.Start(t, "shardd", cmd)
+	stderr := p.Stderr
 	var got []byte
-	for deadline := time.Now().Add(waitTimeout); ; {
+	for deadline := time.Now().Add(testkit.WaitTimeout); ; {
 		cl, err := net.ListenUDP("udp4", nil)
 		if err != nil {
 			t.Fatal(err)
@@ -1118,15 +868,15 @@ func TestSystemdSocketActivate(t *testing.T) {
 	if string(got) != "wake up" {
 		t.Fatalf("got %q", got)
 	}
-	for deadline := time.Now().Add(waitTimeout); !strings.Contains(stderr.String(), "serving the sockets systemd passed"); {
+	for deadline := time.Now().Add(testkit.WaitTimeout); !strings.Contains(stderr.String(), "serving the sockets systemd passed"); {
 		if time.Now().After(deadline) {
 			t.Fatalf("shardd did not take the activated socket:\n%s", stderr.String())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
 	_ = cmd.Process.Signal(syscall.SIGTERM) // exec'd: the activator's pid is shardd's
-	<-done
-	if code := cmd.ProcessState.ExitCode(); code != 0 {
+	<-p.Exited
+	if code := p.Code; code != 0 {
 		t.Fatalf("exit %d:\n%s", code, stderr.String())
 	}
 }
@@ -1142,7 +892,7 @@ func newGatedBin(t *testing.T) *gatedBin {
 	t.Helper()
 	dir := t.TempDir()
 	g := &gatedBin{path: filepath.Join(dir, "shardd"), gate: filepath.Join(dir, "gate")}
-	b, err := os.ReadFile(sharddBin)
+	b, err := os.ReadFile(sharddBin(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1157,7 +907,7 @@ func newGatedBin(t *testing.T) *gatedBin {
 // through the shell to the real daemon.
 func (g *gatedBin) hold(t *testing.T) {
 	t.Helper()
-	script := fmt.Sprintf("#!/bin/sh\nwhile [ ! -e '%s' ]; do sleep 0.01; done\nexec '%s' \"$@\"\n", g.gate, sharddBin)
+	script := fmt.Sprintf("#!/bin/sh\nwhile [ ! -e '%s' ]; do sleep 0.01; done\nexec '%s' \"$@\"\n", g.gate, sharddBin(t))
 	_ = os.Remove(g.path)
 	if err := os.WriteFile(g.path, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
@@ -1171,23 +921,32 @@ func (g *gatedBin) open(t *testing.T) {
 	}
 }
 
+// upgradeAtGate starts a gated shardd with shards and pidfile, waits until
+// it listens, holds the gate and sends USR2: an upgrade is under way, its
+// new process waiting at the gate. It returns the daemon, the address it
+// listens on and the gate.
+func upgradeAtGate(t *testing.T, shards, pidfile string) (*daemon, netip.AddrPort, *gatedBin) {
+	t.Helper()
+	g := newGatedBin(t)
+	d := startDaemonBin(t, g.path, nil, "--shards", shards, "--pidfile", pidfile, "127.0.0.1:0")
+	to := netip.MustParseAddrPort(d.WaitLine(t, "listening")["bound"].(string))
+	g.hold(t)
+	_ = d.Cmd.Process.Signal(syscall.SIGUSR2)
+	return d, to, g
+}
+
 // TestSecondUpgradeIsRefused: a USR2 while an upgrade is under way is
 // refused, and the first upgrade completes. The new process is held at the
 // gate until the refusal is logged: without it, a fast new process could
 // hand over before the second USR2 is read, and the daemon would pick
 // either (both are ready in its select).
 func TestSecondUpgradeIsRefused(t *testing.T) {
-	pidfile := filepath.Join(t.TempDir(), "pid")
-	g := newGatedBin(t)
-	d := startDaemonBin(t, g.path, nil, "--shards", "1", "--pidfile", pidfile, "127.0.0.1:0")
-	d.waitLine(t, "listening")
-	g.hold(t)
-	_ = d.cmd.Process.Signal(syscall.SIGUSR2)
-	d.waitLine(t, "upgrade: new process started")
-	_ = d.cmd.Process.Signal(syscall.SIGUSR2)
-	d.waitLine(t, "upgrade refused: another upgrade is in progress")
+	d, _, g := upgradeAtGate(t, "1", filepath.Join(t.TempDir(), "pid"))
+	d.WaitLine(t, "upgrade: new process started")
+	_ = d.Cmd.Process.Signal(syscall.SIGUSR2)
+	d.WaitLine(t, "upgrade refused: another upgrade is in progress")
 	g.open(t)
-	newPid := int(d.waitLine(t, "upgrade handed over; this process finishes what it has and exits")["new_pid"].(float64))
+	newPid := int(d.WaitLine(t, "upgrade handed over; this process finishes what it has and exits")["new_pid"].(float64))
 	_ = syscall.Kill(newPid, syscall.SIGTERM)
 }
 
@@ -1200,40 +959,36 @@ func TestSecondUpgradeIsRefused(t *testing.T) {
 // too, so the order is the one under test on any machine.
 func TestTermDuringUpgrade(t *testing.T) {
 	pidfile := filepath.Join(t.TempDir(), "pid")
-	g := newGatedBin(t)
-	d := startDaemonBin(t, g.path, nil, "--shards", "2", "--pidfile", pidfile, "127.0.0.1:0")
-	to := netip.MustParseAddrPort(d.waitLine(t, "listening")["bound"].(string))
-	g.hold(t)
-	_ = d.cmd.Process.Signal(syscall.SIGUSR2)
-	d.waitLine(t, "upgrading")
-	_ = d.cmd.Process.Signal(syscall.SIGTERM)
-	d.waitLine(t, "stopping")
+	d, to, g := upgradeAtGate(t, "2", pidfile)
+	d.WaitLine(t, "upgrading")
+	_ = d.Cmd.Process.Signal(syscall.SIGTERM)
+	d.WaitLine(t, "stopping")
 	g.open(t)
-	newPid := int(d.waitLine(t, "the upgrade handed over before the stop; leaving the sockets to the new process")["new_pid"].(float64))
+	newPid := int(d.WaitLine(t, "the upgrade handed over before the stop; leaving the sockets to the new process")["new_pid"].(float64))
 	defer syscall.Kill(newPid, syscall.SIGTERM)
 	// The old process exits (and is reaped) while the new one, which shares
 	// its stderr, goes on: watch /proc, not the pipe.
-	oldProc := fmt.Sprintf("/proc/%d", d.cmd.Process.Pid)
-	for deadline := time.Now().Add(waitTimeout); ; {
+	oldProc := fmt.Sprintf("/proc/%d", d.Cmd.Process.Pid)
+	for deadline := time.Now().Add(testkit.WaitTimeout); ; {
 		if _, err := os.Stat(oldProc); err != nil {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the old process did not exit:\n%s", d.stderr)
+			t.Fatalf("the old process did not exit:\n%s", d.Stderr)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	b, _ := os.ReadFile(pidfile)
-	if pid, _ := strconv.Atoi(strings.TrimSpace(string(b))); pid != newPid || newPid == d.cmd.Process.Pid {
-		t.Fatalf("pidfile names %d after the hand-over to %d (old %d):\n%s", pid, newPid, d.cmd.Process.Pid, d.stderr)
+	if pid, _ := strconv.Atoi(strings.TrimSpace(string(b))); pid != newPid || newPid == d.Cmd.Process.Pid {
+		t.Fatalf("pidfile names %d after the hand-over to %d (old %d):\n%s", pid, newPid, d.Cmd.Process.Pid, d.Stderr)
 	}
-	if strings.Count(d.stderr.String(), `"msg":"shard summary"`) != 2 {
+	if strings.Count(d.Stderr.String(), `"msg":"shard summary"`) != 2 {
 		// The old process logs its two UDP shards' summaries; a new one that
 		// had stopped too would add its own.
-		t.Fatalf("want exactly the old process's 2 shard summaries:\n%s", d.stderr)
+		t.Fatalf("want exactly the old process's 2 shard summaries:\n%s", d.Stderr)
 	}
 	for i := 0; i < 20; i++ { // many source ports: every shard socket must still answer
-		got, _ := exchange(t, "udp4", to, []byte("after TERM"))
+		got, _ := testkit.Exchange(t, "udp4", to, []byte("after TERM"))
 		if string(got) != "after TERM" {
 			t.Fatalf("new process: %q", got)
 		}

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/shardd/shardd/cmd/internal/testkit"
 )
 
 // TestDnsperfLosesNothing runs dnsperf (the Debian package) for a few
@@ -20,8 +22,8 @@ func TestDnsperfLosesNothing(t *testing.T) {
 	dnsperf := requireTool(t, "dnsperf")
 	d := startDaemon(t, "--handler", "dns", "--proto", "udp", "--shards", "2", "--metrics", "127.0.0.1:0",
 		"--zone", "../../testdata/dns/example.com.zone", "--zone", "../../testdata/dns/2.0.192.in-addr.arpa.zone", "127.0.0.1:0")
-	port := netip.MustParseAddrPort(d.waitLine(t, "listening")["bound"].(string)).Port()
-	url := "http://" + d.waitLine(t, "serving metrics")["addr"].(string) + "/metrics"
+	port := netip.MustParseAddrPort(d.WaitLine(t, "listening")["bound"].(string)).Port()
+	url := "http://" + d.WaitLine(t, "serving metrics")["addr"].(string) + "/metrics"
 
 	// A count, not a rate: the query file (50 queries) 300 times, at most
 	// 5000/s and 100 outstanding (so no burst can overflow a socket
@@ -29,7 +31,7 @@ func TestDnsperfLosesNothing(t *testing.T) {
 	// timeout before one counts as lost is 30 s, not a rate a busy CI
 	// machine may not reach.
 	const rate, rounds, perRound = 5000, 300, 50
-	ctx, cancel := context.WithTimeout(context.Background(), 5*waitTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*testkit.WaitTimeout)
 	defer cancel()
 	// Four clients (source ports) so both shards answer; EDNS so that
 	// big.example.com TXT fits.
@@ -66,20 +68,20 @@ func TestDnsperfLosesNothing(t *testing.T) {
 	if len(codes) != 2 || codes["NOERROR"] == 0 || codes["NXDOMAIN"] == 0 {
 		t.Errorf("response codes %v: the query file should give NOERROR and NXDOMAIN only", codes)
 	}
-	text := scrape(t, url)
-	total, series := sumMetric(t, text, "shardd_dns_responses_total")
+	text := testkit.Scrape(t, url)
+	total, series := testkit.SumMetric(t, text, "shardd_dns_responses_total")
 	if total != float64(completed) {
 		t.Errorf("shardd_dns_responses_total sums to %v over %d series; dnsperf completed %d", total, series, completed)
 	}
 	for rcode, n := range codes {
-		if got := metricSum(text, "shardd_dns_responses_total", fmt.Sprintf(`rcode="%s"`, rcode)); got != n {
+		if got := testkit.MetricSum(text, "shardd_dns_responses_total", fmt.Sprintf(`rcode="%s"`, rcode)); got != n {
 			t.Errorf("shardd_dns_responses_total{rcode=%q} = %v, dnsperf counted %v", rcode, got, n)
 		}
 	}
-	if drops, _ := sumMetric(t, text, "shardd_kernel_drops_total"); drops != 0 {
+	if drops, _ := testkit.SumMetric(t, text, "shardd_kernel_drops_total"); drops != 0 {
 		t.Errorf("kernel drops %v", drops)
 	}
-	if code, _ := d.stop(t, syscall.SIGTERM); code != 0 {
-		t.Fatalf("exit %d:\n%s", code, d.stderr)
+	if code, _ := d.Stop(t, syscall.SIGTERM); code != 0 {
+		t.Fatalf("exit %d:\n%s", code, d.Stderr)
 	}
 }

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/shardd/shardd/cmd/internal/testkit"
 )
 
 // knotZones are the zones (testdata/dns/NAME.zone) both servers get.
@@ -47,7 +49,7 @@ func startKnot(t *testing.T) netip.AddrPort {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(knotd, "-c", cf)
-	var logBuf lockedBuffer
+	var logBuf testkit.LockedBuffer
 	cmd.Stderr = &logBuf
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -57,7 +59,7 @@ func startKnot(t *testing.T) netip.AddrPort {
 		_ = cmd.Wait()
 	})
 	// Ready when it answers the SOA.
-	for deadline := time.Now().Add(waitTimeout); ; time.Sleep(50 * time.Millisecond) {
+	for deadline := time.Now().Add(testkit.WaitTimeout); ; time.Sleep(50 * time.Millisecond) {
 		out, _ := exec.Command(requireTool(t, "dig"), "@127.0.0.1", "-p", fmt.Sprint(addr.Port()), "+time=1", "+tries=1", "+short", "example.com", "SOA").Output()
 		if strings.Contains(string(out), "2026112501") {
 			return addr

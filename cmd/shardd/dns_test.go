@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/shardd/shardd/cmd/internal/testkit"
 )
 
 var exampleZones = []string{"--zone", "../../testdata/dns/example.com.zone", "--zone", "../../testdata/dns/2.0.192.in-addr.arpa.zone"}
@@ -22,8 +24,8 @@ func dnsDaemon(t *testing.T, zones ...string) (*daemon, netip.AddrPort, string) 
 	t.Helper()
 	args := append([]string{"--handler", "dns", "--proto", "udp,tcp", "--shards", "2", "--metrics", "127.0.0.1:0"}, zones...)
 	d := startDaemon(t, append(args, "127.0.0.1:0")...)
-	bound := netip.MustParseAddrPort(d.waitLine(t, "listening")["bound"].(string))
-	url := "http://" + d.waitLine(t, "serving metrics")["addr"].(string) + "/metrics"
+	bound := netip.MustParseAddrPort(d.WaitLine(t, "listening")["bound"].(string))
+	url := "http://" + d.WaitLine(t, "serving metrics")["addr"].(string) + "/metrics"
 	return d, bound, url
 }
 
@@ -170,7 +172,7 @@ func TestDigAndKdig(t *testing.T) {
 // transports.
 func TestDigIPv6(t *testing.T) {
 	d := startDaemon(t, append([]string{"--handler", "dns", "--proto", "udp,tcp", "--shards", "2"}, append(exampleZones, ":0")...)...)
-	port := netip.MustParseAddrPort(d.waitLine(t, "listening")["bound"].(string)).Port()
+	port := netip.MustParseAddrPort(d.WaitLine(t, "listening")["bound"].(string)).Port()
 	for _, ip := range []string{"::1", "127.0.0.1"} {
 		for _, transport := range []string{"+notcp", "+tcp"} {
 			r := dig(t, "dig", netip.AddrPortFrom(netip.MustParseAddr(ip), port), transport, "example.com", "AAAA")
@@ -218,7 +220,7 @@ func TestDigTruncationAndRetry(t *testing.T) {
 	if r := dig(t, "kdig", addr, "+bufsize=1232", "big.example.com", "TXT"); r.tcp || len(r.answer) != 6 {
 		t.Errorf("kdig +bufsize=1232 big: want 6 TXT over UDP; got:\n%s", r.out)
 	}
-	if n, _ := sumMetric(t, scrape(t, url), "shardd_dns_truncated_total"); n != 6 {
+	if n, _ := testkit.SumMetric(t, testkit.Scrape(t, url), "shardd_dns_truncated_total"); n != 6 {
 		t.Errorf("shardd_dns_truncated_total = %v, want 6 (one per truncated UDP reply)", n)
 	}
 }
@@ -274,7 +276,7 @@ func TestDigErrorsAndEDNS(t *testing.T) {
 	if _, err := c.Write(query); err != nil {
 		t.Fatal(err)
 	}
-	_ = c.SetReadDeadline(time.Now().Add(waitTimeout))
+	_ = c.SetReadDeadline(time.Now().Add(testkit.WaitTimeout))
 	got := make([]byte, 512)
 	if n, err := c.Read(got); err != nil || n < 2 || got[0] != 0x56 || got[1] != 0x78 {
 		t.Errorf("first datagram back: % x, %v; want the answer to the query (ID 5678): a reply was answered", got[:max(n, 0)], err)
@@ -290,8 +292,8 @@ func TestDigErrorsAndEDNS(t *testing.T) {
 func waitMetric(t *testing.T, url, name, match string, want float64) {
 	t.Helper()
 	var got float64
-	for deadline := time.Now().Add(waitTimeout); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if got = metricSum(scrape(t, url), name, match); got == want {
+	for deadline := time.Now().Add(testkit.WaitTimeout); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if got = testkit.MetricSum(testkit.Scrape(t, url), name, match); got == want {
 			return
 		}
 	}
@@ -315,20 +317,20 @@ func TestZoneReloadOnHUP(t *testing.T) {
 		t.Fatalf("before reload:\n%s", r.out)
 	}
 	write(2, "192.0.2.20")
-	if err := d.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+	if err := d.Cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	if l := d.waitLine(t, "zone reloaded"); l["serial"].(float64) != 2 {
+	if l := d.WaitLine(t, "zone reloaded"); l["serial"].(float64) != 2 {
 		t.Fatalf("reloaded serial %v", l["serial"])
 	}
 	if r := dig(t, "kdig", addr, "w.reload.test", "A"); !r.has(r.answer, "192.0.2.20") {
 		t.Fatalf("after reload:\n%s", r.out)
 	}
 	write(3, "192.0.2.300") // not an address: the reload fails at line 6
-	if err := d.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+	if err := d.Cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	l := d.waitLine(t, "signal handling failed; the previous state keeps serving")
+	l := d.WaitLine(t, "signal handling failed; the previous state keeps serving")
 	if e, _ := l["error"].(string); !strings.Contains(e, zone) || !strings.Contains(e, "line: 6") {
 		t.Errorf("reload error %q: want the file and line", e)
 	}
@@ -336,11 +338,11 @@ func TestZoneReloadOnHUP(t *testing.T) {
 		t.Fatalf("after a failed reload the old zone must serve:\n%s", r.out)
 	}
 	waitMetric(t, url, "shardd_dns_zone_reload_errors_total", "", 1)
-	text := scrape(t, url)
+	text := testkit.Scrape(t, url)
 	if !strings.Contains(text, "shardd_dns_zone_reloads_total 1\n") || !strings.Contains(text, `shardd_dns_zone_serial{zone="reload.test."} 2`) {
 		t.Errorf("reload metrics:\n%s", text)
 	}
-	if code, _ := d.stop(t, syscall.SIGTERM); code != 0 {
+	if code, _ := d.Stop(t, syscall.SIGTERM); code != 0 {
 		t.Errorf("exit %d", code)
 	}
 }

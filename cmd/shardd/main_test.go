@@ -7,6 +7,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/shardd/shardd/cmd/internal/testkit"
 )
 
 // TestUsageErrors runs the command in-process: each bad input gets one line
@@ -65,12 +67,12 @@ func TestUsageErrors(t *testing.T) {
 }
 
 // runBounded runs the command in-process; if it starts serving instead of
-// refusing the input, it is stopped after waitTimeout and the test fails
+// refusing the input, it is stopped after testkit.WaitTimeout and the test fails
 // (a deadline only a daemon that serves reaches, not a slow refusal).
 func runBounded(t *testing.T, args []string, stdout, stderr *bytes.Buffer) int {
 	t.Helper()
 	sig := make(chan os.Signal, 1)
-	timer := time.AfterFunc(waitTimeout, func() { sig <- syscall.SIGTERM })
+	timer := time.AfterFunc(testkit.WaitTimeout, func() { sig <- syscall.SIGTERM })
 	code := run(args, stdout, stderr, sig)
 	if !timer.Stop() {
 		t.Errorf("shardd %v started serving instead of refusing its input", args)

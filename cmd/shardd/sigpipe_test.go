@@ -8,14 +8,16 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/shardd/shardd/cmd/internal/testkit"
 )
 
 // TestClosedStdoutIsNotFatal: with --sink - and a reader that went away,
 // writes fail with EPIPE, which the sink logs and counts; SIGPIPE must not
 // kill the daemon.
 func TestClosedStdoutIsNotFatal(t *testing.T) {
-	cmd := exec.Command(sharddBin, "--log-format", "json", "--handler", "syslog", "--sink", "-", "--shards", "1", "127.0.0.1:0")
-	var stderr lockedBuffer
+	cmd := exec.Command(sharddBin(t), "--log-format", "json", "--handler", "syslog", "--sink", "-", "--shards", "1", "127.0.0.1:0")
+	var stderr testkit.LockedBuffer
 	cmd.Stderr = &stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -36,7 +38,7 @@ func TestClosedStdoutIsNotFatal(t *testing.T) {
 	})
 	out.Close() // the reader goes away
 	var port string
-	for deadline := time.Now().Add(waitTimeout); port == "" && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(testkit.WaitTimeout); port == "" && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		for _, line := range strings.Split(stderr.String(), "\n") {
 			if i := strings.Index(line, `"bound":"127.0.0.1:`); i >= 0 {
 				port = line[i+len(`"bound":"127.0.0.1:`):]
@@ -52,7 +54,7 @@ func TestClosedStdoutIsNotFatal(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	for deadline := time.Now().Add(waitTimeout); !strings.Contains(stderr.String(), "broken pipe") && time.Now().Before(deadline); {
+	for deadline := time.Now().Add(testkit.WaitTimeout); !strings.Contains(stderr.String(), "broken pipe") && time.Now().Before(deadline); {
 		_, _ = c.Write([]byte("<13>1 2026-11-25T10:00:00Z host app - - - into a closed pipe"))
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -70,7 +72,7 @@ func TestClosedStdoutIsNotFatal(t *testing.T) {
 	_ = cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-exited:
-	case <-time.After(waitTimeout):
+	case <-time.After(testkit.WaitTimeout):
 		t.Fatal("no exit after SIGTERM")
 	}
 	if ws := cmd.ProcessState.Sys().(syscall.WaitStatus); ws.Signaled() {

@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shardd/shardd/cmd/internal/ports"
+	"github.com/shardd/shardd/cmd/internal/testkit"
 )
 
 func TestSyslogUsageErrors(t *testing.T) {
@@ -40,50 +40,27 @@ func TestSyslogUsageErrors(t *testing.T) {
 	}
 }
 
-// sinkRecords reads an NDJSON sink, failing on a partial or corrupt line.
-func sinkRecords(t *testing.T, path string) []map[string]any {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(b) > 0 && b[len(b)-1] != '\n' {
-		t.Fatalf("%s ends in a partial line", path)
-	}
-	var out []map[string]any
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		var m map[string]any
-		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
-			t.Fatalf("%s: corrupt line %q: %v", path, sc.Bytes(), err)
-		}
-		out = append(out, m)
-	}
-	return out
-}
-
 // startSyslog starts shardd --handler syslog and returns it with its UDP/TCP
 // port and metrics address.
 func startSyslog(t *testing.T, sink string, extra ...string) (*daemon, uint16, string) {
 	t.Helper()
 	args := append([]string{"--handler", "syslog", "--sink", sink, "--shards", "2", "--metrics", "127.0.0.1:0"}, extra...)
 	d := startDaemon(t, append(args, "127.0.0.1:0")...)
-	port := netip.MustParseAddrPort(d.waitLine(t, "listening")["bound"].(string)).Port()
-	return d, port, d.waitLine(t, "serving metrics")["addr"].(string)
+	port := netip.MustParseAddrPort(d.WaitLine(t, "listening")["bound"].(string)).Port()
+	return d, port, d.WaitLine(t, "serving metrics")["addr"].(string)
 }
 
 // waitSyslogMetric waits until cond holds for the sum of a metric's series.
 func waitSyslogMetric(t *testing.T, metricsAddr, name string, cond func(float64) bool) float64 {
 	t.Helper()
-	deadline := time.Now().Add(waitTimeout)
+	deadline := time.Now().Add(testkit.WaitTimeout)
 	for {
-		v, _ := sumMetric(t, scrape(t, "http://"+metricsAddr+"/metrics"), name)
+		v, _ := testkit.SumMetric(t, testkit.Scrape(t, "http://"+metricsAddr+"/metrics"), name)
 		if cond(v) {
 			return v
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s = %v: condition not met within %v", name, v, waitTimeout)
+			t.Fatalf("%s = %v: condition not met within %v", name, v, testkit.WaitTimeout)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -97,9 +74,9 @@ func waitSyslogMetric(t *testing.T, metricsAddr, name string, cond func(float64)
 func sendPaced(t *testing.T, c *net.UDPConn, metricsAddr string, n, step int, msg func(i int) string) {
 	t.Helper()
 	accounted := func() float64 {
-		text := scrape(t, "http://"+metricsAddr+"/metrics")
-		rx, _ := sumMetric(t, text, "shardd_rx_packets_total")
-		drops, _ := sumMetric(t, text, "shardd_kernel_drops_total")
+		text := testkit.Scrape(t, "http://"+metricsAddr+"/metrics")
+		rx, _ := testkit.SumMetric(t, text, "shardd_rx_packets_total")
+		drops, _ := testkit.SumMetric(t, text, "shardd_kernel_drops_total")
 		return rx + drops
 	}
 	base := accounted()
@@ -109,9 +86,9 @@ func sendPaced(t *testing.T, c *net.UDPConn, metricsAddr string, n, step int, ms
 		}
 		if (i+1)%step == 0 || i == n-1 {
 			want := base + float64(i+1)
-			for deadline := time.Now().Add(waitTimeout); accounted() < want; time.Sleep(time.Millisecond) {
+			for deadline := time.Now().Add(testkit.WaitTimeout); accounted() < want; time.Sleep(time.Millisecond) {
 				if time.Now().After(deadline) {
-					t.Fatalf("the daemon accounted for %v of %v datagrams within %v", accounted()-base, i+1, waitTimeout)
+					t.Fatalf("the daemon accounted for %v of %v datagrams within %v", accounted()-base, i+1, testkit.WaitTimeout)
 				}
 			}
 		}
@@ -153,16 +130,16 @@ func TestSyslogLogger(t *testing.T) {
 	// logger returns once its datagram or connection is out: stop only
 	// once everything was written (the assertions below say what is
 	// missing if that never happens), not while some is still on its way.
-	for deadline := time.Now().Add(waitTimeout); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		if text, err := get("http://" + metrics + "/metrics"); err == nil && metricSum(text, "shardd_syslog_written_total", "") >= float64(len(want)) {
+	for deadline := time.Now().Add(testkit.WaitTimeout); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if text, err := testkit.Get("http://" + metrics + "/metrics"); err == nil && testkit.MetricSum(text, "shardd_syslog_written_total", "") >= float64(len(want)) {
 			break
 		}
 	}
-	if code, _ := d.stop(t, syscall.SIGTERM); code != 0 {
-		t.Fatalf("exit %d:\n%s", code, d.stderr)
+	if code, _ := d.Stop(t, syscall.SIGTERM); code != 0 {
+		t.Fatalf("exit %d:\n%s", code, d.Stderr)
 	}
 	got := map[string]int{}
-	for _, r := range sinkRecords(t, sink) {
+	for _, r := range testkit.ReadNDJSON(t, sink) {
 		msg, _ := r["message"].(string)
 		got[msg]++
 		c, ok := want[msg]
@@ -195,8 +172,8 @@ func TestSyslogLogger(t *testing.T) {
 	if len(got) != len(want) {
 		t.Errorf("%d distinct records, want %d", len(got), len(want))
 	}
-	if !strings.Contains(d.stderr.String(), fmt.Sprintf(`"received":%d,"written":%d,"dropped":0`, len(want), len(want))) {
-		t.Errorf("no clean accounting line:\n%s", d.stderr)
+	if !strings.Contains(d.Stderr.String(), fmt.Sprintf(`"received":%d,"written":%d,"dropped":0`, len(want), len(want))) {
+		t.Errorf("no clean accounting line:\n%s", d.Stderr)
 	}
 }
 
@@ -204,24 +181,13 @@ func TestSyslogLogger(t *testing.T) {
 // takes messages from logger on a loopback port and forwards each to
 // shardd twice over UDP (omfwd): as RFC 5424 and in its traditional RFC
 // 3164 format. Every message arrives once per format, fields intact.
-// freeUDPPort returns a loopback UDP port below the ephemeral range that
-// was free a moment ago, for a program that binds it itself.
-func freeUDPPort(t *testing.T) int {
-	t.Helper()
-	port, err := ports.BelowEphemeral("127.0.0.1", false)
-	if err != nil {
-		t.Skip(err)
-	}
-	return port
-}
-
 func TestSyslogFromRsyslog(t *testing.T) {
 	rsyslogd := requireTool(t, "rsyslogd")
 	logger := requireTool(t, "logger")
 	dir := t.TempDir()
 	sink := filepath.Join(dir, "out.ndjson")
 	d, port, _ := startSyslog(t, sink)
-	in := freeUDPPort(t)
+	in := testkit.FreeUDPPort(t)
 	conf := filepath.Join(dir, "rsyslog.conf")
 	if err := os.WriteFile(conf, []byte(fmt.Sprintf(`global(workDirectory=%q)
 module(load="imudp")
@@ -247,10 +213,10 @@ ruleset(name="fwd") {
 		}
 	}
 	// rsyslogd listens once it has started: probe until a probe arrives.
-	deadline := time.Now().Add(waitTimeout)
+	deadline := time.Now().Add(testkit.WaitTimeout)
 	for probed := false; !probed; {
 		if time.Now().After(deadline) {
-			t.Fatalf("rsyslogd forwarded nothing within %v:\n%s", waitTimeout, rsOut.String())
+			t.Fatalf("rsyslogd forwarded nothing within %v:\n%s", testkit.WaitTimeout, rsOut.String())
 		}
 		send("--rfc5424", "-t", "probe", "probe")
 		time.Sleep(100 * time.Millisecond)
@@ -267,11 +233,11 @@ ruleset(name="fwd") {
 	}
 	// Every message arrives twice (once per omfwd action): wait for them.
 	want := 2 * n
-	deadline = time.Now().Add(waitTimeout)
+	deadline = time.Now().Add(testkit.WaitTimeout)
 	var recs []map[string]any
 	for {
 		recs = recs[:0]
-		for _, r := range sinkRecords(t, sink) {
+		for _, r := range testkit.ReadNDJSON(t, sink) {
 			if r["app_name"] == "rsapp" {
 				recs = append(recs, r)
 			}
@@ -282,11 +248,11 @@ ruleset(name="fwd") {
 		time.Sleep(50 * time.Millisecond)
 	}
 	_ = rs.Process.Signal(syscall.SIGTERM)
-	if code, _ := d.stop(t, syscall.SIGTERM); code != 0 {
+	if code, _ := d.Stop(t, syscall.SIGTERM); code != 0 {
 		t.Fatalf("exit %d", code)
 	}
 	seen := map[string]int{}
-	for _, r := range sinkRecords(t, sink) {
+	for _, r := range testkit.ReadNDJSON(t, sink) {
 		if r["app_name"] != "rsapp" {
 			continue
 		}
@@ -317,38 +283,47 @@ ruleset(name="fwd") {
 	}
 }
 
+// sendBefore sends 100 records ("before N") to the syslog daemon on port
+// and waits until it has written them: the connection is the test's until
+// it ends.
+func sendBefore(t *testing.T, port uint16, metrics string) *net.UDPConn {
+	t.Helper()
+	c, err := net.DialUDP("udp4", nil, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: int(port)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	for i := 0; i < 100; i++ {
+		fmt.Fprintf(c, "<13>1 - h app - - - before %d", i)
+	}
+	waitSyslogMetric(t, metrics, "shardd_syslog_written_total", func(v float64) bool { return v == 100 })
+	return c
+}
+
 // TestSyslogReopenOnUSR1: logrotate's rename, then SIGUSR1: the records
 // before go to the renamed file, the ones after to a new file at the path.
 func TestSyslogReopenOnUSR1(t *testing.T) {
 	sink := filepath.Join(t.TempDir(), "out.ndjson")
 	d, port, metrics := startSyslog(t, sink)
-	c, err := net.DialUDP("udp4", nil, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: int(port)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	for i := 0; i < 100; i++ {
-		fmt.Fprintf(c, "<13>1 - h app - - - before %d", i)
-	}
-	waitSyslogMetric(t, metrics, "shardd_syslog_written_total", func(v float64) bool { return v == 100 })
+	c := sendBefore(t, port, metrics)
 	if err := os.Rename(sink, sink+".1"); err != nil {
 		t.Fatal(err)
 	}
-	if err := d.cmd.Process.Signal(syscall.SIGUSR1); err != nil {
+	if err := d.Cmd.Process.Signal(syscall.SIGUSR1); err != nil {
 		t.Fatal(err)
 	}
-	d.waitLine(t, "reopened")
+	d.WaitLine(t, "reopened")
 	for i := 0; i < 100; i++ {
 		fmt.Fprintf(c, "<13>1 - h app - - - after %d", i)
 	}
 	// A datagram still on its way when the stop fences the socket would be
 	// a kernel drop: stop once all 200 were written.
 	waitSyslogMetric(t, metrics, "shardd_syslog_written_total", func(v float64) bool { return v == 200 })
-	if code, _ := d.stop(t, syscall.SIGTERM); code != 0 {
+	if code, _ := d.Stop(t, syscall.SIGTERM); code != 0 {
 		t.Fatalf("exit %d", code)
 	}
 	for file, prefix := range map[string]string{sink + ".1": "before ", sink: "after "} {
-		recs := sinkRecords(t, file)
+		recs := testkit.ReadNDJSON(t, file)
 		if len(recs) != 100 {
 			t.Errorf("%s: %d records, want 100", file, len(recs))
 		}
@@ -390,7 +365,7 @@ func TestSyslogDiskFull(t *testing.T) {
 		return fmt.Sprintf("<13>1 - h app - - - record %d %s", i, strings.Repeat("x", 200))
 	})
 	waitSyslogMetric(t, metrics, "shardd_syslog_messages_total", func(v float64) bool { return v == n })
-	text := scrape(t, "http://"+metrics+"/metrics")
+	text := testkit.Scrape(t, "http://"+metrics+"/metrics")
 	if !strings.Contains(text, `shardd_syslog_sink_errors_total{kind="disk_full"}`) || strings.Contains(text, `shardd_syslog_sink_errors_total{kind="disk_full"} 0`) {
 		t.Fatalf("no disk_full errors counted:\n%s", text)
 	}
@@ -398,11 +373,11 @@ func TestSyslogDiskFull(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitSyslogMetric(t, metrics, "shardd_syslog_written_total", func(v float64) bool { return v == n })
-	d.waitLine(t, "sink recovered; writing again")
-	if code, _ := d.stop(t, syscall.SIGTERM); code != 0 {
-		t.Fatalf("exit %d:\n%s", code, d.stderr)
+	d.WaitLine(t, "sink recovered; writing again")
+	if code, _ := d.Stop(t, syscall.SIGTERM); code != 0 {
+		t.Fatalf("exit %d:\n%s", code, d.Stderr)
 	}
-	recs := sinkRecords(t, sink)
+	recs := testkit.ReadNDJSON(t, sink)
 	seen := map[string]bool{}
 	for _, r := range recs {
 		seen[r["message"].(string)] = true
@@ -410,8 +385,8 @@ func TestSyslogDiskFull(t *testing.T) {
 	if len(recs) != n || len(seen) != n {
 		t.Fatalf("%d records, %d distinct, want %d", len(recs), len(seen), n)
 	}
-	if k := strings.Count(d.stderr.String(), `"kind":"disk_full"`); k != 1 {
-		t.Fatalf("disk_full logged %d times, want once:\n%s", k, d.stderr)
+	if k := strings.Count(d.Stderr.String(), `"kind":"disk_full"`); k != 1 {
+		t.Fatalf("disk_full logged %d times, want once:\n%s", k, d.Stderr)
 	}
 }
 
@@ -463,11 +438,11 @@ func TestSyslogOverloadAccounting(t *testing.T) {
 	// sink's accounting line, the shards' summaries): a scrape taken while
 	// the shards still read what the socket holds could catch the counters
 	// between a datagram's receipt and its write.
-	if code, _ := d.stop(t, syscall.SIGTERM); code != 0 {
-		t.Fatalf("exit %d:\n%s", code, d.stderr)
+	if code, _ := d.Stop(t, syscall.SIGTERM); code != 0 {
+		t.Fatalf("exit %d:\n%s", code, d.Stderr)
 	}
 	var received, written, dropped, rx, queueFull float64
-	for _, line := range strings.Split(d.stderr.String(), "\n") {
+	for _, line := range strings.Split(d.Stderr.String(), "\n") {
 		var m map[string]any
 		if json.Unmarshal([]byte(line), &m) != nil {
 			continue
@@ -516,17 +491,9 @@ func TestSyslogRemovedSinkNotWritable(t *testing.T) {
 	sink := filepath.Join(dir, "out.ndjson")
 	args := []string{"--handler", "syslog", "--sink", sink, "--shards", "2", "--metrics", "127.0.0.1:0", "--sink-queue", "1M", "--drain-timeout", "100ms", "127.0.0.1:0"}
 	d := startDaemonAs(t, &syscall.Credential{Uid: 65534, Gid: 65534}, args...)
-	port := netip.MustParseAddrPort(d.waitLine(t, "listening")["bound"].(string)).Port()
-	metrics := d.waitLine(t, "serving metrics")["addr"].(string)
-	c, err := net.DialUDP("udp4", nil, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: int(port)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	for i := 0; i < 100; i++ {
-		fmt.Fprintf(c, "<13>1 - h app - - - before %d", i)
-	}
-	waitSyslogMetric(t, metrics, "shardd_syslog_written_total", func(v float64) bool { return v == 100 })
+	port := netip.MustParseAddrPort(d.WaitLine(t, "listening")["bound"].(string)).Port()
+	metrics := d.WaitLine(t, "serving metrics")["addr"].(string)
+	c := sendBefore(t, port, metrics)
 	if err := os.Remove(sink); err != nil {
 		t.Fatal(err)
 	}
@@ -542,22 +509,22 @@ func TestSyslogRemovedSinkNotWritable(t *testing.T) {
 	// again, and failed once more on a retry (was: a 2.5 s sleep, which a
 	// loaded machine could outlast before any check ran).
 	var text string
-	for deadline := time.Now().Add(waitTimeout); ; time.Sleep(20 * time.Millisecond) {
-		text = scrape(t, "http://"+metrics+"/metrics")
-		if metricSum(text, "shardd_syslog_sink_errors_total", `kind="removed"`) >= 1 && metricSum(text, "shardd_syslog_sink_errors_total", `kind="permission"`) >= 2 {
+	for deadline := time.Now().Add(testkit.WaitTimeout); ; time.Sleep(20 * time.Millisecond) {
+		text = testkit.Scrape(t, "http://"+metrics+"/metrics")
+		if testkit.MetricSum(text, "shardd_syslog_sink_errors_total", `kind="removed"`) >= 1 && testkit.MetricSum(text, "shardd_syslog_sink_errors_total", `kind="permission"`) >= 2 {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the sink did not report the removal and two failed re-creations within %v:\n%s", waitTimeout, text)
+			t.Fatalf("the sink did not report the removal and two failed re-creations within %v:\n%s", testkit.WaitTimeout, text)
 		}
 	}
-	if written, _ := sumMetric(t, text, "shardd_syslog_written_total"); written != 100 {
+	if written, _ := testkit.SumMetric(t, text, "shardd_syslog_written_total"); written != 100 {
 		t.Fatalf("written %v while the sink could not be created, want 100", written)
 	}
-	if code, _ := d.stop(t, syscall.SIGTERM); code != exitRuntime {
-		t.Fatalf("exit %d, want %d (records dropped at shutdown):\n%s", code, exitRuntime, d.stderr)
+	if code, _ := d.Stop(t, syscall.SIGTERM); code != exitRuntime {
+		t.Fatalf("exit %d, want %d (records dropped at shutdown):\n%s", code, exitRuntime, d.Stderr)
 	}
-	stderr := d.stderr.String()
+	stderr := d.Stderr.String()
 	var closed map[string]any
 	for _, line := range strings.Split(stderr, "\n") {
 		if strings.Contains(line, `"syslog sink closed"`) {
@@ -607,12 +574,12 @@ func TestSyslogTCPStreamEnds(t *testing.T) {
 			send("<13>Nov 25 12:00:02 h app: one\n2026-11-25 12:00:00 plain\n<13>Nov 25 12:00:03 h app: three\n")
 			send("\n\n")
 			waitSyslogMetric(t, metrics, "shardd_tcp_closed_total", func(v float64) bool { return v == 3 })
-			text := scrape(t, "http://"+metrics+"/metrics")
-			if code, _ := d.stop(t, syscall.SIGTERM); code != 0 {
-				t.Fatalf("exit %d:\n%s", code, d.stderr)
+			text := testkit.Scrape(t, "http://"+metrics+"/metrics")
+			if code, _ := d.Stop(t, syscall.SIGTERM); code != 0 {
+				t.Fatalf("exit %d:\n%s", code, d.Stderr)
 			}
 			var got []string
-			for _, r := range sinkRecords(t, sink) {
+			for _, r := range testkit.ReadNDJSON(t, sink) {
 				if r["format"] == "invalid" {
 					got = append(got, "invalid:"+r["raw"].(string))
 					if r["parse_error"] == nil {
@@ -626,10 +593,10 @@ func TestSyslogTCPStreamEnds(t *testing.T) {
 			if strings.Join(got, "|") != strings.Join(want, "|") {
 				t.Errorf("records %q, want %q", got, want)
 			}
-			if v := metricSum(text, "shardd_tcp_closed_total", `reason="eof"`); v != 3 {
+			if v := testkit.MetricSum(text, "shardd_tcp_closed_total", `reason="eof"`); v != 3 {
 				t.Errorf("%v connections closed at EOF, want 3:\n%s", v, text)
 			}
-			if v, _ := sumMetric(t, text, "shardd_tcp_discarded_bytes_total"); v != 2 {
+			if v, _ := testkit.SumMetric(t, text, "shardd_tcp_discarded_bytes_total"); v != 2 {
 				t.Errorf("discarded %v bytes, want 2 (the empty lines)", v)
 			}
 		})

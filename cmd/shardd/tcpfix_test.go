@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/shardd/shardd/cmd/internal/testkit"
 )
 
 // TestMaxFrameRaisesMemoryDefaults: a --max-frame whose frame and replies
@@ -19,14 +21,10 @@ func TestMaxFrameRaisesMemoryDefaults(t *testing.T) {
 	for _, proto := range []string{"udp", "udp,tcp"} {
 		t.Run(proto, func(t *testing.T) {
 			d := startDaemon(t, "--proto", proto, "--max-frame", "100000", "--shards", "1", "127.0.0.1:0")
-			bound := netip.MustParseAddrPort(d.waitLine(t, "listening")["bound"].(string))
+			bound := netip.MustParseAddrPort(d.WaitLine(t, "listening")["bound"].(string))
 			if strings.Contains(proto, "tcp") {
-				c, err := net.Dial("tcp", bound.String())
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer c.Close()
-				_ = c.SetDeadline(time.Now().Add(waitTimeout))
+				c := testkit.DialTCP(t, bound.String())
+				_ = c.SetDeadline(time.Now().Add(testkit.WaitTimeout))
 				msg := []byte("hello over tcp")
 				if _, err := c.Write(msg); err != nil {
 					t.Fatal(err)
@@ -36,8 +34,8 @@ func TestMaxFrameRaisesMemoryDefaults(t *testing.T) {
 					t.Fatalf("TCP echo: %q, %v", got, err)
 				}
 			}
-			if code, _ := d.stop(t, syscall.SIGTERM); code != 0 {
-				t.Fatalf("exit %d:\n%s", code, d.stderr)
+			if code, _ := d.Stop(t, syscall.SIGTERM); code != 0 {
+				t.Fatalf("exit %d:\n%s", code, d.Stderr)
 			}
 		})
 	}
@@ -75,7 +73,7 @@ func TestMaxConnsPerIPDefaultFollowsMaxConns(t *testing.T) {
 		conns = append(conns, c)
 		if i < 4 {
 			// Served before the next connection comes.
-			_ = c.SetDeadline(time.Now().Add(waitTimeout))
+			_ = c.SetDeadline(time.Now().Add(testkit.WaitTimeout))
 			if _, err := c.Write([]byte("x")); err != nil {
 				t.Fatal(err)
 			}
@@ -85,10 +83,10 @@ func TestMaxConnsPerIPDefaultFollowsMaxConns(t *testing.T) {
 			}
 		}
 	}
-	pollFor(t, "the fifth connection refused per address", waitTimeout, func() bool {
-		return metricSum(scrape(t, url), "shardd_tcp_closed_total", `reason="per_ip_limit"`) == 1
+	testkit.PollFor(t, "the fifth connection refused per address", testkit.WaitTimeout, func() bool {
+		return testkit.MetricSum(testkit.Scrape(t, url), "shardd_tcp_closed_total", `reason="per_ip_limit"`) == 1
 	})
-	if code, _ := d.stop(t, syscall.SIGTERM); code != 0 {
-		t.Fatalf("exit %d:\n%s", code, d.stderr)
+	if code, _ := d.Stop(t, syscall.SIGTERM); code != 0 {
+		t.Fatalf("exit %d:\n%s", code, d.Stderr)
 	}
 }

@@ -15,10 +15,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shardd/shardd/cmd/internal/ports"
-
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/shardd/shardd/cmd/internal/testkit"
 	"github.com/shardd/shardd/metrics"
 	"github.com/shardd/shardd/packet"
 	"github.com/shardd/shardd/shard"
@@ -194,7 +193,7 @@ func TestRefusedTargetIsReported(t *testing.T) {
 	// A port nobody listens on: the kernel answers with port unreachable.
 	// It is taken below the ephemeral range, where no other test's bind to
 	// port 0 can take it between this check and the run.
-	addr := fmt.Sprintf("127.0.0.1:%d", belowEphemeral(t))
+	addr := fmt.Sprintf("127.0.0.1:%d", testkit.FreeUDPPort(t))
 	var stdout, stderr bytes.Buffer
 	code := mainCode([]string{"--progress=false", "--duration", "300ms", "--rate", "1000", "--mode", "echo", "--wait", "100ms", addr}, &stdout, &stderr)
 	if code != 1 || !strings.Contains(stderr.String(), "refused") {
@@ -385,15 +384,4 @@ func TestTCPEcho(t *testing.T) {
 			}
 		})
 	}
-}
-
-// belowEphemeral returns a loopback UDP port below the ephemeral range that
-// nothing is bound to: no bind to port 0 can take it afterwards.
-func belowEphemeral(t *testing.T) int {
-	t.Helper()
-	port, err := ports.BelowEphemeral("127.0.0.1", false)
-	if err != nil {
-		t.Skip(err)
-	}
-	return port
 }
