@@ -8,6 +8,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/shardd/shardd/cmd/internal/ports"
+	"github.com/shardd/shardd/cmd/internal/testkit"
 )
 
 // TestGuardSeveralAddrsOnOnePort: 0.0.0.0:P and [::]:P served by one
@@ -22,20 +23,20 @@ func TestGuardSeveralAddrsOnOnePort(t *testing.T) {
 	}
 	d := startDaemon(t, "--proto", "udp,tcp", "--shards", "2", "--steer", "random", "--exclusive", "--guard-interval", "100ms",
 		fmt.Sprintf("0.0.0.0:%d", p), fmt.Sprintf("[::]:%d", p))
-	d.waitLine(t, "listening")
-	d.waitLine(t, "listening")
-	fd := bindReusePort(t, p)
+	d.WaitLine(t, "listening")
+	d.WaitLine(t, "listening")
+	fd := testkit.BindReusePort(t, int(p))
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
 		t.Fatal(err)
 	}
 	const warning = "a socket that is not shardd's can take this listener's traffic"
-	d.waitLine(t, warning)
+	d.WaitLine(t, warning)
 	lines := logLines(d, warning)
 	if len(lines) != 1 || int(lines[0]["pid"].(float64)) != os.Getpid() || uint64(lines[0]["inode"].(float64)) != st.Ino {
 		t.Fatalf("want one warning, of the test's socket (pid %d, inode %d): %v", os.Getpid(), st.Ino, lines)
 	}
-	if code, _ := d.stop(t, unix.SIGTERM); code != 0 {
-		t.Fatalf("exit %d:\n%s", code, d.stderr)
+	if code, _ := d.Stop(t, unix.SIGTERM); code != 0 {
+		t.Fatalf("exit %d:\n%s", code, d.Stderr)
 	}
 }
