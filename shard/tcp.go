@@ -121,47 +121,62 @@ func (t *tcpShard) run() error {
 			if errors.Is(err, net.ErrClosed) {
 				return nil
 			}
-			// EMFILE and friends: the connection stays queued, so count,
-			// back off (doubling) and retry; a stop cuts the wait short.
-			t.acceptFailed(err)
-			backoff = min(max(2*backoff, acceptBackoffMin), acceptBackoffMax)
-			select {
-			case <-time.After(backoff):
-			case <-t.stopCh:
-			}
+			backoff = t.acceptWait(err, backoff)
 			continue
 		}
 		backoff = 0
-		src := c.RemoteAddr().(*net.TCPAddr).AddrPort()
-		st := &connState{c: c, src: netip.AddrPortFrom(src.Addr().Unmap(), src.Port()), fresh: true}
-		now := time.Now()
-		st.lastMsg.Store(now.UnixNano())
-		// stop sets stopping before it walks conns under connsMu, so a
-		// connection registered here either gets stop's deadline or sees
-		// stopping itself (serveConn).
-		t.connsMu.Lock()
-		live := len(t.conns) - t.evicting
-		var victim *connState
-		if live >= t.cfg.MaxConns {
-			victim = t.idlest(now)
+		if st := t.register(c); st != nil {
+			t.wg.Add(1)
+			go t.serveConn(st)
 		}
-		switch t.admit(st.src.Addr(), live, victim != nil) {
-		case admitRefuse:
-			t.connsMu.Unlock()
-			_ = c.SetLinger(0) // refuse at once, no TIME_WAIT on our side
-			_ = c.Close()
-			continue
-		case admitEvict:
-			victim.evicted = true
-			t.evicting++
-			_ = victim.c.SetLinger(0)
-			_ = victim.c.Close() // its goroutine counts it as evicted
-		}
-		t.conns[c] = st
-		t.connsMu.Unlock()
-		t.wg.Add(1)
-		go t.serveConn(st)
 	}
+}
+
+// acceptWait counts a failed accept and waits before the next one. EMFILE
+// and friends leave the connection queued, so it backs off (doubling from
+// backoff, which it returns); a stop cuts the wait short.
+func (t *tcpShard) acceptWait(err error, backoff time.Duration) time.Duration {
+	t.acceptFailed(err)
+	backoff = min(max(2*backoff, acceptBackoffMin), acceptBackoffMax)
+	select {
+	case <-time.After(backoff):
+	case <-t.stopCh:
+	}
+	return backoff
+}
+
+// register admits an accepted connection (evicting an idle one on a full
+// shard) and returns its state, or refuses it, closing it at once, and
+// returns nil.
+func (t *tcpShard) register(c *net.TCPConn) *connState {
+	src := c.RemoteAddr().(*net.TCPAddr).AddrPort()
+	st := &connState{c: c, src: netip.AddrPortFrom(src.Addr().Unmap(), src.Port()), fresh: true}
+	now := time.Now()
+	st.lastMsg.Store(now.UnixNano())
+	// stop sets stopping before it walks conns under connsMu, so a
+	// connection registered here either gets stop's deadline or sees
+	// stopping itself (drained).
+	t.connsMu.Lock()
+	live := len(t.conns) - t.evicting
+	var victim *connState
+	if live >= t.cfg.MaxConns {
+		victim = t.idlest(now)
+	}
+	switch t.admit(st.src.Addr(), live, victim != nil) {
+	case admitRefuse:
+		t.connsMu.Unlock()
+		_ = c.SetLinger(0) // refuse at once, no TIME_WAIT on our side
+		_ = c.Close()
+		return nil
+	case admitEvict:
+		victim.evicted = true
+		t.evicting++
+		_ = victim.c.SetLinger(0)
+		_ = victim.c.Close() // its goroutine counts it as evicted
+	}
+	t.conns[c] = st
+	t.connsMu.Unlock()
+	return st
 }
 
 // idlest returns the connection to evict for a new one: one that completed
@@ -192,112 +207,186 @@ func (t *tcpShard) idlest(now time.Time) *connState {
 // out whole before more input is served.
 func (t *tcpShard) serveConn(st *connState) {
 	defer t.wg.Done()
-	c := st.c
-	reason := metrics.CloseError
 	var cb connBuf
-	defer func() {
-		t.connsMu.Lock()
-		delete(t.conns, c)
-		t.forget(st.src.Addr())
-		if st.evicted {
-			t.evicting--
-			reason = metrics.CloseEvicted
-		}
-		t.connsMu.Unlock()
-		_ = c.Close()
-		t.release(&cb, reason)
-	}()
-	// A message must complete within the idle timeout of the previous one:
-	// bytes that do not finish a frame, and frames that carry no message,
-	// do not extend it (slow and idle clients).
-	deadline := time.Now().Add(t.cfg.IdleTimeout)
-	fence := -1 // stopping: bytes the client had sent when the stop came, still to read
-	eof, grow := false, false
-	lastRead := time.Now()
+	reason := metrics.CloseError // if converse panics
+	defer func() { t.endConn(st, &cb, reason) }()
+	reason = t.converse(st, &cb)
+}
+
+// endConn forgets a closed connection and counts why it closed (evicted,
+// whatever its goroutine saw) and what it left.
+func (t *tcpShard) endConn(st *connState, cb *connBuf, reason metrics.CloseReason) {
+	t.connsMu.Lock()
+	delete(t.conns, st.c)
+	t.forget(st.src.Addr())
+	if st.evicted {
+		t.evicting--
+		reason = metrics.CloseEvicted
+	}
+	t.connsMu.Unlock()
+	_ = st.c.Close()
+	t.release(cb, reason)
+}
+
+// streamState is where a goroutine-shape connection's reading stands.
+type streamState struct {
+	// A message must complete by deadline, the idle timeout after the
+	// previous one: bytes that do not finish a frame, and frames that carry
+	// no message, do not extend it (slow and idle clients).
+	deadline time.Time
+	fence    int       // stopping: bytes the client had sent when the stop came, still to read; -1 before
+	eof      bool      // the client has sent everything
+	grow     bool      // the last read filled its room: a long frame or a burst
+	lastRead time.Time // when the last byte came
+}
+
+// converse runs a connection's rounds until it closes, and returns why:
+// serve what is complete, then (stopping) end once that is all the client
+// had sent, else size the input buffer and read.
+func (t *tcpShard) converse(st *connState, cb *connBuf) metrics.CloseReason {
+	now := time.Now()
+	s := streamState{deadline: now.Add(t.cfg.IdleTimeout), fence: -1, lastRead: now}
 	for {
-		if len(cb.in) > 0 && (eof || t.complete(cb.in)) {
-			r, ok := t.serveInput(st, &cb, eof, &deadline)
-			if !ok {
-				reason = r
-				return
-			}
-			if len(cb.in) > 0 && t.complete(cb.in) {
-				continue // more complete messages than one round's replies
-			}
+		if reason, ok := t.serveReady(st, cb, &s); !ok {
+			return reason
 		}
-		if eof {
-			reason = metrics.CloseEOF
-			return
+		if s.eof {
+			return metrics.CloseEOF
 		}
-		if t.stopping.Load() && fence < 0 {
-			// Stopping: answer what the client had sent by now, read no more.
-			fence = 0
-			if rc, err := c.SyscallConn(); err == nil {
-				_ = rc.Control(func(fd uintptr) { fence, _ = inq(int(fd)) })
-			}
+		if t.drained(st, cb, &s) {
+			return metrics.CloseShutdown
 		}
-		if fence == 0 && t.graceUntil(st.fresh, lastRead, deadline).Before(time.Now()) {
-			t.linger(c, &cb)
-			reason = metrics.CloseShutdown
-			return
+		room, reason, ok := t.sizeIn(cb, &s)
+		if !ok {
+			return reason
 		}
-		// Size the input buffer: small between messages, larger for a
-		// long frame or a burst, never over inMax.
-		want := max(cap(cb.in), readBuf)
-		if grow || len(cb.in) > cap(cb.in)/2 {
-			want = 2 * cap(cb.in)
+		room, ok = t.armRead(st, &s, room)
+		if !ok {
+			continue // stop's deadline may have come before ours
 		}
-		if len(cb.in) == 0 && !grow {
-			want = readBuf
-		}
-		want = min(max(want, len(cb.in)+1), t.inMax)
-		want = max(want, len(cb.in))
-		for !t.setIn(&cb, want) {
-			if !t.mem.waitFree(want-cap(cb.in), t.waitUntil(deadline), t.stopCh) {
-				reason = t.waitedOut()
-				return
-			}
-		}
-		room := cap(cb.in) - len(cb.in)
-		if room == 0 {
-			reason = metrics.CloseFrameTooLarge // inMax holds any frame the framer accepts
-			return
-		}
-		if fence > 0 {
-			room = min(room, fence)
-			_ = c.SetReadDeadline(time.Now().Add(drainIdle))
-		} else if fence == 0 { // a request in flight: until it stops arriving, within the grace
-			_ = c.SetReadDeadline(t.graceUntil(st.fresh, lastRead, deadline))
-		} else {
-			_ = c.SetReadDeadline(deadline)
-			if t.stopping.Load() {
-				continue // stop's deadline may have come before ours
-			}
-		}
-		n, err := c.Read(cb.in[len(cb.in) : len(cb.in)+room])
-		cb.in = cb.in[:len(cb.in)+n]
-		grow = n == room
-		if fence > 0 {
-			fence -= n
-		}
-		if n > 0 {
-			lastRead = time.Now()
-		}
-		switch {
-		case err == io.EOF:
-			eof = true // serve the rest with eof (FinalFramer), then close
-		case errors.Is(err, os.ErrDeadlineExceeded):
-			if fence > 0 {
-				fence = 0
-			} else if !t.stopping.Load() {
-				reason = metrics.CloseIdle
-				return
-			}
-		case err != nil:
-			reason = metrics.CloseError
-			return
+		if reason, done := t.readIn(st.c, cb, &s, room); done {
+			return reason
 		}
 	}
+}
+
+// serveReady serves the complete messages cb.in holds (and, at EOF, what
+// is left), a round of replies at a time; ok false closes the connection
+// for reason.
+func (t *tcpShard) serveReady(st *connState, cb *connBuf, s *streamState) (reason metrics.CloseReason, ok bool) {
+	for len(cb.in) > 0 && (s.eof || t.complete(cb.in)) {
+		if reason, ok := t.serveInput(st, cb, s.eof, &s.deadline); !ok {
+			return reason, false
+		}
+		// Another round only while complete messages are left (more than
+		// one round's replies could take).
+		if len(cb.in) == 0 || !t.complete(cb.in) {
+			break
+		}
+	}
+	return 0, true
+}
+
+// drained tells, once the shard is stopping, whether the connection is
+// done: it fences its input at what the client had sent when the stop came
+// (it reads no more), and once that is answered and no grace is left
+// (graceUntil) it lingers (FIN, discard) and is to close.
+func (t *tcpShard) drained(st *connState, cb *connBuf, s *streamState) bool {
+	if t.stopping.Load() && s.fence < 0 {
+		s.fence = connInq(st.c)
+	}
+	if s.fence == 0 && t.graceUntil(st.fresh, s.lastRead, s.deadline).Before(time.Now()) {
+		t.linger(st.c, cb)
+		return true
+	}
+	return false
+}
+
+// connInq is what the client has sent that c has not read yet (SIOCINQ);
+// 0 if unknown.
+func connInq(c *net.TCPConn) int {
+	n := 0
+	if rc, err := c.SyscallConn(); err == nil {
+		_ = rc.Control(func(fd uintptr) { n, _ = inq(int(fd)) })
+	}
+	return n
+}
+
+// inWant is the input buffer's next size: small between messages, larger
+// for a long frame or a burst (grow: the last read filled its room), never
+// over inMax nor under what it holds.
+func (t *tcpShard) inWant(cb *connBuf, grow bool) int {
+	want := max(cap(cb.in), readBuf)
+	if grow || len(cb.in) > cap(cb.in)/2 {
+		want = 2 * cap(cb.in)
+	}
+	if len(cb.in) == 0 && !grow {
+		want = readBuf
+	}
+	want = min(max(want, len(cb.in)+1), t.inMax)
+	return max(want, len(cb.in))
+}
+
+// sizeIn sizes the input buffer for the next read (inWant), waiting for
+// the shard's budget when it has no room, and returns the room left in it;
+// ok false closes the connection for reason.
+func (t *tcpShard) sizeIn(cb *connBuf, s *streamState) (room int, reason metrics.CloseReason, ok bool) {
+	want := t.inWant(cb, s.grow)
+	for !t.setIn(cb, want) {
+		if !t.mem.waitFree(want-cap(cb.in), t.waitUntil(s.deadline), t.stopCh) {
+			return 0, t.waitedOut(), false
+		}
+	}
+	room = cap(cb.in) - len(cb.in)
+	if room == 0 {
+		return 0, metrics.CloseFrameTooLarge, false // inMax holds any frame the framer accepts
+	}
+	return room, 0, true
+}
+
+// armRead sets the read deadline for the next read and bounds its room:
+// while stopping, up to the fence, quickly (drainIdle), or, fenced, only a
+// request still on its way (graceUntil); else the idle deadline. ok false:
+// the shard began stopping meanwhile, go round again.
+func (t *tcpShard) armRead(st *connState, s *streamState, room int) (int, bool) {
+	switch {
+	case s.fence > 0:
+		_ = st.c.SetReadDeadline(time.Now().Add(drainIdle))
+		return min(room, s.fence), true
+	case s.fence == 0: // a request in flight: until it stops arriving, within the grace
+		_ = st.c.SetReadDeadline(t.graceUntil(st.fresh, s.lastRead, s.deadline))
+		return room, true
+	}
+	_ = st.c.SetReadDeadline(s.deadline)
+	return room, !t.stopping.Load()
+}
+
+// readIn reads once into cb.in, at most room bytes; done closes the
+// connection for reason. EOF is kept in s (what is left is served, then it
+// closes); a deadline ends the fence, or, not stopping, the connection.
+func (t *tcpShard) readIn(c *net.TCPConn, cb *connBuf, s *streamState, room int) (reason metrics.CloseReason, done bool) {
+	n, err := c.Read(cb.in[len(cb.in) : len(cb.in)+room])
+	cb.in = cb.in[:len(cb.in)+n]
+	s.grow = n == room
+	if s.fence > 0 {
+		s.fence -= n
+	}
+	if n > 0 {
+		s.lastRead = time.Now()
+	}
+	switch {
+	case err == io.EOF:
+		s.eof = true // serve the rest with eof (FinalFramer), then close
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		if s.fence > 0 {
+			s.fence = 0
+		} else if !t.stopping.Load() {
+			return metrics.CloseIdle, true
+		}
+	case err != nil:
+		return metrics.CloseError, true
+	}
+	return 0, false
 }
 
 // waitUntil bounds a wait for memory: the idle deadline, or a short one
@@ -317,13 +406,19 @@ func (t *tcpShard) waitedOut() metrics.CloseReason {
 	return metrics.CloseIdle
 }
 
-// complete tells whether buf starts with a complete message.
+// complete tells whether buf starts with a complete message (or a frame
+// error, which closes the connection).
 func (t *tcpShard) complete(buf []byte) bool {
-	if t.framer == nil {
-		return len(buf) > 0
-	}
-	adv, _, err := t.framer.Frame(buf, t.cfg.MaxFrame)
+	adv, _, err := t.nextFrame(buf)
 	return adv > 0 || err != nil
+}
+
+// nextFrame is the framer's Frame; a raw stream's message is all of buf.
+func (t *tcpShard) nextFrame(buf []byte) (adv int, msg []byte, err error) {
+	if t.framer == nil {
+		return len(buf), buf, nil
+	}
+	return t.framer.Frame(buf, t.cfg.MaxFrame)
 }
 
 // serveInput serves what cb.in holds and writes the replies (goroutine
@@ -345,16 +440,8 @@ func (t *tcpShard) serveInput(st *connState, cb *connBuf, eof bool, deadline *ti
 			st.lastMsg.Store(now.UnixNano())
 			st.fresh = false
 		}
-		if len(cb.out) > 0 {
-			_ = st.c.SetWriteDeadline(time.Now().Add(t.cfg.WriteTimeout))
-			n, werr := st.c.Write(cb.out)
-			t.wrote(cb, n)
-			if werr != nil {
-				if errors.Is(werr, os.ErrDeadlineExceeded) {
-					return metrics.CloseWriteTimeout, false
-				}
-				return metrics.CloseError, false
-			}
+		if reason, ok := t.writeOut(st.c, cb); !ok {
+			return reason, false
 		}
 		if ferr != nil {
 			return metrics.CloseFrameTooLarge, false
@@ -373,6 +460,24 @@ func (t *tcpShard) serveInput(st *connState, cb *connBuf, eof bool, deadline *ti
 		t.setIn(cb, 0) // a burst is over: give its buffer back
 	}
 	return 0, true
+}
+
+// writeOut writes a round's replies out whole, within --write-timeout;
+// ok false closes the connection for reason.
+func (t *tcpShard) writeOut(c *net.TCPConn, cb *connBuf) (reason metrics.CloseReason, ok bool) {
+	if len(cb.out) == 0 {
+		return 0, true
+	}
+	_ = c.SetWriteDeadline(time.Now().Add(t.cfg.WriteTimeout))
+	n, err := c.Write(cb.out)
+	t.wrote(cb, n)
+	switch {
+	case err == nil:
+		return 0, true
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return metrics.CloseWriteTimeout, false
+	}
+	return metrics.CloseError, false
 }
 
 // linger ends a connection during a graceful stop once everything read is
@@ -456,59 +561,22 @@ func (t *tcpShard) serveBytes(buf []byte, src netip.AddrPort, cb *connBuf, eof b
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	var pkts, bytes uint64
-	for consumed < len(buf) {
-		var msg []byte
-		adv := len(buf) - consumed
-		if t.framer != nil {
-			var err error
-			adv, msg, err = t.framer.Frame(buf[consumed:], t.cfg.MaxFrame)
-			if err != nil {
-				ferr = err
-				break
-			}
-			if adv == 0 {
-				break
-			}
-			if len(msg) == 0 {
-				consumed += adv
-				t.counts.EmptyFrames++
-				continue
-			}
-		} else {
-			msg = buf[consumed:]
-		}
-		if !t.outRoom(cb) {
-			blocked = true
-			break
-		}
-		consumed += adv
-		msgs++
-		pkts, bytes = t.serveOne(msg, src, cb, pkts, bytes)
-	}
+	var run pendReplies
+	consumed, msgs, blocked, ferr = t.serveFrames(buf, src, cb, &run)
 	// At EOF what is left may still be the last message (packet.FinalFramer).
 	if eof && ferr == nil && !blocked && consumed < len(buf) {
-		if ff, ok := t.framer.(packet.FinalFramer); ok {
-			if msg, ok := ff.FinalFrame(buf[consumed:]); ok {
-				if t.outRoom(cb) {
-					consumed = len(buf)
-					msgs++
-					pkts, bytes = t.serveOne(msg, src, cb, pkts, bytes)
-				} else {
-					blocked = true
-				}
+		if msg, ok := t.finalFrame(buf[consumed:]); ok {
+			if t.outRoom(cb) {
+				consumed = len(buf)
+				msgs++
+				t.serveOne(msg, src, cb, &run)
+			} else {
+				blocked = true
 			}
 		}
 	}
-	if pkts > 0 {
-		if n := len(cb.pend); n < maxPend {
-			cb.pend = append(cb.pend, pendReplies{end: len(cb.out), pkts: pkts, bytes: bytes})
-		} else {
-			cb.pend[n-1].end = len(cb.out)
-			cb.pend[n-1].pkts += pkts
-			cb.pend[n-1].bytes += bytes
-		}
-	}
+	run.end = len(cb.out)
+	cb.addRun(run)
 	if t.pub != nil {
 		t.pub.Publish()
 	}
@@ -516,9 +584,44 @@ func (t *tcpShard) serveBytes(buf []byte, src netip.AddrPort, cb *connBuf, eof b
 	return consumed, msgs, blocked, ferr
 }
 
+// serveFrames is serveBytes up to the last complete frame, adding the
+// replies to run; t.mu is held.
+func (t *tcpShard) serveFrames(buf []byte, src netip.AddrPort, cb *connBuf, run *pendReplies) (consumed, msgs int, blocked bool, ferr error) {
+	for consumed < len(buf) {
+		adv, msg, err := t.nextFrame(buf[consumed:])
+		if err != nil {
+			return consumed, msgs, false, err
+		}
+		if adv == 0 {
+			break
+		}
+		if len(msg) == 0 {
+			consumed += adv
+			t.counts.EmptyFrames++
+			continue
+		}
+		if !t.outRoom(cb) {
+			return consumed, msgs, true, nil
+		}
+		consumed += adv
+		msgs++
+		t.serveOne(msg, src, cb, run)
+	}
+	return consumed, msgs, false, nil
+}
+
+// finalFrame is the last message in what is left at EOF, if the framer
+// takes one there (packet.FinalFramer).
+func (t *tcpShard) finalFrame(rest []byte) ([]byte, bool) {
+	if ff, ok := t.framer.(packet.FinalFramer); ok {
+		return ff.FinalFrame(rest)
+	}
+	return nil, false
+}
+
 // serveOne runs the handler on one message and appends its replies to
-// cb.out, adding them to pkts and bytes; t.mu is held.
-func (t *tcpShard) serveOne(msg []byte, src netip.AddrPort, cb *connBuf, pkts, bytes uint64) (uint64, uint64) {
+// cb.out, adding them to run; t.mu is held.
+func (t *tcpShard) serveOne(msg []byte, src netip.AddrPort, cb *connBuf, run *pendReplies) {
 	t.counts.RxPackets++
 	t.counts.RxBytes += uint64(len(msg))
 	t.pkt.Data, t.pkt.Src = msg, src
@@ -542,10 +645,9 @@ func (t *tcpShard) serveOne(msg []byte, src netip.AddrPort, cb *connBuf, pkts, b
 		} else {
 			cb.out = append(cb.out, r.Data...)
 		}
-		pkts++
-		bytes += uint64(len(r.Data))
+		run.pkts++
+		run.bytes += uint64(len(r.Data))
 	}
-	return pkts, bytes
 }
 
 // stop closes the listener (no new connections) and tells every connection

@@ -146,6 +146,22 @@ type pendReplies struct {
 // maxPend bounds the runs a connection tracks; later runs merge into the last.
 const maxPend = 32
 
+// addRun records a run of replies in out (none if it has no packets); past
+// maxPend runs it merges into the last.
+func (cb *connBuf) addRun(r pendReplies) {
+	if r.pkts == 0 {
+		return
+	}
+	if n := len(cb.pend); n < maxPend {
+		cb.pend = append(cb.pend, r)
+	} else {
+		last := &cb.pend[n-1]
+		last.end = r.end
+		last.pkts += r.pkts
+		last.bytes += r.bytes
+	}
+}
+
 // connBuf is what one connection holds, in either shape.
 type connBuf struct {
 	in   []byte

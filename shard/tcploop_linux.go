@@ -133,15 +133,12 @@ func (l *tcpLoop) wake() {
 	_, _ = unix.Write(l.evfd, (*[8]byte)(unsafe.Pointer(&one))[:])
 }
 
+// run is the loop: wait for events and answer them, give connections that
+// waited for memory another go, drain on a stop, resume accepting after a
+// back-off, and close connections past their timeouts.
 func (l *tcpLoop) run() error {
 	runtime.LockOSThread()
-	defer func() {
-		for _, c := range l.conns {
-			l.closeConn(c, metrics.CloseShutdown)
-		}
-		_ = l.t.ln.Close()
-		l.closeFDs()
-	}()
+	defer l.shutdown()
 	if l.t.cpu >= 0 {
 		if err := pinThread(l.t.cpu); err != nil {
 			return err
@@ -149,63 +146,91 @@ func (l *tcpLoop) run() error {
 	}
 	lastSweep := time.Now()
 	for {
-		timeout := 250
-		if !l.acceptPaused.IsZero() || l.draining || len(l.starved) > 0 {
-			timeout = 10
-		}
-		n, err := unix.EpollWait(l.epfd, l.events, timeout)
-		if err != nil && err != unix.EINTR {
-			return os.NewSyscallError("epoll_wait", err)
-		}
-		for _, ev := range l.events[:max(n, 0)] {
-			fd := int(ev.Fd)
-			switch {
-			case fd == l.evfd:
-				var b [8]byte
-				_, _ = unix.Read(l.evfd, b[:])
-			case fd == l.lnfd:
-				l.accept()
-			default:
-				if c := l.conns[fd]; c != nil {
-					l.serve(c, ev.Events)
-				}
-			}
+		if err := l.poll(); err != nil {
+			return err
 		}
 		if len(l.starved) > 0 {
 			l.retryStarved()
 		}
-		if l.t.stopping.Load() {
-			if l.hard.Load() {
-				return nil // the deferred cleanup cuts every connection
-			}
-			// Graceful: no new connections; each open one answers what
-			// its client had sent when the stop came, reads no more, and
-			// closes (or is cut at Close).
-			if !l.draining {
-				l.draining = true
-				if l.acceptPaused.IsZero() {
-					_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, l.lnfd, nil)
-				}
-				l.acceptPaused = time.Time{}
-				_ = l.t.ln.Close()
-				for _, c := range l.conns {
-					l.setFence(c)
-				}
-			}
-			l.drainStep(time.Now())
-			if len(l.conns) == 0 {
-				return nil
-			}
+		if l.t.stopping.Load() && l.stopStep() {
+			return nil
 		}
 		now := time.Now()
-		if !l.acceptPaused.IsZero() && now.After(l.acceptPaused) && !l.draining {
-			l.acceptPaused = time.Time{}
-			_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, l.lnfd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(l.lnfd)})
-		}
+		l.resumeAccept(now)
 		if now.Sub(lastSweep) >= 100*time.Millisecond {
 			l.sweep(now)
 			lastSweep = now
 		}
+	}
+}
+
+// shutdown cuts every connection still open and closes the listener and
+// the loop's descriptors as the loop returns.
+func (l *tcpLoop) shutdown() {
+	for _, c := range l.conns {
+		l.closeConn(c, metrics.CloseShutdown)
+	}
+	_ = l.t.ln.Close()
+	l.closeFDs()
+}
+
+// poll waits for events (briefly while something is pending: accepts paused,
+// a drain, connections waiting for memory) and answers them.
+func (l *tcpLoop) poll() error {
+	timeout := 250
+	if !l.acceptPaused.IsZero() || l.draining || len(l.starved) > 0 {
+		timeout = 10
+	}
+	n, err := unix.EpollWait(l.epfd, l.events, timeout)
+	if err != nil && err != unix.EINTR {
+		return os.NewSyscallError("epoll_wait", err)
+	}
+	for _, ev := range l.events[:max(n, 0)] {
+		fd := int(ev.Fd)
+		switch {
+		case fd == l.evfd:
+			var b [8]byte
+			_, _ = unix.Read(l.evfd, b[:])
+		case fd == l.lnfd:
+			l.accept()
+		default:
+			if c := l.conns[fd]; c != nil {
+				l.serve(c, ev.Events)
+			}
+		}
+	}
+	return nil
+}
+
+// stopStep moves a stop along and tells whether the loop is done: at once
+// on a hard stop (shutdown cuts every connection); when graceful, once the
+// last connection has answered what its client had sent when the stop came
+// (no new connections, no more reading) and closed, or is cut at Close.
+func (l *tcpLoop) stopStep() bool {
+	if l.hard.Load() {
+		return true
+	}
+	if !l.draining {
+		l.draining = true
+		if l.acceptPaused.IsZero() {
+			_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, l.lnfd, nil)
+		}
+		l.acceptPaused = time.Time{}
+		_ = l.t.ln.Close()
+		for _, c := range l.conns {
+			l.setFence(c)
+		}
+	}
+	l.drainStep(time.Now())
+	return len(l.conns) == 0
+}
+
+// resumeAccept puts the listener back into epoll once an accept back-off
+// is over (never while draining: the listener is closed then).
+func (l *tcpLoop) resumeAccept(now time.Time) {
+	if !l.acceptPaused.IsZero() && now.After(l.acceptPaused) && !l.draining {
+		l.acceptPaused = time.Time{}
+		_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, l.lnfd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(l.lnfd)})
 	}
 }
 
@@ -457,47 +482,22 @@ func (l *tcpLoop) keep(c *loopConn, b []byte) bool {
 // serveData serves the complete messages at the start of data (l.rbuf or
 // c.cb.in), writes their replies, and keeps the rest of data as input.
 func (l *tcpLoop) serveData(c *loopConn, data []byte, eof bool) (reason metrics.CloseReason, done bool) {
-	t := l.t
 	shared := len(c.cb.out) == 0
 	if shared {
 		c.cb.out = l.wout[:0]
 	}
-	consumed, msgs, blocked, ferr := t.serveBytes(data, c.src, &c.cb, eof)
+	consumed, msgs, blocked, ferr := l.t.serveBytes(data, c.src, &c.cb, eof)
 	now := time.Now()
 	if msgs > 0 {
 		c.lastMsg, c.answered = now, true
 	}
 	if shared {
-		var werr error
-		if len(c.cb.out) > 0 {
-			c.outSince = now
-			_, werr = l.write(c)
-		}
-		if len(c.cb.out) > 0 {
-			// The kernel took part: the connection keeps the rest (budgetFor
-			// made sure the budget has room).
-			if !t.mem.reserve(len(c.cb.out)) {
-				return metrics.CloseError, true // ruled out by budgetFor: the replies are counted unsent
-			}
-			own := make([]byte, len(c.cb.out))
-			copy(own, c.cb.out)
-			c.cb.held += len(own)
-			c.cb.out = own
-		} else {
-			c.cb.out = nil
-		}
-		if werr != nil {
-			return metrics.CloseError, true
+		if reason, done := l.sendShared(c, now); done {
+			return reason, true
 		}
 	}
-	rest := data[consumed:]
-	if len(c.cb.in) > 0 { // data is c.cb.in
-		c.cb.in = c.cb.in[:copy(c.cb.in, rest)]
-	} else if len(rest) > 0 && !l.keep(c, rest) {
+	if !l.keepRest(c, data[consumed:]) {
 		return metrics.CloseError, true
-	}
-	if len(c.cb.in) == 0 && cap(c.cb.in) > 0 {
-		t.setIn(&c.cb, 0)
 	}
 	c.waiting = blocked
 	if blocked && l.outHasRoom(c) {
@@ -507,6 +507,48 @@ func (l *tcpLoop) serveData(c *loopConn, data []byte, eof bool) (reason metrics.
 		return metrics.CloseFrameTooLarge, true
 	}
 	return 0, false
+}
+
+// sendShared writes the replies serveData built in the loop's wout; what
+// the kernel does not take, the connection keeps in a queue of its own
+// (budgetFor made sure the budget has room).
+func (l *tcpLoop) sendShared(c *loopConn, now time.Time) (reason metrics.CloseReason, done bool) {
+	var werr error
+	if len(c.cb.out) > 0 {
+		c.outSince = now
+		_, werr = l.write(c)
+	}
+	if len(c.cb.out) > 0 {
+		if !l.t.mem.reserve(len(c.cb.out)) {
+			return metrics.CloseError, true // ruled out by budgetFor: the replies are counted unsent
+		}
+		own := make([]byte, len(c.cb.out))
+		copy(own, c.cb.out)
+		c.cb.held += len(own)
+		c.cb.out = own
+	} else {
+		c.cb.out = nil
+	}
+	if werr != nil {
+		return metrics.CloseError, true
+	}
+	return 0, false
+}
+
+// keepRest keeps what serveData did not consume as the connection's input
+// (rest is the tail of c.cb.in or of l.rbuf), and gives the input buffer
+// back once it is empty; false if it cannot keep it (budgetFor rules that
+// out): the connection must close.
+func (l *tcpLoop) keepRest(c *loopConn, rest []byte) bool {
+	if len(c.cb.in) > 0 { // rest is in c.cb.in
+		c.cb.in = c.cb.in[:copy(c.cb.in, rest)]
+	} else if len(rest) > 0 && !l.keep(c, rest) {
+		return false
+	}
+	if len(c.cb.in) == 0 && cap(c.cb.in) > 0 {
+		l.t.setIn(&c.cb, 0)
+	}
+	return true
 }
 
 // write writes what it can of c.cb.out and accounts for it.

@@ -129,19 +129,65 @@ func runDNSMode(fs *flag.FlagSet, c *dnsConfig, shardd, shardload string, reps i
 	return res, err
 }
 
-// runDNS runs the dns mode.
+// runDNS runs the dns mode: find the tools, read the inputs, check that
+// every server answers alike, then the measured rounds and the zero-loss
+// check.
 func runDNS(c *dnsConfig, shardd, shardload string, reps int, dur time.Duration) (*dnsResult, error) {
 	start := time.Now()
-	knotd, err := exec.LookPath(c.knotd)
+	st, err := findDNSTools(c)
 	if err != nil {
+		return nil, err
+	}
+	if err := st.readInputs(c); err != nil {
+		return nil, err
+	}
+	servers := st.servers(c, shardd)
+	res := st.newResult(c, servers, reps, dur)
+
+	// The same answers from every server, or the comparison means nothing.
+	note, err := checkSameAnswers(servers, st.questions)
+	if err != nil {
+		return nil, err
+	}
+	res.checkNote = note
+	fmt.Fprintf(os.Stderr, "dns: %s\n", note)
+
+	if err := st.rounds(res, servers, shardload, reps, dur); err != nil {
+		return nil, err
+	}
+	if c.zeroRate > 0 {
+		if err := st.zeroLoss(c, res, servers); err != nil {
+			return nil, err
+		}
+	}
+	res.TookSec = time.Since(start).Seconds()
+	return res, nil
+}
+
+// dnsSetup is what the dns mode runs with: the tools found and the inputs
+// read (absolute paths).
+type dnsSetup struct {
+	knotd, dnsperf string // dnsperf "" when no client needs it
+	clients        []string
+	perfArgs       []string // --dns-dnsperf-args
+	queries        string
+	questions      []question
+	payload        string
+	zones, origins []string
+}
+
+// findDNSTools finds Knot and, if a client or the zero-loss check needs
+// it, dnsperf (a missingTool error without them), and checks the clients.
+func findDNSTools(c *dnsConfig) (*dnsSetup, error) {
+	st := &dnsSetup{clients: strings.Split(c.clients, ","), perfArgs: strings.Fields(c.dnsperf)}
+	var err error
+	if st.knotd, err = exec.LookPath(c.knotd); err != nil {
 		return nil, &missingTool{fmt.Errorf("dns mode needs Knot DNS (apt-get install knot): %w", err)}
 	}
-	clients := strings.Split(c.clients, ",")
-	dnsperf := ""
-	for _, cl := range clients {
+	for _, cl := range st.clients {
 		switch cl {
 		case "dnsperf":
-			if dnsperf, err = exec.LookPath(c.dnsperfEx); err != nil {
+			if st.dnsperf, err = exec.LookPath(c.dnsperfEx); err != nil {
 				return nil, &missingTool{fmt.Errorf("dns mode needs dnsperf (apt-get install dnsperf): %w", err)}
 			}
 		case "shardload":
@@ -149,42 +195,45 @@ func runDNS(c *dnsConfig, shardd, shardload string, reps int, dur time.Duration)
 			return nil, &usageError{fmt.Errorf("--dns-clients: unknown client %q", cl)}
 		}
 	}
-	if c.zeroRate > 0 && dnsperf == "" {
-		if dnsperf, err = exec.LookPath(c.dnsperfEx); err != nil {
+	if c.zeroRate > 0 && st.dnsperf == "" {
+		if st.dnsperf, err = exec.LookPath(c.dnsperfEx); err != nil {
 			return nil, &missingTool{fmt.Errorf("the zero-loss check needs dnsperf (apt-get install dnsperf): %w", err)}
 		}
 	}
-	queries, err := filepath.Abs(c.queries)
-	if err != nil {
-		return nil, err
+	return st, nil
+}
+
+// readInputs reads the query file and the zone files' origins.
+func (st *dnsSetup) readInputs(c *dnsConfig) error {
+	var err error
+	if st.queries, err = filepath.Abs(c.queries); err != nil {
+		return err
 	}
-	questions, err := readQueryFile(queries)
-	if err != nil {
-		return nil, err
+	if st.questions, err = readQueryFile(st.queries); err != nil {
+		return err
 	}
-	payload, err := filepath.Abs(c.payload)
-	if err != nil {
-		return nil, err
+	if st.payload, err = filepath.Abs(c.payload); err != nil {
+		return err
 	}
-	var zones []string
 	for _, z := range strings.Split(c.zones, ",") {
 		p, err := filepath.Abs(z)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		zones = append(zones, p)
+		st.zones = append(st.zones, p)
 	}
-	origins, err := zoneOrigins(zones)
-	if err != nil {
-		return nil, err
-	}
-	perfArgs := strings.Fields(c.dnsperf)
+	st.origins, err = zoneOrigins(st.zones)
+	return err
+}
 
+// servers are the contenders: Knot with a UDP worker per CPU (the
+// baseline), shardd with a shard per CPU, and (--dns-one-shard) with one.
+func (st *dnsSetup) servers(c *dnsConfig, shardd string) []dnsServer {
 	ncpu := runtime.GOMAXPROCS(0)
 	shard := func(shards int) func(string, int) ([]string, error) {
 		return func(_ string, port int) ([]string, error) {
 			argv := []string{shardd, "--handler", "dns", "--proto", "udp", "--log-level", "warn", "--shards", strconv.Itoa(shards)}
-			for _, z := range zones {
+			for _, z := range st.zones {
 				argv = append(argv, "--zone", z)
 			}
 			return append(argv, fmt.Sprintf("127.0.0.1:%d", port)), nil
@@ -192,64 +241,59 @@ func runDNS(c *dnsConfig, shardd, shardload string, reps int, dur time.Duration)
 	}
 	servers := []dnsServer{
 		{Name: fmt.Sprintf("knot (%d UDP workers)", ncpu), Baseline: true, command: func(dir string, port int) ([]string, error) {
-			conf, err := writeKnotConf(dir, port, ncpu, zones, origins)
-			return []string{knotd, "-c", conf}, err
+			conf, err := writeKnotConf(dir, port, ncpu, st.zones, st.origins)
+			return []string{st.knotd, "-c", conf}, err
 		}},
 		{Name: fmt.Sprintf("shardd (%d shards, one per CPU)", ncpu), command: shard(ncpu)},
 	}
 	if c.withOne && ncpu > 1 {
 		servers = append(servers, dnsServer{Name: "shardd 1 shard", command: shard(1)})
 	}
-	res := &dnsResult{Queries: c.queries, Distinct: len(questions), Reps: reps, Duration: dur.String(), machine: readMachine(),
-		clients: clients, zeroRate: c.zeroRate, zeroDur: c.zeroDur, baseline: servers[0].Name}
-	res.Knot = firstLine(exec.Command(knotd, "--version"))
-	if dnsperf != "" {
-		res.Dnsperf = dnsperfVersion(dnsperf)
+	return servers
+}
+
+// newResult is the dns mode's result before any run: what runs, with which
+// versions and client command lines.
+func (st *dnsSetup) newResult(c *dnsConfig, servers []dnsServer, reps int, dur time.Duration) *dnsResult {
+	res := &dnsResult{Queries: c.queries, Distinct: len(st.questions), Reps: reps, Duration: dur.String(), machine: readMachine(),
+		clients: st.clients, zeroRate: c.zeroRate, zeroDur: c.zeroDur, baseline: servers[0].Name}
+	res.Knot = firstLine(exec.Command(st.knotd, "--version"))
+	if st.dnsperf != "" {
+		res.Dnsperf = dnsperfVersion(st.dnsperf)
 	}
 	for _, s := range servers {
 		res.Servers = append(res.Servers, s.Name)
 	}
 	secs := strconv.FormatFloat(dur.Seconds(), 'f', -1, 64)
-	for _, cl := range clients {
+	for _, cl := range st.clients {
 		if cl == "dnsperf" {
-			res.Commands = append(res.Commands, strings.Join(append([]string{"dnsperf", "-s", "127.0.0.1", "-p", "{port}", "-d", c.queries, "-l", secs}, append(perfArgs, "-t", "2", "-e")...), " "))
+			res.Commands = append(res.Commands, strings.Join(append([]string{"dnsperf", "-s", "127.0.0.1", "-p", "{port}", "-d", c.queries, "-l", secs}, append(st.perfArgs, "-t", "2", "-e")...), " "))
 		} else {
 			res.Commands = append(res.Commands, fmt.Sprintf("shardload --mode echo --senders 1 --payload %s --duration %v --json {addr}", c.payload, dur))
 		}
 	}
+	return res
+}
 
-	// The same answers from every server, or the comparison means nothing.
-	note, err := checkSameAnswers(servers, questions)
-	if err != nil {
-		return nil, err
-	}
-	res.checkNote = note
-	fmt.Fprintf(os.Stderr, "dns: %s\n", note)
-
-	total := reps * len(clients) * len(servers)
+// rounds measures every server with every client, reps times, the order of
+// the servers rotating so that no server always runs first.
+func (st *dnsSetup) rounds(res *dnsResult, servers []dnsServer, shardload string, reps int, dur time.Duration) error {
+	secs := strconv.FormatFloat(dur.Seconds(), 'f', -1, 64)
+	total := reps * len(st.clients) * len(servers)
 	done := 0
 	for rep := 1; rep <= reps; rep++ {
-		for _, cl := range clients {
+		for _, cl := range st.clients {
 			for i := range servers {
-				srv := servers[(i+rep)%len(servers)] // rotate: no server always runs first
-				var s dnsSample
-				err := withServer(srv, func(port int) error {
-					var err error
+				srv := servers[(i+rep)%len(servers)]
+				s, err := measureDNS(srv, func(port int) (dnsSample, error) {
 					if cl == "dnsperf" {
-						s, err = runDnsperf(dnsperf, port, queries, append([]string{"-l", secs}, perfArgs...), dur)
-					} else {
-						s, err = runShardloadDNS(shardload, port, payload, dur)
+						return runDnsperf(st.dnsperf, port, st.queries, append([]string{"-l", secs}, st.perfArgs...), dur)
 					}
-					if err != nil {
-						return err
-					}
-					ps, err := waitDrained(port, 3*time.Second)
-					s.Drops = ps.drops
-					return err
+					return runShardloadDNS(shardload, port, st.payload, dur)
 				})
 				done++
 				if err != nil {
-					return nil, fmt.Errorf("dns, %s, %s, rep %d: %w", srv.Name, cl, rep, err)
+					return fmt.Errorf("dns, %s, %s, rep %d: %w", srv.Name, cl, rep, err)
 				}
 				s.Server, s.Client, s.Rep = srv.Name, cl, rep
 				res.Samples = append(res.Samples, s)
@@ -257,41 +301,48 @@ func runDNS(c *dnsConfig, shardd, shardload string, reps int, dur time.Duration)
 			}
 		}
 	}
-	if c.zeroRate > 0 {
-		zsecs := strconv.FormatFloat(c.zeroDur.Seconds(), 'f', -1, 64)
-		for _, srv := range servers {
-			var s dnsSample
-			err := withServer(srv, func(port int) error {
-				var err error
-				s, err = runDnsperf(dnsperf, port, queries, []string{"-l", zsecs, "-Q", strconv.Itoa(c.zeroRate), "-c", "4"}, c.zeroDur)
-				if err != nil {
-					return err
-				}
-				ps, err := waitDrained(port, 3*time.Second)
-				s.Drops = ps.drops
-				return err
-			})
-			if err != nil {
-				return nil, fmt.Errorf("dns zero-loss check, %s: %w", srv.Name, err)
-			}
-			s.Server, s.Client, s.Rep = srv.Name, fmt.Sprintf("dnsperf -Q %d", c.zeroRate), 1
-			res.ZeroLoss = append(res.ZeroLoss, s)
-			fmt.Fprintf(os.Stderr, "dns zero-loss %-30s sent %d completed %d lost %d drops %d\n", srv.Name, s.Sent, s.Completed, s.Lost, s.Drops)
+	return nil
+}
+
+// zeroLoss runs the fixed-rate check, once per server: dnsperf at
+// --dns-zero-rate for --dns-zero-duration, which must lose nothing.
+func (st *dnsSetup) zeroLoss(c *dnsConfig, res *dnsResult, servers []dnsServer) error {
+	zsecs := strconv.FormatFloat(c.zeroDur.Seconds(), 'f', -1, 64)
+	for _, srv := range servers {
+		s, err := measureDNS(srv, func(port int) (dnsSample, error) {
+			return runDnsperf(st.dnsperf, port, st.queries, []string{"-l", zsecs, "-Q", strconv.Itoa(c.zeroRate), "-c", "4"}, c.zeroDur)
+		})
+		if err != nil {
+			return fmt.Errorf("dns zero-loss check, %s: %w", srv.Name, err)
 		}
-		res.Commands = append(res.Commands, fmt.Sprintf("dnsperf -s 127.0.0.1 -p {port} -d %s -l %s -Q %d -c 4 -t 2 -e", c.queries, zsecs, c.zeroRate))
+		s.Server, s.Client, s.Rep = srv.Name, fmt.Sprintf("dnsperf -Q %d", c.zeroRate), 1
+		res.ZeroLoss = append(res.ZeroLoss, s)
+		fmt.Fprintf(os.Stderr, "dns zero-loss %-30s sent %d completed %d lost %d drops %d\n", srv.Name, s.Sent, s.Completed, s.Lost, s.Drops)
 	}
-	res.TookSec = time.Since(start).Seconds()
-	return res, nil
+	res.Commands = append(res.Commands, fmt.Sprintf("dnsperf -s 127.0.0.1 -p {port} -d %s -l %s -Q %d -c 4 -t 2 -e", c.queries, zsecs, c.zeroRate))
+	return nil
+}
+
+// measureDNS runs one client against srv (withServer), then counts the
+// kernel's drops on its port once the server has read what is queued.
+func measureDNS(srv dnsServer, client func(port int) (dnsSample, error)) (dnsSample, error) {
+	var s dnsSample
+	err := withServer(srv, func(port int) error {
+		var err error
+		if s, err = client(port); err != nil {
+			return err
+		}
+		ps, err := waitDrained(port, 3*time.Second)
+		s.Drops = ps.drops
+		return err
+	})
+	return s, err
 }
 
 // withServer starts srv on a free port, waits until it answers, runs f and
 // stops the server (by the PID of the process group it was started in).
 func withServer(srv dnsServer, f func(port int) error) error {
-	port, err := freePort()
-	if err != nil {
-		return err
-	}
-	dir, err := os.MkdirTemp("", "shardbench-dns-")
+	port, dir, err := portAndDir("shardbench-dns-")
 	if err != nil {
 		return err
 	}

@@ -85,170 +85,292 @@ func main() {
 
 type usageError struct{ error }
 
+// run is the whole tool: flags, the loads asked for, the contenders, then
+// the UDP/TCP rounds, the other modes, and the results written out.
 func run(args []string) error {
-	fs := flag.NewFlagSet("shardbench", flag.ContinueOnError)
-	out := fs.String("out", "out/bench", "directory for results.md, results.json and chart.svg")
-	reps := fs.Int("reps", 3, "repetitions of every run, interleaved")
-	dur := fs.Duration("duration", 2*time.Second, "load time per run")
-	bin := fs.String("bin", "bin", "directory holding shardd, shardload and naive (make build)")
-	sizes := fs.String("sizes", "64,512", "datagram sizes")
-	modes := fs.String("modes", "discard,echo,tcp-echo,upgrade,dns,syslog", "loads: discard (UDP one-way), echo (UDP), tcp-echo, upgrade (10 upgrades under a steady stream), dns (shardd --handler dns vs Knot DNS, dnsperf; see dns.go), syslog (highest zero-loss rate into a file, shardd --handler syslog vs rsyslogd; see syslog.go)")
-	dnsCfg := addDNSFlags(fs)
-	syslogCfg := addSyslogFlags(fs)
-	var peers peerFlag
-	fs.Var(&peers, "peer", "another server: 'NAME=SHELL COMMAND' with {port} (and optionally {handler}: echo or discard, {proto}: udp or tcp); repeatable")
-	if err := fs.Parse(args); err != nil {
-		return &usageError{err}
-	}
-	if *reps < 1 || *dur <= 0 {
-		return &usageError{errors.New("--reps and --duration must be positive")}
+	o, err := parseFlags(args)
+	if err != nil {
+		return err
 	}
 	for _, b := range []string{"shardd", "shardload", "naive"} {
-		if _, err := os.Stat(filepath.Join(*bin, b)); err != nil {
-			return fmt.Errorf("%s: %w (run make build first)", filepath.Join(*bin, b), err)
+		if _, err := os.Stat(filepath.Join(o.bin, b)); err != nil {
+			return fmt.Errorf("%s: %w (run make build first)", filepath.Join(o.bin, b), err)
 		}
 	}
-	abs := func(name string) string { p, _ := filepath.Abs(filepath.Join(*bin, name)); return p }
-	ncpu := runtime.GOMAXPROCS(0)
-	servers := []server{
-		{Name: "naive", Baseline: true, command: func(port int, h, proto string) []string {
-			return []string{abs("naive"), "--proto", proto, "--handler", h, fmt.Sprintf("127.0.0.1:%d", port)}
-		}},
-		{Name: "shardd 1 shard", command: func(port int, h, proto string) []string {
-			return []string{abs("shardd"), "--proto", proto, "--shards", "1", "--handler", h, "--log-level", "warn", fmt.Sprintf("127.0.0.1:%d", port)}
-		}},
-		{Name: fmt.Sprintf("shardd %d shards", ncpu), command: func(port int, h, proto string) []string {
-			return []string{abs("shardd"), "--proto", proto, "--handler", h, "--log-level", "warn", fmt.Sprintf("127.0.0.1:%d", port)}
-		}},
-		{Name: fmt.Sprintf("shardd %d shards --pin", ncpu), command: func(port int, h, proto string) []string {
-			return []string{abs("shardd"), "--proto", proto, "--pin", "--handler", h, "--log-level", "warn", fmt.Sprintf("127.0.0.1:%d", port)}
-		}},
-		{Name: fmt.Sprintf("shardd %d shards --pin --steer cpu", ncpu), UDPOnly: true, command: func(port int, h, proto string) []string {
-			return []string{abs("shardd"), "--proto", proto, "--pin", "--steer", "cpu", "--handler", h, "--log-level", "warn", fmt.Sprintf("127.0.0.1:%d", port)}
-		}},
-		{Name: fmt.Sprintf("shardd %d shards --tcp-shape goroutines", ncpu), TCPOnly: true, command: func(port int, h, proto string) []string {
-			return []string{abs("shardd"), "--proto", proto, "--tcp-shape", "goroutines", "--handler", h, "--log-level", "warn", fmt.Sprintf("127.0.0.1:%d", port)}
-		}},
+	servers, err := contenders(o.binPath, o.peers)
+	if err != nil {
+		return err
 	}
-	for _, p := range peers {
-		name, cmd, ok := strings.Cut(p, "=")
-		if !ok || name == "" || !strings.Contains(cmd, "{port}") {
-			return &usageError{fmt.Errorf("--peer %q: want NAME=COMMAND with {port} in the command", p)}
-		}
-		servers = append(servers, server{Name: name, shell: cmd})
+	p, err := parsePlan(o.modes, o.sizes)
+	if err != nil {
+		return err
 	}
-	var scenarios []scenario
-	withUpgrade, withDNS, withSyslog := false, false, false
-	for _, m := range strings.Split(*modes, ",") {
-		if m == "upgrade" {
-			withUpgrade = true
-			continue
-		}
-		if m == "dns" {
-			withDNS = true
-			continue
-		}
-		if m == "syslog" {
-			withSyslog = true
-			continue
-		}
-		if m != "discard" && m != "echo" && m != "tcp-echo" {
-			return &usageError{fmt.Errorf("--modes: unknown mode %q", m)}
-		}
-		for _, s := range strings.Split(*sizes, ",") {
-			n, err := strconv.Atoi(s)
-			if err != nil || n < 16 || n > 65507 {
-				return &usageError{fmt.Errorf("--sizes: %q is not a size from 16 to 65507", s)}
-			}
-			scenarios = append(scenarios, scenario{m, n})
-		}
-	}
-	if err := os.MkdirAll(*out, 0o755); err != nil {
+	if err := os.MkdirAll(o.out, 0o755); err != nil {
 		return err
 	}
 
 	start := time.Now()
+	samples, err := runScenarios(servers, p.scenarios, o.reps, o.dur, o.binPath("shardload"))
+	if err != nil {
+		return err
+	}
+	rep := buildReport(servers, p.scenarios, samples, o.reps, o.dur, time.Since(start))
+	md := ""
+	if len(p.scenarios) > 0 {
+		md = rep.markdown()
+	}
+	res := results{Machine: rep.machine, Samples: samples}
+	more, err := runOtherModes(o, p, &res)
+	if err != nil {
+		return err
+	}
+	return writeResults(o.out, md+more, res, rep.svg())
+}
+
+// options are shardbench's flags.
+type options struct {
+	fs     *flag.FlagSet
+	out    string
+	reps   int
+	dur    time.Duration
+	bin    string
+	sizes  string
+	modes  string
+	dns    *dnsConfig
+	syslog *syslogConfig
+	peers  peerFlag
+}
+
+// parseFlags reads and checks the flags; a usageError on bad ones.
+func parseFlags(args []string) (*options, error) {
+	o := &options{fs: flag.NewFlagSet("shardbench", flag.ContinueOnError)}
+	fs := o.fs
+	fs.StringVar(&o.out, "out", "out/bench", "directory for results.md, results.json and chart.svg")
+	fs.IntVar(&o.reps, "reps", 3, "repetitions of every run, interleaved")
+	fs.DurationVar(&o.dur, "duration", 2*time.Second, "load time per run")
+	fs.StringVar(&o.bin, "bin", "bin", "directory holding shardd, shardload and naive (make build)")
+	fs.StringVar(&o.sizes, "sizes", "64,512", "datagram sizes")
+	fs.StringVar(&o.modes, "modes", "discard,echo,tcp-echo,upgrade,dns,syslog", "loads: discard (UDP one-way), echo (UDP), tcp-echo, upgrade (10 upgrades under a steady stream), dns (shardd --handler dns vs Knot DNS, dnsperf; see dns.go), syslog (highest zero-loss rate into a file, shardd --handler syslog vs rsyslogd; see syslog.go)")
+	o.dns = addDNSFlags(fs)
+	o.syslog = addSyslogFlags(fs)
+	fs.Var(&o.peers, "peer", "another server: 'NAME=SHELL COMMAND' with {port} (and optionally {handler}: echo or discard, {proto}: udp or tcp); repeatable")
+	if err := fs.Parse(args); err != nil {
+		return nil, &usageError{err}
+	}
+	if o.reps < 1 || o.dur <= 0 {
+		return nil, &usageError{errors.New("--reps and --duration must be positive")}
+	}
+	return o, nil
+}
+
+// binPath is the absolute path of a binary in --bin.
+func (o *options) binPath(name string) string {
+	p, _ := filepath.Abs(filepath.Join(o.bin, name))
+	return p
+}
+
+// contenders are the servers of the UDP and TCP loads: the naive baseline,
+// shardd's variants, and the --peer servers.
+func contenders(bin func(string) string, peers []string) ([]server, error) {
+	ncpu := runtime.GOMAXPROCS(0)
+	shardd := func(name string, flags ...string) server {
+		return server{Name: name, command: func(port int, h, proto string) []string {
+			argv := append([]string{bin("shardd"), "--proto", proto}, flags...)
+			return append(argv, "--handler", h, "--log-level", "warn", fmt.Sprintf("127.0.0.1:%d", port))
+		}}
+	}
+	steer := shardd(fmt.Sprintf("shardd %d shards --pin --steer cpu", ncpu), "--pin", "--steer", "cpu")
+	steer.UDPOnly = true
+	goroutines := shardd(fmt.Sprintf("shardd %d shards --tcp-shape goroutines", ncpu), "--tcp-shape", "goroutines")
+	goroutines.TCPOnly = true
+	servers := []server{
+		{Name: "naive", Baseline: true, command: func(port int, h, proto string) []string {
+			return []string{bin("naive"), "--proto", proto, "--handler", h, fmt.Sprintf("127.0.0.1:%d", port)}
+		}},
+		shardd("shardd 1 shard", "--shards", "1"),
+		shardd(fmt.Sprintf("shardd %d shards", ncpu)),
+		shardd(fmt.Sprintf("shardd %d shards --pin", ncpu), "--pin"),
+		steer,
+		goroutines,
+	}
+	for _, p := range peers {
+		name, cmd, ok := strings.Cut(p, "=")
+		if !ok || name == "" || !strings.Contains(cmd, "{port}") {
+			return nil, &usageError{fmt.Errorf("--peer %q: want NAME=COMMAND with {port} in the command", p)}
+		}
+		servers = append(servers, server{Name: name, shell: cmd})
+	}
+	return servers, nil
+}
+
+// plan is what --modes and --sizes ask for: the UDP/TCP loads, one per
+// mode and size, and the modes of their own.
+type plan struct {
+	scenarios            []scenario
+	upgrade, dns, syslog bool
+}
+
+// parsePlan reads --modes and --sizes; a usageError on an unknown mode or
+// a bad size.
+func parsePlan(modes, sizes string) (plan, error) {
+	var p plan
+	for _, m := range strings.Split(modes, ",") {
+		switch m {
+		case "upgrade":
+			p.upgrade = true
+			continue
+		case "dns":
+			p.dns = true
+			continue
+		case "syslog":
+			p.syslog = true
+			continue
+		case "discard", "echo", "tcp-echo":
+		default:
+			return p, &usageError{fmt.Errorf("--modes: unknown mode %q", m)}
+		}
+		for _, s := range strings.Split(sizes, ",") {
+			n, err := strconv.Atoi(s)
+			if err != nil || n < 16 || n > 65507 {
+				return p, &usageError{fmt.Errorf("--sizes: %q is not a size from 16 to 65507", s)}
+			}
+			p.scenarios = append(p.scenarios, scenario{m, n})
+		}
+	}
+	return p, nil
+}
+
+// runScenarios measures every server under every load, reps times,
+// interleaved: each repetition runs every load once, and the order of the
+// servers rotates, so no server always runs first.
+func runScenarios(servers []server, scenarios []scenario, reps int, dur time.Duration, shardload string) ([]sample, error) {
 	var samples []sample
 	total := 0
 	for _, sc := range scenarios {
 		for _, srv := range servers {
 			if srv.runs(sc) {
-				total += *reps
+				total += reps
 			}
 		}
 	}
-	done := 0
-	for rep := 1; rep <= *reps; rep++ {
+	for rep := 1; rep <= reps; rep++ {
 		for _, sc := range scenarios {
-			// Rotate the order each repetition: no server always runs first.
 			for i := range servers {
 				srv := servers[(i+rep)%len(servers)]
 				if !srv.runs(sc) {
 					continue
 				}
-				s, err := measure(srv, sc, *dur, abs("shardload"))
-				done++
+				s, err := measure(srv, sc, dur, shardload)
 				if err != nil {
-					return fmt.Errorf("%s, %s, rep %d: %w", srv.Name, sc, rep, err)
+					return nil, fmt.Errorf("%s, %s, rep %d: %w", srv.Name, sc, rep, err)
 				}
 				s.Rep = rep
 				samples = append(samples, s)
-				fmt.Fprintf(os.Stderr, "[%3d/%d] %-22s %-12s %12.0f/s  drops %d\n", done, total, srv.Name, sc, s.Rate, s.Drops)
+				fmt.Fprintf(os.Stderr, "[%3d/%d] %-22s %-12s %12.0f/s  drops %d\n", len(samples), total, srv.Name, sc, s.Rate, s.Drops)
 			}
 		}
 	}
-	rep := buildReport(servers, scenarios, samples, *reps, *dur, time.Since(start))
+	return samples, nil
+}
+
+// results is results.json.
+type results struct {
+	Machine machineInfo    `json:"machine"`
+	Samples []sample       `json:"samples"`
+	Upgrade *upgradeResult `json:"upgrade,omitempty"`
+	DNS     *dnsResult     `json:"dns,omitempty"`
+	Syslog  *syslogResult  `json:"syslog,omitempty"`
+}
+
+// runOtherModes runs the modes with tables of their own (upgrade, dns,
+// syslog) that the plan asks for, into res, and returns their markdown.
+func runOtherModes(o *options, p plan, res *results) (string, error) {
+	shardd, shardload := o.binPath("shardd"), o.binPath("shardload")
 	md := ""
-	if len(scenarios) > 0 {
-		md = rep.markdown()
-	}
-	var upg *upgradeResult
-	if withUpgrade {
-		u, err := measureUpgrade(abs("shardd"), abs("shardload"), 10, 20000, 3*(*dur))
+	if p.upgrade {
+		u, err := measureUpgrade(shardd, shardload, 10, 20000, 3*o.dur)
 		if err != nil {
-			return fmt.Errorf("upgrade under load: %w", err)
+			return "", fmt.Errorf("upgrade under load: %w", err)
 		}
-		upg = &u
+		res.Upgrade = &u
 		md += u.markdown()
 		fmt.Fprintf(os.Stderr, "upgrade under load: sent %d, received %d, drops %d\n", u.Sent, u.Received, u.KernelDrops)
 	}
-	var dnsRes *dnsResult
-	if withDNS {
-		d, err := runDNSMode(fs, dnsCfg, abs("shardd"), abs("shardload"), *reps, *dur)
+	if p.dns {
+		d, err := runDNSMode(o.fs, o.dns, shardd, shardload, o.reps, o.dur)
 		if err != nil {
-			return fmt.Errorf("dns: %w", err)
+			return "", fmt.Errorf("dns: %w", err)
 		}
-		dnsRes = d
+		res.DNS = d
 		md += d.markdown()
 	}
-	var syslogRes *syslogResult
-	if withSyslog {
-		r, err := runSyslogMode(syslogCfg, abs("shardd"), abs("shardload"))
+	if p.syslog {
+		r, err := runSyslogMode(o.syslog, shardd, shardload)
 		if err != nil {
-			return fmt.Errorf("syslog: %w", err)
+			return "", fmt.Errorf("syslog: %w", err)
 		}
-		syslogRes = r
+		res.Syslog = r
 		md += r.markdown()
 	}
-	if err := os.WriteFile(filepath.Join(*out, "results.md"), []byte(md), 0o644); err != nil {
+	return md, nil
+}
+
+// writeResults writes results.md, results.json and chart.svg into dir and
+// prints the markdown.
+func writeResults(dir, md string, res results, svg string) error {
+	if err := os.WriteFile(filepath.Join(dir, "results.md"), []byte(md), 0o644); err != nil {
 		return err
 	}
-	js, _ := json.MarshalIndent(struct {
-		Machine machineInfo    `json:"machine"`
-		Samples []sample       `json:"samples"`
-		Upgrade *upgradeResult `json:"upgrade,omitempty"`
-		DNS     *dnsResult     `json:"dns,omitempty"`
-		Syslog  *syslogResult  `json:"syslog,omitempty"`
-	}{rep.machine, samples, upg, dnsRes, syslogRes}, "", "  ")
-	if err := os.WriteFile(filepath.Join(*out, "results.json"), js, 0o644); err != nil {
+	js, _ := json.MarshalIndent(res, "", "  ")
+	if err := os.WriteFile(filepath.Join(dir, "results.json"), js, 0o644); err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(*out, "chart.svg"), []byte(rep.svg()), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "chart.svg"), []byte(svg), 0o644); err != nil {
 		return err
 	}
 	fmt.Print(md)
-	fmt.Fprintf(os.Stderr, "wrote %s/results.md, results.json, chart.svg\n", *out)
+	fmt.Fprintf(os.Stderr, "wrote %s/results.md, results.json, chart.svg\n", dir)
 	return nil
+}
+
+// serves is the handler and the protocol the server runs under the load.
+func (s scenario) serves() (handler, proto string) {
+	handler, proto = "discard", "udp"
+	if s.Mode != "discard" {
+		handler = "echo"
+	}
+	if s.Mode == "tcp-echo" {
+		proto = "tcp"
+	}
+	return handler, proto
+}
+
+// loadArgs are shardload's flags for the load over proto (all but the address).
+func (s scenario) loadArgs(proto string, dur time.Duration) []string {
+	args := []string{"--json", "--progress=false", "--duration", dur.String(), "--size", strconv.Itoa(s.Size), "--proto", proto}
+	switch s.Mode {
+	case "echo":
+		// A closed loop: one sender thread, the rest of the machine answers.
+		return append(args, "--mode", "echo", "--senders", "1")
+	case "tcp-echo":
+		// Request, reply, request: every message is a read and a write on
+		// the server, over 256 connections.
+		return append(args, "--mode", "echo", "--senders", "1", "--flows", "256", "--window", "1")
+	}
+	// One sender per CPU, to offer more than any server here can take:
+	// what a server receives is then its capacity, with drops counted.
+	return append(args, "--wait", "0s")
+}
+
+// cmd is the command serving handler over proto on port: a peer's shell
+// line with its placeholders filled in, or the server's argv.
+func (s server) cmd(port int, handler, proto string) *exec.Cmd {
+	if s.shell != "" {
+		line := strings.NewReplacer("{port}", strconv.Itoa(port), "{handler}", handler, "{proto}", proto).Replace(s.shell)
+		return exec.Command("sh", "-c", "exec "+line)
+	}
+	argv := s.command(port, handler, proto)
+	return exec.Command(argv[0], argv[1:]...)
 }
 
 // measure starts srv on a free port, runs one shardload, and stops srv.
@@ -258,22 +380,9 @@ func measure(srv server, sc scenario, dur time.Duration, shardload string) (samp
 	if err != nil {
 		return s, err
 	}
-	handler, proto := "discard", "udp"
-	if sc.Mode != "discard" {
-		handler = "echo"
-	}
-	if sc.Mode == "tcp-echo" {
-		proto = "tcp"
-	}
-	var cmd *exec.Cmd
-	if srv.shell != "" {
-		line := strings.NewReplacer("{port}", strconv.Itoa(port), "{handler}", handler, "{proto}", proto).Replace(srv.shell)
-		cmd = exec.Command("sh", "-c", "exec "+line)
-	} else {
-		argv := srv.command(port, handler, proto)
-		cmd = exec.Command(argv[0], argv[1:]...)
-	}
+	handler, proto := sc.serves()
 	var serr lockedBuf // read while the server may still write
+	cmd := srv.cmd(port, handler, proto)
 	cmd.Stderr = &serr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // so a peer's children stop with it
 	if err := cmd.Start(); err != nil {
@@ -284,20 +393,7 @@ func measure(srv server, sc scenario, dur time.Duration, shardload string) (samp
 		return s, fmt.Errorf("server did not bind 127.0.0.1:%d: %v; stderr: %s", port, err, serr.String())
 	}
 
-	args := []string{"--json", "--progress=false", "--duration", dur.String(), "--size", strconv.Itoa(sc.Size), "--proto", proto}
-	if sc.Mode == "echo" {
-		// A closed loop: one sender thread, the rest of the machine answers.
-		args = append(args, "--mode", "echo", "--senders", "1")
-	} else if sc.Mode == "tcp-echo" {
-		// Request, reply, request: every message is a read and a write on
-		// the server, over 256 connections.
-		args = append(args, "--mode", "echo", "--senders", "1", "--flows", "256", "--window", "1")
-	} else {
-		// One sender per CPU, to offer more than any server here can take:
-		// what a server receives is then its capacity, with drops counted.
-		args = append(args, "--wait", "0s")
-	}
-	args = append(args, fmt.Sprintf("127.0.0.1:%d", port))
+	args := append(sc.loadArgs(proto, dur), fmt.Sprintf("127.0.0.1:%d", port))
 	var sum struct {
 		Sent        uint64   `json:"sent"`
 		DurationSec float64  `json:"duration_s"`
@@ -424,3 +520,13 @@ func waitBound(proto string, port int, limit time.Duration) error {
 // side can be held by a client connection of an earlier run) for a server
 // that binds it itself, below the ephemeral range (see ports.BelowEphemeral).
 func freePort() (int, error) { return ports.BelowEphemeral("127.0.0.1", true) }
+
+// portAndDir is what a server started fresh for one run gets: a free port
+// and a new temporary directory (named prefix...; the caller removes it).
+func portAndDir(prefix string) (port int, dir string, err error) {
+	if port, err = freePort(); err != nil {
+		return 0, "", err
+	}
+	dir, err = os.MkdirTemp("", prefix)
+	return port, dir, err
+}

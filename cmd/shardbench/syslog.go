@@ -224,11 +224,7 @@ ruleset(name="file" queue.type="FixedArray" queue.size="100000") {
 // stops it and counts the records it wrote.
 func syslogRun(srv syslogServer, shardload string, c *syslogConfig, rate float64) (syslogProbe, error) {
 	p := syslogProbe{Server: srv.Name, Rate: rate}
-	port, err := freePort()
-	if err != nil {
-		return p, err
-	}
-	dir, err := os.MkdirTemp("", "shardbench-syslog-")
+	port, dir, err := portAndDir("shardbench-syslog-")
 	if err != nil {
 		return p, err
 	}

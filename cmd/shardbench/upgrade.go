@@ -60,48 +60,18 @@ func (l *lockedBuf) String() string {
 // spread over the middle of it; every process's exit summary is summed.
 func measureUpgrade(shardd, shardload string, n int, rate float64, dur time.Duration) (upgradeResult, error) {
 	res := upgradeResult{Upgrades: n, Rate: rate, Processes: n + 1}
-	port, err := freePort()
-	if err != nil {
-		return res, err
-	}
-	dir, err := os.MkdirTemp("", "shardbench-upgrade-")
+	port, dir, err := portAndDir("shardbench-upgrade-")
 	if err != nil {
 		return res, err
 	}
 	defer os.RemoveAll(dir)
-	pidfile := filepath.Join(dir, "pid")
-	var logs lockedBuf
-	cmd := exec.Command(shardd, "--log-format", "json", "--handler", "discard", "--pidfile", pidfile, fmt.Sprintf("127.0.0.1:%d", port))
-	cmd.Stderr = &logs
-	if err := cmd.Start(); err != nil {
+	ch, err := startChain(shardd, filepath.Join(dir, "pid"), port)
+	if err != nil {
 		return res, err
 	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }() // returns once every process of the chain has exited
-	readPid := func() int {
-		b, _ := os.ReadFile(pidfile)
-		pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
-		return pid
-	}
-	defer func() {
-		// On a failure, kill what is left of the chain we started: the
-		// process the pidfile names now (never a pid of ours that exited
-		// long ago and may have been reused).
-		select {
-		case <-exited:
-		default:
-			if p := readPid(); p > 0 {
-				_ = syscall.Kill(p, syscall.SIGKILL)
-			}
-		}
-	}()
-	if err := waitBound("udp", port, 60*time.Second); err != nil {
+	defer ch.killLeft()
+	if err := ch.ready(); err != nil {
 		return res, err
-	}
-	for deadline := time.Now().Add(60 * time.Second); readPid() == 0; time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			return res, fmt.Errorf("shardd wrote no pidfile:\n%s", logs.String())
-		}
 	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), dur+30*time.Second)
@@ -116,16 +86,8 @@ func measureUpgrade(shardd, shardload string, n int, rate float64, dur time.Dura
 	time.Sleep(dur / 10)
 	step := dur * 8 / 10 / time.Duration(n)
 	for i := 0; i < n; i++ {
-		old := readPid()
-		if err := syscall.Kill(old, syscall.SIGUSR2); err != nil {
+		if err := ch.upgrade(i + 1); err != nil {
 			return res, err
-		}
-		deadline := time.Now().Add(60 * time.Second) // a hang guard
-		for readPid() == old {
-			if time.Now().After(deadline) {
-				return res, fmt.Errorf("upgrade %d did not complete:\n%s", i+1, logs.String())
-			}
-			time.Sleep(5 * time.Millisecond)
 		}
 		time.Sleep(step)
 	}
@@ -141,14 +103,100 @@ func measureUpgrade(shardd, shardload string, n int, rate float64, dur time.Dura
 	res.Sent = sum.Sent
 	// No wait for the tail: the stop fences each socket and serves what
 	// is queued, and a datagram refused by the fence is a counted drop.
-	last := readPid()
-	_ = syscall.Kill(last, syscall.SIGTERM)
-	select {
-	case <-exited:
-	case <-time.After(60 * time.Second):
-		return res, fmt.Errorf("the upgraded daemon did not exit")
+	if err := ch.stop(); err != nil {
+		return res, err
 	}
-	for _, line := range strings.Split(logs.String(), "\n") {
+	res.Received, res.KernelDrops = ch.udpSummaries()
+	return res, nil
+}
+
+// chain is a shardd and the processes that succeed it at each upgrade:
+// the pidfile names the one serving.
+type chain struct {
+	port    int
+	pidfile string
+	logs    lockedBuf     // every process's JSON log lines
+	exited  chan struct{} // closed once every process of the chain has exited
+}
+
+// startChain starts shardd (discard handler, JSON logs) on port.
+func startChain(shardd, pidfile string, port int) (*chain, error) {
+	ch := &chain{port: port, pidfile: pidfile, exited: make(chan struct{})}
+	cmd := exec.Command(shardd, "--log-format", "json", "--handler", "discard", "--pidfile", pidfile, fmt.Sprintf("127.0.0.1:%d", port))
+	cmd.Stderr = &ch.logs
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	go func() { _ = cmd.Wait(); close(ch.exited) }() // returns once every process of the chain has exited
+	return ch, nil
+}
+
+// pid is the process the pidfile names now (0 if none yet).
+func (ch *chain) pid() int {
+	b, _ := os.ReadFile(ch.pidfile)
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	return pid
+}
+
+// killLeft, on a failure, kills what is left of the chain: the process the
+// pidfile names now (never a pid of ours that exited long ago and may have
+// been reused).
+func (ch *chain) killLeft() {
+	select {
+	case <-ch.exited:
+	default:
+		if p := ch.pid(); p > 0 {
+			_ = syscall.Kill(p, syscall.SIGKILL)
+		}
+	}
+}
+
+// ready waits until the first process has bound its port and written its
+// pidfile.
+func (ch *chain) ready() error {
+	if err := waitBound("udp", ch.port, 60*time.Second); err != nil {
+		return err
+	}
+	for deadline := time.Now().Add(60 * time.Second); ch.pid() == 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("shardd wrote no pidfile:\n%s", ch.logs.String())
+		}
+	}
+	return nil
+}
+
+// upgrade sends SIGUSR2 and waits until the successor has taken over (the
+// pidfile names it).
+func (ch *chain) upgrade(nth int) error {
+	old := ch.pid()
+	if err := syscall.Kill(old, syscall.SIGUSR2); err != nil {
+		return err
+	}
+	deadline := time.Now().Add(60 * time.Second) // a hang guard
+	for ch.pid() == old {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("upgrade %d did not complete:\n%s", nth, ch.logs.String())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return nil
+}
+
+// stop stops the last process with SIGTERM and waits until it has exited.
+func (ch *chain) stop() error {
+	_ = syscall.Kill(ch.pid(), syscall.SIGTERM)
+	select {
+	case <-ch.exited:
+		return nil
+	case <-time.After(60 * time.Second):
+		return fmt.Errorf("the upgraded daemon did not exit")
+	}
+}
+
+// udpSummaries sums what every process's UDP shards received and the drops
+// they counted, from their exit summaries.
+func (ch *chain) udpSummaries() (received, drops uint64) {
+	for _, line := range strings.Split(ch.logs.String(), "\n") {
 		var m struct {
 			Msg   string  `json:"msg"`
 			Proto string  `json:"proto"`
@@ -156,9 +204,9 @@ func measureUpgrade(shardd, shardload string, n int, rate float64, dur time.Dura
 			Drops float64 `json:"kernel_drops"`
 		}
 		if json.Unmarshal([]byte(line), &m) == nil && m.Msg == "shard summary" && m.Proto == "udp" {
-			res.Received += uint64(m.Rx)
-			res.KernelDrops += uint64(m.Drops)
+			received += uint64(m.Rx)
+			drops += uint64(m.Drops)
 		}
 	}
-	return res, nil
+	return received, drops
 }
