@@ -125,6 +125,11 @@ type Shard struct {
 	_ cpu.CacheLinePad
 	c [countsWords]atomic.Uint64
 	_ cpu.CacheLinePad
+	// The owner's alone: the Counts last published and its words in
+	// block order, found through countsTable once (bind), so that
+	// Publish is one loop without a call per field.
+	from  *Counts
+	words [countsWords]*uint64
 }
 
 // countsWords is the number of words in countsTable.
@@ -187,21 +192,34 @@ func (f *field) words() int {
 	return 1
 }
 
-// Publish stores c. It must only be called by the shard that owns s: with a
+// Publish stores c. A shard passes the same Counts every time (it is cheaper:
+// s remembers where its words are). It must only be called by the shard that owns s: with a
 // single writer, plain atomic stores suffice and no read-modify-write is
 // needed. A word that did not change is not stored: an atomic store is a
 // locked exchange on amd64, while the load is a plain move, and most words
 // (errors; the TCP words on a UDP shard and the batch words on a TCP one)
 // stay unchanged from batch to batch.
 func (s *Shard) Publish(c *Counts) {
+	if c != s.from {
+		s.bind(c)
+	}
+	for i, p := range &s.words {
+		s.set(i, *p)
+	}
+}
+
+// bind points s.words at the words of c.
+func (s *Shard) bind(c *Counts) {
+	s.from = c
 	for i := range countsTable {
 		f := &countsTable[i]
 		if f.scalar != nil {
-			s.set(f.off, *f.scalar(c))
+			s.words[f.off] = f.scalar(c)
 			continue
 		}
-		for j, v := range f.array(c) {
-			s.set(f.off+j, v)
+		w := f.array(c)
+		for j := range w {
+			s.words[f.off+j] = &w[j]
 		}
 	}
 }
