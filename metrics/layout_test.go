@@ -57,6 +57,17 @@ func TestPublishLoad(t *testing.T) {
 	if got := s.Load(); got != c {
 		t.Fatalf("Load() = %+v, want %+v", got, c)
 	}
+	other := Counts{RxPackets: 1, Accepted: 2}
+	other.AcceptErrors[AcceptOther] = 3
+	s.Publish(&other) // another Counts: s follows it
+	if got := s.Load(); got != other {
+		t.Fatalf("after publishing another Counts, Load() = %+v, want %+v", got, other)
+	}
+	c.RxPackets++
+	s.Publish(&c) // and back
+	if got := s.Load(); got != c {
+		t.Fatalf("after publishing the first Counts again, Load() = %+v, want %+v", got, c)
+	}
 	var names, want []string
 	for _, f := range countsTable {
 		names = append(names, f.name)

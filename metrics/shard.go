@@ -192,10 +192,10 @@ func (f *field) words() int {
 	return 1
 }
 
-// Publish stores c. A shard passes the same Counts every time (it is cheaper:
-// s remembers where its words are). It must only be called by the shard that owns s: with a
+// Publish stores c. It must only be called by the shard that owns s: with a
 // single writer, plain atomic stores suffice and no read-modify-write is
-// needed. A word that did not change is not stored: an atomic store is a
+// needed. The shard passes the same Counts every time, and s remembers
+// where its words are (another Counts works too, at the cost of a bind). A word that did not change is not stored: an atomic store is a
 // locked exchange on amd64, while the load is a plain move, and most words
 // (errors; the TCP words on a UDP shard and the batch words on a TCP one)
 // stay unchanged from batch to batch.
