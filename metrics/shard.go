@@ -194,11 +194,12 @@ func (f *field) words() int {
 
 // Publish stores c. It must only be called by the shard that owns s: with a
 // single writer, plain atomic stores suffice and no read-modify-write is
-// needed. The shard passes the same Counts every time, and s remembers
-// where its words are (another Counts works too, at the cost of a bind). A word that did not change is not stored: an atomic store is a
+// needed. A word that did not change is not stored: an atomic store is a
 // locked exchange on amd64, while the load is a plain move, and most words
 // (errors; the TCP words on a UDP shard and the batch words on a TCP one)
-// stay unchanged from batch to batch.
+// stay unchanged from batch to batch. The shard passes the same Counts
+// every time, and s remembers where its words are (another Counts works
+// too, at the cost of finding them again).
 func (s *Shard) Publish(c *Counts) {
 	if c != s.from {
 		s.bind(c)
