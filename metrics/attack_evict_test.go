@@ -49,35 +49,22 @@ func scrapeFrom(src net.IP, addr string) error {
 	return nil
 }
 
-// peakPerSource records the most connections from one source address the
-// server held at once, until stop is called.
-func peakPerSource(s *Server) (stop func() int) {
-	var peak atomic.Int64
-	quit, done := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			by := map[string]int64{}
-			s.mu.Lock()
-			for tc := range s.conns {
-				if a, ok := tc.RemoteAddr().(*net.TCPAddr); ok {
-					by[a.IP.String()]++
-				}
-			}
-			s.mu.Unlock()
-			for _, n := range by {
-				if n > peak.Load() {
-					peak.Store(n)
-				}
-			}
-			select {
-			case <-quit:
-				return
-			case <-time.After(time.Millisecond):
-			}
+// mostPerSource is the most connections from one source address the
+// server holds.
+func mostPerSource(s *Server) int {
+	by := map[string]int{}
+	s.mu.Lock()
+	for tc := range s.conns {
+		if a, ok := tc.RemoteAddr().(*net.TCPAddr); ok {
+			by[a.IP.String()]++
 		}
-	}()
-	return func() int { close(quit); <-done; return int(peak.Load()) }
+	}
+	s.mu.Unlock()
+	most := 0
+	for _, n := range by {
+		most = max(most, n)
+	}
+	return most
 }
 
 // idleFlood opens a connection that sends nothing every `every`, from the
@@ -120,7 +107,7 @@ func TestAttackIdleConnectionFlood(t *testing.T) {
 	for _, nsrc := range []int{1, 10} {
 		t.Run(fmt.Sprintf("sources=%d", nsrc), func(t *testing.T) {
 			s, _ := startServer(t, nil, testLimits)
-			peak, perSrc := watchConns(s), peakPerSource(s)
+			peak, perSrc := watchPeak(s.Conns), watchPeak(func() int { return mostPerSource(s) })
 			opened, stop := idleFlood(t, s.Addr().String(), 2, nsrc, 5*time.Millisecond, 20000)
 			// The flood has filled what it can before the first scrape.
 			want := testLimits.MaxConns

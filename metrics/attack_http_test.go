@@ -90,27 +90,6 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// watchConns records the most connections the server held at once until
-// stop is called.
-func watchConns(s *Server) (stop func() int) {
-	var peak atomic.Int64
-	quit, done := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			if n := int64(s.Conns()); n > peak.Load() {
-				peak.Store(n)
-			}
-			select {
-			case <-quit:
-				return
-			case <-time.After(time.Millisecond):
-			}
-		}
-	}()
-	return func() int { close(quit); <-done; return int(peak.Load()) }
-}
-
 // countingListener counts the connections accepted from it.
 type countingListener struct {
 	net.Listener
@@ -137,7 +116,7 @@ func TestAttackIdleKeepAlives(t *testing.T) {
 	}
 	ln := &countingListener{Listener: raw}
 	s, _ := startServer(t, ln, testLimits)
-	peak := watchConns(s)
+	peak := watchPeak(s.Conns)
 	const n = 1000
 	var held []net.Conn
 	defer func() {
@@ -185,7 +164,7 @@ func TestAttackIdleKeepAlives(t *testing.T) {
 // scrape during the attack succeeds.
 func TestAttackSlowloris(t *testing.T) {
 	s, _ := startServer(t, nil, testLimits)
-	peak := watchConns(s)
+	peak := watchPeak(s.Conns)
 	const n = 200
 	var wg sync.WaitGroup
 	var closedByServer atomic.Int64

@@ -61,9 +61,51 @@ func NewCollector(src Source, hostUDP func() (v4, v6 HostUDP, err error)) *Colle
 	return &Collector{src: src, hostUDP: hostUDP}
 }
 
+// snapSeries is one per-shard series read from a Snapshot rather than from
+// its Counts words.
+type snapSeries struct {
+	desc  *prometheus.Desc
+	vt    prometheus.ValueType
+	proto string // as in field
+	get   func(*Snapshot) uint64
+}
+
+var snapTable = []snapSeries{
+	{descTCPActive, prometheus.GaugeValue, "tcp", func(s *Snapshot) uint64 { return s.Active() }},
+	{descTCPHeld, prometheus.GaugeValue, "tcp", func(s *Snapshot) uint64 { return s.HeldBytes }},
+	{descKernelDrops, prometheus.CounterValue, "udp", func(s *Snapshot) uint64 { return s.KernelDrops }},
+	{descQueueBytes, prometheus.GaugeValue, "udp", func(s *Snapshot) uint64 { return s.QueueBytes }},
+	{descRcvBuf, prometheus.GaugeValue, "udp", func(s *Snapshot) uint64 { return s.RcvBuf }},
+}
+
+// descs is every desc the Collector may send, host-wide ones aside: whether
+// a series is there depends on the shards' transports and sockets, which
+// change between scrapes, so Describe cannot be left to a Collect.
+var descs = func() []*prometheus.Desc {
+	d := []*prometheus.Desc{descBatchSize, descSocketInfo, descImbalance}
+	for _, f := range countsTable {
+		if f.desc != nil {
+			d = append(d, f.desc)
+		}
+	}
+	for _, g := range snapTable {
+		d = append(d, g.desc)
+	}
+	return d
+}()
+
+var hostDescs = []*prometheus.Desc{descHostInErrors, descHostRcvbufErrors, descHostSndbufErrors, descHostMemErrors}
+
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	prometheus.DescribeByCollect(c, ch)
+	for _, d := range descs {
+		ch <- d
+	}
+	if c.hostUDP != nil {
+		for _, d := range hostDescs {
+			ch <- d
+		}
+	}
 }
 
 // Collect implements prometheus.Collector. It may be called concurrently.
@@ -78,53 +120,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	var order []key
 	for i := range snaps {
 		s := &snaps[i]
-		lv := []string{s.Listener, s.Proto, strconv.Itoa(s.Shard)}
-		counter := func(d *prometheus.Desc, v uint64) {
-			ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), lv...)
-		}
-		gauge := func(d *prometheus.Desc, v uint64) {
-			ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, float64(v), lv...)
-		}
-		counter(descRxPackets, s.RxPackets)
-		counter(descRxBytes, s.RxBytes)
-		counter(descTxPackets, s.TxPackets)
-		counter(descTxBytes, s.TxBytes)
-		counter(descTruncated, s.Truncated)
-		counter(descHandlerErrors, s.HandlerErrors)
-		counter(descSendErrors, s.SendErrors)
-		counter(descRxErrors, s.RxErrors)
-		if s.Inode != 0 {
-			ch <- prometheus.MustNewConstMetric(descSocketInfo, prometheus.GaugeValue, 1, append(lv, strconv.FormatUint(s.Inode, 10))...)
-		}
-		if s.Proto == "tcp" {
-			counter(descTCPAccepted, s.Accepted)
-			gauge(descTCPActive, s.Active())
-			counter(descTCPDiscarded, s.DiscardedBytes)
-			counter(descTCPUnsent, s.UnsentPackets)
-			counter(descTCPUnsentB, s.UnsentBytes)
-			counter(descTCPEmpty, s.EmptyFrames)
-			gauge(descTCPHeld, s.HeldBytes)
-			for e, n := range s.AcceptErrors {
-				ch <- prometheus.MustNewConstMetric(descTCPAcceptErrs, prometheus.CounterValue, float64(n), append(lv, AcceptErrno(e).String())...)
-			}
-			for r, n := range s.Closed {
-				ch <- prometheus.MustNewConstMetric(descTCPClosed, prometheus.CounterValue, float64(n), append(lv, CloseReason(r).String())...)
-			}
-		} else {
-			counter(descKernelDrops, s.KernelDrops)
-			gauge(descQueueBytes, s.QueueBytes)
-			gauge(descRcvBuf, s.RcvBuf)
-
-			buckets := make(map[float64]uint64, BatchBuckets)
-			var cum uint64
-			for b, n := range s.BatchSizes {
-				cum += n
-				buckets[batchBounds[b]] = cum
-			}
-			// Every received datagram came in some batch: the sum of batch sizes is RxPackets.
-			ch <- prometheus.MustNewConstHistogram(descBatchSize, s.Batches, float64(s.RxPackets), buckets, lv...)
-		}
-
+		collectShard(ch, s)
 		k := key{s.Listener, s.Proto}
 		a := groups[k]
 		if a == nil {
@@ -144,9 +140,13 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(descImbalance, prometheus.GaugeValue, imbalance, k.listener, k.proto)
 	}
-	if c.hostUDP == nil {
-		return
+	if c.hostUDP != nil {
+		c.collectHost(ch)
 	}
+}
+
+// collectHost sends the host-wide UDP error counters.
+func (c *Collector) collectHost(ch chan<- prometheus.Metric) {
 	v4, v6, err := c.hostUDP()
 	if err != nil {
 		ch <- prometheus.NewInvalidMetric(descHostInErrors, err)
@@ -161,4 +161,47 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descHostSndbufErrors, prometheus.CounterValue, float64(f.h.SndbufErrors), f.family)
 		ch <- prometheus.MustNewConstMetric(descHostMemErrors, prometheus.CounterValue, float64(f.h.MemErrors), f.family)
 	}
+}
+
+// collectShard sends the series of one shard.
+func collectShard(ch chan<- prometheus.Metric, s *Snapshot) {
+	lv := []string{s.Listener, s.Proto, strconv.Itoa(s.Shard)}
+	for i := range countsTable {
+		f := &countsTable[i]
+		if f.desc == nil || !on(f.proto, s.Proto) {
+			continue
+		}
+		if f.scalar != nil {
+			ch <- prometheus.MustNewConstMetric(f.desc, prometheus.CounterValue, float64(*f.scalar(&s.Counts)), lv...)
+			continue
+		}
+		for j, n := range f.array(&s.Counts) {
+			ch <- prometheus.MustNewConstMetric(f.desc, prometheus.CounterValue, float64(n), append(lv, f.label(j))...)
+		}
+	}
+	for _, g := range snapTable {
+		if on(g.proto, s.Proto) {
+			ch <- prometheus.MustNewConstMetric(g.desc, g.vt, float64(g.get(s)), lv...)
+		}
+	}
+	if s.Inode != 0 {
+		ch <- prometheus.MustNewConstMetric(descSocketInfo, prometheus.GaugeValue, 1, append(lv, strconv.FormatUint(s.Inode, 10))...)
+	}
+	if on("udp", s.Proto) {
+		buckets := make(map[float64]uint64, BatchBuckets)
+		var cum uint64
+		for b, n := range s.BatchSizes {
+			cum += n
+			buckets[batchBounds[b]] = cum
+		}
+		// Every received datagram came in some batch: the sum of batch sizes is RxPackets.
+		ch <- prometheus.MustNewConstHistogram(descBatchSize, s.Batches, float64(s.RxPackets), buckets, lv...)
+	}
+}
+
+// on reports whether a series of the transport proto ("udp", "tcp", or ""
+// for every one) is exposed on a shard of the transport shardProto: a shard
+// that is not TCP gets the UDP series.
+func on(proto, shardProto string) bool {
+	return proto == "" || (proto == "tcp") == (shardProto == "tcp")
 }

@@ -5,7 +5,10 @@
 // shards never share a cache line, and publishes it with plain atomic stores
 // once per batch. Nothing is aggregated on the hot path: a [Collector] reads
 // every block from a [Source] at scrape time and derives totals, the batch
-// fill histogram and the imbalance gauge there.
+// fill histogram and the imbalance gauge there. One table (countsTable in
+// shard.go) lists the fields of [Counts]: their order is the layout of a
+// Shard block, and each row names the series its field becomes, so a new
+// counter is a field, a row and, if it is a series, a desc.
 //
 // A [Server] serves [Handler] within [Limits]: timeouts for every phase of a
 // request, a header size limit, GET and HEAD only, and a small cap on

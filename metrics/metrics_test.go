@@ -23,18 +23,6 @@ func TestBatchBucket(t *testing.T) {
 	}
 }
 
-func TestPublishLoad(t *testing.T) {
-	var s Shard
-	c := Counts{RxPackets: 1, RxBytes: 2, TxPackets: 3, TxBytes: 4, Truncated: 5, HandlerErrors: 6, SendErrors: 7, RxErrors: 8, Batches: 9}
-	for i := range c.BatchSizes {
-		c.BatchSizes[i] = uint64(100 + i)
-	}
-	s.Publish(&c)
-	if got := s.Load(); got != c {
-		t.Fatalf("Load() = %+v, want %+v", got, c)
-	}
-}
-
 func TestCollectorGolden(t *testing.T) {
 	a := Snapshot{Listener: ":5353", Proto: "udp", Shard: 0, CPU: 0, KernelDrops: 7, QueueBytes: 1536, RcvBuf: 8388608}
 	a.RxPackets, a.RxBytes, a.TxPackets, a.TxBytes = 300, 19200, 290, 18560
@@ -80,7 +68,7 @@ type filtered struct {
 	name string
 }
 
-func (f filtered) Describe(ch chan<- *prometheus.Desc) { prometheus.DescribeByCollect(f, ch) }
+func (f filtered) Describe(ch chan<- *prometheus.Desc) { f.c.Describe(ch) }
 func (f filtered) Collect(ch chan<- prometheus.Metric) {
 	all := make(chan prometheus.Metric)
 	go func() { f.c.Collect(all); close(all) }()

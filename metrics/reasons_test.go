@@ -6,32 +6,33 @@ import "testing"
 // shardd_tcp_accept_errors_total (dashboards and the README match on them)
 // and checks that every value a Counts array holds has a name.
 func TestReasonLabels(t *testing.T) {
-	closes := map[CloseReason]string{
+	checkNames(t, "close reasons", map[CloseReason]string{
 		CloseEOF: "eof", CloseIdle: "idle", CloseLimit: "limit", CloseFrameTooLarge: "frame_too_large",
 		CloseError: "error", CloseWriteTimeout: "write_timeout", CloseShutdown: "shutdown",
 		ClosePerIP: "per_ip_limit", CloseEvicted: "evicted",
+	}, CloseReasons, len(Counts{}.Closed), "CloseReason(9)")
+	checkNames(t, "accept errnos", map[AcceptErrno]string{
+		AcceptEMFILE: "EMFILE", AcceptENFILE: "ENFILE", AcceptENOBUFS: "ENOBUFS", AcceptENOMEM: "ENOMEM", AcceptOther: "other",
+	}, AcceptErrnos, len(Counts{}.AcceptErrors), "AcceptErrno(5)")
+}
+
+// checkNames checks that names has an entry for each of the n values of an
+// enum (an array of arrayLen counters holds one per value), that String
+// returns each, and that it returns outOfRange for the value n.
+func checkNames[E interface {
+	~uint8
+	String() string
+}](t *testing.T, kind string, names map[E]string, n, arrayLen int, outOfRange string) {
+	t.Helper()
+	if len(names) != n || arrayLen != n {
+		t.Fatalf("%d %s named here, %d values, arrays of %d", len(names), kind, n, arrayLen)
 	}
-	if len(closes) != CloseReasons || len(Counts{}.Closed) != CloseReasons {
-		t.Fatalf("%d close reasons named here, CloseReasons = %d", len(closes), CloseReasons)
-	}
-	for r, want := range closes {
-		if got := r.String(); got != want {
-			t.Errorf("CloseReason(%d) = %q, want %q", r, got, want)
-		}
-	}
-	if got := CloseReason(CloseReasons).String(); got != "CloseReason(9)" {
-		t.Errorf("out of range: %q", got)
-	}
-	errnos := map[AcceptErrno]string{AcceptEMFILE: "EMFILE", AcceptENFILE: "ENFILE", AcceptENOBUFS: "ENOBUFS", AcceptENOMEM: "ENOMEM", AcceptOther: "other"}
-	if len(errnos) != AcceptErrnos || len(Counts{}.AcceptErrors) != AcceptErrnos {
-		t.Fatalf("%d accept errnos named here, AcceptErrnos = %d", len(errnos), AcceptErrnos)
-	}
-	for e, want := range errnos {
+	for e, want := range names {
 		if got := e.String(); got != want {
-			t.Errorf("AcceptErrno(%d) = %q, want %q", e, got, want)
+			t.Errorf("%T(%d) = %q, want %q", e, e, got, want)
 		}
 	}
-	if got := AcceptErrno(AcceptErrnos).String(); got != "AcceptErrno(5)" {
-		t.Errorf("out of range: %q", got)
+	if got := E(n).String(); got != outOfRange {
+		t.Errorf("out of range: %q, want %q", got, outOfRange)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"sync/atomic"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sys/cpu"
 )
 
@@ -124,40 +125,103 @@ type Shard struct {
 	_ cpu.CacheLinePad
 	c [countsWords]atomic.Uint64
 	_ cpu.CacheLinePad
+	// The owner's alone: the Counts last published and its words in
+	// block order, found through countsTable once (bind), so that
+	// Publish is one loop without a call per field.
+	from  *Counts
+	words [countsWords]*uint64
 }
 
+// countsWords is the number of words in countsTable.
 const countsWords = 8 + 1 + BatchBuckets + 1 + CloseReasons + 1 + 3 + AcceptErrnos
+
+// field is one field of Counts: the words it takes in a Shard block and, if
+// it is a series of its own, how the Collector exposes it. Exactly one of
+// scalar and array is set.
+type field struct {
+	name   string                 // the Counts field
+	scalar func(*Counts) *uint64  // a plain counter
+	array  func(*Counts) []uint64 // an array, one word per element
+	desc   *prometheus.Desc       // its counter; nil: exposed otherwise (the batch-size histogram)
+	proto  string                 // exposed on shards of this transport only ("udp", "tcp"; see on); "" on every shard
+	label  func(i int) string     // for an array: the value of desc's last label for element i
+	off    int                    // its first word in a Shard block: set from the table's order
+}
+
+// countsTable is every field of Counts in the order of its words in a Shard
+// block. Publish, Load and the Collector all walk it.
+var countsTable = func() []field {
+	t := []field{
+		{name: "RxPackets", scalar: func(c *Counts) *uint64 { return &c.RxPackets }, desc: descRxPackets},
+		{name: "RxBytes", scalar: func(c *Counts) *uint64 { return &c.RxBytes }, desc: descRxBytes},
+		{name: "TxPackets", scalar: func(c *Counts) *uint64 { return &c.TxPackets }, desc: descTxPackets},
+		{name: "TxBytes", scalar: func(c *Counts) *uint64 { return &c.TxBytes }, desc: descTxBytes},
+		{name: "Truncated", scalar: func(c *Counts) *uint64 { return &c.Truncated }, desc: descTruncated},
+		{name: "HandlerErrors", scalar: func(c *Counts) *uint64 { return &c.HandlerErrors }, desc: descHandlerErrors},
+		{name: "SendErrors", scalar: func(c *Counts) *uint64 { return &c.SendErrors }, desc: descSendErrors},
+		{name: "RxErrors", scalar: func(c *Counts) *uint64 { return &c.RxErrors }, desc: descRxErrors},
+		{name: "Batches", scalar: func(c *Counts) *uint64 { return &c.Batches }, proto: "udp"},
+		{name: "BatchSizes", array: func(c *Counts) []uint64 { return c.BatchSizes[:] }, proto: "udp"},
+		{name: "Accepted", scalar: func(c *Counts) *uint64 { return &c.Accepted }, desc: descTCPAccepted, proto: "tcp"},
+		{name: "Closed", array: func(c *Counts) []uint64 { return c.Closed[:] }, desc: descTCPClosed, proto: "tcp",
+			label: func(i int) string { return CloseReason(i).String() }},
+		{name: "DiscardedBytes", scalar: func(c *Counts) *uint64 { return &c.DiscardedBytes }, desc: descTCPDiscarded, proto: "tcp"},
+		{name: "UnsentPackets", scalar: func(c *Counts) *uint64 { return &c.UnsentPackets }, desc: descTCPUnsent, proto: "tcp"},
+		{name: "UnsentBytes", scalar: func(c *Counts) *uint64 { return &c.UnsentBytes }, desc: descTCPUnsentB, proto: "tcp"},
+		{name: "EmptyFrames", scalar: func(c *Counts) *uint64 { return &c.EmptyFrames }, desc: descTCPEmpty, proto: "tcp"},
+		{name: "AcceptErrors", array: func(c *Counts) []uint64 { return c.AcceptErrors[:] }, desc: descTCPAcceptErrs, proto: "tcp",
+			label: func(i int) string { return AcceptErrno(i).String() }},
+	}
+	off := 0
+	for i := range t {
+		t[i].off = off
+		off += t[i].words()
+	}
+	if off != countsWords {
+		panic("metrics: countsTable has " + strconv.Itoa(off) + " words, countsWords is " + strconv.Itoa(countsWords))
+	}
+	return t
+}()
+
+// words is the number of words f takes.
+func (f *field) words() int {
+	if f.array != nil {
+		var c Counts
+		return len(f.array(&c))
+	}
+	return 1
+}
 
 // Publish stores c. It must only be called by the shard that owns s: with a
 // single writer, plain atomic stores suffice and no read-modify-write is
 // needed. A word that did not change is not stored: an atomic store is a
 // locked exchange on amd64, while the load is a plain move, and most words
 // (errors; the TCP words on a UDP shard and the batch words on a TCP one)
-// stay unchanged from batch to batch.
+// stay unchanged from batch to batch. The shard passes the same Counts
+// every time, and s remembers where its words are (another Counts works
+// too, at the cost of finding them again).
 func (s *Shard) Publish(c *Counts) {
-	s.set(0, c.RxPackets)
-	s.set(1, c.RxBytes)
-	s.set(2, c.TxPackets)
-	s.set(3, c.TxBytes)
-	s.set(4, c.Truncated)
-	s.set(5, c.HandlerErrors)
-	s.set(6, c.SendErrors)
-	s.set(7, c.RxErrors)
-	s.set(8, c.Batches)
-	for i, v := range c.BatchSizes {
-		s.set(9+i, v)
+	if c != s.from {
+		s.bind(c)
 	}
-	const tcp = 9 + BatchBuckets
-	s.set(tcp, c.Accepted)
-	for i, v := range c.Closed {
-		s.set(tcp+1+i, v)
+	for i, p := range &s.words {
+		s.set(i, *p)
 	}
-	s.set(tcp+1+CloseReasons, c.DiscardedBytes)
-	s.set(tcp+2+CloseReasons, c.UnsentPackets)
-	s.set(tcp+3+CloseReasons, c.UnsentBytes)
-	s.set(tcp+4+CloseReasons, c.EmptyFrames)
-	for i, v := range c.AcceptErrors {
-		s.set(tcp+5+CloseReasons+i, v)
+}
+
+// bind points s.words at the words of c.
+func (s *Shard) bind(c *Counts) {
+	s.from = c
+	for i := range countsTable {
+		f := &countsTable[i]
+		if f.scalar != nil {
+			s.words[f.off] = f.scalar(c)
+			continue
+		}
+		w := f.array(c)
+		for j := range w {
+			s.words[f.off+j] = &w[j]
+		}
 	}
 }
 
@@ -170,29 +234,16 @@ func (s *Shard) set(i int, v uint64) {
 // Load returns the last published counters.
 func (s *Shard) Load() Counts {
 	var c Counts
-	c.RxPackets = s.c[0].Load()
-	c.RxBytes = s.c[1].Load()
-	c.TxPackets = s.c[2].Load()
-	c.TxBytes = s.c[3].Load()
-	c.Truncated = s.c[4].Load()
-	c.HandlerErrors = s.c[5].Load()
-	c.SendErrors = s.c[6].Load()
-	c.RxErrors = s.c[7].Load()
-	c.Batches = s.c[8].Load()
-	for i := range c.BatchSizes {
-		c.BatchSizes[i] = s.c[9+i].Load()
-	}
-	const tcp = 9 + BatchBuckets
-	c.Accepted = s.c[tcp].Load()
-	for i := range c.Closed {
-		c.Closed[i] = s.c[tcp+1+i].Load()
-	}
-	c.DiscardedBytes = s.c[tcp+1+CloseReasons].Load()
-	c.UnsentPackets = s.c[tcp+2+CloseReasons].Load()
-	c.UnsentBytes = s.c[tcp+3+CloseReasons].Load()
-	c.EmptyFrames = s.c[tcp+4+CloseReasons].Load()
-	for i := range c.AcceptErrors {
-		c.AcceptErrors[i] = s.c[tcp+5+CloseReasons+i].Load()
+	for i := range countsTable {
+		f := &countsTable[i]
+		if f.scalar != nil {
+			*f.scalar(&c) = s.c[f.off].Load()
+			continue
+		}
+		w := f.array(&c)
+		for j := range w {
+			w[j] = s.c[f.off+j].Load()
+		}
 	}
 	return c
 }

@@ -188,49 +188,66 @@ func (h *Handler) ServePacket(w *packet.ReplyWriter, p *packet.Packet) error {
 // the rcode to answer with when the query cannot be looked up.
 func (h *Handler) parse(m []byte, q *query) int {
 	qd := binary.BigEndian.Uint16(m[4:])
+	if qd == 1 {
+		h.readQuestion(m, q)
+	}
+	if q.qend > 0 && !q.readRecords(m) {
+		return mdns.RcodeFormatError
+	}
+	return q.rcode(qd)
+}
+
+// readQuestion reads the question after the header into q, and its name
+// into h.name. If it is malformed, q.qend stays 0.
+func (h *Handler) readQuestion(m []byte, q *query) {
+	n, ok := h.readName(m, headerLen)
+	if end := headerLen + n + 4; ok && end <= len(m) {
+		q.nameLen = n
+		q.qtype = binary.BigEndian.Uint16(m[end-4:])
+		q.qclass = binary.BigEndian.Uint16(m[end-2:])
+		q.qend = end
+	}
+}
+
+// readRecords reads the records after the question into q: it steps over
+// the answer and authority records (a query should have none) and reads the
+// OPT record from the additional section. It reports false when a record
+// is malformed, an OPT is misplaced, or bytes follow the last record.
+func (q *query) readRecords(m []byte) bool {
 	an := binary.BigEndian.Uint16(m[6:])
 	ns := binary.BigEndian.Uint16(m[8:])
 	ar := binary.BigEndian.Uint16(m[10:])
-	off := headerLen
-	if qd == 1 {
-		n, ok := h.readName(m, off)
-		if ok && off+n+4 <= len(m) {
-			q.nameLen = n
-			q.qtype = binary.BigEndian.Uint16(m[off+n:])
-			q.qclass = binary.BigEndian.Uint16(m[off+n+2:])
-			off += n + 4
-			q.qend = off
-		}
-	}
-	// The OPT record, if any, is in the additional section: step over the
-	// answer and authority records (a query should have none).
+	off := q.qend
 	var ok bool
 	var rtype uint16
-	for i := 0; i < int(an)+int(ns) && q.qend > 0; i++ {
+	for i := 0; i < int(an)+int(ns); i++ {
 		if off, rtype, ok = skipRR(m, off); !ok || rtype == mdns.TypeOPT {
-			return mdns.RcodeFormatError // OPT belongs in the additional section only
+			return false // OPT belongs in the additional section only
 		}
 	}
-	for i := 0; i < int(ar) && q.qend > 0; i++ {
+	for i := 0; i < int(ar); i++ {
 		start := off
 		if off, rtype, ok = skipRR(m, off); !ok {
-			return mdns.RcodeFormatError
+			return false
 		}
 		if rtype != mdns.TypeOPT {
 			continue // TSIG and others are not supported and ignored
 		}
 		// One OPT, owned by the root (RFC 6891 6.1.1).
 		if q.edns || m[start] != 0 {
-			return mdns.RcodeFormatError
+			return false
 		}
 		q.edns = true
 		q.udpSize = int(binary.BigEndian.Uint16(m[start+3:]))
 		q.version = m[start+6]
 		q.do = m[start+7]&0x80 != 0
 	}
-	if q.qend > 0 && off != len(m) {
-		return mdns.RcodeFormatError // bytes after the last record
-	}
+	return off == len(m) // no bytes after the last record
+}
+
+// rcode is the rcode to answer a well-formed message of qd questions with
+// when it cannot be looked up, else RcodeSuccess.
+func (q *query) rcode(qd uint16) int {
 	opcode := (q.flags >> 11) & 0xF
 	switch {
 	case opcode != 0:
@@ -379,22 +396,8 @@ func (h *Handler) reply(w *packet.ReplyWriter, m []byte, q *query, rcode int, t 
 		if t.aa {
 			flags |= flagAA
 		}
-		switch {
-		case size+len(t.body) <= limit:
-			n, counts = len(t.body), t.counts
-		case size+t.essential <= limit:
-			// Drop helpful additional records from the end until it fits.
-			n, counts = t.essential, [3]uint16{t.counts[0], t.counts[1], t.essentialAR}
-			for _, end := range t.extraEnds {
-				if size+int(end) > limit {
-					break
-				}
-				n = int(end)
-				counts[2]++
-			}
-		default:
+		if n, counts, tc = t.fit(limit - size); tc {
 			flags |= flagTC
-			tc = true
 		}
 	}
 	if q.edns {
@@ -413,18 +416,45 @@ func (h *Handler) reply(w *packet.ReplyWriter, m []byte, q *query, rcode int, t 
 		b = t.appendBody(b, n, q.nameLen)
 	}
 	if q.edns {
-		do := byte(0)
-		if q.do {
-			do = 0x80 // RFC 3225 3: the DO bit is copied to the reply
-		}
-		b = append(b, 0, 0, byte(mdns.TypeOPT), byte(MaxUDPSize>>8), byte(MaxUDPSize&0xFF), byte(rcode>>4), 0, do, 0)
-		if t == nil && rcode == mdns.RcodeRefused && q.qend > 0 {
-			// Extended DNS Error 20, Not Authoritative (RFC 8914).
-			b = append(b, 0, 6, 0, byte(mdns.EDNS0EDE), 0, 2, 0, byte(mdns.ExtendedErrorCodeNotAuthoritative))
-		} else {
-			b = append(b, 0, 0)
-		}
+		b = q.appendOPT(b, rcode, t == nil && rcode == mdns.RcodeRefused && q.qend > 0)
 	}
 	_, err := w.Write(b)
 	return tc, err
+}
+
+// fit chooses how much of t's body a reply with room bytes left sends: all
+// of it; else the records that must be there and, from the end, as many
+// helpful additional records as fit; else none, and TC is set. It returns
+// the bytes of body to send, the section counts and whether TC is set.
+func (t *template) fit(room int) (int, [3]uint16, bool) {
+	if len(t.body) <= room {
+		return len(t.body), t.counts, false
+	}
+	if t.essential > room {
+		return 0, [3]uint16{}, true
+	}
+	n, counts := t.essential, [3]uint16{t.counts[0], t.counts[1], t.essentialAR}
+	for _, end := range t.extraEnds {
+		if int(end) > room {
+			break
+		}
+		n = int(end)
+		counts[2]++
+	}
+	return n, counts, false
+}
+
+// appendOPT appends the reply's OPT record (RFC 6891): the payload size
+// sent, the rcode's upper bits, the DO bit copied from the query (RFC 3225
+// 3) and, with notAuth, Extended DNS Error 20, Not Authoritative (RFC 8914).
+func (q *query) appendOPT(b []byte, rcode int, notAuth bool) []byte {
+	do := byte(0)
+	if q.do {
+		do = 0x80
+	}
+	b = append(b, 0, 0, byte(mdns.TypeOPT), byte(MaxUDPSize>>8), byte(MaxUDPSize&0xFF), byte(rcode>>4), 0, do, 0)
+	if notAuth {
+		return append(b, 0, 6, 0, byte(mdns.EDNS0EDE), 0, 2, 0, byte(mdns.ExtendedErrorCodeNotAuthoritative))
+	}
+	return append(b, 0, 0)
 }

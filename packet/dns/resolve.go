@@ -26,25 +26,11 @@ func (z *Zone) resolve(qname string, qtype uint16) *result {
 	seen := map[string]bool{}
 	for hop := 0; ; hop++ {
 		n, exact := z.find(name)
-		cut := n.cut
-		if cut != nil && exact && cut == n && qtype == mdns.TypeDS {
-			cut = nil // DS lives on the parent side of the cut (RFC 4035 3.1.4.1)
-		}
-		if cut != nil {
+		if cut := delegation(n, exact, qtype); cut != nil {
 			if hop == 0 {
 				r.aa = false
 			}
-			// A referral: the child's NS in authority, the addresses of
-			// name servers inside the delegated zone as required glue.
-			r.authority = append(r.authority, cut.rrsets[mdns.TypeNS]...)
-			for _, ns := range cut.rrsets[mdns.TypeNS] {
-				target := ns.(*mdns.NS).Ns
-				if mdns.IsSubDomain(cut.name, target) {
-					r.glue = append(r.glue, z.addresses(target, true)...)
-				} else {
-					r.extra = append(r.extra, z.addresses(target, false)...)
-				}
-			}
+			z.refer(r, cut)
 			return r
 		}
 		src := n
@@ -57,15 +43,7 @@ func (z *Zone) resolve(qname string, qtype uint16) *result {
 			src = n.wild
 		}
 		if qtype == mdns.TypeANY {
-			// RFC 8482: one RRset, not all of them (no amplification); the
-			// one with the lowest type, as Knot DNS does. A CNAME owner
-			// answers with its CNAME, unfollowed.
-			if t := lowestType(src); t != 0 {
-				r.answer = append(r.answer, owned(src.rrsets[t], name)...)
-				r.extra = append(r.extra, z.additional(src.rrsets[t])...)
-			} else {
-				r.authority = append(r.authority, z.negativeSOA())
-			}
+			z.answerANY(r, src, name)
 			return r
 		}
 		if c := src.rrsets[mdns.TypeCNAME]; c != nil && qtype != mdns.TypeCNAME {
@@ -88,6 +66,44 @@ func (z *Zone) resolve(qname string, qtype uint16) *result {
 		r.extra = append(r.extra, z.additional(set)...)
 		return r
 	}
+}
+
+// delegation is the cut that answers a query of qtype for the name of n
+// (exact) or below it: n's, except that DS lives on the parent side of the
+// cut (RFC 4035 3.1.4.1). Nil when the zone answers itself.
+func delegation(n *node, exact bool, qtype uint16) *node {
+	if exact && n.cut == n && qtype == mdns.TypeDS {
+		return nil
+	}
+	return n.cut
+}
+
+// refer makes r a referral to the zone delegated at cut: the child's NS in
+// authority, the addresses of name servers inside the delegated zone as
+// required glue, those of others in the zone as helpful extras.
+func (z *Zone) refer(r *result, cut *node) {
+	r.authority = append(r.authority, cut.rrsets[mdns.TypeNS]...)
+	for _, ns := range cut.rrsets[mdns.TypeNS] {
+		target := ns.(*mdns.NS).Ns
+		if mdns.IsSubDomain(cut.name, target) {
+			r.glue = append(r.glue, z.addresses(target, true)...)
+		} else {
+			r.extra = append(r.extra, z.addresses(target, false)...)
+		}
+	}
+}
+
+// answerANY answers an ANY query for name from src (RFC 8482): one RRset,
+// not all of them (no amplification), the one with the lowest type, as Knot
+// DNS does. A CNAME owner answers with its CNAME, unfollowed.
+func (z *Zone) answerANY(r *result, src *node, name string) {
+	t := lowestType(src)
+	if t == 0 {
+		r.authority = append(r.authority, z.negativeSOA())
+		return
+	}
+	r.answer = append(r.answer, owned(src.rrsets[t], name)...)
+	r.extra = append(r.extra, z.additional(src.rrsets[t])...)
 }
 
 // lowestType is the lowest RR type at n, 0 if it has none.
@@ -127,20 +143,26 @@ func (z *Zone) negativeSOA() mdns.RR {
 func (z *Zone) additional(set []mdns.RR) []mdns.RR {
 	var out []mdns.RR
 	for _, rr := range set {
-		var target string
-		switch r := rr.(type) {
-		case *mdns.NS:
-			target = r.Ns
-		case *mdns.MX:
-			target = r.Mx
-		case *mdns.SRV:
-			target = r.Target
-		default:
-			continue
+		if t := pointsAt(rr); t != nil {
+			out = append(out, z.addresses(*t, false)...)
 		}
-		out = append(out, z.addresses(target, false)...)
 	}
 	return out
+}
+
+// pointsAt is the name an NS, MX or SRV record points at, the names whose
+// addresses go in the additional section (RFC 1035 3.3, RFC 2782); nil for
+// other types.
+func pointsAt(rr mdns.RR) *string {
+	switch r := rr.(type) {
+	case *mdns.NS:
+		return &r.Ns
+	case *mdns.MX:
+		return &r.Mx
+	case *mdns.SRV:
+		return &r.Target
+	}
+	return nil
 }
 
 // addresses returns the A and AAAA records of name if it is in the zone;

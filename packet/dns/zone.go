@@ -83,6 +83,39 @@ func parseZone(r io.Reader, name string, includes bool) (*Zone, error) {
 }
 
 func newZone(rrs []mdns.RR, file string) (*Zone, error) {
+	soa, err := findSOA(rrs)
+	if err != nil {
+		return nil, err
+	}
+	z := &Zone{
+		Origin: canonical(soa.Hdr.Name),
+		File:   file,
+		Serial: soa.Serial,
+		soa:    soa,
+		nodes:  map[string]*node{},
+	}
+	for _, rr := range rrs {
+		if err := z.add(rr); err != nil {
+			return nil, err
+		}
+	}
+	for _, n := range z.nodes {
+		if err := n.check(); err != nil {
+			return nil, err
+		}
+	}
+	if apex := z.nodes[z.Origin]; apex.rrsets[mdns.TypeNS] == nil {
+		return nil, fmt.Errorf("the apex %s has no NS record (add at least one, e.g. @ NS ns1)", z.Origin)
+	}
+	z.link()
+	if err := z.prepare(); err != nil {
+		return nil, err
+	}
+	return z, nil
+}
+
+// findSOA returns the one SOA record of a zone.
+func findSOA(rrs []mdns.RR) (*mdns.SOA, error) {
 	var soa *mdns.SOA
 	for _, rr := range rrs {
 		if s, ok := rr.(*mdns.SOA); ok {
@@ -95,72 +128,62 @@ func newZone(rrs []mdns.RR, file string) (*Zone, error) {
 	if soa == nil {
 		return nil, errors.New("no SOA record; a zone file starts with the apex SOA (add one, e.g. @ SOA ns1 hostmaster 1 7200 900 1209600 300)")
 	}
-	z := &Zone{
-		Origin: canonical(soa.Hdr.Name),
-		File:   file,
-		Serial: soa.Serial,
-		soa:    soa,
-		nodes:  map[string]*node{},
+	return soa, nil
+}
+
+// add checks rr and adds it to its node, names made canonical; a
+// duplicate of a record there is dropped.
+func (z *Zone) add(rr mdns.RR) error {
+	h := rr.Header()
+	h.Name = canonical(h.Name)
+	canonicalRdata(rr)
+	if h.Class != mdns.ClassINET {
+		return fmt.Errorf("%s %s: class %s; only IN is served", h.Name, mdns.TypeToString[h.Rrtype], mdns.ClassToString[h.Class])
 	}
-	for _, rr := range rrs {
-		h := rr.Header()
-		h.Name = canonical(h.Name)
-		canonicalRdata(rr)
-		if h.Class != mdns.ClassINET {
-			return nil, fmt.Errorf("%s %s: class %s; only IN is served", h.Name, mdns.TypeToString[h.Rrtype], mdns.ClassToString[h.Class])
-		}
-		if !mdns.IsSubDomain(z.Origin, h.Name) {
-			return nil, fmt.Errorf("%s %s is outside the zone %s (out-of-zone data; fix the name or $ORIGIN)", h.Name, mdns.TypeToString[h.Rrtype], z.Origin)
-		}
-		switch h.Rrtype {
-		case mdns.TypeOPT:
-			return nil, fmt.Errorf("%s: OPT is not a zone record", h.Name)
-		case mdns.TypeDNAME:
-			return nil, fmt.Errorf("%s: DNAME is not supported (its names would get NXDOMAIN); use CNAME records or a wildcard CNAME", h.Name)
-		}
-		n := z.node(h.Name)
-		for _, old := range n.rrsets[h.Rrtype] {
-			if mdns.IsDuplicate(old, rr) {
-				rr = nil
-				break
-			}
-		}
-		if rr != nil {
-			n.rrsets[h.Rrtype] = append(n.rrsets[h.Rrtype], rr)
-			z.Count++
+	if !mdns.IsSubDomain(z.Origin, h.Name) {
+		return fmt.Errorf("%s %s is outside the zone %s (out-of-zone data; fix the name or $ORIGIN)", h.Name, mdns.TypeToString[h.Rrtype], z.Origin)
+	}
+	switch h.Rrtype {
+	case mdns.TypeOPT:
+		return fmt.Errorf("%s: OPT is not a zone record", h.Name)
+	case mdns.TypeDNAME:
+		return fmt.Errorf("%s: DNAME is not supported (its names would get NXDOMAIN); use CNAME records or a wildcard CNAME", h.Name)
+	}
+	n := z.node(h.Name)
+	for _, old := range n.rrsets[h.Rrtype] {
+		if mdns.IsDuplicate(old, rr) {
+			return nil
 		}
 	}
-	for _, n := range z.nodes {
-		if c := n.rrsets[mdns.TypeCNAME]; c != nil {
-			if len(c) > 1 {
-				return nil, fmt.Errorf("%s has %d CNAME records; a name has at most one (RFC 1034 3.6.2)", n.name, len(c))
-			}
-			if len(n.rrsets) > 1 {
-				return nil, fmt.Errorf("%s has a CNAME and other data; a CNAME must be alone at its name (RFC 1034 3.6.2)", n.name)
-			}
+	n.rrsets[h.Rrtype] = append(n.rrsets[h.Rrtype], rr)
+	z.Count++
+	return nil
+}
+
+// check checks n's CNAME (RFC 1034 3.6.2) and puts each of its RRsets in
+// order: one TTL, the smallest, for all its records (they must agree: RFC
+// 2181 5.2), and records in canonical order (RFC 4034 6.3), as Knot DNS
+// serves them, so answers do not depend on the file's order.
+func (n *node) check() error {
+	if c := n.rrsets[mdns.TypeCNAME]; c != nil {
+		if len(c) > 1 {
+			return fmt.Errorf("%s has %d CNAME records; a name has at most one (RFC 1034 3.6.2)", n.name, len(c))
 		}
-		// TTLs in one RRset must agree (RFC 2181 5.2): use the smallest.
-		// Records go in canonical order (RFC 4034 6.3), as Knot DNS
-		// serves them, so answers do not depend on the file's order.
-		for _, set := range n.rrsets {
-			sortCanonical(set)
-			ttl := set[0].Header().Ttl
-			for _, rr := range set {
-				ttl = min(ttl, rr.Header().Ttl)
-			}
-			for _, rr := range set {
-				rr.Header().Ttl = ttl
-			}
+		if len(n.rrsets) > 1 {
+			return fmt.Errorf("%s has a CNAME and other data; a CNAME must be alone at its name (RFC 1034 3.6.2)", n.name)
 		}
 	}
-	if apex := z.nodes[z.Origin]; apex.rrsets[mdns.TypeNS] == nil {
-		return nil, fmt.Errorf("the apex %s has no NS record (add at least one, e.g. @ NS ns1)", z.Origin)
+	for _, set := range n.rrsets {
+		sortCanonical(set)
+		ttl := set[0].Header().Ttl
+		for _, rr := range set {
+			ttl = min(ttl, rr.Header().Ttl)
+		}
+		for _, rr := range set {
+			rr.Header().Ttl = ttl
+		}
 	}
-	z.link()
-	if err := z.prepare(); err != nil {
-		return nil, err
-	}
-	return z, nil
+	return nil
 }
 
 // canonical lower-cases the ASCII letters of name in wire form (RFC 4343:
@@ -189,14 +212,11 @@ func canonical(name string) string {
 // canonicalRdata lower-cases the domain names inside rdata, so names
 // compare byte for byte.
 func canonicalRdata(rr mdns.RR) {
+	if t := pointsAt(rr); t != nil {
+		*t = canonical(*t)
+	}
 	switch r := rr.(type) {
-	case *mdns.NS:
-		r.Ns = canonical(r.Ns)
 	case *mdns.CNAME:
-		r.Target = canonical(r.Target)
-	case *mdns.MX:
-		r.Mx = canonical(r.Mx)
-	case *mdns.SRV:
 		r.Target = canonical(r.Target)
 	case *mdns.PTR:
 		r.Ptr = canonical(r.Ptr)
