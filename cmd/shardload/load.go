@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/shardd/shardd/shard/mmsg"
 )
 
 // errRefused: the target port is closed (an ICMP port unreachable came back).
@@ -20,7 +22,7 @@ var errRefused = errors.New("connection refused: nothing listens on the target p
 // hash sees it as one flow.
 type flow struct {
 	conn *net.UDPConn
-	io   *batchIO
+	io   *mmsg.Conn
 	tcp  *net.TCPConn  // --proto tcp: the flow is one connection
 	rd   *bufio.Reader // its replies
 
@@ -87,7 +89,7 @@ func newRun(cfg *config) (*run, error) {
 				return nil, err
 			}
 		}
-		if f.io, err = newBatchIO(c, cfg.burst, max(len(cfg.payload), 2048)); err != nil {
+		if f.io, err = mmsg.NewConn(c, cfg.burst, max(len(cfg.payload), 2048)); err != nil {
 			r.close()
 			return nil, err
 		}
@@ -196,11 +198,14 @@ func (r *run) sendLoop(id int, deadline time.Time) {
 			took, err = r.writeStream(f, msgs[:n], deadline)
 		} else if f.gso {
 			// One super-datagram: the kernel cuts it into n datagrams.
-			if took, err = f.io.writeBatch([][]byte{slab[:n*size]}); took == 1 {
+			if took, err = f.io.WriteBatch([][]byte{slab[:n*size]}); took == 1 {
 				took = n
 			}
 		} else {
-			took, err = f.io.writeBatch(msgs[:n])
+			took, err = f.io.WriteBatch(msgs[:n])
+		}
+		if errors.Is(err, syscall.ECONNREFUSED) {
+			err = errRefused
 		}
 		if err != nil {
 			f.sendErrs.Add(1)
@@ -278,9 +283,9 @@ func (r *run) recvLoop(f *flow, wg *sync.WaitGroup) {
 		}
 	}
 	for {
-		n, err := f.io.readBatch(out)
+		n, err := f.io.ReadBatch(out)
 		if err != nil {
-			if errors.Is(err, errRefused) {
+			if errors.Is(err, syscall.ECONNREFUSED) {
 				f.refused.Store(true)
 				continue
 			}
