@@ -12,10 +12,13 @@ import (
 // never in a socket's own drop count.
 type HostUDP struct {
 	InDatagrams                                     uint64 // datagrams applications read
+	NoPorts                                         uint64 // datagrams to a port nobody listens on
 	InErrors, RcvbufErrors, SndbufErrors, MemErrors uint64
 }
 
-// ParseSNMP reads the "Udp:" header and value lines of /proc/net/snmp.
+// ParseSNMP reads the "Udp:" header and value lines of /proc/net/snmp. It is
+// shardd's one parser of that file: the collector's host counters and the
+// benchmarks' loss accounting (shard/internal/perf) both read through it.
 func ParseSNMP(b []byte) (HostUDP, error) {
 	var header []string
 	sc := bufio.NewScanner(bytes.NewReader(b))
@@ -71,6 +74,8 @@ func (h *HostUDP) set(name, value string) error {
 	switch name {
 	case "InDatagrams":
 		dst = &h.InDatagrams
+	case "NoPorts":
+		dst = &h.NoPorts
 	case "InErrors":
 		dst = &h.InErrors
 	case "RcvbufErrors":
