@@ -82,7 +82,7 @@ func newMmsgConn(rc syscall.RawConn, laddr net.Addr, msgs []rxMsg, pktinfo bool)
 	}
 	m.waitFn = m.wait
 	// Built once: a method value made per call would allocate.
-	m.sendCall = func(fd uintptr) { m.send(fd) }
+	m.sendCall = m.send
 	m.drainFn = func(fd uintptr) { m.ready = m.recv(fd) }
 	return m, nil
 }
@@ -101,19 +101,10 @@ const rxWait = 50 * time.Millisecond
 // net.UDPConn is closed (its close removes the fd from epoll). The shard's
 // thread then sleeps in recvmmsg itself, as a C server's would.
 func detach(c *net.UDPConn) (*os.File, error) {
-	rc, err := c.SyscallConn()
+	f, err := dupFile(c, "udp:"+c.LocalAddr().String(), setBlocking) // blocking: not registered with the netpoller
 	if err != nil {
 		return nil, err
 	}
-	dup, err := dupFD(rc)
-	if err != nil {
-		return nil, err
-	}
-	if err := setBlocking(uintptr(dup)); err != nil {
-		_ = unix.Close(dup)
-		return nil, err
-	}
-	f := os.NewFile(uintptr(dup), "udp:"+c.LocalAddr().String()) // blocking: not registered with the netpoller
 	_ = c.Close()
 	return f, nil
 }
@@ -156,24 +147,18 @@ func (m *mmsgConn) interrupt() {
 // recv runs one non-blocking recvmmsg (draining at a stop); false means
 // the queue is empty.
 func (m *mmsgConn) recv(fd uintptr) bool {
-	for {
-		// MSG_TRUNC makes msg_len the datagram's real length, so a datagram
-		// longer than its slot is seen as such (udp(7)).
-		n, errno := m.rx.Recv(fd, m.rxWant, unix.MSG_DONTWAIT|unix.MSG_TRUNC)
-		switch errno {
-		case 0:
-			m.rxN, m.rxErrno = n, 0
-			return true
-		case unix.EINTR:
-			continue
-		case unix.EAGAIN:
-			m.rxN, m.rxErrno = 0, 0
-			return false
-		default:
-			m.rxN, m.rxErrno = 0, errno
-			return true
-		}
+	// MSG_TRUNC makes msg_len the datagram's real length, so a datagram
+	// longer than its slot is seen as such (udp(7)).
+	n, errno := m.rx.Recv(fd, m.rxWant, unix.MSG_DONTWAIT|unix.MSG_TRUNC)
+	for errno == unix.EINTR {
+		n, errno = m.rx.Recv(fd, m.rxWant, unix.MSG_DONTWAIT|unix.MSG_TRUNC)
 	}
+	if errno == unix.EAGAIN {
+		m.rxN, m.rxErrno = 0, 0
+		return false
+	}
+	m.rxN, m.rxErrno = n, errno // n is 0 on an error
+	return true
 }
 
 // wait runs one blocking recvmmsg: it returns when a datagram came (and
@@ -260,30 +245,22 @@ func (m *mmsgConn) finishRead(msgs []rxMsg) (int, error) {
 	return m.rxN, nil
 }
 
-// send runs one non-blocking sendmmsg over txHdrs[txFrom:txTo].
-func (m *mmsgConn) send(fd uintptr) bool {
+// send runs one non-blocking sendmmsg over datagrams txFrom..txTo-1.
+func (m *mmsgConn) send(fd uintptr) {
 	for {
 		n, errno := m.tx.Send(fd, m.txFrom, m.txTo, unix.MSG_DONTWAIT)
-		switch errno {
-		case 0:
-			m.txN, m.txErrno = n, 0
-			return true
-		case unix.EINTR:
+		switch {
+		case errno == unix.EINTR:
 			continue
-		case unix.EAGAIN:
+		case errno == unix.EAGAIN && !m.closed.Load():
 			// Send buffer full: wait until writable (the socket is not in the
 			// netpoller), then try again; a stop still sends its replies,
-			// only a close gives up.
-			if m.closed.Load() {
-				m.txN, m.txErrno = 0, unix.EAGAIN
-				return true
-			}
+			// only a close gives up (with EAGAIN).
 			_, _ = unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}, int(rxWait.Milliseconds()))
 			continue
-		default:
-			m.txN, m.txErrno = 0, errno
-			return true
 		}
+		m.txN, m.txErrno = n, errno // n is 0 on an error
+		return
 	}
 }
 
