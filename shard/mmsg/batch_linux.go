@@ -51,6 +51,9 @@ func NewBatch(n int, o Options) *Batch {
 		if b.names != nil {
 			h.Name = (*byte)(unsafe.Pointer(&b.names[i]))
 		}
+		if b.oob != nil {
+			h.Control = &b.oob[i*b.oobSpace] // its length says whether it is used
+		}
 	}
 	return b
 }
@@ -84,7 +87,6 @@ func (b *Batch) Recv(fd uintptr, n, flags int) (int, syscall.Errno) {
 			h.Namelen = unix.SizeofSockaddrInet6
 		}
 		if b.oob != nil {
-			h.Control = &b.oob[i*b.oobSpace]
 			h.SetControllen(b.oobSpace)
 		}
 		h.Flags = 0
@@ -140,13 +142,5 @@ func (b *Batch) Pktinfo(i int) netip.Addr {
 // socket of family, or leaves the source to the kernel when src is not one
 // to set. The batch needs [SendPktinfoSpace] of control per datagram.
 func (b *Batch) SetPktinfo(i, family int, src netip.Addr) {
-	h := &b.hdrs[i].Hdr
-	oob := b.oob[i*b.oobSpace : (i+1)*b.oobSpace]
-	if l := PutPktinfo(oob, family, src); l > 0 {
-		h.Control = &oob[0]
-		h.SetControllen(l)
-		return
-	}
-	h.Control = nil
-	h.SetControllen(0)
+	b.hdrs[i].Hdr.SetControllen(PutPktinfo(b.oob[i*b.oobSpace:(i+1)*b.oobSpace], family, src))
 }

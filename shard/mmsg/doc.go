@@ -12,13 +12,13 @@
 // (golang/net#126, golang/go#26838): 2 allocations (52 B) per datagram
 // received, measured with x/net v0.59.0 and Go 1.26.8, ReadBatch of 64 over
 // loopback (BenchmarkRecv64 repeats the measurement beside this package's
-// own receive, which allocates nothing). A shard reads millions of
-// datagrams a second; at that rate those allocations are the garbage
-// collector's work.
+// own receive, which allocates nothing). They would be the shard loop's
+// only allocations: TestShardLoopAllocatesNothing (package shard) asserts it
+// has none.
 //
 // Its users are the shard's receive and reply path (package shard), the load
 // generator (cmd/shardload) and the side-by-side benchmarks
-// (shard/internal/perf). [Batch] and the address codecs are Linux-only; off
-// Linux only [Conn] exists, reading and writing one datagram per call
-// through the standard library.
+// (shard/internal/perf). [Batch], the PKTINFO helpers and the sockaddr codec
+// are Linux-only; off Linux only [Conn] exists, reading and writing one
+// datagram per call through the standard library.
 package mmsg
