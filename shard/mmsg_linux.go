@@ -3,6 +3,7 @@ package shard
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"sync/atomic"
 	"syscall"
@@ -240,7 +241,10 @@ func (m *mmsgConn) finishRead(msgs []rxMsg) (int, error) {
 		msg.n = m.rx.MsgLen(i)
 		msg.trunc = msg.n >= len(msg.buf) // slots are MaxPacket+1 long
 		msg.src = m.rx.Addr(i)
-		msg.dst = m.rx.Pktinfo(i) // zero without PKTINFO
+		msg.dst = netip.Addr{}
+		if m.pktinfo {
+			msg.dst = m.rx.Pktinfo(i)
+		}
 	}
 	return m.rxN, nil
 }

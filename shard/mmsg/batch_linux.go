@@ -122,25 +122,19 @@ func (b *Batch) Addr(i int) netip.AddrPort { return decodeSockaddr(&b.names[i]) 
 // AF_INET6, where IPv4 goes mapped); false if dst cannot be sent there: no
 // address, port 0, or IPv6 on an IPv4 socket.
 func (b *Batch) SetAddr(i, family int, dst netip.AddrPort) bool {
-	n, ok := encodeSockaddr(&b.names[i], family, dst)
-	b.hdrs[i].Hdr.Namelen = n
-	return ok
+	return encodeSockaddr(&b.hdrs[i].Hdr, &b.names[i], family, dst)
 }
 
 // Pktinfo is the local address received datagram i arrived on, from its
 // IP_PKTINFO or IPV6_PKTINFO control message (see [ParsePktinfo]); the zero
 // Addr when it has none.
 func (b *Batch) Pktinfo(i int) netip.Addr {
-	h := &b.hdrs[i].Hdr
-	if b.oob == nil || h.Controllen == 0 {
-		return netip.Addr{}
-	}
-	return ParsePktinfo(b.oob[i*b.oobSpace : i*b.oobSpace+int(h.Controllen)])
+	return ParsePktinfo(b.oob[i*b.oobSpace:][:b.hdrs[i].Hdr.Controllen]) // empty without control
 }
 
 // SetPktinfo makes datagram i leave from src (see [PutPktinfo]) on a
 // socket of family, or leaves the source to the kernel when src is not one
 // to set. The batch needs [SendPktinfoSpace] of control per datagram.
 func (b *Batch) SetPktinfo(i, family int, src netip.Addr) {
-	b.hdrs[i].Hdr.SetControllen(PutPktinfo(b.oob[i*b.oobSpace:(i+1)*b.oobSpace], family, src))
+	b.hdrs[i].Hdr.SetControllen(PutPktinfo(b.oob[i*b.oobSpace:], family, src))
 }

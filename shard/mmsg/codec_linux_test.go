@@ -20,7 +20,7 @@ func TestSockaddrRoundTrip(t *testing.T) {
 		{unix.AF_INET6, "[fe80::1%2]:5353", "[fe80::1%2]:5353"},
 	} {
 		var rsa unix.RawSockaddrInet6
-		if _, ok := encodeSockaddr(&rsa, tc.family, netip.MustParseAddrPort(tc.in)); !ok {
+		if !encodeSockaddr(&unix.Msghdr{}, &rsa, tc.family, netip.MustParseAddrPort(tc.in)) {
 			t.Fatalf("encode %s in family %d refused", tc.in, tc.family)
 		}
 		if got := decodeSockaddr(&rsa); got.String() != tc.want {
@@ -29,7 +29,7 @@ func TestSockaddrRoundTrip(t *testing.T) {
 	}
 	var rsa unix.RawSockaddrInet6
 	for _, bad := range []netip.AddrPort{{}, netip.MustParseAddrPort("[::1]:53"), netip.MustParseAddrPort("127.0.0.1:0")} {
-		if _, ok := encodeSockaddr(&rsa, unix.AF_INET, bad); ok {
+		if encodeSockaddr(&unix.Msghdr{}, &rsa, unix.AF_INET, bad) {
 			t.Errorf("%v accepted for an IPv4 socket", bad)
 		}
 	}

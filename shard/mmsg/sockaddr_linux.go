@@ -30,20 +30,23 @@ func decodeSockaddr(rsa *unix.RawSockaddrInet6) netip.AddrPort {
 	return netip.AddrPort{}
 }
 
-// encodeSockaddr writes dst in the socket's family and returns its length;
-// false if it cannot be sent there.
-func encodeSockaddr(rsa *unix.RawSockaddrInet6, family int, dst netip.AddrPort) (uint32, bool) {
+// encodeSockaddr writes dst in the socket's family into rsa and its length
+// into h; false if it cannot be sent there.
+func encodeSockaddr(h *unix.Msghdr, rsa *unix.RawSockaddrInet6, family int, dst netip.AddrPort) bool {
 	ip := dst.Addr()
 	if !ip.IsValid() || dst.Port() == 0 {
-		return 0, false
+		h.Namelen = 0
+		return false
 	}
 	if family == unix.AF_INET {
 		if !ip.Is4() {
-			return 0, false
+			h.Namelen = 0
+			return false
 		}
 		sa := (*unix.RawSockaddrInet4)(unsafe.Pointer(rsa))
 		*sa = unix.RawSockaddrInet4{Family: unix.AF_INET, Port: htons(dst.Port()), Addr: ip.As4()}
-		return unix.SizeofSockaddrInet4, true
+		h.Namelen = unix.SizeofSockaddrInet4
+		return true
 	}
 	*rsa = unix.RawSockaddrInet6{Family: unix.AF_INET6, Port: htons(dst.Port()), Addr: ip.As16()}
 	if z := ip.Zone(); z != "" {
@@ -53,7 +56,8 @@ func encodeSockaddr(rsa *unix.RawSockaddrInet6, family int, dst netip.AddrPort) 
 			rsa.Scope_id = uint32(ifi.Index)
 		}
 	}
-	return unix.SizeofSockaddrInet6, true
+	h.Namelen = unix.SizeofSockaddrInet6
+	return true
 }
 
 // ntohs reads a port stored in network byte order in a native uint16 field.
