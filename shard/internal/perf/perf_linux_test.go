@@ -431,6 +431,24 @@ func listenNaive(tb testing.TB) *net.UDPConn {
 	return c
 }
 
+// runNaive starts the naive server (echoing if echo) on a new socket with a
+// receive buffer of rcvbuf bytes (0: the kernel's default) and returns the
+// socket and its count of datagrams read; stop closes it and waits for the
+// loop.
+func runNaive(tb testing.TB, echo bool, rcvbuf int) (c *net.UDPConn, count *atomic.Uint64, stop func()) {
+	c = listenNaive(tb)
+	if rcvbuf > 0 {
+		_ = c.SetReadBuffer(rcvbuf)
+	}
+	count = new(atomic.Uint64)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		naiveLoop(c, echo, count, 0)
+	}()
+	return c, count, func() { c.Close(); <-done }
+}
+
 func naiveAddr(c *net.UDPConn) netip.AddrPort { return c.LocalAddr().(*net.UDPAddr).AddrPort() }
 
 func groupAddr(g *shard.Group) netip.AddrPort {
@@ -853,16 +871,8 @@ func competeShardd(b *testing.B, senders, segs int) map[string]float64 {
 }
 
 func competeNaive(b *testing.B, senders, segs int) map[string]float64 {
-	c := listenNaive(b)
-	defer c.Close()
-	_ = c.SetReadBuffer(perfRcvBuf)
-	var count atomic.Uint64
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		naiveLoop(c, false, &count, 0)
-	}()
-	defer func() { c.Close(); <-done }()
+	c, count, stop := runNaive(b, false, perfRcvBuf)
+	defer stop()
 	f := competeFlows(b, naiveAddr(c), segs)
 	defer f.close()
 	rx0 := count.Load()
@@ -1018,16 +1028,8 @@ func echoShardd(b *testing.B) map[string]float64 {
 }
 
 func echoNaive(b *testing.B) map[string]float64 {
-	c := listenNaive(b)
-	defer c.Close()
-	_ = c.SetReadBuffer(perfRcvBuf)
-	var count atomic.Uint64
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		naiveLoop(c, true, &count, 0)
-	}()
-	defer func() { c.Close(); <-done }()
+	c, _, stop := runNaive(b, true, perfRcvBuf)
+	defer stop()
 	rate, lost := runEcho(b, naiveAddr(c))
 	drops, _ := sockMem(c)
 	return map[string]float64{"rtt/s": rate, "lost": float64(lost), "drops": float64(drops)}
@@ -1206,19 +1208,12 @@ func steadyShardd(b *testing.B, rcvbuf int) map[string]float64 {
 // steadyNaive runs the naive server with the kernel's default buffer.
 func steadyNaive(b *testing.B) map[string]float64 {
 	h0 := readHostUDP()
-	c := listenNaive(b)
-	defer c.Close()
+	c, count, stop := runNaive(b, *perfEcho, 0)
+	defer stop()
 	rcvbuf := 0
 	if rc, err := c.SyscallConn(); err == nil {
 		_ = rc.Control(func(fd uintptr) { rcvbuf, _ = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF) })
 	}
-	var count atomic.Uint64
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		naiveLoop(c, *perfEcho, &count, 0)
-	}()
-	defer func() { c.Close(); <-done }()
 	f := newFlows(b, *perfFlows, naiveAddr(c))
 	defer f.close()
 	sent, took, late, err := f.pace(*perfRate, *perfSteady)
