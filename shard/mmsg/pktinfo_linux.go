@@ -66,21 +66,26 @@ func PutPktinfo(oob []byte, family int, src netip.Addr) int {
 		if !src.Is4() {
 			return 0
 		}
+		d := putCmsgHdr(oob, unix.IPPROTO_IP, unix.IP_PKTINFO, unix.SizeofInet4Pktinfo)
 		a := src.As4()
-		copy(putCmsg(oob, unix.IPPROTO_IP, unix.IP_PKTINFO, unix.SizeofInet4Pktinfo)[pktinfo4SpecDst:], a[:])
+		binary.NativeEndian.PutUint32(d[0:], 0) // ipi_ifindex: any
+		copy(d[pktinfo4SpecDst:], a[:])
+		binary.NativeEndian.PutUint32(d[8:], 0) // ipi_addr: unused on send
 		return unix.CmsgSpace(unix.SizeofInet4Pktinfo)
 	}
 	// On a dual-stack socket the kernel takes IPV6_PKTINFO with a mapped
 	// address for IPv4 replies too (ip_cmsg_send with allow_ipv6).
+	d := putCmsgHdr(oob, unix.IPPROTO_IPV6, unix.IPV6_PKTINFO, unix.SizeofInet6Pktinfo)
 	a := src.As16()
-	copy(putCmsg(oob, unix.IPPROTO_IPV6, unix.IPV6_PKTINFO, unix.SizeofInet6Pktinfo)[pktinfo6Addr:], a[:])
+	copy(d[pktinfo6Addr:], a[:])
+	binary.NativeEndian.PutUint32(d[16:], 0) // ipi6_ifindex: any
 	return unix.CmsgSpace(unix.SizeofInet6Pktinfo)
 }
 
-// putCmsg writes a struct cmsghdr {size_t cmsg_len; int cmsg_level, cmsg_type}
-// for dataLen bytes of data in native byte order and returns the data,
-// zeroed.
-func putCmsg(oob []byte, level, typ int32, dataLen int) []byte {
+// putCmsgHdr writes a struct cmsghdr {size_t cmsg_len; int cmsg_level,
+// cmsg_type} for dataLen bytes of data, in native byte order, and returns
+// the data's bytes.
+func putCmsgHdr(oob []byte, level, typ int32, dataLen int) []byte {
 	l := unix.CmsgLen(dataLen)
 	if unix.SizeofCmsghdr == 16 { // 64-bit size_t
 		binary.NativeEndian.PutUint64(oob, uint64(l))
@@ -89,7 +94,5 @@ func putCmsg(oob []byte, level, typ int32, dataLen int) []byte {
 	}
 	binary.NativeEndian.PutUint32(oob[unix.SizeofCmsghdr-8:], uint32(level))
 	binary.NativeEndian.PutUint32(oob[unix.SizeofCmsghdr-4:], uint32(typ))
-	data := oob[unix.CmsgLen(0):l]
-	clear(data)
-	return data
+	return oob[l-dataLen : l] // CMSG_DATA: after the aligned header
 }
