@@ -70,21 +70,8 @@ func ParseSNMP6(b []byte) (HostUDP, error) {
 }
 
 func (h *HostUDP) set(name, value string) error {
-	var dst *uint64
-	switch name {
-	case "InDatagrams":
-		dst = &h.InDatagrams
-	case "NoPorts":
-		dst = &h.NoPorts
-	case "InErrors":
-		dst = &h.InErrors
-	case "RcvbufErrors":
-		dst = &h.RcvbufErrors
-	case "SndbufErrors":
-		dst = &h.SndbufErrors
-	case "MemErrors":
-		dst = &h.MemErrors
-	default:
+	dst := h.counter(name)
+	if dst == nil {
 		return nil
 	}
 	v, err := strconv.ParseUint(value, 10, 64)
@@ -92,5 +79,22 @@ func (h *HostUDP) set(name, value string) error {
 		return fmt.Errorf("snmp: %s: %w", name, err)
 	}
 	*dst = v
+	return nil
+}
+
+// counter returns h's field for the kernel's counter name; nil for a
+// counter HostUDP does not keep.
+func (h *HostUDP) counter(name string) *uint64 {
+	for _, c := range [...]struct {
+		name string
+		dst  *uint64
+	}{
+		{"InDatagrams", &h.InDatagrams}, {"NoPorts", &h.NoPorts}, {"InErrors", &h.InErrors},
+		{"RcvbufErrors", &h.RcvbufErrors}, {"SndbufErrors", &h.SndbufErrors}, {"MemErrors", &h.MemErrors},
+	} {
+		if c.name == name {
+			return c.dst
+		}
+	}
 	return nil
 }
