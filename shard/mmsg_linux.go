@@ -32,9 +32,9 @@ type mmsgConn struct {
 	family  int  // of the socket: AF_INET or AF_INET6
 	pktinfo bool // IP_PKTINFO/IPV6_RECVPKTINFO enabled (wildcard listener)
 
-	rx      *mmsg.Batch
-	rxWant  int // datagrams asked of the current call
-	rxN     int // result of the last call
+	rx      mmsg.Batch // by value: one indirection less per datagram
+	rxWant  int        // datagrams asked of the current call
+	rxN     int        // result of the last call
 	rxErrno syscall.Errno
 	waitFn  func(fd uintptr)
 	woken   atomic.Bool  // a past read deadline was set: stop waiting
@@ -45,7 +45,7 @@ type mmsgConn struct {
 	drainFn     func(fd uintptr)
 	ready       bool // result of drainFn
 
-	tx       *mmsg.Batch
+	tx       mmsg.Batch
 	txFrom   int // first header of the current call
 	txTo     int // one past the last
 	txN      int
@@ -77,7 +77,7 @@ func newMmsgConn(rc syscall.RawConn, laddr net.Addr, msgs []rxMsg, pktinfo bool)
 	if pktinfo {
 		rxo.Control, txo.Control = mmsg.RecvPktinfoSpace, mmsg.SendPktinfoSpace
 	}
-	m.rx, m.tx = mmsg.NewBatch(len(msgs), rxo), mmsg.NewBatch(len(msgs), txo)
+	m.rx, m.tx = *mmsg.NewBatch(len(msgs), rxo), *mmsg.NewBatch(len(msgs), txo)
 	for i := range msgs {
 		m.rx.SetBuf(i, msgs[i].buf)
 	}

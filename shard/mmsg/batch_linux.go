@@ -11,7 +11,9 @@ import (
 // Batch is the kernel-facing arrays of one recvmmsg or sendmmsg call of up
 // to Len datagrams: a header per datagram, each with one iovec and, as
 // asked by [Options], a sockaddr slot and a control buffer. It is built once
-// and reused for every call; a Batch is used by one goroutine at a time.
+// and reused for every call; a Batch is used by one goroutine at a time. A
+// copy of a Batch drives the same arrays (the shard keeps its two by value,
+// one pointer less per datagram).
 type Batch struct {
 	hdrs     []unix.Mmsghdr
 	iovs     []unix.Iovec
