@@ -42,9 +42,9 @@ BENCH_ARGS ?=
 bench: build
 	./$(BIN)/shardbench --bin $(BIN) --out $(BENCH_OUT) $(BENCH_ARGS)
 
-# Per-datagram costs (handler path, shard loop) with allocations.
+# Per-datagram costs (handler path, batch codec, shard loop) with allocations.
 bench-go:
-	$(GO) test -run '^$$' -bench '$(BENCH)' $(BENCH_FLAGS) ./packet/... ./metrics/
+	$(GO) test -run '^$$' -bench '$(BENCH)' $(BENCH_FLAGS) ./packet/... ./metrics/ ./shard/mmsg/
 	$(GO) test -run '^$$' -bench 'ShardLoop|ServeBatch' $(BENCH_FLAGS) ./shard/
 
 # User-space instructions per datagram under callgrind: repeatable where
