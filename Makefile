@@ -42,9 +42,9 @@ BENCH_ARGS ?=
 bench: build
 	./$(BIN)/shardbench --bin $(BIN) --out $(BENCH_OUT) $(BENCH_ARGS)
 
-# Per-datagram costs (handler path, shard loop) with allocations.
+# Per-datagram costs (handler path, batch codec, shard loop) with allocations.
 bench-go:
-	$(GO) test -run '^$$' -bench '$(BENCH)' $(BENCH_FLAGS) ./packet/... ./metrics/
+	$(GO) test -run '^$$' -bench '$(BENCH)' $(BENCH_FLAGS) ./packet/... ./metrics/ ./shard/mmsg/
 	$(GO) test -run '^$$' -bench 'ShardLoop|ServeBatch' $(BENCH_FLAGS) ./shard/
 
 # User-space instructions per datagram under callgrind: repeatable where
@@ -65,9 +65,9 @@ bench-cpu:
 	done
 
 # The side-by-side receive/echo benchmarks against the naive server and a C
-# recvmmsg reader (each round interleaves the variants; see shard/perf_linux_test.go).
+# recvmmsg reader (each round interleaves the variants; see shard/internal/perf).
 bench-perf:
-	$(GO) test -run '^$$' -bench 'Drain|Competing|Echo' -benchtime 7x -timeout 30m ./shard/
+	$(GO) test -run '^$$' -bench 'Drain|Competing|Echo' -benchtime 7x -timeout 30m ./shard/internal/perf/
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

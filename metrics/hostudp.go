@@ -12,10 +12,13 @@ import (
 // never in a socket's own drop count.
 type HostUDP struct {
 	InDatagrams                                     uint64 // datagrams applications read
+	NoPorts                                         uint64 // datagrams to a port nobody listens on
 	InErrors, RcvbufErrors, SndbufErrors, MemErrors uint64
 }
 
-// ParseSNMP reads the "Udp:" header and value lines of /proc/net/snmp.
+// ParseSNMP reads the "Udp:" header and value lines of /proc/net/snmp. It is
+// shardd's one parser of that file: the collector's host counters and the
+// benchmarks' loss accounting (shard/internal/perf) both read through it.
 func ParseSNMP(b []byte) (HostUDP, error) {
 	var header []string
 	sc := bufio.NewScanner(bytes.NewReader(b))
@@ -67,19 +70,8 @@ func ParseSNMP6(b []byte) (HostUDP, error) {
 }
 
 func (h *HostUDP) set(name, value string) error {
-	var dst *uint64
-	switch name {
-	case "InDatagrams":
-		dst = &h.InDatagrams
-	case "InErrors":
-		dst = &h.InErrors
-	case "RcvbufErrors":
-		dst = &h.RcvbufErrors
-	case "SndbufErrors":
-		dst = &h.SndbufErrors
-	case "MemErrors":
-		dst = &h.MemErrors
-	default:
+	dst := h.counter(name)
+	if dst == nil {
 		return nil
 	}
 	v, err := strconv.ParseUint(value, 10, 64)
@@ -87,5 +79,22 @@ func (h *HostUDP) set(name, value string) error {
 		return fmt.Errorf("snmp: %s: %w", name, err)
 	}
 	*dst = v
+	return nil
+}
+
+// counter returns h's field for the kernel's counter name; nil for a
+// counter HostUDP does not keep.
+func (h *HostUDP) counter(name string) *uint64 {
+	for _, c := range [...]struct {
+		name string
+		dst  *uint64
+	}{
+		{"InDatagrams", &h.InDatagrams}, {"NoPorts", &h.NoPorts}, {"InErrors", &h.InErrors},
+		{"RcvbufErrors", &h.RcvbufErrors}, {"SndbufErrors", &h.SndbufErrors}, {"MemErrors", &h.MemErrors},
+	} {
+		if c.name == name {
+			return c.dst
+		}
+	}
 	return nil
 }

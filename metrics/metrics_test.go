@@ -103,7 +103,7 @@ func TestParseSNMP(t *testing.T) {
 		"UdpLite: InDatagrams NoPorts InErrors OutDatagrams RcvbufErrors SndbufErrors InCsumErrors IgnoredMulti MemErrors\n" +
 		"UdpLite: 9 9 9 9 9 9 9 9 9\n"
 	h, err := ParseSNMP([]byte(in))
-	if err != nil || h != (HostUDP{InDatagrams: 100, InErrors: 30, RcvbufErrors: 25, SndbufErrors: 1, MemErrors: 5}) {
+	if err != nil || h != (HostUDP{InDatagrams: 100, NoPorts: 2, InErrors: 30, RcvbufErrors: 25, SndbufErrors: 1, MemErrors: 5}) {
 		t.Fatalf("ParseSNMP = %+v, %v", h, err)
 	}
 	h6, err := ParseSNMP6([]byte("Ip6InReceives 5\nUdp6InDatagrams 10\nUdp6InErrors 3\nUdp6RcvbufErrors 2\nUdpLite6InErrors 99\n"))

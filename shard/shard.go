@@ -291,17 +291,30 @@ func socketFile(s socket) (*os.File, error) {
 	case *net.UDPConn:
 		return c.File()
 	case *os.File:
-		rc, err := c.SyscallConn()
-		if err != nil {
-			return nil, err
-		}
-		dup, err := dupFD(rc)
-		if err != nil {
-			return nil, err
-		}
-		return os.NewFile(uintptr(dup), c.Name()), nil
+		return dupFile(c, c.Name(), nil)
 	}
 	return nil, errors.ErrUnsupported
+}
+
+// dupFile duplicates c's descriptor (close-on-exec) into an *os.File named
+// name. prep, when not nil, readies the duplicate before it becomes a file
+// (detach makes it blocking, so that the runtime does not watch it).
+func dupFile(c syscall.Conn, name string, prep func(fd uintptr) error) (*os.File, error) {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	dup, err := dupFD(rc)
+	if err != nil {
+		return nil, err
+	}
+	if prep != nil {
+		if err := prep(uintptr(dup)); err != nil {
+			_ = os.NewFile(uintptr(dup), name).Close()
+			return nil, err
+		}
+	}
+	return os.NewFile(uintptr(dup), name), nil
 }
 
 // dupFD duplicates the socket's descriptor, close-on-exec.

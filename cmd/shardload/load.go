@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/shardd/shardd/shard/mmsg"
 )
 
 // errRefused: the target port is closed (an ICMP port unreachable came back).
@@ -20,7 +22,7 @@ var errRefused = errors.New("connection refused: nothing listens on the target p
 // hash sees it as one flow.
 type flow struct {
 	conn *net.UDPConn
-	io   *batchIO
+	io   *mmsg.Conn
 	tcp  *net.TCPConn  // --proto tcp: the flow is one connection
 	rd   *bufio.Reader // its replies
 
@@ -87,7 +89,7 @@ func newRun(cfg *config) (*run, error) {
 				return nil, err
 			}
 		}
-		if f.io, err = newBatchIO(c, cfg.burst, max(len(cfg.payload), 2048)); err != nil {
+		if f.io, err = mmsg.NewConn(c, cfg.burst, max(len(cfg.payload), 2048)); err != nil {
 			r.close()
 			return nil, err
 		}
@@ -116,114 +118,164 @@ func (r *run) totals() (sent, recv uint64) {
 	return sent, recv
 }
 
+// sender is one sendLoop's own state.
+type sender struct {
+	mine  []*flow  // flows[i] for i = id, id+senders, ...
+	slab  []byte   // burst copies of the payload, stamped per send
+	msgs  [][]byte // the burst's datagrams, in slab
+	share float64  // datagrams per second; 0: as fast as possible
+	total uint64   // datagrams sent
+}
+
 // sendLoop is one sender: it owns flows[i] for i = id, id+senders, ... and
 // keeps its share of the target rate by sending bursts as they fall due.
 func (r *run) sendLoop(id int, deadline time.Time) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	cfg := r.cfg
-	var mine []*flow
+	s := &sender{share: cfg.rate / float64(cfg.senders)}
 	for i := id; i < len(r.flows); i += cfg.senders {
-		mine = append(mine, r.flows[i])
+		s.mine = append(s.mine, r.flows[i])
 	}
-	if len(mine) == 0 {
+	if len(s.mine) == 0 {
 		return
 	}
 	size := len(cfg.payload)
-	slab := make([]byte, cfg.burst*size)
+	s.slab = make([]byte, cfg.burst*size)
 	for i := 0; i < cfg.burst; i++ {
-		copy(slab[i*size:], cfg.payload)
+		copy(s.slab[i*size:], cfg.payload)
 	}
-	msgs := make([][]byte, cfg.burst)
-	share := cfg.rate / float64(cfg.senders)
-	var total uint64
+	s.msgs = make([][]byte, cfg.burst)
 	for k := 0; ; k++ {
 		now := time.Now()
 		if now.After(deadline) || r.stopped.Load() {
 			return
 		}
-		n := cfg.burst
-		if share > 0 {
-			due := share * now.Sub(r.start).Seconds()
-			if float64(total) >= due {
-				// Ahead: sleep until the next datagram is due, never past the
-				// deadline, and briefly enough to notice a stop.
-				next := r.start.Add(time.Duration((float64(total) + 1) / share * float64(time.Second)))
-				if d := min(next.Sub(now), deadline.Sub(now), 10*time.Millisecond); d > 0 {
-					time.Sleep(d)
-				}
-				continue
-			}
-			n = min(n, int(due-float64(total))+1)
-		}
-		f := mine[k%len(mine)]
-		if cfg.mode == "echo" && cfg.window > 0 {
-			inflight := int(int64(f.sent.Load()) - int64(f.recv.Load()) - int64(f.expired))
-			if inflight < 0 {
-				// Late replies to requests given up on: they are received,
-				// not new room in the window.
-				f.expired -= uint64(-inflight)
-				inflight = 0
-			}
-			if inflight >= cfg.window {
-				// A lost reply must not hold its window slot forever: after
-				// --timeout without progress, give up on what is in flight.
-				quiet := time.Since(r.start) - max(time.Duration(f.lastRecv.Load()), f.lastSend)
-				if quiet > cfg.timeout {
-					f.expired += uint64(inflight)
-					continue
-				}
-				if k%len(mine) == len(mine)-1 {
-					time.Sleep(50 * time.Microsecond) // every flow is full: let replies come
-				}
-				continue
-			}
-			n = min(n, cfg.window-max(inflight, 0))
-		}
-		sentAt := time.Since(r.start)
-		for i := 0; i < n; i++ {
-			d := slab[i*size : (i+1)*size]
-			seq := f.seq + uint64(i)
-			stamp(cfg.kind, d, seq, sentAt)
-			if f.sendTime != nil {
-				f.sendTime[seq&(ringSize-1)].Store(int64(sentAt))
-			}
-			msgs[i] = d
-		}
-		var took int
-		var err error
-		if f.tcp != nil {
-			took, err = r.writeStream(f, msgs[:n], deadline)
-		} else if f.gso {
-			// One super-datagram: the kernel cuts it into n datagrams.
-			if took, err = f.io.writeBatch([][]byte{slab[:n*size]}); took == 1 {
-				took = n
-			}
-		} else {
-			took, err = f.io.writeBatch(msgs[:n])
-		}
-		if err != nil {
-			f.sendErrs.Add(1)
-			e := err // a copy, so err itself stays off the heap in the send loop
-			r.firstErr.CompareAndSwap(nil, &e)
-			switch {
-			case errors.Is(err, errRefused):
-				f.refused.Store(true)
-			case f.gso && cfg.gsoArg == "auto" && gsoRefused(err):
-				// The path cannot take GSO sends (MTU, no checksum offload):
-				// this flow goes on with plain sendmmsg.
-				if disableGSO(f.conn) == nil {
-					f.gso = false
-				}
-			}
-			time.Sleep(time.Millisecond) // do not spin on a failing socket
+		n := s.due(r.start, now, deadline, cfg.burst)
+		if n == 0 {
 			continue
 		}
-		f.seq += uint64(took)
-		f.lastSend = sentAt
-		f.sent.Add(uint64(took))
-		total += uint64(took)
+		f := s.mine[k%len(s.mine)]
+		if n = r.windowRoom(f, n, k%len(s.mine) == len(s.mine)-1); n == 0 {
+			continue
+		}
+		r.sendBurst(s, f, n, deadline)
 	}
+}
+
+// due is how many datagrams (at most burst) the sender may send now to
+// keep its share of the rate. Ahead of the rate it sleeps until the next
+// datagram is due, never past the deadline and briefly enough to notice a
+// stop, and returns 0.
+func (s *sender) due(start, now, deadline time.Time, burst int) int {
+	if s.share <= 0 {
+		return burst
+	}
+	due := s.share * now.Sub(start).Seconds()
+	if float64(s.total) >= due {
+		next := start.Add(time.Duration((float64(s.total) + 1) / s.share * float64(time.Second)))
+		if d := min(next.Sub(now), deadline.Sub(now), 10*time.Millisecond); d > 0 {
+			time.Sleep(d)
+		}
+		return 0
+	}
+	return min(burst, int(due-float64(s.total))+1)
+}
+
+// windowRoom limits n to the room left in f's echo window (--window); 0
+// when the window is full. lastOfRound says every flow of the sender has
+// just been tried.
+func (r *run) windowRoom(f *flow, n int, lastOfRound bool) int {
+	cfg := r.cfg
+	if cfg.mode != "echo" || cfg.window <= 0 {
+		return n
+	}
+	inflight := int(int64(f.sent.Load()) - int64(f.recv.Load()) - int64(f.expired))
+	if inflight < 0 {
+		// Late replies to requests given up on: they are received,
+		// not new room in the window.
+		f.expired -= uint64(-inflight)
+		inflight = 0
+	}
+	if inflight < cfg.window {
+		return min(n, cfg.window-inflight)
+	}
+	// A lost reply must not hold its window slot forever: after
+	// --timeout without progress, give up on what is in flight.
+	quiet := time.Since(r.start) - max(time.Duration(f.lastRecv.Load()), f.lastSend)
+	if quiet > cfg.timeout {
+		f.expired += uint64(inflight)
+		return 0
+	}
+	if lastOfRound {
+		time.Sleep(50 * time.Microsecond) // every flow is full: let replies come
+	}
+	return 0
+}
+
+// sendBurst stamps n datagrams and sends them on f.
+func (r *run) sendBurst(s *sender, f *flow, n int, deadline time.Time) {
+	cfg := r.cfg
+	size := len(cfg.payload)
+	sentAt := time.Since(r.start)
+	for i := 0; i < n; i++ {
+		d := s.slab[i*size : (i+1)*size]
+		seq := f.seq + uint64(i)
+		stamp(cfg.kind, d, seq, sentAt)
+		if f.sendTime != nil {
+			f.sendTime[seq&(ringSize-1)].Store(int64(sentAt))
+		}
+		s.msgs[i] = d
+	}
+	var took int
+	var err error
+	if f.tcp != nil {
+		took, err = r.writeStream(f, s.msgs[:n], deadline)
+	} else if f.gso {
+		// One super-datagram: the kernel cuts it into n datagrams.
+		if took, err = f.io.WriteBatch([][]byte{s.slab[:n*size]}); took == 1 {
+			took = n
+		}
+		err = udpErr(err)
+	} else {
+		took, err = f.io.WriteBatch(s.msgs[:n])
+		err = udpErr(err)
+	}
+	if err != nil {
+		r.sendFailed(f, err)
+		return
+	}
+	f.seq += uint64(took)
+	f.lastSend = sentAt
+	f.sent.Add(uint64(took))
+	s.total += uint64(took)
+}
+
+// udpErr names a refused datagram (an ICMP port unreachable came back).
+func udpErr(err error) error {
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		return errRefused
+	}
+	return err
+}
+
+// sendFailed counts a failed send on f, keeps the run's first error, and
+// pauses so as not to spin on a failing socket.
+func (r *run) sendFailed(f *flow, err error) {
+	f.sendErrs.Add(1)
+	e := err // a copy, so err itself stays off the heap in the send loop
+	r.firstErr.CompareAndSwap(nil, &e)
+	switch {
+	case errors.Is(err, errRefused):
+		f.refused.Store(true)
+	case f.gso && r.cfg.gsoArg == "auto" && gsoRefused(err):
+		// The path cannot take GSO sends (MTU, no checksum offload):
+		// this flow goes on with plain sendmmsg.
+		if disableGSO(f.conn) == nil {
+			f.gso = false
+		}
+	}
+	time.Sleep(time.Millisecond)
 }
 
 // writeStream writes n messages on a TCP flow in one write, framed with a
@@ -278,9 +330,9 @@ func (r *run) recvLoop(f *flow, wg *sync.WaitGroup) {
 		}
 	}
 	for {
-		n, err := f.io.readBatch(out)
+		n, err := f.io.ReadBatch(out)
 		if err != nil {
-			if errors.Is(err, errRefused) {
+			if errors.Is(udpErr(err), errRefused) {
 				f.refused.Store(true)
 				continue
 			}

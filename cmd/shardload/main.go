@@ -91,23 +91,7 @@ func mainCode(args []string, stdout, stderr io.Writer) int {
 
 func parseFlags(args []string, stdout io.Writer) (*config, error) {
 	cfg := &config{}
-	fs := flag.NewFlagSet("shardload", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	fs.StringVar(&cfg.proto, "proto", "udp", "transport: udp, or tcp (each flow one connection; DNS payloads get 2-byte length framing)")
-	fs.DurationVar(&cfg.duration, "duration", 5*time.Second, "how long to send")
-	fs.Float64Var(&cfg.rate, "rate", 0, "datagrams per second over all senders; 0 = as fast as possible")
-	fs.IntVar(&cfg.flows, "flows", 64, "client sockets (source ports), so the server's 4-tuple hash has flows to spread")
-	fs.IntVar(&cfg.size, "size", 64, "datagram size in bytes with generated payload (at least 16 in echo mode)")
-	fs.StringVar(&cfg.payloadArg, "payload", "", "send this file's bytes instead (a DNS query from testdata/ gets its ID used as sequence)")
-	fs.StringVar(&cfg.mode, "mode", "oneway", "oneway (count what was sent) or echo (match replies, measure RTT)")
-	fs.IntVar(&cfg.window, "window", 16, "echo: requests in flight per flow before the flow waits for replies; 0 = no limit")
-	fs.DurationVar(&cfg.timeout, "timeout", time.Second, "echo: a flow with a full window and no reply for this long gives up on its requests in flight (they count as lost)")
-	fs.DurationVar(&cfg.wait, "wait", time.Second, "after sending, wait this long at most for replies (echo) and for the server to count (--metrics)")
-	fs.IntVar(&cfg.senders, "senders", runtime.GOMAXPROCS(0), "sender threads; default one per CPU the process may use")
-	fs.StringVar(&cfg.gsoArg, "gso", "auto", "UDP GSO (UDP_SEGMENT): auto, on or off")
-	fs.BoolVar(&cfg.json, "json", false, "print the summary as one JSON object")
-	fs.StringVar(&cfg.metricsURL, "metrics", "", "shardd's /metrics URL: scrape before and after for per-shard counts and kernel drops")
-	fs.BoolVar(&cfg.progress, "progress", true, "print progress to stderr once a second")
+	fs := cfg.flagSet()
 	pos, err := cli.ParseInterspersed(fs, args)
 	if errors.Is(err, flag.ErrHelp) {
 		fmt.Fprintln(stdout, "Usage: shardload [flags] ADDR\n\nFlags:")
@@ -128,38 +112,77 @@ func parseFlags(args []string, stdout io.Writer) (*config, error) {
 	if cfg.target, err = netip.ParseAddrPort(pos[0]); err != nil || cfg.target.Port() == 0 {
 		return nil, usagef("target %q: want IP:PORT with a port from 1 to 65535, e.g. 127.0.0.1:5353 or [::1]:5353", pos[0])
 	}
+	if err := cfg.checkRanges(); err != nil {
+		return nil, err
+	}
+	if err := cfg.makePayload(); err != nil {
+		return nil, err
+	}
+	cfg.senders = min(cfg.senders, cfg.flows)
+	return cfg, nil
+}
+
+// flagSet binds the flags to cfg's fields with their defaults.
+func (cfg *config) flagSet() *flag.FlagSet {
+	fs := flag.NewFlagSet("shardload", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&cfg.proto, "proto", "udp", "transport: udp, or tcp (each flow one connection; DNS payloads get 2-byte length framing)")
+	fs.DurationVar(&cfg.duration, "duration", 5*time.Second, "how long to send")
+	fs.Float64Var(&cfg.rate, "rate", 0, "datagrams per second over all senders; 0 = as fast as possible")
+	fs.IntVar(&cfg.flows, "flows", 64, "client sockets (source ports), so the server's 4-tuple hash has flows to spread")
+	fs.IntVar(&cfg.size, "size", 64, "datagram size in bytes with generated payload (at least 16 in echo mode)")
+	fs.StringVar(&cfg.payloadArg, "payload", "", "send this file's bytes instead (a DNS query from testdata/ gets its ID used as sequence)")
+	fs.StringVar(&cfg.mode, "mode", "oneway", "oneway (count what was sent) or echo (match replies, measure RTT)")
+	fs.IntVar(&cfg.window, "window", 16, "echo: requests in flight per flow before the flow waits for replies; 0 = no limit")
+	fs.DurationVar(&cfg.timeout, "timeout", time.Second, "echo: a flow with a full window and no reply for this long gives up on its requests in flight (they count as lost)")
+	fs.DurationVar(&cfg.wait, "wait", time.Second, "after sending, wait this long at most for replies (echo) and for the server to count (--metrics)")
+	fs.IntVar(&cfg.senders, "senders", runtime.GOMAXPROCS(0), "sender threads; default one per CPU the process may use")
+	fs.StringVar(&cfg.gsoArg, "gso", "auto", "UDP GSO (UDP_SEGMENT): auto, on or off")
+	fs.BoolVar(&cfg.json, "json", false, "print the summary as one JSON object")
+	fs.StringVar(&cfg.metricsURL, "metrics", "", "shardd's /metrics URL: scrape before and after for per-shard counts and kernel drops")
+	fs.BoolVar(&cfg.progress, "progress", true, "print progress to stderr once a second")
+	return fs
+}
+
+// checkRanges checks the numeric and enumerated flags.
+func (cfg *config) checkRanges() error {
 	switch {
 	case cfg.rate < 0:
-		return nil, usagef("--rate %v: must be 0 (as fast as possible) or more", cfg.rate)
+		return usagef("--rate %v: must be 0 (as fast as possible) or more", cfg.rate)
 	case cfg.duration <= 0:
-		return nil, usagef("--duration %v: must be positive", cfg.duration)
+		return usagef("--duration %v: must be positive", cfg.duration)
 	case cfg.flows < 1 || cfg.flows > 10000:
-		return nil, usagef("--flows %d: must be between 1 and 10000", cfg.flows)
+		return usagef("--flows %d: must be between 1 and 10000", cfg.flows)
 	case cfg.senders < 1:
-		return nil, usagef("--senders %d: must be at least 1", cfg.senders)
+		return usagef("--senders %d: must be at least 1", cfg.senders)
 	case cfg.mode != "oneway" && cfg.mode != "echo":
-		return nil, usagef("--mode %s: want oneway or echo", cfg.mode)
+		return usagef("--mode %s: want oneway or echo", cfg.mode)
 	case cfg.window < 0:
-		return nil, usagef("--window %d: must be 0 or more", cfg.window)
+		return usagef("--window %d: must be 0 or more", cfg.window)
 	case cfg.timeout <= 0:
-		return nil, usagef("--timeout %v: must be positive", cfg.timeout)
+		return usagef("--timeout %v: must be positive", cfg.timeout)
 	case cfg.gsoArg != "auto" && cfg.gsoArg != "on" && cfg.gsoArg != "off":
-		return nil, usagef("--gso %s: want auto, on or off", cfg.gsoArg)
+		return usagef("--gso %s: want auto, on or off", cfg.gsoArg)
 	}
+	return nil
+}
+
+// makePayload reads --payload, or generates --size bytes of filler.
+func (cfg *config) makePayload() (err error) {
 	if cfg.payloadArg != "" {
 		if cfg.payload, err = os.ReadFile(cfg.payloadArg); err != nil {
-			return nil, usagef("--payload: %v", err)
+			return usagef("--payload: %v", err)
 		}
 		if len(cfg.payload) == 0 || len(cfg.payload) > 65507 {
-			return nil, usagef("--payload %s: %d bytes; a UDP datagram carries 1 to 65507", cfg.payloadArg, len(cfg.payload))
+			return usagef("--payload %s: %d bytes; a UDP datagram carries 1 to 65507", cfg.payloadArg, len(cfg.payload))
 		}
 		cfg.kind = classifyPayload(cfg.payload)
 	} else {
 		if cfg.size < 1 || cfg.size > 65507 {
-			return nil, usagef("--size %d: must be between 1 and 65507 (the largest UDP payload over IPv4)", cfg.size)
+			return usagef("--size %d: must be between 1 and 65507 (the largest UDP payload over IPv4)", cfg.size)
 		}
 		if cfg.mode == "echo" && cfg.size < stampLen {
-			return nil, usagef("--size %d: echo mode needs at least %d bytes for a sequence number and send time (or use --payload FILE)", cfg.size, stampLen)
+			return usagef("--size %d: echo mode needs at least %d bytes for a sequence number and send time (or use --payload FILE)", cfg.size, stampLen)
 		}
 		cfg.payload = make([]byte, cfg.size)
 		for i := range cfg.payload {
@@ -167,41 +190,16 @@ func parseFlags(args []string, stdout io.Writer) (*config, error) {
 		}
 		cfg.kind = filler
 	}
-	cfg.senders = min(cfg.senders, cfg.flows)
-	return cfg, nil
+	return nil
 }
 
 // execute runs the load and returns its summary.
 func execute(cfg *config, stderr io.Writer) (*summary, error) {
-	size := len(cfg.payload)
-	cfg.burst = 64
-	// GSO needs equal-size datagrams (ours are) and caps a send at 64
-	// segments and 64 KiB.
-	switch {
-	case cfg.proto == "tcp":
-		cfg.gso = false // a stream has no datagrams to segment
-	case cfg.gsoArg == "off":
-		cfg.gso = false
-	case cfg.gsoArg == "on":
-		if udpMaxSegments < 2 || size > 65507/2 {
-			return nil, usagef("--gso on: needs Linux and datagrams of at most %d bytes (two must fit one 64 KiB send); this run has %d", 65507/2, size)
-		}
-		cfg.gso = true
-	default:
-		cfg.gso = udpMaxSegments > 1 && size <= 65507/2
+	if err := cfg.chooseGSO(); err != nil {
+		return nil, err
 	}
-	if cfg.gso {
-		cfg.burst = min(udpMaxSegments, 65507/size)
-	}
-	r, err := newRun(cfg)
-	if err != nil && cfg.gso && cfg.gsoArg == "auto" {
-		cfg.gso, cfg.burst = false, 64
-		r, err = newRun(cfg)
-	}
+	r, err := openRun(cfg)
 	if err != nil {
-		if isUnreachable(err) {
-			return nil, usagef("target %v is unreachable: %v", cfg.target, err)
-		}
 		return nil, err
 	}
 	defer r.close()
@@ -219,26 +217,11 @@ func execute(cfg *config, stderr io.Writer) (*summary, error) {
 	defer signal.Stop(sig)
 
 	r.start = time.Now()
-	deadline := r.start.Add(cfg.duration)
 	var rwg sync.WaitGroup
-	if cfg.mode == "echo" {
-		for _, f := range r.flows {
-			rwg.Add(1)
-			go r.recvLoop(f, &rwg)
-		}
-	}
-	var swg sync.WaitGroup
-	for i := 0; i < cfg.senders; i++ {
-		swg.Add(1)
-		go func() { defer swg.Done(); r.sendLoop(i, deadline) }()
-	}
-	sendersDone := make(chan struct{})
-	go func() { swg.Wait(); close(sendersDone) }()
-
+	sendersDone := r.startLoops(r.start.Add(cfg.duration), &rwg)
+	p := progress{r: r, before: before, out: stderr, lastT: r.start}
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
-	var lastSent, lastRecv uint64
-	lastT := r.start
 sending:
 	for {
 		select {
@@ -247,32 +230,113 @@ sending:
 		case <-sig:
 			r.stopped.Store(true)
 		case now := <-tick.C:
-			sent, recv := r.totals()
-			live := cfg.mode == "echo"
-			if cfg.mode == "oneway" && cfg.metricsURL != "" && cfg.progress {
-				// One-way: what arrived is the server's count, scraped live.
-				if now, err := scrapeServer(cfg.metricsURL); err == nil {
-					recv, live = diffServer(before, now).Received, true
-				}
-			}
-			if cfg.progress {
-				secs := now.Sub(lastT).Seconds()
-				line := fmt.Sprintf("[%5.1fs] sent %9.0f/s", now.Sub(r.start).Seconds(), float64(sent-lastSent)/secs)
-				if live {
-					loss := 0.0
-					if sent > 0 {
-						loss = 100 * float64(sent-min(recv, sent)) / float64(sent)
-					}
-					line += fmt.Sprintf("  recv %9.0f/s  in flight or lost %.2f%%", float64(recv-min(lastRecv, recv))/secs, loss)
-				}
-				fmt.Fprintln(stderr, line)
-			}
-			lastSent, lastRecv, lastT = sent, recv, now
+			p.tick(now)
 		}
 	}
-	elapsed := time.Since(r.start)
+	return r.finish(before, time.Since(r.start), &rwg)
+}
 
-	// Let replies and the server's counters catch up.
+// chooseGSO decides whether the run sends UDP GSO super-datagrams
+// (--gso) and how many datagrams go in one send call. GSO needs equal-size
+// datagrams (ours are) and caps a send at 64 segments and 64 KiB.
+func (cfg *config) chooseGSO() error {
+	size := len(cfg.payload)
+	cfg.burst = 64
+	switch {
+	case cfg.proto == "tcp":
+		cfg.gso = false // a stream has no datagrams to segment
+	case cfg.gsoArg == "off":
+		cfg.gso = false
+	case cfg.gsoArg == "on":
+		if udpMaxSegments < 2 || size > 65507/2 {
+			return usagef("--gso on: needs Linux and datagrams of at most %d bytes (two must fit one 64 KiB send); this run has %d", 65507/2, size)
+		}
+		cfg.gso = true
+	default:
+		cfg.gso = udpMaxSegments > 1 && size <= 65507/2
+	}
+	if cfg.gso {
+		cfg.burst = min(udpMaxSegments, 65507/size)
+	}
+	return nil
+}
+
+// openRun opens the flows, without GSO when --gso auto and the kernel
+// refuses it.
+func openRun(cfg *config) (*run, error) {
+	r, err := newRun(cfg)
+	if err != nil && cfg.gso && cfg.gsoArg == "auto" {
+		cfg.gso, cfg.burst = false, 64
+		r, err = newRun(cfg)
+	}
+	if err != nil {
+		if isUnreachable(err) {
+			return nil, usagef("target %v is unreachable: %v", cfg.target, err)
+		}
+		return nil, err
+	}
+	return r, nil
+}
+
+// startLoops starts a receiver per flow (echo; rwg waits for them) and the
+// senders, and returns a channel closed when every sender has stopped.
+func (r *run) startLoops(deadline time.Time, rwg *sync.WaitGroup) <-chan struct{} {
+	if r.cfg.mode == "echo" {
+		for _, f := range r.flows {
+			rwg.Add(1)
+			go r.recvLoop(f, rwg)
+		}
+	}
+	var swg sync.WaitGroup
+	for i := 0; i < r.cfg.senders; i++ {
+		swg.Add(1)
+		go func() { defer swg.Done(); r.sendLoop(i, deadline) }()
+	}
+	sendersDone := make(chan struct{})
+	go func() { swg.Wait(); close(sendersDone) }()
+	return sendersDone
+}
+
+// progress prints a line to out once a second while the run sends
+// (--progress): the send rate and, when known, the receive rate and loss.
+type progress struct {
+	r                  *run
+	before             serverStats
+	out                io.Writer
+	lastSent, lastRecv uint64
+	lastT              time.Time
+}
+
+func (p *progress) tick(now time.Time) {
+	cfg := p.r.cfg
+	sent, recv := p.r.totals()
+	live := cfg.mode == "echo"
+	if cfg.mode == "oneway" && cfg.metricsURL != "" && cfg.progress {
+		// One-way: what arrived is the server's count, scraped live.
+		if now, err := scrapeServer(cfg.metricsURL); err == nil {
+			recv, live = diffServer(p.before, now).Received, true
+		}
+	}
+	if cfg.progress {
+		secs := now.Sub(p.lastT).Seconds()
+		line := fmt.Sprintf("[%5.1fs] sent %9.0f/s", now.Sub(p.r.start).Seconds(), float64(sent-p.lastSent)/secs)
+		if live {
+			loss := 0.0
+			if sent > 0 {
+				loss = 100 * float64(sent-min(recv, sent)) / float64(sent)
+			}
+			line += fmt.Sprintf("  recv %9.0f/s  in flight or lost %.2f%%", float64(recv-min(p.lastRecv, recv))/secs, loss)
+		}
+		fmt.Fprintln(p.out, line)
+	}
+	p.lastSent, p.lastRecv, p.lastT = sent, recv, now
+}
+
+// finish waits (--wait) for replies and the server's counters to catch up,
+// closes the flows, and returns the summary, or an error when nothing got
+// through.
+func (r *run) finish(before serverStats, elapsed time.Duration, rwg *sync.WaitGroup) (*summary, error) {
+	cfg := r.cfg
 	waitUntil := time.Now().Add(cfg.wait)
 	for cfg.mode == "echo" && time.Now().Before(waitUntil) {
 		if sent, recv := r.totals(); recv >= sent {

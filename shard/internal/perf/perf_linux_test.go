@@ -1,4 +1,4 @@
-package shard_test
+package perf
 
 // Performance benchmarks for the sharding core, each one comparing shardd
 // with the naive Go server (one net.ListenUDP socket, one goroutine,
@@ -12,7 +12,7 @@ package shard_test
 // per-round ratios (a slow minute slows both sides of one round). ns/op is the
 // wall time of a round and means little. Run at least 5 rounds:
 //
-//	go test -run '^$' -bench . -benchtime 7x ./shard/
+//	go test -run '^$' -bench . -benchtime 7x ./shard/internal/perf/
 //
 // Metrics are named VARIANT-UNIT (naive-pkts/s, shardd-pkts/s,
 // creader-pkts/s, *-rtt/s, *-drops, shardd-batch = mean datagrams per
@@ -51,6 +51,7 @@ import (
 	"github.com/shardd/shardd/metrics"
 	"github.com/shardd/shardd/packet"
 	"github.com/shardd/shardd/shard"
+	"github.com/shardd/shardd/shard/mmsg"
 )
 
 var (
@@ -86,60 +87,55 @@ var loopback = netip.MustParseAddr("127.0.0.1")
 
 // ---------------------------------------------------------------------------
 // Load generators: connected UDP sockets on 127.0.0.1, one per source port,
-// driven with raw sendmmsg/recvmmsg so they cost as little CPU as the kernel
-// allows (the x/net ipv4 WriteBatch path would do the same with allocations).
+// driven with raw sendmmsg/recvmmsg (package mmsg) so they cost as little
+// CPU as the kernel allows (the x/net ipv4 WriteBatch path would do the same
+// with allocations).
 
-// mmsgVec is one thread's vector of batch datagram headers. For sending every
-// entry points at the same payload; for receiving each has its own slot.
+// mmsgVec is one thread's batch of datagrams on connected sockets. For
+// sending every entry points at the same payload; for receiving each has
+// its own slot.
 type mmsgVec struct {
-	hdrs []unix.Mmsghdr
-	iovs []unix.Iovec
-	bufs []byte
+	*mmsg.Batch
 }
 
-func newSendVec(payload []byte) *mmsgVec {
-	v := &mmsgVec{hdrs: make([]unix.Mmsghdr, perfBatch), iovs: make([]unix.Iovec, perfBatch), bufs: payload}
-	for i := range v.hdrs {
-		v.iovs[i].Base = &payload[0]
-		v.iovs[i].SetLen(len(payload))
-		v.hdrs[i].Hdr.Iov = &v.iovs[i]
-		v.hdrs[i].Hdr.SetIovlen(1)
+func newSendVec(payload []byte) mmsgVec {
+	v := mmsgVec{mmsg.NewBatch(perfBatch, mmsg.Options{})}
+	for i := range perfBatch {
+		v.SetBuf(i, payload)
 	}
 	return v
 }
 
-func newRecvVec(slot int) *mmsgVec {
-	v := &mmsgVec{hdrs: make([]unix.Mmsghdr, perfBatch), iovs: make([]unix.Iovec, perfBatch), bufs: make([]byte, perfBatch*slot)}
-	for i := range v.hdrs {
-		v.iovs[i].Base = &v.bufs[i*slot]
-		v.iovs[i].SetLen(slot)
-		v.hdrs[i].Hdr.Iov = &v.iovs[i]
-		v.hdrs[i].Hdr.SetIovlen(1)
+func newRecvVec(slot int) mmsgVec {
+	v := mmsgVec{mmsg.NewBatch(perfBatch, mmsg.Options{})}
+	bufs := make([]byte, perfBatch*slot)
+	for i := range perfBatch {
+		v.SetBuf(i, bufs[i*slot:(i+1)*slot])
 	}
 	return v
 }
 
 // sendmmsg sends k (<= perfBatch) datagrams on the connected socket fd.
-func (v *mmsgVec) sendmmsg(fd, k int) (int, error) {
+func (v mmsgVec) sendmmsg(fd, k int) (int, error) {
 	for {
-		n, _, errno := unix.Syscall6(unix.SYS_SENDMMSG, uintptr(fd), uintptr(unsafe.Pointer(&v.hdrs[0])), uintptr(k), 0, 0, 0)
+		n, errno := v.Send(uintptr(fd), 0, k, 0)
 		if errno == unix.EINTR {
 			continue
 		}
 		if errno != 0 {
 			return 0, errno
 		}
-		return int(n), nil
+		return n, nil
 	}
 }
 
 // recvmmsg reads up to k datagrams without blocking; 0, nil when none is queued.
-func (v *mmsgVec) recvmmsg(fd, k int) (int, error) {
+func (v mmsgVec) recvmmsg(fd, k int) (int, error) {
 	for {
-		n, _, errno := unix.Syscall6(unix.SYS_RECVMMSG, uintptr(fd), uintptr(unsafe.Pointer(&v.hdrs[0])), uintptr(k), unix.MSG_DONTWAIT, 0, 0)
+		n, errno := v.Recv(uintptr(fd), k, unix.MSG_DONTWAIT)
 		switch errno {
 		case 0:
-			return int(n), nil
+			return n, nil
 		case unix.EINTR:
 			continue
 		case unix.EAGAIN:
@@ -212,29 +208,37 @@ func (f *flows) fill(n int, perFlow []int) (sent int, err error) {
 	return sent, nil
 }
 
-// flood sends from senders threads (each with its share of the flows)
-// as fast as they can, round-robin over their flows, until d has passed. Each
-// message carries segs datagrams of perfPayload bytes: segs > 1 needs
-// enableGSO. It reports the datagrams sent and for how long.
-func (f *flows) flood(d time.Duration, senders, segs int) (sent int, took time.Duration, err error) {
-	senders = max(1, min(senders, len(f.fds)))
+// parallel splits the flows over threads goroutines (flow i to thread
+// i%threads; at least 1, at most one per flow), runs each on its share and
+// waits for all; it returns the number of threads and how long they took.
+func (f *flows) parallel(threads int, run func(t int, fds []int)) (int, time.Duration) {
+	threads = max(1, min(threads, len(f.fds)))
 	var wg sync.WaitGroup
-	sents := make([]int, senders)
-	errs := make([]error, senders)
 	start := time.Now()
-	for t := range senders {
+	for t := range threads {
 		var fds []int
-		for i := t; i < len(f.fds); i += senders {
+		for i := t; i < len(f.fds); i += threads {
 			fds = append(fds, f.fds[i])
 		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			sents[t], errs[t] = floodFDs(fds, segs, start.Add(d))
+			run(t, fds)
 		}()
 	}
 	wg.Wait()
-	took = time.Since(start)
+	return threads, time.Since(start)
+}
+
+// flood sends from senders threads (each with its share of the flows)
+// as fast as they can, round-robin over their flows, until d has passed. Each
+// message carries segs datagrams of perfPayload bytes: segs > 1 needs
+// enableGSO. It reports the datagrams sent and for how long.
+func (f *flows) flood(d time.Duration, senders, segs int) (sent int, took time.Duration, err error) {
+	sents := make([]int, len(f.fds))
+	errs := make([]error, len(f.fds))
+	deadline := time.Now().Add(d)
+	senders, took = f.parallel(senders, func(t int, fds []int) { sents[t], errs[t] = floodFDs(fds, segs, deadline) })
 	for t := range senders {
 		sent += sents[t]
 		if err == nil {
@@ -425,6 +429,24 @@ func listenNaive(tb testing.TB) *net.UDPConn {
 		tb.Fatal(err)
 	}
 	return c
+}
+
+// runNaive starts the naive server (echoing if echo) on a new socket with a
+// receive buffer of rcvbuf bytes (0: the kernel's default) and returns the
+// socket and its count of datagrams read; stop closes it and waits for the
+// loop.
+func runNaive(tb testing.TB, echo bool, rcvbuf int) (c *net.UDPConn, count *atomic.Uint64, stop func()) {
+	c = listenNaive(tb)
+	if rcvbuf > 0 {
+		_ = c.SetReadBuffer(rcvbuf)
+	}
+	count = new(atomic.Uint64)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		naiveLoop(c, echo, count, 0)
+	}()
+	return c, count, func() { c.Close(); <-done }
 }
 
 func naiveAddr(c *net.UDPConn) netip.AddrPort { return c.LocalAddr().(*net.UDPAddr).AddrPort() }
@@ -713,7 +735,7 @@ func buildCReader(b *testing.B) string {
 	if err != nil {
 		b.Skip("no C compiler (cc) to build the reference reader")
 	}
-	src, err := filepath.Abs(filepath.Join("..", "testdata", "bench", "creader.c"))
+	src, err := filepath.Abs(filepath.Join("..", "..", "..", "testdata", "bench", "creader.c"))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -849,16 +871,8 @@ func competeShardd(b *testing.B, senders, segs int) map[string]float64 {
 }
 
 func competeNaive(b *testing.B, senders, segs int) map[string]float64 {
-	c := listenNaive(b)
-	defer c.Close()
-	_ = c.SetReadBuffer(perfRcvBuf)
-	var count atomic.Uint64
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		naiveLoop(c, false, &count, 0)
-	}()
-	defer func() { c.Close(); <-done }()
+	c, count, stop := runNaive(b, false, perfRcvBuf)
+	defer stop()
 	f := competeFlows(b, naiveAddr(c), segs)
 	defer f.close()
 	rx0 := count.Load()
@@ -984,24 +998,9 @@ func echoClient(fds []int, d time.Duration, window int) (echoStats, error) {
 func runEcho(b *testing.B, to netip.AddrPort) (float64, int) {
 	f := newFlows(b, *perfFlows, to)
 	defer f.close()
-	clients := max(1, min(*perfClients, len(f.fds)))
-	var wg sync.WaitGroup
-	res := make([]echoStats, clients)
-	errs := make([]error, clients)
-	start := time.Now()
-	for c := range clients {
-		var fds []int
-		for i := c; i < len(f.fds); i += clients {
-			fds = append(fds, f.fds[i])
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			res[c], errs[c] = echoClient(fds, *perfDur, *perfWindow)
-		}()
-	}
-	wg.Wait()
-	took := time.Since(start)
+	res := make([]echoStats, len(f.fds))
+	errs := make([]error, len(f.fds))
+	clients, took := f.parallel(*perfClients, func(c int, fds []int) { res[c], errs[c] = echoClient(fds, *perfDur, *perfWindow) })
 	var total echoStats
 	for c := range clients {
 		if errs[c] != nil {
@@ -1029,16 +1028,8 @@ func echoShardd(b *testing.B) map[string]float64 {
 }
 
 func echoNaive(b *testing.B) map[string]float64 {
-	c := listenNaive(b)
-	defer c.Close()
-	_ = c.SetReadBuffer(perfRcvBuf)
-	var count atomic.Uint64
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		naiveLoop(c, true, &count, 0)
-	}()
-	defer func() { c.Close(); <-done }()
+	c, _, stop := runNaive(b, true, perfRcvBuf)
+	defer stop()
 	rate, lost := runEcho(b, naiveAddr(c))
 	drops, _ := sockMem(c)
 	return map[string]float64{"rtt/s": rate, "lost": float64(lost), "drops": float64(drops)}
@@ -1136,9 +1127,12 @@ func settle(sent uint64, accounted func() uint64) {
 }
 
 // hostUDP is host-wide loss outside the sockets, read only to explain a gap
-// in a variant's accounting (other processes add to it too).
+// in a variant's accounting (other processes add to it too): the backlog
+// drops of /proc/net/softnet_stat and the IPv4 Udp counters of
+// /proc/net/snmp (metrics.ReadHostUDP).
 type hostUDP struct {
-	backlogDrops, noPorts, inErrors, rcvbufErrors, memErrors uint64
+	backlogDrops uint64
+	metrics.HostUDP
 }
 
 func readHostUDP() hostUDP {
@@ -1151,38 +1145,13 @@ func readHostUDP() hostUDP {
 			}
 		}
 	}
-	if data, err := os.ReadFile("/proc/net/snmp"); err == nil {
-		var names []string
-		for line := range strings.Lines(string(data)) {
-			f := strings.Fields(line)
-			if len(f) == 0 || f[0] != "Udp:" {
-				continue
-			}
-			if names == nil {
-				names = f
-				continue
-			}
-			for i := 1; i < len(f) && i < len(names); i++ {
-				n, _ := strconv.ParseUint(f[i], 10, 64)
-				switch names[i] {
-				case "NoPorts":
-					h.noPorts = n
-				case "InErrors":
-					h.inErrors = n
-				case "RcvbufErrors":
-					h.rcvbufErrors = n
-				case "MemErrors":
-					h.memErrors = n
-				}
-			}
-		}
-	}
+	h.HostUDP, _, _ = metrics.ReadHostUDP() // zero when unreadable, as before
 	return h
 }
 
 func (h hostUDP) since(h0 hostUDP) string {
 	return fmt.Sprintf("host-wide meanwhile: backlog drops +%d, Udp NoPorts +%d, InErrors +%d, RcvbufErrors +%d, MemErrors +%d",
-		h.backlogDrops-h0.backlogDrops, h.noPorts-h0.noPorts, h.inErrors-h0.inErrors, h.rcvbufErrors-h0.rcvbufErrors, h.memErrors-h0.memErrors)
+		h.backlogDrops-h0.backlogDrops, h.NoPorts-h0.NoPorts, h.InErrors-h0.InErrors, h.RcvbufErrors-h0.RcvbufErrors, h.MemErrors-h0.MemErrors)
 }
 
 // steadyResult checks sent == received + kernel drops (reporting any gap as
@@ -1239,19 +1208,12 @@ func steadyShardd(b *testing.B, rcvbuf int) map[string]float64 {
 // steadyNaive runs the naive server with the kernel's default buffer.
 func steadyNaive(b *testing.B) map[string]float64 {
 	h0 := readHostUDP()
-	c := listenNaive(b)
-	defer c.Close()
+	c, count, stop := runNaive(b, *perfEcho, 0)
+	defer stop()
 	rcvbuf := 0
 	if rc, err := c.SyscallConn(); err == nil {
 		_ = rc.Control(func(fd uintptr) { rcvbuf, _ = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF) })
 	}
-	var count atomic.Uint64
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		naiveLoop(c, *perfEcho, &count, 0)
-	}()
-	defer func() { c.Close(); <-done }()
 	f := newFlows(b, *perfFlows, naiveAddr(c))
 	defer f.close()
 	sent, took, late, err := f.pace(*perfRate, *perfSteady)
