@@ -546,6 +546,9 @@ func (g *Group) wait(ctx context.Context) error {
 	}
 }
 
+// closeWait bounds how long Close waits for the shards to leave.
+const closeWait = 30 * time.Second
+
 // Close closes every socket at once; Serve then returns ErrGroupClosed.
 // Datagrams still queued are lost (and were already received by the kernel).
 // Idempotent.
@@ -559,10 +562,12 @@ func (g *Group) Close() error {
 		// The shards leave their waits at once (closeSockets interrupts
 		// them), and only then are the sockets really closed: wait, so the
 		// port is free and no handler runs once Close returns. The bound
-		// only guards against a handler that blocks, which it must not.
+		// only guards against a handler that blocks, which it must not; it
+		// is long because a loaded machine can keep a runnable thread off
+		// the CPU for more than a second (a 1 s bound failed under load).
 		select {
 		case <-g.done:
-		case <-time.After(time.Second):
+		case <-time.After(closeWait):
 		}
 	}
 	return nil
