@@ -153,6 +153,9 @@ func (g *Group) bindUDP(cpus []int) error {
 	clearedReuseAddr := 0 // inherited UDP sockets that had SO_REUSEADDR on
 	for i := 0; i < r.Shards; i++ {
 		conn, cleared, err := g.udpSocket(i, &lc)
+		if err == nil && i == 0 {
+			conn, err = g.ownPort(conn, &lc)
+		}
 		if err != nil {
 			return err
 		}
@@ -187,6 +190,49 @@ func (g *Group) bindUDP(cpus []int) error {
 			zap.Int("sockets", clearedReuseAddr))
 	}
 	return nil
+}
+
+// ownPort makes sure the port the kernel picked for shard 0, when port 0
+// was asked, is used by nothing else. With SO_REUSEPORT the kernel's pick
+// skips only ports whose sockets would refuse to share (udp_lib_lport_inuse),
+// so it may hand out a port another reuseport group of the same user holds,
+// and the group would silently join it (seen as a test flake: "port still
+// bound after Close"). Such a pick is dropped and the kernel asked again.
+func (g *Group) ownPort(conn *net.UDPConn, lc *net.ListenConfig) (*net.UDPConn, error) {
+	if g.cfg.addr.Port() != 0 || g.cfg.Inherit["udp/0"] != nil {
+		return conn, nil
+	}
+	for attempt := 0; attempt < 16 && portShared(conn); attempt++ {
+		_ = conn.Close()
+		var err error
+		if conn, _, err = g.udpSocket(0, lc); err != nil {
+			return nil, err
+		}
+	}
+	return conn, nil
+}
+
+// portShared says whether conn's port has UDP sockets other than conn (in
+// the kernel's tables; never off Linux, where only one shard binds).
+func portShared(conn *net.UDPConn) bool {
+	rc, err := conn.SyscallConn()
+	if err != nil {
+		return false
+	}
+	own, ok := socketInode(rc)
+	if !ok {
+		return false
+	}
+	socks, _, err := sockinfo.Scan("udp", conn.LocalAddr().(*net.UDPAddr).AddrPort().Port())
+	if err != nil {
+		return false
+	}
+	for _, s := range socks {
+		if s.Inode != own {
+			return true
+		}
+	}
+	return false
 }
 
 // udpSocket binds shard i's UDP socket, or adopts the inherited "udp/i".
