@@ -148,15 +148,28 @@ func (r *run) sendLoop(id int, deadline time.Time) {
 	s.msgs = make([][]byte, cfg.burst)
 	for k := 0; ; k++ {
 		now := time.Now()
-		if now.After(deadline) || r.stopped.Load() {
+		// Past the deadline a paced sender still sends what fell due
+		// before it (a sleep the scheduler stretched past the deadline
+		// must not cut the count), then stops.
+		late := now.After(deadline)
+		if r.stopped.Load() || (late && s.share <= 0) {
 			return
+		}
+		if late {
+			now = deadline
 		}
 		n := s.due(r.start, now, deadline, cfg.burst)
 		if n == 0 {
+			if late {
+				return
+			}
 			continue
 		}
 		f := s.mine[k%len(s.mine)]
 		if n = r.windowRoom(f, n, k%len(s.mine) == len(s.mine)-1); n == 0 {
+			if late {
+				return
+			}
 			continue
 		}
 		r.sendBurst(s, f, n, deadline)
