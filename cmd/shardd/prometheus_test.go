@@ -245,20 +245,40 @@ func procState(pid int) string {
 	return ""
 }
 
-// TestPrometheusAlertFiresOnKernelDrops runs shardd with a tiny receive
-// buffer under the real Prometheus server (metrics/shardd.rules.yml, the
-// kernel-drops alert's for: cut to 1s), stops shardd (SIGSTOP) while a
-// bounded burst arrives so that the kernel drops most of it, lets it go on,
-// and waits for SharddKernelDrops to fire for its listener.
-func TestPrometheusAlertFiresOnKernelDrops(t *testing.T) {
+// waitFiring polls Prometheus until the alert name fires for listener
+// (90 s at most) and returns how long after since it was seen firing.
+func waitFiring(t *testing.T, base, name, listener string, since time.Time) time.Duration {
+	t.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		state := alertState(t, base, name, listener)
+		if state == "firing" {
+			return time.Since(since).Round(100 * time.Millisecond)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s for %s is %q 90 s after it was provoked, want firing", name, listener, state)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestPrometheusAlertsFireOnDropsAndForeignSocket runs shardd with a tiny
+// receive buffer under the real Prometheus server (metrics/shardd.rules.yml
+// with the for: of the two alerts under test cut to 1s). It stops shardd
+// (SIGSTOP) while a bounded burst arrives, so that the kernel drops most of
+// it, lets it go on, and waits for SharddKernelDrops to fire for its
+// listener; then it binds a socket of its own on shardd's port and waits
+// for SharddForeignSockets.
+func TestPrometheusAlertsFireOnDropsAndForeignSocket(t *testing.T) {
 	tooltest.Require(t, "prometheus")
 	rulesText, err := os.ReadFile(rulesPath)
 	if err != nil {
 		t.Fatal(err)
 	}
 	rules := shortFor(t, string(rulesText), "SharddKernelDrops", "1s")
+	rules = shortFor(t, rules, "SharddForeignSockets", "1s")
 
-	d := plainDaemon(t, "--shards", "1", "--rcvbuf", "4K", "--handler", "discard", "--metrics", "127.0.0.1:0", "127.0.0.1:0")
+	d := plainDaemon(t, "--shards", "1", "--rcvbuf", "4K", "--handler", "discard", "--guard-interval", "200ms", "--metrics", "127.0.0.1:0", "127.0.0.1:0")
 	listening := d.WaitLine(t, "listening")
 	bound := netip.MustParseAddrPort(listening["bound"].(string))
 	listener := listening["addr"].(string)
@@ -292,16 +312,18 @@ func TestPrometheusAlertFiresOnKernelDrops(t *testing.T) {
 	for _, g := range rulesData.Groups {
 		for _, r := range g.Rules {
 			loaded++
-			if r.Name == "SharddKernelDrops" && r.Duration != 1 {
-				t.Fatalf("SharddKernelDrops loaded with for: %vs, want 1s", r.Duration)
+			if (r.Name == "SharddKernelDrops" || r.Name == "SharddForeignSockets") && r.Duration != 1 {
+				t.Fatalf("%s loaded with for: %vs, want 1s", r.Name, r.Duration)
 			}
 		}
 	}
 	if want := strings.Count(rules, "- alert: ") + strings.Count(rules, "- record: "); loaded != want {
 		t.Fatalf("Prometheus loaded %d rules, the file has %d", loaded, want)
 	}
-	if s := alertState(t, base, "SharddKernelDrops", listener); s != "" {
-		t.Fatalf("SharddKernelDrops is %s before any drop", s)
+	for _, a := range []string{"SharddKernelDrops", "SharddForeignSockets"} {
+		if s := alertState(t, base, a, listener); s != "" {
+			t.Fatalf("%s is %s before it was provoked", a, s)
+		}
 	}
 
 	// The burst: shardd stopped (its queue holds a few datagrams of the
@@ -344,15 +366,17 @@ func TestPrometheusAlertFiresOnKernelDrops(t *testing.T) {
 	}
 	t.Logf("burst of %d: %v received, %v dropped by the kernel (shardd_kernel_drops_total)", burst, rx, drops)
 
-	var state string
-	deadline := time.Now().Add(90 * time.Second)
-	for state = alertState(t, base, "SharddKernelDrops", listener); state != "firing"; state = alertState(t, base, "SharddKernelDrops", listener) {
-		if time.Now().After(deadline) {
-			t.Fatalf("SharddKernelDrops for %s is %q 90 s after the drops, want firing", listener, state)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Logf("SharddKernelDrops firing for %s %v after the burst", listener, time.Since(burstAt).Round(100*time.Millisecond))
+	t.Logf("SharddKernelDrops firing for %s %v after the burst", listener, waitFiring(t, base, "SharddKernelDrops", listener, burstAt))
+
+	// A socket of the test (shardd's user) joins the port: the guard
+	// counts it, and the alert fires.
+	testkit.BindReusePort(t, int(bound.Port()))
+	boundAt := time.Now()
+	testkit.PollFor(t, "shardd_foreign_sockets = 1", testkit.WaitTimeout, func() bool {
+		page, err := testkit.Get(metricsURL)
+		return err == nil && testkit.MetricSum(page, "shardd_foreign_sockets", "") == 1
+	})
+	t.Logf("SharddForeignSockets firing for %s %v after the bind", listener, waitFiring(t, base, "SharddForeignSockets", listener, boundAt))
 	if code, _ := d.Stop(t, syscall.SIGTERM); code != 0 {
 		t.Fatalf("shardd exit %d:\n%s", code, d.Stderr)
 	}
