@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -232,6 +233,51 @@ scrape_configs:
 	return base
 }
 
+// dashboardQueries are the PromQL queries of the dashboard's panels with
+// Grafana's variables replaced as Grafana would (every instance and
+// listener, a 1m rate interval, a 5m range).
+func dashboardQueries(t *testing.T) []string {
+	t.Helper()
+	b, err := os.ReadFile(dashboardPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vars := strings.NewReplacer("$__rate_interval", "1m", "$__range", "5m", "$instance", ".*", "$listener", ".*")
+	var qs []string
+	for _, m := range regexp.MustCompile(`"expr": ("(?:[^"\\]|\\.)*")`).FindAllStringSubmatch(string(b), -1) {
+		var q string
+		if err := json.Unmarshal([]byte(m[1]), &q); err != nil {
+			t.Fatal(err)
+		}
+		qs = append(qs, vars.Replace(q))
+	}
+	if len(qs) < 20 {
+		t.Fatalf("%s: only %d queries found", dashboardPath, len(qs))
+	}
+	return qs
+}
+
+// checkDashboard runs every dashboard query on the Prometheus server at
+// base: each must parse and evaluate. It returns the number of queries
+// that returned data.
+func checkDashboard(t *testing.T, base string) (queries, withData int) {
+	t.Helper()
+	for _, q := range dashboardQueries(t) {
+		var data struct {
+			Result []json.RawMessage `json:"result"`
+		}
+		if err := promAPI(base, "/api/v1/query?query="+url.QueryEscape(q), &data); err != nil {
+			t.Errorf("dashboard query %s: %v", q, err)
+			continue
+		}
+		queries++
+		if len(data.Result) > 0 {
+			withData++
+		}
+	}
+	return queries, withData
+}
+
 // procState is the state letter of /proc/PID/stat (R, S, T...).
 func procState(pid int) string {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
@@ -377,6 +423,21 @@ func TestPrometheusAlertsFireOnDropsAndForeignSocket(t *testing.T) {
 		return err == nil && testkit.MetricSum(page, "shardd_foreign_sockets", "") == 1
 	})
 	t.Logf("SharddForeignSockets firing for %s %v after the bind", listener, waitFiring(t, base, "SharddForeignSockets", listener, boundAt))
+
+	// The dashboard's queries parse and run against what Prometheus holds
+	// now; the kernel drops panel shows the drops.
+	drop := `sum by (listener, proto, shard) (rate(shardd_kernel_drops_total{instance=~".*", listener=~".*"}[1m]))`
+	if !slices.Contains(dashboardQueries(t), drop) {
+		t.Fatalf("%s has no query %s", dashboardPath, drop)
+	}
+	var dropData struct {
+		Result []json.RawMessage `json:"result"`
+	}
+	if err := promAPI(base, "/api/v1/query?query="+url.QueryEscape(drop), &dropData); err != nil || len(dropData.Result) != 1 {
+		t.Errorf("kernel drops panel: %v, %d series, want 1", err, len(dropData.Result))
+	}
+	n, withData := checkDashboard(t, base)
+	t.Logf("dashboard: %d queries evaluated by Prometheus, %d with data (no DNS, syslog or TCP listener ran)", n, withData)
 	if code, _ := d.Stop(t, syscall.SIGTERM); code != 0 {
 		t.Fatalf("shardd exit %d:\n%s", code, d.Stderr)
 	}
