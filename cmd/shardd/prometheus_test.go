@@ -155,6 +155,15 @@ func promAPI(base, path string, data any) error {
 	return json.Unmarshal(r.Data, data)
 }
 
+// promQuery runs an instant query: its result vector.
+func promQuery(base, q string) ([]json.RawMessage, error) {
+	var data struct {
+		Result []json.RawMessage `json:"result"`
+	}
+	err := promAPI(base, "/api/v1/query?query="+url.QueryEscape(q), &data)
+	return data.Result, err
+}
+
 type promAlert struct {
 	Labels map[string]string `json:"labels"`
 	State  string            `json:"state"`
@@ -263,15 +272,13 @@ func dashboardQueries(t *testing.T) []string {
 func checkDashboard(t *testing.T, base string) (queries, withData int) {
 	t.Helper()
 	for _, q := range dashboardQueries(t) {
-		var data struct {
-			Result []json.RawMessage `json:"result"`
-		}
-		if err := promAPI(base, "/api/v1/query?query="+url.QueryEscape(q), &data); err != nil {
+		result, err := promQuery(base, q)
+		if err != nil {
 			t.Errorf("dashboard query %s: %v", q, err)
 			continue
 		}
 		queries++
-		if len(data.Result) > 0 {
+		if len(result) > 0 {
 			withData++
 		}
 	}
@@ -430,11 +437,11 @@ func TestPrometheusAlertsFireOnDropsAndForeignSocket(t *testing.T) {
 	if !slices.Contains(dashboardQueries(t), drop) {
 		t.Fatalf("%s has no query %s", dashboardPath, drop)
 	}
-	var dropData struct {
-		Result []json.RawMessage `json:"result"`
-	}
-	if err := promAPI(base, "/api/v1/query?query="+url.QueryEscape(drop), &dropData); err != nil || len(dropData.Result) != 1 {
-		t.Errorf("kernel drops panel: %v, %d series, want 1", err, len(dropData.Result))
+	// The recording rules ran on the real server too.
+	for _, q := range []string{drop, "shardd:rx_packets:rate1m", "shardd:kernel_drops:ratio_rate5m", "shardd:shard_imbalance:rate5m"} {
+		if result, err := promQuery(base, q); err != nil || len(result) != 1 {
+			t.Errorf("%s: %v, %d series, want 1", q, err, len(result))
+		}
 	}
 	n, withData := checkDashboard(t, base)
 	t.Logf("dashboard: %d queries evaluated by Prometheus, %d with data (no DNS, syslog or TCP listener ran)", n, withData)
