@@ -27,6 +27,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -735,4 +736,47 @@ func (r *dnsResult) markdown() string {
 		}
 	}
 	return b.String()
+}
+
+// svg charts the dns mode: completed queries/s per client and server (the
+// median, whiskers min-max), and the zero-loss check's rate with what it lost.
+func (r *dnsResult) svg() string {
+	c := chartSpec{
+		title: fmt.Sprintf("DNS: shardd --handler dns vs Knot DNS, completed queries/s, %s", r.machine.Date),
+		note:  fmt.Sprintf("Bars: median of %d repetitions of %s per client and server (whiskers: slowest to fastest). Zero-loss check: dnsperf at a fixed rate, labelled with the queries lost.", r.Reps, r.Duration),
+		tick:  human,
+	}
+	c.series = append(c.series, r.Servers...)
+	for _, cl := range r.clients {
+		g := chartGroup{label: "shardload, one query"}
+		if cl == "dnsperf" {
+			g.label = "dnsperf, the query mix (" + filepath.Base(r.Queries) + ")"
+		}
+		for si, srv := range r.Servers {
+			cell, ok := r.cell(srv, cl)
+			if !ok {
+				continue
+			}
+			b := chartBar{series: si, value: cell.median, label: human(cell.median),
+				tip: fmt.Sprintf("%s, %s: %s queries/s (min-max %s-%s), lost %d at most", srv, cl, human(cell.median), human(cell.min), human(cell.max), r.maxLost(srv, cl))}
+			if cell.n > 1 {
+				b.lo, b.hi = cell.min, cell.max
+			}
+			g.bars = append(g.bars, b)
+		}
+		c.groups = append(c.groups, g)
+	}
+	if len(r.ZeroLoss) > 0 {
+		g := chartGroup{label: fmt.Sprintf("zero-loss check, dnsperf at %s queries/s for %v", human(float64(r.zeroRate)), r.zeroDur)}
+		for _, s := range r.ZeroLoss {
+			si := slices.Index(r.Servers, s.Server)
+			if si < 0 {
+				continue
+			}
+			g.bars = append(g.bars, chartBar{series: si, value: s.QPS, label: fmt.Sprintf("%s, %d lost", human(s.QPS), s.Lost),
+				tip: fmt.Sprintf("%s: sent %d, completed %d, lost %d, kernel drops %d", s.Server, s.Sent, s.Completed, s.Lost, s.Drops)})
+		}
+		c.groups = append(c.groups, g)
+	}
+	return c.svg()
 }

@@ -3,7 +3,7 @@
 // CPU pinned (plus any peer server given with --peer), under shardload's
 // one-way (discard) and echo loads, 64- and 512-byte datagrams, repetitions
 // interleaved so that a noisy machine slows every server alike. It writes a
-// markdown table, a JSON file and an SVG chart into --out.
+// markdown table, a JSON file and SVG charts into --out.
 //
 //	shardbench [--out DIR] [--reps N] [--duration D] [--peer 'NAME=COMMAND {port}']...
 package main
@@ -15,10 +15,12 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -124,7 +126,23 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
-	return writeResults(o.out, md+more, res, rep.svg())
+	return writeResults(o.out, md+more, res, charts(rep, res))
+}
+
+// charts are the SVG charts of the modes that ran, by file name: chart.svg
+// for the UDP and TCP loads, chart-dns.svg and chart-syslog.svg.
+func charts(rep *report, res results) map[string]string {
+	c := map[string]string{}
+	if len(rep.scenarios) > 0 {
+		c["chart.svg"] = rep.svg()
+	}
+	if res.DNS != nil && res.DNS.Skipped == "" {
+		c["chart-dns.svg"] = res.DNS.svg()
+	}
+	if res.Syslog != nil {
+		c["chart-syslog.svg"] = res.Syslog.svg()
+	}
+	return c
 }
 
 // options are shardbench's flags.
@@ -145,7 +163,7 @@ type options struct {
 func parseFlags(args []string) (*options, error) {
 	o := &options{fs: flag.NewFlagSet("shardbench", flag.ContinueOnError)}
 	fs := o.fs
-	fs.StringVar(&o.out, "out", "out/bench", "directory for results.md, results.json and chart.svg")
+	fs.StringVar(&o.out, "out", "out/bench", "directory for results.md, results.json and the charts (chart.svg, chart-dns.svg, chart-syslog.svg)")
 	fs.IntVar(&o.reps, "reps", 3, "repetitions of every run, interleaved")
 	fs.DurationVar(&o.dur, "duration", 2*time.Second, "load time per run")
 	fs.StringVar(&o.bin, "bin", "bin", "directory holding shardd, shardload and naive (make build)")
@@ -315,9 +333,9 @@ func runOtherModes(o *options, p plan, res *results) (string, error) {
 	return md, nil
 }
 
-// writeResults writes results.md, results.json and chart.svg into dir and
+// writeResults writes results.md, results.json and the charts into dir and
 // prints the markdown.
-func writeResults(dir, md string, res results, svg string) error {
+func writeResults(dir, md string, res results, charts map[string]string) error {
 	if err := os.WriteFile(filepath.Join(dir, "results.md"), []byte(md), 0o644); err != nil {
 		return err
 	}
@@ -325,11 +343,14 @@ func writeResults(dir, md string, res results, svg string) error {
 	if err := os.WriteFile(filepath.Join(dir, "results.json"), js, 0o644); err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(dir, "chart.svg"), []byte(svg), 0o644); err != nil {
-		return err
+	names := slices.Sorted(maps.Keys(charts))
+	for _, name := range names {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(charts[name]), 0o644); err != nil {
+			return err
+		}
 	}
 	fmt.Print(md)
-	fmt.Fprintf(os.Stderr, "wrote %s/results.md, results.json, chart.svg\n", dir)
+	fmt.Fprintf(os.Stderr, "wrote %s/results.md, results.json%s\n", dir, strings.Join(append([]string{""}, names...), ", "))
 	return nil
 }
 

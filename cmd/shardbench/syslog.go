@@ -19,6 +19,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -76,6 +77,7 @@ type syslogResult struct {
 	Rsyslog   string          `json:"rsyslog_version"`
 	TookSec   float64         `json:"took_s"`
 	ShardsCmd string          `json:"shardd_command"`
+	date      string
 }
 
 func runSyslogMode(c *syslogConfig, shardd, shardload string) (*syslogResult, error) {
@@ -94,7 +96,7 @@ func runSyslogMode(c *syslogConfig, shardd, shardload string) (*syslogResult, er
 			return []string{c.rsyslogd, "-n", "-f", conf, "-i", filepath.Join(dir, "rsyslogd.pid")}, err
 		}},
 	}
-	res := &syslogResult{Payload: c.payload, Duration: c.dur.String(), Rsyslog: rsyslogVersion(c.rsyslogd)}
+	res := &syslogResult{Payload: c.payload, Duration: c.dur.String(), Rsyslog: rsyslogVersion(c.rsyslogd), date: readMachine().Date}
 	res.ShardsCmd = strings.Join(servers[0].command2(), " ")
 	// Each round searches both servers in lockstep (a probe of one, then of
 	// the other, at each step), so a noisy spell of this shared machine
@@ -335,7 +337,7 @@ func peakRSS(pid int) uint64 {
 func (r *syslogResult) markdown() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "\n### syslog: zero-loss ingestion to a file\n\n")
-	fmt.Fprintf(&b, "shardload one-way, 1 sender thread, 64 flows, payload `%s`, %s per probe; rate doubled then bisected; a probe is clean when the file has one line per datagram sent (after SIGTERM). %d rounds, both servers probed in lockstep in each; the median round counts. %s. Took %.0fs.\n\n", r.Payload, r.Duration, len(r.Rounds[0]), r.Rsyslog, r.TookSec)
+	fmt.Fprintf(&b, "shardload one-way, 1 sender thread, 64 flows, payload `%s`, %s per probe; rate doubled then bisected; a probe is clean when the file has one line per datagram sent (after SIGTERM). %d rounds, both servers probed in lockstep in each; the median round counts. %s. Took %.0fs.\n\n", r.Payload, r.Duration, r.rounds(), r.Rsyslog, r.TookSec)
 	fmt.Fprintf(&b, "| server | highest zero-loss rate (msgs/s), median round | rounds | vs rsyslog | peak RSS there | overload: offered/s | written | peak RSS |\n|---|---:|---|---:|---:|---:|---:|---:|\n")
 	base := 0.0
 	for _, p := range r.Best {
@@ -364,4 +366,45 @@ func rsyslogVersion(rsyslogd string) string {
 	line, _, _ := strings.Cut(string(out), "\n")
 	line, _, _ = strings.Cut(line, " compiled with")
 	return strings.Join(strings.Fields(line), " ")
+}
+
+// rounds is the number of search rounds that ran.
+func (r *syslogResult) rounds() int {
+	if len(r.Rounds) == 0 {
+		return 0
+	}
+	return len(r.Rounds[0])
+}
+
+// svg charts the syslog mode: each server's highest zero-loss rate (the
+// median round, whiskers over the rounds) and what it wrote per second
+// under overload.
+func (r *syslogResult) svg() string {
+	c := chartSpec{
+		title: fmt.Sprintf("syslog: messages/s written to a file, shardd vs %s, %s", r.Rsyslog, r.date),
+		note: fmt.Sprintf("Zero-loss: the highest rate with one line in the file per datagram sent (rate doubled, then bisected; probes of %s), median of %d rounds, whiskers over the rounds. Overload: records written per second of sending as fast as one sender goes.",
+			r.Duration, r.rounds()),
+		tick: human,
+	}
+	best := chartGroup{label: "highest zero-loss rate"}
+	over := chartGroup{label: "overload: records written/s"}
+	for i, p := range r.Best {
+		c.series = append(c.series, p.Server)
+		b := chartBar{series: i, value: p.Offered, label: human(p.Offered) + "/s", tip: fmt.Sprintf("%s: %s/s with zero loss, peak RSS %.1f MiB", p.Server, human(p.Offered), float64(p.PeakRSS)/(1<<20))}
+		if i < len(r.Rounds) && len(r.Rounds[i]) > 1 {
+			b.lo, b.hi = math.Inf(1), 0
+			for _, q := range r.Rounds[i] {
+				b.lo, b.hi = math.Min(b.lo, q.Offered), math.Max(b.hi, q.Offered)
+			}
+		}
+		best.bars = append(best.bars, b)
+		if i < len(r.Overload) && r.Overload[i].Offered > 0 && r.Overload[i].Sent > 0 {
+			o := r.Overload[i]
+			rate := float64(o.Written) / (float64(o.Sent) / o.Offered)
+			over.bars = append(over.bars, chartBar{series: i, value: rate, label: human(rate) + "/s",
+				tip: fmt.Sprintf("%s: wrote %d of %d sent at %s/s, peak RSS %.1f MiB", o.Server, o.Written, o.Sent, human(o.Offered), float64(o.PeakRSS)/(1<<20))})
+		}
+	}
+	c.groups = append(c.groups, best, over)
+	return c.svg()
 }
