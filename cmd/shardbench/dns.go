@@ -66,6 +66,20 @@ func addDNSFlags(fs *flag.FlagSet) *dnsConfig {
 	return c
 }
 
+// planned are the dns mode's runs for the progress line: the answer check
+// (a start of each server), the measured runs and the zero-loss check.
+func (c *dnsConfig) planned(reps int, dur time.Duration) []plannedRuns {
+	servers := 2
+	if c.withOne && runtime.GOMAXPROCS(0) > 1 {
+		servers++ // as dnsSetup.servers
+	}
+	runs := []plannedRuns{{servers, 0}, {reps * len(strings.Split(c.clients, ",")) * servers, dur}}
+	if c.zeroRate > 0 {
+		runs = append(runs, plannedRuns{servers, c.zeroDur})
+	}
+	return runs
+}
+
 // dnsServer is one contender in the dns mode.
 type dnsServer struct {
 	Name     string
@@ -118,13 +132,16 @@ type missingTool struct{ error }
 // runDNSMode runs the dns mode. As part of the default set (no --modes
 // given) it is skipped, with a note in results.md, where knotd or dnsperf is
 // not installed; asked for by name it fails without them.
-func runDNSMode(fs *flag.FlagSet, c *dnsConfig, shardd, shardload string, reps int, dur time.Duration) (*dnsResult, error) {
-	res, err := runDNS(c, shardd, shardload, reps, dur)
+func runDNSMode(fs *flag.FlagSet, c *dnsConfig, shardd, shardload string, reps int, dur time.Duration, prog *progress) (*dnsResult, error) {
+	res, err := runDNS(c, shardd, shardload, reps, dur, prog)
 	var mt *missingTool
 	explicit := false
 	fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "modes" })
 	if errors.As(err, &mt) && !explicit {
 		fmt.Fprintf(os.Stderr, "shardbench: dns mode skipped: %v\n", err)
+		for _, r := range c.planned(reps, dur) {
+			prog.plan(-r.runs, r.load)
+		}
 		return &dnsResult{Skipped: err.Error()}, nil
 	}
 	return res, err
@@ -133,12 +150,13 @@ func runDNSMode(fs *flag.FlagSet, c *dnsConfig, shardd, shardload string, reps i
 // runDNS runs the dns mode: find the tools, read the inputs, check that
 // every server answers alike, then the measured rounds and the zero-loss
 // check.
-func runDNS(c *dnsConfig, shardd, shardload string, reps int, dur time.Duration) (*dnsResult, error) {
+func runDNS(c *dnsConfig, shardd, shardload string, reps int, dur time.Duration, prog *progress) (*dnsResult, error) {
 	start := time.Now()
 	st, err := findDNSTools(c)
 	if err != nil {
 		return nil, err
 	}
+	st.prog = prog
 	if err := st.readInputs(c); err != nil {
 		return nil, err
 	}
@@ -146,7 +164,7 @@ func runDNS(c *dnsConfig, shardd, shardload string, reps int, dur time.Duration)
 	res := st.newResult(c, servers, reps, dur)
 
 	// The same answers from every server, or the comparison means nothing.
-	note, err := checkSameAnswers(servers, st.questions)
+	note, err := checkSameAnswers(servers, st.questions, prog)
 	if err != nil {
 		return nil, err
 	}
@@ -175,6 +193,7 @@ type dnsSetup struct {
 	questions      []question
 	payload        string
 	zones, origins []string
+	prog           *progress
 }
 
 // findDNSTools finds Knot and, if a client or the zero-loss check needs
@@ -280,25 +299,24 @@ func (st *dnsSetup) newResult(c *dnsConfig, servers []dnsServer, reps int, dur t
 // the servers rotating so that no server always runs first.
 func (st *dnsSetup) rounds(res *dnsResult, servers []dnsServer, shardload string, reps int, dur time.Duration) error {
 	secs := strconv.FormatFloat(dur.Seconds(), 'f', -1, 64)
-	total := reps * len(st.clients) * len(servers)
-	done := 0
 	for rep := 1; rep <= reps; rep++ {
 		for _, cl := range st.clients {
 			for i := range servers {
 				srv := servers[(i+rep)%len(servers)]
+				st.prog.start(fmt.Sprintf("dns %s, %s rep %d/%d", cl, srv.Name, rep, reps), dur)
 				s, err := measureDNS(srv, func(port int) (dnsSample, error) {
 					if cl == "dnsperf" {
 						return runDnsperf(st.dnsperf, port, st.queries, append([]string{"-l", secs}, st.perfArgs...), dur)
 					}
 					return runShardloadDNS(shardload, port, st.payload, dur)
 				})
-				done++
 				if err != nil {
+					st.prog.end("failed")
 					return fmt.Errorf("dns, %s, %s, rep %d: %w", srv.Name, cl, rep, err)
 				}
 				s.Server, s.Client, s.Rep = srv.Name, cl, rep
 				res.Samples = append(res.Samples, s)
-				fmt.Fprintf(os.Stderr, "[%3d/%d] dns %-9s %-30s %10.0f q/s  lost %d  drops %d\n", done, total, cl, srv.Name, s.QPS, s.Lost, s.Drops)
+				st.prog.end("%.0f q/s, lost %d, drops %d", s.QPS, s.Lost, s.Drops)
 			}
 		}
 	}
@@ -310,15 +328,17 @@ func (st *dnsSetup) rounds(res *dnsResult, servers []dnsServer, shardload string
 func (st *dnsSetup) zeroLoss(c *dnsConfig, res *dnsResult, servers []dnsServer) error {
 	zsecs := strconv.FormatFloat(c.zeroDur.Seconds(), 'f', -1, 64)
 	for _, srv := range servers {
+		st.prog.start(fmt.Sprintf("dns zero-loss check, %s at %d q/s", srv.Name, c.zeroRate), c.zeroDur)
 		s, err := measureDNS(srv, func(port int) (dnsSample, error) {
 			return runDnsperf(st.dnsperf, port, st.queries, []string{"-l", zsecs, "-Q", strconv.Itoa(c.zeroRate), "-c", "4"}, c.zeroDur)
 		})
 		if err != nil {
+			st.prog.end("failed")
 			return fmt.Errorf("dns zero-loss check, %s: %w", srv.Name, err)
 		}
 		s.Server, s.Client, s.Rep = srv.Name, fmt.Sprintf("dnsperf -Q %d", c.zeroRate), 1
 		res.ZeroLoss = append(res.ZeroLoss, s)
-		fmt.Fprintf(os.Stderr, "dns zero-loss %-30s sent %d completed %d lost %d drops %d\n", srv.Name, s.Sent, s.Completed, s.Lost, s.Drops)
+		st.prog.end("sent %d, completed %d, lost %d, drops %d", s.Sent, s.Completed, s.Lost, s.Drops)
 	}
 	res.Commands = append(res.Commands, fmt.Sprintf("dnsperf -s 127.0.0.1 -p {port} -d %s -l %s -Q %d -c 4 -t 2 -e", c.queries, zsecs, c.zeroRate))
 	return nil
@@ -490,9 +510,10 @@ func readQueryFile(path string) ([]question, error) {
 // checkSameAnswers runs every server once and asks each the questions
 // (with EDNS, as dnsperf -e does); every answer must match the baseline's
 // in rcode, AA, TC and each section's records, and none may be truncated.
-func checkSameAnswers(servers []dnsServer, qs []question) (string, error) {
+func checkSameAnswers(servers []dnsServer, qs []question, prog *progress) (string, error) {
 	answers := make([][]string, len(servers))
 	for i, srv := range servers {
+		prog.start(fmt.Sprintf("dns answer check, %s", srv.Name), 0)
 		err := withServer(srv, func(port int) error {
 			cl := &dns.Client{Net: "udp", Timeout: 2 * time.Second, UDPSize: 4096}
 			for _, q := range qs {
@@ -512,8 +533,10 @@ func checkSameAnswers(servers []dnsServer, qs []question) (string, error) {
 			return nil
 		})
 		if err != nil {
+			prog.end("failed")
 			return "", fmt.Errorf("answer check, %s: %w", srv.Name, err)
 		}
+		prog.end("%d answers", len(answers[i]))
 	}
 	var diffs []string
 	for i := 1; i < len(servers); i++ {
@@ -743,7 +766,7 @@ func (r *dnsResult) markdown() string {
 func (r *dnsResult) svg() string {
 	c := chartSpec{
 		title: fmt.Sprintf("DNS: shardd --handler dns vs Knot DNS, completed queries/s, %s", r.machine.Date),
-		note:  fmt.Sprintf("Bars: median of %d repetitions of %s per client and server (whiskers: slowest to fastest). Zero-loss check: dnsperf at a fixed rate, labelled with the queries lost.", r.Reps, r.Duration),
+		note:  fmt.Sprintf("Bars: median of %s of %s per client and server (whiskers: slowest to fastest). Zero-loss check: dnsperf at a fixed rate, labelled with the queries lost.", plural(r.Reps, "repetition"), r.Duration),
 		tick:  human,
 	}
 	c.series = append(c.series, r.Servers...)

@@ -76,6 +76,9 @@ func (p *peerFlag) Set(v string) error { *p = append(*p, v); return nil }
 
 func main() {
 	if err := run(os.Args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0) // --help: the usage is printed
+		}
 		fmt.Fprintln(os.Stderr, "shardbench:", err)
 		var ue *usageError
 		if errors.As(err, &ue) {
@@ -111,8 +114,9 @@ func run(args []string) error {
 		return err
 	}
 
+	o.prog = planSuite(o, p, servers)
 	start := time.Now()
-	samples, err := runScenarios(servers, p.scenarios, o.reps, o.dur, o.binPath("shardload"))
+	samples, err := runScenarios(servers, p.scenarios, o.reps, o.dur, o.binPath("shardload"), o.prog)
 	if err != nil {
 		return err
 	}
@@ -157,6 +161,7 @@ type options struct {
 	dns    *dnsConfig
 	syslog *syslogConfig
 	peers  peerFlag
+	prog   *progress
 }
 
 // parseFlags reads and checks the flags; a usageError on bad ones.
@@ -172,13 +177,42 @@ func parseFlags(args []string) (*options, error) {
 	o.dns = addDNSFlags(fs)
 	o.syslog = addSyslogFlags(fs)
 	fs.Var(&o.peers, "peer", "another server: 'NAME=SHELL COMMAND' with {port} (and optionally {handler}: echo or discard, {proto}: udp or tcp); repeatable")
+	quick := fs.Bool("quick", false, "a quick look at every mode (about 2 minutes on 2 CPUs): "+quickLookText()+", unless given too")
 	if err := fs.Parse(args); err != nil {
 		return nil, &usageError{err}
+	}
+	if *quick {
+		setQuickLook(fs)
 	}
 	if o.reps < 1 || o.dur <= 0 {
 		return nil, &usageError{errors.New("--reps and --duration must be positive")}
 	}
 	return o, nil
+}
+
+// quickLook are the flags --quick shortens, with their values: one
+// repetition and short runs in every mode, one syslog search round.
+var quickLook = [][2]string{{"reps", "1"}, {"duration", "1s"}, {"dns-zero-duration", "1s"},
+	{"syslog-duration", "1s"}, {"syslog-rounds", "1"}, {"syslog-steps", "1"}}
+
+func quickLookText() string {
+	var s []string
+	for _, f := range quickLook {
+		s = append(s, "--"+f[0]+" "+f[1])
+	}
+	return strings.Join(s, " ")
+}
+
+// setQuickLook gives the quickLook values to the flags not set on the
+// command line (those keep their value, before or after --quick).
+func setQuickLook(fs *flag.FlagSet) {
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	for _, f := range quickLook {
+		if !given[f[0]] {
+			_ = fs.Set(f[0], f[1]) // known flags, valid values (TestQuickLook)
+		}
+	}
 }
 
 // binPath is the absolute path of a binary in --bin.
@@ -258,19 +292,44 @@ func parsePlan(modes, sizes string) (plan, error) {
 	return p, nil
 }
 
-// runScenarios measures every server under every load, reps times,
-// interleaved: each repetition runs every load once, and the order of the
-// servers rotates, so no server always runs first.
-func runScenarios(servers []server, scenarios []scenario, reps int, dur time.Duration, shardload string) ([]sample, error) {
-	var samples []sample
-	total := 0
-	for _, sc := range scenarios {
+// planSuite is the progress line of the suite, with every run the modes
+// asked for planned.
+func planSuite(o *options, p plan, servers []server) *progress {
+	prog := newProgress(os.Stderr)
+	runs := 0
+	for _, sc := range p.scenarios {
 		for _, srv := range servers {
 			if srv.runs(sc) {
-				total += reps
+				runs += o.reps
 			}
 		}
 	}
+	prog.plan(runs, o.dur)
+	if p.upgrade {
+		prog.plan(1, upgradeLoad(o.dur))
+	}
+	if p.dns {
+		for _, r := range o.dns.planned(o.reps, o.dur) {
+			prog.plan(r.runs, r.load)
+		}
+	}
+	if p.syslog {
+		prog.plan(o.syslog.planned(), o.syslog.dur)
+	}
+	return prog
+}
+
+// plannedRuns is a number of runs loading for the same time.
+type plannedRuns struct {
+	runs int
+	load time.Duration
+}
+
+// runScenarios measures every server under every load, reps times,
+// interleaved: each repetition runs every load once, and the order of the
+// servers rotates, so no server always runs first.
+func runScenarios(servers []server, scenarios []scenario, reps int, dur time.Duration, shardload string, prog *progress) ([]sample, error) {
+	var samples []sample
 	for rep := 1; rep <= reps; rep++ {
 		for _, sc := range scenarios {
 			for i := range servers {
@@ -278,13 +337,15 @@ func runScenarios(servers []server, scenarios []scenario, reps int, dur time.Dur
 				if !srv.runs(sc) {
 					continue
 				}
+				prog.start(fmt.Sprintf("%s %s rep %d/%d", sc, srv.Name, rep, reps), dur)
 				s, err := measure(srv, sc, dur, shardload)
 				if err != nil {
+					prog.end("failed")
 					return nil, fmt.Errorf("%s, %s, rep %d: %w", srv.Name, sc, rep, err)
 				}
 				s.Rep = rep
 				samples = append(samples, s)
-				fmt.Fprintf(os.Stderr, "[%3d/%d] %-22s %-12s %12.0f/s  drops %d\n", len(samples), total, srv.Name, sc, s.Rate, s.Drops)
+				prog.end("%.0f/s, drops %d", s.Rate, s.Drops)
 			}
 		}
 	}
@@ -306,16 +367,18 @@ func runOtherModes(o *options, p plan, res *results) (string, error) {
 	shardd, shardload := o.binPath("shardd"), o.binPath("shardload")
 	md := ""
 	if p.upgrade {
-		u, err := measureUpgrade(shardd, shardload, 10, 20000, 3*o.dur)
+		o.prog.start("upgrade under load (10 upgrades)", upgradeLoad(o.dur))
+		u, err := measureUpgrade(shardd, shardload, 10, 20000, upgradeLoad(o.dur))
 		if err != nil {
+			o.prog.end("failed")
 			return "", fmt.Errorf("upgrade under load: %w", err)
 		}
 		res.Upgrade = &u
 		md += u.markdown()
-		fmt.Fprintf(os.Stderr, "upgrade under load: sent %d, received %d, drops %d\n", u.Sent, u.Received, u.KernelDrops)
+		o.prog.end("sent %d, received %d, drops %d", u.Sent, u.Received, u.KernelDrops)
 	}
 	if p.dns {
-		d, err := runDNSMode(o.fs, o.dns, shardd, shardload, o.reps, o.dur)
+		d, err := runDNSMode(o.fs, o.dns, shardd, shardload, o.reps, o.dur, o.prog)
 		if err != nil {
 			return "", fmt.Errorf("dns: %w", err)
 		}
@@ -323,7 +386,7 @@ func runOtherModes(o *options, p plan, res *results) (string, error) {
 		md += d.markdown()
 	}
 	if p.syslog {
-		r, err := runSyslogMode(o.syslog, shardd, shardload)
+		r, err := runSyslogMode(o.syslog, shardd, shardload, o.prog)
 		if err != nil {
 			return "", fmt.Errorf("syslog: %w", err)
 		}

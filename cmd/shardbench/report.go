@@ -105,6 +105,14 @@ func buildReport(servers []server, scenarios []scenario, samples []sample, reps 
 	return r
 }
 
+// plural is "1 run", "3 runs".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}
+
 func human(v float64) string {
 	switch {
 	case v >= 1e6:
@@ -148,8 +156,8 @@ func (r *report) markdown() string {
 func (r *report) svg() string {
 	c := chartSpec{
 		title: fmt.Sprintf("shardd vs the naive Go server: UDP and TCP loads on loopback, %s", r.machine.Date),
-		note: fmt.Sprintf("Bars: median rate of %d repetitions of %v over the naive server's median (dashed line: 1x); whiskers: slowest to fastest repetition. discard: datagrams/s received; echo, tcp-echo: round trips/s.",
-			r.reps, r.dur),
+		note: fmt.Sprintf("Bars: median rate of %s of %v over the naive server's median (dashed line: 1x); whiskers: slowest to fastest repetition. discard: datagrams/s received; echo, tcp-echo: round trips/s.",
+			plural(r.reps, "repetition"), r.dur),
 		tick: func(v float64) string { return fmt.Sprintf("%.1fx", v) },
 		ref:  1,
 	}
