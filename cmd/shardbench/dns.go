@@ -73,9 +73,9 @@ func (c *dnsConfig) planned(reps int, dur time.Duration) []plannedRuns {
 	if c.withOne && runtime.GOMAXPROCS(0) > 1 {
 		servers++ // as dnsSetup.servers
 	}
-	runs := []plannedRuns{{servers, 0}, {reps * len(strings.Split(c.clients, ",")) * servers, dur}}
+	runs := []plannedRuns{{"dns check", servers, 0}, {"dns", reps * len(strings.Split(c.clients, ",")) * servers, dur}}
 	if c.zeroRate > 0 {
-		runs = append(runs, plannedRuns{servers, c.zeroDur})
+		runs = append(runs, plannedRuns{"dns zero-loss", servers, c.zeroDur})
 	}
 	return runs
 }
@@ -140,7 +140,7 @@ func runDNSMode(fs *flag.FlagSet, c *dnsConfig, shardd, shardload string, reps i
 	if errors.As(err, &mt) && !explicit {
 		fmt.Fprintf(os.Stderr, "shardbench: dns mode skipped: %v\n", err)
 		for _, r := range c.planned(reps, dur) {
-			prog.plan(-r.runs, r.load)
+			prog.plan(r.kind, -r.runs, r.load)
 		}
 		return &dnsResult{Skipped: err.Error()}, nil
 	}
@@ -303,7 +303,7 @@ func (st *dnsSetup) rounds(res *dnsResult, servers []dnsServer, shardload string
 		for _, cl := range st.clients {
 			for i := range servers {
 				srv := servers[(i+rep)%len(servers)]
-				st.prog.start(fmt.Sprintf("dns %s, %s rep %d/%d", cl, srv.Name, rep, reps), dur)
+				st.prog.start("dns", fmt.Sprintf("dns %s, %s rep %d/%d", cl, srv.Name, rep, reps), dur)
 				s, err := measureDNS(srv, func(port int) (dnsSample, error) {
 					if cl == "dnsperf" {
 						return runDnsperf(st.dnsperf, port, st.queries, append([]string{"-l", secs}, st.perfArgs...), dur)
@@ -328,7 +328,7 @@ func (st *dnsSetup) rounds(res *dnsResult, servers []dnsServer, shardload string
 func (st *dnsSetup) zeroLoss(c *dnsConfig, res *dnsResult, servers []dnsServer) error {
 	zsecs := strconv.FormatFloat(c.zeroDur.Seconds(), 'f', -1, 64)
 	for _, srv := range servers {
-		st.prog.start(fmt.Sprintf("dns zero-loss check, %s at %d q/s", srv.Name, c.zeroRate), c.zeroDur)
+		st.prog.start("dns zero-loss", fmt.Sprintf("dns zero-loss check, %s at %d q/s", srv.Name, c.zeroRate), c.zeroDur)
 		s, err := measureDNS(srv, func(port int) (dnsSample, error) {
 			return runDnsperf(st.dnsperf, port, st.queries, []string{"-l", zsecs, "-Q", strconv.Itoa(c.zeroRate), "-c", "4"}, c.zeroDur)
 		})
@@ -513,7 +513,7 @@ func readQueryFile(path string) ([]question, error) {
 func checkSameAnswers(servers []dnsServer, qs []question, prog *progress) (string, error) {
 	answers := make([][]string, len(servers))
 	for i, srv := range servers {
-		prog.start(fmt.Sprintf("dns answer check, %s", srv.Name), 0)
+		prog.start("dns check", fmt.Sprintf("dns answer check, %s", srv.Name), 0)
 		err := withServer(srv, func(port int) error {
 			cl := &dns.Client{Net: "udp", Timeout: 2 * time.Second, UDPSize: 4096}
 			for _, q := range qs {

@@ -177,7 +177,7 @@ func parseFlags(args []string) (*options, error) {
 	o.dns = addDNSFlags(fs)
 	o.syslog = addSyslogFlags(fs)
 	fs.Var(&o.peers, "peer", "another server: 'NAME=SHELL COMMAND' with {port} (and optionally {handler}: echo or discard, {proto}: udp or tcp); repeatable")
-	quick := fs.Bool("quick", false, "a quick look at every mode (about 2 minutes on 2 CPUs): "+quickLookText()+", unless given too")
+	quick := fs.Bool("quick", false, "a quick look at every mode (a minute or two on 2 CPUs): "+quickLookText()+", unless given too")
 	if err := fs.Parse(args); err != nil {
 		return nil, &usageError{err}
 	}
@@ -304,23 +304,24 @@ func planSuite(o *options, p plan, servers []server) *progress {
 			}
 		}
 	}
-	prog.plan(runs, o.dur)
+	prog.plan("load", runs, o.dur)
 	if p.upgrade {
-		prog.plan(1, upgradeLoad(o.dur))
+		prog.plan("upgrade", 1, upgradeLoad(o.dur))
 	}
 	if p.dns {
 		for _, r := range o.dns.planned(o.reps, o.dur) {
-			prog.plan(r.runs, r.load)
+			prog.plan(r.kind, r.runs, r.load)
 		}
 	}
 	if p.syslog {
-		prog.plan(o.syslog.planned(), o.syslog.dur)
+		prog.plan("syslog", o.syslog.planned(), o.syslog.dur)
 	}
 	return prog
 }
 
-// plannedRuns is a number of runs loading for the same time.
+// plannedRuns is a number of runs of a kind loading for the same time.
 type plannedRuns struct {
+	kind string
 	runs int
 	load time.Duration
 }
@@ -337,7 +338,7 @@ func runScenarios(servers []server, scenarios []scenario, reps int, dur time.Dur
 				if !srv.runs(sc) {
 					continue
 				}
-				prog.start(fmt.Sprintf("%s %s rep %d/%d", sc, srv.Name, rep, reps), dur)
+				prog.start("load", fmt.Sprintf("%s %s rep %d/%d", sc, srv.Name, rep, reps), dur)
 				s, err := measure(srv, sc, dur, shardload)
 				if err != nil {
 					prog.end("failed")
@@ -367,7 +368,7 @@ func runOtherModes(o *options, p plan, res *results) (string, error) {
 	shardd, shardload := o.binPath("shardd"), o.binPath("shardload")
 	md := ""
 	if p.upgrade {
-		o.prog.start("upgrade under load (10 upgrades)", upgradeLoad(o.dur))
+		o.prog.start("upgrade", "upgrade under load (10 upgrades)", upgradeLoad(o.dur))
 		u, err := measureUpgrade(shardd, shardload, 10, 20000, upgradeLoad(o.dur))
 		if err != nil {
 			o.prog.end("failed")

@@ -8,33 +8,43 @@ import (
 )
 
 // TestProgress: one line per run, its number among those planned and the
-// time left: the load still to come plus the overhead measured so far.
+// time left: the load still to come plus the overhead measured so far, per
+// kind of run (for a kind not measured yet, 1s or the mean of all kinds if
+// longer).
 func TestProgress(t *testing.T) {
 	now := time.Unix(0, 0)
 	var out bytes.Buffer
 	p := &progress{w: &out, now: func() time.Time { return now }}
-	p.plan(3, 2*time.Second)
-	p.start("discard 64B naive rep 1/3", 2*time.Second) // 3 x 2s + 3 x 1s guessed
+	p.plan("load", 2, 2*time.Second)
+	p.plan("syslog", 1, 2*time.Second)
+	p.start("load", "discard 64B naive rep 1/2", 2*time.Second) // 3 x 2s + 3 x 1s guessed
 	now = now.Add(2500 * time.Millisecond)
 	p.end("%d/s, drops %d", 1000, 2)
-	p.start("discard 64B shardd 1 shard rep 1/3", 2*time.Second) // 2 x 2s + 2 x 0.5s measured
+	p.start("load", "discard 64B naive rep 2/2", 2*time.Second) // 2s + 0.5s measured, 2s + 1s for syslog
 	now = now.Add(3 * time.Second)
 	p.end("failed")
-	p.plan(-1, 2*time.Second)                       // a mode skipped
-	p.start("one more than planned", 2*time.Second) // 2s + 0.75s
-	p.start("started again before the end", 0)
-	now = now.Add(time.Second)
+	p.start("syslog", "syslog probe", 2*time.Second) // 2s + 1s, longer than the loads' 0.75s
+	now = now.Add(4 * time.Second)
+	p.end("ok")
+	p.plan("syslog", 1, 2*time.Second)                   // a search longer than guessed: 2s + 2s, syslog's own
+	p.plan("load", -1, 2*time.Second)                    // no more than have ended
+	p.start("syslog", "syslog probe", 2*time.Second)     // 2s + 2s
+	p.start("syslog", "started again before the end", 0) // 0s + 2s/2
+	now = now.Add(6 * time.Second)
 	p.end("done")
-	want := "[1/3] discard 64B naive rep 1/3 — about 9s left: 1000/s, drops 2\n" +
-		"[2/3] discard 64B shardd 1 shard rep 1/3 — about 5s left: failed\n" +
-		"[3/3] one more than planned — about 3s left\n" +
-		"[3/3] started again before the end — about 3s left: done\n"
+	p.start("upgrade", "one more than planned", time.Second) // 1s + max(1s, 9.5s/5)
+	want := "[1/3] discard 64B naive rep 1/2 — about 9s left: 1000/s, drops 2\n" +
+		"[2/3] discard 64B naive rep 2/2 — about 6s left: failed\n" +
+		"[3/3] syslog probe — about 3s left: ok\n" +
+		"[4/4] syslog probe — about 4s left: no result\n" +
+		"[5/5] started again before the end — about 1s left: done\n" +
+		"[6/6] one more than planned — about 3s left"
 	if out.String() != want {
 		t.Fatalf("progress lines:\n%s\nwant:\n%s", out.String(), want)
 	}
 	var nilp *progress
-	nilp.plan(1, time.Second)
-	nilp.start("x", time.Second)
+	nilp.plan("load", 1, time.Second)
+	nilp.start("load", "x", time.Second)
 	nilp.end("y")
 }
 

@@ -110,7 +110,7 @@ func runSyslogMode(c *syslogConfig, shardd, shardload string, prog *progress) (*
 		res.Best = append(res.Best, bests[len(bests)/2])
 		res.Rounds = append(res.Rounds, bests)
 		// Memory under overload: as fast as the sender goes.
-		prog.start(fmt.Sprintf("syslog overload, %s", srv.Name), c.dur)
+		prog.start("syslog", fmt.Sprintf("syslog overload, %s", srv.Name), c.dur)
 		p, err := syslogRun(srv, shardload, c, 0)
 		if err != nil {
 			prog.end("failed")
@@ -175,7 +175,7 @@ func (m *syslogMode) round(round int) ([]syslogProbe, error) {
 				continue
 			}
 			active = true
-			m.prog.start(fmt.Sprintf("syslog round %d/%d, %s at %.0f/s", round, m.c.reps, srv.Name, sr.rate), m.c.dur)
+			m.prog.start("syslog", fmt.Sprintf("syslog round %d/%d, %s at %.0f/s", round, m.c.reps, srv.Name, sr.rate), m.c.dur)
 			p, err := syslogRun(srv, m.shardload, m.c, sr.rate)
 			if err != nil {
 				m.prog.end("failed")
@@ -208,7 +208,7 @@ func (m *syslogMode) replan(round int, searches []*rateSearch) {
 		left += sr.left(m.guess[i]) + (m.c.reps-round)*(m.guess[i]+m.c.steps)
 	}
 	total := len(m.res.Probes) + left // the current probe is among res.Probes
-	m.prog.plan(total-m.planned, m.c.dur)
+	m.prog.plan("syslog", total-m.planned, m.c.dur)
 	m.planned = total
 }
 
