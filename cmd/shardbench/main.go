@@ -74,21 +74,25 @@ type peerFlag []string
 func (p *peerFlag) String() string     { return strings.Join(*p, ",") }
 func (p *peerFlag) Set(v string) error { *p = append(*p, v); return nil }
 
-func main() {
-	if err := run(os.Args[1:]); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			os.Exit(0) // --help: the usage is printed
-		}
-		fmt.Fprintln(os.Stderr, "shardbench:", err)
-		var ue *usageError
-		if errors.As(err, &ue) {
-			os.Exit(2)
-		}
-		os.Exit(1)
+func main() { os.Exit(exitCode(run(os.Args[1:]))) }
+
+// exitCode reports err and gives the exit status: 0 for none and for
+// --help (the usage is printed), 2 for bad usage, 1 for a failed run.
+func exitCode(err error) int {
+	if err == nil || errors.Is(err, flag.ErrHelp) {
+		return 0
 	}
+	fmt.Fprintln(os.Stderr, "shardbench:", err)
+	var ue *usageError
+	if errors.As(err, &ue) {
+		return 2
+	}
+	return 1
 }
 
 type usageError struct{ error }
+
+func (e *usageError) Unwrap() error { return e.error }
 
 // run is the whole tool: flags, the loads asked for, the contenders, then
 // the UDP/TCP rounds, the other modes, and the results written out.

@@ -103,3 +103,15 @@ func TestQuickLook(t *testing.T) {
 		t.Errorf("--quick's help does not list what it sets: %q", o.fs.Lookup("quick").Usage)
 	}
 }
+
+// TestExitCodes: --help exits 0, a bad flag or value 2, a failed run 1.
+func TestExitCodes(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want int
+	}{{[]string{"--help"}, 0}, {[]string{"--bogus"}, 2}, {[]string{"--quick", "--reps", "0"}, 2}, {[]string{"--bin", t.TempDir()}, 1}} {
+		if got := exitCode(run(c.args)); got != c.want {
+			t.Errorf("shardbench %s: exit %d, want %d", strings.Join(c.args, " "), got, c.want)
+		}
+	}
+}
