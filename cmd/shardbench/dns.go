@@ -27,6 +27,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -63,6 +64,20 @@ func addDNSFlags(fs *flag.FlagSet) *dnsConfig {
 	fs.StringVar(&c.knotd, "dns-knotd", "knotd", "dns: the Knot DNS daemon")
 	fs.StringVar(&c.dnsperfEx, "dns-dnsperf", "dnsperf", "dns: the dnsperf binary")
 	return c
+}
+
+// planned are the dns mode's runs for the progress line: the answer check
+// (a start of each server), the measured runs and the zero-loss check.
+func (c *dnsConfig) planned(reps int, dur time.Duration) []plannedRuns {
+	servers := 2
+	if c.withOne && runtime.GOMAXPROCS(0) > 1 {
+		servers++ // as dnsSetup.servers
+	}
+	runs := []plannedRuns{{"dns check", servers, 0}, {"dns", reps * len(strings.Split(c.clients, ",")) * servers, dur}}
+	if c.zeroRate > 0 {
+		runs = append(runs, plannedRuns{"dns zero-loss", servers, c.zeroDur})
+	}
+	return runs
 }
 
 // dnsServer is one contender in the dns mode.
@@ -117,13 +132,16 @@ type missingTool struct{ error }
 // runDNSMode runs the dns mode. As part of the default set (no --modes
 // given) it is skipped, with a note in results.md, where knotd or dnsperf is
 // not installed; asked for by name it fails without them.
-func runDNSMode(fs *flag.FlagSet, c *dnsConfig, shardd, shardload string, reps int, dur time.Duration) (*dnsResult, error) {
-	res, err := runDNS(c, shardd, shardload, reps, dur)
+func runDNSMode(fs *flag.FlagSet, c *dnsConfig, shardd, shardload string, reps int, dur time.Duration, prog *progress) (*dnsResult, error) {
+	res, err := runDNS(c, shardd, shardload, reps, dur, prog)
 	var mt *missingTool
 	explicit := false
 	fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "modes" })
 	if errors.As(err, &mt) && !explicit {
 		fmt.Fprintf(os.Stderr, "shardbench: dns mode skipped: %v\n", err)
+		for _, r := range c.planned(reps, dur) {
+			prog.plan(r.kind, -r.runs, r.load)
+		}
 		return &dnsResult{Skipped: err.Error()}, nil
 	}
 	return res, err
@@ -132,12 +150,13 @@ func runDNSMode(fs *flag.FlagSet, c *dnsConfig, shardd, shardload string, reps i
 // runDNS runs the dns mode: find the tools, read the inputs, check that
 // every server answers alike, then the measured rounds and the zero-loss
 // check.
-func runDNS(c *dnsConfig, shardd, shardload string, reps int, dur time.Duration) (*dnsResult, error) {
+func runDNS(c *dnsConfig, shardd, shardload string, reps int, dur time.Duration, prog *progress) (*dnsResult, error) {
 	start := time.Now()
 	st, err := findDNSTools(c)
 	if err != nil {
 		return nil, err
 	}
+	st.prog = prog
 	if err := st.readInputs(c); err != nil {
 		return nil, err
 	}
@@ -145,7 +164,7 @@ func runDNS(c *dnsConfig, shardd, shardload string, reps int, dur time.Duration)
 	res := st.newResult(c, servers, reps, dur)
 
 	// The same answers from every server, or the comparison means nothing.
-	note, err := checkSameAnswers(servers, st.questions)
+	note, err := checkSameAnswers(servers, st.questions, prog)
 	if err != nil {
 		return nil, err
 	}
@@ -174,6 +193,7 @@ type dnsSetup struct {
 	questions      []question
 	payload        string
 	zones, origins []string
+	prog           *progress
 }
 
 // findDNSTools finds Knot and, if a client or the zero-loss check needs
@@ -279,25 +299,24 @@ func (st *dnsSetup) newResult(c *dnsConfig, servers []dnsServer, reps int, dur t
 // the servers rotating so that no server always runs first.
 func (st *dnsSetup) rounds(res *dnsResult, servers []dnsServer, shardload string, reps int, dur time.Duration) error {
 	secs := strconv.FormatFloat(dur.Seconds(), 'f', -1, 64)
-	total := reps * len(st.clients) * len(servers)
-	done := 0
 	for rep := 1; rep <= reps; rep++ {
 		for _, cl := range st.clients {
 			for i := range servers {
 				srv := servers[(i+rep)%len(servers)]
+				st.prog.start("dns", fmt.Sprintf("dns %s, %s rep %d/%d", cl, srv.Name, rep, reps), dur)
 				s, err := measureDNS(srv, func(port int) (dnsSample, error) {
 					if cl == "dnsperf" {
 						return runDnsperf(st.dnsperf, port, st.queries, append([]string{"-l", secs}, st.perfArgs...), dur)
 					}
 					return runShardloadDNS(shardload, port, st.payload, dur)
 				})
-				done++
 				if err != nil {
+					st.prog.end("failed")
 					return fmt.Errorf("dns, %s, %s, rep %d: %w", srv.Name, cl, rep, err)
 				}
 				s.Server, s.Client, s.Rep = srv.Name, cl, rep
 				res.Samples = append(res.Samples, s)
-				fmt.Fprintf(os.Stderr, "[%3d/%d] dns %-9s %-30s %10.0f q/s  lost %d  drops %d\n", done, total, cl, srv.Name, s.QPS, s.Lost, s.Drops)
+				st.prog.end("%.0f q/s, lost %d, drops %d", s.QPS, s.Lost, s.Drops)
 			}
 		}
 	}
@@ -309,15 +328,17 @@ func (st *dnsSetup) rounds(res *dnsResult, servers []dnsServer, shardload string
 func (st *dnsSetup) zeroLoss(c *dnsConfig, res *dnsResult, servers []dnsServer) error {
 	zsecs := strconv.FormatFloat(c.zeroDur.Seconds(), 'f', -1, 64)
 	for _, srv := range servers {
+		st.prog.start("dns zero-loss", fmt.Sprintf("dns zero-loss check, %s at %d q/s", srv.Name, c.zeroRate), c.zeroDur)
 		s, err := measureDNS(srv, func(port int) (dnsSample, error) {
 			return runDnsperf(st.dnsperf, port, st.queries, []string{"-l", zsecs, "-Q", strconv.Itoa(c.zeroRate), "-c", "4"}, c.zeroDur)
 		})
 		if err != nil {
+			st.prog.end("failed")
 			return fmt.Errorf("dns zero-loss check, %s: %w", srv.Name, err)
 		}
 		s.Server, s.Client, s.Rep = srv.Name, fmt.Sprintf("dnsperf -Q %d", c.zeroRate), 1
 		res.ZeroLoss = append(res.ZeroLoss, s)
-		fmt.Fprintf(os.Stderr, "dns zero-loss %-30s sent %d completed %d lost %d drops %d\n", srv.Name, s.Sent, s.Completed, s.Lost, s.Drops)
+		st.prog.end("sent %d, completed %d, lost %d, drops %d", s.Sent, s.Completed, s.Lost, s.Drops)
 	}
 	res.Commands = append(res.Commands, fmt.Sprintf("dnsperf -s 127.0.0.1 -p {port} -d %s -l %s -Q %d -c 4 -t 2 -e", c.queries, zsecs, c.zeroRate))
 	return nil
@@ -489,9 +510,10 @@ func readQueryFile(path string) ([]question, error) {
 // checkSameAnswers runs every server once and asks each the questions
 // (with EDNS, as dnsperf -e does); every answer must match the baseline's
 // in rcode, AA, TC and each section's records, and none may be truncated.
-func checkSameAnswers(servers []dnsServer, qs []question) (string, error) {
+func checkSameAnswers(servers []dnsServer, qs []question, prog *progress) (string, error) {
 	answers := make([][]string, len(servers))
 	for i, srv := range servers {
+		prog.start("dns check", fmt.Sprintf("dns answer check, %s", srv.Name), 0)
 		err := withServer(srv, func(port int) error {
 			cl := &dns.Client{Net: "udp", Timeout: 2 * time.Second, UDPSize: 4096}
 			for _, q := range qs {
@@ -511,8 +533,10 @@ func checkSameAnswers(servers []dnsServer, qs []question) (string, error) {
 			return nil
 		})
 		if err != nil {
+			prog.end("failed")
 			return "", fmt.Errorf("answer check, %s: %w", srv.Name, err)
 		}
+		prog.end("%d answers", len(answers[i]))
 	}
 	var diffs []string
 	for i := 1; i < len(servers); i++ {
@@ -735,4 +759,47 @@ func (r *dnsResult) markdown() string {
 		}
 	}
 	return b.String()
+}
+
+// svg charts the dns mode: completed queries/s per client and server (the
+// median, whiskers min-max), and the zero-loss check's rate with what it lost.
+func (r *dnsResult) svg() string {
+	c := chartSpec{
+		title: fmt.Sprintf("DNS: shardd --handler dns vs Knot DNS, completed queries/s, %s", r.machine.Date),
+		note:  fmt.Sprintf("Bars: median of %s of %s per client and server (whiskers: slowest to fastest). Zero-loss check: dnsperf at a fixed rate, labelled with the queries lost.", plural(r.Reps, "repetition"), r.Duration),
+		tick:  human,
+	}
+	c.series = append(c.series, r.Servers...)
+	for _, cl := range r.clients {
+		g := chartGroup{label: "shardload, one query"}
+		if cl == "dnsperf" {
+			g.label = "dnsperf, the query mix (" + filepath.Base(r.Queries) + ")"
+		}
+		for si, srv := range r.Servers {
+			cell, ok := r.cell(srv, cl)
+			if !ok {
+				continue
+			}
+			b := chartBar{series: si, value: cell.median, label: human(cell.median),
+				tip: fmt.Sprintf("%s, %s: %s queries/s (min-max %s-%s), lost %d at most", srv, cl, human(cell.median), human(cell.min), human(cell.max), r.maxLost(srv, cl))}
+			if cell.n > 1 {
+				b.lo, b.hi = cell.min, cell.max
+			}
+			g.bars = append(g.bars, b)
+		}
+		c.groups = append(c.groups, g)
+	}
+	if len(r.ZeroLoss) > 0 {
+		g := chartGroup{label: fmt.Sprintf("zero-loss check, dnsperf at %s queries/s for %v", human(float64(r.zeroRate)), r.zeroDur)}
+		for _, s := range r.ZeroLoss {
+			si := slices.Index(r.Servers, s.Server)
+			if si < 0 {
+				continue
+			}
+			g.bars = append(g.bars, chartBar{series: si, value: s.QPS, label: fmt.Sprintf("%s, %d lost", human(s.QPS), s.Lost),
+				tip: fmt.Sprintf("%s: sent %d, completed %d, lost %d, kernel drops %d", s.Server, s.Sent, s.Completed, s.Lost, s.Drops)})
+		}
+		c.groups = append(c.groups, g)
+	}
+	return c.svg()
 }

@@ -78,6 +78,13 @@ func TestDNSModeEndToEnd(t *testing.T) {
 	if strings.Contains(string(md), "| discard") {
 		t.Errorf("results.md has the UDP tables though only dns ran:\n%s", md)
 	}
+	svg, err := os.ReadFile(filepath.Join(dir, "chart-dns.svg"))
+	if err != nil || !strings.Contains(string(svg), "shardload: ") || !strings.Contains(string(svg), "zero-loss check") {
+		t.Errorf("chart-dns.svg: %v\n%s", err, svg)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "chart.svg")); err == nil {
+		t.Error("chart.svg written though no UDP or TCP load ran")
+	}
 	var js struct {
 		DNS *dnsResult `json:"dns"`
 	}

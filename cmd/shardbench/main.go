@@ -3,7 +3,7 @@
 // CPU pinned (plus any peer server given with --peer), under shardload's
 // one-way (discard) and echo loads, 64- and 512-byte datagrams, repetitions
 // interleaved so that a noisy machine slows every server alike. It writes a
-// markdown table, a JSON file and an SVG chart into --out.
+// markdown table, a JSON file and SVG charts into --out.
 //
 //	shardbench [--out DIR] [--reps N] [--duration D] [--peer 'NAME=COMMAND {port}']...
 package main
@@ -15,10 +15,12 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -72,18 +74,25 @@ type peerFlag []string
 func (p *peerFlag) String() string     { return strings.Join(*p, ",") }
 func (p *peerFlag) Set(v string) error { *p = append(*p, v); return nil }
 
-func main() {
-	if err := run(os.Args[1:]); err != nil {
-		fmt.Fprintln(os.Stderr, "shardbench:", err)
-		var ue *usageError
-		if errors.As(err, &ue) {
-			os.Exit(2)
-		}
-		os.Exit(1)
+func main() { os.Exit(exitCode(run(os.Args[1:]))) }
+
+// exitCode reports err and gives the exit status: 0 for none and for
+// --help (the usage is printed), 2 for bad usage, 1 for a failed run.
+func exitCode(err error) int {
+	if err == nil || errors.Is(err, flag.ErrHelp) {
+		return 0
 	}
+	fmt.Fprintln(os.Stderr, "shardbench:", err)
+	var ue *usageError
+	if errors.As(err, &ue) {
+		return 2
+	}
+	return 1
 }
 
 type usageError struct{ error }
+
+func (e *usageError) Unwrap() error { return e.error }
 
 // run is the whole tool: flags, the loads asked for, the contenders, then
 // the UDP/TCP rounds, the other modes, and the results written out.
@@ -109,8 +118,9 @@ func run(args []string) error {
 		return err
 	}
 
+	o.prog = planSuite(o, p, servers)
 	start := time.Now()
-	samples, err := runScenarios(servers, p.scenarios, o.reps, o.dur, o.binPath("shardload"))
+	samples, err := runScenarios(servers, p.scenarios, o.reps, o.dur, o.binPath("shardload"), o.prog)
 	if err != nil {
 		return err
 	}
@@ -124,7 +134,23 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
-	return writeResults(o.out, md+more, res, rep.svg())
+	return writeResults(o.out, md+more, res, charts(rep, res))
+}
+
+// charts are the SVG charts of the modes that ran, by file name: chart.svg
+// for the UDP and TCP loads, chart-dns.svg and chart-syslog.svg.
+func charts(rep *report, res results) map[string]string {
+	c := map[string]string{}
+	if len(rep.scenarios) > 0 {
+		c["chart.svg"] = rep.svg()
+	}
+	if res.DNS != nil && res.DNS.Skipped == "" {
+		c["chart-dns.svg"] = res.DNS.svg()
+	}
+	if res.Syslog != nil {
+		c["chart-syslog.svg"] = res.Syslog.svg()
+	}
+	return c
 }
 
 // options are shardbench's flags.
@@ -139,13 +165,14 @@ type options struct {
 	dns    *dnsConfig
 	syslog *syslogConfig
 	peers  peerFlag
+	prog   *progress
 }
 
 // parseFlags reads and checks the flags; a usageError on bad ones.
 func parseFlags(args []string) (*options, error) {
 	o := &options{fs: flag.NewFlagSet("shardbench", flag.ContinueOnError)}
 	fs := o.fs
-	fs.StringVar(&o.out, "out", "out/bench", "directory for results.md, results.json and chart.svg")
+	fs.StringVar(&o.out, "out", "out/bench", "directory for results.md, results.json and the charts (chart.svg, chart-dns.svg, chart-syslog.svg)")
 	fs.IntVar(&o.reps, "reps", 3, "repetitions of every run, interleaved")
 	fs.DurationVar(&o.dur, "duration", 2*time.Second, "load time per run")
 	fs.StringVar(&o.bin, "bin", "bin", "directory holding shardd, shardload and naive (make build)")
@@ -154,13 +181,42 @@ func parseFlags(args []string) (*options, error) {
 	o.dns = addDNSFlags(fs)
 	o.syslog = addSyslogFlags(fs)
 	fs.Var(&o.peers, "peer", "another server: 'NAME=SHELL COMMAND' with {port} (and optionally {handler}: echo or discard, {proto}: udp or tcp); repeatable")
+	quick := fs.Bool("quick", false, "a quick look at every mode (a minute or two on 2 CPUs): "+quickLookText()+", unless given too")
 	if err := fs.Parse(args); err != nil {
 		return nil, &usageError{err}
+	}
+	if *quick {
+		setQuickLook(fs)
 	}
 	if o.reps < 1 || o.dur <= 0 {
 		return nil, &usageError{errors.New("--reps and --duration must be positive")}
 	}
 	return o, nil
+}
+
+// quickLook are the flags --quick shortens, with their values: one
+// repetition and short runs in every mode, one syslog search round.
+var quickLook = [][2]string{{"reps", "1"}, {"duration", "1s"}, {"dns-zero-duration", "1s"},
+	{"syslog-duration", "1s"}, {"syslog-rounds", "1"}, {"syslog-steps", "1"}}
+
+func quickLookText() string {
+	var s []string
+	for _, f := range quickLook {
+		s = append(s, "--"+f[0]+" "+f[1])
+	}
+	return strings.Join(s, " ")
+}
+
+// setQuickLook gives the quickLook values to the flags not set on the
+// command line (those keep their value, before or after --quick).
+func setQuickLook(fs *flag.FlagSet) {
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	for _, f := range quickLook {
+		if !given[f[0]] {
+			_ = fs.Set(f[0], f[1]) // known flags, valid values (TestQuickLook)
+		}
+	}
 }
 
 // binPath is the absolute path of a binary in --bin.
@@ -240,19 +296,45 @@ func parsePlan(modes, sizes string) (plan, error) {
 	return p, nil
 }
 
-// runScenarios measures every server under every load, reps times,
-// interleaved: each repetition runs every load once, and the order of the
-// servers rotates, so no server always runs first.
-func runScenarios(servers []server, scenarios []scenario, reps int, dur time.Duration, shardload string) ([]sample, error) {
-	var samples []sample
-	total := 0
-	for _, sc := range scenarios {
+// planSuite is the progress line of the suite, with every run the modes
+// asked for planned.
+func planSuite(o *options, p plan, servers []server) *progress {
+	prog := newProgress(os.Stderr)
+	runs := 0
+	for _, sc := range p.scenarios {
 		for _, srv := range servers {
 			if srv.runs(sc) {
-				total += reps
+				runs += o.reps
 			}
 		}
 	}
+	prog.plan("load", runs, o.dur)
+	if p.upgrade {
+		prog.plan("upgrade", 1, upgradeLoad(o.dur))
+	}
+	if p.dns {
+		for _, r := range o.dns.planned(o.reps, o.dur) {
+			prog.plan(r.kind, r.runs, r.load)
+		}
+	}
+	if p.syslog {
+		prog.plan("syslog", o.syslog.planned(), o.syslog.dur)
+	}
+	return prog
+}
+
+// plannedRuns is a number of runs of a kind loading for the same time.
+type plannedRuns struct {
+	kind string
+	runs int
+	load time.Duration
+}
+
+// runScenarios measures every server under every load, reps times,
+// interleaved: each repetition runs every load once, and the order of the
+// servers rotates, so no server always runs first.
+func runScenarios(servers []server, scenarios []scenario, reps int, dur time.Duration, shardload string, prog *progress) ([]sample, error) {
+	var samples []sample
 	for rep := 1; rep <= reps; rep++ {
 		for _, sc := range scenarios {
 			for i := range servers {
@@ -260,13 +342,15 @@ func runScenarios(servers []server, scenarios []scenario, reps int, dur time.Dur
 				if !srv.runs(sc) {
 					continue
 				}
+				prog.start("load", fmt.Sprintf("%s %s rep %d/%d", sc, srv.Name, rep, reps), dur)
 				s, err := measure(srv, sc, dur, shardload)
 				if err != nil {
+					prog.end("failed")
 					return nil, fmt.Errorf("%s, %s, rep %d: %w", srv.Name, sc, rep, err)
 				}
 				s.Rep = rep
 				samples = append(samples, s)
-				fmt.Fprintf(os.Stderr, "[%3d/%d] %-22s %-12s %12.0f/s  drops %d\n", len(samples), total, srv.Name, sc, s.Rate, s.Drops)
+				prog.end("%.0f/s, drops %d", s.Rate, s.Drops)
 			}
 		}
 	}
@@ -288,16 +372,18 @@ func runOtherModes(o *options, p plan, res *results) (string, error) {
 	shardd, shardload := o.binPath("shardd"), o.binPath("shardload")
 	md := ""
 	if p.upgrade {
-		u, err := measureUpgrade(shardd, shardload, 10, 20000, 3*o.dur)
+		o.prog.start("upgrade", "upgrade under load (10 upgrades)", upgradeLoad(o.dur))
+		u, err := measureUpgrade(shardd, shardload, 10, 20000, upgradeLoad(o.dur))
 		if err != nil {
+			o.prog.end("failed")
 			return "", fmt.Errorf("upgrade under load: %w", err)
 		}
 		res.Upgrade = &u
 		md += u.markdown()
-		fmt.Fprintf(os.Stderr, "upgrade under load: sent %d, received %d, drops %d\n", u.Sent, u.Received, u.KernelDrops)
+		o.prog.end("sent %d, received %d, drops %d", u.Sent, u.Received, u.KernelDrops)
 	}
 	if p.dns {
-		d, err := runDNSMode(o.fs, o.dns, shardd, shardload, o.reps, o.dur)
+		d, err := runDNSMode(o.fs, o.dns, shardd, shardload, o.reps, o.dur, o.prog)
 		if err != nil {
 			return "", fmt.Errorf("dns: %w", err)
 		}
@@ -305,7 +391,7 @@ func runOtherModes(o *options, p plan, res *results) (string, error) {
 		md += d.markdown()
 	}
 	if p.syslog {
-		r, err := runSyslogMode(o.syslog, shardd, shardload)
+		r, err := runSyslogMode(o.syslog, shardd, shardload, o.prog)
 		if err != nil {
 			return "", fmt.Errorf("syslog: %w", err)
 		}
@@ -315,9 +401,9 @@ func runOtherModes(o *options, p plan, res *results) (string, error) {
 	return md, nil
 }
 
-// writeResults writes results.md, results.json and chart.svg into dir and
+// writeResults writes results.md, results.json and the charts into dir and
 // prints the markdown.
-func writeResults(dir, md string, res results, svg string) error {
+func writeResults(dir, md string, res results, charts map[string]string) error {
 	if err := os.WriteFile(filepath.Join(dir, "results.md"), []byte(md), 0o644); err != nil {
 		return err
 	}
@@ -325,11 +411,14 @@ func writeResults(dir, md string, res results, svg string) error {
 	if err := os.WriteFile(filepath.Join(dir, "results.json"), js, 0o644); err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(dir, "chart.svg"), []byte(svg), 0o644); err != nil {
-		return err
+	names := slices.Sorted(maps.Keys(charts))
+	for _, name := range names {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(charts[name]), 0o644); err != nil {
+			return err
+		}
 	}
 	fmt.Print(md)
-	fmt.Fprintf(os.Stderr, "wrote %s/results.md, results.json, chart.svg\n", dir)
+	fmt.Fprintf(os.Stderr, "wrote %s/results.md, results.json%s\n", dir, strings.Join(append([]string{""}, names...), ", "))
 	return nil
 }
 

@@ -89,6 +89,11 @@ func TestSuiteEndToEnd(t *testing.T) {
 			t.Fatalf("%s: %v", f, err)
 		}
 	}
+	for _, f := range []string{"chart-dns.svg", "chart-syslog.svg"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err == nil {
+			t.Errorf("%s written though its mode did not run", f)
+		}
+	}
 	md, _ := os.ReadFile(filepath.Join(dir, "results.md"))
 	for _, want := range []string{"discard 64B", "| echo 64B", "tcp-echo 64B", "| naive |", "| shardd 1 shard |", "--pin", "--steer cpu", "--tcp-shape goroutines", "| peer |", "Upgrade under load: 10 upgrades", "lost 0."} {
 		if !strings.Contains(string(md), want) {

@@ -105,6 +105,14 @@ func buildReport(servers []server, scenarios []scenario, samples []sample, reps 
 	return r
 }
 
+// plural is "1 run", "3 runs".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}
+
 func human(v float64) string {
 	switch {
 	case v >= 1e6:
@@ -142,48 +150,36 @@ func (r *report) markdown() string {
 	return b.String()
 }
 
-// svg draws grouped bars: one group per scenario, one bar per server, the
-// height its median over the baseline's.
+// svg draws grouped bars: one group per load, one bar per server, the
+// height its median over the baseline's, a whisker from the slowest to
+// the fastest repetition.
 func (r *report) svg() string {
-	const w, h, left, bottom, top = 900, 420, 60, 80, 40
-	colors := []string{"#9e9e9e", "#90caf9", "#1e88e5", "#0d47a1", "#ef6c00", "#6a1b9a", "#2e7d32"}
-	maxRatio := 1.0
-	for _, row := range r.cells {
-		for _, c := range row {
-			maxRatio = math.Max(maxRatio, c.ratio)
-		}
+	c := chartSpec{
+		title: fmt.Sprintf("shardd vs the naive Go server: UDP and TCP loads on loopback, %s", r.machine.Date),
+		note: fmt.Sprintf("Bars: median rate of %s of %v over the naive server's median (dashed line: 1x); whiskers: slowest to fastest repetition. discard: datagrams/s received; echo, tcp-echo: round trips/s.",
+			plural(r.reps, "repetition"), r.dur),
+		tick: func(v float64) string { return fmt.Sprintf("%.1fx", v) },
+		ref:  1,
 	}
-	maxRatio = math.Ceil(maxRatio*2) / 2
-	plotH := float64(h - bottom - top)
-	groupW := float64(w-left-20) / float64(len(r.scenarios))
-	barW := groupW * 0.8 / float64(len(r.servers))
-	var b strings.Builder
-	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="12">`+"\n", w, h)
-	fmt.Fprintf(&b, `<rect width="100%%" height="100%%" fill="white"/>`+"\n")
-	fmt.Fprintf(&b, `<text x="%d" y="20" font-size="14">shardd vs naive Go UDP server (median of %d, ratio to naive), %s</text>`+"\n", left, r.reps, r.machine.Date)
-	for t := 0.0; t <= maxRatio+1e-9; t += 0.5 {
-		y := float64(h-bottom) - t/maxRatio*plotH
-		fmt.Fprintf(&b, `<line x1="%d" x2="%d" y1="%.1f" y2="%.1f" stroke="#ddd"/><text x="%d" y="%.1f" text-anchor="end">%.1fx</text>`+"\n", left, w-20, y, y, left-6, y+4, t)
+	for _, srv := range r.servers {
+		c.series = append(c.series, srv.Name)
 	}
-	for gi, sc := range r.scenarios {
-		gx := float64(left) + float64(gi)*groupW + groupW*0.1
+	for _, sc := range r.scenarios {
+		g := chartGroup{label: sc.String()}
 		for si, srv := range r.servers {
-			c, ok := r.cells[sc.String()][srv.Name]
+			cl, ok := r.cells[sc.String()][srv.Name]
 			if !ok {
 				continue
 			}
-			bh := c.ratio / maxRatio * plotH
-			x := gx + float64(si)*barW
-			fmt.Fprintf(&b, `<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="%s"><title>%s, %s: %s/s (%.2fx)</title></rect>`+"\n",
-				x, float64(h-bottom)-bh, barW-2, bh, colors[si%len(colors)], srv.Name, sc, human(c.median), c.ratio)
-			fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="middle" font-size="10">%.2f</text>`+"\n", x+barW/2-1, float64(h-bottom)-bh-3, c.ratio)
+			b := chartBar{series: si, value: cl.ratio, label: fmt.Sprintf("%.2fx", cl.ratio),
+				tip: fmt.Sprintf("%s, %s: %s/s (%.2fx), min-max %s-%s", srv.Name, sc, human(cl.median), cl.ratio, human(cl.min), human(cl.max))}
+			if r.reps > 1 && cl.ratio > 0 {
+				base := cl.median / cl.ratio
+				b.lo, b.hi = cl.min/base, cl.max/base
+			}
+			g.bars = append(g.bars, b)
 		}
-		fmt.Fprintf(&b, `<text x="%.1f" y="%d" text-anchor="middle">%s</text>`+"\n", gx+groupW*0.4, h-bottom+16, sc)
+		c.groups = append(c.groups, g)
 	}
-	for si, srv := range r.servers {
-		x := left + si*150
-		fmt.Fprintf(&b, `<rect x="%d" y="%d" width="12" height="12" fill="%s"/><text x="%d" y="%d">%s</text>`+"\n", x, h-30, colors[si%len(colors)], x+16, h-20, srv.Name)
-	}
-	b.WriteString("</svg>\n")
-	return b.String()
+	return c.svg()
 }

@@ -19,6 +19,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -76,15 +77,57 @@ type syslogResult struct {
 	Rsyslog   string          `json:"rsyslog_version"`
 	TookSec   float64         `json:"took_s"`
 	ShardsCmd string          `json:"shardd_command"`
+	date      string
 }
 
-func runSyslogMode(c *syslogConfig, shardd, shardload string) (*syslogResult, error) {
+// runSyslogMode searches each server's highest zero-loss rate in rounds,
+// then measures it under overload.
+func runSyslogMode(c *syslogConfig, shardd, shardload string, prog *progress) (*syslogResult, error) {
 	if _, err := exec.LookPath(c.rsyslogd); err != nil {
 		return nil, fmt.Errorf("%s not found (apt-get install rsyslog)", c.rsyslogd)
 	}
 	start := time.Now()
+	servers := syslogServers(c, shardd)
+	res := &syslogResult{Payload: c.payload, Duration: c.dur.String(), Rsyslog: rsyslogVersion(c.rsyslogd), date: readMachine().Date}
+	res.ShardsCmd = strings.Join(servers[0].command2(), " ")
+	m := &syslogMode{c: c, servers: servers, shardload: shardload, prog: prog, res: res, planned: c.planned()}
+	for range servers {
+		m.guess = append(m.guess, doublingGuess)
+	}
+	perServer := make([][]syslogProbe, len(servers))
+	for round := 1; round <= c.reps; round++ {
+		bests, err := m.round(round)
+		if err != nil {
+			return nil, err
+		}
+		for i := range servers {
+			perServer[i] = append(perServer[i], bests[i])
+		}
+	}
+	for i, srv := range servers {
+		bests := perServer[i]
+		sort.Slice(bests, func(a, b int) bool { return bests[a].Offered < bests[b].Offered })
+		res.Best = append(res.Best, bests[len(bests)/2])
+		res.Rounds = append(res.Rounds, bests)
+		// Memory under overload: as fast as the sender goes.
+		prog.start("syslog", fmt.Sprintf("syslog overload, %s", srv.Name), c.dur)
+		p, err := syslogRun(srv, shardload, c, 0)
+		if err != nil {
+			prog.end("failed")
+			return nil, fmt.Errorf("%s overload: %w", srv.Name, err)
+		}
+		res.Overload = append(res.Overload, p)
+		prog.end("offered %.0f/s, sent %d, written %d, peak RSS %.1f MiB", p.Offered, p.Sent, p.Written, float64(p.PeakRSS)/(1<<20))
+	}
+	res.TookSec = time.Since(start).Seconds()
+	return res, nil
+}
+
+// syslogServers are the contenders: shardd with a shard per CPU and
+// rsyslogd with an imudp worker per CPU.
+func syslogServers(c *syslogConfig, shardd string) []syslogServer {
 	ncpu := runtime.GOMAXPROCS(0)
-	servers := []syslogServer{
+	return []syslogServer{
 		{Name: fmt.Sprintf("shardd %d shards", ncpu), command: func(dir, out string, port int) ([]string, error) {
 			return []string{shardd, "--handler", "syslog", "--sink", out, "--log-level", "warn", fmt.Sprintf("127.0.0.1:%d", port)}, nil
 		}},
@@ -94,60 +137,79 @@ func runSyslogMode(c *syslogConfig, shardd, shardload string) (*syslogResult, er
 			return []string{c.rsyslogd, "-n", "-f", conf, "-i", filepath.Join(dir, "rsyslogd.pid")}, err
 		}},
 	}
-	res := &syslogResult{Payload: c.payload, Duration: c.dur.String(), Rsyslog: rsyslogVersion(c.rsyslogd)}
-	res.ShardsCmd = strings.Join(servers[0].command2(), " ")
-	// Each round searches both servers in lockstep (a probe of one, then of
-	// the other, at each step), so a noisy spell of this shared machine
-	// hits both alike; rounds repeat and the median round counts.
-	perServer := make([][]syslogProbe, len(servers))
-	for round := 1; round <= c.reps; round++ {
-		searches := make([]*rateSearch, len(servers))
-		for i := range servers {
-			searches[i] = &rateSearch{rate: c.start, steps: c.steps}
-		}
-		for active := true; active; {
-			active = false
-			for i, srv := range servers {
-				sr := searches[i]
-				if sr.done() {
-					continue
-				}
-				active = true
-				p, err := syslogRun(srv, shardload, c, sr.rate)
-				if err != nil {
-					return nil, fmt.Errorf("%s at %.0f/s: %w", srv.Name, sr.rate, err)
-				}
-				res.Probes = append(res.Probes, p)
-				ok := p.Written == p.Sent
-				fmt.Fprintf(os.Stderr, "syslog round %d %-26s rate %8.0f/s offered %8.0f/s sent %8d written %8d peak RSS %5.1f MiB %s\n",
-					round, srv.Name, sr.rate, p.Offered, p.Sent, p.Written, float64(p.PeakRSS)/(1<<20), map[bool]string{true: "ok", false: "LOSS"}[ok])
-				sr.record(p, ok)
+}
+
+// doublingGuess is how many probes a search is guessed to take before a
+// probe loses (25k, 50k, ... 400k/s), until a round has shown it.
+const doublingGuess = 5
+
+// planned is the syslog mode's number of probes, for the progress line:
+// per round and server a search (doublingGuess probes and the bisection),
+// then an overload probe per server.
+func (c *syslogConfig) planned() int { return c.reps*2*(doublingGuess+c.steps) + 2 }
+
+// syslogMode is the syslog mode's search under way.
+type syslogMode struct {
+	c         *syslogConfig
+	servers   []syslogServer
+	shardload string
+	prog      *progress
+	res       *syslogResult
+	guess     []int // per server, the probes its last search took before a loss
+	planned   int   // the probes the progress line counts on
+}
+
+// round searches both servers in lockstep (a probe of one, then of the
+// other, at each step), so that a noisy spell of this shared machine hits
+// both alike; it returns each server's highest zero-loss probe.
+func (m *syslogMode) round(round int) ([]syslogProbe, error) {
+	searches := make([]*rateSearch, len(m.servers))
+	for i := range m.servers {
+		searches[i] = &rateSearch{rate: m.c.start, steps: m.c.steps}
+	}
+	for active := true; active; {
+		active = false
+		for i, srv := range m.servers {
+			sr := searches[i]
+			if sr.done() {
+				continue
 			}
-		}
-		for i, sr := range searches {
-			best := syslogProbe{Server: servers[i].Name}
-			if sr.best != nil {
-				best = *sr.best
+			active = true
+			m.prog.start("syslog", fmt.Sprintf("syslog round %d/%d, %s at %.0f/s", round, m.c.reps, srv.Name, sr.rate), m.c.dur)
+			p, err := syslogRun(srv, m.shardload, m.c, sr.rate)
+			if err != nil {
+				m.prog.end("failed")
+				return nil, fmt.Errorf("%s at %.0f/s: %w", srv.Name, sr.rate, err)
 			}
-			perServer[i] = append(perServer[i], best)
+			m.res.Probes = append(m.res.Probes, p)
+			ok := p.Written == p.Sent
+			sr.record(p, ok)
+			m.replan(round, searches)
+			m.prog.end("offered %.0f/s, sent %d, written %d, peak RSS %.1f MiB, %s",
+				p.Offered, p.Sent, p.Written, float64(p.PeakRSS)/(1<<20), map[bool]string{true: "ok", false: "LOSS"}[ok])
 		}
 	}
-	for i, srv := range servers {
-		bests := perServer[i]
-		sort.Slice(bests, func(a, b int) bool { return bests[a].Offered < bests[b].Offered })
-		res.Best = append(res.Best, bests[len(bests)/2])
-		res.Rounds = append(res.Rounds, bests)
-		// Memory under overload: as fast as the sender goes.
-		p, err := syslogRun(srv, shardload, c, 0)
-		if err != nil {
-			return nil, fmt.Errorf("%s overload: %w", srv.Name, err)
+	bests := make([]syslogProbe, len(m.servers))
+	for i, sr := range searches {
+		bests[i] = syslogProbe{Server: m.servers[i].Name}
+		if sr.best != nil {
+			bests[i] = *sr.best
 		}
-		res.Overload = append(res.Overload, p)
-		fmt.Fprintf(os.Stderr, "syslog %-26s overload: offered %8.0f/s sent %8d written %8d peak RSS %5.1f MiB\n",
-			srv.Name, p.Offered, p.Sent, p.Written, float64(p.PeakRSS)/(1<<20))
+		m.guess[i] = max(sr.doublings, 1)
 	}
-	res.TookSec = time.Since(start).Seconds()
-	return res, nil
+	return bests, nil
+}
+
+// replan tells the progress line how many probes are still to come, from
+// the searches under way and the guesses for the rounds after this one.
+func (m *syslogMode) replan(round int, searches []*rateSearch) {
+	left := len(m.servers) // the overload probes
+	for i, sr := range searches {
+		left += sr.left(m.guess[i]) + (m.c.reps-round)*(m.guess[i]+m.c.steps)
+	}
+	total := len(m.res.Probes) + left // the current probe is among res.Probes
+	m.prog.plan("syslog", total-m.planned, m.c.dur)
+	m.planned = total
 }
 
 // rateSearch finds one server's highest zero-loss rate: the rate doubles
@@ -156,12 +218,28 @@ func runSyslogMode(c *syslogConfig, shardd, shardload string) (*syslogResult, er
 type rateSearch struct {
 	rate, good, bad float64
 	steps           int
+	doublings       int // probes before the bisection (the first lossy one included)
 	best            *syslogProbe
 }
 
 func (r *rateSearch) done() bool { return r.rate == 0 }
 
+// left estimates the probes still to come, the next one included, when
+// the search is guessed to take guess probes before one loses.
+func (r *rateSearch) left(guess int) int {
+	switch {
+	case r.done():
+		return 0
+	case r.bad == 0:
+		return max(guess-r.doublings, 1) + r.steps
+	}
+	return r.steps + 1
+}
+
 func (r *rateSearch) record(p syslogProbe, ok bool) {
+	if r.bad == 0 {
+		r.doublings++
+	}
 	if ok && (r.best == nil || p.Offered > r.best.Offered) {
 		b := p
 		r.best = &b
@@ -335,7 +413,7 @@ func peakRSS(pid int) uint64 {
 func (r *syslogResult) markdown() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "\n### syslog: zero-loss ingestion to a file\n\n")
-	fmt.Fprintf(&b, "shardload one-way, 1 sender thread, 64 flows, payload `%s`, %s per probe; rate doubled then bisected; a probe is clean when the file has one line per datagram sent (after SIGTERM). %d rounds, both servers probed in lockstep in each; the median round counts. %s. Took %.0fs.\n\n", r.Payload, r.Duration, len(r.Rounds[0]), r.Rsyslog, r.TookSec)
+	fmt.Fprintf(&b, "shardload one-way, 1 sender thread, 64 flows, payload `%s`, %s per probe; rate doubled then bisected; a probe is clean when the file has one line per datagram sent (after SIGTERM). %d rounds, both servers probed in lockstep in each; the median round counts. %s. Took %.0fs.\n\n", r.Payload, r.Duration, r.rounds(), r.Rsyslog, r.TookSec)
 	fmt.Fprintf(&b, "| server | highest zero-loss rate (msgs/s), median round | rounds | vs rsyslog | peak RSS there | overload: offered/s | written | peak RSS |\n|---|---:|---|---:|---:|---:|---:|---:|\n")
 	base := 0.0
 	for _, p := range r.Best {
@@ -364,4 +442,55 @@ func rsyslogVersion(rsyslogd string) string {
 	line, _, _ := strings.Cut(string(out), "\n")
 	line, _, _ = strings.Cut(line, " compiled with")
 	return strings.Join(strings.Fields(line), " ")
+}
+
+// rounds is the number of search rounds that ran.
+func (r *syslogResult) rounds() int {
+	if len(r.Rounds) == 0 {
+		return 0
+	}
+	return len(r.Rounds[0])
+}
+
+// svg charts the syslog mode: each server's highest zero-loss rate (the
+// median round, whiskers over the rounds) and what it wrote per second
+// under overload.
+func (r *syslogResult) svg() string {
+	c := chartSpec{
+		title: fmt.Sprintf("syslog: messages/s written to a file, shardd vs %s, %s", r.Rsyslog, r.date),
+		note: fmt.Sprintf("Zero-loss: the highest rate with one line in the file per datagram sent (rate doubled, then bisected; probes of %s), median of %s, whiskers over the rounds. Overload: records written per second of sending as fast as one sender goes.",
+			r.Duration, plural(r.rounds(), "round")),
+		tick: human,
+	}
+	best := chartGroup{label: "highest zero-loss rate"}
+	over := chartGroup{label: "overload: records written/s"}
+	// rsyslogd, the baseline, first (in grey, as the other charts' baselines).
+	order := make([]int, 0, len(r.Best))
+	for i, p := range r.Best {
+		if strings.HasPrefix(p.Server, "rsyslogd") {
+			order = append([]int{i}, order...)
+		} else {
+			order = append(order, i)
+		}
+	}
+	for si, i := range order {
+		p := r.Best[i]
+		c.series = append(c.series, p.Server)
+		b := chartBar{series: si, value: p.Offered, label: human(p.Offered) + "/s", tip: fmt.Sprintf("%s: %s/s with zero loss, peak RSS %.1f MiB", p.Server, human(p.Offered), float64(p.PeakRSS)/(1<<20))}
+		if i < len(r.Rounds) && len(r.Rounds[i]) > 1 {
+			b.lo, b.hi = math.Inf(1), 0
+			for _, q := range r.Rounds[i] {
+				b.lo, b.hi = math.Min(b.lo, q.Offered), math.Max(b.hi, q.Offered)
+			}
+		}
+		best.bars = append(best.bars, b)
+		if i < len(r.Overload) && r.Overload[i].Offered > 0 && r.Overload[i].Sent > 0 {
+			o := r.Overload[i]
+			rate := float64(o.Written) / (float64(o.Sent) / o.Offered)
+			over.bars = append(over.bars, chartBar{series: si, value: rate, label: human(rate) + "/s",
+				tip: fmt.Sprintf("%s: wrote %d of %d sent at %s/s, peak RSS %.1f MiB", o.Server, o.Written, o.Sent, human(o.Offered), float64(o.PeakRSS)/(1<<20))})
+		}
+	}
+	c.groups = append(c.groups, best, over)
+	return c.svg()
 }

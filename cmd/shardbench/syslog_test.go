@@ -1,6 +1,13 @@
 package main
 
-import "testing"
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
 
 // TestRateSearch: doubling until a loss, then bisecting; the best clean
 // probe is kept.
@@ -33,4 +40,41 @@ func TestRateSearch(t *testing.T) {
 	if r.best != nil {
 		t.Fatalf("best %+v for a server that always loses", r.best)
 	}
+}
+
+// TestSyslogModeEndToEnd runs the syslog mode briefly (one round, no
+// bisection): both servers probed, the table and the chart written.
+func TestSyslogModeEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds binaries and runs load")
+	}
+	requireTool(t, "rsyslogd")
+	bin := t.TempDir()
+	if b, err := exec.Command("go", "build", "-o", bin+"/", "../shardd", "../shardload", "../naive").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, b)
+	}
+	dir := t.TempDir()
+	err := run([]string{"--bin", bin, "--out", dir, "--modes", "syslog", "--syslog-payload", "../../testdata/syslog/rfc5424.txt",
+		"--syslog-duration", "300ms", "--syslog-rounds", "1", "--syslog-steps", "0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	md, _ := os.ReadFile(filepath.Join(dir, "results.md"))
+	var js struct {
+		Syslog *syslogResult `json:"syslog"`
+	}
+	b, _ := os.ReadFile(filepath.Join(dir, "results.json"))
+	if err := json.Unmarshal(b, &js); err != nil || js.Syslog == nil || len(js.Syslog.Overload) != 2 || len(js.Syslog.Probes) < 2 {
+		t.Fatalf("results.json: %v\n%s", err, b)
+	}
+	svg, err := os.ReadFile(filepath.Join(dir, "chart-syslog.svg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, srv := range []string{"shardd ", "rsyslogd imudp"} {
+		if !strings.Contains(string(md), "| "+srv) || !strings.Contains(string(svg), ">"+srv) {
+			t.Errorf("%q missing from results.md or chart-syslog.svg's legend:\n%s\n%s", srv, md, svg)
+		}
+	}
+	checkLayout(t, "chart-syslog.svg", string(svg))
 }

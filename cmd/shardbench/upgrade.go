@@ -56,6 +56,9 @@ func (l *lockedBuf) String() string {
 	return l.b.String()
 }
 
+// upgradeLoad is how long the upgrade mode's stream runs, given --duration.
+func upgradeLoad(dur time.Duration) time.Duration { return 3 * dur }
+
 // measureUpgrade runs shardd, a fixed-rate shardload for dur, and n upgrades
 // spread over the middle of it; every process's exit summary is summed.
 func measureUpgrade(shardd, shardload string, n int, rate float64, dur time.Duration) (upgradeResult, error) {
