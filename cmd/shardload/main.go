@@ -130,38 +130,56 @@ func parseFlags(args []string, stdout io.Writer) (*config, error) {
 	if cfg.target, err = netip.ParseAddrPort(pos[0]); err != nil || cfg.target.Port() == 0 {
 		return nil, usagef("target %q: want IP:PORT with a port from 1 to 65535, e.g. 127.0.0.1:5353 or [::1]:5353", pos[0])
 	}
+	if err := cfg.checkRanges(); err != nil {
+		return nil, err
+	}
+	if err := cfg.makePayload(); err != nil {
+		return nil, err
+	}
+	cfg.senders = min(cfg.senders, cfg.flows)
+	return cfg, nil
+}
+
+// checkRanges checks the numeric flags and the word choices.
+func (cfg *config) checkRanges() error {
 	switch {
 	case cfg.rate < 0:
-		return nil, usagef("--rate %v: must be 0 (as fast as possible) or more", cfg.rate)
+		return usagef("--rate %v: must be 0 (as fast as possible) or more", cfg.rate)
 	case cfg.duration <= 0:
-		return nil, usagef("--duration %v: must be positive", cfg.duration)
+		return usagef("--duration %v: must be positive", cfg.duration)
 	case cfg.flows < 1 || cfg.flows > 10000:
-		return nil, usagef("--flows %d: must be between 1 and 10000", cfg.flows)
+		return usagef("--flows %d: must be between 1 and 10000", cfg.flows)
 	case cfg.senders < 1:
-		return nil, usagef("--senders %d: must be at least 1", cfg.senders)
+		return usagef("--senders %d: must be at least 1", cfg.senders)
 	case cfg.mode != "oneway" && cfg.mode != "echo":
-		return nil, usagef("--mode %s: want oneway or echo", cfg.mode)
+		return usagef("--mode %s: want oneway or echo", cfg.mode)
 	case cfg.window < 0:
-		return nil, usagef("--window %d: must be 0 or more", cfg.window)
+		return usagef("--window %d: must be 0 or more", cfg.window)
 	case cfg.timeout <= 0:
-		return nil, usagef("--timeout %v: must be positive", cfg.timeout)
+		return usagef("--timeout %v: must be positive", cfg.timeout)
 	case cfg.gsoArg != "auto" && cfg.gsoArg != "on" && cfg.gsoArg != "off":
-		return nil, usagef("--gso %s: want auto, on or off", cfg.gsoArg)
+		return usagef("--gso %s: want auto, on or off", cfg.gsoArg)
 	}
+	return nil
+}
+
+// makePayload reads --payload, or generates --size bytes.
+func (cfg *config) makePayload() error {
 	if cfg.payloadArg != "" {
+		var err error
 		if cfg.payload, err = os.ReadFile(cfg.payloadArg); err != nil {
-			return nil, usagef("--payload: %v", err)
+			return usagef("--payload: %v", err)
 		}
 		if len(cfg.payload) == 0 || len(cfg.payload) > 65507 {
-			return nil, usagef("--payload %s: %d bytes; a UDP datagram carries 1 to 65507", cfg.payloadArg, len(cfg.payload))
+			return usagef("--payload %s: %d bytes; a UDP datagram carries 1 to 65507", cfg.payloadArg, len(cfg.payload))
 		}
 		cfg.kind = classifyPayload(cfg.payload)
 	} else {
 		if cfg.size < 1 || cfg.size > 65507 {
-			return nil, usagef("--size %d: must be between 1 and 65507 (the largest UDP payload over IPv4)", cfg.size)
+			return usagef("--size %d: must be between 1 and 65507 (the largest UDP payload over IPv4)", cfg.size)
 		}
 		if cfg.mode == "echo" && cfg.size < stampLen {
-			return nil, usagef("--size %d: echo mode needs at least %d bytes for a sequence number and send time (or use --payload FILE)", cfg.size, stampLen)
+			return usagef("--size %d: echo mode needs at least %d bytes for a sequence number and send time (or use --payload FILE)", cfg.size, stampLen)
 		}
 		cfg.payload = make([]byte, cfg.size)
 		for i := range cfg.payload {
@@ -169,8 +187,7 @@ func parseFlags(args []string, stdout io.Writer) (*config, error) {
 		}
 		cfg.kind = filler
 	}
-	cfg.senders = min(cfg.senders, cfg.flows)
-	return cfg, nil
+	return nil
 }
 
 // execute runs the load and returns its summary.
