@@ -89,7 +89,7 @@ func newFlagSet(o *options) (*flag.FlagSet, map[string]string) {
 	fs.DurationVar(&o.writeTO, "write-timeout", shard.DefaultWriteTimeout, "close a TCP connection that does not read its replies for this long")
 	fs.Var(&o.steer, "steer", "how datagrams spread over shards: hash (kernel 4-tuple hash), random (BPF: one flow spreads evenly), cpu (BPF: the shard pinned to the receiving CPU; needs --pin)")
 	fs.BoolVar(&o.exclusive, "exclusive", false, "attach a steering program that only picks shardd's own sockets, so a later socket of the same user on the port gets no traffic")
-	fs.StringVar(&o.pidfile, "pidfile", "", "write the daemon's pid here (the new process rewrites it after an upgrade); used by shardd upgrade")
+	fs.StringVar(&o.pidfile, "pidfile", "", "write the daemon's pid here (the new process rewrites it after an upgrade), and each upgrade's outcome to FILE.upgrade; shardd upgrade --pidfile FILE reads both")
 	fs.DurationVar(&o.guardEvery, "guard-interval", 10*time.Second, "how often to look for sockets of other processes on the port")
 	fs.Var(&o.tcpShape, "tcp-shape", "TCP connections served by one epoll loop on each shard's locked thread (loop) or by a goroutine each (goroutines)")
 	fs.Lookup("tcp-shape").DefValue = "loop on Linux, goroutines elsewhere"
