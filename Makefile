@@ -5,21 +5,29 @@ ARGS      ?= --proto udp :5353
 BENCH     ?= .
 BENCH_FLAGS ?= -benchmem
 FUZZTIME  ?= 10s
+# What shardd version prints when the build carries no VCS stamp (go run,
+# -buildvcs=false, GOFLAGS=-buildvcs=false): passed with -ldflags.
+VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+COMMIT    ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+LDFLAGS   := -X main.gitVersion=$(VERSION) -X main.commit=$(COMMIT)
 
 .PHONY: all build run run-dns test attack bench bench-go bench-cpu bench-perf lint fuzz-smoke clean
 
 all: lint test
 
 build:
-	$(GO) build -o $(BIN)/ ./cmd/...
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...
 
-run:
-	$(GO) run ./cmd/shardd $(ARGS)
+# run and run-dns build bin/shardd and exec it, so shardd is make's own
+# child: a TERM or INT to make reaches shardd, which stops and frees the
+# port (under go run, a TERM to go run left its child serving).
+run: build
+	exec ./$(BIN)/shardd $(ARGS)
 
 # An authoritative DNS server for the example zones on :5353 (UDP and TCP):
 #   dig @127.0.0.1 -p 5353 www.example.com
-run-dns:
-	$(GO) run ./cmd/shardd --handler dns --proto udp,tcp \
+run-dns: build
+	exec ./$(BIN)/shardd --handler dns --proto udp,tcp \
 	  --zone testdata/dns/example.com.zone --zone testdata/dns/2.0.192.in-addr.arpa.zone $(DNS_ARGS) :5353
 
 # The race detector is on; tests that need root or third-party clients skip

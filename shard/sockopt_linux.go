@@ -121,7 +121,10 @@ func setBuffer(fd, opt, forceOpt, want int) (int, error) {
 	if want > 0 {
 		// Errors here are not fatal: the read-back below reports what we got.
 		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, opt, want)
-		if got, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, opt); err == nil && got < want {
+		// The kernel reports twice the size set (the other half is its
+		// bookkeeping), so a read-back under twice the ask means the sysctl
+		// cap won: then force, which needs CAP_NET_ADMIN.
+		if got, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, opt); err == nil && int64(got) < BufferReadBack(want) {
 			_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, forceOpt, want)
 		}
 	}

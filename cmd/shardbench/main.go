@@ -15,6 +15,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"maps"
 	"os"
 	"os/exec"
@@ -26,6 +27,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/shardd/shardd/cmd/internal/cli"
 	"github.com/shardd/shardd/cmd/internal/ports"
 
 	"github.com/shardd/shardd/shard/sockinfo"
@@ -74,15 +76,23 @@ type peerFlag []string
 func (p *peerFlag) String() string     { return strings.Join(*p, ",") }
 func (p *peerFlag) Set(v string) error { *p = append(*p, v); return nil }
 
-func main() { os.Exit(exitCode(run(os.Args[1:]))) }
+// stdout is where --help goes.
+var stdout io.Writer = os.Stdout
 
-// exitCode reports err and gives the exit status: 0 for none and for
-// --help (the usage is printed), 2 for bad usage, 1 for a failed run.
-func exitCode(err error) int {
-	if err == nil || errors.Is(err, flag.ErrHelp) {
+// errHelp ends a run after --help: exit 0.
+var errHelp = errors.New("help printed")
+
+func main() {
+	os.Exit(exitCode(run(os.Args[1:]), os.Stderr))
+}
+
+// exitCode reports err of a run on stderr and returns the exit code: 0
+// done (or --help), 1 runtime failure, 2 usage error.
+func exitCode(err error, stderr io.Writer) int {
+	if err == nil || errors.Is(err, errHelp) {
 		return 0
 	}
-	fmt.Fprintln(os.Stderr, "shardbench:", err)
+	fmt.Fprintln(stderr, "shardbench:", err)
 	var ue *usageError
 	if errors.As(err, &ue) {
 		return 2
@@ -176,14 +186,24 @@ func parseFlags(args []string) (*options, error) {
 	fs.IntVar(&o.reps, "reps", 3, "repetitions of every run, interleaved")
 	fs.DurationVar(&o.dur, "duration", 2*time.Second, "load time per run")
 	fs.StringVar(&o.bin, "bin", "bin", "directory holding shardd, shardload and naive (make build)")
-	fs.StringVar(&o.sizes, "sizes", "64,512", "datagram sizes")
+	fs.StringVar(&o.sizes, "sizes", "64,512", "datagram sizes, comma-separated (bytes, or with K: 1K)")
 	fs.StringVar(&o.modes, "modes", "discard,echo,tcp-echo,upgrade,dns,syslog", "loads: discard (UDP one-way), echo (UDP), tcp-echo, upgrade (10 upgrades under a steady stream), dns (shardd --handler dns vs Knot DNS, dnsperf; see dns.go), syslog (highest zero-loss rate into a file, shardd --handler syslog vs rsyslogd; see syslog.go)")
 	o.dns = addDNSFlags(fs)
 	o.syslog = addSyslogFlags(fs)
 	fs.Var(&o.peers, "peer", "another server: 'NAME=SHELL COMMAND' with {port} (and optionally {handler}: echo or discard, {proto}: udp or tcp); repeatable")
 	quick := fs.Bool("quick", false, "a quick look at every mode (a minute or two on 2 CPUs): "+quickLookText()+", unless given too")
-	if err := fs.Parse(args); err != nil {
-		return nil, &usageError{err}
+	fs.SetOutput(io.Discard)
+	err := fs.Parse(args)
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintln(stdout, "Usage: shardbench [flags]\n\nRuns shardd, the naive server and any --peer side by side under the same loads\nand writes results.md, results.json and the charts (chart.svg, chart-dns.svg,\nchart-syslog.svg) into --out.\nExit codes: 0 done, 1 runtime failure, 2 usage error.\n\nFlags:")
+		cli.PrintFlags(stdout, fs)
+		return nil, errHelp
+	}
+	if err != nil {
+		return nil, &usageError{errors.New(cli.FlagError(fs, err, "shardbench"))}
+	}
+	if fs.NArg() > 0 {
+		return nil, &usageError{fmt.Errorf("unexpected %q: shardbench takes flags only (see shardbench --help)", fs.Arg(0))}
 	}
 	if *quick {
 		setQuickLook(fs)
@@ -286,11 +306,11 @@ func parsePlan(modes, sizes string) (plan, error) {
 			return p, &usageError{fmt.Errorf("--modes: unknown mode %q", m)}
 		}
 		for _, s := range strings.Split(sizes, ",") {
-			n, err := strconv.Atoi(s)
+			n, err := cli.ParseSize(s, 1<<31-1)
 			if err != nil || n < 16 || n > 65507 {
 				return p, &usageError{fmt.Errorf("--sizes: %q is not a size from 16 to 65507", s)}
 			}
-			p.scenarios = append(p.scenarios, scenario{m, n})
+			p.scenarios = append(p.scenarios, scenario{m, int(n)})
 		}
 	}
 	return p, nil

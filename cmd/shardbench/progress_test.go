@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -106,11 +107,13 @@ func TestQuickLook(t *testing.T) {
 
 // TestExitCodes: --help exits 0, a bad flag or value 2, a failed run 1.
 func TestExitCodes(t *testing.T) {
+	defer func(w io.Writer) { stdout = w }(stdout)
+	stdout = io.Discard
 	for _, c := range []struct {
 		args []string
 		want int
 	}{{[]string{"--help"}, 0}, {[]string{"--bogus"}, 2}, {[]string{"--quick", "--reps", "0"}, 2}, {[]string{"--bin", t.TempDir()}, 1}} {
-		if got := exitCode(run(c.args)); got != c.want {
+		if got := exitCode(run(c.args), io.Discard); got != c.want {
 			t.Errorf("shardbench %s: exit %d, want %d", strings.Join(c.args, " "), got, c.want)
 		}
 	}

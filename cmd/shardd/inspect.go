@@ -82,8 +82,7 @@ func runInspect(args []string, stdout, stderr io.Writer, stop <-chan os.Signal) 
 // parseInspectArgs parses the command line; nil options mean exit with code
 // (after --help, or a usage error already printed).
 func parseInspectArgs(args []string, stdout, stderr io.Writer) (*inspectOptions, int) {
-	fs := flag.NewFlagSet("shardd inspect", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
+	fs := newCommandFlags("inspect")
 	o := &inspectOptions{}
 	fs.BoolVar(&o.asJSON, "json", false, "print the sockets as a JSON array")
 	fs.BoolVar(&o.watch, "watch", false, "refresh every --interval with per-second receive-queue and drop rates")
@@ -92,11 +91,11 @@ func parseInspectArgs(args []string, stdout, stderr io.Writer) (*inspectOptions,
 	fs.StringVar(&o.metricsURL, "metrics", "", "shardd's /metrics URL: adds each shard socket's received datagrams (RX, and RX/s with --watch)")
 	pos, err := cli.ParseInterspersed(fs, args)
 	if errors.Is(err, flag.ErrHelp) {
-		fmt.Fprintln(stdout, "Usage: shardd inspect [--json] [--watch [--interval 1s]] ADDR\n\nLists every UDP and TCP socket bound to ADDR's port (ADDR: :PORT, IP:PORT or PORT).")
+		printCommandUsage(stdout, "inspect", fs)
 		return nil, exitOK
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "shardd inspect: %v\n", rewriteFlagError(err))
+		fmt.Fprintf(stderr, "shardd inspect: %v\n", rewriteFlagError(fs, err))
 		return nil, exitUsage
 	}
 	if len(pos) != 1 {

@@ -14,7 +14,6 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
-	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -90,14 +89,15 @@ func newFlagSet(o *options) (*flag.FlagSet, map[string]string) {
 	fs.DurationVar(&o.writeTO, "write-timeout", shard.DefaultWriteTimeout, "close a TCP connection that does not read its replies for this long")
 	fs.Var(&o.steer, "steer", "how datagrams spread over shards: hash (kernel 4-tuple hash), random (BPF: one flow spreads evenly), cpu (BPF: the shard pinned to the receiving CPU; needs --pin)")
 	fs.BoolVar(&o.exclusive, "exclusive", false, "attach a steering program that only picks shardd's own sockets, so a later socket of the same user on the port gets no traffic")
-	fs.StringVar(&o.pidfile, "pidfile", "", "write the daemon's pid here (the new process rewrites it after an upgrade); used by shardd upgrade")
+	fs.StringVar(&o.pidfile, "pidfile", "", "write the daemon's pid here (the new process rewrites it after an upgrade), and each upgrade's outcome to FILE.upgrade; shardd upgrade --pidfile FILE reads both")
 	fs.DurationVar(&o.guardEvery, "guard-interval", 10*time.Second, "how often to look for sockets of other processes on the port")
-	fs.Var(&o.tcpShape, "tcp-shape", "TCP connections served by one epoll loop on each shard's locked thread (loop, the default on Linux) or by a goroutine each (goroutines)")
+	fs.Var(&o.tcpShape, "tcp-shape", "TCP connections served by one epoll loop on each shard's locked thread (loop) or by a goroutine each (goroutines)")
+	fs.Lookup("tcp-shape").DefValue = "loop on Linux, goroutines elsewhere"
 	fs.IntVar(&o.maxFrame, "max-frame", shard.DefaultMaxFrame, "largest TCP message; a longer frame closes the connection")
 	// 0 (not given): the defaults follow --max-frame and --max-conns (shard.TCPMemory, shard.DefaultConnsPerIP).
-	fs.Var(&o.connMem, "max-conn-memory", "most a TCP connection holds (input not yet served + replies not yet written; K, M suffixes); at the limit it stops reading until the client takes its replies")
+	fs.Var(&o.connMem, "max-conn-memory", "most a TCP connection holds (input not yet served + replies not yet written; a size: 256K, 1M); at the limit it stops reading until the client takes its replies")
 	fs.Lookup("max-conn-memory").DefValue = fmt.Sprintf("%dK, or what --max-frame needs if more", shard.DefaultMaxConnMemory>>10)
-	fs.Var(&o.shardMem, "max-shard-memory", "most all TCP connections of a shard hold together (K, M suffixes); a connection that would go over waits")
+	fs.Var(&o.shardMem, "max-shard-memory", "most all TCP connections of a shard hold together (a size: 64M); a connection that would go over waits")
 	fs.Lookup("max-shard-memory").DefValue = fmt.Sprintf("%dM, or --max-conn-memory if more", shard.DefaultMaxShardMemory>>20)
 	fs.IntVar(&o.perIP, "max-conns-per-ip", 0, "TCP connections per source address (IPv6: per /64) per shard; more are accepted and closed at once")
 	fs.Lookup("max-conns-per-ip").DefValue = fmt.Sprintf("%d, or a quarter of a lower --max-conns (at least 4)", shard.DefaultMaxConnsPerIP)
@@ -106,55 +106,58 @@ func newFlagSet(o *options) (*flag.FlagSet, map[string]string) {
 	fs.BoolVar(&o.pin, "pin", false, "pin shard i to the i-th CPU the process may run on")
 	fs.Var(&o.handler, "handler", "what to do with each datagram: "+strings.Join(o.handler.allowed, "|"))
 	fs.IntVar(&o.batch, "batch", shard.DefaultBatch, fmt.Sprintf("datagrams per recvmmsg/sendmmsg call, 1..%d", shard.MaxBatch))
-	fs.Var(&o.rcvbuf, "rcvbuf", "socket receive buffer per shard in bytes (K, M suffixes); 0 = kernel default; above net.core.rmem_max needs root")
-	fs.Var(&o.sndbuf, "sndbuf", "socket send buffer per shard in bytes; 0 = kernel default")
+	fs.Var(&o.rcvbuf, "rcvbuf", "socket receive buffer per shard (a size: 4M, 512K, bytes); 0 = kernel default; above net.core.rmem_max needs root (or CAP_NET_ADMIN)")
+	fs.Var(&o.sndbuf, "sndbuf", "socket send buffer per shard (a size); 0 = kernel default")
 	fs.IntVar(&o.maxPacket, "max-packet", shard.DefaultMaxPacket, "receive buffer per datagram; longer datagrams are counted as truncated")
 	fs.StringVar(&o.metrics, "metrics", "", "serve Prometheus /metrics and /healthz on this address, e.g. 127.0.0.1:9153 (off when empty)")
 	fs.Var(&o.logLevel, "log-level", "debug|info|warn|error")
 	fs.Var(&o.logFormat, "log-format", "console|json")
-	fs.BoolVar(&o.version, "version", false, "print the version and exit")
+	fs.BoolVar(&o.version, "version", false, "print the version, commit and Go version, and exit (also: shardd version)")
 	return fs, addHandlerFlags(fs, o)
 }
 
 func printUsage(w io.Writer, fs *flag.FlagSet) {
-	fmt.Fprintf(w, `Usage: shardd [flags] ADDR [ADDR...]
-       shardd inspect [--json] [--watch] ADDR
+	fmt.Fprint(w, `Usage: shardd [flags] ADDR [ADDR...]
+       shardd COMMAND [flags] [ARGS]   (shardd COMMAND --help for each)
 
 Serves each ADDR with its own set of SO_REUSEPORT sockets, one per shard.
 ADDR is :PORT (IPv4 and IPv6), IPv4:PORT or [IPv6]:PORT.
 
 Example: shardd --proto udp :5353
 
-Flags:
+Commands:
 `)
-	fs.VisitAll(func(f *flag.Flag) {
-		def := ""
-		if f.DefValue != "" && f.DefValue != "false" {
-			def = fmt.Sprintf(" (default %s)", f.DefValue)
-		}
-		fmt.Fprintf(w, "  --%-12s %s%s\n", f.Name, f.Usage, def)
-	})
-	fmt.Fprintf(w, `
-Signals: TERM/INT stop gracefully; USR2 upgrades the binary without dropping traffic;
-HUP reloads configuration (--zone files); USR1 reopens output files (--sink).
-       shardd upgrade --pidfile FILE   (sends USR2 to the daemon that wrote FILE)
+	printCommands(w)
+	fmt.Fprint(w, "\nFlags (sizes take K, M, G or KiB, MiB, GiB, in any case; durations a unit: 500ms, 30s, 2m):\n")
+	cli.PrintFlags(w, fs)
+	fmt.Fprint(w, `
+Signals: TERM/INT stop gracefully; USR2 upgrades the binary without dropping traffic
+(shardd upgrade --pidfile FILE sends it and waits for the outcome); HUP reloads
+configuration (--zone files); USR1 reopens output files (--sink).
 Exit codes: 0 clean stop, 1 runtime failure, 2 usage error.
 `)
 }
 
 func parseArgs(args []string, stdout io.Writer) (*options, bool, error) {
-	o := &options{}
+	return parseServeArgs(args, stdout, printUsage)
+}
+
+// parseServeArgs parses a serving command line (shardd's own, or shardd
+// check's); --help prints usage. done means exit 0 (after --help or
+// --version).
+func parseServeArgs(args []string, stdout io.Writer, usage func(io.Writer, *flag.FlagSet)) (o *options, done bool, err error) {
+	o = &options{}
 	fs, owner := newFlagSet(o)
 	pos, err := cli.ParseInterspersed(fs, args)
 	if errors.Is(err, flag.ErrHelp) {
-		printUsage(stdout, fs)
+		usage(stdout, fs)
 		return nil, true, nil
 	}
 	if err != nil {
-		return nil, false, rewriteFlagError(err)
+		return nil, false, rewriteFlagError(fs, err)
 	}
 	if o.version {
-		fmt.Fprintln(stdout, "shardd", version())
+		fmt.Fprintln(stdout, readBuildInfo())
 		return nil, true, nil
 	}
 	o.given = map[string]bool{}
@@ -187,14 +190,8 @@ func newLogger(o *options, stderr io.Writer) *zap.Logger {
 // run is main without os.Exit, so tests can check messages and exit codes.
 // A nil sig means listening for the process's own signals.
 func run(args []string, stdout, stderr io.Writer, sig chan os.Signal) int {
-	if len(args) > 0 && args[0] == "upgrade" {
-		return runUpgradeCommand(args[1:], os.Stderr)
-	}
-	if len(args) > 0 && args[0] == "inspect" {
-		stop := make(chan os.Signal, 1)
-		signal.Notify(stop, syscall.SIGINT, syscall.SIGTERM)
-		defer signal.Stop(stop)
-		return runInspect(args[1:], stdout, stderr, stop)
+	if code, ok := runSubcommand(args, stdout, stderr); ok {
+		return code
 	}
 	o, done, err := parseArgs(args, stdout)
 	if done {
@@ -227,11 +224,4 @@ func run(args []string, stdout, stderr io.Writer, sig chan os.Signal) int {
 		return exitRuntime
 	}
 	return srv.stop(srv.serve())
-}
-
-func version() string {
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-		return bi.Main.Version
-	}
-	return "dev"
 }

@@ -360,13 +360,7 @@ func logListening(log *zap.Logger, in shard.Info, o *options) {
 		zap.Bool("exclusive", in.Exclusive),
 		zap.String("handler", o.handler.value),
 	)
-	// Linux reports twice the size set (half is bookkeeping overhead): a
-	// value under twice the ask means the sysctl cap won.
-	if in.RcvBufAsk > 0 && in.RcvBuf > 0 && in.RcvBuf < 2*in.RcvBufAsk {
-		log.Warn("receive buffer is smaller than asked; bursts may be dropped",
-			zap.String("addr", in.Addr), zap.Int("asked", in.RcvBufAsk), zap.Int("effective", in.RcvBuf),
-			zap.String("fix", fmt.Sprintf("run as root (SO_RCVBUFFORCE) or raise the cap: sysctl -w net.core.rmem_max=%d", in.RcvBufAsk)))
-	}
+	warnSmallRcvBuf(log, in)
 	if len(in.UnusedInherited) > 0 {
 		log.Warn("inherited sockets no shard uses were closed (fewer shards or transports than the process that passed them)",
 			zap.String("addr", in.Addr), zap.Strings("sockets", in.UnusedInherited))

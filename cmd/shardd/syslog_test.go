@@ -27,7 +27,7 @@ func TestSyslogUsageErrors(t *testing.T) {
 	}{
 		{[]string{"--handler", "syslog", ":0"}, exitUsage, []string{"--handler syslog needs --sink FILE", "--sink -"}},
 		{[]string{"--fsync", "always", ":0"}, exitUsage, []string{"--fsync is for --handler syslog"}},
-		{[]string{"--handler", "syslog", "--sink", "-", "--fsync", "sometimes", ":0"}, exitUsage, []string{"--fsync sometimes: want never, interval or always"}},
+		{[]string{"--handler", "syslog", "--sink", "-", "--fsync", "sometimes", ":0"}, exitUsage, []string{"--fsync \"sometimes\": want never, interval or always"}},
 		{[]string{"--handler", "syslog", "--sink", "-", "--sink-queue", "100K", ":0"}, exitUsage, []string{"--sink-queue 102400: must be at least 1M"}},
 		{[]string{"--handler", "syslog", "--sink", "-", "--fsync", "never", "--fsync-interval", "2s", ":0"}, exitUsage, []string{"--fsync-interval needs --fsync interval"}},
 		{[]string{"--handler", "syslog", "--sink", "/nonexistent/dir/out.ndjson", "127.0.0.1:0"}, exitRuntime, []string{"cannot open --sink /nonexistent/dir/out.ndjson: no such file or directory", "create its directory"}},

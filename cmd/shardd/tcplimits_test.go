@@ -18,7 +18,7 @@ func TestTCPLimitFlagsUsage(t *testing.T) {
 		{[]string{"--max-frame", "1000000", "--max-conn-memory", "256K", ":5353"}, "--max-conn-memory 262144: must hold one frame and one message's replies: at least 3000272 with --max-frame 1000000"},
 		{[]string{"--max-conn-memory", "0", ":5353"}, "--max-conn-memory 0: must be positive"},
 		{[]string{"--max-shard-memory", "128K", ":5353"}, "--max-shard-memory 131072: must be at least --max-conn-memory 262144"},
-		{[]string{"--max-shard-memory", "lots", ":5353"}, "--max-shard-memory lots: want a byte count"},
+		{[]string{"--max-shard-memory", "lots", ":5353"}, "--max-shard-memory \"lots\": want a byte count"},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			var stdout, stderr bytes.Buffer

@@ -151,6 +151,7 @@ func (u *upgrader) start() {
 	if !u.running.CompareAndSwap(false, true) {
 		u.results["refused"].Add(1)
 		u.log.Warn("upgrade refused: another upgrade is in progress")
+		u.report("refused another upgrade is in progress")
 		return
 	}
 	go func() {
@@ -161,6 +162,7 @@ func (u *upgrader) start() {
 			if u.pidfile != "" { // the dead child may have written its pid
 				_ = writePidfile(u.pidfile, os.Getpid())
 			}
+			u.report(fmt.Sprintf("failed %v; process %d keeps serving", err, os.Getpid()))
 			u.running.Store(false)
 			select {
 			case u.failed <- struct{}{}:
@@ -169,9 +171,28 @@ func (u *upgrader) start() {
 			return
 		}
 		u.results["ok"].Add(1)
+		u.report(fmt.Sprintf("ok %d", pid))
 		u.handover <- pid
 	}()
 }
+
+// report writes an upgrade's outcome beside the pidfile for shardd upgrade
+// to read (see outcomePath); without --pidfile there is no reader.
+func (u *upgrader) report(outcome string) {
+	if u.pidfile == "" {
+		return
+	}
+	path := outcomePath(u.pidfile)
+	if err := writeAtomic(path, []byte(outcome+"\n")); err != nil {
+		u.log.Warn("cannot write the upgrade outcome for shardd upgrade", zap.String("file", path), zap.Error(err))
+	}
+}
+
+// outcomePath is where a daemon with --pidfile FILE writes each upgrade's
+// outcome, one line: "ok NEWPID", "failed REASON" or "refused REASON".
+// It is replaced atomically (a new file each time) and never written
+// through a symbolic link, as the pidfile is.
+func outcomePath(pidfile string) string { return pidfile + ".upgrade" }
 
 // run starts the new process with this process's sockets and waits until
 // it reports that it serves: it returns the new process's pid.
@@ -325,6 +346,11 @@ func rawFD(f *os.File) (uintptr, error) {
 // is created with O_EXCL (which does not follow a link either). The rename
 // replaces whatever name is at path; it does not follow one.
 func writePidfile(path string, pid int) error {
+	return writeAtomic(path, []byte(strconv.Itoa(pid)+"\n"))
+}
+
+// writeAtomic writes data to path as writePidfile does.
+func writeAtomic(path string, data []byte) error {
 	if err := checkPidfile(path); err != nil {
 		return err
 	}
@@ -335,7 +361,7 @@ func writePidfile(path string, pid int) error {
 	tmp := f.Name()
 	err = func() error {
 		defer f.Close()
-		if _, err := f.WriteString(strconv.Itoa(pid) + "\n"); err != nil {
+		if _, err := f.Write(data); err != nil {
 			return err
 		}
 		if err := f.Chmod(0o644); err != nil {
@@ -376,29 +402,46 @@ func checkPidfile(path string) error {
 }
 
 // removePidfile removes path at exit if it is a regular file with one name
-// (not a symbolic link, a FIFO or a hard link) that still holds pid. It
-// never blocks: the open is non-blocking (a FIFO planted there would
-// otherwise wait for a writer, and the exit with it).
+// (not a symbolic link, a FIFO or a hard link) that still holds pid, and
+// with it the last upgrade's outcome (outcomePath), which no one waits for
+// once the daemon is gone.
 func removePidfile(path string, pid int) {
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
-	if err != nil {
-		return // gone, or a link someone put there: not ours to remove
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil || !fi.Mode().IsRegular() {
-		return
-	}
-	if st, ok := fi.Sys().(*syscall.Stat_t); !ok || st.Nlink != 1 {
-		return // a name of a file that has others: not the file we wrote
-	}
-	b, err := io.ReadAll(io.LimitReader(f, 64))
+	b, fi, err := readOwnFile(path)
 	if err != nil || strings.TrimSpace(string(b)) != strconv.Itoa(pid) {
 		return
 	}
+	removeIfSame(path, fi)
+	if _, fi, err := readOwnFile(outcomePath(path)); err == nil {
+		removeIfSame(outcomePath(path), fi)
+	}
+}
+
+// removeIfSame removes path if it still names the file fi describes.
+func removeIfSame(path string, fi os.FileInfo) {
 	if cur, err := os.Lstat(path); err == nil && os.SameFile(fi, cur) {
 		_ = os.Remove(path)
 	}
+}
+
+// readOwnFile reads the first 512 bytes of path if it is a regular file
+// with one name: not a symbolic link (not followed), a FIFO or a hard
+// link, which are not files shardd wrote. It never blocks: the open is
+// non-blocking (a FIFO planted there would otherwise wait for a writer).
+func readOwnFile(path string) ([]byte, os.FileInfo, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, nil, err // gone, or a link someone put there
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, nil, err
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); !fi.Mode().IsRegular() || !ok || st.Nlink != 1 {
+		return nil, nil, fmt.Errorf("%s is not a regular file with one name", path)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, 512))
+	return b, fi, err
 }
 
 func unwrapPathErr(err error) error {
@@ -407,42 +450,4 @@ func unwrapPathErr(err error) error {
 		return pe.Err
 	}
 	return err
-}
-
-// runUpgradeCommand is `shardd upgrade --pidfile FILE`: SIGUSR2 to the
-// running daemon.
-func runUpgradeCommand(args []string, stderr *os.File) int {
-	pidfile := ""
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		switch {
-		case a == "--pidfile" && i+1 < len(args):
-			pidfile = args[i+1]
-			i++
-		case strings.HasPrefix(a, "--pidfile="):
-			pidfile = strings.TrimPrefix(a, "--pidfile=")
-		default:
-			fmt.Fprintf(stderr, "shardd upgrade: unexpected %q; usage: shardd upgrade --pidfile FILE\n", a)
-			return exitUsage
-		}
-	}
-	if pidfile == "" {
-		fmt.Fprintln(stderr, "shardd upgrade: --pidfile FILE is required (the file the daemon was started with)")
-		return exitUsage
-	}
-	b, err := os.ReadFile(pidfile)
-	if err != nil {
-		fmt.Fprintf(stderr, "shardd upgrade: %v\n", err)
-		return exitRuntime
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil || pid <= 1 {
-		fmt.Fprintf(stderr, "shardd upgrade: %s does not hold a pid\n", pidfile)
-		return exitRuntime
-	}
-	if err := syscall.Kill(pid, syscall.SIGUSR2); err != nil {
-		fmt.Fprintf(stderr, "shardd upgrade: signalling pid %d: %v\n", pid, err)
-		return exitRuntime
-	}
-	return exitOK
 }

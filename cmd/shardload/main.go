@@ -18,7 +18,6 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -94,14 +93,12 @@ func parseFlags(args []string, stdout io.Writer) (*config, error) {
 	fs := cfg.flagSet()
 	pos, err := cli.ParseInterspersed(fs, args)
 	if errors.Is(err, flag.ErrHelp) {
-		fmt.Fprintln(stdout, "Usage: shardload [flags] ADDR\n\nFlags:")
-		fs.VisitAll(func(f *flag.Flag) {
-			fmt.Fprintf(stdout, "  --%-10s %s (default %s)\n", f.Name, f.Usage, f.DefValue)
-		})
+		fmt.Fprintln(stdout, "Usage: shardload [flags] ADDR\n\nSends datagrams (or TCP messages) to ADDR and reports what arrived.\nExit codes: 0 done, 1 runtime failure, 2 usage error.\n\nFlags:")
+		cli.PrintFlags(stdout, fs)
 		return nil, nil
 	}
 	if err != nil {
-		return nil, usagef("%s (see shardload --help)", strings.ReplaceAll(err.Error(), " -", " --"))
+		return nil, usagef("%s", cli.FlagError(fs, err, "shardload"))
 	}
 	if len(pos) != 1 {
 		return nil, usagef("want exactly one target ADDR, e.g. shardload 127.0.0.1:5353")
@@ -130,7 +127,12 @@ func (cfg *config) flagSet() *flag.FlagSet {
 	fs.DurationVar(&cfg.duration, "duration", 5*time.Second, "how long to send")
 	fs.Float64Var(&cfg.rate, "rate", 0, "datagrams per second over all senders; 0 = as fast as possible")
 	fs.IntVar(&cfg.flows, "flows", 64, "client sockets (source ports), so the server's 4-tuple hash has flows to spread")
-	fs.IntVar(&cfg.size, "size", 64, "datagram size in bytes with generated payload (at least 16 in echo mode)")
+	cfg.size = 64
+	fs.Func("size", "datagram size with generated payload, in bytes or with K (at least 16 in echo mode) (default 64)", func(s string) error {
+		n, err := cli.ParseSize(s, 1<<31-1)
+		cfg.size = int(n)
+		return err
+	})
 	fs.StringVar(&cfg.payloadArg, "payload", "", "send this file's bytes instead (a DNS query from testdata/ gets its ID used as sequence)")
 	fs.StringVar(&cfg.mode, "mode", "oneway", "oneway (count what was sent) or echo (match replies, measure RTT)")
 	fs.IntVar(&cfg.window, "window", 16, "echo: requests in flight per flow before the flow waits for replies; 0 = no limit")
@@ -144,7 +146,7 @@ func (cfg *config) flagSet() *flag.FlagSet {
 	return fs
 }
 
-// checkRanges checks the numeric and enumerated flags.
+// checkRanges checks the numeric flags and the word choices.
 func (cfg *config) checkRanges() error {
 	switch {
 	case cfg.rate < 0:
@@ -167,9 +169,10 @@ func (cfg *config) checkRanges() error {
 	return nil
 }
 
-// makePayload reads --payload, or generates --size bytes of filler.
-func (cfg *config) makePayload() (err error) {
+// makePayload reads --payload, or generates --size bytes.
+func (cfg *config) makePayload() error {
 	if cfg.payloadArg != "" {
+		var err error
 		if cfg.payload, err = os.ReadFile(cfg.payloadArg); err != nil {
 			return usagef("--payload: %v", err)
 		}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -173,7 +174,9 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"localhost:9"}, `target "localhost:9": want IP:PORT`},
 		{[]string{"127.0.0.1:0"}, "with a port from 1 to 65535"},
 		{[]string{"--payload", "/nonexistent", "127.0.0.1:9"}, "--payload: open /nonexistent"},
-		{[]string{"--bogus", "127.0.0.1:9"}, "flag provided but not defined: --bogus"},
+		{[]string{"--bogus", "127.0.0.1:9"}, "unknown flag --bogus (see shardload --help for the flags)"},
+		{[]string{"--size", "1x", "127.0.0.1:9"}, `--size "1x": want a byte count`},
+		{[]string{"--duration", "5", "127.0.0.1:9"}, `--duration "5": missing unit, e.g. 5s`},
 		{[]string{"--proto", "sctp", "127.0.0.1:9"}, "--proto sctp: want udp or tcp"},
 		{[]string{"--duration", "1s", "[ff02::1]:9"}, "is unreachable"},
 	} {
@@ -383,5 +386,25 @@ func TestTCPEcho(t *testing.T) {
 				t.Fatalf("no RTT: %+v", s.RTT)
 			}
 		})
+	}
+}
+
+// TestHelpExitsZero: --help and -h list every flag with its default on
+// stdout and exit 0; --size takes the size syntax.
+func TestHelpExitsZero(t *testing.T) {
+	for _, arg := range []string{"--help", "-h"} {
+		var stdout, stderr bytes.Buffer
+		if code := mainCode([]string{arg}, &stdout, &stderr); code != 0 || !strings.HasPrefix(stdout.String(), "Usage: shardload") || stderr.Len() != 0 {
+			t.Errorf("shardload %s: exit %d, stdout %q, stderr %q", arg, code, stdout.String(), stderr.String())
+		}
+		for _, want := range []string{"--duration DURATION", "(default 5s)", "--size VALUE", "(default 64)", "--flows N", "(default 64)"} {
+			if !strings.Contains(stdout.String(), want) {
+				t.Errorf("shardload %s does not show %q:\n%s", arg, want, stdout.String())
+			}
+		}
+	}
+	cfg, err := parseFlags([]string{"--size", "1k", "127.0.0.1:9"}, io.Discard)
+	if err != nil || cfg.size != 1024 {
+		t.Fatalf("--size 1k: %+v, %v", cfg, err)
 	}
 }
