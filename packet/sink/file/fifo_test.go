@@ -1,6 +1,6 @@
 //go:build linux
 
-package syslog
+package file
 
 import (
 	"context"
@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/shardd/shardd/packet/sink"
 )
 
 const victimText = "precious: not shardd's\n"
@@ -68,9 +70,9 @@ func TestAttackSinkHardLink(t *testing.T) {
 	if err := os.Remove(path); err != nil {
 		t.Fatal(err)
 	}
-	s, _ := openSinkT(t, Config{Path: path, FlushInterval: time.Millisecond})
-	h := s.NewHandler(0)
-	serve(t, h, "<13>1 - h a - - - one", 9)
+	s, _ := openSinkT(t, Config{Path: path, Queue: sink.Config{FlushInterval: time.Millisecond}})
+	h := newProducer(s, 0)
+	h.put("one")
 	waitFor(t, func() bool { _, w, _ := total(s); return w == 1 })
 	if err := os.Rename(path, path+".1"); err != nil {
 		t.Fatal(err)
@@ -81,7 +83,7 @@ func TestAttackSinkHardLink(t *testing.T) {
 	if err := s.Reopen(); !errors.Is(err, ErrHardLink) {
 		t.Fatalf("Reopen of a hard link: %v; want ErrHardLink", err)
 	}
-	serve(t, h, "<13>1 - h a - - - two", 9)
+	h.put("two")
 	_ = s.Close(context.Background())
 	assertVictim(t, v)
 	if got := readLines(t, path+".1"); len(got) != 2 {
@@ -120,9 +122,9 @@ func TestAttackSinkFIFONoReader(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	s, _ := openSinkT(t, Config{Path: path, FlushInterval: time.Millisecond})
-	h := s.NewHandler(0)
-	serve(t, h, "<13>1 - h a - - - one", 9)
+	s, _ := openSinkT(t, Config{Path: path, Queue: sink.Config{FlushInterval: time.Millisecond}})
+	h := newProducer(s, 0)
+	h.put("one")
 	waitFor(t, func() bool { _, w, _ := total(s); return w == 1 })
 	if err := os.Rename(path, path+".1"); err != nil {
 		t.Fatal(err)
@@ -133,7 +135,7 @@ func TestAttackSinkFIFONoReader(t *testing.T) {
 	// The writer notices the replaced file (within about a second) and
 	// tries to open the FIFO.
 	waitFor(t, func() bool { return s.errs[ErrKindRemoved].Load() > 0 })
-	serve(t, h, "<13>1 - h a - - - two", 9)
+	h.put("two")
 	if err := within(t, "Reopen onto a FIFO with no reader", 10*time.Second, s.Reopen); !errors.Is(err, ErrNoReader) {
 		t.Fatalf("Reopen onto a FIFO with no reader: %v; want ErrNoReader", err)
 	}
@@ -161,11 +163,15 @@ func TestSinkFIFOStalledReader(t *testing.T) {
 	}
 	rf := os.NewFile(uintptr(rfd), path)
 	defer rf.Close()
-	s, _ := openSinkT(t, Config{Path: path, FlushInterval: time.Millisecond, QueueBytes: 1 << 20})
-	h := s.NewHandler(0)
+	// Only full batches (256 KiB) are written until Close: the first
+	// fills the pipe to its 64 KiB. (Partly filled batches, taken every
+	// millisecond, could leave the pipe's pages partly used and the pipe
+	// full with less than 60 KiB in it.)
+	s, _ := openSinkT(t, Config{Path: path, Queue: sink.Config{FlushInterval: time.Hour, QueueBytes: 1 << 20}})
+	h := newProducer(s, 0)
 	const n = 2000 // about 400 kB against a 64 KiB pipe
 	for i := 0; i < n; i++ {
-		serve(t, h, fmt.Sprintf("<13>1 - h a - - - record %d %s", i, strings.Repeat("y", 150)), 9)
+		h.put(fmt.Sprintf("record %d %s", i, strings.Repeat("y", 150)))
 	}
 	// The pipe is full: the writer is blocked on it.
 	waitFor(t, func() bool { k, err := unix.IoctlGetInt(rfd, unix.TIOCINQ); return err == nil && k >= 60<<10 })

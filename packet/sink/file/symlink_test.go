@@ -1,6 +1,6 @@
 //go:build unix
 
-package syslog
+package file
 
 import (
 	"context"
@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/shardd/shardd/packet/sink"
 )
 
 // TestAttackSinkSymlink: a sink path that is a symbolic link is never
@@ -33,9 +35,9 @@ func TestAttackSinkSymlink(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	s, _ := openSinkT(t, Config{Path: path, FlushInterval: time.Millisecond})
-	h := s.NewHandler(0)
-	serve(t, h, "<13>1 - h a - - - one", 9)
+	s, _ := openSinkT(t, Config{Path: path, Queue: sink.Config{FlushInterval: time.Millisecond}})
+	h := newProducer(s, 0)
+	h.put("one")
 	waitFor(t, func() bool { _, w, _ := total(s); return w == 1 })
 	if err := os.Rename(path, path+".1"); err != nil {
 		t.Fatal(err)
@@ -46,7 +48,7 @@ func TestAttackSinkSymlink(t *testing.T) {
 	if err := s.Reopen(); !errors.Is(err, ErrSymlink) {
 		t.Fatalf("Reopen through a link: %v; want ErrSymlink", err)
 	}
-	serve(t, h, "<13>1 - h a - - - two", 9)
+	h.put("two")
 	_ = s.Close(context.Background()) // flushes; its error, if any, is the refused link's
 	if b, _ := os.ReadFile(victim); string(b) != "precious\n" {
 		t.Fatalf("the linked file was written: %q", b)
