@@ -64,19 +64,16 @@ func (st *Stats) Received() uint64 {
 // index on several listeners or transports are summed), in shard order.
 func (s *Server) Stats() []Stats {
 	var out []Stats
-	at := map[int]int{}
 	s.mu.Lock()
 	for _, h := range s.handlers {
-		i, ok := at[h.shard]
-		if !ok {
+		i := slices.IndexFunc(out, func(st Stats) bool { return st.Shard == h.shard })
+		if i < 0 {
 			i = len(out)
-			at[h.shard] = i
 			out = append(out, Stats{Shard: h.shard})
 		}
-		st := &out[i]
-		st.Truncated += h.pub.cut.Load()
+		out[i].Truncated += h.pub.cut.Load()
 		for f := range h.pub.msgs {
-			st.Messages[f] += h.pub.msgs[f].Load()
+			out[i].Messages[f] += h.pub.msgs[f].Load()
 		}
 	}
 	s.mu.Unlock()

@@ -18,39 +18,6 @@ import (
 	"github.com/shardd/shardd/packet/sink"
 )
 
-const victimText = "precious: not shardd's\n"
-
-func plantVictim(t *testing.T, dir string) string {
-	t.Helper()
-	v := filepath.Join(dir, "victim")
-	if err := os.WriteFile(v, []byte(victimText), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return v
-}
-
-func assertVictim(t *testing.T, v string) {
-	t.Helper()
-	if b, _ := os.ReadFile(v); string(b) != victimText {
-		t.Errorf("the victim file was written: %q", b)
-	}
-}
-
-// within runs f and fails the test if it has not returned after d: the
-// call under test must not block.
-func within(t *testing.T, what string, d time.Duration, f func() error) error {
-	t.Helper()
-	done := make(chan error, 1)
-	go func() { done <- f() }()
-	select {
-	case err := <-done:
-		return err
-	case <-time.After(d):
-		t.Fatalf("%s still blocked after %v", what, d)
-		return nil
-	}
-}
-
 // TestAttackSinkHardLink: a hard link planted at the sink path (to a file
 // another user cares about) is refused by Open and by Reopen; the linked
 // file is untouched and the records go on into the sink's own file.
@@ -58,37 +25,16 @@ func TestAttackSinkHardLink(t *testing.T) {
 	dir := t.TempDir()
 	v := plantVictim(t, dir)
 	path := filepath.Join(dir, "out.ndjson")
-	if err := os.Link(v, path); err != nil {
-		t.Fatal(err)
-	}
-	if s, err := Open(Config{Path: path}); !errors.Is(err, ErrHardLink) || !strings.Contains(err.Error(), path) {
-		if err == nil {
-			_ = s.Close(context.Background())
-		}
-		t.Fatalf("Open of a hard link: %v; want ErrHardLink naming the path", err)
-	}
-	if err := os.Remove(path); err != nil {
-		t.Fatal(err)
-	}
-	s, _ := openSinkT(t, Config{Path: path, Queue: sink.Config{FlushInterval: time.Millisecond}})
-	h := newProducer(s, 0)
-	h.put("one")
-	waitFor(t, func() bool { _, w, _ := total(s); return w == 1 })
-	if err := os.Rename(path, path+".1"); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Link(v, path); err != nil {
-		t.Fatal(err)
-	}
+	link := func() error { return os.Link(v, path) }
+	openRefused(t, path, link, ErrHardLink)
+	s, h := rotateOnto(t, path, link)
 	if err := s.Reopen(); !errors.Is(err, ErrHardLink) {
 		t.Fatalf("Reopen of a hard link: %v; want ErrHardLink", err)
 	}
 	h.put("two")
 	_ = s.Close(context.Background())
 	assertVictim(t, v)
-	if got := readLines(t, path+".1"); len(got) != 2 {
-		t.Fatalf("the sink's own file holds %d records, want 2", len(got))
-	}
+	wantRecords(t, path+".1", 2)
 	t.Logf("attack: hard link at the sink path: refused by Open and Reopen, the linked file untouched")
 }
 
@@ -99,39 +45,15 @@ func TestAttackSinkHardLink(t *testing.T) {
 func TestAttackSinkFIFONoReader(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "out.ndjson")
-	if err := syscall.Mkfifo(path, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	mkfifo := func() error { return syscall.Mkfifo(path, 0o600) }
 	t.Cleanup(func() { // an Open still blocked in open(2) gets its reader
 		if fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_NONBLOCK, 0); err == nil {
 			time.Sleep(100 * time.Millisecond)
 			syscall.Close(fd)
 		}
 	})
-	err := within(t, "Open of a FIFO with no reader", 10*time.Second, func() error {
-		s, err := Open(Config{Path: path})
-		if err == nil {
-			_ = s.Close(context.Background())
-		}
-		return err
-	})
-	if !errors.Is(err, ErrNoReader) || !strings.Contains(err.Error(), path) {
-		t.Fatalf("Open of a FIFO with no reader: %v; want ErrNoReader naming the path", err)
-	}
-	if err := os.Remove(path); err != nil {
-		t.Fatal(err)
-	}
-
-	s, _ := openSinkT(t, Config{Path: path, Queue: sink.Config{FlushInterval: time.Millisecond}})
-	h := newProducer(s, 0)
-	h.put("one")
-	waitFor(t, func() bool { _, w, _ := total(s); return w == 1 })
-	if err := os.Rename(path, path+".1"); err != nil {
-		t.Fatal(err)
-	}
-	if err := syscall.Mkfifo(path, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	openRefused(t, path, mkfifo, ErrNoReader)
+	s, h := rotateOnto(t, path, mkfifo)
 	// The writer notices the replaced file (within about a second) and
 	// tries to open the FIFO.
 	waitFor(t, func() bool { return s.errs[ErrKindRemoved].Load() > 0 })
@@ -142,9 +64,7 @@ func TestAttackSinkFIFONoReader(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	_ = within(t, "Close", 10*time.Second, func() error { return s.Close(ctx) })
-	if got := readLines(t, path+".1"); len(got) != 2 {
-		t.Fatalf("the sink's own file holds %d records, want 2", len(got))
-	}
+	wantRecords(t, path+".1", 2)
 	t.Logf("attack: FIFO without a reader at the sink path: Open and Reopen refuse it at once, re-creation retries; nothing blocked")
 }
 

@@ -110,9 +110,7 @@ func TestSinkKeepsEveryLineInOrder(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	if err := s.Close(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	closeOK(t, s)
 	lines := readLines(t, path)
 	next := map[float64]int{}
 	for _, m := range lines {
@@ -163,9 +161,7 @@ func TestSinkFullDisk(t *testing.T) {
 	if s.errs[ErrKindDiskFull].Load() < 2 {
 		t.Fatalf("disk_full errors %d, want retries counted", s.errs[ErrKindDiskFull].Load())
 	}
-	if got := logs.FilterMessageSnippet("sink error").Len(); got != 1 {
-		t.Fatalf("%d sink error lines, want 1 per kind:\n%v", got, logs.All())
-	}
+	wantLogged(t, logs, "sink error", 1) // one per kind
 }
 
 // TestSinkReopen: after a rename (logrotate) and Reopen, lines go to a new
@@ -188,9 +184,7 @@ func TestSinkReopen(t *testing.T) {
 	for i := 0; i < 50; i++ {
 		h.put(fmt.Sprintf("after %d", i))
 	}
-	if err := s.Close(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	closeOK(t, s)
 	if old, cur := readLines(t, path+".1"), readLines(t, path); len(old) != 100 || len(cur) != 50 || cur[0]["message"] != "after 0" {
 		t.Fatalf("rotated file %d lines, new file %d lines", len(old), len(cur))
 	}
@@ -203,18 +197,13 @@ func TestSinkReopen(t *testing.T) {
 // noticed within about a second, counted, and created again.
 func TestSinkRecreatesARemovedFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "out.ndjson")
-	s, logs := openSinkT(t, Config{Path: path, Queue: sink.Config{FlushInterval: 10 * time.Millisecond}})
-	h := newProducer(s, 0)
-	h.put("one")
-	waitFor(t, func() bool { _, w, _ := total(s); return w == 1 })
+	s, logs, h := openWritten(t, Config{Path: path, Queue: sink.Config{FlushInterval: 10 * time.Millisecond}}, "one")
 	if err := os.Remove(path); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, func() bool { _, err := os.Stat(path); return err == nil })
 	h.put("two")
-	if err := s.Close(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	closeOK(t, s)
 	if lines := readLines(t, path); len(lines) != 1 || lines[0]["message"] != "two" {
 		t.Fatalf("recreated file: %v", lines)
 	}
@@ -227,6 +216,47 @@ func TestOpenErrorNamesTheFix(t *testing.T) {
 	_, err := Open(Config{Path: filepath.Join(t.TempDir(), "missing", "out.ndjson")})
 	if err == nil || !strings.Contains(err.Error(), "no such file or directory") || !strings.Contains(err.Error(), "create its directory") {
 		t.Fatalf("Open: %v", err)
+	}
+}
+
+// openWritten opens a sink as openSinkT does, writes the record first
+// and waits until it is in the file.
+func openWritten(t *testing.T, cfg Config, first string) (*Sink, *observer.ObservedLogs, *producer) {
+	t.Helper()
+	s, logs := openSinkT(t, cfg)
+	h := newProducer(s, 0)
+	h.put(first)
+	waitFor(t, func() bool { _, w, _ := total(s); return w == 1 })
+	return s, logs, h
+}
+
+// closeOK closes s and fails the test if anything was not written.
+func closeOK(t *testing.T, s *Sink) {
+	t.Helper()
+	if err := s.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// wantMessages checks that path holds exactly the records format % 0..n-1, in order.
+func wantMessages(t *testing.T, path, format string, n int) {
+	t.Helper()
+	lines := readLines(t, path)
+	if len(lines) != n {
+		t.Fatalf("%d lines in %s, want %d", len(lines), path, n)
+	}
+	for i, m := range lines {
+		if m["message"] != fmt.Sprintf(format, i) {
+			t.Fatalf("line %d: %v", i, m["message"])
+		}
+	}
+}
+
+// wantLogged checks that want lines containing snippet were logged.
+func wantLogged(t *testing.T, logs *observer.ObservedLogs, snippet string, want int) {
+	t.Helper()
+	if got := logs.FilterMessageSnippet(snippet).Len(); got != want {
+		t.Fatalf("%d %q lines, want %d:\n%v", got, snippet, want, logs.All())
 	}
 }
 
@@ -252,10 +282,7 @@ func TestSinkRemovedAndNotCreatable(t *testing.T) {
 		t.Fatal(err)
 	}
 	path := filepath.Join(dir, "out.ndjson")
-	s, logs := openSinkT(t, Config{Path: path, Queue: sink.Config{BufSize: 4096, QueueBytes: 64 << 10, FlushInterval: time.Millisecond}})
-	h := newProducer(s, 0)
-	h.put("before")
-	waitFor(t, func() bool { _, w, _ := total(s); return w == 1 })
+	s, logs, h := openWritten(t, Config{Path: path, Queue: sink.Config{BufSize: 4096, QueueBytes: 64 << 10, FlushInterval: time.Millisecond}}, "before")
 	if err := os.RemoveAll(dir); err != nil {
 		t.Fatal(err)
 	}
@@ -281,12 +308,8 @@ func TestSinkRemovedAndNotCreatable(t *testing.T) {
 	if s.errs[ErrKindRemoved].Load() < 2 {
 		t.Fatalf("removed errors %d, want the failed writes and opens counted", s.errs[ErrKindRemoved].Load())
 	}
-	if got := logs.FilterMessageSnippet("sink error").Len(); got != 1 {
-		t.Fatalf("%d sink error lines, want 1:\n%v", got, logs.All())
-	}
-	if got := logs.FilterMessageSnippet("recovered").Len(); got != 0 {
-		t.Fatalf("%d recovered lines, want none:\n%v", got, logs.All())
-	}
+	wantLogged(t, logs, "sink error", 1)
+	wantLogged(t, logs, "recovered", 0)
 }
 
 // TestSinkRemovedLogsOnceUntilRecovered: while the removed file cannot be
@@ -299,10 +322,7 @@ func TestSinkRemovedLogsOnceUntilRecovered(t *testing.T) {
 		t.Fatal(err)
 	}
 	path := filepath.Join(dir, "out.ndjson")
-	s, logs := openSinkT(t, Config{Path: path, Queue: sink.Config{FlushInterval: 10 * time.Millisecond}})
-	h := newProducer(s, 0)
-	h.put("before")
-	waitFor(t, func() bool { _, w, _ := total(s); return w == 1 })
+	s, logs, h := openWritten(t, Config{Path: path, Queue: sink.Config{FlushInterval: 10 * time.Millisecond}}, "before")
 	if err := os.RemoveAll(dir); err != nil {
 		t.Fatal(err)
 	}
@@ -323,31 +343,15 @@ func TestSinkRemovedLogsOnceUntilRecovered(t *testing.T) {
 	if _, w, _ := total(s); w != 1 {
 		t.Fatalf("written %d while the sink file was gone, want 1", w)
 	}
-	if got := logs.FilterMessageSnippet("sink error").Len(); got != 1 {
-		t.Fatalf("%d sink error lines while it failed, want 1:\n%v", got, logs.All())
-	}
-	if got := logs.FilterMessageSnippet("recovered").Len(); got != 0 {
-		t.Fatalf("%d recovered lines while it failed, want none:\n%v", got, logs.All())
-	}
+	wantLogged(t, logs, "sink error", 1) // while it failed
+	wantLogged(t, logs, "recovered", 0)
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, func() bool { _, w, _ := total(s); return w == n+1 })
-	if err := s.Close(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	lines := readLines(t, path)
-	if len(lines) != n {
-		t.Fatalf("%d lines in the new file, want %d", len(lines), n)
-	}
-	for i, m := range lines {
-		if m["message"] != fmt.Sprintf("after %d", i) {
-			t.Fatalf("line %d: %v", i, m["message"])
-		}
-	}
-	if got := logs.FilterMessageSnippet("recovered").Len(); got != 1 {
-		t.Fatalf("%d recovered lines, want 1:\n%v", got, logs.All())
-	}
+	closeOK(t, s)
+	wantMessages(t, path, "after %d", n) // the new file
+	wantLogged(t, logs, "recovered", 1)
 }
 
 // TestSinkNoLossRightAfterRemove: a line accepted right after the sink file
@@ -355,17 +359,12 @@ func TestSinkRemovedLogsOnceUntilRecovered(t *testing.T) {
 // removed file: it is in the file created again at the path.
 func TestSinkNoLossRightAfterRemove(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "out.ndjson")
-	s, _ := openSinkT(t, Config{Path: path, Queue: sink.Config{FlushInterval: 10 * time.Millisecond}})
-	h := newProducer(s, 0)
-	h.put("one")
-	waitFor(t, func() bool { _, w, _ := total(s); return w == 1 })
+	s, _, h := openWritten(t, Config{Path: path, Queue: sink.Config{FlushInterval: 10 * time.Millisecond}}, "one")
 	if err := os.Remove(path); err != nil {
 		t.Fatal(err)
 	}
 	h.put("two")
-	if err := s.Close(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	closeOK(t, s)
 	if lines := readLines(t, path); len(lines) != 1 || lines[0]["message"] != "two" {
 		t.Fatalf("file at the path: %v", lines)
 	}
@@ -399,19 +398,7 @@ func TestSinkFsyncAlwaysFailure(t *testing.T) {
 	}
 	failing.Store(false)
 	waitFor(t, func() bool { _, w, _ := total(s); return w == 10 })
-	if err := s.Close(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	lines := readLines(t, path)
-	if len(lines) != 10 {
-		t.Fatalf("%d lines, want 10", len(lines))
-	}
-	for i, m := range lines {
-		if m["message"] != fmt.Sprintf("line %d", i) {
-			t.Fatalf("line %d: %v", i, m["message"])
-		}
-	}
-	if got := logs.FilterMessageSnippet("recovered").Len(); got != 1 {
-		t.Fatalf("%d recovered lines, want 1:\n%v", got, logs.All())
-	}
+	closeOK(t, s)
+	wantMessages(t, path, "line %d", 10)
+	wantLogged(t, logs, "recovered", 1)
 }
