@@ -22,19 +22,7 @@ import (
 // another user cares about) is refused by Open and by Reopen; the linked
 // file is untouched and the records go on into the sink's own file.
 func TestAttackSinkHardLink(t *testing.T) {
-	dir := t.TempDir()
-	v := plantVictim(t, dir)
-	path := filepath.Join(dir, "out.ndjson")
-	link := func() error { return os.Link(v, path) }
-	openRefused(t, path, link, ErrHardLink)
-	s, h := rotateOnto(t, path, link)
-	if err := s.Reopen(); !errors.Is(err, ErrHardLink) {
-		t.Fatalf("Reopen of a hard link: %v; want ErrHardLink", err)
-	}
-	h.put("two")
-	_ = s.Close(context.Background())
-	assertVictim(t, v)
-	wantRecords(t, path+".1", 2)
+	attackLink(t, os.Link, ErrHardLink)
 	t.Logf("attack: hard link at the sink path: refused by Open and Reopen, the linked file untouched")
 }
 

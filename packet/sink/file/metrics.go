@@ -7,28 +7,23 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// descs are the file sink's own metric descriptions, named after
-// Config.Queue.Metrics (the queue's are sink.Queue's).
-type descs struct {
-	errors, reopens, write, sync *prometheus.Desc
-}
-
-func newDescs(prefix string) descs {
-	return descs{
-		errors:  prometheus.NewDesc(prefix+"_sink_errors_total", "Failed sink operations (write, fsync, open), by kind: disk_full, permission, removed, io.", []string{"kind"}, nil),
-		reopens: prometheus.NewDesc(prefix+"_sink_reopens_total", "Times the sink file was reopened on SIGUSR1.", nil, nil),
-		write:   prometheus.NewDesc(prefix+"_sink_write_seconds", "Time per batch write(2) to the sink.", nil, nil),
-		sync:    prometheus.NewDesc(prefix+"_sink_fsync_seconds", "Time per fdatasync(2) of the sink.", nil, nil),
-	}
+// nameMetrics makes the descriptions of the file sink's own metrics, named
+// after Config.Queue.Metrics (the queue's are sink.Queue's).
+func (s *Sink) nameMetrics() {
+	p := s.cfg.Queue.Metrics
+	s.descErrors = prometheus.NewDesc(p+"_sink_errors_total", "Failed sink operations (write, fsync, open), by kind: disk_full, permission, removed, io.", []string{"kind"}, nil)
+	s.descReopens = prometheus.NewDesc(p+"_sink_reopens_total", "Times the sink file was reopened on SIGUSR1.", nil, nil)
+	s.descWrite = prometheus.NewDesc(p+"_sink_write_seconds", "Time per batch write(2) to the sink.", nil, nil)
+	s.descSync = prometheus.NewDesc(p+"_sink_fsync_seconds", "Time per fdatasync(2) of the sink.", nil, nil)
 }
 
 // Describe implements prometheus.Collector.
 func (s *Sink) Describe(ch chan<- *prometheus.Desc) {
 	s.q.Describe(ch)
-	ch <- s.desc.errors
-	ch <- s.desc.reopens
-	ch <- s.desc.write
-	ch <- s.desc.sync
+	ch <- s.descErrors
+	ch <- s.descReopens
+	ch <- s.descWrite
+	ch <- s.descSync
 }
 
 // Collect implements prometheus.Collector: the queue's metrics and the
@@ -36,11 +31,11 @@ func (s *Sink) Describe(ch chan<- *prometheus.Desc) {
 func (s *Sink) Collect(ch chan<- prometheus.Metric) {
 	s.q.Collect(ch)
 	for k := range s.errs {
-		ch <- prometheus.MustNewConstMetric(s.desc.errors, prometheus.CounterValue, float64(s.errs[k].Load()), ErrKind(k).String())
+		ch <- prometheus.MustNewConstMetric(s.descErrors, prometheus.CounterValue, float64(s.errs[k].Load()), ErrKind(k).String())
 	}
-	ch <- prometheus.MustNewConstMetric(s.desc.reopens, prometheus.CounterValue, float64(s.reopens.Load()))
-	ch <- s.writeLat.metric(s.desc.write)
-	ch <- s.syncLat.metric(s.desc.sync)
+	ch <- prometheus.MustNewConstMetric(s.descReopens, prometheus.CounterValue, float64(s.reopens.Load()))
+	ch <- s.writeLat.metric(s.descWrite)
+	ch <- s.syncLat.metric(s.descSync)
 }
 
 // latency is a small fixed-bucket histogram written by the writer goroutine

@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/shardd/shardd/packet/sink"
@@ -79,10 +80,11 @@ var ErrNotAFile = errors.New("the sink is standard output: nothing to reopen")
 // in batches, so lines never interleave. Memory is bounded by
 // Config.Queue.QueueBytes. It implements sink.Sink.
 type Sink struct {
-	cfg  Config
-	log  *zap.Logger
-	q    *sink.Queue
-	desc descs
+	cfg Config
+	log *zap.Logger
+	q   *sink.Queue
+
+	descErrors, descReopens, descWrite, descSync *prometheus.Desc // nameMetrics
 
 	reopenCh chan chan error
 	closing  chan struct{}
@@ -127,13 +129,13 @@ func Open(cfg Config) (*Sink, error) {
 		cfg:      cfg,
 		log:      cfg.Logger,
 		q:        q,
-		desc:     newDescs(cfg.Queue.Metrics),
 		reopenCh: make(chan chan error),
 		closing:  make(chan struct{}),
 		done:     make(chan struct{}),
 		timer:    time.NewTimer(time.Hour),
 	}
 	s.timer.Stop()
+	s.nameMetrics()
 	if cfg.Path == "-" {
 		s.f, s.stdout = os.Stdout, true
 	} else {

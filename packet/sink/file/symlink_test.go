@@ -92,22 +92,30 @@ func wantRecords(t *testing.T, path string, n int) {
 	}
 }
 
-// TestAttackSinkSymlink: a sink path that is a symbolic link is never
-// written through: Open refuses it, and so do Reopen and the re-creation
-// of a removed sink file; the linked file is untouched and the records go
-// on into the file the sink already has.
-func TestAttackSinkSymlink(t *testing.T) {
+// attackLink plants a link to a victim file at the sink path with link:
+// Open refuses it with want, and so does Reopen after the sink's file was
+// moved away; the victim is untouched and the records go on into the file
+// the sink already has.
+func attackLink(t *testing.T, link func(oldname, newname string) error, want error) {
 	dir := t.TempDir()
 	v := plantVictim(t, dir)
 	path := filepath.Join(dir, "out.ndjson")
-	link := func() error { return os.Symlink(v, path) }
-	openRefused(t, path, link, ErrSymlink)
-	s, h := rotateOnto(t, path, link)
-	if err := s.Reopen(); !errors.Is(err, ErrSymlink) {
-		t.Fatalf("Reopen through a link: %v; want ErrSymlink", err)
+	plant := func() error { return link(v, path) }
+	openRefused(t, path, plant, want)
+	s, h := rotateOnto(t, path, plant)
+	if err := s.Reopen(); !errors.Is(err, want) {
+		t.Fatalf("Reopen: %v; want %v", err, want)
 	}
 	h.put("two")
 	_ = s.Close(context.Background()) // flushes; its error, if any, is the refused link's
 	assertVictim(t, v)
 	wantRecords(t, path+".1", 2)
+}
+
+// TestAttackSinkSymlink: a sink path that is a symbolic link is never
+// written through: Open refuses it, and so do Reopen and the re-creation
+// of a removed sink file; the linked file is untouched and the records go
+// on into the file the sink already has.
+func TestAttackSinkSymlink(t *testing.T) {
+	attackLink(t, os.Symlink, ErrSymlink)
 }
