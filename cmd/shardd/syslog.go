@@ -10,6 +10,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/shardd/shardd/packet"
+	"github.com/shardd/shardd/packet/sink"
+	"github.com/shardd/shardd/packet/sink/file"
 	"github.com/shardd/shardd/packet/syslog"
 )
 
@@ -23,12 +25,12 @@ type syslogOptions struct {
 
 // syslogFlags adds the flags of --handler syslog.
 func syslogFlags(fs *flag.FlagSet, o *options) {
-	o.syslog.queue = syslog.DefaultQueueBytes
+	o.syslog.queue = sink.DefaultQueueBytes
 	o.syslog.fsync = "interval"
-	o.syslog.fsyncInterval = syslog.DefaultFsyncInterval
+	o.syslog.fsyncInterval = file.DefaultFsyncInterval
 	fs.StringVar(&o.syslog.sink, "sink", "", "with --handler syslog: where records go, - for standard output or a FILE to append to")
 	fs.Func("fsync", "with --handler syslog: when written records are made durable: never, interval (every --fsync-interval) or always (after every batch) (default interval)", func(s string) error {
-		if _, ok := syslog.ParseFsync(s); !ok {
+		if _, ok := file.ParseFsync(s); !ok {
 			return errors.New("want never, interval or always")
 		}
 		o.syslog.fsync = s
@@ -42,7 +44,7 @@ func syslogFlags(fs *flag.FlagSet, o *options) {
 		o.syslog.fsyncInterval = d
 		return nil
 	})
-	fs.Var(&o.syslog.queue, "sink-queue", "with --handler syslog: memory for records accepted and not yet written, in bytes (K, M, G suffixes); past it messages are dropped and counted")
+	fs.Var(&o.syslog.queue, "sink-queue", "with --handler syslog: memory for records accepted and not yet written (a size: 64M); past it messages are dropped and counted")
 }
 
 // checkSyslog checks them when --handler syslog is chosen.
@@ -51,7 +53,7 @@ func checkSyslog(o *options) error {
 		return usagef("--handler syslog needs --sink FILE (records are appended to it) or --sink - (standard output), e.g. --sink /var/log/shardd/syslog.ndjson")
 	}
 	if o.syslog.queue < 1<<20 {
-		return usagef("--sink-queue %d: must be at least 1M (the writer's batches are %d KiB each)", o.syslog.queue, syslog.DefaultBufSize>>10)
+		return usagef("--sink-queue %d: must be at least 1M (the writer's batches are %d KiB each)", o.syslog.queue, sink.DefaultBufSize>>10)
 	}
 	if o.given["fsync-interval"] && o.syslog.fsync != "interval" {
 		return usagef("--fsync-interval needs --fsync interval (it is %s); drop one of them", o.syslog.fsync)
@@ -59,19 +61,20 @@ func checkSyslog(o *options) error {
 	return nil
 }
 
-// syslogService is --handler syslog: one Sink, a Handler per shard.
+// syslogService is --handler syslog: one file sink, a Handler per shard.
 type syslogService struct {
-	sink *syslog.Sink
+	sink *file.Sink
+	srv  *syslog.Server
 	log  *zap.Logger
 }
 
 func newSyslogService(o *options, log *zap.Logger) (service, error) {
-	mode, _ := syslog.ParseFsync(o.syslog.fsync)
-	sink, err := syslog.Open(syslog.Config{
+	mode, _ := file.ParseFsync(o.syslog.fsync)
+	out, err := file.Open(file.Config{
 		Path:          o.syslog.sink,
 		Fsync:         mode,
 		FsyncInterval: o.syslog.fsyncInterval,
-		QueueBytes:    int(o.syslog.queue),
+		Queue:         sink.Config{QueueBytes: int(o.syslog.queue), Metrics: syslog.MetricPrefix},
 		Logger:        log.With(zap.String("handler", "syslog")),
 	})
 	if err != nil {
@@ -79,23 +82,23 @@ func newSyslogService(o *options, log *zap.Logger) (service, error) {
 	}
 	log.Info("syslog sink open", zap.String("sink", o.syslog.sink), zap.String("fsync", o.syslog.fsync),
 		zap.Duration("fsync_interval", o.syslog.fsyncInterval), zap.Int("queue_bytes", int(o.syslog.queue)))
-	return &syslogService{sink: sink, log: log}, nil
+	return &syslogService{sink: out, srv: syslog.NewServer(out), log: log}, nil
 }
 
-func (s *syslogService) NewHandler(shard int) packet.Handler { return s.sink.NewHandler(shard) }
+func (s *syslogService) NewHandler(shard int) packet.Handler { return s.srv.NewHandler(shard) }
 
 func (s *syslogService) Reload() error { return errNothingToReload }
 
 func (s *syslogService) Reopen() error {
 	err := s.sink.Reopen()
-	if errors.Is(err, syslog.ErrNotAFile) {
+	if errors.Is(err, file.ErrNotAFile) {
 		return errNothingToReopen
 	}
 	return err
 }
 
 func (s *syslogService) Collectors() []prometheus.Collector {
-	return []prometheus.Collector{s.sink}
+	return []prometheus.Collector{s.srv, s.sink}
 }
 
 // Close flushes what was accepted and logs the sink's accounting:
@@ -104,13 +107,15 @@ func (s *syslogService) Close(ctx context.Context) error {
 	err := s.sink.Close(ctx)
 	var received, written, dropped, parseErrors uint64
 	reasons := map[string]uint64{}
-	for _, st := range s.sink.Stats() {
+	for _, st := range s.srv.Stats() {
 		received += st.Received()
+		parseErrors += st.Messages[syslog.Invalid]
+	}
+	for _, st := range s.sink.Stats() {
 		written += st.Written
 		dropped += st.DroppedTotal()
-		parseErrors += st.Messages[syslog.Invalid]
 		for r, n := range st.Dropped {
-			reasons[syslog.DropReasonNames[r]] += n
+			reasons[sink.DropReason(r).String()] += n
 		}
 	}
 	s.log.Info("syslog sink closed",

@@ -1,43 +1,56 @@
 package syslog
 
 import (
-	"sync"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
-	"golang.org/x/sys/cpu"
-
 	"github.com/shardd/shardd/packet"
+	"github.com/shardd/shardd/packet/sink"
 )
 
-// Handler is one shard's side of a Sink: it parses each message, formats
-// its JSON line and appends it to the batch it is filling. It never blocks
-// on the sink: with the queue's memory spent it drops the message and
-// counts it (queue_full). It implements packet.Framer (RFC 6587) for TCP.
+// Handler is one shard's syslog handler: it parses each message, formats
+// its JSON line and keeps it with the batch's other lines; Publish (the
+// shard calls it after each batch) hands them to the shard's sink.Producer
+// in one Write and publishes the handler's counts. It never blocks on the
+// sink: with the sink's memory spent, the sink drops and counts the lines
+// (queue_full). It implements packet.Framer (RFC 6587) for TCP.
+//
+// It counts each message in plain numbers, as the shard counts datagrams,
+// and publishes them for the metrics scrape once per batch
+// (packet.Publisher): no atomic operation and no lock per message.
 type Handler struct {
 	Framing
 
-	s       *Sink
-	shard   int
-	rec     Record
-	origin  Origin
-	scratch []byte
-
-	mu  sync.Mutex // guards cur against the writer's collect
-	cur *batch
-
-	_       cpu.CacheLinePad
-	msgs    [numFormats]atomic.Uint64 // accepted, by format (Invalid = parse errors)
-	dropped [numDropReasons]atomic.Uint64
-	written atomic.Uint64 // by the writer
-	cut     atomic.Uint64 // messages truncated to MaxMessage
-	_       cpu.CacheLinePad
+	_      [64]byte // keep a neighbouring handler's hot fields off these cache lines
+	out    sink.Producer
+	shard  int
+	rec    Record
+	origin Origin
+	lines  []byte // formatted lines not yet handed to out
+	n      int    // how many
+	dirty  bool   // c changed since the last Publish
+	c      tally[uint64]
+	pub    tally[atomic.Uint64] // c as of the last Publish, for the scrape
+	_      [64]byte
 }
 
-// keepScratch is the largest formatting buffer a handler keeps between
-// messages; one grown for a longer line is let go after it.
+// tally is a handler's counters: plain numbers (T = uint64) where the
+// handler counts and the scrape sums, atomic ones (T = atomic.Uint64) where
+// Publish stores what the scrape loads.
+type tally[T any] struct {
+	msgs [numFormats]T // accepted, by format (Invalid = parse errors)
+	cut  T             // messages truncated to MaxMessage
+}
+
+// keepScratch is the largest line buffer a handler keeps between batches;
+// one grown for a longer line is let go after it.
 const keepScratch = 1 << 20
+
+// handOff is how many bytes of lines a handler keeps before it hands them
+// to the sink without waiting for the end of the batch (a TCP read may
+// hold thousands of messages).
+const handOff = 64 << 10
 
 // MaxMessage is the longest message a handler formats whole (a TCP frame
 // may take up to 16 MiB, and its line six times that). A longer one is cut
@@ -57,43 +70,53 @@ func (h *Handler) ServePacket(_ *packet.ReplyWriter, p *packet.Packet) error {
 			k--
 		}
 		data, cut = data[:k:k], len(data)-k
-		h.cut.Add(1)
+		h.c.cut++
 	}
 	Parse(data, now, &h.rec)
 	h.origin = Origin{Received: now, From: p.Src, Shard: h.shard, Proto: p.Proto.String(), Truncated: cut}
-	line := AppendJSON(h.scratch[:0], &h.rec, &h.origin)
-	h.msgs[h.rec.Format].Add(1)
-	h.enqueue(line)
-	if cap(line) > keepScratch {
-		line = make([]byte, 0, 4096)
-	}
-	h.scratch = line[:0]
+	h.lines = AppendJSON(h.lines, &h.rec, &h.origin)
+	h.n++
+	h.c.msgs[h.rec.Format]++
+	h.dirty = true
 	h.rec = Record{} // keep no reference to the packet's memory
+	if len(h.lines) >= handOff {
+		h.Publish()
+	}
 	return nil
 }
 
-func (h *Handler) enqueue(line []byte) {
-	s := h.s
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if b := h.cur; b != nil && len(b.buf)+len(line) > cap(b.buf) {
-		h.cur = nil
-		s.submit(b)
-	}
-	if h.cur == nil {
-		if h.cur = s.take(h, len(line)); h.cur == nil {
-			h.dropped[DropQueueFull].Add(1)
-			return
+// Publish implements packet.Publisher: it makes the counts of the messages
+// served so far visible to the metrics scrape, then hands their lines to
+// the sink (so a line written is a message counted). With one writer,
+// plain atomic stores suffice, and a word that did not change is not
+// stored.
+func (h *Handler) Publish() {
+	if h.dirty {
+		for f := range h.c.msgs {
+			store(&h.pub.msgs[f], h.c.msgs[f])
 		}
+		store(&h.pub.cut, h.c.cut)
+		h.dirty = false
 	}
-	b := h.cur
-	b.buf = append(b.buf, line...)
-	b.n++
-	if cap(b.buf)-len(b.buf) < 1024 || b.big {
-		h.cur = nil
-		s.submit(b)
+	if h.n == 0 {
+		return
+	}
+	h.out.Write(h.lines, h.n)
+	h.n = 0
+	if cap(h.lines) > keepScratch {
+		h.lines = make([]byte, 0, 4096)
+	}
+	h.lines = h.lines[:0]
+}
+
+func store(dst *atomic.Uint64, v uint64) {
+	if dst.Load() != v {
+		dst.Store(v)
 	}
 }
 
-var _ packet.Handler = (*Handler)(nil)
-var _ packet.Framer = (*Handler)(nil)
+var (
+	_ packet.Handler   = (*Handler)(nil)
+	_ packet.Framer    = (*Handler)(nil)
+	_ packet.Publisher = (*Handler)(nil)
+)

@@ -108,12 +108,7 @@ func appendSD(dst, sd []byte) []byte {
 			dst = append(dst, ':')
 			i = j + 2 // ="
 			start := i
-			for i < len(sd) && sd[i] != '"' {
-				if sd[i] == '\\' && i+1 < len(sd) {
-					i++
-				}
-				i++
-			}
+			i = sdValueEnd(sd, i)
 			dst = appendSDValue(dst, sd[start:i])
 			i++ // closing quote
 		}

@@ -1,8 +1,9 @@
 // Package syslog turns syslog messages (RFC 5424 and RFC 3164, detected per
-// message) into newline-delimited JSON records and writes them to a sink
-// without losing what it accepted: [Parse] reads one message into a
-// [Record] without allocating, [AppendJSON] formats it, a [Handler] per
-// shard queues the lines, and one [Sink] goroutine writes them in batches.
+// message) into newline-delimited JSON records for a sink: [Parse] reads
+// one message into a [Record] without allocating, [AppendJSON] formats it,
+// and a [Handler] per shard hands the lines of each batch to the shard's
+// producer of a sink (package [github.com/shardd/shardd/packet/sink]), which
+// writes them without losing what it accepted.
 package syslog
 
 import (
@@ -78,25 +79,17 @@ type Record struct {
 // text stays in the message.
 func Parse(msg []byte, now time.Time, r *Record) {
 	*r = Record{Raw: msg, Priority: -1}
-	// A trailer some senders add (LF, CRLF, NUL) is not part of the message.
-	for len(msg) > 0 && (msg[len(msg)-1] == '\n' || msg[len(msg)-1] == '\r' || msg[len(msg)-1] == 0) {
-		msg = msg[:len(msg)-1]
-	}
+	msg = trimTrailer(msg)
 	pri, i, ok := parsePRI(msg)
 	if !ok {
 		r.fail("missing or invalid <PRI> (want <0> to <191>)", i)
 		return
 	}
 	r.Priority = pri
-	// VERSION is 1 to 3 digits without a leading zero. Only 1 is defined:
-	// a message with another that does not parse as RFC 5424 is read as
-	// RFC 3164 text that happens to start with a number.
-	v, j := 0, i
-	for j < len(msg) && j-i < 3 && isDigit(msg[j]) && !(j == i && msg[j] == '0') {
-		v = v*10 + int(msg[j]-'0')
-		j++
-	}
-	if j > i && j < len(msg) && msg[j] == ' ' {
+	// Only VERSION 1 is defined: a message with another that does not
+	// parse as RFC 5424 is read as RFC 3164 text that happens to start
+	// with a number.
+	if v, j, ok := version(msg, i); ok {
 		parse5424(msg, j, v, r)
 		if v == 1 || r.Format == RFC5424 {
 			return
@@ -104,6 +97,26 @@ func Parse(msg []byte, now time.Time, r *Record) {
 		*r = Record{Raw: r.Raw, Priority: pri}
 	}
 	parse3164(msg, i, now, r)
+}
+
+// trimTrailer drops a trailer some senders add (LF, CRLF, NUL): it is not
+// part of the message.
+func trimTrailer(msg []byte) []byte {
+	for len(msg) > 0 && (msg[len(msg)-1] == '\n' || msg[len(msg)-1] == '\r' || msg[len(msg)-1] == 0) {
+		msg = msg[:len(msg)-1]
+	}
+	return msg
+}
+
+// version reads "VERSION SP" at b[i:]: 1 to 3 digits without a leading
+// zero; j is the index of the space.
+func version(b []byte, i int) (v, j int, ok bool) {
+	j = i
+	for j < len(b) && j-i < 3 && isDigit(b[j]) && !(j == i && b[j] == '0') {
+		v = v*10 + int(b[j]-'0')
+		j++
+	}
+	return v, j, j > i && j < len(b) && b[j] == ' '
 }
 
 func (r *Record) fail(why string, at int) {
@@ -220,43 +233,65 @@ func parse5424(b []byte, i, version int, r *Record) {
 func structuredData(b []byte) (n, errAt int) {
 	i := 0
 	for i < len(b) && b[i] == '[' {
-		i++
-		j := sdName(b, i)
-		if j == i {
-			return 0, i
+		end, ok := sdElement(b, i+1)
+		if !ok {
+			return 0, end
 		}
-		i = j
-		for i < len(b) && b[i] == ' ' {
-			i++
-			j := sdName(b, i)
-			if j == i || j >= len(b) || b[j] != '=' {
-				return 0, j
-			}
-			i = j + 1
-			if i >= len(b) || b[i] != '"' {
-				return 0, i
-			}
-			i++
-			for i < len(b) && b[i] != '"' {
-				if b[i] == '\\' && i+1 < len(b) {
-					i++
-				}
-				i++
-			}
-			if i >= len(b) {
-				return 0, i
-			}
-			i++ // closing quote
-		}
-		if i >= len(b) || b[i] != ']' {
-			return 0, i
-		}
-		i++
+		i = end
 	}
 	if i == 0 {
 		return 0, 0
 	}
 	return i, 0
+}
+
+// sdElement reads SD-ID *(SP SD-PARAM) "]" at b[i:], after the "[": it
+// returns where the element ends, or ok false and where it went wrong.
+func sdElement(b []byte, i int) (end int, ok bool) {
+	j := sdName(b, i)
+	if j == i {
+		return i, false
+	}
+	i = j
+	for i < len(b) && b[i] == ' ' {
+		if i, ok = sdParam(b, i+1); !ok {
+			return i, false
+		}
+	}
+	if i >= len(b) || b[i] != ']' {
+		return i, false
+	}
+	return i + 1, true
+}
+
+// sdParam reads PARAM-NAME "=" DQUOTE PARAM-VALUE DQUOTE at b[i:], as
+// sdElement does.
+func sdParam(b []byte, i int) (end int, ok bool) {
+	j := sdName(b, i)
+	if j == i || j >= len(b) || b[j] != '=' {
+		return j, false
+	}
+	i = j + 1
+	if i >= len(b) || b[i] != '"' {
+		return i, false
+	}
+	i = sdValueEnd(b, i+1)
+	if i >= len(b) {
+		return i, false
+	}
+	return i + 1, true // after the closing quote
+}
+
+// sdValueEnd returns the index of the quote that ends the PARAM-VALUE
+// starting at b[i] (a quote after a backslash does not), or len(b).
+func sdValueEnd(b []byte, i int) int {
+	for i < len(b) && b[i] != '"' {
+		if b[i] == '\\' && i+1 < len(b) {
+			i++
+		}
+		i++
+	}
+	return i
 }
 
 // sdName reads an SD-NAME (1-32 printable characters except = SP ] ")
@@ -308,36 +343,87 @@ func daysIn(mon, year int) int {
 // case (RFC 3339 5.6). The date must exist.
 func rfc3339(b []byte) (int, bool) {
 	// 2006-01-02T15:04:05
-	if len(b) < 20 || !digits(b[0:4]) || b[4] != '-' || !digits(b[5:7]) || b[7] != '-' || !digits(b[8:10]) ||
-		(b[10] != 'T' && b[10] != 't') || !digits(b[11:13]) || b[13] != ':' || !digits(b[14:16]) || b[16] != ':' || !digits(b[17:19]) {
+	if len(b) < 20 || !layout(b, "dddd-dd-ddTdd:dd:dd") {
 		return 0, false
 	}
 	mon, day := num(b[5:7]), num(b[8:10])
-	if mon < 1 || mon > 12 || day < 1 || day > daysIn(mon, num(b[0:4])) || num(b[11:13]) > 23 || num(b[14:16]) > 59 || num(b[17:19]) > 60 {
+	if mon < 1 || mon > 12 || day < 1 || day > daysIn(mon, num(b[0:4])) {
 		return 0, false
 	}
-	i := 19
-	if b[i] == '.' {
-		j := i + 1
-		for j < len(b) && isDigit(b[j]) {
-			j++
-		}
-		if j == i+1 || j-i-1 > 9 {
-			return 0, false
-		}
-		i = j
-	}
-	if i >= len(b) {
+	if _, _, ss, ok := hms(b[11:]); !ok || ss > 60 {
 		return 0, false
 	}
+	i, _, ok := fraction(b, 19)
+	if !ok || i >= len(b) {
+		return 0, false
+	}
+	return zone(b, i)
+}
+
+// layout reports whether b starts with the pattern l, in which d stands
+// for a digit and T for T or t.
+func layout(b []byte, l string) bool {
+	if len(b) < len(l) {
+		return false
+	}
+	for k := 0; k < len(l); k++ {
+		c, want := b[k], l[k]
+		if want == 'd' {
+			if c-'0' > 9 {
+				return false
+			}
+		} else if c != want && (want != 'T' || c != 't') {
+			return false
+		}
+	}
+	return true
+}
+
+// clock reads "15:04:05" at the start of b: an hour, minute and second
+// that exist (a second of 60 is a leap second's).
+func clock(b []byte) (hh, mm, ss int, ok bool) {
+	if !layout(b, "dd:dd:dd") {
+		return 0, 0, 0, false
+	}
+	hh, mm, ss, ok = hms(b)
+	return hh, mm, ss, ok && ss <= 60
+}
+
+// hms reads the hour, minute and second of "15:04:05" (the layout already
+// checked); ok is false if the hour or minute does not exist.
+func hms(b []byte) (hh, mm, ss int, ok bool) {
+	hh, mm, ss = num(b[0:2]), num(b[3:5]), num(b[6:8])
+	return hh, mm, ss, hh <= 23 && mm <= 59
+}
+
+// fraction reads an optional ".fff" (1-9 digits) at b[i:]: where it ends
+// and its value in nanoseconds.
+func fraction(b []byte, i int) (end, nsec int, ok bool) {
+	if i >= len(b) || b[i] != '.' {
+		return i, 0, true
+	}
+	j, scale := i+1, 100000000
+	for j < len(b) && isDigit(b[j]) {
+		nsec += int(b[j]-'0') * scale
+		scale /= 10
+		j++
+	}
+	if j == i+1 || j-i-1 > 9 {
+		return 0, 0, false
+	}
+	return j, nsec, true
+}
+
+// zone reads the time offset at b[i:] ("Z", "z" or "+hh:mm"), returning
+// where the timestamp ends.
+func zone(b []byte, i int) (int, bool) {
 	switch b[i] {
 	case 'Z', 'z':
 		return i + 1, true
 	case '+', '-':
-		if len(b) < i+6 || !digits(b[i+1:i+3]) || b[i+3] != ':' || !digits(b[i+4:i+6]) || num(b[i+1:i+3]) > 23 || num(b[i+4:i+6]) > 59 {
-			return 0, false
+		if layout(b[i+1:], "dd:dd") && num(b[i+1:i+3]) <= 23 && num(b[i+4:i+6]) <= 59 {
+			return i + 6, true
 		}
-		return i + 6, true
 	}
 	return 0, false
 }
@@ -361,24 +447,46 @@ func num(b []byte) int {
 
 var months = [12]string{"Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"}
 
+// bsdTS is an RFC 3164 timestamp's fields; year is 0 when it has none.
+type bsdTS struct {
+	mon, day, year, hh, mm, ss, nsec int
+}
+
 // bsdStamp reads "Mmm dd hh:mm:ss", "Mmm dd yyyy hh:mm:ss" or either with a
-// fraction ".fff" at the start of b. The day may be space-padded ("Nov  5")
-// or not ("Nov 5"). A time that does not exist (a second of 60, which
-// time.Date would carry into the next minute) is refused; the day is checked
-// against the month once the year is known (validDate).
-func bsdStamp(b []byte) (mon, day, year, hh, mm, ss, nsec, n int, ok bool) {
-	if len(b) < 14 {
-		return
+// fraction ".fff" at the start of b, and returns its length. The day may be
+// space-padded ("Nov  5") or not ("Nov 5"). A time that does not exist (a
+// second of 60, which time.Date would carry into the next minute) is
+// refused; the day is checked against the month once the year is known
+// (bsdTime).
+func bsdStamp(b []byte) (ts bsdTS, n int, ok bool) {
+	if len(b) < 14 || b[3] != ' ' {
+		return ts, 0, false
 	}
 	for k, m := range months {
 		if string(b[:3]) == m {
-			mon = k + 1
+			ts.mon = k + 1
 		}
 	}
-	if mon == 0 || b[3] != ' ' {
-		return
-	}
 	i := 4
+	if ts.day, i, ok = bsdDay(b, i); !ok || ts.mon == 0 {
+		return ts, 0, false
+	}
+	if len(b) >= i+5 && digits(b[i:i+4]) && b[i+4] == ' ' {
+		ts.year = num(b[i : i+4])
+		i += 5
+	}
+	if ts.hh, ts.mm, ts.ss, ok = clock(b[i:]); !ok || ts.ss > 59 {
+		return ts, 0, false
+	}
+	if i, ts.nsec, ok = fraction(b, i+8); !ok {
+		return ts, 0, false
+	}
+	return ts, i, true
+}
+
+// bsdDay reads the day of the month at b[i:], space-padded or not, and the
+// space after it.
+func bsdDay(b []byte, i int) (day, end int, ok bool) {
 	if b[i] == ' ' {
 		i++
 	}
@@ -387,56 +495,32 @@ func bsdStamp(b []byte) (mon, day, year, hh, mm, ss, nsec, n int, ok bool) {
 		i++
 	}
 	if day < 1 || day > 31 || i >= len(b) || b[i] != ' ' {
-		return
+		return 0, 0, false
 	}
-	i++
-	if len(b) >= i+5 && digits(b[i:i+4]) && b[i+4] == ' ' {
-		year = num(b[i : i+4])
-		i += 5
-	}
-	if len(b) < i+8 || !digits(b[i:i+2]) || b[i+2] != ':' || !digits(b[i+3:i+5]) || b[i+5] != ':' || !digits(b[i+6:i+8]) {
-		return
-	}
-	hh, mm, ss = num(b[i:i+2]), num(b[i+3:i+5]), num(b[i+6:i+8])
-	if hh > 23 || mm > 59 || ss > 59 {
-		return
-	}
-	i += 8
-	if i < len(b) && b[i] == '.' {
-		j := i + 1
-		scale := 100000000
-		for j < len(b) && isDigit(b[j]) && j-i <= 9 {
-			nsec += int(b[j]-'0') * scale
-			scale /= 10
-			j++
-		}
-		if j == i+1 {
-			return
-		}
-		i = j
-	}
-	return mon, day, year, hh, mm, ss, nsec, i, true
+	return day, i + 1, true
 }
 
 // bsdTime completes an RFC 3164 timestamp: with its own year if it has one,
 // else with the year around now's that puts it closest to now. ok is false
 // if the date does not exist in that year (Feb 30; Feb 29 with no leap year
 // near now).
-func bsdTime(now time.Time, mon, day, year, hh, mm, ss, nsec int) (t time.Time, ok bool) {
-	if year != 0 {
-		if day > daysIn(mon, year) {
+func bsdTime(now time.Time, ts bsdTS) (t time.Time, ok bool) {
+	at := func(y int) time.Time {
+		return time.Date(y, time.Month(ts.mon), ts.day, ts.hh, ts.mm, ts.ss, ts.nsec, now.Location())
+	}
+	if ts.year != 0 {
+		if ts.day > daysIn(ts.mon, ts.year) {
 			return t, false
 		}
-		return time.Date(year, time.Month(mon), day, hh, mm, ss, nsec, now.Location()), true
+		return at(ts.year), true
 	}
-	local := now
 	var best time.Duration
-	for y := local.Year() - 1; y <= local.Year()+1; y++ {
-		if day > daysIn(mon, y) {
+	for y := now.Year() - 1; y <= now.Year()+1; y++ {
+		if ts.day > daysIn(ts.mon, y) {
 			continue
 		}
-		c := time.Date(y, time.Month(mon), day, hh, mm, ss, nsec, now.Location())
-		d := c.Sub(local)
+		c := at(y)
+		d := c.Sub(now)
 		if d < 0 {
 			d = -d
 		}
@@ -453,17 +537,7 @@ func bsdTime(now time.Time, mon, day, year, hh, mm, ss, nsec int) (t time.Time, 
 // timestamp leaves the rest to the message.
 func parse3164(b []byte, i int, now time.Time, r *Record) {
 	r.Format = RFC3164
-	rest := b[i:]
-	stamped := false
-	if n, ok := rfc3339(rest); ok && (len(rest) == n || rest[n] == ' ') {
-		r.Timestamp = r.stamp(rest[:n:n])
-		rest, stamped = rest[n:], true
-	} else if mon, day, year, hh, mm, ss, nsec, n, ok := bsdStamp(rest); ok && (len(rest) == n || rest[n] == ' ') {
-		if t, ok := bsdTime(now, mon, day, year, hh, mm, ss, nsec); ok {
-			r.Timestamp = t.AppendFormat(r.ts[:0], time.RFC3339Nano)
-			rest, stamped = rest[n:], true
-		}
-	}
+	rest, stamped := r.timestamp3164(b[i:], now)
 	if stamped {
 		rest = bytes.TrimLeft(rest, " ")
 		// HOSTNAME, unless the next word is already the tag.
@@ -472,46 +546,73 @@ func parse3164(b []byte, i int, now time.Time, r *Record) {
 			rest = bytes.TrimLeft(rest[len(w):], " ")
 		}
 	}
-	// TAG: "app[pid]:", "app:", or after a header "app".
+	rest = r.tag3164(rest, stamped)
+	if len(rest) > 0 {
+		r.Message = rest
+	}
+}
+
+// timestamp3164 reads the timestamp that may start an RFC 3164 message
+// (followed by a space or the end) and returns the rest.
+func (r *Record) timestamp3164(rest []byte, now time.Time) ([]byte, bool) {
+	if n, ok := rfc3339(rest); ok && (len(rest) == n || rest[n] == ' ') {
+		r.Timestamp = r.stamp(rest[:n:n])
+		return rest[n:], true
+	}
+	if ts, n, ok := bsdStamp(rest); ok && (len(rest) == n || rest[n] == ' ') {
+		if t, ok := bsdTime(now, ts); ok {
+			r.Timestamp = t.AppendFormat(r.ts[:0], time.RFC3339Nano)
+			return rest[n:], true
+		}
+	}
+	return rest, false
+}
+
+// tag3164 reads the TAG at the start of rest: "app[pid]:", "app:", or
+// after a header "app"; it returns the rest.
+func (r *Record) tag3164(rest []byte, stamped bool) []byte {
+	app, pid, k := appAndPID(rest)
+	switch {
+	case app == nil:
+		return rest
+	case k < len(rest) && rest[k] == ':':
+		k++
+	case (pid != nil || stamped) && (k == len(rest) || rest[k] == ' '):
+		// RFC 3164 4.1.3: any non-alphanumeric character ends the TAG;
+		// after a header the first word is the tag even without a
+		// colon (rsyslog forwards "host tag msg" so). Without a header
+		// a word needs a colon or [pid] to count as one.
+	default:
+		return rest
+	}
+	r.AppName, r.ProcID = app, pid
+	rest = rest[k:]
+	if len(rest) > 0 && rest[0] == ' ' {
+		rest = rest[1:]
+	}
+	return rest
+}
+
+// appAndPID reads "app" or "app[pid]" at the start of rest: the app (1-48
+// printable characters up to "[" or ":", not the whole of rest), the pid
+// (1-128 characters, no space or "[") if there is one, and where they end.
+// app is nil if rest does not start so.
+func appAndPID(rest []byte) (app, pid []byte, end int) {
 	j := 0
 	for j < len(rest) && j < 48 && printUSASCII(rest[j]) && rest[j] != '[' && rest[j] != ':' {
 		j++
 	}
-	if j > 0 && j < len(rest) {
-		app, k := rest[:j:j], j
-		var pid []byte
-		if rest[k] == '[' {
-			e := bytes.IndexByte(rest[k:], ']')
-			if e > 1 && e <= 129 && !bytes.ContainsAny(rest[k+1:k+e], " [") {
-				pid = rest[k+1 : k+e : k+e]
-				k += e + 1
-			} else {
-				k = -1
-			}
-		}
-		switch {
-		case k < 0:
-		case k < len(rest) && rest[k] == ':':
-			r.AppName, r.ProcID = app, pid
-			rest = rest[k+1:]
-			if len(rest) > 0 && rest[0] == ' ' {
-				rest = rest[1:]
-			}
-		case (pid != nil || stamped) && (k == len(rest) || rest[k] == ' '):
-			// RFC 3164 4.1.3: any non-alphanumeric character ends the TAG;
-			// after a header the first word is the tag even without a
-			// colon (rsyslog forwards "host tag msg" so). Without a header
-			// a word needs a colon or [pid] to count as one.
-			r.AppName, r.ProcID = app, pid
-			rest = rest[k:]
-			if len(rest) > 0 && rest[0] == ' ' {
-				rest = rest[1:]
-			}
-		}
+	if j == 0 || j == len(rest) {
+		return nil, nil, 0
 	}
-	if len(rest) > 0 {
-		r.Message = rest
+	if rest[j] != '[' {
+		return rest[:j:j], nil, j
 	}
+	e := bytes.IndexByte(rest[j:], ']')
+	if e > 1 && e <= 129 && !bytes.ContainsAny(rest[j+1:j+e], " [") {
+		return rest[:j:j], rest[j+1 : j+e : j+e], j + e + 1
+	}
+	return nil, nil, 0
 }
 
 // word returns the bytes of b up to the first space.

@@ -1,4 +1,4 @@
-package syslog
+package file
 
 import (
 	"bufio"
@@ -6,23 +6,20 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/netip"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
-	"unicode/utf8"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
-	"github.com/shardd/shardd/packet"
+	"github.com/shardd/shardd/packet/sink"
 )
 
 func openSinkT(t *testing.T, cfg Config) (*Sink, *observer.ObservedLogs) {
@@ -33,15 +30,30 @@ func openSinkT(t *testing.T, cfg Config) (*Sink, *observer.ObservedLogs) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = s.Close(context.Background()) })
+	t.Cleanup(func() { // bounded: a test that failed may leave the sink failing
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = s.Close(ctx)
+	})
 	return s, logs
 }
 
-func serve(t testing.TB, h *Handler, msg string, port uint16) {
-	p := packet.Packet{Data: []byte(msg), Src: netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port), Proto: packet.UDP}
-	if err := h.ServePacket(nil, &p); err != nil {
-		t.Fatal(err)
-	}
+// producer is a handler's side of a sink in these tests: it writes one
+// record per message, as a batch of one line.
+type producer struct {
+	p     sink.Producer
+	shard int
+}
+
+func newProducer(s *Sink, shard int) *producer {
+	return &producer{p: s.NewProducer(shard), shard: shard}
+}
+
+// put writes msg as one record (the size of a syslog handler's).
+func (p *producer) put(msg string) {
+	now := time.Now().UTC().Format(time.RFC3339Nano)
+	line := fmt.Appendf(nil, `{"received":%q,"from":"127.0.0.1:9","shard":%d,"proto":"udp","format":"rfc5424","hostname":"h","message":%q}`+"\n", now, p.shard, msg)
+	p.p.Write(line, 1)
 }
 
 // readLines returns the sink file's records, failing on any line that is
@@ -70,7 +82,7 @@ func readLines(t *testing.T, path string) []map[string]any {
 
 func total(s *Sink) (received, written, dropped uint64) {
 	for _, st := range s.Stats() {
-		received += st.Received()
+		received += st.Accepted
 		written += st.Written
 		dropped += st.DroppedTotal()
 	}
@@ -81,16 +93,16 @@ func total(s *Sink) (received, written, dropped uint64) {
 // every line arrives whole, once, and each handler's lines in order.
 func TestSinkKeepsEveryLineInOrder(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "out.ndjson")
-	s, _ := openSinkT(t, Config{Path: path, BufSize: 4096, FlushInterval: time.Millisecond}) // the queue holds it all
+	s, _ := openSinkT(t, Config{Path: path, Queue: sink.Config{BufSize: 4096, FlushInterval: time.Millisecond}}) // the queue holds it all
 	const handlers, perHandler = 4, 3000
 	var wg sync.WaitGroup
 	for i := 0; i < handlers; i++ {
-		h := s.NewHandler(i)
+		h := newProducer(s, i)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for n := 0; n < perHandler; n++ {
-				serve(t, h, fmt.Sprintf("<13>1 - host app - - - seq %d %s", n, strings.Repeat("x", n%300)), uint16(1000+i))
+				h.put(fmt.Sprintf("seq %d %s", n, strings.Repeat("x", n%300)))
 				if n%500 == 0 {
 					time.Sleep(2 * time.Millisecond) // let the flush timer take partial batches too
 				}
@@ -98,9 +110,7 @@ func TestSinkKeepsEveryLineInOrder(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	if err := s.Close(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	closeOK(t, s)
 	lines := readLines(t, path)
 	next := map[float64]int{}
 	for _, m := range lines {
@@ -126,11 +136,11 @@ func TestSinkFullDisk(t *testing.T) {
 	if _, err := os.Stat("/dev/full"); err != nil {
 		t.Skip("no /dev/full")
 	}
-	s, logs := openSinkT(t, Config{Path: "/dev/full", BufSize: 4096, QueueBytes: 64 << 10, FlushInterval: time.Millisecond})
-	h := s.NewHandler(0)
+	s, logs := openSinkT(t, Config{Path: "/dev/full", Queue: sink.Config{BufSize: 4096, QueueBytes: 64 << 10, FlushInterval: time.Millisecond}})
+	h := newProducer(s, 0)
 	const n = 2000
 	for i := 0; i < n; i++ {
-		serve(t, h, fmt.Sprintf("<13>1 - host app - - - message %d", i), 9)
+		h.put(fmt.Sprintf("message %d", i))
 	}
 	// Close once the writer failed and retried: on a loaded machine it may
 	// not have tried at all yet, and the assertions below are about retries.
@@ -142,18 +152,16 @@ func TestSinkFullDisk(t *testing.T) {
 		t.Fatalf("Close: %v", err)
 	}
 	st := s.Stats()[0]
-	if st.Received() != n || st.Written != 0 || st.Written+st.DroppedTotal() != n {
-		t.Fatalf("received %d written %d dropped %v", st.Received(), st.Written, st.Dropped)
+	if st.Accepted != n || st.Written != 0 || st.Written+st.DroppedTotal() != n {
+		t.Fatalf("received %d written %d dropped %v", st.Accepted, st.Written, st.Dropped)
 	}
-	if st.Dropped[DropQueueFull] == 0 || st.Dropped[DropShutdown] == 0 {
+	if st.Dropped[sink.DropQueueFull] == 0 || st.Dropped[sink.DropShutdown] == 0 {
 		t.Fatalf("want drops of both reasons: %v", st.Dropped)
 	}
 	if s.errs[ErrKindDiskFull].Load() < 2 {
 		t.Fatalf("disk_full errors %d, want retries counted", s.errs[ErrKindDiskFull].Load())
 	}
-	if got := logs.FilterMessageSnippet("sink error").Len(); got != 1 {
-		t.Fatalf("%d sink error lines, want 1 per kind:\n%v", got, logs.All())
-	}
+	wantLogged(t, logs, "sink error", 1) // one per kind
 }
 
 // TestSinkReopen: after a rename (logrotate) and Reopen, lines go to a new
@@ -161,10 +169,10 @@ func TestSinkFullDisk(t *testing.T) {
 func TestSinkReopen(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "out.ndjson")
-	s, _ := openSinkT(t, Config{Path: path, FlushInterval: time.Millisecond})
-	h := s.NewHandler(0)
+	s, _ := openSinkT(t, Config{Path: path, Queue: sink.Config{FlushInterval: time.Millisecond}})
+	h := newProducer(s, 0)
 	for i := 0; i < 100; i++ {
-		serve(t, h, fmt.Sprintf("<13>1 - h a - - - before %d", i), 9)
+		h.put(fmt.Sprintf("before %d", i))
 	}
 	waitFor(t, func() bool { _, w, _ := total(s); return w == 100 })
 	if err := os.Rename(path, path+".1"); err != nil {
@@ -174,11 +182,9 @@ func TestSinkReopen(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := 0; i < 50; i++ {
-		serve(t, h, fmt.Sprintf("<13>1 - h a - - - after %d", i), 9)
+		h.put(fmt.Sprintf("after %d", i))
 	}
-	if err := s.Close(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	closeOK(t, s)
 	if old, cur := readLines(t, path+".1"), readLines(t, path); len(old) != 100 || len(cur) != 50 || cur[0]["message"] != "after 0" {
 		t.Fatalf("rotated file %d lines, new file %d lines", len(old), len(cur))
 	}
@@ -191,18 +197,13 @@ func TestSinkReopen(t *testing.T) {
 // noticed within about a second, counted, and created again.
 func TestSinkRecreatesARemovedFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "out.ndjson")
-	s, logs := openSinkT(t, Config{Path: path, FlushInterval: 10 * time.Millisecond})
-	h := s.NewHandler(0)
-	serve(t, h, "<13>1 - h a - - - one", 9)
-	waitFor(t, func() bool { _, w, _ := total(s); return w == 1 })
+	s, logs, h := openWritten(t, Config{Path: path, Queue: sink.Config{FlushInterval: 10 * time.Millisecond}}, "one")
 	if err := os.Remove(path); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, func() bool { _, err := os.Stat(path); return err == nil })
-	serve(t, h, "<13>1 - h a - - - two", 9)
-	if err := s.Close(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	h.put("two")
+	closeOK(t, s)
 	if lines := readLines(t, path); len(lines) != 1 || lines[0]["message"] != "two" {
 		t.Fatalf("recreated file: %v", lines)
 	}
@@ -218,6 +219,47 @@ func TestOpenErrorNamesTheFix(t *testing.T) {
 	}
 }
 
+// openWritten opens a sink as openSinkT does, writes the record first
+// and waits until it is in the file.
+func openWritten(t *testing.T, cfg Config, first string) (*Sink, *observer.ObservedLogs, *producer) {
+	t.Helper()
+	s, logs := openSinkT(t, cfg)
+	h := newProducer(s, 0)
+	h.put(first)
+	waitFor(t, func() bool { _, w, _ := total(s); return w == 1 })
+	return s, logs, h
+}
+
+// closeOK closes s and fails the test if anything was not written.
+func closeOK(t *testing.T, s *Sink) {
+	t.Helper()
+	if err := s.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// wantMessages checks that path holds exactly the records format % 0..n-1, in order.
+func wantMessages(t *testing.T, path, format string, n int) {
+	t.Helper()
+	lines := readLines(t, path)
+	if len(lines) != n {
+		t.Fatalf("%d lines in %s, want %d", len(lines), path, n)
+	}
+	for i, m := range lines {
+		if m["message"] != fmt.Sprintf(format, i) {
+			t.Fatalf("line %d: %v", i, m["message"])
+		}
+	}
+}
+
+// wantLogged checks that want lines containing snippet were logged.
+func wantLogged(t *testing.T, logs *observer.ObservedLogs, snippet string, want int) {
+	t.Helper()
+	if got := logs.FilterMessageSnippet(snippet).Len(); got != want {
+		t.Fatalf("%d %q lines, want %d:\n%v", got, snippet, want, logs.All())
+	}
+}
+
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second) // only a hang reaches it
@@ -226,47 +268,6 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("condition not met within 60s")
 		}
 		time.Sleep(5 * time.Millisecond)
-	}
-}
-
-// TestHandlerAllocatesNothing: in steady state a message costs no
-// allocation on the shard's goroutine (nor on the writer's).
-func TestHandlerAllocatesNothing(t *testing.T) {
-	s, _ := openSinkT(t, Config{Path: filepath.Join(t.TempDir(), "out.ndjson"), Fsync: FsyncNever})
-	h := s.NewHandler(0)
-	msgs := seeds(t)
-	p := packet.Packet{Src: netip.MustParseAddrPort("[2001:db8::1]:514"), Proto: packet.UDP}
-	run := func() {
-		for _, m := range msgs {
-			p.Data = m
-			_ = h.ServePacket(nil, &p)
-		}
-	}
-	for i := 0; i < 2000; i++ { // warm up: buffers allocated once
-		run()
-	}
-	if allocs := testing.AllocsPerRun(1000, run); allocs != 0 {
-		t.Fatalf("%v allocations per %d messages", allocs, len(msgs))
-	}
-}
-
-func BenchmarkHandler(b *testing.B) {
-	msg, err := os.ReadFile("../../testdata/syslog/rfc5424.txt")
-	if err != nil {
-		b.Fatal(err)
-	}
-	core, _ := observer.New(zapcore.InfoLevel)
-	s, err := Open(Config{Path: filepath.Join(b.TempDir(), "out.ndjson"), Fsync: FsyncNever, Logger: zap.New(core)})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Close(context.Background())
-	h := s.NewHandler(0)
-	p := packet.Packet{Data: bytes.TrimSpace(msg), Src: netip.MustParseAddrPort("127.0.0.1:514"), Proto: packet.UDP}
-	b.ReportAllocs()
-	b.SetBytes(int64(len(p.Data)))
-	for b.Loop() {
-		_ = h.ServePacket(nil, &p)
 	}
 }
 
@@ -281,16 +282,13 @@ func TestSinkRemovedAndNotCreatable(t *testing.T) {
 		t.Fatal(err)
 	}
 	path := filepath.Join(dir, "out.ndjson")
-	s, logs := openSinkT(t, Config{Path: path, BufSize: 4096, QueueBytes: 64 << 10, FlushInterval: time.Millisecond})
-	h := s.NewHandler(0)
-	serve(t, h, "<13>1 - h a - - - before", 9)
-	waitFor(t, func() bool { _, w, _ := total(s); return w == 1 })
+	s, logs, h := openWritten(t, Config{Path: path, Queue: sink.Config{BufSize: 4096, QueueBytes: 64 << 10, FlushInterval: time.Millisecond}}, "before")
 	if err := os.RemoveAll(dir); err != nil {
 		t.Fatal(err)
 	}
 	const n = 3000 // about 400 KiB of lines against a 64 KiB queue
 	for i := 0; i < n; i++ {
-		serve(t, h, fmt.Sprintf("<13>1 - h a - - - after %d", i), 9)
+		h.put(fmt.Sprintf("after %d", i))
 		if i%100 == 0 {
 			time.Sleep(time.Millisecond)
 		}
@@ -303,19 +301,15 @@ func TestSinkRemovedAndNotCreatable(t *testing.T) {
 		t.Fatalf("Close: %v", err)
 	}
 	st := s.Stats()[0]
-	if st.Received() != n+1 || st.Written != 1 || st.Written+st.DroppedTotal() != st.Received() ||
-		st.Dropped[DropQueueFull] == 0 || st.Dropped[DropShutdown] == 0 {
-		t.Fatalf("received %d written %d dropped %v", st.Received(), st.Written, st.Dropped)
+	if st.Accepted != n+1 || st.Written != 1 || st.Written+st.DroppedTotal() != st.Accepted ||
+		st.Dropped[sink.DropQueueFull] == 0 || st.Dropped[sink.DropShutdown] == 0 {
+		t.Fatalf("received %d written %d dropped %v", st.Accepted, st.Written, st.Dropped)
 	}
 	if s.errs[ErrKindRemoved].Load() < 2 {
 		t.Fatalf("removed errors %d, want the failed writes and opens counted", s.errs[ErrKindRemoved].Load())
 	}
-	if got := logs.FilterMessageSnippet("sink error").Len(); got != 1 {
-		t.Fatalf("%d sink error lines, want 1:\n%v", got, logs.All())
-	}
-	if got := logs.FilterMessageSnippet("recovered").Len(); got != 0 {
-		t.Fatalf("%d recovered lines, want none:\n%v", got, logs.All())
-	}
+	wantLogged(t, logs, "sink error", 1)
+	wantLogged(t, logs, "recovered", 0)
 }
 
 // TestSinkRemovedLogsOnceUntilRecovered: while the removed file cannot be
@@ -328,16 +322,13 @@ func TestSinkRemovedLogsOnceUntilRecovered(t *testing.T) {
 		t.Fatal(err)
 	}
 	path := filepath.Join(dir, "out.ndjson")
-	s, logs := openSinkT(t, Config{Path: path, FlushInterval: 10 * time.Millisecond})
-	h := s.NewHandler(0)
-	serve(t, h, "<13>1 - h a - - - before", 9)
-	waitFor(t, func() bool { _, w, _ := total(s); return w == 1 })
+	s, logs, h := openWritten(t, Config{Path: path, Queue: sink.Config{FlushInterval: 10 * time.Millisecond}}, "before")
 	if err := os.RemoveAll(dir); err != nil {
 		t.Fatal(err)
 	}
 	const n = 60
 	for i := 0; i < n; i++ {
-		serve(t, h, fmt.Sprintf("<13>1 - h a - - - after %d", i), 9)
+		h.put(fmt.Sprintf("after %d", i))
 	}
 	// Eight failed attempts: retries with a backoff doubling from 10 ms,
 	// so the last ones are a second apart (was a 3 s sleep, which a loaded
@@ -352,31 +343,15 @@ func TestSinkRemovedLogsOnceUntilRecovered(t *testing.T) {
 	if _, w, _ := total(s); w != 1 {
 		t.Fatalf("written %d while the sink file was gone, want 1", w)
 	}
-	if got := logs.FilterMessageSnippet("sink error").Len(); got != 1 {
-		t.Fatalf("%d sink error lines while it failed, want 1:\n%v", got, logs.All())
-	}
-	if got := logs.FilterMessageSnippet("recovered").Len(); got != 0 {
-		t.Fatalf("%d recovered lines while it failed, want none:\n%v", got, logs.All())
-	}
+	wantLogged(t, logs, "sink error", 1) // while it failed
+	wantLogged(t, logs, "recovered", 0)
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, func() bool { _, w, _ := total(s); return w == n+1 })
-	if err := s.Close(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	lines := readLines(t, path)
-	if len(lines) != n {
-		t.Fatalf("%d lines in the new file, want %d", len(lines), n)
-	}
-	for i, m := range lines {
-		if m["message"] != fmt.Sprintf("after %d", i) {
-			t.Fatalf("line %d: %v", i, m["message"])
-		}
-	}
-	if got := logs.FilterMessageSnippet("recovered").Len(); got != 1 {
-		t.Fatalf("%d recovered lines, want 1:\n%v", got, logs.All())
-	}
+	closeOK(t, s)
+	wantMessages(t, path, "after %d", n) // the new file
+	wantLogged(t, logs, "recovered", 1)
 }
 
 // TestSinkNoLossRightAfterRemove: a line accepted right after the sink file
@@ -384,17 +359,12 @@ func TestSinkRemovedLogsOnceUntilRecovered(t *testing.T) {
 // removed file: it is in the file created again at the path.
 func TestSinkNoLossRightAfterRemove(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "out.ndjson")
-	s, _ := openSinkT(t, Config{Path: path, FlushInterval: 10 * time.Millisecond})
-	h := s.NewHandler(0)
-	serve(t, h, "<13>1 - h a - - - one", 9)
-	waitFor(t, func() bool { _, w, _ := total(s); return w == 1 })
+	s, _, h := openWritten(t, Config{Path: path, Queue: sink.Config{FlushInterval: 10 * time.Millisecond}}, "one")
 	if err := os.Remove(path); err != nil {
 		t.Fatal(err)
 	}
-	serve(t, h, "<13>1 - h a - - - two", 9)
-	if err := s.Close(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	h.put("two")
+	closeOK(t, s)
 	if lines := readLines(t, path); len(lines) != 1 || lines[0]["message"] != "two" {
 		t.Fatalf("file at the path: %v", lines)
 	}
@@ -410,7 +380,7 @@ func TestSinkFsyncAlwaysFailure(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "out.ndjson")
 	var failing atomic.Bool
 	failing.Store(true)
-	cfg := Config{Path: path, Fsync: FsyncAlways, FlushInterval: time.Millisecond}
+	cfg := Config{Path: path, Fsync: FsyncAlways, Queue: sink.Config{FlushInterval: time.Millisecond}}
 	cfg.datasync = func(f *os.File) error {
 		if failing.Load() {
 			return syscall.EIO
@@ -418,9 +388,9 @@ func TestSinkFsyncAlwaysFailure(t *testing.T) {
 		return datasync(f)
 	}
 	s, logs := openSinkT(t, cfg)
-	h := s.NewHandler(0)
+	h := newProducer(s, 0)
 	for i := 0; i < 10; i++ {
-		serve(t, h, fmt.Sprintf("<13>1 - h a - - - line %d", i), 9)
+		h.put(fmt.Sprintf("line %d", i))
 	}
 	waitFor(t, func() bool { return s.errs[ErrKindIO].Load() >= 3 })
 	if _, w, _ := total(s); w != 0 {
@@ -428,64 +398,7 @@ func TestSinkFsyncAlwaysFailure(t *testing.T) {
 	}
 	failing.Store(false)
 	waitFor(t, func() bool { _, w, _ := total(s); return w == 10 })
-	if err := s.Close(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	lines := readLines(t, path)
-	if len(lines) != 10 {
-		t.Fatalf("%d lines, want 10", len(lines))
-	}
-	for i, m := range lines {
-		if m["message"] != fmt.Sprintf("line %d", i) {
-			t.Fatalf("line %d: %v", i, m["message"])
-		}
-	}
-	if got := logs.FilterMessageSnippet("recovered").Len(); got != 1 {
-		t.Fatalf("%d recovered lines, want 1:\n%v", got, logs.All())
-	}
-}
-
-// TestHandlerBoundsLongMessages: a message of 4 MiB of control characters
-// (a 24 MiB line if formatted whole) is cut to MaxMessage: its record says
-// how much was cut, it is counted, and formatting it takes a few
-// megabytes, not the whole line's size. A cut inside a UTF-8 character
-// moves back to its start.
-func TestHandlerBoundsLongMessages(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "out.ndjson")
-	s, _ := openSinkT(t, Config{Path: path, FlushInterval: time.Millisecond})
-	h := s.NewHandler(0)
-	const prefix = "<13>1 - h a - - - "
-	long := []byte(prefix + strings.Repeat("\x01", 4<<20))
-	p := packet.Packet{Data: long, Src: netip.MustParseAddrPort("127.0.0.1:9"), Proto: packet.TCP}
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	if err := h.ServePacket(nil, &p); err != nil {
-		t.Fatal(err)
-	}
-	runtime.ReadMemStats(&after)
-	if grew := after.TotalAlloc - before.TotalAlloc; grew > 8<<20 { // whole: 24 MiB and more
-		t.Fatalf("formatting one long message allocated %d bytes", grew)
-	}
-	serve(t, h, prefix+"x"+strings.Repeat("é", MaxMessage), 9) // a character across the limit
-	serve(t, h, prefix+"short é", 9)
-	if err := s.Close(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	lines := readLines(t, path)
-	if len(lines) != 3 {
-		t.Fatalf("%d lines", len(lines))
-	}
-	if msg := lines[0]["message"].(string); lines[0]["truncated_bytes"] != float64(len(long)-MaxMessage) || len(msg) != MaxMessage-len(prefix) {
-		t.Fatalf("truncated_bytes %v, message of %d bytes", lines[0]["truncated_bytes"], len(msg))
-	}
-	if msg := lines[1]["message"].(string); strings.ContainsRune(msg, utf8.RuneError) || len(msg) != MaxMessage-1-len(prefix) ||
-		lines[1]["truncated_bytes"] != float64(len(prefix)+1+2*MaxMessage-(MaxMessage-1)) {
-		t.Fatalf("cut in a character: truncated_bytes %v, message of %d bytes", lines[1]["truncated_bytes"], len(msg))
-	}
-	if _, ok := lines[2]["truncated_bytes"]; ok || lines[2]["message"] != "short é" {
-		t.Fatalf("short message: %v", lines[2])
-	}
-	if st := s.Stats()[0]; st.Truncated != 2 || st.Written != 3 {
-		t.Fatalf("truncated %d written %d", st.Truncated, st.Written)
-	}
+	closeOK(t, s)
+	wantMessages(t, path, "line %d", 10)
+	wantLogged(t, logs, "recovered", 1)
 }

@@ -1,6 +1,6 @@
 //go:build !unix
 
-package syslog
+package file
 
 import "os"
 

@@ -1,6 +1,6 @@
 //go:build !linux
 
-package syslog
+package file
 
 import "os"
 

@@ -1,6 +1,6 @@
 //go:build linux
 
-package syslog
+package file
 
 import (
 	"context"
@@ -14,79 +14,15 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/shardd/shardd/packet/sink"
 )
-
-const victimText = "precious: not shardd's\n"
-
-func plantVictim(t *testing.T, dir string) string {
-	t.Helper()
-	v := filepath.Join(dir, "victim")
-	if err := os.WriteFile(v, []byte(victimText), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return v
-}
-
-func assertVictim(t *testing.T, v string) {
-	t.Helper()
-	if b, _ := os.ReadFile(v); string(b) != victimText {
-		t.Errorf("the victim file was written: %q", b)
-	}
-}
-
-// within runs f and fails the test if it has not returned after d: the
-// call under test must not block.
-func within(t *testing.T, what string, d time.Duration, f func() error) error {
-	t.Helper()
-	done := make(chan error, 1)
-	go func() { done <- f() }()
-	select {
-	case err := <-done:
-		return err
-	case <-time.After(d):
-		t.Fatalf("%s still blocked after %v", what, d)
-		return nil
-	}
-}
 
 // TestAttackSinkHardLink: a hard link planted at the sink path (to a file
 // another user cares about) is refused by Open and by Reopen; the linked
 // file is untouched and the records go on into the sink's own file.
 func TestAttackSinkHardLink(t *testing.T) {
-	dir := t.TempDir()
-	v := plantVictim(t, dir)
-	path := filepath.Join(dir, "out.ndjson")
-	if err := os.Link(v, path); err != nil {
-		t.Fatal(err)
-	}
-	if s, err := Open(Config{Path: path}); !errors.Is(err, ErrHardLink) || !strings.Contains(err.Error(), path) {
-		if err == nil {
-			_ = s.Close(context.Background())
-		}
-		t.Fatalf("Open of a hard link: %v; want ErrHardLink naming the path", err)
-	}
-	if err := os.Remove(path); err != nil {
-		t.Fatal(err)
-	}
-	s, _ := openSinkT(t, Config{Path: path, FlushInterval: time.Millisecond})
-	h := s.NewHandler(0)
-	serve(t, h, "<13>1 - h a - - - one", 9)
-	waitFor(t, func() bool { _, w, _ := total(s); return w == 1 })
-	if err := os.Rename(path, path+".1"); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Link(v, path); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Reopen(); !errors.Is(err, ErrHardLink) {
-		t.Fatalf("Reopen of a hard link: %v; want ErrHardLink", err)
-	}
-	serve(t, h, "<13>1 - h a - - - two", 9)
-	_ = s.Close(context.Background())
-	assertVictim(t, v)
-	if got := readLines(t, path+".1"); len(got) != 2 {
-		t.Fatalf("the sink's own file holds %d records, want 2", len(got))
-	}
+	attackLink(t, os.Link, ErrHardLink)
 	t.Logf("attack: hard link at the sink path: refused by Open and Reopen, the linked file untouched")
 }
 
@@ -97,52 +33,26 @@ func TestAttackSinkHardLink(t *testing.T) {
 func TestAttackSinkFIFONoReader(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "out.ndjson")
-	if err := syscall.Mkfifo(path, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	mkfifo := func() error { return syscall.Mkfifo(path, 0o600) }
 	t.Cleanup(func() { // an Open still blocked in open(2) gets its reader
 		if fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_NONBLOCK, 0); err == nil {
 			time.Sleep(100 * time.Millisecond)
 			syscall.Close(fd)
 		}
 	})
-	err := within(t, "Open of a FIFO with no reader", 10*time.Second, func() error {
-		s, err := Open(Config{Path: path})
-		if err == nil {
-			_ = s.Close(context.Background())
-		}
-		return err
-	})
-	if !errors.Is(err, ErrNoReader) || !strings.Contains(err.Error(), path) {
-		t.Fatalf("Open of a FIFO with no reader: %v; want ErrNoReader naming the path", err)
-	}
-	if err := os.Remove(path); err != nil {
-		t.Fatal(err)
-	}
-
-	s, _ := openSinkT(t, Config{Path: path, FlushInterval: time.Millisecond})
-	h := s.NewHandler(0)
-	serve(t, h, "<13>1 - h a - - - one", 9)
-	waitFor(t, func() bool { _, w, _ := total(s); return w == 1 })
-	if err := os.Rename(path, path+".1"); err != nil {
-		t.Fatal(err)
-	}
-	if err := syscall.Mkfifo(path, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	openRefused(t, path, mkfifo, ErrNoReader)
+	s, h := rotateOnto(t, path, mkfifo)
 	// The writer notices the replaced file (within about a second) and
 	// tries to open the FIFO.
 	waitFor(t, func() bool { return s.errs[ErrKindRemoved].Load() > 0 })
-	serve(t, h, "<13>1 - h a - - - two", 9)
+	h.put("two")
 	if err := within(t, "Reopen onto a FIFO with no reader", 10*time.Second, s.Reopen); !errors.Is(err, ErrNoReader) {
 		t.Fatalf("Reopen onto a FIFO with no reader: %v; want ErrNoReader", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	_ = within(t, "Close", 10*time.Second, func() error { return s.Close(ctx) })
-	if got := readLines(t, path+".1"); len(got) != 2 {
-		t.Fatalf("the sink's own file holds %d records, want 2", len(got))
-	}
+	wantRecords(t, path+".1", 2)
 	t.Logf("attack: FIFO without a reader at the sink path: Open and Reopen refuse it at once, re-creation retries; nothing blocked")
 }
 
@@ -161,11 +71,15 @@ func TestSinkFIFOStalledReader(t *testing.T) {
 	}
 	rf := os.NewFile(uintptr(rfd), path)
 	defer rf.Close()
-	s, _ := openSinkT(t, Config{Path: path, FlushInterval: time.Millisecond, QueueBytes: 1 << 20})
-	h := s.NewHandler(0)
+	// Only full batches (256 KiB) are written until Close: the first
+	// fills the pipe to its 64 KiB. (Partly filled batches, taken every
+	// millisecond, could leave the pipe's pages partly used and the pipe
+	// full with less than 60 KiB in it.)
+	s, _ := openSinkT(t, Config{Path: path, Queue: sink.Config{FlushInterval: time.Hour, QueueBytes: 1 << 20}})
+	h := newProducer(s, 0)
 	const n = 2000 // about 400 kB against a 64 KiB pipe
 	for i := 0; i < n; i++ {
-		serve(t, h, fmt.Sprintf("<13>1 - h a - - - record %d %s", i, strings.Repeat("y", 150)), 9)
+		h.put(fmt.Sprintf("record %d %s", i, strings.Repeat("y", 150)))
 	}
 	// The pipe is full: the writer is blocked on it.
 	waitFor(t, func() bool { k, err := unix.IoctlGetInt(rfd, unix.TIOCINQ); return err == nil && k >= 60<<10 })

@@ -1,4 +1,4 @@
-package syslog
+package file
 
 import (
 	"os"
