@@ -64,7 +64,7 @@ func TestStatusPageIsSelfContained(t *testing.T) {
 		}
 		body, csp := w.Body.String(), w.Header().Get("Content-Security-Policy")
 		for _, el := range []string{"script", "style"} {
-			m := regexp.MustCompile(`(?s)<` + el + `>(.*?)</` + el + `>`).FindAllStringSubmatch(body, -1)
+			m := regexp.MustCompile(`(?s)<`+el+`>(.*?)</`+el+`>`).FindAllStringSubmatch(body, -1)
 			if len(m) != 1 {
 				t.Fatalf("GET %s: %d <%s> elements, want 1", path, len(m), el)
 			}
