@@ -3,8 +3,8 @@
 // metrics registry) every 2 s and draws it. Rates come from the last two
 // samples. Every text goes in through textContent, never as markup.
 (function () {
-  var INTERVAL = 2000;
-  var prev = null, cur = null, fetched = 0;
+  var INTERVAL = 2000, WINDOW = 30; // seconds a rise stays flagged
+  var hist = [], prev = null, cur = null, fetched = 0; // hist: the samples of the last WINDOW s, oldest first
 
   function $(id) { return document.getElementById(id); }
   function el(tag, cls, text) {
@@ -103,8 +103,13 @@
   }
   function counter(name) { return function (m) { return int(sum(cur, name, m)); }; }
   function perSecOf(name) { return function (m) { return perSec(rate(name, m)); }; }
+  // rose: did the count go up within the window (a counter reset aside)?
+  function rose(name, m) {
+    var a = sum(hist[0], name, m), b = sum(cur, name, m);
+    return a !== null && b !== null && b > a;
+  }
   function warnIfRising(name) {
-    return function (m) { var r = rate(name, m); return r ? "bad" : sum(cur, name, m) ? "warn" : null; };
+    return function (m) { return rose(name, m) ? "bad" : sum(cur, name, m) ? "warn" : null; };
   }
   function shardLabel(m) { return m.shard; }
 
@@ -143,7 +148,10 @@
       seen[k].shards.push(l.shard);
     });
     out.forEach(function (g) { g.shards.sort(function (a, b) { return a - b; }); });
-    return out;
+    // by listener as configured, UDP before TCP
+    return out.sort(function (a, b) {
+      return a.listener < b.listener ? -1 : a.listener > b.listener ? 1 : (a.proto === "tcp") - (b.proto === "tcp");
+    });
   }
 
   function listenerCard(g) {
@@ -176,7 +184,7 @@
       ["uptime", "up", duration(start === null ? null : cur.time - start)],
       ["upgrades", "upgrades ok/failed/refused", [int(sum(cur, "shardd_upgrades_total", { result: "ok" })), int(failed),
         int(sum(cur, "shardd_upgrades_total", { result: "refused" }))].join(" / "), failed ? "warn" : null],
-      ["host-rcvbuf-errors", "host UDP rcvbuf errors/s", perSec(rate("shardd_host_udp_rcvbuf_errors_total")), rate("shardd_host_udp_rcvbuf_errors_total") ? "bad" : null],
+      ["host-rcvbuf-errors", "host UDP rcvbuf errors/s", perSec(rate("shardd_host_udp_rcvbuf_errors_total")), rose("shardd_host_udp_rcvbuf_errors_total") ? "bad" : null],
       ["guard-errors", "guard errors", int(sum(cur, "shardd_guard_errors_total")), sum(cur, "shardd_guard_errors_total") ? "warn" : null]
     ])];
   }
@@ -211,16 +219,25 @@
     return sec;
   }
 
+  // sinkState is the sink's state and its class: failing while its errors
+  // rise, "errors" when the page has not seen long enough to tell.
+  function sinkState(errs) {
+    if (!errs) return ["ok", "ok"];
+    if (rose("shardd_syslog_sink_errors_total")) return ["failing", "bad"];
+    if (cur.time - hist[0].time >= 10) return ["ok, errors before", "warn"];
+    return ["errors", "warn"];
+  }
+
   function syslogCard() {
     var shards = labelValues(cur, "shardd_syslog_queue_depth", "shard");
     if (!shards.length) return null;
-    var sec = el("section", "card handler"), errRate = rate("shardd_syslog_sink_errors_total"), errs = sum(cur, "shardd_syslog_sink_errors_total");
+    var sec = el("section", "card handler"), errs = sum(cur, "shardd_syslog_sink_errors_total"), state = sinkState(errs);
     sec.setAttribute("data-handler", "syslog");
     sec.appendChild(el("h2", null, "Syslog"));
     var kinds = series(cur, "shardd_syslog_sink_errors_total").filter(function (s) { return s.value; })
       .map(function (s) { return s.labels.kind + " " + int(s.value); }).join(", ");
     sec.appendChild(facts([
-      ["sink", "sink", errRate ? "failing" : "ok", errRate ? "bad" : "ok"],
+      ["sink", "sink", state[0], state[1]],
       ["sink-errors", "sink errors", kinds || int(errs), errs ? "warn" : null],
       ["written-rate", "written/s", perSec(rate("shardd_syslog_written_total"))],
       ["queue-depth", "queued", int(sum(cur, "shardd_syslog_queue_depth"))],
@@ -255,7 +272,12 @@
         if (!r.ok) throw new Error("HTTP " + r.status);
         return r.json();
       })
-      .then(function (d) { prev = cur; cur = d; fetched++; render(); })
+      .then(function (d) {
+        prev = cur; cur = d; fetched++;
+        hist.push(d);
+        while (hist.length > 2 && cur.time - hist[1].time >= WINDOW) hist.shift();
+        render();
+      })
       .catch(function (e) {
         var st = $("state");
         st.className = "state bad";
