@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"image/png"
 	"net"
+	"net/http"
 	"net/http/httptest"
 	"net/netip"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -94,6 +96,16 @@ func byAttr(key, val string) func(domNode) bool {
 // samples of status.json (so its rates are computed), and returns the DOM.
 func statusDOM(t *testing.T, url string) domNode {
 	t.Helper()
+	return pageState(t, url, "drawn two samples", func(st domNode) bool {
+		n, _ := strconv.Atoi(st.attr("data-fetched"))
+		return n >= 2
+	})
+}
+
+// pageState loads url in chromium until the page's state line (#state)
+// satisfies ok, and returns the DOM.
+func pageState(t *testing.T, url, what string, ok func(domNode) bool) domNode {
+	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		doc, err := html.Parse(bytes.NewReader(headless(t, url, "--dump-dom")))
@@ -101,13 +113,11 @@ func statusDOM(t *testing.T, url string) domNode {
 			t.Fatal(err)
 		}
 		root := domNode{doc}
-		if st := root.find(byAttr("id", "state")); len(st) == 1 {
-			if n, _ := strconv.Atoi(st[0].attr("data-fetched")); n >= 2 {
-				return root
-			}
+		if st := root.find(byAttr("id", "state")); len(st) == 1 && ok(st[0]) {
+			return root
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the status page had not drawn two samples within 60 s; DOM:\n%s", renderNode(doc))
+			t.Fatalf("the status page had not %s within 60 s; DOM:\n%s", what, renderNode(doc))
 		}
 	}
 }
@@ -347,4 +357,35 @@ func TestStatusPageSyslogInChromium(t *testing.T) {
 		t.Errorf("the page shows %v disk_full errors; /metrics had %v before it loaded and %v after", shown, lo, hi)
 	}
 	t.Logf("syslog: %d messages queued behind a failing sink; the page shows sink %q, errors %q", n, stateText, errsText)
+}
+
+// TestStatusPageShowsStaleInChromium: when status.json stops answering,
+// the page says its numbers are stale, and why, and keeps the last ones.
+func TestStatusPageShowsStaleInChromium(t *testing.T) {
+	requireTool(t, "chromium")
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(metrics.NewCollector(snapshots{{Listener: "127.0.0.1:53", Proto: "udp"}}, nil))
+	h := metrics.Handler(reg)
+	var served atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/status" {
+			served.Store(0) // a new load: its first status.json is answered
+		}
+		if r.URL.Path == "/status.json" && served.Add(1) > 1 {
+			http.Error(w, "gone", http.StatusServiceUnavailable)
+			return
+		}
+		h.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	dom := pageState(t, srv.URL+"/status", "said it is stale", func(st domNode) bool {
+		return st.attr("class") == "state bad"
+	})
+	st := dom.find(byAttr("id", "state"))[0].text()
+	if !strings.HasPrefix(st, "stale: HTTP 503 · last update ") {
+		t.Errorf("state line %q", st)
+	}
+	if rows := dom.find(byAttr("data-listener", "127.0.0.1:53")); len(rows) != 2 {
+		t.Errorf("the last sample's listener is drawn in %d elements, want its section and row", len(rows))
+	}
 }
