@@ -14,5 +14,8 @@
 // request, a header size limit, GET and HEAD only, and a small cap on
 // connections at which idle and request-less connections are evicted, so
 // that clients of the endpoint cannot take the process's descriptors or
-// memory.
+// memory. Besides /metrics, [Handler] serves a live status page at / and
+// /status: one self-contained document (inline style and script, admitted by
+// their CSP hashes) that reads /status.json, the registry's shardd_* series
+// as JSON, every 2 s.
 package metrics

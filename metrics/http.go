@@ -7,7 +7,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// Handler serves the Prometheus text exposition of g at /metrics and "ok" at /healthz.
+// Handler serves the Prometheus text exposition of g at /metrics, "ok" at
+// /healthz, and a live status page over the same series at / and /status
+// (its data at /status.json).
 // A collector that fails (the host-wide ones read /proc, which needs a
 // descriptor) leaves out its own series only: at the descriptor limit the
 // shard counters, shardd_tcp_accept_errors_total among them, are still
@@ -19,5 +21,8 @@ func Handler(g prometheus.Gatherer) http.Handler {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok\n"))
 	})
+	mux.HandleFunc("/{$}", serveStatusPage)
+	mux.HandleFunc("/status", serveStatusPage)
+	mux.Handle("/status.json", statusJSON(g))
 	return mux
 }
