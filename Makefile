@@ -77,12 +77,21 @@ bench-cpu:
 bench-perf:
 	$(GO) test -run '^$$' -bench 'Drain|Competing|Echo' -benchtime 7x -timeout 30m ./shard/internal/perf/
 
+# make lint builds and vets (test files included) for each of these: the
+# README's platforms. Off Linux shardd runs one shard per address.
+CROSS_PLATFORMS ?= linux/amd64 linux/arm64 freebsd/amd64 darwin/arm64 windows/amd64
+
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 	$(GO) mod tidy -diff
 	GO=$(GO) ./.ci/layers
+	@for p in $(CROSS_PLATFORMS); do \
+	  echo "cross: $$p"; \
+	  GOOS=$${p%/*} GOARCH=$${p#*/} $(GO) build ./... || exit 1; \
+	  GOOS=$${p%/*} GOARCH=$${p#*/} $(GO) vet ./... || exit 1; \
+	done
 
 fuzz-smoke:
 	@for pkg in $$($(GO) list ./...); do \
