@@ -55,6 +55,9 @@ func TestManListsEveryFlag(t *testing.T) {
 		if !strings.Contains(page, roffEscape(f.Usage)) {
 			t.Errorf("flag --%s: its usage text is not in the man page", f.Name)
 		}
+		if flagArg(f) == "VALUE" { // a flag.Func flag: name its value in funcFlagArgs
+			t.Errorf("flag --%s: its value has no name in the man page or completion (add it to funcFlagArgs)", f.Name)
+		}
 	})
 	sub := page[strings.Index(page, ".SH SUBCOMMANDS"):]
 	for name, flags := range subcommandFlags() {
