@@ -9,9 +9,9 @@ import (
 	"syscall"
 )
 
-// USR1 and USR2 do not exist here. These values are past the signals the
-// runtime delivers, so signal.Notify ignores them and neither ever arrives:
-// no reopen on a signal, and no upgrade.
+// USR1 and USR2 do not exist here. The runtime maps no console event to
+// these numbers, so neither ever arrives: no reopen on a signal, and no
+// upgrade.
 const (
 	sigUSR1 = syscall.Signal(0x1e)
 	sigUSR2 = syscall.Signal(0x1f)
