@@ -134,8 +134,10 @@ type Config struct {
 	// (including "[::]") serves IPv6 only. Port 0 picks a free port, the same
 	// for every shard.
 	Addr string
-	// Shards is the number of sockets and goroutines; 0 means runtime.GOMAXPROCS(0),
-	// which follows the affinity mask and cgroup CPU limits.
+	// Shards is the number of sockets and goroutines; 0 means DefaultShards():
+	// runtime.GOMAXPROCS(0) on Linux, which follows the affinity mask and
+	// cgroup CPU limits, and 1 elsewhere (shards share a port through
+	// Linux's SO_REUSEPORT only).
 	Shards int
 	// Pin pins shard i to the i-th CPU of the process's affinity mask.
 	Pin bool
@@ -265,8 +267,17 @@ func (e *ConfigError) Error() string {
 // every range and every combination of fields. Its errors are *ConfigError.
 // Checks that need the running system (the CPUs Pin may use) happen in Listen.
 func (c Config) Validate() error {
-	_, err := c.resolve(runtime.GOMAXPROCS(0))
+	_, err := c.resolve(DefaultShards())
 	return err
+}
+
+// DefaultShards is what Shards 0 means: runtime.GOMAXPROCS(0) on Linux, and
+// 1 on other systems, where one socket per address is all that binds.
+func DefaultShards() int {
+	if !sharedPort {
+		return 1
+	}
+	return runtime.GOMAXPROCS(0)
 }
 
 // resolved is a Config with defaults applied and the address parsed.
@@ -302,8 +313,8 @@ func DefaultConnsPerIP(maxConns int) int {
 // resolve applies the defaults and checks the result. The address is
 // checked last, so a program that validates its other settings before it
 // knows an address can tell the two apart by Field.
-func (c Config) resolve(gomaxprocs int) (resolved, error) {
-	r := resolved{Config: c.withDefaults(gomaxprocs)}
+func (c Config) resolve(shards int) (resolved, error) {
+	r := resolved{Config: c.withDefaults(shards)}
 	for _, check := range []func(c, r Config) error{checkUDP, checkTCP, checkSteering} {
 		if err := check(c, r.Config); err != nil {
 			return r, err
@@ -318,13 +329,13 @@ func (c Config) resolve(gomaxprocs int) (resolved, error) {
 }
 
 // withDefaults replaces each zero field by its documented default.
-func (c Config) withDefaults(gomaxprocs int) Config {
+func (c Config) withDefaults(shards int) Config {
 	def := func(v *int, d int) {
 		if *v == 0 {
 			*v = d
 		}
 	}
-	def(&c.Shards, gomaxprocs)
+	def(&c.Shards, shards)
 	def(&c.Batch, DefaultBatch)
 	def(&c.MaxPacket, DefaultMaxPacket)
 	def(&c.RcvBuf, DefaultRcvBuf)
@@ -364,6 +375,8 @@ func checkUDP(c, r Config) error {
 	switch {
 	case r.Shards < 1:
 		return &ConfigError{"Shards", strconv.Itoa(c.Shards), "must be at least 1", "omit Shards for one shard per CPU"}
+	case r.Shards > 1 && !sharedPort:
+		return &ConfigError{"Shards", strconv.Itoa(c.Shards), "more than one shard needs SO_REUSEPORT, which shardd uses on Linux only", "use Shards 1 here"}
 	case r.Batch < 1 || r.Batch > MaxBatch:
 		return &ConfigError{"Batch", strconv.Itoa(c.Batch), fmt.Sprintf("must be between 1 and %d", MaxBatch), ""}
 	case r.MaxPacket < 1 || r.MaxPacket > 65535:

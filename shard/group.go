@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -66,7 +65,7 @@ var aLongTimeAgo = time.Unix(1, 0)
 // datagrams queue in the kernel until Serve. Usage errors are *ConfigError,
 // bind failures *ListenError.
 func Listen(cfg Config) (*Group, error) {
-	r, err := cfg.resolve(runtime.GOMAXPROCS(0))
+	r, err := cfg.resolve(DefaultShards())
 	if err != nil {
 		return nil, err
 	}

@@ -222,3 +222,6 @@ func outq(fd int) (int, bool) {
 	n, err := unix.IoctlGetInt(fd, unix.SIOCOUTQ)
 	return n, err == nil
 }
+
+// sharedPort: shards share a port here, through SO_REUSEPORT.
+const sharedPort = true

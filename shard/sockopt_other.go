@@ -8,11 +8,8 @@ import (
 	"syscall"
 )
 
-// control sets nothing: SO_REUSEPORT is Linux's here, so only one shard binds.
-func control(string, bool) func(network, address string, c syscall.RawConn) error { return nil }
-
-// controlTCP sets nothing either.
-var controlTCP func(network, address string, c syscall.RawConn) error
+// sharedPort: shards cannot share a port here; one shard per address binds.
+const sharedPort = false
 
 // clearReuseAddr has nothing to clear: control never set it here.
 func clearReuseAddr(syscall.RawConn) (bool, error) { return false, nil }

@@ -31,7 +31,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/miekg/dns"
@@ -375,7 +374,7 @@ func withServer(srv dnsServer, f func(port int) error) error {
 	cmd := exec.Command(argv[0], argv[1:]...)
 	var serr lockedBuf
 	cmd.Stdout, cmd.Stderr = &serr, &serr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	newProcessGroup(cmd)
 	if err := cmd.Start(); err != nil {
 		return err
 	}

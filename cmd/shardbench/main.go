@@ -493,7 +493,7 @@ func measure(srv server, sc scenario, dur time.Duration, shardload string) (samp
 	var serr lockedBuf // read while the server may still write
 	cmd := srv.cmd(port, handler, proto)
 	cmd.Stderr = &serr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // so a peer's children stop with it
+	newProcessGroup(cmd) // so a peer's children stop with it
 	if err := cmd.Start(); err != nil {
 		return s, err
 	}
@@ -597,13 +597,13 @@ func waitDrained(port int, limit time.Duration) (portSockets, error) {
 }
 
 func stopServer(cmd *exec.Cmd) {
-	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM) // the group we started
+	_ = signalGroup(cmd.Process.Pid, syscall.SIGTERM) // the group we started
 	done := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(done) }()
 	select {
 	case <-done:
 	case <-time.After(5 * time.Second):
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		_ = signalGroup(cmd.Process.Pid, syscall.SIGKILL)
 		<-done
 	}
 }

@@ -315,7 +315,7 @@ func syslogRun(srv syslogServer, shardload string, c *syslogConfig, rate float64
 	cmd := exec.Command(argv[0], argv[1:]...)
 	var serr lockedBuf // read while the server may still write
 	cmd.Stdout, cmd.Stderr = &serr, &serr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	newProcessGroup(cmd)
 	if err := cmd.Start(); err != nil {
 		return p, err
 	}
@@ -325,7 +325,7 @@ func syslogRun(srv syslogServer, shardload string, c *syslogConfig, rate float64
 		select {
 		case <-exited:
 		default:
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // the group we started
+			_ = signalGroup(cmd.Process.Pid, syscall.SIGKILL) // the group we started
 			<-exited
 		}
 	}()
@@ -364,7 +364,7 @@ func syslogRun(srv syslogServer, shardload string, c *syslogConfig, rate float64
 		time.Sleep(100 * time.Millisecond)
 	}
 	p.PeakRSS = peakRSS(cmd.Process.Pid)
-	_ = syscall.Kill(cmd.Process.Pid, syscall.SIGTERM)
+	_ = signalProcess(cmd.Process.Pid, syscall.SIGTERM)
 	select {
 	case <-exited:
 	case <-time.After(15 * time.Second):

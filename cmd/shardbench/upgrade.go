@@ -149,7 +149,7 @@ func (ch *chain) killLeft() {
 	case <-ch.exited:
 	default:
 		if p := ch.pid(); p > 0 {
-			_ = syscall.Kill(p, syscall.SIGKILL)
+			_ = signalProcess(p, syscall.SIGKILL)
 		}
 	}
 }
@@ -172,7 +172,7 @@ func (ch *chain) ready() error {
 // pidfile names it).
 func (ch *chain) upgrade(nth int) error {
 	old := ch.pid()
-	if err := syscall.Kill(old, syscall.SIGUSR2); err != nil {
+	if err := signalProcess(old, sigUpgrade); err != nil {
 		return err
 	}
 	deadline := time.Now().Add(60 * time.Second) // a hang guard
@@ -187,7 +187,7 @@ func (ch *chain) upgrade(nth int) error {
 
 // stop stops the last process with SIGTERM and waits until it has exited.
 func (ch *chain) stop() error {
-	_ = syscall.Kill(ch.pid(), syscall.SIGTERM)
+	_ = signalProcess(ch.pid(), syscall.SIGTERM)
 	select {
 	case <-ch.exited:
 		return nil

@@ -36,6 +36,9 @@ func commands() []command {
 			"Sends USR2 to the daemon whose pid FILE holds (the daemon's own --pidfile), and waits\nfor the outcome: exit 0 and the new process's pid once it took over, else exit 1 and\nthe reason (the old process keeps serving).", runUpgradeCommand},
 		{"version", "", "print the version, commit and Go version (also --version)", "", runVersion},
 		{"help", "[COMMAND]", "print this help, or a command's (also --help, or COMMAND --help)", "", runHelp},
+		{"man", "", "print the manual page shardd(8), made from these flags", "Read it with: shardd man | man -l -", runMan},
+		{"completion", "bash|zsh", "print the bash or zsh completion script",
+			"Install: shardd completion bash > /etc/bash_completion.d/shardd, or\nshardd completion zsh > /usr/local/share/zsh/site-functions/_shardd", runCompletion},
 	}
 }
 

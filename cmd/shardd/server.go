@@ -241,12 +241,12 @@ func (srv *server) signal(s os.Signal) (stop bool) {
 		}
 		srv.ntf.send("STOPPING=1")
 		return true
-	case syscall.SIGUSR2:
+	case sigUSR2:
 		srv.log.Info("upgrading", zap.String("signal", s.String()))
 		srv.upg.start()
 	case syscall.SIGHUP:
 		signalled(srv.log, s, "reloaded", srv.svc.Reload())
-	case syscall.SIGUSR1:
+	case sigUSR1:
 		signalled(srv.log, s, "reopened", srv.svc.Reopen())
 	}
 	return false

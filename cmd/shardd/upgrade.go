@@ -13,7 +13,6 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"go.uber.org/zap"
@@ -276,7 +275,7 @@ func (u *upgrader) spawn(names []string, files []*os.File, readyW *os.File) (int
 	}
 	counts := fmt.Sprintf("ok=%d,failed=%d,refused=%d", u.results["ok"].Load()+1, u.results["failed"].Load(), u.results["refused"].Load())
 	env := append(os.Environ(), envInherit+"="+strings.Join(spec, ","), envReady+"=3", envUpgrades+"="+counts)
-	pid, err := syscall.ForkExec(u.exe, append([]string{u.exe}, u.args...), &syscall.ProcAttr{Env: env, Files: fds})
+	pid, err := forkExec(u.exe, append([]string{u.exe}, u.args...), env, fds)
 	if err != nil {
 		return 0, fmt.Errorf("starting %s: %w", u.exe, err)
 	}
@@ -428,7 +427,7 @@ func removeIfSame(path string, fi os.FileInfo) {
 // link, which are not files shardd wrote. It never blocks: the open is
 // non-blocking (a FIFO planted there would otherwise wait for a writer).
 func readOwnFile(path string) ([]byte, os.FileInfo, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	f, err := os.OpenFile(path, os.O_RDONLY|oNoFollowNonblock, 0)
 	if err != nil {
 		return nil, nil, err // gone, or a link someone put there
 	}
@@ -437,7 +436,7 @@ func readOwnFile(path string) ([]byte, os.FileInfo, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	if st, ok := fi.Sys().(*syscall.Stat_t); !fi.Mode().IsRegular() || !ok || st.Nlink != 1 {
+	if n, ok := linkCount(fi); !fi.Mode().IsRegular() || !ok || n != 1 {
 		return nil, nil, fmt.Errorf("%s is not a regular file with one name", path)
 	}
 	b, err := io.ReadAll(io.LimitReader(f, 512))

@@ -7,7 +7,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -50,11 +49,11 @@ func upgradeDaemon(pidfile string, timeout time.Duration) (string, error) {
 	}
 	path := outcomePath(pidfile)
 	before, _ := os.Lstat(path) // an earlier upgrade's outcome, if any
-	if err := syscall.Kill(pid, syscall.SIGUSR2); err != nil {
+	if err := signalUpgrade(pid); err != nil {
 		return "", fmt.Errorf("signalling pid %d (from %s): %v", pid, pidfile, err)
 	}
 	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(upgradePoll) {
-		alive := syscall.Kill(pid, 0) == nil
+		alive := processAlive(pid)
 		if line, ok := newOutcome(path, before); ok { // read after the liveness check: a daemon that wrote it and exited counts
 			return outcomeResult(line, pid)
 		}
@@ -97,7 +96,7 @@ func outcomeResult(line string, oldPid int) (string, error) {
 		if err != nil {
 			break
 		}
-		if syscall.Kill(newPid, 0) != nil {
+		if !processAlive(newPid) {
 			return "", fmt.Errorf("new process %d took over from %d, but it no longer runs; see its log", newPid, oldPid)
 		}
 		return fmt.Sprintf("new process %d serves (it took over from %d)", newPid, oldPid), nil

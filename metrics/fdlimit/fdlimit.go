@@ -53,9 +53,8 @@ func Fields(err error) []zap.Field {
 		return nil
 	}
 	fields := []zap.Field{zap.String("cause", Cause(errno)), zap.String("fix", Fix)}
-	var rl syscall.Rlimit
-	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl) == nil {
-		fields = append(fields, zap.Uint64("limit_nofile", uint64(rl.Cur)))
+	if limit, ok := limitNOFILE(); ok {
+		fields = append(fields, zap.Uint64("limit_nofile", limit))
 	}
 	return fields
 }
