@@ -33,8 +33,12 @@ run-dns: build
 
 # The race detector is on; tests that need root or third-party clients skip
 # themselves without them unless SHARDD_REQUIRE_TOOLS=1 (set by .ci/run).
+# testsummary runs go test -json: it prints what go test prints without -v,
+# then lists the failed tests and the skipped ones with their reasons, and
+# exits with go test's code.
 test:
-	$(GO) test -race -shuffle=on -count=1 -timeout 20m ./...
+	$(GO) build -o $(BIN)/testsummary ./cmd/internal/testsummary
+	GO=$(GO) ./$(BIN)/testsummary -race -shuffle=on -count=1 -timeout 20m ./...
 
 # The standing attack suite alone (also part of make test): port hijack by
 # another user, non-reading and slow TCP clients, /metrics exhaustion,

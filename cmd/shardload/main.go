@@ -5,7 +5,10 @@
 //
 //	shardload [flags] ADDR
 //
-// Exit codes: 0 done, 1 runtime failure, 2 usage error.
+// Exit codes: 0 done; 1 runtime failure (the target refused or is
+// unreachable, every send failed, --metrics failed); 2 usage error (a bad
+// flag, or an address no server can have: multicast, broadcast, link-local
+// without its interface).
 package main
 
 import (
@@ -93,7 +96,7 @@ func parseFlags(args []string, stdout io.Writer) (*config, error) {
 	fs := cfg.flagSet()
 	pos, err := cli.ParseInterspersed(fs, args)
 	if errors.Is(err, flag.ErrHelp) {
-		fmt.Fprintln(stdout, "Usage: shardload [flags] ADDR\n\nSends datagrams (or TCP messages) to ADDR and reports what arrived.\nExit codes: 0 done, 1 runtime failure, 2 usage error.\n\nFlags:")
+		fmt.Fprintln(stdout, "Usage: shardload [flags] ADDR\n\nSends datagrams (or TCP messages) to ADDR and reports what arrived.\nExit codes: 0 done; 1 runtime failure (the target refused or is unreachable,\nevery send failed, --metrics failed); 2 usage error (a bad flag or address).\n\nFlags:")
 		cli.PrintFlags(stdout, fs)
 		return nil, nil
 	}
@@ -108,6 +111,9 @@ func parseFlags(args []string, stdout io.Writer) (*config, error) {
 	}
 	if cfg.target, err = netip.ParseAddrPort(pos[0]); err != nil || cfg.target.Port() == 0 {
 		return nil, usagef("target %q: want IP:PORT with a port from 1 to 65535, e.g. 127.0.0.1:5353 or [::1]:5353", pos[0])
+	}
+	if err := checkTarget(cfg.target); err != nil {
+		return nil, err
 	}
 	if err := cfg.checkRanges(); err != nil {
 		return nil, err
@@ -210,7 +216,7 @@ func execute(cfg *config, stderr io.Writer) (*summary, error) {
 	var before serverStats
 	if cfg.metricsURL != "" {
 		if before, err = scrapeServer(cfg.metricsURL); err != nil {
-			return nil, fmt.Errorf("--metrics %s: %w", cfg.metricsURL, err)
+			return nil, metricsError(cfg.metricsURL, err)
 		}
 	}
 
@@ -273,12 +279,46 @@ func openRun(cfg *config) (*run, error) {
 		r, err = newRun(cfg)
 	}
 	if err != nil {
-		if isUnreachable(err) {
-			return nil, usagef("target %v is unreachable: %v", cfg.target, err)
-		}
-		return nil, err
+		return nil, targetError(cfg.target, err)
 	}
 	return r, nil
+}
+
+// checkTarget refuses an address that cannot name one server (a usage
+// error, exit 2). Whether the server is there is for the run to find out:
+// a refused or unreachable target is a runtime failure (exit 1).
+func checkTarget(t netip.AddrPort) error {
+	a := t.Addr()
+	switch {
+	case a.IsMulticast():
+		return usagef("target %v: a multicast address; want the server's unicast address, e.g. 127.0.0.1:5353", t)
+	case a == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
+		return usagef("target %v: the broadcast address; want the server's unicast address, e.g. 127.0.0.1:5353", t)
+	case a.Is6() && a.IsLinkLocalUnicast() && a.Zone() == "":
+		return usagef("target %v: a link-local address needs its interface, e.g. [fe80::1%%eth0]:5353", t)
+	}
+	return nil
+}
+
+// targetError says why the flows could not open: a runtime failure (exit
+// 1), since the network, not the command line, decided it.
+func targetError(target netip.AddrPort, err error) error {
+	switch {
+	case errors.Is(err, errRefused):
+		return fmt.Errorf("target %v: %w: is the server running?", target, err)
+	case isUnreachable(err):
+		return fmt.Errorf("target %v is unreachable from this host: %w", target, err)
+	}
+	return err
+}
+
+// metricsError is a failed scrape of --metrics, with a hint when nothing
+// listens there.
+func metricsError(url string, err error) error {
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		return fmt.Errorf("--metrics %s: %w (is shardd serving its metrics there? e.g. shardd --metrics 127.0.0.1:9153 ...)", url, err)
+	}
+	return fmt.Errorf("--metrics %s: %w", url, err)
 }
 
 // startLoops starts a receiver per flow (echo; rwg waits for them) and the
@@ -351,7 +391,7 @@ func (r *run) finish(before serverStats, elapsed time.Duration, rwg *sync.WaitGr
 	if cfg.metricsURL != "" {
 		after, err := waitServer(cfg, before, sum.Sent, waitUntil)
 		if err != nil {
-			return nil, fmt.Errorf("--metrics %s: %w", cfg.metricsURL, err)
+			return nil, metricsError(cfg.metricsURL, err)
 		}
 		d := diffServer(before, after)
 		sum.Server = &d

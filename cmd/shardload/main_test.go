@@ -178,7 +178,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"--size", "1x", "127.0.0.1:9"}, `--size "1x": want a byte count`},
 		{[]string{"--duration", "5", "127.0.0.1:9"}, `--duration "5": missing unit, e.g. 5s`},
 		{[]string{"--proto", "sctp", "127.0.0.1:9"}, "--proto sctp: want udp or tcp"},
-		{[]string{"--duration", "1s", "[ff02::1]:9"}, "is unreachable"},
+		{[]string{"--duration", "1s", "[ff02::1]:9"}, "a multicast address"},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			var stdout, stderr bytes.Buffer

@@ -97,6 +97,12 @@ func (s *summary) print(w io.Writer) {
 	if s.Received != nil {
 		fmt.Fprintf(w, "received    %d (%.0f/s)\n", *s.Received, *s.RecvPerSec)
 		fmt.Fprintf(w, "lost        %d (%.3f%%)\n", *s.Lost, *s.LossPct)
+		if s.Server != nil && *s.Lost > 0 && s.Server.KernelDrops > 0 {
+			// Most often the reason: say so, so a first run does not
+			// look like a broken server.
+			fmt.Fprintf(w, "            %d of them dropped by the server's kernel: its receive queues were full, the server was slower than this load (--rate sets one)\n",
+				min(s.Server.KernelDrops, *s.Lost))
+		}
 	} else {
 		fmt.Fprintf(w, "received    unknown in one-way mode without --metrics\n")
 	}

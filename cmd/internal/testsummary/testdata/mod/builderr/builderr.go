@@ -1,0 +1,4 @@
+package builderr
+
+// Answer does not compile: a string is not an int.
+func Answer() int { return "42" }

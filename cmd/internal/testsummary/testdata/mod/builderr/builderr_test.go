@@ -1,0 +1,5 @@
+package builderr
+
+import "testing"
+
+func TestAnswer(t *testing.T) { _ = Answer() }
