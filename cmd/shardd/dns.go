@@ -19,7 +19,7 @@ type dnsOptions struct {
 
 // dnsFlags adds the flags of --handler dns.
 func dnsFlags(fs *flag.FlagSet, o *options) {
-	fs.Var(&o.dns.zones, "zone", "with --handler dns: a zone to serve, as an RFC 1035 master file (repeat for more zones; HUP reloads them all)")
+	fs.Var(&o.dns.zones, "zone", "with --handler dns: a zone to serve, as an RFC 1035 master file, or a directory whose *.zone files are served (repeat for more; HUP reloads them all and re-reads directories)")
 }
 
 // checkDNS checks them when --handler dns is chosen.

@@ -244,7 +244,7 @@ func checkDebServesDNS(t *testing.T, root string) {
 	zones := 0
 	for i, a := range args {
 		switch {
-		case strings.HasPrefix(a, "/etc/shardd/zones/"):
+		case a == "/etc/shardd/zones":
 			args[i] = filepath.Join(root, a)
 			zones++
 		case a == ":53":
@@ -253,8 +253,8 @@ func checkDebServesDNS(t *testing.T, root string) {
 			args[i] = "127.0.0.1:0"
 		}
 	}
-	if zones != 2 {
-		t.Fatalf("SHARDD_ARGS names %d zones of /etc/shardd/zones, want the 2 shipped: %q", zones, m[1])
+	if zones != 1 {
+		t.Fatalf("SHARDD_ARGS names /etc/shardd/zones %d times, want once (the directory of the shipped zones): %q", zones, m[1])
 	}
 	d := startDaemonBin(t, filepath.Join(root, "usr/sbin/shardd"), nil, append(args, "--shards", "1")...)
 	l := d.WaitLine(t, "listening")
@@ -268,5 +268,10 @@ func checkDebServesDNS(t *testing.T, root string) {
 	r := dig(t, "dig", bound, "www.example.com", "A")
 	if r.status != "NOERROR" || !strings.Contains(strings.Join(r.answer, "\n"), "192.0.2.80") {
 		t.Errorf("www.example.com A from the packaged zones: status %s, answer %q", r.status, r.answer)
+	}
+	// Both shipped zones come from the directory.
+	r = dig(t, "dig", bound, "1.2.0.192.in-addr.arpa", "PTR")
+	if r.status != "NOERROR" || !strings.Contains(strings.Join(r.answer, "\n"), "example.com.") {
+		t.Errorf("1.2.0.192.in-addr.arpa PTR from the packaged zones: status %s, answer %q", r.status, r.answer)
 	}
 }

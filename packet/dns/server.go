@@ -2,6 +2,8 @@ package dns
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -14,9 +16,15 @@ type Zones struct {
 	byOrigin map[string]*Zone // by lower-case wire-format origin
 }
 
-// LoadZones loads every file; any error (syntax, semantics, two files for
-// one origin) fails the whole set.
-func LoadZones(files []string) (zs *Zones, err error) {
+// LoadZones loads every file, and every *.zone file of each directory
+// given (read again at each reload, so a file added there is served after a
+// HUP); any error (syntax, semantics, two files for one origin, a directory
+// without zone files) fails the whole set.
+func LoadZones(paths []string) (zs *Zones, err error) {
+	files, err := zoneFiles(paths)
+	if err != nil {
+		return nil, err
+	}
 	// A bug in loading must not take down a server that is reloading: the
 	// old zones keep serving and the panic becomes the reload's error.
 	defer func() {
@@ -42,6 +50,29 @@ func LoadZones(files []string) (zs *Zones, err error) {
 	}
 	sort.Slice(zs.List, func(i, j int) bool { return zs.List[i].Origin < zs.List[j].Origin })
 	return zs, nil
+}
+
+// zoneFiles expands each directory of paths into its *.zone files, in
+// name order; files stay as given.
+func zoneFiles(paths []string) ([]string, error) {
+	var files []string
+	for _, p := range paths {
+		fi, err := os.Stat(p)
+		if err != nil || !fi.IsDir() {
+			files = append(files, p) // LoadZone reports what is wrong with it
+			continue
+		}
+		matches, err := filepath.Glob(filepath.Join(p, "*.zone"))
+		if err != nil {
+			return nil, err
+		}
+		if len(matches) == 0 {
+			return nil, fmt.Errorf("zone directory %s holds no *.zone file (name zone files ORIGIN.zone, or give the files one by one)", p)
+		}
+		sort.Strings(matches)
+		files = append(files, matches...)
+	}
+	return files, nil
 }
 
 // Server owns the zones every shard's Handler answers from. Reload swaps in
