@@ -243,7 +243,11 @@ func TestAttackGarbageDNS(t *testing.T) {
 		tcpRx := testkit.MetricSum(text, "shardd_rx_packets_total", `proto="tcp"`)
 		tcpDone := testkit.MetricSum(text, "shardd_dns_responses_total", `proto="tcp"`) + testkit.MetricSum(text, "shardd_dns_dropped_total", `proto="tcp"`) +
 			testkit.MetricSum(text, "shardd_handler_errors_total", `proto="tcp"`)
-		if rx+drops >= float64(sent) && responses+dropped+truncated+handlerErrs >= rx && tcpRx >= float64(tcpFrames) && tcpDone >= tcpRx ||
+		// Every connection's close is counted too: a client sees the
+		// close before the shard publishes its reason.
+		tcpClosed := testkit.MetricSum(text, "shardd_tcp_closed_total", "")
+		if rx+drops >= float64(sent) && responses+dropped+truncated+handlerErrs >= rx && tcpRx >= float64(tcpFrames) && tcpDone >= tcpRx &&
+			tcpClosed >= conns+2 ||
 			time.Now().After(deadline) {
 			break
 		}
