@@ -1,0 +1,170 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	mdns "github.com/miekg/dns"
+)
+
+// floodResult is what a spoofed-looking flood drew from a server.
+type floodResult struct {
+	sent, answered, slipped, bytesIn, bytesOut int
+}
+
+func (f floodResult) amplification() float64 { return float64(f.bytesOut) / float64(f.bytesIn) }
+
+// flood sends n queries for example.com TXT to addr from 32 sockets (8
+// addresses of 127.0.0.0/24, 4 ports each) as fast as they go, and counts
+// the replies until none came for 2 s (bounded: 60 s).
+func flood(t *testing.T, addr netip.AddrPort, n int) floodResult {
+	t.Helper()
+	q := new(mdns.Msg)
+	q.SetQuestion("example.com.", mdns.TypeTXT)
+	q.SetEdns0(1232, false)
+	raw, _ := q.Pack()
+	var conns []*net.UDPConn
+	for a := 1; a <= 8; a++ {
+		for range 4 {
+			c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, byte(a))})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = c.SetReadBuffer(4 << 20)
+			defer c.Close()
+			conns = append(conns, c)
+		}
+	}
+	var mu sync.Mutex
+	var res floodResult
+	var wg sync.WaitGroup
+	for _, c := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, 65536)
+			for {
+				_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+				k, err := c.Read(buf)
+				if err != nil {
+					return
+				}
+				r := new(mdns.Msg)
+				if r.Unpack(buf[:k]) != nil {
+					t.Errorf("reply does not parse")
+					return
+				}
+				mu.Lock()
+				res.bytesOut += k
+				if r.Truncated {
+					if len(r.Answer)+len(r.Ns) != 0 {
+						t.Errorf("slipped reply with records: %v", r)
+					}
+					res.slipped++
+				} else {
+					res.answered++
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	dst := net.UDPAddrFromAddrPort(addr)
+	deadline := time.Now().Add(60 * time.Second)
+	for i := 0; i < n && time.Now().Before(deadline); i++ {
+		if _, err := conns[i%len(conns)].WriteToUDP(raw, dst); err != nil {
+			t.Fatal(err)
+		}
+		res.sent++
+		res.bytesIn += len(raw)
+	}
+	wg.Wait()
+	return res
+}
+
+// TestRRLFloodBesideKnot floods shardd with --rrl-rate and Knot DNS with
+// mod-rrl at the same rate and slip from one /24 (many ports, eight
+// addresses): both limit it (the exact rate is TestRRLFloodLimitedToRate's,
+// on an injected clock), shardd's slipped replies are TC and empty, another
+// /24 keeps full service during the flood, an exempt /24 is never limited,
+// and the amplification factors are logged side by side.
+func TestRRLFloodBesideKnot(t *testing.T) {
+	const rate, slip, n = 50, 2, 4000
+	knot := startKnot(t, fmt.Sprintf("mod-rrl:\n  - id: flood\n    rate-limit: %d\n    slip: %d\ntemplate:\n  - id: default\n    global-module: mod-rrl/flood\n", rate, slip))
+	_, ours, url := dnsDaemon(t, append(exampleZones, "--rrl-rate", fmt.Sprint(rate), "--rrl-slip", fmt.Sprint(slip), "--rrl-exempt", "127.0.2.0/24")...)
+
+	other := make(chan int, 1)
+	go func() { // another /24, below the rate, during the flood
+		answered := 0
+		for range 20 {
+			if r := dig(t, "dig", ours, "-b", "127.0.1.1", "example.com", "TXT"); r.status == "NOERROR" && !r.flags["tc"] && len(r.answer) == 1 {
+				answered++
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		other <- answered
+	}()
+	got := flood(t, ours, n)
+	if a := <-other; a != 20 {
+		t.Errorf("127.0.1.1 got %d of 20 answers during the flood, want all", a)
+	}
+	limited := got.sent - got.answered
+	if got.answered > n/2 || got.slipped == 0 || got.slipped > limited/slip+1 {
+		t.Errorf("shardd under the flood: %+v; want at most half answered and every %dnd limited reply slipped", got, slip)
+	}
+	waitMetric(t, url, "shardd_dns_rrl_slipped_total", "", float64(got.slipped))
+	for range 3 {
+		if r := dig(t, "dig", ours, "-b", "127.0.2.9", "example.com", "TXT"); r.flags["tc"] || len(r.answer) != 1 {
+			t.Errorf("exempt 127.0.2.9 limited: %s", r.out)
+		}
+	}
+	k := flood(t, knot, n)
+	t.Logf("attack: %d queries of %d bytes from 127.0.0.1-8 (32 ports), rate %d slip %d: shardd answered %d, slipped %d, amplification %.2f; Knot DNS mod-rrl answered %d, slipped %d, amplification %.2f",
+		n, got.bytesIn/max(got.sent, 1), rate, slip, got.answered, got.slipped, got.amplification(), k.answered, k.slipped, k.amplification())
+	if got.amplification() >= 1 {
+		t.Errorf("amplification %.2f under RRL, want below 1", got.amplification())
+	}
+}
+
+// TestDigAndKdigCookies: dig +cookie and kdig +cookie get a server cookie;
+// presenting it again is accepted (dig says "good") and exempts the client
+// from the rate limit; a malformed cookie gets FORMERR.
+func TestDigAndKdigCookies(t *testing.T) {
+	_, addr, url := dnsDaemon(t, append(exampleZones, "--dns-cookies", "--rrl-rate", "1", "--rrl-slip", "1")...)
+	r := dig(t, "dig", addr, "+cookie", "example.com", "A")
+	cookie := ""
+	for _, l := range strings.Split(r.out, "\n") {
+		if f := strings.Fields(l); len(f) == 4 && f[1] == "COOKIE:" && f[3] == "(good)" {
+			cookie = f[2]
+		}
+	}
+	if r.status != "NOERROR" || len(cookie) != 48 {
+		t.Fatalf("dig +cookie: no good server cookie:\n%s", r.out)
+	}
+	for range 5 { // over the rate of 1/s, but with a valid cookie
+		r := dig(t, "dig", addr, "+cookie="+cookie, "example.com", "A")
+		if r.status != "NOERROR" || r.flags["tc"] || len(r.answer) != 1 || !strings.Contains(r.out, "(good)") {
+			t.Fatalf("dig +cookie=%s: not answered in full:\n%s", cookie, r.out)
+		}
+	}
+	// kdig from another /24, whose bucket is full.
+	k := dig(t, "kdig", addr, "-b", "127.0.3.1", "+cookie", "example.com", "A")
+	i := strings.Index(k.out, ";; COOKIE: ")
+	if k.status != "NOERROR" || i < 0 || len(strings.Fields(k.out[i:])[2]) != 48 {
+		t.Fatalf("kdig +cookie: no server cookie:\n%s", k.out)
+	}
+	kc := strings.ToLower(strings.Fields(k.out[i:])[2])
+	for range 3 { // over the rate, with the cookie kdig was given
+		if k := dig(t, "kdig", addr, "-b", "127.0.3.1", "+cookie="+kc, "example.com", "A"); k.status != "NOERROR" || k.flags["tc"] || len(k.answer) != 1 {
+			t.Fatalf("kdig +cookie=%s: not answered in full:\n%s", kc, k.out)
+		}
+	}
+	if f := dig(t, "dig", addr, "+cookie=0102030405", "+nobadcookie", "example.com", "A"); f.status != "FORMERR" {
+		t.Errorf("a 5-byte cookie: %s, want FORMERR", f.status)
+	}
+	waitMetric(t, url, "shardd_dns_responses_total", `rcode="FORMERR"`, 1)
+}
