@@ -146,10 +146,7 @@ func (s *Server) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(descDropped, prometheus.CounterValue, float64(n), shard, proto, dropReason(r).String())
 		}
 		if s.rrl != nil && k.proto == 0 {
-			for c, n := range v.limited {
-				ch <- prometheus.MustNewConstMetric(descRRLLimited, prometheus.CounterValue, float64(n), shard, rrlClass(c).String())
-			}
-			ch <- prometheus.MustNewConstMetric(descRRLSlipped, prometheus.CounterValue, float64(v.slipped), shard)
+			collectRRL(ch, shard, v)
 		}
 	}
 	ch <- prometheus.MustNewConstMetric(descReloads, prometheus.CounterValue, float64(s.reloads.Load()))
@@ -158,6 +155,14 @@ func (s *Server) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descSerial, prometheus.GaugeValue, float64(z.Serial), z.Origin)
 		ch <- prometheus.MustNewConstMetric(descRecords, prometheus.GaugeValue, float64(z.Count), z.Origin)
 	}
+}
+
+// collectRRL sends one shard's rate limiter counts (UDP only).
+func collectRRL(ch chan<- prometheus.Metric, shard string, v *tally[uint64]) {
+	for c, n := range v.limited {
+		ch <- prometheus.MustNewConstMetric(descRRLLimited, prometheus.CounterValue, float64(n), shard, rrlClass(c).String())
+	}
+	ch <- prometheus.MustNewConstMetric(descRRLSlipped, prometheus.CounterValue, float64(v.slipped), shard)
 }
 
 // addPublished adds the published counts c to v.

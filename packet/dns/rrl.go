@@ -231,6 +231,18 @@ func (r *rrl) bucket(key uint64, now int64) *rrlBucket {
 	return b
 }
 
+// qtypeClass is the class of the qtypes with one of their own: ANY, and
+// the DNSSEC types; clsPositive for the others.
+func qtypeClass(qtype uint16) rrlClass {
+	switch qtype {
+	case mdns.TypeANY:
+		return clsAny
+	case mdns.TypeDNSKEY, mdns.TypeRRSIG, mdns.TypeDS:
+		return clsDNSSEC
+	}
+	return clsPositive
+}
+
 // classify is the class of a response and the name its bucket is keyed by
 // (Knot DNS's rrl_clsid and rrl_clsname, with referrals keyed by their
 // delegation and wildcards by their owner).
@@ -246,10 +258,8 @@ func classify(rcode int, t *template, qtype uint16, size int, ancount uint16, qn
 		return clsError, zone
 	case t.rrl != nil && t.rrl.wildcard:
 		return clsWildcard, t.rrl.owner
-	case qtype == mdns.TypeANY:
-		return clsAny, qname
-	case qtype == mdns.TypeDNSKEY || qtype == mdns.TypeRRSIG || qtype == mdns.TypeDS:
-		return clsDNSSEC, qname
+	case qtypeClass(qtype) != clsPositive:
+		return qtypeClass(qtype), qname
 	case size >= rrlLarge:
 		return clsLarge, qname
 	case t.rrl != nil && t.rrl.referral:

@@ -97,21 +97,28 @@ func (z *Zone) prepareNode(n *node, name string, wire []byte, plain *rrlTag) err
 		}
 		n.synthDefault.rrl = referral
 	case isWildcard(name):
-		wild := &rrlTag{zone: plain.zone, owner: wire, wildcard: true}
-		n.synth = map[uint16]*template{}
-		for _, qt := range z.qtypesFor(n) {
-			t, err := packAnyName(z.resolve(name, qt), name)
-			if err != nil {
-				return err
-			}
-			t.rrl = wild
-			n.synth[qt] = t
-		}
-		if n.synthDefault, err = packAnyName(z.resolve(name, mdns.TypeNone), name); err != nil {
+		return z.prepareWildcard(n, name, &rrlTag{zone: plain.zone, owner: wire, wildcard: true})
+	}
+	return nil
+}
+
+// prepareWildcard packs the answers the wildcard node n synthesizes, tagged
+// wild for the rate limiter.
+func (z *Zone) prepareWildcard(n *node, name string, wild *rrlTag) error {
+	n.synth = map[uint16]*template{}
+	for _, qt := range z.qtypesFor(n) {
+		t, err := packAnyName(z.resolve(name, qt), name)
+		if err != nil {
 			return err
 		}
-		n.synthDefault.rrl = wild
+		t.rrl = wild
+		n.synth[qt] = t
 	}
+	var err error
+	if n.synthDefault, err = packAnyName(z.resolve(name, mdns.TypeNone), name); err != nil {
+		return err
+	}
+	n.synthDefault.rrl = wild
 	return nil
 }
 
