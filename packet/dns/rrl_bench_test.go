@@ -16,24 +16,10 @@ import (
 func TestServePacketAllocatesNothingWithRRLAndCookies(t *testing.T) {
 	s, _ := cookieServer(t, RRLConfig{Rate: 3, Slip: 2})
 	h := s.NewHandler(0)
-	rq := packet.NewReplyQueue(64, 64*65536, 65507)
 	qs := append(hotQueries(t), cookieQuery(t, "0102030405060708"))
 	r := serveFrom(t, h, qs[len(qs)-1], "127.0.0.1:53")
 	qs = append(qs, cookieQuery(t, replyCookie(r)))
-	p := &packet.Packet{Src: netip.MustParseAddrPort("127.0.0.1:53"), Proto: packet.UDP}
-	allocs := testing.AllocsPerRun(200, func() {
-		rq.Reset()
-		for _, q := range qs {
-			p.Data = q
-			if err := h.ServePacket(rq.Begin(p), p); err != nil {
-				t.Fatal(err)
-			}
-		}
-		h.Publish()
-	})
-	if allocs != 0 {
-		t.Fatalf("%v allocations per %d queries, want 0", allocs, len(qs))
-	}
+	assertNoAllocs(t, h, qs, "127.0.0.1:53")
 	if h.c[0].slipped == 0 || h.c[0].limited[clsPositive] == 0 {
 		t.Fatal("the run limited nothing: it did not test the limited path")
 	}
