@@ -96,11 +96,11 @@ func (s *Server) setCookieSecret(k [16]byte) {
 }
 
 // unixTime is the cookie clock: now in seconds, or the test's.
-func (s *Server) unixTime() uint32 {
+func (s *Server) unixTime() int64 {
 	if s.cookieClock != nil {
-		return s.cookieClock()
+		return int64(s.cookieClock())
 	}
-	return uint32(time.Now().Unix())
+	return time.Now().Unix()
 }
 
 // serverCookieHash is the RFC 9018 hash of a server cookie whose first 8
@@ -125,7 +125,7 @@ func serverCookieHash(key [2]uint64, cc, head []byte, ip netip.Addr) uint64 {
 // presented server cookie is valid.
 func (h *Handler) cookie(m []byte, off, n int, src netip.Addr) cookieState {
 	keys := h.srv.cookieKeys.Load()
-	now := h.srv.unixTime()
+	now := uint32(h.unixClock.read(h.srv.unixTime))
 	cc := m[off : off+clientCookieLen]
 	copy(h.cookieOut[:], cc)
 	st := cookieClient

@@ -51,6 +51,8 @@ type Handler struct {
 	cookieOut [clientCookieLen + serverCookieLen]byte
 	rrlKey    [2 + 16 + 255]byte // scratch for the rate limiter's bucket key
 	slips     int                // limited responses since the last slipped one
+	rrlClock  batchClock         // the limiter's clock, read once per batch
+	unixClock batchClock         // the cookies' clock (seconds), read once per batch
 	_         [64]byte
 }
 
@@ -87,6 +89,7 @@ func (h *Handler) Publish() {
 		store1(&pub.slipped, c.slipped)
 	}
 	h.dirty = 0
+	h.rrlClock.uses, h.unixClock.uses = 0, 0 // a new batch reads the clocks again
 }
 
 func store(dst []atomic.Uint64, src []uint64) {

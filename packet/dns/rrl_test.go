@@ -48,6 +48,7 @@ func serveFrom(t testing.TB, h *Handler, raw []byte, src string) *mdns.Msg {
 	if err := h.ServePacket(q.Begin(p), p); err != nil {
 		t.Fatalf("ServePacket: %v", err)
 	}
+	h.Publish() // a batch of one: the limiter reads its clock again
 	if len(q.Replies()) == 0 {
 		return nil
 	}
@@ -232,5 +233,31 @@ func TestRRLPrefixKeys(t *testing.T) {
 	}
 	if r.key(&buf, clsNodata, netip.MustParseAddr("127.0.0.1"), name) == k("127.0.0.1") {
 		t.Error("classes share a key")
+	}
+}
+
+// TestRRLClockReadPerBatch: a handler reads the limiter's clock (and the
+// cookies' by the same batchClock) once per
+// batch (Publish ends one) and at least every 64 queries.
+func TestRRLClockReadPerBatch(t *testing.T) {
+	s, _ := rrlServer(t, RRLConfig{Rate: 1_000_000})
+	reads := 0
+	s.rrl.now = func() int64 { reads++; return int64(reads) }
+	h := s.NewHandler(0)
+	raw := packed(t, "example.com.", mdns.TypeA, false)
+	p := &packet.Packet{Data: raw, Src: netip.MustParseAddrPort("127.0.0.1:9"), Proto: packet.UDP}
+	for range 130 {
+		udpQueue.Reset()
+		if err := h.ServePacket(udpQueue.Begin(p), p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if reads != 3 {
+		t.Errorf("130 queries in one batch read the clock %d times, want 3", reads)
+	}
+	h.Publish()
+	serveFrom(t, h, raw, "127.0.0.1:9")
+	if reads != 4 {
+		t.Errorf("after Publish the next query read the clock: %d reads, want 4", reads)
 	}
 }
