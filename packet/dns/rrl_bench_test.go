@@ -64,18 +64,7 @@ func BenchmarkServePacketRRL(b *testing.B) {
 			h := m.s.NewHandler(0)
 			rq := packet.NewReplyQueue(64, 64*65536, 65507)
 			p := &packet.Packet{Src: src, Proto: packet.UDP, Data: m.raw}
-			b.Run(c.name+"/"+m.mode, func(b *testing.B) {
-				b.ReportAllocs()
-				for i := 0; i < b.N; i++ {
-					if rq.Len() == 64 {
-						h.Publish()
-						rq.Reset()
-					}
-					if err := h.ServePacket(rq.Begin(p), p); err != nil {
-						b.Fatal(err)
-					}
-				}
-			})
+			b.Run(c.name+"/"+m.mode, func(b *testing.B) { benchServe(b, h, rq, p) })
 		}
 	}
 }
