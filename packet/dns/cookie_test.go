@@ -195,3 +195,16 @@ func FuzzCookieOption(f *testing.F) {
 		}
 	})
 }
+
+// FuzzServePacketCookiesRRL is FuzzServePacket with cookies and a low rate
+// limit on: queries with cookie options of every shape, passed, slipped
+// (TC or BADCOOKIE) or dropped.
+func FuzzServePacketCookiesRRL(f *testing.F) {
+	for _, c := range []string{"0102030405060708", "01020304050607080100000011223344aabbccddeeff0011", "0102030405"} {
+		f.Add(cookieQuery(f, c), false)
+		f.Add(cookieQuery(f, c), true)
+	}
+	f.Add(packed(f, "x.apps.example.com.", mdns.TypeTXT, true), false)
+	s, _ := cookieServer(f, RRLConfig{Rate: 2, Slip: 2})
+	fuzzServe(f, s)
+}

@@ -261,3 +261,32 @@ func TestRRLClockReadPerBatch(t *testing.T) {
 		t.Errorf("after Publish the next query read the clock: %d reads, want 4", reads)
 	}
 }
+
+// TestRRLSharedBucketExactUnderRace: shards counting one bucket at once
+// (compare-and-swap, no lock) allow exactly one full bucket at a standstill
+// clock, however their updates interleave.
+func TestRRLSharedBucketExactUnderRace(t *testing.T) {
+	r := newRRL(RRLConfig{Rate: 1000, Window: time.Second, IPv4Prefix: 24, IPv6Prefix: 56})
+	var buf [2 + 16 + 255]byte
+	key := r.key(&buf, clsPositive, netip.MustParseAddr("127.0.0.1"), []byte{0})
+	const workers, each = 4, 5000
+	allowed := make(chan int, workers)
+	for range workers {
+		go func() {
+			n := 0
+			for range each {
+				if r.allow(key, 1) {
+					n++
+				}
+			}
+			allowed <- n
+		}()
+	}
+	total := 0
+	for range workers {
+		total += <-allowed
+	}
+	if total != 1000 {
+		t.Errorf("%d allowed of %d at one instant, want the bucket's 1000", total, workers*each)
+	}
+}
