@@ -27,8 +27,9 @@ func (f floodResult) amplification() float64 { return float64(f.bytesOut) / floa
 
 // flood sends n queries for example.com TXT to addr from 32 sockets (8
 // addresses of 127.0.0.0/24, 4 ports each) as fast as they go, and counts
-// the replies until none came for 2 s (bounded: 60 s).
-func flood(t *testing.T, addr netip.AddrPort, n int) floodResult {
+// the replies until none came for 2 s (bounded: 60 s). Every 200 queries it
+// calls probe (if not nil), in the middle of the flood.
+func flood(t *testing.T, addr netip.AddrPort, n int, probe func()) floodResult {
 	t.Helper()
 	q := new(mdns.Msg)
 	q.SetQuestion("example.com.", mdns.TypeTXT)
@@ -89,36 +90,51 @@ func flood(t *testing.T, addr netip.AddrPort, n int) floodResult {
 		}
 		res.sent++
 		res.bytesIn += len(raw)
+		if probe != nil && i%200 == 100 {
+			probe()
+		}
 	}
 	wg.Wait()
 	return res
 }
 
-// TestRRLFloodBesideKnot floods shardd with --rrl-rate and Knot DNS with
+// TestAttackDNSReflectionRRL floods shardd with --rrl-rate and Knot DNS with
 // mod-rrl at the same rate and slip from one /24 (many ports, eight
 // addresses): both limit it (the exact rate is TestRRLFloodLimitedToRate's,
 // on an injected clock), shardd's slipped replies are TC and empty, another
 // /24 keeps full service during the flood, an exempt /24 is never limited,
 // and the amplification factors are logged side by side.
-func TestRRLFloodBesideKnot(t *testing.T) {
+func TestAttackDNSReflectionRRL(t *testing.T) {
 	const rate, slip, n = 50, 2, 4000
 	knot := startKnot(t, fmt.Sprintf("mod-rrl:\n  - id: flood\n    rate-limit: %d\n    slip: %d\ntemplate:\n  - id: default\n    global-module: mod-rrl/flood\n", rate, slip))
 	_, ours, url := dnsDaemon(t, append(exampleZones, "--rrl-rate", fmt.Sprint(rate), "--rrl-slip", fmt.Sprint(slip), "--rrl-exempt", "127.0.2.0/24")...)
 
-	other := make(chan int, 1)
-	go func() { // another /24, below the rate, during the flood
-		answered := 0
-		for range 20 {
-			if r := dig(t, "dig", ours, "-b", "127.0.1.1", "example.com", "TXT"); r.status == "NOERROR" && !r.flags["tc"] && len(r.answer) == 1 {
-				answered++
-			}
-			time.Sleep(50 * time.Millisecond)
+	// Another /24 asks between the flood's queries and waits for each answer.
+	c, err := net.DialUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 1, 1)}, net.UDPAddrFromAddrPort(ours))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	probes, full := 0, 0
+	probe := func() {
+		probes++
+		q := new(mdns.Msg)
+		q.SetQuestion("example.com.", mdns.TypeTXT)
+		q.SetEdns0(1232, false)
+		raw, _ := q.Pack()
+		buf := make([]byte, 2048)
+		_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+		if _, err := c.Write(raw); err != nil {
+			t.Fatal(err)
 		}
-		other <- answered
-	}()
-	got := flood(t, ours, n)
-	if a := <-other; a != 20 {
-		t.Errorf("127.0.1.1 got %d of 20 answers during the flood, want all", a)
+		r := new(mdns.Msg)
+		if k, err := c.Read(buf); err == nil && r.Unpack(buf[:k]) == nil && !r.Truncated && len(r.Answer) == 1 {
+			full++
+		}
+	}
+	got := flood(t, ours, n, probe)
+	if probes != n/200 || full != probes {
+		t.Errorf("127.0.1.1 got %d full answers to %d queries during the flood, want all of %d", full, probes, n/200)
 	}
 	// At most a full bucket (rate x 1 s window) and the rate for as long
 	// as replies came.
@@ -134,7 +150,7 @@ func TestRRLFloodBesideKnot(t *testing.T) {
 			t.Errorf("exempt 127.0.2.9 limited: %s", r.out)
 		}
 	}
-	k := flood(t, knot, n)
+	k := flood(t, knot, n, nil)
 	t.Logf("attack: %d queries of %d bytes from 127.0.0.1-8 (32 ports), rate %d slip %d: shardd answered %d, slipped %d in %v, amplification %.2f; Knot DNS mod-rrl answered %d, slipped %d in %v, amplification %.2f",
 		n, got.bytesIn/max(got.sent, 1), rate, slip, got.answered, got.slipped, got.last.Sub(got.start).Round(time.Millisecond), got.amplification(),
 		k.answered, k.slipped, k.last.Sub(k.start).Round(time.Millisecond), k.amplification())
