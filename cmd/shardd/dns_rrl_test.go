@@ -20,19 +20,20 @@ import (
 // floodResult is what a spoofed-looking flood drew from a server.
 type floodResult struct {
 	sent, answered, slipped, bytesIn, bytesOut int
+	answerSize                                 int // of a full answer: the amplification without RRL
 	start, last                                time.Time // first query sent, last reply received
 }
 
 func (f floodResult) amplification() float64 { return float64(f.bytesOut) / float64(f.bytesIn) }
 
-// flood sends n queries for example.com TXT to addr from 32 sockets (8
+// flood sends n queries for big.example.com TXT to addr from 32 sockets (8
 // addresses of 127.0.0.0/24, 4 ports each) as fast as they go, and counts
 // the replies until none came for 2 s (bounded: 60 s). Every 200 queries it
 // calls probe (if not nil), in the middle of the flood.
 func flood(t *testing.T, addr netip.AddrPort, n int, probe func()) floodResult {
 	t.Helper()
 	q := new(mdns.Msg)
-	q.SetQuestion("example.com.", mdns.TypeTXT)
+	q.SetQuestion("big.example.com.", mdns.TypeTXT) // a large answer: what a reflection attack asks for
 	q.SetEdns0(1232, false)
 	raw, _ := q.Pack()
 	var conns []*net.UDPConn
@@ -76,6 +77,7 @@ func flood(t *testing.T, addr netip.AddrPort, n int, probe func()) floodResult {
 					res.slipped++
 				} else {
 					res.answered++
+					res.answerSize = k
 				}
 				mu.Unlock()
 			}
@@ -151,8 +153,8 @@ func TestAttackDNSReflectionRRL(t *testing.T) {
 		}
 	}
 	k := flood(t, knot, n, nil)
-	t.Logf("attack: %d queries of %d bytes from 127.0.0.1-8 (32 ports), rate %d slip %d: shardd answered %d, slipped %d in %v, amplification %.2f; Knot DNS mod-rrl answered %d, slipped %d in %v, amplification %.2f",
-		n, got.bytesIn/max(got.sent, 1), rate, slip, got.answered, got.slipped, got.last.Sub(got.start).Round(time.Millisecond), got.amplification(),
+	t.Logf("attack: %d queries of %d bytes (full answer %d bytes: %.1fx without RRL) from 127.0.0.1-8 (32 ports), rate %d slip %d: shardd answered %d, slipped %d in %v, amplification %.2f; Knot DNS mod-rrl answered %d, slipped %d in %v, amplification %.2f",
+		n, got.bytesIn/max(got.sent, 1), got.answerSize, float64(got.answerSize)/float64(got.bytesIn/max(got.sent, 1)), rate, slip, got.answered, got.slipped, got.last.Sub(got.start).Round(time.Millisecond), got.amplification(),
 		k.answered, k.slipped, k.last.Sub(k.start).Round(time.Millisecond), k.amplification())
 	if got.amplification() >= 1 {
 		t.Errorf("amplification %.2f under RRL, want below 1", got.amplification())
