@@ -46,6 +46,7 @@ type dnsConfig struct {
 	zeroRate  int           // the fixed-rate check's queries/s
 	zeroDur   time.Duration // and its length
 	withOne   bool          // also shardd with 1 shard
+	rrlRate   int           // also shardd with --rrl-rate rrlRate (0: not)
 	knotd     string        // the Knot binary
 	dnsperfEx string        // the dnsperf binary
 }
@@ -60,6 +61,7 @@ func addDNSFlags(fs *flag.FlagSet) *dnsConfig {
 	fs.IntVar(&c.zeroRate, "dns-zero-rate", 20000, "dns: queries/s of the zero-loss check (0: skip it)")
 	fs.DurationVar(&c.zeroDur, "dns-zero-duration", 3*time.Second, "dns: length of the zero-loss check")
 	fs.BoolVar(&c.withOne, "dns-one-shard", true, "dns: also measure shardd with 1 shard")
+	fs.IntVar(&c.rrlRate, "dns-rrl-rate", 0, "dns: also measure shardd with response rate limiting at this rate, e.g. 10000000, one no benign client reaches: what RRL costs (0: not)")
 	fs.StringVar(&c.knotd, "dns-knotd", "knotd", "dns: the Knot DNS daemon")
 	fs.StringVar(&c.dnsperfEx, "dns-dnsperf", "dnsperf", "dns: the dnsperf binary")
 	return c
@@ -71,6 +73,9 @@ func (c *dnsConfig) planned(reps int, dur time.Duration) []plannedRuns {
 	servers := 2
 	if c.withOne && runtime.GOMAXPROCS(0) > 1 {
 		servers++ // as dnsSetup.servers
+	}
+	if c.rrlRate > 0 {
+		servers++
 	}
 	runs := []plannedRuns{{"dns check", servers, 0}, {"dns", reps * len(strings.Split(c.clients, ",")) * servers, dur}}
 	if c.zeroRate > 0 {
@@ -249,9 +254,9 @@ func (st *dnsSetup) readInputs(c *dnsConfig) error {
 // baseline), shardd with a shard per CPU, and (--dns-one-shard) with one.
 func (st *dnsSetup) servers(c *dnsConfig, shardd string) []dnsServer {
 	ncpu := runtime.GOMAXPROCS(0)
-	shard := func(shards int) func(string, int) ([]string, error) {
+	shard := func(shards int, extra ...string) func(string, int) ([]string, error) {
 		return func(_ string, port int) ([]string, error) {
-			argv := []string{shardd, "--handler", "dns", "--proto", "udp", "--log-level", "warn", "--shards", strconv.Itoa(shards)}
+			argv := append([]string{shardd, "--handler", "dns", "--proto", "udp", "--log-level", "warn", "--shards", strconv.Itoa(shards)}, extra...)
 			for _, z := range st.zones {
 				argv = append(argv, "--zone", z)
 			}
@@ -267,6 +272,10 @@ func (st *dnsSetup) servers(c *dnsConfig, shardd string) []dnsServer {
 	}
 	if c.withOne && ncpu > 1 {
 		servers = append(servers, dnsServer{Name: "shardd 1 shard", command: shard(1)})
+	}
+	if c.rrlRate > 0 {
+		servers = append(servers, dnsServer{Name: fmt.Sprintf("shardd (%d shards, --rrl-rate %d)", ncpu, c.rrlRate),
+			command: shard(ncpu, "--rrl-rate", strconv.Itoa(c.rrlRate))})
 	}
 	return servers
 }

@@ -3,7 +3,13 @@ package main
 import (
 	"context"
 	"flag"
+	"fmt"
+	"maps"
+	"net/netip"
+	"slices"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
@@ -14,18 +20,50 @@ import (
 
 // dnsOptions are the flags of --handler dns.
 type dnsOptions struct {
-	zones stringList
+	zones        stringList
+	rrl          dns.RRLConfig
+	rrlExempt    stringList
+	cookies      bool
+	cookieRotate time.Duration
 }
 
 // dnsFlags adds the flags of --handler dns.
 func dnsFlags(fs *flag.FlagSet, o *options) {
-	fs.Var(&o.dns.zones, "zone", "with --handler dns: a zone to serve, as an RFC 1035 master file, or a directory whose *.zone files are served (repeat for more; HUP reloads them all and re-reads directories)")
+	d := &o.dns
+	fs.Var(&d.zones, "zone", "with --handler dns: a zone to serve, as an RFC 1035 master file, or a directory whose *.zone files are served (repeat for more; HUP reloads them all and re-reads directories)")
+	fs.IntVar(&d.rrl.Rate, "rrl-rate", 0, "with --handler dns: response rate limiting, UDP responses per second per source prefix, response class and name (0: off)")
+	fs.IntVar(&d.rrl.Slip, "rrl-slip", 1, "with --rrl-rate: every Nth limited response goes out empty with TC set, so real clients retry over TCP (0: drop them all, 1: slip them all)")
+	fs.DurationVar(&d.rrl.Window, "rrl-window", time.Second, "with --rrl-rate: a quiet source may send rate x window responses at once before the rate applies")
+	fs.IntVar(&d.rrl.IPv4Prefix, "rrl-ipv4-prefix", 24, "with --rrl-rate: IPv4 sources in one prefix of this length share their limit")
+	fs.IntVar(&d.rrl.IPv6Prefix, "rrl-ipv6-prefix", 56, "with --rrl-rate: IPv6 sources in one prefix of this length share their limit")
+	fs.Var(&d.rrlExempt, "rrl-exempt", "with --rrl-rate: a source prefix never limited, e.g. 192.0.2.0/24 (repeat for more)")
+	fs.BoolVar(&d.cookies, "dns-cookies", false, "with --handler dns: answer DNS cookies (RFC 7873, RFC 9018), off by default as in Knot DNS; a client with a valid server cookie is exempt from --rrl-rate")
+	fs.DurationVar(&d.cookieRotate, "dns-cookie-secret-rotate", time.Hour, "with --dns-cookies: how often the server cookie secret is replaced (the previous one stays valid)")
 }
 
 // checkDNS checks them when --handler dns is chosen.
 func checkDNS(o *options) error {
-	if len(o.dns.zones) == 0 {
+	d := &o.dns
+	if len(d.zones) == 0 {
 		return usagef("--handler dns needs at least one --zone FILE, e.g. --zone testdata/dns/example.com.zone")
+	}
+	d.rrl.Exempt = nil
+	for _, e := range d.rrlExempt {
+		p, err := netip.ParsePrefix(e)
+		if err != nil {
+			a, aerr := netip.ParseAddr(e)
+			if aerr != nil {
+				return usagef("--rrl-exempt %q: not a prefix or address; give one like 192.0.2.0/24 or 2001:db8::/32", e)
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		d.rrl.Exempt = append(d.rrl.Exempt, p.Masked())
+	}
+	if err := d.rrl.Validate(); err != nil {
+		return usagef("%v", err)
+	}
+	if d.cookies && d.cookieRotate < time.Minute {
+		return usagef("--dns-cookie-secret-rotate %v: want at least 1m (clients keep a cookie for one period)", d.cookieRotate)
 	}
 	return nil
 }
@@ -33,8 +71,10 @@ func checkDNS(o *options) error {
 // dnsService is the authoritative DNS handler: zones loaded at start,
 // reloaded atomically on HUP.
 type dnsService struct {
-	srv *dns.Server
-	log *zap.Logger
+	srv  *dns.Server
+	log  *zap.Logger
+	stop chan struct{}
+	done sync.WaitGroup
 }
 
 func newDNSService(o *options, log *zap.Logger) (service, error) {
@@ -42,8 +82,20 @@ func newDNSService(o *options, log *zap.Logger) (service, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &dnsService{srv: srv, log: log}
+	if err := srv.EnableRRL(o.dns.rrl); err != nil {
+		return nil, err
+	}
+	if o.dns.cookies {
+		if err := srv.EnableCookies(); err != nil {
+			return nil, fmt.Errorf("DNS cookies: server secret: %v", err)
+		}
+	}
+	s := &dnsService{srv: srv, log: log, stop: make(chan struct{})}
 	s.logZones("zones loaded", srv.Zones())
+	if o.dns.rrl.Rate > 0 || o.dns.cookies {
+		s.done.Add(1)
+		go s.tick(o.dns.rrl.Rate > 0, o.dns.cookies, o.dns.cookieRotate)
+	}
 	if !strings.Contains(o.proto.value, "tcp") {
 		log.Warn("DNS over UDP only: clients that get a truncated answer (TC) retry over TCP and will find nothing there",
 			zap.String("fix", "add --proto udp,tcp"))
@@ -72,4 +124,58 @@ func (s *dnsService) Reload() error {
 
 func (s *dnsService) Reopen() error                      { return errNothingToReopen }
 func (s *dnsService) Collectors() []prometheus.Collector { return []prometheus.Collector{s.srv} }
-func (s *dnsService) Close(context.Context) error        { return nil }
+
+// Close stops the ticker.
+func (s *dnsService) Close(context.Context) error {
+	close(s.stop)
+	s.done.Wait()
+	return nil
+}
+
+// tick rotates the cookie secret every rotate and, with RRL on, logs once a
+// minute what the limiter did in that minute, if anything (never per packet).
+func (s *dnsService) tick(rrl, cookies bool, rotate time.Duration) {
+	defer s.done.Done()
+	minute := time.NewTicker(time.Minute)
+	defer minute.Stop()
+	var rotation <-chan time.Time
+	if cookies {
+		r := time.NewTicker(rotate)
+		defer r.Stop()
+		rotation = r.C
+	}
+	last := s.srv.RRLStats()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-rotation:
+			if err := s.srv.RotateCookieSecret(); err != nil {
+				s.log.Error("DNS cookie secret not rotated; the current one stays", zap.Error(err))
+			}
+		case <-minute.C:
+			if rrl {
+				last = s.logRRL(last)
+			}
+		}
+	}
+}
+
+// logRRL logs the responses limited since last, if any, and returns the
+// new totals.
+func (s *dnsService) logRRL(last dns.RRLStats) dns.RRLStats {
+	now := s.srv.RRLStats()
+	var fields []zap.Field
+	var total uint64
+	for _, cls := range slices.Sorted(maps.Keys(now.Limited)) {
+		if d := now.Limited[cls] - last.Limited[cls]; d > 0 {
+			fields = append(fields, zap.Uint64(cls, d))
+			total += d
+		}
+	}
+	if total > 0 {
+		fields = append([]zap.Field{zap.Uint64("limited", total), zap.Uint64("slipped", now.Slipped-last.Slipped)}, fields...)
+		s.log.Warn("rate limiting DNS responses (last minute, by class)", fields...)
+	}
+	return now
+}

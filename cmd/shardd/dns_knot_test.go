@@ -21,8 +21,9 @@ import (
 var knotZones = []string{"example.com", "2.0.192.in-addr.arpa", "edge.test", "child.edge.test"}
 
 // startKnot runs Knot DNS on a free loopback port serving copies of the
-// example zones, and returns its address. The test ends it by PID.
-func startKnot(t *testing.T) netip.AddrPort {
+// example zones, and returns its address; conf is added to its
+// configuration before the zones (modules). The test ends it by PID.
+func startKnot(t *testing.T, conf ...string) netip.AddrPort {
 	t.Helper()
 	knotd := requireTool(t, "knotd")
 	dir := t.TempDir()
@@ -33,8 +34,8 @@ func startKnot(t *testing.T) netip.AddrPort {
 	}
 	addr := netip.MustParseAddrPort(l.Addr().String())
 	l.Close()
-	conf := fmt.Sprintf("server:\n  listen: 127.0.0.1@%d\n  rundir: %s\n  udp-workers: 1\n  tcp-workers: 1\n  background-workers: 1\n"+
-		"database:\n  storage: %s\nlog:\n  - target: stderr\n    any: warning\nzone:\n", addr.Port(), dir, dir)
+	text := fmt.Sprintf("server:\n  listen: 127.0.0.1@%d\n  rundir: %s\n  udp-workers: 1\n  tcp-workers: 1\n  background-workers: 1\n"+
+		"database:\n  storage: %s\nlog:\n  - target: stderr\n    any: warning\n%szone:\n", addr.Port(), dir, dir, strings.Join(conf, ""))
 	for _, z := range knotZones {
 		b, err := os.ReadFile("../../testdata/dns/" + z + ".zone")
 		if err != nil {
@@ -44,10 +45,10 @@ func startKnot(t *testing.T) netip.AddrPort {
 		if err := os.WriteFile(f, b, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		conf += fmt.Sprintf("  - domain: %s\n    file: %s\n    journal-content: none\n    zonefile-sync: -1\n", z, f)
+		text += fmt.Sprintf("  - domain: %s\n    file: %s\n    journal-content: none\n    zonefile-sync: -1\n", z, f)
 	}
 	cf := filepath.Join(dir, "knot.conf")
-	if err := os.WriteFile(cf, []byte(conf), 0o644); err != nil {
+	if err := os.WriteFile(cf, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(knotd, "-c", cf)

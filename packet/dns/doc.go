@@ -15,6 +15,14 @@
 // a delegation) only point at the question name itself, so they fit a
 // question of any length.
 //
+// Facing the Internet (both off until the server enables them): response
+// rate limiting (rrl.go, Server.EnableRRL) counts UDP answers per source
+// prefix, response class and name in one table every shard shares, updated
+// by compare-and-swap, and drops or slips (TC, empty) those past the rate;
+// DNS cookies (cookie.go, Server.EnableCookies: RFC 7873 with RFC 9018
+// server cookies, SipHash-2-4 in siphash.go) exempt a client that presents
+// a valid server cookie from the limit.
+//
 // The package imports github.com/miekg/dns as mdns, and its constants
 // (mdns.TypeOPT, mdns.ClassINET, mdns.RcodeRefused, ...) are the one
 // vocabulary of wire values here, in the hot path too, which calls no

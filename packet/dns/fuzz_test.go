@@ -29,7 +29,13 @@ func FuzzServePacket(f *testing.F) {
 	}
 	f.Add([]byte{}, false)
 	f.Add([]byte{0, 1, 0x80, 0, 0, 1}, false)
-	s := newTestServer(f)
+	fuzzServe(f, newTestServer(f))
+}
+
+// fuzzServe runs the checks of FuzzServePacket on s's handler: a reply that
+// parses, with the query's ID and QR set, or none and counted as dropped
+// (or rate-limited).
+func fuzzServe(f *testing.F, s *Server) {
 	h := s.NewHandler(0)
 	q := packet.NewReplyQueue(4, 4*65536, 65535)
 	f.Fuzz(func(t *testing.T, raw []byte, tcp bool) {
@@ -42,12 +48,17 @@ func FuzzServePacket(f *testing.F) {
 		w := q.Begin(p)
 		dropped := func() uint64 {
 			c := &h.c[proto-1]
-			return c.dropped[dropResponse] + c.dropped[dropShort]
+			n := c.dropped[dropResponse] + c.dropped[dropShort] - c.slipped
+			for _, l := range c.limited {
+				n += l
+			}
+			return n
 		}
 		before := dropped()
 		if err := h.ServePacket(w, p); err != nil {
 			t.Fatalf("ServePacket: %v", err)
 		}
+		h.Publish()
 		switch len(q.Replies()) {
 		case 0:
 			if dropped() != before+1 {

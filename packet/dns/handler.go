@@ -47,7 +47,13 @@ type Handler struct {
 	c     [2]tally[uint64]        // by transport (UDP, TCP): the serving goroutine's own
 	pub   [2]tally[atomic.Uint64] // c as of the last Publish, for the scrape
 	name  [255]byte               // the query name, lower-cased
-	_     [64]byte
+	// The reply's COOKIE option: the client cookie and the server cookie.
+	cookieOut [clientCookieLen + serverCookieLen]byte
+	rrlKey    [2 + 16 + 255]byte // scratch for the rate limiter's bucket key
+	slips     int                // limited responses since the last slipped one
+	rrlClock  batchClock         // the limiter's clock, read once per batch
+	unixClock batchClock         // the cookies' clock (seconds), read once per batch
+	_         [64]byte
 }
 
 // tally is one transport's DNS counters: plain numbers (T = uint64) where
@@ -59,6 +65,8 @@ type tally[T any] struct {
 	truncated T
 	malformed T
 	dropped   [numDropReasons]T
+	limited   [numRRLClasses]T // by RRL (UDP only), slipped or not
+	slipped   T
 }
 
 // Publish makes the counts of the queries served so far visible to the
@@ -77,8 +85,11 @@ func (h *Handler) Publish() {
 		store1(&pub.truncated, c.truncated)
 		store1(&pub.malformed, c.malformed)
 		store(pub.dropped[:], c.dropped[:])
+		store(pub.limited[:], c.limited[:])
+		store1(&pub.slipped, c.slipped)
 	}
 	h.dirty = 0
+	h.rrlClock.uses, h.unixClock.uses = 0, 0 // a new batch reads the clocks again
 }
 
 func store(dst []atomic.Uint64, src []uint64) {
@@ -130,6 +141,9 @@ type query struct {
 	udpSize int
 	version uint8
 	do      bool
+	// The COOKIE option: where its data is in the message, and what it says.
+	cookieOff, cookieLen int
+	cookie               cookieState
 }
 
 // ServePacket answers one query. Malformed queries get FORMERR when they
@@ -161,20 +175,25 @@ func (h *Handler) ServePacket(w *packet.ReplyWriter, p *packet.Packet) error {
 	if q.qend > 0 {
 		c.queries[qtypeLabel(q.qtype)]++
 	}
+	if q.cookie == cookieClient {
+		q.cookie = h.cookie(m, q.cookieOff, q.cookieLen, p.Src.Addr())
+	}
 	var t *template
 	if rcode == mdns.RcodeSuccess {
 		t, rcode = h.lookup(&q)
 	}
-	limit := minUDPSize
-	if q.edns {
-		limit = min(max(q.udpSize, minUDPSize), MaxUDPSize)
+	limit := replyLimit(&q, p.Proto, w.MaxReply())
+	b, tc := h.build(w.AvailableBuffer(), m, &q, rcode, t, limit, 0)
+	if p.Proto == packet.UDP && h.srv.rrl != nil {
+		var v rrlVerdict
+		switch b, rcode, v = h.rateLimit(b, m, &q, rcode, t, limit, p.Src.Addr()); v {
+		case rrlDrop:
+			return nil
+		case rrlSlip:
+			tc = false // truncated by the limiter, not for its size
+		}
 	}
-	if p.Proto == packet.TCP {
-		limit = 65535
-	}
-	limit = min(limit, w.MaxReply())
-	tc, err := h.reply(w, m, &q, rcode, t, limit)
-	if err != nil {
+	if _, err := w.Write(b); err != nil {
 		return err
 	}
 	if tc {
@@ -182,6 +201,18 @@ func (h *Handler) ServePacket(w *packet.ReplyWriter, p *packet.Packet) error {
 	}
 	c.responses[rcode]++
 	return nil
+}
+
+// replyLimit is the largest reply q may get over proto.
+func replyLimit(q *query, proto packet.Proto, maxReply int) int {
+	limit := minUDPSize
+	if q.edns {
+		limit = min(max(q.udpSize, minUDPSize), MaxUDPSize)
+	}
+	if proto == packet.TCP {
+		limit = 65535
+	}
+	return min(limit, maxReply)
 }
 
 // parse reads the header, question and OPT record of m into q and returns
@@ -193,6 +224,13 @@ func (h *Handler) parse(m []byte, q *query) int {
 	}
 	if q.qend > 0 && !q.readRecords(m) {
 		return mdns.RcodeFormatError
+	}
+	if q.cookie == cookieMalformed {
+		q.cookie = cookieNone
+		return mdns.RcodeFormatError // RFC 7873 5.2.2: no cookie to answer with
+	}
+	if !h.srv.cookiesOn {
+		q.cookie = cookieNone
 	}
 	return q.rcode(qd)
 }
@@ -241,6 +279,10 @@ func (q *query) readRecords(m []byte) bool {
 		q.udpSize = int(binary.BigEndian.Uint16(m[start+3:]))
 		q.version = m[start+6]
 		q.do = m[start+7]&0x80 != 0
+		rdata := start + optLen // after the root owner, type, class, TTL and rdlength
+		if o, n, st := findCookie(m[rdata:off]); st != cookieNone {
+			q.cookieOff, q.cookieLen, q.cookie = rdata+o, n, st
+		}
 	}
 	return off == len(m) // no bytes after the last record
 }
@@ -376,10 +418,11 @@ func (h *Handler) lookup(q *query) (*template, int) {
 	}
 }
 
-// reply writes the answer to q: header, the query's own question bytes, then
-// the template's records if they fit in limit, else only the ones that must
-// be there, else none with TC set. It reports whether TC was set.
-func (h *Handler) reply(w *packet.ReplyWriter, m []byte, q *query, rcode int, t *template, limit int) (bool, error) {
+// build appends to b the answer to q: header (with extra flags), the
+// query's own question bytes, then the template's records if they fit in
+// limit, else only the ones that must be there, else none with TC set. It
+// reports whether TC was set because the answer did not fit.
+func (h *Handler) build(b, m []byte, q *query, rcode int, t *template, limit int, extra uint16) ([]byte, bool) {
 	qlen := 0
 	if q.qend > 0 {
 		qlen = q.qend - headerLen
@@ -387,10 +430,13 @@ func (h *Handler) reply(w *packet.ReplyWriter, m []byte, q *query, rcode int, t 
 	size := headerLen + qlen
 	if q.edns {
 		size += optLen
+		if q.cookie != cookieNone {
+			size += cookieOptLen
+		}
 	}
 	var counts [3]uint16
 	n := 0 // bytes of the template's body to send
-	flags := flagQR | q.flags&(0xF<<11|flagRD|flagCD) | uint16(rcode&0xF)
+	flags := flagQR | q.flags&(0xF<<11|flagRD|flagCD) | uint16(rcode&0xF) | extra
 	tc := false
 	if t != nil {
 		if t.aa {
@@ -407,7 +453,6 @@ func (h *Handler) reply(w *packet.ReplyWriter, m []byte, q *query, rcode int, t 
 	if qlen > 0 {
 		qd = 1
 	}
-	b := w.AvailableBuffer()
 	b = append(b, q.id[0], q.id[1], byte(flags>>8), byte(flags),
 		byte(qd>>8), byte(qd), byte(counts[0]>>8), byte(counts[0]),
 		byte(counts[1]>>8), byte(counts[1]), byte(counts[2]>>8), byte(counts[2]))
@@ -416,10 +461,9 @@ func (h *Handler) reply(w *packet.ReplyWriter, m []byte, q *query, rcode int, t 
 		b = t.appendBody(b, n, q.nameLen)
 	}
 	if q.edns {
-		b = q.appendOPT(b, rcode, t == nil && rcode == mdns.RcodeRefused && q.qend > 0)
+		b = h.appendOPT(b, q, rcode, t == nil && rcode == mdns.RcodeRefused && q.qend > 0)
 	}
-	_, err := w.Write(b)
-	return tc, err
+	return b, tc
 }
 
 // fit chooses how much of t's body a reply with room bytes left sends: all
@@ -446,15 +490,27 @@ func (t *template) fit(room int) (int, [3]uint16, bool) {
 
 // appendOPT appends the reply's OPT record (RFC 6891): the payload size
 // sent, the rcode's upper bits, the DO bit copied from the query (RFC 3225
-// 3) and, with notAuth, Extended DNS Error 20, Not Authoritative (RFC 8914).
-func (q *query) appendOPT(b []byte, rcode int, notAuth bool) []byte {
+// 3), the COOKIE option when the query had one (RFC 7873 5.2) and, with
+// notAuth, Extended DNS Error 20, Not Authoritative (RFC 8914).
+func (h *Handler) appendOPT(b []byte, q *query, rcode int, notAuth bool) []byte {
 	do := byte(0)
 	if q.do {
 		do = 0x80
 	}
-	b = append(b, 0, 0, byte(mdns.TypeOPT), byte(MaxUDPSize>>8), byte(MaxUDPSize&0xFF), byte(rcode>>4), 0, do, 0)
+	rdlen := 0
 	if notAuth {
-		return append(b, 0, 6, 0, byte(mdns.EDNS0EDE), 0, 2, 0, byte(mdns.ExtendedErrorCodeNotAuthoritative))
+		rdlen += 6
 	}
-	return append(b, 0, 0)
+	if q.cookie != cookieNone {
+		rdlen += cookieOptLen
+	}
+	b = append(b, 0, 0, byte(mdns.TypeOPT), byte(MaxUDPSize>>8), byte(MaxUDPSize&0xFF), byte(rcode>>4), 0, do, 0, 0, byte(rdlen))
+	if q.cookie != cookieNone {
+		b = append(b, 0, byte(mdns.EDNS0COOKIE), 0, byte(len(h.cookieOut)))
+		b = append(b, h.cookieOut[:]...)
+	}
+	if notAuth {
+		b = append(b, 0, byte(mdns.EDNS0EDE), 0, 2, 0, byte(mdns.ExtendedErrorCodeNotAuthoritative))
+	}
+	return b
 }

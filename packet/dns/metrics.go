@@ -83,6 +83,12 @@ var (
 	descDropped = prometheus.NewDesc("shardd_dns_dropped_total",
 		"Messages not answered, by reason: response (QR set: replies are never answered), short (no header).",
 		[]string{"shard", "proto", "reason"}, nil)
+	descRRLLimited = prometheus.NewDesc("shardd_dns_rrl_limited_total",
+		"UDP responses over the rate limit (--rrl-rate), dropped or slipped, by shard and response class.",
+		[]string{"shard", "class"}, nil)
+	descRRLSlipped = prometheus.NewDesc("shardd_dns_rrl_slipped_total",
+		"Rate-limited UDP responses sent anyway, empty with TC set (or BADCOOKIE to a client with a cookie), by shard (--rrl-slip).",
+		[]string{"shard"}, nil)
 	descReloads = prometheus.NewDesc("shardd_dns_zone_reloads_total",
 		"Successful zone reloads (SIGHUP).", nil, nil)
 	descReloadErrors = prometheus.NewDesc("shardd_dns_zone_reload_errors_total",
@@ -95,7 +101,7 @@ var (
 
 // Describe implements prometheus.Collector.
 func (s *Server) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descQueries, descResponses, descTruncated, descMalformed, descDropped, descReloads, descReloadErrors, descSerial, descRecords} {
+	for _, d := range []*prometheus.Desc{descQueries, descResponses, descTruncated, descMalformed, descDropped, descRRLLimited, descRRLSlipped, descReloads, descReloadErrors, descSerial, descRecords} {
 		ch <- d
 	}
 }
@@ -139,6 +145,9 @@ func (s *Server) Collect(ch chan<- prometheus.Metric) {
 		for r, n := range v.dropped {
 			ch <- prometheus.MustNewConstMetric(descDropped, prometheus.CounterValue, float64(n), shard, proto, dropReason(r).String())
 		}
+		if s.rrl != nil && k.proto == 0 {
+			collectRRL(ch, shard, v)
+		}
 	}
 	ch <- prometheus.MustNewConstMetric(descReloads, prometheus.CounterValue, float64(s.reloads.Load()))
 	ch <- prometheus.MustNewConstMetric(descReloadErrors, prometheus.CounterValue, float64(s.reloadErrors.Load()))
@@ -146,6 +155,14 @@ func (s *Server) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descSerial, prometheus.GaugeValue, float64(z.Serial), z.Origin)
 		ch <- prometheus.MustNewConstMetric(descRecords, prometheus.GaugeValue, float64(z.Count), z.Origin)
 	}
+}
+
+// collectRRL sends one shard's rate limiter counts (UDP only).
+func collectRRL(ch chan<- prometheus.Metric, shard string, v *tally[uint64]) {
+	for c, n := range v.limited {
+		ch <- prometheus.MustNewConstMetric(descRRLLimited, prometheus.CounterValue, float64(n), shard, rrlClass(c).String())
+	}
+	ch <- prometheus.MustNewConstMetric(descRRLSlipped, prometheus.CounterValue, float64(v.slipped), shard)
 }
 
 // addPublished adds the published counts c to v.
@@ -161,6 +178,33 @@ func addPublished(v *tally[uint64], c *tally[atomic.Uint64]) {
 	for i := range c.dropped {
 		v.dropped[i] += c.dropped[i].Load()
 	}
+	for i := range c.limited {
+		v.limited[i] += c.limited[i].Load()
+	}
+	v.slipped += c.slipped.Load()
+}
+
+// RRLStats are the rate limiter's counts over every shard, as published.
+type RRLStats struct {
+	Limited map[string]uint64 // by response class
+	Slipped uint64
+}
+
+// RRLStats sums what every handler has published (for the daemon's
+// summary log line).
+func (s *Server) RRLStats() RRLStats {
+	st := RRLStats{Limited: map[string]uint64{}}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, h := range s.handlers {
+		for c := range h.pub[0].limited {
+			if n := h.pub[0].limited[c].Load(); n > 0 {
+				st.Limited[rrlClass(c).String()] += n
+			}
+		}
+		st.Slipped += h.pub[0].slipped.Load()
+	}
+	return st
 }
 
 // total is every message answered or dropped.

@@ -86,6 +86,24 @@ type Server struct {
 
 	reloads      atomic.Uint64
 	reloadErrors atomic.Uint64
+
+	// Set before the handlers serve (EnableRRL, EnableCookies).
+	rrl         *rrl // nil: no rate limiting
+	cookiesOn   bool
+	cookieKeys  atomic.Pointer[cookieSecrets]
+	cookieClock func() uint32 // tests' clock; nil: the time
+}
+
+// EnableRRL turns on response rate limiting for every handler's UDP
+// answers (c.Rate 0 leaves it off). Call it before the handlers serve.
+func (s *Server) EnableRRL(c RRLConfig) error {
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	if c.Rate > 0 {
+		s.rrl = newRRL(c)
+	}
+	return nil
 }
 
 // NewServer loads the zone files.

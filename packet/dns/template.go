@@ -29,53 +29,97 @@ type template struct {
 	// extra length, except those to offset 12 (the query name itself).
 	qlen   int
 	fixups []uint16
+	// rrl is what the rate limiter keys this answer's bucket by.
+	rrl *rrlTag
 }
 
 // prepare packs every answer the zone can give.
 func (z *Zone) prepare() error {
 	z.byWire = make(map[string]*node, len(z.nodes))
-	var err error
+	origin, err := wireName(z.Origin)
+	if err != nil {
+		return fmt.Errorf("%s: %v", z.Origin, err)
+	}
+	plain := &rrlTag{zone: origin}
 	for name, n := range z.nodes {
 		wire, err := wireName(name)
 		if err != nil {
 			return fmt.Errorf("%s: %v", name, err)
 		}
 		z.byWire[string(wire)] = n
-
-		if n.exactDefault, err = packExact(z.resolve(name, mdns.TypeNone), name, mdns.TypeNone); err != nil {
+		if err := z.prepareNode(n, name, wire, plain); err != nil {
 			return err
-		}
-		n.exact = map[uint16]*template{}
-		for _, qt := range z.qtypesFor(n) {
-			t, err := packExact(z.resolve(name, qt), name, qt)
-			if err != nil {
-				return err
-			}
-			if !t.equal(n.exactDefault) { // most names answer CNAME, DS and the like with plain NODATA
-				n.exact[qt] = t
-			}
-		}
-		switch {
-		case n.cut == n:
-			if n.synthDefault, err = packAnyName(z.resolve(name, mdns.TypeNone), "*."+name); err != nil {
-				return err
-			}
-		case isWildcard(name):
-			n.synth = map[uint16]*template{}
-			for _, qt := range z.qtypesFor(n) {
-				t, err := packAnyName(z.resolve(name, qt), name)
-				if err != nil {
-					return err
-				}
-				n.synth[qt] = t
-			}
-			if n.synthDefault, err = packAnyName(z.resolve(name, mdns.TypeNone), name); err != nil {
-				return err
-			}
 		}
 	}
 	z.nxdomain, err = packAnyName(&result{rcode: mdns.RcodeNameError, aa: true, authority: []mdns.RR{z.negativeSOA()}}, "*."+z.Origin)
+	if z.nxdomain != nil {
+		z.nxdomain.rrl = plain
+	}
 	return err
+}
+
+// prepareNode packs the answers of the node n (named name, wire in wire
+// format) and tags them for the rate limiter: referrals by their delegation,
+// wildcard syntheses by their owner, the rest by the zone (plain).
+func (z *Zone) prepareNode(n *node, name string, wire []byte, plain *rrlTag) error {
+	var err error
+	var referral *rrlTag
+	if n.cut != nil {
+		cut, _ := wireName(n.cut.name) // packed without error as a node name already
+		referral = &rrlTag{zone: plain.zone, owner: cut, referral: true}
+	}
+	tag := func(t *template) *template {
+		if t != nil && !t.aa && referral != nil {
+			t.rrl = referral
+		} else if t != nil {
+			t.rrl = plain
+		}
+		return t
+	}
+	if n.exactDefault, err = packExact(z.resolve(name, mdns.TypeNone), name, mdns.TypeNone); err != nil {
+		return err
+	}
+	tag(n.exactDefault)
+	n.exact = map[uint16]*template{}
+	for _, qt := range z.qtypesFor(n) {
+		t, err := packExact(z.resolve(name, qt), name, qt)
+		if err != nil {
+			return err
+		}
+		if !t.equal(n.exactDefault) { // most names answer CNAME, DS and the like with plain NODATA
+			n.exact[qt] = tag(t)
+		}
+	}
+	switch {
+	case n.cut == n:
+		if n.synthDefault, err = packAnyName(z.resolve(name, mdns.TypeNone), "*."+name); err != nil {
+			return err
+		}
+		n.synthDefault.rrl = referral
+	case isWildcard(name):
+		return z.prepareWildcard(n, name, &rrlTag{zone: plain.zone, owner: wire, wildcard: true})
+	}
+	return nil
+}
+
+// prepareWildcard packs the answers the wildcard node n synthesizes, tagged
+// wild for the rate limiter.
+func (z *Zone) prepareWildcard(n *node, name string, wild *rrlTag) error {
+	n.synth = map[uint16]*template{}
+	for _, qt := range z.qtypesFor(n) {
+		t, err := packAnyName(z.resolve(name, qt), name)
+		if err != nil {
+			return err
+		}
+		t.rrl = wild
+		n.synth[qt] = t
+	}
+	var err error
+	if n.synthDefault, err = packAnyName(z.resolve(name, mdns.TypeNone), name); err != nil {
+		return err
+	}
+	n.synthDefault.rrl = wild
+	return nil
 }
 
 func isWildcard(name string) bool { return len(name) > 2 && name[:2] == "*." }
