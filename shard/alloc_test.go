@@ -40,7 +40,7 @@ func newLoopRig(tb testing.TB, listen string, h packet.Handler, perStep, size in
 		unused[i].buf = make([]byte, 1)
 	}
 	crc, _ := client.SyscallConn()
-	tx, err := newMmsgConn(crc, client.LocalAddr(), unused, false)
+	tx, err := newMmsgConn(crc, client.LocalAddr(), unused, false, false)
 	if err != nil {
 		tb.Skip("no batched I/O here:", err)
 	}
@@ -139,7 +139,8 @@ func BenchmarkServeBatch(b *testing.B) {
 			s := &shard{handler: tc.h, replies: packet.NewReplyQueue(batch, batch*cfg.MaxPacket, cfg.MaxPacket), msgs: make([]rxMsg, batch)}
 			src := netip.MustParseAddrPort("127.0.0.1:40000")
 			for i := range s.msgs {
-				s.msgs[i] = rxMsg{buf: make([]byte, cfg.MaxPacket+1), n: 64, src: src}
+				s.msgs[i] = rxMsg{buf: make([]byte, cfg.MaxPacket+1), src: src}
+				s.msgs[i].set(64, 0)
 			}
 			b.ReportAllocs()
 			b.ResetTimer()
