@@ -76,15 +76,18 @@ func (r *loopRig) step(tb testing.TB) {
 	}
 }
 
+// loopCases are the handlers and listeners the allocation tests drive.
+var loopCases = []struct {
+	name, listen string
+	h            packet.Handler
+}{
+	{"echo", "127.0.0.1:0", packet.Echo{}},
+	{"discard", "127.0.0.1:0", packet.Discard{}},
+	{"echo-wildcard-pktinfo", ":0", packet.Echo{}},
+}
+
 func TestShardLoopAllocatesNothing(t *testing.T) {
-	for _, tc := range []struct {
-		name, listen string
-		h            packet.Handler
-	}{
-		{"echo", "127.0.0.1:0", packet.Echo{}},
-		{"discard", "127.0.0.1:0", packet.Discard{}},
-		{"echo-wildcard-pktinfo", ":0", packet.Echo{}},
-	} {
+	for _, tc := range loopCases {
 		t.Run(tc.name, func(t *testing.T) {
 			r := newLoopRig(t, tc.listen, tc.h, 32, 64)
 			r.step(t) // warm up; AllocsPerRun adds one more warm-up run of its own

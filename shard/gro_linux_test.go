@@ -9,7 +9,6 @@ import (
 	"os"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -184,17 +183,9 @@ func echoGSO(t *testing.T, g *Group, network string, rounds int) {
 // and off (five datagrams), with the same counters.
 func TestGROTruncatedSegments(t *testing.T) {
 	groModes(t, func(t *testing.T, mode GROMode) {
-		var mu sync.Mutex
-		var handled []string
+		rec := &recorder{}
 		g := startGroup(t, Config{Addr: "127.0.0.1:0", Shards: 1, MaxPacket: 100, GRO: mode,
-			NewHandler: func(int) packet.Handler {
-				return packet.HandlerFunc(func(_ *packet.ReplyWriter, p *packet.Packet) error {
-					mu.Lock()
-					handled = append(handled, string(p.Data))
-					mu.Unlock()
-					return nil
-				})
-			}})
+			NewHandler: func(int) packet.Handler { return rec }})
 		c := gsoSender(t, "udp4", 150)
 		buf, ds := gsoPayload(1, 150, 4, 20)
 		if _, err := c.WriteToUDPAddrPort(buf, netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), groupPort(g))); err != nil {
@@ -208,9 +199,7 @@ func TestGROTruncatedSegments(t *testing.T) {
 		if mode == GROOn && s.GROSegments[3] != 1 {
 			t.Fatalf("datagrams per buffer %v: the send did not arrive coalesced", s.GROSegments)
 		}
-		mu.Lock()
-		defer mu.Unlock()
-		if len(handled) != 1 || handled[0] != ds[4] {
+		if handled := rec.handled(); len(handled) != 1 || handled[0] != ds[4] {
 			t.Fatalf("handler saw %d datagrams (%q), want the last 20 bytes only", len(handled), handled)
 		}
 	})
@@ -334,14 +323,7 @@ func TestGROModes(t *testing.T) {
 // shard receives coalesced (GRO auto is on here), splits and serves; the
 // loop allocates nothing, and the GRO histogram proves the split path ran.
 func TestGROLoopAllocatesNothing(t *testing.T) {
-	for _, tc := range []struct {
-		name, listen string
-		h            packet.Handler
-	}{
-		{"echo", "127.0.0.1:0", packet.Echo{}},
-		{"discard", "127.0.0.1:0", packet.Discard{}},
-		{"echo-wildcard-pktinfo", ":0", packet.Echo{}},
-	} {
+	for _, tc := range loopCases {
 		t.Run(tc.name, func(t *testing.T) {
 			const sends, segs = 4, 16
 			r := newLoopRig(t, tc.listen, tc.h, sends, segs*64)
