@@ -21,7 +21,8 @@ var (
 	descKernelDrops   = prometheus.NewDesc("shardd_kernel_drops_total", "Datagrams the kernel dropped at the shard's socket (receive buffer full), from SO_MEMINFO.", shardLabels, nil)
 	descQueueBytes    = prometheus.NewDesc("shardd_rx_queue_bytes", "Bytes waiting in the shard socket's receive queue.", shardLabels, nil)
 	descRcvBuf        = prometheus.NewDesc("shardd_rcvbuf_bytes", "Effective receive buffer of the shard's socket as the kernel reports it.", shardLabels, nil)
-	descBatchSize     = prometheus.NewDesc("shardd_rx_batch_size", "Datagrams returned per receive call (batch fill).", shardLabels, nil)
+	descBatchSize     = prometheus.NewDesc("shardd_rx_batch_size", "Buffers returned per receive call (batch fill, up to --batch); without GRO each buffer is one datagram.", shardLabels, nil)
+	descGROSegments   = prometheus.NewDesc("shardd_rx_gro_segments", "Datagrams per received buffer: 1, or more where UDP GRO coalesced a flow's datagrams.", shardLabels, nil)
 	descTCPAccepted   = prometheus.NewDesc("shardd_tcp_accepted_total", "TCP connections accepted by the shard.", shardLabels, nil)
 	descTCPActive     = prometheus.NewDesc("shardd_tcp_active", "TCP connections open on the shard.", shardLabels, nil)
 	descTCPClosed     = prometheus.NewDesc("shardd_tcp_closed_total", "TCP connections closed by the shard, by reason.", append(append([]string{}, shardLabels...), "reason"), nil)
@@ -82,7 +83,7 @@ var snapTable = []snapSeries{
 // a series is there depends on the shards' transports and sockets, which
 // change between scrapes, so Describe cannot be left to a Collect.
 var descs = func() []*prometheus.Desc {
-	d := []*prometheus.Desc{descBatchSize, descSocketInfo, descImbalance}
+	d := []*prometheus.Desc{descBatchSize, descGROSegments, descSocketInfo, descImbalance}
 	for _, f := range countsTable {
 		if f.desc != nil {
 			d = append(d, f.desc)
@@ -188,15 +189,26 @@ func collectShard(ch chan<- prometheus.Metric, s *Snapshot) {
 		ch <- prometheus.MustNewConstMetric(descSocketInfo, prometheus.GaugeValue, 1, append(lv, strconv.FormatUint(s.Inode, 10))...)
 	}
 	if on("udp", s.Proto) {
-		buckets := make(map[float64]uint64, BatchBuckets)
-		var cum uint64
-		for b, n := range s.BatchSizes {
-			cum += n
-			buckets[batchBounds[b]] = cum
-		}
-		// Every received datagram came in some batch: the sum of batch sizes is RxPackets.
-		ch <- prometheus.MustNewConstHistogram(descBatchSize, s.Batches, float64(s.RxPackets), buckets, lv...)
+		// Every datagram came in some buffer and every buffer in some
+		// batch: the GRO histogram's sum is RxPackets, its count the
+		// buffers, which is the batch histogram's sum.
+		gro, buffers := histBuckets(s.GROSegments[:])
+		ch <- prometheus.MustNewConstHistogram(descGROSegments, buffers, float64(s.RxPackets), gro, lv...)
+		batch, _ := histBuckets(s.BatchSizes[:])
+		ch <- prometheus.MustNewConstHistogram(descBatchSize, s.Batches, float64(buffers), batch, lv...)
 	}
+}
+
+// histBuckets turns counts per BatchBucket into cumulative histogram
+// buckets, and returns their total.
+func histBuckets(counts []uint64) (map[float64]uint64, uint64) {
+	buckets := make(map[float64]uint64, len(counts))
+	var cum uint64
+	for b, n := range counts {
+		cum += n
+		buckets[batchBounds[b]] = cum
+	}
+	return buckets, cum
 }
 
 // on reports whether a series of the transport proto ("udp", "tcp", or ""

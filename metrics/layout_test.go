@@ -102,8 +102,8 @@ var exposed = map[string]map[string]struct{ metric, label string }{
 // TestExpositionEveryWord gives every word of a shard's Counts its own
 // value and finds each on the exposition: on a TCP shard every word but the
 // UDP batch ones is the value of exactly one series (the right one); on a
-// UDP shard the common words are, the batch words make the histogram, and
-// no TCP word shows.
+// UDP shard the common words are, the batch and GRO words make the two
+// histograms, and no TCP word shows.
 func TestExpositionEveryWord(t *testing.T) {
 	for _, proto := range []string{"tcp", "udp"} {
 		t.Run(proto, func(t *testing.T) {
@@ -114,8 +114,8 @@ func TestExpositionEveryWord(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			times := map[float64]int{} // how many plain series carry each value
-			var hist *dto.Histogram
+			times := map[float64]int{}   // how many plain series carry each value
+			var hist, gro *dto.Histogram // shardd_rx_batch_size, shardd_rx_gro_segments
 			for _, mf := range mfs {
 				for _, m := range mf.GetMetric() {
 					switch {
@@ -123,12 +123,14 @@ func TestExpositionEveryWord(t *testing.T) {
 						times[m.Counter.GetValue()]++
 					case m.Gauge != nil:
 						times[m.Gauge.GetValue()]++
+					case m.Histogram != nil && mf.GetName() == "shardd_rx_gro_segments":
+						gro = m.Histogram
 					case m.Histogram != nil:
 						hist = m.Histogram
 					}
 				}
 			}
-			var cum uint64
+			var cum, groCum uint64
 			for _, w := range words {
 				where, ok := exposed[""][w.field]
 				if !ok {
@@ -158,17 +160,29 @@ func TestExpositionEveryWord(t *testing.T) {
 					if b := hist.GetBucket()[w.index]; b.GetCumulativeCount() != cum || b.GetUpperBound() != float64(uint(1)<<w.index) {
 						t.Errorf("bucket %d: le=%v count %d, want le=%d count %d", w.index, b.GetUpperBound(), b.GetCumulativeCount(), 1<<w.index, cum)
 					}
+				case proto == "udp" && w.field == "GROSegments":
+					groCum += w.value
+					if b := gro.GetBucket()[w.index]; b.GetCumulativeCount() != groCum || b.GetUpperBound() != float64(uint(1)<<w.index) {
+						t.Errorf("GRO bucket %d: le=%v count %d, want le=%d count %d", w.index, b.GetUpperBound(), b.GetCumulativeCount(), 1<<w.index, groCum)
+					}
 				default:
 					if n := times[float64(w.value)]; n != 0 {
 						t.Errorf("%s[%d] = %d shows on %d series of a %s shard, want none", w.field, w.index, w.value, n, proto)
 					}
 				}
 			}
-			if (proto == "udp") != (hist != nil) {
-				t.Errorf("%s shard: batch histogram exposed %v", proto, hist != nil)
+			if (proto == "udp") != (hist != nil) || (proto == "udp") != (gro != nil) {
+				t.Fatalf("%s shard: batch histogram exposed %v, GRO histogram %v", proto, hist != nil, gro != nil)
 			}
-			if proto == "udp" && hist.GetSampleSum() != float64(c.RxPackets) {
-				t.Errorf("histogram sum %v, RxPackets %d", hist.GetSampleSum(), c.RxPackets)
+			if proto != "udp" {
+				return
+			}
+			// Buffers: the GRO histogram's count and the batch histogram's sum.
+			if gro.GetSampleCount() != groCum || hist.GetSampleSum() != float64(groCum) {
+				t.Errorf("GRO histogram count %d, batch histogram sum %v, want both the buffers %d", gro.GetSampleCount(), hist.GetSampleSum(), groCum)
+			}
+			if gro.GetSampleSum() != float64(c.RxPackets) {
+				t.Errorf("GRO histogram sum %v, RxPackets %d", gro.GetSampleSum(), c.RxPackets)
 			}
 		})
 	}

@@ -28,10 +28,13 @@ func TestCollectorGolden(t *testing.T) {
 	a.RxPackets, a.RxBytes, a.TxPackets, a.TxBytes = 300, 19200, 290, 18560
 	a.Truncated, a.HandlerErrors, a.SendErrors, a.RxErrors = 4, 6, 0, 1
 	a.Batches = 3
-	a.BatchSizes[0], a.BatchSizes[7] = 1, 2 // one batch of 1, two of 65..128
+	a.BatchSizes[0], a.BatchSizes[7] = 1, 2 // one batch of 1, two of 65..128: 200 buffers
+	// 150 buffers of one datagram, 40 of two and 10 of seven (GRO): 300 datagrams.
+	a.GROSegments[0], a.GROSegments[1], a.GROSegments[3] = 150, 40, 10
 	b := Snapshot{Listener: ":5353", Proto: "udp", Shard: 1, CPU: 1, RcvBuf: 8388608}
 	b.RxPackets, b.Batches = 100, 1
 	b.BatchSizes[7] = 1
+	b.GROSegments[0] = 100
 	host := func() (HostUDP, HostUDP, error) {
 		return HostUDP{InErrors: 11, RcvbufErrors: 10, MemErrors: 1}, HostUDP{InErrors: 2, RcvbufErrors: 2}, nil
 	}

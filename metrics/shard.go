@@ -30,14 +30,17 @@ func BatchBucket(n int) int {
 // its own, updates it per datagram without atomics, and publishes it into its
 // Shard block once per batch.
 type Counts struct {
-	RxPackets, RxBytes uint64 // datagrams (or frames) received, and their length
-	TxPackets, TxBytes uint64 // replies sent (UDP: counted as the send starts; one the kernel refuses is also in SendErrors)
-	Truncated          uint64 // datagrams longer than the receive slot: counted, never handled
-	HandlerErrors      uint64 // ServePacket returned an error or panicked
-	SendErrors         uint64 // replies the kernel refused
-	RxErrors           uint64 // receive calls that failed
-	Batches            uint64 // receive calls that returned at least one datagram
-	BatchSizes         [BatchBuckets]uint64
+	RxPackets, RxBytes uint64               // datagrams (or frames) received, and their length
+	TxPackets, TxBytes uint64               // replies sent (UDP: counted as the send starts; one the kernel refuses is also in SendErrors)
+	Truncated          uint64               // datagrams longer than MaxPacket: counted, never handled
+	HandlerErrors      uint64               // ServePacket returned an error or panicked
+	SendErrors         uint64               // replies the kernel refused
+	RxErrors           uint64               // receive calls that failed
+	Batches            uint64               // receive calls that returned at least one datagram
+	BatchSizes         [BatchBuckets]uint64 // receive calls by buffers returned (BatchBucket)
+	// Received buffers by the datagrams each held (BatchBucket): 1 but for
+	// the buffers UDP GRO coalesced. Their sum is RxPackets.
+	GROSegments [BatchBuckets]uint64
 
 	// Stream transports (TCP) only.
 	Accepted       uint64               // connections accepted
@@ -133,7 +136,7 @@ type Shard struct {
 }
 
 // countsWords is the number of words in countsTable.
-const countsWords = 8 + 1 + BatchBuckets + 1 + CloseReasons + 1 + 3 + AcceptErrnos
+const countsWords = 8 + 1 + 2*BatchBuckets + 1 + CloseReasons + 1 + 3 + AcceptErrnos
 
 // field is one field of Counts: the words it takes in a Shard block and, if
 // it is a series of its own, how the Collector exposes it. Exactly one of
@@ -142,7 +145,7 @@ type field struct {
 	name   string                 // the Counts field
 	scalar func(*Counts) *uint64  // a plain counter
 	array  func(*Counts) []uint64 // an array, one word per element
-	desc   *prometheus.Desc       // its counter; nil: exposed otherwise (the batch-size histogram)
+	desc   *prometheus.Desc       // its counter; nil: exposed otherwise (the batch-size and GRO histograms)
 	proto  string                 // exposed on shards of this transport only ("udp", "tcp"; see on); "" on every shard
 	label  func(i int) string     // for an array: the value of desc's last label for element i
 	off    int                    // its first word in a Shard block: set from the table's order
@@ -162,6 +165,7 @@ var countsTable = func() []field {
 		{name: "RxErrors", scalar: func(c *Counts) *uint64 { return &c.RxErrors }, desc: descRxErrors},
 		{name: "Batches", scalar: func(c *Counts) *uint64 { return &c.Batches }, proto: "udp"},
 		{name: "BatchSizes", array: func(c *Counts) []uint64 { return c.BatchSizes[:] }, proto: "udp"},
+		{name: "GROSegments", array: func(c *Counts) []uint64 { return c.GROSegments[:] }, proto: "udp"},
 		{name: "Accepted", scalar: func(c *Counts) *uint64 { return &c.Accepted }, desc: descTCPAccepted, proto: "tcp"},
 		{name: "Closed", array: func(c *Counts) []uint64 { return c.Closed[:] }, desc: descTCPClosed, proto: "tcp",
 			label: func(i int) string { return CloseReason(i).String() }},

@@ -126,6 +126,40 @@ func (t *TCPShape) UnmarshalText(b []byte) error {
 	return &ConfigError{"TCPShape", string(b), "unknown shape", "use loop or goroutines"}
 }
 
+// GROMode is whether shard sockets receive coalesced buffers (UDP generic
+// receive offload). Its String form ("auto", "on", "off") is the spelling
+// UnmarshalText accepts.
+type GROMode uint8
+
+const (
+	// GROAuto turns UDP_GRO on where the kernel supports it (Linux 5.0+).
+	GROAuto GROMode = iota
+	// GROOn requires UDP_GRO: Listen fails where it cannot be set.
+	GROOn
+	// GROOff turns UDP_GRO off, also on inherited sockets.
+	GROOff
+)
+
+var groNames = [...]string{"auto", "on", "off"}
+
+func (g GROMode) String() string {
+	if int(g) < len(groNames) {
+		return groNames[g]
+	}
+	return "GROMode(" + strconv.Itoa(int(g)) + ")"
+}
+
+// UnmarshalText sets g from its String form; anything else is a *ConfigError.
+func (g *GROMode) UnmarshalText(b []byte) error {
+	for i, n := range groNames {
+		if n == string(b) {
+			*g = GROMode(i)
+			return nil
+		}
+	}
+	return &ConfigError{"GRO", string(b), "unknown mode", "use auto, on or off"}
+}
+
 // Config describes one listener: an address and the shards that serve it. The
 // zero value of each field means the documented default.
 type Config struct {
@@ -143,8 +177,10 @@ type Config struct {
 	Pin bool
 	// Batch is the number of datagrams per receive or send call, 1..MaxBatch; 0 means DefaultBatch.
 	Batch int
-	// MaxPacket is the receive buffer per datagram; longer datagrams are
-	// counted as truncated and not handled. 0 means DefaultMaxPacket.
+	// MaxPacket is the largest datagram handled; longer datagrams (each
+	// datagram of a coalesced GRO buffer alike) are counted as truncated
+	// and not handled. Without GRO it is also the receive slot's size. 0
+	// means DefaultMaxPacket.
 	MaxPacket int
 	// RcvBuf is the receive buffer to ask of each socket; 0 means
 	// DefaultRcvBuf and KernelDefault leaves the kernel's default alone.
@@ -153,6 +189,14 @@ type Config struct {
 	RcvBuf int
 	// SndBuf is the send buffer to ask of each socket; 0 keeps the kernel default.
 	SndBuf int
+	// GRO is UDP generic receive offload on the shard sockets: with it the
+	// kernel hands a receive call several datagrams of one flow in one
+	// buffer (a GSO sender's over loopback, a NIC's GRO), which the shard
+	// splits back into datagrams in place; handlers see no difference.
+	// Receive slots then hold a coalesced buffer: 64 KiB each whatever
+	// MaxPacket (Batch x 64 KiB per shard). GROAuto (the zero value) turns
+	// it on where the kernel supports it; GROOn fails Listen where it cannot.
+	GRO GROMode
 	// Steer picks how datagrams are spread over the shards: SteerHash
 	// (default: the kernel's 4-tuple hash, no program), SteerRandom (a
 	// classic BPF program picks a random shard per datagram: one heavy flow
@@ -385,6 +429,8 @@ func checkUDP(c, r Config) error {
 		return &ConfigError{"RcvBuf", strconv.Itoa(c.RcvBuf), "must not be negative", ""}
 	case r.SndBuf < 0:
 		return &ConfigError{"SndBuf", strconv.Itoa(c.SndBuf), "must not be negative", "0 keeps the kernel default"}
+	case r.GRO > GROOff:
+		return &ConfigError{"GRO", r.GRO.String(), "unknown mode", "use auto, on or off"}
 	}
 	return nil
 }

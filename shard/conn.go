@@ -6,16 +6,28 @@ import (
 	"time"
 
 	"github.com/shardd/shardd/packet"
+	"github.com/shardd/shardd/shard/mmsg"
 )
 
 // rxMsg is one receive slot: a buffer the shard owns and what the last
-// receive call put in it.
+// receive call put in it: one datagram, or with UDP_GRO several datagrams
+// of one flow coalesced by the kernel, which the shard serves one by one
+// (seg bytes each, the last one possibly shorter).
 type rxMsg struct {
-	buf   []byte         // MaxPacket+1 bytes, allocated once
-	n     int            // datagram length as sent (may exceed len(buf) when truncated)
-	trunc bool           // the datagram did not fit in buf
-	src   netip.AddrPort // sender, unmapped
-	dst   netip.Addr     // local address it arrived on (wildcard sockets only)
+	buf  []byte         // MaxPacket+1 bytes, or 64 KiB with GRO; allocated once
+	n    int            // bytes received; a lone datagram's length as sent (it may exceed len(buf): truncated)
+	seg  int            // length of each datagram in buf (the last may be shorter); n for a lone one
+	segs int            // datagrams not served yet
+	off  int            // where the next one starts in buf
+	src  netip.AddrPort // sender, unmapped
+	dst  netip.Addr     // local address it arrived on (wildcard sockets only)
+}
+
+// set records a receive of n bytes with UDP_GRO segment size seg (0: one
+// datagram; see mmsg.Split) and makes every datagram in it due.
+func (m *rxMsg) set(n, seg int) {
+	m.n, m.off = n, 0
+	m.seg, m.segs = mmsg.Split(n, seg)
 }
 
 // batchConn is a shard socket seen as batches. Implementations own no
@@ -53,7 +65,7 @@ func (s stdConn) readBatch(msgs []rxMsg) (int, error) {
 	}
 	// The slot is one byte longer than MaxPacket, so a full slot means a
 	// longer datagram whose true length this path cannot know.
-	m.n, m.trunc = n, n >= len(m.buf)
+	m.set(n, 0) // n == len(m.buf) > MaxPacket: truncated
 	m.src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
 	m.dst = netip.Addr{}
 	return 1, nil

@@ -9,7 +9,9 @@
 // loops over receive a batch (recvmmsg), hand each datagram to its own
 // packet.Handler, send the queued replies in one batch (sendmmsg). All
 // buffers are allocated when the shard is built; the loop allocates nothing
-// per datagram.
+// per datagram. With UDP GRO ([Config.GRO]) the kernel may put several
+// datagrams of one flow in one received buffer; the shard splits it in
+// place and hands each datagram to the handler as if it had come alone.
 //
 // The hash is per flow: a few heavy flows spread unevenly, and one flow
 // always lands on one shard. Many clients (DNS, syslog from many hosts) spread
@@ -28,8 +30,8 @@
 //
 // Linux gets batched I/O over preallocated mmsghdr arrays, the local address of
 // each datagram on wildcard listeners (IP_PKTINFO, so replies leave from the
-// address the client asked), CPU pinning, forced buffer sizes and kernel drop
-// counts. Elsewhere the same code runs one datagram per call with the standard
+// address the client asked), UDP GRO, CPU pinning, forced buffer sizes and
+// kernel drop counts. Elsewhere the same code runs one datagram per call with the standard
 // library.
 //
 // BUG(shardd): off Linux, a graceful stop cannot drain the socket queues

@@ -41,6 +41,7 @@ type Info struct {
 	// TCP listeners (connections then follow the kernel's hash).
 	TCPSteerErr error
 	PktInfo     bool // replies leave from each datagram's own destination address
+	GRO         bool // UDP_GRO is on: the kernel may hand over a flow's datagrams coalesced
 	UDP, TCP    bool // the transports served
 }
 
@@ -179,6 +180,7 @@ func (g *Group) bindUDP(cpus []int) error {
 			g.info.RcvBuf, g.info.SndBuf = rcv, snd
 			g.info.BatchIO = s.bc.batchIO()
 			g.info.PktInfo = pktinfo && s.bc.batchIO()
+			g.info.GRO = s.gro
 		}
 	}
 	for _, s := range g.shards {

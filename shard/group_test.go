@@ -143,17 +143,9 @@ func TestEchoCountersMatch(t *testing.T) {
 func TestTruncatedIsCountedNotHandled(t *testing.T) {
 	for _, noBatch := range []bool{false, true} {
 		t.Run(fmt.Sprintf("portable=%v", noBatch), func(t *testing.T) {
-			var mu sync.Mutex
-			var handled []int
+			rec := &recorder{}
 			g := startGroup(t, Config{Addr: "127.0.0.1:0", Shards: 1, MaxPacket: 100, noBatchIO: noBatch,
-				NewHandler: func(int) packet.Handler {
-					return packet.HandlerFunc(func(w *packet.ReplyWriter, p *packet.Packet) error {
-						mu.Lock()
-						handled = append(handled, len(p.Data))
-						mu.Unlock()
-						return nil
-					})
-				}})
+				NewHandler: func(int) packet.Handler { return rec }})
 			to := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), groupPort(g))
 			c := udpClient(t)
 			for _, size := range []int{100, 101, 5000, 99} {
@@ -166,8 +158,10 @@ func TestTruncatedIsCountedNotHandled(t *testing.T) {
 			if total.Truncated != 2 {
 				t.Fatalf("truncated = %d, want 2", total.Truncated)
 			}
-			mu.Lock()
-			defer mu.Unlock()
+			var handled []int
+			for _, d := range rec.handled() {
+				handled = append(handled, len(d))
+			}
 			if fmt.Sprint(handled) != "[100 99]" {
 				t.Fatalf("handler saw lengths %v, want [100 99]", handled)
 			}

@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/netip"
 	"runtime"
+	"sync"
 	"testing"
 	"time"
 
@@ -44,6 +45,27 @@ func startGroup(t *testing.T, cfg Config) *Group {
 		}
 	})
 	return g
+}
+
+// recorder is a handler that notes every packet it is handed (any
+// goroutine may ask what it saw).
+type recorder struct {
+	mu   sync.Mutex
+	seen []string
+}
+
+func (r *recorder) ServePacket(_ *packet.ReplyWriter, p *packet.Packet) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.seen = append(r.seen, string(p.Data))
+	return nil
+}
+
+// handled is the packets' data seen so far, in order.
+func (r *recorder) handled() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.seen...)
 }
 
 // discardHandler is a Config.NewHandler whose shards drop every datagram.

@@ -31,6 +31,7 @@ type mmsgConn struct {
 	rc      syscall.RawConn
 	family  int  // of the socket: AF_INET or AF_INET6
 	pktinfo bool // IP_PKTINFO/IPV6_RECVPKTINFO enabled (wildcard listener)
+	gro     bool // UDP_GRO enabled: a buffer may hold several datagrams
 
 	rx      mmsg.Batch // by value: one indirection less per datagram
 	rxWant  int        // datagrams asked of the current call
@@ -53,8 +54,8 @@ type mmsgConn struct {
 	sendCall func(fd uintptr)
 }
 
-func newMmsgConn(rc syscall.RawConn, laddr net.Addr, msgs []rxMsg, pktinfo bool) (*mmsgConn, error) {
-	m := &mmsgConn{laddr: laddr, rc: rc, pktinfo: pktinfo}
+func newMmsgConn(rc syscall.RawConn, laddr net.Addr, msgs []rxMsg, pktinfo, gro bool) (*mmsgConn, error) {
+	m := &mmsgConn{laddr: laddr, rc: rc, pktinfo: pktinfo, gro: gro}
 	var serr error
 	if err := rc.Control(func(fd uintptr) {
 		sa, err := unix.Getsockname(int(fd))
@@ -76,6 +77,11 @@ func newMmsgConn(rc syscall.RawConn, laddr net.Addr, msgs []rxMsg, pktinfo bool)
 	rxo, txo := mmsg.Options{Addrs: true}, mmsg.Options{Addrs: true}
 	if pktinfo {
 		rxo.Control, txo.Control = mmsg.RecvPktinfoSpace, mmsg.SendPktinfoSpace
+	}
+	if gro {
+		// Without room for it the UDP_GRO message would be cut (MSG_CTRUNC)
+		// and a coalesced buffer taken for one datagram.
+		rxo.Control += mmsg.GROSpace
 	}
 	m.rx, m.tx = *mmsg.NewBatch(len(msgs), rxo), *mmsg.NewBatch(len(msgs), txo)
 	for i := range msgs {
@@ -236,15 +242,20 @@ func (m *mmsgConn) finishRead(msgs []rxMsg) (int, error) {
 	if m.rxErrno != 0 {
 		return 0, &net.OpError{Op: "read", Net: "udp", Addr: m.laddr, Err: os.NewSyscallError("recvmmsg", m.rxErrno)}
 	}
+	control := m.pktinfo || m.gro
 	for i := 0; i < m.rxN; i++ {
 		msg := &msgs[i]
-		msg.n = m.rx.MsgLen(i)
-		msg.trunc = msg.n >= len(msg.buf) // slots are MaxPacket+1 long
 		msg.src = m.rx.Addr(i)
-		msg.dst = netip.Addr{}
-		if m.pktinfo {
-			msg.dst = m.rx.Pktinfo(i)
+		// MSG_TRUNC: a lone datagram's real length, which may exceed the
+		// slot; a coalesced buffer always fits its 64 KiB slot.
+		if !control {
+			msg.dst = netip.Addr{}
+			msg.set(m.rx.MsgLen(i), 0)
+			continue
 		}
+		var seg int
+		msg.dst, seg = m.rx.RecvControl(i)
+		msg.set(m.rx.MsgLen(i), seg)
 	}
 	return m.rxN, nil
 }
@@ -318,4 +329,23 @@ func (m *mmsgConn) writeBatch(replies []packet.Reply) (sent int, bytes uint64, f
 	// Drop references to the reply slab so nothing outlives the batch.
 	m.tx.ClearBufs(used)
 	return sent, bytes, failed, err
+}
+
+// setGRO sets UDP_GRO on a shard socket as mode asks, and reports whether it
+// is on. GROOff turns it off (an inherited socket may have it on); GROAuto
+// takes the kernel's refusal (before Linux 5.0) as off; GROOn returns it.
+func setGRO(rc syscall.RawConn, mode GROMode) (on bool, err error) {
+	var serr error
+	if cerr := rc.Control(func(fd uintptr) { serr = mmsg.SetGRO(fd, mode != GROOff) }); cerr != nil {
+		return false, cerr
+	}
+	switch {
+	case mode == GROOff:
+		return false, nil // a kernel without the option has it off
+	case serr == nil:
+		return true, nil
+	case mode == GROOn:
+		return false, os.NewSyscallError("setsockopt UDP_GRO", serr)
+	}
+	return false, nil
 }

@@ -10,9 +10,17 @@ import (
 )
 
 // newMmsgConn is Linux-only; elsewhere shards use stdConn.
-func newMmsgConn(syscall.RawConn, net.Addr, []rxMsg, bool) (batchConn, error) {
+func newMmsgConn(syscall.RawConn, net.Addr, []rxMsg, bool, bool) (batchConn, error) {
 	return nil, errors.ErrUnsupported
 }
 
 // detach is Linux-only: elsewhere the shard reads through the netpoller.
 func detach(*net.UDPConn) (*os.File, error) { return nil, errors.ErrUnsupported }
+
+// setGRO: UDP GRO is Linux-only.
+func setGRO(_ syscall.RawConn, mode GROMode) (bool, error) {
+	if mode == GROOn {
+		return false, errors.ErrUnsupported
+	}
+	return false, nil
+}

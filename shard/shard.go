@@ -18,23 +18,25 @@ import (
 // shard is one socket and the loop that serves it. Everything but stopping,
 // ctr and the socket's meminfo is touched by the shard's goroutine only.
 type shard struct {
-	id       int
-	cpu      int          // -1: not pinned
-	inode    uint64       // the socket's inode, for shardd inspect
-	conn     *net.UDPConn // as bound; closed once detached (Linux)
-	sock     socket       // what the shard reads: conn, or its detached *os.File
-	rc       syscall.RawConn
-	bc       batchConn
-	msgs     []rxMsg
-	handler  packet.Handler
-	pub      packet.Publisher // the handler, if it publishes counters per batch
-	replies  *packet.ReplyQueue
-	pkt      packet.Packet
-	counts   metrics.Counts // the shard's running totals, published per batch
-	ctr      metrics.Shard
-	stopping atomic.Bool
-	handoff  atomic.Bool // stopping for an upgrade: another process serves the socket
-	log      *zap.Logger
+	id        int
+	cpu       int          // -1: not pinned
+	inode     uint64       // the socket's inode, for shardd inspect
+	conn      *net.UDPConn // as bound; closed once detached (Linux)
+	sock      socket       // what the shard reads: conn, or its detached *os.File
+	rc        syscall.RawConn
+	bc        batchConn
+	msgs      []rxMsg
+	gro       bool // UDP_GRO is on: a slot may hold several datagrams
+	handler   packet.Handler
+	pub       packet.Publisher // the handler, if it publishes counters per batch
+	replies   *packet.ReplyQueue
+	pkt       packet.Packet
+	maxPacket int            // the largest datagram handled (Config.MaxPacket)
+	counts    metrics.Counts // the shard's running totals, published per batch
+	ctr       metrics.Shard
+	stopping  atomic.Bool
+	handoff   atomic.Bool // stopping for an upgrade: another process serves the socket
+	log       *zap.Logger
 
 	finalMem atomic.Pointer[socketMem] // SO_MEMINFO read just before close
 	panicked bool                      // a handler panic was logged once already
@@ -47,50 +49,95 @@ func newShard(id int, cfg *resolved, conn *net.UDPConn, pktinfo bool) (*shard, e
 		return nil, err
 	}
 	s := &shard{
-		id:      id,
-		cpu:     -1,
-		conn:    conn,
-		sock:    conn,
-		rc:      rc,
-		handler: cfg.NewHandler(id),
-		log:     cfg.Logger.With(zap.Int("shard", id)),
-		errSeen: map[string]bool{},
-	}
-	// One slab for every receive slot. Each slot is one byte longer than
-	// MaxPacket so the portable path can tell a longer datagram from a full one.
-	slot := cfg.MaxPacket + 1
-	slab := make([]byte, cfg.Batch*slot)
-	s.msgs = make([]rxMsg, cfg.Batch)
-	for i := range s.msgs {
-		s.msgs[i].buf = slab[i*slot : (i+1)*slot : (i+1)*slot]
+		id:        id,
+		cpu:       -1,
+		conn:      conn,
+		sock:      conn,
+		rc:        rc,
+		handler:   cfg.NewHandler(id),
+		maxPacket: cfg.MaxPacket,
+		log:       cfg.Logger.With(zap.Int("shard", id)),
+		errSeen:   map[string]bool{},
 	}
 	s.replies = packet.NewReplyQueue(cfg.Batch, cfg.Batch*cfg.MaxPacket, min(cfg.MaxPacket, maxUDPPayload))
 	s.pub, _ = s.handler.(packet.Publisher)
 	s.pkt.Proto = packet.UDP
 	s.pkt.Shard = id
 	if !cfg.noBatchIO {
-		f, err := detach(conn)
-		if err != nil && !errors.Is(err, errors.ErrUnsupported) {
-			s.log.Warn("cannot take the socket out of the netpoller; reading one datagram per call", zap.Error(err))
-		}
-		if err == nil {
-			frc, err := f.SyscallConn()
-			if err != nil {
-				_ = f.Close()
-				return nil, err
-			}
-			bc, err := newMmsgConn(frc, conn.LocalAddr(), s.msgs, pktinfo)
-			if err != nil {
-				_ = f.Close()
-				return nil, err
-			}
-			s.bc, s.sock, s.rc = bc, f, frc
+		if err := s.batchIO(cfg, pktinfo); err != nil {
+			return nil, err
 		}
 	}
 	if s.bc == nil {
+		// One datagram per call: the kernel must not coalesce (an inherited
+		// socket may have UDP_GRO on), and GROOn cannot be honoured.
+		if cfg.GRO == GROOn {
+			return nil, groError(cfg, id, errors.New("UDP_GRO needs batched receives (recvmmsg), unavailable here"))
+		}
+		_, _ = setGRO(rc, GROOff)
+		s.msgs = newSlots(cfg.Batch, cfg.MaxPacket, false)
 		s.bc = stdConn{conn}
 	}
 	return s, nil
+}
+
+// batchIO takes the socket out of the netpoller and reads it with
+// recvmmsg, with UDP_GRO as cfg.GRO asks. A socket that cannot be detached
+// is left to the portable path (s.bc stays nil).
+func (s *shard) batchIO(cfg *resolved, pktinfo bool) error {
+	conn := s.conn
+	f, err := detach(conn)
+	if err != nil {
+		if !errors.Is(err, errors.ErrUnsupported) {
+			s.log.Warn("cannot take the socket out of the netpoller; reading one datagram per call", zap.Error(err))
+		}
+		return nil
+	}
+	frc, err := f.SyscallConn()
+	if err == nil {
+		s.gro, err = setGRO(frc, cfg.GRO)
+		if err != nil {
+			err = groError(cfg, s.id, err)
+		}
+	}
+	if err != nil {
+		_ = f.Close()
+		return err
+	}
+	s.msgs = newSlots(cfg.Batch, cfg.MaxPacket, s.gro)
+	bc, err := newMmsgConn(frc, conn.LocalAddr(), s.msgs, pktinfo, s.gro)
+	if err != nil {
+		_ = f.Close()
+		return err
+	}
+	s.bc, s.sock, s.rc = bc, f, frc
+	return nil
+}
+
+// groError is the one-line start-up error of GROOn where GRO cannot be had.
+func groError(cfg *resolved, id int, err error) error {
+	return &ListenError{Addr: cfg.Addr, Shard: id, Err: err, Hint: "the kernel needs UDP generic receive offload (Linux 5.0 or later); use GRO auto (on where supported) or off"}
+}
+
+// groSlot is a receive slot's size with UDP_GRO: a coalesced buffer is at
+// most one UDP datagram's worth (the 16-bit UDP length, 65535 with its
+// header), and one byte more keeps "a full slot means truncated" true.
+const groSlot = 1 << 16
+
+// newSlots makes batch receive slots in one slab. Each is one byte longer
+// than maxPacket so the portable path can tell a longer datagram from a
+// full one, and with GRO at least groSlot, to hold a coalesced buffer whole.
+func newSlots(batch, maxPacket int, gro bool) []rxMsg {
+	slot := maxPacket + 1
+	if gro {
+		slot = max(slot, groSlot)
+	}
+	slab := make([]byte, batch*slot)
+	msgs := make([]rxMsg, batch)
+	for i := range msgs {
+		msgs[i].buf = slab[i*slot : (i+1)*slot : (i+1)*slot]
+	}
+	return msgs
 }
 
 // maxUDPPayload is the largest UDP payload over IPv6 (65535 - 8; IPv4's is
@@ -167,13 +214,18 @@ func (s *shard) logOnce(err error, msg string) {
 	s.log.Warn(msg, zap.Error(err))
 }
 
-// serveBatch hands the n received datagrams to the handler, publishes the
-// counters and sends the replies. The counters are published before the
-// replies leave (flush), so a client that has seen a reply finds it, and its
-// request, counted at the next scrape.
+// serveBatch hands the datagrams of the n received buffers to the handler,
+// publishes the counters and sends the replies. The counters are published
+// before the replies leave (flush), so a client that has seen a reply finds
+// it, and its request, counted at the next scrape. With GRO a buffer may
+// hold many datagrams, so a batch may bring more than Batch of them: when
+// the reply queue fills, serveFrom sends what it holds and goes on.
 func (s *shard) serveBatch(n int) {
 	s.counts.Batches++
 	s.counts.BatchSizes[metrics.BatchBucket(n)]++
+	for i := range s.msgs[:n] {
+		s.counts.GROSegments[metrics.BatchBucket(s.msgs[i].segs)]++
+	}
 	for i := 0; i < n; {
 		i = s.serveFrom(i, n)
 	}
@@ -184,9 +236,15 @@ func (s *shard) serveBatch(n int) {
 	s.flush()
 }
 
-// serveFrom serves msgs[i:n] and returns n, or the index after a packet whose
-// handler panicked: the panic costs that packet only (counted as a handler
-// error), and one deferred recover per batch keeps the common path cheap.
+// serveFrom serves the datagrams of msgs[i:n] and returns n, or i after a
+// datagram whose handler panicked (its slot is already past it): the panic
+// costs that datagram only (counted as a handler error), and one deferred
+// recover per batch keeps the common path cheap.
+//
+// A slot holds one datagram or, with GRO, several of one flow coalesced by
+// the kernel, seg bytes each but the last: each is served in place, as its
+// own packet, with the slot's source and destination. A datagram longer
+// than MaxPacket, or cut short by its slot, is counted as truncated.
 func (s *shard) serveFrom(i, n int) (next int) {
 	defer func() {
 		if r := recover(); r != nil {
@@ -196,25 +254,31 @@ func (s *shard) serveFrom(i, n int) (next int) {
 				s.log.Error("handler panicked; the packet was dropped and counted in shardd_handler_errors_total (logged once)",
 					zap.Any("panic", r), zap.Stack("stack"))
 			}
-			next = i + 1
+			next = i
 		}
 	}()
 	for ; i < n; i++ {
 		m := &s.msgs[i]
-		s.counts.RxPackets++
-		s.counts.RxBytes += uint64(m.n)
-		if m.trunc {
-			s.counts.Truncated++
-			continue
-		}
-		if !s.replies.Room() {
-			s.flush()
-		}
-		s.pkt.Data = m.buf[:m.n]
-		s.pkt.Src = m.src
-		s.pkt.Dst = m.dst
-		if err := s.handler.ServePacket(s.replies.Begin(&s.pkt), &s.pkt); err != nil {
-			s.counts.HandlerErrors++
+		for m.segs > 0 {
+			m.segs--
+			off := m.off
+			l := min(m.seg, m.n-off)
+			m.off += l
+			s.counts.RxPackets++
+			s.counts.RxBytes += uint64(l)
+			if l > s.maxPacket || off+l > len(m.buf) {
+				s.counts.Truncated++
+				continue
+			}
+			if !s.replies.Room() {
+				s.flush()
+			}
+			s.pkt.Data = m.buf[off : off+l : off+l] // the next datagram is not the handler's
+			s.pkt.Src = m.src
+			s.pkt.Dst = m.dst
+			if err := s.handler.ServePacket(s.replies.Begin(&s.pkt), &s.pkt); err != nil {
+				s.counts.HandlerErrors++
+			}
 		}
 	}
 	return n

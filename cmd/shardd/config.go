@@ -15,7 +15,7 @@ import (
 // flagOf names the flag that sets each shard.Config field.
 var flagOf = map[string]string{
 	"Shards": "shards", "Pin": "pin", "Batch": "batch", "MaxPacket": "max-packet",
-	"RcvBuf": "rcvbuf", "SndBuf": "sndbuf", "Steer": "steer", "Exclusive": "exclusive",
+	"RcvBuf": "rcvbuf", "SndBuf": "sndbuf", "Steer": "steer", "Exclusive": "exclusive", "GRO": "gro",
 	"MaxConns": "max-conns", "IdleTimeout": "idle-timeout", "WriteTimeout": "write-timeout",
 	"TCPShape": "tcp-shape", "MaxFrame": "max-frame", "MaxConnMemory": "max-conn-memory",
 	"MaxShardMemory": "max-shard-memory", "MaxConnsPerIP": "max-conns-per-ip",
@@ -70,6 +70,7 @@ func (o *options) shardConfig(addr string) (cfg shard.Config, zeroed map[string]
 	// The choice flags admit only the spellings these accept.
 	_ = cfg.Steer.UnmarshalText([]byte(o.steer.value))
 	_ = cfg.TCPShape.UnmarshalText([]byte(o.tcpShape.value))
+	_ = cfg.GRO.UnmarshalText([]byte(o.gro.value))
 	return cfg, zeroed
 }
 

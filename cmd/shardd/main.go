@@ -45,6 +45,7 @@ type options struct {
 	drain      time.Duration
 	tcpShape   choice
 	steer      choice
+	gro        choice
 	exclusive  bool
 	guardEvery time.Duration
 	pidfile    string
@@ -78,6 +79,7 @@ func newFlagSet(o *options) (*flag.FlagSet, map[string]string) {
 	o.proto = choice{"udp", []string{"udp", "tcp", "udp,tcp", "tcp,udp"}}
 	o.tcpShape = choice{"", []string{"loop", "goroutines"}}
 	o.steer = choice{"hash", []string{"hash", "cpu", "random"}}
+	o.gro = choice{"auto", []string{"auto", "on", "off"}}
 	o.handler = choice{"echo", handlerNames()}
 	o.logLevel = choice{"info", []string{"debug", "info", "warn", "error"}}
 	o.logFormat = choice{"console", []string{"console", "json"}}
@@ -107,7 +109,8 @@ func newFlagSet(o *options) (*flag.FlagSet, map[string]string) {
 	fs.IntVar(&o.batch, "batch", shard.DefaultBatch, fmt.Sprintf("datagrams per recvmmsg/sendmmsg call, 1..%d", shard.MaxBatch))
 	fs.Var(&o.rcvbuf, "rcvbuf", "socket receive buffer per shard (a size: 4M, 512K, bytes); 0 = kernel default; above net.core.rmem_max needs root (or CAP_NET_ADMIN)")
 	fs.Var(&o.sndbuf, "sndbuf", "socket send buffer per shard (a size); 0 = kernel default")
-	fs.IntVar(&o.maxPacket, "max-packet", shard.DefaultMaxPacket, "receive buffer per datagram; longer datagrams are counted as truncated")
+	fs.IntVar(&o.maxPacket, "max-packet", shard.DefaultMaxPacket, "largest datagram handled; longer datagrams are counted as truncated (without GRO also the receive buffer per datagram)")
+	fs.Var(&o.gro, "gro", "UDP generic receive offload: the kernel hands over a flow's datagrams coalesced, split again in place (receive slots are then 64K each); auto = on where the kernel supports it, on = fail if it cannot")
 	fs.StringVar(&o.metrics, "metrics", "", "serve Prometheus /metrics and /healthz on this address, e.g. 127.0.0.1:9153 (off when empty)")
 	fs.Var(&o.logLevel, "log-level", "debug|info|warn|error")
 	fs.Var(&o.logFormat, "log-format", "console|json")

@@ -1,7 +1,9 @@
 // Package mmsg is shardd's one codec for Linux's batched datagram calls,
 // recvmmsg(2) and sendmmsg(2): the mmsghdr, iovec, sockaddr and control
 // arrays of a batch, built once ([Batch]); the sockaddr and
-// IP_PKTINFO/IPV6_PKTINFO encodings, read and written in place; the calls
+// IP_PKTINFO/IPV6_PKTINFO encodings, read and written in place; UDP generic
+// receive offload ([SetGRO]; the UDP_GRO segment size read with the local
+// address, [ParseRecvControl]; a coalesced buffer's datagrams, [Split]); the calls
 // themselves on a descriptor ([Batch.Recv], [Batch.Send]) or, for a
 // connected socket, through its syscall.RawConn and Go's netpoller ([Conn]).
 // Nothing in it allocates per datagram.
@@ -18,7 +20,8 @@
 //
 // Its users are the shard's receive and reply path (package shard), the load
 // generator (cmd/shardload) and the side-by-side benchmarks
-// (shard/internal/perf). [Batch], the PKTINFO helpers and the sockaddr codec
-// are Linux-only; off Linux only [Conn] exists, reading and writing one
-// datagram per call through the standard library.
+// (shard/internal/perf). [Batch], the PKTINFO and GRO helpers and the
+// sockaddr codec are Linux-only; off Linux only [Conn] and [Split] exist,
+// Conn reading and writing one datagram per call through the standard
+// library.
 package mmsg

@@ -33,21 +33,8 @@ const (
 // getGSOSize and quic-go's ReadPacket do: it checks each header's length
 // against the buffer and allocates nothing.
 func ParsePktinfo(oob []byte) netip.Addr {
-	var v6 netip.Addr
-	for len(oob) >= unix.SizeofCmsghdr {
-		h, data, rest, err := unix.ParseOneSocketControlMessage(oob)
-		if err != nil {
-			break
-		}
-		switch {
-		case h.Level == unix.IPPROTO_IP && h.Type == unix.IP_PKTINFO && len(data) >= unix.SizeofInet4Pktinfo:
-			return netip.AddrFrom4([4]byte(data[pktinfo4SpecDst:]))
-		case h.Level == unix.IPPROTO_IPV6 && h.Type == unix.IPV6_PKTINFO && len(data) >= unix.SizeofInet6Pktinfo:
-			v6 = netip.AddrFrom16([16]byte(data[pktinfo6Addr:])).Unmap()
-		}
-		oob = rest
-	}
-	return v6
+	local, _ := ParseRecvControl(oob)
+	return local
 }
 
 // PutPktinfo writes into oob (at least [SendPktinfoSpace] bytes, 8-byte

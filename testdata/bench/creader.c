@@ -4,7 +4,12 @@
 // to its own CPU unless -P), recvmmsg in batches, sender addresses decoded.
 //
 //   cc -O2 -pthread -o creader creader.c
-//   creader [-a 127.0.0.1] [-p PORT] [-n SOCKETS] [-b BATCH] [-r RCVBUF] [-t SECONDS] [-P]
+//   creader [-a 127.0.0.1] [-p PORT] [-n SOCKETS] [-b BATCH] [-r RCVBUF] [-t SECONDS] [-P] [-g]
+//
+// -g sets UDP_GRO on the sockets: the kernel may then hand one buffer of
+// several datagrams of a flow (a GSO sender's over loopback), 64 KiB slots
+// take it whole, and each buffer counts as the datagrams its UDP_GRO
+// control message says (its length over the segment size, rounded up).
 //
 // Protocol (line based):
 //   stdout  "ready PORT"        every socket is bound: fill the queues now
@@ -21,6 +26,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdint.h>
@@ -38,6 +44,13 @@
 #define MEMINFO_DROPS 8 // SK_MEMINFO_DROPS in linux/sock_diag.h
 #define MEMINFO_VARS 9
 #define SLOT 2048
+#define GROSLOT 65536
+#ifndef SOL_UDP
+#define SOL_UDP 17
+#endif
+#ifndef UDP_GRO
+#define UDP_GRO 104
+#endif
 #define MAXSOCKS 256
 #define MAXBATCH 1024
 
@@ -51,6 +64,7 @@ struct reader {
 };
 
 static int batch = 64;
+static int gro; // -g: UDP_GRO on, buffers counted by their segments
 static long long total; // 0: drain until empty
 static long long deadline_ns;
 static long long received; // shared across threads in "go N" mode only
@@ -67,6 +81,24 @@ static void die(const char *what) {
 	exit(1);
 }
 
+// segments counts the datagrams in n received buffers: a buffer with a
+// UDP_GRO message of segment size s holds ceil(len/s), any other one.
+static long long segments(struct mmsghdr *msgs, int n) {
+	long long c = 0;
+	for (int i = 0; i < n; i++) {
+		struct msghdr *h = &msgs[i].msg_hdr;
+		int seg = 0;
+		for (struct cmsghdr *cm = CMSG_FIRSTHDR(h); cm; cm = CMSG_NXTHDR(h, cm)) {
+			if (cm->cmsg_level == SOL_UDP && cm->cmsg_type == UDP_GRO) {
+				memcpy(&seg, CMSG_DATA(cm), sizeof seg);
+			}
+		}
+		unsigned len = msgs[i].msg_len;
+		c += (seg > 0 && len > (unsigned)seg) ? (len + seg - 1) / seg : 1;
+	}
+	return c;
+}
+
 static void *run(void *arg) {
 	struct reader *r = arg;
 	if (r->cpu >= 0) {
@@ -81,14 +113,16 @@ static void *run(void *arg) {
 	struct mmsghdr *msgs = calloc(batch, sizeof *msgs);
 	struct iovec *iovs = calloc(batch, sizeof *iovs);
 	struct sockaddr_in6 *names = calloc(batch, sizeof *names);
-	char *bufs = malloc((size_t)batch * SLOT);
-	if (!msgs || !iovs || !names || !bufs) {
+	size_t slot = gro ? GROSLOT : SLOT, cspace = CMSG_SPACE(sizeof(int));
+	char *bufs = malloc((size_t)batch * slot);
+	char *ctrl = calloc(batch, cspace);
+	if (!msgs || !iovs || !names || !bufs || !ctrl) {
 		die("malloc");
 	}
-	memset(bufs, 0, (size_t)batch * SLOT); // fault the pages in before the clock starts
+	memset(bufs, 0, (size_t)batch * slot); // fault the pages in before the clock starts
 	for (int i = 0; i < batch; i++) {
-		iovs[i].iov_base = bufs + (size_t)i * SLOT;
-		iovs[i].iov_len = SLOT;
+		iovs[i].iov_base = bufs + (size_t)i * slot;
+		iovs[i].iov_len = slot;
 		msgs[i].msg_hdr.msg_iov = &iovs[i];
 		msgs[i].msg_hdr.msg_iovlen = 1;
 		msgs[i].msg_hdr.msg_name = &names[i];
@@ -99,11 +133,16 @@ static void *run(void *arg) {
 	for (;;) {
 		for (int i = 0; i < batch; i++) {
 			msgs[i].msg_hdr.msg_namelen = sizeof names[i];
+			if (gro) {
+				msgs[i].msg_hdr.msg_control = ctrl + (size_t)i * cspace;
+				msgs[i].msg_hdr.msg_controllen = cspace;
+			}
 		}
 		int n = recvmmsg(r->fd, msgs, batch, flags, NULL);
 		if (n > 0) {
-			r->count += n;
-			if (total && __atomic_add_fetch(&received, n, __ATOMIC_RELAXED) >= total) {
+			long long dgrams = gro ? segments(msgs, n) : n;
+			r->count += dgrams;
+			if (total && __atomic_add_fetch(&received, dgrams, __ATOMIC_RELAXED) >= total) {
 				break;
 			}
 		} else if (n < 0 && errno == EINTR) {
@@ -125,6 +164,7 @@ static void *run(void *arg) {
 		}
 	}
 	r->end_ns = now_ns();
+	free(ctrl);
 	free(bufs);
 	free(names);
 	free(iovs);
@@ -137,7 +177,7 @@ int main(int argc, char **argv) {
 	int port = 0, nsocks = 2, pin = 1, timeout = 30;
 	int rcvbuf = 0;
 	int opt;
-	while ((opt = getopt(argc, argv, "a:p:n:b:r:t:P")) != -1) {
+	while ((opt = getopt(argc, argv, "a:p:n:b:r:t:Pg")) != -1) {
 		switch (opt) {
 		case 'a': addr = optarg; break;
 		case 'p': port = atoi(optarg); break;
@@ -146,8 +186,9 @@ int main(int argc, char **argv) {
 		case 'r': rcvbuf = atoi(optarg); break;
 		case 't': timeout = atoi(optarg); break;
 		case 'P': pin = 0; break;
+		case 'g': gro = 1; break;
 		default:
-			fprintf(stderr, "usage: creader [-a ADDR] [-p PORT] [-n SOCKETS] [-b BATCH] [-r RCVBUF] [-t SECONDS] [-P]\n");
+			fprintf(stderr, "usage: creader [-a ADDR] [-p PORT] [-n SOCKETS] [-b BATCH] [-r RCVBUF] [-t SECONDS] [-P] [-g]\n");
 			return 2;
 		}
 	}
@@ -186,6 +227,9 @@ int main(int argc, char **argv) {
 		if (rcvbuf > 0 && setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof rcvbuf) != 0 &&
 		    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf) != 0) {
 			die("SO_RCVBUF");
+		}
+		if (gro && setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof one) != 0) {
+			die("UDP_GRO");
 		}
 		if (bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
 			die("bind");

@@ -615,13 +615,13 @@ func (r drainResult) metrics() map[string]float64 {
 	return m
 }
 
-func drainShardd(b *testing.B, n int) drainResult {
+func drainShardd(b *testing.B, n int, o drainOpts) drainResult {
 	counters := make([]*drainCounter, perfShards)
 	for i := range counters {
 		counters[i] = &drainCounter{done: make(chan struct{})}
 	}
 	g, err := shard.Listen(shard.Config{
-		Addr: "127.0.0.1:0", Shards: perfShards, Pin: *perfPin, RcvBuf: n * perfTruesize,
+		Addr: "127.0.0.1:0", Shards: perfShards, Pin: *perfPin, RcvBuf: n * perfTruesize, GRO: o.gro,
 		NewHandler: func(i int) packet.Handler { return counters[i] },
 	})
 	if err != nil {
@@ -654,7 +654,7 @@ func drainShardd(b *testing.B, n int) drainResult {
 		}
 		prev = cur
 	}
-	if _, err := f.fill(n-len(f.fds), perFlow); err != nil {
+	if _, err := o.fill(f, n-len(f.fds), perFlow); err != nil {
 		b.Fatal(err)
 	}
 	stats := g.Stats(nil)
@@ -746,12 +746,15 @@ func buildCReader(b *testing.B) string {
 	return bin
 }
 
-func drainC(b *testing.B, bin string, n int) drainResult {
+func drainC(b *testing.B, bin string, n int, o drainOpts) drainResult {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	args := []string{"-n", strconv.Itoa(perfShards), "-r", strconv.Itoa(n * perfTruesize), "-t", "30"}
 	if !*perfPin {
 		args = append(args, "-P")
+	}
+	if o.gro == shard.GROOn {
+		args = append(args, "-g")
 	}
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Stderr = os.Stderr
@@ -776,7 +779,7 @@ func drainC(b *testing.B, bin string, n int) drainResult {
 	}
 	f := newFlows(b, *perfFlows, netip.AddrPortFrom(loopback, port))
 	defer f.close()
-	sent, err := f.fill(n, nil)
+	sent, err := o.fill(f, n, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -806,8 +809,8 @@ func BenchmarkDrain(b *testing.B) {
 	b.ResetTimer()
 	s := runRounds(b, []variant{
 		{"naive", func(b *testing.B) map[string]float64 { return drainNaive(b, n).metrics() }},
-		{"shardd", func(b *testing.B) map[string]float64 { return drainShardd(b, n).metrics() }},
-		{"creader", func(b *testing.B) map[string]float64 { return drainC(b, bin, n).metrics() }},
+		{"shardd", func(b *testing.B) map[string]float64 { return drainShardd(b, n, drainOpts{}).metrics() }},
+		{"creader", func(b *testing.B) map[string]float64 { return drainC(b, bin, n, drainOpts{}).metrics() }},
 	})
 	s.report(b, "naive-pkts/s", "shardd-pkts/s", "creader-pkts/s", "naive-drops", "shardd-drops", "creader-drops", "shardd-batch")
 	s.reportRatio(b, "shardd-pkts/s", "naive-pkts/s", "shardd/naive")
