@@ -22,6 +22,7 @@ var (
 	descQueueBytes    = prometheus.NewDesc("shardd_rx_queue_bytes", "Bytes waiting in the shard socket's receive queue.", shardLabels, nil)
 	descRcvBuf        = prometheus.NewDesc("shardd_rcvbuf_bytes", "Effective receive buffer of the shard's socket as the kernel reports it.", shardLabels, nil)
 	descBatchSize     = prometheus.NewDesc("shardd_rx_batch_size", "Datagrams returned per receive call (batch fill).", shardLabels, nil)
+	descTxGSO         = prometheus.NewDesc("shardd_tx_gso_segments", "Replies per GSO send (UDP_SEGMENT: equal-size replies to one destination, cut into datagrams by the kernel); _sum is the replies sent so, also in shardd_tx_packets_total.", shardLabels, nil)
 	descTCPAccepted   = prometheus.NewDesc("shardd_tcp_accepted_total", "TCP connections accepted by the shard.", shardLabels, nil)
 	descTCPActive     = prometheus.NewDesc("shardd_tcp_active", "TCP connections open on the shard.", shardLabels, nil)
 	descTCPClosed     = prometheus.NewDesc("shardd_tcp_closed_total", "TCP connections closed by the shard, by reason.", append(append([]string{}, shardLabels...), "reason"), nil)
@@ -40,14 +41,33 @@ var (
 	descHostMemErrors    = prometheus.NewDesc("shardd_host_udp_mem_errors_total", "Host-wide UDP MemErrors: drops from the global udp_mem limit.", []string{"family"}, nil)
 )
 
-// batchBounds are the upper bounds of the batch-size histogram buckets.
-var batchBounds = func() []float64 {
-	b := make([]float64, BatchBuckets)
+// batchBounds and gsoBounds are the upper bounds of the batch-size and
+// GSO-send histogram buckets.
+var (
+	batchBounds = powersOfTwo(1, BatchBuckets)
+	gsoBounds   = powersOfTwo(2, GSOBuckets)
+)
+
+// powersOfTwo returns n bounds: first, 2*first, 4*first...
+func powersOfTwo(first, n int) []float64 {
+	b := make([]float64, n)
 	for i := range b {
-		b[i] = float64(uint(1) << i)
+		b[i] = float64(first << i)
 	}
 	return b
-}()
+}
+
+// histogram is a constant histogram of count observations adding up to
+// sum, by bucket (counts, over bounds).
+func histogram(desc *prometheus.Desc, bounds []float64, counts []uint64, count, sum uint64, lv []string) prometheus.Metric {
+	buckets := make(map[float64]uint64, len(bounds))
+	var cum uint64
+	for b, n := range counts {
+		cum += n
+		buckets[bounds[b]] = cum
+	}
+	return prometheus.MustNewConstHistogram(desc, count, float64(sum), buckets, lv...)
+}
 
 // Collector exposes the snapshots of a Source, read at scrape time, as shardd_* metrics.
 type Collector struct {
@@ -82,7 +102,7 @@ var snapTable = []snapSeries{
 // a series is there depends on the shards' transports and sockets, which
 // change between scrapes, so Describe cannot be left to a Collect.
 var descs = func() []*prometheus.Desc {
-	d := []*prometheus.Desc{descBatchSize, descSocketInfo, descImbalance}
+	d := []*prometheus.Desc{descBatchSize, descTxGSO, descSocketInfo, descImbalance}
 	for _, f := range countsTable {
 		if f.desc != nil {
 			d = append(d, f.desc)
@@ -188,14 +208,14 @@ func collectShard(ch chan<- prometheus.Metric, s *Snapshot) {
 		ch <- prometheus.MustNewConstMetric(descSocketInfo, prometheus.GaugeValue, 1, append(lv, strconv.FormatUint(s.Inode, 10))...)
 	}
 	if on("udp", s.Proto) {
-		buckets := make(map[float64]uint64, BatchBuckets)
-		var cum uint64
-		for b, n := range s.BatchSizes {
-			cum += n
-			buckets[batchBounds[b]] = cum
-		}
 		// Every received datagram came in some batch: the sum of batch sizes is RxPackets.
-		ch <- prometheus.MustNewConstHistogram(descBatchSize, s.Batches, float64(s.RxPackets), buckets, lv...)
+		ch <- histogram(descBatchSize, batchBounds, s.BatchSizes[:], s.Batches, s.RxPackets, lv)
+		// A GSO send is one observation: the count is the buckets' sum.
+		var sends uint64
+		for _, n := range s.TxGSOSends {
+			sends += n
+		}
+		ch <- histogram(descTxGSO, gsoBounds, s.TxGSOSends[:], sends, s.TxGSODatagrams, lv)
 	}
 }
 

@@ -115,7 +115,7 @@ func TestExpositionEveryWord(t *testing.T) {
 				t.Fatal(err)
 			}
 			times := map[float64]int{} // how many plain series carry each value
-			var hist *dto.Histogram
+			var hist, gso *dto.Histogram
 			for _, mf := range mfs {
 				for _, m := range mf.GetMetric() {
 					switch {
@@ -123,12 +123,14 @@ func TestExpositionEveryWord(t *testing.T) {
 						times[m.Counter.GetValue()]++
 					case m.Gauge != nil:
 						times[m.Gauge.GetValue()]++
+					case m.Histogram != nil && mf.GetName() == "shardd_tx_gso_segments":
+						gso = m.Histogram
 					case m.Histogram != nil:
 						hist = m.Histogram
 					}
 				}
 			}
-			var cum uint64
+			var cum, gsoCum uint64
 			for _, w := range words {
 				where, ok := exposed[""][w.field]
 				if !ok {
@@ -158,6 +160,15 @@ func TestExpositionEveryWord(t *testing.T) {
 					if b := hist.GetBucket()[w.index]; b.GetCumulativeCount() != cum || b.GetUpperBound() != float64(uint(1)<<w.index) {
 						t.Errorf("bucket %d: le=%v count %d, want le=%d count %d", w.index, b.GetUpperBound(), b.GetCumulativeCount(), 1<<w.index, cum)
 					}
+				case proto == "udp" && w.field == "TxGSOSends":
+					gsoCum += w.value
+					if b := gso.GetBucket()[w.index]; b.GetCumulativeCount() != gsoCum || b.GetUpperBound() != float64(uint(2)<<w.index) {
+						t.Errorf("GSO bucket %d: le=%v count %d, want le=%d count %d", w.index, b.GetUpperBound(), b.GetCumulativeCount(), 2<<w.index, gsoCum)
+					}
+				case proto == "udp" && w.field == "TxGSODatagrams":
+					if gso.GetSampleSum() != float64(w.value) {
+						t.Errorf("GSO histogram sum %v, TxGSODatagrams %d", gso.GetSampleSum(), w.value)
+					}
 				default:
 					if n := times[float64(w.value)]; n != 0 {
 						t.Errorf("%s[%d] = %d shows on %d series of a %s shard, want none", w.field, w.index, w.value, n, proto)
@@ -166,6 +177,9 @@ func TestExpositionEveryWord(t *testing.T) {
 			}
 			if (proto == "udp") != (hist != nil) {
 				t.Errorf("%s shard: batch histogram exposed %v", proto, hist != nil)
+			}
+			if proto == "udp" && gso.GetSampleCount() != gsoCum {
+				t.Errorf("GSO histogram count %d, want the sends' sum %d", gso.GetSampleCount(), gsoCum)
 			}
 			if proto == "udp" && hist.GetSampleSum() != float64(c.RxPackets) {
 				t.Errorf("histogram sum %v, RxPackets %d", hist.GetSampleSum(), c.RxPackets)

@@ -151,6 +151,16 @@ type Config struct {
 	RcvBuf int
 	// SndBuf is the send buffer to ask of each socket; 0 keeps the kernel default.
 	SndBuf int
+	// GSO groups the replies of one batch that go to the same destination
+	// (from the same source address) with the same size into one send with
+	// UDP_SEGMENT, which the kernel cuts into the datagrams (Linux 4.18+):
+	// OffloadAuto (the zero value) where the kernel supports it, OffloadOn
+	// requires that support, OffloadOff never groups. A socket whose path
+	// refuses a GSO send (EIO: no checksum offload) sends its replies one by
+	// one from then on; a segment size the path refuses (EINVAL: over its
+	// MTU) is not grouped again. Clients cannot tell: every reply is still
+	// its own datagram.
+	GSO Offload
 	// Steer picks how datagrams are spread over the shards: SteerHash
 	// (default: the kernel's 4-tuple hash, no program), SteerRandom (a
 	// classic BPF program picks a random shard per datagram: one heavy flow
@@ -372,6 +382,8 @@ func checkUDP(c, r Config) error {
 		return &ConfigError{"RcvBuf", strconv.Itoa(c.RcvBuf), "must not be negative", ""}
 	case r.SndBuf < 0:
 		return &ConfigError{"SndBuf", strconv.Itoa(c.SndBuf), "must not be negative", "0 keeps the kernel default"}
+	case r.GSO > OffloadOff:
+		return &ConfigError{"GSO", r.GSO.String(), "unknown offload setting", "use auto, on or off"}
 	}
 	return nil
 }

@@ -90,6 +90,10 @@ func newShard(id int, cfg *resolved, conn *net.UDPConn, pktinfo bool) (*shard, e
 	if s.bc == nil {
 		s.bc = stdConn{conn}
 	}
+	if err := setupGSO(s.bc, cfg.GSO, &s.counts); err != nil {
+		_ = s.sock.Close()
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -234,10 +238,14 @@ func (s *shard) flush() {
 	s.counts.TxPackets += uint64(s.replies.Len())
 	s.counts.TxBytes += uint64(s.replies.Bytes())
 	s.publish()
+	gso := s.counts.TxGSODatagrams
 	_, _, failed, err := s.bc.writeBatch(s.replies.Replies())
 	s.replies.Reset()
 	if failed > 0 {
 		s.counts.SendErrors += uint64(failed)
+	}
+	if failed > 0 || s.counts.TxGSODatagrams != gso {
+		// Known only once sent: which replies failed, and went by GSO.
 		s.ctr.Publish(&s.counts)
 	}
 	if err != nil {

@@ -46,6 +46,7 @@ type options struct {
 	drain      time.Duration
 	tcpShape   choice
 	steer      choice
+	gso        choice // --gso
 	exclusive  bool
 	guardEvery time.Duration
 	pidfile    string
@@ -79,6 +80,7 @@ func newFlagSet(o *options) (*flag.FlagSet, map[string]string) {
 	o.proto = choice{"udp", []string{"udp", "tcp", "udp,tcp", "tcp,udp"}}
 	o.tcpShape = choice{"", []string{"loop", "goroutines"}}
 	o.steer = choice{"hash", []string{"hash", "cpu", "random"}}
+	o.gso = choice{"auto", []string{"auto", "on", "off"}}
 	o.handler = choice{"echo", handlerNames()}
 	o.logLevel = choice{"info", []string{"debug", "info", "warn", "error"}}
 	o.logFormat = choice{"console", []string{"console", "json"}}
@@ -108,6 +110,7 @@ func newFlagSet(o *options) (*flag.FlagSet, map[string]string) {
 	fs.IntVar(&o.batch, "batch", shard.DefaultBatch, fmt.Sprintf("datagrams per recvmmsg/sendmmsg call, 1..%d", shard.MaxBatch))
 	fs.Var(&o.rcvbuf, "rcvbuf", "socket receive buffer per shard (a size: 4M, 512K, bytes); 0 = kernel default; above net.core.rmem_max needs root (or CAP_NET_ADMIN)")
 	fs.Var(&o.sndbuf, "sndbuf", "socket send buffer per shard (a size); 0 = kernel default")
+	fs.Var(&o.gso, "gso", "send a batch's equal-size replies to one client as one UDP_SEGMENT (GSO) send: auto (where the kernel supports it), on (refuse to start without it), off")
 	fs.IntVar(&o.maxPacket, "max-packet", shard.DefaultMaxPacket, "receive buffer per datagram; longer datagrams are counted as truncated")
 	fs.StringVar(&o.metrics, "metrics", "", "serve Prometheus /metrics and /healthz on this address, e.g. 127.0.0.1:9153 (off when empty)")
 	fs.Var(&o.logLevel, "log-level", "debug|info|warn|error")
