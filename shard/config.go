@@ -157,9 +157,9 @@ type Config struct {
 	// OffloadAuto (the zero value) where the kernel supports it, OffloadOn
 	// requires that support, OffloadOff never groups. A socket whose path
 	// refuses a GSO send (EIO: no checksum offload) sends its replies one by
-	// one from then on; a segment size the path refuses (EINVAL: over its
-	// MTU) is not grouped again. Clients cannot tell: every reply is still
-	// its own datagram.
+	// one from then on; a segment size the path refuses (over its MTU:
+	// EMSGSIZE, or EINVAL on older kernels) is not grouped again. Clients
+	// cannot tell: every reply is still its own datagram.
 	GSO Offload
 	// Steer picks how datagrams are spread over the shards: SteerHash
 	// (default: the kernel's 4-tuple hash, no program), SteerRandom (a

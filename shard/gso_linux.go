@@ -177,19 +177,19 @@ func (m *mmsgConn) sendFilled(k int, t *txTally) (redo int, closed bool) {
 // size-byte segments, means its replies should go one by one, and
 // remembers what it says, as wireguard-go does with EIO: EIO (the device
 // cannot checksum, or IPsec is in the way) stops GSO on the socket;
-// EINVAL (a segment over the path's MTU) stops grouping replies of this
-// size or larger; EMSGSIZE (the whole over a datagram's limit) only this
-// once.
+// EMSGSIZE (Linux 6.x) or EINVAL (older kernels), a segment over the
+// path's MTU (the whole never exceeds a datagram's limit: group caps it),
+// stops grouping replies of this size or larger.
 func (m *mmsgConn) gsoRefused(errno syscall.Errno, size int) bool {
 	switch errno {
 	case unix.EIO:
 		m.gso = false
-	case unix.EINVAL:
+	case unix.EINVAL, unix.EMSGSIZE:
 		m.gsoMax = min(m.gsoMax, size)
-	case unix.EMSGSIZE:
 	default:
 		return false
 	}
 	m.gsoRefusals++
+	m.gsoRefusal = errno
 	return true
 }

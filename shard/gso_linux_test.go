@@ -8,6 +8,9 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
+	"os/exec"
+	"strings"
 	"testing"
 	"time"
 	"unsafe"
@@ -285,7 +288,7 @@ func repeat(size, n int) []int {
 // TestGSOFallback makes the kernel's refusals happen (the send call is
 // wrapped: loopback accepts every GSO send) and checks every reply still
 // leaves, once, in order, and what is remembered: EIO stops GSO on the
-// socket, EINVAL stops grouping that size and larger.
+// socket, EINVAL and EMSGSIZE stop grouping that size and larger.
 func TestGSOFallback(t *testing.T) {
 	for _, tc := range []struct {
 		errno    unix.Errno
@@ -340,8 +343,8 @@ func TestGSOFallback(t *testing.T) {
 			if got := counts.TxGSODatagrams == 4; got != tc.gsoAfter || m.gso != (tc.errno != unix.EIO) {
 				t.Fatalf("after %v: GSO on the socket %v, the smaller batch grouped %v; want grouped %v", tc.errno, m.gso, got, tc.gsoAfter)
 			}
-			if tc.errno == unix.EINVAL && m.gsoMax != 100 {
-				t.Fatalf("after EINVAL at 100-byte segments, gsoMax %d, want 100", m.gsoMax)
+			if tc.errno != unix.EIO && m.gsoMax != 100 {
+				t.Fatalf("after %v at 100-byte segments, gsoMax %d, want 100", tc.errno, m.gsoMax)
 			}
 		})
 	}
@@ -398,5 +401,99 @@ func TestGSOPktinfoRepliesFromTheirDestination(t *testing.T) {
 				t.Fatalf("tx %d, %d by GSO: want 96, some by GSO", c.TxPackets, c.TxGSODatagrams)
 			}
 		})
+	}
+}
+
+// TestGSORefusedByTheKernel runs itself in a network namespace of its own
+// whose loopback has a 1500-byte MTU: a GSO send of 2000-byte segments is
+// then refused by the kernel itself (a segment over the path MTU: EMSGSIZE
+// on Linux 6.x, EINVAL before).
+// Every reply must still arrive, byte-exact, sent one by one; the size is
+// remembered (no second refusal) and smaller replies are grouped again.
+func TestGSORefusedByTheKernel(t *testing.T) {
+	if os.Getenv("SHARDD_GSOMTU_CHILD") == "1" {
+		gsoMTUChild(t)
+		return
+	}
+	unshare, err := exec.LookPath("unshare")
+	ip, err2 := exec.LookPath("ip")
+	if os.Geteuid() != 0 || err != nil || err2 != nil {
+		if os.Getenv("SHARDD_REQUIRE_TOOLS") == "1" {
+			t.Fatalf("needs root, unshare and ip, and SHARDD_REQUIRE_TOOLS=1: euid %d, %v, %v", os.Geteuid(), err, err2)
+		}
+		t.Skipf("a network namespace of its own needs root, unshare and ip: euid %d, %v, %v", os.Geteuid(), err, err2)
+	}
+	cmd := exec.Command(unshare, "--net", "sh", "-c", ip+" link set lo mtu 1500 up && exec \"$0\" -test.run '^TestGSORefusedByTheKernel$' -test.v -test.count 1", os.Args[0])
+	cmd.Env = append(os.Environ(), "SHARDD_GSOMTU_CHILD=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("child: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "gsomtu: ") {
+		t.Fatalf("the child in its own namespace did not report:\n%s", out)
+	}
+	t.Logf("%s", strings.TrimSpace(lastLine(string(out), "gsomtu:")))
+}
+
+func gsoMTUChild(t *testing.T) {
+	client, err := net.ListenUDP("udp4", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	g, err := Listen(Config{Addr: "127.0.0.1:0", Shards: 1, GSO: OffloadOn})
+	if err != nil {
+		t.Fatal(err)
+	}
+	to := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), groupPort(g))
+	echo := func(payloads [][]byte) {
+		t.Helper()
+		for _, p := range payloads {
+			if _, err := client.WriteToUDPAddrPort(p, to); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	big := gsoPayloads(10, 2000)
+	echo(big) // queued before serving: one batch, one group of 10
+	served := make(chan error, 1)
+	go func() { served <- g.Serve(context.Background()) }()
+	defer func() { _ = g.Close(); <-served }()
+	readBack(t, client, big)
+	m := g.shards[0].bc.(*mmsgConn)
+	waitFor(t, "the replies counted", func() bool { return g.Stats(nil)[0].TxPackets == 10 })
+	c := g.Stats(nil)[0].Counts
+	if m.gsoRefusals == 0 || m.gsoMax != 2000 || c.TxGSODatagrams != 0 || c.SendErrors != 0 {
+		t.Fatalf("refusals %d, gsoMax %d, %d by GSO, %d send errors: want the kernel's refusal, remembered, and every reply sent alone", m.gsoRefusals, m.gsoMax, c.TxGSODatagrams, c.SendErrors)
+	}
+	refusals := m.gsoRefusals
+	// Smaller replies group again (once a train lands in one batch).
+	small := gsoPayloads(10, 500)
+	deadline := time.Now().Add(waitTimeout)
+	for g.Stats(nil)[0].TxGSODatagrams == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("500-byte replies never grouped after the 2000-byte refusal")
+		}
+		sendGSO(t, client, to, small, 500)
+		readBack(t, client, small)
+		echo(big[:2])
+		readBack(t, client, big[:2])
+	}
+	if m.gsoRefusals != refusals {
+		t.Fatalf("%d more refusals: the refused size was tried again", m.gsoRefusals-refusals)
+	}
+	t.Logf("gsomtu: lo MTU 1500: the kernel refused 2000-byte segments %d time(s) (%v), every reply went alone; 500-byte replies grouped after", refusals, m.gsoRefusal)
+}
+
+// readBack reads len(want) datagrams on c and checks each in order.
+func readBack(t *testing.T, c *net.UDPConn, want [][]byte) {
+	t.Helper()
+	buf := make([]byte, 70000)
+	_ = c.SetReadDeadline(time.Now().Add(waitTimeout))
+	for i := range want {
+		n, _, err := c.ReadFromUDPAddrPort(buf)
+		if err != nil || !bytes.Equal(buf[:n], want[i]) {
+			t.Fatalf("reply %d: %d bytes, %v; want %d bytes", i, n, err, len(want[i]))
+		}
 	}
 }

@@ -61,6 +61,7 @@ type mmsgConn struct {
 	txNoGroup   int             // replies before this index go one by one (a GSO send refused)
 	gsoCounts   *metrics.Counts // where GSO sends are counted
 	gsoRefusals uint64          // GSO sends the kernel refused, sent again one by one (tests)
+	gsoRefusal  syscall.Errno   // the last refusal's errno (tests)
 }
 
 func newMmsgConn(rc syscall.RawConn, laddr net.Addr, msgs []rxMsg, pktinfo bool) (*mmsgConn, error) {
