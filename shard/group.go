@@ -42,6 +42,7 @@ type Info struct {
 	// TCP listeners (connections then follow the kernel's hash).
 	TCPSteerErr error
 	PktInfo     bool // replies leave from each datagram's own destination address
+	GSO         bool // replies to one client are grouped into UDP_SEGMENT sends (Config.GSO)
 	UDP, TCP    bool // the transports served
 }
 
@@ -180,6 +181,7 @@ func (g *Group) bindUDP(cpus []int) error {
 			g.info.RcvBuf, g.info.SndBuf = rcv, snd
 			g.info.BatchIO = s.bc.batchIO()
 			g.info.PktInfo = pktinfo && s.bc.batchIO()
+			g.info.GSO = gsoOn(s.bc)
 		}
 	}
 	for _, s := range g.shards {

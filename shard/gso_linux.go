@@ -59,6 +59,12 @@ func setupGSO(bc batchConn, mode Offload, c *metrics.Counts) error {
 	return nil
 }
 
+// gsoOn tells whether bc groups replies into GSO sends.
+func gsoOn(bc batchConn) bool {
+	m, ok := bc.(*mmsgConn)
+	return ok && m.gso
+}
+
 // fill readies the headers of one sendmmsg from replies[next:] and returns
 // how many it filled, the first reply it did not take, and how many it
 // refused (a destination the socket cannot send to).

@@ -350,8 +350,18 @@ func TestGSOFallback(t *testing.T) {
 	}
 }
 
-func TestGSOOnRefusedWithoutBatchIO(t *testing.T) {
+func TestGSOSetting(t *testing.T) {
 	_, err := Listen(Config{Addr: "127.0.0.1:0", Shards: 1, GSO: OffloadOn, noBatchIO: true})
+	if g, err := Listen(Config{Addr: "127.0.0.1:0", Shards: 1}); err != nil || !g.Info().GSO {
+		t.Fatalf("GSO auto on a kernel with UDP_SEGMENT: Info.GSO false (%v)", err)
+	} else {
+		_ = g.Close()
+	}
+	if g, err := Listen(Config{Addr: "127.0.0.1:0", Shards: 1, GSO: OffloadOff}); err != nil || g.Info().GSO {
+		t.Fatalf("GSO off: Info.GSO true (%v)", err)
+	} else {
+		_ = g.Close()
+	}
 	if !errors.Is(err, errGSOUnsupported) {
 		t.Fatalf("GSO on over the portable path: %v, want %v", err, errGSOUnsupported)
 	}

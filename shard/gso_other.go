@@ -8,6 +8,9 @@ import (
 	"github.com/shardd/shardd/metrics"
 )
 
+// gsoOn is false: no GSO off Linux.
+func gsoOn(batchConn) bool { return false }
+
 // setupGSO: UDP_SEGMENT is Linux-only; GSO on refuses to start elsewhere.
 func setupGSO(_ batchConn, mode Offload, _ *metrics.Counts) error {
 	if mode == OffloadOn {

@@ -355,6 +355,7 @@ func logListening(log *zap.Logger, in shard.Info, o *options) {
 		zap.Int("sndbuf", in.SndBuf),
 		zap.Int("max_packet", in.MaxPacket),
 		zap.Bool("reply_from_dst", in.PktInfo),
+		zap.Bool("gso", in.GSO),
 		zap.String("tcp_shape", tcpShapeField(in)),
 		zap.Stringer("steer", in.Steer),
 		zap.Bool("exclusive", in.Exclusive),
