@@ -23,6 +23,7 @@ var (
 	descRcvBuf        = prometheus.NewDesc("shardd_rcvbuf_bytes", "Effective receive buffer of the shard's socket as the kernel reports it.", shardLabels, nil)
 	descBatchSize     = prometheus.NewDesc("shardd_rx_batch_size", "Buffers returned per receive call (batch fill, up to --batch); without GRO each buffer is one datagram.", shardLabels, nil)
 	descGROSegments   = prometheus.NewDesc("shardd_rx_gro_segments", "Datagrams per received buffer: 1, or more where UDP GRO coalesced a flow's datagrams.", shardLabels, nil)
+	descTxGSO         = prometheus.NewDesc("shardd_tx_gso_segments", "Replies per GSO send (UDP_SEGMENT: equal-size replies to one destination, cut into datagrams by the kernel); _sum is the replies sent so, also in shardd_tx_packets_total.", shardLabels, nil)
 	descTCPAccepted   = prometheus.NewDesc("shardd_tcp_accepted_total", "TCP connections accepted by the shard.", shardLabels, nil)
 	descTCPActive     = prometheus.NewDesc("shardd_tcp_active", "TCP connections open on the shard.", shardLabels, nil)
 	descTCPClosed     = prometheus.NewDesc("shardd_tcp_closed_total", "TCP connections closed by the shard, by reason.", append(append([]string{}, shardLabels...), "reason"), nil)
@@ -41,14 +42,33 @@ var (
 	descHostMemErrors    = prometheus.NewDesc("shardd_host_udp_mem_errors_total", "Host-wide UDP MemErrors: drops from the global udp_mem limit.", []string{"family"}, nil)
 )
 
-// batchBounds are the upper bounds of the batch-size histogram buckets.
-var batchBounds = func() []float64 {
-	b := make([]float64, BatchBuckets)
+// batchBounds and gsoBounds are the upper bounds of the batch-size and
+// GSO-send histogram buckets.
+var (
+	batchBounds = powersOfTwo(1, BatchBuckets)
+	gsoBounds   = powersOfTwo(2, GSOBuckets)
+)
+
+// powersOfTwo returns n bounds: first, 2*first, 4*first...
+func powersOfTwo(first, n int) []float64 {
+	b := make([]float64, n)
 	for i := range b {
-		b[i] = float64(uint(1) << i)
+		b[i] = float64(first << i)
 	}
 	return b
-}()
+}
+
+// histogram is a constant histogram of count observations adding up to
+// sum, by bucket (counts, over bounds).
+func histogram(desc *prometheus.Desc, bounds []float64, counts []uint64, count, sum uint64, lv []string) prometheus.Metric {
+	buckets := make(map[float64]uint64, len(bounds))
+	var cum uint64
+	for b, n := range counts {
+		cum += n
+		buckets[bounds[b]] = cum
+	}
+	return prometheus.MustNewConstHistogram(desc, count, float64(sum), buckets, lv...)
+}
 
 // Collector exposes the snapshots of a Source, read at scrape time, as shardd_* metrics.
 type Collector struct {
@@ -83,7 +103,7 @@ var snapTable = []snapSeries{
 // a series is there depends on the shards' transports and sockets, which
 // change between scrapes, so Describe cannot be left to a Collect.
 var descs = func() []*prometheus.Desc {
-	d := []*prometheus.Desc{descBatchSize, descGROSegments, descSocketInfo, descImbalance}
+	d := []*prometheus.Desc{descBatchSize, descGROSegments, descTxGSO, descSocketInfo, descImbalance}
 	for _, f := range countsTable {
 		if f.desc != nil {
 			d = append(d, f.desc)
@@ -192,23 +212,21 @@ func collectShard(ch chan<- prometheus.Metric, s *Snapshot) {
 		// Every datagram came in some buffer and every buffer in some
 		// batch: the GRO histogram's sum is RxPackets, its count the
 		// buffers, which is the batch histogram's sum.
-		gro, buffers := histBuckets(s.GROSegments[:])
-		ch <- prometheus.MustNewConstHistogram(descGROSegments, buffers, float64(s.RxPackets), gro, lv...)
-		batch, _ := histBuckets(s.BatchSizes[:])
-		ch <- prometheus.MustNewConstHistogram(descBatchSize, s.Batches, float64(buffers), batch, lv...)
+		buffers := sum(s.GROSegments[:])
+		ch <- histogram(descGROSegments, batchBounds, s.GROSegments[:], buffers, s.RxPackets, lv)
+		ch <- histogram(descBatchSize, batchBounds, s.BatchSizes[:], s.Batches, buffers, lv)
+		// A GSO send is one observation: the count is the buckets' sum.
+		ch <- histogram(descTxGSO, gsoBounds, s.TxGSOSends[:], sum(s.TxGSOSends[:]), s.TxGSODatagrams, lv)
 	}
 }
 
-// histBuckets turns counts per BatchBucket into cumulative histogram
-// buckets, and returns their total.
-func histBuckets(counts []uint64) (map[float64]uint64, uint64) {
-	buckets := make(map[float64]uint64, len(counts))
-	var cum uint64
-	for b, n := range counts {
-		cum += n
-		buckets[batchBounds[b]] = cum
+// sum adds up a histogram's bucket counts.
+func sum(counts []uint64) uint64 {
+	var n uint64
+	for _, c := range counts {
+		n += c
 	}
-	return buckets, cum
+	return n
 }
 
 // on reports whether a series of the transport proto ("udp", "tcp", or ""

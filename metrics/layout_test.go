@@ -114,8 +114,8 @@ func TestExpositionEveryWord(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			times := map[float64]int{}   // how many plain series carry each value
-			var hist, gro *dto.Histogram // shardd_rx_batch_size, shardd_rx_gro_segments
+			times := map[float64]int{}        // how many plain series carry each value
+			var hist, gro, gso *dto.Histogram // shardd_rx_batch_size, shardd_rx_gro_segments, shardd_tx_gso_segments
 			for _, mf := range mfs {
 				for _, m := range mf.GetMetric() {
 					switch {
@@ -125,12 +125,14 @@ func TestExpositionEveryWord(t *testing.T) {
 						times[m.Gauge.GetValue()]++
 					case m.Histogram != nil && mf.GetName() == "shardd_rx_gro_segments":
 						gro = m.Histogram
+					case m.Histogram != nil && mf.GetName() == "shardd_tx_gso_segments":
+						gso = m.Histogram
 					case m.Histogram != nil:
 						hist = m.Histogram
 					}
 				}
 			}
-			var cum, groCum uint64
+			var cum, groCum, gsoCum uint64
 			for _, w := range words {
 				where, ok := exposed[""][w.field]
 				if !ok {
@@ -165,6 +167,15 @@ func TestExpositionEveryWord(t *testing.T) {
 					if b := gro.GetBucket()[w.index]; b.GetCumulativeCount() != groCum || b.GetUpperBound() != float64(uint(1)<<w.index) {
 						t.Errorf("GRO bucket %d: le=%v count %d, want le=%d count %d", w.index, b.GetUpperBound(), b.GetCumulativeCount(), 1<<w.index, groCum)
 					}
+				case proto == "udp" && w.field == "TxGSOSends":
+					gsoCum += w.value
+					if b := gso.GetBucket()[w.index]; b.GetCumulativeCount() != gsoCum || b.GetUpperBound() != float64(uint(2)<<w.index) {
+						t.Errorf("GSO bucket %d: le=%v count %d, want le=%d count %d", w.index, b.GetUpperBound(), b.GetCumulativeCount(), 2<<w.index, gsoCum)
+					}
+				case proto == "udp" && w.field == "TxGSODatagrams":
+					if gso.GetSampleSum() != float64(w.value) {
+						t.Errorf("GSO histogram sum %v, TxGSODatagrams %d", gso.GetSampleSum(), w.value)
+					}
 				default:
 					if n := times[float64(w.value)]; n != 0 {
 						t.Errorf("%s[%d] = %d shows on %d series of a %s shard, want none", w.field, w.index, w.value, n, proto)
@@ -183,6 +194,9 @@ func TestExpositionEveryWord(t *testing.T) {
 			}
 			if gro.GetSampleSum() != float64(c.RxPackets) {
 				t.Errorf("GRO histogram sum %v, RxPackets %d", gro.GetSampleSum(), c.RxPackets)
+			}
+			if gso.GetSampleCount() != gsoCum {
+				t.Errorf("GSO histogram count %d, want the sends' sum %d", gso.GetSampleCount(), gsoCum)
 			}
 		})
 	}

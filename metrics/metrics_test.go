@@ -177,3 +177,11 @@ func BenchmarkPublish(b *testing.B) {
 		s.Publish(&c)
 	}
 }
+
+func TestGSOBucket(t *testing.T) {
+	for n, want := range map[int]int{2: 0, 3: 1, 4: 1, 5: 2, 8: 2, 9: 3, 16: 3, 17: 4, 32: 4, 33: 5, 64: 5} {
+		if got := GSOBucket(n); got != want {
+			t.Errorf("GSOBucket(%d) = %d, want %d", n, got, want)
+		}
+	}
+}

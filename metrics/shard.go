@@ -26,6 +26,17 @@ func BatchBucket(n int) int {
 	return b
 }
 
+// GSOBuckets is the number of buckets of the GSO-send histogram: upper
+// bounds 2, 4, ... 64 datagrams per send (a GSO send carries at least two,
+// and at most 64, the kernel's UDP_MAX_SEGMENTS).
+const GSOBuckets = 6
+
+// GSOBucket returns the histogram bucket of a GSO send of n datagrams
+// (2 <= n <= 64): the smallest i with n <= 2<<i.
+func GSOBucket(n int) int {
+	return min(max(bits.Len(uint(n-1))-1, 0), GSOBuckets-1)
+}
+
 // Counts is one shard's counters as plain numbers. The shard keeps a Counts of
 // its own, updates it per datagram without atomics, and publishes it into its
 // Shard block once per batch.
@@ -41,6 +52,10 @@ type Counts struct {
 	// Received buffers by the datagrams each held (BatchBucket): 1 but for
 	// the buffers UDP GRO coalesced. Their sum is RxPackets.
 	GROSegments [BatchBuckets]uint64
+	// UDP replies sent with GSO (UDP_SEGMENT): the sends by the datagrams
+	// each carried (GSOBucket), and those datagrams (also in TxPackets).
+	TxGSOSends     [GSOBuckets]uint64
+	TxGSODatagrams uint64
 
 	// Stream transports (TCP) only.
 	Accepted       uint64               // connections accepted
@@ -136,7 +151,7 @@ type Shard struct {
 }
 
 // countsWords is the number of words in countsTable.
-const countsWords = 8 + 1 + 2*BatchBuckets + 1 + CloseReasons + 1 + 3 + AcceptErrnos
+const countsWords = 8 + 1 + 2*BatchBuckets + GSOBuckets + 1 + 1 + CloseReasons + 1 + 3 + AcceptErrnos
 
 // field is one field of Counts: the words it takes in a Shard block and, if
 // it is a series of its own, how the Collector exposes it. Exactly one of
@@ -166,6 +181,8 @@ var countsTable = func() []field {
 		{name: "Batches", scalar: func(c *Counts) *uint64 { return &c.Batches }, proto: "udp"},
 		{name: "BatchSizes", array: func(c *Counts) []uint64 { return c.BatchSizes[:] }, proto: "udp"},
 		{name: "GROSegments", array: func(c *Counts) []uint64 { return c.GROSegments[:] }, proto: "udp"},
+		{name: "TxGSOSends", array: func(c *Counts) []uint64 { return c.TxGSOSends[:] }, proto: "udp"},
+		{name: "TxGSODatagrams", scalar: func(c *Counts) *uint64 { return &c.TxGSODatagrams }, proto: "udp"},
 		{name: "Accepted", scalar: func(c *Counts) *uint64 { return &c.Accepted }, desc: descTCPAccepted, proto: "tcp"},
 		{name: "Closed", array: func(c *Counts) []uint64 { return c.Closed[:] }, desc: descTCPClosed, proto: "tcp",
 			label: func(i int) string { return CloseReason(i).String() }},

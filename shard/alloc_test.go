@@ -98,6 +98,11 @@ func TestShardLoopAllocatesNothing(t *testing.T) {
 			if c.RxPackets != 52*32 || (r.echo && c.TxPackets != c.RxPackets) {
 				t.Fatalf("counters after the run: %+v", c)
 			}
+			// The echo replies of a batch go to one client: the GSO path
+			// (grouping, UDP_SEGMENT) is what ran.
+			if r.echo && c.TxGSODatagrams == 0 {
+				t.Fatalf("no reply sent by GSO, want some (counters %+v)", c)
+			}
 		})
 	}
 }

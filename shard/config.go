@@ -126,40 +126,6 @@ func (t *TCPShape) UnmarshalText(b []byte) error {
 	return &ConfigError{"TCPShape", string(b), "unknown shape", "use loop or goroutines"}
 }
 
-// GROMode is whether shard sockets receive coalesced buffers (UDP generic
-// receive offload). Its String form ("auto", "on", "off") is the spelling
-// UnmarshalText accepts.
-type GROMode uint8
-
-const (
-	// GROAuto turns UDP_GRO on where the kernel supports it (Linux 5.0+).
-	GROAuto GROMode = iota
-	// GROOn requires UDP_GRO: Listen fails where it cannot be set.
-	GROOn
-	// GROOff turns UDP_GRO off, also on inherited sockets.
-	GROOff
-)
-
-var groNames = [...]string{"auto", "on", "off"}
-
-func (g GROMode) String() string {
-	if int(g) < len(groNames) {
-		return groNames[g]
-	}
-	return "GROMode(" + strconv.Itoa(int(g)) + ")"
-}
-
-// UnmarshalText sets g from its String form; anything else is a *ConfigError.
-func (g *GROMode) UnmarshalText(b []byte) error {
-	for i, n := range groNames {
-		if n == string(b) {
-			*g = GROMode(i)
-			return nil
-		}
-	}
-	return &ConfigError{"GRO", string(b), "unknown mode", "use auto, on or off"}
-}
-
 // Config describes one listener: an address and the shards that serve it. The
 // zero value of each field means the documented default.
 type Config struct {
@@ -194,9 +160,19 @@ type Config struct {
 	// buffer (a GSO sender's over loopback, a NIC's GRO), which the shard
 	// splits back into datagrams in place; handlers see no difference.
 	// Receive slots then hold a coalesced buffer: 64 KiB each whatever
-	// MaxPacket (Batch x 64 KiB per shard). GROAuto (the zero value) turns
-	// it on where the kernel supports it; GROOn fails Listen where it cannot.
-	GRO GROMode
+	// MaxPacket (Batch x 64 KiB per shard). OffloadAuto (the zero value) turns
+	// it on where the kernel supports it; OffloadOn fails Listen where it cannot.
+	GRO Offload
+	// GSO groups the replies of one batch that go to the same destination
+	// (from the same source address) with the same size into one send with
+	// UDP_SEGMENT, which the kernel cuts into the datagrams (Linux 4.18+):
+	// OffloadAuto (the zero value) where the kernel supports it, OffloadOn
+	// requires that support, OffloadOff never groups. A socket whose path
+	// refuses a GSO send (EIO: no checksum offload) sends its replies one by
+	// one from then on; a segment size the path refuses (over its MTU:
+	// EMSGSIZE, or EINVAL on older kernels) is not grouped again. Clients
+	// cannot tell: every reply is still its own datagram.
+	GSO Offload
 	// Steer picks how datagrams are spread over the shards: SteerHash
 	// (default: the kernel's 4-tuple hash, no program), SteerRandom (a
 	// classic BPF program picks a random shard per datagram: one heavy flow
@@ -429,8 +405,10 @@ func checkUDP(c, r Config) error {
 		return &ConfigError{"RcvBuf", strconv.Itoa(c.RcvBuf), "must not be negative", ""}
 	case r.SndBuf < 0:
 		return &ConfigError{"SndBuf", strconv.Itoa(c.SndBuf), "must not be negative", "0 keeps the kernel default"}
-	case r.GRO > GROOff:
+	case r.GRO > OffloadOff:
 		return &ConfigError{"GRO", r.GRO.String(), "unknown mode", "use auto, on or off"}
+	case r.GSO > OffloadOff:
+		return &ConfigError{"GSO", r.GSO.String(), "unknown offload setting", "use auto, on or off"}
 	}
 	return nil
 }

@@ -87,8 +87,8 @@ func readEchoes(t *testing.T, c *net.UDPConn, n int) ([]string, map[netip.AddrPo
 }
 
 // groModes runs f with GRO on and off.
-func groModes(t *testing.T, f func(t *testing.T, mode GROMode)) {
-	for _, mode := range []GROMode{GROOn, GROOff} {
+func groModes(t *testing.T, f func(t *testing.T, mode Offload)) {
+	for _, mode := range []Offload{OffloadOn, OffloadOff} {
 		t.Run("gro="+mode.String(), func(t *testing.T) { f(t, mode) })
 	}
 }
@@ -116,9 +116,9 @@ func TestGROEchoExact(t *testing.T) {
 		{"wildcard-pktinfo", ":0", []string{"udp4", "udp6"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			groModes(t, func(t *testing.T, mode GROMode) {
+			groModes(t, func(t *testing.T, mode Offload) {
 				g := startGroup(t, Config{Addr: tc.listen, Shards: 1, GRO: mode})
-				if g.Info().GRO != (mode == GROOn) {
+				if g.Info().GRO != (mode == OffloadOn) {
 					t.Fatalf("Info().GRO = %v with GRO %v", g.Info().GRO, mode)
 				}
 				for _, network := range tc.senders {
@@ -132,7 +132,7 @@ func TestGROEchoExact(t *testing.T) {
 					t.Fatalf("counters %+v, want %d datagrams of %d bytes in and out", c.Counts, want, bytes)
 				}
 				var gro [metrics.BatchBuckets]uint64
-				if mode == GROOn {
+				if mode == OffloadOn {
 					gro[0], gro[3] = want/9, want/9 // the plain datagrams; the GSO sends (8: le=8)
 				} else {
 					gro[0] = want
@@ -182,7 +182,7 @@ func echoGSO(t *testing.T, g *Group, network string, rounds int) {
 // the 20-byte one only, with GRO on (one buffer, split in a 64 KiB slot)
 // and off (five datagrams), with the same counters.
 func TestGROTruncatedSegments(t *testing.T) {
-	groModes(t, func(t *testing.T, mode GROMode) {
+	groModes(t, func(t *testing.T, mode Offload) {
 		rec := &recorder{}
 		g := startGroup(t, Config{Addr: "127.0.0.1:0", Shards: 1, MaxPacket: 100, GRO: mode,
 			NewHandler: func(int) packet.Handler { return rec }})
@@ -196,7 +196,7 @@ func TestGROTruncatedSegments(t *testing.T) {
 		if s.Truncated != 4 || s.RxBytes != 4*150+20 {
 			t.Fatalf("truncated %d, rx bytes %d; want 4 and %d", s.Truncated, s.RxBytes, 4*150+20)
 		}
-		if mode == GROOn && s.GROSegments[3] != 1 {
+		if mode == OffloadOn && s.GROSegments[3] != 1 {
 			t.Fatalf("datagrams per buffer %v: the send did not arrive coalesced", s.GROSegments)
 		}
 		if handled := rec.handled(); len(handled) != 1 || handled[0] != ds[4] {
@@ -210,7 +210,7 @@ func TestGROTruncatedSegments(t *testing.T) {
 // the reply queue takes (Batch): the shard sends what it holds and goes on,
 // and every echo arrives.
 func TestGROMoreDatagramsThanBatch(t *testing.T) {
-	g := startGroup(t, Config{Addr: "127.0.0.1:0", Shards: 1, Batch: 2, GRO: GROOn})
+	g := startGroup(t, Config{Addr: "127.0.0.1:0", Shards: 1, Batch: 2, GRO: OffloadOn})
 	to := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), groupPort(g))
 	c := gsoSender(t, "udp4", 10)
 	var sent []string
@@ -237,7 +237,7 @@ func TestGROMoreDatagramsThanBatch(t *testing.T) {
 // datagram of a coalesced buffer loses that datagram only; the rest of the
 // buffer is served.
 func TestGROHandlerPanicCostsOneDatagram(t *testing.T) {
-	g := startGroup(t, Config{Addr: "127.0.0.1:0", Shards: 1, GRO: GROOn,
+	g := startGroup(t, Config{Addr: "127.0.0.1:0", Shards: 1, GRO: OffloadOn,
 		NewHandler: func(int) packet.Handler {
 			return packet.HandlerFunc(func(w *packet.ReplyWriter, p *packet.Packet) error {
 				if p.Data[1] == 'c' {
@@ -296,11 +296,11 @@ func TestGROModes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	off := startGroup(t, Config{Addr: c.LocalAddr().String(), Shards: 1, GRO: GROOff, Inherit: map[string]*os.File{"udp/0": f}})
+	off := startGroup(t, Config{Addr: c.LocalAddr().String(), Shards: 1, GRO: OffloadOff, Inherit: map[string]*os.File{"udp/0": f}})
 	if off.Info().GRO || groOnSocket(t, off) {
 		t.Fatal("GRO off left UDP_GRO on on an inherited socket")
 	}
-	_, err = Listen(Config{Addr: "127.0.0.1:0", Shards: 1, GRO: GROOn, noBatchIO: true})
+	_, err = Listen(Config{Addr: "127.0.0.1:0", Shards: 1, GRO: OffloadOn, noBatchIO: true})
 	var le *ListenError
 	if !errors.As(err, &le) || !strings.Contains(err.Error(), "GRO auto") || strings.Contains(err.Error(), "\n") {
 		t.Fatalf("GRO on without batched receives: %v, want a one-line *ListenError", err)
@@ -309,12 +309,12 @@ func TestGROModes(t *testing.T) {
 	if portable.Info().GRO || groOnSocket(t, portable) {
 		t.Fatal("GRO auto on the portable path turned UDP_GRO on")
 	}
-	var m GROMode
+	var m Offload
 	if err := m.UnmarshalText([]byte("sometimes")); err == nil {
-		t.Fatal("GROMode accepted \"sometimes\"")
+		t.Fatal("Offload accepted \"sometimes\"")
 	}
-	if err := (Config{Addr: ":0", GRO: GROOff + 1}).Validate(); err == nil {
-		t.Fatal("Validate accepted an unknown GROMode")
+	if err := (Config{Addr: ":0", GRO: OffloadOff + 1}).Validate(); err == nil {
+		t.Fatal("Validate accepted an unknown Offload")
 	}
 }
 

@@ -157,7 +157,7 @@ func vethEcho(t *testing.T, tsoOff, threaded bool) {
 		if threaded && devErr == nil {
 			devErr = v.threadedNAPI()
 		}
-		g = startGroup(t, Config{Addr: v.addrB.String() + ":5399", Shards: 1, GRO: GROOn})
+		g = startGroup(t, Config{Addr: v.addrB.String() + ":5399", Shards: 1, GRO: OffloadOn})
 	})
 	var c *net.UDPConn
 	v.in(t, v.nsA, func() {

@@ -42,6 +42,7 @@ type Info struct {
 	TCPSteerErr error
 	PktInfo     bool // replies leave from each datagram's own destination address
 	GRO         bool // UDP_GRO is on: the kernel may hand over a flow's datagrams coalesced
+	GSO         bool // replies to one client are grouped into UDP_SEGMENT sends (Config.GSO)
 	UDP, TCP    bool // the transports served
 }
 
@@ -181,6 +182,7 @@ func (g *Group) bindUDP(cpus []int) error {
 			g.info.BatchIO = s.bc.batchIO()
 			g.info.PktInfo = pktinfo && s.bc.batchIO()
 			g.info.GRO = s.gro
+			g.info.GSO = gsoOn(s.bc)
 		}
 	}
 	for _, s := range g.shards {

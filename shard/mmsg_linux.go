@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/shardd/shardd/metrics"
 	"github.com/shardd/shardd/packet"
 	"github.com/shardd/shardd/shard/mmsg"
 )
@@ -52,6 +53,16 @@ type mmsgConn struct {
 	txN      int
 	txErrno  syscall.Errno
 	sendCall func(fd uintptr)
+	txGroups []txGroup // what each header of the current call carries
+	txIovs   int       // iovecs filled, to clear afterwards
+
+	// Grouped replies (GSO, gso_linux.go), set by setupGSO.
+	gso         bool            // group replies into UDP_SEGMENT sends
+	gsoMax      int             // segments this size or larger are not grouped (the kernel said EINVAL)
+	txNoGroup   int             // replies before this index go one by one (a GSO send refused)
+	gsoCounts   *metrics.Counts // where GSO sends are counted
+	gsoRefusals uint64          // GSO sends the kernel refused, sent again one by one (tests)
+	gsoRefusal  syscall.Errno   // the last refusal's errno (tests)
 }
 
 func newMmsgConn(rc syscall.RawConn, laddr net.Addr, msgs []rxMsg, pktinfo, gro bool) (*mmsgConn, error) {
@@ -84,6 +95,7 @@ func newMmsgConn(rc syscall.RawConn, laddr net.Addr, msgs []rxMsg, pktinfo, gro 
 		rxo.Control += mmsg.GROSpace
 	}
 	m.rx, m.tx = *mmsg.NewBatch(len(msgs), rxo), *mmsg.NewBatch(len(msgs), txo)
+	m.txGroups = make([]txGroup, len(msgs))
 	for i := range msgs {
 		m.rx.SetBuf(i, msgs[i].buf)
 	}
@@ -279,72 +291,48 @@ func (m *mmsgConn) send(fd uintptr) {
 	}
 }
 
+// writeBatch sends the replies in sendmmsg calls of up to a batch of
+// messages, each one reply or, with GSO, a group of them (fill).
 func (m *mmsgConn) writeBatch(replies []packet.Reply) (sent int, bytes uint64, failed int, err error) {
-	used := 0 // iovecs filled, to clear afterwards
-	for len(replies) > 0 {
-		k := 0
-		for _, r := range replies {
-			if k == m.tx.Len() {
-				break
+	var t txTally
+	m.txNoGroup, m.txIovs = 0, 0
+	for next := 0; next < len(replies); {
+		k, end, bad := m.fill(replies, next)
+		if bad > 0 {
+			t.failed += bad
+			if t.err == nil {
+				t.err = errBadDestination
 			}
-			replies = replies[1:]
-			if !m.tx.SetAddr(k, m.family, r.Dst) {
-				failed++
-				if err == nil {
-					err = errBadDestination
-				}
-				continue
-			}
-			m.tx.SetBuf(k, r.Data)
-			if m.pktinfo {
-				m.tx.SetPktinfo(k, m.family, r.Src)
-			}
-			k++
 		}
-		used = max(used, k)
-		for from := 0; from < k; {
-			m.txFrom, m.txTo = from, k
-			if werr := m.rc.Control(m.sendCall); werr != nil {
-				werr = m.closedErr(werr)
-				failed += k - from + len(replies)
-				return sent, bytes, failed, werr // socket closed
-			}
-			if m.txErrno != 0 {
-				// sendmmsg reports an error only for the first datagram of the
-				// call (no route, EPERM from a firewall...): skip it and go on.
-				failed++
-				from++
-				if err == nil {
-					err = os.NewSyscallError("sendmmsg", m.txErrno)
-				}
-				continue
-			}
-			for i := from; i < from+m.txN; i++ {
-				bytes += uint64(m.tx.MsgLen(i))
-			}
-			sent += m.txN
-			from += m.txN
+		redo, closed := m.sendFilled(k, &t)
+		if closed {
+			t.failed += len(replies) - end
+			break
+		}
+		next = end
+		if redo >= 0 {
+			next = redo
 		}
 	}
 	// Drop references to the reply slab so nothing outlives the batch.
-	m.tx.ClearBufs(used)
-	return sent, bytes, failed, err
+	m.tx.ClearBufs(m.txIovs)
+	return t.sent, t.bytes, t.failed, t.err
 }
 
 // setGRO sets UDP_GRO on a shard socket as mode asks, and reports whether it
-// is on. GROOff turns it off (an inherited socket may have it on); GROAuto
-// takes the kernel's refusal (before Linux 5.0) as off; GROOn returns it.
-func setGRO(rc syscall.RawConn, mode GROMode) (on bool, err error) {
+// is on. OffloadOff turns it off (an inherited socket may have it on); OffloadAuto
+// takes the kernel's refusal (before Linux 5.0) as off; OffloadOn returns it.
+func setGRO(rc syscall.RawConn, mode Offload) (on bool, err error) {
 	var serr error
-	if cerr := rc.Control(func(fd uintptr) { serr = mmsg.SetGRO(fd, mode != GROOff) }); cerr != nil {
+	if cerr := rc.Control(func(fd uintptr) { serr = mmsg.SetGRO(fd, mode != OffloadOff) }); cerr != nil {
 		return false, cerr
 	}
 	switch {
-	case mode == GROOff:
+	case mode == OffloadOff:
 		return false, nil // a kernel without the option has it off
 	case serr == nil:
 		return true, nil
-	case mode == GROOn:
+	case mode == OffloadOn:
 		return false, os.NewSyscallError("setsockopt UDP_GRO", serr)
 	}
 	return false, nil

@@ -18,8 +18,8 @@ func newMmsgConn(syscall.RawConn, net.Addr, []rxMsg, bool, bool) (batchConn, err
 func detach(*net.UDPConn) (*os.File, error) { return nil, errors.ErrUnsupported }
 
 // setGRO: UDP GRO is Linux-only.
-func setGRO(_ syscall.RawConn, mode GROMode) (bool, error) {
-	if mode == GROOn {
+func setGRO(_ syscall.RawConn, mode Offload) (bool, error) {
+	if mode == OffloadOn {
 		return false, errors.ErrUnsupported
 	}
 	return false, nil

@@ -70,13 +70,17 @@ func newShard(id int, cfg *resolved, conn *net.UDPConn, pktinfo bool) (*shard, e
 	}
 	if s.bc == nil {
 		// One datagram per call: the kernel must not coalesce (an inherited
-		// socket may have UDP_GRO on), and GROOn cannot be honoured.
-		if cfg.GRO == GROOn {
+		// socket may have UDP_GRO on), and OffloadOn cannot be honoured.
+		if cfg.GRO == OffloadOn {
 			return nil, groError(cfg, id, errors.New("UDP_GRO needs batched receives (recvmmsg), unavailable here"))
 		}
-		_, _ = setGRO(rc, GROOff)
+		_, _ = setGRO(rc, OffloadOff)
 		s.msgs = newSlots(cfg.Batch, cfg.MaxPacket, false)
 		s.bc = stdConn{conn}
+	}
+	if err := setupGSO(s.bc, cfg.GSO, &s.counts); err != nil {
+		_ = s.sock.Close()
+		return nil, err
 	}
 	return s, nil
 }
@@ -114,7 +118,7 @@ func (s *shard) batchIO(cfg *resolved, pktinfo bool) error {
 	return nil
 }
 
-// groError is the one-line start-up error of GROOn where GRO cannot be had.
+// groError is the one-line start-up error of OffloadOn where GRO cannot be had.
 func groError(cfg *resolved, id int, err error) error {
 	return &ListenError{Addr: cfg.Addr, Shard: id, Err: err, Hint: "the kernel needs UDP generic receive offload (Linux 5.0 or later); use GRO auto (on where supported) or off"}
 }
@@ -298,10 +302,14 @@ func (s *shard) flush() {
 	s.counts.TxPackets += uint64(s.replies.Len())
 	s.counts.TxBytes += uint64(s.replies.Bytes())
 	s.publish()
+	gso := s.counts.TxGSODatagrams
 	_, _, failed, err := s.bc.writeBatch(s.replies.Replies())
 	s.replies.Reset()
 	if failed > 0 {
 		s.counts.SendErrors += uint64(failed)
+	}
+	if failed > 0 || s.counts.TxGSODatagrams != gso {
+		// Known only once sent: which replies failed, and went by GSO.
 		s.ctr.Publish(&s.counts)
 	}
 	if err != nil {

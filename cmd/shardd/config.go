@@ -18,7 +18,7 @@ var flagOf = map[string]string{
 	"RcvBuf": "rcvbuf", "SndBuf": "sndbuf", "Steer": "steer", "Exclusive": "exclusive", "GRO": "gro",
 	"MaxConns": "max-conns", "IdleTimeout": "idle-timeout", "WriteTimeout": "write-timeout",
 	"TCPShape": "tcp-shape", "MaxFrame": "max-frame", "MaxConnMemory": "max-conn-memory",
-	"MaxShardMemory": "max-shard-memory", "MaxConnsPerIP": "max-conns-per-ip",
+	"MaxShardMemory": "max-shard-memory", "MaxConnsPerIP": "max-conns-per-ip", "GSO": "gso",
 }
 
 var fieldName = regexp.MustCompile(`\b[A-Z][A-Za-z]+\b`)
@@ -71,6 +71,7 @@ func (o *options) shardConfig(addr string) (cfg shard.Config, zeroed map[string]
 	_ = cfg.Steer.UnmarshalText([]byte(o.steer.value))
 	_ = cfg.TCPShape.UnmarshalText([]byte(o.tcpShape.value))
 	_ = cfg.GRO.UnmarshalText([]byte(o.gro.value))
+	_ = cfg.GSO.UnmarshalText([]byte(o.gso.value))
 	return cfg, zeroed
 }
 

@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 import (
@@ -20,7 +22,7 @@ import (
 // floodResult is what a spoofed-looking flood drew from a server.
 type floodResult struct {
 	sent, answered, slipped, bytesIn, bytesOut int
-	answerSize                                 int // of a full answer: the amplification without RRL
+	answerSize                                 int       // of a full answer: the amplification without RRL
 	start, last                                time.Time // first query sent, last reply received
 }
 

@@ -46,6 +46,7 @@ type options struct {
 	tcpShape   choice
 	steer      choice
 	gro        choice
+	gso        choice // --gso
 	exclusive  bool
 	guardEvery time.Duration
 	pidfile    string
@@ -80,6 +81,7 @@ func newFlagSet(o *options) (*flag.FlagSet, map[string]string) {
 	o.tcpShape = choice{"", []string{"loop", "goroutines"}}
 	o.steer = choice{"hash", []string{"hash", "cpu", "random"}}
 	o.gro = choice{"auto", []string{"auto", "on", "off"}}
+	o.gso = choice{"auto", []string{"auto", "on", "off"}}
 	o.handler = choice{"echo", handlerNames()}
 	o.logLevel = choice{"info", []string{"debug", "info", "warn", "error"}}
 	o.logFormat = choice{"console", []string{"console", "json"}}
@@ -111,6 +113,7 @@ func newFlagSet(o *options) (*flag.FlagSet, map[string]string) {
 	fs.Var(&o.sndbuf, "sndbuf", "socket send buffer per shard (a size); 0 = kernel default")
 	fs.IntVar(&o.maxPacket, "max-packet", shard.DefaultMaxPacket, "largest datagram handled; longer datagrams are counted as truncated (without GRO also the receive buffer per datagram)")
 	fs.Var(&o.gro, "gro", "UDP generic receive offload: the kernel hands over a flow's datagrams coalesced, split again in place (receive slots are then 64K each); auto = on where the kernel supports it, on = fail if it cannot")
+	fs.Var(&o.gso, "gso", "send a batch's equal-size replies to one client as one UDP_SEGMENT (GSO) send: auto (where the kernel supports it), on (refuse to start without it), off")
 	fs.StringVar(&o.metrics, "metrics", "", "serve Prometheus /metrics and /healthz on this address, e.g. 127.0.0.1:9153 (off when empty)")
 	fs.Var(&o.logLevel, "log-level", "debug|info|warn|error")
 	fs.Var(&o.logFormat, "log-format", "console|json")

@@ -356,6 +356,7 @@ func logListening(log *zap.Logger, in shard.Info, o *options) {
 		zap.Int("max_packet", in.MaxPacket),
 		zap.Bool("reply_from_dst", in.PktInfo),
 		zap.Bool("gro", in.GRO),
+		zap.Bool("gso", in.GSO),
 		zap.String("tcp_shape", tcpShapeField(in)),
 		zap.Stringer("steer", in.Steer),
 		zap.Bool("exclusive", in.Exclusive),

@@ -33,6 +33,7 @@ type flow struct {
 	refused    atomic.Bool
 
 	gso      bool           // sender-owned: cleared if the kernel refuses GSO sends
+	gro      bool           // replies are received with UDP_GRO (coalesced, split again)
 	seq      uint64         // next sequence; sender-owned
 	expired  uint64         // requests given up on after --timeout; sender-owned
 	lastSend time.Duration  // sender-owned
@@ -44,6 +45,10 @@ type flow struct {
 }
 
 const ringSize = 1 << 16 // covers the 16-bit DNS ID space
+
+// groSlots is the 64 KiB receive buffers of an echo flow with UDP_GRO: 16
+// take up to 1024 coalesced replies per call, for 1 MiB per flow.
+const groSlots = 16
 
 // run holds one load run's shared state.
 type run struct {
@@ -74,30 +79,43 @@ func newRun(cfg *config) (*run, error) {
 		r.flows = append(r.flows, f)
 	}
 	for i := 0; cfg.proto == "udp" && i < cfg.flows; i++ {
-		c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(cfg.target))
-		if err != nil {
+		if err := r.addUDPFlow(); err != nil {
 			r.close()
 			return nil, err
-		}
-		f := &flow{conn: c, gso: cfg.gso}
-		r.flows = append(r.flows, f) // closed by r.close on any error below
-		_ = c.SetWriteBuffer(4 << 20)
-		_ = c.SetReadBuffer(4 << 20)
-		if cfg.gso {
-			if err := enableGSO(c, len(cfg.payload)); err != nil {
-				r.close()
-				return nil, err
-			}
-		}
-		if f.io, err = mmsg.NewConn(c, cfg.burst, max(len(cfg.payload), 2048)); err != nil {
-			r.close()
-			return nil, err
-		}
-		if cfg.mode == "echo" && cfg.kind != filler {
-			f.sendTime = make([]atomic.Int64, ringSize)
 		}
 	}
 	return r, nil
+}
+
+// addUDPFlow opens one UDP flow: its socket (with GSO sends if asked, and
+// GRO receives for echo) and its batch I/O.
+func (r *run) addUDPFlow() error {
+	cfg := r.cfg
+	c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(cfg.target))
+	if err != nil {
+		return err
+	}
+	f := &flow{conn: c, gso: cfg.gso}
+	r.flows = append(r.flows, f) // closed by r.close on any error below
+	_ = c.SetWriteBuffer(4 << 20)
+	_ = c.SetReadBuffer(4 << 20)
+	if cfg.gso {
+		if err := enableGSO(c, len(cfg.payload)); err != nil {
+			return err
+		}
+	}
+	if f.io, err = mmsg.NewConn(c, cfg.burst, max(len(cfg.payload), 2048)); err != nil {
+		return err
+	}
+	if cfg.mode == "echo" {
+		// Replies of a GSO-sending server (shardd --gso) arrive
+		// coalesced: fewer, larger buffers, split again per reply.
+		f.gro = f.io.EnableGRO(groSlots)
+	}
+	if cfg.mode == "echo" && cfg.kind != filler {
+		f.sendTime = make([]atomic.Int64, ringSize)
+	}
+	return nil
 }
 
 func (r *run) close() {

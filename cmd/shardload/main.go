@@ -404,6 +404,7 @@ func (r *run) finish(before serverStats, elapsed time.Duration, rwg *sync.WaitGr
 	r.close()
 	rwg.Wait()
 	sum.addRTT(r)
+	sum.addGRO(r)
 	if sum.Sent == 0 && sum.SendErrors > 0 {
 		return sum, fmt.Errorf("every send failed: %v", *r.firstErr.Load())
 	}

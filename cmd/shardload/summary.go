@@ -8,26 +8,30 @@ import (
 
 // summary is the result of a run; its JSON form is the --json output.
 type summary struct {
-	Target      string       `json:"target"`
-	Proto       string       `json:"proto"`
-	Mode        string       `json:"mode"`
-	Flows       int          `json:"flows"`
-	Senders     int          `json:"senders"`
-	Size        int          `json:"size"`
-	Payload     string       `json:"payload"` // how replies are matched: filler, dns-id, fifo
-	GSO         bool         `json:"gso"`
-	RateTarget  float64      `json:"rate_target"`
-	DurationSec float64      `json:"duration_s"`
-	Sent        uint64       `json:"sent"`
-	Received    *uint64      `json:"received"` // replies (echo) or the server's count (oneway with --metrics); null if unknown
-	Lost        *uint64      `json:"lost"`
-	LossPct     *float64     `json:"loss_pct"`
-	SentPerSec  float64      `json:"sent_per_s"`
-	RecvPerSec  *float64     `json:"received_per_s"`
-	SendErrors  uint64       `json:"send_errors"`
-	Unexpected  uint64       `json:"unexpected_replies"`
-	RTT         *rttSummary  `json:"rtt_ns"`
-	Server      *serverDelta `json:"server"`
+	Target      string      `json:"target"`
+	Proto       string      `json:"proto"`
+	Mode        string      `json:"mode"`
+	Flows       int         `json:"flows"`
+	Senders     int         `json:"senders"`
+	Size        int         `json:"size"`
+	Payload     string      `json:"payload"` // how replies are matched: filler, dns-id, fifo
+	GSO         bool        `json:"gso"`
+	RateTarget  float64     `json:"rate_target"`
+	DurationSec float64     `json:"duration_s"`
+	Sent        uint64      `json:"sent"`
+	Received    *uint64     `json:"received"` // replies (echo) or the server's count (oneway with --metrics); null if unknown
+	Lost        *uint64     `json:"lost"`
+	LossPct     *float64    `json:"loss_pct"`
+	SentPerSec  float64     `json:"sent_per_s"`
+	RecvPerSec  *float64    `json:"received_per_s"`
+	SendErrors  uint64      `json:"send_errors"`
+	Unexpected  uint64      `json:"unexpected_replies"`
+	RTT         *rttSummary `json:"rtt_ns"`
+	// ReplyBuffers is the receive buffers the replies came in, when the
+	// echo receivers had UDP_GRO on: fewer than the replies when the
+	// kernel coalesced them (a server's GSO replies); null without GRO.
+	ReplyBuffers *uint64      `json:"reply_buffers"`
+	Server       *serverDelta `json:"server"`
 }
 
 type rttSummary struct {
@@ -86,6 +90,22 @@ func (s *summary) addRTT(r *run) {
 	}
 }
 
+// addGRO counts the buffers the replies came in, if the receivers used
+// UDP_GRO. After the receivers are done.
+func (s *summary) addGRO(r *run) {
+	var bufs uint64
+	gro := false
+	for _, f := range r.flows {
+		if f.gro {
+			gro = true
+			bufs += uint64(f.io.GROBuffers())
+		}
+	}
+	if gro {
+		s.ReplyBuffers = &bufs
+	}
+}
+
 func (s *summary) print(w io.Writer) {
 	gso := "off"
 	if s.GSO {
@@ -108,6 +128,9 @@ func (s *summary) print(w io.Writer) {
 	}
 	if s.SendErrors > 0 || s.Unexpected > 0 {
 		fmt.Fprintf(w, "errors      %d failed sends, %d unexpected replies\n", s.SendErrors, s.Unexpected)
+	}
+	if s.ReplyBuffers != nil {
+		fmt.Fprintf(w, "gro         replies arrived in %d receive buffers\n", *s.ReplyBuffers)
 	}
 	if s.RTT != nil {
 		d := func(ns int64) time.Duration { return time.Duration(ns).Round(time.Microsecond / 10) }

@@ -21,6 +21,7 @@ type Conn struct {
 	rxCall call
 	sendFn func(uintptr) bool // built once: a method value made per call would allocate
 	recvFn func(uintptr) bool
+	gro    *groState // UDP_GRO on (EnableGRO)
 }
 
 // call is one direction's arguments and result.
@@ -84,6 +85,9 @@ func (b *Conn) WriteBatch(msgs [][]byte) (int, error) {
 // ReadBatch blocks until datagrams arrive and returns up to len(out) of
 // them in out; the slices are valid until the next call.
 func (b *Conn) ReadBatch(out [][]byte) (int, error) {
+	if b.gro != nil {
+		return b.readGRO(out)
+	}
 	b.rxCall.n = min(len(out), b.rx.Len())
 	if err := b.rc.Read(b.recvFn); err != nil {
 		return 0, err

@@ -36,3 +36,9 @@ func (b *Conn) ReadBatch(out [][]byte) (int, error) {
 	out[0] = b.buf[:n]
 	return 1, nil
 }
+
+// EnableGRO is Linux-only: false.
+func (b *Conn) EnableGRO(int) bool { return false }
+
+// GROBuffers is 0: no GRO off Linux.
+func (b *Conn) GROBuffers() int { return 0 }

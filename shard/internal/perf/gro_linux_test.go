@@ -9,11 +9,11 @@ import (
 
 // drainOpts is how a drain variant is filled and read: segs datagrams per
 // GSO send (0 or 1: plain sendmmsg), and UDP GRO on shardd's and the C
-// reader's sockets (GROOn: the C reader gets -g; shardd takes gro as its
+// reader's sockets (OffloadOn: the C reader gets -g; shardd takes gro as its
 // Config.GRO, whose zero value is auto).
 type drainOpts struct {
 	segs int
-	gro  shard.GROMode
+	gro  shard.Offload
 }
 
 // fill fills the queues as o says (see flows.fill).
@@ -70,7 +70,7 @@ func BenchmarkDrainGRO(b *testing.B) {
 		b.Skip("no UDP GSO sender here")
 	}
 	n := *perfN
-	on, off := drainOpts{segs: segs, gro: shard.GROOn}, drainOpts{segs: segs, gro: shard.GROOff}
+	on, off := drainOpts{segs: segs, gro: shard.OffloadOn}, drainOpts{segs: segs, gro: shard.OffloadOff}
 	b.ResetTimer()
 	s := runRounds(b, []variant{
 		{"shardd-gro", func(b *testing.B) map[string]float64 { return drainShardd(b, n, on).metrics() }},

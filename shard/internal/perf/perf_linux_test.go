@@ -753,7 +753,7 @@ func drainC(b *testing.B, bin string, n int, o drainOpts) drainResult {
 	if !*perfPin {
 		args = append(args, "-P")
 	}
-	if o.gro == shard.GROOn {
+	if o.gro == shard.OffloadOn {
 		args = append(args, "-g")
 	}
 	cmd := exec.CommandContext(ctx, bin, args...)
