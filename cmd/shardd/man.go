@@ -206,7 +206,7 @@ func flagArg(f *flag.Flag) string {
 
 // funcFlagArgs name the values of the flags defined with flag.Func, whose
 // type says nothing: --handler syslog's.
-var funcFlagArgs = map[string]string{"fsync": "never|interval|always", "fsync-interval": "DURATION"}
+var funcFlagArgs = map[string]string{"fsync": "never|interval|always", "fsync-interval": "DURATION", "rrl-exempt": "PREFIX"}
 
 // manDefaults replace defaults that depend on the machine the page is
 // generated on.

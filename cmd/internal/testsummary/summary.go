@@ -28,6 +28,7 @@ type pkg struct {
 	groups map[string][]line // by top-level test: output of it and its subtests, in order
 	status map[string]string // test -> pass, fail or skip
 	lines  []string          // the package's own output (ok/FAIL lines, TestMain)
+	failed strings.Builder   // failed tests' output, printed with the package's FAIL line
 }
 
 // result is one failed or skipped test; test is empty for a failed build.
@@ -107,17 +108,20 @@ func (s *summary) endTest(e event) {
 		return
 	}
 	if e.Action == "fail" {
-		s.printGroup(p, top)
+		s.printGroup(&p.failed, p, top)
 	}
 	delete(p.groups, top)
 }
 
 // printGroup prints the output of the tests of a group that failed or never
 // finished, without the === framing lines, as go test does without -v.
-func (s *summary) printGroup(p *pkg, top string) {
+// It goes to w: the package's buffer, so that packages running side by side
+// do not interleave their failures (go test prints a package's output when
+// the package ends).
+func (s *summary) printGroup(w io.Writer, p *pkg, top string) {
 	for _, l := range p.groups[top] {
 		if st := p.status[l.test]; (st == "" || st == "fail") && !framing(l.text) {
-			io.WriteString(s.w, l.text)
+			io.WriteString(w, l.text)
 		}
 	}
 }
@@ -129,7 +133,7 @@ func (s *summary) printGroup(p *pkg, top string) {
 func (s *summary) endPackage(e event) {
 	p := s.pkg(e.Package)
 	for _, top := range slices.Sorted(mapKeys(p.groups)) {
-		s.printGroup(p, top)
+		s.printGroup(&p.failed, p, top)
 		for _, l := range p.groups[top] {
 			if p.status[l.test] == "" {
 				p.status[l.test] = "fail"
@@ -137,6 +141,7 @@ func (s *summary) endPackage(e event) {
 			}
 		}
 	}
+	io.WriteString(s.w, p.failed.String())
 	for _, l := range p.lines {
 		if e.Action == "fail" && !framing(l) || strings.HasPrefix(l, "ok  \t") || strings.HasPrefix(l, "?   \t") {
 			io.WriteString(s.w, l)
