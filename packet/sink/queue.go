@@ -84,8 +84,25 @@ func (q *Queue) Flush() {
 // written, the rest as dropped (DropShutdown), and its memory goes back to
 // the queue.
 func (q *Queue) Release(b *Batch, written int) {
-	b.p.written.Add(uint64(written))
-	if rest := b.N - written; rest > 0 {
+	var dropped [DropReasons]int
+	dropped[DropShutdown] = b.N - written
+	q.Settle(b, written, &dropped)
+}
+
+// Settle is Release for a sink whose lines fail one by one (a record
+// refused among others): of b's lines, written were written and
+// dropped[r] dropped for reason r; the rest (if any) count as dropped
+// (DropShutdown). b's memory goes back to the queue.
+func (q *Queue) Settle(b *Batch, written int, dropped *[DropReasons]int) {
+	b.p.written.Add(uint64(max(written, 0)))
+	rest := b.N - written
+	for r, n := range dropped {
+		if n > 0 {
+			b.p.dropped[r].Add(uint64(n))
+			rest -= n
+		}
+	}
+	if rest > 0 {
 		b.p.dropped[DropShutdown].Add(uint64(rest))
 	}
 	q.recycle(b)

@@ -106,8 +106,8 @@ type Sink struct {
 
 	errs      [ErrKinds]atomic.Uint64
 	reopens   atomic.Uint64
-	writeLat  latency
-	syncLat   latency
+	writeLat  sink.Latency
+	syncLat   sink.Latency
 	closeDrop error
 }
 

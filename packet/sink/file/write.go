@@ -100,10 +100,10 @@ func (s *Sink) try(b *sink.Batch, off int) (int, attempt) {
 		// Not durable, so not written: cut what this write added and
 		// write it again (a second fdatasync after a failed one may
 		// report success for data the kernel dropped).
-		s.writeLat.observe(time.Since(start))
+		s.writeLat.Observe(time.Since(start))
 		return s.cutUnsynced(off, n), attemptWait
 	}
-	s.writeLat.observe(time.Since(start))
+	s.writeLat.Observe(time.Since(start))
 	s.recovered()
 	return off + n, attemptWritten
 }
@@ -217,7 +217,7 @@ func (s *Sink) sync() error {
 		s.fail(err)
 		return err
 	}
-	s.syncLat.observe(time.Since(start))
+	s.syncLat.Observe(time.Since(start))
 	s.dirty, s.lastSync = false, time.Now()
 	return nil
 }
