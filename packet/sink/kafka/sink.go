@@ -19,7 +19,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-		"sync"
+	"sync"
 	"sync/atomic"
 	"time"
 

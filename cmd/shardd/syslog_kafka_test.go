@@ -1,0 +1,143 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/netip"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/shardd/shardd/cmd/internal/testkit"
+)
+
+func TestSyslogKafkaUsageErrors(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--sink", "kafka://127.0.0.1:9092"}, "no topic: want kafka://BROKER[,BROKER...]/TOPIC"},
+		{[]string{"--sink", "kafka://127.0.0.1:0/t"}, "the port must be 1 to 65535"},
+		{[]string{"--sink", "kafka://k/bad/topic"}, "a Kafka topic name is"},
+		{[]string{"--sink", "kafka://k/t", "--kafka-key", "host"}, "want source or none"},
+		{[]string{"--sink", "kafka://k/t", "--kafka-acks", "2"}, "want all, leader or none"},
+		{[]string{"--sink", "kafka://k/t", "--kafka-compression", "brotli"}, "want one of zstd, lz4, snappy, gzip, none"},
+		{[]string{"--sink", "kafka://k/t", "--fsync", "always"}, "--fsync applies to a file sink"},
+		{[]string{"--sink", "-", "--kafka-acks", "leader"}, "--kafka-acks needs --sink kafka://"},
+	} {
+		args := append([]string{"--handler", "syslog"}, append(tc.args, "127.0.0.1:0")...)
+		code, stderr := runOnce(t, nil, args...)
+		if code != exitUsage {
+			t.Errorf("%v: exit %d, want %d (%s)", args, code, exitUsage, stderr)
+		}
+		assertOneLine(t, stderr, tc.want)
+	}
+}
+
+// TestSyslogKafkaTopicMissing: a broker answers and the topic is not
+// there: shardd exits 1 with one line naming the topic and the fix.
+func TestSyslogKafkaTopicMissing(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	code, stderr := runOnce(t, nil, "--handler", "syslog", "--sink", "kafka://"+c.ListenAddrs()[0]+"/nosuch", "127.0.0.1:0")
+	if code != exitRuntime {
+		t.Fatalf("exit %d, want %d: %s", code, exitRuntime, stderr)
+	}
+	assertOneLine(t, stderr, `Kafka topic "nosuch" does not exist`, "create it")
+}
+
+// TestSyslogKafkaEndToEnd: shardd produces to a kfake cluster this test
+// runs; 500 datagrams from one sender are consumed back exactly once each,
+// in the order sent (one key: one partition), each value the JSON record
+// without a newline and the key the sender's address; the exit logs clean
+// accounting. With kcat installed (librdkafka: an independent client), its
+// output is compared line for line with what was sent.
+func TestSyslogKafkaEndToEnd(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, "syslog"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	broker := c.ListenAddrs()[0]
+	d, port, metrics := startSyslog(t, "kafka://"+broker+"/syslog")
+	conn, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	const n = 500
+	msg := func(i int) string { return fmt.Sprintf("<13>1 2026-01-01T00:00:00Z h app - - - kafka message %d", i) }
+	sendPaced(t, conn, metrics, n, 50, msg)
+	waitSyslogMetric(t, metrics, "shardd_syslog_written_total", func(v float64) bool { return v >= n })
+	if code, _ := d.Stop(t, syscall.SIGTERM); code != 0 {
+		t.Fatalf("exit %d:\n%s", code, d.Stderr)
+	}
+	if !strings.Contains(d.Stderr.String(), fmt.Sprintf(`"received":%d,"written":%d,"dropped":0`, n, n)) {
+		t.Errorf("no clean accounting line:\n%s", d.Stderr)
+	}
+	values := consumeAll(t, broker, n)
+	for i, v := range values {
+		var r map[string]any
+		if err := json.Unmarshal(v, &r); err != nil || bytes.HasSuffix(v, []byte("\n")) {
+			t.Fatalf("record %d %q: %v", i, v, err)
+		}
+		if r["message"] != fmt.Sprintf("kafka message %d", i) || r["app_name"] != "app" {
+			t.Fatalf("record %d = %s, want message %d", i, v, i)
+		}
+	}
+	kcat := requireTool(t, "kcat")
+	ctx, cancel := context.WithTimeout(context.Background(), testkit.WaitTimeout)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, kcat, "-C", "-b", broker, "-t", "syslog", "-e", "-q").Output()
+	if err != nil {
+		t.Fatalf("kcat: %v", err)
+	}
+	lines := strings.Split(strings.TrimSuffix(string(out), "\n"), "\n")
+	if len(lines) != n {
+		t.Fatalf("kcat read %d records, want %d", len(lines), n)
+	}
+	for i, l := range lines {
+		if l != string(values[i]) {
+			t.Fatalf("kcat record %d = %s, franz-go read %s", i, l, values[i])
+		}
+	}
+}
+
+// consumeAll reads want records of topic syslog (60 s at most), checks
+// they all have the key 127.0.0.1 and are on one partition, and returns
+// their values in order.
+func consumeAll(t *testing.T, broker string, want int) [][]byte {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(broker), kgo.ConsumeTopics("syslog"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), testkit.WaitTimeout)
+	defer cancel()
+	var values [][]byte
+	part := int32(-1)
+	for len(values) < want && ctx.Err() == nil {
+		cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) {
+			if string(r.Key) != "127.0.0.1" || part >= 0 && r.Partition != part {
+				t.Errorf("record key %q partition %d (first on %d)", r.Key, r.Partition, part)
+			}
+			part = r.Partition
+			values = append(values, r.Value)
+		})
+	}
+	if len(values) != want {
+		t.Fatalf("consumed %d records, want %d", len(values), want)
+	}
+	return values
+}
