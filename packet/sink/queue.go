@@ -80,6 +80,20 @@ func (q *Queue) Flush() {
 	}
 }
 
+// Drain is the writer's last pass at Close: it flushes the partly filled
+// batches and hands every queued batch to write, in order.
+func (q *Queue) Drain(write func(*Batch)) {
+	q.Flush()
+	for {
+		select {
+		case b := <-q.full:
+			write(b)
+		default:
+			return
+		}
+	}
+}
+
 // Release ends the writer's work on b: its first written lines count as
 // written, the rest as dropped (DropShutdown), and its memory goes back to
 // the queue.
@@ -269,6 +283,15 @@ func (st *Stats) DroppedTotal() uint64 {
 // Queued is every accepted line not yet written or dropped.
 func (st *Stats) Queued() uint64 {
 	return st.Accepted - st.Written - st.DroppedTotal()
+}
+
+// Dropped is the lines dropped for reason r, over every producer.
+func (q *Queue) Dropped(r DropReason) uint64 {
+	var n uint64
+	for _, p := range q.snapshotProducers() {
+		n += p.dropped[r].Load()
+	}
+	return n
 }
 
 // Stats returns the counters per shard (producers of one shard index are

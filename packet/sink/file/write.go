@@ -113,7 +113,7 @@ func (s *Sink) try(b *sink.Batch, off int) (int, attempt) {
 func (s *Sink) pause(d time.Duration) {
 	var stopping, ctxDone <-chan struct{}
 	if s.stopCtx == nil {
-		stopping = s.closing
+		stopping = s.stop.Requested
 	} else {
 		ctxDone = s.stopCtx.Done()
 	}
@@ -125,7 +125,7 @@ func (s *Sink) pause(d time.Duration) {
 		reply <- s.reopen()
 	case <-stopping:
 		s.timer.Stop()
-		s.stopCtx = s.closeCtx
+		s.stopCtx = s.stop.Ctx
 	case <-ctxDone:
 		s.timer.Stop()
 	}

@@ -42,9 +42,9 @@ func (s *Sink) probe(timeout time.Duration) error {
 	for _, t := range resp.Topics {
 		switch err := kerr.ErrorForCode(t.ErrorCode); {
 		case errors.Is(err, kerr.UnknownTopicOrPartition):
-			return fmt.Errorf("Kafka topic %q does not exist on the brokers %s: create it (kafka-topics.sh --create --topic %s) or name another in --sink", s.cfg.Topic, strings.Join(s.cfg.Brokers, ","), s.cfg.Topic)
+			return fmt.Errorf("the Kafka topic %q does not exist on the brokers %s: create it (kafka-topics.sh --create --topic %s) or name another in --sink", s.cfg.Topic, strings.Join(s.cfg.Brokers, ","), s.cfg.Topic)
 		case err != nil:
-			return fmt.Errorf("Kafka topic %q on the brokers %s: %w", s.cfg.Topic, strings.Join(s.cfg.Brokers, ","), err)
+			return fmt.Errorf("the Kafka topic %q on the brokers %s: %w", s.cfg.Topic, strings.Join(s.cfg.Brokers, ","), err)
 		}
 	}
 	if n, ok := s.topicMaxBytes(ctx); ok {

@@ -126,19 +126,15 @@ type Sink struct {
 	ctx    context.Context // of every Produce; canceled at Close's deadline
 	cancel context.CancelFunc
 
-	closing  chan struct{}
-	done     chan struct{}
-	closeCtx context.Context
-	once     sync.Once
+	stop *sink.Stop
 
-	batches   sync.WaitGroup // batches handed to the client and not yet settled
-	maxBytes  atomic.Int32   // the topic's max.message.bytes, as far as known
-	inflight  atomic.Int64   // records handed to the client, not yet settled
-	conns     atomic.Int64   // open broker connections
-	produced  sink.Latency
-	logged    [sink.DropReasons]atomic.Bool
-	closeDrop error
-	descs     descs
+	batches  sync.WaitGroup // batches handed to the client and not yet settled
+	maxBytes atomic.Int32   // the topic's max.message.bytes, as far as known
+	inflight atomic.Int64   // records handed to the client, not yet settled
+	conns    atomic.Int64   // open broker connections
+	produced sink.Latency
+	logged   [sink.DropReasons]atomic.Bool
+	descs    descs
 }
 
 // Open starts the client and the writer. If a broker answers within
@@ -149,7 +145,7 @@ func Open(cfg Config) (*Sink, error) {
 	cfg = cfg.withDefaults()
 	q := sink.NewQueue(cfg.Queue)
 	cfg.Queue = q.Config()
-	s := &Sink{cfg: cfg, log: cfg.Logger, q: q, closing: make(chan struct{}), done: make(chan struct{})}
+	s := &Sink{cfg: cfg, log: cfg.Logger, q: q, stop: sink.NewStop()}
 	s.maxBytes.Store(defaultMaxMessageBytes)
 	s.descs = newDescs(cfg.Queue.Metrics)
 	cl, err := kgo.NewClient(s.clientOpts()...)
@@ -229,7 +225,7 @@ func (s *Sink) Stats() []sink.Stats { return s.q.Stats() }
 // run is the writer goroutine: it hands full batches to the client as
 // they come and takes partly filled ones every flush interval.
 func (s *Sink) run() {
-	defer close(s.done)
+	defer close(s.stop.Done)
 	tick := time.NewTicker(s.cfg.Queue.FlushInterval)
 	defer tick.Stop()
 	for {
@@ -238,7 +234,7 @@ func (s *Sink) run() {
 			s.produce(b)
 		case <-tick.C:
 			s.q.Flush()
-		case <-s.closing:
+		case <-s.stop.Requested:
 			s.drain()
 			return
 		}
@@ -306,46 +302,23 @@ func (t *tracker) promise(r *kgo.Record, err error) {
 // brokers' acknowledgements. Call it after every producer has stopped. If
 // ctx ends first, what is unacknowledged is dropped, counted (reason
 // shutdown) and reported in the error.
-func (s *Sink) Close(ctx context.Context) error {
-	s.once.Do(func() {
-		s.closeCtx = ctx
-		close(s.closing)
-	})
-	<-s.done
-	return s.closeDrop
-}
+func (s *Sink) Close(ctx context.Context) error { return s.stop.Close(ctx) }
 
 // drain produces what is queued, waits for the acknowledgements until the
 // close deadline, then closes the client, which fails what is left.
 func (s *Sink) drain() {
-	stop := context.AfterFunc(s.closeCtx, s.cancel) // unblocks a Produce waiting for room
+	stop := context.AfterFunc(s.stop.Ctx, s.cancel) // unblocks a Produce waiting for room
 	defer stop()
-	s.q.Flush()
-	for done := false; !done; {
-		select {
-		case b := <-s.q.Full():
-			s.produce(b)
-		default:
-			done = true
-		}
-	}
-	if err := s.cl.Flush(s.closeCtx); err != nil {
+	s.q.Drain(s.produce)
+	if err := s.cl.Flush(s.stop.Ctx); err != nil {
 		s.log.Warn("Kafka brokers did not acknowledge every record by the drain deadline", zap.Int64("in_flight", s.inflight.Load()), zap.Error(err))
 	}
 	s.cancel()
 	s.cl.Close() // fails every record still buffered: each promise runs
 	s.batches.Wait()
-	if n := s.dropsAtClose(); n > 0 {
-		s.closeDrop = fmt.Errorf("the Kafka brokers did not acknowledge %d accepted messages by the drain deadline (counted in %s_dropped_total{reason=\"shutdown\"}); check the brokers and raise --drain-timeout", n, s.cfg.Queue.Metrics)
+	if n := s.q.Dropped(sink.DropShutdown); n > 0 {
+		s.stop.Err = fmt.Errorf("the Kafka brokers did not acknowledge %d accepted messages by the drain deadline (counted in %s_dropped_total{reason=\"shutdown\"}); check the brokers and raise --drain-timeout", n, s.cfg.Queue.Metrics)
 	}
-}
-
-func (s *Sink) dropsAtClose() uint64 {
-	var n uint64
-	for _, st := range s.q.Stats() {
-		n += st.Dropped[sink.DropShutdown]
-	}
-	return n
 }
 
 // Describe implements prometheus.Collector.

@@ -71,11 +71,11 @@ func parseBroker(b string) (string, error) {
 // checkTopic checks a Kafka topic name.
 func checkTopic(t string) error {
 	if len(t) > 249 || t == "." || t == ".." {
-		return fmt.Errorf("topic %q: a Kafka topic name is 1 to 249 of a-z A-Z 0-9 . _ -, not . or ..", t)
+		return fmt.Errorf("topic %q: a Kafka topic name is 1 to 249 of a-z A-Z 0-9 . _ - (not . or ..)", t)
 	}
 	for _, c := range []byte(t) {
 		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
-			return fmt.Errorf("topic %q: a Kafka topic name is 1 to 249 of a-z A-Z 0-9 . _ -, not . or ..", t)
+			return fmt.Errorf("topic %q: a Kafka topic name is 1 to 249 of a-z A-Z 0-9 . _ - (not . or ..)", t)
 		}
 	}
 	return nil
