@@ -79,6 +79,7 @@ func TestSyslogKafkaEndToEnd(t *testing.T) {
 	msg := func(i int) string { return fmt.Sprintf("<13>1 2026-01-01T00:00:00Z h app - - - kafka message %d", i) }
 	sendPaced(t, conn, metrics, n, 50, msg)
 	waitSyslogMetric(t, metrics, "shardd_syslog_written_total", func(v float64) bool { return v >= n })
+	checkKafkaMetrics(t, metrics, n)
 	if code, _ := d.Stop(t, syscall.SIGTERM); code != 0 {
 		t.Fatalf("exit %d:\n%s", code, d.Stderr)
 	}
@@ -109,6 +110,27 @@ func TestSyslogKafkaEndToEnd(t *testing.T) {
 	for i, l := range lines {
 		if l != string(values[i]) {
 			t.Fatalf("kcat record %d = %s, franz-go read %s", i, l, values[i])
+		}
+	}
+}
+
+// checkKafkaMetrics checks the Kafka sink's series once n records were
+// acknowledged: none in flight or queued, n produce latencies observed, a
+// broker connection open.
+func checkKafkaMetrics(t *testing.T, metrics string, n int) {
+	t.Helper()
+	text := testkit.Scrape(t, "http://"+metrics+"/metrics")
+	for name, want := range map[string]func(float64) bool{
+		"shardd_syslog_sink_inflight_records":      func(v float64) bool { return v == 0 },
+		"shardd_syslog_queue_depth":                func(v float64) bool { return v == 0 },
+		"shardd_syslog_sink_produce_seconds_count": func(v float64) bool { return v == float64(n) },
+		"shardd_syslog_sink_broker_connections":    func(v float64) bool { return v >= 1 },
+		"shardd_syslog_dropped_total":              func(v float64) bool { return v == 0 },
+	} {
+		if !strings.Contains(text, "\n"+name) {
+			t.Errorf("no series %s", name)
+		} else if v := testkit.MetricSum(text, name, ""); !want(v) {
+			t.Errorf("%s = %v", name, v)
 		}
 	}
 }
