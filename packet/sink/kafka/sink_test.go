@@ -108,14 +108,27 @@ func consume(t *testing.T, brokers []string, want int) []*kgo.Record {
 	if len(recs) != want {
 		t.Fatalf("consumed %d records, want %d", len(recs), want)
 	}
-	if n := endOffsets(t, ctx, cl); n != int64(want) {
+	if n := sumOffsets(endOffsets(t, ctx, cl)); n != int64(want) {
 		t.Fatalf("the topic holds %d records, want %d (duplicates?)", n, want)
 	}
 	return recs
 }
 
-// endOffsets sums the end offsets of the topic's partitions.
-func endOffsets(t *testing.T, ctx context.Context, cl *kgo.Client) int64 {
+func sumOffsets(m map[int32]int64) (sum int64) {
+	for _, o := range m {
+		sum += o
+	}
+	return sum
+}
+
+// endOffsets returns the end offsets of the topic's partitions.
+func endOffsets(t *testing.T, ctx context.Context, cl *kgo.Client) map[int32]int64 {
+	t.Helper()
+	return endOffsetsOf(t, ctx, cl, topic)
+}
+
+// endOffsetsOf returns the end offsets of the partitions of a topic.
+func endOffsetsOf(t *testing.T, ctx context.Context, cl *kgo.Client, topic string) map[int32]int64 {
 	t.Helper()
 	meta := kmsg.NewPtrMetadataRequest()
 	mt := kmsg.NewMetadataRequestTopic()
@@ -134,18 +147,18 @@ func endOffsets(t *testing.T, ctx context.Context, cl *kgo.Client) int64 {
 		rt.Partitions = append(rt.Partitions, rp)
 	}
 	req.Topics = append(req.Topics, rt)
-	var sum int64
+	ends := map[int32]int64{}
 	for _, shard := range cl.RequestSharded(ctx, req) {
 		if shard.Err != nil {
 			t.Fatal(shard.Err)
 		}
 		for _, rt := range shard.Resp.(*kmsg.ListOffsetsResponse).Topics {
 			for _, rp := range rt.Partitions {
-				sum += rp.Offset
+				ends[rp.Partition] = rp.Offset
 			}
 		}
 	}
-	return sum
+	return ends
 }
 
 // checkOrder checks that every source's records are on one partition, in
