@@ -140,6 +140,18 @@ func checkKafkaMetrics(t *testing.T, metrics string, n int) {
 // their values in order.
 func consumeAll(t *testing.T, broker string, want int) [][]byte {
 	t.Helper()
+	return consumeRecords(t, broker, want, true)
+}
+
+// consumeValues is consumeAll without the key check: the values of want
+// records, in partition order.
+func consumeValues(t *testing.T, broker string, want int) [][]byte {
+	t.Helper()
+	return consumeRecords(t, broker, want, false)
+}
+
+func consumeRecords(t *testing.T, broker string, want int, onePartition bool) [][]byte {
+	t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(broker), kgo.ConsumeTopics("syslog"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {
 		t.Fatal(err)
@@ -149,17 +161,24 @@ func consumeAll(t *testing.T, broker string, want int) [][]byte {
 	defer cancel()
 	var values [][]byte
 	part := int32(-1)
+	hw := map[int32]int64{} // high watermarks: the records the topic holds
 	for len(values) < want && ctx.Err() == nil {
-		cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) {
-			if string(r.Key) != "127.0.0.1" || part >= 0 && r.Partition != part {
+		f := cl.PollFetches(ctx)
+		f.EachPartition(func(p kgo.FetchTopicPartition) { hw[p.Partition] = max(hw[p.Partition], p.HighWatermark) })
+		f.EachRecord(func(r *kgo.Record) {
+			if string(r.Key) != "127.0.0.1" || onePartition && part >= 0 && r.Partition != part {
 				t.Errorf("record key %q partition %d (first on %d)", r.Key, r.Partition, part)
 			}
 			part = r.Partition
 			values = append(values, r.Value)
 		})
 	}
-	if len(values) != want {
-		t.Fatalf("consumed %d records, want %d", len(values), want)
+	var held int64
+	for _, n := range hw {
+		held += n
+	}
+	if len(values) != want || held != int64(want) {
+		t.Fatalf("consumed %d records, want %d; the topic holds %d", len(values), want, held)
 	}
 	return values
 }
