@@ -36,6 +36,9 @@ func (s *Sink) probe(timeout time.Duration) error {
 	mt.Topic = kmsg.StringPtr(s.cfg.Topic)
 	req.Topics = append(req.Topics, mt)
 	resp, err := req.RequestWith(ctx, s.cl)
+	if refused := s.hooks.refused.Load(); err != nil && refused != nil { // a broker answered, and refused
+		return fmt.Errorf("the Kafka brokers %s refused the client: %w; check the SASL mechanism, user and password", strings.Join(s.cfg.Brokers, ","), *refused)
+	}
 	if err != nil {
 		return fmt.Errorf("%w (%s): %w", errNoBroker, strings.Join(s.cfg.Brokers, ","), err)
 	}
@@ -119,20 +122,29 @@ func (s *Sink) logDrop(r sink.DropReason, err error) {
 		zap.String("reason", r.String()), zap.String("topic", s.cfg.Topic), zap.Error(err))
 }
 
-// connHooks counts open broker connections.
-type connHooks struct{ n *atomic.Int64 }
+// connHooks counts open broker connections and keeps the last refusal
+// (an error answer while connecting: SASL authentication failed).
+type connHooks struct {
+	n       atomic.Int64
+	refused atomic.Pointer[error]
+}
 
-func (h connHooks) OnBrokerConnect(_ kgo.BrokerMetadata, _ time.Duration, _ net.Conn, err error) {
-	if err == nil {
+func (h *connHooks) OnBrokerConnect(_ kgo.BrokerMetadata, _ time.Duration, _ net.Conn, err error) {
+	var kerrErr *kerr.Error
+	switch {
+	case err == nil:
 		h.n.Add(1)
+		h.refused.Store(nil)
+	case errors.As(err, &kerrErr):
+		h.refused.Store(&err)
 	}
 }
 
-func (h connHooks) OnBrokerDisconnect(kgo.BrokerMetadata, net.Conn) { h.n.Add(-1) }
+func (h *connHooks) OnBrokerDisconnect(kgo.BrokerMetadata, net.Conn) { h.n.Add(-1) }
 
 var (
-	_ kgo.HookBrokerConnect    = connHooks{}
-	_ kgo.HookBrokerDisconnect = connHooks{}
+	_ kgo.HookBrokerConnect    = (*connHooks)(nil)
+	_ kgo.HookBrokerDisconnect = (*connHooks)(nil)
 )
 
 // descs are the Kafka sink's own metric descriptions (the queue's are

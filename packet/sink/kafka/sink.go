@@ -17,6 +17,7 @@ package kafka
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"sync"
@@ -25,6 +26,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl"
 	"go.uber.org/zap"
 
 	"github.com/shardd/shardd/packet/sink"
@@ -104,6 +106,10 @@ type Config struct {
 	Compression string        // one of Compressions (default DefaultCompression)
 	Linger      time.Duration // how long a partial record batch may wait (default 10ms)
 	ClientID    string        // default "shardd"
+	// TLS, if not nil, is used to reach the brokers (TLSConfig).
+	TLS *tls.Config
+	// SASL, if not nil, authenticates to the brokers (SASL).
+	SASL sasl.Mechanism
 	// StartTimeout bounds Open's look at the brokers (default 5s): if
 	// none answers by then, the sink starts anyway and logs it.
 	StartTimeout time.Duration
@@ -131,7 +137,7 @@ type Sink struct {
 	batches  sync.WaitGroup // batches handed to the client and not yet settled
 	maxBytes atomic.Int32   // the topic's max.message.bytes, as far as known
 	inflight atomic.Int64   // records handed to the client, not yet settled
-	conns    atomic.Int64   // open broker connections
+	hooks    connHooks      // open broker connections, refusals
 	produced sink.Latency
 	logged   [sink.DropReasons]atomic.Bool
 	descs    descs
@@ -203,7 +209,13 @@ func (s *Sink) clientOpts() []kgo.Opt {
 		// The client cuts batches at the topic's limit, so one record
 		// over it fails alone (too_large) instead of its batch.
 		kgo.ProducerBatchMaxBytesFn(func(string) int32 { return s.maxBytes.Load() }),
-		kgo.WithHooks(connHooks{&s.conns}),
+		kgo.WithHooks(&s.hooks),
+	}
+	if cfg.TLS != nil {
+		opts = append(opts, kgo.DialTLSConfig(cfg.TLS))
+	}
+	if cfg.SASL != nil {
+		opts = append(opts, kgo.SASL(cfg.SASL))
 	}
 	switch cfg.Acks {
 	case AcksAll:
@@ -333,7 +345,7 @@ func (s *Sink) Collect(ch chan<- prometheus.Metric) {
 	s.q.Collect(ch)
 	ch <- prometheus.MustNewConstMetric(s.descs.inflight, prometheus.GaugeValue, float64(s.inflight.Load()))
 	ch <- s.produced.Metric(s.descs.latency)
-	ch <- prometheus.MustNewConstMetric(s.descs.conns, prometheus.GaugeValue, float64(s.conns.Load()))
+	ch <- prometheus.MustNewConstMetric(s.descs.conns, prometheus.GaugeValue, float64(s.hooks.n.Load()))
 }
 
 var (
