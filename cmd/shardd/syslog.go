@@ -31,6 +31,11 @@ type kafkaOptions struct {
 	compression string
 	linger      time.Duration
 	clientID    string
+	tls         bool
+	tlsCA       string
+	sasl        string
+	saslUser    string
+	saslPwFile  string
 }
 
 // syslogFlags adds the flags of --handler syslog.

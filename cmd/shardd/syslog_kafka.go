@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"strings"
 	"time"
 
@@ -15,7 +16,8 @@ import (
 )
 
 // kafkaFlagNames are the flags that only apply to --sink kafka://.
-var kafkaFlagNames = []string{"kafka-key", "kafka-acks", "kafka-compression", "kafka-linger", "kafka-client-id"}
+var kafkaFlagNames = []string{"kafka-key", "kafka-acks", "kafka-compression", "kafka-linger", "kafka-client-id",
+	"kafka-tls", "kafka-tls-ca", "kafka-sasl", "kafka-sasl-user", "kafka-sasl-password-file"}
 
 // kafkaFlags adds the flags of --sink kafka://.
 func kafkaFlags(fs *flag.FlagSet, k *kafkaOptions) {
@@ -51,6 +53,17 @@ func kafkaFlags(fs *flag.FlagSet, k *kafkaOptions) {
 		return nil
 	})
 	fs.StringVar(&k.clientID, "kafka-client-id", k.clientID, "with --sink kafka://: the client id the brokers see")
+	fs.BoolVar(&k.tls, "kafka-tls", false, "with --sink kafka://: reach the brokers over TLS, trusting the system's CA certificates")
+	fs.StringVar(&k.tlsCA, "kafka-tls-ca", "", "with --sink kafka://: reach the brokers over TLS, trusting only the PEM CA certificate(s) in this FILE")
+	fs.Func("kafka-sasl", "with --sink kafka://: authenticate to the brokers with SASL: "+strings.Join(kafka.SASLMechanisms, ", ")+" (with --kafka-sasl-user and --kafka-sasl-password-file)", func(s string) error {
+		if _, ok := kafka.SASL(s, "", ""); !ok {
+			return errors.New("want one of " + strings.Join(kafka.SASLMechanisms, ", "))
+		}
+		k.sasl = s
+		return nil
+	})
+	fs.StringVar(&k.saslUser, "kafka-sasl-user", "", "with --kafka-sasl: the user name")
+	fs.StringVar(&k.saslPwFile, "kafka-sasl-password-file", "", "with --kafka-sasl: a FILE whose first line is the password")
 }
 
 // isKafkaSink is whether --sink names Kafka brokers.
@@ -76,6 +89,9 @@ func checkKafka(o *options) error {
 			return usagef("--%s applies to a file sink, not to --sink %s; drop it", f, o.syslog.sink)
 		}
 	}
+	if k := o.syslog.kafka; (k.sasl != "") != (k.saslUser != "") || (k.sasl != "") != (k.saslPwFile != "") {
+		return usagef("--kafka-sasl, --kafka-sasl-user and --kafka-sasl-password-file go together: give all three or none")
+	}
 	if o.syslog.kafka.clientID == "" || strings.ContainsFunc(o.syslog.kafka.clientID, func(r rune) bool { return r < ' ' || r > '~' }) {
 		return usagef("--kafka-client-id %q: want printable ASCII, e.g. shardd-%s", o.syslog.kafka.clientID, "host1")
 	}
@@ -95,6 +111,9 @@ func openKafka(o *options, log *zap.Logger) (*kafka.Sink, error) {
 	if k.key == "source" {
 		cfg.Key = syslog.SourceKey
 	}
+	if err := kafkaAuth(&k, &cfg); err != nil {
+		return nil, err
+	}
 	out, err := kafka.Open(cfg)
 	if err != nil {
 		return nil, err
@@ -103,4 +122,23 @@ func openKafka(o *options, log *zap.Logger) (*kafka.Sink, error) {
 		zap.String("key", k.key), zap.String("acks", k.acks), zap.String("compression", k.compression),
 		zap.Duration("linger", k.linger), zap.Int("queue_bytes", int(o.syslog.queue)))
 	return out, nil
+}
+
+// kafkaAuth sets the TLS and SASL of cfg from the flags.
+func kafkaAuth(k *kafkaOptions, cfg *kafka.Config) error {
+	if k.tls || k.tlsCA != "" {
+		t, err := kafka.TLSConfig(k.tlsCA)
+		if err != nil {
+			return fmt.Errorf("--kafka-tls-ca %s: %w", k.tlsCA, err)
+		}
+		cfg.TLS = t
+	}
+	if k.sasl != "" {
+		pw, err := kafka.ReadSecret(k.saslPwFile)
+		if err != nil {
+			return fmt.Errorf("--kafka-sasl-password-file: %w (give a file whose first line is the password)", err)
+		}
+		cfg.SASL, _ = kafka.SASL(k.sasl, k.saslUser, pw)
+	}
+	return nil
 }

@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -31,6 +33,8 @@ func TestSyslogKafkaUsageErrors(t *testing.T) {
 		{[]string{"--sink", "kafka://k/t", "--kafka-compression", "brotli"}, "want one of zstd, lz4, snappy, gzip, none"},
 		{[]string{"--sink", "kafka://k/t", "--fsync", "always"}, "--fsync applies to a file sink"},
 		{[]string{"--sink", "-", "--kafka-acks", "leader"}, "--kafka-acks needs --sink kafka://"},
+		{[]string{"--sink", "kafka://k/t", "--kafka-sasl", "kerberos"}, "want one of scram-sha-256, scram-sha-512, plain"},
+		{[]string{"--sink", "kafka://k/t", "--kafka-sasl", "plain", "--kafka-sasl-user", "u"}, "--kafka-sasl, --kafka-sasl-user and --kafka-sasl-password-file go together"},
 	} {
 		args := append([]string{"--handler", "syslog"}, append(tc.args, "127.0.0.1:0")...)
 		code, stderr := runOnce(t, nil, args...)
@@ -132,6 +136,44 @@ func checkKafkaMetrics(t *testing.T, metrics string, n int) {
 		} else if v := testkit.MetricSum(text, name, ""); !want(v) {
 			t.Errorf("%s = %v", name, v)
 		}
+	}
+}
+
+// TestSyslogKafkaSCRAM: brokers that require SASL/SCRAM-SHA-512: shardd
+// with --kafka-sasl and the password in a file produces every message; a
+// CA file that holds no certificate is a one-line error.
+func TestSyslogKafkaSCRAM(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "syslog"), kfake.EnableSASL(), kfake.Superuser("SCRAM-SHA-512", "shardd", "pw 1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	dir := t.TempDir()
+	pw, notPEM := filepath.Join(dir, "pw"), filepath.Join(dir, "ca.pem")
+	if os.WriteFile(pw, []byte("pw 1\n"), 0o600) != nil || os.WriteFile(notPEM, []byte("x"), 0o600) != nil {
+		t.Fatal("cannot write the test files")
+	}
+	broker := c.ListenAddrs()[0]
+	sink := "kafka://" + broker + "/syslog"
+	code, stderr := runOnce(t, nil, "--handler", "syslog", "--sink", sink, "--kafka-tls-ca", notPEM, "127.0.0.1:0")
+	if code != exitRuntime {
+		t.Fatalf("exit %d, want %d: %s", code, exitRuntime, stderr)
+	}
+	assertOneLine(t, stderr, "holds no PEM certificate")
+	d, port, metrics := startSyslog(t, sink, "--kafka-sasl", "scram-sha-512", "--kafka-sasl-user", "shardd", "--kafka-sasl-password-file", pw)
+	conn, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	const n = 100
+	sendPaced(t, conn, metrics, n, 20, func(i int) string { return fmt.Sprintf("<13>1 - h app - - - scram %d", i) })
+	waitSyslogMetric(t, metrics, "shardd_syslog_written_total", func(v float64) bool { return v >= n })
+	if code, _ := d.Stop(t, syscall.SIGTERM); code != 0 {
+		t.Fatalf("exit %d:\n%s", code, d.Stderr)
+	}
+	if !strings.Contains(d.Stderr.String(), fmt.Sprintf(`"received":%d,"written":%d,"dropped":0`, n, n)) {
+		t.Errorf("no clean accounting line:\n%s", d.Stderr)
 	}
 }
 
