@@ -16,6 +16,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/shardd/shardd/cmd/internal/testkit"
 )
@@ -223,4 +224,57 @@ func consumeRecords(t *testing.T, broker string, want int, onePartition bool) []
 		t.Fatalf("consumed %d records, want %d; the topic holds %d", len(values), want, held)
 	}
 	return values
+}
+
+// TestCheckKafkaSink: shardd check asks the brokers: ok for a topic they
+// have (and produces nothing), exit 1 for one they do not.
+func TestCheckKafkaSink(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "syslog"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	broker := c.ListenAddrs()[0]
+	for _, tc := range []struct {
+		topic string
+		code  int
+		want  string
+	}{
+		{"syslog", exitOK, "shardd check: ok: --handler syslog"},
+		{"nosuch", exitRuntime, `Kafka topic "nosuch" does not exist`},
+	} {
+		var stdout, stderr bytes.Buffer
+		code := run([]string{"check", "--log-level", "warn", "--handler", "syslog", "--sink", "kafka://" + broker + "/" + tc.topic, "127.0.0.1:0"}, &stdout, &stderr, nil)
+		if got := stdout.String() + stderr.String(); code != tc.code || !strings.Contains(got, tc.want) {
+			t.Errorf("shardd check --sink kafka://.../%s: exit %d, output %q; want %d and %q", tc.topic, code, got, tc.code, tc.want)
+		}
+	}
+	if n := consumeHeld(t, broker); n != 0 {
+		t.Errorf("shardd check produced %d records", n)
+	}
+}
+
+// consumeHeld is the number of records topic syslog holds (its partitions'
+// high watermarks).
+func consumeHeld(t *testing.T, broker string) int64 {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(broker))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), testkit.WaitTimeout)
+	defer cancel()
+	req := kmsg.NewPtrListOffsetsRequest()
+	rt := kmsg.NewListOffsetsRequestTopic()
+	rt.Topic = "syslog"
+	rp := kmsg.NewListOffsetsRequestTopicPartition()
+	rp.Timestamp = -1
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil || len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 {
+		t.Fatalf("list offsets: %v %+v", err, resp)
+	}
+	return resp.Topics[0].Partitions[0].Offset
 }
