@@ -21,31 +21,6 @@ import (
 	"github.com/shardd/shardd/cmd/internal/testkit"
 )
 
-func TestSyslogKafkaUsageErrors(t *testing.T) {
-	for _, tc := range []struct {
-		args []string
-		want string
-	}{
-		{[]string{"--sink", "kafka://127.0.0.1:9092"}, "no topic: want kafka://BROKER[,BROKER...]/TOPIC"},
-		{[]string{"--sink", "kafka://127.0.0.1:0/t"}, "the port must be 1 to 65535"},
-		{[]string{"--sink", "kafka://k/bad/topic"}, "a Kafka topic name is"},
-		{[]string{"--sink", "kafka://k/t", "--kafka-key", "host"}, "want source or none"},
-		{[]string{"--sink", "kafka://k/t", "--kafka-acks", "2"}, "want all, leader or none"},
-		{[]string{"--sink", "kafka://k/t", "--kafka-compression", "brotli"}, "want one of zstd, lz4, snappy, gzip, none"},
-		{[]string{"--sink", "kafka://k/t", "--fsync", "always"}, "--fsync applies to a file sink"},
-		{[]string{"--sink", "-", "--kafka-acks", "leader"}, "--kafka-acks needs --sink kafka://"},
-		{[]string{"--sink", "kafka://k/t", "--kafka-sasl", "kerberos"}, "want one of scram-sha-256, scram-sha-512, plain"},
-		{[]string{"--sink", "kafka://k/t", "--kafka-sasl", "plain", "--kafka-sasl-user", "u"}, "--kafka-sasl, --kafka-sasl-user and --kafka-sasl-password-file go together"},
-	} {
-		args := append([]string{"--handler", "syslog"}, append(tc.args, "127.0.0.1:0")...)
-		code, stderr := runOnce(t, nil, args...)
-		if code != exitUsage {
-			t.Errorf("%v: exit %d, want %d (%s)", args, code, exitUsage, stderr)
-		}
-		assertOneLine(t, stderr, tc.want)
-	}
-}
-
 // TestSyslogKafkaTopicMissing: a broker answers and the topic is not
 // there: shardd exits 1 with one line naming the topic and the fix.
 func TestSyslogKafkaTopicMissing(t *testing.T) {
