@@ -38,6 +38,7 @@ type syslogConfig struct {
 	steps    int
 	rsyslogd string
 	reps     int
+	kafka    bool
 }
 
 func addSyslogFlags(fs *flag.FlagSet) *syslogConfig {
@@ -47,7 +48,8 @@ func addSyslogFlags(fs *flag.FlagSet) *syslogConfig {
 	fs.Float64Var(&c.start, "syslog-start", 25000, "syslog: the first rate probed (messages/s); it doubles until a probe loses")
 	fs.IntVar(&c.steps, "syslog-steps", 3, "syslog: bisection steps between the last clean and the first lossy rate")
 	fs.StringVar(&c.rsyslogd, "syslog-rsyslogd", "rsyslogd", "syslog: the rsyslog daemon")
-	fs.IntVar(&c.reps, "syslog-rounds", 3, "syslog: search rounds (both servers probed in lockstep in each); the median round counts")
+	fs.BoolVar(&c.kafka, "syslog-kafka", true, "syslog: also probe shardd --sink kafka:// into an in-process kfake cluster (franz-go's fake Kafka)")
+	fs.IntVar(&c.reps, "syslog-rounds", 3, "syslog: search rounds (every server probed in lockstep in each); the median round counts")
 	return c
 }
 
@@ -55,6 +57,15 @@ func addSyslogFlags(fs *flag.FlagSet) *syslogConfig {
 type syslogServer struct {
 	Name    string
 	command func(dir, out string, port int) ([]string, error)
+	written func(out string) (uint64, error) // records out holds; nil: countLines
+}
+
+// count is how many records srv wrote to out.
+func (s syslogServer) count(out string) (uint64, error) {
+	if s.written != nil {
+		return s.written(out)
+	}
+	return countLines(out)
 }
 
 // syslogProbe is one fixed-rate run.
@@ -88,6 +99,14 @@ func runSyslogMode(c *syslogConfig, shardd, shardload string, prog *progress) (*
 	}
 	start := time.Now()
 	servers := syslogServers(c, shardd)
+	if c.kafka {
+		k, err := newKafkaBench()
+		if err != nil {
+			return nil, fmt.Errorf("kfake: %w", err)
+		}
+		defer k.close()
+		servers = append(servers, k.server(shardd))
+	}
 	res := &syslogResult{Payload: c.payload, Duration: c.dur.String(), Rsyslog: rsyslogVersion(c.rsyslogd), date: readMachine().Date}
 	res.ShardsCmd = strings.Join(servers[0].command2(), " ")
 	m := &syslogMode{c: c, servers: servers, shardload: shardload, prog: prog, res: res, planned: c.planned()}
@@ -146,7 +165,13 @@ const doublingGuess = 5
 // planned is the syslog mode's number of probes, for the progress line:
 // per round and server a search (doublingGuess probes and the bisection),
 // then an overload probe per server.
-func (c *syslogConfig) planned() int { return c.reps*2*(doublingGuess+c.steps) + 2 }
+func (c *syslogConfig) planned() int {
+	n := 2
+	if c.kafka {
+		n++
+	}
+	return c.reps*n*(doublingGuess+c.steps) + n
+}
 
 // syslogMode is the syslog mode's search under way.
 type syslogMode struct {
@@ -159,9 +184,9 @@ type syslogMode struct {
 	planned   int   // the probes the progress line counts on
 }
 
-// round searches both servers in lockstep (a probe of one, then of the
-// other, at each step), so that a noisy spell of this shared machine hits
-// both alike; it returns each server's highest zero-loss probe.
+// round searches every server in lockstep (a probe of each in turn at
+// each step), so that a noisy spell of this shared machine hits
+// all alike; it returns each server's highest zero-loss probe.
 func (m *syslogMode) round(round int) ([]syslogProbe, error) {
 	searches := make([]*rateSearch, len(m.servers))
 	for i := range m.servers {
@@ -352,6 +377,9 @@ func syslogRun(srv syslogServer, shardload string, c *syslogConfig, rate float64
 	last, stable := uint64(0), 0
 	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline) && stable < 5; {
 		n, _ := countLines(out)
+		if srv.written != nil { // the sink is not a file: it has what it acknowledged by SIGTERM
+			break
+		}
 		if n == p.Sent {
 			break
 		}
@@ -370,7 +398,7 @@ func syslogRun(srv syslogServer, shardload string, c *syslogConfig, rate float64
 	case <-time.After(15 * time.Second):
 		return p, errors.New("the server did not exit on SIGTERM")
 	}
-	p.Written, err = countLines(out)
+	p.Written, err = srv.count(out)
 	return p, err
 }
 
@@ -412,8 +440,8 @@ func peakRSS(pid int) uint64 {
 
 func (r *syslogResult) markdown() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "\n### syslog: zero-loss ingestion to a file\n\n")
-	fmt.Fprintf(&b, "shardload one-way, 1 sender thread, 64 flows, payload `%s`, %s per probe; rate doubled then bisected; a probe is clean when the file has one line per datagram sent (after SIGTERM). %d rounds, both servers probed in lockstep in each; the median round counts. %s. Took %.0fs.\n\n", r.Payload, r.Duration, r.rounds(), r.Rsyslog, r.TookSec)
+	fmt.Fprintf(&b, "\n### syslog: zero-loss ingestion to a file (and to Kafka)\n\n")
+	fmt.Fprintf(&b, "shardload one-way, 1 sender thread, 64 flows, payload `%s`, %s per probe; rate doubled then bisected; a probe is clean when the file has one line per datagram sent (after SIGTERM), or for Kafka when the topic holds one record per datagram (kfake, franz-go's in-process fake broker, run by shardbench on loopback and sharing the CPUs: a local stand-in, not a real broker's figure). %d rounds, all servers probed in lockstep in each; the median round counts. %s. Took %.0fs.\n\n", r.Payload, r.Duration, r.rounds(), r.Rsyslog, r.TookSec)
 	fmt.Fprintf(&b, "| server | highest zero-loss rate (msgs/s), median round | rounds | vs rsyslog | peak RSS there | overload: offered/s | written | peak RSS |\n|---|---:|---|---:|---:|---:|---:|---:|\n")
 	base := 0.0
 	for _, p := range r.Best {
@@ -457,7 +485,7 @@ func (r *syslogResult) rounds() int {
 // under overload.
 func (r *syslogResult) svg() string {
 	c := chartSpec{
-		title: fmt.Sprintf("syslog: messages/s written to a file, shardd vs %s, %s", r.Rsyslog, r.date),
+		title: fmt.Sprintf("syslog: messages/s written to a file (and to Kafka), shardd vs %s, %s", r.Rsyslog, r.date),
 		note: fmt.Sprintf("Zero-loss: the highest rate with one line in the file per datagram sent (rate doubled, then bisected; probes of %s), median of %s, whiskers over the rounds. Overload: records written per second of sending as fast as one sender goes.",
 			r.Duration, plural(r.rounds(), "round")),
 		tick: human,

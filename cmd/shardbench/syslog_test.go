@@ -2,9 +2,11 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -43,7 +45,8 @@ func TestRateSearch(t *testing.T) {
 }
 
 // TestSyslogModeEndToEnd runs the syslog mode briefly (one round, no
-// bisection): both servers probed, the table and the chart written.
+// bisection): the three contenders probed (shardd into a file and into
+// kfake, rsyslogd), the table and the chart written.
 func TestSyslogModeEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds binaries and runs load")
@@ -64,14 +67,14 @@ func TestSyslogModeEndToEnd(t *testing.T) {
 		Syslog *syslogResult `json:"syslog"`
 	}
 	b, _ := os.ReadFile(filepath.Join(dir, "results.json"))
-	if err := json.Unmarshal(b, &js); err != nil || js.Syslog == nil || len(js.Syslog.Overload) != 2 || len(js.Syslog.Probes) < 2 {
+	if err := json.Unmarshal(b, &js); err != nil || js.Syslog == nil || len(js.Syslog.Overload) != 3 || len(js.Syslog.Probes) < 2 {
 		t.Fatalf("results.json: %v\n%s", err, b)
 	}
 	svg, err := os.ReadFile(filepath.Join(dir, "chart-syslog.svg"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, srv := range []string{"shardd ", "rsyslogd imudp"} {
+	for _, srv := range []string{"shardd ", "rsyslogd imudp", fmt.Sprintf("shardd %d shards → Kafka (kfake)", runtime.GOMAXPROCS(0))} {
 		if !strings.Contains(string(md), "| "+srv) || !strings.Contains(string(svg), ">"+srv) {
 			t.Errorf("%q missing from results.md or chart-syslog.svg's legend:\n%s\n%s", srv, md, svg)
 		}

@@ -79,6 +79,9 @@ func checkSink(o *options, log *zap.Logger) error {
 	if path == "-" {
 		return nil
 	}
+	if isKafkaSink(path) { // the brokers are asked (Open), nothing is produced
+		return checkKafkaSink(o)
+	}
 	if _, err := os.Lstat(path); errors.Is(err, fs.ErrNotExist) {
 		if err := checkDir(path, "--sink"); err != nil {
 			return err

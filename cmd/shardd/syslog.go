@@ -21,6 +21,21 @@ type syslogOptions struct {
 	fsync         string
 	fsyncInterval time.Duration
 	queue         byteSize
+	kafka         kafkaOptions
+}
+
+// kafkaOptions are the flags of --sink kafka://.
+type kafkaOptions struct {
+	key         string
+	acks        string
+	compression string
+	linger      time.Duration
+	clientID    string
+	tls         bool
+	tlsCA       string
+	sasl        string
+	saslUser    string
+	saslPwFile  string
 }
 
 // syslogFlags adds the flags of --handler syslog.
@@ -28,7 +43,7 @@ func syslogFlags(fs *flag.FlagSet, o *options) {
 	o.syslog.queue = sink.DefaultQueueBytes
 	o.syslog.fsync = "interval"
 	o.syslog.fsyncInterval = file.DefaultFsyncInterval
-	fs.StringVar(&o.syslog.sink, "sink", "", "with --handler syslog: where records go, - for standard output or a FILE to append to")
+	fs.StringVar(&o.syslog.sink, "sink", "", "with --handler syslog: where records go, - for standard output, a FILE to append to, or kafka://BROKER[,BROKER...]/TOPIC")
 	fs.Func("fsync", "with --handler syslog: when written records are made durable: never, interval (every --fsync-interval) or always (after every batch) (default interval)", func(s string) error {
 		if _, ok := file.ParseFsync(s); !ok {
 			return errors.New("want never, interval or always")
@@ -44,6 +59,7 @@ func syslogFlags(fs *flag.FlagSet, o *options) {
 		o.syslog.fsyncInterval = d
 		return nil
 	})
+	kafkaFlags(fs, &o.syslog.kafka)
 	fs.Var(&o.syslog.queue, "sink-queue", "with --handler syslog: memory for records accepted and not yet written (a size: 64M); past it messages are dropped and counted")
 }
 
@@ -55,20 +71,43 @@ func checkSyslog(o *options) error {
 	if o.syslog.queue < 1<<20 {
 		return usagef("--sink-queue %d: must be at least 1M (the writer's batches are %d KiB each)", o.syslog.queue, sink.DefaultBufSize>>10)
 	}
+	if isKafkaSink(o.syslog.sink) {
+		return checkKafka(o)
+	}
+	for _, f := range kafkaFlagNames {
+		if o.given[f] {
+			return usagef("--%s needs --sink kafka://BROKER/TOPIC (the sink is %s); drop it", f, o.syslog.sink)
+		}
+	}
 	if o.given["fsync-interval"] && o.syslog.fsync != "interval" {
 		return usagef("--fsync-interval needs --fsync interval (it is %s); drop one of them", o.syslog.fsync)
 	}
 	return nil
 }
 
-// syslogService is --handler syslog: one file sink, a Handler per shard.
+// syslogSink is the file or the Kafka sink.
+type syslogSink interface {
+	sink.Sink
+	prometheus.Collector
+	Stats() []sink.Stats
+	Close(context.Context) error
+}
+
+// syslogService is --handler syslog: one sink, a Handler per shard.
 type syslogService struct {
-	sink *file.Sink
+	sink syslogSink
 	srv  *syslog.Server
 	log  *zap.Logger
 }
 
 func newSyslogService(o *options, log *zap.Logger) (service, error) {
+	if isKafkaSink(o.syslog.sink) {
+		out, err := openKafka(o, log)
+		if err != nil {
+			return nil, err
+		}
+		return &syslogService{sink: out, srv: syslog.NewServer(out), log: log}, nil
+	}
 	mode, _ := file.ParseFsync(o.syslog.fsync)
 	out, err := file.Open(file.Config{
 		Path:          o.syslog.sink,
@@ -90,7 +129,11 @@ func (s *syslogService) NewHandler(shard int) packet.Handler { return s.srv.NewH
 func (s *syslogService) Reload() error { return errNothingToReload }
 
 func (s *syslogService) Reopen() error {
-	err := s.sink.Reopen()
+	f, ok := s.sink.(*file.Sink)
+	if !ok {
+		return errNothingToReopen
+	}
+	err := f.Reopen()
 	if errors.Is(err, file.ErrNotAFile) {
 		return errNothingToReopen
 	}

@@ -32,6 +32,16 @@ func TestSyslogUsageErrors(t *testing.T) {
 		{[]string{"--handler", "syslog", "--sink", "-", "--fsync", "sometimes", ":0"}, exitUsage, []string{"--fsync \"sometimes\": want never, interval or always"}},
 		{[]string{"--handler", "syslog", "--sink", "-", "--sink-queue", "100K", ":0"}, exitUsage, []string{"--sink-queue 102400: must be at least 1M"}},
 		{[]string{"--handler", "syslog", "--sink", "-", "--fsync", "never", "--fsync-interval", "2s", ":0"}, exitUsage, []string{"--fsync-interval needs --fsync interval"}},
+		{[]string{"--handler", "syslog", "--sink", "kafka://127.0.0.1:9092", ":0"}, exitUsage, []string{"no topic: want kafka://BROKER[,BROKER...]/TOPIC"}},
+		{[]string{"--handler", "syslog", "--sink", "kafka://127.0.0.1:0/t", ":0"}, exitUsage, []string{"the port must be 1 to 65535"}},
+		{[]string{"--handler", "syslog", "--sink", "kafka://k/bad/topic", ":0"}, exitUsage, []string{"a Kafka topic name is"}},
+		{[]string{"--handler", "syslog", "--sink", "kafka://k/t", "--kafka-key", "host", ":0"}, exitUsage, []string{"want source or none"}},
+		{[]string{"--handler", "syslog", "--sink", "kafka://k/t", "--kafka-acks", "2", ":0"}, exitUsage, []string{"want all, leader or none"}},
+		{[]string{"--handler", "syslog", "--sink", "kafka://k/t", "--kafka-compression", "brotli", ":0"}, exitUsage, []string{"want one of zstd, lz4, snappy, gzip, none"}},
+		{[]string{"--handler", "syslog", "--sink", "kafka://k/t", "--fsync", "always", ":0"}, exitUsage, []string{"--fsync applies to a file sink"}},
+		{[]string{"--handler", "syslog", "--sink", "-", "--kafka-acks", "leader", ":0"}, exitUsage, []string{"--kafka-acks needs --sink kafka://"}},
+		{[]string{"--handler", "syslog", "--sink", "kafka://k/t", "--kafka-sasl", "kerberos", ":0"}, exitUsage, []string{"want one of scram-sha-256, scram-sha-512, plain"}},
+		{[]string{"--handler", "syslog", "--sink", "kafka://k/t", "--kafka-sasl", "plain", "--kafka-sasl-user", "u", ":0"}, exitUsage, []string{"--kafka-sasl, --kafka-sasl-user and --kafka-sasl-password-file go together"}},
 		{[]string{"--handler", "syslog", "--sink", "/nonexistent/dir/out.ndjson", "127.0.0.1:0"}, exitRuntime, []string{"cannot open --sink /nonexistent/dir/out.ndjson: no such file or directory", "create its directory"}},
 	} {
 		code, stderr := runOnce(t, nil, tc.args...)

@@ -14,7 +14,7 @@ type descs struct {
 func newDescs(prefix string) descs {
 	return descs{
 		written: prometheus.NewDesc(prefix+"_written_total", "Records written to the sink.", []string{"shard"}, nil),
-		dropped: prometheus.NewDesc(prefix+"_dropped_total", "Accepted messages never written, by reason: queue_full (the sink fell behind and the queue's memory was spent), shutdown (the sink still failed at the drain deadline).", []string{"shard", "reason"}, nil),
+		dropped: prometheus.NewDesc(prefix+"_dropped_total", "Accepted messages never written, by reason: queue_full (the sink fell behind and the queue's memory was spent), shutdown (the sink still failed at the drain deadline), too_large (over the destination's size limit), rejected (refused for good by the destination).", []string{"shard", "reason"}, nil),
 		depth:   prometheus.NewDesc(prefix+"_queue_depth", "Messages accepted and not yet written or dropped.", []string{"shard"}, nil),
 		mem:     prometheus.NewDesc(prefix+"_queue_buffer_bytes", "Memory of the sink's batch buffers (bounded by --sink-queue).", nil, nil),
 	}

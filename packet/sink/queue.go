@@ -80,12 +80,43 @@ func (q *Queue) Flush() {
 	}
 }
 
+// Drain is the writer's last pass at Close: it flushes the partly filled
+// batches and hands every queued batch to write, in order.
+func (q *Queue) Drain(write func(*Batch)) {
+	q.Flush()
+	for {
+		select {
+		case b := <-q.full:
+			write(b)
+		default:
+			return
+		}
+	}
+}
+
 // Release ends the writer's work on b: its first written lines count as
 // written, the rest as dropped (DropShutdown), and its memory goes back to
 // the queue.
 func (q *Queue) Release(b *Batch, written int) {
-	b.p.written.Add(uint64(written))
-	if rest := b.N - written; rest > 0 {
+	var dropped [DropReasons]int
+	dropped[DropShutdown] = b.N - written
+	q.Settle(b, written, &dropped)
+}
+
+// Settle is Release for a sink whose lines fail one by one (a record
+// refused among others): of b's lines, written were written and
+// dropped[r] dropped for reason r; the rest (if any) count as dropped
+// (DropShutdown). b's memory goes back to the queue.
+func (q *Queue) Settle(b *Batch, written int, dropped *[DropReasons]int) {
+	b.p.written.Add(uint64(max(written, 0)))
+	rest := b.N - written
+	for r, n := range dropped {
+		if n > 0 {
+			b.p.dropped[r].Add(uint64(n))
+			rest -= n
+		}
+	}
+	if rest > 0 {
 		b.p.dropped[DropShutdown].Add(uint64(rest))
 	}
 	q.recycle(b)
@@ -252,6 +283,15 @@ func (st *Stats) DroppedTotal() uint64 {
 // Queued is every accepted line not yet written or dropped.
 func (st *Stats) Queued() uint64 {
 	return st.Accepted - st.Written - st.DroppedTotal()
+}
+
+// Dropped is the lines dropped for reason r, over every producer.
+func (q *Queue) Dropped(r DropReason) uint64 {
+	var n uint64
+	for _, p := range q.snapshotProducers() {
+		n += p.dropped[r].Load()
+	}
+	return n
 }
 
 // Stats returns the counters per shard (producers of one shard index are

@@ -42,18 +42,25 @@ type DropReason uint8
 const (
 	DropQueueFull DropReason = iota // the queue's memory was spent when the line arrived
 	DropShutdown                    // not written before Close's deadline (the sink kept failing)
+	DropTooLarge                    // larger than the destination takes (a Kafka broker's max.message.bytes)
+	DropRejected                    // refused by the destination for good (a Kafka topic missing, not authorized)
 )
 
 // DropReasons is the number of DropReason values.
-const DropReasons = int(DropShutdown) + 1
+const DropReasons = int(DropRejected) + 1
 
-// String returns the reason label value: queue_full, shutdown.
+// String returns the reason label value: queue_full, shutdown, too_large,
+// rejected.
 func (r DropReason) String() string {
 	switch r {
 	case DropQueueFull:
 		return "queue_full"
 	case DropShutdown:
 		return "shutdown"
+	case DropTooLarge:
+		return "too_large"
+	case DropRejected:
+		return "rejected"
 	}
 	return "DropReason(" + strconv.Itoa(int(r)) + ")"
 }

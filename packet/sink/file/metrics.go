@@ -1,9 +1,6 @@
 package file
 
 import (
-	"sync/atomic"
-	"time"
-
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -34,39 +31,8 @@ func (s *Sink) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(s.descErrors, prometheus.CounterValue, float64(s.errs[k].Load()), ErrKind(k).String())
 	}
 	ch <- prometheus.MustNewConstMetric(s.descReopens, prometheus.CounterValue, float64(s.reopens.Load()))
-	ch <- s.writeLat.metric(s.descWrite)
-	ch <- s.syncLat.metric(s.descSync)
-}
-
-// latency is a small fixed-bucket histogram written by the writer goroutine
-// and read at scrape time.
-type latency struct {
-	counts [len(latencyBounds) + 1]atomic.Uint64
-	sumNs  atomic.Uint64
-}
-
-// latencyBounds are the histogram's upper bounds in seconds.
-var latencyBounds = [...]float64{1e-5, 5e-5, 1e-4, 5e-4, 1e-3, 5e-3, 0.01, 0.05, 0.1, 0.5, 1}
-
-func (l *latency) observe(d time.Duration) {
-	sec := d.Seconds()
-	i := 0
-	for i < len(latencyBounds) && sec > latencyBounds[i] {
-		i++
-	}
-	l.counts[i].Add(1)
-	l.sumNs.Add(uint64(d.Nanoseconds()))
-}
-
-func (l *latency) metric(d *prometheus.Desc) prometheus.Metric {
-	buckets := make(map[float64]uint64, len(latencyBounds))
-	var cum uint64
-	for i, b := range latencyBounds {
-		cum += l.counts[i].Load()
-		buckets[b] = cum
-	}
-	cum += l.counts[len(latencyBounds)].Load()
-	return prometheus.MustNewConstHistogram(d, cum, float64(l.sumNs.Load())/1e9, buckets)
+	ch <- s.writeLat.Metric(s.descWrite)
+	ch <- s.syncLat.Metric(s.descSync)
 }
 
 var _ prometheus.Collector = (*Sink)(nil)

@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -87,10 +86,7 @@ type Sink struct {
 	descErrors, descReopens, descWrite, descSync *prometheus.Desc // nameMetrics
 
 	reopenCh chan chan error
-	closing  chan struct{}
-	done     chan struct{}
-	closeCtx context.Context // set by Close before it closes closing
-	once     sync.Once
+	stop     *sink.Stop
 
 	// Owned by the writer goroutine.
 	f         *os.File // nil after the file was found removed, until it is opened again
@@ -104,11 +100,10 @@ type Sink struct {
 	timer     *time.Timer
 	stopCtx   context.Context // closeCtx, once the writer has seen closing
 
-	errs      [ErrKinds]atomic.Uint64
-	reopens   atomic.Uint64
-	writeLat  latency
-	syncLat   latency
-	closeDrop error
+	errs     [ErrKinds]atomic.Uint64
+	reopens  atomic.Uint64
+	writeLat sink.Latency
+	syncLat  sink.Latency
 }
 
 // Open opens the sink file (creating it, 0640, appending) and starts the
@@ -130,8 +125,7 @@ func Open(cfg Config) (*Sink, error) {
 		log:      cfg.Logger,
 		q:        q,
 		reopenCh: make(chan chan error),
-		closing:  make(chan struct{}),
-		done:     make(chan struct{}),
+		stop:     sink.NewStop(),
 		timer:    time.NewTimer(time.Hour),
 	}
 	s.timer.Stop()
@@ -185,7 +179,7 @@ func (s *Sink) Reopen() error {
 	reply := make(chan error, 1)
 	select {
 	case s.reopenCh <- reply:
-	case <-s.done:
+	case <-s.stop.Done:
 		return errors.New("the sink is closed")
 	}
 	return <-reply
@@ -195,20 +189,13 @@ func (s *Sink) Reopen() error {
 // after every producer has stopped. If ctx ends first (the sink keeps
 // failing), what is still queued is dropped, counted (reason shutdown) and
 // reported in the error.
-func (s *Sink) Close(ctx context.Context) error {
-	s.once.Do(func() {
-		s.closeCtx = ctx
-		close(s.closing)
-	})
-	<-s.done
-	return s.closeDrop
-}
+func (s *Sink) Close(ctx context.Context) error { return s.stop.Close(ctx) }
 
 // run is the writer goroutine: it writes full batches as they come, takes
 // partly filled ones every flush interval, serves reopens, and at Close
 // writes what is left.
 func (s *Sink) run() {
-	defer close(s.done)
+	defer close(s.stop.Done)
 	tick := time.NewTicker(s.cfg.Queue.FlushInterval)
 	defer tick.Stop()
 	for {
@@ -220,8 +207,8 @@ func (s *Sink) run() {
 			s.housekeep(false)
 		case reply := <-s.reopenCh:
 			reply <- s.reopen()
-		case <-s.closing:
-			s.stopCtx = s.closeCtx
+		case <-s.stop.Requested:
+			s.stopCtx = s.stop.Ctx
 			s.drain()
 			return
 		}
@@ -230,31 +217,14 @@ func (s *Sink) run() {
 
 // drain writes every queued batch, syncs and closes the file.
 func (s *Sink) drain() {
-	s.q.Flush()
-	for {
-		select {
-		case b := <-s.q.Full():
-			s.write(b)
-			continue
-		default:
-		}
-		break
-	}
+	s.q.Drain(s.write)
 	s.housekeep(true)
 	if !s.stdout && s.f != nil {
 		_ = s.f.Close()
 	}
-	if n := s.dropsAtClose(); n > 0 {
-		s.closeDrop = fmt.Errorf("the sink kept failing until the drain deadline: %d accepted messages were not written (counted in %s_dropped_total{reason=\"shutdown\"}); fix the sink and raise --drain-timeout", n, s.cfg.Queue.Metrics)
+	if n := s.q.Dropped(sink.DropShutdown); n > 0 {
+		s.stop.Err = fmt.Errorf("the sink kept failing until the drain deadline: %d accepted messages were not written (counted in %s_dropped_total{reason=\"shutdown\"}); fix the sink and raise --drain-timeout", n, s.cfg.Queue.Metrics)
 	}
-}
-
-func (s *Sink) dropsAtClose() uint64 {
-	var n uint64
-	for _, st := range s.q.Stats() {
-		n += st.Dropped[sink.DropShutdown]
-	}
-	return n
 }
 
 var _ sink.Sink = (*Sink)(nil)

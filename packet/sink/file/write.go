@@ -100,10 +100,10 @@ func (s *Sink) try(b *sink.Batch, off int) (int, attempt) {
 		// Not durable, so not written: cut what this write added and
 		// write it again (a second fdatasync after a failed one may
 		// report success for data the kernel dropped).
-		s.writeLat.observe(time.Since(start))
+		s.writeLat.Observe(time.Since(start))
 		return s.cutUnsynced(off, n), attemptWait
 	}
-	s.writeLat.observe(time.Since(start))
+	s.writeLat.Observe(time.Since(start))
 	s.recovered()
 	return off + n, attemptWritten
 }
@@ -113,7 +113,7 @@ func (s *Sink) try(b *sink.Batch, off int) (int, attempt) {
 func (s *Sink) pause(d time.Duration) {
 	var stopping, ctxDone <-chan struct{}
 	if s.stopCtx == nil {
-		stopping = s.closing
+		stopping = s.stop.Requested
 	} else {
 		ctxDone = s.stopCtx.Done()
 	}
@@ -125,7 +125,7 @@ func (s *Sink) pause(d time.Duration) {
 		reply <- s.reopen()
 	case <-stopping:
 		s.timer.Stop()
-		s.stopCtx = s.closeCtx
+		s.stopCtx = s.stop.Ctx
 	case <-ctxDone:
 		s.timer.Stop()
 	}
@@ -217,7 +217,7 @@ func (s *Sink) sync() error {
 		s.fail(err)
 		return err
 	}
-	s.syncLat.observe(time.Since(start))
+	s.syncLat.Observe(time.Since(start))
 	s.dirty, s.lastSync = false, time.Now()
 	return nil
 }

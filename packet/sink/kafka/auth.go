@@ -1,0 +1,58 @@
+package kafka
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/twmb/franz-go/pkg/sasl"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
+)
+
+// SASLMechanisms are the names SASL takes.
+var SASLMechanisms = []string{"scram-sha-256", "scram-sha-512", "plain"}
+
+// SASL returns the mechanism named (one of SASLMechanisms) for user and
+// password, or false.
+func SASL(name, user, pass string) (sasl.Mechanism, bool) {
+	switch name {
+	case "scram-sha-256":
+		return scram.Auth{User: user, Pass: pass}.AsSha256Mechanism(), true
+	case "scram-sha-512":
+		return scram.Auth{User: user, Pass: pass}.AsSha512Mechanism(), true
+	case "plain":
+		return plain.Auth{User: user, Pass: pass}.AsMechanism(), true
+	}
+	return nil, false
+}
+
+// TLSConfig returns the TLS configuration to reach brokers: the system's
+// roots, or only the PEM certificates in caFile if it is not empty.
+func TLSConfig(caFile string) (*tls.Config, error) {
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if caFile == "" {
+		return cfg, nil
+	}
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read the brokers' CA file: %w", err)
+	}
+	cfg.RootCAs = x509.NewCertPool()
+	if !cfg.RootCAs.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%s holds no PEM certificate: give the CA certificate(s) the brokers' certificates are signed by", caFile)
+	}
+	return cfg, nil
+}
+
+// ReadSecret reads a password file: its first line, without the newline.
+func ReadSecret(file string) (string, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", err
+	}
+	s, _, _ := strings.Cut(string(b), "\n")
+	return strings.TrimSuffix(s, "\r"), nil
+}
