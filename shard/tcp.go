@@ -61,6 +61,7 @@ type tcpShard struct {
 // connState is what the accept loop knows of a goroutine-shape connection.
 type connState struct {
 	c       *net.TCPConn
+	rw      net.Conn // what frames are read from and replies written to: c, or its TLS session
 	src     netip.AddrPort
 	lastMsg atomic.Int64 // unix nanoseconds of the last complete message (or the accept)
 	evicted bool         // under connsMu: closed to make room for a new connection
@@ -150,7 +151,7 @@ func (t *tcpShard) acceptWait(err error, backoff time.Duration) time.Duration {
 // returns nil.
 func (t *tcpShard) register(c *net.TCPConn) *connState {
 	src := c.RemoteAddr().(*net.TCPAddr).AddrPort()
-	st := &connState{c: c, src: netip.AddrPortFrom(src.Addr().Unmap(), src.Port()), fresh: true}
+	st := &connState{c: c, rw: c, src: netip.AddrPortFrom(src.Addr().Unmap(), src.Port()), fresh: true}
 	now := time.Now()
 	st.lastMsg.Store(now.UnixNano())
 	// stop sets stopping before it walks conns under connsMu, so a
@@ -210,6 +211,12 @@ func (t *tcpShard) serveConn(st *connState) {
 	var cb connBuf
 	reason := metrics.CloseError // if converse panics
 	defer func() { t.endConn(st, &cb, reason) }()
+	if t.cfg.TLS != nil {
+		var ok bool
+		if reason, ok = t.handshake(st); !ok {
+			return
+		}
+	}
 	reason = t.converse(st, &cb)
 }
 
@@ -264,7 +271,7 @@ func (t *tcpShard) converse(st *connState, cb *connBuf) metrics.CloseReason {
 		if !ok {
 			continue // stop's deadline may have come before ours
 		}
-		if reason, done := t.readIn(st.c, cb, &s, room); done {
+		if reason, done := t.readIn(st.rw, cb, &s, room); done {
 			return reason
 		}
 	}
@@ -296,7 +303,7 @@ func (t *tcpShard) drained(st *connState, cb *connBuf, s *streamState) bool {
 		s.fence = connInq(st.c)
 	}
 	if s.fence == 0 && t.graceUntil(st.fresh, s.lastRead, s.deadline).Before(time.Now()) {
-		t.linger(st.c, cb)
+		t.linger(st, cb)
 		return true
 	}
 	return false
@@ -351,20 +358,20 @@ func (t *tcpShard) sizeIn(cb *connBuf, s *streamState) (room int, reason metrics
 func (t *tcpShard) armRead(st *connState, s *streamState, room int) (int, bool) {
 	switch {
 	case s.fence > 0:
-		_ = st.c.SetReadDeadline(time.Now().Add(drainIdle))
+		_ = st.rw.SetReadDeadline(time.Now().Add(drainIdle))
 		return min(room, s.fence), true
 	case s.fence == 0: // a request in flight: until it stops arriving, within the grace
-		_ = st.c.SetReadDeadline(t.graceUntil(st.fresh, s.lastRead, s.deadline))
+		_ = st.rw.SetReadDeadline(t.graceUntil(st.fresh, s.lastRead, s.deadline))
 		return room, true
 	}
-	_ = st.c.SetReadDeadline(s.deadline)
+	_ = st.rw.SetReadDeadline(s.deadline)
 	return room, !t.stopping.Load()
 }
 
 // readIn reads once into cb.in, at most room bytes; done closes the
 // connection for reason. EOF is kept in s (what is left is served, then it
 // closes); a deadline ends the fence, or, not stopping, the connection.
-func (t *tcpShard) readIn(c *net.TCPConn, cb *connBuf, s *streamState, room int) (reason metrics.CloseReason, done bool) {
+func (t *tcpShard) readIn(c net.Conn, cb *connBuf, s *streamState, room int) (reason metrics.CloseReason, done bool) {
 	n, err := c.Read(cb.in[len(cb.in) : len(cb.in)+room])
 	cb.in = cb.in[:len(cb.in)+n]
 	s.grow = n == room
@@ -440,7 +447,7 @@ func (t *tcpShard) serveInput(st *connState, cb *connBuf, eof bool, deadline *ti
 			st.lastMsg.Store(now.UnixNano())
 			st.fresh = false
 		}
-		if reason, ok := t.writeOut(st.c, cb); !ok {
+		if reason, ok := t.writeOut(st.rw, cb); !ok {
 			return reason, false
 		}
 		if ferr != nil {
@@ -464,7 +471,7 @@ func (t *tcpShard) serveInput(st *connState, cb *connBuf, eof bool, deadline *ti
 
 // writeOut writes a round's replies out whole, within --write-timeout;
 // ok false closes the connection for reason.
-func (t *tcpShard) writeOut(c *net.TCPConn, cb *connBuf) (reason metrics.CloseReason, ok bool) {
+func (t *tcpShard) writeOut(c net.Conn, cb *connBuf) (reason metrics.CloseReason, ok bool) {
 	if len(cb.out) == 0 {
 		return 0, true
 	}
@@ -487,9 +494,11 @@ func (t *tcpShard) writeOut(c *net.TCPConn, cb *connBuf) (reason metrics.CloseRe
 // every reply (SIOCOUTQ) it lingers on, but only as long as it keeps taking
 // them: once the queue has not gone down for --write-timeout, it closes
 // (the kernel already took those replies, counted as sent; it still tries
-// to deliver them after the close).
-func (t *tcpShard) linger(c *net.TCPConn, cb *connBuf) {
-	_ = c.CloseWrite()
+// to deliver them after the close). A TLS connection sends its close_notify
+// first; what its client still sends is discarded undecrypted.
+func (t *tcpShard) linger(st *connState, cb *connBuf) {
+	c := st.c
+	t.closeWrite(st)
 	var scratch [4096]byte
 	var discarded uint64
 	end := time.Now().Add(drainLinger)
