@@ -106,10 +106,13 @@ func LoadCerts(certFile, keyFile string) (*CertStore, error) {
 
 // load reads both files and checks that they make a usable pair.
 func (s *CertStore) load() (*certPair, error) {
-	ci, err1 := os.Stat(s.certFile)
-	ki, err2 := os.Stat(s.keyFile)
-	if err := errors.Join(err1, err2); err != nil {
-		return nil, fmt.Errorf("TLS certificate %s and key %s: %w", s.certFile, s.keyFile, err)
+	ci, err := os.Stat(s.certFile)
+	if err != nil {
+		return nil, fmt.Errorf("TLS certificate %s: %w", s.certFile, err)
+	}
+	ki, err := os.Stat(s.keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("TLS key %s: %w", s.keyFile, err)
 	}
 	cert, err := tls.LoadX509KeyPair(s.certFile, s.keyFile)
 	if err != nil {
