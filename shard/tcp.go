@@ -67,6 +67,9 @@ type connState struct {
 	evicted bool         // under connsMu: closed to make room for a new connection
 	fresh   bool         // no message completed yet (its goroutine only)
 	busy    atomic.Bool  // serving, writing replies or waiting for memory: not to be evicted
+	// In its TLS handshake: a stop gives it tlsStopGrace to finish, so a
+	// connection accepted just before an upgrade's hand-over is served.
+	handshaking atomic.Bool
 }
 
 // maxStreamReply is the smallest reply size a TCP shard allows: a 2-byte
@@ -154,6 +157,7 @@ func (t *tcpShard) register(c *net.TCPConn) *connState {
 	st := &connState{c: c, rw: c, src: netip.AddrPortFrom(src.Addr().Unmap(), src.Port()), fresh: true}
 	now := time.Now()
 	st.lastMsg.Store(now.UnixNano())
+	st.handshaking.Store(t.cfg.TLS != nil)
 	// stop sets stopping before it walks conns under connsMu, so a
 	// connection registered here either gets stop's deadline or sees
 	// stopping itself (drained).
@@ -674,7 +678,11 @@ func (t *tcpShard) stop() {
 	}
 	_ = t.ln.Close()
 	t.connsMu.Lock()
-	for c := range t.conns {
+	for c, st := range t.conns {
+		if st.handshaking.Load() {
+			_ = c.SetDeadline(time.Now().Add(tlsStopGrace))
+			continue // it sees stopping once its handshake is done
+		}
 		// Interrupt the read: the connection answers what its client had
 		// sent by now, reads no more, and closes.
 		_ = c.SetReadDeadline(time.Unix(1, 0))

@@ -43,6 +43,11 @@ import (
 	"github.com/shardd/shardd/metrics"
 )
 
+// tlsStopGrace is how long a graceful stop (or an upgrade's hand-over)
+// lets a TLS handshake under way finish: the connection was accepted, and
+// its client is about to send a request.
+const tlsStopGrace = time.Second
+
 // DefaultTLSHandshakeTimeout bounds a TLS handshake: a client that has not
 // finished it by then is cut (counted as timeout).
 const DefaultTLSHandshakeTimeout = 10 * time.Second
@@ -199,9 +204,16 @@ func (s *CertStore) Watch(interval time.Duration, stop <-chan struct{}, report f
 // close for reason (not served). The deadline is cleared after.
 func (t *tcpShard) handshake(st *connState) (reason metrics.CloseReason, ok bool) {
 	tc := tls.Server(st.c, t.cfg.TLS)
-	_ = st.c.SetDeadline(time.Now().Add(t.cfg.TLSHandshakeTimeout))
+	deadline := time.Now().Add(t.cfg.TLSHandshakeTimeout)
+	_ = st.c.SetDeadline(deadline)
+	if t.stopping.Load() { // stop may have set its grace before the line above; stopAt is set first
+		if grace := time.Unix(0, t.stopAt.Load()).Add(tlsStopGrace); grace.Before(deadline) {
+			_ = st.c.SetDeadline(grace)
+		}
+	}
 	err := tc.Handshake()
 	_ = st.c.SetDeadline(time.Time{})
+	st.handshaking.Store(false) // from here on a stop interrupts its reads
 	result := metrics.TLSOK
 	if err != nil {
 		result = t.handshakeResult(err)

@@ -1,6 +1,7 @@
 package shard
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -64,7 +65,10 @@ func tlsGroup(t *testing.T, cfg Config) (*Group, *CertStore, *x509.CertPool, str
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.Addr, cfg.Shards, cfg.TLS = "127.0.0.1:0", 2, ServerTLS(store, "dot")
+	cfg.Addr, cfg.TLS = "127.0.0.1:0", ServerTLS(store, "dot")
+	if cfg.Shards == 0 {
+		cfg.Shards = 2
+	}
 	g := startGroup(t, cfg)
 	return g, store, pool, dir
 }
@@ -255,4 +259,82 @@ func TestTLSConfigChecks(t *testing.T) {
 	if _, err := LoadCerts(filepath.Join(dir, "none.pem"), filepath.Join(dir, "key.pem")); err == nil {
 		t.Error("LoadCerts took a missing file")
 	}
+}
+
+// TestTLSStopLetsAHandshakeFinish: a connection accepted before a graceful
+// stop (an upgrade's hand-over) may still handshake and be answered; one
+// that stalls in its handshake holds the stop for tlsStopGrace only.
+func TestTLSStopLetsAHandshakeFinish(t *testing.T) {
+	dir := t.TempDir()
+	pool := selfSigned(t, dir, 1)
+	store, err := LoadCerts(filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, served := serveGroup(t, Config{Addr: "127.0.0.1:0", Shards: 1, TLS: ServerTLS(store), TLSHandshakeTimeout: time.Hour})
+	late := dialTCP(t, tcpAddr(g))    // handshakes after the stop began
+	stalled := dialTCP(t, tcpAddr(g)) // never handshakes
+	waitFor(t, "both accepted", func() bool { return sumAccepted(g) == 2 })
+	stopped := make(chan error, 1)
+	start := time.Now()
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+		defer cancel()
+		stopped <- g.Shutdown(ctx)
+	}()
+	waitFor(t, "the stop begun", func() bool { return g.tcp[0].stopping.Load() })
+	c := tls.Client(late, &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"})
+	_ = c.SetDeadline(time.Now().Add(waitTimeout))
+	if _, err := c.Write([]byte("late")); err != nil {
+		t.Fatalf("handshake after the stop began: %v", err)
+	}
+	buf := make([]byte, 4)
+	if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "late" {
+		t.Fatalf("echo after the stop began: %q, %v", buf, err)
+	}
+	if err := <-stopped; err != nil {
+		t.Fatalf("Shutdown: %v (a stalled handshake held the stop)", err)
+	}
+	<-served
+	t.Logf("stop took %v with a stalled handshake (grace %v)", time.Since(start), tlsStopGrace)
+	_ = stalled
+	cnt := tlsCounts(g)
+	if cnt.TLSHandshakes[metrics.TLSOK] != 1 || cnt.TLSHandshakes[metrics.TLSShutdown] != 1 || cnt.Closed[metrics.CloseShutdown] != 2 {
+		t.Fatalf("handshakes %v, closed %v; want one ok and one cut by the stop, both closed by it", cnt.TLSHandshakes, cnt.Closed)
+	}
+}
+
+// TestTLSMaxConnsEvictsAStalledHandshake: --max-conns counts connections
+// in their handshake, and one stalled there is evicted for a new client.
+func TestTLSMaxConnsEvictsAStalledHandshake(t *testing.T) {
+	g, _, pool, _ := tlsGroup(t, Config{Shards: 1, MaxConns: 1, MaxConnsPerIP: 2, TLSHandshakeTimeout: time.Hour})
+	stalled := dialTCP(t, tcpAddr(g))
+	waitFor(t, "the stalled one accepted", func() bool { return sumAccepted(g) == 1 })
+	// Evictable once it has been idle for evictIdle: retry until then.
+	waitFor(t, "a new client served", func() bool {
+		c, err := tls.Dial("tcp", tcpAddr(g), &tls.Config{RootCAs: pool})
+		if err != nil {
+			return false
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(waitTimeout))
+		buf := make([]byte, 2)
+		_, err = c.Write([]byte("hi"))
+		if err == nil {
+			_, err = io.ReadFull(c, buf)
+		}
+		return err == nil && string(buf) == "hi"
+	})
+	_ = stalled.SetReadDeadline(time.Now().Add(waitTimeout))
+	if _, err := stalled.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("the stalled connection: %v; want it closed", err)
+	}
+	waitFor(t, "the eviction counted", func() bool { return tlsCounts(g).Closed[metrics.CloseEvicted] == 1 })
+}
+
+func sumAccepted(g *Group) (n uint64) {
+	for _, s := range g.Stats(nil) {
+		n += s.Accepted
+	}
+	return n
 }
