@@ -15,10 +15,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+
+	mdns "github.com/miekg/dns"
 
 	"github.com/shardd/shardd/cmd/internal/testkit"
 )
@@ -279,4 +283,95 @@ func TestTLSFlagErrors(t *testing.T) {
 	if code != exitRuntime {
 		t.Errorf("missing pair: exit %d, want 1", code)
 	}
+}
+
+// dotQuery asks the SOA of example.com over a new TLS connection with
+// Go's client and miekg/dns framing; an error is any failure on the way.
+func (x *dotDaemon) dotQuery() error {
+	c, err := mdns.DialTimeoutWithTLS("tcp-tls", x.tls.String(), &tls.Config{RootCAs: x.ca.pool, NextProtos: []string{"dot"}}, testkit.WaitTimeout)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(testkit.WaitTimeout))
+	q := new(mdns.Msg)
+	q.SetQuestion("example.com.", mdns.TypeSOA)
+	if err := c.WriteMsg(q); err != nil {
+		return err
+	}
+	r, err := c.ReadMsg()
+	if err != nil {
+		return err
+	}
+	if r.Rcode != mdns.RcodeSuccess || len(r.Answer) != 1 {
+		return fmt.Errorf("answer %v", r)
+	}
+	return nil
+}
+
+// TestDoTUpgradeHandsOverTLS: through upgrades (USR2), the TLS listeners
+// go to the new process like the plain ones, and DNS over TLS queries
+// asked all along are all answered.
+func TestDoTUpgradeHandsOverTLS(t *testing.T) {
+	pidfile := filepath.Join(t.TempDir(), "shardd.pid")
+	x := startDoT(t, "--pidfile", pidfile)
+	readPid := func() int {
+		b, _ := os.ReadFile(pidfile)
+		pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+		return pid
+	}
+	var pids []int
+	t.Cleanup(func() {
+		for _, p := range pids {
+			_ = syscall.Kill(p, syscall.SIGKILL) // the processes this test's upgrades started
+		}
+	})
+	var ok, failed atomic.Uint64
+	var firstErr atomic.Value
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if err := x.dotQuery(); err != nil {
+				failed.Add(1)
+				firstErr.CompareAndSwap(nil, err.Error())
+			} else {
+				ok.Add(1)
+			}
+		}
+	}()
+	waitAnswers := func(what string) {
+		from := ok.Load()
+		testkit.PollFor(t, what, testkit.WaitTimeout, func() bool { return ok.Load() >= from+5 || failed.Load() > 0 })
+	}
+	waitAnswers("answers before the upgrades")
+	const upgrades = 3
+	for i := 0; i < upgrades; i++ {
+		old := readPid()
+		pids = append(pids, old)
+		if err := syscall.Kill(old, syscall.SIGUSR2); err != nil {
+			t.Fatal(err)
+		}
+		testkit.PollFor(t, "the new process in the pidfile", testkit.WaitTimeout, func() bool { return readPid() != old && readPid() != 0 })
+		waitAnswers(fmt.Sprintf("answers after upgrade %d", i+1))
+	}
+	close(stop)
+	<-done
+	pids = append(pids, readPid())
+	if failed.Load() != 0 || ok.Load() < 5*(upgrades+1) {
+		t.Fatalf("DNS over TLS through %d upgrades: %d answered, %d failed (first: %v)\n%s", upgrades, ok.Load(), failed.Load(), firstErr.Load(), x.d.Stderr)
+	}
+	if n := strings.Count(x.d.Stderr.String(), "upgrade handed over"); n != upgrades {
+		t.Fatalf("%d hand-overs logged, want %d", n, upgrades)
+	}
+	if strings.Contains(x.d.Stderr.String(), "inherited sockets no shard uses were closed") {
+		t.Fatalf("a TLS listener was not taken over:\n%s", x.d.Stderr)
+	}
+	t.Logf("%d DNS over TLS queries answered through %d upgrades", ok.Load(), upgrades)
 }
