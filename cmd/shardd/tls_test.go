@@ -375,3 +375,52 @@ func TestDoTUpgradeHandsOverTLS(t *testing.T) {
 	}
 	t.Logf("%d DNS over TLS queries answered through %d upgrades", ok.Load(), upgrades)
 }
+
+// TestSyslogOverTLS: RFC 5425 (octet-counted frames inside TLS) into
+// --handler syslog over --tls: every message exactly once in the sink.
+func TestSyslogOverTLS(t *testing.T) {
+	dir := t.TempDir()
+	ca := newTestCA(t, dir)
+	certFile, keyFile, sink := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem"), filepath.Join(dir, "out.ndjson")
+	ca.issue(t, 1, certFile, keyFile)
+	d := startDaemon(t, "--handler", "syslog", "--sink", sink, "--shards", "2", "--metrics", "127.0.0.1:0",
+		"--tls-cert", certFile, "--tls-key", keyFile, "--tls", "127.0.0.2:0")
+	to := d.WaitLine(t, "listening")["bound"].(string)
+	metrics := d.WaitLine(t, "serving metrics")["addr"].(string)
+	const conns, perConn = 4, 50
+	for c := 0; c < conns; c++ {
+		tc, err := tls.DialWithDialer(&net.Dialer{Timeout: testkit.WaitTimeout}, "tcp", to, &tls.Config{RootCAs: ca.pool})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var stream strings.Builder
+		for i := 0; i < perConn; i++ {
+			msg := fmt.Sprintf("<13>1 2026-11-25T12:00:00Z host app - - - message %d-%d", c, i)
+			fmt.Fprintf(&stream, "%d %s", len(msg), msg)
+		}
+		_ = tc.SetDeadline(time.Now().Add(testkit.WaitTimeout))
+		if _, err := tc.Write([]byte(stream.String())); err != nil {
+			t.Fatal(err)
+		}
+		tc.Close()
+	}
+	waitSyslogMetric(t, metrics, "shardd_tcp_closed_total", func(v float64) bool { return v == conns })
+	if code, _ := d.Stop(t, syscall.SIGTERM); code != 0 {
+		t.Fatalf("exit %d:\n%s", code, d.Stderr)
+	}
+	seen := map[string]int{}
+	for _, r := range testkit.ReadNDJSON(t, sink) {
+		m, _ := r["message"].(string)
+		seen[m]++
+	}
+	for c := 0; c < conns; c++ {
+		for i := 0; i < perConn; i++ {
+			if n := seen[fmt.Sprintf("message %d-%d", c, i)]; n != 1 {
+				t.Errorf("message %d-%d in the sink %d times, want once", c, i, n)
+			}
+		}
+	}
+	if len(seen) != conns*perConn {
+		t.Errorf("%d distinct records, want %d", len(seen), conns*perConn)
+	}
+}
