@@ -217,7 +217,7 @@ func (t *tcpShard) serveConn(st *connState) {
 	defer func() { t.endConn(st, &cb, reason) }()
 	if t.cfg.TLS != nil {
 		var ok bool
-		if reason, ok = t.handshake(st); !ok {
+		if reason, ok = t.handshake(st, &cb); !ok {
 			return
 		}
 	}
@@ -637,7 +637,7 @@ func (t *tcpShard) finalFrame(rest []byte) ([]byte, bool) {
 func (t *tcpShard) serveOne(msg []byte, src netip.AddrPort, cb *connBuf, run *pendReplies) {
 	t.counts.RxPackets++
 	t.counts.RxBytes += uint64(len(msg))
-	t.pkt.Data, t.pkt.Src = msg, src
+	t.pkt.Data, t.pkt.Src, t.pkt.Peer = msg, src, cb.peer
 	t.replies.Reset()
 	w := t.replies.Begin(&t.pkt)
 	defer func() {

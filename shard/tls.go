@@ -201,8 +201,9 @@ func (s *CertStore) Watch(interval time.Duration, stop <-chan struct{}, report f
 
 // handshake runs the TLS handshake of an accepted connection within the
 // handshake timeout and counts its outcome; ok false: the connection is to
-// close for reason (not served). The deadline is cleared after.
-func (t *tcpShard) handshake(st *connState) (reason metrics.CloseReason, ok bool) {
+// close for reason (not served). The deadline is cleared after. A client
+// certificate's subject goes to cb.peer (packet.Packet.Peer).
+func (t *tcpShard) handshake(st *connState, cb *connBuf) (reason metrics.CloseReason, ok bool) {
 	tc := tls.Server(st.c, t.cfg.TLS)
 	deadline := time.Now().Add(t.cfg.TLSHandshakeTimeout)
 	_ = st.c.SetDeadline(deadline)
@@ -222,6 +223,9 @@ func (t *tcpShard) handshake(st *connState) (reason metrics.CloseReason, ok bool
 	t.counts.TLSHandshakes[result]++
 	if err == nil {
 		cs := tc.ConnectionState()
+		if len(cs.PeerCertificates) > 0 {
+			cb.peer = []byte(cs.PeerCertificates[0].Subject.String())
+		}
 		if cs.DidResume {
 			t.counts.TLSResumed++
 		}

@@ -50,7 +50,11 @@ func checkRuntime(o *options, log *zap.Logger) error {
 			return err
 		}
 	}
-	if _, err := loadCerts(o, log); err != nil { // the --tls pair
+	certs, err := loadCerts(o, log) // the --tls pair
+	if err != nil {
+		return err
+	}
+	if _, err := o.serverTLS(certs); err != nil { // --tls-client-ca
 		return err
 	}
 	switch o.handler.value {

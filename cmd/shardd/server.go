@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -70,6 +71,10 @@ func startServer(o *options, log *zap.Logger, sig <-chan os.Signal) (_ *server, 
 	if srv.certs, err = loadCerts(o, log); err != nil {
 		return nil, err
 	}
+	tlsConf, err := o.serverTLS(srv.certs)
+	if err != nil {
+		return nil, err
+	}
 	if srv.svc, err = handlerNamed(o.handler.value).newService(o, log); err != nil {
 		return nil, err
 	}
@@ -86,7 +91,7 @@ func startServer(o *options, log *zap.Logger, sig <-chan os.Signal) (_ *server, 
 	if srv.metricsLn, err = srv.listenMetrics(); err != nil {
 		return nil, err
 	}
-	if srv.groups, err = listenAll(o, log, srv.inh, srv.inh != nil && !srv.fromSystemd, srv.svc, srv.certs); err != nil {
+	if srv.groups, err = listenAll(o, log, srv.inh, srv.inh != nil && !srv.fromSystemd, srv.svc, tlsConf); err != nil {
 		var ce *shard.ConfigError
 		if errors.As(err, &ce) {
 			return nil, flagError(ce, nil)
@@ -312,7 +317,7 @@ func (srv *server) drain() bool {
 	return !timedOut.Load()
 }
 
-func listenAll(o *options, log *zap.Logger, inh *inherited, upgrade bool, svc service, certs *shard.CertStore) ([]*shard.Group, error) {
+func listenAll(o *options, log *zap.Logger, inh *inherited, upgrade bool, svc service, tlsConf *tls.Config) ([]*shard.Group, error) {
 	var groups []*shard.Group
 	for i, addr := range o.allAddrs() {
 		var files map[string]*os.File
@@ -321,7 +326,7 @@ func listenAll(o *options, log *zap.Logger, inh *inherited, upgrade bool, svc se
 		}
 		cfg, _ := o.shardConfig(addr) // checked by parseArgs
 		if i >= len(o.addrs) {
-			o.tlsShardConfig(&cfg, certs)
+			o.tlsShardConfig(&cfg, tlsConf)
 		}
 		cfg.Inherit, cfg.Upgrade = files, upgrade
 		cfg.Own = ownInodes(groups) // the ADDRs before this one are not foreign to it

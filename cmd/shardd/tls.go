@@ -1,7 +1,11 @@
 package main
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"flag"
+	"fmt"
+	"os"
 	"slices"
 	"time"
 
@@ -16,6 +20,7 @@ import (
 type tlsOptions struct {
 	addrs     stringList    // --tls
 	cert, key string        // --tls-cert, --tls-key
+	clientCA  string        // --tls-client-ca: mutual TLS
 	handshake time.Duration // --tls-handshake-timeout
 }
 
@@ -30,6 +35,7 @@ func addTLSFlags(fs *flag.FlagSet, o *options) {
 	fs.Var(&o.tls.addrs, "tls", "also serve TLS over TCP on this address (repeat for more; e.g. --tls :853 for DNS over TLS, --tls :6514 for syslog over TLS); TLS 1.2 and 1.3, one listener per shard, served by a goroutine per connection")
 	fs.StringVar(&o.tls.cert, "tls-cert", "", "with --tls: the PEM certificate chain (leaf first); reloaded on HUP and when the file changes")
 	fs.StringVar(&o.tls.key, "tls-key", "", "with --tls: the PEM private key of --tls-cert")
+	fs.StringVar(&o.tls.clientCA, "tls-client-ca", "", "with --tls: require a client certificate signed by a CA in this PEM file (mutual TLS); syslog records get its subject as tls_peer")
 	fs.DurationVar(&o.tls.handshake, "tls-handshake-timeout", shard.DefaultTLSHandshakeTimeout, "with --tls: cut a connection that has not finished its TLS handshake by then")
 }
 
@@ -48,7 +54,7 @@ func checkTLSFlags(o *options) error {
 		}
 	}
 	if len(o.tls.addrs) == 0 {
-		for _, name := range []string{"tls-cert", "tls-key", "tls-handshake-timeout"} {
+		for _, name := range []string{"tls-cert", "tls-key", "tls-client-ca", "tls-handshake-timeout"} {
 			if o.given[name] {
 				return usagef("--%s needs --tls ADDR", name)
 			}
@@ -71,12 +77,36 @@ func (o *options) allAddrs() []string {
 }
 
 // tlsShardConfig makes cfg, the flags' Config for a --tls address, a TLS
-// one: TCP only, on goroutines, with the handler's ALPN protocol.
-func (o *options) tlsShardConfig(cfg *shard.Config, certs *shard.CertStore) {
+// one serving conf: TCP only, on goroutines.
+func (o *options) tlsShardConfig(cfg *shard.Config, conf *tls.Config) {
 	cfg.UDP, cfg.TCP = false, true
 	cfg.TCPShape = shard.TCPShapeGoroutines
-	cfg.TLS = shard.ServerTLS(certs, alpnOf[o.handler.value]...)
+	cfg.TLS = conf
 	cfg.TLSHandshakeTimeout = o.tls.handshake
+}
+
+// serverTLS is the one tls.Config of every --tls address (so they share
+// session ticket keys): the handler's ALPN protocol and, with
+// --tls-client-ca, a verified client certificate required. Nil without
+// --tls.
+func (o *options) serverTLS(certs *shard.CertStore) (*tls.Config, error) {
+	if certs == nil {
+		return nil, nil
+	}
+	conf := shard.ServerTLS(certs, alpnOf[o.handler.value]...)
+	if o.tls.clientCA == "" {
+		return conf, nil
+	}
+	pem, err := os.ReadFile(o.tls.clientCA)
+	if err != nil {
+		return nil, fmt.Errorf("--tls-client-ca: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("--tls-client-ca %s: no PEM certificate in it (give the CA certificates that sign client certificates)", o.tls.clientCA)
+	}
+	conf.ClientCAs, conf.ClientAuth = pool, tls.RequireAndVerifyClientCert
+	return conf, nil
 }
 
 // loadCerts loads the --tls pair (nil without --tls) and logs it.

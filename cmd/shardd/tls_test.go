@@ -9,6 +9,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
+	"io"
 	"math/big"
 	"net"
 	"net/netip"
@@ -367,9 +368,10 @@ func TestDoTUpgradeHandsOverTLS(t *testing.T) {
 	if failed.Load() != 0 || ok.Load() < 5*(upgrades+1) {
 		t.Fatalf("DNS over TLS through %d upgrades: %d answered, %d failed (first: %v)\n%s", upgrades, ok.Load(), failed.Load(), firstErr.Load(), x.d.Stderr)
 	}
-	if n := strings.Count(x.d.Stderr.String(), "upgrade handed over"); n != upgrades {
-		t.Fatalf("%d hand-overs logged, want %d", n, upgrades)
-	}
+	// The old process logs its hand-over after the new one wrote the pidfile.
+	testkit.PollFor(t, "every hand-over logged", testkit.WaitTimeout, func() bool {
+		return strings.Count(x.d.Stderr.String(), "upgrade handed over") == upgrades
+	})
 	if strings.Contains(x.d.Stderr.String(), "inherited sockets no shard uses were closed") {
 		t.Fatalf("a TLS listener was not taken over:\n%s", x.d.Stderr)
 	}
@@ -422,5 +424,78 @@ func TestSyslogOverTLS(t *testing.T) {
 	}
 	if len(seen) != conns*perConn {
 		t.Errorf("%d distinct records, want %d", len(seen), conns*perConn)
+	}
+}
+
+// clientCert is a client certificate for cn signed by ca.
+func (ca *testCA) clientCert(t *testing.T, cn string) tls.Certificate {
+	t.Helper()
+	key := mustKey(t)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(77), Subject: pkix.Name{CommonName: cn, Organization: []string{"shardd tests"}},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
+// TestSyslogMutualTLS: with --tls-client-ca, a client without a
+// certificate, or with one from another CA, is refused (counted as
+// bad_certificate) and logs nothing; a client with one gets its subject
+// in every record as tls_peer.
+func TestSyslogMutualTLS(t *testing.T) {
+	dir := t.TempDir()
+	ca := newTestCA(t, dir)
+	other := newTestCA(t, t.TempDir())
+	certFile, keyFile, sink := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem"), filepath.Join(dir, "out.ndjson")
+	ca.issue(t, 1, certFile, keyFile)
+	d := startDaemon(t, "--handler", "syslog", "--sink", sink, "--shards", "2", "--metrics", "127.0.0.1:0",
+		"--tls-cert", certFile, "--tls-key", keyFile, "--tls-client-ca", ca.caFile, "--tls", "127.0.0.2:0")
+	to := d.WaitLine(t, "listening")["bound"].(string)
+	metricsURL := "http://" + d.WaitLine(t, "serving metrics")["addr"].(string) + "/metrics"
+	send := func(certs []tls.Certificate, msg string) error {
+		c, err := tls.DialWithDialer(&net.Dialer{Timeout: testkit.WaitTimeout}, "tcp", to, &tls.Config{RootCAs: ca.pool, Certificates: certs})
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(testkit.WaitTimeout))
+		if _, err := fmt.Fprintf(c, "%d %s", len(msg), msg); err != nil {
+			return err
+		}
+		// TLS 1.3 clients learn of a refused certificate on their first
+		// read: wait for the server's close (EOF) or its alert.
+		_ = c.CloseWrite()
+		_, err = c.Read(make([]byte, 1))
+		if err == io.EOF {
+			return nil
+		}
+		return err
+	}
+	if err := send(nil, "<13>1 2026-11-25T12:00:00Z host app - - - anonymous"); err == nil {
+		t.Fatal("a client without a certificate was served")
+	}
+	if err := send([]tls.Certificate{other.clientCert(t, "stranger")}, "<13>1 2026-11-25T12:00:00Z host app - - - stranger"); err == nil {
+		t.Fatal("a client with another CA's certificate was served")
+	}
+	if err := send([]tls.Certificate{ca.clientCert(t, "client1")}, "<13>1 2026-11-25T12:00:00Z host app - - - trusted"); err != nil {
+		t.Fatalf("the trusted client: %v", err)
+	}
+	testkit.PollFor(t, "the handshakes counted", testkit.WaitTimeout, func() bool {
+		text := testkit.Scrape(t, metricsURL)
+		return testkit.MetricSum(text, "shardd_tls_handshakes_total", `result="bad_certificate"`) == 2 &&
+			testkit.MetricSum(text, "shardd_tls_handshakes_total", `result="ok"`) == 1 &&
+			testkit.MetricSum(text, "shardd_tcp_closed_total", "") == 3
+	})
+	if code, _ := d.Stop(t, syscall.SIGTERM); code != 0 {
+		t.Fatalf("exit %d:\n%s", code, d.Stderr)
+	}
+	recs := testkit.ReadNDJSON(t, sink)
+	if len(recs) != 1 || recs[0]["message"] != "trusted" || recs[0]["tls_peer"] != "CN=client1,O=shardd tests" || recs[0]["proto"] != "tcp" {
+		t.Fatalf("records %v; want the trusted one alone, with tls_peer", recs)
 	}
 }

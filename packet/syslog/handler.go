@@ -60,7 +60,7 @@ func (h *Handler) ServePacket(_ *packet.ReplyWriter, p *packet.Packet) error {
 		h.cut.Add(1)
 	}
 	Parse(data, now, &h.rec)
-	h.origin = Origin{Received: now, From: p.Src, Shard: h.shard, Proto: p.Proto.String(), Truncated: cut}
+	h.origin = Origin{Received: now, From: p.Src, Shard: h.shard, Proto: p.Proto.String(), Truncated: cut, Peer: p.Peer}
 	line := AppendJSON(h.scratch[:0], &h.rec, &h.origin)
 	h.msgs[h.rec.Format].Add(1)
 	h.enqueue(line)
