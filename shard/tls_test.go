@@ -26,13 +26,19 @@ import (
 // trusts it.
 func selfSigned(t *testing.T, dir string, serial int64) *x509.CertPool {
 	t.Helper()
+	return selfSignedUntil(t, dir, serial, time.Now().Add(24*time.Hour))
+}
+
+// selfSignedUntil is selfSigned with the certificate valid until notAfter.
+func selfSignedUntil(t *testing.T, dir string, serial int64, notAfter time.Time) *x509.CertPool {
+	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: "shard test"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		NotBefore: notAfter.Add(-48 * time.Hour), NotAfter: notAfter,
 		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, KeyUsage: x509.KeyUsageDigitalSignature,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	}
@@ -337,4 +343,35 @@ func sumAccepted(g *Group) (n uint64) {
 		n += s.Accepted
 	}
 	return n
+}
+
+// TestTLSClientRefusesCertificate: clients that refuse the certificate
+// (expired, another host name, a CA they do not trust) are counted as
+// bad_certificate, and NotAfter tells the expiry.
+func TestTLSClientRefusesCertificate(t *testing.T) {
+	dir := t.TempDir()
+	expiredAt := time.Now().Add(-time.Hour).Truncate(time.Second)
+	pool := selfSignedUntil(t, dir, 1, expiredAt)
+	store, err := LoadCerts(filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !store.NotAfter().Equal(expiredAt) {
+		t.Fatalf("NotAfter %v, want %v", store.NotAfter(), expiredAt)
+	}
+	g := startGroup(t, Config{Addr: "127.0.0.1:0", Shards: 1, TLS: ServerTLS(store)})
+	fresh := selfSigned(t, t.TempDir(), 9) // a CA the server's certificate is not from
+	for _, cc := range []*tls.Config{
+		{RootCAs: pool}, // expired
+		{RootCAs: pool, ServerName: "other.test"}, // another host (and expired)
+		{RootCAs: fresh}, // unknown authority
+	} {
+		if c, err := tls.Dial("tcp", tcpAddr(g), cc); err == nil {
+			c.Close()
+			t.Fatal("the client took the certificate")
+		}
+	}
+	waitFor(t, "three refusals counted", func() bool {
+		return tlsCounts(g).TLSHandshakes[metrics.TLSBadCertificate] == 3
+	})
 }

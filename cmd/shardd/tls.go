@@ -122,8 +122,13 @@ func loadCerts(o *options, log *zap.Logger) (*shard.CertStore, error) {
 	return certs, nil
 }
 
+// logCert logs the pair in use; one that has expired is served (a
+// client may accept it) but warned about.
 func logCert(log *zap.Logger, msg string, certs *shard.CertStore) {
 	log.Info(msg, zap.String("serial", certs.Serial()), zap.Time("not_after", certs.NotAfter()))
+	if time.Now().After(certs.NotAfter()) {
+		log.Warn("the TLS certificate has expired: clients that check it refuse it", zap.Time("not_after", certs.NotAfter()))
+	}
 }
 
 // reloadCerts loads the --tls pair again (HUP); a pair that does not load
