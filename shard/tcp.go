@@ -249,6 +249,8 @@ type streamState struct {
 	eof      bool      // the client has sent everything
 	grow     bool      // the last read filled its room: a long frame or a burst
 	lastRead time.Time // when the last byte came
+	start    time.Time // when serving began (after a TLS handshake)
+	peeked   bool      // TLS, stopping: one read was tried for records crypto/tls already holds
 }
 
 // converse runs a connection's rounds until it closes, and returns why:
@@ -256,7 +258,7 @@ type streamState struct {
 // had sent, else size the input buffer and read.
 func (t *tcpShard) converse(st *connState, cb *connBuf) metrics.CloseReason {
 	now := time.Now()
-	s := streamState{deadline: now.Add(t.cfg.IdleTimeout), fence: -1, lastRead: now}
+	s := streamState{deadline: now.Add(t.cfg.IdleTimeout), fence: -1, lastRead: now, start: now}
 	for {
 		if reason, ok := t.serveReady(st, cb, &s); !ok {
 			return reason
@@ -306,7 +308,7 @@ func (t *tcpShard) drained(st *connState, cb *connBuf, s *streamState) bool {
 	if t.stopping.Load() && s.fence < 0 {
 		s.fence = connInq(st.c)
 	}
-	if s.fence == 0 && t.graceUntil(st.fresh, s.lastRead, s.deadline).Before(time.Now()) {
+	if s.fence == 0 && t.streamGrace(st, s).Before(time.Now()) && !tlsPeek(st, s) {
 		t.linger(st, cb)
 		return true
 	}
@@ -365,7 +367,7 @@ func (t *tcpShard) armRead(st *connState, s *streamState, room int) (int, bool) 
 		_ = st.rw.SetReadDeadline(time.Now().Add(drainIdle))
 		return min(room, s.fence), true
 	case s.fence == 0: // a request in flight: until it stops arriving, within the grace
-		_ = st.rw.SetReadDeadline(t.graceUntil(st.fresh, s.lastRead, s.deadline))
+		_ = st.rw.SetReadDeadline(t.streamGrace(st, s))
 		return room, true
 	}
 	_ = st.rw.SetReadDeadline(s.deadline)

@@ -295,3 +295,41 @@ func (t *tcpShard) handshakeResult(err error) metrics.TLSResult {
 	}
 	return metrics.TLSError
 }
+
+// streamGrace is graceUntil for a goroutine-shape connection; one whose
+// TLS handshake ended after the stop began counts the grace from the
+// handshake's end instead (its client sends its request right after).
+func (t *tcpShard) streamGrace(st *connState, s *streamState) time.Time {
+	g := t.graceUntil(st.fresh, s.lastRead, s.deadline)
+	if g.IsZero() {
+		g = aLongTimeAgo // no grace; as a read deadline, the zero time would mean none
+	}
+	if !st.fresh || st.rw == net.Conn(st.c) {
+		return g
+	}
+	// As graceUntil, with the handshake's end in place of the stop's start.
+	end := s.start.Add(drainIdle)
+	if l := s.lastRead.Add(drainIdle); l.Before(end) {
+		end = l
+	}
+	if s.deadline.Before(end) {
+		end = s.deadline
+	}
+	if end.After(g) {
+		return end
+	}
+	return g
+}
+
+// tlsPeek tells a stopping TLS connection that has read all the kernel
+// had (the fence) to read once more before it closes: crypto/tls may have
+// read the client's first request with the handshake's last record, out of
+// the kernel's sight, and a read returns what it holds even past the
+// deadline. Once per connection.
+func tlsPeek(st *connState, s *streamState) bool {
+	if st.rw == net.Conn(st.c) || s.peeked {
+		return false
+	}
+	s.peeked = true
+	return true
+}

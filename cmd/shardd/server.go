@@ -413,6 +413,7 @@ func summaryFields(s metrics.Snapshot) []zap.Field {
 		}
 		fields = append(fields, zap.Uint64("accepted", s.Accepted), zap.Any("closed", closed))
 		fields = append(fields, trafficFields(s, "messages")...)
+		fields = append(fields, tlsSummaryFields(s)...)
 		return append(fields, zap.Uint64("handler_errors", s.HandlerErrors), zap.Uint64("discarded_bytes", s.DiscardedBytes),
 			zap.Uint64("unsent_messages", s.UnsentPackets), zap.Uint64("unsent_bytes", s.UnsentBytes))
 	}

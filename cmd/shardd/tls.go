@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/shardd/shardd/metrics"
 	"github.com/shardd/shardd/shard"
 )
 
@@ -175,4 +176,20 @@ func protoField(in shard.Info, o *options) string {
 		return "tls"
 	}
 	return o.proto.value
+}
+
+// tlsSummaryFields are a TLS shard's handshakes in its summary line: by
+// result (those that happened), resumed, and by version.
+func tlsSummaryFields(s metrics.Snapshot) []zap.Field {
+	if s.Proto != "tls" {
+		return nil
+	}
+	hs := map[string]uint64{}
+	for r, n := range s.TLSHandshakes {
+		if n > 0 {
+			hs[metrics.TLSResult(r).String()] = n
+		}
+	}
+	return []zap.Field{zap.Any("tls_handshakes", hs), zap.Uint64("tls_resumed", s.TLSResumed),
+		zap.Uint64("tls12", s.TLSVersions[metrics.TLS12]), zap.Uint64("tls13", s.TLSVersions[metrics.TLS13])}
 }

@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"io"
@@ -372,6 +373,19 @@ func TestDoTUpgradeHandsOverTLS(t *testing.T) {
 	testkit.PollFor(t, "every hand-over logged", testkit.WaitTimeout, func() bool {
 		return strings.Count(x.d.Stderr.String(), "upgrade handed over") == upgrades
 	})
+	// Every process's TLS shards summed up their handshakes as they exited.
+	summed := 0.0
+	for _, line := range strings.Split(x.d.Stderr.String(), "\n") {
+		var m map[string]any
+		if json.Unmarshal([]byte(line), &m) == nil && m["msg"] == "shard summary" && m["proto"] == "tls" {
+			hs, _ := m["tls_handshakes"].(map[string]any)
+			ok, _ := hs["ok"].(float64)
+			summed += ok
+		}
+	}
+	if summed == 0 || summed > float64(ok.Load()) {
+		t.Errorf("the exited processes' TLS summaries count %v handshakes ok, want 1..%d", summed, ok.Load())
+	}
 	if strings.Contains(x.d.Stderr.String(), "inherited sockets no shard uses were closed") {
 		t.Fatalf("a TLS listener was not taken over:\n%s", x.d.Stderr)
 	}
