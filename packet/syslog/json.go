@@ -13,7 +13,7 @@ type Origin struct {
 	Received time.Time
 	From     netip.AddrPort
 	Shard    int
-	Proto    string // "udp", "tcp" or "tls"
+	Proto    string // "udp" or "tcp" (TLS too: a stream over TCP)
 	// Peer is the TLS client certificate's subject (mutual TLS; written
 	// as tls_peer), nil for none.
 	Peer []byte
