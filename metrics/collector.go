@@ -33,6 +33,9 @@ var (
 	descTCPEmpty      = prometheus.NewDesc("shardd_tcp_empty_frames_total", "TCP frames that carried no message (zero length): consumed, not handled, not in shardd_rx_packets_total; they do not extend the idle timeout.", shardLabels, nil)
 	descTCPAcceptErrs = prometheus.NewDesc("shardd_tcp_accept_errors_total", "Failed accept calls on the shard's TCP listener, by errno (EMFILE: out of descriptors); accepts back off and retry.", append(append([]string{}, shardLabels...), "errno"), nil)
 	descTCPHeld       = prometheus.NewDesc("shardd_tcp_held_bytes", "Buffer bytes the shard's TCP connections hold (input not yet served, replies not yet written), bounded by --max-shard-memory.", shardLabels, nil)
+	descTLSHandshakes = prometheus.NewDesc("shardd_tls_handshakes_total", "TLS handshakes on the shard's TLS listener, by result: ok, timeout (--tls-handshake-timeout), bad_certificate, protocol (no common version, suite or ALPN, or not TLS), eof, shutdown, error.", append(append([]string{}, shardLabels...), "result"), nil)
+	descTLSResumed    = prometheus.NewDesc("shardd_tls_resumed_total", "TLS handshakes that resumed a session (a ticket): no full handshake; also in shardd_tls_handshakes_total{result=\"ok\"}.", shardLabels, nil)
+	descTLSVersions   = prometheus.NewDesc("shardd_tls_connections_total", "TLS connections established on the shard, by protocol version (1.2, 1.3).", append(append([]string{}, shardLabels...), "version"), nil)
 	descSocketInfo    = prometheus.NewDesc("shardd_socket_info", "The shard's socket, by inode (as /proc/net and shardd inspect list it); the value is always 1.", append(append([]string{}, shardLabels...), "inode"), nil)
 	descImbalance     = prometheus.NewDesc("shardd_shard_imbalance", "Received datagrams of the busiest shard over the mean of the listener's shards (1 = even).", listenerLabels, nil)
 
@@ -229,9 +232,19 @@ func sum(counts []uint64) uint64 {
 	return n
 }
 
-// on reports whether a series of the transport proto ("udp", "tcp", or ""
-// for every one) is exposed on a shard of the transport shardProto: a shard
-// that is not TCP gets the UDP series.
+// on reports whether a series of the transport proto ("udp", "tcp", "tls",
+// or "" for every one) is exposed on a shard of the transport shardProto: a
+// TLS shard is a TCP shard too, and a shard that is neither gets the UDP
+// series.
 func on(proto, shardProto string) bool {
-	return proto == "" || (proto == "tcp") == (shardProto == "tcp")
+	stream := shardProto == "tcp" || shardProto == "tls"
+	switch proto {
+	case "":
+		return true
+	case "tcp":
+		return stream
+	case "tls":
+		return shardProto == "tls"
+	}
+	return !stream
 }

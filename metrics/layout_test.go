@@ -97,6 +97,10 @@ var exposed = map[string]map[string]struct{ metric, label string }{
 		"UnsentBytes": {"shardd_tcp_unsent_bytes_total", ""}, "EmptyFrames": {"shardd_tcp_empty_frames_total", ""},
 		"AcceptErrors": {"shardd_tcp_accept_errors_total", "errno"},
 	},
+	"tls": { // and the "tcp" ones
+		"TLSHandshakes": {"shardd_tls_handshakes_total", "result"}, "TLSResumed": {"shardd_tls_resumed_total", ""},
+		"TLSVersions": {"shardd_tls_connections_total", "version"},
+	},
 }
 
 // TestExpositionEveryWord gives every word of a shard's Counts its own
@@ -105,7 +109,7 @@ var exposed = map[string]map[string]struct{ metric, label string }{
 // UDP shard the common words are, the batch and GRO words make the two
 // histograms, and no TCP word shows.
 func TestExpositionEveryWord(t *testing.T) {
-	for _, proto := range []string{"tcp", "udp"} {
+	for _, proto := range []string{"tcp", "udp", "tls"} {
 		t.Run(proto, func(t *testing.T) {
 			c, words := distinctCounts(t)
 			reg := prometheus.NewPedanticRegistry()
@@ -138,12 +142,19 @@ func TestExpositionEveryWord(t *testing.T) {
 				if !ok {
 					where, ok = exposed[proto][w.field]
 				}
+				if !ok && proto == "tls" {
+					where, ok = exposed["tcp"][w.field]
+				}
 				label := ""
 				switch w.field {
 				case "Closed":
 					label = CloseReason(w.index).String()
 				case "AcceptErrors":
 					label = AcceptErrno(w.index).String()
+				case "TLSHandshakes":
+					label = TLSResult(w.index).String()
+				case "TLSVersions":
+					label = TLSVersion(w.index).String()
 				}
 				switch {
 				case ok:
@@ -244,6 +255,7 @@ func TestDescribedEqualsCollected(t *testing.T) {
 	udp := Snapshot{Listener: ":53", Proto: "udp"}
 	tcp := Snapshot{Listener: ":53", Proto: "tcp", Shard: 1, Inode: 4242}
 	tcp.AcceptErrors[AcceptEMFILE] = 3
+	tls := Snapshot{Listener: ":853", Proto: "tls", Inode: 4343}
 	phases := []struct {
 		name    string
 		snaps   []Snapshot
@@ -253,6 +265,7 @@ func TestDescribedEqualsCollected(t *testing.T) {
 		{"udp+tcp, host counters", []Snapshot{udp, tcp}, nil},
 		{"none", nil, hostErr},
 		{"tcp", []Snapshot{tcp}, nil},
+		{"udp+tcp+tls", []Snapshot{udp, tcp, tls}, nil},
 	}
 	for _, p := range phases {
 		src.snaps, hostErr = p.snaps, p.hostErr
@@ -268,7 +281,7 @@ func TestDescribedEqualsCollected(t *testing.T) {
 		}
 	}
 
-	src.snaps, hostErr = []Snapshot{udp, tcp}, nil
+	src.snaps, hostErr = []Snapshot{udp, tcp, tls}, nil
 	described := descStrings(c.Describe)
 	collected := descStrings(func(ch chan<- *prometheus.Desc) {
 		mc := make(chan prometheus.Metric)

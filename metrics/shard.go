@@ -69,6 +69,63 @@ type Counts struct {
 	// handled, not in RxPackets, and they do not extend the idle timeout.
 	EmptyFrames  uint64
 	AcceptErrors [AcceptErrnos]uint64 // failed accept calls, by errno (an AcceptErrno)
+
+	// TLS listeners only.
+	TLSHandshakes [TLSResults]uint64   // handshakes by outcome (a TLSResult)
+	TLSResumed    uint64               // successful handshakes that resumed a session (no full handshake)
+	TLSVersions   [TLSVersionsN]uint64 // successful handshakes by protocol version (a TLSVersion)
+}
+
+// TLSResult is how a TLS handshake ended; it indexes Counts.TLSHandshakes,
+// and its String is the result label value.
+type TLSResult uint8
+
+// TLS handshake outcomes.
+const (
+	TLSOK             TLSResult = iota // done: the connection is served
+	TLSTimeout                         // not done within --tls-handshake-timeout
+	TLSBadCertificate                  // the client refused our certificate, or sent a bad one
+	TLSProtocol                        // no common version, suite or ALPN protocol, or not TLS at all
+	TLSEOF                             // the client closed during the handshake
+	TLSShutdown                        // the server stopped during the handshake
+	TLSError                           // anything else (reset, evicted)
+)
+
+// TLSResults is the number of TLSResult values.
+const TLSResults = int(TLSError) + 1
+
+var tlsResultNames = [TLSResults]string{"ok", "timeout", "bad_certificate", "protocol", "eof", "shutdown", "error"}
+
+// String returns the result label value of shardd_tls_handshakes_total.
+func (r TLSResult) String() string {
+	if int(r) < TLSResults {
+		return tlsResultNames[r]
+	}
+	return "TLSResult(" + strconv.Itoa(int(r)) + ")"
+}
+
+// TLSVersion is the protocol version of a TLS connection; it indexes
+// Counts.TLSVersions, and its String is the version label value.
+type TLSVersion uint8
+
+// TLS versions served.
+const (
+	TLS12 TLSVersion = iota
+	TLS13
+)
+
+// TLSVersionsN is the number of TLSVersion values.
+const TLSVersionsN = int(TLS13) + 1
+
+// String returns the version label value of shardd_tls_connections_total.
+func (v TLSVersion) String() string {
+	switch v {
+	case TLS12:
+		return "1.2"
+	case TLS13:
+		return "1.3"
+	}
+	return "TLSVersion(" + strconv.Itoa(int(v)) + ")"
 }
 
 // AcceptErrno is the kind of a failed accept call; it indexes
@@ -151,7 +208,7 @@ type Shard struct {
 }
 
 // countsWords is the number of words in countsTable.
-const countsWords = 8 + 1 + 2*BatchBuckets + GSOBuckets + 1 + 1 + CloseReasons + 1 + 3 + AcceptErrnos
+const countsWords = 8 + 1 + 2*BatchBuckets + GSOBuckets + 1 + 1 + CloseReasons + 1 + 3 + AcceptErrnos + TLSResults + 1 + TLSVersionsN
 
 // field is one field of Counts: the words it takes in a Shard block and, if
 // it is a series of its own, how the Collector exposes it. Exactly one of
@@ -192,6 +249,11 @@ var countsTable = func() []field {
 		{name: "EmptyFrames", scalar: func(c *Counts) *uint64 { return &c.EmptyFrames }, desc: descTCPEmpty, proto: "tcp"},
 		{name: "AcceptErrors", array: func(c *Counts) []uint64 { return c.AcceptErrors[:] }, desc: descTCPAcceptErrs, proto: "tcp",
 			label: func(i int) string { return AcceptErrno(i).String() }},
+		{name: "TLSHandshakes", array: func(c *Counts) []uint64 { return c.TLSHandshakes[:] }, desc: descTLSHandshakes, proto: "tls",
+			label: func(i int) string { return TLSResult(i).String() }},
+		{name: "TLSResumed", scalar: func(c *Counts) *uint64 { return &c.TLSResumed }, desc: descTLSResumed, proto: "tls"},
+		{name: "TLSVersions", array: func(c *Counts) []uint64 { return c.TLSVersions[:] }, desc: descTLSVersions, proto: "tls",
+			label: func(i int) string { return TLSVersion(i).String() }},
 	}
 	off := 0
 	for i := range t {
@@ -273,7 +335,7 @@ func (s *Shard) Load() Counts {
 // from its socket.
 type Snapshot struct {
 	Listener string // the address as configured, e.g. ":5353"
-	Proto    string // "udp" or "tcp"
+	Proto    string // "udp", "tcp" or "tls" (TCP with TLS)
 	Shard    int    // index within the listener's group
 	CPU      int    // the CPU the shard is pinned to, or -1
 	Counts

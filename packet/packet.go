@@ -35,6 +35,11 @@ type Packet struct {
 	Dst   netip.Addr     // local address the packet arrived on, when known (wildcard listeners)
 	Shard int            // index of the shard serving the packet, 0-based within its group
 	Proto Proto
+	// Peer is, on a TLS connection whose client sent a verified
+	// certificate (mutual TLS), that certificate's subject (RFC 2253
+	// form, as crypto/x509's Name.String); nil otherwise. Like Data, it is
+	// not to be retained or changed.
+	Peer []byte
 }
 
 // Handler serves one Packet and may queue replies to its sender on w.

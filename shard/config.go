@@ -1,6 +1,7 @@
 package shard
 
 import (
+	"crypto/tls"
 	"fmt"
 	"net"
 	"net/netip"
@@ -236,6 +237,16 @@ type Config struct {
 	// (at least 4, or MaxConns if smaller).
 	MaxConnsPerIP int
 
+	// TLS, when set, serves TLS on the TCP listeners (see tls.go): the
+	// group is then TCP only (UDP is refused), on the goroutine shape
+	// (TCPShapeLoop is refused; TCPShapeAuto means goroutines), and every
+	// connection handshakes before its first frame. ServerTLS builds one.
+	TLS *tls.Config
+	// TLSHandshakeTimeout cuts a TLS connection that has not finished its
+	// handshake this long after the accept. 0 means
+	// DefaultTLSHandshakeTimeout.
+	TLSHandshakeTimeout time.Duration
+
 	// NewHandler returns the handler of shard i. Each shard gets its own, so
 	// handler state is shard-local and needs no locks. Nil means packet.Echo.
 	NewHandler func(shard int) packet.Handler
@@ -335,7 +346,7 @@ func DefaultConnsPerIP(maxConns int) int {
 // knows an address can tell the two apart by Field.
 func (c Config) resolve(shards int) (resolved, error) {
 	r := resolved{Config: c.withDefaults(shards)}
-	for _, check := range []func(c, r Config) error{checkUDP, checkTCP, checkSteering} {
+	for _, check := range []func(c, r Config) error{checkUDP, checkTCP, checkTLS, checkSteering} {
 		if err := check(c, r.Config); err != nil {
 			return r, err
 		}
@@ -373,6 +384,15 @@ func (c Config) withDefaults(shards int) Config {
 	}
 	if c.WriteTimeout == 0 {
 		c.WriteTimeout = DefaultWriteTimeout
+	}
+	if c.TLS != nil {
+		c.TCP = true
+		if c.TCPShape == TCPShapeAuto {
+			c.TCPShape = TCPShapeGoroutines // crypto/tls needs a net.Conn
+		}
+	}
+	if c.TLSHandshakeTimeout == 0 {
+		c.TLSHandshakeTimeout = DefaultTLSHandshakeTimeout
 	}
 	if !c.UDP && !c.TCP {
 		c.UDP = true
@@ -435,6 +455,25 @@ func checkTCP(c, r Config) error {
 			"raise MaxShardMemory or lower MaxConnMemory"}
 	case r.MaxConnsPerIP < 1:
 		return &ConfigError{"MaxConnsPerIP", strconv.Itoa(c.MaxConnsPerIP), "must be at least 1", "set it to MaxConns for no per-address limit"}
+	}
+	return nil
+}
+
+// checkTLS checks what TLS needs: a certificate, TCP alone, the goroutine
+// shape and a positive handshake timeout.
+func checkTLS(c, r Config) error {
+	if r.TLS == nil {
+		return nil
+	}
+	switch {
+	case r.TLS.GetCertificate == nil && len(r.TLS.Certificates) == 0:
+		return &ConfigError{"TLS", "", "has no certificate", "set TLS from ServerTLS with a CertStore"}
+	case r.UDP:
+		return &ConfigError{"TLS", "", "serves TCP only, and UDP is asked too", "serve UDP on another address (another Config)"}
+	case r.TCPShape != TCPShapeGoroutines:
+		return &ConfigError{"TCPShape", r.TCPShape.String(), "cannot serve TLS: crypto/tls runs on the goroutine shape", "use TCPShape goroutines (or leave it out) for a TLS address"}
+	case r.TLSHandshakeTimeout < 0:
+		return &ConfigError{"TLSHandshakeTimeout", c.TLSHandshakeTimeout.String(), "must be positive, e.g. 10s", ""}
 	}
 	return nil
 }

@@ -26,6 +26,27 @@
 // serves the batch in hand and whatever is already queued in the sockets,
 // sends the replies and closes; [Group.Close] closes at once.
 //
+// # TLS
+//
+// A Config with TLS set serves TLS over TCP (DNS over TLS, RFC 7858;
+// syslog over TLS, RFC 5425): one SO_REUSEPORT listener per shard, as for
+// TCP, with the handler's framing inside TLS unchanged. It runs on the
+// goroutine shape only: crypto/tls works on a net.Conn, and the epoll loop
+// would need a record layer of its own, which shardd does not have, so
+// Listen picks TCPShapeGoroutines for a TLS group and refuses
+// TCPShapeLoop. TLS 1.2 (ECDHE with an AEAD only) and 1.3 are offered
+// ([ServerTLS]). Each connection handshakes within TLSHandshakeTimeout
+// before its first frame; --max-conns, the per-address limit, eviction
+// and the memory bounds apply from the accept on (the memory bounds cover
+// the plaintext buffers; crypto/tls's own record buffers are extra). The
+// certificate comes from a [CertStore], swapped atomically on Reload or
+// when Watch sees its files change; a pair that does not load leaves the
+// one in use serving. Upgrades hand the TLS listeners over like the TCP
+// ones ("tcp/N" in Files and Inherit: TLS lives in the process, not the
+// socket). The handshakes are counted per shard by result, version and
+// resumption (metrics.Counts.TLSHandshakes, TLSVersions, TLSResumed), on
+// shards whose snapshots have Proto "tls".
+//
 // # Platforms
 //
 // Linux gets batched I/O over preallocated mmsghdr arrays, the local address of

@@ -44,6 +44,9 @@ type Info struct {
 	GRO         bool // UDP_GRO is on: the kernel may hand over a flow's datagrams coalesced
 	GSO         bool // replies to one client are grouped into UDP_SEGMENT sends (Config.GSO)
 	UDP, TCP    bool // the transports served
+	// TLS says the TCP listeners serve TLS (on the goroutine shape, which
+	// TCPShape then is); their shards' snapshots have Proto "tls".
+	TLS bool
 }
 
 // Group is the set of shards serving one address.
@@ -105,7 +108,7 @@ func listen(r resolved) (g *Group, err error) {
 	g.info = Info{
 		Addr: r.Addr, Bound: r.addr, Network: r.network, Shards: r.Shards, CPUs: cpus,
 		Batch: r.Batch, MaxPacket: r.MaxPacket, RcvBufAsk: r.RcvBuf, UDP: r.UDP, TCP: r.TCP, TCPShape: r.TCPShape,
-		Steer: r.Steer, Exclusive: r.Exclusive,
+		Steer: r.Steer, Exclusive: r.Exclusive, TLS: r.TLS != nil,
 	}
 	if r.UDP {
 		if err := g.bindUDP(cpus); err != nil {
@@ -649,6 +652,9 @@ func (g *Group) Stats(dst []metrics.Snapshot) []metrics.Snapshot {
 		snap := t.snapshot()
 		snap.Listener = g.info.Addr
 		snap.Proto = "tcp"
+		if g.info.TLS {
+			snap.Proto = "tls"
+		}
 		dst = append(dst, snap)
 	}
 	return dst

@@ -61,11 +61,15 @@ type tcpShard struct {
 // connState is what the accept loop knows of a goroutine-shape connection.
 type connState struct {
 	c       *net.TCPConn
+	rw      net.Conn // what frames are read from and replies written to: c, or its TLS session
 	src     netip.AddrPort
 	lastMsg atomic.Int64 // unix nanoseconds of the last complete message (or the accept)
 	evicted bool         // under connsMu: closed to make room for a new connection
 	fresh   bool         // no message completed yet (its goroutine only)
 	busy    atomic.Bool  // serving, writing replies or waiting for memory: not to be evicted
+	// In its TLS handshake: a stop gives it tlsStopGrace to finish, so a
+	// connection accepted just before an upgrade's hand-over is served.
+	handshaking atomic.Bool
 }
 
 // maxStreamReply is the smallest reply size a TCP shard allows: a 2-byte
@@ -150,9 +154,10 @@ func (t *tcpShard) acceptWait(err error, backoff time.Duration) time.Duration {
 // returns nil.
 func (t *tcpShard) register(c *net.TCPConn) *connState {
 	src := c.RemoteAddr().(*net.TCPAddr).AddrPort()
-	st := &connState{c: c, src: netip.AddrPortFrom(src.Addr().Unmap(), src.Port()), fresh: true}
+	st := &connState{c: c, rw: c, src: netip.AddrPortFrom(src.Addr().Unmap(), src.Port()), fresh: true}
 	now := time.Now()
 	st.lastMsg.Store(now.UnixNano())
+	st.handshaking.Store(t.cfg.TLS != nil)
 	// stop sets stopping before it walks conns under connsMu, so a
 	// connection registered here either gets stop's deadline or sees
 	// stopping itself (drained).
@@ -210,6 +215,12 @@ func (t *tcpShard) serveConn(st *connState) {
 	var cb connBuf
 	reason := metrics.CloseError // if converse panics
 	defer func() { t.endConn(st, &cb, reason) }()
+	if t.cfg.TLS != nil {
+		var ok bool
+		if reason, ok = t.handshake(st, &cb); !ok {
+			return
+		}
+	}
 	reason = t.converse(st, &cb)
 }
 
@@ -238,6 +249,8 @@ type streamState struct {
 	eof      bool      // the client has sent everything
 	grow     bool      // the last read filled its room: a long frame or a burst
 	lastRead time.Time // when the last byte came
+	start    time.Time // when serving began (after a TLS handshake)
+	peeked   bool      // TLS, stopping: one read was tried for records crypto/tls already holds
 }
 
 // converse runs a connection's rounds until it closes, and returns why:
@@ -245,7 +258,7 @@ type streamState struct {
 // had sent, else size the input buffer and read.
 func (t *tcpShard) converse(st *connState, cb *connBuf) metrics.CloseReason {
 	now := time.Now()
-	s := streamState{deadline: now.Add(t.cfg.IdleTimeout), fence: -1, lastRead: now}
+	s := streamState{deadline: now.Add(t.cfg.IdleTimeout), fence: -1, lastRead: now, start: now}
 	for {
 		if reason, ok := t.serveReady(st, cb, &s); !ok {
 			return reason
@@ -264,7 +277,7 @@ func (t *tcpShard) converse(st *connState, cb *connBuf) metrics.CloseReason {
 		if !ok {
 			continue // stop's deadline may have come before ours
 		}
-		if reason, done := t.readIn(st.c, cb, &s, room); done {
+		if reason, done := t.readIn(st.rw, cb, &s, room); done {
 			return reason
 		}
 	}
@@ -295,8 +308,8 @@ func (t *tcpShard) drained(st *connState, cb *connBuf, s *streamState) bool {
 	if t.stopping.Load() && s.fence < 0 {
 		s.fence = connInq(st.c)
 	}
-	if s.fence == 0 && t.graceUntil(st.fresh, s.lastRead, s.deadline).Before(time.Now()) {
-		t.linger(st.c, cb)
+	if s.fence == 0 && t.streamGrace(st, s).Before(time.Now()) && !tlsPeek(st, s) {
+		t.linger(st, cb)
 		return true
 	}
 	return false
@@ -351,20 +364,20 @@ func (t *tcpShard) sizeIn(cb *connBuf, s *streamState) (room int, reason metrics
 func (t *tcpShard) armRead(st *connState, s *streamState, room int) (int, bool) {
 	switch {
 	case s.fence > 0:
-		_ = st.c.SetReadDeadline(time.Now().Add(drainIdle))
+		_ = st.rw.SetReadDeadline(time.Now().Add(drainIdle))
 		return min(room, s.fence), true
 	case s.fence == 0: // a request in flight: until it stops arriving, within the grace
-		_ = st.c.SetReadDeadline(t.graceUntil(st.fresh, s.lastRead, s.deadline))
+		_ = st.rw.SetReadDeadline(t.streamGrace(st, s))
 		return room, true
 	}
-	_ = st.c.SetReadDeadline(s.deadline)
+	_ = st.rw.SetReadDeadline(s.deadline)
 	return room, !t.stopping.Load()
 }
 
 // readIn reads once into cb.in, at most room bytes; done closes the
 // connection for reason. EOF is kept in s (what is left is served, then it
 // closes); a deadline ends the fence, or, not stopping, the connection.
-func (t *tcpShard) readIn(c *net.TCPConn, cb *connBuf, s *streamState, room int) (reason metrics.CloseReason, done bool) {
+func (t *tcpShard) readIn(c net.Conn, cb *connBuf, s *streamState, room int) (reason metrics.CloseReason, done bool) {
 	n, err := c.Read(cb.in[len(cb.in) : len(cb.in)+room])
 	cb.in = cb.in[:len(cb.in)+n]
 	s.grow = n == room
@@ -440,7 +453,7 @@ func (t *tcpShard) serveInput(st *connState, cb *connBuf, eof bool, deadline *ti
 			st.lastMsg.Store(now.UnixNano())
 			st.fresh = false
 		}
-		if reason, ok := t.writeOut(st.c, cb); !ok {
+		if reason, ok := t.writeOut(st.rw, cb); !ok {
 			return reason, false
 		}
 		if ferr != nil {
@@ -464,7 +477,7 @@ func (t *tcpShard) serveInput(st *connState, cb *connBuf, eof bool, deadline *ti
 
 // writeOut writes a round's replies out whole, within --write-timeout;
 // ok false closes the connection for reason.
-func (t *tcpShard) writeOut(c *net.TCPConn, cb *connBuf) (reason metrics.CloseReason, ok bool) {
+func (t *tcpShard) writeOut(c net.Conn, cb *connBuf) (reason metrics.CloseReason, ok bool) {
 	if len(cb.out) == 0 {
 		return 0, true
 	}
@@ -487,9 +500,11 @@ func (t *tcpShard) writeOut(c *net.TCPConn, cb *connBuf) (reason metrics.CloseRe
 // every reply (SIOCOUTQ) it lingers on, but only as long as it keeps taking
 // them: once the queue has not gone down for --write-timeout, it closes
 // (the kernel already took those replies, counted as sent; it still tries
-// to deliver them after the close).
-func (t *tcpShard) linger(c *net.TCPConn, cb *connBuf) {
-	_ = c.CloseWrite()
+// to deliver them after the close). A TLS connection sends its close_notify
+// first; what its client still sends is discarded undecrypted.
+func (t *tcpShard) linger(st *connState, cb *connBuf) {
+	c := st.c
+	t.closeWrite(st)
 	var scratch [4096]byte
 	var discarded uint64
 	end := time.Now().Add(drainLinger)
@@ -624,7 +639,7 @@ func (t *tcpShard) finalFrame(rest []byte) ([]byte, bool) {
 func (t *tcpShard) serveOne(msg []byte, src netip.AddrPort, cb *connBuf, run *pendReplies) {
 	t.counts.RxPackets++
 	t.counts.RxBytes += uint64(len(msg))
-	t.pkt.Data, t.pkt.Src = msg, src
+	t.pkt.Data, t.pkt.Src, t.pkt.Peer = msg, src, cb.peer
 	t.replies.Reset()
 	w := t.replies.Begin(&t.pkt)
 	defer func() {
@@ -665,7 +680,11 @@ func (t *tcpShard) stop() {
 	}
 	_ = t.ln.Close()
 	t.connsMu.Lock()
-	for c := range t.conns {
+	for c, st := range t.conns {
+		if st.handshaking.Load() {
+			_ = c.SetDeadline(time.Now().Add(tlsStopGrace))
+			continue // it sees stopping once its handshake is done
+		}
 		// Interrupt the read: the connection answers what its client had
 		// sent by now, reads no more, and closes.
 		_ = c.SetReadDeadline(time.Unix(1, 0))

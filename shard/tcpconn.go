@@ -167,7 +167,8 @@ type connBuf struct {
 	in   []byte
 	out  []byte
 	pend []pendReplies
-	held int // reserved from the shard's budget: cap(in), plus cap(out) when out is the connection's own (not the loop's shared wout)
+	held int    // reserved from the shard's budget: cap(in), plus cap(out) when out is the connection's own (not the loop's shared wout)
+	peer []byte // the TLS client certificate's subject (packet.Packet.Peer), nil without one
 }
 
 // setIn replaces the input buffer by one of capacity n holding in's bytes;

@@ -35,7 +35,7 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "shardd check: %v\n", err)
 		return exitRuntime
 	}
-	fmt.Fprintf(stdout, "shardd check: ok: --handler %s on %s (nothing was bound)\n", o.handler.value, strings.Join(o.addrs, " "))
+	fmt.Fprintf(stdout, "shardd check: ok: --handler %s on %s (nothing was bound)\n", o.handler.value, strings.Join(o.allAddrs(), " "))
 	return exitOK
 }
 
@@ -49,6 +49,13 @@ func checkRuntime(o *options, log *zap.Logger) error {
 		if err := checkDir(o.pidfile, "--pidfile"); err != nil {
 			return err
 		}
+	}
+	certs, err := loadCerts(o, log) // the --tls pair
+	if err != nil {
+		return err
+	}
+	if _, err := o.serverTLS(certs); err != nil { // --tls-client-ca
+		return err
 	}
 	switch o.handler.value {
 	case "dns":

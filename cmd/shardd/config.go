@@ -107,7 +107,7 @@ func checkArgs(o *options, pos []string) error {
 			return usagef("--%s %v: must be positive, e.g. 30s", name, d)
 		}
 	}
-	if len(pos) == 0 {
+	if len(pos)+len(o.tls.addrs) == 0 {
 		return usagef("no address to listen on; usage: shardd [flags] ADDR [ADDR...], e.g. shardd --proto udp :5353")
 	}
 	// Check every address before anything binds: a bad one is a usage

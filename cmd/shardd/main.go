@@ -70,6 +70,7 @@ type options struct {
 	given  map[string]bool // flags given on the command line
 	dns    dnsOptions      // --handler dns
 	syslog syslogOptions   // --handler syslog
+	tls    tlsOptions      // --tls ADDR
 }
 
 // newFlagSet defines the flags into o, and returns with them the handler
@@ -118,6 +119,7 @@ func newFlagSet(o *options) (*flag.FlagSet, map[string]string) {
 	fs.Var(&o.logLevel, "log-level", "debug|info|warn|error")
 	fs.Var(&o.logFormat, "log-format", "console|json")
 	fs.BoolVar(&o.version, "version", false, "print the version, commit and Go version, and exit (also: shardd version)")
+	addTLSFlags(fs, o)
 	return fs, addHandlerFlags(fs, o)
 }
 
@@ -126,7 +128,7 @@ func printUsage(w io.Writer, fs *flag.FlagSet) {
        shardd COMMAND [flags] [ARGS]   (shardd COMMAND --help for each)
 
 Serves each ADDR with its own set of SO_REUSEPORT sockets, one per shard.
-ADDR is :PORT (IPv4 and IPv6), IPv4:PORT or [IPv6]:PORT.
+ADDR is :PORT (IPv4 and IPv6), IPv4:PORT or [IPv6]:PORT; --tls ADDR serves TLS there.
 
 Example: shardd --proto udp :5353
 
@@ -138,7 +140,7 @@ Commands:
 	fmt.Fprint(w, `
 Signals: TERM/INT stop gracefully; USR2 upgrades the binary without dropping traffic
 (shardd upgrade --pidfile FILE sends it and waits for the outcome); HUP reloads
-configuration (--zone files); USR1 reopens output files (--sink).
+configuration (--zone files, the --tls-cert pair); USR1 reopens output files (--sink).
 Exit codes: 0 clean stop, 1 runtime failure, 2 usage error.
 `)
 }
@@ -170,10 +172,13 @@ func parseServeArgs(args []string, stdout io.Writer, usage func(io.Writer, *flag
 	if err := checkArgs(o, pos); err != nil {
 		return nil, false, err
 	}
+	o.addrs = pos
 	if err := checkHandlerFlags(o, owner); err != nil {
 		return nil, false, err
 	}
-	o.addrs = pos
+	if err := checkTLSFlags(o); err != nil {
+		return nil, false, err
+	}
 	return o, false, nil
 }
 

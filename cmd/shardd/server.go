@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -38,6 +39,7 @@ type server struct {
 	svc         service
 	metricsLn   net.Listener
 	groups      []*shard.Group
+	certs       *shard.CertStore // the --tls pair; nil without --tls
 
 	// Running from serve on.
 	grd        *guard
@@ -55,7 +57,7 @@ type server struct {
 // (exit 2), anything else a runtime failure (exit 1).
 func startServer(o *options, log *zap.Logger, sig <-chan os.Signal) (_ *server, err error) {
 	srv := &server{o: o, log: log, sig: sig}
-	if srv.inh, srv.fromSystemd, err = takeSockets(o.addrs, log); err != nil {
+	if srv.inh, srv.fromSystemd, err = takeSockets(o.allAddrs(), log); err != nil {
 		return nil, err
 	}
 	// A pidfile that cannot be written safely stops the start: checked
@@ -66,6 +68,13 @@ func startServer(o *options, log *zap.Logger, sig <-chan os.Signal) (_ *server, 
 		}
 	}
 	srv.ntf = newNotifier()
+	if srv.certs, err = loadCerts(o, log); err != nil {
+		return nil, err
+	}
+	tlsConf, err := o.serverTLS(srv.certs)
+	if err != nil {
+		return nil, err
+	}
 	if srv.svc, err = handlerNamed(o.handler.value).newService(o, log); err != nil {
 		return nil, err
 	}
@@ -82,7 +91,7 @@ func startServer(o *options, log *zap.Logger, sig <-chan os.Signal) (_ *server, 
 	if srv.metricsLn, err = srv.listenMetrics(); err != nil {
 		return nil, err
 	}
-	if srv.groups, err = listenAll(o, log, srv.inh, srv.inh != nil && !srv.fromSystemd, srv.svc); err != nil {
+	if srv.groups, err = listenAll(o, log, srv.inh, srv.inh != nil && !srv.fromSystemd, srv.svc, tlsConf); err != nil {
 		var ce *shard.ConfigError
 		if errors.As(err, &ce) {
 			return nil, flagError(ce, nil)
@@ -153,12 +162,13 @@ func (srv *server) serve() int {
 	srv.upg = newUpgrader(exe, os.Args[1:], srv.groups, srv.metricsLn, srv.log)
 	srv.upg.pidfile = srv.o.pidfile
 	if srv.metricsLn != nil {
-		srv.metricsSrv = serveMetrics(srv.metricsLn, srv.groups, srv.grd, srv.upg, srv.svc, srv.log)
+		srv.metricsSrv = serveMetrics(srv.metricsLn, srv.groups, srv.grd, srv.upg, srv.svc, srv.log, certCollectors(srv.certs)...)
 	}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	srv.cancel = cancel
 	go srv.grd.run(ctx, srv.o.guardEvery)
+	srv.watchCerts(ctx.Done())
 	serveErr := make(chan error, len(srv.groups))
 	var wg sync.WaitGroup
 	for _, g := range srv.groups {
@@ -245,6 +255,7 @@ func (srv *server) signal(s os.Signal) (stop bool) {
 		srv.log.Info("upgrading", zap.String("signal", s.String()))
 		srv.upg.start()
 	case syscall.SIGHUP:
+		srv.reloadCerts()
 		signalled(srv.log, s, "reloaded", srv.svc.Reload())
 	case sigUSR1:
 		signalled(srv.log, s, "reopened", srv.svc.Reopen())
@@ -306,14 +317,17 @@ func (srv *server) drain() bool {
 	return !timedOut.Load()
 }
 
-func listenAll(o *options, log *zap.Logger, inh *inherited, upgrade bool, svc service) ([]*shard.Group, error) {
+func listenAll(o *options, log *zap.Logger, inh *inherited, upgrade bool, svc service, tlsConf *tls.Config) ([]*shard.Group, error) {
 	var groups []*shard.Group
-	for i, addr := range o.addrs {
+	for i, addr := range o.allAddrs() {
 		var files map[string]*os.File
 		if inh != nil {
 			files = inh.listeners[i]
 		}
 		cfg, _ := o.shardConfig(addr) // checked by parseArgs
+		if i >= len(o.addrs) {
+			o.tlsShardConfig(&cfg, tlsConf)
+		}
 		cfg.Inherit, cfg.Upgrade = files, upgrade
 		cfg.Own = ownInodes(groups) // the ADDRs before this one are not foreign to it
 		cfg.NewHandler = svc.NewHandler
@@ -334,6 +348,9 @@ func tcpShapeField(in shard.Info) string {
 	if !in.TCP {
 		return "none"
 	}
+	if in.TLS {
+		return in.TCPShape.String() + " (TLS runs on goroutines)"
+	}
 	return in.TCPShape.String()
 }
 
@@ -345,7 +362,7 @@ func logListening(log *zap.Logger, in shard.Info, o *options) {
 	log.Info("listening",
 		zap.String("addr", in.Addr),
 		zap.Stringer("bound", in.Bound),
-		zap.String("proto", o.proto.value),
+		zap.String("proto", protoField(in, o)),
 		zap.String("family", map[string]string{"udp": "ipv4+ipv6", "udp4": "ipv4", "udp6": "ipv6"}[in.Network]),
 		zap.Int("shards", in.Shards),
 		zap.String("pinned_cpus", cpus),
@@ -389,7 +406,7 @@ func logSummary(log *zap.Logger, groups []*shard.Group) {
 // and messages, a UDP shard datagrams ("packets").
 func summaryFields(s metrics.Snapshot) []zap.Field {
 	fields := []zap.Field{zap.String("addr", s.Listener), zap.String("proto", s.Proto), zap.Int("shard", s.Shard)}
-	if s.Proto == "tcp" {
+	if s.Proto != "udp" { // tcp or tls
 		closed := map[string]uint64{}
 		for r, n := range s.Closed {
 			if n > 0 {
@@ -398,6 +415,7 @@ func summaryFields(s metrics.Snapshot) []zap.Field {
 		}
 		fields = append(fields, zap.Uint64("accepted", s.Accepted), zap.Any("closed", closed))
 		fields = append(fields, trafficFields(s, "messages")...)
+		fields = append(fields, tlsSummaryFields(s)...)
 		return append(fields, zap.Uint64("handler_errors", s.HandlerErrors), zap.Uint64("discarded_bytes", s.DiscardedBytes),
 			zap.Uint64("unsent_messages", s.UnsentPackets), zap.Uint64("unsent_bytes", s.UnsentBytes))
 	}
@@ -426,9 +444,10 @@ func (gs groupsSource) Stats(dst []metrics.Snapshot) []metrics.Snapshot {
 	return dst
 }
 
-func serveMetrics(ln net.Listener, groups []*shard.Group, grd *guard, upg *upgrader, svc service, log *zap.Logger) *metrics.Server {
+func serveMetrics(ln net.Listener, groups []*shard.Group, grd *guard, upg *upgrader, svc service, log *zap.Logger, extra ...prometheus.Collector) *metrics.Server {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(svc.Collectors()...)
+	reg.MustRegister(extra...)
 	for result, n := range upg.results {
 		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name:        "shardd_upgrades_total",

@@ -73,7 +73,7 @@ func (h *Handler) ServePacket(_ *packet.ReplyWriter, p *packet.Packet) error {
 		h.c.cut++
 	}
 	Parse(data, now, &h.rec)
-	h.origin = Origin{Received: now, From: p.Src, Shard: h.shard, Proto: p.Proto.String(), Truncated: cut}
+	h.origin = Origin{Received: now, From: p.Src, Shard: h.shard, Proto: p.Proto.String(), Truncated: cut, Peer: p.Peer}
 	h.lines = AppendJSON(h.lines, &h.rec, &h.origin)
 	h.n++
 	h.c.msgs[h.rec.Format]++

@@ -13,7 +13,10 @@ type Origin struct {
 	Received time.Time
 	From     netip.AddrPort
 	Shard    int
-	Proto    string // "udp" or "tcp"
+	Proto    string // "udp" or "tcp" (TLS too: a stream over TCP)
+	// Peer is the TLS client certificate's subject (mutual TLS; written
+	// as tls_peer), nil for none.
+	Peer []byte
 	// Truncated is how many bytes were cut off the end of a message longer
 	// than MaxMessage (written as truncated_bytes).
 	Truncated int
@@ -33,13 +36,17 @@ func AppendJSON(dst []byte, r *Record, o *Origin) []byte {
 	dst = strconv.AppendInt(dst, int64(o.Shard), 10)
 	dst = append(dst, `,"proto":"`...)
 	dst = append(dst, o.Proto...)
-	if o.Truncated > 0 {
-		dst = append(dst, `","truncated_bytes":`...)
-		dst = strconv.AppendInt(dst, int64(o.Truncated), 10)
-		dst = append(dst, `,"format":"`...)
-	} else {
-		dst = append(dst, `","format":"`...)
+	dst = append(dst, '"')
+	if len(o.Peer) > 0 {
+		dst = append(dst, `,"tls_peer":"`...)
+		dst = appendEscaped(dst, o.Peer)
+		dst = append(dst, '"')
 	}
+	if o.Truncated > 0 {
+		dst = append(dst, `,"truncated_bytes":`...)
+		dst = strconv.AppendInt(dst, int64(o.Truncated), 10)
+	}
+	dst = append(dst, `,"format":"`...)
 	dst = append(dst, r.Format.String()...)
 	dst = append(dst, '"')
 	if r.Format == Invalid {
