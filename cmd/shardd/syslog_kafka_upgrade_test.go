@@ -7,9 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -37,17 +35,7 @@ func TestSyslogKafkaUpgradeUnderLoad(t *testing.T) {
 	broker := c.ListenAddrs()[0]
 	pidfile := filepath.Join(t.TempDir(), "shardd.pid")
 	d, port, _ := startSyslog(t, "kafka://"+broker+"/syslog", "--pidfile", pidfile)
-	readPid := func() int {
-		b, _ := os.ReadFile(pidfile)
-		pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
-		return pid
-	}
-	var pids []int
-	t.Cleanup(func() {
-		for _, p := range pids {
-			_ = syscall.Kill(p, syscall.SIGKILL)
-		}
-	})
+	up := testkit.NewUpgrades(t, pidfile)
 	conn, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port)))
 	if err != nil {
 		t.Fatal(err)
@@ -80,24 +68,14 @@ func TestSyslogKafkaUpgradeUnderLoad(t *testing.T) {
 		}
 	}
 	const upgrades = 3
-	for i := range upgrades {
+	for range upgrades {
 		waitSent(sent.Load() + 500)
-		old := readPid()
-		pids = append(pids, old)
-		if err := syscall.Kill(old, syscall.SIGUSR2); err != nil {
-			t.Fatal(err)
-		}
-		for deadline := time.Now().Add(testkit.WaitTimeout); readPid() == old; time.Sleep(10 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("upgrade %d: the pidfile still names %d:\n%s", i+1, old, d.Stderr)
-			}
-		}
+		up.Upgrade(t)
 	}
 	waitSent(sent.Load() + 500)
 	close(stop)
 	wg.Wait()
-	last := readPid()
-	pids = append(pids, last)
+	last := up.Last()
 
 	if err := syscall.Kill(last, syscall.SIGTERM); err != nil {
 		t.Fatal(err)

@@ -19,7 +19,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -319,17 +318,7 @@ func (x *dotDaemon) dotQuery() error {
 func TestDoTUpgradeHandsOverTLS(t *testing.T) {
 	pidfile := filepath.Join(t.TempDir(), "shardd.pid")
 	x := startDoT(t, "--pidfile", pidfile)
-	readPid := func() int {
-		b, _ := os.ReadFile(pidfile)
-		pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
-		return pid
-	}
-	var pids []int
-	t.Cleanup(func() {
-		for _, p := range pids {
-			_ = syscall.Kill(p, syscall.SIGKILL) // the processes this test's upgrades started
-		}
-	})
+	up := testkit.NewUpgrades(t, pidfile)
 	var ok, failed atomic.Uint64
 	var firstErr atomic.Value
 	stop := make(chan struct{})
@@ -357,17 +346,12 @@ func TestDoTUpgradeHandsOverTLS(t *testing.T) {
 	waitAnswers("answers before the upgrades")
 	const upgrades = 3
 	for i := 0; i < upgrades; i++ {
-		old := readPid()
-		pids = append(pids, old)
-		if err := syscall.Kill(old, syscall.SIGUSR2); err != nil {
-			t.Fatal(err)
-		}
-		testkit.PollFor(t, "the new process in the pidfile", testkit.WaitTimeout, func() bool { return readPid() != old && readPid() != 0 })
+		up.Upgrade(t)
 		waitAnswers(fmt.Sprintf("answers after upgrade %d", i+1))
 	}
 	close(stop)
 	<-done
-	pids = append(pids, readPid())
+	up.Last()
 	if failed.Load() != 0 || ok.Load() < 5*(upgrades+1) {
 		t.Fatalf("DNS over TLS through %d upgrades: %d answered, %d failed (first: %v)\n%s", upgrades, ok.Load(), failed.Load(), firstErr.Load(), x.d.Stderr)
 	}

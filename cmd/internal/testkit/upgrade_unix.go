@@ -1,0 +1,57 @@
+//go:build unix
+
+package testkit
+
+import (
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// Upgrades drives USR2 upgrades of a daemon through its pidfile, and kills
+// every process it saw at the test's end (one left running by a failed
+// test must not hold the port).
+type Upgrades struct {
+	pidfile string
+	pids    []int
+}
+
+// NewUpgrades follows the daemon whose pidfile is path.
+func NewUpgrades(t testing.TB, path string) *Upgrades {
+	u := &Upgrades{pidfile: path}
+	t.Cleanup(func() {
+		for _, p := range u.pids {
+			_ = syscall.Kill(p, syscall.SIGKILL) // the processes this test's upgrades started
+		}
+	})
+	return u
+}
+
+// Pid is the pid the pidfile names, 0 while it names none.
+func (u *Upgrades) Pid() int {
+	b, _ := os.ReadFile(u.pidfile)
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	return pid
+}
+
+// Upgrade sends USR2 to the pidfile's process and waits until the pidfile
+// names another one; it returns the old pid.
+func (u *Upgrades) Upgrade(t testing.TB) int {
+	t.Helper()
+	old := u.Pid()
+	u.pids = append(u.pids, old)
+	if err := syscall.Kill(old, syscall.SIGUSR2); err != nil {
+		t.Fatal(err)
+	}
+	PollFor(t, "the new process in the pidfile", WaitTimeout, func() bool { p := u.Pid(); return p != old && p != 0 })
+	return old
+}
+
+// Last is the process serving now, followed to the test's end too.
+func (u *Upgrades) Last() int {
+	p := u.Pid()
+	u.pids = append(u.pids, p)
+	return p
+}
