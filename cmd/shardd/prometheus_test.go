@@ -57,11 +57,15 @@ var usedNameRe = regexp.MustCompile(`\b(?:shardd|process|go)_[a-z0-9_]*[a-z0-9]\
 // histogram's _bucket, _sum and _count included). It runs one daemon per
 // handler family: echo on UDP and TCP, DNS and syslog.
 func TestPrometheusNamesExposed(t *testing.T) {
-	sink := filepath.Join(t.TempDir(), "sink.ndjson")
+	dir := t.TempDir()
+	sink := filepath.Join(dir, "sink.ndjson")
+	cert, key := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	newTestCA(t, dir).issue(t, 1, cert, key)
 	runs := [][]string{
 		{"--proto", "udp,tcp"},
 		append([]string{"--handler", "dns"}, exampleZones...),
 		{"--handler", "syslog", "--sink", sink},
+		{"--tls", "127.0.0.2:0", "--tls-cert", cert, "--tls-key", key}, // the TLS series
 	}
 	exposed := map[string]bool{}
 	for _, args := range runs {
@@ -87,7 +91,7 @@ func TestPrometheusNamesExposed(t *testing.T) {
 			t.Fatalf("shardd %v: exit %d:\n%s", args, code, d.Stderr)
 		}
 	}
-	for _, must := range []string{"shardd_dns_queries_total", "shardd_dns_responses_total", "shardd_syslog_written_total", "shardd_tcp_active", "shardd_rx_batch_size_bucket"} {
+	for _, must := range []string{"shardd_dns_queries_total", "shardd_dns_responses_total", "shardd_syslog_written_total", "shardd_tcp_active", "shardd_rx_batch_size_bucket", "shardd_tls_cert_expiry_seconds"} {
 		if !exposed[must] {
 			t.Fatalf("%s is not on any daemon's /metrics: the runs above did not expose what they should", must)
 		}
