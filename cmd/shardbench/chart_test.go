@@ -162,7 +162,7 @@ func fixedReport() *report {
 	var scenarios []scenario
 	for _, m := range []string{"discard", "echo", "tcp-echo"} {
 		for _, s := range []int{64, 512} {
-			scenarios = append(scenarios, scenario{m, s})
+			scenarios = append(scenarios, scenario{Mode: m, Size: s})
 		}
 	}
 	var samples []sample

@@ -2,7 +2,8 @@
 // the naive Go server, shardd with 1 shard, one shard per CPU, and one per
 // CPU pinned (plus any peer server given with --peer), under shardload's
 // one-way (discard) and echo loads, 64- and 512-byte datagrams, repetitions
-// interleaved so that a noisy machine slows every server alike. It writes a
+// interleaved so that a noisy machine slows every server alike; and shardd
+// with UDP GRO and GSO on against off (offload.go). It writes a
 // markdown table, a JSON file and SVG charts into --out.
 //
 //	shardbench [--out DIR] [--reps N] [--duration D] [--peer 'NAME=COMMAND {port}']...
@@ -41,11 +42,15 @@ type server struct {
 	UDPOnly  bool                                           // a UDP variant: skipped in TCP loads
 	command  func(port int, handler, proto string) []string // argv
 	shell    string                                         // a peer's shell command, {port} and {handler} substituted
+	only     string                                         // if set, the one mode (discard, echo) it takes part in
 }
 
 // runs tells whether the server variant takes part in a load.
 func (s server) runs(sc scenario) bool {
 	tcp := sc.Mode == "tcp-echo"
+	if s.only != "" && s.only != sc.Mode {
+		return false
+	}
 	return !(s.TCPOnly && !tcp) && !(s.UDPOnly && tcp)
 }
 
@@ -53,9 +58,15 @@ func (s server) runs(sc scenario) bool {
 type scenario struct {
 	Mode string // discard (shardload oneway) or echo
 	Size int
+	GSO  bool // shardload --gso on (the offload mode)
 }
 
-func (s scenario) String() string { return fmt.Sprintf("%s %dB", s.Mode, s.Size) }
+func (s scenario) String() string {
+	if s.GSO {
+		return fmt.Sprintf("%s %dB, GSO sender", s.Mode, s.Size)
+	}
+	return fmt.Sprintf("%s %dB", s.Mode, s.Size)
+}
 
 // sample is one measured run.
 type sample struct {
@@ -148,7 +159,8 @@ func run(args []string) error {
 }
 
 // charts are the SVG charts of the modes that ran, by file name: chart.svg
-// for the UDP and TCP loads, chart-dns.svg and chart-syslog.svg.
+// for the UDP and TCP loads, chart-dns.svg, chart-syslog.svg and
+// chart-offload.svg.
 func charts(rep *report, res results) map[string]string {
 	c := map[string]string{}
 	if len(rep.scenarios) > 0 {
@@ -159,6 +171,9 @@ func charts(rep *report, res results) map[string]string {
 	}
 	if res.Syslog != nil {
 		c["chart-syslog.svg"] = res.Syslog.svg()
+	}
+	if res.Offload != nil {
+		c["chart-offload.svg"] = res.Offload.rep.svg()
 	}
 	return c
 }
@@ -182,12 +197,12 @@ type options struct {
 func parseFlags(args []string) (*options, error) {
 	o := &options{fs: flag.NewFlagSet("shardbench", flag.ContinueOnError)}
 	fs := o.fs
-	fs.StringVar(&o.out, "out", "out/bench", "directory for results.md, results.json and the charts (chart.svg, chart-dns.svg, chart-syslog.svg)")
+	fs.StringVar(&o.out, "out", "out/bench", "directory for results.md, results.json and the charts (chart.svg, chart-dns.svg, chart-syslog.svg, chart-offload.svg)")
 	fs.IntVar(&o.reps, "reps", 3, "repetitions of every run, interleaved")
 	fs.DurationVar(&o.dur, "duration", 2*time.Second, "load time per run")
 	fs.StringVar(&o.bin, "bin", "bin", "directory holding shardd, shardload and naive (make build)")
 	fs.StringVar(&o.sizes, "sizes", "64,512", "datagram sizes, comma-separated (bytes, or with K: 1K)")
-	fs.StringVar(&o.modes, "modes", "discard,echo,tcp-echo,upgrade,dns,syslog", "loads: discard (UDP one-way), echo (UDP), tcp-echo, upgrade (10 upgrades under a steady stream), dns (shardd --handler dns vs Knot DNS, dnsperf; see dns.go), syslog (highest zero-loss rate into a file, shardd --handler syslog vs rsyslogd; see syslog.go)")
+	fs.StringVar(&o.modes, "modes", "discard,echo,tcp-echo,upgrade,dns,syslog,offload", "loads: discard (UDP one-way), echo (UDP), tcp-echo, upgrade (10 upgrades under a steady stream), dns (shardd --handler dns vs Knot DNS, dnsperf; see dns.go), syslog (highest zero-loss rate into a file, shardd --handler syslog vs rsyslogd; see syslog.go), offload (shardd --gro on vs off under a GSO sender, --gso on vs off under GSO echo; see offload.go)")
 	o.dns = addDNSFlags(fs)
 	o.syslog = addSyslogFlags(fs)
 	fs.Var(&o.peers, "peer", "another server: 'NAME=SHELL COMMAND' with {port} (and optionally {handler}: echo or discard, {proto}: udp or tcp); repeatable")
@@ -195,7 +210,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.SetOutput(io.Discard)
 	err := fs.Parse(args)
 	if errors.Is(err, flag.ErrHelp) {
-		fmt.Fprintln(stdout, "Usage: shardbench [flags]\n\nRuns shardd, the naive server and any --peer side by side under the same loads\nand writes results.md, results.json and the charts (chart.svg, chart-dns.svg,\nchart-syslog.svg) into --out.\nExit codes: 0 done, 1 runtime failure, 2 usage error.\n\nFlags:")
+		fmt.Fprintln(stdout, "Usage: shardbench [flags]\n\nRuns shardd, the naive server and any --peer side by side under the same loads\nand writes results.md, results.json and the charts (chart.svg, chart-dns.svg,\nchart-syslog.svg, chart-offload.svg) into --out.\nExit codes: 0 done, 1 runtime failure, 2 usage error.\n\nFlags:")
 		cli.PrintFlags(stdout, fs)
 		return nil, errHelp
 	}
@@ -283,6 +298,7 @@ func contenders(bin func(string) string, peers []string) ([]server, error) {
 // mode and size, and the modes of their own.
 type plan struct {
 	scenarios            []scenario
+	offload              []scenario // the offload mode's loads, each with a GSO sender
 	upgrade, dns, syslog bool
 }
 
@@ -301,19 +317,36 @@ func parsePlan(modes, sizes string) (plan, error) {
 		case "syslog":
 			p.syslog = true
 			continue
-		case "discard", "echo", "tcp-echo":
+		case "discard", "echo", "tcp-echo", "offload":
 		default:
 			return p, &usageError{fmt.Errorf("--modes: unknown mode %q", m)}
 		}
-		for _, s := range strings.Split(sizes, ",") {
-			n, err := cli.ParseSize(s, 1<<31-1)
-			if err != nil || n < 16 || n > 65507 {
-				return p, &usageError{fmt.Errorf("--sizes: %q is not a size from 16 to 65507", s)}
+		ns, err := parseSizes(sizes)
+		if err != nil {
+			return p, err
+		}
+		for _, n := range ns {
+			if m == "offload" {
+				p.offload = append(p.offload, offloadScenarios(n)...)
+				continue
 			}
-			p.scenarios = append(p.scenarios, scenario{m, int(n)})
+			p.scenarios = append(p.scenarios, scenario{Mode: m, Size: n})
 		}
 	}
 	return p, nil
+}
+
+// parseSizes reads --sizes; a usageError on a bad size.
+func parseSizes(sizes string) ([]int, error) {
+	var ns []int
+	for _, s := range strings.Split(sizes, ",") {
+		n, err := cli.ParseSize(s, 1<<31-1)
+		if err != nil || n < 16 || n > 65507 {
+			return nil, &usageError{fmt.Errorf("--sizes: %q is not a size from 16 to 65507", s)}
+		}
+		ns = append(ns, int(n))
+	}
+	return ns, nil
 }
 
 // planSuite is the progress line of the suite, with every run the modes
@@ -328,7 +361,7 @@ func planSuite(o *options, p plan, servers []server) *progress {
 			}
 		}
 	}
-	prog.plan("load", runs, o.dur)
+	prog.plan("load", runs+offloadRuns(p.offload, o.reps), o.dur)
 	if p.upgrade {
 		prog.plan("upgrade", 1, upgradeLoad(o.dur))
 	}
@@ -384,6 +417,7 @@ type results struct {
 	Upgrade *upgradeResult `json:"upgrade,omitempty"`
 	DNS     *dnsResult     `json:"dns,omitempty"`
 	Syslog  *syslogResult  `json:"syslog,omitempty"`
+	Offload *offloadResult `json:"offload,omitempty"`
 }
 
 // runOtherModes runs the modes with tables of their own (upgrade, dns,
@@ -409,6 +443,14 @@ func runOtherModes(o *options, p plan, res *results) (string, error) {
 		}
 		res.DNS = d
 		md += d.markdown()
+	}
+	if len(p.offload) > 0 {
+		r, err := runOffloadMode(o, p.offload)
+		if err != nil {
+			return "", fmt.Errorf("offload: %w", err)
+		}
+		res.Offload = r
+		md += "\n### UDP offloads: shardd --gro and --gso on vs off\n\n" + r.rep.markdown()
 	}
 	if p.syslog {
 		r, err := runSyslogMode(o.syslog, shardd, shardload, o.prog)
@@ -456,7 +498,7 @@ func (s scenario) serves() (handler, proto string) {
 
 // loadArgs are shardload's flags for the load over proto (all but the address).
 func (s scenario) loadArgs(proto string, dur time.Duration) []string {
-	args := []string{"--json", "--progress=false", "--duration", dur.String(), "--size", strconv.Itoa(s.Size), "--proto", proto}
+	args := append([]string{"--json", "--progress=false", "--duration", dur.String(), "--size", strconv.Itoa(s.Size), "--proto", proto}, s.gsoArgs()...)
 	switch s.Mode {
 	case "echo":
 		// A closed loop: one sender thread, the rest of the machine answers.
@@ -469,6 +511,15 @@ func (s scenario) loadArgs(proto string, dur time.Duration) []string {
 	// One sender per CPU, to offer more than any server here can take:
 	// what a server receives is then its capacity, with drops counted.
 	return append(args, "--wait", "0s")
+}
+
+// gsoArgs is shardload's --gso for the scenario: on for the offload
+// mode's GSO sender, shardload's default otherwise.
+func (s scenario) gsoArgs() []string {
+	if s.GSO {
+		return []string{"--gso", "on"}
+	}
+	return nil
 }
 
 // cmd is the command serving handler over proto on port: a peer's shell

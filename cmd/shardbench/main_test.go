@@ -48,7 +48,7 @@ func TestMedianAndReport(t *testing.T) {
 		t.Fatal("median")
 	}
 	servers := []server{{Name: "naive", Baseline: true}, {Name: "fast"}}
-	sc := []scenario{{"discard", 64}}
+	sc := []scenario{{Mode: "discard", Size: 64}}
 	samples := []sample{
 		{Server: "naive", Scenario: "discard 64B", Rate: 100}, {Server: "naive", Scenario: "discard 64B", Rate: 120}, {Server: "naive", Scenario: "discard 64B", Rate: 80},
 		{Server: "fast", Scenario: "discard 64B", Rate: 300}, {Server: "fast", Scenario: "discard 64B", Rate: 250}, {Server: "fast", Scenario: "discard 64B", Rate: 350},
@@ -70,14 +70,7 @@ func TestMedianAndReport(t *testing.T) {
 // TestSuiteEndToEnd builds the binaries and runs one short round of the
 // suite, as make bench does, checking that every output lands.
 func TestSuiteEndToEnd(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds binaries and runs load")
-	}
-	bin := t.TempDir()
-	out := exec.Command("go", "build", "-o", bin+"/", "../shardd", "../shardload", "../naive")
-	if b, err := out.CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, b)
-	}
+	bin := buildSuite(t)
 	dir := t.TempDir()
 	peer := "peer=" + filepath.Join(bin, "naive") + " --proto {proto} --handler {handler} 127.0.0.1:{port}"
 	// 1 s runs: in 300 ms a loaded CI machine once let the 256 TCP echo
@@ -105,4 +98,19 @@ func TestSuiteEndToEnd(t *testing.T) {
 	if err := run([]string{"--bin", bin, "--peer", "nameonly"}); err == nil {
 		t.Error("a --peer without a command was accepted")
 	}
+}
+
+// buildSuite builds shardd, shardload and naive into a temporary directory
+// for a test that runs load (skipped under -short) and returns it.
+func buildSuite(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds binaries and runs load")
+	}
+	bin := t.TempDir()
+	out := exec.Command("go", "build", "-o", bin+"/", "../shardd", "../shardload", "../naive")
+	if b, err := out.CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, b)
+	}
+	return bin
 }

@@ -52,6 +52,10 @@ type report struct {
 	reps      int
 	dur       time.Duration
 	took      time.Duration
+	// For a table of shardd against itself (the offload mode): what the
+	// ratio column compares with, the line above the table and the chart
+	// title; the naive server's comparison when empty.
+	vs, intro, title string
 }
 
 func median[T int64 | uint64 | float64](v []T) T {
@@ -126,9 +130,13 @@ func human(v float64) string {
 func (r *report) markdown() string {
 	var b strings.Builder
 	m := r.machine
-	fmt.Fprintf(&b, "Machine: %s, %d CPUs, Linux %s, %s, %s. Loopback, 64 flows; discard: shardload one-way with one GSO sender per CPU (offered/s is what the kernel took from it); echo: one sender thread, 16 requests in flight per flow; tcp-echo: one sender thread, 256 connections with one request in flight each (naive: a goroutine per connection). %d interleaved repetitions of %v per cell (took %v).\n\n",
-		m.CPU, m.CPUs, m.Kernel, m.Go, m.Date, r.reps, r.dur, r.took.Round(time.Second))
-	fmt.Fprintf(&b, "| load | server | median | min-max | vs naive | offered/s | kernel drops (median) | RTT p50 / p99 / p99.9 |\n")
+	intro, vs := r.intro, r.vs
+	if intro == "" {
+		intro, vs = "discard: shardload one-way with one GSO sender per CPU (offered/s is what the kernel took from it); echo: one sender thread, 16 requests in flight per flow; tcp-echo: one sender thread, 256 connections with one request in flight each (naive: a goroutine per connection).", "naive"
+	}
+	fmt.Fprintf(&b, "Machine: %s, %d CPUs, Linux %s, %s, %s. Loopback, 64 flows; %s %d interleaved repetitions of %v per cell (took %v).\n\n",
+		m.CPU, m.CPUs, m.Kernel, m.Go, m.Date, intro, r.reps, r.dur, r.took.Round(time.Second))
+	fmt.Fprintf(&b, "| load | server | median | min-max | vs %s | offered/s | kernel drops (median) | RTT p50 / p99 / p99.9 |\n", vs)
 	fmt.Fprintf(&b, "|---|---|---:|---:|---:|---:|---:|---|\n")
 	for _, sc := range r.scenarios {
 		unit := "datagrams/s received"
@@ -154,10 +162,14 @@ func (r *report) markdown() string {
 // height its median over the baseline's, a whisker from the slowest to
 // the fastest repetition.
 func (r *report) svg() string {
+	title, vs := r.title, "the variant with the offload off"
+	if title == "" {
+		title, vs = "shardd vs the naive Go server: UDP and TCP loads on loopback", "the naive server"
+	}
 	c := chartSpec{
-		title: fmt.Sprintf("shardd vs the naive Go server: UDP and TCP loads on loopback, %s", r.machine.Date),
-		note: fmt.Sprintf("Bars: median rate of %s of %v over the naive server's median (dashed line: 1x); whiskers: slowest to fastest repetition. discard: datagrams/s received; echo, tcp-echo: round trips/s.",
-			plural(r.reps, "repetition"), r.dur),
+		title: fmt.Sprintf("%s, %s", title, r.machine.Date),
+		note: fmt.Sprintf("Bars: median rate of %s of %v over %s's median (dashed line: 1x); whiskers: slowest to fastest repetition. discard: datagrams/s received; echo, tcp-echo: round trips/s.",
+			plural(r.reps, "repetition"), r.dur, vs),
 		tick: func(v float64) string { return fmt.Sprintf("%.1fx", v) },
 		ref:  1,
 	}
