@@ -15,6 +15,7 @@ type groState struct {
 	n    int // buffers the last recvmmsg returned
 	next int // the buffer being split
 	off  int // and the offset of its next datagram
+	seg  int // the buffer's datagram size (Split)
 	bufs int // buffers received in all (tests: coalescing happened)
 }
 
@@ -68,11 +69,11 @@ func (b *Conn) readGRO(out [][]byte) (int, error) {
 	for k < len(out) && g.next < g.n {
 		i := g.next
 		buf := b.rxSlab[i*b.slot : i*b.slot+min(b.rx.MsgLen(i), b.slot)]
-		_, seg := b.rx.RecvControl(i) // its UDP_GRO segment size
-		if seg <= 0 {
-			seg = len(buf)
+		if g.off == 0 { // a new buffer: its segment size, once
+			_, seg := b.rx.RecvControl(i)
+			g.seg, _ = Split(len(buf), seg)
 		}
-		end := min(g.off+seg, len(buf))
+		end := min(g.off+g.seg, len(buf))
 		out[k] = buf[g.off:end]
 		k++
 		g.off = end
