@@ -87,10 +87,14 @@ var ErrNoReader = errors.New("it is a FIFO with no reader, and shardd does not w
 // ErrSymlink is the error of a sink path that is a symbolic link.
 var ErrSymlink = errors.New("it is a symbolic link, and shardd does not write through one: give the path of a regular file (the link's target, if that is the file meant)")
 
+// ErrNotOwned is the error of a sink path that holds a file or FIFO of
+// another user, who would read every record written there.
+var ErrNotOwned = errors.New("it belongs to another user, who could read every record written there: remove it, or chown it to shardd's user")
+
 // refused reports whether err is one of the refusals above, whose text
 // already says the fix.
 func refused(err error) bool {
-	return errors.Is(err, ErrSymlink) || errors.Is(err, ErrHardLink) || errors.Is(err, ErrNotRegular) || errors.Is(err, ErrNoReader)
+	return errors.Is(err, ErrSymlink) || errors.Is(err, ErrHardLink) || errors.Is(err, ErrNotRegular) || errors.Is(err, ErrNoReader) || errors.Is(err, ErrNotOwned)
 }
 
 // unwrapPath drops the *PathError wrapper (whose text repeats the path).

@@ -59,6 +59,13 @@ func openFile(path string) (*os.File, fileID, error) {
 		return nil, fileID{}, &fs.PathError{Op: "fstat", Path: path, Err: err}
 	}
 	id := fileID{dev: uint64(st.Dev), ino: uint64(st.Ino), nlink: uint64(st.Nlink), size: st.Size}
+	// A file or FIFO another user made there (a shared directory: /tmp)
+	// would give that user every record: refused, as O_NOFOLLOW refuses a
+	// planted link. Devices belong to root and are shared by design.
+	if kind := st.Mode & syscall.S_IFMT; (kind == syscall.S_IFREG || kind == syscall.S_IFIFO) && int(st.Uid) != os.Geteuid() {
+		_ = syscall.Close(fd)
+		return nil, fileID{}, ErrNotOwned
+	}
 	switch st.Mode & syscall.S_IFMT {
 	case syscall.S_IFREG:
 		if st.Nlink > 1 {
