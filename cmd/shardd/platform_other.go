@@ -31,6 +31,9 @@ func forkExec(string, []string, []string, []uintptr) (int, error) { return 0, er
 // removePidfile leaves the pidfile (the next start replaces it).
 func linkCount(fs.FileInfo) (uint64, bool) { return 0, false }
 
+// fileOwner is not known off Unix.
+func fileOwner(fs.FileInfo) (uint32, bool) { return 0, false }
+
 // processAlive tells whether process pid exists: whether it can be opened.
 func processAlive(pid int) bool {
 	p, err := os.FindProcess(pid)

@@ -32,6 +32,15 @@ func linkCount(fi fs.FileInfo) (uint64, bool) {
 	return uint64(st.Nlink), true
 }
 
+// fileOwner is the uid that owns fi's file.
+func fileOwner(fi fs.FileInfo) (uint32, bool) {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return 0, false
+	}
+	return st.Uid, true
+}
+
 // processAlive tells whether process pid exists (signal 0).
 func processAlive(pid int) bool { return syscall.Kill(pid, 0) == nil }
 

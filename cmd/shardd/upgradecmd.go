@@ -43,7 +43,7 @@ func runUpgradeCommand(args []string, stdout, stderr io.Writer) int {
 
 // upgradeDaemon signals the daemon of pidfile and waits for the outcome.
 func upgradeDaemon(pidfile string, timeout time.Duration) (string, error) {
-	pid, err := readPid(pidfile)
+	pid, pfi, err := readPid(pidfile)
 	if err != nil {
 		return "", err
 	}
@@ -54,7 +54,7 @@ func upgradeDaemon(pidfile string, timeout time.Duration) (string, error) {
 	}
 	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(upgradePoll) {
 		alive := processAlive(pid)
-		if line, ok := newOutcome(path, before); ok { // read after the liveness check: a daemon that wrote it and exited counts
+		if line, ok := newOutcome(path, before, pfi); ok { // read after the liveness check: a daemon that wrote it and exited counts
 			return outcomeResult(line, pid)
 		}
 		if !alive {
@@ -64,25 +64,32 @@ func upgradeDaemon(pidfile string, timeout time.Duration) (string, error) {
 	return "", fmt.Errorf("no outcome from process %d within %v (see its log; an outcome is written to %s only by a daemon started with --pidfile %s)", pid, timeout, path, pidfile)
 }
 
-// readPid reads the pid pidfile holds.
-func readPid(pidfile string) (int, error) {
-	b, err := os.ReadFile(pidfile)
+// readPid reads the pid pidfile holds, with the rules the daemon writes it
+// by (readOwnFile: no link followed, no FIFO waited on, 512 bytes at most).
+func readPid(pidfile string) (int, os.FileInfo, error) {
+	b, fi, err := readOwnFile(pidfile)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
 	if err != nil || pid <= 1 {
-		return 0, fmt.Errorf("%s does not hold a pid", pidfile)
+		return 0, nil, fmt.Errorf("%s does not hold a pid", pidfile)
 	}
-	return pid, nil
+	return pid, fi, nil
 }
 
 // newOutcome returns the outcome line at path if a new one was written
-// since before (each is a new file).
-func newOutcome(path string, before os.FileInfo) (string, bool) {
+// since before (each is a new file) by the pidfile's owner: another user
+// who can write the directory (/tmp) must not be able to plant a success.
+func newOutcome(path string, before, pidfile os.FileInfo) (string, bool) {
 	b, fi, err := readOwnFile(path)
 	if err != nil || (before != nil && os.SameFile(fi, before)) {
 		return "", false
+	}
+	if want, ok := fileOwner(pidfile); ok {
+		if got, ok := fileOwner(fi); !ok || got != want {
+			return "", false
+		}
 	}
 	return strings.TrimSpace(string(b)), true
 }
