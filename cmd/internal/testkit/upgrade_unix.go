@@ -41,17 +41,18 @@ func (u *Upgrades) Pid() int {
 func (u *Upgrades) Upgrade(t testing.TB) int {
 	t.Helper()
 	old := u.Pid()
+	if old <= 1 { // kill(0) would signal this test's own process group
+		t.Fatalf("pidfile %s names no process", u.pidfile)
+	}
 	u.pids = append(u.pids, old)
 	if err := syscall.Kill(old, syscall.SIGUSR2); err != nil {
 		t.Fatal(err)
 	}
 	PollFor(t, "the new process in the pidfile", WaitTimeout, func() bool { p := u.Pid(); return p != old && p != 0 })
+	u.pids = append(u.pids, u.Pid()) // killed at the end even if the test stops here
 	return old
 }
 
-// Last is the process serving now, followed to the test's end too.
-func (u *Upgrades) Last() int {
-	p := u.Pid()
-	u.pids = append(u.pids, p)
-	return p
-}
+// Last is the process serving now (followed to the test's end since the
+// upgrade that started it).
+func (u *Upgrades) Last() int { return u.Pid() }
