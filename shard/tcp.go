@@ -715,9 +715,16 @@ func (t *tcpShard) graceUntil(fresh bool, lastRead, idleDeadline time.Time) time
 	if !fresh {
 		return time.Time{}
 	}
+	return graceFrom(time.Unix(0, t.stopAt.Load()), lastRead, idleDeadline)
+}
+
+// graceFrom is the end of a fresh connection's grace counted from base
+// (the stop's start, or a TLS handshake's end): drainIdle after base and
+// after its last read, and never past its idle deadline.
+func graceFrom(base, lastRead, idleDeadline time.Time) time.Time {
 	end := lastRead.Add(drainIdle)
-	if stop := time.Unix(0, t.stopAt.Load()).Add(drainIdle); stop.Before(end) {
-		end = stop
+	if b := base.Add(drainIdle); b.Before(end) {
+		end = b
 	}
 	if idleDeadline.Before(end) {
 		end = idleDeadline

@@ -308,14 +308,7 @@ func (t *tcpShard) streamGrace(st *connState, s *streamState) time.Time {
 		return g
 	}
 	// As graceUntil, with the handshake's end in place of the stop's start.
-	end := s.start.Add(drainIdle)
-	if l := s.lastRead.Add(drainIdle); l.Before(end) {
-		end = l
-	}
-	if s.deadline.Before(end) {
-		end = s.deadline
-	}
-	if end.After(g) {
+	if end := graceFrom(s.start, s.lastRead, s.deadline); end.After(g) {
 		return end
 	}
 	return g

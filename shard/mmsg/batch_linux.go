@@ -127,13 +127,6 @@ func (b *Batch) SetAddr(i, family int, dst netip.AddrPort) bool {
 	return encodeSockaddr(&b.hdrs[i].Hdr, &b.names[i], family, dst)
 }
 
-// Pktinfo is the local address received datagram i arrived on, from its
-// IP_PKTINFO or IPV6_PKTINFO control message (see [ParsePktinfo]); the zero
-// Addr when it has none.
-func (b *Batch) Pktinfo(i int) netip.Addr {
-	return ParsePktinfo(b.oob[i*b.oobSpace:][:b.hdrs[i].Hdr.Controllen]) // empty without control
-}
-
 // SetPktinfo makes datagram i leave from src (see [PutPktinfo]) on a
 // socket of family, or leaves the source to the kernel when src is not one
 // to set. The batch needs [SendPktinfoSpace] of control per datagram.
