@@ -147,15 +147,20 @@ var (
 	_ kgo.HookBrokerDisconnect = (*connHooks)(nil)
 )
 
-// descs are the Kafka sink's own metric descriptions (the queue's are
-// sink.Queue's), named after Config.Queue.Metrics.
-type descs struct{ inflight, latency, conns *prometheus.Desc }
+// MetricPrefix names the Kafka sink's own metrics (the queue's are named
+// after Config.Queue.Metrics): shardd_sink_inflight_records and so on.
+const MetricPrefix = "shardd_sink"
 
-func newDescs(p string) descs {
+// descs are the Kafka sink's own metric descriptions.
+type descs struct{ inflight, latency, conns, partition *prometheus.Desc }
+
+func newDescs() descs {
+	const p = MetricPrefix
 	return descs{
-		inflight: prometheus.NewDesc(p+"_sink_inflight_records", "Records handed to the Kafka client and not yet acknowledged by the brokers (or failed).", nil, nil),
-		latency:  prometheus.NewDesc(p+"_sink_produce_seconds", "Time from handing a record to the Kafka client to the brokers' acknowledgement (or its failure).", nil, nil),
-		conns:    prometheus.NewDesc(p+"_sink_broker_connections", "Open connections to Kafka brokers (0: no broker reachable).", nil, nil),
+		inflight:  prometheus.NewDesc(p+"_inflight_records", "Records handed to the Kafka client and not yet acknowledged by the brokers (or failed); updated as each batch of records settles.", nil, nil),
+		latency:   prometheus.NewDesc(p+"_produce_seconds", "Time from handing a record to the Kafka client to the brokers' acknowledgement (or its failure).", nil, nil),
+		conns:     prometheus.NewDesc(p+"_broker_connections", "Open connections to Kafka brokers (0: no broker reachable).", nil, nil),
+		partition: prometheus.NewDesc(p+"_partition_records_total", "Records the brokers acknowledged, by partition of the topic.", []string{"partition"}, nil),
 	}
 }
 
@@ -163,4 +168,5 @@ func (d descs) describe(ch chan<- *prometheus.Desc) {
 	ch <- d.inflight
 	ch <- d.latency
 	ch <- d.conns
+	ch <- d.partition
 }

@@ -15,7 +15,6 @@
 package kafka
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -136,9 +135,12 @@ type Sink struct {
 
 	batches  sync.WaitGroup // batches handed to the client and not yet settled
 	maxBytes atomic.Int32   // the topic's max.message.bytes, as far as known
-	inflight atomic.Int64   // records handed to the client, not yet settled
+	inflight atomic.Int64   // records handed to the client and not yet answered (published per batch)
 	hooks    connHooks      // open broker connections, refusals
 	produced sink.Latency
+	parts    partitionCounts // records acknowledged per partition
+	acc      promiseAcc      // the promises' counts not yet published
+	trackers sync.Pool       // of *tracker
 	logged   [sink.DropReasons]atomic.Bool
 	descs    descs
 }
@@ -153,7 +155,7 @@ func Open(cfg Config) (*Sink, error) {
 	cfg.Queue = q.Config()
 	s := &Sink{cfg: cfg, log: cfg.Logger, q: q, stop: sink.NewStop()}
 	s.maxBytes.Store(defaultMaxMessageBytes)
-	s.descs = newDescs(cfg.Queue.Metrics)
+	s.descs = newDescs()
 	cl, err := kgo.NewClient(s.clientOpts()...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka sink: %w", err)
@@ -253,63 +255,6 @@ func (s *Sink) run() {
 	}
 }
 
-// produce hands each line of b to the client as one record; b is settled
-// (sink.Queue.Settle) when the last record's promise has run.
-func (s *Sink) produce(b *sink.Batch) {
-	t := &tracker{s: s, b: b, recs: make([]kgo.Record, b.N)}
-	t.pending.Store(int32(b.N))
-	s.batches.Add(1)
-	s.inflight.Add(int64(b.N))
-	lines := b.Lines
-	for i := range t.recs {
-		n := bytes.IndexByte(lines, '\n')
-		if n < 0 {
-			n = len(lines)
-		}
-		r := &t.recs[i]
-		r.Value = lines[:n:n]
-		if s.cfg.Key != nil {
-			r.Key = s.cfg.Key(r.Value)
-		}
-		lines = lines[min(n+1, len(lines)):]
-		s.cl.Produce(s.ctx, r, t.promise)
-	}
-}
-
-// tracker is one batch's records until each has its answer.
-type tracker struct {
-	s       *Sink
-	b       *sink.Batch
-	recs    []kgo.Record
-	pending atomic.Int32
-	written atomic.Int32
-	dropped [sink.DropReasons]atomic.Int32
-}
-
-// promise is every record's produce promise: it counts the record as
-// written or dropped by reason, and settles the batch after its last.
-func (t *tracker) promise(r *kgo.Record, err error) {
-	s := t.s
-	s.produced.Observe(time.Since(r.Timestamp))
-	s.inflight.Add(-1)
-	if err == nil {
-		t.written.Add(1)
-	} else {
-		reason := dropReason(err)
-		t.dropped[reason].Add(1)
-		s.logDrop(reason, err)
-	}
-	if t.pending.Add(-1) != 0 {
-		return
-	}
-	var dropped [sink.DropReasons]int
-	for i := range dropped {
-		dropped[i] = int(t.dropped[i].Load())
-	}
-	s.q.Settle(t.b, int(t.written.Load()), &dropped)
-	s.batches.Done()
-}
-
 // Close hands every accepted line to the client and waits for the
 // brokers' acknowledgements. Call it after every producer has stopped. If
 // ctx ends first, what is unacknowledged is dropped, counted (reason
@@ -340,12 +285,14 @@ func (s *Sink) Describe(ch chan<- *prometheus.Desc) {
 }
 
 // Collect implements prometheus.Collector: the queue's metrics, records in
-// flight, produce latency and open broker connections.
+// flight, produce latency, open broker connections and records per
+// partition.
 func (s *Sink) Collect(ch chan<- prometheus.Metric) {
 	s.q.Collect(ch)
 	ch <- prometheus.MustNewConstMetric(s.descs.inflight, prometheus.GaugeValue, float64(s.inflight.Load()))
 	ch <- s.produced.Metric(s.descs.latency)
 	ch <- prometheus.MustNewConstMetric(s.descs.conns, prometheus.GaugeValue, float64(s.hooks.n.Load()))
+	s.parts.collect(ch, s.descs.partition)
 }
 
 var (
