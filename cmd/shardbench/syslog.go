@@ -58,6 +58,7 @@ type syslogServer struct {
 	Name    string
 	command func(dir, out string, port int) ([]string, error)
 	written func(out string) (uint64, error) // records out holds; nil: countLines
+	done    func(out string)                 // after the probe, if not nil: drop what out holds
 }
 
 // count is how many records srv wrote to out.
@@ -86,6 +87,7 @@ type syslogResult struct {
 	Rounds    [][]syslogProbe `json:"rounds"` // per server, each round's highest zero-loss probe
 	Overload  []syslogProbe   `json:"overload"`
 	Rsyslog   string          `json:"rsyslog_version"`
+	NoOmkafka string          `json:"no_omkafka,omitempty"` // why rsyslog has no Kafka row
 	TookSec   float64         `json:"took_s"`
 	ShardsCmd string          `json:"shardd_command"`
 	date      string
@@ -99,6 +101,7 @@ func runSyslogMode(c *syslogConfig, shardd, shardload string, prog *progress) (*
 	}
 	start := time.Now()
 	servers := syslogServers(c, shardd)
+	res := &syslogResult{Payload: c.payload, Duration: c.dur.String(), Rsyslog: rsyslogVersion(c.rsyslogd), date: readMachine().Date}
 	if c.kafka {
 		k, err := newKafkaBench()
 		if err != nil {
@@ -106,8 +109,12 @@ func runSyslogMode(c *syslogConfig, shardd, shardload string, prog *progress) (*
 		}
 		defer k.close()
 		servers = append(servers, k.server(shardd))
+		if rs, ok := k.rsyslog(c.rsyslogd); ok {
+			servers = append(servers, rs)
+		} else {
+			res.NoOmkafka = "rsyslog's omkafka module is not installed (apt-get install rsyslog-kafka): no rsyslog row into Kafka"
+		}
 	}
-	res := &syslogResult{Payload: c.payload, Duration: c.dur.String(), Rsyslog: rsyslogVersion(c.rsyslogd), date: readMachine().Date}
 	res.ShardsCmd = strings.Join(servers[0].command2(), " ")
 	m := &syslogMode{c: c, servers: servers, shardload: shardload, prog: prog, res: res, planned: c.planned()}
 	for range servers {
@@ -168,7 +175,7 @@ const doublingGuess = 5
 func (c *syslogConfig) planned() int {
 	n := 2
 	if c.kafka {
-		n++
+		n += 2
 	}
 	return c.reps*n*(doublingGuess+c.steps) + n
 }
@@ -302,9 +309,19 @@ func (s syslogServer) command2() []string {
 // thread per CPU and the same receive buffer as shardd, JSON records to a
 // file with asynchronous, buffered writes.
 func rsyslogConf(dir, out string, port, threads int) string {
+	return rsyslogInput(dir, port, threads) + fmt.Sprintf(`ruleset(name="out" queue.type="FixedArray" queue.size="100000") {
+  action(type="omfile" file=%q template="json" asyncWriting="on" ioBufferSize="256k" flushOnTXEnd="off")
+}
+`, out)
+}
+
+// rsyslogInput is the part of rsyslog's configuration every sink shares:
+// imudp into the ruleset "out" (which the sink's part defines), and the
+// JSON record template.
+func rsyslogInput(dir string, port, threads int) string {
 	return fmt.Sprintf(`global(workDirectory=%q)
 module(load="imudp" threads="%d")
-input(type="imudp" address="127.0.0.1" port="%d" rcvbufSize="4m" ruleset="file")
+input(type="imudp" address="127.0.0.1" port="%d" rcvbufSize="4m" ruleset="out")
 template(name="json" type="list" option.jsonf="on") {
   property(outname="received" name="timegenerated" dateFormat="rfc3339" format="jsonf")
   property(outname="from" name="fromhost-ip" format="jsonf")
@@ -317,10 +334,7 @@ template(name="json" type="list" option.jsonf="on") {
   property(outname="structured_data" name="structured-data" format="jsonf")
   property(outname="message" name="msg" format="jsonf")
 }
-ruleset(name="file" queue.type="FixedArray" queue.size="100000") {
-  action(type="omfile" file=%q template="json" asyncWriting="on" ioBufferSize="256k" flushOnTXEnd="off")
-}
-`, dir, threads, port, out)
+`, dir, threads, port)
 }
 
 // syslogRun starts srv, sends at rate for c.dur (0: as fast as possible),
@@ -333,6 +347,9 @@ func syslogRun(srv syslogServer, shardload string, c *syslogConfig, rate float64
 	}
 	defer os.RemoveAll(dir)
 	out := filepath.Join(dir, "out.ndjson")
+	if srv.done != nil {
+		defer srv.done(out)
+	}
 	argv, err := srv.command(dir, out, port)
 	if err != nil {
 		return p, err
@@ -369,17 +386,14 @@ func syslogRun(srv syslogServer, shardload string, c *syslogConfig, rate float64
 		return p, err
 	}
 	p.Sent, p.Offered = sum.Sent, float64(sum.Sent)/sum.DurationSec
-	// Let the server read its socket queues and write, until the file
-	// stops growing (or has everything), then stop it: both flush on TERM.
+	// Let the server read its socket queues and write, until its output
+	// stops growing (or has everything), then stop it: all flush on TERM.
 	if _, err := waitDrained(port, 5*time.Second); err != nil {
 		return p, err
 	}
 	last, stable := uint64(0), 0
 	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline) && stable < 5; {
-		n, _ := countLines(out)
-		if srv.written != nil { // the sink is not a file: it has what it acknowledged by SIGTERM
-			break
-		}
+		n, _ := srv.count(out)
 		if n == p.Sent {
 			break
 		}
@@ -441,18 +455,19 @@ func peakRSS(pid int) uint64 {
 func (r *syslogResult) markdown() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "\n### syslog: zero-loss ingestion to a file (and to Kafka)\n\n")
-	fmt.Fprintf(&b, "shardload one-way, 1 sender thread, 64 flows, payload `%s`, %s per probe; rate doubled then bisected; a probe is clean when the file has one line per datagram sent (after SIGTERM), or for Kafka when the topic holds one record per datagram (kfake, franz-go's in-process fake broker, run by shardbench on loopback and sharing the CPUs: a local stand-in, not a real broker's figure). %d rounds, all servers probed in lockstep in each; the median round counts. %s. Took %.0fs.\n\n", r.Payload, r.Duration, r.rounds(), r.Rsyslog, r.TookSec)
-	fmt.Fprintf(&b, "| server | highest zero-loss rate (msgs/s), median round | rounds | vs rsyslog | peak RSS there | overload: offered/s | written | peak RSS |\n|---|---:|---|---:|---:|---:|---:|---:|\n")
-	base := 0.0
+	fmt.Fprintf(&b, "shardload one-way, 1 sender thread, 64 flows, payload `%s`, %s per probe; rate doubled then bisected; a probe is clean when the file has one line per datagram sent (after SIGTERM), or for Kafka when the topic holds one record per datagram (kfake, franz-go's in-process fake broker, run by shardbench on loopback and sharing the CPUs: a local stand-in, not a real broker's figure; shardd's franz-go client and rsyslog's omkafka (librdkafka) set alike: key = sender address, lz4, linger 10ms, acks all, idempotent). %d rounds, all servers probed in lockstep in each; the median round counts. %s. Took %.0fs.\n\n", r.Payload, r.Duration, r.rounds(), r.Rsyslog, r.TookSec)
+	fmt.Fprintf(&b, "| server | highest zero-loss rate (msgs/s), median round | rounds | vs rsyslog (same sink) | peak RSS there | overload: offered/s | written | peak RSS |\n|---|---:|---|---:|---:|---:|---:|---:|\n")
+	// Each row is compared with rsyslog writing to the same kind of sink.
+	base := map[bool]float64{}
 	for _, p := range r.Best {
 		if strings.HasPrefix(p.Server, "rsyslogd") {
-			base = p.Offered
+			base[isKafkaRow(p.Server)] = p.Offered
 		}
 	}
 	for i, p := range r.Best {
 		ratio := "-"
-		if base > 0 {
-			ratio = fmt.Sprintf("%.2fx", p.Offered/base)
+		if b := base[isKafkaRow(p.Server)]; b > 0 {
+			ratio = fmt.Sprintf("%.2fx", p.Offered/b)
 		}
 		o := r.Overload[i]
 		var rounds []string
@@ -462,8 +477,14 @@ func (r *syslogResult) markdown() string {
 		fmt.Fprintf(&b, "| %s | %s | %s | %s | %.1f MiB | %s | %d of %d | %.1f MiB |\n", p.Server, human(p.Offered), strings.Join(rounds, ", "), ratio, float64(p.PeakRSS)/(1<<20),
 			human(o.Offered), o.Written, o.Sent, float64(o.PeakRSS)/(1<<20))
 	}
+	if r.NoOmkafka != "" {
+		fmt.Fprintf(&b, "\n%s.\n", r.NoOmkafka)
+	}
 	return b.String()
 }
+
+// isKafkaRow tells the servers writing to Kafka from those writing a file.
+func isKafkaRow(server string) bool { return strings.HasSuffix(server, "(kfake)") }
 
 func rsyslogVersion(rsyslogd string) string {
 	out, _ := exec.Command(rsyslogd, "-v").Output()
