@@ -50,14 +50,25 @@ func (s *Sink) probe(timeout time.Duration) error {
 			return fmt.Errorf("the Kafka topic %q on the brokers %s: %w", s.cfg.Topic, strings.Join(s.cfg.Brokers, ","), err)
 		}
 	}
-	if n, ok := s.topicMaxBytes(ctx); ok {
+	// Until the topic's limit is known, no record goes to the client: a
+	// batch over it would be refused whole (see run).
+	n, ok, err := s.topicMaxBytes(ctx)
+	switch {
+	case err != nil:
+		return fmt.Errorf("%w (%s) with the topic's max.message.bytes: %w", errNoBroker, strings.Join(s.cfg.Brokers, ","), err)
+	case ok:
 		s.maxBytes.Store(n)
+	default:
+		s.log.Warn("the Kafka brokers did not tell the topic's max.message.bytes (describe configs not allowed?): record batches are cut at Kafka's default; a batch over a lower limit is refused whole, its records counted too_large",
+			zap.String("topic", s.cfg.Topic), zap.Int32("assumed_max_message_bytes", s.maxBytes.Load()))
 	}
 	return nil
 }
 
-// topicMaxBytes reads the topic's max.message.bytes.
-func (s *Sink) topicMaxBytes(ctx context.Context) (int32, bool) {
+// topicMaxBytes reads the topic's max.message.bytes: false if the brokers
+// answered without it (describing configs denied), an error if none
+// answered.
+func (s *Sink) topicMaxBytes(ctx context.Context) (int32, bool, error) {
 	req := kmsg.NewPtrDescribeConfigsRequest()
 	r := kmsg.NewDescribeConfigsRequestResource()
 	r.ResourceType = kmsg.ConfigResourceTypeTopic
@@ -66,7 +77,7 @@ func (s *Sink) topicMaxBytes(ctx context.Context) (int32, bool) {
 	req.Resources = append(req.Resources, r)
 	resp, err := req.RequestWith(ctx, s.cl)
 	if err != nil {
-		return 0, false
+		return 0, false, err
 	}
 	for _, res := range resp.Resources {
 		for _, c := range res.Configs {
@@ -74,16 +85,17 @@ func (s *Sink) topicMaxBytes(ctx context.Context) (int32, bool) {
 				continue
 			}
 			if n, err := strconv.ParseInt(*c.Value, 10, 32); err == nil && n >= 512 {
-				return int32(n), true
+				return int32(n), true, nil
 			}
 		}
 	}
-	return 0, false
+	return 0, false, nil
 }
 
 // probeUntilFound looks at the brokers every second until one answers
-// (or the sink closes), and logs what it found.
+// (or the sink closes), logs what it found, and lets the writer produce.
 func (s *Sink) probeUntilFound() {
+	defer close(s.found)
 	for s.ctx.Err() == nil {
 		err := s.probe(s.cfg.StartTimeout)
 		switch {

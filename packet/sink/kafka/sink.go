@@ -9,9 +9,12 @@
 //
 // Brokers unreachable at start are not an error: the sink starts, logs
 // once, buffers into its queue (dropping and counting once it is full) and
-// produces when a broker answers. A missing topic is an error at Open if a
-// broker answers. A record over the topic's max.message.bytes is dropped
-// and counted (too_large) without holding back the others.
+// produces when a broker answers (no record goes to the client before
+// then: the topic's max.message.bytes must be known first). A missing topic
+// is an error at Open if a broker answers; a topic deleted later fails
+// each record after about 4s (unknownTopicRetries metadata answers without
+// it), counted rejected. A record over the topic's max.message.bytes is
+// dropped and counted (too_large) without holding back the others.
 package kafka
 
 import (
@@ -86,6 +89,13 @@ func ParseCompression(s string) (kgo.CompressionCodec, bool) {
 	return kgo.NoCompression(), false
 }
 
+// How long records wait for a topic deleted after start: about
+// unknownTopicRetries × metadataMinAge (TestTopicDeletedAfterStart).
+const (
+	unknownTopicRetries = 4
+	metadataMinAge      = time.Second
+)
+
 // Defaults of Config.
 const (
 	DefaultLinger       = 10 * time.Millisecond
@@ -131,7 +141,8 @@ type Sink struct {
 	ctx    context.Context // of every Produce; canceled at Close's deadline
 	cancel context.CancelFunc
 
-	stop *sink.Stop
+	stop  *sink.Stop
+	found chan struct{} // closed once a broker answered Open's probe or a later one
 
 	batches  sync.WaitGroup // batches handed to the client and not yet settled
 	maxBytes atomic.Int32   // the topic's max.message.bytes, as far as known
@@ -153,7 +164,7 @@ func Open(cfg Config) (*Sink, error) {
 	cfg = cfg.withDefaults()
 	q := sink.NewQueue(cfg.Queue)
 	cfg.Queue = q.Config()
-	s := &Sink{cfg: cfg, log: cfg.Logger, q: q, stop: sink.NewStop()}
+	s := &Sink{cfg: cfg, log: cfg.Logger, q: q, stop: sink.NewStop(), found: make(chan struct{})}
 	s.maxBytes.Store(defaultMaxMessageBytes)
 	s.descs = newDescs()
 	cl, err := kgo.NewClient(s.clientOpts()...)
@@ -171,6 +182,8 @@ func Open(cfg Config) (*Sink, error) {
 		cl.Close()
 		s.cancel()
 		return nil, err
+	default:
+		close(s.found)
 	}
 	go s.run()
 	return s, nil
@@ -212,6 +225,11 @@ func (s *Sink) clientOpts() []kgo.Opt {
 		// over it fails alone (too_large) instead of its batch.
 		kgo.ProducerBatchMaxBytesFn(func(string) int32 { return s.maxBytes.Load() }),
 		kgo.WithHooks(&s.hooks),
+		// A topic deleted under the sink: each record fails (rejected)
+		// after this many metadata answers without it, about a second
+		// apart, instead of waiting in the queue for its return.
+		kgo.UnknownTopicRetries(unknownTopicRetries),
+		kgo.MetadataMinAge(metadataMinAge),
 	}
 	if cfg.TLS != nil {
 		opts = append(opts, kgo.DialTLSConfig(cfg.TLS))
@@ -237,14 +255,22 @@ func (s *Sink) NewProducer(shard int) sink.Producer { return s.q.NewProducer(sha
 func (s *Sink) Stats() []sink.Stats { return s.q.Stats() }
 
 // run is the writer goroutine: it hands full batches to the client as
-// they come and takes partly filled ones every flush interval.
+// they come and takes partly filled ones every flush interval. Until a
+// broker has answered, batches wait in the queue: handed to the client
+// before the topic's max.message.bytes is known, a batch with one record
+// over it would be refused whole, and with it (the idempotent producer's
+// sequence broken) every record buffered for its partition.
 func (s *Sink) run() {
 	defer close(s.stop.Done)
 	tick := time.NewTicker(s.cfg.Queue.FlushInterval)
 	defer tick.Stop()
+	var full <-chan *sink.Batch // nil until found
+	found := s.found
 	for {
 		select {
-		case b := <-s.q.Full():
+		case <-found:
+			full, found = s.q.Full(), nil
+		case b := <-full:
 			s.produce(b)
 		case <-tick.C:
 			s.q.Flush()
