@@ -3,7 +3,6 @@ package kafka
 import (
 	"context"
 	"fmt"
-	"strings"
 	"testing"
 	"time"
 
@@ -27,15 +26,8 @@ func TestOversizeLimitUnknownAtStart(t *testing.T) {
 	port := freePort(t)
 	addr := []string{fmt.Sprintf("127.0.0.1:%d", port)}
 	s := openSink(t, addr, func(c *Config) { c.StartTimeout = 200 * time.Millisecond })
-	p := s.NewProducer(0)
 	const n = 3000
-	for i := range n {
-		l := line(0, i)
-		if i == n/2 {
-			l = "big " + strings.Repeat("x", 5000) + "\n"
-		}
-		p.Write([]byte(l), 1)
-	}
+	writeWithBig(s, n)
 	// The cluster is made (its topic's limit set) on another port, then
 	// started again from its data on the sink's.
 	dir := t.TempDir()
@@ -80,16 +72,7 @@ func TestOversizeLimitUnknownAtStart(t *testing.T) {
 	if got := s.maxBytes.Load(); got != 2000 {
 		t.Errorf("max bytes %d, want the broker's 2000", got)
 	}
-	recs := consume(t, addr, n-1)
-	for i, r := range recs {
-		want := i
-		if i >= n/2 {
-			want++
-		}
-		if string(r.Value) != strings.TrimSuffix(line(0, want), "\n") {
-			t.Fatalf("record %d = %q", i, r.Value)
-		}
-	}
+	checkWithoutBig(t, addr, n)
 }
 
 // TestTopicDeletedAfterStart: the topic is deleted while the sink runs.
