@@ -144,16 +144,19 @@ func (f *fleet) start(t *testing.T, zones fleetZones) {
 }
 
 // start runs shardd in h's namespace (ip netns exec execs it: the pid is
-// shardd's) serving DNS on the service addresses, UDP and TCP, and waits
-// until it serves and its pidfile names it.
+// shardd's) serving DNS on the service addresses and on the host's own
+// IPv4 address, UDP and TCP, and waits until it serves and its pidfile
+// names it.
 func (h *fleetHost) start(t *testing.T, zones fleetZones) {
 	t.Helper()
 	args := append([]string{"--log-format", "json", "--handler", "dns", "--proto", "udp,tcp", "--shards", "2",
 		"--metrics", fleetMetrics, "--pidfile", h.pidfile}, zones.hostArgs(t, h)...)
-	cmd := h.ns.Command(sharddBin(t), append(args, fleetService4.String(), fleetService6.String())...)
+	unicast := netip.AddrPortFrom(h.v4, 53) // the host's own address, for what must reach this host (NOTIFY)
+	cmd := h.ns.Command(sharddBin(t), append(args, fleetService4.String(), fleetService6.String(), unicast.String())...)
 	h.proc = testkit.Start(h.owner, h.name, cmd)
-	h.proc.WaitLine(t, "listening")
-	h.proc.WaitLine(t, "listening")
+	for range 3 {
+		h.proc.WaitLine(t, "listening")
+	}
 	h.proc.WaitLine(t, "serving metrics")
 	h.proc.WaitPidfile(t, h.pidfile)
 }
