@@ -408,18 +408,27 @@ type fileZones struct{}
 
 func newFileZones(t *testing.T, f *fleet, text string) fileZones {
 	t.Helper()
+	for _, h := range f.hosts {
+		h.exampleZone(t)
+		writeFile(t, filepath.Join(h.dir, "zones", "fleet.test.zone"), text)
+	}
+	return fileZones{}
+}
+
+// exampleZone writes the example zone into h's zone directory (made here)
+// and returns its path: every zone source serves it from a file.
+func (h *fleetHost) exampleZone(t *testing.T) string {
+	t.Helper()
 	example, err := os.ReadFile("../../testdata/dns/example.com.zone")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, h := range f.hosts {
-		if err := os.MkdirAll(filepath.Join(h.dir, "zones"), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		writeFile(t, filepath.Join(h.dir, "zones", "example.com.zone"), string(example))
-		writeFile(t, filepath.Join(h.dir, "zones", "fleet.test.zone"), text)
+	if err := os.MkdirAll(filepath.Join(h.dir, "zones"), 0o755); err != nil {
+		t.Fatal(err)
 	}
-	return fileZones{}
+	path := filepath.Join(h.dir, "zones", "example.com.zone")
+	writeFile(t, path, string(example))
+	return path
 }
 
 func (fileZones) hostArgs(_ *testing.T, h *fleetHost) []string {

@@ -27,7 +27,12 @@ import (
 //   - h2 started again is announced again and takes its share.
 func TestFleet(t *testing.T) {
 	f := newFleet(t, 2, 1)
-	zones := newFileZones(t, f, fleetZone(1, "10.53.200.1"))
+	runFleet(t, f, newFileZones(t, f, fleetZone(1, "10.53.200.1")))
+}
+
+// runFleet starts the fleet's hosts with their zones from zones (fleet.test
+// at serial 1) and runs TestFleet's steps.
+func runFleet(t *testing.T, f *fleet, zones fleetZones) {
 	f.start(t, zones)
 	h1, h2 := f.hosts[0], f.hosts[1]
 	for _, step := range []struct {
