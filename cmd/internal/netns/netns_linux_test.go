@@ -31,6 +31,7 @@ func TestVethEchoSysctlAndRoutes(t *testing.T) {
 		for _, to := range []netip.AddrPort{netip.MustParseAddrPort("10.53.250.2:5399"), netip.MustParseAddrPort("[fd53:250::2]:5399")} {
 			echoAcross(t, a, b, to)
 		}
+		dialAcross(t, a, b)
 
 		const key = "net.ipv4.fib_multipath_hash_policy"
 		outside, err := os.ReadFile("/proc/sys/net/ipv4/fib_multipath_hash_policy")
@@ -100,6 +101,30 @@ func echoAcross(t *testing.T, a, b *NS, to netip.AddrPort) {
 	}
 	if n, from, err = cl.ReadFromUDPAddrPort(buf); err != nil || string(buf[:n]) != "pong" || netip.AddrPortFrom(from.Addr().Unmap(), from.Port()) != to {
 		t.Fatalf("reply from %v: %q from %v, %v", to, buf[:n], from, err)
+	}
+}
+
+// dialAcross connects from a (DialContext) to a listener of b's and sees
+// the connection arrive there from a's address.
+func dialAcross(t *testing.T, a, b *NS) {
+	t.Helper()
+	var ln net.Listener
+	if err := b.Do(func() (err error) { ln, err = net.Listen("tcp", "10.53.250.2:5400"); return err }); err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	c, err := a.DialContext(t.Context(), "tcp", "10.53.250.2:5400")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	s, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if from := s.RemoteAddr().(*net.TCPAddr).IP.String(); from != "10.53.250.1" {
+		t.Errorf("connection from %s, want a's 10.53.250.1", from)
 	}
 }
 
