@@ -9,10 +9,12 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"math/big"
 	"net"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -361,4 +363,39 @@ func signCert(t *testing.T, tmpl, parent *x509.Certificate, parentKey any) (*x50
 		t.Fatal(err)
 	}
 	return cert, key
+}
+
+// TestWatchFilesReportsOnce: a change that does not load is reported once
+// however many polls see it, then a load that works is reported.
+func TestWatchFilesReportsOnce(t *testing.T) {
+	var polls atomic.Int64
+	var loads atomic.Bool // what reload returns: false, a failure
+	reports := make(chan error, 16)
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		watchFiles(time.Millisecond, stop, func() bool { polls.Add(1); return true }, func() error {
+			if loads.Load() {
+				return nil
+			}
+			return errors.New("bad file")
+		}, func(err error) {
+			select {
+			case reports <- err:
+			default: // the first ones are what the test reads
+			}
+		})
+	}()
+	waitFor(t, "ten polls of the bad file", func() bool { return polls.Load() >= 10 })
+	loads.Store(true)
+	waitFor(t, "the good load reported", func() bool { return len(reports) >= 2 })
+	close(stop)
+	<-done
+	if err := <-reports; err == nil {
+		t.Fatal("first report: want the bad file's error")
+	}
+	if err := <-reports; err != nil {
+		t.Fatalf("second report %v: want the good load (the error once only)", err)
+	}
 }
