@@ -104,6 +104,9 @@ type tlsState struct {
 // come with it, else new. Nil without --tls.
 func loadTLS(o *options, log *zap.Logger, inh *inherited) (*tlsState, error) {
 	if len(o.tls.addrs) == 0 {
+		if inh != nil {
+			clear(inh.ticketKeys) // handed over, but no --tls here
+		}
 		return nil, nil
 	}
 	st := &tlsState{}
