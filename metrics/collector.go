@@ -36,6 +36,7 @@ var (
 	descTLSHandshakes = prometheus.NewDesc("shardd_tls_handshakes_total", "TLS handshakes on the shard's TLS listener, by result: ok, timeout (--tls-handshake-timeout), bad_certificate, protocol (no common version, suite or ALPN, or not TLS), eof, shutdown, error.", append(append([]string{}, shardLabels...), "result"), nil)
 	descTLSResumed    = prometheus.NewDesc("shardd_tls_resumed_total", "TLS handshakes that resumed a session (a ticket): no full handshake; also in shardd_tls_handshakes_total{result=\"ok\"}.", shardLabels, nil)
 	descTLSVersions   = prometheus.NewDesc("shardd_tls_connections_total", "TLS connections established on the shard, by protocol version (1.2, 1.3).", append(append([]string{}, shardLabels...), "version"), nil)
+	descTLSCiphers    = prometheus.NewDesc("shardd_tls_cipher_connections_total", "TLS connections established on the shard, by cipher suite (IANA name; the suites shardd offers, or other).", append(append([]string{}, shardLabels...), "cipher"), nil)
 	descSocketInfo    = prometheus.NewDesc("shardd_socket_info", "The shard's socket, by inode (as /proc/net and shardd inspect list it); the value is always 1.", append(append([]string{}, shardLabels...), "inode"), nil)
 	descImbalance     = prometheus.NewDesc("shardd_shard_imbalance", "Received datagrams of the busiest shard over the mean of the listener's shards (1 = even).", listenerLabels, nil)
 

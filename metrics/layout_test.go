@@ -100,6 +100,7 @@ var exposed = map[string]map[string]struct{ metric, label string }{
 	"tls": { // and the "tcp" ones
 		"TLSHandshakes": {"shardd_tls_handshakes_total", "result"}, "TLSResumed": {"shardd_tls_resumed_total", ""},
 		"TLSVersions": {"shardd_tls_connections_total", "version"},
+		"TLSCiphers":  {"shardd_tls_cipher_connections_total", "cipher"},
 	},
 }
 
@@ -155,6 +156,8 @@ func TestExpositionEveryWord(t *testing.T) {
 					label = TLSResult(w.index).String()
 				case "TLSVersions":
 					label = TLSVersion(w.index).String()
+				case "TLSCiphers":
+					label = TLSCipher(w.index).String()
 				}
 				switch {
 				case ok:

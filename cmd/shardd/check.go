@@ -50,11 +50,7 @@ func checkRuntime(o *options, log *zap.Logger) error {
 			return err
 		}
 	}
-	certs, err := loadCerts(o, log) // the --tls pair
-	if err != nil {
-		return err
-	}
-	if _, err := o.serverTLS(certs); err != nil { // --tls-client-ca
+	if _, err := loadTLS(o, log, nil); err != nil { // the --tls pair, --tls-client-ca
 		return err
 	}
 	switch o.handler.value {
