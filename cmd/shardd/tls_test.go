@@ -147,20 +147,26 @@ func (x *dotDaemon) handshakes(t *testing.T, result string) float64 {
 	return testkit.MetricSum(testkit.Scrape(t, x.metrics), "shardd_tls_handshakes_total", `result="`+result+`"`)
 }
 
-// TestDoTKdigSameAnswersAsUDP: kdig +tls gets the answers kdig gets over
-// UDP, verifying the server against the test CA.
-func TestDoTKdigSameAnswersAsUDP(t *testing.T) {
-	kdig := requireTool(t, "kdig")
+// TestDoTSameAnswersAsUDP: kdig +tls (Knot's client, GnuTLS) and dig +tls
+// (BIND's, OpenSSL) get the answers they get over UDP, verifying the server
+// against the test CA.
+func TestDoTSameAnswersAsUDP(t *testing.T) {
+	for _, tool := range []string{"kdig", "dig"} {
+		t.Run(tool, func(t *testing.T) { dotSameAnswersAsUDP(t, requireTool(t, tool)) })
+	}
+}
+
+func dotSameAnswersAsUDP(t *testing.T, client string) {
 	x := startDoT(t)
 	ask := func(tlsArgs []string, to netip.AddrPort, q ...string) string {
 		args := append([]string{"@" + to.Addr().String(), "-p", fmt.Sprint(to.Port()), "+time=5", "+retry=0", "+noall", "+answer", "+authority", "+additional"}, tlsArgs...)
-		out, err := exec.Command(kdig, append(args, q...)...).CombinedOutput()
+		out, err := exec.Command(client, append(args, q...)...).CombinedOutput()
 		if err != nil {
-			t.Fatalf("kdig %v: %v\n%s", args, err, out)
+			t.Fatalf("%s %v: %v\n%s", client, args, err, out)
 		}
 		return string(out)
 	}
-	tlsArgs := []string{"+tls-ca=" + x.ca.caFile, "+tls-hostname=dns.test"}
+	tlsArgs := []string{"+tls", "+tls-ca=" + x.ca.caFile, "+tls-hostname=dns.test"}
 	for _, q := range [][]string{{"www.example.com", "A"}, {"example.com", "SOA"}, {"example.com", "MX"}, {"nope.example.com", "A"}, {"example.com", "NS"}} {
 		udp, dot := ask(nil, x.plain, q...), ask(tlsArgs, x.tls, q...)
 		if udp != dot || !strings.Contains(udp, "example.com.") {
