@@ -178,7 +178,7 @@ func (h *Handler) ServePacket(w *packet.ReplyWriter, p *packet.Packet) error {
 	if q.cookie == cookieClient {
 		q.cookie = h.cookie(m, q.cookieOff, q.cookieLen, p.Src.Addr())
 	}
-	if q.flags>>11&0xF == mdns.OpcodeNotify && h.srv.sec != nil && rcode != mdns.RcodeFormatError {
+	if rcode == rcodeNotify {
 		return h.serveNotify(w, p, &q, c)
 	}
 	var t *template
@@ -234,6 +234,9 @@ func (h *Handler) parse(m []byte, q *query) int {
 	}
 	if !h.srv.cookiesOn {
 		q.cookie = cookieNone
+	}
+	if q.flags>>11&0xF == mdns.OpcodeNotify && h.srv.sec != nil {
+		return rcodeNotify
 	}
 	return q.rcode(qd)
 }
@@ -394,9 +397,6 @@ func (h *Handler) lookup(q *query) (*template, int) {
 	}
 	if z == nil {
 		return nil, mdns.RcodeRefused // not ours: no zone encloses it
-	}
-	if z.expired {
-		return nil, mdns.RcodeServerFailure
 	}
 	for off := 0; ; off += int(name[off]) + 1 {
 		n := z.byWire[string(name[off:])]

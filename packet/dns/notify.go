@@ -3,6 +3,7 @@ package dns
 import (
 	"errors"
 	"net/netip"
+	"slices"
 	"time"
 
 	mdns "github.com/miekg/dns"
@@ -21,6 +22,10 @@ const (
 )
 
 var notifyResultNames = [numNotifyResults]string{"accepted", "coalesced", "refused", "notauth"}
+
+// rcodeNotify is what parse returns for a NOTIFY to a secondary server:
+// not an rcode, the sign to answer it with serveNotify.
+const rcodeNotify = -1
 
 // serveNotify answers a NOTIFY (RFC 1996) for a secondary zone: from one of
 // the zone's primaries, signed by its key if it has one, it queues a check
@@ -99,7 +104,8 @@ func signedNotifyReply(b, m []byte, z *secondary, limit int) ([]byte, int) {
 	t := req.IsTsig()
 	tsigErr := uint16(mdns.RcodeBadKey)
 	if t != nil && canonical(t.Hdr.Name) == z.key.Name && mdns.CanonicalName(t.Algorithm) == z.key.Algorithm {
-		switch err := mdns.TsigVerify(m, z.key.Secret, "", false); {
+		// TsigVerify writes to the message (its ARCOUNT): give it a copy.
+		switch err := mdns.TsigVerify(slices.Clone(m), z.key.Secret, "", false); {
 		case err == nil:
 			r.Authoritative = true
 			r.SetTsig(z.key.Name, z.key.Algorithm, tsigFudge, time.Now().Unix())

@@ -51,6 +51,10 @@ type secondary struct {
 	wire   string // lower-case wire form, for NOTIFY lookups
 	key    *TSIGKey
 	notify chan struct{} // one pending check; more NOTIFYs coalesce
+	// live is the zone as last transferred or loaded (nil: none), served
+	// unless expired (then expiredCopy(live) is). The refresh goroutine's
+	// own, once RunSecondaries runs.
+	live *Zone
 
 	lastRefresh atomic.Int64 // unix nanoseconds of the last successful check; 0: never
 	expired     atomic.Bool
@@ -187,9 +191,20 @@ func (s *Server) keepSecondaries(zs *Zones) error {
 	return nil
 }
 
-// served returns the copy of z being served, nil if none.
-func (s *Server) served(z *secondary) *Zone {
-	return s.zones.Load().byOrigin[z.wire]
+// served returns the current copy of z (expired or not), nil if none.
+func (s *Server) served(z *secondary) *Zone { return z.live }
+
+// expiredCopy is z answering SERVFAIL (no AA) to every name in it: an
+// apex node and NXDOMAIN answer both give the one SERVFAIL template, so
+// the lookup needs no check of its own.
+func expiredCopy(z *Zone) *Zone {
+	wire, _ := wireName(z.Origin) // a loaded zone's origin packs
+	fail := &template{rcode: mdns.RcodeServerFailure, rrl: &rrlTag{zone: wire}}
+	cp := *z
+	cp.nodes = nil
+	cp.byWire = map[string]*node{string(wire): {name: z.Origin, exactDefault: fail}}
+	cp.nxdomain = fail
+	return &cp
 }
 
 // RunSecondaries keeps every secondary zone fresh until stop closes: a
@@ -255,10 +270,8 @@ func (s *Server) expireIfDue(z *secondary) {
 		return
 	}
 	cur := s.served(z)
-	cp := *cur
-	cp.expired = true
 	z.expired.Store(true)
-	s.swapZone(&cp, "expired")
+	s.swapZone(expiredCopy(cur), "expired")
 	s.sec.log.Error("secondary zone expired: no primary answered for its SOA expire interval; it answers SERVFAIL until a refresh succeeds",
 		zap.String("zone", z.origin), zap.Uint32("serial", cur.Serial), zap.Duration("expire", time.Duration(cur.soa.Expire)*time.Second))
 }
@@ -283,10 +296,8 @@ func (s *Server) check(z *secondary) time.Duration {
 	}
 	z.lastErr = ""
 	z.lastRefresh.Store(s.sec.now().UnixNano())
-	if z.expired.Swap(false) && cur.expired {
-		cp := *cur
-		cp.expired = false
-		s.swapZone(&cp, "refresh")
+	if z.expired.Swap(false) {
+		s.swapZone(cur, "refresh")
 		s.sec.log.Info("secondary zone no longer expired", zap.String("zone", z.origin), zap.Uint32("serial", cur.Serial))
 	}
 	s.touchCopy(z)
@@ -355,6 +366,7 @@ func (s *Server) transfer(z *secondary, cur *Zone, p netip.AddrPort, typ int) er
 	if err := s.writeCopy(z, nz, p); err != nil {
 		s.sec.log.Error("zone copy not written; a restart will transfer the zone again", zap.String("zone", z.origin), zap.Error(err))
 	}
+	z.live = nz
 	s.swapZone(nz, "transfer")
 	z.expired.Store(false)
 	s.sec.log.Info("zone transferred", append(fields, zap.Uint32("serial", nz.Serial), zap.Int("records", nz.Count))...)

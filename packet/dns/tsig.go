@@ -143,7 +143,8 @@ func (ks TSIGKeys) add(name, alg, secret string) error {
 	}
 	a, ok := tsigAlgorithms[strings.ToLower(strings.TrimSuffix(alg, "."))]
 	if !ok {
-		return fmt.Errorf("key %s: algorithm %q is not supported (use hmac-sha256; also hmac-sha1, -sha224, -sha384, -sha512)", cn, alg)
+		// Not quoted: a secret written on the wrong line must not reach the log.
+		return fmt.Errorf("key %s: the algorithm is missing or not supported (use hmac-sha256; also hmac-sha1, -sha224, -sha384, -sha512; not hmac-md5)", cn)
 	}
 	raw, err := base64.StdEncoding.DecodeString(secret)
 	if err != nil || len(raw) == 0 {
@@ -239,21 +240,15 @@ func parseBINDKeys(b []byte) (TSIGKeys, error) {
 func bindTokens(b []byte) ([]string, error) {
 	var toks []string
 	s := string(b)
-	for i := 0; i < len(s); {
-		c := s[i]
-		switch {
-		case c == ' ' || c == '\t' || c == '\n' || c == '\r':
-			i++
-		case c == '#' || strings.HasPrefix(s[i:], "//"):
-			for i < len(s) && s[i] != '\n' {
-				i++
-			}
-		case strings.HasPrefix(s[i:], "/*"):
-			end := strings.Index(s[i+2:], "*/")
-			if end < 0 {
-				return nil, errors.New("a /* comment is never closed")
-			}
-			i += 2 + end + 2
+	for i := 0; ; {
+		var err error
+		if i, err = skipBlank(s, i); err != nil {
+			return nil, err
+		}
+		if i == len(s) {
+			return toks, nil
+		}
+		switch c := s[i]; {
 		case c == '{' || c == '}' || c == ';':
 			toks = append(toks, string(c))
 			i++
@@ -273,5 +268,30 @@ func bindTokens(b []byte) ([]string, error) {
 			i = j
 		}
 	}
-	return toks, nil
+}
+
+// skipBlank returns where the next token after s[i:] begins (len(s) at
+// the end), past white space and comments (#, //, /* */).
+func skipBlank(s string, i int) (int, error) {
+	for i < len(s) {
+		switch {
+		case strings.IndexByte(" \t\r\n", s[i]) >= 0:
+			i++
+		case s[i] == '#' || strings.HasPrefix(s[i:], "//"):
+			if nl := strings.IndexByte(s[i:], '\n'); nl >= 0 {
+				i += nl
+			} else {
+				i = len(s)
+			}
+		case strings.HasPrefix(s[i:], "/*"):
+			end := strings.Index(s[i+2:], "*/")
+			if end < 0 {
+				return 0, errors.New("a /* comment is never closed")
+			}
+			i += 2 + end + 2
+		default:
+			return i, nil
+		}
+	}
+	return i, nil
 }

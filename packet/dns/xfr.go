@@ -51,6 +51,9 @@ func checkReply(z *secondary, r *mdns.Msg) error {
 		return fmt.Errorf("%s, TSIG error %s: the primary does not accept key %s (check its name, algorithm and secret on both sides)",
 			rcodeName(r.Rcode), tsigErrorName(t.Error), z.key)
 	}
+	if r.Rcode == mdns.RcodeNotAuth && z.key != nil {
+		return fmt.Errorf("the primary answered NOTAUTH: it does not accept TSIG key %s (check its name, algorithm and secret on both sides)", z.key)
+	}
 	if r.Rcode != mdns.RcodeSuccess {
 		return fmt.Errorf("the primary answered %s", rcodeName(r.Rcode))
 	}

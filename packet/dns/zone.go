@@ -28,8 +28,6 @@ type Zone struct {
 	byWire map[string]*node
 	// nxdomain answers any name under the apex that has no node and no wildcard.
 	nxdomain *template
-	// expired: a secondary zone past its SOA expire, answering SERVFAIL.
-	expired bool
 }
 
 // node is one owner name of a zone (or an empty non-terminal).

@@ -138,6 +138,7 @@ func (s *Server) loadCopy(z *secondary) {
 		return
 	}
 	z.lastRefresh.Store(mtime.UnixNano())
+	z.live = zone
 	s.swapZone(zone, "copy")
 	s.sec.log.Info("zone copy loaded", zap.String("zone", z.origin), zap.String("file", path), zap.Uint32("serial", zone.Serial),
 		zap.Int("records", zone.Count), zap.Time("refreshed", mtime))
