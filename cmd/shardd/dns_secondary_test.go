@@ -229,6 +229,27 @@ func sameAsKnot(t *testing.T, knot, ours netip.AddrPort) {
 	}
 }
 
+// knotFollowed is a Knot primary at serial 2026113001 and a shardd
+// secondary of it that has transferred notify.test.
+type knotFollowed struct {
+	k       *knotPrimary
+	d       *daemon
+	url     string // shardd's metrics
+	ours    netip.AddrPort
+	port    int
+	zoneDir string
+}
+
+func followKnot(t *testing.T) knotFollowed {
+	t.Helper()
+	f := knotFollowed{port: freePort(t), zoneDir: t.TempDir()}
+	f.k = startPrimary(t, 2026113001, f.port)
+	f.d, f.url = secondaryDaemon(t, f.k, f.port, f.k.keyFile, f.zoneDir)
+	f.ours = netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(f.port))
+	waitAnswer(t, f.ours, "NOERROR", "2026113001", "notify.test", "SOA")
+	return f
+}
+
 // TestSecondaryFromKnot: shardd follows a Knot DNS primary with TSIG:
 // the first transfer is an AXFR, a change on the primary arrives by NOTIFY
 // and IXFR (the zone refreshes only hourly), answers match Knot's, and
@@ -236,12 +257,8 @@ func sameAsKnot(t *testing.T, knot, ours netip.AddrPort) {
 // once, the primary unreachable, until the zone with a 4 s expire answers
 // SERVFAIL.
 func TestSecondaryFromKnot(t *testing.T) {
-	port := freePort(t)
-	k := startPrimary(t, 2026113001, port)
-	zoneDir := t.TempDir()
-	d, url := secondaryDaemon(t, k, port, k.keyFile, zoneDir)
-	ours := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(port))
-	waitAnswer(t, ours, "NOERROR", "2026113001", "notify.test", "SOA")
+	f := followKnot(t)
+	k, d, url, ours, port, zoneDir := f.k, f.d, f.url, f.ours, f.port, f.zoneDir
 	waitAnswer(t, ours, "NOERROR", "192.0.2.81", "www.expire.test", "A")
 	sameAsKnot(t, k.addr, ours)
 	m := testkit.Scrape(t, url)
@@ -277,6 +294,10 @@ func TestSecondaryFromKnot(t *testing.T) {
 		t.Fatalf("restarted from --zone-dir without a primary: want the copy's answer, got\n%s", r.out)
 	}
 	waitAnswer(t, ours, "SERVFAIL", "", "www.expire.test", "A")
+	// As Knot DNS 3.2 answers from an expired zone: no AA, EDE 24.
+	if r := digAnswer(t, ours, "www.expire.test", "A"); r.flags["aa"] || !strings.Contains(r.out, "EDE: 24 (Invalid Data)") {
+		t.Errorf("expired zone: want SERVFAIL without AA, with EDE 24, as Knot answers:\n%s", r.out)
+	}
 	if n := testkit.MetricSum(testkit.Scrape(t, url2), "shardd_dns_zone_expired", `zone="expire.test."`); n != 1 {
 		t.Errorf("shardd_dns_zone_expired{zone=expire.test.} = %v, want 1", n)
 	}
@@ -289,13 +310,9 @@ func TestSecondaryFromKnot(t *testing.T) {
 // are refused, the failure is logged once however often it is retried,
 // and the copy from --zone-dir keeps serving.
 func TestSecondaryWrongKey(t *testing.T) {
-	port := freePort(t)
-	k := startPrimary(t, 2026113001, port)
-	zoneDir := t.TempDir()
-	d, _ := secondaryDaemon(t, k, port, k.keyFile, zoneDir)
-	ours := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(port))
-	waitAnswer(t, ours, "NOERROR", "2026113001", "notify.test", "SOA")
-	d.Stop(t, syscall.SIGTERM)
+	f := followKnot(t)
+	k, ours, port, zoneDir := f.k, f.ours, f.port, f.zoneDir
+	f.d.Stop(t, syscall.SIGTERM)
 
 	// The same name, another secret, in BIND's form (as tsig-keygen writes).
 	wrong := filepath.Join(t.TempDir(), "wrong.key")

@@ -194,12 +194,29 @@ func (s *Server) keepSecondaries(zs *Zones) error {
 // served returns the current copy of z (expired or not), nil if none.
 func (s *Server) served(z *secondary) *Zone { return z.live }
 
-// expiredCopy is z answering SERVFAIL (no AA) to every name in it: an
-// apex node and NXDOMAIN answer both give the one SERVFAIL template, so
-// the lookup needs no check of its own.
+// expiredAnswer is the answer of an expired zone: SERVFAIL, no AA, with
+// Extended DNS Error 24 Invalid Data (extendedError), as Knot DNS answers.
+var expiredAnswer = &template{rcode: mdns.RcodeServerFailure}
+
+// extendedError is the Extended DNS Error (RFC 8914) of a reply, 0 for
+// none: 20 Not Authoritative for a name outside every zone, 24 Invalid
+// Data from an expired zone.
+func extendedError(q *query, rcode int, t *template) uint16 {
+	switch {
+	case t == nil && rcode == mdns.RcodeRefused && q.qend > 0:
+		return mdns.ExtendedErrorCodeNotAuthoritative
+	case t == expiredAnswer:
+		return mdns.ExtendedErrorCodeInvalidData
+	}
+	return 0
+}
+
+// expiredCopy is z answering expiredAnswer to every name in it: its apex
+// node and NXDOMAIN answer both give it, so the lookup needs no check of
+// its own.
 func expiredCopy(z *Zone) *Zone {
 	wire, _ := wireName(z.Origin) // a loaded zone's origin packs
-	fail := &template{rcode: mdns.RcodeServerFailure, rrl: &rrlTag{zone: wire}}
+	fail := expiredAnswer
 	cp := *z
 	cp.nodes = nil
 	cp.byWire = map[string]*node{string(wire): {name: z.Origin, exactDefault: fail}}

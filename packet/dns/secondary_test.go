@@ -320,8 +320,12 @@ func TestSecondaryExpire(t *testing.T) {
 	now = now.Add(2 * time.Second)
 	s.check(z)
 	s.expireIfDue(z)
-	if r := ask(t, h, q, packet.UDP); r.Rcode != mdns.RcodeServerFailure || r.Authoritative {
-		t.Fatalf("after expire: %s aa=%v, want SERVFAIL without AA", mdns.RcodeToString[r.Rcode], r.Authoritative)
+	q.SetEdns0(1232, false)
+	if r := ask(t, h, q, packet.UDP); r.Rcode != mdns.RcodeServerFailure || r.Authoritative || !strings.Contains(r.String(), "EDE: 24") {
+		t.Fatalf("after expire: want SERVFAIL without AA, with EDE 24 Invalid Data, got\n%v", r)
+	}
+	if r := ask(t, h, question("deep.below.sec.test.", mdns.TypeMX), packet.UDP); r.Rcode != mdns.RcodeServerFailure || len(r.Ns) != 0 {
+		t.Fatalf("a name below the apex after expire: %v", r)
 	}
 	if !z.expired.Load() {
 		t.Error("not counted as expired")
