@@ -246,6 +246,7 @@ func (s *Server) RunSecondaries(stop <-chan struct{}) {
 // follow is one zone's refresh loop.
 func (s *Server) follow(z *secondary, stop <-chan struct{}) {
 	next := s.sec.now() // check at once
+	var last time.Time  // the last check began
 	for {
 		wait := time.Until(next)
 		if exp, ok := s.expiresAt(z); ok && !z.expired.Load() {
@@ -257,12 +258,15 @@ func (s *Server) follow(z *secondary, stop <-chan struct{}) {
 			t.Stop()
 			return
 		case <-z.notify:
-			next = s.sec.now()
+			// At most one check a second however many NOTIFYs come (they
+			// may be forged from a primary's address).
+			next = last.Add(minRefresh)
 		case <-t.C:
 		}
 		t.Stop()
-		if !s.sec.now().Before(next) {
-			next = s.sec.now().Add(s.check(z))
+		if now := s.sec.now(); !now.Before(next) {
+			last = now
+			next = now.Add(s.check(z))
 		}
 		s.expireIfDue(z)
 	}

@@ -436,3 +436,72 @@ func (s tsigTestSign) sign() ([]byte, error) {
 	b, _, err := mdns.TsigGenerate(m, s.k.Secret, "", false)
 	return b, err
 }
+
+// TestAttackNotifyFlood: NOTIFYs from a primary's address (which anyone
+// can forge over UDP) as fast as the handler takes them make at most one
+// check a second: the primary is not flooded in turn.
+func TestAttackNotifyFlood(t *testing.T) {
+	p := startFakePrimary(t, 1, nil)
+	s, z := newSecondaryServer(t, p, "", nil, "")
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		s.RunSecondaries(stop)
+		close(done)
+	}()
+	defer func() {
+		close(stop)
+		<-done
+	}()
+	deadline := time.Now().Add(30 * time.Second)
+	for transfers(z, xfrAXFR, xfrOK) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no first transfer")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	p.set(func(p *fakePrimary) { p.asked = nil })
+	h := s.NewHandler(0)
+	raw := notifyMsg(t, "sec.test.")
+	src := p.addr.Addr().String() + ":53"
+	start := time.Now()
+	sent := 0
+	for time.Since(start) < 2*time.Second && sent < 200000 {
+		serveNotifyFrom(t, h, raw, src)
+		sent++
+	}
+	elapsed := time.Since(start)
+	var asked int
+	p.set(func(p *fakePrimary) { asked = len(p.asked) })
+	if limit := int(elapsed/time.Second) + 2; asked > limit || sent < 100 {
+		t.Fatalf("%d NOTIFYs in %v made %d queries to the primary, want at most %d", sent, elapsed, asked, limit)
+	}
+	accepted := z.notifies[notifyAccepted].Load() + z.notifies[notifyCoalesced].Load()
+	if accepted != uint64(sent) {
+		t.Errorf("%d NOTIFYs counted, %d sent", accepted, sent)
+	}
+	t.Logf("attack: %d forged NOTIFYs in %v: %d queries to the primary", sent, elapsed.Round(time.Millisecond), asked)
+}
+
+// TestReloadKeepsSecondaries: a HUP reload re-reads the zone files and
+// keeps serving the transferred zones.
+func TestReloadKeepsSecondaries(t *testing.T) {
+	p := startFakePrimary(t, 5, nil)
+	s := newTestServer(t)
+	if err := s.EnableSecondaries(SecondaryConfig{Zones: []Secondary{{Zone: "sec.test", Primaries: []netip.AddrPort{p.addr}}}}); err != nil {
+		t.Fatal(err)
+	}
+	z := s.sec.zones[0]
+	s.check(z)
+	zs, err := s.Reload()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(zs.List) != len(testZones)+1 || s.Zones() != zs {
+		t.Fatalf("after a reload %d zones, want %d", len(zs.List), len(testZones)+1)
+	}
+	sameZone(t, zs.byOrigin[z.wire], secVersion(5))
+	if err := s.EnableSecondaries(SecondaryConfig{Zones: []Secondary{{Zone: "example.com", Primaries: []netip.AddrPort{p.addr}}}}); err == nil || !strings.Contains(err.Error(), "both as a file and as a secondary") {
+		t.Errorf("a zone both from a file and transferred: %v", err)
+	}
+}
