@@ -339,3 +339,26 @@ func TestSecondaryWrongKey(t *testing.T) {
 		t.Errorf("a secret is in the log:\n%s", log)
 	}
 }
+
+// TestSecondaryCatchesUpByIXFR: a shardd restarted two versions behind
+// starts from its copy and catches up with one IXFR over both changes
+// (Knot's journal holds one per reload), not an AXFR, and answers as Knot
+// does.
+func TestSecondaryCatchesUpByIXFR(t *testing.T) {
+	f := followKnot(t)
+	f.d.Stop(t, syscall.SIGTERM)
+	f.k.bump(t, 2026113002)
+	f.k.bump(t, 2026113003)
+	d, url := secondaryDaemon(t, f.k, f.port, f.k.keyFile, f.zoneDir)
+	waitAnswer(t, f.ours, "NOERROR", "version 2026113003", "txt.notify.test", "TXT")
+	sameAsKnot(t, f.k.addr, f.ours)
+	m := testkit.Scrape(t, url)
+	ixfr := testkit.MetricSum(m, "shardd_dns_transfers_total", `result="ok",type="ixfr",zone="notify.test."`)
+	axfr := testkit.MetricSum(m, "shardd_dns_transfers_total", `type="axfr",zone="notify.test."`)
+	if ixfr != 1 || axfr != 0 {
+		t.Errorf("catching up: %v IXFRs, %v AXFRs; want one IXFR\n%s", ixfr, axfr, d.Stderr)
+	}
+	if !regexp.MustCompile(`"msg":"zone transferred".*"zone":"notify.test.","type":"ixfr".*"serial_from":2026113001.*"serial":2026113003`).MatchString(d.Stderr.String()) {
+		t.Errorf("no log line of the IXFR from 2026113001 to 2026113003:\n%s", d.Stderr)
+	}
+}
