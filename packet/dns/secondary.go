@@ -379,7 +379,7 @@ func (s *Server) transfer(z *secondary, cur *Zone, p netip.AddrPort, typ int) er
 		zap.Uint32("serial_from", from), zap.Duration("duration", s.sec.now().Sub(start))}
 	if err != nil {
 		z.transfers[typ][xfrFailed].Add(1)
-		s.sec.log.Warn("zone transfer failed; the copy being served (if any) stays", append(fields, zap.Error(err))...)
+		s.sec.log.Warn("zone transfer failed; the copy being served (if any) stays", append(fields, zap.String("result", "failed"), zap.Error(err))...)
 		return fmt.Errorf("primary %s: %s: %v", p, kind, err)
 	}
 	z.transfers[typ][xfrOK].Add(1)
@@ -390,7 +390,7 @@ func (s *Server) transfer(z *secondary, cur *Zone, p netip.AddrPort, typ int) er
 	z.live = nz
 	s.swapZone(nz, "transfer")
 	z.expired.Store(false)
-	s.sec.log.Info("zone transferred", append(fields, zap.Uint32("serial", nz.Serial), zap.Int("records", nz.Count))...)
+	s.sec.log.Info("zone transferred", append(fields, zap.String("result", "ok"), zap.Uint32("serial", nz.Serial), zap.Int("records", nz.Count))...)
 	return nil
 }
 
