@@ -104,6 +104,7 @@ func (s *Server) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descQueries, descResponses, descTruncated, descMalformed, descDropped, descRRLLimited, descRRLSlipped, descReloads, descReloadErrors, descSerial, descRecords} {
 		ch <- d
 	}
+	s.describeSecondaries(ch)
 }
 
 // Collect implements prometheus.Collector: it reads every handler's
@@ -155,6 +156,7 @@ func (s *Server) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descSerial, prometheus.GaugeValue, float64(z.Serial), z.Origin)
 		ch <- prometheus.MustNewConstMetric(descRecords, prometheus.GaugeValue, float64(z.Count), z.Origin)
 	}
+	s.collectSecondaries(ch)
 }
 
 // collectRRL sends one shard's rate limiter counts (UDP only).

@@ -87,6 +87,9 @@ type Server struct {
 	reloads      atomic.Uint64
 	reloadErrors atomic.Uint64
 
+	swapMu sync.Mutex   // serializes the writers of zones (Reload, swapZone)
+	sec    *secondaries // nil: no secondary zones (EnableSecondaries)
+
 	// Set before the handlers serve (EnableRRL, EnableCookies).
 	rrl         *rrl // nil: no rate limiting
 	cookiesOn   bool
@@ -124,6 +127,11 @@ func (s *Server) Zones() *Zones { return s.zones.Load() }
 // serving and the error is counted (shardd_dns_zone_reload_errors_total).
 func (s *Server) Reload() (*Zones, error) {
 	zs, err := LoadZones(s.files)
+	s.swapMu.Lock()
+	defer s.swapMu.Unlock()
+	if err == nil {
+		err = s.keepSecondaries(zs)
+	}
 	if err != nil {
 		s.reloadErrors.Add(1)
 		return nil, err
