@@ -15,12 +15,8 @@ import (
 // Knot DNS primary in a namespace of its own: the zone change is a new
 // file and `knotc zone-reload` on the primary, which sends NOTIFY to each
 // host's own address; each host transfers the change (IXFR) and serves it.
-// A host started again serves its copy from --zone-dir. It needs shardd's
-// --secondary (issue 15) and skips on a build without it.
+// A host started again serves its copy from --zone-dir.
 func TestFleetKnotPrimary(t *testing.T) {
-	if out, _ := exec.Command(sharddBin(t), "--help").CombinedOutput(); !strings.Contains(string(out), "-secondary") {
-		t.Skip("this shardd has no --secondary flag (zone transfers in)")
-	}
 	f := newFleet(t, 2, 1)
 	runFleet(t, f, newKnotFleetPrimary(t, f, fleetZone(1, "10.53.200.1")))
 }
