@@ -23,7 +23,7 @@ var (
 	descRcvBuf        = prometheus.NewDesc("shardd_rcvbuf_bytes", "Effective receive buffer of the shard's socket as the kernel reports it.", shardLabels, nil)
 	descBatchSize     = prometheus.NewDesc("shardd_rx_batch_size", "Buffers returned per receive call (batch fill, up to --batch); without GRO each buffer is one datagram.", shardLabels, nil)
 	descGROSegments   = prometheus.NewDesc("shardd_rx_gro_segments", "Datagrams per received buffer: 1, or more where UDP GRO coalesced a flow's datagrams.", shardLabels, nil)
-	descTxGSO         = prometheus.NewDesc("shardd_tx_gso_segments", "Replies per GSO send (UDP_SEGMENT: equal-size replies to one destination, cut into datagrams by the kernel); _sum is the replies sent so, also in shardd_tx_packets_total.", shardLabels, nil)
+	descTxGSO         = prometheus.NewDesc("shardd_tx_gso_segments", "Replies per GSO send (UDP_SEGMENT: equal-size replies to one destination, cut into datagrams by the kernel), counted as the send is handed to the kernel (a send it refuses, whose replies then go one by one, included); _sum is the replies they carried, also in shardd_tx_packets_total.", shardLabels, nil)
 	descTCPAccepted   = prometheus.NewDesc("shardd_tcp_accepted_total", "TCP connections accepted by the shard.", shardLabels, nil)
 	descTCPActive     = prometheus.NewDesc("shardd_tcp_active", "TCP connections open on the shard.", shardLabels, nil)
 	descTCPClosed     = prometheus.NewDesc("shardd_tcp_closed_total", "TCP connections closed by the shard, by reason.", append(append([]string{}, shardLabels...), "reason"), nil)

@@ -53,7 +53,9 @@ type Counts struct {
 	// the buffers UDP GRO coalesced. Their sum is RxPackets.
 	GROSegments [BatchBuckets]uint64
 	// UDP replies sent with GSO (UDP_SEGMENT): the sends by the datagrams
-	// each carried (GSOBucket), and those datagrams (also in TxPackets).
+	// each carried (GSOBucket), and those datagrams (also in TxPackets),
+	// counted as TxPackets is, when handed to the kernel: a send it
+	// refuses (its replies then go one by one) is counted too.
 	TxGSOSends     [GSOBuckets]uint64
 	TxGSODatagrams uint64
 

@@ -59,7 +59,6 @@ type mmsgConn struct {
 	// Grouped replies (GSO, gso_linux.go), set by setupGSO.
 	gso         bool            // group replies into UDP_SEGMENT sends
 	gsoMax      int             // segments this size or larger are not grouped (the kernel said EINVAL)
-	txNoGroup   int             // replies before this index go one by one (a GSO send refused)
 	gsoCounts   *metrics.Counts // where GSO sends are counted
 	gsoRefusals uint64          // GSO sends the kernel refused, sent again one by one (tests)
 	gsoRefusal  syscall.Errno   // the last refusal's errno (tests)
@@ -292,31 +291,30 @@ func (m *mmsgConn) send(fd uintptr) {
 }
 
 // writeBatch sends the replies in sendmmsg calls of up to a batch of
-// messages, each one reply or, with GSO, a group of them (fill).
-func (m *mmsgConn) writeBatch(replies []packet.Reply) (sent int, bytes uint64, failed int, err error) {
+// messages, each one reply or, with GSO, a group of them (fill, which
+// counts the groups): ready runs after the first fill, before its send.
+func (m *mmsgConn) writeBatch(replies []packet.Reply, ready func()) (failed int, err error) {
 	var t txTally
-	m.txNoGroup, m.txIovs = 0, 0
+	m.txIovs = 0
 	for next := 0; next < len(replies); {
 		k, end, bad := m.fill(replies, next)
 		if bad > 0 {
 			t.failed += bad
-			if t.err == nil {
-				t.err = errBadDestination
-			}
+			t.fail(errBadDestination)
 		}
-		redo, closed := m.sendFilled(k, &t)
-		if closed {
+		if ready != nil {
+			ready()
+			ready = nil
+		}
+		if m.sendFilled(k, replies, &t) {
 			t.failed += len(replies) - end
 			break
 		}
 		next = end
-		if redo >= 0 {
-			next = redo
-		}
 	}
 	// Drop references to the reply slab so nothing outlives the batch.
 	m.tx.ClearBufs(m.txIovs)
-	return t.sent, t.bytes, t.failed, t.err
+	return t.failed, t.err
 }
 
 // setGRO sets UDP_GRO on a shard socket as mode asks, and reports whether it

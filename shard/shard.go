@@ -34,6 +34,8 @@ type shard struct {
 	maxPacket int            // the largest datagram handled (Config.MaxPacket)
 	counts    metrics.Counts // the shard's running totals, published per batch
 	ctr       metrics.Shard
+	publishFn func() // s.publish, made once (a method value per flush would allocate)
+	gsoShown  uint64 // counts.TxGSODatagrams as last published by publish
 	stopping  atomic.Bool
 	handoff   atomic.Bool // stopping for an upgrade: another process serves the socket
 	log       *zap.Logger
@@ -61,6 +63,7 @@ func newShard(id int, cfg *resolved, conn *net.UDPConn, pktinfo bool) (*shard, e
 	}
 	s.replies = packet.NewReplyQueue(cfg.Batch, cfg.Batch*cfg.MaxPacket, min(cfg.MaxPacket, maxUDPPayload))
 	s.pub, _ = s.handler.(packet.Publisher)
+	s.publishFn = s.publish
 	s.pkt.Proto = packet.UDP
 	s.pkt.Shard = id
 	if !cfg.noBatchIO {
@@ -288,28 +291,27 @@ func (s *shard) serveFrom(i, n int) (next int) {
 	return n
 }
 
-// flush publishes the counters, with the queued replies counted as sent,
-// then sends them. A reply becomes visible to its client during the send
-// call, so counting it only after the call returned would let a client see
-// a reply (and scrape) before it, and its request, were counted. A reply
-// the kernel refuses stays counted in TxPackets and is also counted in
-// SendErrors: counters never go down, and refusals are rare (one publish
-// more per batch that has any).
+// flush counts the queued replies as sent and sends them; the counters,
+// GSO sends included (counted as the sends are formed), are published once
+// the sends are ready and before the first leaves (writeBatch's ready). A
+// reply becomes visible to its client during the send call, so counting it
+// only after the call returned would let a client see a reply (and scrape)
+// before it, and its request, were counted. A reply the kernel refuses
+// stays counted in TxPackets and is also counted in SendErrors: counters
+// never go down, and refusals are rare (one publish more per batch that has
+// any, as for a GSO send refused, whose replies are sent again).
 func (s *shard) flush() {
 	if s.replies.Len() == 0 {
 		return
 	}
 	s.counts.TxPackets += uint64(s.replies.Len())
 	s.counts.TxBytes += uint64(s.replies.Bytes())
-	s.publish()
-	gso := s.counts.TxGSODatagrams
-	_, _, failed, err := s.bc.writeBatch(s.replies.Replies())
+	failed, err := s.bc.writeBatch(s.replies.Replies(), s.publishFn)
 	s.replies.Reset()
-	if failed > 0 {
+	if failed > 0 || s.counts.TxGSODatagrams != s.gsoShown {
+		// Known only once sent: which replies failed, and the groups
+		// formed again after a refused GSO send.
 		s.counts.SendErrors += uint64(failed)
-	}
-	if failed > 0 || s.counts.TxGSODatagrams != gso {
-		// Known only once sent: which replies failed, and went by GSO.
 		s.ctr.Publish(&s.counts)
 	}
 	if err != nil {
@@ -324,6 +326,7 @@ func (s *shard) publish() {
 		s.pub.Publish()
 	}
 	s.ctr.Publish(&s.counts)
+	s.gsoShown = s.counts.TxGSODatagrams
 }
 
 // snapshot reads the shard's counters and its socket's memory info.
