@@ -230,8 +230,11 @@ func (s *shard) logOnce(err error, msg string) {
 func (s *shard) serveBatch(n int) {
 	s.counts.Batches++
 	s.counts.BatchSizes[metrics.BatchBucket(n)]++
-	for i := range s.msgs[:n] {
-		s.counts.GROSegments[metrics.BatchBucket(s.msgs[i].segs)]++
+	s.counts.RxBuffers += uint64(n)
+	if s.gro {
+		for i := range s.msgs[:n] {
+			s.counts.GROSegments[metrics.BatchBucket(s.msgs[i].segs)]++
+		}
 	}
 	for i := 0; i < n; {
 		i = s.serveFrom(i, n)
