@@ -77,7 +77,7 @@ func newShard(id int, cfg *resolved, conn *net.UDPConn, pktinfo bool) (*shard, e
 		if cfg.GRO == OffloadOn {
 			return nil, groError(cfg, id, errors.New("UDP_GRO needs batched receives (recvmmsg), unavailable here"))
 		}
-		_, _ = setGRO(rc, OffloadOff)
+		groOff(rc)
 		s.msgs = newSlots(cfg.Batch, cfg.MaxPacket, false)
 		s.bc = stdConn{conn}
 	}
@@ -101,8 +101,9 @@ func (s *shard) batchIO(cfg *resolved, pktinfo bool) error {
 		return nil
 	}
 	frc, err := f.SyscallConn()
+	offWhenIdle := false
 	if err == nil {
-		s.gro, err = setGRO(frc, cfg.GRO)
+		s.gro, offWhenIdle, err = setGRO(frc, cfg.GRO)
 		if err != nil {
 			err = groError(cfg, s.id, err)
 		}
@@ -116,6 +117,9 @@ func (s *shard) batchIO(cfg *resolved, pktinfo bool) error {
 	if err != nil {
 		_ = f.Close()
 		return err
+	}
+	if offWhenIdle {
+		s.groOffWhenIdle(bc)
 	}
 	s.bc, s.sock, s.rc = bc, f, frc
 	return nil
