@@ -235,9 +235,14 @@ func (s *shard) serveBatch(n int) {
 	s.counts.Batches++
 	s.counts.BatchSizes[metrics.BatchBucket(n)]++
 	s.counts.RxBuffers += uint64(n)
-	if s.gro {
-		for i := range s.msgs[:n] {
-			s.counts.GROSegments[metrics.BatchBucket(s.msgs[i].segs)]++
+	for i := range s.msgs[:n] {
+		m := &s.msgs[i]
+		// Every datagram of the buffer, truncated ones included, at its
+		// full length: the buffer's.
+		s.counts.RxPackets += uint64(m.segs)
+		s.counts.RxBytes += uint64(m.n)
+		if s.gro {
+			s.counts.GROSegments[metrics.BatchBucket(m.segs)]++
 		}
 	}
 	for i := 0; i < n; {
@@ -257,8 +262,10 @@ func (s *shard) serveBatch(n int) {
 //
 // A slot holds one datagram or, with GRO, several of one flow coalesced by
 // the kernel, seg bytes each but the last: each is served in place, as its
-// own packet, with the slot's source and destination. A datagram longer
-// than MaxPacket, or cut short by its slot, is counted as truncated.
+// own packet, with the slot's source and destination, set once per slot
+// (a handler does not change its Packet: packet.Handler), as are their
+// replies' addresses (Begin). A datagram longer than MaxPacket, or cut short by
+// its slot, is counted as truncated (serveBatch counted them received).
 func (s *shard) serveFrom(i, n int) (next int) {
 	defer func() {
 		if r := recover(); r != nil {
@@ -273,13 +280,13 @@ func (s *shard) serveFrom(i, n int) (next int) {
 	}()
 	for ; i < n; i++ {
 		m := &s.msgs[i]
+		s.pkt.Src, s.pkt.Dst = m.src, m.dst
+		w := s.replies.Begin(&s.pkt)
 		for m.segs > 0 {
 			m.segs--
 			off := m.off
 			l := min(m.seg, m.n-off)
 			m.off += l
-			s.counts.RxPackets++
-			s.counts.RxBytes += uint64(l)
 			if l > s.maxPacket || off+l > len(m.buf) {
 				s.counts.Truncated++
 				continue
@@ -288,9 +295,7 @@ func (s *shard) serveFrom(i, n int) (next int) {
 				s.flush()
 			}
 			s.pkt.Data = m.buf[off : off+l : off+l] // the next datagram is not the handler's
-			s.pkt.Src = m.src
-			s.pkt.Dst = m.dst
-			if err := s.handler.ServePacket(s.replies.Begin(&s.pkt), &s.pkt); err != nil {
+			if err := s.handler.ServePacket(w, &s.pkt); err != nil {
 				s.counts.HandlerErrors++
 			}
 		}

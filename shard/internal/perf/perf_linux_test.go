@@ -547,15 +547,37 @@ func runRounds(b *testing.B, vs []variant) samples {
 	return got
 }
 
-// ratio returns the median over rounds of num[i]/den[i].
-func (s samples) ratio(num, den string) float64 {
+// ratios returns the per-round ratios num[i]/den[i].
+func (s samples) ratios(num, den string) []float64 {
 	var r []float64
 	for i := range min(len(s[num]), len(s[den])) {
 		if s[den][i] > 0 {
 			r = append(r, s[num][i]/s[den][i])
 		}
 	}
-	return median(r)
+	return r
+}
+
+// ratio returns the median over rounds of num[i]/den[i].
+func (s samples) ratio(num, den string) float64 { return median(s.ratios(num, den)) }
+
+// quartiles returns the first and third quartiles of xs (linear
+// interpolation between the order statistics).
+func quartiles(xs []float64) (q1, q3 float64) {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	at := func(q float64) float64 {
+		if len(s) == 0 {
+			return 0
+		}
+		pos := q * float64(len(s)-1)
+		i := int(pos)
+		if i+1 >= len(s) {
+			return s[i]
+		}
+		return s[i] + (pos-float64(i))*(s[i+1]-s[i])
+	}
+	return at(0.25), at(0.75)
 }
 
 // report reports the median of each named sample (none for a variant
@@ -568,10 +590,19 @@ func (s samples) report(b *testing.B, names ...string) {
 	}
 }
 
-// reportRatio reports the median per-round ratio num/den as unit.
+// reportRatio reports the median per-round ratio num/den as unit and,
+// over 4 rounds or more, its quartiles as unit-q1 and unit-q3: a goal is
+// met on noisy rounds only if q1 meets it too.
 func (s samples) reportRatio(b *testing.B, num, den, unit string) {
-	if len(s[num]) > 0 && len(s[den]) > 0 {
-		b.ReportMetric(s.ratio(num, den), unit)
+	r := s.ratios(num, den)
+	if len(r) == 0 {
+		return
+	}
+	b.ReportMetric(median(r), unit)
+	if len(r) >= 4 {
+		q1, q3 := quartiles(r)
+		b.ReportMetric(q1, unit+"-q1")
+		b.ReportMetric(q3, unit+"-q3")
 	}
 }
 
