@@ -558,9 +558,6 @@ func (s samples) ratios(num, den string) []float64 {
 	return r
 }
 
-// ratio returns the median over rounds of num[i]/den[i].
-func (s samples) ratio(num, den string) float64 { return median(s.ratios(num, den)) }
-
 // quartiles returns the first and third quartiles of xs (linear
 // interpolation between the order statistics).
 func quartiles(xs []float64) (q1, q3 float64) {
