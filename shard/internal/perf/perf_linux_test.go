@@ -42,6 +42,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 	"unsafe"
@@ -633,6 +634,11 @@ type drainResult struct {
 	elapsed time.Duration
 	drops   int     // dropped by the kernel during the fill (excluded)
 	batch   float64 // shardd: mean datagrams per recvmmsg
+	// CPU time (user and system) the readers took to drain: shardd's
+	// process over the drain, the C reader's whole life (it sleeps until
+	// the drain starts); 0 where not measured. Unlike elapsed, it hardly
+	// grows when other work shares the CPUs.
+	cpu time.Duration
 }
 
 func (r drainResult) metrics() map[string]float64 {
@@ -640,7 +646,24 @@ func (r drainResult) metrics() map[string]float64 {
 	if r.batch > 0 {
 		m["batch"] = r.batch
 	}
+	if r.cpu > 0 {
+		m["cpu-ns/pkt"] = float64(r.cpu.Nanoseconds()) / float64(r.read)
+	}
 	return m
+}
+
+// cpuTime is the user and system time of a rusage.
+func cpuTime(ru *unix.Rusage) time.Duration {
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// selfCPU is the CPU time this process has used so far.
+func selfCPU(b *testing.B) time.Duration {
+	var ru unix.Rusage
+	if err := unix.Getrusage(unix.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return cpuTime(&ru)
 }
 
 func drainShardd(b *testing.B, n int, o drainOpts) drainResult {
@@ -698,7 +721,7 @@ func drainShardd(b *testing.B, n int, o drainOpts) drainResult {
 		want += counters[s].want
 	}
 
-	base := time.Now()
+	base, cpu0 := time.Now(), selfCPU(b)
 	for _, c := range counters {
 		c.base = base
 		if c.want <= 0 {
@@ -717,6 +740,7 @@ func drainShardd(b *testing.B, n int, o drainOpts) drainResult {
 		}
 		elapsed = max(elapsed, c.end)
 	}
+	cpu := selfCPU(b) - cpu0
 	if err := stop(); err != nil {
 		b.Fatal(err)
 	}
@@ -724,7 +748,7 @@ func drainShardd(b *testing.B, n int, o drainOpts) drainResult {
 	if int(t.rx) != want {
 		b.Fatalf("shardd drain: read %d datagrams, expected %d", t.rx, want)
 	}
-	return drainResult{read: want, elapsed: elapsed, drops: drops, batch: meanBatch(groupTotals{}, t)}
+	return drainResult{read: want, elapsed: elapsed, drops: drops, batch: meanBatch(groupTotals{}, t), cpu: cpu}
 }
 
 func drainNaive(b *testing.B, n int) drainResult {
@@ -822,7 +846,16 @@ func drainC(b *testing.B, bin string, n int, o drainOpts) drainResult {
 	if count+drops != int64(sent) {
 		b.Fatalf("creader: read %d + dropped %d != sent %d", count, drops, sent)
 	}
-	return drainResult{read: int(count), elapsed: time.Duration(ns), drops: int(drops)}
+	_ = stdin.Close()
+	if err := cmd.Wait(); err != nil {
+		b.Fatalf("creader: %v", err)
+	}
+	ru, _ := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	var cpu time.Duration
+	if ru != nil {
+		cpu = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	return drainResult{read: int(count), elapsed: time.Duration(ns), drops: int(drops), cpu: cpu}
 }
 
 // BenchmarkDrain measures receive capacity with the queues full before the
