@@ -283,18 +283,18 @@ func (s *shard) serveFrom(i, n int) (next int) {
 		s.pkt.Src, s.pkt.Dst = m.src, m.dst
 		w := s.replies.Begin(&s.pkt)
 		for m.segs > 0 {
-			m.segs--
 			off := m.off
-			l := min(m.seg, m.n-off)
-			m.off += l
-			if l > s.maxPacket || off+l > len(m.buf) {
+			end := min(off+m.seg, m.n)
+			m.segs--
+			m.off = end
+			if end-off > s.maxPacket || end > len(m.buf) {
 				s.counts.Truncated++
 				continue
 			}
 			if !s.replies.Room() {
 				s.flush()
 			}
-			s.pkt.Data = m.buf[off : off+l : off+l] // the next datagram is not the handler's
+			s.pkt.Data = m.buf[off:end:end] // the next datagram is not the handler's
 			if err := s.handler.ServePacket(w, &s.pkt); err != nil {
 				s.counts.HandlerErrors++
 			}
