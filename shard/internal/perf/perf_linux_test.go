@@ -42,7 +42,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 	"unsafe"
@@ -634,10 +633,9 @@ type drainResult struct {
 	elapsed time.Duration
 	drops   int     // dropped by the kernel during the fill (excluded)
 	batch   float64 // shardd: mean datagrams per recvmmsg
-	// CPU time (user and system) the readers took to drain: shardd's
-	// process over the drain, the C reader's whole life (it sleeps until
-	// the drain starts); 0 where not measured. Unlike elapsed, it hardly
-	// grows when other work shares the CPUs.
+	// CPU time (user and system) the reader's process took over the drain
+	// (the C reader measures its own); 0 where not measured. Unlike
+	// elapsed, it hardly grows when other work shares the CPUs.
 	cpu time.Duration
 }
 
@@ -652,18 +650,13 @@ func (r drainResult) metrics() map[string]float64 {
 	return m
 }
 
-// cpuTime is the user and system time of a rusage.
-func cpuTime(ru *unix.Rusage) time.Duration {
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
 // selfCPU is the CPU time this process has used so far.
 func selfCPU(b *testing.B) time.Duration {
 	var ru unix.Rusage
 	if err := unix.Getrusage(unix.RUSAGE_SELF, &ru); err != nil {
 		b.Fatal(err)
 	}
-	return cpuTime(&ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func drainShardd(b *testing.B, n int, o drainOpts) drainResult {
@@ -839,23 +832,14 @@ func drainC(b *testing.B, bin string, n int, o drainOpts) drainResult {
 		b.Fatal(err)
 	}
 	line, err = out.ReadString('\n')
-	var ns, count, drops int64
-	if _, serr := fmt.Sscanf(line, "%d %d %d", &ns, &count, &drops); err != nil || serr != nil {
+	var ns, count, drops, cpu int64
+	if _, serr := fmt.Sscanf(line, "%d %d %d %d", &ns, &count, &drops, &cpu); err != nil || serr != nil {
 		b.Fatalf("creader result: %q, %v", line, err)
 	}
 	if count+drops != int64(sent) {
 		b.Fatalf("creader: read %d + dropped %d != sent %d", count, drops, sent)
 	}
-	_ = stdin.Close()
-	if err := cmd.Wait(); err != nil {
-		b.Fatalf("creader: %v", err)
-	}
-	ru, _ := cmd.ProcessState.SysUsage().(*syscall.Rusage)
-	var cpu time.Duration
-	if ru != nil {
-		cpu = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-	}
-	return drainResult{read: int(count), elapsed: time.Duration(ns), drops: int(drops), cpu: cpu}
+	return drainResult{read: int(count), elapsed: time.Duration(ns), drops: int(drops), cpu: time.Duration(cpu)}
 }
 
 // BenchmarkDrain measures receive capacity with the queues full before the
