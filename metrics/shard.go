@@ -50,11 +50,18 @@ type Counts struct {
 	RxErrors           uint64               // receive calls that failed
 	Batches            uint64               // receive calls that returned at least one datagram
 	BatchSizes         [BatchBuckets]uint64 // receive calls by buffers returned (BatchBucket)
-	// Received buffers by the datagrams each held (BatchBucket): 1 but for
-	// the buffers UDP GRO coalesced. Their sum is RxPackets.
+	// Buffers the receive calls returned (the batch histogram's sum): a
+	// datagram each, or with UDP GRO several coalesced datagrams of a flow.
+	RxBuffers uint64
+	// On a shard with UDP GRO on only (with it off nothing is observed):
+	// the received buffers by the datagrams each held (BatchBucket), 1 but
+	// for the buffers GRO coalesced. Their count is RxBuffers, their sum
+	// RxPackets.
 	GROSegments [BatchBuckets]uint64
 	// UDP replies sent with GSO (UDP_SEGMENT): the sends by the datagrams
-	// each carried (GSOBucket), and those datagrams (also in TxPackets).
+	// each carried (GSOBucket), and those datagrams (also in TxPackets),
+	// counted as TxPackets is, when handed to the kernel: a send it
+	// refuses (its replies then go one by one) is counted too.
 	TxGSOSends     [GSOBuckets]uint64
 	TxGSODatagrams uint64
 
@@ -251,7 +258,7 @@ type Shard struct {
 }
 
 // countsWords is the number of words in countsTable.
-const countsWords = 8 + 1 + 2*BatchBuckets + GSOBuckets + 1 + 1 + CloseReasons + 1 + 3 + AcceptErrnos + TLSResults + 1 + TLSVersionsN + TLSCiphersN
+const countsWords = 8 + 1 + 1 + 2*BatchBuckets + GSOBuckets + 1 + 1 + CloseReasons + 1 + 3 + AcceptErrnos + TLSResults + 1 + TLSVersionsN + TLSCiphersN
 
 // field is one field of Counts: the words it takes in a Shard block and, if
 // it is a series of its own, how the Collector exposes it. Exactly one of
@@ -280,6 +287,7 @@ var countsTable = func() []field {
 		{name: "RxErrors", scalar: func(c *Counts) *uint64 { return &c.RxErrors }, desc: descRxErrors},
 		{name: "Batches", scalar: func(c *Counts) *uint64 { return &c.Batches }, proto: "udp"},
 		{name: "BatchSizes", array: func(c *Counts) []uint64 { return c.BatchSizes[:] }, proto: "udp"},
+		{name: "RxBuffers", scalar: func(c *Counts) *uint64 { return &c.RxBuffers }, proto: "udp"},
 		{name: "GROSegments", array: func(c *Counts) []uint64 { return c.GROSegments[:] }, proto: "udp"},
 		{name: "TxGSOSends", array: func(c *Counts) []uint64 { return c.TxGSOSends[:] }, proto: "udp"},
 		{name: "TxGSODatagrams", scalar: func(c *Counts) *uint64 { return &c.TxGSODatagrams }, proto: "udp"},

@@ -203,7 +203,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.DurationVar(&o.dur, "duration", 2*time.Second, "load time per run")
 	fs.StringVar(&o.bin, "bin", "bin", "directory holding shardd, shardload and naive (make build)")
 	fs.StringVar(&o.sizes, "sizes", "64,512", "datagram sizes, comma-separated (bytes, or with K: 1K)")
-	fs.StringVar(&o.modes, "modes", "discard,echo,tcp-echo,upgrade,dns,dot,syslog,offload", "loads: discard (UDP one-way), echo (UDP), tcp-echo, upgrade (10 upgrades under a steady stream), dns (shardd --handler dns vs Knot DNS, dnsperf; see dns.go), dot (DNS over TLS, shardd --tls vs NSD: dnsperf -m dot queries/s and new connections/s with and without resumption; see dot.go), syslog (highest zero-loss rate into a file, shardd --handler syslog vs rsyslogd; see syslog.go), offload (shardd --gro on vs off under a GSO sender, --gso on vs off under GSO echo; see offload.go)")
+	fs.StringVar(&o.modes, "modes", "discard,echo,tcp-echo,upgrade,dns,dot,syslog,offload", "loads: discard (UDP one-way), echo (UDP), tcp-echo, upgrade (10 upgrades under a steady stream), dns (shardd --handler dns vs Knot DNS, dnsperf; see dns.go), dot (DNS over TLS, shardd --tls vs NSD: dnsperf -m dot queries/s and new connections/s with and without resumption; see dot.go), syslog (highest zero-loss rate into a file, shardd --handler syslog vs rsyslogd; see syslog.go), offload (shardd --gro on vs off under a GSO sender, discard and zero-loss syslog into a file; --gso on vs off under GSO echo; see offload.go)")
 	o.dns = addDNSFlags(fs)
 	o.dot = addDoTFlags(fs)
 	o.syslog = addSyslogFlags(fs)
@@ -382,7 +382,10 @@ func planSuite(o *options, p plan, servers []server) *progress {
 		}
 	}
 	if p.syslog {
-		prog.plan("syslog", o.syslog.planned(), o.syslog.dur)
+		prog.plan("syslog", o.syslog.planned(o.syslog.servers()), o.syslog.dur)
+	}
+	if len(p.offload) > 0 {
+		prog.plan("syslog", o.syslog.planned(len(offloadSyslogServers(""))), o.syslog.dur) // its syslog row
 	}
 	return prog
 }
@@ -470,7 +473,7 @@ func runOtherModes(o *options, p plan, res *results) (string, error) {
 			return "", fmt.Errorf("offload: %w", err)
 		}
 		res.Offload = r
-		md += "\n### UDP offloads: shardd --gro and --gso on vs off\n\n" + r.rep.markdown()
+		md += "\n### UDP offloads: shardd --gro and --gso on vs off\n\n" + r.rep.markdown() + r.Syslog.offloadMarkdown()
 	}
 	if p.syslog {
 		r, err := runSyslogMode(o.syslog, shardd, shardload, o.prog)
