@@ -495,14 +495,17 @@ func (r *syslogResult) offloadMarkdown() string {
 // table is the servers' rows, with their ratio over the baseline's rate.
 func (r *syslogResult) table() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "| server | highest zero-loss rate (msgs/s), median round | rounds | vs %s (same sink) | peak RSS there | overload: offered/s | written | peak RSS |\n|---|---:|---|---:|---:|---:|---:|---:|\n", r.Baseline)
 	// Each row is compared with the baseline writing to the same kind of sink.
-	base := map[bool]float64{}
+	base, vs := map[bool]float64{}, r.Baseline
 	for _, p := range r.Best {
 		if strings.HasPrefix(p.Server, r.Baseline) {
 			base[isKafkaRow(p.Server)] = p.Offered
 		}
+		if isKafkaRow(p.Server) {
+			vs = r.Baseline + " (same sink)"
+		}
 	}
+	fmt.Fprintf(&b, "| server | highest zero-loss rate (msgs/s), median round | rounds | vs %s | peak RSS there | overload: offered/s | written | peak RSS |\n|---|---:|---|---:|---:|---:|---:|---:|\n", vs)
 	for i, p := range r.Best {
 		ratio := "-"
 		if b := base[isKafkaRow(p.Server)]; b > 0 {
