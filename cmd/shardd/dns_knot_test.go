@@ -25,6 +25,12 @@ var knotZones = []string{"example.com", "2.0.192.in-addr.arpa", "edge.test", "ch
 // configuration before the zones (modules). The test ends it by PID.
 func startKnot(t *testing.T, conf ...string) netip.AddrPort {
 	t.Helper()
+	return startKnotZones(t, "../../testdata/dns", conf...)
+}
+
+// startKnotZones is startKnot serving the knotZones files of zoneDir.
+func startKnotZones(t *testing.T, zoneDir string, conf ...string) netip.AddrPort {
+	t.Helper()
 	knotd := requireTool(t, "knotd")
 	dir := t.TempDir()
 	// A free port for UDP and TCP both.
@@ -37,7 +43,7 @@ func startKnot(t *testing.T, conf ...string) netip.AddrPort {
 	text := fmt.Sprintf("server:\n  listen: 127.0.0.1@%d\n  rundir: %s\n  udp-workers: 1\n  tcp-workers: 1\n  background-workers: 1\n"+
 		"database:\n  storage: %s\nlog:\n  - target: stderr\n    any: warning\n%szone:\n", addr.Port(), dir, dir, strings.Join(conf, ""))
 	for _, z := range knotZones {
-		b, err := os.ReadFile("../../testdata/dns/" + z + ".zone")
+		b, err := os.ReadFile(filepath.Join(zoneDir, z+".zone"))
 		if err != nil {
 			t.Fatal(err)
 		}

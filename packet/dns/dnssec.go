@@ -126,11 +126,12 @@ func (z *Zone) loadChain() error {
 	case hasNSEC:
 		return z.loadNSEC()
 	case len(z.nsec3) > 0:
-		params := apex.rrsets[mdns.TypeNSEC3PARAM]
-		if params == nil {
-			return fmt.Errorf("NSEC3 records but no NSEC3PARAM at the apex %s (re-sign the zone with NSEC3)", z.Origin)
+		if params := apex.rrsets[mdns.TypeNSEC3PARAM]; params != nil {
+			return z.loadNSEC3(params[0].(*mdns.NSEC3PARAM))
 		}
-		return z.loadNSEC3(params[0].(*mdns.NSEC3PARAM))
+		// No NSEC3PARAM (ldns-verify-zone accepts that): the chain's
+		// parameters are those of its first record.
+		return z.loadNSEC3(z.firstNSEC3Params())
 	}
 	return nil
 }
@@ -138,7 +139,8 @@ func (z *Zone) loadChain() error {
 // loadNSEC builds the NSEC chain.
 func (z *Zone) loadNSEC() error {
 	c := &chain{kind: denyNSEC}
-	for name, n := range z.nodes {
+	for _, name := range z.sortedNames() {
+		n := z.nodes[name]
 		set := n.rrsets[mdns.TypeNSEC]
 		if set == nil {
 			if z.authoritative(n) && len(n.rrsets) > 0 {
@@ -152,11 +154,42 @@ func (z *Zone) loadNSEC() error {
 		nsec := set[0].(*mdns.NSEC)
 		c.links = append(c.links, &link{key: canonicalKey(name), next: canonicalKey(canonical(nsec.NextDomain)), rr: nsec, sigs: n.sigs[mdns.TypeNSEC]})
 	}
-	if err := c.finish(func(l *link) string { return l.rr.Header().Name }); err != nil {
+	if err := c.finish(); err != nil {
 		return err
 	}
 	z.chain = c
 	return nil
+}
+
+// sortedNames are the names of z's nodes in canonical order, so that the
+// first error found is the same on every load.
+func (z *Zone) sortedNames() []string {
+	names := make([]string, 0, len(z.nodes))
+	keys := make(map[string][]byte, len(z.nodes))
+	for name := range z.nodes {
+		names = append(names, name)
+		keys[name] = canonicalKey(name)
+	}
+	sort.Slice(names, func(i, j int) bool { return bytes.Compare(keys[names[i]], keys[names[j]]) < 0 })
+	return names
+}
+
+// firstNSEC3Params are the hash parameters of the NSEC3 record with the
+// lowest owner.
+func (z *Zone) firstNSEC3Params() *mdns.NSEC3PARAM {
+	var first *mdns.NSEC3
+	for _, rrs := range z.nsec3 {
+		for _, rr := range rrs {
+			if n3, ok := rr.(*mdns.NSEC3); ok && (first == nil || n3.Hdr.Name < first.Hdr.Name) {
+				first = n3
+			}
+		}
+	}
+	p := &mdns.NSEC3PARAM{Hash: mdns.SHA1, Iterations: 0, Salt: "-"}
+	if first != nil {
+		p.Hash, p.Iterations, p.Salt = first.Hash, first.Iterations, first.Salt
+	}
+	return p
 }
 
 // loadNSEC3 builds the NSEC3 chain: its records must use the parameters
@@ -199,7 +232,7 @@ func (z *Zone) loadNSEC3(p *mdns.NSEC3PARAM) error {
 		l.key, l.next = key, next
 		c.links = append(c.links, &l)
 	}
-	if err := c.finish(func(l *link) string { return l.rr.Header().Name }); err != nil {
+	if err := c.finish(); err != nil {
 		return err
 	}
 	z.chain = c
@@ -210,7 +243,8 @@ func (z *Zone) loadNSEC3(p *mdns.NSEC3PARAM) error {
 // every secure delegation, has its NSEC3 (RFC 5155 7.1; opt-out spans skip
 // insecure delegations only).
 func (z *Zone) checkNSEC3Coverage() error {
-	for name, n := range z.nodes {
+	for _, name := range z.sortedNames() {
+		n := z.nodes[name]
 		if !z.authoritative(n) || len(n.rrsets) == 0 || (n.cut == n && n.rrsets[mdns.TypeDS] == nil) {
 			continue
 		}
@@ -223,7 +257,8 @@ func (z *Zone) checkNSEC3Coverage() error {
 
 // finish sorts the chain, packs its links and checks that each points to
 // the next one, the last back to the first (RFC 4034 4.1.1, RFC 5155 3.1.7).
-func (c *chain) finish(owner func(*link) string) error {
+func (c *chain) finish() error {
+	owner := func(l *link) string { return l.rr.Header().Name }
 	sort.Slice(c.links, func(i, j int) bool { return bytes.Compare(c.links[i].key, c.links[j].key) < 0 })
 	for i, l := range c.links {
 		if i > 0 && bytes.Equal(c.links[i-1].key, l.key) {

@@ -123,3 +123,14 @@ func BenchmarkServePacketDNSSEC(b *testing.B) {
 		})
 	}
 }
+
+// FuzzServePacketDNSSEC: FuzzServePacket's checks on the signed zones with
+// DO queries, whose names reach the query-time proofs (canonical order
+// keys, NSEC3 hashes of any name).
+func FuzzServePacketDNSSEC(f *testing.F) {
+	for _, b := range doQueries(f) {
+		f.Add(b, false)
+		f.Add(b, true)
+	}
+	fuzzServe(f, newSignedServer(f))
+}

@@ -1,0 +1,128 @@
+package dns
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	mdns "github.com/miekg/dns"
+)
+
+// TestLoadSignedZones loads the signed example zones: every chain is
+// complete, and the RRSIGs are filed by the type they cover.
+func TestLoadSignedZones(t *testing.T) {
+	for _, c := range []struct {
+		zone  string
+		kind  denial
+		links int
+	}{
+		{"example.com", denyNSEC, 21}, {"edge.test", denyNSEC3, 33}, {"child.edge.test", denyNSEC3, 3}, {"2.0.192.in-addr.arpa", denyNSEC3, 3},
+	} {
+		z, err := LoadZone("../../testdata/dns/signed/" + c.zone + ".zone")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if z.chain == nil || z.chain.kind != c.kind || len(z.chain.links) != c.links || !z.signed {
+			t.Errorf("%s: chain %+v, want kind %d with %d links", c.zone, z.chain, c.kind, c.links)
+		}
+		if apex := z.nodes[z.Origin]; len(apex.sigs[mdns.TypeSOA]) != 1 || len(apex.sigs[mdns.TypeDNSKEY]) != 2 { // ZSK and KSK
+			t.Errorf("%s: apex RRSIGs by type: %v", c.zone, apex.sigs)
+		}
+	}
+}
+
+// signedRecords reads a signed example zone.
+func signedRecords(t *testing.T, zone string) []mdns.RR {
+	f, err := os.Open("../../testdata/dns/signed/" + zone + ".zone")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var rrs []mdns.RR
+	zp := mdns.NewZoneParser(f, "", zone)
+	for rr, ok := zp.Next(); ok; rr, ok = zp.Next() {
+		rrs = append(rrs, rr)
+	}
+	if zp.Err() != nil {
+		t.Fatal(zp.Err())
+	}
+	return rrs
+}
+
+// zoneText writes rrs one a line, but for those edit drops (edit may also
+// change a record); it fails if edit changed nothing.
+func zoneText(t *testing.T, rrs []mdns.RR, edit func(mdns.RR) (drop, changed bool)) string {
+	var b strings.Builder
+	n := 0
+	for _, rr := range rrs {
+		rr = mdns.Copy(rr)
+		drop, changed := edit(rr)
+		if drop || changed {
+			n++
+		}
+		if !drop {
+			b.WriteString(rr.String() + "\n")
+		}
+	}
+	if n == 0 {
+		t.Fatal("the edit changes no record")
+	}
+	return b.String()
+}
+
+// TestLoadRejectsBrokenSignedZones breaks the signed zones in ways
+// ldns-verify-zone rejects (and checks that it does, when installed): a
+// name without its NSEC, an NSEC chain that skips names, an NSEC3 chain
+// missing a record. Each gets a one-line error naming it. Without
+// NSEC3PARAM (ldns-verify-zone accepts it) the zone loads, its chain hashed
+// with its NSEC3 records' parameters.
+func TestLoadRejectsBrokenSignedZones(t *testing.T) {
+	ldns, err := exec.LookPath("ldns-verify-zone")
+	if err != nil && os.Getenv("SHARDD_REQUIRE_TOOLS") == "1" {
+		t.Fatal("ldns-verify-zone not installed (apt-get install ldnsutils)")
+	}
+	nsec, nsec3 := signedRecords(t, "example.com"), signedRecords(t, "edge.test")
+	drop := func(name string, rtype uint16) func(mdns.RR) (bool, bool) {
+		return func(rr mdns.RR) (bool, bool) { return strings.EqualFold(rr.Header().Name, name) && rr.Header().Rrtype == rtype, false }
+	}
+	skip := func(rr mdns.RR) (bool, bool) { // huge's NSEC skips the names up to mail
+		if n, ok := rr.(*mdns.NSEC); ok && n.Hdr.Name == "huge.example.com." {
+			n.NextDomain = "mail.example.com."
+			return false, true
+		}
+		return false, false
+	}
+	for _, c := range []struct {
+		name, text, want string
+	}{
+		{"name without NSEC", zoneText(t, nsec, drop("ftp.example.com.", mdns.TypeNSEC)), "ftp.example.com. has no NSEC record"},
+		{"NSEC next name wrong", zoneText(t, nsec, skip), "huge.example.com. NSEC: the next owner is not"},
+		{"NSEC3 record missing", zoneText(t, nsec3, drop("027971v1fms2kd87crkfkdm210sr77f6.edge.test.", mdns.TypeNSEC3)), "chain broken"},
+	} {
+		_, err := ParseZone(strings.NewReader(c.text), c.name)
+		if err == nil || !strings.Contains(err.Error(), c.want) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%s: error %v, want one line with %q", c.name, err, c.want)
+		}
+		if ldns == "" {
+			continue
+		}
+		f := filepath.Join(t.TempDir(), "zone")
+		if err := os.WriteFile(f, []byte(c.text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := exec.Command(ldns, f).CombinedOutput(); err == nil {
+			t.Errorf("%s: ldns-verify-zone accepts it, so shardd must too:\n%s", c.name, out)
+		}
+	}
+	// The unbroken text loads (the edits above are what breaks it), and so
+	// does the zone without NSEC3PARAM.
+	if _, err := ParseZone(strings.NewReader(zoneText(t, nsec3, func(rr mdns.RR) (bool, bool) { return false, true })), "edge.test"); err != nil {
+		t.Fatal(err)
+	}
+	z, err := ParseZone(strings.NewReader(zoneText(t, nsec3, drop("edge.test.", mdns.TypeNSEC3PARAM))), "edge.test")
+	if err != nil || z.chain == nil || z.chain.kind != denyNSEC3 || len(z.chain.links) != 33 {
+		t.Fatalf("edge.test without NSEC3PARAM: %v", err)
+	}
+}
