@@ -85,7 +85,9 @@ func TestLoadRejectsBrokenSignedZones(t *testing.T) {
 	}
 	nsec, nsec3 := signedRecords(t, "example.com"), signedRecords(t, "edge.test")
 	drop := func(name string, rtype uint16) func(mdns.RR) (bool, bool) {
-		return func(rr mdns.RR) (bool, bool) { return strings.EqualFold(rr.Header().Name, name) && rr.Header().Rrtype == rtype, false }
+		return func(rr mdns.RR) (bool, bool) {
+			return strings.EqualFold(rr.Header().Name, name) && rr.Header().Rrtype == rtype, false
+		}
 	}
 	skip := func(rr mdns.RR) (bool, bool) { // huge's NSEC skips the names up to mail
 		if n, ok := rr.(*mdns.NSEC); ok && n.Hdr.Name == "huge.example.com." {
