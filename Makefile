@@ -11,7 +11,7 @@ VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 COMMIT    ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 LDFLAGS   := -X main.gitVersion=$(VERSION) -X main.commit=$(COMMIT)
 
-.PHONY: all build run run-dns test attack bench bench-go bench-cpu bench-perf lint fuzz-smoke clean
+.PHONY: all build run run-dns test attack bench bench-go bench-cpu bench-perf lint fuzz-smoke clean signed-zones
 .PHONY: install deb
 
 all: lint test
@@ -30,6 +30,13 @@ run: build
 run-dns: build
 	exec ./$(BIN)/shardd --handler dns --proto udp,tcp \
 	  --zone testdata/dns/example.com.zone --zone testdata/dns/2.0.192.in-addr.arpa.zone $(DNS_ARGS) :5353
+
+# The signed copies of the example zones (testdata/dns/signed), their keys
+# and trust anchors, made again after a zone changes (BIND's dnssec-keygen and
+# dnssec-signzone; NEWKEYS=1 for new keys). Not part of make test: the
+# signed files are committed.
+signed-zones:
+	NEWKEYS=$(NEWKEYS) testdata/dns/signed/gen.sh
 
 # The race detector is on; tests that need root or third-party clients skip
 # themselves without them unless SHARDD_REQUIRE_TOOLS=1 (set by .ci/run).
