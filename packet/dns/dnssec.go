@@ -203,40 +203,52 @@ func (z *Zone) loadNSEC3(p *mdns.NSEC3PARAM) error {
 		return fmt.Errorf("NSEC3PARAM salt %q: %v", p.Salt, err)
 	}
 	c := &chain{kind: denyNSEC3, iterations: p.Iterations, salt: salt}
-	suffix := "." + z.Origin
 	for owner, rrs := range z.nsec3 {
-		var l link
-		for _, rr := range rrs {
-			if n3, ok := rr.(*mdns.NSEC3); ok && n3.Iterations == p.Iterations && strings.EqualFold(n3.Salt, p.Salt) && n3.Hash == p.Hash {
-				if l.rr != nil {
-					return fmt.Errorf("%s has two NSEC3 records with the NSEC3PARAM's parameters (re-sign the zone)", owner)
-				}
-				l.rr = n3
-			} else if !ok {
-				l.sigs = append(l.sigs, rr)
-			}
+		l, err := z.nsec3Link(owner, rrs, p)
+		if err != nil {
+			return err
 		}
-		if l.rr == nil {
-			continue // another chain's record, being added or removed: not served
+		if l != nil {
+			c.links = append(c.links, l)
 		}
-		label, ok := strings.CutSuffix(owner, suffix)
-		key, err := base32.HexEncoding.WithPadding(base32.NoPadding).DecodeString(strings.ToUpper(label))
-		if !ok || err != nil || len(key) != sha1.Size {
-			return fmt.Errorf("NSEC3 owner %s is not a hashed name in %s (re-sign the zone)", owner, z.Origin)
-		}
-		next, err := base32.HexEncoding.WithPadding(base32.NoPadding).DecodeString(strings.ToUpper(l.rr.(*mdns.NSEC3).NextDomain))
-		if err != nil || len(next) != sha1.Size {
-			return fmt.Errorf("NSEC3 %s: next hashed owner %q is not a SHA-1 hash (re-sign the zone)", owner, l.rr.(*mdns.NSEC3).NextDomain)
-		}
-		sortCanonical(l.sigs)
-		l.key, l.next = key, next
-		c.links = append(c.links, &l)
 	}
 	if err := c.finish(); err != nil {
 		return err
 	}
 	z.chain = c
 	return z.checkNSEC3Coverage()
+}
+
+// nsec3Link is the link of the NSEC3 records at owner, nil if none has the
+// parameters of p (another chain's, being added or removed: not served).
+func (z *Zone) nsec3Link(owner string, rrs []mdns.RR, p *mdns.NSEC3PARAM) (*link, error) {
+	var l link
+	for _, rr := range rrs {
+		if n3, ok := rr.(*mdns.NSEC3); ok && n3.Iterations == p.Iterations && strings.EqualFold(n3.Salt, p.Salt) && n3.Hash == p.Hash {
+			if l.rr != nil {
+				return nil, fmt.Errorf("%s has two NSEC3 records with the NSEC3PARAM's parameters (re-sign the zone)", owner)
+			}
+			l.rr = n3
+		} else if !ok {
+			l.sigs = append(l.sigs, rr)
+		}
+	}
+	if l.rr == nil {
+		return nil, nil
+	}
+	b32 := base32.HexEncoding.WithPadding(base32.NoPadding)
+	label, ok := strings.CutSuffix(owner, "."+z.Origin)
+	key, err := b32.DecodeString(strings.ToUpper(label))
+	if !ok || err != nil || len(key) != sha1.Size {
+		return nil, fmt.Errorf("NSEC3 owner %s is not a hashed name in %s (re-sign the zone)", owner, z.Origin)
+	}
+	next, err := b32.DecodeString(strings.ToUpper(l.rr.(*mdns.NSEC3).NextDomain))
+	if err != nil || len(next) != sha1.Size {
+		return nil, fmt.Errorf("NSEC3 %s: next hashed owner %q is not a SHA-1 hash (re-sign the zone)", owner, l.rr.(*mdns.NSEC3).NextDomain)
+	}
+	sortCanonical(l.sigs)
+	l.key, l.next = key, next
+	return &l, nil
 }
 
 // checkNSEC3Coverage checks that every authoritative name with data, and

@@ -1,7 +1,6 @@
 package dns
 
 import (
-	"net/netip"
 	"strings"
 	"testing"
 
@@ -16,11 +15,7 @@ var signedZones = []string{"../../testdata/dns/signed/example.com.zone", "../../
 
 func newSignedServer(t testing.TB) *Server {
 	t.Helper()
-	s, err := NewServer(signedZones)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
+	return newServerOf(t, signedZones)
 }
 
 // doQueries are DO queries over each DNSSEC path: signed positive answers,
@@ -102,26 +97,13 @@ func TestDNSSECProofs(t *testing.T) {
 // (NSEC: a binary search by canonical order; NSEC3: a SHA-1 hash and a
 // binary search).
 func BenchmarkServePacketDNSSEC(b *testing.B) {
-	h := newSignedServer(b).NewHandler(0)
-	rq := packet.NewReplyQueue(64, 64*65536, 65507)
-	p := &packet.Packet{Src: netip.MustParseAddrPort("192.0.2.1:53"), Proto: packet.UDP}
-	for _, c := range []struct {
-		name string
-		q    *mdns.Msg
-	}{
+	benchQueries(b, newSignedServer(b), true, []benchQuery{
 		{"A", newQuery("example.com.", mdns.TypeA)},
 		{"nxdomain-nsec", newQuery("nope.example.com.", mdns.TypeA)},
 		{"wildcard-nsec", newQuery("a1b2.apps.example.com.", mdns.TypeA)},
 		{"nxdomain-nsec3", newQuery("nx.edge.test.", mdns.TypeA)},
 		{"wildcard-nsec3", newQuery("x.apps.edge.test.", mdns.TypeA)},
-	} {
-		c.q.SetEdns0(1232, true)
-		raw, _ := c.q.Pack()
-		b.Run(c.name, func(b *testing.B) {
-			p.Data = raw
-			benchServe(b, h, rq, p)
-		})
-	}
+	})
 }
 
 // FuzzServePacketDNSSEC: FuzzServePacket's checks on the signed zones with

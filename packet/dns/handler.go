@@ -376,22 +376,8 @@ func skipRR(m []byte, off int) (int, uint16, bool) {
 // lookup finds the template answering q: the zone that encloses the name
 // most closely, then the name's node or its closest encloser.
 func (h *Handler) lookup(q *query) (*template, int) {
-	zs := h.srv.zones.Load()
 	name := h.name[:q.nameLen]
-	var z *Zone
-	for off := 0; ; off += int(name[off]) + 1 {
-		if c := zs.byOrigin[string(name[off:])]; c != nil {
-			z = c
-			// DS is the parent's data (RFC 4035 3.1.4.1): at a zone's
-			// apex, ask the parent zone if it is served here too.
-			if off > 0 || q.qtype != mdns.TypeDS || name[0] == 0 {
-				break
-			}
-		}
-		if name[off] == 0 {
-			break
-		}
-	}
+	z := h.srv.zones.Load().enclosing(name, q.qtype)
 	if z == nil {
 		return nil, mdns.RcodeRefused // not ours: no zone encloses it
 	}
@@ -401,10 +387,7 @@ func (h *Handler) lookup(q *query) (*template, int) {
 		if n == nil {
 			continue // the apex is always found, so the walk ends
 		}
-		a := &n.answers
-		if q.do {
-			a = n.do
-		}
+		a := n.forDO(q.do)
 		if off == 0 {
 			if t := a.exact[q.qtype]; t != nil {
 				return t, t.rcode
@@ -414,15 +397,9 @@ func (h *Handler) lookup(q *query) (*template, int) {
 		var t *template
 		switch {
 		case n.cut != nil:
-			t = n.cut.do.synthDefault
-			if !q.do {
-				t = n.cut.synthDefault
-			}
+			t = n.cut.forDO(q.do).synthDefault
 		case n.wild != nil:
-			w := &n.wild.answers
-			if q.do {
-				w = n.wild.do
-			}
+			w := n.wild.forDO(q.do)
 			if t = w.synth[q.qtype]; t == nil {
 				t = w.synthDefault
 			}
@@ -435,6 +412,32 @@ func (h *Handler) lookup(q *query) (*template, int) {
 			h.ins = h.proof(t, name, name[prev:])
 		}
 		return t, t.rcode
+	}
+}
+
+// forDO is n's answers for a query with the DO bit (do) or without.
+func (n *node) forDO(do bool) *answers {
+	if do {
+		return n.do
+	}
+	return &n.answers
+}
+
+// enclosing is the zone that encloses the lower-case wire-format name most
+// closely, nil if none does; for DS at a zone's apex, its parent zone if
+// it is served here too (DS is the parent's data: RFC 4035 3.1.4.1).
+func (zs *Zones) enclosing(name []byte, qtype uint16) *Zone {
+	var z *Zone
+	for off := 0; ; off += int(name[off]) + 1 {
+		if c := zs.byOrigin[string(name[off:])]; c != nil {
+			z = c
+			if off > 0 || qtype != mdns.TypeDS || name[0] == 0 {
+				return z
+			}
+		}
+		if name[off] == 0 {
+			return z
+		}
 	}
 }
 

@@ -51,62 +51,87 @@ func (z *Zone) resolveDO(qname string, qtype uint16, m mode) *result {
 	name := qname
 	seen := map[string]bool{}
 	for hop := 0; ; hop++ {
-		n, exact := z.find(name)
-		if cut := delegation(n, exact, qtype); cut != nil {
-			if hop == 0 {
-				r.aa = false
-			}
-			z.refer(r, cut, p)
+		st, ok := z.locate(r, p, name, qtype, m, hop)
+		if !ok {
 			return r
 		}
-		// The name is synthesized from a wildcard (RFC 4592): its proofs
-		// are about name (vary: the query's name, unknown here).
-		synth := !exact || (hop == 0 && m.vary && isWildcard(name))
-		src := n
-		if !exact {
-			if n.wild == nil {
-				r.rcode = mdns.RcodeNameError
-				z.negative(r, p)
-				p.noName(r, name, n, hop == 0 && m.vary)
-				return r
-			}
-			src = n.wild
-		}
-		var ce *node
-		if synth {
-			ce = z.nodes[parent(src.name)]
-		}
-		if qtype == mdns.TypeANY {
-			z.answerANY(r, src, m.own(name, hop), p)
-			p.wildcard(r, name, ce, hop == 0 && m.vary)
+		target, follow := z.answerAt(r, p, st, qtype)
+		if !follow {
 			return r
 		}
-		if c := src.rrsets[mdns.TypeCNAME]; c != nil && qtype != mdns.TypeCNAME {
-			p.put(&r.answer, src, mdns.TypeCNAME, m.own(name, hop))
-			p.wildcard(r, name, ce, hop == 0 && m.vary)
-			seen[name] = true
-			target := c[0].(*mdns.CNAME).Target
-			if !mdns.IsSubDomain(z.Origin, target) || seen[target] || hop+1 >= maxChain {
-				return r // out of zone or a loop: the resolver takes it from here
-			}
-			name = target
-			continue
+		seen[name] = true
+		if !mdns.IsSubDomain(z.Origin, target) || seen[target] || hop+1 >= maxChain {
+			return r // out of zone or a loop: the resolver takes it from here
 		}
-		if src.rrsets[qtype] == nil {
-			// NODATA (or the empty end of a chain).
-			z.negative(r, p)
-			p.noData(r, name, src, ce, hop == 0 && m.vary)
-			return r
-		}
-		if qtype == mdns.TypeRRSIG {
-			r.answer = append(r.answer, owned(someSigs(src), m.own(name, hop))...)
-			return r
-		}
-		p.put(&r.answer, src, qtype, m.own(name, hop))
-		r.extra = append(r.extra, z.additional(src.rrsets[qtype], p)...)
-		p.wildcard(r, name, ce, hop == 0 && m.vary)
-		return r
+		name = target
 	}
+}
+
+// step is one hop of a CNAME chain: name, the node that answers it (a
+// wildcard for a synthesized name) and, for a synthesized name, its
+// closest encloser.
+type step struct {
+	name, owner string // owner: of the records answering name
+	src, ce     *node
+	vary        bool // the proofs about name are left for query time
+}
+
+// locate finds the node answering name at hop; it answers r itself (and
+// reports false) for a referral or NXDOMAIN.
+func (z *Zone) locate(r *result, p *prover, name string, qtype uint16, m mode, hop int) (step, bool) {
+	st := step{name: name, owner: m.own(name, hop), vary: hop == 0 && m.vary}
+	n, exact := z.find(name)
+	if cut := delegation(n, exact, qtype); cut != nil {
+		if hop == 0 {
+			r.aa = false
+		}
+		z.refer(r, cut, p)
+		return st, false
+	}
+	st.src = n
+	if !exact {
+		if n.wild == nil {
+			r.rcode = mdns.RcodeNameError
+			z.negative(r, p)
+			p.noName(r, name, n, st.vary)
+			return st, false
+		}
+		st.src = n.wild
+	}
+	// A name synthesized from a wildcard (RFC 4592), or with vary the
+	// wildcard's own templates: its proofs are about the name.
+	if !exact || (st.vary && isWildcard(name)) {
+		st.ce = z.nodes[parent(st.src.name)]
+	}
+	return st, true
+}
+
+// answerAt answers qtype at st into r and, for a CNAME to follow, reports
+// its target and true.
+func (z *Zone) answerAt(r *result, p *prover, st step, qtype uint16) (string, bool) {
+	src := st.src
+	c := src.rrsets[mdns.TypeCNAME]
+	switch {
+	case qtype == mdns.TypeANY:
+		z.answerANY(r, src, st.owner, p)
+	case c != nil && qtype != mdns.TypeCNAME:
+		p.put(&r.answer, src, mdns.TypeCNAME, st.owner)
+		p.wildcard(r, st.name, st.ce, st.vary)
+		return c[0].(*mdns.CNAME).Target, true
+	case src.rrsets[qtype] == nil:
+		// NODATA (or the empty end of a chain).
+		z.negative(r, p)
+		p.noData(r, st.name, src, st.ce, st.vary)
+		return "", false
+	case qtype == mdns.TypeRRSIG:
+		r.answer = append(r.answer, owned(someSigs(src), st.owner)...)
+		return "", false
+	default:
+		p.put(&r.answer, src, qtype, st.owner)
+		r.extra = append(r.extra, z.additional(src.rrsets[qtype], p)...)
+	}
+	p.wildcard(r, st.name, st.ce, st.vary)
+	return "", false
 }
 
 // own is the owner of the records answering name at hop.
