@@ -11,7 +11,7 @@ VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 COMMIT    ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 LDFLAGS   := -X main.gitVersion=$(VERSION) -X main.commit=$(COMMIT)
 
-.PHONY: all build run run-dns test attack bench bench-go bench-cpu bench-perf lint fuzz-smoke clean signed-zones
+.PHONY: all build run run-dns test attack bench bench-dnssec bench-go bench-cpu bench-perf lint fuzz-smoke clean signed-zones
 .PHONY: install deb
 
 all: lint test
@@ -61,6 +61,12 @@ BENCH_OUT ?= out/bench
 BENCH_ARGS ?=
 bench: build
 	./$(BIN)/shardbench --bin $(BIN) --out $(BENCH_OUT) $(BENCH_ARGS)
+
+# The dns mode on the signed example zones with the DO bit on every query:
+# shardd, Knot DNS and NSD (answer sections checked alike), interleaved.
+bench-dnssec: build
+	./$(BIN)/shardbench --bin $(BIN) --out $(BENCH_OUT)-dnssec --modes dns --dns-dnssec --dns-nsd nsd \
+	  --dns-zones testdata/dns/signed/example.com.zone,testdata/dns/signed/2.0.192.in-addr.arpa.zone $(BENCH_ARGS)
 
 # Per-datagram costs (handler path, batch codec, shard loop) with allocations.
 bench-go:
