@@ -475,11 +475,12 @@ func writeKnotConf(dir string, port, udpWorkers int, zones, origins []string) (s
 
 // writeNSDConf writes an NSD configuration serving the zones on
 // 127.0.0.1@port with servers server processes; its PID file, state and
-// zone list stay in dir, no database, no control, no privilege drop.
+// zone list stay in dir, no database, no control, no privilege drop, and
+// no response rate limiting (on by default in Debian's NSD: 200/s).
 func writeNSDConf(dir string, port, servers int, zones, origins []string) (string, error) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "server:\n    ip-address: 127.0.0.1@%d\n    server-count: %d\n    username: \"\"\n    chroot: \"\"\n", port, servers)
-	fmt.Fprintf(&b, "    database: \"\"\n    zonesdir: %q\n    pidfile: %q\n    xfrdfile: %q\n    zonelistfile: %q\n    verbosity: 0\n    minimal-responses: yes\n",
+	fmt.Fprintf(&b, "    database: \"\"\n    zonesdir: %q\n    pidfile: %q\n    xfrdfile: %q\n    zonelistfile: %q\n    verbosity: 0\n    minimal-responses: yes\n    rrl-ratelimit: 0\n",
 		dir, filepath.Join(dir, "nsd.pid"), filepath.Join(dir, "xfrd.state"), filepath.Join(dir, "zone.list"))
 	b.WriteString("remote-control:\n    control-enable: no\n")
 	for i, z := range zones {
