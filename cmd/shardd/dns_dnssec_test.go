@@ -37,6 +37,15 @@ var signedQuestions = [][]string{
 	// child.edge.test (served beside its parent) and the reverse zone.
 	{"child.edge.test", "SOA"}, {"child.edge.test", "DNSKEY"}, {"nx.child.edge.test", "A"}, {"www.child.edge.test", "TXT"},
 	{"-x", "192.0.2.1"}, {"-x", "192.0.2.9"}, {"2.0.192.in-addr.arpa", "NS"},
+	// Sizes: the reply dig gets before any retry over TCP (+ignore). The
+	// proofs found at query time are compressed as Knot compresses them, so
+	// the same answers fit. (Where the answer itself does not fit, Knot
+	// sends the records that fit with TC, shardd none with TC, as it does
+	// for unsigned zones: TestDNSSECTruncation.)
+	{"+bufsize=512", "+ignore", "nope.example.com", "A"}, {"+bufsize=512", "+ignore", "a1.apps.example.com", "A"},
+	{"+bufsize=512", "+ignore", "zz.apps.example.com", "TXT"}, {"+bufsize=512", "+ignore", "www.example.com", "A"},
+	{"+bufsize=512", "+ignore", "ns1.edge.test", "AAAA"}, {"+bufsize=512", "+ignore", "x.apps.edge.test", "A"},
+	{"+bufsize=1232", "+ignore", "mxs.edge.test", "MX"}, {"+bufsize=1232", "+ignore", "example.com", "ANY"},
 }
 
 // TestSignedSameAnswersAsKnot serves the signed zones with Knot DNS and

@@ -32,8 +32,9 @@ const (
 
 // chain is a signed zone's NSEC or NSEC3 chain.
 type chain struct {
-	kind  denial
-	links []*link // sorted by key
+	kind      denial
+	links     []*link // sorted by key
+	originLen int     // the wire length of the zone's origin
 	// NSEC3 hashing (from NSEC3PARAM): SHA-1, iterations, salt.
 	iterations uint16
 	salt       []byte
@@ -45,9 +46,12 @@ type link struct {
 	next []byte // the key of the next owner (NSEC3: the next hashed owner)
 	rr   mdns.RR
 	sigs []mdns.RR
-	// wire is rr and sigs packed uncompressed, ready to append to a reply
+	// wire is rr and sigs packed, ready to append to a reply; their owner
+	// names end in a pointer to the zone's origin, which every query name
+	// in the zone ends with, at the offsets ptrs (patchOrigin sets it).
 	// as count authority records.
 	wire  []byte
+	ptrs  []uint16
 	rrLen int // wire[:rrLen] is rr, the rest its RRSIGs
 	count uint16
 	index int
@@ -154,7 +158,7 @@ func (z *Zone) loadNSEC() error {
 		nsec := set[0].(*mdns.NSEC)
 		c.links = append(c.links, &link{key: canonicalKey(name), next: canonicalKey(canonical(nsec.NextDomain)), rr: nsec, sigs: n.sigs[mdns.TypeNSEC]})
 	}
-	if err := c.finish(); err != nil {
+	if err := c.finish(mustWire(z.Origin)); err != nil {
 		return err
 	}
 	z.chain = c
@@ -212,7 +216,7 @@ func (z *Zone) loadNSEC3(p *mdns.NSEC3PARAM) error {
 			c.links = append(c.links, l)
 		}
 	}
-	if err := c.finish(); err != nil {
+	if err := c.finish(mustWire(z.Origin)); err != nil {
 		return err
 	}
 	z.chain = c
@@ -269,7 +273,8 @@ func (z *Zone) checkNSEC3Coverage() error {
 
 // finish sorts the chain, packs its links and checks that each points to
 // the next one, the last back to the first (RFC 4034 4.1.1, RFC 5155 3.1.7).
-func (c *chain) finish() error {
+func (c *chain) finish(origin []byte) error {
+	c.originLen = len(origin)
 	owner := func(l *link) string { return l.rr.Header().Name }
 	sort.Slice(c.links, func(i, j int) bool { return bytes.Compare(c.links[i].key, c.links[j].key) < 0 })
 	for i, l := range c.links {
@@ -281,15 +286,51 @@ func (c *chain) finish() error {
 			return fmt.Errorf("%s %s: the next owner is not %s (chain broken; re-sign the zone)", owner(l), mdns.TypeToString[l.rr.Header().Rrtype], owner(want))
 		}
 		l.index = i
-		var err error
-		if l.wire, err = packRecords(append([]mdns.RR{l.rr}, l.sigs...)); err != nil {
+		if err := l.pack(origin); err != nil {
 			return err
 		}
-		rr, _ := packRecords([]mdns.RR{l.rr})
-		l.rrLen = len(rr)
 		l.count = uint16(1 + len(l.sigs))
 	}
 	return nil
+}
+
+// pack packs l's records with their owners compressed to the labels
+// before origin (the zone's apex, in wire format) and a pointer to it.
+func (l *link) pack(origin []byte) error {
+	for i, rr := range append([]mdns.RR{l.rr}, l.sigs...) {
+		if i == 1 {
+			l.rrLen = len(l.wire)
+		}
+		full, err := packRecords([]mdns.RR{rr})
+		if err != nil {
+			return err
+		}
+		owner := mustWire(rr.Header().Name)
+		prefix := len(owner) - len(origin)
+		if prefix < 0 || !bytes.Equal(owner[prefix:], origin) {
+			return fmt.Errorf("%s: not in the zone", rr.Header().Name)
+		}
+		l.wire = append(l.wire, owner[:prefix]...)
+		l.ptrs = append(l.ptrs, uint16(len(l.wire)))
+		l.wire = append(l.wire, 0xC0, 0)
+		l.wire = append(l.wire, full[len(owner):]...)
+	}
+	if len(l.sigs) == 0 {
+		l.rrLen = len(l.wire)
+	}
+	return nil
+}
+
+// patchOrigin points the owner names of l's records, appended to b at off
+// (rr) and sigOff (its RRSIGs), at the origin, at offset target of the reply.
+func (l *link) patchOrigin(b []byte, off, sigOff, target int) {
+	for _, p := range l.ptrs {
+		at := off + int(p)
+		if int(p) >= l.rrLen {
+			at = sigOff + int(p) - l.rrLen
+		}
+		b[at], b[at+1] = 0xC0|byte(target>>8), byte(target)
+	}
 }
 
 // authoritative reports whether n is a name the zone answers for with its

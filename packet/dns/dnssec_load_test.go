@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	mdns "github.com/miekg/dns"
+
+	"github.com/shardd/shardd/packet"
 )
 
 // TestLoadSignedZones loads the signed example zones: every chain is
@@ -126,5 +128,68 @@ func TestLoadRejectsBrokenSignedZones(t *testing.T) {
 	z, err := ParseZone(strings.NewReader(zoneText(t, nsec3, drop("edge.test.", mdns.TypeNSEC3PARAM))), "edge.test")
 	if err != nil || z.chain == nil || z.chain.kind != denyNSEC3 || len(z.chain.links) != 33 {
 		t.Fatalf("edge.test without NSEC3PARAM: %v", err)
+	}
+}
+
+// TestLoadLdnsSignedZone signs example.com with ldns-signzone (NSEC, and
+// NSEC3 with opt-out and a salt) and loads what it writes: another signer's
+// output, not only dnssec-signzone's, and an NXDOMAIN with DO carries the
+// proofs.
+func TestLoadLdnsSignedZone(t *testing.T) {
+	var tools []string
+	for _, name := range []string{"ldns-keygen", "ldns-signzone"} {
+		p, err := exec.LookPath(name)
+		if err != nil {
+			if os.Getenv("SHARDD_REQUIRE_TOOLS") == "1" {
+				t.Fatalf("%s not installed (apt-get install ldnsutils)", name)
+			}
+			t.Skipf("%s not installed", name)
+		}
+		tools = append(tools, p)
+	}
+	dir := t.TempDir()
+	run := func(argv ...string) string {
+		cmd := exec.Command(argv[0], argv[1:]...)
+		cmd.Dir = dir
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%v: %v\n%s", argv, err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	ksk := run(tools[0], "-a", "ECDSAP256SHA256", "-k", "example.com")
+	zsk := run(tools[0], "-a", "ECDSAP256SHA256", "example.com")
+	text, err := os.ReadFile("../../testdata/dns/example.com.zone")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "example.com.zone"), text, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run(tools[1], "-f", "nsec.zone", "example.com.zone", ksk, zsk)
+	run(tools[1], "-n", "-p", "-s", "c0ffee", "-f", "nsec3.zone", "example.com.zone", ksk, zsk)
+	for _, c := range []struct {
+		file string
+		kind denial
+		nx   string // the type of the first proof in an NXDOMAIN
+	}{{"nsec.zone", denyNSEC, "NSEC"}, {"nsec3.zone", denyNSEC3, "NSEC3"}} {
+		s, err := NewServer([]string{filepath.Join(dir, c.file)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		z := s.Zones().List[0]
+		if z.chain == nil || z.chain.kind != c.kind {
+			t.Fatalf("%s: chain %+v, want kind %d", c.file, z.chain, c.kind)
+		}
+		q := newQuery("nope.example.com.", mdns.TypeA)
+		q.SetEdns0(1232, true)
+		raw, _ := q.Pack()
+		m := new(mdns.Msg)
+		if err := m.Unpack(exchange(t, s.NewHandler(0), raw, packet.UDP)); err != nil {
+			t.Fatal(err)
+		}
+		if m.Rcode != mdns.RcodeNameError || len(m.Ns) < 4 || mdns.TypeToString[m.Ns[1].Header().Rrtype] != c.nx {
+			t.Errorf("%s: NXDOMAIN with DO: rcode %d, authority %v", c.file, m.Rcode, m.Ns)
+		}
 	}
 }

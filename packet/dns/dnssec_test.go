@@ -1,6 +1,7 @@
 package dns
 
 import (
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -56,6 +57,21 @@ func TestServePacketDNSSECAllocatesNothing(t *testing.T) {
 	}
 }
 
+// askDO asks h name/qtype over UDP with the DO bit and the payload size
+// size, and returns the parsed reply, the reply and the query.
+func askDO(t *testing.T, h *Handler, name string, qtype uint16, size uint16) (*mdns.Msg, []byte, []byte) {
+	t.Helper()
+	q := newQuery(name, qtype)
+	q.SetEdns0(size, true)
+	raw, _ := q.Pack()
+	out := exchange(t, h, raw, packet.UDP)
+	m := new(mdns.Msg)
+	if err := m.Unpack(out); err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	return m, out, raw
+}
+
 // TestDNSSECProofs checks the query-time proofs: the NSEC covering the
 // name (example.com) and the NSEC3 covering the hash of the next closer
 // name (edge.test) are the records the chain really has for those names,
@@ -75,13 +91,7 @@ func TestDNSSECProofs(t *testing.T) {
 		{"nx.edge.test.", mdns.TypeA, mdns.RcodeNameError, []string{"edge.test. SOA", "odmb38fpgkvhmb42d3vkhat85k49jaaa.edge.test. NSEC3", "3rfss55j359163jegubdb2t1nt7vf3in.edge.test. NSEC3", "r8pqms89q7f3lp5pd66dfe3g8kua2j6h.edge.test. NSEC3",
 			"edge.test. RRSIG", "odmb38fpgkvhmb42d3vkhat85k49jaaa.edge.test. RRSIG", "3rfss55j359163jegubdb2t1nt7vf3in.edge.test. RRSIG", "r8pqms89q7f3lp5pd66dfe3g8kua2j6h.edge.test. RRSIG"}},
 	} {
-		q := newQuery(c.name, c.qtype)
-		q.SetEdns0(1232, true)
-		raw, _ := q.Pack()
-		m := new(mdns.Msg)
-		if err := m.Unpack(exchange(t, h, raw, packet.UDP)); err != nil {
-			t.Fatalf("%s: %v", c.name, err)
-		}
+		m, _, _ := askDO(t, h, c.name, c.qtype, 1232)
 		var got []string
 		for _, rr := range m.Ns {
 			got = append(got, rr.Header().Name+" "+mdns.TypeToString[rr.Header().Rrtype])
@@ -115,4 +125,41 @@ func FuzzServePacketDNSSEC(f *testing.F) {
 		f.Add(b, true)
 	}
 	fuzzServe(f, newSignedServer(f))
+}
+
+// TestDNSSECTruncation: a signed answer that does not fit the client's
+// size gets TC and no records (the client retries over TCP, where it fits
+// whole); one that fits with its query-time proof is sent whole without
+// TC, the proof's owner names compressed (as Knot DNS sends it: the same
+// reply fits 512 bytes there).
+func TestDNSSECTruncation(t *testing.T) {
+	h := newSignedServer(t).NewHandler(0)
+	for _, c := range []struct {
+		name    string
+		qtype   uint16
+		tc      bool
+		records int // authority
+	}{
+		{"nx.edge.test.", mdns.TypeA, true, 0},           // SOA, 3 NSEC3, 4 RRSIGs: about 900 bytes
+		{"x.y.apps.edge.test.", mdns.TypeMX, true, 0},    // wildcard NODATA, NSEC3
+		{"nope.example.com.", mdns.TypeA, false, 6},      // SOA, 2 NSEC, 3 RRSIGs
+		{"zz.apps.example.com.", mdns.TypeTXT, false, 2}, // a wildcard answer and its NSEC
+	} {
+		m, out, raw := askDO(t, h, c.name, c.qtype, 512)
+		if m.Truncated != c.tc || len(m.Ns) != c.records || len(out) > 512 {
+			t.Errorf("%s: TC %v, %d authority records, %d bytes; want TC %v, %d records, at most 512 bytes", c.name, m.Truncated, len(m.Ns), len(out), c.tc, c.records)
+		}
+		if !c.tc {
+			continue
+		}
+		p := &packet.Packet{Src: netip.MustParseAddrPort("192.0.2.1:53"), Proto: packet.TCP, Data: raw}
+		q2 := packet.NewReplyQueue(4, 4*65536, 65535)
+		if err := h.ServePacket(q2.Begin(p), p); err != nil || len(q2.Replies()) != 1 {
+			t.Fatalf("%s over TCP: %v", c.name, err)
+		}
+		full := new(mdns.Msg)
+		if err := full.Unpack(q2.Replies()[0].Data); err != nil || full.Truncated || len(full.Ns) == 0 {
+			t.Errorf("%s over TCP: %v, TC %v, %d authority records", c.name, err, full.Truncated, len(full.Ns))
+		}
+	}
 }

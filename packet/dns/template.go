@@ -328,6 +328,9 @@ func (t *template) appendBody(b []byte, n, qlen int, ins *link) []byte {
 	b = append(b, t.body[at1:at2]...)
 	b = append(b, sigs...)
 	b = append(b, t.body[at2:n]...)
+	if ins != nil { // the query name ends with the zone's origin
+		ins.patchOrigin(b, start+at1, start+at2+len(rr), headerLen+qlen-t.chain.originLen)
+	}
 	delta := qlen - t.qlen
 	if t.qlen == 0 || (delta == 0 && ins == nil) {
 		return b
