@@ -193,3 +193,39 @@ func TestLoadLdnsSignedZone(t *testing.T) {
 		}
 	}
 }
+
+// TestSignedZoneLongNames: in a zone signed with NSEC, a wildcard whose
+// name is 255 bytes long and a name whose "*" child would be longer still
+// load and answer (their templates are packed for names of the same
+// length). The RRSIGs are not checked at load, so made-up ones do here.
+func TestSignedZoneLongNames(t *testing.T) {
+	l63 := strings.Repeat("a", 63)
+	long := l63 + "." + l63 + "." + l63 + "." + strings.Repeat("b", 53) + ".l.test." // 254 bytes
+	wild := "*." + l63 + "." + l63 + "." + l63 + "." + strings.Repeat("c", 52) + ".l.test." // 255 bytes
+	sig := func(owner, covered string) string {
+		return owner + " 60 RRSIG " + covered + " 13 2 60 20380101000000 20250101000000 1 l.test. AAAA\n"
+	}
+	var text strings.Builder
+	text.WriteString("$ORIGIN l.test.\n@ 60 SOA ns hm 1 2 3 4 5\n@ 60 NS ns\n" + sig("@", "SOA") + sig("@", "NS"))
+	names := []string{"l.test.", long, wild[2:], wild, "ns.l.test."}
+	types := []string{"NS SOA RRSIG NSEC", "A RRSIG NSEC", "", "A RRSIG NSEC", "A RRSIG NSEC"}
+	// In canonical order: l.test., then the labels below it: aaa... (long's
+	// parent chain) < ccc... (the wildcard's) < ns.
+	order := []int{0, 1, 3, 4}
+	for i, k := range order {
+		next := names[order[(i+1)%len(order)]]
+		text.WriteString(names[k] + " 60 NSEC " + next + " " + types[k] + "\n" + sig(names[k], "NSEC"))
+		if k != 0 {
+			text.WriteString(names[k] + " 60 A 192.0.2.1\n" + sig(names[k], "A"))
+		}
+	}
+	f := filepath.Join(t.TempDir(), "l.test.zone")
+	if err := os.WriteFile(f, []byte(text.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := newServerOf(t, []string{f})
+	m, _, _ := askDO(t, s.NewHandler(0), "x"+wild[1:], mdns.TypeA, 1232)
+	if m.Rcode != mdns.RcodeSuccess || len(m.Answer) != 2 || len(m.Ns) != 2 {
+		t.Errorf("synthesized from the 255-byte wildcard: %v", m)
+	}
+}

@@ -129,7 +129,7 @@ func (z *Zone) prepareAnswers(a *answers, n *node, name string, m mode, tags tag
 		a.synthDefault.rrl = tags.referral
 	case isWildcard(name):
 		return z.prepareWildcard(a, n, name, m, tags.wild)
-	case m.do && z.chain != nil && n.cut == nil && n.wild == nil && len(name)+2 <= 254:
+	case m.do && z.chain != nil && n.cut == nil && n.wild == nil && len(mustWire(name))+2 <= 255:
 		// NXDOMAIN below n as the closest encloser: the wildcard proof is n's.
 		if a.nxdomain, err = z.packVary("*."+name, "*."+name, mdns.TypeNone, m); err != nil {
 			return err
@@ -164,7 +164,7 @@ func (z *Zone) prepareWildcard(a *answers, n *node, name string, m mode, wild *r
 	a.synth = map[uint16]*template{}
 	// The wildcard's own records (its NSEC) must not point at the query
 	// name: the placeholder differs from it.
-	placeholder := wildPlaceholder + name[1:]
+	placeholder := z.wildPlaceholder(name)
 	for _, qt := range z.qtypesFor(n) {
 		t, err := z.packVary(name, placeholder, qt, m)
 		if err != nil {
@@ -181,9 +181,17 @@ func (z *Zone) prepareWildcard(a *answers, n *node, name string, m mode, wild *r
 	return nil
 }
 
-// wildPlaceholder is the first label of the name a wildcard's templates
-// are packed for: one no zone has.
-const wildPlaceholder = `\000*\000`
+// wildPlaceholder is the name the templates of the wildcard name are
+// packed for: its "*" replaced by a one-byte label no node of z has, so the
+// wire length stays (the name may be 255 bytes long).
+func (z *Zone) wildPlaceholder(name string) string {
+	for b := 0; ; b++ {
+		p := fmt.Sprintf("\\%03d", b) + name[1:]
+		if z.nodes[p] == nil || b == 255 {
+			return p
+		}
+	}
+}
 
 func isWildcard(name string) bool { return len(name) > 2 && name[:2] == "*." }
 
