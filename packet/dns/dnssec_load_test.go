@@ -200,7 +200,7 @@ func TestLoadLdnsSignedZone(t *testing.T) {
 // length). The RRSIGs are not checked at load, so made-up ones do here.
 func TestSignedZoneLongNames(t *testing.T) {
 	l63 := strings.Repeat("a", 63)
-	long := l63 + "." + l63 + "." + l63 + "." + strings.Repeat("b", 53) + ".l.test." // 254 bytes
+	long := l63 + "." + l63 + "." + l63 + "." + strings.Repeat("b", 53) + ".l.test."        // 254 bytes
 	wild := "*." + l63 + "." + l63 + "." + l63 + "." + strings.Repeat("c", 52) + ".l.test." // 255 bytes
 	sig := func(owner, covered string) string {
 		return owner + " 60 RRSIG " + covered + " 13 2 60 20380101000000 20250101000000 1 l.test. AAAA\n"
