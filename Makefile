@@ -77,7 +77,7 @@ bench-go:
 # wall-clock time is not. Two iteration counts; the difference over the
 # extra datagrams cancels start-up. Kernel work is not counted.
 CPU_BENCHES ?= shard:ServeBatch/echo$$ shard:ServeBatch/discard$$ shard:ShardLoop/discard-64B$$ shard:ShardLoop/echo-64B$$ \
-	packet/dns:ServePacket/A$$ packet/dns:ServePacket/wildcard$$
+	packet/dns:ServePacket/A$$ packet/dns:ServePacket/wildcard$$ packet/dns:ServePacketDNSSEC/nxdomain-nsec3$$
 bench-cpu:
 	@command -v valgrind >/dev/null || { echo "bench-cpu needs valgrind (apt-get install valgrind)"; exit 1; }
 	@for pb in $(CPU_BENCHES); do \

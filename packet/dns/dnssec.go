@@ -20,6 +20,8 @@ import (
 // their owners (RFC 4034 6.1), NSEC3 by hash. A proof that depends on the
 // query name (NXDOMAIN, wildcard answers) is found at query time by a binary
 // search of this chain, and its records are copied from link.wire.
+// Signatures are not verified (neither does Knot DNS at load): the chain's
+// structure is checked, as ldns-verify-zone checks it.
 
 // denial is how a zone proves that names and types do not exist.
 type denial uint8
@@ -46,15 +48,14 @@ type link struct {
 	next []byte // the key of the next owner (NSEC3: the next hashed owner)
 	rr   mdns.RR
 	sigs []mdns.RR
-	// wire is rr and sigs packed, ready to append to a reply; their owner
-	// names end in a pointer to the zone's origin, which every query name
-	// in the zone ends with, at the offsets ptrs (patchOrigin sets it).
-	// as count authority records.
+	// wire is rr and sigs packed, ready to append to a reply as count
+	// authority records; their owner names end in a pointer to the zone's
+	// origin, which every query name in the zone ends with, at the offsets
+	// ptrs (patchOrigin sets it).
 	wire  []byte
 	ptrs  []uint16
 	rrLen int // wire[:rrLen] is rr, the rest its RRSIGs
 	count uint16
-	index int
 }
 
 // size is the length of l's records, 0 for nil.
@@ -285,7 +286,6 @@ func (c *chain) finish(origin []byte) error {
 		if !bytes.Equal(l.next, want.key) {
 			return fmt.Errorf("%s %s: the next owner is not %s (chain broken; re-sign the zone)", owner(l), mdns.TypeToString[l.rr.Header().Rrtype], owner(want))
 		}
-		l.index = i
 		if err := l.pack(origin); err != nil {
 			return err
 		}

@@ -107,8 +107,7 @@ func (p *prover) noName(r *result, name string, ce *node, vary bool) {
 	case vary:
 		p.vary(r)
 	default:
-		_, nc = nextCloser(name, ce.name)
-		p.link(r, p.nsec3(nc))
+		p.link(r, p.nsec3(nextCloser(name, ce.name)))
 	}
 	p.link(r, p.nsec3("*."+cpe))
 }
@@ -159,18 +158,17 @@ func (p *prover) wildcard(r *result, name string, ce *node, vary bool) {
 	case p.c.kind == denyNSEC:
 		p.link(r, p.nsec(name))
 	default:
-		_, nc := nextCloser(name, ce.name)
-		p.link(r, p.nsec3(nc))
+		p.link(r, p.nsec3(nextCloser(name, ce.name)))
 	}
 }
 
-// nextCloser returns ce and the name one label longer on the way to name,
+// nextCloser is the name one label longer than ce on the way to name,
 // which is below ce.
-func nextCloser(name, ce string) (string, string) {
+func nextCloser(name, ce string) string {
 	nc := name
 	for a := name; a != ce && a != "."; nc, a = a, parent(a) {
 	}
-	return ce, nc
+	return nc
 }
 
 // sigsLast moves the RRSIGs of each section of r after its other records,
