@@ -33,7 +33,8 @@ var signedQuestions = [][]string{
 	{"x.apps.edge.test", "A"}, {"x.apps.edge.test", "MX"}, {"x.y.apps.edge.test", "TXT"}, {"apps.edge.test", "A"},
 	{"nx.apps.edge.test", "MX"}, {"child.edge.test", "DS"}, {"www.child.edge.test", "A"}, {"child.edge.test", "NS"},
 	{"big.edge.test", "DS"}, {"x.big.edge.test", "A"}, {"todeleg.edge.test", "DS"}, {"mxs.edge.test", "MX"},
-	{"+bufsize=1232", "x.big.edge.test", "A"},
+	{"+bufsize=1232", "x.big.edge.test", "A"}, {"odmb38fpgkvhmb42d3vkhat85k49jaaa.edge.test", "NSEC3"}, {"edge.test", "NSEC3"},
+	{"edge.test", "RRSIG"}, {"x.apps.edge.test", "RRSIG"}, {"edge.test", "ANY"},
 	// child.edge.test (served beside its parent) and the reverse zone.
 	{"child.edge.test", "SOA"}, {"child.edge.test", "DNSKEY"}, {"nx.child.edge.test", "A"}, {"www.child.edge.test", "TXT"},
 	{"-x", "192.0.2.1"}, {"-x", "192.0.2.9"}, {"2.0.192.in-addr.arpa", "NS"},

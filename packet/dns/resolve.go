@@ -125,7 +125,6 @@ func (z *Zone) answerAt(r *result, p *prover, st step, qtype uint16) (string, bo
 		return "", false
 	case qtype == mdns.TypeRRSIG:
 		r.answer = append(r.answer, owned(someSigs(src), st.owner)...)
-		return "", false
 	default:
 		p.put(&r.answer, src, qtype, st.owner)
 		r.extra = append(r.extra, z.additional(src.rrsets[qtype], p)...)
