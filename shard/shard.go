@@ -41,6 +41,8 @@ type shard struct {
 	finalMem atomic.Pointer[socketMem] // SO_MEMINFO read just before close
 	panicked bool                      // a handler panic was logged once already
 	errSeen  map[string]bool           // error kinds logged once already
+
+	xdp []*xdpPort // AF_XDP sockets, one per --xdp interface (Config.XDP)
 }
 
 func newShard(id int, cfg *resolved, conn *net.UDPConn, pktinfo bool) (*shard, error) {
@@ -158,6 +160,9 @@ func (s *shard) run() error {
 		if err := pinThread(s.cpu); err != nil {
 			return fmt.Errorf("shard %d: pin to CPU %d: %w", s.id, s.cpu, err)
 		}
+	}
+	if len(s.xdp) > 0 {
+		return s.runXDP()
 	}
 	for {
 		n, err := s.bc.readBatch(s.msgs)

@@ -30,7 +30,7 @@ type Options struct {
 
 // Stats are the kernel's counts for one socket (XDP_STATISTICS).
 type Stats struct {
-	RxDropped, RxInvalid, TxInvalid, RxRingFull, FillRingEmpty, TxRingEmpty uint64
+	RxDropped, RxInvalid, RxRingFull, FillRingEmpty, TxInvalid, TxRingEmpty uint64
 }
 
 // Socket is one AF_XDP socket bound to one queue of one interface, with
@@ -330,7 +330,7 @@ func (s *Socket) Stats() (Stats, error) {
 		uintptr(unsafe.Pointer(&st)), uintptr(unsafe.Pointer(&l)), 0); e != 0 {
 		return Stats{}, os.NewSyscallError("getsockopt XDP_STATISTICS", e)
 	}
-	return Stats{st.Rx_dropped, st.Rx_invalid_descs, st.Tx_invalid_descs, st.Rx_ring_full, st.Rx_fill_ring_empty_descs, st.Tx_ring_empty_descs}, nil
+	return Stats{st.Rx_dropped, st.Rx_invalid_descs, st.Rx_ring_full, st.Rx_fill_ring_empty_descs, st.Tx_invalid_descs, st.Tx_ring_empty_descs}, nil
 }
 
 // Close unmaps the rings and UMEM and closes the socket.

@@ -1,0 +1,391 @@
+package shard
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"sync/atomic"
+	"syscall"
+
+	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
+
+	"github.com/shardd/shardd/metrics"
+	"github.com/shardd/shardd/shard/internal/xdp"
+)
+
+// xdpIface is one --xdp interface of a group: its program and how many of
+// the shards got a socket on it.
+type xdpIface struct {
+	name     string
+	ifindex  int
+	mtu      int
+	prog     *xdp.Program
+	sockets  int
+	zeroCopy bool
+	closed   atomic.Bool
+}
+
+// xdpPort is one shard's AF_XDP socket on one interface, with the counters
+// of what it served (published as the shard's "xdp" snapshot).
+type xdpPort struct {
+	iface  *xdpIface
+	sock   *xdp.Socket
+	counts metrics.Counts
+	ctr    metrics.Shard
+	req    xdp.Header   // the frame being served
+	hdrs   []xdp.Header // the request of each queued reply, by index
+	at     int          // the frame after the one being served (a panic resumes there)
+	final  atomic.Pointer[metrics.XDPStats]
+}
+
+// xdpHint is the hint of every start-up failure of the XDP path.
+const xdpHint = "AF_XDP needs root, or CAP_NET_ADMIN, CAP_BPF and CAP_NET_RAW, a kernel with XDP sockets (Linux 5.4+) and an interface that takes an XDP program; run without --xdp otherwise"
+
+// attachXDP sets up every --xdp interface: the program with the group's
+// address, shard i's socket on queue i, then the attach (so the program
+// never redirects to a queue whose socket is not there yet: such a
+// datagram passes to the kernel). An interface with fewer queues than
+// shards gives sockets to the first shards only; the other shards serve
+// the UDP socket alone, and datagrams on queues beyond the shards pass to
+// the kernel (the UDP sockets).
+func (g *Group) attachXDP() error {
+	r := &g.cfg
+	if len(r.XDP) == 0 {
+		return nil
+	}
+	for _, s := range g.shards {
+		if _, ok := s.bc.(*mmsgConn); !ok {
+			return &ListenError{Addr: r.Addr, Shard: s.id, Err: errors.New("--xdp needs the batched socket path"), Hint: xdpHint}
+		}
+	}
+	for _, name := range r.XDP {
+		x, err := g.openXDP(name)
+		if err != nil {
+			return &ListenError{Addr: r.Addr + "@" + name, Err: err, Hint: xdpHint}
+		}
+		g.xdp = append(g.xdp, x)
+		mode := "copy"
+		if x.zeroCopy {
+			mode = "zero-copy"
+		}
+		r.Logger.Info("XDP program attached", zap.String("iface", name), zap.Uint32("program", x.prog.ID()),
+			zap.String("attach", x.prog.Mode()), zap.String("mode", mode), zap.Int("sockets", x.sockets), zap.Int("shards", len(g.shards)))
+		if x.sockets < len(g.shards) {
+			r.Logger.Warn("the interface has fewer receive queues than shards: the shards past them serve the UDP socket only",
+				zap.String("iface", name), zap.Int("queues", x.sockets), zap.Int("shards", len(g.shards)))
+		}
+	}
+	return nil
+}
+
+// openXDP loads the program for one interface, opens the shards' sockets
+// on its queues and attaches it.
+func (g *Group) openXDP(name string) (*xdpIface, error) {
+	ifi, err := net.InterfaceByName(name)
+	if err != nil {
+		return nil, fmt.Errorf("interface %s: %w", name, err)
+	}
+	x := &xdpIface{name: name, ifindex: ifi.Index, mtu: ifi.MTU}
+	if x.prog, err = xdp.NewProgram(len(g.shards)); err != nil {
+		return nil, err
+	}
+	if err = x.prog.AddListener(g.info.Bound, g.cfg.network == "udp"); err == nil {
+		err = g.openXDPSockets(x)
+	}
+	if err == nil {
+		err = x.prog.Attach(x.ifindex)
+	}
+	if err != nil {
+		x.close()
+		g.closeXDPPorts(x)
+		return nil, err
+	}
+	return x, nil
+}
+
+// openXDPSockets opens shard i's socket on queue i, up to the interface's
+// queues (a bind past them fails with EINVAL).
+func (g *Group) openXDPSockets(x *xdpIface) error {
+	for i, s := range g.shards {
+		sock, err := xdp.Open(x.ifindex, i, xdp.Options{})
+		if err != nil {
+			if i > 0 && errors.Is(err, unix.EINVAL) {
+				return nil // no queue i
+			}
+			return err
+		}
+		x.zeroCopy = sock.ZeroCopy()
+		p := &xdpPort{iface: x, sock: sock, hdrs: make([]xdp.Header, g.cfg.Batch)}
+		s.xdp = append(s.xdp, p)
+		x.sockets++
+		if err := x.prog.SetSocket(i, sock); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// closeXDPPorts closes the shards' sockets on x (a failed start).
+func (g *Group) closeXDPPorts(x *xdpIface) {
+	for _, s := range g.shards {
+		for i, p := range s.xdp {
+			if p.iface == x {
+				_ = p.sock.Close()
+				s.xdp = append(s.xdp[:i], s.xdp[i+1:]...)
+				break
+			}
+		}
+	}
+}
+
+// detachXDP detaches every program of the group: from then on the
+// interfaces' datagrams go to the kernel (the UDP sockets) again.
+func (g *Group) detachXDP() {
+	for _, x := range g.xdp {
+		x.close()
+	}
+}
+
+func (x *xdpIface) close() {
+	if !x.closed.Swap(true) {
+		_ = x.prog.Close()
+	}
+}
+
+// runXDP is run's loop for a shard with AF_XDP sockets: one poll(2) over
+// the UDP socket and the AF_XDP sockets, bounded by rxWait, then each ring
+// served without blocking. poll rather than a busy loop: an idle shard
+// sleeps (a busy loop would burn one CPU per shard, and this daemon shares
+// its CPUs), and a loaded one finds its rings non-empty and polls without
+// sleeping.
+func (s *shard) runXDP() error {
+	m := s.bc.(*mmsgConn)
+	m.pollFds = make([]unix.PollFd, 1+len(s.xdp))
+	for i, p := range s.xdp {
+		m.pollFds[1+i] = unix.PollFd{Fd: int32(p.sock.FD()), Events: unix.POLLIN}
+	}
+	m.pollFn = m.poll
+	for {
+		udp, err := m.pollWait()
+		if err != nil {
+			if s.stopping.Load() && (errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, net.ErrClosed)) {
+				s.drainXDP()
+				if s.handoff.Load() {
+					return nil
+				}
+				return s.drain()
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return ErrGroupClosed
+			}
+			s.rxError(err)
+			continue
+		}
+		for _, p := range s.xdp {
+			s.serveXDP(p)
+		}
+		if udp {
+			if n, err := m.drainBatch(s.msgs); err != nil {
+				s.rxError(err)
+			} else if n > 0 {
+				s.serveBatch(n)
+			}
+		}
+	}
+}
+
+// drainXDP serves what the RX rings hold at a stop (the programs were
+// detached first, so they only shrink).
+func (s *shard) drainXDP() {
+	for _, p := range s.xdp {
+		for s.serveXDP(p) > 0 {
+		}
+	}
+}
+
+// pollWait waits for the UDP socket or an AF_XDP socket to be readable,
+// or rxWait, or a stop (the read deadline) or a close; udp says the UDP
+// socket is readable.
+func (m *mmsgConn) pollWait() (udp bool, err error) {
+	if m.tid.Load() == 0 {
+		m.tid.Store(int32(unix.Gettid()))
+	}
+	switch {
+	case m.closed.Load():
+		return false, net.ErrClosed
+	case m.woken.Load():
+		return false, os.ErrDeadlineExceeded
+	}
+	if err := m.rc.Control(m.pollFn); err != nil {
+		return false, m.closedErr(err)
+	}
+	if m.pollErr != 0 && m.pollErr != unix.EINTR {
+		return false, os.NewSyscallError("poll", m.pollErr)
+	}
+	return m.pollFds[0].Revents&unix.POLLIN != 0, nil
+}
+
+// poll runs one poll(2) over the shard's sockets (built once: a method
+// value made per call would allocate).
+func (m *mmsgConn) poll(fd uintptr) {
+	m.pollFds[0] = unix.PollFd{Fd: int32(fd), Events: unix.POLLIN}
+	_, err := unix.Poll(m.pollFds, int(rxWait.Milliseconds()))
+	m.pollErr = 0
+	if errno, ok := err.(syscall.Errno); ok {
+		m.pollErr = errno
+	}
+}
+
+// serveXDP serves up to a batch of frames from p's RX ring, returns their
+// frames to the kernel and sends the replies; it returns how many it took.
+func (s *shard) serveXDP(p *xdpPort) int {
+	n := p.sock.Receive(len(p.hdrs))
+	if n == 0 {
+		return 0
+	}
+	p.counts.Batches++
+	p.counts.BatchSizes[metrics.BatchBucket(n)]++
+	for i := 0; i < n; {
+		i = s.serveXDPFrom(p, i, n)
+	}
+	p.sock.Release(n)
+	if s.replies.Len() == 0 {
+		s.publishXDP(p)
+		return n
+	}
+	s.flushXDP(p)
+	return n
+}
+
+// serveXDPFrom serves frames i..n-1 as serveFrom serves datagrams: a
+// handler panic costs its frame only.
+func (s *shard) serveXDPFrom(p *xdpPort, i, n int) (next int) {
+	defer func() {
+		if r := recover(); r != nil {
+			p.counts.HandlerErrors++
+			if !s.panicked {
+				s.panicked = true
+				s.log.Error("handler panicked; the packet was dropped and counted in shardd_handler_errors_total (logged once)",
+					zap.Any("panic", r), zap.Stack("stack"))
+			}
+			next = p.at
+		}
+	}()
+	for ; i < n; i++ {
+		p.at = i + 1
+		data, ok := xdp.Parse(p.sock.Frame(i), &p.req)
+		if !ok {
+			p.counts.RxErrors++ // a frame the program let through but that is not a whole datagram
+			continue
+		}
+		p.counts.RxPackets++
+		p.counts.RxBytes += uint64(len(data))
+		if len(data) > s.maxPacket {
+			p.counts.Truncated++
+			continue
+		}
+		if !s.replies.Room() {
+			s.flushXDP(p)
+		}
+		s.pkt.Data = data
+		s.pkt.Src = p.req.Src
+		s.pkt.Dst = p.req.Dst.Addr()
+		before := s.replies.Len()
+		if err := s.handler.ServePacket(s.replies.Begin(&s.pkt), &s.pkt); err != nil {
+			p.counts.HandlerErrors++
+		}
+		for k := before; k < s.replies.Len(); k++ {
+			p.hdrs[k] = p.req
+		}
+	}
+	return n
+}
+
+// flushXDP publishes the counters (the replies counted as sent, as flush
+// does) and sends the queued replies: each one built into a TX frame, one
+// kick for them all. A reply longer than the interface's MTU leaves through
+// the shard's UDP socket instead, so that the kernel fragments it.
+func (s *shard) flushXDP(p *xdpPort) {
+	replies := s.replies.Replies()
+	if len(replies) == 0 {
+		return
+	}
+	p.counts.TxPackets += uint64(len(replies))
+	p.counts.TxBytes += uint64(s.replies.Bytes())
+	s.publishXDP(p)
+	failed, big := 0, 0
+	for k := range replies {
+		r := &replies[k]
+		h := &p.hdrs[k]
+		src := netip.AddrPortFrom(r.Src, h.Dst.Port())
+		if !r.Src.IsValid() || r.Src.Is4() != r.Dst.Addr().Is4() {
+			src = h.Dst
+		}
+		if xdp.HeadersLen(h, src.Addr())-14+len(r.Data) > p.iface.mtu {
+			replies[big] = *r // sent below by the UDP socket, in order
+			big++
+			continue
+		}
+		f := p.sock.TxFrame()
+		n := 0
+		if f != nil {
+			n = xdp.Build(f, h, src, r.Dst, r.Data)
+		}
+		if n == 0 {
+			failed++
+			continue
+		}
+		p.sock.Transmit(n)
+	}
+	if errno := p.sock.Kick(); errno != 0 {
+		s.logOnce(os.NewSyscallError("sendto AF_XDP", errno), "XDP send failed; counting further failures of this kind in shardd_send_errors_total")
+	}
+	if big > 0 {
+		_, _, f, err := s.bc.writeBatch(replies[:big])
+		failed += f
+		if err != nil {
+			s.logOnce(err, "send failed; counting further failures of this kind in shardd_send_errors_total")
+		}
+	}
+	s.replies.Reset()
+	if failed > 0 {
+		p.counts.SendErrors += uint64(failed)
+		p.ctr.Publish(&p.counts)
+	}
+}
+
+// publishXDP publishes the handler's counters and p's.
+func (s *shard) publishXDP(p *xdpPort) {
+	if s.pub != nil {
+		s.pub.Publish()
+	}
+	p.ctr.Publish(&p.counts)
+}
+
+// xdpSnapshots appends one snapshot per AF_XDP socket of the shard.
+func (s *shard) xdpSnapshots(dst []metrics.Snapshot, listener string) []metrics.Snapshot {
+	for _, p := range s.xdp {
+		snap := metrics.Snapshot{Listener: listener + "@" + p.iface.name, Proto: "xdp", Shard: s.id, CPU: s.cpu, Counts: p.ctr.Load()}
+		if st, err := p.sock.Stats(); err == nil {
+			snap.XDP = metrics.XDPStats(st)
+		} else if f := p.final.Load(); f != nil {
+			snap.XDP = *f
+		}
+		dst = append(dst, snap)
+	}
+	return dst
+}
+
+// closeXDP records the sockets' final ring counts and closes them.
+func (s *shard) closeXDP() {
+	for _, p := range s.xdp {
+		if st, err := p.sock.Stats(); err == nil {
+			f := metrics.XDPStats(st)
+			p.final.Store(&f)
+		}
+		_ = p.sock.Close()
+	}
+}
