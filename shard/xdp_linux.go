@@ -41,8 +41,20 @@ type xdpPort struct {
 	final  atomic.Pointer[metrics.XDPStats]
 }
 
-// xdpHint is the hint of every start-up failure of the XDP path.
-const xdpHint = "AF_XDP needs root, or CAP_NET_ADMIN, CAP_BPF and CAP_NET_RAW, a kernel with XDP sockets (Linux 5.4+) and an interface that takes an XDP program; run without --xdp otherwise"
+// xdpHint says what a start-up failure of the XDP path needs. (Hints name
+// Config fields by name, which a program may translate: the word XDP
+// alone is left out.)
+func xdpHint(err error) string {
+	switch {
+	case errors.Is(err, errNoInterface):
+		return "check the name with `ip link` (in this network namespace)"
+	case errors.Is(err, unix.EPERM), errors.Is(err, unix.EACCES):
+		return "AF_XDP needs root, or CAP_NET_ADMIN, CAP_BPF and CAP_NET_RAW"
+	}
+	return "AF_XDP needs a kernel with AF_XDP sockets (Linux 5.4+) and an interface that runs eBPF programs at its driver or in generic mode; run without it otherwise"
+}
+
+var errNoInterface = errors.New("no such network interface")
 
 // attachXDP sets up every --xdp interface: the program with the group's
 // address, shard i's socket on queue i, then the attach (so the program
@@ -58,13 +70,13 @@ func (g *Group) attachXDP() error {
 	}
 	for _, s := range g.shards {
 		if _, ok := s.bc.(*mmsgConn); !ok {
-			return &ListenError{Addr: r.Addr, Shard: s.id, Err: errors.New("--xdp needs the batched socket path"), Hint: xdpHint}
+			return &ListenError{Addr: r.Addr, Shard: s.id, Err: errors.New("AF_XDP needs the batched socket path (recvmmsg)")}
 		}
 	}
 	for _, name := range r.XDP {
 		x, err := g.openXDP(name)
 		if err != nil {
-			return &ListenError{Addr: r.Addr + "@" + name, Err: err, Hint: xdpHint}
+			return &ListenError{Addr: r.Addr + "@" + name, Err: err, Hint: xdpHint(err)}
 		}
 		g.xdp = append(g.xdp, x)
 		mode := "copy"
@@ -86,7 +98,7 @@ func (g *Group) attachXDP() error {
 func (g *Group) openXDP(name string) (*xdpIface, error) {
 	ifi, err := net.InterfaceByName(name)
 	if err != nil {
-		return nil, fmt.Errorf("interface %s: %w", name, err)
+		return nil, fmt.Errorf("interface %s: %w", name, errNoInterface)
 	}
 	x := &xdpIface{name: name, ifindex: ifi.Index, mtu: ifi.MTU}
 	if x.prog, err = xdp.NewProgram(len(g.shards)); err != nil {

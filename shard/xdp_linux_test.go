@@ -13,7 +13,7 @@ import (
 
 	"github.com/shardd/shardd/metrics"
 	"github.com/shardd/shardd/packet"
-	"github.com/shardd/shardd/shard/internal/netnstest"
+	"github.com/shardd/shardd/shard/netnstest"
 )
 
 // listenXDP listens in the pair's namespace B on B's addresses (":port",
@@ -196,5 +196,47 @@ func TestXDPLoopAllocatesNothing(t *testing.T) {
 	}
 	if c := x.ctr.Load(); c.RxPackets != 22*perStep || c.TxPackets != c.RxPackets {
 		t.Fatalf("counters after the run: %+v", c)
+	}
+}
+
+// TestXDPReplyOverMTU: a reply longer than the interface's MTU cannot go
+// as one frame; it leaves by the shard's UDP socket, which fragments it,
+// for a request that came by AF_XDP, IPv4 and IPv6.
+func TestXDPReplyOverMTU(t *testing.T) {
+	p := netnstest.New(t, 1)
+	big := make([]byte, 3000)
+	for i := range big {
+		big[i] = byte(i)
+	}
+	g := listenXDP(t, p, Config{Addr: ":0", Shards: 1, NewHandler: func(int) packet.Handler {
+		return packet.HandlerFunc(func(w *packet.ReplyWriter, _ *packet.Packet) error {
+			_, err := w.Write(big)
+			return err
+		})
+	}})
+	go func() { _ = g.Serve(context.Background()) }()
+	for _, dst := range []netip.Addr{p.B4, p.B6} {
+		var c *net.UDPConn
+		var err error
+		p.In(t, p.NSA, func() {
+			c, err = net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(dst, groupPort(g))))
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if _, err := c.Write([]byte("small request")); err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
+		buf := make([]byte, 4096)
+		n, err := c.Read(buf)
+		if err != nil || string(buf[:n]) != string(big) {
+			t.Fatalf("reply from %v: %d bytes, %v; want the %d-byte reply", dst, n, err, len(big))
+		}
+	}
+	rx, tx := protoTotals(g.Stats(nil))
+	if rx["xdp"] != 2 || tx["xdp"] != 2 || rx["udp"] != 0 {
+		t.Fatalf("received %v, sent %v by proto; want both requests by AF_XDP", rx, tx)
 	}
 }

@@ -18,7 +18,7 @@ var flagOf = map[string]string{
 	"RcvBuf": "rcvbuf", "SndBuf": "sndbuf", "Steer": "steer", "Exclusive": "exclusive", "GRO": "gro",
 	"MaxConns": "max-conns", "IdleTimeout": "idle-timeout", "WriteTimeout": "write-timeout",
 	"TCPShape": "tcp-shape", "MaxFrame": "max-frame", "MaxConnMemory": "max-conn-memory",
-	"MaxShardMemory": "max-shard-memory", "MaxConnsPerIP": "max-conns-per-ip", "GSO": "gso",
+	"MaxShardMemory": "max-shard-memory", "MaxConnsPerIP": "max-conns-per-ip", "GSO": "gso", "XDP": "xdp",
 }
 
 var fieldName = regexp.MustCompile(`\b[A-Z][A-Za-z]+\b`)
@@ -66,6 +66,7 @@ func (o *options) shardConfig(addr string) (cfg shard.Config, zeroed map[string]
 		MaxConnMemory:  int(o.connMem),
 		MaxShardMemory: int(o.shardMem),
 		MaxConnsPerIP:  o.perIP,
+		XDP:            o.xdp,
 	}
 	// The choice flags admit only the spellings these accept.
 	_ = cfg.Steer.UnmarshalText([]byte(o.steer.value))
@@ -119,6 +120,9 @@ func checkArgs(o *options, pos []string) error {
 	}
 	if err := checkMetricsAddr(o.metrics); err != nil {
 		return err
+	}
+	if len(o.xdp) > 0 && len(pos) > 1 && strings.Contains(o.proto.value, "udp") {
+		return usagef("--xdp serves one UDP address, and %d are given: an interface takes one XDP program; run one shardd per address, or listen on :PORT", len(pos))
 	}
 	seen := map[string]bool{}
 	for _, a := range pos {

@@ -11,7 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/shardd/shardd/shard/internal/netnstest"
+	"github.com/shardd/shardd/shard/netnstest"
 )
 
 // server is the program and one socket on queue 0 of the pair's B end,
