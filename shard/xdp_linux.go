@@ -50,6 +50,8 @@ func xdpHint(err error) string {
 		return "check the name with `ip link` (in this network namespace)"
 	case errors.Is(err, unix.EPERM), errors.Is(err, unix.EACCES):
 		return "AF_XDP needs root, or CAP_NET_ADMIN, CAP_BPF and CAP_NET_RAW"
+	case errors.Is(err, unix.EBUSY), errors.Is(err, unix.EEXIST):
+		return "the interface has another eBPF program attached already (another shardd, or Knot DNS, which leaves its own attached): see `ip link show`, and detach it with `ip link set dev IFACE xdp off` if it is not in use"
 	}
 	return "AF_XDP needs a kernel with AF_XDP sockets (Linux 5.4+) and an interface that runs eBPF programs at its driver or in generic mode; run without it otherwise"
 }
