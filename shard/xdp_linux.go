@@ -403,3 +403,20 @@ func (s *shard) closeXDP() {
 		_ = p.sock.Close()
 	}
 }
+
+// XDPAttachments lists the shardd programs attached to the interfaces of
+// this network namespace, with their listeners and sockets. Needs CAP_BPF
+// (or root).
+func XDPAttachments() ([]XDPAttachment, error) {
+	socks, serr := xdp.Sockets()
+	list, err := xdp.Attached(socks)
+	out := make([]XDPAttachment, 0, len(list))
+	for _, a := range list {
+		x := XDPAttachment{Iface: a.Iface, ProgramID: a.ProgramID, LinkID: a.LinkID, Listeners: a.Listeners, SocketsErr: serr}
+		for _, s := range a.Sockets {
+			x.Sockets = append(x.Sockets, XDPSocket{Inode: s.Inode, Queue: s.Queue, UID: s.UID})
+		}
+		out = append(out, x)
+	}
+	return out, err
+}

@@ -29,3 +29,7 @@ func (s *shard) runXDP() error { return errors.ErrUnsupported }
 func (s *shard) xdpSnapshots(dst []metrics.Snapshot, _ string) []metrics.Snapshot { return dst }
 
 func (s *shard) closeXDP() {}
+
+// XDPAttachments lists the shardd programs attached to interfaces: none
+// off Linux.
+func XDPAttachments() ([]XDPAttachment, error) { return nil, errors.ErrUnsupported }

@@ -71,7 +71,8 @@ func digIn(t *testing.T, ns, server string, args ...string) string {
 // its namespace (the UDP sockets: lo has no program), IPv4 and IPv6, and
 // compares everything dig prints but the IDs and timings (a truncated
 // answer's retry over TCP reaches the kernel's TCP listener on the same
-// port). The metrics count each path exactly, and the stop detaches.
+// port). The metrics count each path exactly, shardd inspect shows the
+// program, and the stop detaches.
 func TestXDPSameDNSAnswersAsUDP(t *testing.T) {
 	p := netnstest.New(t, 2)
 	var zones []string
@@ -113,6 +114,11 @@ func TestXDPSameDNSAnswersAsUDP(t *testing.T) {
 			t.Errorf("%s: %d series, want 2 (one per shard)", name, series)
 		}
 	}
+	inspect, err := exec.Command("ip", "netns", "exec", p.NSB, sharddBin(t), "inspect", fmt.Sprint(xdpPort)).CombinedOutput()
+	if err != nil || !strings.Contains(string(inspect), "redirects UDP to 0.0.0.0:5353 [::]:5353") || !strings.Contains(string(inspect), " on "+p.DevB+" ") {
+		t.Errorf("shardd inspect shows no program on %s: %v\n%s", p.DevB, err, inspect)
+	}
+	t.Logf("shardd inspect:\n%s", inspect)
 	if code := d.StopWithin(t, syscall.SIGTERM); code != 0 {
 		t.Fatalf("exit %d:\n%s", code, d.Stderr)
 	}

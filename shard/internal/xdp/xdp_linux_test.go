@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -219,4 +220,40 @@ func TestCloseDetaches(t *testing.T) {
 	if after := p.IP(t, "-n", p.NSB, "-d", "link", "show", p.DevB); after != before {
 		t.Fatalf("the interface changed:\nbefore %s\nafter  %s", before, after)
 	}
+}
+
+// TestAttachedShowsProgramAndSockets: what inspect reads back from the
+// kernel names the interface, the listeners and the queue's socket.
+func TestAttachedShowsProgramAndSockets(t *testing.T) {
+	p := netnstest.New(t, 1)
+	s := newServer(t, p, 9999)
+	var list []Attachment
+	var socks []SocketInfo
+	var err, serr error
+	p.In(t, p.NSB, func() {
+		socks, serr = Sockets()
+		list, err = Attached(socks)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantSockets := 1
+	if errors.Is(serr, ErrNoSocketDiag) {
+		t.Logf("sockets not checked: %v", serr)
+		wantSockets = 0
+	} else if serr != nil {
+		t.Fatal(serr)
+	}
+	for _, a := range list {
+		if a.ProgramID != s.prog.ID() {
+			continue // another namespace's
+		}
+		want := []netip.AddrPort{netip.MustParseAddrPort("0.0.0.0:9999"), netip.MustParseAddrPort("[::]:9999")}
+		if a.Iface != p.DevB || len(a.Listeners) != 2 || !slices.Contains(a.Listeners, want[0]) || !slices.Contains(a.Listeners, want[1]) ||
+			len(a.Sockets) != wantSockets || (wantSockets == 1 && (a.Sockets[0].Queue != 0 || a.Sockets[0].UID != 0)) {
+			t.Fatalf("attachment %+v, want %s with %v and one socket on queue 0", a, p.DevB, want)
+		}
+		return
+	}
+	t.Fatalf("program %d not among %+v", s.prog.ID(), list)
 }
