@@ -185,17 +185,9 @@ func (s *shard) runXDP() error {
 	for {
 		udp, err := m.pollWait()
 		if err != nil {
-			if s.stopping.Load() && (errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, net.ErrClosed)) {
-				s.drainXDP()
-				if s.handoff.Load() {
-					return nil
-				}
-				return s.drain()
+			if done, ret := s.readFailed(err); done {
+				return ret
 			}
-			if errors.Is(err, net.ErrClosed) {
-				return ErrGroupClosed
-			}
-			s.rxError(err)
 			continue
 		}
 		for _, p := range s.xdp {
@@ -279,12 +271,7 @@ func (s *shard) serveXDP(p *xdpPort) int {
 func (s *shard) serveXDPFrom(p *xdpPort, i, n int) (next int) {
 	defer func() {
 		if r := recover(); r != nil {
-			p.counts.HandlerErrors++
-			if !s.panicked {
-				s.panicked = true
-				s.log.Error("handler panicked; the packet was dropped and counted in shardd_handler_errors_total (logged once)",
-					zap.Any("panic", r), zap.Stack("stack"))
-			}
+			s.handlerPanicked(r, &p.counts)
 			next = p.at
 		}
 	}()

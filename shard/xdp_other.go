@@ -30,6 +30,8 @@ func (s *shard) xdpSnapshots(dst []metrics.Snapshot, _ string) []metrics.Snapsho
 
 func (s *shard) closeXDP() {}
 
+func (s *shard) drainXDP() {}
+
 // XDPAttachments lists the shardd programs attached to interfaces: none
 // off Linux.
 func XDPAttachments() ([]XDPAttachment, error) { return nil, errors.ErrUnsupported }

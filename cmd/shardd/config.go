@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net"
@@ -118,11 +119,8 @@ func checkArgs(o *options, pos []string) error {
 			return err
 		}
 	}
-	if err := checkMetricsAddr(o.metrics); err != nil {
+	if err := cmp.Or(checkMetricsAddr(o.metrics), checkXDPArgs(o, pos)); err != nil {
 		return err
-	}
-	if len(o.xdp) > 0 && len(pos) > 1 && strings.Contains(o.proto.value, "udp") {
-		return usagef("--xdp serves one UDP address, and %d are given: an interface takes one XDP program; run one shardd per address, or listen on :PORT", len(pos))
 	}
 	seen := map[string]bool{}
 	for _, a := range pos {
@@ -130,6 +128,15 @@ func checkArgs(o *options, pos []string) error {
 			return usagef("address %s is given twice; give each address once", a)
 		}
 		seen[a] = true
+	}
+	return nil
+}
+
+// checkXDPArgs refuses --xdp with more than one UDP address: an interface
+// takes one XDP program, and each address's group would attach its own.
+func checkXDPArgs(o *options, pos []string) error {
+	if len(o.xdp) > 0 && len(pos) > 1 && strings.Contains(o.proto.value, "udp") {
+		return usagef("--xdp serves one UDP address, and %d are given: an interface takes one XDP program; run one shardd per address, or listen on :PORT", len(pos))
 	}
 	return nil
 }

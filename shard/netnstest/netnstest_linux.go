@@ -97,6 +97,13 @@ func (p *Pair) IfindexB() int { return p.ifindexB }
 // with its goroutine, so no other goroutine ever runs in ns.
 func (p *Pair) In(t testing.TB, ns string, f func()) {
 	t.Helper()
+	Run(t, ns, f)
+}
+
+// Run runs f on a thread moved into the named network namespace ns (as
+// `ip netns` names them), as Pair.In does.
+func Run(t testing.TB, ns string, f func()) {
+	t.Helper()
 	done := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread() // never unlocked: the thread ends with the goroutine
