@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -427,6 +428,9 @@ func (g *Group) closeUnusedInherited() {
 			idx < r.Shards && ((proto == "udp" && r.UDP) || (proto == "tcp" && r.TCP)) {
 			continue
 		}
+		if iface, ok := strings.CutPrefix(name, "xdp/"); ok && slices.Contains(r.XDP, iface) {
+			continue // taken (and closed) by attachOrAdopt
+		}
 		_ = f.Close()
 		g.info.UnusedInherited = append(g.info.UnusedInherited, name)
 	}
@@ -698,6 +702,9 @@ func (g *Group) Files() (map[string]*os.File, error) {
 			return fail(err)
 		}
 		files[fmt.Sprintf("tcp/%d", t.id)] = f
+	}
+	if err := g.xdpFiles(files); err != nil {
+		return fail(err)
 	}
 	return files, nil
 }

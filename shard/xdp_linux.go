@@ -8,6 +8,7 @@ import (
 	"os"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
@@ -32,7 +33,9 @@ type xdpIface struct {
 // of what it served (published as the shard's "xdp" snapshot).
 type xdpPort struct {
 	iface  *xdpIface
+	queue  int
 	sock   *xdp.Socket
+	ready  atomic.Bool // sock is bound and registered (an upgrade's may wait for the old process to let go)
 	counts metrics.Counts
 	ctr    metrics.Shard
 	req    xdp.Header   // the frame being served
@@ -106,11 +109,21 @@ func (g *Group) openXDP(name string) (*xdpIface, error) {
 	if x.prog, err = xdp.NewProgram(len(g.shards)); err != nil {
 		return nil, err
 	}
-	if err = x.prog.AddListener(g.info.Bound, g.cfg.network == "udp"); err == nil {
-		err = g.openXDPSockets(x)
-	}
-	if err == nil {
-		err = x.prog.Attach(x.ifindex)
+	_, adopt := g.cfg.Inherit["xdp/"+name]
+	err = x.prog.AddListener(g.info.Bound, g.cfg.network == "udp")
+	switch {
+	case err == nil && adopt:
+		// The previous process still holds the queues' sockets: swap the
+		// program in first (its socket map is empty, so everything passes
+		// to the UDP sockets, which both processes share), then each shard
+		// binds its queue once the previous process let go (pendingXDP).
+		if err = g.attachOrAdopt(x); err == nil {
+			err = g.openXDPSockets(x, true)
+		}
+	case err == nil:
+		if err = g.openXDPSockets(x, false); err == nil {
+			err = g.attachOrAdopt(x)
+		}
 	}
 	if err != nil {
 		x.close()
@@ -120,26 +133,101 @@ func (g *Group) openXDP(name string) (*xdpIface, error) {
 	return x, nil
 }
 
-// openXDPSockets opens shard i's socket on queue i, up to the interface's
-// queues (a bind past them fails with EINVAL).
-func (g *Group) openXDPSockets(x *xdpIface) error {
-	for i, s := range g.shards {
-		sock, err := xdp.Open(x.ifindex, i, xdp.Options{})
+// attachOrAdopt attaches x's program, or, in an upgrade that handed over
+// the interface's attachment ("xdp/IFACE" in Config.Inherit), swaps it into
+// that one: no moment without a program, so no datagram reaches the
+// kernel's stack (or no socket) on the way.
+func (g *Group) attachOrAdopt(x *xdpIface) error {
+	f, ok := g.cfg.Inherit["xdp/"+x.name]
+	if !ok {
+		return x.prog.Attach(x.ifindex)
+	}
+	if err := x.prog.Adopt(f); err != nil {
+		g.cfg.Logger.Warn("cannot take over the previous process's XDP attachment; attaching anew", zap.String("iface", x.name), zap.Error(err))
+		return x.prog.Attach(x.ifindex)
+	}
+	return nil
+}
+
+// xdpFiles adds a duplicate of each interface's attachment to files, as
+// "xdp/IFACE", for an upgrade (Files).
+func (g *Group) xdpFiles(files map[string]*os.File) error {
+	for _, x := range g.xdp {
+		name := "xdp/" + x.name
+		f, err := x.prog.LinkFile(name)
 		if err != nil {
-			if i > 0 && errors.Is(err, unix.EINVAL) {
-				return nil // no queue i
-			}
 			return err
 		}
-		x.zeroCopy = sock.ZeroCopy()
-		p := &xdpPort{iface: x, sock: sock, hdrs: make([]xdp.Header, g.cfg.Batch)}
+		files[name] = f
+	}
+	return nil
+}
+
+// openXDPSockets opens shard i's socket on queue i, up to the interface's
+// queues (a bind past them fails with EINVAL). With busyOK a queue still
+// bound by the previous process (EBUSY) is left pending: the shard binds it
+// later (pendingXDP).
+func (g *Group) openXDPSockets(x *xdpIface, busyOK bool) error {
+	for i, s := range g.shards {
+		sock, err := xdp.Open(x.ifindex, i, xdp.Options{})
+		if err != nil && busyOK && errors.Is(err, unix.EBUSY) {
+			// Created here, in the interface's namespace; bound later.
+			sock, err = xdp.Open(x.ifindex, i, xdp.Options{NoBind: true})
+			if err != nil {
+				return err
+			}
+			s.xdp = append(s.xdp, &xdpPort{iface: x, queue: i, sock: sock, hdrs: make([]xdp.Header, g.cfg.Batch)})
+			x.sockets++
+			continue
+		}
+		switch {
+		case err != nil && i > 0 && errors.Is(err, unix.EINVAL):
+			return nil // no queue i
+		case err != nil:
+			return err
+		}
+		p := &xdpPort{iface: x, queue: i, sock: sock, hdrs: make([]xdp.Header, g.cfg.Batch)}
 		s.xdp = append(s.xdp, p)
 		x.sockets++
-		if err := x.prog.SetSocket(i, sock); err != nil {
+		if err := p.register(); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// register puts p's bound socket in the program's socket map.
+func (p *xdpPort) register() error {
+	p.iface.zeroCopy = p.sock.ZeroCopy()
+	p.ready.Store(true)
+	return p.iface.prog.SetSocket(p.queue, p.sock)
+}
+
+// pendingXDP binds the queues still held by the previous process when it
+// let go of them (an upgrade), at most once per rxWait; meanwhile their
+// datagrams go to the UDP sockets. It reports whether some are pending.
+func (s *shard) pendingXDP(m *mmsgConn) bool {
+	pending := false
+	for i, p := range s.xdp {
+		if p.ready.Load() || p.iface.closed.Load() {
+			continue
+		}
+		err := p.sock.Bind()
+		if err == nil {
+			err = p.register()
+		}
+		switch {
+		case err == nil:
+			m.pollFds[1+i] = unix.PollFd{Fd: int32(p.sock.FD()), Events: unix.POLLIN}
+			s.log.Info("AF_XDP socket bound after the upgrade", zap.String("iface", p.iface.name), zap.Int("queue", p.queue))
+		case errors.Is(err, unix.EBUSY):
+			pending = true
+		default:
+			s.logOnce(err, "cannot bind the AF_XDP socket after the upgrade; this queue's datagrams go to the UDP socket")
+			p.iface.closed.Store(true)
+		}
+	}
+	return pending
 }
 
 // closeXDPPorts closes the shards' sockets on x (a failed start).
@@ -178,11 +266,22 @@ func (x *xdpIface) close() {
 func (s *shard) runXDP() error {
 	m := s.bc.(*mmsgConn)
 	m.pollFds = make([]unix.PollFd, 1+len(s.xdp))
+	pending := false
 	for i, p := range s.xdp {
-		m.pollFds[1+i] = unix.PollFd{Fd: int32(p.sock.FD()), Events: unix.POLLIN}
+		m.pollFds[1+i] = unix.PollFd{Fd: -1} // poll skips it until bound
+		if p.ready.Load() {
+			m.pollFds[1+i] = unix.PollFd{Fd: int32(p.sock.FD()), Events: unix.POLLIN}
+		} else {
+			pending = true
+		}
 	}
 	m.pollFn = m.poll
+	var tried time.Time
 	for {
+		if pending && time.Since(tried) >= rxWait {
+			tried = time.Now()
+			pending = s.pendingXDP(m)
+		}
 		udp, err := m.pollWait()
 		if err != nil {
 			if done, ret := s.readFailed(err); done {
@@ -248,6 +347,9 @@ func (m *mmsgConn) poll(fd uintptr) {
 // serveXDP serves up to a batch of frames from p's RX ring, returns their
 // frames to the kernel and sends the replies; it returns how many it took.
 func (s *shard) serveXDP(p *xdpPort) int {
+	if !p.ready.Load() {
+		return 0
+	}
 	n := p.sock.Receive(len(p.hdrs))
 	if n == 0 {
 		return 0
@@ -370,7 +472,9 @@ func (s *shard) publishXDP(p *xdpPort) {
 func (s *shard) xdpSnapshots(dst []metrics.Snapshot, listener string) []metrics.Snapshot {
 	for _, p := range s.xdp {
 		snap := metrics.Snapshot{Listener: listener + "@" + p.iface.name, Proto: "xdp", Shard: s.id, CPU: s.cpu, Counts: p.ctr.Load()}
-		if st, err := p.sock.Stats(); err == nil {
+		if !p.ready.Load() {
+			// not bound yet
+		} else if st, err := p.sock.Stats(); err == nil {
 			snap.XDP = metrics.XDPStats(st)
 		} else if f := p.final.Load(); f != nil {
 			snap.XDP = *f
@@ -383,7 +487,7 @@ func (s *shard) xdpSnapshots(dst []metrics.Snapshot, listener string) []metrics.
 // closeXDP records the sockets' final ring counts and closes them.
 func (s *shard) closeXDP() {
 	for _, p := range s.xdp {
-		if st, err := p.sock.Stats(); err == nil {
+		if st, err := p.sock.Stats(); err == nil && p.ready.Load() {
 			f := metrics.XDPStats(st)
 			p.final.Store(&f)
 		}

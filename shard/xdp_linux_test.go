@@ -240,3 +240,106 @@ func TestXDPReplyOverMTU(t *testing.T) {
 		t.Fatalf("received %v, sent %v by proto; want both requests by AF_XDP", rx, tx)
 	}
 }
+
+// TestXDPUpgradeLosesNothing hands a serving group's sockets and its XDP
+// attachment to a new group (as an upgrade does: Files, then Listen with
+// Inherit and Upgrade, then Handoff) while a client in A keeps 8 requests
+// in flight: every request gets its reply, the new group swapped its
+// program into the same attachment (no moment without one), and the two
+// groups' counters add up to what was sent.
+func TestXDPUpgradeLosesNothing(t *testing.T) {
+	p := netnstest.New(t, 2)
+	cfg := Config{Addr: ":0", Shards: 2}
+	old := listenXDP(t, p, cfg)
+	go func() { _ = old.Serve(context.Background()) }()
+	port := groupPort(old)
+	var conns []*net.UDPConn
+	for i := 0; i < 8; i++ {
+		var c *net.UDPConn
+		var err error
+		p.In(t, p.NSA, func() { c, err = net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(p.B4, port))) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		conns = append(conns, c)
+	}
+	// Each connection sends a datagram and waits for its reply before the
+	// next (a lost one fails after 30 s), until stop; bounded by count.
+	stop := make(chan struct{})
+	sent := make(chan int, len(conns))
+	for i, c := range conns {
+		go func() {
+			buf := make([]byte, 64)
+			n := 0
+			defer func() { sent <- n }()
+			for ; n < 200000; n++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				msg := fmt.Appendf(nil, "conn %d request %d", i, n)
+				if _, err := c.Write(msg); err != nil {
+					t.Error(err)
+					return
+				}
+				_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
+				m, err := c.Read(buf)
+				if err != nil || string(buf[:m]) != string(msg) {
+					t.Errorf("conn %d request %d: reply %q, %v (lost in the upgrade)", i, n, buf[:max(m, 0)], err)
+					return
+				}
+			}
+		}()
+	}
+	waitRx := func(g *Group, n uint64) {
+		deadline := time.Now().Add(60 * time.Second)
+		for rx, _ := protoTotals(g.Stats(nil)); rx["xdp"] < n; rx, _ = protoTotals(g.Stats(nil)) {
+			if time.Now().After(deadline) {
+				t.Fatalf("the group served %d datagrams by AF_XDP in 60 s, want %d", rx["xdp"], n)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	waitRx(old, 200)
+	files, err := old.Files()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Addr, cfg.Inherit, cfg.Upgrade, cfg.XDP = fmt.Sprintf(":%d", port), files, true, []string{p.DevB}
+	var next *Group
+	p.In(t, p.NSB, func() { next, err = Listen(cfg) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer next.Close()
+	if len(next.xdp) != 1 || next.xdp[0].prog.Mode() != "inherited" {
+		t.Fatalf("the new group's XDP interfaces %v: want one, its program swapped into the inherited attachment", next.xdp)
+	}
+	if mode := next.xdp[0].prog.Mode(); mode != "inherited" {
+		t.Fatalf("the new group's program is %s, want it swapped into the inherited attachment", mode)
+	}
+	go func() { _ = next.Serve(context.Background()) }()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := old.Handoff(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitRx(next, 200)
+	close(stop)
+	total := 0
+	for range conns {
+		total += <-sent
+	}
+	oldRx, oldTx := protoTotals(old.Stats(nil))
+	newRx, newTx := protoTotals(next.Stats(nil))
+	if got := oldRx["xdp"] + oldRx["udp"] + newRx["xdp"] + newRx["udp"]; got != uint64(total) ||
+		oldTx["xdp"]+oldTx["udp"]+newTx["xdp"]+newTx["udp"] != uint64(total) {
+		t.Fatalf("sent %d: old group received %v (sent %v), new %v (sent %v)", total, oldRx, oldTx, newRx, newTx)
+	}
+	if out := p.IP(t, "-n", p.NSB, "link", "show", p.DevB); !strings.Contains(out, "xdp") {
+		t.Fatalf("no program attached after the handoff:\n%s", out)
+	}
+	t.Logf("upgrade under load: %d requests answered; old group %v, new group %v", total, oldRx, newRx)
+}

@@ -4,6 +4,7 @@ package shard
 
 import (
 	"errors"
+	"os"
 	"strings"
 
 	"github.com/shardd/shardd/metrics"
@@ -23,6 +24,8 @@ func (g *Group) attachXDP() error {
 }
 
 func (g *Group) detachXDP() {}
+
+func (g *Group) xdpFiles(map[string]*os.File) error { return nil }
 
 func (s *shard) runXDP() error { return errors.ErrUnsupported }
 

@@ -4,10 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/link"
+	"golang.org/x/sys/unix"
 )
 
 // Program is the XDP program of one interface with its two maps: the
@@ -119,7 +121,7 @@ func (p *Program) Attach(ifindex int) error {
 	return nil
 }
 
-// Mode is "driver" or "generic" once attached.
+// Mode is "driver" or "generic" once attached, "inherited" once adopted.
 func (p *Program) Mode() string { return p.mode }
 
 // ID is the kernel's id of the loaded program (as bpftool shows it).
@@ -272,4 +274,41 @@ func zeroKey(from int16) asm.Instructions {
 		ins = append(ins, asm.StoreImm(asm.R10, keyOff+i, 0, asm.Word))
 	}
 	return ins
+}
+
+// LinkFile returns a duplicate of the attachment's link descriptor, for a
+// new process to take the attachment over (Adopt): the link, and the
+// program on the interface, live while any process holds it.
+func (p *Program) LinkFile(name string) (*os.File, error) {
+	l, ok := p.link.(interface{ FD() int })
+	if !ok {
+		return nil, errors.New("xdp: the program is not attached")
+	}
+	fd, err := unix.FcntlInt(uintptr(l.FD()), unix.F_DUPFD_CLOEXEC, 3)
+	if err != nil {
+		return nil, os.NewSyscallError("fcntl F_DUPFD_CLOEXEC", err)
+	}
+	return os.NewFile(uintptr(fd), name), nil
+}
+
+// Adopt takes over the attachment whose link f holds (LinkFile of the
+// previous process) and swaps this program in, atomically: from the
+// update on, datagrams go to this program's sockets, and none is left
+// without a program on the way. f is closed.
+func (p *Program) Adopt(f *os.File) error {
+	fd, err := unix.FcntlInt(f.Fd(), unix.F_DUPFD_CLOEXEC, 3)
+	_ = f.Close()
+	if err != nil {
+		return os.NewSyscallError("fcntl F_DUPFD_CLOEXEC", err)
+	}
+	l, err := link.NewFromFD(fd)
+	if err != nil {
+		return fmt.Errorf("xdp: inherited link: %w", err)
+	}
+	if err := l.Update(p.prog); err != nil {
+		_ = l.Close()
+		return fmt.Errorf("xdp: swap the program into the inherited link: %w", err)
+	}
+	p.link, p.mode = l, "inherited"
+	return nil
 }

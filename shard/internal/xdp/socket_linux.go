@@ -26,6 +26,10 @@ type Options struct {
 	// Copy forces copy mode; otherwise zero-copy is tried first and copy
 	// mode taken where the driver does not offer it.
 	Copy bool
+	// NoBind leaves the socket unbound (Bind binds it later): the socket
+	// belongs to the network namespace of the thread that opened it,
+	// where Bind finds the interface.
+	NoBind bool
 }
 
 // Stats are the kernel's counts for one socket (XDP_STATISTICS).
@@ -41,6 +45,7 @@ type Socket struct {
 	ifindex   int
 	queue     int
 	zeroCopy  bool
+	forceCopy bool
 	frameSize uint64
 	umem      []byte
 	fill      ring // addresses we give the kernel to receive into
@@ -133,7 +138,11 @@ func (s *Socket) setup(o Options) error {
 		s.free = append(s.free, uint64(i)*s.frameSize)
 	}
 	s.rxAddr = make([]uint64, o.RingSize)
-	return s.bind(o.Copy)
+	s.forceCopy = o.Copy
+	if o.NoBind {
+		return nil
+	}
+	return s.Bind()
 }
 
 // mapRings maps the four rings at the offsets the kernel reports.
@@ -173,9 +182,11 @@ func (s *Socket) mapRings(size uint32) error {
 	return nil
 }
 
-// bind binds the socket to its queue, zero-copy first unless copy is
-// asked, with the need-wakeup protocol.
-func (s *Socket) bind(forceCopy bool) error {
+// Bind binds the socket to its queue (Open does, unless Options.NoBind),
+// zero-copy first unless copy mode is asked, with the need-wakeup protocol.
+// A queue another socket holds fails with EBUSY.
+func (s *Socket) Bind() error {
+	forceCopy := s.forceCopy
 	sa := &unix.SockaddrXDP{Flags: unix.XDP_USE_NEED_WAKEUP | unix.XDP_ZEROCOPY, Ifindex: uint32(s.ifindex), QueueID: uint32(s.queue)}
 	err := errors.New("copy mode asked")
 	if !forceCopy {
