@@ -36,6 +36,7 @@ type xdpPort struct {
 	queue  int
 	sock   *xdp.Socket
 	ready  atomic.Bool // sock is bound and registered (an upgrade's may wait for the old process to let go)
+	failed bool        // its late bind failed: the queue stays with the UDP socket
 	counts metrics.Counts
 	ctr    metrics.Shard
 	req    xdp.Header   // the frame being served
@@ -189,6 +190,7 @@ func (g *Group) openXDPSockets(x *xdpIface, busyOK bool) error {
 		p := &xdpPort{iface: x, queue: i, sock: sock, hdrs: make([]xdp.Header, g.cfg.Batch)}
 		s.xdp = append(s.xdp, p)
 		x.sockets++
+		x.zeroCopy = sock.ZeroCopy() // at Listen only: the shards share x
 		if err := p.register(); err != nil {
 			return err
 		}
@@ -198,7 +200,6 @@ func (g *Group) openXDPSockets(x *xdpIface, busyOK bool) error {
 
 // register puts p's bound socket in the program's socket map.
 func (p *xdpPort) register() error {
-	p.iface.zeroCopy = p.sock.ZeroCopy()
 	p.ready.Store(true)
 	return p.iface.prog.SetSocket(p.queue, p.sock)
 }
@@ -209,7 +210,7 @@ func (p *xdpPort) register() error {
 func (s *shard) pendingXDP(m *mmsgConn) bool {
 	pending := false
 	for i, p := range s.xdp {
-		if p.ready.Load() || p.iface.closed.Load() {
+		if p.ready.Load() || p.failed || p.iface.closed.Load() {
 			continue
 		}
 		err := p.sock.Bind()
@@ -224,7 +225,7 @@ func (s *shard) pendingXDP(m *mmsgConn) bool {
 			pending = true
 		default:
 			s.logOnce(err, "cannot bind the AF_XDP socket after the upgrade; this queue's datagrams go to the UDP socket")
-			p.iface.closed.Store(true)
+			p.failed = true
 		}
 	}
 	return pending
