@@ -202,7 +202,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.DurationVar(&o.dur, "duration", 2*time.Second, "load time per run")
 	fs.StringVar(&o.bin, "bin", "bin", "directory holding shardd, shardload and naive (make build)")
 	fs.StringVar(&o.sizes, "sizes", "64,512", "datagram sizes, comma-separated (bytes, or with K: 1K)")
-	fs.StringVar(&o.modes, "modes", "discard,echo,tcp-echo,upgrade,dns,syslog,offload", "loads: discard (UDP one-way), echo (UDP), tcp-echo, upgrade (10 upgrades under a steady stream), dns (shardd --handler dns vs Knot DNS, dnsperf; see dns.go), syslog (highest zero-loss rate into a file, shardd --handler syslog vs rsyslogd; see syslog.go), offload (shardd --gro on vs off under a GSO sender, --gso on vs off under GSO echo; see offload.go)")
+	fs.StringVar(&o.modes, "modes", "discard,echo,tcp-echo,upgrade,dns,syslog,offload", "loads: discard (UDP one-way), echo (UDP), tcp-echo, upgrade (10 upgrades under a steady stream), dns (shardd --handler dns vs Knot DNS, dnsperf; see dns.go), syslog (highest zero-loss rate into a file, shardd --handler syslog vs rsyslogd; see syslog.go), offload (shardd --gro on vs off under a GSO sender, --gso on vs off under GSO echo; see offload.go); also, by name only (root, ip, dnsperf): xdp (shardd --xdp vs its UDP sockets vs Knot DNS XDP, and the discard drain, over a veth pair between two namespaces it creates; see xdp.go)")
 	o.dns = addDNSFlags(fs)
 	o.syslog = addSyslogFlags(fs)
 	fs.Var(&o.peers, "peer", "another server: 'NAME=SHELL COMMAND' with {port} (and optionally {handler}: echo or discard, {proto}: udp or tcp); repeatable")
@@ -300,6 +300,7 @@ type plan struct {
 	scenarios            []scenario
 	offload              []scenario // the offload mode's loads, each with a GSO sender
 	upgrade, dns, syslog bool
+	xdp                  bool // the xdp mode (xdp.go); asked by name only
 }
 
 // parsePlan reads --modes and --sizes; a usageError on an unknown mode or
@@ -316,6 +317,9 @@ func parsePlan(modes, sizes string) (plan, error) {
 			continue
 		case "syslog":
 			p.syslog = true
+			continue
+		case "xdp":
+			p.xdp = true
 			continue
 		case "discard", "echo", "tcp-echo", "offload":
 		default:
@@ -418,6 +422,7 @@ type results struct {
 	DNS     *dnsResult     `json:"dns,omitempty"`
 	Syslog  *syslogResult  `json:"syslog,omitempty"`
 	Offload *offloadResult `json:"offload,omitempty"`
+	XDP     []xdpRun       `json:"xdp,omitempty"`
 }
 
 // runOtherModes runs the modes with tables of their own (upgrade, dns,
@@ -451,6 +456,14 @@ func runOtherModes(o *options, p plan, res *results) (string, error) {
 		}
 		res.Offload = r
 		md += "\n### UDP offloads: shardd --gro and --gso on vs off\n\n" + r.rep.markdown()
+	}
+	if p.xdp {
+		runs, xmd, err := runXDPMode(shardd, shardload, o.reps, o.dur, o.prog)
+		if err != nil {
+			return "", fmt.Errorf("xdp: %w", err)
+		}
+		res.XDP = runs
+		md += xmd
 	}
 	if p.syslog {
 		r, err := runSyslogMode(o.syslog, shardd, shardload, o.prog)
