@@ -90,11 +90,12 @@ func (n *NS) Command(name string, args ...string) *exec.Cmd {
 }
 
 // Do runs f on an OS thread moved into the namespace and returns f's
-// error. Sockets, links and maps f creates belong to the namespace, and
-// sockets may be used from any goroutine afterwards; goroutines f starts
-// run outside it. The thread stays locked and ends with its goroutine, so
-// nothing else ever runs on it. f runs on a goroutine of its own: it must
-// not call t.FailNow (Do then returns an error saying f did not return).
+// error. Sockets, links and maps f creates belong to the namespace (sockets
+// may be used from any goroutine afterwards), and so do processes it
+// starts; goroutines f starts run outside it. The thread stays locked and
+// ends with its goroutine, so nothing else ever runs on it. f runs on that
+// goroutine, not the test's: a t.FailNow in f ends only it, and Do then
+// returns an error saying f did not return (which Run fails the test with).
 func (n *NS) Do(f func() error) error {
 	done := make(chan error, 1)
 	go func() {
