@@ -228,13 +228,7 @@ func applyDiffs(set map[string]mdns.RR, diffs []mdns.RR, from uint32) error {
 // zoneRecords returns copies of every record of z by rrKey.
 func zoneRecords(z *Zone) map[string]mdns.RR {
 	set := make(map[string]mdns.RR, z.Count)
-	for _, n := range z.nodes {
-		for _, rrset := range n.rrsets {
-			for _, rr := range rrset {
-				set[rrKey(rr)] = mdns.Copy(rr)
-			}
-		}
-	}
+	z.eachRecord(func(rr mdns.RR) { set[rrKey(rr)] = mdns.Copy(rr) })
 	return set
 }
 

@@ -304,6 +304,24 @@ func (z *Zone) find(name string) (*node, bool) {
 	}
 }
 
+// eachRecord calls f with every record of z: its names' records and the
+// NSEC3 records kept apart from them (a copy or a transfer without the
+// latter loses the zone's proofs).
+func (z *Zone) eachRecord(f func(rr mdns.RR)) {
+	for _, n := range z.nodes {
+		for _, rrset := range n.rrsets {
+			for _, rr := range rrset {
+				f(rr)
+			}
+		}
+	}
+	for _, rrs := range z.nsec3 {
+		for _, rr := range rrs {
+			f(rr)
+		}
+	}
+}
+
 // sortCanonical orders an RRset by its uncompressed rdata.
 func sortCanonical(set []mdns.RR) {
 	keys := make(map[mdns.RR][]byte, len(set))
