@@ -1,0 +1,72 @@
+package dns
+
+import (
+	"encoding/hex"
+	"fmt"
+	"sort"
+	"strings"
+	"testing"
+)
+
+// nsec3Zone is the text of it.test with a complete NSEC3 chain (and its
+// NSEC3PARAM) hashed with the given iterations; there are no RRSIGs (the
+// load does not verify them).
+func nsec3Zone(iterations uint16) string {
+	salt := "abcd"
+	var b strings.Builder
+	fmt.Fprintf(&b, "$ORIGIN it.test.\n@ 60 SOA ns1 hm 1 2 3 4 5\n@ 60 NS ns1\n@ 60 NSEC3PARAM 1 0 %d %s\nns1 60 A 192.0.2.1\nwww 60 A 192.0.2.2\n", iterations, salt)
+	types := map[string]string{"it.test.": "NS SOA NSEC3PARAM", "ns1.it.test.": "A", "www.it.test.": "A"}
+	var hashes []string
+	byHash := map[string]string{}
+	for name := range types {
+		s, _ := hex.DecodeString(salt)
+		h := strings.ToLower(nsec3Base32((&chain{iterations: iterations, salt: s}).hash(mustWire(name))))
+		hashes = append(hashes, h)
+		byHash[h] = name
+	}
+	sort.Strings(hashes)
+	for i, h := range hashes {
+		fmt.Fprintf(&b, "%s 60 NSEC3 1 0 %d %s %s %s\n", h, iterations, salt, hashes[(i+1)%len(hashes)], types[byHash[h]])
+	}
+	return b.String()
+}
+
+func nsec3Base32(h [20]byte) string {
+	const alpha = "0123456789abcdefghijklmnopqrstuv"
+	var out []byte
+	var acc, bits uint
+	for _, c := range h {
+		acc, bits = acc<<8|uint(c), bits+8
+		for bits >= 5 {
+			bits -= 5
+			out = append(out, alpha[acc>>bits&31])
+		}
+	}
+	return string(out)
+}
+
+// TestNSEC3IterationsBound: an NSEC3 chain of at most 150 iterations
+// loads; one with more is refused with the reason, so no query can make
+// the server hash a name that many times (RFC 9276 3.2: validators treat
+// such zones as insecure anyway).
+func TestNSEC3IterationsBound(t *testing.T) {
+	z, err := ParseZone(strings.NewReader(nsec3Zone(maxNSEC3Iterations)), "it.test.zone")
+	if err != nil || z.chain == nil || z.chain.kind != denyNSEC3 || len(z.chain.links) != 3 {
+		t.Fatalf("%d iterations: %v, chain %+v", maxNSEC3Iterations, err, z)
+	}
+	_, err = ParseZone(strings.NewReader(nsec3Zone(maxNSEC3Iterations+1)), "it.test.zone")
+	if err == nil || !strings.Contains(err.Error(), "151 NSEC3 iterations") || !strings.Contains(err.Error(), "re-sign") {
+		t.Fatalf("%d iterations: %v, want the limit named", maxNSEC3Iterations+1, err)
+	}
+}
+
+// TestAttackNSEC3Iterations: a zone (from a file or a hostile primary's
+// transfer) hashed with 65535 iterations, the most NSEC3 allows, is
+// refused: served, each NXDOMAIN query would cost 65536 SHA-1 hashes.
+func TestAttackNSEC3Iterations(t *testing.T) {
+	text := nsec3Zone(65535)
+	if _, err := ParseZone(strings.NewReader(text), "it.test.zone"); err == nil {
+		t.Fatal("a zone with 65535 NSEC3 iterations loaded")
+	}
+	t.Logf("attack: zone with 65535 NSEC3 iterations refused at load (each NXDOMAIN would hash 65536 times; the limit is %d)", maxNSEC3Iterations)
+}
