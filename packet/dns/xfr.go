@@ -17,6 +17,11 @@ const (
 	tsigFudge     = 300
 )
 
+// maxXfrBytes bounds the records of one transfer, in uncompressed wire
+// bytes: the record limit alone lets 4M records of 64 KB each (256 GB)
+// in. 1 GiB holds 4M records of 256 bytes. A variable for the tests.
+var maxXfrBytes = 1 << 30
+
 // querySOA asks p for z's SOA serial over UDP, signed with z's key if it
 // has one (and then the answer must be signed by it too).
 func querySOA(z *secondary, p netip.AddrPort) (uint32, error) {
@@ -112,6 +117,7 @@ func receive(tr *mdns.Transfer, m *mdns.Msg, p netip.AddrPort) ([]mdns.RR, error
 	}
 	var rrs []mdns.RR
 	var failed error
+	size := 0
 	for env := range ch {
 		switch {
 		case failed != nil: // drain: In's goroutine ends when the connection does
@@ -121,6 +127,14 @@ func receive(tr *mdns.Transfer, m *mdns.Msg, p netip.AddrPort) ([]mdns.RR, error
 			failed = fmt.Errorf("more than %d records: refused", maxXfrRecords)
 			tr.Close()
 		default:
+			for _, rr := range env.RR {
+				size += mdns.Len(rr)
+			}
+			if size > maxXfrBytes {
+				failed = fmt.Errorf("more than %d bytes of records: refused", maxXfrBytes)
+				tr.Close()
+				continue
+			}
 			rrs = append(rrs, env.RR...)
 		}
 	}
