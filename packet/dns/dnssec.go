@@ -34,8 +34,9 @@ const (
 
 // maxNSEC3Iterations bounds the NSEC3 hash iterations of a zone served:
 // a query for a name that does not exist hashes it 1 + iterations times
-// (36 us at 150, 19 ms at the 65535 a hostile zone or primary may set, on
-// this project's test machine). Validators treat zones above it as
+// (an NXDOMAIN took 0.3 us at 0, 18 us at 150, and the hash alone 19 ms at
+// the 65535 a hostile zone or primary may set, on this project's test
+// machine: BenchmarkNXDOMAINNSEC3Iterations). Validators treat zones above it as
 // insecure (RFC 9276 3.2: Unbound and BIND at 150, some at 50), so refusing
 // them loses no security. Knot DNS 3.2 loads them.
 const maxNSEC3Iterations = 150

@@ -3,19 +3,23 @@ package dns
 import (
 	"encoding/hex"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
+
+	mdns "github.com/miekg/dns"
 )
 
 // nsec3Zone is the text of it.test with a complete NSEC3 chain (and its
-// NSEC3PARAM) hashed with the given iterations; there are no RRSIGs (the
-// load does not verify them).
+// NSEC3PARAM) hashed with the given iterations, signed by one made-up
+// RRSIG (the load does not verify them).
 func nsec3Zone(iterations uint16) string {
 	salt := "abcd"
 	var b strings.Builder
-	fmt.Fprintf(&b, "$ORIGIN it.test.\n@ 60 SOA ns1 hm 1 2 3 4 5\n@ 60 NS ns1\n@ 60 NSEC3PARAM 1 0 %d %s\nns1 60 A 192.0.2.1\nwww 60 A 192.0.2.2\n", iterations, salt)
-	types := map[string]string{"it.test.": "NS SOA NSEC3PARAM", "ns1.it.test.": "A", "www.it.test.": "A"}
+	fmt.Fprintf(&b, "$ORIGIN it.test.\n@ 60 SOA ns1 hm 1 2 3 4 5\n@ 60 NS ns1\n@ 60 NSEC3PARAM 1 0 %d %s\n@ 60 RRSIG SOA 13 2 60 20380101000000 20250101000000 1 it.test. AAAA\nns1 60 A 192.0.2.1\nwww 60 A 192.0.2.2\n", iterations, salt)
+	types := map[string]string{"it.test.": "NS SOA RRSIG NSEC3PARAM", "ns1.it.test.": "A", "www.it.test.": "A"}
 	var hashes []string
 	byHash := map[string]string{}
 	for name := range types {
@@ -88,4 +92,19 @@ func TestAttackProofSize(t *testing.T) {
 		t.Fatalf("an NSEC3 with 200 RRSIGs: %v, want it refused", err)
 	}
 	t.Logf("attack: NSEC3 record with 200 RRSIGs refused at load: %v", err)
+}
+
+// BenchmarkNXDOMAINNSEC3Iterations is the cost of an NXDOMAIN with DO in
+// an NSEC3 zone, which hashes the next closer name at query time, at no
+// extra iterations and at the most a zone may have.
+func BenchmarkNXDOMAINNSEC3Iterations(b *testing.B) {
+	for _, it := range []uint16{0, maxNSEC3Iterations} {
+		f := filepath.Join(b.TempDir(), "it.test.zone")
+		if err := os.WriteFile(f, []byte(nsec3Zone(it)), 0o644); err != nil {
+			b.Fatal(err)
+		}
+		b.Run(fmt.Sprint(it), func(b *testing.B) {
+			benchQueries(b, newServerOf(b, []string{f}), true, []benchQuery{{"nxdomain", newQuery("nope.it.test.", mdns.TypeA)}})
+		})
+	}
 }
