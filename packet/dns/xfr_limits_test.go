@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
 	mdns "github.com/miekg/dns"
 )
@@ -12,6 +13,12 @@ import (
 // startBigPrimary serves sec.test with records TXT records of about 4 KB
 // each over AXFR, many to a message, on loopback.
 func startBigPrimary(t *testing.T, records int) netip.AddrPort {
+	return startSlowPrimary(t, records, 8, 0)
+}
+
+// startSlowPrimary serves sec.test with records TXT records of about 4 KB
+// each over AXFR, perMsg to a message, pausing gap between messages.
+func startSlowPrimary(t *testing.T, records, perMsg int, gap time.Duration) netip.AddrPort {
 	t.Helper()
 	soa, _ := mdns.NewRR("sec.test. 300 SOA ns1.sec.test. hostmaster.sec.test. 1 3600 600 60 300")
 	ns, _ := mdns.NewRR("sec.test. 300 NS ns1.sec.test.")
@@ -37,17 +44,32 @@ func startBigPrimary(t *testing.T, records int) netip.AddrPort {
 			defer close(done)
 			_ = tr.Out(w, r, ch)
 		}()
-		ch <- &mdns.Envelope{RR: []mdns.RR{soa, ns}}
-		for i := 0; i < records; i += 8 {
+		defer func() {
+			close(ch)
+			<-done
+		}()
+		send := func(rrs []mdns.RR) bool {
+			select {
+			case ch <- &mdns.Envelope{RR: rrs}:
+				return true
+			case <-done: // the secondary hung up
+				return false
+			}
+		}
+		if !send([]mdns.RR{soa, ns}) {
+			return
+		}
+		for i := 0; i < records; i += perMsg {
 			var rrs []mdns.RR
-			for j := i; j < min(i+8, records); j++ {
+			for j := i; j < min(i+perMsg, records); j++ {
 				rrs = append(rrs, &mdns.TXT{Hdr: mdns.RR_Header{Name: "big.sec.test.", Rrtype: mdns.TypeTXT, Class: mdns.ClassINET, Ttl: 300}, Txt: append([]string{string(rune('a' + j%26)), strings.Repeat("y", j%200)}, txt...)})
 			}
-			ch <- &mdns.Envelope{RR: rrs}
+			time.Sleep(gap)
+			if !send(rrs) {
+				return
+			}
 		}
-		ch <- &mdns.Envelope{RR: []mdns.RR{soa}}
-		close(ch)
-		<-done
+		send([]mdns.RR{soa})
 	})
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -79,4 +101,20 @@ func TestAttackTransferBytes(t *testing.T) {
 	if nz, _, err = fetchZone(z, nil, p, xfrAXFR); err != nil || nz.Count != 202 {
 		t.Fatalf("the same transfer under a 4 MB limit: %v, %v", nz, err)
 	}
+}
+
+// TestAttackTransferTime: a primary that sends a record a message, each
+// in time but never done, is cut off at the transfer's time limit (the
+// zone's other primaries and its expiry wait while a transfer runs).
+func TestAttackTransferTime(t *testing.T) {
+	defer func(old time.Duration) { maxXfrTime = old }(maxXfrTime)
+	maxXfrTime = time.Second
+	p := startSlowPrimary(t, 1000, 1, 100*time.Millisecond) // 100 s to send it all
+	z := &secondary{Secondary: Secondary{Zone: "sec.test."}, origin: "sec.test."}
+	start := time.Now()
+	nz, _, err := fetchZone(z, nil, p, xfrAXFR)
+	if err == nil || nz != nil || !strings.Contains(err.Error(), "longer than 1s") {
+		t.Fatalf("a transfer of 100 s with a 1 s limit: %v, %v", nz, err)
+	}
+	t.Logf("attack: trickling transfer (a record every 100 ms) cut off after %v: %v", time.Since(start).Round(time.Millisecond), err)
 }
