@@ -97,12 +97,7 @@ func (z *Zone) addNSEC3(rr mdns.RR) {
 		z.nsec3 = map[string][]mdns.RR{}
 	}
 	h := rr.Header()
-	for _, old := range z.nsec3[h.Name] {
-		if mdns.IsDuplicate(old, rr) {
-			return
-		}
-	}
-	z.nsec3[h.Name] = append(z.nsec3[h.Name], rr)
+	z.nsec3[h.Name] = append(z.nsec3[h.Name], rr) // duplicates go in newZone
 	z.Count++
 }
 
