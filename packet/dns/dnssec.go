@@ -221,6 +221,9 @@ func (z *Zone) loadNSEC3(p *mdns.NSEC3PARAM) error {
 	if err != nil {
 		return fmt.Errorf("NSEC3PARAM salt %q: %v", p.Salt, err)
 	}
+	if len(salt) > 255 {
+		return fmt.Errorf("NSEC3 salt of %d bytes; its length is one byte, 255 at most (RFC 5155 3.2; re-sign with no salt, RFC 9276)", len(salt))
+	}
 	c := &chain{kind: denyNSEC3, iterations: p.Iterations, salt: salt}
 	for owner, rrs := range z.nsec3 {
 		l, err := z.nsec3Link(owner, rrs, p)

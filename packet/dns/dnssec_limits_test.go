@@ -15,8 +15,10 @@ import (
 // nsec3Zone is the text of it.test with a complete NSEC3 chain (and its
 // NSEC3PARAM) hashed with the given iterations, signed by one made-up
 // RRSIG (the load does not verify them).
-func nsec3Zone(iterations uint16) string {
-	salt := "abcd"
+func nsec3Zone(iterations uint16) string { return nsec3ZoneSalt(iterations, "abcd") }
+
+// nsec3ZoneSalt is nsec3Zone with the salt given (hex).
+func nsec3ZoneSalt(iterations uint16, salt string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "$ORIGIN it.test.\n@ 60 SOA ns1 hm 1 2 3 4 5\n@ 60 NS ns1\n@ 60 NSEC3PARAM 1 0 %d %s\n@ 60 RRSIG SOA 13 2 60 20380101000000 20250101000000 1 it.test. AAAA\nns1 60 A 192.0.2.1\nwww 60 A 192.0.2.2\n", iterations, salt)
 	types := map[string]string{"it.test.": "NS SOA RRSIG NSEC3PARAM", "ns1.it.test.": "A", "www.it.test.": "A"}
@@ -106,5 +108,16 @@ func BenchmarkNXDOMAINNSEC3Iterations(b *testing.B) {
 		b.Run(fmt.Sprint(it), func(b *testing.B) {
 			benchQueries(b, newServerOf(b, []string{f}), true, []benchQuery{{"nxdomain", newQuery("nope.it.test.", mdns.TypeA)}})
 		})
+	}
+}
+
+// TestNSEC3SaltTooLong: a salt longer than its one-byte length (255)
+// is refused: packed, its length wraps and the records served are
+// malformed (and the names hashed with a salt no validator sees).
+func TestNSEC3SaltTooLong(t *testing.T) {
+	text := nsec3ZoneSalt(0, strings.Repeat("ab", 256))
+	_, err := ParseZone(strings.NewReader(text), "it.test.zone")
+	if err == nil || !strings.Contains(err.Error(), "salt of 256 bytes") {
+		t.Fatalf("a 256-byte NSEC3 salt: %v, want it refused", err)
 	}
 }
