@@ -121,8 +121,14 @@ func (in *inherited) addSockets(spec string) error {
 	return nil
 }
 
-// readTicketKeys reads the ticket keys pipe named by fdText to its end.
+// readTicketKeys reads the ticket keys pipe named by fdText to its end. A
+// descriptor that is no pipe is left alone, neither read nor closed: the
+// variable may be stale, left by an older shardd between two upgrades that
+// did not know it, and the number then another inherited descriptor's.
 func readTicketKeys(fdText string) ([]byte, error) {
+	if fd, err := strconv.Atoi(fdText); err == nil && fd >= 3 && !isPipe(fd) {
+		return nil, fmt.Errorf("%s: descriptor %d is not a pipe (left by an older shardd?): not read", envTicketKeys, fd)
+	}
 	f, err := inheritedFD(envTicketKeys, fdText, "ticket-keys")
 	if err != nil {
 		return nil, err
