@@ -3,7 +3,6 @@ package shard
 import (
 	"fmt"
 	"net"
-	"net/netip"
 	"os"
 	"sync/atomic"
 	"syscall"
@@ -32,7 +31,7 @@ type mmsgConn struct {
 	rc      syscall.RawConn
 	family  int  // of the socket: AF_INET or AF_INET6
 	pktinfo bool // IP_PKTINFO/IPV6_RECVPKTINFO enabled (wildcard listener)
-	gro     bool // UDP_GRO enabled: a buffer may hold several datagrams
+	gro     bool // UDP_GRO enabled at start (control messages are read either way: newMmsgConn)
 	// UDP_GRO is to go off at the first idle moment (groOffIfEmpty), and
 	// what to tell the shard then.
 	groOffIdle bool
@@ -97,11 +96,12 @@ func newMmsgConn(rc syscall.RawConn, laddr net.Addr, msgs []rxMsg, pktinfo, gro 
 	if pktinfo {
 		rxo.Control, txo.Control = mmsg.RecvPktinfoSpace, mmsg.SendPktinfoSpace
 	}
-	if gro {
-		// Without room for it the UDP_GRO message would be cut (MSG_CTRUNC)
-		// and a coalesced buffer taken for one datagram.
-		rxo.Control += mmsg.GROSpace
-	}
+	// Room for the UDP_GRO message even with GRO off: without it the
+	// message would be cut (MSG_CTRUNC) and a coalesced buffer taken for
+	// one datagram. A socket read with GRO off gets coalesced buffers when
+	// the new process of an upgrade turns UDP_GRO on, while this one still
+	// serves until the hand-over.
+	rxo.Control += mmsg.GROSpace
 	m.rx, m.tx = *mmsg.NewBatch(len(msgs), rxo), *mmsg.NewBatch(len(msgs), txo)
 	m.txGroups = make([]txGroup, len(msgs))
 	for i := range msgs {
@@ -265,17 +265,13 @@ func (m *mmsgConn) finishRead(msgs []rxMsg) (int, error) {
 	if m.rxErrno != 0 {
 		return 0, &net.OpError{Op: "read", Net: "udp", Addr: m.laddr, Err: os.NewSyscallError("recvmmsg", m.rxErrno)}
 	}
-	control := m.pktinfo || m.gro
 	for i := 0; i < m.rxN; i++ {
 		msg := &msgs[i]
 		msg.src = m.rx.Addr(i)
 		// MSG_TRUNC: a lone datagram's real length, which may exceed the
-		// slot; a coalesced buffer always fits its 64 KiB slot.
-		if !control {
-			msg.dst = netip.Addr{}
-			msg.set(m.rx.MsgLen(i), 0)
-			continue
-		}
+		// slot; a coalesced buffer fits a 64 KiB slot (with GRO off, or a
+		// smaller MaxPacket, the datagrams past the slot count truncated).
+		// The control messages are read with GRO off too (newMmsgConn).
 		var seg int
 		msg.dst, seg = m.rx.RecvControl(i)
 		msg.set(m.rx.MsgLen(i), seg)

@@ -71,10 +71,17 @@ func (s *CAStore) load() (*caPool, error) {
 		if blk, rest = pem.Decode(rest); blk == nil {
 			break
 		}
-		if cert, err := x509.ParseCertificate(blk.Bytes); blk.Type == "CERTIFICATE" && err == nil {
-			pool.AddCert(cert)
-			n++
+		if blk.Type != "CERTIFICATE" {
+			continue
 		}
+		// A block that does not parse is refused, not skipped: skipped, a
+		// cut or edited file would drop that CA and refuse its clients.
+		cert, err := x509.ParseCertificate(blk.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("TLS client CA %s: certificate %d: %w (fix or remove that PEM block)", s.file, n+1, err)
+		}
+		pool.AddCert(cert)
+		n++
 	}
 	if n == 0 {
 		return nil, fmt.Errorf("TLS client CA %s: no PEM certificate in it (give the CA certificates that sign client certificates)", s.file)

@@ -94,11 +94,16 @@ func (k *TicketKeys) State() []byte {
 
 // Restore replaces the keys with those of state (from State, in the
 // process before an upgrade), so tickets it issued resume here; the
-// rotation schedule goes on from when its newest key was made.
+// rotation schedule goes on from when its newest key was made, or from now
+// if that is in the future (a garbled state, or a clock stepped back),
+// which would hold the rotation off until then.
 func (k *TicketKeys) Restore(state []byte) error {
 	keys, made, err := parseTicketState(state)
 	if err != nil {
 		return err
+	}
+	if now := time.Now(); made.After(now) {
+		made = now
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()

@@ -46,3 +46,6 @@ func processAlive(pid int) bool {
 
 // signalUpgrade cannot signal: there is no SIGUSR2.
 func signalUpgrade(int) error { return errNoUpgrade }
+
+// isPipe: no upgrade hands anything over here.
+func isPipe(int) bool { return false }

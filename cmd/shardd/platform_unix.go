@@ -46,3 +46,9 @@ func processAlive(pid int) bool { return syscall.Kill(pid, 0) == nil }
 
 // signalUpgrade asks the daemon pid to upgrade its binary.
 func signalUpgrade(pid int) error { return syscall.Kill(pid, syscall.SIGUSR2) }
+
+// isPipe tells whether descriptor fd is open and a pipe (FIFO).
+func isPipe(fd int) bool {
+	var st syscall.Stat_t
+	return syscall.Fstat(fd, &st) == nil && st.Mode&syscall.S_IFMT == syscall.S_IFIFO
+}

@@ -125,6 +125,9 @@ func loadTLS(o *options, log *zap.Logger, inh *inherited) (*tlsState, error) {
 	if st.tickets, err = shard.NewTicketKeys(st.conf); err != nil {
 		return nil, err
 	}
+	if inh != nil && inh.ticketKeysErr != nil {
+		log.Warn("session tickets of the previous process do not resume here; new keys", zap.Error(inh.ticketKeysErr))
+	}
 	if inh != nil && inh.ticketKeys != nil {
 		if err := st.tickets.Restore(inh.ticketKeys); err != nil {
 			log.Warn("session tickets of the previous process do not resume here; new keys", zap.Error(err))

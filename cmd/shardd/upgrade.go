@@ -48,6 +48,9 @@ type inherited struct {
 	// The TLS session ticket keys of the process before (nil if it sent
 	// none): shard.TicketKeys.Restore reads them, and they are cleared.
 	ticketKeys []byte
+	// Why they could not be read: this process starts with new keys
+	// (tickets issued before do not resume), and loadTLS logs it.
+	ticketKeysErr error
 }
 
 // takeInherited reads the upgrade environment (and clears it, so it does not
@@ -64,10 +67,8 @@ func takeInherited() (*inherited, error) {
 	}
 	in := &inherited{listeners: map[int]map[string]*os.File{}}
 	if keysFD != "" {
-		var err error
-		if in.ticketKeys, err = readTicketKeys(keysFD); err != nil {
-			return nil, err
-		}
+		// Keys that cannot be read cost resumptions, not the upgrade.
+		in.ticketKeys, in.ticketKeysErr = readTicketKeys(keysFD)
 	}
 	if err := in.addSockets(spec); err != nil {
 		return nil, err
@@ -120,8 +121,14 @@ func (in *inherited) addSockets(spec string) error {
 	return nil
 }
 
-// readTicketKeys reads the ticket keys pipe named by fdText to its end.
+// readTicketKeys reads the ticket keys pipe named by fdText to its end. A
+// descriptor that is no pipe is left alone, neither read nor closed: the
+// variable may be stale, left by an older shardd between two upgrades that
+// did not know it, and the number then another inherited descriptor's.
 func readTicketKeys(fdText string) ([]byte, error) {
+	if fd, err := strconv.Atoi(fdText); err == nil && fd >= 3 && !isPipe(fd) {
+		return nil, fmt.Errorf("%s: descriptor %d is not a pipe (left by an older shardd?): not read", envTicketKeys, fd)
+	}
 	f, err := inheritedFD(envTicketKeys, fdText, "ticket-keys")
 	if err != nil {
 		return nil, err
