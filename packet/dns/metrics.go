@@ -101,7 +101,7 @@ var (
 
 // Describe implements prometheus.Collector.
 func (s *Server) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descQueries, descResponses, descTruncated, descMalformed, descDropped, descRRLLimited, descRRLSlipped, descReloads, descReloadErrors, descSerial, descRecords} {
+	for _, d := range []*prometheus.Desc{descQueries, descResponses, descTruncated, descMalformed, descDropped, descRRLLimited, descRRLSlipped, descReloads, descReloadErrors, descSerial, descRecords, descZoneInfo, descTransfers} {
 		ch <- d
 	}
 }
@@ -155,6 +155,7 @@ func (s *Server) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descSerial, prometheus.GaugeValue, float64(z.Serial), z.Origin)
 		ch <- prometheus.MustNewConstMetric(descRecords, prometheus.GaugeValue, float64(z.Count), z.Origin)
 	}
+	s.collectPrimary(ch)
 }
 
 // collectRRL sends one shard's rate limiter counts (UDP only).
