@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"maps"
@@ -25,6 +26,7 @@ type dnsOptions struct {
 	rrlExempt    stringList
 	cookies      bool
 	cookieRotate time.Duration
+	primary      primaryOptions
 }
 
 // dnsFlags adds the flags of --handler dns.
@@ -39,6 +41,7 @@ func dnsFlags(fs *flag.FlagSet, o *options) {
 	fs.Var(&d.rrlExempt, "rrl-exempt", "with --rrl-rate: a source prefix never limited, e.g. 192.0.2.0/24 (repeat for more)")
 	fs.BoolVar(&d.cookies, "dns-cookies", false, "with --handler dns: answer DNS cookies (RFC 7873, RFC 9018), off by default as in Knot DNS; a client with a valid server cookie is exempt from --rrl-rate")
 	fs.DurationVar(&d.cookieRotate, "dns-cookie-secret-rotate", time.Hour, "with --dns-cookies: how often the server cookie secret is replaced (the previous one stays valid)")
+	primaryFlags(fs, o)
 }
 
 // checkDNS checks them when --handler dns is chosen.
@@ -65,13 +68,14 @@ func checkDNS(o *options) error {
 	if d.cookies && d.cookieRotate < time.Minute {
 		return usagef("--dns-cookie-secret-rotate %v: want at least 1m (clients keep a cookie for one period)", d.cookieRotate)
 	}
-	return nil
+	return checkPrimary(o)
 }
 
 // dnsService is the authoritative DNS handler: zones loaded at start,
 // reloaded atomically on HUP.
 type dnsService struct {
 	srv  *dns.Server
+	xfr  *xfrService // the primary side, nil without its flags
 	log  *zap.Logger
 	stop chan struct{}
 	done sync.WaitGroup
@@ -92,6 +96,9 @@ func newDNSService(o *options, log *zap.Logger) (service, error) {
 	}
 	s := &dnsService{srv: srv, log: log, stop: make(chan struct{})}
 	s.logZones("zones loaded", srv.Zones())
+	if s.xfr, err = startPrimary(srv, o, log); err != nil {
+		return nil, err
+	}
 	if o.dns.rrl.Rate > 0 || o.dns.cookies {
 		s.done.Add(1)
 		go s.tick(o.dns.rrl.Rate > 0, o.dns.cookies, o.dns.cookieRotate)
@@ -105,18 +112,29 @@ func newDNSService(o *options, log *zap.Logger) (service, error) {
 
 func (s *dnsService) logZones(msg string, zs *dns.Zones) {
 	for _, z := range zs.List {
-		s.log.Info(msg, zap.String("zone", z.Origin), zap.String("file", z.File), zap.Uint32("serial", z.Serial), zap.Int("records", z.Count))
+		s.log.Info(msg, zap.String("zone", z.Origin), zap.String("source", z.Source), zap.String("file", z.File), zap.Uint32("serial", z.Serial), zap.Int("records", z.Count))
 	}
 }
 
 func (s *dnsService) NewHandler(shard int) packet.Handler { return s.srv.NewHandler(shard) }
 
-// Reload re-reads every zone file; the new set replaces the old only if
-// every file loads.
+// Reload re-reads every zone file; each zone takes its new version on its
+// own. A file that fails is logged (its zone's old version keeps serving);
+// if every file failed, the error goes back to the signal handler.
 func (s *dnsService) Reload() error {
 	zs, err := s.srv.Reload()
-	if err != nil {
+	if zs == nil {
 		return err
+	}
+	var re *dns.ReloadError
+	if errors.As(err, &re) {
+		for _, f := range re.Failures {
+			fields := []zap.Field{zap.String("file", f.File), zap.Error(f.Err)}
+			if f.Kept != nil {
+				fields = append(fields, zap.String("zone", f.Kept.Origin), zap.Uint32("serial", f.Kept.Serial))
+			}
+			s.log.Error("zone reload failed; the zone's previous version keeps serving (none if it had none)", fields...)
+		}
 	}
 	s.logZones("zone reloaded", zs)
 	return nil
@@ -127,6 +145,7 @@ func (s *dnsService) Collectors() []prometheus.Collector { return []prometheus.C
 
 // Close stops the ticker.
 func (s *dnsService) Close(context.Context) error {
+	s.xfr.close(s.srv)
 	close(s.stop)
 	s.done.Wait()
 	return nil

@@ -208,7 +208,8 @@ func flagArg(f *flag.Flag) string {
 // type says nothing: --handler syslog's.
 var funcFlagArgs = map[string]string{"fsync": "never|interval|always", "fsync-interval": "DURATION", "rrl-exempt": "PREFIX", "tls": "ADDR",
 	"kafka-acks": "all|leader|none", "kafka-compression": "zstd|lz4|snappy|gzip|none", "kafka-key": "source|none",
-	"kafka-linger": "DURATION", "kafka-sasl": "scram-sha-256|scram-sha-512|plain"}
+	"kafka-linger": "DURATION", "kafka-sasl": "scram-sha-256|scram-sha-512|plain",
+	"allow-transfer": "PREFIX[,key:NAME]|key:NAME", "notify": "IP:PORT[,key:NAME]"}
 
 // manDefaults replace defaults that depend on the machine the page is
 // generated on.

@@ -1,0 +1,169 @@
+//go:build linux
+
+package main
+
+import (
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/shardd/shardd/cmd/internal/ports"
+	"github.com/shardd/shardd/cmd/internal/testkit"
+)
+
+// xfrZoneText is the zone the transfer tests serve, at a serial; its SOA
+// refresh (3600 s) is far longer than any test, so a secondary that has
+// the new serial within the test got it through NOTIFY.
+func xfrZoneText(serial int, a string) string {
+	return "$ORIGIN xfr.test.\n$TTL 300\n@ SOA ns1 hostmaster " + strconv.Itoa(serial) + " 3600 600 86400 300\n" +
+		"@ NS ns1\nns1 A 192.0.2.53\nwww A " + a + "\nmail MX 10 ns1\ntxt TXT \"version " + strconv.Itoa(serial) + "\"\n" +
+		"sub NS ns.sub\nns.sub A 192.0.2.54\n*.wild TXT \"wild\"\n"
+}
+
+// freePort returns a loopback port free for UDP and TCP.
+func freePort(t *testing.T) int {
+	t.Helper()
+	p, err := ports.BelowEphemeral("127.0.0.1", true)
+	if err != nil {
+		t.Skip(err)
+	}
+	return p
+}
+
+// knotSecondary runs Knot DNS on port as a secondary for xfr.test.,
+// transferring from the primary at primaryPort and taking NOTIFY from
+// 127.0.0.1; with key (name:secret) both are TSIG-signed. The test ends it
+// by PID.
+func knotSecondary(t *testing.T, port, primaryPort int, key string) (*testkit.LockedBuffer, *exec.Cmd) {
+	t.Helper()
+	knotd := requireTool(t, "knotd")
+	dir := t.TempDir()
+	keyConf, keyRef := "", ""
+	if key != "" {
+		name, secret, _ := strings.Cut(key, ":")
+		keyConf = fmt.Sprintf("key:\n  - id: %s\n    algorithm: hmac-sha256\n    secret: %s\n", name, secret)
+		keyRef = "    key: " + name + "\n"
+	}
+	conf := fmt.Sprintf("server:\n  listen: 127.0.0.1@%d\n  rundir: %s\n  udp-workers: 1\n  tcp-workers: 1\n  background-workers: 1\n"+
+		"database:\n  storage: %s\nlog:\n  - target: stderr\n    any: info\n%s"+
+		"remote:\n  - id: primary\n    address: 127.0.0.1@%d\n%s"+
+		"acl:\n  - id: notify\n    address: 127.0.0.1\n    action: notify\n%s"+
+		"zone:\n  - domain: xfr.test\n    master: primary\n    acl: notify\n    file: %s/xfr.test.zone\n    zonefile-sync: -1\n",
+		port, dir, dir, keyConf, primaryPort, keyRef, keyRef, dir)
+	cf := filepath.Join(dir, "knot.conf")
+	if err := os.WriteFile(cf, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(knotd, "-c", cf)
+	var logBuf testkit.LockedBuffer
+	cmd.Stderr = &logBuf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill() // the knotd this test started
+		_ = cmd.Wait()
+	})
+	return &logBuf, cmd
+}
+
+// soaSerial asks addr for xfr.test.'s SOA serial ("" if it has none).
+func soaSerial(t *testing.T, addr netip.AddrPort) string {
+	out, _ := exec.Command(requireTool(t, "dig"), "@"+addr.Addr().String(), "-p", strconv.Itoa(int(addr.Port())),
+		"+time=1", "+tries=1", "+short", "+norecurse", "xfr.test", "SOA").Output()
+	if f := strings.Fields(string(out)); len(f) == 7 {
+		return f[2]
+	}
+	return ""
+}
+
+// waitSerial polls addr until it serves serial.
+func waitSerial(t *testing.T, addr netip.AddrPort, serial string, logs fmt.Stringer) {
+	t.Helper()
+	deadline := time.Now().Add(testkit.WaitTimeout)
+	for soaSerial(t, addr) != serial {
+		if time.Now().After(deadline) {
+			t.Fatalf("%v never served serial %s of xfr.test.; log:\n%s", addr, serial, logs)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// xfrQuestions are asked of the primary and the secondary alike.
+var xfrQuestions = [][]string{
+	{"xfr.test", "SOA"}, {"xfr.test", "NS"}, {"www.xfr.test", "A"}, {"mail.xfr.test", "MX"}, {"txt.xfr.test", "TXT"},
+	{"x.sub.xfr.test", "A"}, {"a.wild.xfr.test", "TXT"}, {"nope.xfr.test", "A"}, {"www.xfr.test", "AAAA"},
+}
+
+var digVolatile = regexp.MustCompile(`(?m)(id: \d+|^;; (Query time|SERVER|WHEN|MSG SIZE).*$|; COOKIE: .*$)`)
+
+// sameAnswers asks both servers xfrQuestions and fails on any difference.
+func sameAnswers(t *testing.T, a, b netip.AddrPort) {
+	t.Helper()
+	for _, q := range xfrQuestions {
+		args := append([]string{"+nocmd"}, q...)
+		x := digVolatile.ReplaceAllString(dig(t, "dig", a, args...).out, "")
+		y := digVolatile.ReplaceAllString(dig(t, "dig", b, args...).out, "")
+		if x != y {
+			t.Errorf("dig %v: primary and secondary differ\n--- shardd\n%s\n--- knot\n%s", q, x, y)
+		}
+	}
+}
+
+// TestKnotSecondaryOfShardd: shardd is the primary (--xfr-listen on the
+// UDP port's number), Knot DNS a secondary: Knot transfers the zone by
+// AXFR and answers as shardd does; after a HUP with a new serial, shardd's
+// NOTIFY makes Knot take the change by IXFR within seconds (the SOA
+// refresh is an hour), and the answers agree again.
+func TestKnotSecondaryOfShardd(t *testing.T) {
+	requireTool(t, "knotd")
+	dir := t.TempDir()
+	zone := filepath.Join(dir, "xfr.test.zone")
+	if err := os.WriteFile(zone, []byte(xfrZoneText(1, "192.0.2.10")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	port, knotPort := freePort(t), freePort(t)
+	addr := netip.MustParseAddrPort("127.0.0.1:" + strconv.Itoa(port))
+	d := startDaemon(t, "--handler", "dns", "--proto", "udp", "--shards", "2", "--metrics", "127.0.0.1:0", "--zone", zone,
+		"--xfr-listen", addr.String(), "--allow-transfer", "127.0.0.1", "--notify", "127.0.0.1:"+strconv.Itoa(knotPort), addr.String())
+	d.WaitLine(t, "serving zone transfers")
+	url := "http://" + d.WaitLine(t, "serving metrics")["addr"].(string) + "/metrics"
+	knotLog, _ := knotSecondary(t, knotPort, port, "")
+	knot := netip.MustParseAddrPort("127.0.0.1:" + strconv.Itoa(knotPort))
+	waitSerial(t, knot, "1", knotLog)
+	if !strings.Contains(knotLog.String(), "AXFR, incoming") {
+		t.Errorf("Knot did not log an incoming AXFR:\n%s", knotLog)
+	}
+	sameAnswers(t, addr, knot)
+
+	if err := os.WriteFile(zone, []byte(xfrZoneText(2, "192.0.2.20")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if l := d.WaitLine(t, "zone reloaded"); l["serial"].(float64) != 2 || l["source"] != "file" {
+		t.Fatalf("reload line: %v", l)
+	}
+	waitSerial(t, knot, "2", knotLog)
+	t.Logf("Knot served serial 2 %v after the HUP", time.Since(start).Round(time.Millisecond))
+	if l := d.WaitLine(t, "NOTIFY round ended"); fmt.Sprint(l["acked"]) != "[127.0.0.1:"+strconv.Itoa(knotPort)+"]" {
+		t.Errorf("NOTIFY round: %v", l)
+	}
+	testkit.PollFor(t, "Knot's log of the IXFR", testkit.WaitTimeout, func() bool {
+		return strings.Contains(knotLog.String(), "IXFR, incoming") && strings.Contains(knotLog.String(), "serial 1 -> 2")
+	})
+	sameAnswers(t, addr, knot)
+	waitMetric(t, url, "shardd_dns_transfers_total", `result="sent",type="axfr",zone="xfr.test."`, 1)
+	waitMetric(t, url, "shardd_dns_transfers_total", `result="sent",type="ixfr",zone="xfr.test."`, 1)
+	waitMetric(t, url, "shardd_dns_zone_info", `source="file",zone="xfr.test."`, 1)
+}
