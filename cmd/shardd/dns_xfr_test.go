@@ -167,3 +167,50 @@ func TestKnotSecondaryOfShardd(t *testing.T) {
 	waitMetric(t, url, "shardd_dns_transfers_total", `result="sent",type="ixfr",zone="xfr.test."`, 1)
 	waitMetric(t, url, "shardd_dns_zone_info", `source="file",zone="xfr.test."`, 1)
 }
+
+// TestXFRRefusedByACL: with --allow-transfer 127.0.0.2, dig's AXFR from
+// 127.0.0.1 is REFUSED and from 127.0.0.2 gets the zone; a TSIG key shardd
+// does not have (dig -y) gets NOTAUTH, and with no --allow-transfer at
+// all every transfer is REFUSED, on the transfer port and on the shards.
+func TestXFRRefusedByACL(t *testing.T) {
+	dir := t.TempDir()
+	zone := filepath.Join(dir, "xfr.test.zone")
+	if err := os.WriteFile(zone, []byte(xfrZoneText(1, "192.0.2.10")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	port := freePort(t)
+	addr := netip.MustParseAddrPort("127.0.0.1:" + strconv.Itoa(port))
+	d := startDaemon(t, "--handler", "dns", "--proto", "udp", "--shards", "2", "--metrics", "127.0.0.1:0", "--zone", zone,
+		"--xfr-listen", addr.String(), "--allow-transfer", "127.0.0.2", addr.String())
+	d.WaitLine(t, "serving zone transfers")
+	url := "http://" + d.WaitLine(t, "serving metrics")["addr"].(string) + "/metrics"
+	axfr := func(args ...string) string {
+		out, _ := exec.Command(requireTool(t, "dig"), append([]string{"@127.0.0.1", "-p", strconv.Itoa(port), "+time=10", "+tries=1"}, args...)...).CombinedOutput()
+		return string(out)
+	}
+	if out := axfr("-b", "127.0.0.1", "xfr.test", "AXFR"); !strings.Contains(out, "Transfer failed") || strings.Contains(out, "192.0.2.10") {
+		t.Errorf("AXFR from 127.0.0.1 (not allowed):\n%s", out)
+	}
+	if out := axfr("-b", "127.0.0.2", "xfr.test", "AXFR"); !strings.Contains(out, "XFR size: 10 records") || !strings.Contains(out, "192.0.2.10") {
+		t.Errorf("AXFR from 127.0.0.2 (allowed):\n%s", out)
+	}
+	if out := axfr("-b", "127.0.0.2", "-y", "hmac-sha256:wrong.key:"+strings.Repeat("A", 43)+"=", "xfr.test", "AXFR"); strings.Contains(out, "192.0.2.10") {
+		t.Errorf("AXFR with a key shardd does not have got the zone:\n%s", out)
+	}
+	// kdig prints the rcode of a refused transfer, and the TSIG error.
+	out, _ := exec.Command(requireTool(t, "kdig"), "@127.0.0.1", "-p", strconv.Itoa(port), "+time=10", "+retry=0", "xfr.test", "AXFR").CombinedOutput()
+	if !strings.Contains(string(out), "REFUSED") {
+		t.Errorf("kdig AXFR from 127.0.0.1: want REFUSED\n%s", out)
+	}
+	out, _ = exec.Command(requireTool(t, "kdig"), "@127.0.0.1", "-p", strconv.Itoa(port), "+time=10", "+retry=0", "-b", "127.0.0.2",
+		"-y", "hmac-sha256:wrong.key:"+strings.Repeat("A", 43)+"=", "xfr.test", "AXFR").CombinedOutput()
+	if !strings.Contains(string(out), "BADKEY") {
+		t.Errorf("kdig AXFR with an unknown key: want BADKEY\n%s", out)
+	}
+	waitMetric(t, url, "shardd_dns_transfers_total", `result="refused",type="axfr",zone="xfr.test."`, 2)
+	waitMetric(t, url, "shardd_dns_transfers_total", `result="badkey",type="axfr",zone="xfr.test."`, 2)
+	waitMetric(t, url, "shardd_dns_transfers_total", `result="sent",type="axfr",zone="xfr.test."`, 1)
+	if l := d.WaitLine(t, "zone transfer refused: source and key not in --allow-transfer"); l["client"] == nil {
+		t.Errorf("refusal line: %v", l)
+	}
+}

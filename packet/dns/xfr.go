@@ -142,13 +142,13 @@ func (t *TransferServer) transfer(w mdns.ResponseWriter, req *mdns.Msg) {
 	z := t.s.zones.Load().zone(q.Name)
 	p := t.s.primary
 	tsig := req.IsTsig()
-	if tsig != nil && w.TsigStatus() != nil {
+	if err := t.tsigStatus(w, tsig); err != nil {
 		if z != nil && p != nil {
 			p.count(z.Origin, q.Qtype, xfrBadKey)
 			p.logOnce("badkey", "zone transfer refused: its TSIG did not verify (NOTAUTH)", zap.String("zone", z.Origin),
-				zap.Stringer("client", w.RemoteAddr()), zap.String("key", tsig.Hdr.Name), zap.String("reason", w.TsigStatus().Error()))
+				zap.Stringer("client", w.RemoteAddr()), zap.String("key", tsig.Hdr.Name), zap.String("reason", err.Error()))
 		}
-		tsigError(w, req, tsig, w.TsigStatus())
+		tsigError(w, req, tsig, err)
 		return
 	}
 	if z == nil || q.Qclass != mdns.ClassINET || p == nil {
@@ -178,6 +178,19 @@ func (t *TransferServer) transfer(w mdns.ResponseWriter, req *mdns.Msg) {
 		_ = w.Close()
 	}
 	p.count(z.Origin, q.Qtype, result)
+}
+
+// tsigStatus is why a request's TSIG does not verify, nil if it does or
+// there is none. miekg's server verifies only when it has keys: a key
+// this server does not have is ErrSecret here, keys or none.
+func (t *TransferServer) tsigStatus(w mdns.ResponseWriter, tsig *mdns.TSIG) error {
+	if tsig == nil {
+		return nil
+	}
+	if p := t.s.primary; p == nil || p.cfg.TSIG[mdns.CanonicalName(tsig.Hdr.Name)] == "" {
+		return mdns.ErrSecret
+	}
+	return w.TsigStatus()
 }
 
 // zone returns the zone whose origin is name, or nil.

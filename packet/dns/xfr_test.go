@@ -335,3 +335,14 @@ func FuzzParseNotify(f *testing.F) {
 		}
 	})
 }
+
+// TestTransferSignedWithoutKeys: a server with no TSIG keys at all must
+// not take a signed request as verified (miekg verifies only with keys).
+func TestTransferSignedWithoutKeys(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "x.test.zone")
+	writeFile(t, file, xfrZone(1, "192.0.2.10"))
+	_, addr := startPrimary(t, file, PrimaryConfig{Allow: []ACLEntry{{Prefix: netip.MustParsePrefix("127.0.0.0/8")}}})
+	if r := signedRaw(t, addr, "any.key.", testKey(t)); r.Rcode != mdns.RcodeNotAuth || r.IsTsig() == nil || r.IsTsig().Error != mdns.RcodeBadKey || len(r.Answer) != 0 {
+		t.Errorf("a signed AXFR to a server without keys: want NOTAUTH, BADKEY; got\n%v", r)
+	}
+}
