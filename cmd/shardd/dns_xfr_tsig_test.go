@@ -142,7 +142,7 @@ func transfers(t *testing.T, srv *dns.Server, result string) float64 {
 // firstLine returns the first line of text that contains sub.
 func firstLine(text, sub string) string {
 	for l := range strings.SplitSeq(text, "\n") {
-		if strings.Contains(l, sub) && strings.Contains(l, "TSIG") {
+		if strings.Contains(l, sub) && strings.Contains(l, "failed to verify TSIG") {
 			return l
 		}
 	}
