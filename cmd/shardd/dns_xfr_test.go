@@ -214,3 +214,46 @@ func TestXFRRefusedByACL(t *testing.T) {
 		t.Errorf("refusal line: %v", l)
 	}
 }
+
+// TestZoneReloadPerZoneOnHUP: with two zones in a --zone directory, a HUP
+// where one file is broken keeps that zone's old version serving, gives
+// the other its new one, logs which file failed (and the version kept) and
+// shows each zone's serial and source in /metrics.
+func TestZoneReloadPerZoneOnHUP(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, origin string, serial int, a string) {
+		text := strings.ReplaceAll(xfrZoneText(serial, a), "xfr.test.", origin)
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("good.zone", "good.test.", 1, "192.0.2.1")
+	write("bad.zone", "bad.test.", 1, "192.0.2.1")
+	d, addr, url := dnsDaemon(t, "--zone", dir)
+	write("good.zone", "good.test.", 2, "192.0.2.2")
+	write("bad.zone", "bad.test.", 2, "192.0.2.300")
+	if err := d.Cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	l := d.WaitLine(t, "zone reload failed; the zone's previous version keeps serving (none if it had none)")
+	if l["file"] != filepath.Join(dir, "bad.zone") || l["zone"] != "bad.test." || l["serial"].(float64) != 1 || !strings.Contains(l["error"].(string), "line: 6") {
+		t.Errorf("failure line: %v", l)
+	}
+	for range 2 {
+		l := d.WaitLine(t, "zone reloaded")
+		want := map[string]float64{"good.test.": 2, "bad.test.": 1}[l["zone"].(string)]
+		if l["serial"].(float64) != want || l["source"] != "file" {
+			t.Errorf("reload line %v: want serial %v, source file", l, want)
+		}
+	}
+	if r := dig(t, "dig", addr, "www.good.test", "A"); !r.has(r.answer, "192.0.2.2") {
+		t.Errorf("the good zone's new version:\n%s", r.out)
+	}
+	if r := dig(t, "dig", addr, "www.bad.test", "A"); !r.has(r.answer, "192.0.2.1") {
+		t.Errorf("the broken zone's old version:\n%s", r.out)
+	}
+	waitMetric(t, url, "shardd_dns_zone_serial", `zone="good.test."`, 2)
+	waitMetric(t, url, "shardd_dns_zone_serial", `zone="bad.test."`, 1)
+	waitMetric(t, url, "shardd_dns_zone_info", `source="file",zone="bad.test."`, 1)
+	waitMetric(t, url, "shardd_dns_zone_reload_errors_total", "", 1)
+}
