@@ -257,3 +257,90 @@ func TestZoneReloadPerZoneOnHUP(t *testing.T) {
 	waitMetric(t, url, "shardd_dns_zone_info", `source="file",zone="bad.test."`, 1)
 	waitMetric(t, url, "shardd_dns_zone_reload_errors_total", "", 1)
 }
+
+// nsdSecondary runs NSD on port as a secondary for xfr.test., transferring
+// from 127.0.0.1@primaryPort and taking NOTIFY from 127.0.0.1. It returns
+// the path of NSD's log. The test ends it by PID.
+func nsdSecondary(t *testing.T, port, primaryPort int) string {
+	t.Helper()
+	nsd := requireTool(t, "nsd")
+	dir := t.TempDir()
+	logf := filepath.Join(dir, "nsd.log")
+	conf := fmt.Sprintf("server:\n  ip-address: 127.0.0.1@%d\n  port: %d\n  zonesdir: %q\n  database: \"\"\n  zonelistfile: %q\n"+
+		"  xfrdfile: %q\n  xfrdir: %q\n  pidfile: %q\n  username: \"\"\n  chroot: \"\"\n  logfile: %q\n  verbosity: 2\n  server-count: 1\n"+
+		"remote-control:\n  control-enable: no\n"+
+		"zone:\n  name: xfr.test\n  zonefile: xfr.test.zone\n  request-xfr: 127.0.0.1@%d NOKEY\n  allow-notify: 127.0.0.1 NOKEY\n",
+		port, port, dir, filepath.Join(dir, "zone.list"), filepath.Join(dir, "xfrd.state"), dir, filepath.Join(dir, "nsd.pid"), logf, primaryPort)
+	cf := filepath.Join(dir, "nsd.conf")
+	if err := os.WriteFile(cf, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(nsd, "-d", "-c", cf)
+	var out testkit.LockedBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM) // the nsd this test started
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+	})
+	return logf
+}
+
+// fileText reads a log file ("" if it is not there yet).
+type fileText string
+
+func (f fileText) String() string {
+	b, _ := os.ReadFile(string(f))
+	return string(b)
+}
+
+// TestNSDSecondaryOfShardd: NSD as a secondary of shardd: it transfers the
+// zone, answers the same records, and takes a HUP's new serial through
+// NOTIFY and IXFR.
+func TestNSDSecondaryOfShardd(t *testing.T) {
+	requireTool(t, "nsd")
+	dir := t.TempDir()
+	zone := filepath.Join(dir, "xfr.test.zone")
+	if err := os.WriteFile(zone, []byte(xfrZoneText(1, "192.0.2.10")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	port, nsdPort := freePort(t), freePort(t)
+	addr := netip.MustParseAddrPort("127.0.0.1:" + strconv.Itoa(port))
+	d := startDaemon(t, "--handler", "dns", "--proto", "udp", "--shards", "2", "--metrics", "127.0.0.1:0", "--zone", zone,
+		"--xfr-listen", addr.String(), "--allow-transfer", "127.0.0.1", "--notify", "127.0.0.1:"+strconv.Itoa(nsdPort), addr.String())
+	url := "http://" + d.WaitLine(t, "serving metrics")["addr"].(string) + "/metrics"
+	logf := fileText(nsdSecondary(t, nsdPort, port))
+	nsd := netip.MustParseAddrPort("127.0.0.1:" + strconv.Itoa(nsdPort))
+	waitSerial(t, nsd, "1", logf)
+	sameRecords(t, addr, nsd)
+	if err := os.WriteFile(zone, []byte(xfrZoneText(2, "192.0.2.20")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitSerial(t, nsd, "2", logf)
+	sameRecords(t, addr, nsd)
+	waitMetric(t, url, "shardd_dns_transfers_total", `result="sent",type="ixfr",zone="xfr.test."`, 1)
+}
+
+// sameRecords compares the answer sections (NSD's authority and
+// additional sections follow its own choices).
+func sameRecords(t *testing.T, a, b netip.AddrPort) {
+	t.Helper()
+	for _, q := range xfrQuestions {
+		x, y := dig(t, "dig", a, q...), dig(t, "dig", b, q...)
+		if x.status != y.status || strings.Join(x.answer, "\n") != strings.Join(y.answer, "\n") {
+			t.Errorf("dig %v: shardd and NSD differ\n--- shardd\n%s\n--- nsd\n%s", q, x.out, y.out)
+		}
+	}
+}
