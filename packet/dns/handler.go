@@ -182,6 +182,9 @@ func (h *Handler) ServePacket(w *packet.ReplyWriter, p *packet.Packet) error {
 	if rcode == mdns.RcodeSuccess {
 		t, rcode = h.lookup(&q)
 	}
+	if rcode == mdns.RcodeRefused && q.qtype == mdns.TypeIXFR && p.Proto == packet.UDP && h.srv.primary != nil {
+		t, rcode = h.ixfrOverUDP(&q, p.Src.Addr())
+	}
 	limit := replyLimit(&q, p.Proto, w.MaxReply())
 	b, tc := h.build(w.AvailableBuffer(), m, &q, rcode, t, limit, 0)
 	if p.Proto == packet.UDP && h.srv.rrl != nil {
@@ -301,7 +304,7 @@ func (q *query) rcode(qd uint16) int {
 	case q.qclass != mdns.ClassINET && q.qclass != mdns.ClassANY:
 		return mdns.RcodeRefused
 	case q.qtype == mdns.TypeAXFR || q.qtype == mdns.TypeIXFR:
-		return mdns.RcodeRefused // zone transfers are not served
+		return mdns.RcodeRefused // zone transfers are served by a TransferServer (IXFR over UDP: ixfrOverUDP)
 	case q.qtype == 0:
 		return mdns.RcodeNotImplemented // reserved (RFC 6895 3.1), as Knot DNS answers
 	}

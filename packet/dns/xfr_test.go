@@ -15,6 +15,8 @@ import (
 	"time"
 
 	mdns "github.com/miekg/dns"
+
+	"github.com/shardd/shardd/packet"
 )
 
 // xfrZone is a small zone in versions: serial, and an A record that changes.
@@ -345,4 +347,55 @@ func TestTransferSignedWithoutKeys(t *testing.T) {
 	if r := signedRaw(t, addr, "any.key.", testKey(t)); r.Rcode != mdns.RcodeNotAuth || r.IsTsig() == nil || r.IsTsig().Error != mdns.RcodeBadKey || len(r.Answer) != 0 {
 		t.Errorf("a signed AXFR to a server without keys: want NOTAUTH, BADKEY; got\n%v", r)
 	}
+}
+
+// TestIXFROverUDP: an IXFR over UDP from a source the ACL allows by
+// address gets the current SOA alone (RFC 1995 2); from another source,
+// or from anyone without a primary config, REFUSED.
+func TestIXFROverUDP(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "x.test.zone")
+	writeFile(t, file, xfrZone(7, "192.0.2.10"))
+	s, err := NewServer([]string{file})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := new(mdns.Msg)
+	q.SetIxfr("x.test.", 3, "ns.x.test.", "hm.x.test.")
+	h := s.NewHandler(0)
+	if r := askFrom(t, h, q, "127.0.0.1:5300"); r.Rcode != mdns.RcodeRefused {
+		t.Fatalf("IXFR over UDP without a primary config: %v", r)
+	}
+	if err := s.EnablePrimary(PrimaryConfig{Allow: []ACLEntry{{Prefix: netip.MustParsePrefix("127.0.0.0/8")}}}); err != nil {
+		t.Fatal(err)
+	}
+	r := askFrom(t, h, q, "127.0.0.1:5300")
+	if r.Rcode != mdns.RcodeSuccess || !r.Authoritative || len(r.Answer) != 1 || r.Answer[0].(*mdns.SOA).Serial != 7 {
+		t.Fatalf("IXFR over UDP from an allowed source: want the current SOA alone, got\n%v", r)
+	}
+	if r := askFrom(t, h, q, "192.0.2.1:5300"); r.Rcode != mdns.RcodeRefused {
+		t.Fatalf("IXFR over UDP from a source not allowed: %v", r)
+	}
+	q.SetIxfr("nope.test.", 3, "ns.x.test.", "hm.x.test.")
+	if r := askFrom(t, h, q, "127.0.0.1:5300"); r.Rcode != mdns.RcodeNotAuth {
+		t.Fatalf("IXFR over UDP for a zone not served: %v", r)
+	}
+}
+
+// askFrom serves q over UDP as if from src and returns the reply.
+func askFrom(t *testing.T, h *Handler, q *mdns.Msg, src string) *mdns.Msg {
+	t.Helper()
+	raw, err := q.Pack()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rq := packet.NewReplyQueue(1, 65535, 65535)
+	p := &packet.Packet{Data: raw, Src: netip.MustParseAddrPort(src), Proto: packet.UDP}
+	if err := h.ServePacket(rq.Begin(p), p); err != nil {
+		t.Fatal(err)
+	}
+	r := new(mdns.Msg)
+	if err := r.Unpack(rq.Replies()[0].Data); err != nil {
+		t.Fatal(err)
+	}
+	return r
 }

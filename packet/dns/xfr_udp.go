@@ -1,0 +1,39 @@
+package dns
+
+import (
+	"net/netip"
+
+	mdns "github.com/miekg/dns"
+)
+
+// ixfrOverUDP answers an IXFR over UDP (RFC 1995 2): to a source the
+// transfer ACL allows by address alone (the shards verify no TSIG), the
+// zone's current SOA, which tells the client whether to transfer over TCP
+// (--xfr-listen); REFUSED otherwise, as before.
+func (h *Handler) ixfrOverUDP(q *query, src netip.Addr) (*template, int) {
+	p := h.srv.primary
+	if p == nil || q.qclass != mdns.ClassINET || !p.allowedByAddr(src) {
+		return nil, mdns.RcodeRefused
+	}
+	name := string(h.name[:q.nameLen])
+	z := h.srv.zones.Load().byOrigin[name]
+	if z == nil {
+		return nil, mdns.RcodeNotAuth // not a zone served here (RFC 5936 2.2.1)
+	}
+	apex := z.byWire[name]
+	if t := apex.exact[mdns.TypeSOA]; t != nil {
+		return t, t.rcode
+	}
+	return apex.exactDefault, apex.exactDefault.rcode
+}
+
+// allowedByAddr reports whether an ACL entry without a key allows src.
+func (p *primary) allowedByAddr(src netip.Addr) bool {
+	src = src.Unmap()
+	for _, e := range p.cfg.Allow {
+		if e.Key == "" && e.Prefix.IsValid() && e.Prefix.Contains(src) {
+			return true
+		}
+	}
+	return false
+}
