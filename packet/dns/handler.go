@@ -179,11 +179,11 @@ func (h *Handler) ServePacket(w *packet.ReplyWriter, p *packet.Packet) error {
 		q.cookie = h.cookie(m, q.cookieOff, q.cookieLen, p.Src.Addr())
 	}
 	var t *template
-	if rcode == mdns.RcodeSuccess {
+	switch {
+	case rcode == mdns.RcodeSuccess:
 		t, rcode = h.lookup(&q)
-	}
-	if rcode == mdns.RcodeRefused && q.qtype == mdns.TypeIXFR && p.Proto == packet.UDP && h.srv.primary != nil {
-		t, rcode = h.ixfrOverUDP(&q, p.Src.Addr())
+	case q.qtype == mdns.TypeIXFR:
+		t, rcode = h.ixfrOverUDP(&q, p, rcode)
 	}
 	limit := replyLimit(&q, p.Proto, w.MaxReply())
 	b, tc := h.build(w.AvailableBuffer(), m, &q, rcode, t, limit, 0)

@@ -4,16 +4,19 @@ import (
 	"net/netip"
 
 	mdns "github.com/miekg/dns"
+
+	"github.com/shardd/shardd/packet"
 )
 
 // ixfrOverUDP answers an IXFR over UDP (RFC 1995 2): to a source the
 // transfer ACL allows by address alone (the shards verify no TSIG), the
 // zone's current SOA, which tells the client whether to transfer over TCP
-// (--xfr-listen); REFUSED otherwise, as before.
-func (h *Handler) ixfrOverUDP(q *query, src netip.Addr) (*template, int) {
+// (--xfr-listen); otherwise the rcode the query had (REFUSED over TCP,
+// FORMERR and the like).
+func (h *Handler) ixfrOverUDP(q *query, pkt *packet.Packet, rcode int) (*template, int) {
 	p := h.srv.primary
-	if p == nil || q.qclass != mdns.ClassINET || !p.allowedByAddr(src) {
-		return nil, mdns.RcodeRefused
+	if rcode != mdns.RcodeRefused || pkt.Proto != packet.UDP || p == nil || q.qclass != mdns.ClassINET || !p.allowedByAddr(pkt.Src.Addr()) {
+		return nil, rcode
 	}
 	name := string(h.name[:q.nameLen])
 	z := h.srv.zones.Load().byOrigin[name]
