@@ -66,8 +66,7 @@ func checkPrimary(o *options) error {
 // xfrService is the primary side of a dnsService: the transfer server and
 // the NOTIFY rounds.
 type xfrService struct {
-	ts   *dns.TransferServer
-	done chan error
+	ts *dns.TransferServer
 }
 
 // startPrimary turns on the primary side of srv when a flag asks for it
@@ -90,24 +89,22 @@ func startPrimary(srv *dns.Server, o *options, log *zap.Logger) (*xfrService, er
 		return nil, errors.New("cannot serve zone transfers on " + p.xfrListen + ": " + err.Error() + " (pick a free TCP address for --xfr-listen; with --proto udp,tcp on the same port, give it another port)")
 	}
 	x.ts = srv.NewTransferServer(ln, dns.TransferOptions{MaxConns: p.xfrConns, IdleTimeout: o.idle, WriteTimeout: o.writeTO})
-	x.done = make(chan error, 1)
-	go func() { x.done <- x.ts.Serve() }()
+	x.ts.Start()
 	log.Info("serving zone transfers", zap.String("addr", ln.Addr().String()), zap.Stringers("allow", p.acl),
 		zap.Stringers("notify", p.targets))
 	return x, nil
 }
 
-// close stops the transfer server (waiting up to 5 s for its connections)
-// and the NOTIFY rounds.
+// close stops the transfer server (its connections are told to close
+// within 5 s) and the NOTIFY rounds.
 func (x *xfrService) close(srv *dns.Server) {
 	if x == nil {
 		return
 	}
 	if x.ts != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		_ = x.ts.Shutdown(ctx)
+		_ = x.ts.Stop(ctx)
 		cancel()
-		<-x.done
 	}
 	srv.Close()
 }

@@ -42,7 +42,7 @@ func freePort(t *testing.T) int {
 // transferring from the primary at primaryPort and taking NOTIFY from
 // 127.0.0.1; with key (name:secret) both are TSIG-signed. The test ends it
 // by PID.
-func knotSecondary(t *testing.T, port, primaryPort int, key string) (*testkit.LockedBuffer, *exec.Cmd) {
+func knotSecondary(t *testing.T, port, primaryPort int, key string) *testkit.LockedBuffer {
 	t.Helper()
 	knotd := requireTool(t, "knotd")
 	dir := t.TempDir()
@@ -58,6 +58,13 @@ func knotSecondary(t *testing.T, port, primaryPort int, key string) (*testkit.Lo
 		"acl:\n  - id: notify\n    address: 127.0.0.1\n    action: notify\n%s"+
 		"zone:\n  - domain: xfr.test\n    master: primary\n    acl: notify\n    file: %s/xfr.test.zone\n    zonefile-sync: -1\n",
 		port, dir, dir, keyConf, primaryPort, keyRef, keyRef, dir)
+	return runKnotd(t, knotd, dir, conf)
+}
+
+// runKnotd writes conf to dir/knot.conf and runs knotd with it, logging
+// to the buffer returned. The test ends it by PID.
+func runKnotd(t *testing.T, knotd, dir, conf string) *testkit.LockedBuffer {
+	t.Helper()
 	cf := filepath.Join(dir, "knot.conf")
 	if err := os.WriteFile(cf, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
@@ -72,7 +79,7 @@ func knotSecondary(t *testing.T, port, primaryPort int, key string) (*testkit.Lo
 		_ = cmd.Process.Kill() // the knotd this test started
 		_ = cmd.Wait()
 	})
-	return &logBuf, cmd
+	return &logBuf
 }
 
 // soaSerial asks addr for xfr.test.'s SOA serial ("" if it has none).
@@ -118,6 +125,28 @@ func sameAnswers(t *testing.T, a, b netip.AddrPort) {
 	}
 }
 
+// xfrPrimary starts shardd as the primary of xfr.test. (serial 1) on a
+// free port, UDP on the shards and TCP on --xfr-listen, with
+// --allow-transfer allow and, unless notifyPort is 0, --notify to it. It
+// returns the daemon, the zone file, the address and the metrics URL.
+func xfrPrimary(t *testing.T, allow string, notifyPort int) (*daemon, string, netip.AddrPort, string) {
+	t.Helper()
+	zone := filepath.Join(t.TempDir(), "xfr.test.zone")
+	if err := os.WriteFile(zone, []byte(xfrZoneText(1, "192.0.2.10")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	addr := netip.MustParseAddrPort("127.0.0.1:" + strconv.Itoa(freePort(t)))
+	args := []string{"--handler", "dns", "--proto", "udp", "--shards", "2", "--metrics", "127.0.0.1:0", "--zone", zone,
+		"--xfr-listen", addr.String(), "--allow-transfer", allow}
+	if notifyPort != 0 {
+		args = append(args, "--notify", "127.0.0.1:"+strconv.Itoa(notifyPort))
+	}
+	d := startDaemon(t, append(args, addr.String())...)
+	d.WaitLine(t, "serving zone transfers")
+	url := "http://" + d.WaitLine(t, "serving metrics")["addr"].(string) + "/metrics"
+	return d, zone, addr, url
+}
+
 // TestKnotSecondaryOfShardd: shardd is the primary (--xfr-listen on the
 // UDP port's number), Knot DNS a secondary: Knot transfers the zone by
 // AXFR and answers as shardd does; after a HUP with a new serial, shardd's
@@ -125,18 +154,9 @@ func sameAnswers(t *testing.T, a, b netip.AddrPort) {
 // refresh is an hour), and the answers agree again.
 func TestKnotSecondaryOfShardd(t *testing.T) {
 	requireTool(t, "knotd")
-	dir := t.TempDir()
-	zone := filepath.Join(dir, "xfr.test.zone")
-	if err := os.WriteFile(zone, []byte(xfrZoneText(1, "192.0.2.10")), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	port, knotPort := freePort(t), freePort(t)
-	addr := netip.MustParseAddrPort("127.0.0.1:" + strconv.Itoa(port))
-	d := startDaemon(t, "--handler", "dns", "--proto", "udp", "--shards", "2", "--metrics", "127.0.0.1:0", "--zone", zone,
-		"--xfr-listen", addr.String(), "--allow-transfer", "127.0.0.1", "--notify", "127.0.0.1:"+strconv.Itoa(knotPort), addr.String())
-	d.WaitLine(t, "serving zone transfers")
-	url := "http://" + d.WaitLine(t, "serving metrics")["addr"].(string) + "/metrics"
-	knotLog, _ := knotSecondary(t, knotPort, port, "")
+	knotPort := freePort(t)
+	d, zone, addr, url := xfrPrimary(t, "127.0.0.1", knotPort)
+	knotLog := knotSecondary(t, knotPort, int(addr.Port()), "")
 	knot := netip.MustParseAddrPort("127.0.0.1:" + strconv.Itoa(knotPort))
 	waitSerial(t, knot, "1", knotLog)
 	if !strings.Contains(knotLog.String(), "AXFR, incoming") {
@@ -173,17 +193,8 @@ func TestKnotSecondaryOfShardd(t *testing.T) {
 // does not have (dig -y) gets NOTAUTH, and with no --allow-transfer at
 // all every transfer is REFUSED, on the transfer port and on the shards.
 func TestXFRRefusedByACL(t *testing.T) {
-	dir := t.TempDir()
-	zone := filepath.Join(dir, "xfr.test.zone")
-	if err := os.WriteFile(zone, []byte(xfrZoneText(1, "192.0.2.10")), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	port := freePort(t)
-	addr := netip.MustParseAddrPort("127.0.0.1:" + strconv.Itoa(port))
-	d := startDaemon(t, "--handler", "dns", "--proto", "udp", "--shards", "2", "--metrics", "127.0.0.1:0", "--zone", zone,
-		"--xfr-listen", addr.String(), "--allow-transfer", "127.0.0.2", addr.String())
-	d.WaitLine(t, "serving zone transfers")
-	url := "http://" + d.WaitLine(t, "serving metrics")["addr"].(string) + "/metrics"
+	d, _, addr, url := xfrPrimary(t, "127.0.0.2", 0)
+	port := int(addr.Port())
 	axfr := func(args ...string) string {
 		out, _ := exec.Command(requireTool(t, "dig"), append([]string{"@127.0.0.1", "-p", strconv.Itoa(port), "+time=10", "+tries=1"}, args...)...).CombinedOutput()
 		return string(out)
@@ -308,17 +319,9 @@ func (f fileText) String() string {
 // NOTIFY and IXFR.
 func TestNSDSecondaryOfShardd(t *testing.T) {
 	requireTool(t, "nsd")
-	dir := t.TempDir()
-	zone := filepath.Join(dir, "xfr.test.zone")
-	if err := os.WriteFile(zone, []byte(xfrZoneText(1, "192.0.2.10")), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	port, nsdPort := freePort(t), freePort(t)
-	addr := netip.MustParseAddrPort("127.0.0.1:" + strconv.Itoa(port))
-	d := startDaemon(t, "--handler", "dns", "--proto", "udp", "--shards", "2", "--metrics", "127.0.0.1:0", "--zone", zone,
-		"--xfr-listen", addr.String(), "--allow-transfer", "127.0.0.1", "--notify", "127.0.0.1:"+strconv.Itoa(nsdPort), addr.String())
-	url := "http://" + d.WaitLine(t, "serving metrics")["addr"].(string) + "/metrics"
-	logf := fileText(nsdSecondary(t, nsdPort, port))
+	nsdPort := freePort(t)
+	d, zone, addr, url := xfrPrimary(t, "127.0.0.1", nsdPort)
+	logf := fileText(nsdSecondary(t, nsdPort, int(addr.Port())))
 	nsd := netip.MustParseAddrPort("127.0.0.1:" + strconv.Itoa(nsdPort))
 	waitSerial(t, nsd, "1", logf)
 	sameRecords(t, addr, nsd)

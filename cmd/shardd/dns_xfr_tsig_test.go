@@ -13,7 +13,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
@@ -40,13 +39,9 @@ func primaryInProcess(t *testing.T, zone string, port int, cfg dns.PrimaryConfig
 		t.Fatal(err)
 	}
 	ts := srv.NewTransferServer(ln, dns.TransferOptions{})
-	done := make(chan error, 1)
-	go func() { done <- ts.Serve() }()
+	ts.Start()
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = ts.Shutdown(ctx)
-		<-done
+		_ = ts.Stop(context.Background())
 		srv.Close()
 	})
 	return srv
@@ -79,8 +74,8 @@ func TestKnotSecondaryOfSharddTSIG(t *testing.T) {
 		Notify: []dns.NotifyTarget{{Addr: knot, Key: "xfr.key."}},
 		TSIG:   map[string]string{"xfr.key.": secret},
 	})
-	knotLog, _ := knotSecondary(t, knotPort, port, "xfr.key:"+secret)
-	badLog, _ := knotSecondary(t, badPort, port, "xfr.key:"+randomSecret(t))
+	knotLog := knotSecondary(t, knotPort, port, "xfr.key:"+secret)
+	badLog := knotSecondary(t, badPort, port, "xfr.key:"+randomSecret(t))
 	waitSerial(t, knot, "1", knotLog)
 	if !strings.Contains(knotLog.String(), "AXFR, incoming") {
 		t.Errorf("Knot did not log an incoming AXFR:\n%s", knotLog)

@@ -44,6 +44,8 @@ type TransferServer struct {
 	ln  *limitListener
 	srv *mdns.Server
 
+	done chan error // Serve's result, after Start
+
 	mu sync.Mutex // one query at a time through h and q
 	h  *Handler
 	q  *packet.ReplyQueue
@@ -88,6 +90,20 @@ func (t *TransferServer) Serve() error { return t.srv.ActivateAndServe() }
 // Shutdown stops accepting and closes the connections, waiting for their
 // goroutines until ctx ends.
 func (t *TransferServer) Shutdown(ctx context.Context) error { return t.srv.ShutdownContext(ctx) }
+
+// Start serves on a goroutine of its own until Stop.
+func (t *TransferServer) Start() {
+	t.done = make(chan error, 1)
+	go func() { t.done <- t.Serve() }()
+}
+
+// Stop ends what Start started: Shutdown, then it waits for the serving
+// goroutine (a transfer blocked on a client ends at its write timeout).
+func (t *TransferServer) Stop(ctx context.Context) error {
+	err := t.Shutdown(ctx)
+	<-t.done
+	return err
+}
 
 // Refused counts the connections closed at accept for MaxConns.
 func (t *TransferServer) Refused() uint64 { return t.ln.refused.Load() }

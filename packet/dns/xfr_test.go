@@ -56,13 +56,9 @@ func startPrimary(t *testing.T, file string, cfg PrimaryConfig) (*Server, string
 		t.Fatal(err)
 	}
 	ts := s.NewTransferServer(ln, TransferOptions{})
-	done := make(chan error, 1)
-	go func() { done <- ts.Serve() }()
+	ts.Start()
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = ts.Shutdown(ctx)
-		<-done
+		_ = ts.Stop(context.Background())
 		s.Close()
 	})
 	return s, ln.Addr().String()

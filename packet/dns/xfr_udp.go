@@ -18,12 +18,11 @@ func (h *Handler) ixfrOverUDP(q *query, pkt *packet.Packet, rcode int) (*templat
 	if rcode != mdns.RcodeRefused || pkt.Proto != packet.UDP || p == nil || q.qclass != mdns.ClassINET || !p.allowedByAddr(pkt.Src.Addr()) {
 		return nil, rcode
 	}
-	name := string(h.name[:q.nameLen])
-	z := h.srv.zones.Load().byOrigin[name]
+	z := h.srv.zones.Load().byOrigin[string(h.name[:q.nameLen])]
 	if z == nil {
 		return nil, mdns.RcodeNotAuth // not a zone served here (RFC 5936 2.2.1)
 	}
-	apex := z.byWire[name]
+	apex := z.byWire[string(h.name[:q.nameLen])]
 	if t := apex.exact[mdns.TypeSOA]; t != nil {
 		return t, t.rcode
 	}
