@@ -103,7 +103,7 @@ func newDNSService(o *options, log *zap.Logger) (service, error) {
 		s.done.Add(1)
 		go s.tick(o.dns.rrl.Rate > 0, o.dns.cookies, o.dns.cookieRotate)
 	}
-	if !strings.Contains(o.proto.value, "tcp") {
+	if !strings.Contains(o.proto.value, "tcp") && o.dns.primary.xfrListen == "" {
 		log.Warn("DNS over UDP only: clients that get a truncated answer (TC) retry over TCP and will find nothing there",
 			zap.String("fix", "add --proto udp,tcp"))
 	}
