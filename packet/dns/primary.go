@@ -33,8 +33,8 @@ type PrimaryConfig struct {
 	// ones the client uses (HMAC-SHA256 and the other HMACs); NOTIFY is
 	// signed with HMAC-SHA256.
 	TSIG map[string]string
-	// Log gets one line per NOTIFY round and per refused transfer kind
-	// (nil: no logging).
+	// Log gets one line per transfer sent or cut, per NOTIFY round, and
+	// per kind of refused transfer, once (nil: no logging).
 	Log *zap.Logger
 
 	// Journal bounds: versions kept per zone (0: 20) and records (deleted
@@ -180,6 +180,11 @@ type primary struct {
 // Every key an ACL entry or notify target names must be in cfg.TSIG. Call
 // it before the handlers serve.
 func (s *Server) EnablePrimary(cfg PrimaryConfig) error {
+	keys := make(map[string]string, len(cfg.TSIG))
+	for name, secret := range cfg.TSIG {
+		keys[mdns.CanonicalName(name)] = secret // names compare case-insensitively
+	}
+	cfg.TSIG = keys
 	for _, e := range cfg.Allow {
 		if e.Key != "" && cfg.TSIG[e.Key] == "" {
 			return fmt.Errorf("--allow-transfer %s: no TSIG key named %s (give it in the key file)", e, strings.TrimSuffix(e.Key, "."))

@@ -188,10 +188,17 @@ func (t *TransferServer) transfer(w mdns.ResponseWriter, req *mdns.Msg) {
 		return
 	}
 	x := &xfrOut{w: w, req: req, tsig: tsig}
+	start := time.Now()
 	result, err := x.stream(p, z, q.Qtype)
+	fields := []zap.Field{zap.String("zone", z.Origin), zap.String("type", mdns.TypeToString[q.Qtype]), zap.Stringer("client", w.RemoteAddr()),
+		zap.String("key", key), zap.Uint32("serial", z.Serial), zap.Int("messages", x.msgs), zap.Int("records", x.records),
+		zap.Duration("took", time.Since(start))}
 	if err != nil {
 		result = xfrFailed
 		_ = w.Close()
+		p.log.Warn("zone transfer cut; the client may retry", append(fields, zap.Error(err))...)
+	} else {
+		p.log.Info("zone transfer sent", append(fields, zap.String("result", result))...)
 	}
 	p.count(z.Origin, q.Qtype, result)
 }
@@ -252,12 +259,13 @@ func tsigError(w mdns.ResponseWriter, req *mdns.Msg, tsig *mdns.TSIG, err error)
 // xfrOut writes one transfer's messages, each holding records up to
 // xfrMsgSize, signed in a chain when the request was (RFC 8945 5.3.1).
 type xfrOut struct {
-	w    mdns.ResponseWriter
-	req  *mdns.Msg
-	tsig *mdns.TSIG
-	rrs  []mdns.RR
-	size int
-	msgs int
+	w       mdns.ResponseWriter
+	req     *mdns.Msg
+	tsig    *mdns.TSIG
+	rrs     []mdns.RR
+	size    int
+	msgs    int // messages written
+	records int // records written
 }
 
 // stream writes the answer to an allowed AXFR or IXFR for z and returns
@@ -348,9 +356,12 @@ func (x *xfrOut) flush() error {
 	}
 	err := x.w.WriteMsg(m)
 	x.w.TsigTimersOnly(true) // later messages' MACs chain on this one's (RFC 8945 5.3.1)
+	if err == nil {
+		x.msgs++
+		x.records += len(x.rrs)
+	}
 	clear(x.rrs)
 	x.rrs, x.size = x.rrs[:0], 0
-	x.msgs++
 	return err
 }
 
