@@ -23,6 +23,14 @@
 // server cookies, SipHash-2-4 in siphash.go) exempt a client that presents
 // a valid server cookie from the limit.
 //
+// The primary side (primary.go, off until Server.EnablePrimary): a
+// TransferServer (xfr.go) serves AXFR and IXFR over TCP on a goroutine per
+// connection, apart from the shards, to the sources and TSIG keys of an
+// ACL; IXFR comes from a bounded journal of the differences between the
+// versions loaded (journal.go); NOTIFY goes to the configured secondaries
+// when a serial changes (notify.go). Reload swaps each zone on its own
+// (reload.go), and every new version passes through Server.zoneChanged.
+//
 // The package imports github.com/miekg/dns as mdns, and its constants
 // (mdns.TypeOPT, mdns.ClassINET, mdns.RcodeRefused, ...) are the one
 // vocabulary of wire values here, in the hot path too, which calls no
