@@ -123,6 +123,11 @@ func keyName(s string) (string, error) {
 	if s == "" || s == "." {
 		return "", fmt.Errorf("empty key name")
 	}
+	for _, c := range s {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return "", fmt.Errorf("%q: a key name has letters, digits, '-', '_' and dots only", s)
+		}
+	}
 	n := mdns.CanonicalName(s)
 	if _, ok := mdns.IsDomainName(n); !ok {
 		return "", fmt.Errorf("%q is not a domain name", s)

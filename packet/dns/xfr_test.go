@@ -279,7 +279,7 @@ func TestParseACLAndNotify(t *testing.T) {
 			t.Errorf("ParseACL(%q) = %q, %v; want %q", in, e, err, want)
 		}
 	}
-	for _, bad := range []string{"", "key:", "nope", "10.0.0.0/8,11.0.0.0/8", "key:a,key:b", "10.0.0.0/33"} {
+	for _, bad := range []string{"", "key:", "nope", "10.0.0.0/8,11.0.0.0/8", "key:a,key:b", "10.0.0.0/33", "key:A00 .", `key:a\\.b`} {
 		if _, err := ParseACL(bad); err == nil {
 			t.Errorf("ParseACL(%q) accepted", bad)
 		}
