@@ -63,7 +63,7 @@ bench-go:
 # User-space instructions per datagram under callgrind: repeatable where
 # wall-clock time is not. Two iteration counts; the difference over the
 # extra datagrams cancels start-up. Kernel work is not counted.
-CPU_BENCHES ?= shard:ServeBatch/echo$$ shard:ServeBatch/discard$$ shard:ShardLoop/discard-64B$$ shard:ShardLoop/echo-64B$$ \
+CPU_BENCHES ?= shard:ServeBatch/echo$$ shard:ServeBatch/discard$$ shard:ShardLoop/discard-64B$$ shard:ShardLoop/echo-64B$$ shard:ShardLoopGRO$$ \
 	packet/dns:ServePacket/A$$ packet/dns:ServePacket/wildcard$$
 bench-cpu:
 	@command -v valgrind >/dev/null || { echo "bench-cpu needs valgrind (apt-get install valgrind)"; exit 1; }

@@ -22,8 +22,8 @@ var (
 	descQueueBytes    = prometheus.NewDesc("shardd_rx_queue_bytes", "Bytes waiting in the shard socket's receive queue.", shardLabels, nil)
 	descRcvBuf        = prometheus.NewDesc("shardd_rcvbuf_bytes", "Effective receive buffer of the shard's socket as the kernel reports it.", shardLabels, nil)
 	descBatchSize     = prometheus.NewDesc("shardd_rx_batch_size", "Buffers returned per receive call (batch fill, up to --batch); without GRO each buffer is one datagram.", shardLabels, nil)
-	descGROSegments   = prometheus.NewDesc("shardd_rx_gro_segments", "Datagrams per received buffer: 1, or more where UDP GRO coalesced a flow's datagrams.", shardLabels, nil)
-	descTxGSO         = prometheus.NewDesc("shardd_tx_gso_segments", "Replies per GSO send (UDP_SEGMENT: equal-size replies to one destination, cut into datagrams by the kernel); _sum is the replies sent so, also in shardd_tx_packets_total.", shardLabels, nil)
+	descGROSegments   = prometheus.NewDesc("shardd_rx_gro_segments", "Datagrams per received buffer on a shard with UDP GRO on (--gro; with it off nothing is observed): 1, or more where GRO coalesced a flow's datagrams.", shardLabels, nil)
+	descTxGSO         = prometheus.NewDesc("shardd_tx_gso_segments", "Replies per GSO send (UDP_SEGMENT: equal-size replies to one destination, cut into datagrams by the kernel), counted as the send is handed to the kernel (a send it refuses, whose replies then go one by one, included); _sum is the replies they carried, also in shardd_tx_packets_total.", shardLabels, nil)
 	descTCPAccepted   = prometheus.NewDesc("shardd_tcp_accepted_total", "TCP connections accepted by the shard.", shardLabels, nil)
 	descTCPActive     = prometheus.NewDesc("shardd_tcp_active", "TCP connections open on the shard.", shardLabels, nil)
 	descTCPClosed     = prometheus.NewDesc("shardd_tcp_closed_total", "TCP connections closed by the shard, by reason.", append(append([]string{}, shardLabels...), "reason"), nil)
@@ -36,6 +36,7 @@ var (
 	descTLSHandshakes = prometheus.NewDesc("shardd_tls_handshakes_total", "TLS handshakes on the shard's TLS listener, by result: ok, timeout (--tls-handshake-timeout), bad_certificate, protocol (no common version, suite or ALPN, or not TLS), eof, shutdown, error.", append(append([]string{}, shardLabels...), "result"), nil)
 	descTLSResumed    = prometheus.NewDesc("shardd_tls_resumed_total", "TLS handshakes that resumed a session (a ticket): no full handshake; also in shardd_tls_handshakes_total{result=\"ok\"}.", shardLabels, nil)
 	descTLSVersions   = prometheus.NewDesc("shardd_tls_connections_total", "TLS connections established on the shard, by protocol version (1.2, 1.3).", append(append([]string{}, shardLabels...), "version"), nil)
+	descTLSCiphers    = prometheus.NewDesc("shardd_tls_cipher_connections_total", "TLS connections established on the shard, by cipher suite (IANA name; the suites shardd offers, or other).", append(append([]string{}, shardLabels...), "cipher"), nil)
 	descSocketInfo    = prometheus.NewDesc("shardd_socket_info", "The shard's socket, by inode (as /proc/net and shardd inspect list it); the value is always 1.", append(append([]string{}, shardLabels...), "inode"), nil)
 	descImbalance     = prometheus.NewDesc("shardd_shard_imbalance", "Received datagrams of the busiest shard over the mean of the listener's shards (1 = even).", listenerLabels, nil)
 
@@ -212,12 +213,16 @@ func collectShard(ch chan<- prometheus.Metric, s *Snapshot) {
 		ch <- prometheus.MustNewConstMetric(descSocketInfo, prometheus.GaugeValue, 1, append(lv, strconv.FormatUint(s.Inode, 10))...)
 	}
 	if on("udp", s.Proto) {
-		// Every datagram came in some buffer and every buffer in some
-		// batch: the GRO histogram's sum is RxPackets, its count the
-		// buffers, which is the batch histogram's sum.
-		buffers := sum(s.GROSegments[:])
-		ch <- histogram(descGROSegments, batchBounds, s.GROSegments[:], buffers, s.RxPackets, lv)
-		ch <- histogram(descBatchSize, batchBounds, s.BatchSizes[:], s.Batches, buffers, lv)
+		// Every buffer came in some batch: the batch histogram's sum is the
+		// buffers. With GRO on every datagram came in some buffer, each
+		// observed: the GRO histogram's count is the buffers, its sum
+		// RxPackets; with GRO off it observed nothing.
+		groBuffers, groSum := sum(s.GROSegments[:]), uint64(0)
+		if groBuffers > 0 {
+			groSum = s.RxPackets
+		}
+		ch <- histogram(descGROSegments, batchBounds, s.GROSegments[:], groBuffers, groSum, lv)
+		ch <- histogram(descBatchSize, batchBounds, s.BatchSizes[:], s.Batches, s.RxBuffers, lv)
 		// A GSO send is one observation: the count is the buckets' sum.
 		ch <- histogram(descTxGSO, gsoBounds, s.TxGSOSends[:], sum(s.TxGSOSends[:]), s.TxGSODatagrams, lv)
 	}

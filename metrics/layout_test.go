@@ -100,6 +100,7 @@ var exposed = map[string]map[string]struct{ metric, label string }{
 	"tls": { // and the "tcp" ones
 		"TLSHandshakes": {"shardd_tls_handshakes_total", "result"}, "TLSResumed": {"shardd_tls_resumed_total", ""},
 		"TLSVersions": {"shardd_tls_connections_total", "version"},
+		"TLSCiphers":  {"shardd_tls_cipher_connections_total", "cipher"},
 	},
 }
 
@@ -155,6 +156,8 @@ func TestExpositionEveryWord(t *testing.T) {
 					label = TLSResult(w.index).String()
 				case "TLSVersions":
 					label = TLSVersion(w.index).String()
+				case "TLSCiphers":
+					label = TLSCipher(w.index).String()
 				}
 				switch {
 				case ok:
@@ -199,9 +202,10 @@ func TestExpositionEveryWord(t *testing.T) {
 			if proto != "udp" {
 				return
 			}
-			// Buffers: the GRO histogram's count and the batch histogram's sum.
-			if gro.GetSampleCount() != groCum || hist.GetSampleSum() != float64(groCum) {
-				t.Errorf("GRO histogram count %d, batch histogram sum %v, want both the buffers %d", gro.GetSampleCount(), hist.GetSampleSum(), groCum)
+			// Buffers: the batch histogram's sum; the GRO histogram counts
+			// its observations.
+			if gro.GetSampleCount() != groCum || hist.GetSampleSum() != float64(c.RxBuffers) {
+				t.Errorf("GRO histogram count %d (want %d), batch histogram sum %v (want RxBuffers %d)", gro.GetSampleCount(), groCum, hist.GetSampleSum(), c.RxBuffers)
 			}
 			if gro.GetSampleSum() != float64(c.RxPackets) {
 				t.Errorf("GRO histogram sum %v, RxPackets %d", gro.GetSampleSum(), c.RxPackets)

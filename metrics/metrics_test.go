@@ -31,10 +31,11 @@ func TestCollectorGolden(t *testing.T) {
 	a.BatchSizes[0], a.BatchSizes[7] = 1, 2 // one batch of 1, two of 65..128: 200 buffers
 	// 150 buffers of one datagram, 40 of two and 10 of seven (GRO): 300 datagrams.
 	a.GROSegments[0], a.GROSegments[1], a.GROSegments[3] = 150, 40, 10
+	a.RxBuffers = 200
+	// GRO off: 100 datagrams in 100 buffers, none observed by the GRO histogram.
 	b := Snapshot{Listener: ":5353", Proto: "udp", Shard: 1, CPU: 1, RcvBuf: 8388608}
-	b.RxPackets, b.Batches = 100, 1
+	b.RxPackets, b.Batches, b.RxBuffers = 100, 1, 100
 	b.BatchSizes[7] = 1
-	b.GROSegments[0] = 100
 	host := func() (HostUDP, HostUDP, error) {
 		return HostUDP{InErrors: 11, RcvbufErrors: 10, MemErrors: 1}, HostUDP{InErrors: 2, RcvbufErrors: 2}, nil
 	}

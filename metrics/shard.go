@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"crypto/tls"
 	"math/bits"
 	"strconv"
 	"sync/atomic"
@@ -49,11 +50,18 @@ type Counts struct {
 	RxErrors           uint64               // receive calls that failed
 	Batches            uint64               // receive calls that returned at least one datagram
 	BatchSizes         [BatchBuckets]uint64 // receive calls by buffers returned (BatchBucket)
-	// Received buffers by the datagrams each held (BatchBucket): 1 but for
-	// the buffers UDP GRO coalesced. Their sum is RxPackets.
+	// Buffers the receive calls returned (the batch histogram's sum): a
+	// datagram each, or with UDP GRO several coalesced datagrams of a flow.
+	RxBuffers uint64
+	// On a shard with UDP GRO on only (with it off nothing is observed):
+	// the received buffers by the datagrams each held (BatchBucket), 1 but
+	// for the buffers GRO coalesced. Their count is RxBuffers, their sum
+	// RxPackets.
 	GROSegments [BatchBuckets]uint64
 	// UDP replies sent with GSO (UDP_SEGMENT): the sends by the datagrams
-	// each carried (GSOBucket), and those datagrams (also in TxPackets).
+	// each carried (GSOBucket), and those datagrams (also in TxPackets),
+	// counted as TxPackets is, when handed to the kernel: a send it
+	// refuses (its replies then go one by one) is counted too.
 	TxGSOSends     [GSOBuckets]uint64
 	TxGSODatagrams uint64
 
@@ -74,6 +82,7 @@ type Counts struct {
 	TLSHandshakes [TLSResults]uint64   // handshakes by outcome (a TLSResult)
 	TLSResumed    uint64               // successful handshakes that resumed a session (no full handshake)
 	TLSVersions   [TLSVersionsN]uint64 // successful handshakes by protocol version (a TLSVersion)
+	TLSCiphers    [TLSCiphersN]uint64  // successful handshakes by cipher suite (a TLSCipher)
 }
 
 // TLSResult is how a TLS handshake ended; it indexes Counts.TLSHandshakes,
@@ -126,6 +135,47 @@ func (v TLSVersion) String() string {
 		return "1.3"
 	}
 	return "TLSVersion(" + strconv.Itoa(int(v)) + ")"
+}
+
+// TLSCipher is the cipher suite of a TLS connection, one of the fixed list
+// shardd offers (TLS 1.3's three, then shard.TLS12Suites) or TLSCipherOther;
+// it indexes Counts.TLSCiphers, and its String is the cipher label value.
+type TLSCipher uint8
+
+// tlsCipherSuites are the suites that have a TLSCipher of their own, in
+// index order: the label's values are this list and "other", no more.
+var tlsCipherSuites = [...]uint16{
+	tls.TLS_AES_128_GCM_SHA256, tls.TLS_AES_256_GCM_SHA384, tls.TLS_CHACHA20_POLY1305_SHA256,
+	tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384, tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256, tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+}
+
+// TLSCipherOther is any suite not in the list (none while the server
+// offers only those).
+const TLSCipherOther = TLSCipher(len(tlsCipherSuites))
+
+// TLSCiphersN is the number of TLSCipher values.
+const TLSCiphersN = int(TLSCipherOther) + 1
+
+// TLSCipherOf is the TLSCipher of a suite's IANA number
+// (tls.ConnectionState.CipherSuite).
+func TLSCipherOf(id uint16) TLSCipher {
+	for i, s := range tlsCipherSuites {
+		if s == id {
+			return TLSCipher(i)
+		}
+	}
+	return TLSCipherOther
+}
+
+// String returns the cipher label value of shardd_tls_cipher_connections_total:
+// the suite's IANA name (e.g. TLS_AES_128_GCM_SHA256), or "other".
+func (c TLSCipher) String() string {
+	if c < TLSCipherOther {
+		return tls.CipherSuiteName(tlsCipherSuites[c])
+	}
+	return "other"
 }
 
 // AcceptErrno is the kind of a failed accept call; it indexes
@@ -208,7 +258,7 @@ type Shard struct {
 }
 
 // countsWords is the number of words in countsTable.
-const countsWords = 8 + 1 + 2*BatchBuckets + GSOBuckets + 1 + 1 + CloseReasons + 1 + 3 + AcceptErrnos + TLSResults + 1 + TLSVersionsN
+const countsWords = 8 + 1 + 1 + 2*BatchBuckets + GSOBuckets + 1 + 1 + CloseReasons + 1 + 3 + AcceptErrnos + TLSResults + 1 + TLSVersionsN + TLSCiphersN
 
 // field is one field of Counts: the words it takes in a Shard block and, if
 // it is a series of its own, how the Collector exposes it. Exactly one of
@@ -237,6 +287,7 @@ var countsTable = func() []field {
 		{name: "RxErrors", scalar: func(c *Counts) *uint64 { return &c.RxErrors }, desc: descRxErrors},
 		{name: "Batches", scalar: func(c *Counts) *uint64 { return &c.Batches }, proto: "udp"},
 		{name: "BatchSizes", array: func(c *Counts) []uint64 { return c.BatchSizes[:] }, proto: "udp"},
+		{name: "RxBuffers", scalar: func(c *Counts) *uint64 { return &c.RxBuffers }, proto: "udp"},
 		{name: "GROSegments", array: func(c *Counts) []uint64 { return c.GROSegments[:] }, proto: "udp"},
 		{name: "TxGSOSends", array: func(c *Counts) []uint64 { return c.TxGSOSends[:] }, proto: "udp"},
 		{name: "TxGSODatagrams", scalar: func(c *Counts) *uint64 { return &c.TxGSODatagrams }, proto: "udp"},
@@ -254,6 +305,8 @@ var countsTable = func() []field {
 		{name: "TLSResumed", scalar: func(c *Counts) *uint64 { return &c.TLSResumed }, desc: descTLSResumed, proto: "tls"},
 		{name: "TLSVersions", array: func(c *Counts) []uint64 { return c.TLSVersions[:] }, desc: descTLSVersions, proto: "tls",
 			label: func(i int) string { return TLSVersion(i).String() }},
+		{name: "TLSCiphers", array: func(c *Counts) []uint64 { return c.TLSCiphers[:] }, desc: descTLSCiphers, proto: "tls",
+			label: func(i int) string { return TLSCipher(i).String() }},
 	}
 	off := 0
 	for i := range t {

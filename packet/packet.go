@@ -49,7 +49,8 @@ type Packet struct {
 //
 // ServePacket runs on the shard's goroutine, one packet at a time, so
 // per-shard state needs no locking; it must not block. It must not retain p,
-// p.Data or w after it returns. A returned error is counted by the shard
+// p.Data or w after it returns, nor change p's fields: the shard sets Src
+// and Dst once for the datagrams of one UDP GRO buffer. A returned error is counted by the shard
 // (shardd_handler_errors_total) and never logged per packet.
 type Handler interface {
 	ServePacket(w *ReplyWriter, p *Packet) error

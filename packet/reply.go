@@ -17,7 +17,9 @@ type Reply struct {
 // returns. It never allocates after NewReplyQueue: replies are appended to
 // one slab, bufio.Writer-style.
 //
-// The shard calls Begin before each packet. If Room reports too little room,
+// The shard calls Begin before each packet, or once before the packets of
+// one source to one destination that it serves in a row (the datagrams of
+// one UDP GRO buffer). If Room reports too little room,
 // it sends what is queued (Replies, then Reset) first, so a handler always
 // has room for at least one reply of ReplyWriter.MaxReply bytes.
 type ReplyQueue struct {
@@ -45,9 +47,11 @@ func NewReplyQueue(maxReplies, slabSize, maxReply int) *ReplyQueue {
 	return q
 }
 
-// Begin points the queue at the packet about to be served and returns the
-// writer to hand to its handler: replies go to p.Src, from p.Dst. The
-// writer is the same on every call; it is valid until the next Begin.
+// Begin points the queue at the packet about to be served (or the packets
+// of one source and destination served in a row) and returns the writer to
+// hand to its handler: replies go to p.Src, from p.Dst, whatever a handler
+// does to p. The writer is the same on every call; it is valid until the
+// next Begin.
 func (q *ReplyQueue) Begin(p *Packet) *ReplyWriter {
 	q.dst = p.Src
 	q.src = p.Dst

@@ -40,11 +40,12 @@ type batchConn interface {
 	// drainBatch is readBatch that never blocks and ignores the read
 	// deadline: it returns 0, nil when the queue is empty.
 	drainBatch(msgs []rxMsg) (int, error)
-	// writeBatch sends every reply it can and reports how many left, with
-	// their bytes, and how many failed. err is the first failure's cause:
-	// a refused datagram (the rest were still tried) or the socket itself
-	// (closed: every reply not yet sent counts as failed).
-	writeBatch(replies []packet.Reply) (sent int, bytes uint64, failed int, err error)
+	// writeBatch sends every reply it can and reports how many failed. err
+	// is the first failure's cause: a refused datagram (the rest were still
+	// tried) or the socket itself (closed: every reply not yet sent counts
+	// as failed). It calls ready (if not nil) once, before the first reply
+	// leaves, once the GSO sends of the replies are formed and counted.
+	writeBatch(replies []packet.Reply, ready func()) (failed int, err error)
 	// setReadDeadline unblocks readBatch (used with a past time to stop).
 	setReadDeadline(t time.Time) error
 	// batchIO tells whether reads and writes are really batched.
@@ -75,7 +76,10 @@ func (s stdConn) readBatch(msgs []rxMsg) (int, error) {
 // blocking, so datagrams still queued at shutdown are left to the kernel.
 func (s stdConn) drainBatch([]rxMsg) (int, error) { return 0, nil }
 
-func (s stdConn) writeBatch(replies []packet.Reply) (sent int, bytes uint64, failed int, err error) {
+func (s stdConn) writeBatch(replies []packet.Reply, ready func()) (failed int, err error) {
+	if ready != nil {
+		ready()
+	}
 	for _, r := range replies {
 		// The standard library maps IPv4 destinations for dual-stack sockets itself.
 		if _, werr := s.c.WriteToUDPAddrPort(r.Data, r.Dst); werr != nil {
@@ -83,12 +87,9 @@ func (s stdConn) writeBatch(replies []packet.Reply) (sent int, bytes uint64, fai
 			if err == nil {
 				err = werr
 			}
-			continue
 		}
-		sent++
-		bytes += uint64(len(r.Data))
 	}
-	return sent, bytes, failed, err
+	return failed, err
 }
 
 func (s stdConn) setReadDeadline(t time.Time) error { return s.c.SetReadDeadline(t) }

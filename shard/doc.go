@@ -41,10 +41,14 @@
 // the plaintext buffers; crypto/tls's own record buffers are extra). The
 // certificate comes from a [CertStore], swapped atomically on Reload or
 // when Watch sees its files change; a pair that does not load leaves the
-// one in use serving. Upgrades hand the TLS listeners over like the TCP
-// ones ("tcp/N" in Files and Inherit: TLS lives in the process, not the
-// socket). The handshakes are counted per shard by result, version and
-// resumption (metrics.Counts.TLSHandshakes, TLSVersions, TLSResumed), on
+// one in use serving; a [CAStore] does the same for the client CAs of
+// mutual TLS ([CAStore.Require]). Session tickets are encrypted with
+// [TicketKeys], shared by every shard of the Config, rotated by Run and
+// handed to another process with State and Restore. Upgrades hand the TLS
+// listeners over like the TCP ones ("tcp/N" in Files and Inherit: TLS
+// lives in the process, not the socket). The handshakes are counted per
+// shard by result, version, cipher suite and resumption
+// (metrics.Counts.TLSHandshakes, TLSVersions, TLSCiphers, TLSResumed), on
 // shards whose snapshots have Proto "tls".
 //
 // # Platforms

@@ -22,7 +22,7 @@ import (
 
 // txGroup is what one header of a sendmmsg carries: replies
 // first..first+segs-1, each size bytes but the last, which may be shorter.
-type txGroup struct{ first, segs, size int }
+type txGroup struct{ first, segs, size, iov int } // iov: its first iovec
 
 // errGSOUnsupported: GSO was required and the kernel lacks it.
 var errGSOUnsupported = errors.New("GSO on: this kernel does not support UDP_SEGMENT (Linux 4.18 or later); use GSO auto or off")
@@ -82,16 +82,20 @@ func (m *mmsgConn) fill(replies []packet.Reply, next int) (k, end, bad int) {
 		} else {
 			m.tx.ClearControl(k)
 		}
-		g := txGroup{first: next, segs: 1, size: len(r.Data)}
 		first := iov
+		g := txGroup{first: next, segs: 1, size: len(r.Data), iov: first}
 		m.tx.SetBuf(iov, r.Data)
 		iov++
-		if m.gso && next >= m.txNoGroup && g.size > 0 && g.size < m.gsoMax {
+		if m.gso && g.size > 0 && g.size < m.gsoMax {
 			iov = m.group(replies, &g, iov)
 		}
 		m.tx.Gather(k, first, iov-first)
 		if g.segs > 1 {
 			m.tx.SetSegment(k, g.size)
+			// Counted as the send is formed, before the counters are
+			// published and the send leaves (writeBatch).
+			m.gsoCounts.TxGSOSends[metrics.GSOBucket(g.segs)]++
+			m.gsoCounts.TxGSODatagrams += uint64(g.segs)
 		}
 		m.txGroups[k] = g
 		next = g.first + g.segs
@@ -130,18 +134,15 @@ func (m *mmsgConn) group(replies []packet.Reply, g *txGroup, iov int) int {
 
 // txTally adds up one writeBatch.
 type txTally struct {
-	sent   int
-	bytes  uint64
 	failed int
 	err    error
 }
 
-// sendFilled sends headers 0..k-1 and returns -1, or the first reply to
-// fill again when the kernel refused a GSO send in a way that says to
-// send its replies one by one (those replies are not grouped again).
-// closed reports the socket closed, with the replies of headers not sent
-// counted as failed.
-func (m *mmsgConn) sendFilled(k int, t *txTally) (redo int, closed bool) {
+// sendFilled sends headers 0..k-1 of replies, a GSO send the kernel
+// refuses in a way that says to send its replies one by one as such
+// (sendAlone), and reports whether the socket closed, with the replies of
+// headers not sent counted as failed.
+func (m *mmsgConn) sendFilled(k int, replies []packet.Reply, t *txTally) (closed bool) {
 	for from := 0; from < k; {
 		m.txFrom, m.txTo = from, k
 		if werr := m.rc.Control(m.sendCall); werr != nil {
@@ -149,34 +150,63 @@ func (m *mmsgConn) sendFilled(k int, t *txTally) (redo int, closed bool) {
 				t.failed += m.txGroups[i].segs
 			}
 			t.err = m.closedErr(werr)
-			return -1, true
+			return true
 		}
-		if m.txErrno != 0 {
-			// sendmmsg reports an error only for the first message of the
-			// call (no route, EPERM from a firewall...): skip it and go on.
-			g := m.txGroups[from]
-			if g.segs > 1 && m.gsoRefused(m.txErrno, g.size) {
-				m.txNoGroup = g.first + g.segs
-				return g.first, false
-			}
-			t.failed += g.segs
-			from++
-			if t.err == nil {
-				t.err = os.NewSyscallError("sendmmsg", m.txErrno)
+		if m.txErrno == 0 {
+			from += m.txN
+			continue
+		}
+		// sendmmsg reports an error only for the first message of the
+		// call (no route, EPERM from a firewall...): skip it and go on.
+		g := m.txGroups[from]
+		from++
+		if g.segs > 1 && m.gsoRefused(m.txErrno, g.size) {
+			if m.sendAlone(from-1, replies, t) {
+				for i := from; i < k; i++ {
+					t.failed += m.txGroups[i].segs
+				}
+				return true
 			}
 			continue
 		}
-		for i := from; i < from+m.txN; i++ {
-			t.bytes += uint64(m.tx.MsgLen(i))
-			t.sent += m.txGroups[i].segs
-			if s := m.txGroups[i].segs; s > 1 {
-				m.gsoCounts.TxGSOSends[metrics.GSOBucket(s)]++
-				m.gsoCounts.TxGSODatagrams += uint64(s)
-			}
-		}
-		from += m.txN
+		t.failed += g.segs
+		t.fail(os.NewSyscallError("sendmmsg", m.txErrno))
 	}
-	return -1, false
+	return false
+}
+
+// sendAlone sends the replies of header h, a GSO send the kernel refused,
+// one by one through that header (same destination and source), and
+// reports whether the socket closed, with the replies not sent counted as
+// failed. It runs once per refusal, which gsoRefused makes rare.
+func (m *mmsgConn) sendAlone(h int, replies []packet.Reply, t *txTally) (closed bool) {
+	g := m.txGroups[h]
+	m.tx.ClearControl(h)
+	if m.pktinfo {
+		m.tx.SetPktinfo(h, m.family, replies[g.first].Src)
+	}
+	for i := g.first; i < g.first+g.segs; i++ {
+		m.tx.SetBuf(g.iov, replies[i].Data)
+		m.tx.Gather(h, g.iov, 1)
+		m.txFrom, m.txTo = h, h+1
+		if werr := m.rc.Control(m.sendCall); werr != nil {
+			t.failed += g.first + g.segs - i
+			t.err = m.closedErr(werr)
+			return true
+		}
+		if m.txErrno != 0 {
+			t.failed++
+			t.fail(os.NewSyscallError("sendmmsg", m.txErrno))
+		}
+	}
+	return false
+}
+
+// fail records err as the batch's error unless it has one.
+func (t *txTally) fail(err error) {
+	if t.err == nil {
+		t.err = err
+	}
 }
 
 // gsoRefused tells whether errno, the kernel's answer to a GSO send of

@@ -31,16 +31,18 @@ func (h *countingEcho) ServePacket(w *packet.ReplyWriter, p *packet.Packet) erro
 func (h *countingEcho) Publish() { h.published.Store(h.served) }
 
 // publishWatch records, at each writeBatch, what the handler had
-// published by then.
+// published by the time the first reply leaves (after ready).
 type publishWatch struct {
 	batchConn
 	h    *countingEcho
 	seen []uint64
 }
 
-func (w *publishWatch) writeBatch(replies []packet.Reply) (int, uint64, int, error) {
-	w.seen = append(w.seen, w.h.published.Load())
-	return w.batchConn.writeBatch(replies)
+func (w *publishWatch) writeBatch(replies []packet.Reply, ready func()) (int, error) {
+	return w.batchConn.writeBatch(replies, func() {
+		ready()
+		w.seen = append(w.seen, w.h.published.Load())
+	})
 }
 
 // TestHandlerPublishesBeforeRepliesLeave: a handler that implements

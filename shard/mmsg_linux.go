@@ -33,6 +33,10 @@ type mmsgConn struct {
 	family  int  // of the socket: AF_INET or AF_INET6
 	pktinfo bool // IP_PKTINFO/IPV6_RECVPKTINFO enabled (wildcard listener)
 	gro     bool // UDP_GRO enabled: a buffer may hold several datagrams
+	// UDP_GRO is to go off at the first idle moment (groOffIfEmpty), and
+	// what to tell the shard then.
+	groOffIdle bool
+	groOffDone func()
 
 	rx      mmsg.Batch // by value: one indirection less per datagram
 	rxWant  int        // datagrams asked of the current call
@@ -59,7 +63,6 @@ type mmsgConn struct {
 	// Grouped replies (GSO, gso_linux.go), set by setupGSO.
 	gso         bool            // group replies into UDP_SEGMENT sends
 	gsoMax      int             // segments this size or larger are not grouped (the kernel said EINVAL)
-	txNoGroup   int             // replies before this index go one by one (a GSO send refused)
 	gsoCounts   *metrics.Counts // where GSO sends are counted
 	gsoRefusals uint64          // GSO sends the kernel refused, sent again one by one (tests)
 	gsoRefusal  syscall.Errno   // the last refusal's errno (tests)
@@ -194,6 +197,9 @@ func (m *mmsgConn) wait(fd uintptr) {
 		if fl, err := unix.FcntlInt(fd, unix.F_GETFL, 0); err == nil && fl&unix.O_NONBLOCK != 0 {
 			_, _ = unix.FcntlInt(fd, unix.F_SETFL, fl&^unix.O_NONBLOCK)
 		}
+		if m.groOffIdle {
+			m.groOffIfEmpty(fd)
+		}
 	case unix.EINTR:
 		m.rxN, m.rxErrno = 0, 0
 		m.interrupted.Add(1)
@@ -292,48 +298,98 @@ func (m *mmsgConn) send(fd uintptr) {
 }
 
 // writeBatch sends the replies in sendmmsg calls of up to a batch of
-// messages, each one reply or, with GSO, a group of them (fill).
-func (m *mmsgConn) writeBatch(replies []packet.Reply) (sent int, bytes uint64, failed int, err error) {
+// messages, each one reply or, with GSO, a group of them (fill, which
+// counts the groups): ready runs after the first fill, before its send.
+func (m *mmsgConn) writeBatch(replies []packet.Reply, ready func()) (failed int, err error) {
 	var t txTally
-	m.txNoGroup, m.txIovs = 0, 0
+	m.txIovs = 0
 	for next := 0; next < len(replies); {
 		k, end, bad := m.fill(replies, next)
 		if bad > 0 {
 			t.failed += bad
-			if t.err == nil {
-				t.err = errBadDestination
-			}
+			t.fail(errBadDestination)
 		}
-		redo, closed := m.sendFilled(k, &t)
-		if closed {
+		if ready != nil {
+			ready()
+			ready = nil
+		}
+		if m.sendFilled(k, replies, &t) {
 			t.failed += len(replies) - end
 			break
 		}
 		next = end
-		if redo >= 0 {
-			next = redo
-		}
 	}
 	// Drop references to the reply slab so nothing outlives the batch.
 	m.tx.ClearBufs(m.txIovs)
-	return t.sent, t.bytes, t.failed, t.err
+	return t.failed, t.err
+}
+
+// groOffIfEmpty turns UDP_GRO off on a socket that came with it on (an
+// upgrade from a process with GRO on to one with GRO off), at an idle
+// moment: a wait that saw nothing. The kernel coalesces a flow's datagrams
+// as it queues them, and tells a buffer's segment size only while UDP_GRO
+// is on, so a coalesced buffer still queued when it goes off would be read
+// as one long datagram. If the queue is empty once it is off, whatever
+// comes from then on is queued plain; if not, it goes back on (what came
+// in between is read as GRO buffers, exactly) and the next idle moment
+// tries again.
+func (m *mmsgConn) groOffIfEmpty(fd uintptr) {
+	if mmsg.SetGRO(fd, false) != nil {
+		return
+	}
+	if mmsg.Queued(fd) {
+		_ = mmsg.SetGRO(fd, true)
+		return
+	}
+	m.groOffIdle = false
+	if m.groOffDone != nil {
+		m.groOffDone()
+	}
 }
 
 // setGRO sets UDP_GRO on a shard socket as mode asks, and reports whether it
-// is on. OffloadOff turns it off (an inherited socket may have it on); OffloadAuto
-// takes the kernel's refusal (before Linux 5.0) as off; OffloadOn returns it.
-func setGRO(rc syscall.RawConn, mode Offload) (on bool, err error) {
+// is on. OffloadOff leaves it on where the socket has it (inherited from a
+// process with GRO on, whose coalesced buffers may be queued) and says so
+// with offWhenIdle: the shard reads GRO buffers until an idle moment turns
+// it off (groOffIfEmpty). OffloadAuto takes the kernel's refusal (before
+// Linux 5.0) as off; OffloadOn returns it.
+func setGRO(rc syscall.RawConn, mode Offload) (on, offWhenIdle bool, err error) {
 	var serr error
-	if cerr := rc.Control(func(fd uintptr) { serr = mmsg.SetGRO(fd, mode != OffloadOff) }); cerr != nil {
-		return false, cerr
+	if cerr := rc.Control(func(fd uintptr) {
+		if mode == OffloadOff {
+			on = mmsg.GROOn(fd)
+			return
+		}
+		serr = mmsg.SetGRO(fd, true)
+	}); cerr != nil {
+		return false, false, cerr
 	}
 	switch {
 	case mode == OffloadOff:
-		return false, nil // a kernel without the option has it off
+		return on, on, nil // a kernel without the option has it off
 	case serr == nil:
-		return true, nil
+		return true, false, nil
 	case mode == OffloadOn:
-		return false, os.NewSyscallError("setsockopt UDP_GRO", serr)
+		return false, false, os.NewSyscallError("setsockopt UDP_GRO", serr)
 	}
-	return false, nil
+	return false, false, nil
+}
+
+// groOff turns UDP_GRO off at once, for a socket read one datagram per
+// call (which cannot read GRO buffers).
+func groOff(rc syscall.RawConn) {
+	_ = rc.Control(func(fd uintptr) { _ = mmsg.SetGRO(fd, false) })
+}
+
+// groOffWhenIdle has shard s read GRO buffers from its socket, which came
+// with UDP_GRO on though GRO is asked off (an upgrade), until an idle
+// moment turns it off (groOffIfEmpty); from then on s observes no GRO
+// histogram.
+func (s *shard) groOffWhenIdle(m *mmsgConn) {
+	m.groOffIdle = true
+	m.groOffDone = func() {
+		s.gro = false
+		s.log.Info("UDP GRO turned off on the inherited socket, its queue empty")
+	}
+	s.log.Info("the inherited socket has UDP GRO on though GRO is off: it stays on until its queue, which may hold coalesced datagrams, is seen empty")
 }

@@ -18,9 +18,15 @@ func newMmsgConn(syscall.RawConn, net.Addr, []rxMsg, bool, bool) (batchConn, err
 func detach(*net.UDPConn) (*os.File, error) { return nil, errors.ErrUnsupported }
 
 // setGRO: UDP GRO is Linux-only.
-func setGRO(_ syscall.RawConn, mode Offload) (bool, error) {
+func setGRO(_ syscall.RawConn, mode Offload) (on, offWhenIdle bool, err error) {
 	if mode == OffloadOn {
-		return false, errors.ErrUnsupported
+		return false, false, errors.ErrUnsupported
 	}
-	return false, nil
+	return false, false, nil
 }
+
+// groOff: UDP GRO is Linux-only.
+func groOff(syscall.RawConn) {}
+
+// groOffWhenIdle: UDP GRO is Linux-only (setGRO never asks for it).
+func (s *shard) groOffWhenIdle(batchConn) {}

@@ -9,8 +9,9 @@ import (
 )
 
 // sendWatch wraps a shard's batchConn and records, at each writeBatch, the
-// counters the shard had published by then: what a scrape could see at the
-// moment the replies become visible to their clients.
+// counters the shard had published by the time the first reply leaves
+// (after ready): what a scrape could see at the moment the replies become
+// visible to their clients.
 type sendWatch struct {
 	batchConn
 	s      *shard
@@ -20,12 +21,16 @@ type sendWatch struct {
 
 var errRefused = errors.New("refused by the test")
 
-func (w *sendWatch) writeBatch(replies []packet.Reply) (int, uint64, int, error) {
-	w.seen = append(w.seen, w.s.ctr.Load())
-	if w.refuse {
-		return 0, 0, len(replies), errRefused
+func (w *sendWatch) writeBatch(replies []packet.Reply, ready func()) (int, error) {
+	seen := func() {
+		ready()
+		w.seen = append(w.seen, w.s.ctr.Load())
 	}
-	return w.batchConn.writeBatch(replies)
+	if w.refuse {
+		seen()
+		return len(replies), errRefused
+	}
+	return w.batchConn.writeBatch(replies, seen)
 }
 
 // TestRepliesLeaveAfterTheirCounts: a reply is handed to the kernel only

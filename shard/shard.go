@@ -34,6 +34,8 @@ type shard struct {
 	maxPacket int            // the largest datagram handled (Config.MaxPacket)
 	counts    metrics.Counts // the shard's running totals, published per batch
 	ctr       metrics.Shard
+	publishFn func() // s.publish, made once (a method value per flush would allocate)
+	gsoShown  uint64 // counts.TxGSODatagrams as last published by publish
 	stopping  atomic.Bool
 	handoff   atomic.Bool // stopping for an upgrade: another process serves the socket
 	log       *zap.Logger
@@ -61,6 +63,7 @@ func newShard(id int, cfg *resolved, conn *net.UDPConn, pktinfo bool) (*shard, e
 	}
 	s.replies = packet.NewReplyQueue(cfg.Batch, cfg.Batch*cfg.MaxPacket, min(cfg.MaxPacket, maxUDPPayload))
 	s.pub, _ = s.handler.(packet.Publisher)
+	s.publishFn = s.publish
 	s.pkt.Proto = packet.UDP
 	s.pkt.Shard = id
 	if !cfg.noBatchIO {
@@ -74,7 +77,7 @@ func newShard(id int, cfg *resolved, conn *net.UDPConn, pktinfo bool) (*shard, e
 		if cfg.GRO == OffloadOn {
 			return nil, groError(cfg, id, errors.New("UDP_GRO needs batched receives (recvmmsg), unavailable here"))
 		}
-		_, _ = setGRO(rc, OffloadOff)
+		groOff(rc)
 		s.msgs = newSlots(cfg.Batch, cfg.MaxPacket, false)
 		s.bc = stdConn{conn}
 	}
@@ -98,8 +101,9 @@ func (s *shard) batchIO(cfg *resolved, pktinfo bool) error {
 		return nil
 	}
 	frc, err := f.SyscallConn()
+	offWhenIdle := false
 	if err == nil {
-		s.gro, err = setGRO(frc, cfg.GRO)
+		s.gro, offWhenIdle, err = setGRO(frc, cfg.GRO)
 		if err != nil {
 			err = groError(cfg, s.id, err)
 		}
@@ -113,6 +117,9 @@ func (s *shard) batchIO(cfg *resolved, pktinfo bool) error {
 	if err != nil {
 		_ = f.Close()
 		return err
+	}
+	if offWhenIdle {
+		s.groOffWhenIdle(bc)
 	}
 	s.bc, s.sock, s.rc = bc, f, frc
 	return nil
@@ -227,8 +234,16 @@ func (s *shard) logOnce(err error, msg string) {
 func (s *shard) serveBatch(n int) {
 	s.counts.Batches++
 	s.counts.BatchSizes[metrics.BatchBucket(n)]++
+	s.counts.RxBuffers += uint64(n)
 	for i := range s.msgs[:n] {
-		s.counts.GROSegments[metrics.BatchBucket(s.msgs[i].segs)]++
+		m := &s.msgs[i]
+		// Every datagram of the buffer, truncated ones included, at its
+		// full length: the buffer's.
+		s.counts.RxPackets += uint64(m.segs)
+		s.counts.RxBytes += uint64(m.n)
+		if s.gro {
+			s.counts.GROSegments[metrics.BatchBucket(m.segs)]++
+		}
 	}
 	for i := 0; i < n; {
 		i = s.serveFrom(i, n)
@@ -247,8 +262,10 @@ func (s *shard) serveBatch(n int) {
 //
 // A slot holds one datagram or, with GRO, several of one flow coalesced by
 // the kernel, seg bytes each but the last: each is served in place, as its
-// own packet, with the slot's source and destination. A datagram longer
-// than MaxPacket, or cut short by its slot, is counted as truncated.
+// own packet, with the slot's source and destination, set once per slot
+// (a handler does not change its Packet: packet.Handler), as are their
+// replies' addresses (Begin). A datagram longer than MaxPacket, or cut short by
+// its slot, is counted as truncated (serveBatch counted them received).
 func (s *shard) serveFrom(i, n int) (next int) {
 	defer func() {
 		if r := recover(); r != nil {
@@ -263,24 +280,22 @@ func (s *shard) serveFrom(i, n int) (next int) {
 	}()
 	for ; i < n; i++ {
 		m := &s.msgs[i]
+		s.pkt.Src, s.pkt.Dst = m.src, m.dst
+		w := s.replies.Begin(&s.pkt)
 		for m.segs > 0 {
-			m.segs--
 			off := m.off
-			l := min(m.seg, m.n-off)
-			m.off += l
-			s.counts.RxPackets++
-			s.counts.RxBytes += uint64(l)
-			if l > s.maxPacket || off+l > len(m.buf) {
+			end := min(off+m.seg, m.n)
+			m.segs--
+			m.off = end
+			if end-off > s.maxPacket || end > len(m.buf) {
 				s.counts.Truncated++
 				continue
 			}
 			if !s.replies.Room() {
 				s.flush()
 			}
-			s.pkt.Data = m.buf[off : off+l : off+l] // the next datagram is not the handler's
-			s.pkt.Src = m.src
-			s.pkt.Dst = m.dst
-			if err := s.handler.ServePacket(s.replies.Begin(&s.pkt), &s.pkt); err != nil {
+			s.pkt.Data = m.buf[off:end:end] // the next datagram is not the handler's
+			if err := s.handler.ServePacket(w, &s.pkt); err != nil {
 				s.counts.HandlerErrors++
 			}
 		}
@@ -288,28 +303,27 @@ func (s *shard) serveFrom(i, n int) (next int) {
 	return n
 }
 
-// flush publishes the counters, with the queued replies counted as sent,
-// then sends them. A reply becomes visible to its client during the send
-// call, so counting it only after the call returned would let a client see
-// a reply (and scrape) before it, and its request, were counted. A reply
-// the kernel refuses stays counted in TxPackets and is also counted in
-// SendErrors: counters never go down, and refusals are rare (one publish
-// more per batch that has any).
+// flush counts the queued replies as sent and sends them; the counters,
+// GSO sends included (counted as the sends are formed), are published once
+// the sends are ready and before the first leaves (writeBatch's ready). A
+// reply becomes visible to its client during the send call, so counting it
+// only after the call returned would let a client see a reply (and scrape)
+// before it, and its request, were counted. A reply the kernel refuses
+// stays counted in TxPackets and is also counted in SendErrors: counters
+// never go down, and refusals are rare (one publish more per batch that has
+// any, as for a GSO send refused, whose replies are sent again).
 func (s *shard) flush() {
 	if s.replies.Len() == 0 {
 		return
 	}
 	s.counts.TxPackets += uint64(s.replies.Len())
 	s.counts.TxBytes += uint64(s.replies.Bytes())
-	s.publish()
-	gso := s.counts.TxGSODatagrams
-	_, _, failed, err := s.bc.writeBatch(s.replies.Replies())
+	failed, err := s.bc.writeBatch(s.replies.Replies(), s.publishFn)
 	s.replies.Reset()
-	if failed > 0 {
+	if failed > 0 || s.counts.TxGSODatagrams != s.gsoShown {
+		// Known only once sent: which replies failed, and the groups
+		// formed again after a refused GSO send.
 		s.counts.SendErrors += uint64(failed)
-	}
-	if failed > 0 || s.counts.TxGSODatagrams != gso {
-		// Known only once sent: which replies failed, and went by GSO.
 		s.ctr.Publish(&s.counts)
 	}
 	if err != nil {
@@ -324,6 +338,7 @@ func (s *shard) publish() {
 		s.pub.Publish()
 	}
 	s.ctr.Publish(&s.counts)
+	s.gsoShown = s.counts.TxGSODatagrams
 }
 
 // snapshot reads the shard's counters and its socket's memory info.

@@ -23,9 +23,11 @@ package shard
 // Certificates come from a CertStore: tls.Config.GetCertificate reads an
 // atomic pointer, so a reload swaps the pair for new handshakes at once and
 // connections already up keep theirs. A pair that does not load (or whose
-// key does not match) keeps the old one serving. Session tickets use Go's
-// default keys of the one tls.Config a process shares among its shards and
-// TLS groups, so a client resumes on any shard (not across an upgrade).
+// key does not match) keeps the old one serving. A CAStore does the same for
+// the client CAs of mutual TLS. Session tickets are encrypted with the
+// TicketKeys of the one tls.Config a process shares among its shards and
+// TLS groups, so a client resumes on any shard; the keys rotate on a
+// schedule and go to the new process of an upgrade.
 
 import (
 	"crypto/tls"
@@ -36,8 +38,6 @@ import (
 	"net"
 	"os"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/shardd/shardd/metrics"
@@ -79,13 +79,11 @@ func ServerTLS(certs *CertStore, alpn ...string) *tls.Config {
 
 // certPair is one loaded certificate and what it was loaded from.
 type certPair struct {
-	cert     *tls.Certificate
-	notAfter time.Time
-	serial   string
-	certMod  time.Time // the files' mtimes and sizes when loaded
-	keyMod   time.Time
-	certSize int64
-	keySize  int64
+	cert      *tls.Certificate
+	notAfter  time.Time
+	serial    string
+	certStamp fileStamp // the files when loaded
+	keyStamp  fileStamp
 }
 
 // CertStore holds the certificate a TLS group serves, loaded from a PEM
@@ -93,19 +91,15 @@ type certPair struct {
 // and swaps it atomically on Reload.
 type CertStore struct {
 	certFile, keyFile string
-	cur               atomic.Pointer[certPair]
-
-	mu sync.Mutex // serializes Reload
+	reloadable[certPair]
 }
 
 // LoadCerts loads the pair; its error names the files and the problem.
 func LoadCerts(certFile, keyFile string) (*CertStore, error) {
 	s := &CertStore{certFile: certFile, keyFile: keyFile}
-	p, err := s.load()
-	if err != nil {
+	if err := s.init(s.load); err != nil {
 		return nil, err
 	}
-	s.cur.Store(p)
 	return s, nil
 }
 
@@ -129,7 +123,7 @@ func (s *CertStore) load() (*certPair, error) {
 	}
 	cert.Leaf = leaf
 	return &certPair{cert: &cert, notAfter: leaf.NotAfter, serial: leaf.SerialNumber.String(),
-		certMod: ci.ModTime(), keyMod: ki.ModTime(), certSize: ci.Size(), keySize: ki.Size()}, nil
+		certStamp: stampOf(ci), keyStamp: stampOf(ki)}, nil
 }
 
 // GetCertificate is tls.Config.GetCertificate: the pair loaded last.
@@ -143,60 +137,18 @@ func (s *CertStore) NotAfter() time.Time { return s.cur.Load().notAfter }
 // Serial is the serial number of the certificate in use, in decimal.
 func (s *CertStore) Serial() string { return s.cur.Load().serial }
 
-// Reload loads the files again and, if they make a usable pair, serves it
-// from the next handshake on; otherwise the pair in use stays and the
-// error says why.
-func (s *CertStore) Reload() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	p, err := s.load()
-	if err != nil {
-		return err
-	}
-	s.cur.Store(p)
-	return nil
-}
-
-// changed tells whether either file's mtime or size differs from the pair
-// in use (a file that cannot be read counts as changed: Reload says why).
+// changed tells whether either file differs from the pair in use.
 func (s *CertStore) changed() bool {
 	p := s.cur.Load()
-	ci, err1 := os.Stat(s.certFile)
-	ki, err2 := os.Stat(s.keyFile)
-	if err1 != nil || err2 != nil {
-		return true
-	}
-	return !ci.ModTime().Equal(p.certMod) || !ki.ModTime().Equal(p.keyMod) || ci.Size() != p.certSize || ki.Size() != p.keySize
+	return p.certStamp.stale(s.certFile) || p.keyStamp.stale(s.keyFile)
 }
 
 // Watch polls the files every interval until stop closes, and reloads when
 // either changed (mtime or size). report gets each outcome once: nil after
 // a reload, the error when a changed pair does not load (once per distinct
 // error; the old pair keeps serving).
-func (s *CertStore) Watch(interval time.Duration, stop <-chan struct{}, report func(serial string, err error)) {
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
-	failedFor := "" // the error last reported, so each is reported once
-	for {
-		select {
-		case <-stop:
-			return
-		case <-tick.C:
-		}
-		if !s.changed() {
-			failedFor = ""
-			continue
-		}
-		err := s.Reload()
-		switch {
-		case err == nil:
-			failedFor = ""
-			report(s.Serial(), nil)
-		case err.Error() != failedFor:
-			failedFor = err.Error()
-			report("", err)
-		}
-	}
+func (s *CertStore) Watch(interval time.Duration, stop <-chan struct{}, report func(error)) {
+	watchFiles(interval, stop, s.changed, s.Reload, report)
 }
 
 // handshake runs the TLS handshake of an accepted connection within the
@@ -234,6 +186,7 @@ func (t *tcpShard) handshake(st *connState, cb *connBuf) (reason metrics.CloseRe
 			v = metrics.TLS13
 		}
 		t.counts.TLSVersions[v]++
+		t.counts.TLSCiphers[metrics.TLSCipherOf(cs.CipherSuite)]++
 	}
 	t.ctr.Publish(&t.counts)
 	t.mu.Unlock()
@@ -283,6 +236,8 @@ func (t *tcpShard) handshakeResult(err error) metrics.TLSResult {
 		return metrics.TLSProtocol
 	case errors.As(err, &rhe):
 		return metrics.TLSProtocol // not TLS at all
+	case errors.As(err, new(*tls.CertificateVerificationError)):
+		return metrics.TLSBadCertificate // a client certificate that does not verify
 	case errors.As(err, &op):
 		return metrics.TLSError // reset, closed (evicted)
 	case strings.HasPrefix(err.Error(), "tls: "):

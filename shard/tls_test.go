@@ -2,9 +2,6 @@ package shard
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -32,30 +29,21 @@ func selfSigned(t *testing.T, dir string, serial int64) *x509.CertPool {
 // selfSignedUntil is selfSigned with the certificate valid until notAfter.
 func selfSignedUntil(t *testing.T, dir string, serial int64, notAfter time.Time) *x509.CertPool {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
+	cert, key := signCert(t, &x509.Certificate{
 		SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: "shard test"},
 		NotBefore: notAfter.Add(-48 * time.Hour), NotAfter: notAfter,
 		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, KeyUsage: x509.KeyUsageDigitalSignature,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
+	}, nil, nil)
 	kb, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, blk := range map[string]*pem.Block{"cert.pem": {Type: "CERTIFICATE", Bytes: der}, "key.pem": {Type: "PRIVATE KEY", Bytes: kb}} {
+	for name, blk := range map[string]*pem.Block{"cert.pem": {Type: "CERTIFICATE", Bytes: cert.Raw}, "key.pem": {Type: "PRIVATE KEY", Bytes: kb}} {
 		if err := os.WriteFile(filepath.Join(dir, name), pem.EncodeToMemory(blk), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
-	cert, _ := x509.ParseCertificate(der)
 	pool := x509.NewCertPool()
 	pool.AddCert(cert)
 	return pool
@@ -221,7 +209,7 @@ func TestCertStoreReload(t *testing.T) {
 	reports := make(chan error, 8)
 	stop := make(chan struct{})
 	defer close(stop)
-	go store.Watch(20*time.Millisecond, stop, func(_ string, err error) { reports <- err })
+	go store.Watch(20*time.Millisecond, stop, func(err error) { reports <- err })
 	// The key file changed since the last good load: Watch sees it.
 	if err := <-reports; err == nil {
 		t.Fatal("Watch reported the mismatched pair as loaded")

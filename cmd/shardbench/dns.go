@@ -138,17 +138,28 @@ type missingTool struct{ error }
 // not installed; asked for by name it fails without them.
 func runDNSMode(fs *flag.FlagSet, c *dnsConfig, shardd, shardload string, reps int, dur time.Duration, prog *progress) (*dnsResult, error) {
 	res, err := runDNS(c, shardd, shardload, reps, dur, prog)
-	var mt *missingTool
-	explicit := false
-	fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "modes" })
-	if errors.As(err, &mt) && !explicit {
-		fmt.Fprintf(os.Stderr, "shardbench: dns mode skipped: %v\n", err)
-		for _, r := range c.planned(reps, dur) {
-			prog.plan(r.kind, -r.runs, r.load)
-		}
+	if skipped(fs, err, "dns", c.planned(reps, dur), prog) {
 		return &dnsResult{Skipped: err.Error()}, nil
 	}
 	return res, err
+}
+
+// skipped tells whether a mode that failed with err is to be skipped: a
+// missingTool error, the mode run as part of the default set (no --modes
+// given). Its planned runs then leave the progress line, and stderr says
+// why.
+func skipped(fs *flag.FlagSet, err error, mode string, planned []plannedRuns, prog *progress) bool {
+	var mt *missingTool
+	explicit := false
+	fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "modes" })
+	if !errors.As(err, &mt) || explicit {
+		return false
+	}
+	fmt.Fprintf(os.Stderr, "shardbench: %s mode skipped: %v\n", mode, err)
+	for _, r := range planned {
+		prog.plan(r.kind, -r.runs, r.load)
+	}
+	return true
 }
 
 // runDNS runs the dns mode: find the tools, read the inputs, check that

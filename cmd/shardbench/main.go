@@ -188,6 +188,7 @@ type options struct {
 	sizes  string
 	modes  string
 	dns    *dnsConfig
+	dot    *dotConfig
 	syslog *syslogConfig
 	peers  peerFlag
 	prog   *progress
@@ -202,8 +203,9 @@ func parseFlags(args []string) (*options, error) {
 	fs.DurationVar(&o.dur, "duration", 2*time.Second, "load time per run")
 	fs.StringVar(&o.bin, "bin", "bin", "directory holding shardd, shardload and naive (make build)")
 	fs.StringVar(&o.sizes, "sizes", "64,512", "datagram sizes, comma-separated (bytes, or with K: 1K)")
-	fs.StringVar(&o.modes, "modes", "discard,echo,tcp-echo,upgrade,dns,syslog,offload", "loads: discard (UDP one-way), echo (UDP), tcp-echo, upgrade (10 upgrades under a steady stream), dns (shardd --handler dns vs Knot DNS, dnsperf; see dns.go), syslog (highest zero-loss rate into a file, shardd --handler syslog vs rsyslogd; see syslog.go), offload (shardd --gro on vs off under a GSO sender, --gso on vs off under GSO echo; see offload.go)")
+	fs.StringVar(&o.modes, "modes", "discard,echo,tcp-echo,upgrade,dns,dot,syslog,offload", "loads: discard (UDP one-way), echo (UDP), tcp-echo, upgrade (10 upgrades under a steady stream), dns (shardd --handler dns vs Knot DNS, dnsperf; see dns.go), dot (DNS over TLS, shardd --tls vs NSD: dnsperf -m dot queries/s and new connections/s with and without resumption; see dot.go), syslog (highest zero-loss rate into a file, shardd --handler syslog vs rsyslogd; see syslog.go), offload (shardd --gro on vs off under a GSO sender, discard and zero-loss syslog into a file; --gso on vs off under GSO echo; see offload.go)")
 	o.dns = addDNSFlags(fs)
+	o.dot = addDoTFlags(fs)
 	o.syslog = addSyslogFlags(fs)
 	fs.Var(&o.peers, "peer", "another server: 'NAME=SHELL COMMAND' with {port} (and optionally {handler}: echo or discard, {proto}: udp or tcp); repeatable")
 	quick := fs.Bool("quick", false, "a quick look at every mode (a minute or two on 2 CPUs): "+quickLookText()+", unless given too")
@@ -300,6 +302,7 @@ type plan struct {
 	scenarios            []scenario
 	offload              []scenario // the offload mode's loads, each with a GSO sender
 	upgrade, dns, syslog bool
+	dot                  bool
 }
 
 // parsePlan reads --modes and --sizes; a usageError on an unknown mode or
@@ -313,6 +316,9 @@ func parsePlan(modes, sizes string) (plan, error) {
 			continue
 		case "dns":
 			p.dns = true
+			continue
+		case "dot":
+			p.dot = true
 			continue
 		case "syslog":
 			p.syslog = true
@@ -370,8 +376,16 @@ func planSuite(o *options, p plan, servers []server) *progress {
 			prog.plan(r.kind, r.runs, r.load)
 		}
 	}
+	if p.dot {
+		for _, r := range dotPlanned(o.reps, o.dur) {
+			prog.plan(r.kind, r.runs, r.load)
+		}
+	}
 	if p.syslog {
-		prog.plan("syslog", o.syslog.planned(), o.syslog.dur)
+		prog.plan("syslog", o.syslog.planned(o.syslog.servers()), o.syslog.dur)
+	}
+	if len(p.offload) > 0 {
+		prog.plan("syslog", o.syslog.planned(len(offloadSyslogServers(""))), o.syslog.dur) // its syslog row
 	}
 	return prog
 }
@@ -416,6 +430,7 @@ type results struct {
 	Samples []sample       `json:"samples"`
 	Upgrade *upgradeResult `json:"upgrade,omitempty"`
 	DNS     *dnsResult     `json:"dns,omitempty"`
+	DoT     *dotResult     `json:"dot,omitempty"`
 	Syslog  *syslogResult  `json:"syslog,omitempty"`
 	Offload *offloadResult `json:"offload,omitempty"`
 }
@@ -444,13 +459,21 @@ func runOtherModes(o *options, p plan, res *results) (string, error) {
 		res.DNS = d
 		md += d.markdown()
 	}
+	if p.dot {
+		d, err := runDoTMode(o.fs, o.dot, o.dns, shardd, o.reps, o.dur, o.prog)
+		if err != nil {
+			return "", fmt.Errorf("dot: %w", err)
+		}
+		res.DoT = d
+		md += d.markdown()
+	}
 	if len(p.offload) > 0 {
 		r, err := runOffloadMode(o, p.offload)
 		if err != nil {
 			return "", fmt.Errorf("offload: %w", err)
 		}
 		res.Offload = r
-		md += "\n### UDP offloads: shardd --gro and --gso on vs off\n\n" + r.rep.markdown()
+		md += "\n### UDP offloads: shardd --gro and --gso on vs off\n\n" + r.rep.markdown() + r.Syslog.offloadMarkdown()
 	}
 	if p.syslog {
 		r, err := runSyslogMode(o.syslog, shardd, shardload, o.prog)

@@ -11,10 +11,14 @@ import (
 // on: --gso on (a batch's equal-size replies to one client in one send)
 // against --gso off. It reuses the UDP loads' measure, interleaving and
 // report; the "off" variant of each load is the baseline of its ratios.
+// Its syslog row is the syslog mode's zero-loss search (syslog.go) over
+// shardd --handler syslog into a file, --gro off against on, under a GSO
+// sender.
 
 // offloadResult is the offload mode in results.json.
 type offloadResult struct {
-	Samples []sample `json:"samples"`
+	Samples []sample      `json:"samples"`
+	Syslog  *syslogResult `json:"syslog,omitempty"` // the syslog row: zero-loss ingest into a file
 	rep     *report
 }
 
@@ -69,5 +73,20 @@ func runOffloadMode(o *options, scenarios []scenario) (*offloadResult, error) {
 	rep.vs = "offload off"
 	rep.intro = "UDP offloads, shardd against itself: discard: shardload one-way with one GSO sender per CPU (--gso on, equal-size datagrams), shardd --gro on against off; echo: one GSO sender thread, 16 requests in flight per flow, shardd with GRO on, replies with --gso on against off. The ratio is over the variant with the offload off."
 	rep.title = "UDP offloads: shardd --gro and --gso on vs off on loopback"
-	return &offloadResult{Samples: samples, rep: rep}, nil
+	r := &offloadResult{Samples: samples, rep: rep, Syslog: &syslogResult{Baseline: "shardd --gro off", GSO: true}}
+	if err := searchSyslog(o.syslog, offloadSyslogServers(o.binPath("shardd")), o.binPath("shardload"), o.prog, r.Syslog); err != nil {
+		return nil, fmt.Errorf("syslog row: %w", err)
+	}
+	return r, nil
+}
+
+// offloadSyslogServers are the syslog row's servers: shardd --handler
+// syslog into a file with GRO off (the baseline) and on.
+func offloadSyslogServers(shardd string) []syslogServer {
+	srv := func(gro string) syslogServer {
+		return syslogServer{Name: "shardd --gro " + gro, command: func(dir, out string, port int) ([]string, error) {
+			return []string{shardd, "--handler", "syslog", "--sink", out, "--gro", gro, "--log-level", "warn", fmt.Sprintf("127.0.0.1:%d", port)}, nil
+		}}
+	}
+	return []syslogServer{srv("off"), srv("on")}
 }

@@ -37,11 +37,15 @@ func TestOffloadPlan(t *testing.T) {
 }
 
 // TestOffloadEndToEnd runs the offload mode for short runs: its table,
-// JSON samples and chart land, and every run had traffic (echo: replies).
+// JSON samples and chart land, and every run had traffic (echo: replies);
+// its syslog row probed shardd --gro off and on, each with traffic, and
+// wrote records.
 func TestOffloadEndToEnd(t *testing.T) {
 	bin := buildSuite(t)
 	dir := t.TempDir()
-	if err := run([]string{"--bin", bin, "--out", dir, "--reps", "2", "--duration", "500ms", "--sizes", "64", "--modes", "offload"}); err != nil {
+	if err := run([]string{"--bin", bin, "--out", dir, "--reps", "2", "--duration", "500ms", "--sizes", "64", "--modes", "offload",
+		"--syslog-duration", "300ms", "--syslog-rounds", "1", "--syslog-steps", "0", "--syslog-start", "1000000",
+		"--syslog-payload", filepath.Join("..", "..", "testdata", "syslog", "rfc5424.txt")}); err != nil {
 		t.Fatal(err)
 	}
 	for _, f := range []string{"results.md", "results.json", "chart-offload.svg"} {
@@ -55,7 +59,8 @@ func TestOffloadEndToEnd(t *testing.T) {
 	md, _ := os.ReadFile(filepath.Join(dir, "results.md"))
 	for _, want := range []string{"### UDP offloads", "| vs offload off |",
 		"| discard 64B, GSO sender (datagrams/s received) | shardd --gro off |", "| discard 64B, GSO sender (datagrams/s received) | shardd --gro on |",
-		"| echo 64B, GSO sender (round trips/s) | shardd --gro on --gso off |", "| echo 64B, GSO sender (round trips/s) | shardd --gro on --gso on |"} {
+		"| echo 64B, GSO sender (round trips/s) | shardd --gro on --gso off |", "| echo 64B, GSO sender (round trips/s) | shardd --gro on --gso on |",
+		"#### syslog into a file, GSO sender", "| vs shardd --gro off |", "| shardd --gro off | ", "| shardd --gro on | "} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("results.md lacks %q:\n%s", want, md)
 		}
@@ -64,7 +69,8 @@ func TestOffloadEndToEnd(t *testing.T) {
 	var res struct {
 		Samples []sample `json:"samples"`
 		Offload struct {
-			Samples []sample `json:"samples"`
+			Samples []sample      `json:"samples"`
+			Syslog  *syslogResult `json:"syslog"`
 		} `json:"offload"`
 	}
 	if err := json.Unmarshal(js, &res); err != nil {
@@ -77,5 +83,19 @@ func TestOffloadEndToEnd(t *testing.T) {
 		if s.Sent == 0 || (strings.HasPrefix(s.Scenario, "echo") && (s.Rate <= 0 || s.P50 <= 0)) {
 			t.Errorf("run without traffic: %+v", s)
 		}
+	}
+	sl := res.Offload.Syslog
+	if sl == nil || !sl.GSO || sl.Baseline != "shardd --gro off" || len(sl.Overload) != 2 || len(sl.Best) != 2 {
+		t.Fatalf("syslog row: %+v", sl)
+	}
+	probed := map[string]int{}
+	for _, p := range append(sl.Probes, sl.Overload...) {
+		probed[p.Server]++
+		if p.Sent == 0 || p.Written == 0 {
+			t.Errorf("syslog probe without traffic or records: %+v", p)
+		}
+	}
+	if probed["shardd --gro off"] < 2 || probed["shardd --gro on"] < 2 {
+		t.Errorf("syslog probes per server %v, want a search and an overload probe of each", probed)
 	}
 }

@@ -58,6 +58,7 @@ type syslogServer struct {
 	Name    string
 	command func(dir, out string, port int) ([]string, error)
 	written func(out string) (uint64, error) // records out holds; nil: countLines
+	done    func(out string)                 // after the probe, if not nil: drop what out holds
 }
 
 // count is how many records srv wrote to out.
@@ -85,20 +86,23 @@ type syslogResult struct {
 	Best      []syslogProbe   `json:"best"`   // per server, the median round's highest zero-loss probe
 	Rounds    [][]syslogProbe `json:"rounds"` // per server, each round's highest zero-loss probe
 	Overload  []syslogProbe   `json:"overload"`
-	Rsyslog   string          `json:"rsyslog_version"`
+	Rsyslog   string          `json:"rsyslog_version,omitempty"`
+	NoOmkafka string          `json:"no_omkafka,omitempty"` // why rsyslog has no Kafka row
+	Baseline  string          `json:"baseline"`             // the server the others are compared with (a name prefix)
+	GSO       bool            `json:"gso_sender,omitempty"` // shardload sent with UDP GSO (the offload mode's row)
 	TookSec   float64         `json:"took_s"`
 	ShardsCmd string          `json:"shardd_command"`
 	date      string
 }
 
 // runSyslogMode searches each server's highest zero-loss rate in rounds,
-// then measures it under overload.
+// then measures it under overload: shardd beside rsyslogd (the baseline).
 func runSyslogMode(c *syslogConfig, shardd, shardload string, prog *progress) (*syslogResult, error) {
 	if _, err := exec.LookPath(c.rsyslogd); err != nil {
 		return nil, fmt.Errorf("%s not found (apt-get install rsyslog)", c.rsyslogd)
 	}
-	start := time.Now()
 	servers := syslogServers(c, shardd)
+	res := &syslogResult{Payload: c.payload, Duration: c.dur.String(), Rsyslog: rsyslogVersion(c.rsyslogd), date: readMachine().Date}
 	if c.kafka {
 		k, err := newKafkaBench()
 		if err != nil {
@@ -106,10 +110,23 @@ func runSyslogMode(c *syslogConfig, shardd, shardload string, prog *progress) (*
 		}
 		defer k.close()
 		servers = append(servers, k.server(shardd))
+		if rs, ok := k.rsyslog(c.rsyslogd); ok {
+			servers = append(servers, rs)
+		} else {
+			res.NoOmkafka = "rsyslog's omkafka module is not installed (apt-get install rsyslog-kafka): no rsyslog row into Kafka"
+		}
 	}
-	res := &syslogResult{Payload: c.payload, Duration: c.dur.String(), Rsyslog: rsyslogVersion(c.rsyslogd), date: readMachine().Date}
+	res.Baseline = "rsyslogd"
+	return res, searchSyslog(c, servers, shardload, prog, res)
+}
+
+// searchSyslog runs the search of the syslog mode over servers, into res
+// (whose Baseline and GSO say what it compares and how shardload sends).
+func searchSyslog(c *syslogConfig, servers []syslogServer, shardload string, prog *progress, res *syslogResult) error {
+	start := time.Now()
+	res.Payload, res.Duration, res.date = c.payload, c.dur.String(), readMachine().Date
 	res.ShardsCmd = strings.Join(servers[0].command2(), " ")
-	m := &syslogMode{c: c, servers: servers, shardload: shardload, prog: prog, res: res, planned: c.planned()}
+	m := &syslogMode{c: c, servers: servers, shardload: shardload, prog: prog, res: res, planned: c.planned(len(servers))}
 	for range servers {
 		m.guess = append(m.guess, doublingGuess)
 	}
@@ -117,7 +134,7 @@ func runSyslogMode(c *syslogConfig, shardd, shardload string, prog *progress) (*
 	for round := 1; round <= c.reps; round++ {
 		bests, err := m.round(round)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		for i := range servers {
 			perServer[i] = append(perServer[i], bests[i])
@@ -130,16 +147,16 @@ func runSyslogMode(c *syslogConfig, shardd, shardload string, prog *progress) (*
 		res.Rounds = append(res.Rounds, bests)
 		// Memory under overload: as fast as the sender goes.
 		prog.start("syslog", fmt.Sprintf("syslog overload, %s", srv.Name), c.dur)
-		p, err := syslogRun(srv, shardload, c, 0)
+		p, err := syslogRun(srv, shardload, c, 0, res.GSO)
 		if err != nil {
 			prog.end("failed")
-			return nil, fmt.Errorf("%s overload: %w", srv.Name, err)
+			return fmt.Errorf("%s overload: %w", srv.Name, err)
 		}
 		res.Overload = append(res.Overload, p)
 		prog.end("offered %.0f/s, sent %d, written %d, peak RSS %.1f MiB", p.Offered, p.Sent, p.Written, float64(p.PeakRSS)/(1<<20))
 	}
 	res.TookSec = time.Since(start).Seconds()
-	return res, nil
+	return nil
 }
 
 // syslogServers are the contenders: shardd with a shard per CPU and
@@ -162,14 +179,18 @@ func syslogServers(c *syslogConfig, shardd string) []syslogServer {
 // probe loses (25k, 50k, ... 400k/s), until a round has shown it.
 const doublingGuess = 5
 
-// planned is the syslog mode's number of probes, for the progress line:
-// per round and server a search (doublingGuess probes and the bisection),
-// then an overload probe per server.
-func (c *syslogConfig) planned() int {
-	n := 2
+// servers is the number of servers the syslog mode compares.
+func (c *syslogConfig) servers() int {
 	if c.kafka {
-		n++
+		return 4
 	}
+	return 2
+}
+
+// planned is the number of probes of a search over n servers, for the
+// progress line: per round and server a search (doublingGuess probes and
+// the bisection), then an overload probe per server.
+func (c *syslogConfig) planned(n int) int {
 	return c.reps*n*(doublingGuess+c.steps) + n
 }
 
@@ -201,7 +222,7 @@ func (m *syslogMode) round(round int) ([]syslogProbe, error) {
 			}
 			active = true
 			m.prog.start("syslog", fmt.Sprintf("syslog round %d/%d, %s at %.0f/s", round, m.c.reps, srv.Name, sr.rate), m.c.dur)
-			p, err := syslogRun(srv, m.shardload, m.c, sr.rate)
+			p, err := syslogRun(srv, m.shardload, m.c, sr.rate, m.res.GSO)
 			if err != nil {
 				m.prog.end("failed")
 				return nil, fmt.Errorf("%s at %.0f/s: %w", srv.Name, sr.rate, err)
@@ -302,9 +323,19 @@ func (s syslogServer) command2() []string {
 // thread per CPU and the same receive buffer as shardd, JSON records to a
 // file with asynchronous, buffered writes.
 func rsyslogConf(dir, out string, port, threads int) string {
+	return rsyslogInput(dir, port, threads) + fmt.Sprintf(`ruleset(name="out" queue.type="FixedArray" queue.size="100000") {
+  action(type="omfile" file=%q template="json" asyncWriting="on" ioBufferSize="256k" flushOnTXEnd="off")
+}
+`, out)
+}
+
+// rsyslogInput is the part of rsyslog's configuration every sink shares:
+// imudp into the ruleset "out" (which the sink's part defines), and the
+// JSON record template.
+func rsyslogInput(dir string, port, threads int) string {
 	return fmt.Sprintf(`global(workDirectory=%q)
 module(load="imudp" threads="%d")
-input(type="imudp" address="127.0.0.1" port="%d" rcvbufSize="4m" ruleset="file")
+input(type="imudp" address="127.0.0.1" port="%d" rcvbufSize="4m" ruleset="out")
 template(name="json" type="list" option.jsonf="on") {
   property(outname="received" name="timegenerated" dateFormat="rfc3339" format="jsonf")
   property(outname="from" name="fromhost-ip" format="jsonf")
@@ -317,15 +348,12 @@ template(name="json" type="list" option.jsonf="on") {
   property(outname="structured_data" name="structured-data" format="jsonf")
   property(outname="message" name="msg" format="jsonf")
 }
-ruleset(name="file" queue.type="FixedArray" queue.size="100000") {
-  action(type="omfile" file=%q template="json" asyncWriting="on" ioBufferSize="256k" flushOnTXEnd="off")
-}
-`, dir, threads, port, out)
+`, dir, threads, port)
 }
 
-// syslogRun starts srv, sends at rate for c.dur (0: as fast as possible),
-// stops it and counts the records it wrote.
-func syslogRun(srv syslogServer, shardload string, c *syslogConfig, rate float64) (syslogProbe, error) {
+// syslogRun starts srv, sends at rate for c.dur (0: as fast as possible;
+// gso: with UDP GSO sends), stops it and counts the records it wrote.
+func syslogRun(srv syslogServer, shardload string, c *syslogConfig, rate float64, gso bool) (syslogProbe, error) {
 	p := syslogProbe{Server: srv.Name, Rate: rate}
 	port, dir, err := portAndDir("shardbench-syslog-")
 	if err != nil {
@@ -333,6 +361,9 @@ func syslogRun(srv syslogServer, shardload string, c *syslogConfig, rate float64
 	}
 	defer os.RemoveAll(dir)
 	out := filepath.Join(dir, "out.ndjson")
+	if srv.done != nil {
+		defer srv.done(out)
+	}
 	argv, err := srv.command(dir, out, port)
 	if err != nil {
 		return p, err
@@ -358,9 +389,7 @@ func syslogRun(srv syslogServer, shardload string, c *syslogConfig, rate float64
 		return p, fmt.Errorf("server did not bind 127.0.0.1:%d: %v; output: %s", port, err, serr.String())
 	}
 	time.Sleep(200 * time.Millisecond) // rsyslog binds before its workers run
-	args := []string{"--json", "--progress=false", "--mode", "oneway", "--senders", "1", "--wait", "0s",
-		"--payload", c.payload, "--duration", c.dur.String(), "--rate", strconv.FormatFloat(rate, 'f', 0, 64),
-		fmt.Sprintf("127.0.0.1:%d", port)}
+	args := syslogLoad(c, port, rate, gso)
 	var sum struct {
 		Sent        uint64  `json:"sent"`
 		DurationSec float64 `json:"duration_s"`
@@ -369,17 +398,14 @@ func syslogRun(srv syslogServer, shardload string, c *syslogConfig, rate float64
 		return p, err
 	}
 	p.Sent, p.Offered = sum.Sent, float64(sum.Sent)/sum.DurationSec
-	// Let the server read its socket queues and write, until the file
-	// stops growing (or has everything), then stop it: both flush on TERM.
+	// Let the server read its socket queues and write, until its output
+	// stops growing (or has everything), then stop it: all flush on TERM.
 	if _, err := waitDrained(port, 5*time.Second); err != nil {
 		return p, err
 	}
 	last, stable := uint64(0), 0
 	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline) && stable < 5; {
-		n, _ := countLines(out)
-		if srv.written != nil { // the sink is not a file: it has what it acknowledged by SIGTERM
-			break
-		}
+		n, _ := srv.count(out)
 		if n == p.Sent {
 			break
 		}
@@ -400,6 +426,17 @@ func syslogRun(srv syslogServer, shardload string, c *syslogConfig, rate float64
 	}
 	p.Written, err = srv.count(out)
 	return p, err
+}
+
+// syslogLoad is shardload's arguments for one probe.
+func syslogLoad(c *syslogConfig, port int, rate float64, gso bool) []string {
+	args := []string{"--json", "--progress=false", "--mode", "oneway", "--senders", "1", "--wait", "0s",
+		"--payload", c.payload, "--duration", c.dur.String(), "--rate", strconv.FormatFloat(rate, 'f', 0, 64),
+		fmt.Sprintf("127.0.0.1:%d", port)}
+	if gso {
+		args = append([]string{"--gso", "on"}, args...)
+	}
+	return args
 }
 
 func countLines(path string) (uint64, error) {
@@ -441,18 +478,38 @@ func peakRSS(pid int) uint64 {
 func (r *syslogResult) markdown() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "\n### syslog: zero-loss ingestion to a file (and to Kafka)\n\n")
-	fmt.Fprintf(&b, "shardload one-way, 1 sender thread, 64 flows, payload `%s`, %s per probe; rate doubled then bisected; a probe is clean when the file has one line per datagram sent (after SIGTERM), or for Kafka when the topic holds one record per datagram (kfake, franz-go's in-process fake broker, run by shardbench on loopback and sharing the CPUs: a local stand-in, not a real broker's figure). %d rounds, all servers probed in lockstep in each; the median round counts. %s. Took %.0fs.\n\n", r.Payload, r.Duration, r.rounds(), r.Rsyslog, r.TookSec)
-	fmt.Fprintf(&b, "| server | highest zero-loss rate (msgs/s), median round | rounds | vs rsyslog | peak RSS there | overload: offered/s | written | peak RSS |\n|---|---:|---|---:|---:|---:|---:|---:|\n")
-	base := 0.0
+	fmt.Fprintf(&b, "shardload one-way, 1 sender thread, 64 flows, payload `%s`, %s per probe; rate doubled then bisected; a probe is clean when the file has one line per datagram sent (after SIGTERM), or for Kafka when the topic holds one record per datagram (kfake, franz-go's in-process fake broker, run by shardbench on loopback and sharing the CPUs: a local stand-in, not a real broker's figure; shardd's franz-go client and rsyslog's omkafka (librdkafka) set alike: key = sender address, lz4, linger 10ms, acks all, idempotent). %d rounds, all servers probed in lockstep in each; the median round counts. %s. Took %.0fs.\n\n", r.Payload, r.Duration, r.rounds(), r.Rsyslog, r.TookSec)
+	b.WriteString(r.table())
+	if r.NoOmkafka != "" {
+		fmt.Fprintf(&b, "\n%s.\n", r.NoOmkafka)
+	}
+	return b.String()
+}
+
+// offloadMarkdown is the offload mode's syslog row: shardd --gro on
+// against off, under a GSO sender.
+func (r *syslogResult) offloadMarkdown() string {
+	return fmt.Sprintf("\n#### syslog into a file, GSO sender: shardd --gro on vs off\n\nAs the syslog mode (zero loss: one line in the file per datagram sent), shardload sending with UDP GSO (--gso on, 64 flows, 1 sender thread), payload `%s`, %s per probe, %d rounds in lockstep, the median round counts. Took %.0fs.\n\n", r.Payload, r.Duration, r.rounds(), r.TookSec) + r.table()
+}
+
+// table is the servers' rows, with their ratio over the baseline's rate.
+func (r *syslogResult) table() string {
+	var b strings.Builder
+	// Each row is compared with the baseline writing to the same kind of sink.
+	base, vs := map[bool]float64{}, r.Baseline
 	for _, p := range r.Best {
-		if strings.HasPrefix(p.Server, "rsyslogd") {
-			base = p.Offered
+		if strings.HasPrefix(p.Server, r.Baseline) {
+			base[isKafkaRow(p.Server)] = p.Offered
+		}
+		if isKafkaRow(p.Server) {
+			vs = r.Baseline + " (same sink)"
 		}
 	}
+	fmt.Fprintf(&b, "| server | highest zero-loss rate (msgs/s), median round | rounds | vs %s | peak RSS there | overload: offered/s | written | peak RSS |\n|---|---:|---|---:|---:|---:|---:|---:|\n", vs)
 	for i, p := range r.Best {
 		ratio := "-"
-		if base > 0 {
-			ratio = fmt.Sprintf("%.2fx", p.Offered/base)
+		if b := base[isKafkaRow(p.Server)]; b > 0 {
+			ratio = fmt.Sprintf("%.2fx", p.Offered/b)
 		}
 		o := r.Overload[i]
 		var rounds []string
@@ -462,8 +519,14 @@ func (r *syslogResult) markdown() string {
 		fmt.Fprintf(&b, "| %s | %s | %s | %s | %.1f MiB | %s | %d of %d | %.1f MiB |\n", p.Server, human(p.Offered), strings.Join(rounds, ", "), ratio, float64(p.PeakRSS)/(1<<20),
 			human(o.Offered), o.Written, o.Sent, float64(o.PeakRSS)/(1<<20))
 	}
+	if r.NoOmkafka != "" {
+		fmt.Fprintf(&b, "\n%s.\n", r.NoOmkafka)
+	}
 	return b.String()
 }
+
+// isKafkaRow tells the servers writing to Kafka from those writing a file.
+func isKafkaRow(server string) bool { return strings.HasSuffix(server, "(kfake)") }
 
 func rsyslogVersion(rsyslogd string) string {
 	out, _ := exec.Command(rsyslogd, "-v").Output()
@@ -492,10 +555,10 @@ func (r *syslogResult) svg() string {
 	}
 	best := chartGroup{label: "highest zero-loss rate"}
 	over := chartGroup{label: "overload: records written/s"}
-	// rsyslogd, the baseline, first (in grey, as the other charts' baselines).
+	// The baseline first (in grey, as the other charts' baselines).
 	order := make([]int, 0, len(r.Best))
 	for i, p := range r.Best {
-		if strings.HasPrefix(p.Server, "rsyslogd") {
+		if strings.HasPrefix(p.Server, r.Baseline) {
 			order = append([]int{i}, order...)
 		} else {
 			order = append(order, i)

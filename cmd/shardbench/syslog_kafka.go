@@ -1,15 +1,18 @@
 package main
 
-// The syslog mode's Kafka contender: shardd --sink kafka:// into a kfake
-// cluster (franz-go's in-process fake Kafka) run by shardbench on
-// loopback, the honest local stand-in for a broker: it shares the CPUs
-// with the servers, and keeps no disk. Each probe gets a topic of its own
+// The syslog mode's Kafka contenders: shardd --sink kafka:// and rsyslogd
+// with omkafka (librdkafka) into a kfake cluster (franz-go's in-process
+// fake Kafka) run by shardbench on loopback, the honest local stand-in for
+// a broker: it shares the CPUs with the servers, and keeps no disk. Both
+// produce the same JSON records, keyed by the sender's address, lz4, acks
+// all, idempotent, 10ms linger. Each probe gets a topic of its own
 // (created before, deleted after); a record counts when the topic holds it
 // (the sum of its partitions' high watermarks).
 
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"runtime"
 	"time"
@@ -61,7 +64,48 @@ func (k *kafkaBench) server(shardd string) syslogServer {
 			return []string{shardd, "--handler", "syslog", "--sink", "kafka://" + k.cluster.ListenAddrs()[0] + "/" + topic, "--log-level", "warn", fmt.Sprintf("127.0.0.1:%d", port)}, nil
 		},
 		written: k.written,
+		done:    k.done,
 	}
+}
+
+// omkafkaGlob finds rsyslog's Kafka output module (Debian: rsyslog-kafka).
+const omkafkaGlob = "/usr/lib/*/rsyslog/omkafka.so"
+
+// rsyslog is rsyslogd into the same cluster with omkafka, tuned as shardd
+// is; false if the module is not installed.
+func (k *kafkaBench) rsyslog(rsyslogd string) (syslogServer, bool) {
+	if m, _ := filepath.Glob(omkafkaGlob); len(m) == 0 {
+		return syslogServer{}, false
+	}
+	ncpu := runtime.GOMAXPROCS(0)
+	return syslogServer{
+		Name: fmt.Sprintf("rsyslogd imudp (%d threads) → omkafka (kfake)", ncpu),
+		command: func(dir, out string, port int) ([]string, error) {
+			topic := topicFor(out)
+			if err := k.topic(topic, true); err != nil {
+				return nil, err
+			}
+			conf := filepath.Join(dir, "rsyslog.conf")
+			err := os.WriteFile(conf, []byte(rsyslogKafkaConf(dir, k.cluster.ListenAddrs()[0], topic, port, ncpu)), 0o644)
+			return []string{rsyslogd, "-n", "-f", conf, "-i", filepath.Join(dir, "rsyslogd.pid")}, err
+		},
+		written: k.written,
+		done:    k.done,
+	}, true
+}
+
+// rsyslogKafkaConf is rsyslogConf with omkafka instead of omfile: the
+// record keyed by the sender's address (as shardd's --kafka-key source),
+// librdkafka set as shardd's client (lz4, 10ms linger, acks all,
+// idempotent), and up to 10s at exit for the acknowledgements.
+func rsyslogKafkaConf(dir, broker, topic string, port, threads int) string {
+	return rsyslogInput(dir, port, threads) + fmt.Sprintf(`module(load="omkafka")
+template(name="key" type="string" string="%%fromhost-ip%%")
+ruleset(name="out" queue.type="FixedArray" queue.size="100000") {
+  action(type="omkafka" broker=[%q] topic=%q template="json" key="key" dynaKey="on" partitions.auto="on" closeTimeout="10000"
+    confParam=["compression.codec=lz4", "linger.ms=10", "acks=all", "enable.idempotence=true"])
+}
+`, broker, topic)
 }
 
 // topic creates (or deletes) a topic.
@@ -85,11 +129,12 @@ func (k *kafkaBench) topic(name string, create bool) error {
 	return err
 }
 
-// written is how many records the probe's topic holds; the topic is
-// deleted then (kfake keeps records in memory).
+// done deletes the probe's topic (kfake keeps records in memory).
+func (k *kafkaBench) done(out string) { _ = k.topic(topicFor(out), false) }
+
+// written is how many records the probe's topic holds.
 func (k *kafkaBench) written(out string) (uint64, error) {
 	name := topicFor(out)
-	defer func() { _ = k.topic(name, false) }()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	req := kmsg.NewPtrListOffsetsRequest()

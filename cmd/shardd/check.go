@@ -50,11 +50,7 @@ func checkRuntime(o *options, log *zap.Logger) error {
 			return err
 		}
 	}
-	certs, err := loadCerts(o, log) // the --tls pair
-	if err != nil {
-		return err
-	}
-	if _, err := o.serverTLS(certs); err != nil { // --tls-client-ca
+	if _, err := loadTLS(o, log, nil); err != nil { // the --tls pair, --tls-client-ca
 		return err
 	}
 	switch o.handler.value {
@@ -71,6 +67,11 @@ func checkZones(o *options, log *zap.Logger) error {
 	zs, err := dns.LoadZones(o.dns.zones)
 	if err != nil {
 		return err
+	}
+	if o.dns.tsigKeys != "" {
+		if _, err := dns.LoadTSIGKeys(o.dns.tsigKeys); err != nil {
+			return err
+		}
 	}
 	for _, z := range zs.List {
 		log.Info("zone loads", zap.String("zone", z.Origin), zap.String("file", z.File), zap.Uint32("serial", z.Serial), zap.Int("records", z.Count))

@@ -26,6 +26,10 @@ type dnsOptions struct {
 	rrlExempt    stringList
 	cookies      bool
 	cookieRotate time.Duration
+	secondaries  stringList
+	parsed       []dns.Secondary // secondaries, checked
+	zoneDir      string
+	tsigKeys     string
 	primary      primaryOptions
 }
 
@@ -40,6 +44,9 @@ func dnsFlags(fs *flag.FlagSet, o *options) {
 	fs.IntVar(&d.rrl.IPv6Prefix, "rrl-ipv6-prefix", 56, "with --rrl-rate: IPv6 sources in one prefix of this length share their limit")
 	fs.Var(&d.rrlExempt, "rrl-exempt", "with --rrl-rate: a source prefix never limited, e.g. 192.0.2.0/24 (repeat for more)")
 	fs.BoolVar(&d.cookies, "dns-cookies", false, "with --handler dns: answer DNS cookies (RFC 7873, RFC 9018), off by default as in Knot DNS; a client with a valid server cookie is exempt from --rrl-rate")
+	fs.Var(&d.secondaries, "secondary", "with --handler dns: a zone transferred from primaries, "+secondaryFlagForm+" (repeat for more): AXFR/IXFR over TCP, refreshed by its SOA timers and at NOTIFY from those addresses, signed with the TSIG key NAME from --tsig-keys")
+	fs.StringVar(&d.zoneDir, "zone-dir", "", "with --secondary: a directory (owned by the daemon's user, not writable by others) where a copy of each transferred zone is kept, served at start before the first refresh")
+	fs.StringVar(&d.tsigKeys, "tsig-keys", "", "with --secondary, --allow-transfer key:NAME or --notify ADDR,key:NAME: the TSIG key file, as tsig-keygen or keymgr -t writes it (mode 0600 or 0640)")
 	fs.DurationVar(&d.cookieRotate, "dns-cookie-secret-rotate", time.Hour, "with --dns-cookies: how often the server cookie secret is replaced (the previous one stays valid)")
 	primaryFlags(fs, o)
 }
@@ -47,8 +54,11 @@ func dnsFlags(fs *flag.FlagSet, o *options) {
 // checkDNS checks them when --handler dns is chosen.
 func checkDNS(o *options) error {
 	d := &o.dns
-	if len(d.zones) == 0 {
-		return usagef("--handler dns needs at least one --zone FILE, e.g. --zone testdata/dns/example.com.zone")
+	if err := checkSecondaries(d); err != nil {
+		return err
+	}
+	if len(d.zones) == 0 && len(d.parsed) == 0 {
+		return usagef("--handler dns needs at least one --zone FILE or --secondary ZONE@ADDR, e.g. --zone testdata/dns/example.com.zone")
 	}
 	d.rrl.Exempt = nil
 	for _, e := range d.rrlExempt {
@@ -94,10 +104,29 @@ func newDNSService(o *options, log *zap.Logger) (service, error) {
 			return nil, fmt.Errorf("DNS cookies: server secret: %v", err)
 		}
 	}
+	var keys dns.TSIGKeys
+	if o.dns.tsigKeys != "" {
+		if keys, err = dns.LoadTSIGKeys(o.dns.tsigKeys); err != nil {
+			return nil, err
+		}
+	}
+	if len(o.dns.parsed) > 0 {
+		err = srv.EnableSecondaries(dns.SecondaryConfig{Zones: o.dns.parsed, Dir: o.dns.zoneDir, Keys: keys, Log: log})
+		if err != nil {
+			return nil, err
+		}
+	}
 	s := &dnsService{srv: srv, log: log, stop: make(chan struct{})}
 	s.logZones("zones loaded", srv.Zones())
-	if s.xfr, err = startPrimary(srv, o, log); err != nil {
+	if s.xfr, err = startPrimary(srv, o, keys, log); err != nil {
 		return nil, err
+	}
+	if len(o.dns.parsed) > 0 {
+		s.done.Add(1)
+		go func() {
+			defer s.done.Done()
+			srv.RunSecondaries(s.stop)
+		}()
 	}
 	if o.dns.rrl.Rate > 0 || o.dns.cookies {
 		s.done.Add(1)
@@ -143,11 +172,12 @@ func (s *dnsService) Reload() error {
 func (s *dnsService) Reopen() error                      { return errNothingToReopen }
 func (s *dnsService) Collectors() []prometheus.Collector { return []prometheus.Collector{s.srv} }
 
-// Close stops the ticker.
+// Close stops the ticker, the secondary zones' refreshes, then the
+// transfer server and the NOTIFY rounds.
 func (s *dnsService) Close(context.Context) error {
-	s.xfr.close(s.srv)
 	close(s.stop)
-	s.done.Wait()
+	s.done.Wait() // no transfer in swaps a zone (and starts a NOTIFY round) after this
+	s.xfr.close(s.srv)
 	return nil
 }
 

@@ -19,9 +19,6 @@ type primaryOptions struct {
 	allow     stringList
 	notify    stringList
 	xfrConns  int
-	// tsig holds the TSIG keys (key name -> base64 secret, miekg's
-	// TsigSecret form); the key file flag fills it.
-	tsig map[string]string
 
 	acl     []dns.ACLEntry
 	targets []dns.NotifyTarget
@@ -54,6 +51,16 @@ func checkPrimary(o *options) error {
 		}
 		p.targets = append(p.targets, t)
 	}
+	for _, e := range p.acl {
+		if e.Key != "" && o.dns.tsigKeys == "" {
+			return usagef("--allow-transfer %s names a TSIG key: give the key file with --tsig-keys FILE", e)
+		}
+	}
+	for _, t := range p.targets {
+		if t.Key != "" && o.dns.tsigKeys == "" {
+			return usagef("--notify %s names a TSIG key: give the key file with --tsig-keys FILE", t)
+		}
+	}
 	if len(p.acl) > 0 && p.xfrListen == "" {
 		return usagef("--allow-transfer needs --xfr-listen ADDR, where the transfers are served (e.g. --xfr-listen 127.0.0.1:53 with --proto udp)")
 	}
@@ -70,13 +77,14 @@ type xfrService struct {
 }
 
 // startPrimary turns on the primary side of srv when a flag asks for it
-// and starts the transfer server.
-func startPrimary(srv *dns.Server, o *options, log *zap.Logger) (*xfrService, error) {
+// and starts the transfer server; keys are --tsig-keys' (those ACL entries
+// and NOTIFY targets name).
+func startPrimary(srv *dns.Server, o *options, keys dns.TSIGKeys, log *zap.Logger) (*xfrService, error) {
 	p := &o.dns.primary
 	if p.xfrListen == "" && len(p.targets) == 0 {
 		return nil, nil
 	}
-	err := srv.EnablePrimary(dns.PrimaryConfig{Allow: p.acl, Notify: p.targets, TSIG: p.tsig, Log: log})
+	err := srv.EnablePrimary(dns.PrimaryConfig{Allow: p.acl, Notify: p.targets, TSIG: keys.Secrets(), Log: log})
 	if err != nil {
 		return nil, &usageError{err.Error()}
 	}

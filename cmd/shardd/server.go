@@ -39,7 +39,7 @@ type server struct {
 	svc         service
 	metricsLn   net.Listener
 	groups      []*shard.Group
-	certs       *shard.CertStore // the --tls pair; nil without --tls
+	tls         *tlsState // the --tls pair, client CAs and ticket keys; nil without --tls
 
 	// Running from serve on.
 	grd        *guard
@@ -68,11 +68,7 @@ func startServer(o *options, log *zap.Logger, sig <-chan os.Signal) (_ *server, 
 		}
 	}
 	srv.ntf = newNotifier()
-	if srv.certs, err = loadCerts(o, log); err != nil {
-		return nil, err
-	}
-	tlsConf, err := o.serverTLS(srv.certs)
-	if err != nil {
+	if srv.tls, err = loadTLS(o, log, srv.inh); err != nil {
 		return nil, err
 	}
 	if srv.svc, err = handlerNamed(o.handler.value).newService(o, log); err != nil {
@@ -91,7 +87,7 @@ func startServer(o *options, log *zap.Logger, sig <-chan os.Signal) (_ *server, 
 	if srv.metricsLn, err = srv.listenMetrics(); err != nil {
 		return nil, err
 	}
-	if srv.groups, err = listenAll(o, log, srv.inh, srv.inh != nil && !srv.fromSystemd, srv.svc, tlsConf); err != nil {
+	if srv.groups, err = listenAll(o, log, srv.inh, srv.inh != nil && !srv.fromSystemd, srv.svc, srv.tls.config()); err != nil {
 		var ce *shard.ConfigError
 		if errors.As(err, &ce) {
 			return nil, flagError(ce, nil)
@@ -161,14 +157,15 @@ func (srv *server) serve() int {
 	srv.grd.check()
 	srv.upg = newUpgrader(exe, os.Args[1:], srv.groups, srv.metricsLn, srv.log)
 	srv.upg.pidfile = srv.o.pidfile
+	srv.upg.tickets = srv.tls.ticketKeys()
 	if srv.metricsLn != nil {
-		srv.metricsSrv = serveMetrics(srv.metricsLn, srv.groups, srv.grd, srv.upg, srv.svc, srv.log, certCollectors(srv.certs)...)
+		srv.metricsSrv = serveMetrics(srv.metricsLn, srv.groups, srv.grd, srv.upg, srv.svc, srv.log, certCollectors(srv.tls)...)
 	}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	srv.cancel = cancel
 	go srv.grd.run(ctx, srv.o.guardEvery)
-	srv.watchCerts(ctx.Done())
+	srv.tls.run(srv.o, srv.log, ctx.Done())
 	serveErr := make(chan error, len(srv.groups))
 	var wg sync.WaitGroup
 	for _, g := range srv.groups {
@@ -255,7 +252,7 @@ func (srv *server) signal(s os.Signal) (stop bool) {
 		srv.log.Info("upgrading", zap.String("signal", s.String()))
 		srv.upg.start()
 	case syscall.SIGHUP:
-		srv.reloadCerts()
+		srv.tls.reload(srv.log)
 		signalled(srv.log, s, "reloaded", srv.svc.Reload())
 	case sigUSR1:
 		signalled(srv.log, s, "reopened", srv.svc.Reopen())

@@ -98,16 +98,17 @@ func TestSyslogKafkaEndToEnd(t *testing.T) {
 
 // checkKafkaMetrics checks the Kafka sink's series once n records were
 // acknowledged: none in flight or queued, n produce latencies observed, a
-// broker connection open.
+// broker connection open, n records counted over the partitions.
 func checkKafkaMetrics(t *testing.T, metrics string, n int) {
 	t.Helper()
 	text := testkit.Scrape(t, "http://"+metrics+"/metrics")
 	for name, want := range map[string]func(float64) bool{
-		"shardd_syslog_sink_inflight_records":      func(v float64) bool { return v == 0 },
-		"shardd_syslog_queue_depth":                func(v float64) bool { return v == 0 },
-		"shardd_syslog_sink_produce_seconds_count": func(v float64) bool { return v == float64(n) },
-		"shardd_syslog_sink_broker_connections":    func(v float64) bool { return v >= 1 },
-		"shardd_syslog_dropped_total":              func(v float64) bool { return v == 0 },
+		"shardd_sink_inflight_records":        func(v float64) bool { return v == 0 },
+		"shardd_syslog_queue_depth":           func(v float64) bool { return v == 0 },
+		"shardd_sink_produce_seconds_count":   func(v float64) bool { return v == float64(n) },
+		"shardd_sink_broker_connections":      func(v float64) bool { return v >= 1 },
+		"shardd_sink_partition_records_total": func(v float64) bool { return v == float64(n) },
+		"shardd_syslog_dropped_total":         func(v float64) bool { return v == 0 },
 	} {
 		if !strings.Contains(text, "\n"+name) {
 			t.Errorf("no series %s", name)

@@ -2,10 +2,7 @@ package main
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"flag"
-	"fmt"
-	"os"
 	"slices"
 	"time"
 
@@ -23,6 +20,7 @@ type tlsOptions struct {
 	cert, key string        // --tls-cert, --tls-key
 	clientCA  string        // --tls-client-ca: mutual TLS
 	handshake time.Duration // --tls-handshake-timeout
+	rotation  time.Duration // --tls-ticket-rotation
 }
 
 // certPoll is how often the certificate files are looked at for a change.
@@ -38,6 +36,7 @@ func addTLSFlags(fs *flag.FlagSet, o *options) {
 	fs.StringVar(&o.tls.key, "tls-key", "", "with --tls: the PEM private key of --tls-cert")
 	fs.StringVar(&o.tls.clientCA, "tls-client-ca", "", "with --tls: require a client certificate signed by a CA in this PEM file (mutual TLS); syslog records get its subject as tls_peer")
 	fs.DurationVar(&o.tls.handshake, "tls-handshake-timeout", shard.DefaultTLSHandshakeTimeout, "with --tls: cut a connection that has not finished its TLS handshake by then")
+	fs.DurationVar(&o.tls.rotation, "tls-ticket-rotation", shard.DefaultTicketRotation, "with --tls: make a new session ticket key this often; a ticket resumes for at least this long (the previous key still decrypts), on every shard and after an upgrade")
 }
 
 // checkTLSFlags checks the TLS flags: addresses, the pair they need, and
@@ -55,7 +54,7 @@ func checkTLSFlags(o *options) error {
 		}
 	}
 	if len(o.tls.addrs) == 0 {
-		for _, name := range []string{"tls-cert", "tls-key", "tls-client-ca", "tls-handshake-timeout"} {
+		for _, name := range []string{"tls-cert", "tls-key", "tls-client-ca", "tls-handshake-timeout", "tls-ticket-rotation"} {
 			if o.given[name] {
 				return usagef("--%s needs --tls ADDR", name)
 			}
@@ -67,6 +66,9 @@ func checkTLSFlags(o *options) error {
 	}
 	if o.tls.handshake <= 0 {
 		return usagef("--tls-handshake-timeout %v: must be positive, e.g. 10s", o.tls.handshake)
+	}
+	if o.tls.rotation < time.Second {
+		return usagef("--tls-ticket-rotation %v: must be at least 1s, e.g. 1h", o.tls.rotation)
 	}
 	return nil
 }
@@ -86,41 +88,52 @@ func (o *options) tlsShardConfig(cfg *shard.Config, conf *tls.Config) {
 	cfg.TLSHandshakeTimeout = o.tls.handshake
 }
 
-// serverTLS is the one tls.Config of every --tls address (so they share
-// session ticket keys): the handler's ALPN protocol and, with
-// --tls-client-ca, a verified client certificate required. Nil without
-// --tls.
-func (o *options) serverTLS(certs *shard.CertStore) (*tls.Config, error) {
-	if certs == nil {
-		return nil, nil
-	}
-	conf := shard.ServerTLS(certs, alpnOf[o.handler.value]...)
-	if o.tls.clientCA == "" {
-		return conf, nil
-	}
-	pem, err := os.ReadFile(o.tls.clientCA)
-	if err != nil {
-		return nil, fmt.Errorf("--tls-client-ca: %w", err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("--tls-client-ca %s: no PEM certificate in it (give the CA certificates that sign client certificates)", o.tls.clientCA)
-	}
-	conf.ClientCAs, conf.ClientAuth = pool, tls.RequireAndVerifyClientCert
-	return conf, nil
+// tlsState is what the --tls addresses serve with: the pair, the client
+// CAs (nil without --tls-client-ca), the session ticket keys and the one
+// tls.Config of them all (so they share the keys). Nil without --tls.
+type tlsState struct {
+	certs   *shard.CertStore
+	cas     *shard.CAStore
+	tickets *shard.TicketKeys
+	conf    *tls.Config
 }
 
-// loadCerts loads the --tls pair (nil without --tls) and logs it.
-func loadCerts(o *options, log *zap.Logger) (*shard.CertStore, error) {
+// loadTLS loads the --tls pair and client CAs and makes the Config: the
+// handler's ALPN protocol and, with --tls-client-ca, a verified client
+// certificate required. The ticket keys are inh's (an upgrade) when they
+// come with it, else new. Nil without --tls.
+func loadTLS(o *options, log *zap.Logger, inh *inherited) (*tlsState, error) {
 	if len(o.tls.addrs) == 0 {
+		if inh != nil {
+			clear(inh.ticketKeys) // handed over, but no --tls here
+		}
 		return nil, nil
 	}
-	certs, err := shard.LoadCerts(o.tls.cert, o.tls.key)
-	if err != nil {
+	st := &tlsState{}
+	var err error
+	if st.certs, err = shard.LoadCerts(o.tls.cert, o.tls.key); err != nil {
 		return nil, err
 	}
-	logCert(log, "TLS certificate loaded", certs)
-	return certs, nil
+	logCert(log, "TLS certificate loaded", st.certs)
+	st.conf = shard.ServerTLS(st.certs, alpnOf[o.handler.value]...)
+	if o.tls.clientCA != "" {
+		if st.cas, err = shard.LoadClientCAs(o.tls.clientCA); err != nil {
+			return nil, err
+		}
+		st.cas.Require(st.conf)
+	}
+	if st.tickets, err = shard.NewTicketKeys(st.conf); err != nil {
+		return nil, err
+	}
+	if inh != nil && inh.ticketKeys != nil {
+		if err := st.tickets.Restore(inh.ticketKeys); err != nil {
+			log.Warn("session tickets of the previous process do not resume here; new keys", zap.Error(err))
+		} else {
+			log.Info("session ticket keys taken over from the previous process", zap.Time("made", st.tickets.Made()))
+		}
+		clear(inh.ticketKeys)
+	}
+	return st, nil
 }
 
 // logCert logs the pair in use; one that has expired is served (a
@@ -132,38 +145,77 @@ func logCert(log *zap.Logger, msg string, certs *shard.CertStore) {
 	}
 }
 
-// reloadCerts loads the --tls pair again (HUP); a pair that does not load
-// leaves the one in use serving.
-func (srv *server) reloadCerts() {
-	if srv.certs == nil {
-		return
+// config is the Config of the --tls addresses; nil without --tls.
+func (st *tlsState) config() *tls.Config {
+	if st == nil {
+		return nil
 	}
-	if err := srv.certs.Reload(); err != nil {
-		srv.log.Error("TLS certificate not reloaded; the previous one keeps serving", zap.Error(err))
-		return
-	}
-	logCert(srv.log, "TLS certificate reloaded", srv.certs)
+	return st.conf
 }
 
-// watchCerts reloads the pair when its files change, until stop closes.
-func (srv *server) watchCerts(stop <-chan struct{}) {
-	if srv.certs == nil {
+// ticketKeys are the session ticket keys an upgrade hands over; nil
+// without --tls.
+func (st *tlsState) ticketKeys() *shard.TicketKeys {
+	if st == nil {
+		return nil
+	}
+	return st.tickets
+}
+
+// reload loads the --tls pair and client CAs again (HUP); what does not
+// load leaves what is in use serving.
+func (st *tlsState) reload(log *zap.Logger) {
+	if st == nil {
 		return
 	}
-	go srv.certs.Watch(certPoll, stop, func(_ string, err error) {
+	if err := st.certs.Reload(); err != nil {
+		log.Error("TLS certificate not reloaded; the previous one keeps serving", zap.Error(err))
+	} else {
+		logCert(log, "TLS certificate reloaded", st.certs)
+	}
+	if st.cas == nil {
+		return
+	}
+	if err := st.cas.Reload(); err != nil {
+		log.Error("TLS client CAs not reloaded; the previous ones keep verifying", zap.Error(err))
+		return
+	}
+	log.Info("TLS client CAs reloaded", zap.Int("certificates", st.cas.Certificates()))
+}
+
+// run reloads the pair and the client CAs when their files change, and
+// rotates the session ticket keys, until stop closes.
+func (st *tlsState) run(o *options, log *zap.Logger, stop <-chan struct{}) {
+	if st == nil {
+		return
+	}
+	go st.certs.Watch(certPoll, stop, func(err error) {
 		if err != nil {
-			srv.log.Error("TLS certificate files changed but do not load; the previous certificate keeps serving", zap.Error(err))
+			log.Error("TLS certificate files changed but do not load; the previous certificate keeps serving", zap.Error(err))
 			return
 		}
-		logCert(srv.log, "TLS certificate reloaded (files changed)", srv.certs)
+		logCert(log, "TLS certificate reloaded (files changed)", st.certs)
+	})
+	if st.cas != nil {
+		go st.cas.Watch(certPoll, stop, func(err error) {
+			if err != nil {
+				log.Error("TLS client CA file changed but does not load; the previous CAs keep verifying", zap.Error(err))
+				return
+			}
+			log.Info("TLS client CAs reloaded (file changed)", zap.Int("certificates", st.cas.Certificates()))
+		})
+	}
+	go st.tickets.Run(o.tls.rotation, stop, func(err error) {
+		log.Error("session ticket key not rotated; the current one stays", zap.Error(err))
 	})
 }
 
 // certCollectors is the certificate's expiry as a metric (none without --tls).
-func certCollectors(certs *shard.CertStore) []prometheus.Collector {
-	if certs == nil {
+func certCollectors(st *tlsState) []prometheus.Collector {
+	if st == nil {
 		return nil
 	}
+	certs := st.certs
 	return []prometheus.Collector{prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "shardd_tls_cert_expiry_seconds",
 		Help: "When the TLS certificate in use (--tls-cert) expires, in seconds since the epoch; alert well before time() reaches it.",

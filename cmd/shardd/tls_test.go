@@ -147,20 +147,26 @@ func (x *dotDaemon) handshakes(t *testing.T, result string) float64 {
 	return testkit.MetricSum(testkit.Scrape(t, x.metrics), "shardd_tls_handshakes_total", `result="`+result+`"`)
 }
 
-// TestDoTKdigSameAnswersAsUDP: kdig +tls gets the answers kdig gets over
-// UDP, verifying the server against the test CA.
-func TestDoTKdigSameAnswersAsUDP(t *testing.T) {
-	kdig := requireTool(t, "kdig")
+// TestDoTSameAnswersAsUDP: kdig +tls (Knot's client, GnuTLS) and dig +tls
+// (BIND's, OpenSSL) get the answers they get over UDP, verifying the server
+// against the test CA.
+func TestDoTSameAnswersAsUDP(t *testing.T) {
+	for _, tool := range []string{"kdig", "dig"} {
+		t.Run(tool, func(t *testing.T) { dotSameAnswersAsUDP(t, requireTool(t, tool)) })
+	}
+}
+
+func dotSameAnswersAsUDP(t *testing.T, client string) {
 	x := startDoT(t)
 	ask := func(tlsArgs []string, to netip.AddrPort, q ...string) string {
 		args := append([]string{"@" + to.Addr().String(), "-p", fmt.Sprint(to.Port()), "+time=5", "+retry=0", "+noall", "+answer", "+authority", "+additional"}, tlsArgs...)
-		out, err := exec.Command(kdig, append(args, q...)...).CombinedOutput()
+		out, err := exec.Command(client, append(args, q...)...).CombinedOutput()
 		if err != nil {
-			t.Fatalf("kdig %v: %v\n%s", args, err, out)
+			t.Fatalf("%s %v: %v\n%s", client, args, err, out)
 		}
 		return string(out)
 	}
-	tlsArgs := []string{"+tls-ca=" + x.ca.caFile, "+tls-hostname=dns.test"}
+	tlsArgs := []string{"+tls", "+tls-ca=" + x.ca.caFile, "+tls-hostname=dns.test"}
 	for _, q := range [][]string{{"www.example.com", "A"}, {"example.com", "SOA"}, {"example.com", "MX"}, {"nope.example.com", "A"}, {"example.com", "NS"}} {
 		udp, dot := ask(nil, x.plain, q...), ask(tlsArgs, x.tls, q...)
 		if udp != dot || !strings.Contains(udp, "example.com.") {
@@ -273,6 +279,8 @@ func TestTLSFlagErrors(t *testing.T) {
 		{[]string{"--tls", ":853", "--tls", ":853", "--tls-cert", "c", "--tls-key", "k"}, "--tls :853 is given twice"},
 		{[]string{"--tls", "localhost:853", "--tls-cert", "c", "--tls-key", "k"}, "is not an IP address"},
 		{[]string{"--tls", ":853", "--tls-cert", "c", "--tls-key", "k", "--tls-handshake-timeout", "0s"}, "--tls-handshake-timeout 0s: must be positive"},
+		{[]string{"--tls", ":853", "--tls-cert", "c", "--tls-key", "k", "--tls-ticket-rotation", "10ms"}, "--tls-ticket-rotation 10ms: must be at least 1s"},
+		{[]string{"--tls-ticket-rotation", "1h", "127.0.0.1:0"}, "--tls-ticket-rotation needs --tls ADDR"},
 	} {
 		var stdout, stderr strings.Builder
 		if code := run(c.args, &stdout, &stderr, nil); code != exitUsage || !strings.Contains(stderr.String(), c.want) || strings.Count(stderr.String(), "\n") != 1 {
@@ -291,25 +299,33 @@ func TestTLSFlagErrors(t *testing.T) {
 // dotQuery asks the SOA of example.com over a new TLS connection with
 // Go's client and miekg/dns framing; an error is any failure on the way.
 func (x *dotDaemon) dotQuery() error {
-	c, err := mdns.DialTimeoutWithTLS("tcp-tls", x.tls.String(), &tls.Config{RootCAs: x.ca.pool, NextProtos: []string{"dot"}}, testkit.WaitTimeout)
+	_, err := x.dotWith(&tls.Config{RootCAs: x.ca.pool, NextProtos: []string{"dot"}})
+	return err
+}
+
+// dotWith is dotQuery with the client's Config cc; it returns the
+// connection's state.
+func (x *dotDaemon) dotWith(cc *tls.Config) (tls.ConnectionState, error) {
+	c, err := mdns.DialTimeoutWithTLS("tcp-tls", x.tls.String(), cc, testkit.WaitTimeout)
 	if err != nil {
-		return err
+		return tls.ConnectionState{}, err
 	}
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(testkit.WaitTimeout))
 	q := new(mdns.Msg)
 	q.SetQuestion("example.com.", mdns.TypeSOA)
 	if err := c.WriteMsg(q); err != nil {
-		return err
+		return tls.ConnectionState{}, err
 	}
 	r, err := c.ReadMsg()
+	cs := c.Conn.(*tls.Conn).ConnectionState()
 	if err != nil {
-		return err
+		return cs, err
 	}
 	if r.Rcode != mdns.RcodeSuccess || len(r.Answer) != 1 {
-		return fmt.Errorf("answer %v", r)
+		return cs, fmt.Errorf("answer %v", r)
 	}
-	return nil
+	return cs, nil
 }
 
 // TestDoTUpgradeHandsOverTLS: through upgrades (USR2), the TLS listeners

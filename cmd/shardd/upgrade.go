@@ -28,7 +28,14 @@ const (
 	envInherit  = "SHARDD_INHERIT"
 	envReady    = "SHARDD_READY_FD"
 	envUpgrades = "SHARDD_UPGRADES" // shardd_upgrades_total carried over: "ok=N,failed=N,refused=N"
+	// The descriptor of a pipe that holds the TLS session ticket keys
+	// (shard.TicketKeys.State): secrets, so never in the environment or a
+	// file; the pipe's writing end is closed before the new process starts.
+	envTicketKeys = "SHARDD_TICKET_KEYS_FD"
 )
+
+// ticketStateLimit bounds what is read from the ticket keys pipe.
+const ticketStateLimit = 4096
 
 // upgradeReadyTimeout bounds how long the old process waits for the new one.
 const upgradeReadyTimeout = 10 * time.Second
@@ -38,6 +45,9 @@ type inherited struct {
 	listeners map[int]map[string]*os.File // by listener index, then "udp/N"
 	metrics   *os.File
 	ready     *os.File
+	// The TLS session ticket keys of the process before (nil if it sent
+	// none): shard.TicketKeys.Restore reads them, and they are cleared.
+	ticketKeys []byte
 }
 
 // takeInherited reads the upgrade environment (and clears it, so it does not
@@ -45,12 +55,44 @@ type inherited struct {
 func takeInherited() (*inherited, error) {
 	spec := os.Getenv(envInherit)
 	readyFD := os.Getenv(envReady)
+	keysFD := os.Getenv(envTicketKeys)
 	_ = os.Unsetenv(envInherit)
 	_ = os.Unsetenv(envReady)
+	_ = os.Unsetenv(envTicketKeys)
 	if spec == "" && readyFD == "" {
 		return nil, nil
 	}
 	in := &inherited{listeners: map[int]map[string]*os.File{}}
+	if keysFD != "" {
+		var err error
+		if in.ticketKeys, err = readTicketKeys(keysFD); err != nil {
+			return nil, err
+		}
+	}
+	if err := in.addSockets(spec); err != nil {
+		return nil, err
+	}
+	if readyFD != "" {
+		var err error
+		if in.ready, err = inheritedFD(envReady, readyFD, "ready"); err != nil {
+			return nil, err
+		}
+	}
+	return in, nil
+}
+
+// inheritedFD is the descriptor fdText that the environment variable env
+// names, as a file called name.
+func inheritedFD(env, fdText, name string) (*os.File, error) {
+	fd, err := strconv.Atoi(fdText)
+	if err != nil || fd < 3 {
+		return nil, fmt.Errorf("%s: bad descriptor %q", env, fdText)
+	}
+	return os.NewFile(uintptr(fd), name), nil
+}
+
+// addSockets takes the sockets envInherit names (name=fd, comma-separated).
+func (in *inherited) addSockets(spec string) error {
 	for _, item := range strings.Split(spec, ",") {
 		if item == "" {
 			continue
@@ -58,7 +100,7 @@ func takeInherited() (*inherited, error) {
 		name, fdText, ok := strings.Cut(item, "=")
 		fd, err := strconv.Atoi(fdText)
 		if !ok || err != nil || fd < 3 {
-			return nil, fmt.Errorf("%s: bad entry %q", envInherit, item)
+			return fmt.Errorf("%s: bad entry %q", envInherit, item)
 		}
 		f := os.NewFile(uintptr(fd), name)
 		if name == "metrics" {
@@ -68,21 +110,28 @@ func takeInherited() (*inherited, error) {
 		l, rest, ok := strings.Cut(name, "/")
 		idx, err := strconv.Atoi(strings.TrimPrefix(l, "L"))
 		if !ok || err != nil {
-			return nil, fmt.Errorf("%s: bad socket name %q", envInherit, name)
+			return fmt.Errorf("%s: bad socket name %q", envInherit, name)
 		}
 		if in.listeners[idx] == nil {
 			in.listeners[idx] = map[string]*os.File{}
 		}
 		in.listeners[idx][rest] = f
 	}
-	if readyFD != "" {
-		fd, err := strconv.Atoi(readyFD)
-		if err != nil || fd < 3 {
-			return nil, fmt.Errorf("%s: bad descriptor %q", envReady, readyFD)
-		}
-		in.ready = os.NewFile(uintptr(fd), "ready")
+	return nil
+}
+
+// readTicketKeys reads the ticket keys pipe named by fdText to its end.
+func readTicketKeys(fdText string) ([]byte, error) {
+	f, err := inheritedFD(envTicketKeys, fdText, "ticket-keys")
+	if err != nil {
+		return nil, err
 	}
-	return in, nil
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, ticketStateLimit))
+	if err != nil {
+		return nil, fmt.Errorf("%s: reading the session ticket keys: %w", envTicketKeys, err)
+	}
+	return b, nil
 }
 
 // signalReady tells the process that started us that we serve.
@@ -106,6 +155,7 @@ type upgrader struct {
 	handover chan int                  // the new process's pid once it serves
 	failed   chan struct{}             // an upgrade ended without a hand-over
 	pidfile  string                    // rewritten with our pid when an upgrade fails
+	tickets  *shard.TicketKeys         // handed over through a pipe; nil without --tls
 }
 
 func newUpgrader(exe string, args []string, groups []*shard.Group, metrics net.Listener, log *zap.Logger) *upgrader {
@@ -207,6 +257,14 @@ func (u *upgrader) run() (int, error) {
 	}
 	defer readyR.Close()
 	defer readyW.Close()
+	keysR, err := u.ticketPipe()
+	if err != nil {
+		return 0, err
+	}
+	if keysR != nil {
+		defer keysR.Close()
+		names, files = append(names, envTicketKeys), append(files, keysR)
+	}
 	pid, err := u.spawn(names, files, readyW)
 	if err != nil {
 		return 0, err
@@ -215,6 +273,29 @@ func (u *upgrader) run() (int, error) {
 	proc, _ := os.FindProcess(pid)
 	u.log.Info("upgrade: new process started", zap.Int("pid", pid), zap.String("binary", u.exe))
 	return awaitReady(proc, readyR)
+}
+
+// ticketPipe is a pipe that holds the session ticket keys, its writing
+// end closed: the new process reads them to the end. Nil without --tls.
+func (u *upgrader) ticketPipe() (*os.File, error) {
+	if u.tickets == nil {
+		return nil, nil
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("the session ticket keys pipe: %w", err)
+	}
+	state := u.tickets.State()
+	_, err = w.Write(state) // far less than a pipe holds: it does not block
+	clear(state)
+	if cerr := w.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		r.Close()
+		return nil, fmt.Errorf("the session ticket keys pipe: %w", err)
+	}
+	return r, nil
 }
 
 // sockets duplicates every socket the new process takes over, named as
@@ -270,11 +351,16 @@ func (u *upgrader) spawn(names []string, files []*os.File, readyW *os.File) (int
 		fds = append(fds, fd)
 	}
 	var spec []string
+	env := os.Environ()
 	for i, n := range names {
+		if n == envTicketKeys { // a pipe, not a socket
+			env = append(env, fmt.Sprintf("%s=%d", envTicketKeys, 4+i))
+			continue
+		}
 		spec = append(spec, fmt.Sprintf("%s=%d", n, 4+i))
 	}
 	counts := fmt.Sprintf("ok=%d,failed=%d,refused=%d", u.results["ok"].Load()+1, u.results["failed"].Load(), u.results["refused"].Load())
-	env := append(os.Environ(), envInherit+"="+strings.Join(spec, ","), envReady+"=3", envUpgrades+"="+counts)
+	env = append(env, envInherit+"="+strings.Join(spec, ","), envReady+"=3", envUpgrades+"="+counts)
 	pid, err := forkExec(u.exe, append([]string{u.exe}, u.args...), env, fds)
 	if err != nil {
 		return 0, fmt.Errorf("starting %s: %w", u.exe, err)

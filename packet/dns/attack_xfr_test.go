@@ -103,8 +103,8 @@ func TestAttackXFRNonReadingClients(t *testing.T) {
 		_ = c.Close()
 	}
 	// Each blocked transfer ends at its write timeout (or at once as the
-	// client closed), counted as failed.
-	want := fmt.Sprintf("x.test./axfr/failed=%d", maxConns)
+	// client closed), counted as cut.
+	want := fmt.Sprintf("x.test./axfr/cut=%d", maxConns)
 	if got := waitCounts(t, s, want); got != want {
 		t.Fatalf("transfers: %s, want %s", got, want)
 	}

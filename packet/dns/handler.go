@@ -178,6 +178,9 @@ func (h *Handler) ServePacket(w *packet.ReplyWriter, p *packet.Packet) error {
 	if q.cookie == cookieClient {
 		q.cookie = h.cookie(m, q.cookieOff, q.cookieLen, p.Src.Addr())
 	}
+	if rcode == rcodeNotify {
+		return h.serveNotify(w, p, &q, c)
+	}
 	var t *template
 	switch {
 	case rcode == mdns.RcodeSuccess:
@@ -234,6 +237,9 @@ func (h *Handler) parse(m []byte, q *query) int {
 	}
 	if !h.srv.cookiesOn {
 		q.cookie = cookieNone
+	}
+	if q.flags>>11&0xF == mdns.OpcodeNotify && h.srv.sec != nil {
+		return rcodeNotify
 	}
 	return q.rcode(qd)
 }
@@ -464,7 +470,7 @@ func (h *Handler) build(b, m []byte, q *query, rcode int, t *template, limit int
 		b = t.appendBody(b, n, q.nameLen)
 	}
 	if q.edns {
-		b = h.appendOPT(b, q, rcode, t == nil && rcode == mdns.RcodeRefused && q.qend > 0)
+		b = h.appendOPT(b, q, rcode, extendedError(q, rcode, t))
 	}
 	return b, tc
 }
@@ -494,14 +500,14 @@ func (t *template) fit(room int) (int, [3]uint16, bool) {
 // appendOPT appends the reply's OPT record (RFC 6891): the payload size
 // sent, the rcode's upper bits, the DO bit copied from the query (RFC 3225
 // 3), the COOKIE option when the query had one (RFC 7873 5.2) and, with
-// notAuth, Extended DNS Error 20, Not Authoritative (RFC 8914).
-func (h *Handler) appendOPT(b []byte, q *query, rcode int, notAuth bool) []byte {
+// ede not 0, that Extended DNS Error (RFC 8914).
+func (h *Handler) appendOPT(b []byte, q *query, rcode int, ede uint16) []byte {
 	do := byte(0)
 	if q.do {
 		do = 0x80
 	}
 	rdlen := 0
-	if notAuth {
+	if ede != 0 {
 		rdlen += 6
 	}
 	if q.cookie != cookieNone {
@@ -512,8 +518,8 @@ func (h *Handler) appendOPT(b []byte, q *query, rcode int, notAuth bool) []byte 
 		b = append(b, 0, byte(mdns.EDNS0COOKIE), 0, byte(len(h.cookieOut)))
 		b = append(b, h.cookieOut[:]...)
 	}
-	if notAuth {
-		b = append(b, 0, byte(mdns.EDNS0EDE), 0, 2, 0, byte(mdns.ExtendedErrorCodeNotAuthoritative))
+	if ede != 0 {
+		b = append(b, 0, byte(mdns.EDNS0EDE), 0, 2, byte(ede>>8), byte(ede))
 	}
 	return b
 }

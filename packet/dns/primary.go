@@ -276,7 +276,7 @@ const (
 	xfrUpToDate = "uptodate" // IXFR answered with the current SOA only
 	xfrRefused  = "refused"  // not allowed by the ACL
 	xfrBadKey   = "badkey"   // TSIG did not verify (unknown key, bad MAC, bad time): NOTAUTH
-	xfrFailed   = "failed"   // cut mid-way (client gone, write timeout)
+	xfrCut      = "cut"      // broken off mid-way (client gone, write timeout); not "failed", the word of a transfer in
 )
 
 // count adds one transfer to shardd_dns_transfers_total. zone is always a
@@ -324,14 +324,9 @@ func (p *primary) logOnce(kind, msg string, fields ...zap.Field) {
 	}
 }
 
-var (
-	descZoneInfo = prometheus.NewDesc("shardd_dns_zone_info",
-		"Each zone being served, with where its current version came from: file (a master file) or transfer; always 1.",
-		[]string{"zone", "source"}, nil)
-	descTransfers = prometheus.NewDesc("shardd_dns_transfers_total",
-		"Zone transfers, by zone, type (axfr, ixfr) and result: sent, full (IXFR answered with the whole zone), uptodate (IXFR answered with the SOA alone), refused (not in --allow-transfer), badkey (TSIG did not verify), failed (cut mid-way).",
-		[]string{"zone", "type", "result"}, nil)
-)
+var descZoneInfo = prometheus.NewDesc("shardd_dns_zone_info",
+	"Each zone being served, with where its current version came from: file (a master file) or transfer; always 1.",
+	[]string{"zone", "source"}, nil)
 
 // collectPrimary sends the zones' sources and the transfer counts.
 func (s *Server) collectPrimary(ch chan<- prometheus.Metric) {

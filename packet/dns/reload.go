@@ -30,7 +30,9 @@ func (e *ReloadError) Error() string {
 // a file that fails keeps its zone's old version serving (if it had one)
 // and is reported in a *ReloadError, while the others take their new
 // versions. If no file loads, nothing changes and the zones returned are
-// nil. Zones that did not come from a file (transferred) stay as they are.
+// nil. Zones that did not come from a file (transferred) stay as they are,
+// and a file giving a secondary zone's origin fails. This is the one
+// reload path: swapZone (transfers) and Reload take turns on swapMu.
 // Any failure counts in shardd_dns_zone_reload_errors_total, a reload
 // without one in shardd_dns_zone_reloads_total.
 func (s *Server) Reload() (*Zones, error) {
@@ -39,6 +41,8 @@ func (s *Server) Reload() (*Zones, error) {
 		s.reloadErrors.Add(1)
 		return nil, err
 	}
+	s.swapMu.Lock()
+	defer s.swapMu.Unlock()
 	old := s.zones.Load()
 	fromFile := map[string]*Zone{}
 	for _, z := range old.List {
@@ -51,6 +55,9 @@ func (s *Server) Reload() (*Zones, error) {
 	loaded := 0
 	for _, f := range files {
 		z, err := loadZoneSafe(f)
+		if err == nil && s.isSecondary(z.Origin) {
+			err = fmt.Errorf("zone %s: %s is a secondary zone (--secondary): give it as a file or as a secondary, not both", f, z.Origin)
+		}
 		if err == nil {
 			err = zs.add(z)
 		}

@@ -81,6 +81,9 @@ type Server struct {
 	reloads      atomic.Uint64
 	reloadErrors atomic.Uint64
 
+	swapMu sync.Mutex   // serializes the writers of zones (Reload, swapZone)
+	sec    *secondaries // nil: no secondary zones (EnableSecondaries)
+
 	// Set before the handlers serve (EnableRRL, EnableCookies).
 	rrl         *rrl // nil: no rate limiting
 	cookiesOn   bool

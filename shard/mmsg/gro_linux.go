@@ -49,6 +49,22 @@ func (b *Batch) RecvControl(i int) (local netip.Addr, segSize int) {
 	return ParseRecvControl(b.oob[i*b.oobSpace:][:b.hdrs[i].Hdr.Controllen])
 }
 
+// GROOn reports whether UDP_GRO is on on a UDP socket (false where the
+// kernel lacks it). A socket handed over by another process keeps it.
+func GROOn(fd uintptr) bool {
+	v, err := unix.GetsockoptInt(int(fd), unix.SOL_UDP, unix.UDP_GRO)
+	return err == nil && v != 0
+}
+
+// Queued reports whether a datagram (or coalesced buffer) waits in the
+// socket's receive queue, without taking it; a socket it cannot ask
+// (an error other than an empty queue) counts as not empty.
+func Queued(fd uintptr) bool {
+	var b [1]byte
+	_, _, err := unix.Recvfrom(int(fd), b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+	return err != unix.EAGAIN
+}
+
 // SetGRO turns UDP generic receive offload on or off on a UDP socket: with
 // it on, the kernel may hand one receive call several datagrams of one flow
 // in one buffer, with their segment size in a UDP_GRO control message

@@ -17,9 +17,11 @@
 //                               empty (the queues must be full already)
 //   stdin   "go N"              read until N datagrams in total have arrived
 //                               (the sender may still be running)
-//   stdout  "ELAPSED_NS COUNT DROPS"
+//   stdout  "ELAPSED_NS COUNT DROPS CPU_NS"
 //           ELAPSED_NS from "go" to the last thread's last datagram, COUNT
-//           datagrams read, DROPS the sockets' kernel drop counters (SO_MEMINFO).
+//           datagrams read, DROPS the sockets' kernel drop counters (SO_MEMINFO),
+//           CPU_NS the process's CPU time (user and system) from "go" until
+//           every thread is done.
 // Every wait is bounded by -t seconds; an alarm kills the process a few
 // seconds later whatever happens.
 #define _GNU_SOURCE
@@ -33,6 +35,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <time.h>
@@ -74,6 +77,13 @@ static long long now_ns(void) {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+// cpu_ns is the CPU time (user and system) the process has used.
+static long long cpu_ns(void) {
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
+	return (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000000LL + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1000LL;
 }
 
 static void die(const char *what) {
@@ -268,7 +278,7 @@ int main(int argc, char **argv) {
 			setsockopt(readers[i].fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
 		}
 	}
-	long long start = now_ns();
+	long long start = now_ns(), cpu0 = cpu_ns();
 	deadline_ns = start + (long long)timeout * 1000000000LL;
 	pthread_barrier_wait(&start_barrier);
 
@@ -290,7 +300,7 @@ int main(int argc, char **argv) {
 		}
 		close(r->fd);
 	}
-	printf("%lld %lld %lld\n", end - start, count, drops);
+	printf("%lld %lld %lld %lld\n", end - start, count, drops, cpu_ns() - cpu0);
 	fflush(stdout);
 	return 0;
 }

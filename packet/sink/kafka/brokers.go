@@ -50,14 +50,25 @@ func (s *Sink) probe(timeout time.Duration) error {
 			return fmt.Errorf("the Kafka topic %q on the brokers %s: %w", s.cfg.Topic, strings.Join(s.cfg.Brokers, ","), err)
 		}
 	}
-	if n, ok := s.topicMaxBytes(ctx); ok {
+	// Until the topic's limit is known, no record goes to the client: a
+	// batch over it would be refused whole (see run).
+	n, ok, err := s.topicMaxBytes(ctx)
+	switch {
+	case err != nil:
+		return fmt.Errorf("%w (%s) with the topic's max.message.bytes: %w", errNoBroker, strings.Join(s.cfg.Brokers, ","), err)
+	case ok:
 		s.maxBytes.Store(n)
+	default:
+		s.log.Warn("the Kafka brokers did not tell the topic's max.message.bytes (describe configs not allowed?): record batches are cut at Kafka's default; a batch over a lower limit is refused whole, its records counted too_large",
+			zap.String("topic", s.cfg.Topic), zap.Int32("assumed_max_message_bytes", s.maxBytes.Load()))
 	}
 	return nil
 }
 
-// topicMaxBytes reads the topic's max.message.bytes.
-func (s *Sink) topicMaxBytes(ctx context.Context) (int32, bool) {
+// topicMaxBytes reads the topic's max.message.bytes: false if the brokers
+// answered without it (describing configs denied), an error if none
+// answered.
+func (s *Sink) topicMaxBytes(ctx context.Context) (int32, bool, error) {
 	req := kmsg.NewPtrDescribeConfigsRequest()
 	r := kmsg.NewDescribeConfigsRequestResource()
 	r.ResourceType = kmsg.ConfigResourceTypeTopic
@@ -66,7 +77,7 @@ func (s *Sink) topicMaxBytes(ctx context.Context) (int32, bool) {
 	req.Resources = append(req.Resources, r)
 	resp, err := req.RequestWith(ctx, s.cl)
 	if err != nil {
-		return 0, false
+		return 0, false, err
 	}
 	for _, res := range resp.Resources {
 		for _, c := range res.Configs {
@@ -74,16 +85,17 @@ func (s *Sink) topicMaxBytes(ctx context.Context) (int32, bool) {
 				continue
 			}
 			if n, err := strconv.ParseInt(*c.Value, 10, 32); err == nil && n >= 512 {
-				return int32(n), true
+				return int32(n), true, nil
 			}
 		}
 	}
-	return 0, false
+	return 0, false, nil
 }
 
 // probeUntilFound looks at the brokers every second until one answers
-// (or the sink closes), and logs what it found.
+// (or the sink closes), logs what it found, and lets the writer produce.
 func (s *Sink) probeUntilFound() {
+	defer close(s.found)
 	for s.ctx.Err() == nil {
 		err := s.probe(s.cfg.StartTimeout)
 		switch {
@@ -147,15 +159,20 @@ var (
 	_ kgo.HookBrokerDisconnect = (*connHooks)(nil)
 )
 
-// descs are the Kafka sink's own metric descriptions (the queue's are
-// sink.Queue's), named after Config.Queue.Metrics.
-type descs struct{ inflight, latency, conns *prometheus.Desc }
+// MetricPrefix names the Kafka sink's own metrics (the queue's are named
+// after Config.Queue.Metrics): shardd_sink_inflight_records and so on.
+const MetricPrefix = "shardd_sink"
 
-func newDescs(p string) descs {
+// descs are the Kafka sink's own metric descriptions.
+type descs struct{ inflight, latency, conns, partition *prometheus.Desc }
+
+func newDescs() descs {
+	const p = MetricPrefix
 	return descs{
-		inflight: prometheus.NewDesc(p+"_sink_inflight_records", "Records handed to the Kafka client and not yet acknowledged by the brokers (or failed).", nil, nil),
-		latency:  prometheus.NewDesc(p+"_sink_produce_seconds", "Time from handing a record to the Kafka client to the brokers' acknowledgement (or its failure).", nil, nil),
-		conns:    prometheus.NewDesc(p+"_sink_broker_connections", "Open connections to Kafka brokers (0: no broker reachable).", nil, nil),
+		inflight:  prometheus.NewDesc(p+"_inflight_records", "Records handed to the Kafka client and not yet acknowledged by the brokers (or failed); updated as each batch of records settles.", nil, nil),
+		latency:   prometheus.NewDesc(p+"_produce_seconds", "Time from handing a record to the Kafka client to the brokers' acknowledgement (or its failure).", nil, nil),
+		conns:     prometheus.NewDesc(p+"_broker_connections", "Open connections to Kafka brokers (0: no broker reachable).", nil, nil),
+		partition: prometheus.NewDesc(p+"_partition_records_total", "Records the brokers acknowledged, by partition of the topic.", []string{"partition"}, nil),
 	}
 }
 
@@ -163,4 +180,5 @@ func (d descs) describe(ch chan<- *prometheus.Desc) {
 	ch <- d.inflight
 	ch <- d.latency
 	ch <- d.conns
+	ch <- d.partition
 }

@@ -9,13 +9,15 @@
 //
 // Brokers unreachable at start are not an error: the sink starts, logs
 // once, buffers into its queue (dropping and counting once it is full) and
-// produces when a broker answers. A missing topic is an error at Open if a
-// broker answers. A record over the topic's max.message.bytes is dropped
-// and counted (too_large) without holding back the others.
+// produces when a broker answers (no record goes to the client before
+// then: the topic's max.message.bytes must be known first). A missing topic
+// is an error at Open if a broker answers; a topic deleted later fails
+// each record after about 4s (unknownTopicRetries metadata answers without
+// it), counted rejected. A record over the topic's max.message.bytes is
+// dropped and counted (too_large) without holding back the others.
 package kafka
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -87,6 +89,13 @@ func ParseCompression(s string) (kgo.CompressionCodec, bool) {
 	return kgo.NoCompression(), false
 }
 
+// How long records wait for a topic deleted after start: about
+// unknownTopicRetries × metadataMinAge (TestTopicDeletedAfterStart).
+const (
+	unknownTopicRetries = 4
+	metadataMinAge      = time.Second
+)
+
 // Defaults of Config.
 const (
 	DefaultLinger       = 10 * time.Millisecond
@@ -132,13 +141,17 @@ type Sink struct {
 	ctx    context.Context // of every Produce; canceled at Close's deadline
 	cancel context.CancelFunc
 
-	stop *sink.Stop
+	stop  *sink.Stop
+	found chan struct{} // closed once a broker answered Open's probe or a later one
 
 	batches  sync.WaitGroup // batches handed to the client and not yet settled
 	maxBytes atomic.Int32   // the topic's max.message.bytes, as far as known
-	inflight atomic.Int64   // records handed to the client, not yet settled
+	inflight atomic.Int64   // records handed to the client and not yet answered (published per batch)
 	hooks    connHooks      // open broker connections, refusals
 	produced sink.Latency
+	parts    partitionCounts // records acknowledged per partition
+	acc      promiseAcc      // the promises' counts not yet published
+	trackers sync.Pool       // of *tracker
 	logged   [sink.DropReasons]atomic.Bool
 	descs    descs
 }
@@ -151,9 +164,9 @@ func Open(cfg Config) (*Sink, error) {
 	cfg = cfg.withDefaults()
 	q := sink.NewQueue(cfg.Queue)
 	cfg.Queue = q.Config()
-	s := &Sink{cfg: cfg, log: cfg.Logger, q: q, stop: sink.NewStop()}
+	s := &Sink{cfg: cfg, log: cfg.Logger, q: q, stop: sink.NewStop(), found: make(chan struct{})}
 	s.maxBytes.Store(defaultMaxMessageBytes)
-	s.descs = newDescs(cfg.Queue.Metrics)
+	s.descs = newDescs()
 	cl, err := kgo.NewClient(s.clientOpts()...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka sink: %w", err)
@@ -169,6 +182,8 @@ func Open(cfg Config) (*Sink, error) {
 		cl.Close()
 		s.cancel()
 		return nil, err
+	default:
+		close(s.found)
 	}
 	go s.run()
 	return s, nil
@@ -210,6 +225,11 @@ func (s *Sink) clientOpts() []kgo.Opt {
 		// over it fails alone (too_large) instead of its batch.
 		kgo.ProducerBatchMaxBytesFn(func(string) int32 { return s.maxBytes.Load() }),
 		kgo.WithHooks(&s.hooks),
+		// A topic deleted under the sink: each record fails (rejected)
+		// after this many metadata answers without it, about a second
+		// apart, instead of waiting in the queue for its return.
+		kgo.UnknownTopicRetries(unknownTopicRetries),
+		kgo.MetadataMinAge(metadataMinAge),
 	}
 	if cfg.TLS != nil {
 		opts = append(opts, kgo.DialTLSConfig(cfg.TLS))
@@ -235,14 +255,22 @@ func (s *Sink) NewProducer(shard int) sink.Producer { return s.q.NewProducer(sha
 func (s *Sink) Stats() []sink.Stats { return s.q.Stats() }
 
 // run is the writer goroutine: it hands full batches to the client as
-// they come and takes partly filled ones every flush interval.
+// they come and takes partly filled ones every flush interval. Until a
+// broker has answered, batches wait in the queue: handed to the client
+// before the topic's max.message.bytes is known, a batch with one record
+// over it would be refused whole, and with it (the idempotent producer's
+// sequence broken) every record buffered for its partition.
 func (s *Sink) run() {
 	defer close(s.stop.Done)
 	tick := time.NewTicker(s.cfg.Queue.FlushInterval)
 	defer tick.Stop()
+	var full <-chan *sink.Batch // nil until found
+	found := s.found
 	for {
 		select {
-		case b := <-s.q.Full():
+		case <-found:
+			full, found = s.q.Full(), nil
+		case b := <-full:
 			s.produce(b)
 		case <-tick.C:
 			s.q.Flush()
@@ -251,63 +279,6 @@ func (s *Sink) run() {
 			return
 		}
 	}
-}
-
-// produce hands each line of b to the client as one record; b is settled
-// (sink.Queue.Settle) when the last record's promise has run.
-func (s *Sink) produce(b *sink.Batch) {
-	t := &tracker{s: s, b: b, recs: make([]kgo.Record, b.N)}
-	t.pending.Store(int32(b.N))
-	s.batches.Add(1)
-	s.inflight.Add(int64(b.N))
-	lines := b.Lines
-	for i := range t.recs {
-		n := bytes.IndexByte(lines, '\n')
-		if n < 0 {
-			n = len(lines)
-		}
-		r := &t.recs[i]
-		r.Value = lines[:n:n]
-		if s.cfg.Key != nil {
-			r.Key = s.cfg.Key(r.Value)
-		}
-		lines = lines[min(n+1, len(lines)):]
-		s.cl.Produce(s.ctx, r, t.promise)
-	}
-}
-
-// tracker is one batch's records until each has its answer.
-type tracker struct {
-	s       *Sink
-	b       *sink.Batch
-	recs    []kgo.Record
-	pending atomic.Int32
-	written atomic.Int32
-	dropped [sink.DropReasons]atomic.Int32
-}
-
-// promise is every record's produce promise: it counts the record as
-// written or dropped by reason, and settles the batch after its last.
-func (t *tracker) promise(r *kgo.Record, err error) {
-	s := t.s
-	s.produced.Observe(time.Since(r.Timestamp))
-	s.inflight.Add(-1)
-	if err == nil {
-		t.written.Add(1)
-	} else {
-		reason := dropReason(err)
-		t.dropped[reason].Add(1)
-		s.logDrop(reason, err)
-	}
-	if t.pending.Add(-1) != 0 {
-		return
-	}
-	var dropped [sink.DropReasons]int
-	for i := range dropped {
-		dropped[i] = int(t.dropped[i].Load())
-	}
-	s.q.Settle(t.b, int(t.written.Load()), &dropped)
-	s.batches.Done()
 }
 
 // Close hands every accepted line to the client and waits for the
@@ -340,12 +311,14 @@ func (s *Sink) Describe(ch chan<- *prometheus.Desc) {
 }
 
 // Collect implements prometheus.Collector: the queue's metrics, records in
-// flight, produce latency and open broker connections.
+// flight, produce latency, open broker connections and records per
+// partition.
 func (s *Sink) Collect(ch chan<- prometheus.Metric) {
 	s.q.Collect(ch)
 	ch <- prometheus.MustNewConstMetric(s.descs.inflight, prometheus.GaugeValue, float64(s.inflight.Load()))
 	ch <- s.produced.Metric(s.descs.latency)
 	ch <- prometheus.MustNewConstMetric(s.descs.conns, prometheus.GaugeValue, float64(s.hooks.n.Load()))
+	s.parts.collect(ch, s.descs.partition)
 }
 
 var (

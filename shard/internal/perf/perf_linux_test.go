@@ -547,15 +547,34 @@ func runRounds(b *testing.B, vs []variant) samples {
 	return got
 }
 
-// ratio returns the median over rounds of num[i]/den[i].
-func (s samples) ratio(num, den string) float64 {
+// ratios returns the per-round ratios num[i]/den[i].
+func (s samples) ratios(num, den string) []float64 {
 	var r []float64
 	for i := range min(len(s[num]), len(s[den])) {
 		if s[den][i] > 0 {
 			r = append(r, s[num][i]/s[den][i])
 		}
 	}
-	return median(r)
+	return r
+}
+
+// quartiles returns the first and third quartiles of xs (linear
+// interpolation between the order statistics).
+func quartiles(xs []float64) (q1, q3 float64) {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	at := func(q float64) float64 {
+		if len(s) == 0 {
+			return 0
+		}
+		pos := q * float64(len(s)-1)
+		i := int(pos)
+		if i+1 >= len(s) {
+			return s[i]
+		}
+		return s[i] + (pos-float64(i))*(s[i+1]-s[i])
+	}
+	return at(0.25), at(0.75)
 }
 
 // report reports the median of each named sample (none for a variant
@@ -568,10 +587,19 @@ func (s samples) report(b *testing.B, names ...string) {
 	}
 }
 
-// reportRatio reports the median per-round ratio num/den as unit.
+// reportRatio reports the median per-round ratio num/den as unit and,
+// over 4 rounds or more, its quartiles as unit-q1 and unit-q3: a goal is
+// met on noisy rounds only if q1 meets it too.
 func (s samples) reportRatio(b *testing.B, num, den, unit string) {
-	if len(s[num]) > 0 && len(s[den]) > 0 {
-		b.ReportMetric(s.ratio(num, den), unit)
+	r := s.ratios(num, den)
+	if len(r) == 0 {
+		return
+	}
+	b.ReportMetric(median(r), unit)
+	if len(r) >= 4 {
+		q1, q3 := quartiles(r)
+		b.ReportMetric(q1, unit+"-q1")
+		b.ReportMetric(q3, unit+"-q3")
 	}
 }
 
@@ -605,6 +633,10 @@ type drainResult struct {
 	elapsed time.Duration
 	drops   int     // dropped by the kernel during the fill (excluded)
 	batch   float64 // shardd: mean datagrams per recvmmsg
+	// CPU time (user and system) the reader's process took over the drain
+	// (the C reader measures its own); 0 where not measured. Unlike
+	// elapsed, it hardly grows when other work shares the CPUs.
+	cpu time.Duration
 }
 
 func (r drainResult) metrics() map[string]float64 {
@@ -612,7 +644,19 @@ func (r drainResult) metrics() map[string]float64 {
 	if r.batch > 0 {
 		m["batch"] = r.batch
 	}
+	if r.cpu > 0 {
+		m["cpu-ns/pkt"] = float64(r.cpu.Nanoseconds()) / float64(r.read)
+	}
 	return m
+}
+
+// selfCPU is the CPU time this process has used so far.
+func selfCPU(b *testing.B) time.Duration {
+	var ru unix.Rusage
+	if err := unix.Getrusage(unix.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func drainShardd(b *testing.B, n int, o drainOpts) drainResult {
@@ -670,7 +714,7 @@ func drainShardd(b *testing.B, n int, o drainOpts) drainResult {
 		want += counters[s].want
 	}
 
-	base := time.Now()
+	base, cpu0 := time.Now(), selfCPU(b)
 	for _, c := range counters {
 		c.base = base
 		if c.want <= 0 {
@@ -689,6 +733,7 @@ func drainShardd(b *testing.B, n int, o drainOpts) drainResult {
 		}
 		elapsed = max(elapsed, c.end)
 	}
+	cpu := selfCPU(b) - cpu0
 	if err := stop(); err != nil {
 		b.Fatal(err)
 	}
@@ -696,7 +741,7 @@ func drainShardd(b *testing.B, n int, o drainOpts) drainResult {
 	if int(t.rx) != want {
 		b.Fatalf("shardd drain: read %d datagrams, expected %d", t.rx, want)
 	}
-	return drainResult{read: want, elapsed: elapsed, drops: drops, batch: meanBatch(groupTotals{}, t)}
+	return drainResult{read: want, elapsed: elapsed, drops: drops, batch: meanBatch(groupTotals{}, t), cpu: cpu}
 }
 
 func drainNaive(b *testing.B, n int) drainResult {
@@ -787,14 +832,14 @@ func drainC(b *testing.B, bin string, n int, o drainOpts) drainResult {
 		b.Fatal(err)
 	}
 	line, err = out.ReadString('\n')
-	var ns, count, drops int64
-	if _, serr := fmt.Sscanf(line, "%d %d %d", &ns, &count, &drops); err != nil || serr != nil {
+	var ns, count, drops, cpu int64
+	if _, serr := fmt.Sscanf(line, "%d %d %d %d", &ns, &count, &drops, &cpu); err != nil || serr != nil {
 		b.Fatalf("creader result: %q, %v", line, err)
 	}
 	if count+drops != int64(sent) {
 		b.Fatalf("creader: read %d + dropped %d != sent %d", count, drops, sent)
 	}
-	return drainResult{read: int(count), elapsed: time.Duration(ns), drops: int(drops)}
+	return drainResult{read: int(count), elapsed: time.Duration(ns), drops: int(drops), cpu: time.Duration(cpu)}
 }
 
 // BenchmarkDrain measures receive capacity with the queues full before the

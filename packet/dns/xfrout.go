@@ -194,7 +194,7 @@ func (t *TransferServer) transfer(w mdns.ResponseWriter, req *mdns.Msg) {
 		zap.String("key", key), zap.Uint32("serial", z.Serial), zap.Int("messages", x.msgs), zap.Int("records", x.records),
 		zap.Duration("took", time.Since(start))}
 	if err != nil {
-		result = xfrFailed
+		result = xfrCut
 		_ = w.Close()
 		p.log.Warn("zone transfer cut; the client may retry", append(fields, zap.Error(err))...)
 	} else {
