@@ -102,7 +102,7 @@ var (
 	descTransfers = prometheus.NewDesc("shardd_dns_transfers_total",
 		"Zone transfers by zone, type (axfr, ixfr) and result. In (secondary zones): ok, failed. "+
 			"Out (to secondaries): sent, full (IXFR answered with the whole zone), uptodate (IXFR answered with the SOA alone), "+
-			"refused (not in --allow-transfer), badkey (TSIG did not verify), cut (broken off mid-way: client gone, write timeout).",
+			"refused (not in --allow-transfer; or the zone expired, answered SERVFAIL), badkey (TSIG did not verify), cut (broken off mid-way: client gone, write timeout).",
 		[]string{"zone", "type", "result"}, nil)
 )
 

@@ -148,14 +148,17 @@ func newSecondary(c Secondary, keys TSIGKeys) (*secondary, error) {
 
 // swapZone puts z in place of the zone of the same origin (or adds it),
 // atomically: a query sees the old zone or the new; the other zones stay
-// as they are. source says where z came from ("transfer", "copy",
-// "expired"), for the hook that follows a swap.
+// as they are. source says why ("transfer", "copy" from --zone-dir,
+// "expired", "refresh" out of expiry): a new version (transfer, copy) goes
+// through zoneChanged (IXFR journal, NOTIFY to the secondaries of this
+// server); an expiry and its end swap the same version's two faces and
+// change neither.
 func (s *Server) swapZone(z *Zone, source string) {
-	_ = source // the primary side's hook (NOTIFY out, IXFR journal) goes here
 	wire, err := wireName(z.Origin)
 	if err != nil {
 		return // a loaded zone's origin always packs
 	}
+	z.Source = "transfer"
 	s.swapMu.Lock()
 	defer s.swapMu.Unlock()
 	old := s.zones.Load()
@@ -169,6 +172,13 @@ func (s *Server) swapZone(z *Zone, source string) {
 	}
 	sort.Slice(nz.List, func(i, j int) bool { return nz.List[i].Origin < nz.List[j].Origin })
 	s.zones.Store(nz)
+	if source == "transfer" || source == "copy" {
+		prev := old.byOrigin[string(wire)]
+		if prev != nil && prev.expired() {
+			prev = nil // not a version to take differences from: the journal starts again
+		}
+		s.zoneChanged(prev, z)
+	}
 }
 
 // isSecondary reports whether origin (canonical) is one of the secondary
@@ -213,6 +223,10 @@ func expiredCopy(z *Zone) *Zone {
 	cp.nxdomain = fail
 	return &cp
 }
+
+// expired reports whether z is an expired secondary zone's face
+// (expiredCopy): it answers SERVFAIL and is not transferred out.
+func (z *Zone) expired() bool { return z.nxdomain == expiredAnswer }
 
 // RunSecondaries keeps every secondary zone fresh until stop closes: a
 // check at once, then at the SOA's refresh interval (retry after a

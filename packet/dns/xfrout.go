@@ -150,7 +150,7 @@ func addrPort(a net.Addr) netip.AddrPort {
 
 // transfer answers an AXFR or IXFR: NOTAUTH for a zone not served here or
 // a TSIG that does not verify, REFUSED for a source the ACL does not
-// allow, else the zone (AXFR), its changes since the client's serial
+// allow, SERVFAIL for an expired secondary zone, else the zone (AXFR), its changes since the client's serial
 // (IXFR), the full zone when the journal does not go back that far, or
 // the current SOA alone when the client is up to date.
 func (t *TransferServer) transfer(w mdns.ResponseWriter, req *mdns.Msg) {
@@ -185,6 +185,13 @@ func (t *TransferServer) transfer(w mdns.ResponseWriter, req *mdns.Msg) {
 		p.logOnce("refused", "zone transfer refused: source and key not in --allow-transfer", zap.String("zone", z.Origin),
 			zap.Stringer("client", w.RemoteAddr()), zap.String("key", key))
 		replyRcode(w, req, mdns.RcodeRefused, tsig)
+		return
+	}
+	if z.expired() {
+		p.count(z.Origin, q.Qtype, xfrRefused)
+		p.logOnce("expired", "zone transfer refused: the zone is expired (SERVFAIL) until its primary answers", zap.String("zone", z.Origin),
+			zap.Stringer("client", w.RemoteAddr()))
+		replyRcode(w, req, mdns.RcodeServerFailure, tsig)
 		return
 	}
 	x := &xfrOut{w: w, req: req, tsig: tsig}

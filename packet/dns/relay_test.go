@@ -1,0 +1,160 @@
+package dns
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	mdns "github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// notifyCatcher answers NOTIFY on a loopback UDP port and records the
+// serial of each.
+type notifyCatcher struct {
+	addr    netip.AddrPort
+	mu      sync.Mutex
+	serials []uint32
+}
+
+func startNotifyCatcher(t *testing.T) *notifyCatcher {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &notifyCatcher{addr: netip.MustParseAddrPort(pc.LocalAddr().String())}
+	srv := &mdns.Server{PacketConn: pc, Handler: mdns.HandlerFunc(func(w mdns.ResponseWriter, r *mdns.Msg) {
+		if r.Opcode == mdns.OpcodeNotify && len(r.Answer) == 1 {
+			if soa, ok := r.Answer[0].(*mdns.SOA); ok {
+				c.mu.Lock()
+				c.serials = append(c.serials, soa.Serial)
+				c.mu.Unlock()
+			}
+		}
+		m := new(mdns.Msg)
+		m.SetReply(r)
+		_ = w.WriteMsg(m)
+	})}
+	started := make(chan struct{})
+	srv.NotifyStartedFunc = func() { close(started) }
+	go func() { _ = srv.ActivateAndServe() }()
+	<-started
+	t.Cleanup(func() { _ = srv.Shutdown() })
+	return c
+}
+
+// wait polls until the serials received read want.
+func (c *notifyCatcher) wait(t *testing.T, want ...uint32) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		c.mu.Lock()
+		got := append([]uint32(nil), c.serials...)
+		c.mu.Unlock()
+		if slices.Equal(got, want) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("NOTIFY serials %v, want %v", got, want)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestSecondaryRelaysTransfers: a secondary that is a primary too passes
+// each transferred version on: NOTIFY to its own secondaries, IXFR out of
+// the differences between the versions it transferred in, the zone's
+// source "transfer"; an expired zone is not transferred out (SERVFAIL) and
+// sends no NOTIFY; the transfer counters of both directions for one zone
+// gather without a repeated series.
+func TestSecondaryRelaysTransfers(t *testing.T) {
+	p := startFakePrimary(t, 1, nil)
+	s, z := newSecondaryServer(t, p, "", nil, "")
+	now := time.Now()
+	s.sec.now = func() time.Time { return now }
+	c := startNotifyCatcher(t)
+	err := s.EnablePrimary(PrimaryConfig{Allow: []ACLEntry{{Prefix: netip.MustParsePrefix("127.0.0.0/8")}},
+		Notify: []NotifyTarget{{Addr: c.addr}}, NotifyTimeout: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := s.NewTransferServer(ln, TransferOptions{})
+	ts.Start()
+	t.Cleanup(func() {
+		_ = ts.Stop(context.Background())
+		s.Close()
+	})
+	addr := ln.Addr().String()
+
+	s.check(z)
+	c.wait(t, 1)
+	if cur := s.Zones().zone("sec.test."); cur == nil || cur.Serial != 1 || cur.Source != "transfer" {
+		t.Fatalf("after the first transfer: %+v", cur)
+	}
+	p.set(func(p *fakePrimary) { p.serial = 2 })
+	s.check(z)
+	c.wait(t, 1, 2)
+	rrs, rc, err := xfrIn(t, addr, "sec.test.", true, 1, "", "")
+	if err != nil || rc != mdns.RcodeSuccess {
+		t.Fatalf("IXFR out from 1: rcode %d, %v", rc, err)
+	}
+	got := strings.Join(rrStrings(rrs), "\n")
+	for _, want := range []string{"www.sec.test. 300 IN A 192.0.2.2", "www.sec.test. 300 IN A 192.0.2.3", "even.sec.test. 300 IN A 192.0.2.200"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("IXFR out from serial 1 lacks %q:\n%s", want, got)
+		}
+	}
+	if n := waitCounts(t, s, "sec.test./ixfr/sent=1"); n != "sec.test./ixfr/sent=1" {
+		t.Fatalf("transfers out: %s, want the IXFR from the journal (sent, not full)", n)
+	}
+
+	p.stop()
+	now = now.Add(61 * time.Second) // the SOA expire is 60 s
+	s.check(z)
+	s.expireIfDue(z)
+	if !z.expired.Load() {
+		t.Fatal("the zone did not expire")
+	}
+	if _, rc, _ := xfrIn(t, addr, "sec.test.", false, 0, "", ""); rc != mdns.RcodeServerFailure {
+		t.Errorf("AXFR out of an expired zone: rcode %d, want SERVFAIL", rc)
+	}
+	c.wait(t, 1, 2) // the expiry is no new version
+
+	z.transfers[xfrAXFR][xfrFailed].Add(1)
+	s.primary.count("sec.test.", mdns.TypeAXFR, xfrCut)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(s)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatalf("gather with transfers both ways: %v", err)
+	}
+	results := map[string]float64{}
+	for _, mf := range mfs {
+		if mf.GetName() != "shardd_dns_transfers_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			var k string
+			for _, l := range m.GetLabel() {
+				k += l.GetValue() + "/"
+			}
+			results[k] = m.GetCounter().GetValue()
+		}
+	}
+	// Labels in name order: result, type, zone.
+	for k, want := range map[string]float64{"failed/axfr/sec.test./": 1, "cut/axfr/sec.test./": 1, "ok/ixfr/sec.test./": 1, "ok/axfr/sec.test./": 1, "sent/ixfr/sec.test./": 1, "refused/axfr/sec.test./": 1} {
+		if results[k] != want {
+			t.Errorf("shardd_dns_transfers_total %s = %v, want %v (all: %v)", k, results[k], want, results)
+		}
+	}
+}
