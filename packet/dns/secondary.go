@@ -355,7 +355,7 @@ func (s *Server) refreshFrom(z *secondary, cur *Zone, p netip.AddrPort) error {
 	if err != nil {
 		return fmt.Errorf("primary %s: SOA query: %v", p, err)
 	}
-	if cur != nil && !serialNewer(serial, cur.Serial) {
+	if cur != nil && !serialLess(cur.Serial, serial) {
 		return nil
 	}
 	if cur != nil {
@@ -396,10 +396,4 @@ func (s *Server) transfer(z *secondary, cur *Zone, p netip.AddrPort, typ int) er
 	z.expired.Store(false)
 	s.sec.log.Info("zone transferred", append(fields, zap.String("result", "ok"), zap.Uint32("serial", nz.Serial), zap.Int("records", nz.Count))...)
 	return nil
-}
-
-// serialNewer reports whether a is after b in serial number arithmetic
-// (RFC 1982).
-func serialNewer(a, b uint32) bool {
-	return a != b && int32(a-b) > 0
 }
