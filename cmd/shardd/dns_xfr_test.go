@@ -127,9 +127,10 @@ func sameAnswers(t *testing.T, a, b netip.AddrPort) {
 
 // xfrPrimary starts shardd as the primary of xfr.test. (serial 1) on a
 // free port, UDP on the shards and TCP on --xfr-listen, with
-// --allow-transfer allow and, unless notifyPort is 0, --notify to it. It
-// returns the daemon, the zone file, the address and the metrics URL.
-func xfrPrimary(t *testing.T, allow string, notifyPort int) (*daemon, string, netip.AddrPort, string) {
+// --allow-transfer allow and, unless notifyPort is 0, --notify to it, and
+// the extra flags. It returns the daemon, the zone file, the address and
+// the metrics URL.
+func xfrPrimary(t *testing.T, allow string, notifyPort int, extra ...string) (*daemon, string, netip.AddrPort, string) {
 	t.Helper()
 	zone := filepath.Join(t.TempDir(), "xfr.test.zone")
 	if err := os.WriteFile(zone, []byte(xfrZoneText(1, "192.0.2.10")), 0o644); err != nil {
@@ -141,6 +142,7 @@ func xfrPrimary(t *testing.T, allow string, notifyPort int) (*daemon, string, ne
 	if notifyPort != 0 {
 		args = append(args, "--notify", "127.0.0.1:"+strconv.Itoa(notifyPort))
 	}
+	args = append(args, extra...)
 	d := startDaemon(t, append(args, addr.String())...)
 	d.WaitLine(t, "serving zone transfers")
 	url := "http://" + d.WaitLine(t, "serving metrics")["addr"].(string) + "/metrics"
