@@ -11,7 +11,7 @@ VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 COMMIT    ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 LDFLAGS   := -X main.gitVersion=$(VERSION) -X main.commit=$(COMMIT)
 
-.PHONY: all build run run-dns test attack bench bench-go bench-cpu bench-perf lint fuzz-smoke clean
+.PHONY: all build run run-dns test attack bench bench-dnssec bench-go bench-cpu bench-perf lint fuzz-smoke clean signed-zones
 .PHONY: install deb
 
 all: lint test
@@ -30,6 +30,13 @@ run: build
 run-dns: build
 	exec ./$(BIN)/shardd --handler dns --proto udp,tcp \
 	  --zone testdata/dns/example.com.zone --zone testdata/dns/2.0.192.in-addr.arpa.zone $(DNS_ARGS) :5353
+
+# The signed copies of the example zones (testdata/dns/signed), their keys
+# and trust anchors, made again after a zone changes (BIND's dnssec-keygen and
+# dnssec-signzone; NEWKEYS=1 for new keys). Not part of make test: the
+# signed files are committed.
+signed-zones:
+	NEWKEYS=$(NEWKEYS) testdata/dns/signed/gen.sh
 
 # The race detector is on; tests that need root or third-party clients skip
 # themselves without them unless SHARDD_REQUIRE_TOOLS=1 (set by .ci/run).
@@ -55,6 +62,13 @@ BENCH_ARGS ?=
 bench: build
 	./$(BIN)/shardbench --bin $(BIN) --out $(BENCH_OUT) $(BENCH_ARGS)
 
+# The dns mode on the signed example zones with the DO bit on every query:
+# shardd, Knot DNS and NSD (answer sections checked alike), interleaved;
+# dnsperf only (shardload's one query has no DO bit).
+bench-dnssec: build
+	./$(BIN)/shardbench --bin $(BIN) --out $(BENCH_OUT)-dnssec --modes dns --dns-dnssec --dns-nsd nsd --dns-clients dnsperf \
+	  --dns-zones testdata/dns/signed/example.com.zone,testdata/dns/signed/2.0.192.in-addr.arpa.zone $(BENCH_ARGS)
+
 # Per-datagram costs (handler path, batch codec, shard loop) with allocations.
 bench-go:
 	$(GO) test -run '^$$' -bench '$(BENCH)' $(BENCH_FLAGS) ./packet/... ./metrics/ ./shard/mmsg/
@@ -64,7 +78,7 @@ bench-go:
 # wall-clock time is not. Two iteration counts; the difference over the
 # extra datagrams cancels start-up. Kernel work is not counted.
 CPU_BENCHES ?= shard:ServeBatch/echo$$ shard:ServeBatch/discard$$ shard:ShardLoop/discard-64B$$ shard:ShardLoop/echo-64B$$ shard:ShardLoopGRO$$ \
-	packet/dns:ServePacket/A$$ packet/dns:ServePacket/wildcard$$
+	packet/dns:ServePacket$$/^A$$ packet/dns:ServePacket$$/^wildcard$$ packet/dns:ServePacketDNSSEC$$/nxdomain-nsec3$$
 bench-cpu:
 	@command -v valgrind >/dev/null || { echo "bench-cpu needs valgrind (apt-get install valgrind)"; exit 1; }
 	@for pb in $(CPU_BENCHES); do \

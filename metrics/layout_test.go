@@ -260,6 +260,7 @@ func TestDescribedEqualsCollected(t *testing.T) {
 	tcp := Snapshot{Listener: ":53", Proto: "tcp", Shard: 1, Inode: 4242}
 	tcp.AcceptErrors[AcceptEMFILE] = 3
 	tls := Snapshot{Listener: ":853", Proto: "tls", Inode: 4343}
+	xdp := Snapshot{Listener: ":53@veth0", Proto: "xdp"}
 	phases := []struct {
 		name    string
 		snaps   []Snapshot
@@ -270,6 +271,7 @@ func TestDescribedEqualsCollected(t *testing.T) {
 		{"none", nil, hostErr},
 		{"tcp", []Snapshot{tcp}, nil},
 		{"udp+tcp+tls", []Snapshot{udp, tcp, tls}, nil},
+		{"udp+xdp", []Snapshot{udp, xdp}, nil},
 	}
 	for _, p := range phases {
 		src.snaps, hostErr = p.snaps, p.hostErr
@@ -285,7 +287,7 @@ func TestDescribedEqualsCollected(t *testing.T) {
 		}
 	}
 
-	src.snaps, hostErr = []Snapshot{udp, tcp, tls}, nil
+	src.snaps, hostErr = []Snapshot{udp, tcp, tls, xdp}, nil
 	described := descStrings(c.Describe)
 	collected := descStrings(func(ch chan<- *prometheus.Desc) {
 		mc := make(chan prometheus.Metric)

@@ -388,7 +388,7 @@ func (s *Shard) Load() Counts {
 // from its socket.
 type Snapshot struct {
 	Listener string // the address as configured, e.g. ":5353"
-	Proto    string // "udp", "tcp" or "tls" (TCP with TLS)
+	Proto    string // "udp", "tcp", "tls" (TCP with TLS) or "xdp" (UDP over AF_XDP)
 	Shard    int    // index within the listener's group
 	CPU      int    // the CPU the shard is pinned to, or -1
 	Counts
@@ -397,6 +397,20 @@ type Snapshot struct {
 	RcvBuf      uint64 // the socket's effective receive buffer
 	Inode       uint64 // the socket's inode (UDP socket or TCP listener), 0 if unknown
 	HeldBytes   uint64 // TCP: buffer bytes the shard's connections hold (input and queued replies)
+	// XDP: the AF_XDP socket's ring counts (XDP_STATISTICS), on shards
+	// whose Proto is "xdp" (one per shard and --xdp interface; Listener is
+	// then "ADDR@IFACE").
+	XDP XDPStats
+}
+
+// XDPStats are one AF_XDP socket's counts as the kernel keeps them.
+type XDPStats struct {
+	RxDropped     uint64 // frames dropped for want of room (RX ring or UMEM)
+	RxInvalid     uint64 // invalid RX descriptors
+	RxRingFull    uint64 // frames dropped because the RX ring was full
+	FillRingEmpty uint64 // times the fill ring had no frame to receive into
+	TxInvalid     uint64 // invalid TX descriptors
+	TxRingEmpty   uint64 // sends that found the TX ring empty (once per kick)
 }
 
 // Source reports per-shard snapshots. It must be safe for concurrent use.

@@ -268,6 +268,17 @@ type Config struct {
 	// only reads it.
 	Own sockinfo.Inodes
 
+	// XDP names network interfaces on which the UDP datagrams to Addr are
+	// also taken by an AF_XDP fast path (Linux; root or CAP_NET_ADMIN,
+	// CAP_BPF and CAP_NET_RAW): an XDP program redirects them from receive
+	// queue i into an AF_XDP socket of shard i, which builds the same
+	// packet.Packet and sends the replies as frames it builds itself
+	// (xdp_linux.go). Everything else on the interface (other ports, TCP,
+	// ICMP, ARP) goes to the kernel as before. Such datagrams bypass the
+	// kernel's network stack: netfilter and packet sockets (tcpdump) do not
+	// see them or their replies. Needs UDP.
+	XDP []string
+
 	// noBatchIO forces the portable one-datagram-per-call path (tests).
 	noBatchIO bool
 }
@@ -429,6 +440,8 @@ func checkUDP(c, r Config) error {
 		return &ConfigError{"GRO", r.GRO.String(), "unknown mode", "use auto, on or off"}
 	case r.GSO > OffloadOff:
 		return &ConfigError{"GSO", r.GSO.String(), "unknown offload setting", "use auto, on or off"}
+	case len(r.XDP) > 0 && !r.UDP:
+		return &ConfigError{"XDP", strings.Join(r.XDP, ","), "is a UDP fast path, and the address serves no UDP", "drop XDP or serve UDP"}
 	}
 	return nil
 }

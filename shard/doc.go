@@ -51,6 +51,24 @@
 // (metrics.Counts.TLSHandshakes, TLSVersions, TLSCiphers, TLSResumed), on
 // shards whose snapshots have Proto "tls".
 //
+// # AF_XDP
+//
+// With [Config.XDP] each shard also owns one AF_XDP socket per interface,
+// bound to receive queue i for shard i, and an XDP program on the
+// interface redirects the UDP datagrams to the group's port and address
+// into them; the shard polls its UDP socket and its AF_XDP sockets
+// together, builds the same packet.Packet from each frame and sends the
+// replies as frames it builds (a reply over the MTU leaves by the UDP
+// socket, which fragments it). Everything else on the interface passes to
+// the kernel. Queues past the shards pass to the kernel (the UDP sockets);
+// shards past the queues serve their UDP socket only. Such datagrams
+// bypass netfilter and packet sockets (tcpdump). Each interface's counters
+// are an extra snapshot per shard (Proto "xdp", Listener "ADDR@IFACE")
+// with the kernel's ring counts. An upgrade hands the attachment over
+// (Files: "xdp/IFACE"): the new group swaps its program in, and each shard
+// binds its queue once the old process has let go; meanwhile the queue's
+// datagrams go to the shared UDP sockets.
+//
 // # Platforms
 //
 // Linux gets batched I/O over preallocated mmsghdr arrays, the local address of

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/shardd/shardd/shard/mmsg"
+	"github.com/shardd/shardd/shard/netnstest"
 )
 
 // vethPair is two network namespaces of the test's own joined by a veth
@@ -65,22 +66,7 @@ func newVethPair(t *testing.T) *vethPair {
 // so no other goroutine ever runs in ns.
 func (v *vethPair) in(t *testing.T, ns string, f func()) {
 	t.Helper()
-	done := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread ends with the goroutine
-		fd, err := unix.Open("/var/run/netns/"+ns, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err == nil {
-			err = unix.Setns(fd, unix.CLONE_NEWNET)
-			_ = unix.Close(fd)
-		}
-		if err == nil {
-			f()
-		}
-		done <- err
-	}()
-	if err := <-done; err != nil {
-		t.Fatalf("enter network namespace %s: %v", ns, err)
-	}
+	netnstest.Run(t, ns, f)
 }
 
 // Legacy ethtool commands (linux/ethtool.h): get and set one feature.

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -55,6 +56,7 @@ type Group struct {
 	info   Info
 	shards []*shard    // UDP
 	tcp    []*tcpShard // TCP, shard i beside shards[i]
+	xdp    []*xdpIface // the --xdp interfaces (Config.XDP)
 
 	mu        sync.Mutex
 	served    bool
@@ -119,6 +121,9 @@ func listen(r resolved) (g *Group, err error) {
 		return g, err
 	}
 	if err := g.steerUDP(cpus); err != nil {
+		return g, err
+	}
+	if err := g.attachXDP(); err != nil {
 		return g, err
 	}
 	if r.TCP {
@@ -423,6 +428,9 @@ func (g *Group) closeUnusedInherited() {
 			idx < r.Shards && ((proto == "udp" && r.UDP) || (proto == "tcp" && r.TCP)) {
 			continue
 		}
+		if iface, ok := strings.CutPrefix(name, "xdp/"); ok && slices.Contains(r.XDP, iface) {
+			continue // taken (and closed) by attachOrAdopt
+		}
 		_ = f.Close()
 		g.info.UnusedInherited = append(g.info.UnusedInherited, name)
 	}
@@ -504,9 +512,11 @@ func (g *Group) Serve(ctx context.Context) error {
 				errs <- err
 				othersClosed.Wait()
 				_ = s.close()
+				s.closeXDP() // here: the loop that reads its rings has returned
 				return
 			}
 			_ = s.close()
+			s.closeXDP()
 			othersClosed.Done()
 			errs <- err
 		}()
@@ -546,6 +556,7 @@ func (g *Group) Serve(ctx context.Context) error {
 // queue, the past read deadline wakes blocked readers, and the stopping flag
 // turns the wake-up into drain and return.
 func (g *Group) stop() {
+	g.detachXDP() // the interfaces' datagrams go to the UDP sockets, fenced below
 	if g.info.Steer != SteerHash && len(g.shards) > 0 && !g.shards[0].handoff.Load() && !g.shards[0].stopping.Load() {
 		// Sockets are about to leave the group one by one, and each leaving
 		// moves the last socket into its slot: point every index-based
@@ -627,12 +638,16 @@ func (g *Group) Close() error {
 
 func (g *Group) closeSockets() {
 	g.closeOnce.Do(func() {
-		for _, s := range g.shards {
-			_ = s.close()
-		}
+		g.detachXDP()
 		g.mu.Lock()
 		served := g.served
 		g.mu.Unlock()
+		for _, s := range g.shards {
+			_ = s.close()
+			if !served {
+				s.closeXDP() // served: the shard's goroutine closes them once its loop returned
+			}
+		}
 		for _, t := range g.tcp {
 			t.closeAll(served)
 		}
@@ -647,6 +662,7 @@ func (g *Group) Stats(dst []metrics.Snapshot) []metrics.Snapshot {
 		snap.Listener = g.info.Addr
 		snap.Proto = "udp"
 		dst = append(dst, snap)
+		dst = s.xdpSnapshots(dst, g.info.Addr)
 	}
 	for _, t := range g.tcp {
 		snap := t.snapshot()
@@ -686,6 +702,9 @@ func (g *Group) Files() (map[string]*os.File, error) {
 			return fail(err)
 		}
 		files[fmt.Sprintf("tcp/%d", t.id)] = f
+	}
+	if err := g.xdpFiles(files); err != nil {
+		return fail(err)
 	}
 	return files, nil
 }

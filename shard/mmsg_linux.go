@@ -66,6 +66,11 @@ type mmsgConn struct {
 	gsoCounts   *metrics.Counts // where GSO sends are counted
 	gsoRefusals uint64          // GSO sends the kernel refused, sent again one by one (tests)
 	gsoRefusal  syscall.Errno   // the last refusal's errno (tests)
+
+	// With AF_XDP sockets (xdp_linux.go): the loop polls them and this one.
+	pollFds []unix.PollFd // this socket first
+	pollFn  func(fd uintptr)
+	pollErr syscall.Errno
 }
 
 func newMmsgConn(rc syscall.RawConn, laddr net.Addr, msgs []rxMsg, pktinfo, gro bool) (*mmsgConn, error) {

@@ -43,6 +43,8 @@ type shard struct {
 	finalMem atomic.Pointer[socketMem] // SO_MEMINFO read just before close
 	panicked bool                      // a handler panic was logged once already
 	errSeen  map[string]bool           // error kinds logged once already
+
+	xdp []*xdpPort // AF_XDP sockets, one per --xdp interface (Config.XDP)
 }
 
 func newShard(id int, cfg *resolved, conn *net.UDPConn, pktinfo bool) (*shard, error) {
@@ -166,25 +168,39 @@ func (s *shard) run() error {
 			return fmt.Errorf("shard %d: pin to CPU %d: %w", s.id, s.cpu, err)
 		}
 	}
+	if len(s.xdp) > 0 {
+		return s.runXDP()
+	}
 	for {
 		n, err := s.bc.readBatch(s.msgs)
 		if err != nil {
-			if s.stopping.Load() && (errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, net.ErrClosed)) {
-				if s.handoff.Load() {
-					// The socket lives on in the new process, which reads
-					// the queue: nothing to drain here.
-					return nil
-				}
-				return s.drain()
+			if done, ret := s.readFailed(err); done {
+				return ret
 			}
-			if errors.Is(err, net.ErrClosed) {
-				return ErrGroupClosed
-			}
-			s.rxError(err)
 			continue
 		}
 		s.serveBatch(n)
 	}
+}
+
+// readFailed takes a failed wait or read: at a stop it serves what is
+// already queued and reports the loop done; after a close it reports
+// ErrGroupClosed; any other error is counted and the loop goes on.
+func (s *shard) readFailed(err error) (done bool, ret error) {
+	if s.stopping.Load() && (errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, net.ErrClosed)) {
+		s.drainXDP()
+		if s.handoff.Load() {
+			// The socket lives on in the new process, which reads
+			// the queue: nothing to drain here.
+			return true, nil
+		}
+		return true, s.drain()
+	}
+	if errors.Is(err, net.ErrClosed) {
+		return true, ErrGroupClosed
+	}
+	s.rxError(err)
+	return false, nil
 }
 
 // drain serves what is already queued in the socket, without blocking. The
@@ -269,12 +285,7 @@ func (s *shard) serveBatch(n int) {
 func (s *shard) serveFrom(i, n int) (next int) {
 	defer func() {
 		if r := recover(); r != nil {
-			s.counts.HandlerErrors++
-			if !s.panicked {
-				s.panicked = true
-				s.log.Error("handler panicked; the packet was dropped and counted in shardd_handler_errors_total (logged once)",
-					zap.Any("panic", r), zap.Stack("stack"))
-			}
+			s.handlerPanicked(r, &s.counts)
 			next = i
 		}
 	}()
@@ -301,6 +312,16 @@ func (s *shard) serveFrom(i, n int) (next int) {
 		}
 	}
 	return n
+}
+
+// handlerPanicked counts a handler panic in c and logs the first.
+func (s *shard) handlerPanicked(r any, c *metrics.Counts) {
+	c.HandlerErrors++
+	if !s.panicked {
+		s.panicked = true
+		s.log.Error("handler panicked; the packet was dropped and counted in shardd_handler_errors_total (logged once)",
+			zap.Any("panic", r), zap.Stack("stack"))
+	}
 }
 
 // flush counts the queued replies as sent and sends them; the counters,

@@ -203,7 +203,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.DurationVar(&o.dur, "duration", 2*time.Second, "load time per run")
 	fs.StringVar(&o.bin, "bin", "bin", "directory holding shardd, shardload and naive (make build)")
 	fs.StringVar(&o.sizes, "sizes", "64,512", "datagram sizes, comma-separated (bytes, or with K: 1K)")
-	fs.StringVar(&o.modes, "modes", "discard,echo,tcp-echo,upgrade,dns,dot,syslog,offload", "loads: discard (UDP one-way), echo (UDP), tcp-echo, upgrade (10 upgrades under a steady stream), dns (shardd --handler dns vs Knot DNS, dnsperf; see dns.go), dot (DNS over TLS, shardd --tls vs NSD: dnsperf -m dot queries/s and new connections/s with and without resumption; see dot.go), syslog (highest zero-loss rate into a file, shardd --handler syslog vs rsyslogd; see syslog.go), offload (shardd --gro on vs off under a GSO sender, discard and zero-loss syslog into a file; --gso on vs off under GSO echo; see offload.go)")
+	fs.StringVar(&o.modes, "modes", "discard,echo,tcp-echo,upgrade,dns,dot,syslog,offload", "loads: discard (UDP one-way), echo (UDP), tcp-echo, upgrade (10 upgrades under a steady stream), dns (shardd --handler dns vs Knot DNS, dnsperf; see dns.go), dot (DNS over TLS, shardd --tls vs NSD: dnsperf -m dot queries/s and new connections/s with and without resumption; see dot.go), syslog (highest zero-loss rate into a file, shardd --handler syslog vs rsyslogd; see syslog.go), offload (shardd --gro on vs off under a GSO sender, discard and zero-loss syslog into a file; --gso on vs off under GSO echo; see offload.go); also, by name only (root, ip, dnsperf): xdp (shardd --xdp vs its UDP sockets vs Knot DNS XDP, and the discard drain, over a veth pair between two namespaces it creates; see xdp.go)")
 	o.dns = addDNSFlags(fs)
 	o.dot = addDoTFlags(fs)
 	o.syslog = addSyslogFlags(fs)
@@ -303,6 +303,7 @@ type plan struct {
 	offload              []scenario // the offload mode's loads, each with a GSO sender
 	upgrade, dns, syslog bool
 	dot                  bool
+	xdp                  bool // the xdp mode (xdp.go); asked by name only
 }
 
 // parsePlan reads --modes and --sizes; a usageError on an unknown mode or
@@ -322,6 +323,9 @@ func parsePlan(modes, sizes string) (plan, error) {
 			continue
 		case "syslog":
 			p.syslog = true
+			continue
+		case "xdp":
+			p.xdp = true
 			continue
 		case "discard", "echo", "tcp-echo", "offload":
 		default:
@@ -433,6 +437,7 @@ type results struct {
 	DoT     *dotResult     `json:"dot,omitempty"`
 	Syslog  *syslogResult  `json:"syslog,omitempty"`
 	Offload *offloadResult `json:"offload,omitempty"`
+	XDP     []xdpRun       `json:"xdp,omitempty"`
 }
 
 // runOtherModes runs the modes with tables of their own (upgrade, dns,
@@ -474,6 +479,14 @@ func runOtherModes(o *options, p plan, res *results) (string, error) {
 		}
 		res.Offload = r
 		md += "\n### UDP offloads: shardd --gro and --gso on vs off\n\n" + r.rep.markdown() + r.Syslog.offloadMarkdown()
+	}
+	if p.xdp {
+		runs, xmd, err := runXDPMode(shardd, shardload, o.reps, o.dur, o.prog)
+		if err != nil {
+			return "", fmt.Errorf("xdp: %w", err)
+		}
+		res.XDP = runs
+		md += xmd
 	}
 	if p.syslog {
 		r, err := runSyslogMode(o.syslog, shardd, shardload, o.prog)

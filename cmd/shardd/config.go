@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net"
@@ -18,7 +19,7 @@ var flagOf = map[string]string{
 	"RcvBuf": "rcvbuf", "SndBuf": "sndbuf", "Steer": "steer", "Exclusive": "exclusive", "GRO": "gro",
 	"MaxConns": "max-conns", "IdleTimeout": "idle-timeout", "WriteTimeout": "write-timeout",
 	"TCPShape": "tcp-shape", "MaxFrame": "max-frame", "MaxConnMemory": "max-conn-memory",
-	"MaxShardMemory": "max-shard-memory", "MaxConnsPerIP": "max-conns-per-ip", "GSO": "gso",
+	"MaxShardMemory": "max-shard-memory", "MaxConnsPerIP": "max-conns-per-ip", "GSO": "gso", "XDP": "xdp",
 }
 
 var fieldName = regexp.MustCompile(`\b[A-Z][A-Za-z]+\b`)
@@ -66,6 +67,7 @@ func (o *options) shardConfig(addr string) (cfg shard.Config, zeroed map[string]
 		MaxConnMemory:  int(o.connMem),
 		MaxShardMemory: int(o.shardMem),
 		MaxConnsPerIP:  o.perIP,
+		XDP:            o.xdp,
 	}
 	// The choice flags admit only the spellings these accept.
 	_ = cfg.Steer.UnmarshalText([]byte(o.steer.value))
@@ -117,7 +119,7 @@ func checkArgs(o *options, pos []string) error {
 			return err
 		}
 	}
-	if err := checkMetricsAddr(o.metrics); err != nil {
+	if err := cmp.Or(checkMetricsAddr(o.metrics), checkXDPArgs(o, pos)); err != nil {
 		return err
 	}
 	seen := map[string]bool{}
@@ -126,6 +128,15 @@ func checkArgs(o *options, pos []string) error {
 			return usagef("address %s is given twice; give each address once", a)
 		}
 		seen[a] = true
+	}
+	return nil
+}
+
+// checkXDPArgs refuses --xdp with more than one UDP address: an interface
+// takes one XDP program, and each address's group would attach its own.
+func checkXDPArgs(o *options, pos []string) error {
+	if len(o.xdp) > 0 && len(pos) > 1 && strings.Contains(o.proto.value, "udp") {
+		return usagef("--xdp serves one UDP address, and %d are given: an interface takes one XDP program; run one shardd per address, or listen on :PORT", len(pos))
 	}
 	return nil
 }

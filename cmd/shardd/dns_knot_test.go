@@ -25,6 +25,12 @@ var knotZones = []string{"example.com", "2.0.192.in-addr.arpa", "edge.test", "ch
 // configuration before the zones (modules). The test ends it by PID.
 func startKnot(t *testing.T, conf ...string) netip.AddrPort {
 	t.Helper()
+	return startKnotZones(t, "../../testdata/dns", conf...)
+}
+
+// startKnotZones is startKnot serving the knotZones files of zoneDir.
+func startKnotZones(t *testing.T, zoneDir string, conf ...string) netip.AddrPort {
+	t.Helper()
 	knotd := requireTool(t, "knotd")
 	dir := t.TempDir()
 	// A free port for UDP and TCP both.
@@ -37,7 +43,7 @@ func startKnot(t *testing.T, conf ...string) netip.AddrPort {
 	text := fmt.Sprintf("server:\n  listen: 127.0.0.1@%d\n  rundir: %s\n  udp-workers: 1\n  tcp-workers: 1\n  background-workers: 1\n"+
 		"database:\n  storage: %s\nlog:\n  - target: stderr\n    any: warning\n%szone:\n", addr.Port(), dir, dir, strings.Join(conf, ""))
 	for _, z := range knotZones {
-		b, err := os.ReadFile("../../testdata/dns/" + z + ".zone")
+		b, err := os.ReadFile(filepath.Join(zoneDir, z+".zone"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -90,20 +96,28 @@ func TestSameAnswersAsKnot(t *testing.T) {
 		{"child.edge.test", "DS"}, {"child.edge.test", "SOA"}, {"www.child.edge.test", "A"}, {"todeleg.edge.test", "DS"},
 		{"+noedns", "mxs.edge.test", "MX"}, {"edge.test", "ANY"}, {"nx.edge.test", "A"}, {"nx.apps.edge.test", "MX"},
 	}
-	volatile := regexp.MustCompile(`(?m)(id: \d+|^;; (Query time|SERVER|WHEN|MSG SIZE).*$|; COOKIE: .*$)`)
 	for _, transport := range []string{"+notcp", "+tcp"} {
 		for _, q := range questions {
-			args := append([]string{transport, "+nocmd"}, q...)
-			a := volatile.ReplaceAllString(dig(t, "dig", knot, args...).out, "")
-			b := volatile.ReplaceAllString(dig(t, "dig", ours, args...).out, "")
-			// Knot adds an Extended DNS Error to REFUSED (so do we) and to
-			// nothing else here; compare the whole text.
-			if !strings.Contains(b, "status: ") {
-				t.Fatalf("dig %v printed no reply:\n%s", args, b)
-			}
-			if a != b {
-				t.Errorf("dig %v: Knot and shardd differ\n--- knot\n%s\n--- shardd\n%s", args, a, b)
-			}
+			sameAsKnot(t, knot, ours, append([]string{transport, "+nocmd"}, q...)...)
 		}
+	}
+}
+
+// volatile is what dig prints that differs from reply to reply.
+var volatile = regexp.MustCompile(`(?m)(id: \d+|^;; (Query time|SERVER|WHEN|MSG SIZE).*$|; COOKIE: .*$)`)
+
+// sameAsKnot asks Knot and shardd the same question with dig and fails if
+// what it prints differs but for IDs, timings and server lines. Knot adds an
+// Extended DNS Error to REFUSED (so does shardd) and to nothing else here;
+// the whole text is compared.
+func sameAsKnot(t *testing.T, knot, ours netip.AddrPort, args ...string) {
+	t.Helper()
+	a := volatile.ReplaceAllString(dig(t, "dig", knot, args...).out, "")
+	b := volatile.ReplaceAllString(dig(t, "dig", ours, args...).out, "")
+	if !strings.Contains(b, "status: ") {
+		t.Fatalf("dig %v printed no reply:\n%s", args, b)
+	}
+	if a != b {
+		t.Errorf("dig %v: Knot and shardd differ\n--- knot\n%s\n--- shardd\n%s", args, a, b)
 	}
 }

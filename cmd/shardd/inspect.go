@@ -167,6 +167,7 @@ func (o *inspectOptions) show(w io.Writer, cur, prev inspectRefresh) {
 		prevSocks[s.Inode] = s.Socket
 	}
 	printSockets(w, cur.list, prevSocks, prev.rx, cur.at.Sub(prev.at))
+	printXDP(w, o.port)
 }
 
 // flagSockets keeps the sockets whose local address matches host (all when

@@ -46,7 +46,8 @@ type options struct {
 	tcpShape   choice
 	steer      choice
 	gro        choice
-	gso        choice // --gso
+	gso        choice     // --gso
+	xdp        stringList // --xdp IFACE
 	exclusive  bool
 	guardEvery time.Duration
 	pidfile    string
@@ -115,6 +116,7 @@ func newFlagSet(o *options) (*flag.FlagSet, map[string]string) {
 	fs.IntVar(&o.maxPacket, "max-packet", shard.DefaultMaxPacket, "largest datagram handled; longer datagrams are counted as truncated (without GRO also the receive buffer per datagram)")
 	fs.Var(&o.gro, "gro", "UDP generic receive offload: the kernel hands over a flow's datagrams coalesced, split again in place (receive slots are then 64K each); auto = on where the kernel supports it, on = fail if it cannot")
 	fs.Var(&o.gso, "gso", "send a batch's equal-size replies to one client as one UDP_SEGMENT (GSO) send: auto (where the kernel supports it), on (refuse to start without it), off")
+	fs.Var(&o.xdp, "xdp", "also take the UDP datagrams to ADDR on this interface by AF_XDP (repeat for more; Linux, root or CAP_NET_ADMIN+CAP_BPF+CAP_NET_RAW): an XDP program redirects them from receive queue i to shard i, bypassing the firewall and tcpdump; everything else on the interface goes to the kernel; one UDP address only")
 	fs.StringVar(&o.metrics, "metrics", "", "serve Prometheus /metrics and /healthz on this address, e.g. 127.0.0.1:9153 (off when empty)")
 	fs.Var(&o.logLevel, "log-level", "debug|info|warn|error")
 	fs.Var(&o.logFormat, "log-format", "console|json")

@@ -206,7 +206,7 @@ func flagArg(f *flag.Flag) string {
 
 // funcFlagArgs name the values of the flags defined with flag.Func, whose
 // type says nothing: --handler syslog's.
-var funcFlagArgs = map[string]string{"fsync": "never|interval|always", "fsync-interval": "DURATION", "rrl-exempt": "PREFIX", "tls": "ADDR",
+var funcFlagArgs = map[string]string{"fsync": "never|interval|always", "fsync-interval": "DURATION", "rrl-exempt": "PREFIX", "tls": "ADDR", "xdp": "IFACE",
 	"secondary": secondaryFlagForm, "zone-dir": "DIR",
 	"kafka-acks": "all|leader|none", "kafka-compression": "zstd|lz4|snappy|gzip|none", "kafka-key": "source|none",
 	"kafka-linger": "DURATION", "kafka-sasl": "scram-sha-256|scram-sha-512|plain",

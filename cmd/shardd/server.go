@@ -403,7 +403,7 @@ func logSummary(log *zap.Logger, groups []*shard.Group) {
 // and messages, a UDP shard datagrams ("packets").
 func summaryFields(s metrics.Snapshot) []zap.Field {
 	fields := []zap.Field{zap.String("addr", s.Listener), zap.String("proto", s.Proto), zap.Int("shard", s.Shard)}
-	if s.Proto != "udp" { // tcp or tls
+	if s.Proto == "tcp" || s.Proto == "tls" { // udp and xdp count datagrams
 		closed := map[string]uint64{}
 		for r, n := range s.Closed {
 			if n > 0 {

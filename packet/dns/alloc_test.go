@@ -76,20 +76,29 @@ func assertNoAllocs(t *testing.T, h *Handler, qs [][]byte, src string) *packet.R
 // BenchmarkServePacket is the handler's cost per query (make bench-go),
 // with its share of the per-batch Publish (one per 64 queries).
 func BenchmarkServePacket(b *testing.B) {
-	h := newTestServer(b).NewHandler(0)
-	rq := packet.NewReplyQueue(64, 64*65536, 65507)
-	p := &packet.Packet{Src: netip.MustParseAddrPort("192.0.2.1:53"), Proto: packet.UDP}
-	for _, c := range []struct {
-		name string
-		q    *mdns.Msg
-	}{
+	benchQueries(b, newTestServer(b), false, []benchQuery{
 		{"A", newQuery("example.com.", mdns.TypeA)},
 		{"cname-chain", newQuery("www.example.com.", mdns.TypeA)},
 		{"wildcard", newQuery("a1b2.apps.example.com.", mdns.TypeA)},
 		{"nxdomain", newQuery("nope.example.com.", mdns.TypeA)},
 		{"referral", newQuery("deep.sub.example.com.", mdns.TypeA)},
-	} {
-		c.q.SetEdns0(1232, false)
+	})
+}
+
+// benchQuery is one query a benchmark serves, by its sub-benchmark's name.
+type benchQuery struct {
+	name string
+	q    *mdns.Msg
+}
+
+// benchQueries runs a sub-benchmark serving each query (with EDNS, and the
+// DO bit if do) from a handler of s.
+func benchQueries(b *testing.B, s *Server, do bool, qs []benchQuery) {
+	h := s.NewHandler(0)
+	rq := packet.NewReplyQueue(64, 64*65536, 65507)
+	p := &packet.Packet{Src: netip.MustParseAddrPort("192.0.2.1:53"), Proto: packet.UDP}
+	for _, c := range qs {
+		c.q.SetEdns0(1232, do)
 		raw, _ := c.q.Pack()
 		b.Run(c.name, func(b *testing.B) {
 			p.Data = raw

@@ -15,6 +15,20 @@
 // a delegation) only point at the question name itself, so they fit a
 // question of any length.
 //
+// Pre-signed zones (RFC 4033-4035, 5155; dnssec.go, prove.go): shardd
+// signs nothing; it serves the RRSIG, NSEC, NSEC3, DNSKEY, DS, CDS and
+// CDNSKEY records a signer wrote, and checks the NSEC or NSEC3 chain at
+// load. Each node has a second set of templates for queries with the DO
+// bit: every RRset with its RRSIGs (after the section's other records, as
+// Knot DNS orders them), and NODATA, NXDOMAIN, wildcard and referral
+// answers with their proofs. The one proof that depends on a name no
+// template can know (NXDOMAIN and wildcard answers: the NSEC covering the
+// name, or the NSEC3 covering the hash of its next closer name) is found
+// at query time, allocation-free, by a binary search of the chain sorted
+// at load (NSEC3: after a SHA-1 hash on the stack), and its packed records
+// are copied into the reply at the template's insertion points. The AD bit
+// is never set.
+//
 // Facing the Internet (both off until the server enables them): response
 // rate limiting (rrl.go, Server.EnableRRL) counts UDP answers per source
 // prefix, response class and name in one table every shard shares, updated

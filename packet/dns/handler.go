@@ -50,6 +50,8 @@ type Handler struct {
 	// The reply's COOKIE option: the client cookie and the server cookie.
 	cookieOut [clientCookieLen + serverCookieLen]byte
 	rrlKey    [2 + 16 + 255]byte // scratch for the rate limiter's bucket key
+	key       [2 * 255]byte      // scratch for a name's canonical order key (NSEC)
+	ins       *link              // the query-time proof lookup found for the reply, if any
 	slips     int                // limited responses since the last slipped one
 	rrlClock  batchClock         // the limiter's clock, read once per batch
 	unixClock batchClock         // the cookies' clock (seconds), read once per batch
@@ -181,13 +183,7 @@ func (h *Handler) ServePacket(w *packet.ReplyWriter, p *packet.Packet) error {
 	if rcode == rcodeNotify {
 		return h.serveNotify(w, p, &q, c)
 	}
-	var t *template
-	switch {
-	case rcode == mdns.RcodeSuccess:
-		t, rcode = h.lookup(&q)
-	case q.qtype == mdns.TypeIXFR:
-		t, rcode = h.ixfrOverUDP(&q, p, rcode)
-	}
+	t, rcode := h.answer(&q, p, rcode)
 	limit := replyLimit(&q, p.Proto, w.MaxReply())
 	b, tc := h.build(w.AvailableBuffer(), m, &q, rcode, t, limit, 0)
 	if p.Proto == packet.UDP && h.srv.rrl != nil {
@@ -207,6 +203,20 @@ func (h *Handler) ServePacket(w *packet.ReplyWriter, p *packet.Packet) error {
 	}
 	c.responses[rcode]++
 	return nil
+}
+
+// answer is the template of q's reply and its rcode: the zone's answer,
+// or for an IXFR the shards do not transfer, the SOA an allowed source
+// gets over UDP (ixfrOverUDP); nil with the parse's rcode otherwise.
+func (h *Handler) answer(q *query, p *packet.Packet, rcode int) (*template, int) {
+	h.ins = nil
+	switch {
+	case rcode == mdns.RcodeSuccess:
+		return h.lookup(q)
+	case q.qtype == mdns.TypeIXFR:
+		return h.ixfrOverUDP(q, p, rcode)
+	}
+	return nil, rcode
 }
 
 // replyLimit is the largest reply q may get over proto.
@@ -382,49 +392,88 @@ func skipRR(m []byte, off int) (int, uint16, bool) {
 // lookup finds the template answering q: the zone that encloses the name
 // most closely, then the name's node or its closest encloser.
 func (h *Handler) lookup(q *query) (*template, int) {
-	zs := h.srv.zones.Load()
 	name := h.name[:q.nameLen]
-	var z *Zone
-	for off := 0; ; off += int(name[off]) + 1 {
-		if c := zs.byOrigin[string(name[off:])]; c != nil {
-			z = c
-			// DS is the parent's data (RFC 4035 3.1.4.1): at a zone's
-			// apex, ask the parent zone if it is served here too.
-			if off > 0 || q.qtype != mdns.TypeDS || name[0] == 0 {
-				break
-			}
-		}
-		if name[off] == 0 {
-			break
-		}
-	}
+	z := h.srv.zones.Load().enclosing(name, q.qtype)
 	if z == nil {
 		return nil, mdns.RcodeRefused // not ours: no zone encloses it
 	}
-	for off := 0; ; off += int(name[off]) + 1 {
+	prev := 0 // the label before off: the next closer name's (NSEC3)
+	for off := 0; ; prev, off = off, off+int(name[off])+1 {
 		n := z.byWire[string(name[off:])]
 		if n == nil {
 			continue // the apex is always found, so the walk ends
 		}
+		a := n.forDO(q.do)
 		if off == 0 {
-			if t := n.exact[q.qtype]; t != nil {
+			if t := a.exact[q.qtype]; t != nil {
 				return t, t.rcode
 			}
-			return n.exactDefault, n.exactDefault.rcode
+			return a.exactDefault, a.exactDefault.rcode
 		}
 		var t *template
 		switch {
 		case n.cut != nil:
-			t = n.cut.synthDefault
+			t = n.cut.forDO(q.do).synthDefault
 		case n.wild != nil:
-			if t = n.wild.synth[q.qtype]; t == nil {
-				t = n.wild.synthDefault
+			w := n.wild.forDO(q.do)
+			if t = w.synth[q.qtype]; t == nil {
+				t = w.synthDefault
 			}
+		case a.nxdomain != nil:
+			t = a.nxdomain
 		default:
 			t = z.nxdomain
 		}
+		if t.deny != denyNone {
+			h.ins = h.proof(t, name, name[prev:])
+		}
 		return t, t.rcode
 	}
+}
+
+// forDO is n's answers for a query with the DO bit (do) or without.
+func (n *node) forDO(do bool) *answers {
+	if do {
+		return n.do
+	}
+	return &n.answers
+}
+
+// enclosing is the zone that encloses the lower-case wire-format name most
+// closely, nil if none does; for DS at a zone's apex, its parent zone if
+// it is served here too (DS is the parent's data: RFC 4035 3.1.4.1).
+func (zs *Zones) enclosing(name []byte, qtype uint16) *Zone {
+	var z *Zone
+	for off := 0; ; off += int(name[off]) + 1 {
+		if c := zs.byOrigin[string(name[off:])]; c != nil {
+			z = c
+			if off > 0 || qtype != mdns.TypeDS || name[0] == 0 {
+				return z
+			}
+		}
+		if name[off] == 0 {
+			return z
+		}
+	}
+}
+
+// proof is the link of t's chain that proves the query name does not
+// exist: NSEC, the one covering name; NSEC3, the one covering the hash of
+// the next closer name nc (RFC 5155 7.2.1). Nil when t has that record
+// already. It allocates nothing.
+func (h *Handler) proof(t *template, name, nc []byte) *link {
+	c := t.chain
+	var l *link
+	if c.kind == denyNSEC {
+		l = c.cover(appendCanonicalKey(h.key[:0], name))
+	} else {
+		hash := c.hash(nc)
+		l = c.cover(hash[:])
+	}
+	if t.has(l) {
+		return nil
+	}
+	return l
 }
 
 // build appends to b the answer to q: header (with extra flags), the
@@ -447,12 +496,16 @@ func (h *Handler) build(b, m []byte, q *query, rcode int, t *template, limit int
 	n := 0 // bytes of the template's body to send
 	flags := flagQR | q.flags&(0xF<<11|flagRD|flagCD) | uint16(rcode&0xF) | extra
 	tc := false
+	var ins *link
 	if t != nil {
 		if t.aa {
 			flags |= flagAA
 		}
-		if n, counts, tc = t.fit(limit - size); tc {
+		ins = h.ins
+		if n, counts, tc = t.fit(limit - size - ins.size()); tc {
 			flags |= flagTC
+		} else if ins != nil {
+			counts[1] += ins.count
 		}
 	}
 	if q.edns {
@@ -467,7 +520,7 @@ func (h *Handler) build(b, m []byte, q *query, rcode int, t *template, limit int
 		byte(counts[1]>>8), byte(counts[1]), byte(counts[2]>>8), byte(counts[2]))
 	b = append(b, m[headerLen:headerLen+qlen]...)
 	if n > 0 {
-		b = t.appendBody(b, n, q.nameLen)
+		b = t.appendBody(b, n, q.nameLen, ins)
 	}
 	if q.edns {
 		b = h.appendOPT(b, q, rcode, extendedError(q, rcode, t))
@@ -487,13 +540,17 @@ func (t *template) fit(room int) (int, [3]uint16, bool) {
 		return 0, [3]uint16{}, true
 	}
 	n, counts := t.essential, [3]uint16{t.counts[0], t.counts[1], t.essentialAR}
-	for _, end := range t.extraEnds {
-		if int(end) > room {
-			break
-		}
-		n = int(end)
-		counts[2]++
+	k := 0 // extras that fit
+	for k < len(t.extraEnds) && int(t.extraEnds[k]) <= room {
+		k++
 	}
+	if sigs := len(t.extraEnds) - t.extraSigs; k > sigs {
+		k = sigs // not all the RRSIGs fit: none go
+	}
+	if k > 0 {
+		n = int(t.extraEnds[k-1])
+	}
+	counts[2] += uint16(k)
 	return n, counts, false
 }
 

@@ -16,7 +16,13 @@ var testZones = []string{"../../testdata/dns/example.com.zone", "../../testdata/
 
 func newTestServer(t testing.TB) *Server {
 	t.Helper()
-	s, err := NewServer(testZones)
+	return newServerOf(t, testZones)
+}
+
+// newServerOf is a server of the zone files zones.
+func newServerOf(t testing.TB, zones []string) *Server {
+	t.Helper()
+	s, err := NewServer(zones)
 	if err != nil {
 		t.Fatal(err)
 	}

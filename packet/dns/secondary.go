@@ -219,7 +219,9 @@ func expiredCopy(z *Zone) *Zone {
 	fail := expiredAnswer
 	cp := *z
 	cp.nodes = nil
-	cp.byWire = map[string]*node{string(wire): {name: z.Origin, exactDefault: fail}}
+	apex := &node{name: z.Origin, answers: answers{exactDefault: fail}}
+	apex.do = &apex.answers // with DO or without, the same SERVFAIL
+	cp.byWire = map[string]*node{string(wire): apex}
 	cp.nxdomain = fail
 	return &cp
 }

@@ -23,6 +23,9 @@ type template struct {
 	essential   int
 	essentialAR uint16
 	extraEnds   []uint16
+	// extraSigs is how many of the last extras are RRSIGs: they go all
+	// or none (as Knot DNS sends them).
+	extraSigs int
 	// Templates for query names of any length (wildcard synthesis, names
 	// below a cut, NXDOMAIN) were packed after a question name of qlen
 	// bytes; the compression pointers at fixups move by the query name's
@@ -31,6 +34,13 @@ type template struct {
 	fixups []uint16
 	// rrl is what the rate limiter keys this answer's bucket by.
 	rrl *rrlTag
+	// A DNSSEC proof that depends on the query name (deny: NSEC or NSEC3)
+	// goes at body offset denyAt, found in chain at query time.
+	deny      denial
+	denyAt    uint16 // where the proof's NSEC or NSEC3 record goes
+	denySigAt uint16 // and where its RRSIGs go
+	chain     *chain
+	links     []*link // the chain's records already in body
 }
 
 // prepare packs every answer the zone can give.
@@ -51,7 +61,7 @@ func (z *Zone) prepare() error {
 			return err
 		}
 	}
-	z.nxdomain, err = packAnyName(&result{rcode: mdns.RcodeNameError, aa: true, authority: []mdns.RR{z.negativeSOA()}}, "*."+z.Origin)
+	z.nxdomain, err = packAnyName(&result{rcode: mdns.RcodeNameError, aa: true, authority: []mdns.RR{z.negativeSOA()}, deny: denyPoint{at: -1}}, "*."+z.Origin)
 	if z.nxdomain != nil {
 		z.nxdomain.rrl = plain
 	}
@@ -59,74 +69,136 @@ func (z *Zone) prepare() error {
 }
 
 // prepareNode packs the answers of the node n (named name, wire in wire
-// format) and tags them for the rate limiter: referrals by their delegation,
-// wildcard syntheses by their owner, the rest by the zone (plain).
+// format), without and with the DO bit (the same ones when the zone is not
+// signed), and tags them for the rate limiter: referrals by their
+// delegation, wildcard syntheses by their owner, the rest by the zone (plain).
 func (z *Zone) prepareNode(n *node, name string, wire []byte, plain *rrlTag) error {
-	var err error
 	var referral *rrlTag
 	if n.cut != nil {
 		cut, _ := wireName(n.cut.name) // packed without error as a node name already
 		referral = &rrlTag{zone: plain.zone, owner: cut, referral: true}
 	}
-	tag := func(t *template) *template {
-		if t != nil && !t.aa && referral != nil {
-			t.rrl = referral
-		} else if t != nil {
-			t.rrl = plain
-		}
-		return t
-	}
-	if n.exactDefault, err = packExact(z.resolve(name, mdns.TypeNone), name, mdns.TypeNone); err != nil {
+	tags := tagger{plain: plain, referral: referral, wild: &rrlTag{zone: plain.zone, owner: wire, wildcard: true}}
+	if err := z.prepareAnswers(&n.answers, n, name, mode{}, tags); err != nil {
 		return err
 	}
-	tag(n.exactDefault)
-	n.exact = map[uint16]*template{}
+	n.do = &n.answers
+	if !z.signed {
+		return nil
+	}
+	n.do = &answers{}
+	return z.prepareAnswers(n.do, n, name, mode{do: true}, tags)
+}
+
+// tagger tags templates for the rate limiter.
+type tagger struct{ plain, referral, wild *rrlTag }
+
+func (g tagger) tag(t *template) *template {
+	if !t.aa && g.referral != nil {
+		t.rrl = g.referral
+	} else {
+		t.rrl = g.plain
+	}
+	return t
+}
+
+// prepareAnswers packs into a the answers of n, named name, in mode m.
+func (z *Zone) prepareAnswers(a *answers, n *node, name string, m mode, tags tagger) error {
+	var err error
+	if a.exactDefault, err = z.pack(name, mdns.TypeNone, m); err != nil {
+		return err
+	}
+	tags.tag(a.exactDefault)
+	a.exact = map[uint16]*template{}
 	for _, qt := range z.qtypesFor(n) {
-		t, err := packExact(z.resolve(name, qt), name, qt)
+		t, err := z.pack(name, qt, m)
 		if err != nil {
 			return err
 		}
-		if !t.equal(n.exactDefault) { // most names answer CNAME, DS and the like with plain NODATA
-			n.exact[qt] = tag(t)
+		if !t.equal(a.exactDefault) { // most names answer CNAME, DS and the like with plain NODATA
+			a.exact[qt] = tags.tag(t)
 		}
 	}
+	m.vary = true
 	switch {
 	case n.cut == n:
-		if n.synthDefault, err = packAnyName(z.resolve(name, mdns.TypeNone), "*."+name); err != nil {
+		m.vary = false // a referral is the same for every name below the cut
+		if a.synthDefault, err = z.packVary("*."+name, "*."+name, mdns.TypeNone, m); err != nil {
 			return err
 		}
-		n.synthDefault.rrl = referral
+		a.synthDefault.rrl = tags.referral
 	case isWildcard(name):
-		return z.prepareWildcard(n, name, &rrlTag{zone: plain.zone, owner: wire, wildcard: true})
+		return z.prepareWildcard(a, n, name, m, tags.wild)
+	case m.do && z.chain != nil && n.cut == nil && n.wild == nil && len(mustWire(name))+2 <= 255:
+		// NXDOMAIN below n as the closest encloser: the wildcard proof is n's.
+		if a.nxdomain, err = z.packVary("*."+name, "*."+name, mdns.TypeNone, m); err != nil {
+			return err
+		}
+		a.nxdomain.rrl = tags.plain
 	}
 	return nil
 }
 
-// prepareWildcard packs the answers the wildcard node n synthesizes, tagged
-// wild for the rate limiter.
-func (z *Zone) prepareWildcard(n *node, name string, wild *rrlTag) error {
-	n.synth = map[uint16]*template{}
+// pack packs the answer to exactly name/qtype.
+func (z *Zone) pack(name string, qtype uint16, m mode) (*template, error) {
+	return packExact(z.resolve(name, qtype, m), name, qtype)
+}
+
+// packVary packs the answer for the names that placeholder stands for
+// (its first label replaced by any labels), resolved as name.
+func (z *Zone) packVary(name, placeholder string, qtype uint16, m mode) (*template, error) {
+	if name != placeholder {
+		m.owner = placeholder
+	}
+	r := z.resolve(name, qtype, m)
+	t, err := packAnyName(r, placeholder)
+	if t != nil && t.deny != denyNone {
+		t.chain, t.links = z.chain, r.links
+	}
+	return t, err
+}
+
+// prepareWildcard packs into a the answers the wildcard node n synthesizes,
+// tagged wild for the rate limiter.
+func (z *Zone) prepareWildcard(a *answers, n *node, name string, m mode, wild *rrlTag) error {
+	a.synth = map[uint16]*template{}
+	// The wildcard's own records (its NSEC) must not point at the query
+	// name: the placeholder differs from it.
+	placeholder := z.wildPlaceholder(name)
 	for _, qt := range z.qtypesFor(n) {
-		t, err := packAnyName(z.resolve(name, qt), name)
+		t, err := z.packVary(name, placeholder, qt, m)
 		if err != nil {
 			return err
 		}
 		t.rrl = wild
-		n.synth[qt] = t
+		a.synth[qt] = t
 	}
 	var err error
-	if n.synthDefault, err = packAnyName(z.resolve(name, mdns.TypeNone), name); err != nil {
+	if a.synthDefault, err = z.packVary(name, placeholder, mdns.TypeNone, m); err != nil {
 		return err
 	}
-	n.synthDefault.rrl = wild
+	a.synthDefault.rrl = wild
 	return nil
+}
+
+// wildPlaceholder is the name the templates of the wildcard name are
+// packed for: its "*" replaced by a one-byte label no node of z has, so the
+// wire length stays (the name may be 255 bytes long).
+func (z *Zone) wildPlaceholder(name string) string {
+	for b := 0; ; b++ {
+		p := fmt.Sprintf("\\%03d", b) + name[1:]
+		if z.nodes[p] == nil || b == 255 {
+			return p
+		}
+	}
 }
 
 func isWildcard(name string) bool { return len(name) > 2 && name[:2] == "*." }
 
 func (t *template) equal(u *template) bool {
 	return t.rcode == u.rcode && t.aa == u.aa && t.counts == u.counts && t.essential == u.essential &&
-		t.essentialAR == u.essentialAR && bytes.Equal(t.body, u.body) && t.qlen == u.qlen
+		t.essentialAR == u.essentialAR && bytes.Equal(t.body, u.body) && t.qlen == u.qlen &&
+		t.deny == u.deny && t.denyAt == u.denyAt && t.denySigAt == u.denySigAt
 }
 
 // wireName packs a name uncompressed.
@@ -175,6 +247,8 @@ func packMsg(r *result, qname string, qtype uint16) (*template, error) {
 	for _, e := range ends[len(ends)-len(r.extra):] {
 		t.extraEnds = append(t.extraEnds, uint16(e-qend))
 	}
+	t.setDeny(r, func(i int) int { return ends[i] - qend })
+	t.extraSigs = countSigs(r.extra, true)
 	for _, p := range ptrs {
 		t.fixups = append(t.fixups, uint16(p-qend))
 	}
@@ -212,7 +286,8 @@ func packAnyName(r *result, placeholder string) (*template, error) {
 // check builds the reply for a query name 61 bytes longer than the
 // placeholder and compares what a parser reads with r.
 func (t *template) check(r *result, placeholder string) error {
-	long := "x23456789012345678901234567890123456789012345678901234567890ab" + placeholder[1:]
+	off, _ := mdns.NextLabel(placeholder, 0)
+	long := "x23456789012345678901234567890123456789012345678901234567890ab." + placeholder[off:]
 	wq, err := wireName(long)
 	if err != nil {
 		return nil // too long to ask: nothing to check
@@ -220,7 +295,7 @@ func (t *template) check(r *result, placeholder string) error {
 	msg := []byte{0, 0, 0x84, 0, 0, 1, byte(t.counts[0] >> 8), byte(t.counts[0]), byte(t.counts[1] >> 8), byte(t.counts[1]), byte(t.counts[2] >> 8), byte(t.counts[2])}
 	msg = append(msg, wq...)
 	msg = append(msg, 0, 0, 0, 1)
-	msg = t.appendBody(msg, len(t.body), len(wq))
+	msg = t.appendBody(msg, len(t.body), len(wq), nil)
 	m := new(mdns.Msg)
 	if err := m.Unpack(msg); err != nil {
 		return err
@@ -243,22 +318,55 @@ func (t *template) check(r *result, placeholder string) error {
 }
 
 // appendBody appends the first n bytes of the body for a query name of
-// qlen wire bytes, moving compression pointers as the name's length asks.
-func (t *template) appendBody(b []byte, n, qlen int) []byte {
+// qlen wire bytes, moving compression pointers as the name's length asks,
+// with ins (a query-time proof: whole records, uncompressed) inserted: its
+// record at denyAt, its signatures at denySigAt (Knot DNS's order: a
+// section's RRSIGs follow all its RRsets); the pointers to the records after
+// either move too.
+func (t *template) appendBody(b []byte, n, qlen int, ins *link) []byte {
 	start := len(b)
-	b = append(b, t.body[:n]...)
-	if delta := qlen - t.qlen; t.qlen > 0 && delta != 0 {
-		for _, f := range t.fixups {
-			if int(f) >= n {
-				break
-			}
-			p := start + int(f)
-			ptr := int(b[p]&0x3F)<<8 | int(b[p+1])
-			if ptr != headerLen {
-				ptr += delta
-				b[p], b[p+1] = 0xC0|byte(ptr>>8), byte(ptr)
-			}
+	at1, at2 := n, n
+	var rr, sigs []byte
+	if ins != nil {
+		at1, at2 = int(t.denyAt), int(t.denySigAt)
+		rr, sigs = ins.wire[:ins.rrLen], ins.wire[ins.rrLen:]
+	}
+	b = append(b, t.body[:at1]...)
+	b = append(b, rr...)
+	b = append(b, t.body[at1:at2]...)
+	b = append(b, sigs...)
+	b = append(b, t.body[at2:n]...)
+	if ins != nil { // the query name ends with the zone's origin
+		ins.patchOrigin(b, start+at1, start+at2+len(rr), headerLen+qlen-t.chain.originLen)
+	}
+	delta := qlen - t.qlen
+	if t.qlen == 0 || (delta == 0 && ins == nil) {
+		return b
+	}
+	base := headerLen + t.qlen + 4 // where the body starts in the template's message
+	shift := func(off int) int {   // how far body offset off moves
+		switch {
+		case off >= at2:
+			return len(rr) + len(sigs)
+		case off >= at1:
+			return len(rr)
 		}
+		return 0
+	}
+	for _, f := range t.fixups {
+		if int(f) >= n {
+			break
+		}
+		p := start + int(f) + shift(int(f))
+		ptr := int(b[p]&0x3F)<<8 | int(b[p+1])
+		if ptr == headerLen {
+			continue
+		}
+		if ptr >= base {
+			ptr += shift(ptr - base)
+		}
+		ptr += delta
+		b[p], b[p+1] = 0xC0|byte(ptr>>8), byte(ptr)
 	}
 	return b
 }
@@ -355,7 +463,7 @@ func packUncompressed(r *result, qname string) (*template, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &template{
+	t := &template{
 		rcode:       r.rcode,
 		aa:          r.aa,
 		counts:      [3]uint16{uint16(len(r.answer)), uint16(len(r.authority)), uint16(len(r.glue) + len(r.extra))},
@@ -363,7 +471,25 @@ func packUncompressed(r *result, qname string) (*template, error) {
 		essential:   essential,
 		essentialAR: uint16(len(r.glue)),
 		extraEnds:   ends[len(ends)-len(r.extra):],
-	}, nil
+	}
+	t.setDeny(r, func(i int) int { return int(ends[i]) })
+	t.extraSigs = countSigs(r.extra, true)
+	return t, nil
+}
+
+// setDeny places r's query-time proof in t's body; end(i) is where record
+// i of the body ends.
+func (t *template) setDeny(r *result, end func(int) int) {
+	if r.deny.at < 0 {
+		return
+	}
+	t.deny = r.deny.kind
+	if i := len(r.answer) + r.deny.at; i > 0 {
+		t.denyAt = uint16(end(i - 1))
+	}
+	if i := len(r.answer) + r.deny.sigAt; i > 0 {
+		t.denySigAt = uint16(end(i - 1))
+	}
 }
 
 // qtypesFor lists the qtypes whose answers at n differ from a qtype with no

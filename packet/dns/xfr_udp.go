@@ -22,7 +22,7 @@ func (h *Handler) ixfrOverUDP(q *query, pkt *packet.Packet, rcode int) (*templat
 	if z == nil {
 		return nil, mdns.RcodeNotAuth // not a zone served here (RFC 5936 2.2.1)
 	}
-	apex := z.byWire[string(h.name[:q.nameLen])]
+	apex := z.byWire[string(h.name[:q.nameLen])].forDO(q.do) // with DO, the SOA and its RRSIG
 	if t := apex.exact[mdns.TypeSOA]; t != nil {
 		return t, t.rcode
 	}

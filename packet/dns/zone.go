@@ -29,15 +29,28 @@ type Zone struct {
 	byWire map[string]*node
 	// nxdomain answers any name under the apex that has no node and no wildcard.
 	nxdomain *template
+
+	// DNSSEC (dnssec.go): the NSEC3 records and their RRSIGs by owner, as
+	// loaded, and the chain of proofs (nil when the zone has none).
+	nsec3  map[string][]mdns.RR
+	chain  *chain
+	signed bool // it has RRSIGs: answers with DO differ
 }
 
 // node is one owner name of a zone (or an empty non-terminal).
 type node struct {
 	name   string
 	rrsets map[uint16][]mdns.RR
-	cut    *node // the delegation at or above this name (below the apex), if any
-	wild   *node // the "*" child, if any
+	sigs   map[uint16][]mdns.RR // the RRSIGs of rrsets[TypeRRSIG], by the type they cover
+	cut    *node                // the delegation at or above this name (below the apex), if any
+	wild   *node                // the "*" child, if any
 
+	answers          // without the DO bit
+	do      *answers // with it (&answers in a zone with no RRSIG)
+}
+
+// answers are a node's templates for one state of the DO bit.
+type answers struct {
 	exact        map[uint16]*template // answers for this exact name, by qtype
 	exactDefault *template            // for qtypes with no entry in exact
 	// synth holds, for a wildcard node, the answers it synthesizes for
@@ -45,6 +58,10 @@ type node struct {
 	// for names below the cut.
 	synth        map[uint16]*template
 	synthDefault *template
+	// nxdomain (signed zones, DO) is the answer for names below the node
+	// when it is their closest encloser: its proof of no wildcard is the
+	// node's own.
+	nxdomain *template
 }
 
 // LoadZone reads and checks one RFC 1035 master file. The origin is the
@@ -113,6 +130,9 @@ func newZone(rrs []mdns.RR, file string) (*Zone, error) {
 		return nil, fmt.Errorf("the apex %s has no NS record (add at least one, e.g. @ NS ns1)", z.Origin)
 	}
 	z.link()
+	if err := z.loadChain(); err != nil {
+		return nil, err
+	}
 	if err := z.prepare(); err != nil {
 		return nil, err
 	}
@@ -154,6 +174,10 @@ func (z *Zone) add(rr mdns.RR) error {
 	case mdns.TypeDNAME:
 		return fmt.Errorf("%s: DNAME is not supported (its names would get NXDOMAIN); use CNAME records or a wildcard CNAME", h.Name)
 	}
+	if isNSEC3Record(rr) {
+		z.addNSEC3(rr)
+		return nil
+	}
 	n := z.node(h.Name)
 	for _, old := range n.rrsets[h.Rrtype] {
 		if mdns.IsDuplicate(old, rr) {
@@ -162,24 +186,31 @@ func (z *Zone) add(rr mdns.RR) error {
 	}
 	n.rrsets[h.Rrtype] = append(n.rrsets[h.Rrtype], rr)
 	z.Count++
+	z.signed = z.signed || h.Rrtype == mdns.TypeRRSIG
 	return nil
 }
 
 // check checks n's CNAME (RFC 1034 3.6.2) and puts each of its RRsets in
 // order: one TTL, the smallest, for all its records (they must agree: RFC
 // 2181 5.2), and records in canonical order (RFC 4034 6.3), as Knot DNS
-// serves them, so answers do not depend on the file's order.
+// serves them, so answers do not depend on the file's order. RRSIGs keep
+// their TTLs (each follows the RRset it covers) and are filed by type.
 func (n *node) check() error {
 	if c := n.rrsets[mdns.TypeCNAME]; c != nil {
 		if len(c) > 1 {
 			return fmt.Errorf("%s has %d CNAME records; a name has at most one (RFC 1034 3.6.2)", n.name, len(c))
 		}
-		if len(n.rrsets) > 1 {
-			return fmt.Errorf("%s has a CNAME and other data; a CNAME must be alone at its name (RFC 1034 3.6.2)", n.name)
+		for t := range n.rrsets {
+			if t != mdns.TypeCNAME && t != mdns.TypeRRSIG && t != mdns.TypeNSEC { // RFC 4035 2.5
+				return fmt.Errorf("%s has a CNAME and other data; a CNAME must be alone at its name (RFC 1034 3.6.2)", n.name)
+			}
 		}
 	}
-	for _, set := range n.rrsets {
+	for t, set := range n.rrsets {
 		sortCanonical(set)
+		if t == mdns.TypeRRSIG {
+			continue
+		}
 		ttl := set[0].Header().Ttl
 		for _, rr := range set {
 			ttl = min(ttl, rr.Header().Ttl)
@@ -188,6 +219,7 @@ func (n *node) check() error {
 			rr.Header().Ttl = ttl
 		}
 	}
+	n.indexSigs()
 	return nil
 }
 

@@ -1,0 +1,236 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// The xdp mode (not in the default --modes: it needs root): two network
+// namespaces of its own joined by a veth pair with two queues per end,
+// dnsperf in one (A, 198.18.0.1) against a server in the other (B,
+// 198.18.0.2:5353): shardd --xdp, shardd over its UDP sockets, and Knot
+// DNS in its XDP mode (xdp: listen: IFACE@PORT; skipped without knotd),
+// interleaved; then the discard drain (shardload one-way, no GSO) into
+// shardd --xdp and over UDP. The namespaces are deleted by name at the
+// end, whatever happened.
+type xdpBench struct {
+	nsA, nsB, devA, devB string
+	dir                  string
+	shardd, shardload    string
+	dnsperf, knotd       string
+	queries, zones       []string
+	dur                  time.Duration
+}
+
+// xdpRun is one measured run of the xdp mode.
+type xdpRun struct {
+	Load   string  `json:"load"` // dnsperf or discard
+	Server string  `json:"server"`
+	Rep    int     `json:"rep"`
+	Rate   float64 `json:"rate"` // answered queries/s (dnsperf) or datagrams the server counted per second (discard)
+	Sent   uint64  `json:"sent"`
+	Lost   uint64  `json:"lost"` // unanswered queries, or datagrams sent but not counted by the server
+}
+
+const xdpServerAddr = "198.18.0.2:5353"
+
+// runXDPMode runs the xdp mode and returns its markdown.
+func runXDPMode(shardd, shardload string, reps int, dur time.Duration, prog *progress) ([]xdpRun, string, error) {
+	b := &xdpBench{shardd: shardd, shardload: shardload, dur: dur}
+	var err error
+	if b.dnsperf, err = exec.LookPath("dnsperf"); err != nil {
+		return nil, "", fmt.Errorf("xdp mode needs dnsperf: %w", err)
+	}
+	b.knotd, _ = exec.LookPath("knotd")
+	if b.dir, err = os.MkdirTemp("", "shardbench-xdp-"); err != nil {
+		return nil, "", err
+	}
+	defer os.RemoveAll(b.dir)
+	if err := b.setup(); err != nil {
+		b.teardown()
+		return nil, "", err
+	}
+	defer b.teardown()
+	var runs []xdpRun
+	for rep := 1; rep <= reps; rep++ {
+		for _, srv := range b.servers() {
+			prog.start("xdp", fmt.Sprintf("%s %s, round %d", srv.load, srv.name, rep), dur)
+			r, err := b.measure(srv)
+			if err != nil {
+				prog.end("failed")
+				return runs, "", err
+			}
+			r.Rep = rep
+			prog.end("%.0f/s, lost %d", r.Rate, r.Lost)
+			runs = append(runs, r)
+		}
+	}
+	return runs, xdpMarkdown(runs), nil
+}
+
+func (b *xdpBench) ip(args ...string) error {
+	if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+		return fmt.Errorf("ip %s: %v: %s", strings.Join(args, " "), err, out)
+	}
+	return nil
+}
+
+func (b *xdpBench) setup() error {
+	id := fmt.Sprint(os.Getpid())
+	b.nsA, b.nsB, b.devA, b.devB = "shardbench-xa-"+id, "shardbench-xb-"+id, "sbxa"+id, "sbxb"+id
+	steps := [][]string{
+		{"netns", "add", b.nsA}, {"netns", "add", b.nsB},
+		{"link", "add", b.devA, "netns", b.nsA, "numtxqueues", "2", "numrxqueues", "2", "type", "veth",
+			"peer", "name", b.devB, "netns", b.nsB, "numtxqueues", "2", "numrxqueues", "2"},
+		{"-n", b.nsA, "addr", "add", "198.18.0.1/24", "dev", b.devA}, {"-n", b.nsB, "addr", "add", "198.18.0.2/24", "dev", b.devB},
+		{"-n", b.nsA, "link", "set", b.devA, "up"}, {"-n", b.nsB, "link", "set", b.devB, "up"},
+		{"-n", b.nsA, "link", "set", "lo", "up"}, {"-n", b.nsB, "link", "set", "lo", "up"},
+	}
+	for _, s := range steps {
+		if err := b.ip(s...); err != nil {
+			return err
+		}
+	}
+	b.queries = []string{filepath.Join("testdata", "dns", "queries.txt")}
+	for _, z := range []string{"example.com", "2.0.192.in-addr.arpa", "edge.test", "child.edge.test"} {
+		b.zones = append(b.zones, filepath.Join("testdata", "dns", z+".zone"))
+	}
+	return b.knotConf()
+}
+
+// teardown deletes the namespaces by name (and with them the pair).
+func (b *xdpBench) teardown() {
+	for _, ns := range []string{b.nsA, b.nsB} {
+		_ = exec.Command("ip", "netns", "del", ns).Run()
+	}
+}
+
+// knotConf writes Knot's configuration: UDP on B's address and XDP on B's
+// end of the pair, the same zones.
+func (b *xdpBench) knotConf() error {
+	text := fmt.Sprintf("server:\n  rundir: %s\n  listen: %s\n  udp-workers: 2\n  tcp-workers: 1\n  background-workers: 1\n"+
+		"xdp:\n  listen: %s@5353\ndatabase:\n  storage: %s\nlog:\n  - target: stderr\n    any: warning\nzone:\n",
+		b.dir, strings.Replace(xdpServerAddr, ":", "@", 1), b.devB, b.dir)
+	for _, z := range b.zones {
+		name := strings.TrimSuffix(filepath.Base(z), ".zone")
+		abs, err := filepath.Abs(z)
+		if err != nil {
+			return err
+		}
+		text += fmt.Sprintf("  - domain: %s\n    file: %s\n    journal-content: none\n    zonefile-sync: -1\n", name, abs)
+	}
+	return os.WriteFile(filepath.Join(b.dir, "knot.conf"), []byte(text), 0o644)
+}
+
+// xdpServer is one contender: its command line in B and its load.
+type xdpServer struct {
+	name, load string
+	argv       []string
+}
+
+func (b *xdpBench) servers() []xdpServer {
+	dns := []string{b.shardd, "--handler", "dns", "--shards", "2"}
+	for _, z := range b.zones {
+		dns = append(dns, "--zone", z)
+	}
+	s := []xdpServer{
+		{"shardd --xdp", "dnsperf", append(append([]string{}, dns...), "--xdp", b.devB, ":5353")},
+		{"shardd UDP", "dnsperf", append(append([]string{}, dns...), ":5353")},
+	}
+	if b.knotd != "" {
+		s = append(s, xdpServer{"Knot DNS XDP", "dnsperf", []string{b.knotd, "-c", filepath.Join(b.dir, "knot.conf")}})
+	}
+	metrics := []string{"--metrics", "198.18.0.2:9153"}
+	return append(s,
+		xdpServer{"shardd --xdp", "discard", append([]string{b.shardd, "--handler", "discard", "--shards", "2", "--xdp", b.devB, ":5353"}, metrics...)},
+		xdpServer{"shardd UDP", "discard", append([]string{b.shardd, "--handler", "discard", "--shards", "2", ":5353"}, metrics...)})
+}
+
+// measure starts srv in B, waits until it answers, runs its load from A
+// and stops it (by its PID), detaching whatever XDP program it left
+// (Knot leaves its own attached).
+func (b *xdpBench) measure(srv xdpServer) (xdpRun, error) {
+	r := xdpRun{Load: srv.load, Server: srv.name}
+	cmd := exec.Command("ip", append([]string{"netns", "exec", b.nsB}, srv.argv...)...)
+	if err := cmd.Start(); err != nil {
+		return r, err
+	}
+	defer func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Wait()
+		_ = exec.Command("ip", "-n", b.nsB, "link", "set", "dev", b.devB, "xdp", "off").Run()
+	}()
+	if err := b.waitReady(srv.load); err != nil {
+		return r, fmt.Errorf("%s: %w", srv.name, err)
+	}
+	if srv.load == "discard" {
+		return b.discard(r)
+	}
+	out, err := exec.Command("ip", "netns", "exec", b.nsA, b.dnsperf, "-s", "198.18.0.2", "-p", "5353", "-d", b.queries[0],
+		"-l", fmt.Sprint(int(b.dur.Seconds())), "-c", "8", "-T", "1", "-q", "200", "-t", "2").CombinedOutput()
+	if err != nil {
+		return r, fmt.Errorf("dnsperf: %v: %s", err, out)
+	}
+	s, err := parseDnsperf(out)
+	r.Rate, r.Sent, r.Lost = s.QPS, s.Sent, s.Lost
+	return r, err
+}
+
+// waitReady waits (30 s at most) for the server: one dnsperf query
+// answered, or the metrics listener up for the discard server.
+func (b *xdpBench) waitReady(load string) error {
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		var out []byte
+		if load == "discard" {
+			out, _ = exec.Command("ip", "netns", "exec", b.nsA, b.shardload, "--duration", "100ms", "--progress=false", "--json",
+				"--metrics", "http://198.18.0.2:9153/metrics", xdpServerAddr).Output()
+			if strings.Contains(string(out), `"server"`) {
+				return nil
+			}
+			continue
+		}
+		out, _ = exec.Command("ip", "netns", "exec", b.nsA, b.dnsperf, "-s", "198.18.0.2", "-p", "5353", "-d", b.queries[0], "-n", "1", "-t", "1").CombinedOutput()
+		if s, err := parseDnsperf(out); err == nil && s.Completed > 0 {
+			return nil
+		}
+	}
+	return errors.New("not ready within 30 s")
+}
+
+// discard runs shardload one-way without GSO (each datagram its own frame,
+// as XDP sees them) and takes the server's count from its metrics.
+func (b *xdpBench) discard(r xdpRun) (xdpRun, error) {
+	var sum struct {
+		Sent   uint64 `json:"sent"`
+		Server *struct {
+			Received uint64 `json:"received"`
+		} `json:"server"`
+		Duration float64 `json:"duration_s"`
+	}
+	args := []string{"netns", "exec", b.nsA, b.shardload, "--json", "--progress=false", "--gso", "off", "--size", "64", "--flows", "64",
+		"--duration", b.dur.String(), "--metrics", "http://198.18.0.2:9153/metrics", xdpServerAddr}
+	if err := runShardload("ip", b.dur, args, &sum); err != nil {
+		return r, err
+	}
+	if sum.Server == nil || sum.Duration <= 0 {
+		return r, errors.New("shardload: no server count")
+	}
+	r.Sent, r.Rate = sum.Sent, float64(sum.Server.Received)/sum.Duration
+	r.Lost = sum.Sent - min(sum.Sent, sum.Server.Received)
+	return r, nil
+}
+
+func xdpMarkdown(runs []xdpRun) string {
+	md := "\n### AF_XDP: shardd --xdp vs its UDP sockets and Knot DNS XDP (veth pair between two namespaces)\n\n" +
+		"| load | server | round | rate /s | sent | lost |\n|---|---|---|---|---|---|\n"
+	for _, r := range runs {
+		md += fmt.Sprintf("| %s | %s | %d | %.0f | %d | %d |\n", r.Load, r.Server, r.Rep, r.Rate, r.Sent, r.Lost)
+	}
+	return md
+}

@@ -1,0 +1,314 @@
+package xdp
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/link"
+	"golang.org/x/sys/unix"
+)
+
+// Program is the XDP program of one interface with its two maps: the
+// listeners' (port, address) set and the XSKMAP from receive queue to
+// AF_XDP socket.
+type Program struct {
+	prog  *ebpf.Program
+	ports *ebpf.Map
+	xsks  *ebpf.Map
+	link  link.Link
+	mode  string
+}
+
+// keyLen is a ports-map key: the UDP port (network order), the family (4
+// or 6), a zero byte, and the address (IPv4 in the first 4 bytes; all zero
+// for a wildcard listener).
+const keyLen = 20
+
+// portKey is the ports-map key of a listener on ap for family fam (4 or 6).
+func portKey(ap netip.AddrPort, fam byte) [keyLen]byte {
+	var k [keyLen]byte
+	k[0], k[1] = byte(ap.Port()>>8), byte(ap.Port())
+	k[2] = fam
+	a := ap.Addr()
+	switch {
+	case a.IsUnspecified():
+	case a.Is4() || a.Is4In6():
+		a4 := a.Unmap().As4()
+		copy(k[4:], a4[:])
+	default:
+		a16 := a.As16()
+		copy(k[4:], a16[:])
+	}
+	return k
+}
+
+// ListenerKeys are the ports-map keys of a listener on ap: a wildcard
+// without family (":53", "[::]:53" on a dual-stack socket) matches both
+// families; "0.0.0.0:53" IPv4 only; an address its own family only.
+func ListenerKeys(ap netip.AddrPort, dualStack bool) [][keyLen]byte {
+	a := ap.Addr()
+	switch {
+	case a.Is4() || a.Is4In6():
+		return [][keyLen]byte{portKey(ap, 4)}
+	case a.IsUnspecified() && dualStack:
+		return [][keyLen]byte{portKey(ap, 4), portKey(ap, 6)}
+	}
+	return [][keyLen]byte{portKey(ap, 6)}
+}
+
+// NewProgram loads the program and its maps for an interface whose
+// queues 0..queues-1 get sockets. Datagrams on other queues pass to the
+// kernel.
+func NewProgram(queues int) (*Program, error) {
+	ports, err := ebpf.NewMap(&ebpf.MapSpec{Name: "shardd_ports", Type: ebpf.Hash, KeySize: keyLen, ValueSize: 1, MaxEntries: 1024})
+	if err != nil {
+		return nil, fmt.Errorf("xdp: create the ports map: %w", err)
+	}
+	xsks, err := ebpf.NewMap(&ebpf.MapSpec{Name: "shardd_xsks", Type: ebpf.XSKMap, KeySize: 4, ValueSize: 4, MaxEntries: uint32(max(queues, 1))})
+	if err != nil {
+		_ = ports.Close()
+		return nil, fmt.Errorf("xdp: create the socket map: %w", err)
+	}
+	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{
+		Name: "shardd_xdp", Type: ebpf.XDP, License: "Dual BSD/GPL",
+		Instructions: instructions(ports.FD(), xsks.FD()),
+	})
+	if err != nil {
+		_ = ports.Close()
+		_ = xsks.Close()
+		return nil, fmt.Errorf("xdp: load the program: %w", err)
+	}
+	return &Program{prog: prog, ports: ports, xsks: xsks}, nil
+}
+
+// AddListener makes the program redirect UDP datagrams to ap.
+func (p *Program) AddListener(ap netip.AddrPort, dualStack bool) error {
+	for _, k := range ListenerKeys(ap, dualStack) {
+		if err := p.ports.Put(k[:], []byte{1}); err != nil {
+			return fmt.Errorf("xdp: add listener %s: %w", ap, err)
+		}
+	}
+	return nil
+}
+
+// SetSocket makes the program redirect what arrives on queue to s.
+func (p *Program) SetSocket(queue int, s *Socket) error {
+	if err := p.xsks.Put(uint32(queue), uint32(s.FD())); err != nil {
+		return fmt.Errorf("xdp: register the socket of queue %d: %w", queue, err)
+	}
+	return nil
+}
+
+// Attach attaches the program to the interface ifindex: in driver mode
+// where the driver supports XDP, generic (skb) mode otherwise. The
+// caller's thread must be in the interface's network namespace.
+func (p *Program) Attach(ifindex int) error {
+	l, err := link.AttachXDP(link.XDPOptions{Program: p.prog, Interface: ifindex, Flags: link.XDPDriverMode})
+	p.mode = "driver"
+	if err != nil {
+		var gerr error
+		l, gerr = link.AttachXDP(link.XDPOptions{Program: p.prog, Interface: ifindex, Flags: link.XDPGenericMode})
+		p.mode = "generic"
+		if gerr != nil {
+			return fmt.Errorf("xdp: attach to ifindex %d: %w", ifindex, errors.Join(err, gerr))
+		}
+	}
+	p.link = l
+	return nil
+}
+
+// Mode is "driver" or "generic" once attached, "inherited" once adopted.
+func (p *Program) Mode() string { return p.mode }
+
+// ID is the kernel's id of the loaded program (as bpftool shows it).
+func (p *Program) ID() uint32 {
+	info, err := p.prog.Info()
+	if err != nil {
+		return 0
+	}
+	id, _ := info.ID()
+	return uint32(id)
+}
+
+// Close detaches the program and frees it and its maps.
+func (p *Program) Close() error {
+	var errs []error
+	if p.link != nil {
+		errs = append(errs, p.link.Close())
+	}
+	errs = append(errs, p.prog.Close(), p.ports.Close(), p.xsks.Close())
+	return errors.Join(errs...)
+}
+
+// XDP return codes and context offsets (struct xdp_md).
+const (
+	xdpPass        = 2
+	ctxData        = 0
+	ctxDataEnd     = 4
+	ctxRxQueue     = 16
+	keyOff         = -24 // the ports-map key on the stack
+	etherIPv4LE    = 0x0008
+	etherIPv6LE    = 0xdd86
+	etherVLANLE    = 0x0081
+	fragMaskLE     = 0xff3f
+	labelPass      = "pass"
+	labelIPv4      = "ipv4"
+	labelIPv6      = "ipv6"
+	labelL3        = "l3"
+	labelLookup    = "lookup"
+	labelRedirect  = "redirect"
+	registerPacket = asm.R7 // the IP header
+)
+
+// instructions is the program: parse Ethernet (and one 802.1Q tag),
+// IPv4 without options or fragments or IPv6 with UDP next, look the
+// (port, family, address) up in the ports map, then with the address
+// zeroed (a wildcard listener), and redirect a match to the socket of the
+// receive queue (XDP_PASS when the queue has none). R6 holds the context,
+// R7 the IP header; every packet read is bounds-checked against data_end.
+// Packet loads of 16 bits and more read network order as little-endian,
+// hence the swapped constants.
+func instructions(portsFD, xsksFD int) asm.Instructions {
+	ins := asm.Instructions{
+		asm.Mov.Reg(asm.R6, asm.R1),
+		asm.LoadMem(asm.R2, asm.R6, ctxData, asm.Word),
+		asm.LoadMem(asm.R3, asm.R6, ctxDataEnd, asm.Word),
+		asm.Mov.Reg(asm.R4, asm.R2),
+		asm.Add.Imm(asm.R4, ethLen),
+		asm.JGT.Reg(asm.R4, asm.R3, labelPass),
+		asm.LoadMem(asm.R5, asm.R2, 12, asm.Half),
+		asm.Mov.Reg(registerPacket, asm.R4),
+		asm.JNE.Imm(asm.R5, etherVLANLE, labelL3),
+		asm.Add.Imm(asm.R4, vlanLen),
+		asm.JGT.Reg(asm.R4, asm.R3, labelPass),
+		asm.LoadMem(asm.R5, asm.R2, 16, asm.Half),
+		asm.Mov.Reg(registerPacket, asm.R4),
+		asm.Mov.Imm(asm.R0, 0).WithSymbol(labelL3),
+	}
+	ins = append(ins, zeroKey(0)...) // the whole key
+	ins = append(ins,
+		asm.JEq.Imm(asm.R5, etherIPv4LE, labelIPv4),
+		asm.JEq.Imm(asm.R5, etherIPv6LE, labelIPv6),
+		asm.Ja.Label(labelPass),
+	)
+	ins = append(ins, ipv4Instructions()...)
+	ins = append(ins, ipv6Instructions()...)
+	return append(ins, lookupInstructions(portsFD, xsksFD)...)
+}
+
+func ipv4Instructions() asm.Instructions {
+	return asm.Instructions{
+		asm.Mov.Reg(asm.R4, registerPacket).WithSymbol(labelIPv4),
+		asm.Add.Imm(asm.R4, ipv4Len+udpLen),
+		asm.JGT.Reg(asm.R4, asm.R3, labelPass),
+		asm.LoadMem(asm.R5, registerPacket, 0, asm.Byte),
+		asm.JNE.Imm(asm.R5, ipv4Vers5, labelPass),
+		asm.LoadMem(asm.R5, registerPacket, 9, asm.Byte),
+		asm.JNE.Imm(asm.R5, protoUDP, labelPass),
+		asm.LoadMem(asm.R5, registerPacket, 6, asm.Half),
+		asm.And.Imm(asm.R5, fragMaskLE),
+		asm.JNE.Imm(asm.R5, 0, labelPass),
+		asm.LoadMem(asm.R5, registerPacket, ipv4Len+2, asm.Half),
+		asm.StoreMem(asm.R10, keyOff, asm.R5, asm.Half),
+		asm.StoreImm(asm.R10, keyOff+2, 4, asm.Byte),
+		asm.LoadMem(asm.R5, registerPacket, 16, asm.Word),
+		asm.StoreMem(asm.R10, keyOff+4, asm.R5, asm.Word),
+		asm.Ja.Label(labelLookup),
+	}
+}
+
+func ipv6Instructions() asm.Instructions {
+	ins := asm.Instructions{
+		asm.Mov.Reg(asm.R4, registerPacket).WithSymbol(labelIPv6),
+		asm.Add.Imm(asm.R4, ipv6Len+udpLen),
+		asm.JGT.Reg(asm.R4, asm.R3, labelPass),
+		asm.LoadMem(asm.R5, registerPacket, 6, asm.Byte),
+		asm.JNE.Imm(asm.R5, protoUDP, labelPass),
+		asm.LoadMem(asm.R5, registerPacket, ipv6Len+2, asm.Half),
+		asm.StoreMem(asm.R10, keyOff, asm.R5, asm.Half),
+		asm.StoreImm(asm.R10, keyOff+2, 6, asm.Byte),
+	}
+	for i := int16(0); i < 16; i += 4 {
+		ins = append(ins,
+			asm.LoadMem(asm.R5, registerPacket, 24+i, asm.Word),
+			asm.StoreMem(asm.R10, keyOff+4+i, asm.R5, asm.Word))
+	}
+	return ins
+}
+
+func lookupInstructions(portsFD, xsksFD int) asm.Instructions {
+	ins := asm.Instructions{
+		asm.LoadMapPtr(asm.R1, portsFD).WithSymbol(labelLookup),
+		asm.Mov.Reg(asm.R2, asm.R10),
+		asm.Add.Imm(asm.R2, keyOff),
+		asm.FnMapLookupElem.Call(),
+		asm.JNE.Imm(asm.R0, 0, labelRedirect),
+	}
+	// No listener on this address: try the port's wildcard listener.
+	ins = append(ins, zeroKey(4)...)
+	return append(ins,
+		asm.LoadMapPtr(asm.R1, portsFD),
+		asm.Mov.Reg(asm.R2, asm.R10),
+		asm.Add.Imm(asm.R2, keyOff),
+		asm.FnMapLookupElem.Call(),
+		asm.JEq.Imm(asm.R0, 0, labelPass),
+		asm.LoadMem(asm.R2, asm.R6, ctxRxQueue, asm.Word).WithSymbol(labelRedirect),
+		asm.LoadMapPtr(asm.R1, xsksFD),
+		asm.Mov.Imm(asm.R3, xdpPass),
+		asm.FnRedirectMap.Call(),
+		asm.Return(),
+		asm.Mov.Imm(asm.R0, xdpPass).WithSymbol(labelPass),
+		asm.Return(),
+	)
+}
+
+// zeroKey zeroes the key on the stack from byte from (a multiple of 4) on,
+// in 32-bit stores (the instruction set has no 64-bit immediate store).
+func zeroKey(from int16) asm.Instructions {
+	var ins asm.Instructions
+	for i := from; i < keyLen; i += 4 {
+		ins = append(ins, asm.StoreImm(asm.R10, keyOff+i, 0, asm.Word))
+	}
+	return ins
+}
+
+// LinkFile returns a duplicate of the attachment's link descriptor, for a
+// new process to take the attachment over (Adopt): the link, and the
+// program on the interface, live while any process holds it.
+func (p *Program) LinkFile(name string) (*os.File, error) {
+	l, ok := p.link.(interface{ FD() int })
+	if !ok {
+		return nil, errors.New("xdp: the program is not attached")
+	}
+	fd, err := unix.FcntlInt(uintptr(l.FD()), unix.F_DUPFD_CLOEXEC, 3)
+	if err != nil {
+		return nil, os.NewSyscallError("fcntl F_DUPFD_CLOEXEC", err)
+	}
+	return os.NewFile(uintptr(fd), name), nil
+}
+
+// Adopt takes over the attachment whose link f holds (LinkFile of the
+// previous process) and swaps this program in, atomically: from the
+// update on, datagrams go to this program's sockets, and none is left
+// without a program on the way. f is closed.
+func (p *Program) Adopt(f *os.File) error {
+	fd, err := unix.FcntlInt(f.Fd(), unix.F_DUPFD_CLOEXEC, 3)
+	_ = f.Close()
+	if err != nil {
+		return os.NewSyscallError("fcntl F_DUPFD_CLOEXEC", err)
+	}
+	l, err := link.NewFromFD(fd)
+	if err != nil {
+		return fmt.Errorf("xdp: inherited link: %w", err)
+	}
+	if err := l.Update(p.prog); err != nil {
+		_ = l.Close()
+		return fmt.Errorf("xdp: swap the program into the inherited link: %w", err)
+	}
+	p.link, p.mode = l, "inherited"
+	return nil
+}
