@@ -2,8 +2,10 @@ package dns
 
 import (
 	"context"
+	"errors"
 	"net"
 	"net/netip"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -156,5 +158,35 @@ func TestSecondaryRelaysTransfers(t *testing.T) {
 		if results[k] != want {
 			t.Errorf("shardd_dns_transfers_total %s = %v, want %v (all: %v)", k, results[k], want, results)
 		}
+	}
+}
+
+// TestReloadFileForSecondaryFails: a zone file that appears for a
+// secondary zone's origin fails on its own at the next reload (the
+// transferred zone keeps serving); the other files take their new versions.
+func TestReloadFileForSecondaryFails(t *testing.T) {
+	p := startFakePrimary(t, 3, nil)
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "x.test.zone"), xfrZone(1, "192.0.2.1"))
+	s, err := NewServer([]string{dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.EnableSecondaries(SecondaryConfig{Zones: []Secondary{{Zone: "sec.test", Primaries: []netip.AddrPort{p.addr}}}}); err != nil {
+		t.Fatal(err)
+	}
+	s.check(s.sec.zones[0])
+	writeFile(t, filepath.Join(dir, "sec.test.zone"), strings.Replace(xfrZone(9, "192.0.2.9"), "x.test.", "sec.test.", -1))
+	writeFile(t, filepath.Join(dir, "x.test.zone"), xfrZone(2, "192.0.2.2"))
+	zs, err := s.Reload()
+	var re *ReloadError
+	if !errors.As(err, &re) || len(re.Failures) != 1 || !strings.Contains(re.Failures[0].Err.Error(), "is a secondary zone") {
+		t.Fatalf("reload: %v", err)
+	}
+	if sec := zs.zone("sec.test."); sec == nil || sec.Serial != 3 || sec.Source != "transfer" {
+		t.Errorf("sec.test after the reload: %+v, want the transferred serial 3", sec)
+	}
+	if x := zs.zone("x.test."); x == nil || x.Serial != 2 {
+		t.Errorf("x.test after the reload: %+v, want serial 2", x)
 	}
 }

@@ -44,15 +44,38 @@ func (s *Server) Reload() (*Zones, error) {
 	s.swapMu.Lock()
 	defer s.swapMu.Unlock()
 	old := s.zones.Load()
+	zs, rerr, loaded := s.loadFiles(files, old)
+	for _, z := range old.List {
+		if z.Source != "file" && zs.zone(z.Origin) == nil {
+			_ = zs.add(z)
+		}
+	}
+	if loaded == 0 && len(files) > 0 {
+		s.reloadErrors.Add(1)
+		return nil, rerr
+	}
+	sort.Slice(zs.List, func(i, j int) bool { return zs.List[i].Origin < zs.List[j].Origin })
+	s.zones.Store(zs)
+	s.announce(old, zs)
+	if len(rerr.Failures) > 0 {
+		s.reloadErrors.Add(1)
+		return zs, rerr
+	}
+	s.reloads.Add(1)
+	return zs, nil
+}
+
+// loadFiles loads each file into a new set of zones; a file that fails
+// (or gives a secondary zone's origin) keeps its zone's version in old, if
+// any, and is listed in the error. loaded counts the files that loaded.
+func (s *Server) loadFiles(files []string, old *Zones) (zs *Zones, rerr *ReloadError, loaded int) {
 	fromFile := map[string]*Zone{}
 	for _, z := range old.List {
 		if z.Source == "file" {
 			fromFile[z.File] = z
 		}
 	}
-	zs := &Zones{byOrigin: map[string]*Zone{}}
-	var rerr ReloadError
-	loaded := 0
+	zs, rerr = &Zones{byOrigin: map[string]*Zone{}}, &ReloadError{}
 	for _, f := range files {
 		z, err := loadZoneSafe(f)
 		if err == nil && s.isSecondary(z.Origin) {
@@ -71,24 +94,7 @@ func (s *Server) Reload() (*Zones, error) {
 		}
 		rerr.Failures = append(rerr.Failures, ZoneFailure{File: f, Err: err, Kept: kept})
 	}
-	for _, z := range old.List {
-		if z.Source != "file" && zs.zone(z.Origin) == nil {
-			_ = zs.add(z)
-		}
-	}
-	if loaded == 0 && len(files) > 0 {
-		s.reloadErrors.Add(1)
-		return nil, &rerr
-	}
-	sort.Slice(zs.List, func(i, j int) bool { return zs.List[i].Origin < zs.List[j].Origin })
-	s.zones.Store(zs)
-	s.announce(old, zs)
-	if len(rerr.Failures) > 0 {
-		s.reloadErrors.Add(1)
-		return zs, &rerr
-	}
-	s.reloads.Add(1)
-	return zs, nil
+	return zs, rerr, loaded
 }
 
 // announce calls zoneChanged for every zone whose version differs between
