@@ -1,7 +1,6 @@
 package dns
 
 import (
-	"context"
 	"errors"
 	"net"
 	"net/netip"
@@ -86,17 +85,7 @@ func TestSecondaryRelaysTransfers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := s.NewTransferServer(ln, TransferOptions{})
-	ts.Start()
-	t.Cleanup(func() {
-		_ = ts.Stop(context.Background())
-		s.Close()
-	})
-	addr := ln.Addr().String()
+	addr := serveTransfers(t, s)
 
 	s.check(z)
 	c.wait(t, 1)

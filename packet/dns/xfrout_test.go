@@ -51,6 +51,13 @@ func startPrimary(t *testing.T, file string, cfg PrimaryConfig) (*Server, string
 	if err := s.EnablePrimary(cfg); err != nil {
 		t.Fatal(err)
 	}
+	return s, serveTransfers(t, s)
+}
+
+// serveTransfers starts a transfer server of s on a loopback port until
+// the test ends, and returns its address.
+func serveTransfers(t *testing.T, s *Server) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -61,7 +68,7 @@ func startPrimary(t *testing.T, file string, cfg PrimaryConfig) (*Server, string
 		_ = ts.Stop(context.Background())
 		s.Close()
 	})
-	return s, ln.Addr().String()
+	return ln.Addr().String()
 }
 
 // xfrIn transfers zone from addr (AXFR, or IXFR from serial when ixfr)
