@@ -179,3 +179,39 @@ func TestReloadFileForSecondaryFails(t *testing.T) {
 		t.Errorf("x.test after the reload: %+v, want serial 2", x)
 	}
 }
+
+// TestSignedNotifyOverTransferServer: a TSIG-signed NOTIFY that reaches
+// the transfer server (--xfr-listen on the port's TCP, as Knot DNS sends
+// NOTIFY) is checked on the bytes as they came: signed NOERROR, and a
+// check of the zone queued. Repacked, its MAC did not verify (BADSIG); and
+// miekg's own TSIG check lowers ARCOUNT in the buffer it read (FORMERR).
+func TestSignedNotifyOverTransferServer(t *testing.T) {
+	keys, err := ParseTSIGKeys([]byte(knotKeyText))
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, _ := keys.Get("xfr")
+	p := startFakePrimary(t, 3, &k)
+	s, z := newSecondaryServer(t, p, "", keys, "xfr")
+	if err := s.EnablePrimary(PrimaryConfig{TSIG: keys.Secrets()}); err != nil {
+		t.Fatal(err)
+	}
+	addr := serveTransfers(t, s)
+	m := new(mdns.Msg)
+	m.SetNotify("sec.test.")
+	soa, err := mdns.NewRR("sec.test. 300 IN SOA ns1.sec.test. hostmaster.sec.test. 4 3600 600 60 300")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Answer = []mdns.RR{soa}
+	m.Compress = true // as Knot sends it; a repack (uncompressed) would change the bytes the MAC covers
+	m.SetTsig(k.Name, k.Algorithm, 300, time.Now().Unix())
+	c := &mdns.Client{Net: "tcp", Timeout: 10 * time.Second, TsigSecret: keys.Secrets()}
+	r, _, err := c.Exchange(m, addr)
+	if err != nil || r.Rcode != mdns.RcodeSuccess || r.IsTsig() == nil || !r.Authoritative {
+		t.Fatalf("signed NOTIFY over TCP: %v (verified by the client: %v)", r, err)
+	}
+	if n := z.notifies[notifyAccepted].Load(); n != 1 {
+		t.Errorf("%d NOTIFYs accepted, want 1", n)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -64,7 +65,7 @@ func (s *Server) NewTransferServer(ln net.Listener, o TransferOptions) *Transfer
 	}
 	t := &TransferServer{
 		s:  s,
-		ln: &limitListener{Listener: ln, max: int64(o.MaxConns), writeTimeout: o.WriteTimeout},
+		ln: &limitListener{Listener: ln, max: int64(o.MaxConns), writeTimeout: o.WriteTimeout, conns: map[string]*limitConn{}},
 		h:  &Handler{srv: s, shard: -1},
 		q:  packet.NewReplyQueue(1, 65535, 65535),
 	}
@@ -80,8 +81,25 @@ func (s *Server) NewTransferServer(ln net.Listener, o TransferOptions) *Transfer
 		TsigSecret:  keys,
 		ReadTimeout: idle,
 		IdleTimeout: func() time.Duration { return idle },
+		// Keep each message as read: a signed one that is not a transfer
+		// (NOTIFY) goes to the handler as it came, since a repacked
+		// message need not match its MAC.
+		DecorateReader: func(r mdns.Reader) mdns.Reader { return rawReader{r} },
 	}
 	return t
+}
+
+// rawReader keeps the last message read on each connection (limitConn.last).
+type rawReader struct{ mdns.Reader }
+
+func (r rawReader) ReadTCP(conn net.Conn, timeout time.Duration) ([]byte, error) {
+	m, err := r.Reader.ReadTCP(conn, timeout)
+	if c, ok := conn.(*limitConn); ok {
+		// A copy: miekg's TSIG check lowers ARCOUNT in m itself. Read and
+		// served on the connection's one goroutine, in turn.
+		c.last = slices.Clone(m)
+	}
+	return m, err
 }
 
 // Serve serves until Shutdown.
@@ -122,9 +140,12 @@ func (t *TransferServer) ServeDNS(w mdns.ResponseWriter, req *mdns.Msg) {
 
 // answer serves a query that is not a transfer through a shard handler.
 func (t *TransferServer) answer(w mdns.ResponseWriter, req *mdns.Msg) {
-	b, err := req.Pack()
-	if err != nil {
-		return
+	b := t.ln.lastRead(w.RemoteAddr())
+	if b == nil {
+		var err error
+		if b, err = req.Pack(); err != nil {
+			return
+		}
 	}
 	p := &packet.Packet{Data: b, Src: addrPort(w.RemoteAddr()), Proto: packet.TCP}
 	t.mu.Lock()
@@ -380,6 +401,20 @@ type limitListener struct {
 	writeTimeout time.Duration
 	active       atomic.Int64
 	refused      atomic.Uint64
+
+	mu    sync.Mutex
+	conns map[string]*limitConn // by remote address, while open
+}
+
+// lastRead is the message last read from the connection of remote, nil
+// if it is not open.
+func (l *limitListener) lastRead(remote net.Addr) []byte {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if c := l.conns[remote.String()]; c != nil {
+		return c.last
+	}
+	return nil
 }
 
 func (l *limitListener) Accept() (net.Conn, error) {
@@ -394,7 +429,11 @@ func (l *limitListener) Accept() (net.Conn, error) {
 			_ = c.Close()
 			continue
 		}
-		return &limitConn{Conn: c, l: l}, nil
+		lc := &limitConn{Conn: c, l: l}
+		l.mu.Lock()
+		l.conns[c.RemoteAddr().String()] = lc
+		l.mu.Unlock()
+		return lc, nil
 	}
 }
 
@@ -402,6 +441,7 @@ type limitConn struct {
 	net.Conn
 	l      *limitListener
 	closed atomic.Bool
+	last   []byte // the message last read (rawReader)
 }
 
 func (c *limitConn) Write(b []byte) (int, error) {
@@ -414,6 +454,11 @@ func (c *limitConn) Write(b []byte) (int, error) {
 func (c *limitConn) Close() error {
 	if !c.closed.Swap(true) {
 		c.l.active.Add(-1)
+		c.l.mu.Lock()
+		if c.l.conns[c.RemoteAddr().String()] == c {
+			delete(c.l.conns, c.RemoteAddr().String())
+		}
+		c.l.mu.Unlock()
 	}
 	return c.Conn.Close()
 }
