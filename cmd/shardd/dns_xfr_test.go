@@ -44,6 +44,12 @@ func freePort(t *testing.T) int {
 // by PID.
 func knotSecondary(t *testing.T, port, primaryPort int, key string) *testkit.LockedBuffer {
 	t.Helper()
+	return knotSecondaryOf(t, "xfr.test", port, primaryPort, key)
+}
+
+// knotSecondaryOf is knotSecondary for zone.
+func knotSecondaryOf(t *testing.T, zone string, port, primaryPort int, key string) *testkit.LockedBuffer {
+	t.Helper()
 	knotd := requireTool(t, "knotd")
 	dir := t.TempDir()
 	keyConf, keyRef := "", ""
@@ -56,8 +62,8 @@ func knotSecondary(t *testing.T, port, primaryPort int, key string) *testkit.Loc
 		"database:\n  storage: %s\nlog:\n  - target: stderr\n    any: info\n%s"+
 		"remote:\n  - id: primary\n    address: 127.0.0.1@%d\n%s"+
 		"acl:\n  - id: notify\n    address: 127.0.0.1\n    action: notify\n%s"+
-		"zone:\n  - domain: xfr.test\n    master: primary\n    acl: notify\n    file: %s/xfr.test.zone\n    zonefile-sync: -1\n",
-		port, dir, dir, keyConf, primaryPort, keyRef, keyRef, dir)
+		"zone:\n  - domain: %[8]s\n    master: primary\n    acl: notify\n    file: %[9]s/%[8]s.zone\n    zonefile-sync: -1\n",
+		port, dir, dir, keyConf, primaryPort, keyRef, keyRef, zone, dir)
 	return runKnotd(t, knotd, dir, conf)
 }
 
