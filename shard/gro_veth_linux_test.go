@@ -5,11 +5,8 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
-	"os/exec"
 	"runtime"
 	"sort"
-	"strings"
 	"testing"
 	"unsafe"
 
@@ -18,56 +15,6 @@ import (
 	"github.com/shardd/shardd/shard/mmsg"
 	"github.com/shardd/shardd/shard/netnstest"
 )
-
-// vethPair is two network namespaces of the test's own joined by a veth
-// pair: A (the sender) at 198.18.0.1 and B (shardd) at 198.18.0.2, from
-// the benchmarking range (RFC 2544). Traffic between them never leaves the
-// two namespaces, which the cleanup deletes (with the pair).
-type vethPair struct {
-	nsA, nsB   string
-	devA, devB string
-	addrB      netip.Addr
-}
-
-func newVethPair(t *testing.T) *vethPair {
-	t.Helper()
-	ip, err := exec.LookPath("ip")
-	if err != nil || os.Geteuid() != 0 {
-		if err != nil && os.Getenv("SHARDD_REQUIRE_TOOLS") == "1" {
-			t.Fatalf("needs ip (iproute2) with SHARDD_REQUIRE_TOOLS=1: %v", err)
-		}
-		t.Skipf("network namespaces and a veth pair need root and ip: euid %d, %v", os.Geteuid(), err)
-	}
-	id := os.Getpid() % 100000
-	v := &vethPair{nsA: fmt.Sprintf("shardd-gro-a-%d", id), nsB: fmt.Sprintf("shardd-gro-b-%d", id),
-		devB: fmt.Sprintf("sgrob%d", id), addrB: netip.MustParseAddr("198.18.0.2")}
-	v.devA = fmt.Sprintf("sgroa%d", id)
-	run := func(args ...string) {
-		t.Helper()
-		if out, err := exec.Command(ip, args...).CombinedOutput(); err != nil {
-			t.Fatalf("ip %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-	}
-	run("netns", "add", v.nsA)
-	t.Cleanup(func() { _ = exec.Command(ip, "netns", "del", v.nsA).Run() })
-	run("netns", "add", v.nsB)
-	t.Cleanup(func() { _ = exec.Command(ip, "netns", "del", v.nsB).Run() })
-	run("link", "add", v.devA, "netns", v.nsA, "type", "veth", "peer", "name", v.devB, "netns", v.nsB)
-	run("-n", v.nsA, "addr", "add", "198.18.0.1/24", "dev", v.devA)
-	run("-n", v.nsB, "addr", "add", "198.18.0.2/24", "dev", v.devB)
-	for _, l := range [][2]string{{v.nsA, v.devA}, {v.nsA, "lo"}, {v.nsB, v.devB}, {v.nsB, "lo"}} {
-		run("-n", l[0], "link", "set", l[1], "up")
-	}
-	return v
-}
-
-// in runs f on a thread moved into the network namespace ns: sockets f
-// creates live there. The thread stays locked and dies with its goroutine,
-// so no other goroutine ever runs in ns.
-func (v *vethPair) in(t *testing.T, ns string, f func()) {
-	t.Helper()
-	netnstest.Run(t, ns, f)
-}
 
 // Legacy ethtool commands (linux/ethtool.h): get and set one feature.
 const (
@@ -133,26 +80,28 @@ func TestGROVethPlainSender(t *testing.T) {
 	}
 }
 
+// vethEcho runs shardd in B of a netnstest.Pair (A sends from 198.18.0.1
+// to B's 198.18.0.2, over the veth pair: nothing leaves the two namespaces).
 func vethEcho(t *testing.T, tsoOff, threaded bool) {
-	v := newVethPair(t)
+	p := netnstest.NewPair(t, 0)
 	var devGRO, devTSO bool
 	var devErr, tsoErr error
 	var g *Group
-	v.in(t, v.nsB, func() {
-		devGRO, devErr = ethtool(v.devB, ethtoolSGRO, ethtoolGGRO, true)
+	p.B.Run(t, func() {
+		devGRO, devErr = ethtool(p.DevB, ethtoolSGRO, ethtoolGGRO, true)
 		if threaded && devErr == nil {
-			devErr = v.threadedNAPI()
+			devErr = threadedNAPI(p)
 		}
-		g = startGroup(t, Config{Addr: v.addrB.String() + ":5399", Shards: 1, GRO: OffloadOn})
+		g = startGroup(t, Config{Addr: p.B4.String() + ":5399", Shards: 1, GRO: OffloadOn})
 	})
 	var c *net.UDPConn
-	v.in(t, v.nsA, func() {
-		devTSO, tsoErr = ethtool(v.devA, ethtoolSTSO, ethtoolGTSO, !tsoOff)
+	p.A.Run(t, func() {
+		devTSO, tsoErr = ethtool(p.DevA, ethtoolSTSO, ethtoolGTSO, !tsoOff)
 		var err error
-		c, err = net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(198, 18, 0, 1)})
+		c, err = net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(p.A4, 0)))
 		c = closedAtEnd(t, c, err)
 	})
-	to := netip.AddrPortFrom(v.addrB, 5399)
+	to := netip.AddrPortFrom(p.B4, 5399)
 	const bursts, per = 30, 64
 	for r := range bursts {
 		var sent []string
@@ -189,8 +138,8 @@ func vethEcho(t *testing.T, tsoOff, threaded bool) {
 // (/sys/class/net/DEV/threaded, written within namespace B, whose sysfs `ip
 // netns exec` mounts): the sender's softirq then no longer polls after each
 // datagram, so datagrams can wait together for one poll, as on a NIC.
-func (v *vethPair) threadedNAPI() error {
-	out, err := exec.Command("ip", "netns", "exec", v.nsB, "sh", "-c", "echo 1 > /sys/class/net/"+v.devB+"/threaded").CombinedOutput()
+func threadedNAPI(p *netnstest.Pair) error {
+	out, err := p.B.Command("sh", "-c", "echo 1 > /sys/class/net/"+p.DevB+"/threaded").CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("threaded NAPI: %v: %s", err, out)
 	}

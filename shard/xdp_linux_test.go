@@ -23,7 +23,7 @@ func listenXDP(t testing.TB, p *netnstest.Pair, cfg Config) *Group {
 	cfg.XDP = []string{p.DevB}
 	var g *Group
 	var err error
-	p.In(t, p.NSB, func() { g, err = Listen(cfg) })
+	p.B.Run(t, func() { g, err = Listen(cfg) })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,7 +41,7 @@ func xdpClients(t *testing.T, p *netnstest.Pair, port uint16, n, count int) int 
 		for c := 0; c < n; c++ {
 			var conn *net.UDPConn
 			var err error
-			p.In(t, p.NSA, func() { conn, err = net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(dst, port))) })
+			p.A.Run(t, func() { conn, err = net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(dst, port))) })
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -80,12 +80,12 @@ func protoTotals(snaps []metrics.Snapshot) (rx, tx map[string]uint64) {
 // them exactly and the UDP sockets see none; the stop detaches the program
 // and leaves the interface as it was.
 func TestXDPEchoCountsAndDetach(t *testing.T) {
-	p := netnstest.New(t, 2)
-	before := p.IP(t, "-n", p.NSB, "-d", "link", "show", p.DevB)
+	p := netnstest.NewPair(t, 2)
+	before := p.B.IP(t, "-d", "link", "show", p.DevB)
 	g := listenXDP(t, p, Config{Addr: ":0", Shards: 2})
 	served := make(chan error, 1)
 	go func() { served <- g.Serve(context.Background()) }()
-	if out := p.IP(t, "-n", p.NSB, "link", "show", p.DevB); !strings.Contains(out, "xdp") {
+	if out := p.B.IP(t, "link", "show", p.DevB); !strings.Contains(out, "xdp") {
 		t.Fatalf("no program on the interface:\n%s", out)
 	}
 	sent := xdpClients(t, p, groupPort(g), 4, 10)
@@ -107,7 +107,7 @@ func TestXDPEchoCountsAndDetach(t *testing.T) {
 	if err := <-served; err != nil {
 		t.Fatal(err)
 	}
-	if after := p.IP(t, "-n", p.NSB, "-d", "link", "show", p.DevB); after != before {
+	if after := p.B.IP(t, "-d", "link", "show", p.DevB); after != before {
 		t.Fatalf("the interface changed:\nbefore %s\nafter  %s", before, after)
 	}
 }
@@ -119,7 +119,7 @@ func TestXDPEchoCountsAndDetach(t *testing.T) {
 func TestXDPQueuesAndShardsDiffer(t *testing.T) {
 	for _, c := range []struct{ queues, shards, sockets int }{{1, 2, 1}, {3, 1, 1}} {
 		t.Run(fmt.Sprintf("queues%d-shards%d", c.queues, c.shards), func(t *testing.T) {
-			p := netnstest.New(t, c.queues)
+			p := netnstest.NewPair(t, c.queues)
 			g := listenXDP(t, p, Config{Addr: ":0", Shards: c.shards})
 			go func() { _ = g.Serve(context.Background()) }()
 			sent := xdpClients(t, p, groupPort(g), 6, 5)
@@ -144,14 +144,14 @@ func TestXDPQueuesAndShardsDiffer(t *testing.T) {
 // replies as frames, the client reads them back.
 func TestXDPLoopAllocatesNothing(t *testing.T) {
 	const perStep = 32
-	p := netnstest.New(t, 1)
+	p := netnstest.NewPair(t, 1)
 	g := listenXDP(t, p, Config{Addr: ":0", Shards: 1, Batch: perStep, NewHandler: func(int) packet.Handler { return packet.Echo{} }})
 	s := g.shards[0]
 	x := s.xdp[0]
 	var client *net.UDPConn
 	var err error
 	to := netip.AddrPortFrom(p.B4, groupPort(g))
-	p.In(t, p.NSA, func() { client, err = net.ListenUDP("udp4", nil) })
+	p.A.Run(t, func() { client, err = net.ListenUDP("udp4", nil) })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,7 +203,7 @@ func TestXDPLoopAllocatesNothing(t *testing.T) {
 // as one frame; it leaves by the shard's UDP socket, which fragments it,
 // for a request that came by AF_XDP, IPv4 and IPv6.
 func TestXDPReplyOverMTU(t *testing.T) {
-	p := netnstest.New(t, 1)
+	p := netnstest.NewPair(t, 1)
 	big := make([]byte, 3000)
 	for i := range big {
 		big[i] = byte(i)
@@ -218,7 +218,7 @@ func TestXDPReplyOverMTU(t *testing.T) {
 	for _, dst := range []netip.Addr{p.B4, p.B6} {
 		var c *net.UDPConn
 		var err error
-		p.In(t, p.NSA, func() {
+		p.A.Run(t, func() {
 			c, err = net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(dst, groupPort(g))))
 		})
 		if err != nil {
@@ -248,7 +248,7 @@ func TestXDPReplyOverMTU(t *testing.T) {
 // program into the same attachment (no moment without one), and the two
 // groups' counters add up to what was sent.
 func TestXDPUpgradeLosesNothing(t *testing.T) {
-	p := netnstest.New(t, 2)
+	p := netnstest.NewPair(t, 2)
 	cfg := Config{Addr: ":0", Shards: 2}
 	old := listenXDP(t, p, cfg)
 	go func() { _ = old.Serve(context.Background()) }()
@@ -257,7 +257,7 @@ func TestXDPUpgradeLosesNothing(t *testing.T) {
 	for i := 0; i < 8; i++ {
 		var c *net.UDPConn
 		var err error
-		p.In(t, p.NSA, func() { c, err = net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(p.B4, port))) })
+		p.A.Run(t, func() { c, err = net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(p.B4, port))) })
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -309,7 +309,7 @@ func TestXDPUpgradeLosesNothing(t *testing.T) {
 	}
 	cfg.Addr, cfg.Inherit, cfg.Upgrade, cfg.XDP = fmt.Sprintf(":%d", port), files, true, []string{p.DevB}
 	var next *Group
-	p.In(t, p.NSB, func() { next, err = Listen(cfg) })
+	p.B.Run(t, func() { next, err = Listen(cfg) })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -338,7 +338,7 @@ func TestXDPUpgradeLosesNothing(t *testing.T) {
 		oldTx["xdp"]+oldTx["udp"]+newTx["xdp"]+newTx["udp"] != uint64(total) {
 		t.Fatalf("sent %d: old group received %v (sent %v), new %v (sent %v)", total, oldRx, oldTx, newRx, newTx)
 	}
-	if out := p.IP(t, "-n", p.NSB, "link", "show", p.DevB); !strings.Contains(out, "xdp") {
+	if out := p.B.IP(t, "link", "show", p.DevB); !strings.Contains(out, "xdp") {
 		t.Fatalf("no program attached after the handoff:\n%s", out)
 	}
 	t.Logf("upgrade under load: %d requests answered; old group %v, new group %v", total, oldRx, newRx)

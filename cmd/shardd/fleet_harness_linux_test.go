@@ -1,7 +1,7 @@
 package main
 
 // The fleet harness: several shardd hosts behind one service address on one
-// machine, in network namespaces the test creates (cmd/internal/netns).
+// machine, in network namespaces the test creates (shard/netnstest).
 //
 //	client ──┐          ┌── h1: 10.53.0.53/32, fd53::53/128 on lo; shardd
 //	         ├─ router ─┤
@@ -34,8 +34,8 @@ import (
 
 	"github.com/miekg/dns"
 
-	"github.com/shardd/shardd/cmd/internal/netns"
 	"github.com/shardd/shardd/cmd/internal/testkit"
+	"github.com/shardd/shardd/shard/netnstest"
 )
 
 var (
@@ -49,7 +49,7 @@ const fleetMetrics = "127.0.0.1:9153"
 
 // fleetLink is a namespace attached to the router.
 type fleetLink struct {
-	ns     *netns.NS
+	ns     *netnstest.NS
 	dev    string     // the router's end of the link
 	v4, v6 netip.Addr // the namespace's addresses: the router's next hops to it
 }
@@ -83,7 +83,7 @@ type fleetZones interface {
 // fleet is the network and its hosts.
 type fleet struct {
 	t      *testing.T
-	router *netns.NS
+	router *netnstest.NS
 	client *fleetLink
 	hosts  []*fleetHost
 	check  *healthChecker
@@ -94,8 +94,8 @@ type fleet struct {
 // with nothing running on the hosts yet.
 func newFleet(t *testing.T, n, hashPolicy int) *fleet {
 	t.Helper()
-	netns.Require(t)
-	f := &fleet{t: t, router: netns.New(t, "router")}
+	netnstest.Require(t)
+	f := &fleet{t: t, router: netnstest.New(t, "router")}
 	policy := strconv.Itoa(hashPolicy)
 	for key, v := range map[string]string{
 		"net.ipv4.ip_forward": "1", "net.ipv6.conf.all.forwarding": "1",
@@ -119,9 +119,9 @@ func newFleet(t *testing.T, n, hashPolicy int) *fleet {
 // attach makes a namespace for role joined to the router by link n.
 func (f *fleet) attach(t *testing.T, role string, n int) *fleetLink {
 	t.Helper()
-	l := &fleetLink{ns: netns.New(t, "fleet-"+role), dev: fmt.Sprintf("r%d", n),
+	l := &fleetLink{ns: netnstest.New(t, "fleet-"+role), dev: fmt.Sprintf("r%d", n),
 		v4: netip.MustParseAddr(fmt.Sprintf("10.53.%d.2", n)), v6: netip.MustParseAddr(fmt.Sprintf("fd53:0:%d::2", n))}
-	netns.Veth(t, f.router, l.dev, l.ns, "eth0")
+	netnstest.Veth(t, f.router, l.dev, l.ns, "eth0", 0)
 	f.router.AddAddr(t, l.dev, netip.MustParsePrefix(fmt.Sprintf("10.53.%d.1/24", n)))
 	f.router.AddAddr(t, l.dev, netip.MustParsePrefix(fmt.Sprintf("fd53:0:%d::1/64", n)))
 	l.ns.AddAddr(t, "eth0", netip.PrefixFrom(l.v4, 24))

@@ -1,11 +1,8 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"os/exec"
 	"regexp"
 	"strings"
@@ -26,7 +23,7 @@ func startXDPDaemon(t *testing.T, p *netnstest.Pair, cred *syscall.Credential, a
 	t.Helper()
 	bin := sharddBin(t)
 	var d *daemon
-	p.In(t, p.NSB, func() {
+	p.B.Run(t, func() {
 		cmd := exec.Command(bin, append([]string{"--log-format", "json", "--xdp", p.DevB}, args...)...)
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
 		d = testkit.Start(t, "shardd", cmd)
@@ -35,14 +32,9 @@ func startXDPDaemon(t *testing.T, p *netnstest.Pair, cred *syscall.Credential, a
 }
 
 // scrapeIn fetches url from within namespace ns.
-func scrapeIn(t *testing.T, p *netnstest.Pair, ns, url string) string {
+func scrapeIn(t *testing.T, ns *netnstest.NS, url string) string {
 	t.Helper()
-	c := http.Client{Timeout: testkit.WaitTimeout, Transport: &http.Transport{
-		DialContext: func(ctx context.Context, network, addr string) (conn net.Conn, err error) {
-			p.In(t, ns, func() { conn, err = (&net.Dialer{}).DialContext(ctx, network, addr) })
-			return conn, err
-		}}}
-	resp, err := c.Get(url)
+	resp, err := ns.HTTPClient(testkit.WaitTimeout).Get(url)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,13 +47,12 @@ func scrapeIn(t *testing.T, p *netnstest.Pair, ns, url string) string {
 }
 
 // digIn runs dig in namespace ns against server.
-func digIn(t *testing.T, ns, server string, args ...string) string {
+func digIn(t *testing.T, ns *netnstest.NS, server string, args ...string) string {
 	t.Helper()
 	dig := requireTool(t, "dig")
-	all := append([]string{"netns", "exec", ns, dig, "@" + server, "-p", fmt.Sprint(xdpPort), "+time=5", "+tries=3", "+notcp", "+nocmd"}, args...)
-	out, err := exec.Command("ip", all...).CombinedOutput()
+	out, err := ns.Command(dig, append([]string{"@" + server, "-p", fmt.Sprint(xdpPort), "+time=5", "+tries=3", "+notcp", "+nocmd"}, args...)...).CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "status: ") {
-		t.Fatalf("dig @%s %v in %s: %v\n%s", server, args, ns, err, out)
+		t.Fatalf("dig @%s %v in %s: %v\n%s", server, args, ns.Name, err, out)
 	}
 	return string(out)
 }
@@ -74,7 +65,7 @@ func digIn(t *testing.T, ns, server string, args ...string) string {
 // port). The metrics count each path exactly, shardd inspect shows the
 // program, and the stop detaches.
 func TestXDPSameDNSAnswersAsUDP(t *testing.T) {
-	p := netnstest.New(t, 2)
+	p := netnstest.NewPair(t, 2)
 	var zones []string
 	for _, z := range knotZones {
 		zones = append(zones, "--zone", "../../testdata/dns/"+z+".zone")
@@ -93,14 +84,14 @@ func TestXDPSameDNSAnswersAsUDP(t *testing.T) {
 	volatile := regexp.MustCompile(`(?m)(id: \d+|^;; (Query time|SERVER|WHEN|MSG SIZE).*$|; COOKIE: .*$)`)
 	for _, fam := range []struct{ xdp, udp string }{{p.B4.String(), "127.0.0.1"}, {p.B6.String(), "::1"}} {
 		for _, q := range questions {
-			viaXDP := volatile.ReplaceAllString(digIn(t, p.NSA, fam.xdp, q...), "")
-			viaUDP := volatile.ReplaceAllString(digIn(t, p.NSB, fam.udp, q...), "")
+			viaXDP := volatile.ReplaceAllString(digIn(t, p.A, fam.xdp, q...), "")
+			viaUDP := volatile.ReplaceAllString(digIn(t, p.B, fam.udp, q...), "")
 			if viaXDP != viaUDP {
 				t.Errorf("dig %v: AF_XDP and UDP answers differ\n--- xdp @%s\n%s\n--- udp @%s\n%s", q, fam.xdp, viaXDP, fam.udp, viaUDP)
 			}
 		}
 	}
-	text := scrapeIn(t, p, p.NSB, metricsURL)
+	text := scrapeIn(t, p.B, metricsURL)
 	want := float64(2 * len(questions))
 	xdpRx := testkit.MetricSum(text, "shardd_rx_packets_total", `proto="xdp"`)
 	udpRx := testkit.MetricSum(text, "shardd_rx_packets_total", `proto="udp"`)
@@ -114,7 +105,7 @@ func TestXDPSameDNSAnswersAsUDP(t *testing.T) {
 			t.Errorf("%s: %d series, want 2 (one per shard)", name, series)
 		}
 	}
-	inspect, err := exec.Command("ip", "netns", "exec", p.NSB, sharddBin(t), "inspect", fmt.Sprint(xdpPort)).CombinedOutput()
+	inspect, err := p.B.Command(sharddBin(t), "inspect", fmt.Sprint(xdpPort)).CombinedOutput()
 	if err != nil || !strings.Contains(string(inspect), "redirects UDP to 0.0.0.0:5353 [::]:5353") || !strings.Contains(string(inspect), " on "+p.DevB+" ") {
 		t.Errorf("shardd inspect shows no program on %s: %v\n%s", p.DevB, err, inspect)
 	}
@@ -122,7 +113,7 @@ func TestXDPSameDNSAnswersAsUDP(t *testing.T) {
 	if code := d.StopWithin(t, syscall.SIGTERM); code != 0 {
 		t.Fatalf("exit %d:\n%s", code, d.Stderr)
 	}
-	if out := p.IP(t, "-n", p.NSB, "link", "show", p.DevB); strings.Contains(out, "xdp") {
+	if out := p.B.IP(t, "link", "show", p.DevB); strings.Contains(out, "xdp") {
 		t.Fatalf("the program is still attached after the stop:\n%s", out)
 	}
 }
@@ -132,7 +123,7 @@ func TestXDPSameDNSAnswersAsUDP(t *testing.T) {
 // what it needs. As root the same command starts (the other tests), so the
 // refusal is the missing privilege.
 func TestXDPUnprivilegedStart(t *testing.T) {
-	p := netnstest.New(t, 1)
+	p := netnstest.NewPair(t, 1)
 	d := startXDPDaemon(t, p, &syscall.Credential{Uid: 65534, Gid: 65534}, fmt.Sprintf(":%d", xdpPort))
 	select {
 	case <-d.Exited:

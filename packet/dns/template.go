@@ -51,6 +51,9 @@ func (z *Zone) prepare() error {
 		return fmt.Errorf("%s: %v", z.Origin, err)
 	}
 	plain := &rrlTag{zone: origin}
+	records := 0 // the records' bytes, uncompressed
+	z.eachRecord(func(rr mdns.RR) { records += mdns.Len(rr) })
+	budget, used := answerBudget+answerFactor*records, 0
 	for name, n := range z.nodes {
 		wire, err := wireName(name)
 		if err != nil {
@@ -60,12 +63,52 @@ func (z *Zone) prepare() error {
 		if err := z.prepareNode(n, name, wire, plain); err != nil {
 			return err
 		}
+		if used += n.answerBytes(); used > budget {
+			return fmt.Errorf("its answers take more than %d MiB, %d times its records' %d KiB and more (e.g. at %s: many names whose answers copy a large RRset, as CNAMEs to it; split that RRset or point fewer names at it)",
+				budget>>20, answerFactor, records>>10, name)
+		}
 	}
 	z.nxdomain, err = packAnyName(&result{rcode: mdns.RcodeNameError, aa: true, authority: []mdns.RR{z.negativeSOA()}, deny: denyPoint{at: -1}}, "*."+z.Origin)
 	if z.nxdomain != nil {
 		z.nxdomain.rrl = plain
 	}
 	return err
+}
+
+// A zone's packed answers may take answerBudget bytes plus answerFactor
+// times its records' own: every answer is packed at load, and an answer
+// copies the RRsets it holds, so a name can cost far more than its
+// records (5,000 CNAMEs to one RRset of 2,000 records: 129 KB of zone
+// text, 164 MB of answers). Ordinary zones stay well below (a signed
+// zone's negative answers carry a few proofs per name).
+const (
+	answerBudget = 64 << 20
+	answerFactor = 64
+)
+
+// answerBytes is the size of n's packed answers, with the DO bit and
+// without.
+func (n *node) answerBytes() int {
+	size := n.answers.bytes()
+	if n.do != nil && n.do != &n.answers {
+		size += n.do.bytes()
+	}
+	return size
+}
+
+func (a *answers) bytes() int {
+	size := 0
+	for _, m := range []map[uint16]*template{a.exact, a.synth} {
+		for _, t := range m {
+			size += len(t.body)
+		}
+	}
+	for _, t := range []*template{a.exactDefault, a.synthDefault, a.nxdomain} {
+		if t != nil {
+			size += len(t.body)
+		}
+	}
+	return size
 }
 
 // prepareNode packs the answers of the node n (named name, wire in wire

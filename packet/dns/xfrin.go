@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"sync/atomic"
 	"time"
 
 	mdns "github.com/miekg/dns"
@@ -16,6 +17,17 @@ const (
 	maxXfrRecords = 1 << 22
 	tsigFudge     = 300
 )
+
+// maxXfrBytes bounds the records of one transfer, in uncompressed wire
+// bytes: the record limit alone lets 4M records of 64 KB each (256 GB)
+// in. 1 GiB holds 4M records of 256 bytes. A variable for the tests.
+var maxXfrBytes = 1 << 30
+
+// maxXfrTime bounds one transfer: a primary that sends a message just
+// inside each read timeout could hold it for a year (the zone's other
+// primaries are not tried and it does not expire meanwhile). An hour moves
+// 1 GiB at 2.4 Mbit/s. A variable for the tests.
+var maxXfrTime = time.Hour
 
 // querySOA asks p for z's SOA serial over UDP, signed with z's key if it
 // has one (and then the answer must be signed by it too).
@@ -110,17 +122,34 @@ func receive(tr *mdns.Transfer, m *mdns.Msg, p netip.AddrPort) ([]mdns.RR, error
 	if err != nil {
 		return nil, err
 	}
+	var late atomic.Bool
+	deadline := time.AfterFunc(maxXfrTime, func() {
+		late.Store(true)
+		tr.Close() // In's goroutine sees the closed connection and ends
+	})
+	defer deadline.Stop()
 	var rrs []mdns.RR
 	var failed error
+	size := 0
 	for env := range ch {
 		switch {
 		case failed != nil: // drain: In's goroutine ends when the connection does
+		case late.Load():
+			failed = fmt.Errorf("took longer than %v: refused", maxXfrTime)
 		case env.Error != nil:
 			failed = env.Error
 		case len(rrs)+len(env.RR) > maxXfrRecords:
 			failed = fmt.Errorf("more than %d records: refused", maxXfrRecords)
 			tr.Close()
 		default:
+			for _, rr := range env.RR {
+				size += mdns.Len(rr)
+			}
+			if size > maxXfrBytes {
+				failed = fmt.Errorf("more than %d bytes of records: refused", maxXfrBytes)
+				tr.Close()
+				continue
+			}
 			rrs = append(rrs, env.RR...)
 		}
 	}
@@ -228,13 +257,7 @@ func applyDiffs(set map[string]mdns.RR, diffs []mdns.RR, from uint32) error {
 // zoneRecords returns copies of every record of z by rrKey.
 func zoneRecords(z *Zone) map[string]mdns.RR {
 	set := make(map[string]mdns.RR, z.Count)
-	for _, n := range z.nodes {
-		for _, rrset := range n.rrsets {
-			for _, rr := range rrset {
-				set[rrKey(rr)] = mdns.Copy(rr)
-			}
-		}
-	}
+	z.eachRecord(func(rr mdns.RR) { set[rrKey(rr)] = mdns.Copy(rr) })
 	return set
 }
 

@@ -83,15 +83,11 @@ func (s *Server) writeCopy(z *secondary, nz *Zone, from netip.AddrPort) (err err
 	w := bufio.NewWriter(f)
 	fmt.Fprintf(w, "; %s serial %d, transferred from %s at %s by shardd\n", nz.Origin, nz.Serial, from, s.sec.now().UTC().Format(time.RFC3339))
 	fmt.Fprintln(w, nz.soa.String())
-	for _, n := range nz.nodes {
-		for t, rrset := range n.rrsets {
-			for _, rr := range rrset {
-				if t != mdns.TypeSOA {
-					fmt.Fprintln(w, rr.String())
-				}
-			}
+	nz.eachRecord(func(rr mdns.RR) {
+		if rr.Header().Rrtype != mdns.TypeSOA {
+			fmt.Fprintln(w, rr.String())
 		}
-	}
+	})
 	if err = w.Flush(); err != nil {
 		return err
 	}

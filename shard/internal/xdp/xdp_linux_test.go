@@ -26,7 +26,7 @@ func newServer(t *testing.T, p *netnstest.Pair, port uint16) *server {
 	t.Helper()
 	s := &server{}
 	var err error
-	p.In(t, p.NSB, func() {
+	p.B.Run(t, func() {
 		if s.prog, err = NewProgram(1); err != nil {
 			return
 		}
@@ -90,12 +90,12 @@ func (s *server) echoOne(t *testing.T) (Header, []byte) {
 }
 
 func TestSocketEchoesOverVeth(t *testing.T) {
-	p := netnstest.New(t, 1)
+	p := netnstest.NewPair(t, 1)
 	s := newServer(t, p, 9999)
 	for _, dst := range []netip.Addr{p.B4, p.B6} {
 		var c *net.UDPConn
 		var err error
-		p.In(t, p.NSA, func() { c, err = net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(dst, 9999))) })
+		p.A.Run(t, func() { c, err = net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(dst, 9999))) })
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -131,12 +131,12 @@ func TestSocketEchoesOverVeth(t *testing.T) {
 // TestProgramPassesTheRest: TCP to the redirected port, UDP to another
 // port and ICMP echo reach the kernel of B while the program is attached.
 func TestProgramPassesTheRest(t *testing.T) {
-	p := netnstest.New(t, 1)
+	p := netnstest.NewPair(t, 1)
 	s := newServer(t, p, 9999)
 	var tl net.Listener
 	var ul *net.UDPConn
 	var err error
-	p.In(t, p.NSB, func() {
+	p.B.Run(t, func() {
 		if tl, err = net.Listen("tcp", ":9999"); err == nil {
 			ul, err = net.ListenUDP("udp", &net.UDPAddr{Port: 9998})
 		}
@@ -148,7 +148,7 @@ func TestProgramPassesTheRest(t *testing.T) {
 	defer ul.Close()
 	var tc net.Conn
 	var uc *net.UDPConn
-	p.In(t, p.NSA, func() {
+	p.A.Run(t, func() {
 		if tc, err = net.DialTimeout("tcp", netip.AddrPortFrom(p.B4, 9999).String(), 30*time.Second); err == nil {
 			uc, err = net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(p.B6, 9998)))
 		}
@@ -179,7 +179,7 @@ func pingB(t *testing.T, p *netnstest.Pair) {
 	t.Helper()
 	var fd int
 	var err error
-	p.In(t, p.NSA, func() { fd, err = unix.Socket(unix.AF_INET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_ICMP) })
+	p.A.Run(t, func() { fd, err = unix.Socket(unix.AF_INET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_ICMP) })
 	if err != nil {
 		t.Fatalf("ICMP socket: %v", err)
 	}
@@ -207,17 +207,17 @@ func pingB(t *testing.T, p *netnstest.Pair) {
 // TestCloseDetaches: the interface shows the program while it is attached
 // and nothing of it after Close.
 func TestCloseDetaches(t *testing.T) {
-	p := netnstest.New(t, 1)
-	before := p.IP(t, "-n", p.NSB, "-d", "link", "show", p.DevB)
+	p := netnstest.NewPair(t, 1)
+	before := p.B.IP(t, "-d", "link", "show", p.DevB)
 	s := newServer(t, p, 9999)
-	if out := p.IP(t, "-n", p.NSB, "link", "show", p.DevB); !strings.Contains(out, "xdp") {
+	if out := p.B.IP(t, "link", "show", p.DevB); !strings.Contains(out, "xdp") {
 		t.Fatalf("attached, but ip link shows no program:\n%s", out)
 	}
 	if err := s.prog.Close(); err != nil {
 		t.Fatal(err)
 	}
 	s.prog = nil
-	if after := p.IP(t, "-n", p.NSB, "-d", "link", "show", p.DevB); after != before {
+	if after := p.B.IP(t, "-d", "link", "show", p.DevB); after != before {
 		t.Fatalf("the interface changed:\nbefore %s\nafter  %s", before, after)
 	}
 }
@@ -225,12 +225,12 @@ func TestCloseDetaches(t *testing.T) {
 // TestAttachedShowsProgramAndSockets: what inspect reads back from the
 // kernel names the interface, the listeners and the queue's socket.
 func TestAttachedShowsProgramAndSockets(t *testing.T) {
-	p := netnstest.New(t, 1)
+	p := netnstest.NewPair(t, 1)
 	s := newServer(t, p, 9999)
 	var list []Attachment
 	var socks []SocketInfo
 	var err, serr error
-	p.In(t, p.NSB, func() {
+	p.B.Run(t, func() {
 		socks, serr = Sockets()
 		list, err = Attached(socks)
 	})

@@ -1,7 +1,8 @@
-package netns
+package netnstest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -37,6 +38,7 @@ func Require(t testing.TB) string {
 type NS struct {
 	Name string // under /var/run/netns
 	ip   string
+	n    int64 // N of the name
 }
 
 var seq atomic.Int64
@@ -44,11 +46,12 @@ var seq atomic.Int64
 // New creates the namespace shardd-ROLE-PID-N (unique in this run and
 // among concurrent runs) with its loopback up, and deletes it by name when
 // the test ends, whatever the outcome. Processes still running in it keep
-// it alive until they exit: start them with testkit.Start after New, so
-// that their cleanup (a kill) runs first.
+// it alive until they exit: start them after New, with a cleanup that
+// kills them, so that it runs first.
 func New(t testing.TB, role string) *NS {
 	t.Helper()
-	n := &NS{Name: fmt.Sprintf("shardd-%s-%d-%d", role, os.Getpid(), seq.Add(1)), ip: Require(t)}
+	n := &NS{n: seq.Add(1), ip: Require(t)}
+	n.Name = fmt.Sprintf("shardd-%s-%d-%d", role, os.Getpid(), n.n)
 	if out, err := exec.Command(n.ip, "netns", "add", n.Name).CombinedOutput(); err != nil {
 		t.Fatalf("ip netns add %s: %v\n%s", n.Name, err, out)
 	}
@@ -87,27 +90,64 @@ func (n *NS) Command(name string, args ...string) *exec.Cmd {
 }
 
 // Do runs f on an OS thread moved into the namespace and returns f's
-// error. Sockets f opens belong to the namespace and may be used from any
-// goroutine afterwards; goroutines f starts run outside it. The thread stays
-// locked and ends with its goroutine, so nothing else ever runs on it.
+// error. Sockets, links and maps f creates belong to the namespace (sockets
+// may be used from any goroutine afterwards), and so do processes it
+// starts; goroutines f starts run outside it. The thread stays locked and
+// ends with its goroutine, so nothing else ever runs on it. f runs on that
+// goroutine, not the test's: a t.FailNow in f ends only it, and Do then
+// returns an error saying f did not return (which Run fails the test with).
 func (n *NS) Do(f func() error) error {
 	done := make(chan error, 1)
 	go func() {
+		err := errors.New("did not return (t.FailNow or runtime.Goexit in it)")
+		defer func() { done <- err }()
 		runtime.LockOSThread() // never unlocked: the thread exits with the goroutine
-		fd, err := unix.Open("/var/run/netns/"+n.Name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			done <- fmt.Errorf("network namespace %s: %w", n.Name, err)
+		if e := n.enter(); e != nil {
+			err = e
 			return
 		}
-		err = unix.Setns(fd, unix.CLONE_NEWNET)
-		_ = unix.Close(fd)
-		if err != nil {
-			done <- fmt.Errorf("enter network namespace %s: %w", n.Name, err)
-			return
-		}
-		done <- f()
+		err = f()
 	}()
-	return <-done
+	if err := <-done; err != nil {
+		return fmt.Errorf("in network namespace %s: %w", n.Name, err)
+	}
+	return nil
+}
+
+// enter moves the calling thread into the namespace.
+func (n *NS) enter() error {
+	fd, err := unix.Open("/var/run/netns/"+n.Name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	return unix.Setns(fd, unix.CLONE_NEWNET)
+}
+
+// Run is Do for an f without an error, failing the test if the thread
+// cannot enter the namespace or f does not return.
+func (n *NS) Run(t testing.TB, f func()) {
+	t.Helper()
+	if err := n.Do(func() error { f(); return nil }); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Ifindex is the interface index of dev inside the namespace.
+func (n *NS) Ifindex(t testing.TB, dev string) int {
+	t.Helper()
+	var index int
+	err := n.Do(func() error {
+		ifi, err := net.InterfaceByName(dev)
+		if err == nil {
+			index = ifi.Index
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return index
 }
 
 // Sysctl sets a net.* sysctl inside the namespace (key in dotted form; a
@@ -126,7 +166,7 @@ func (n *NS) Sysctl(t testing.TB, key, value string) {
 		return err
 	})
 	if err != nil {
-		t.Fatalf("sysctl %s=%s in %s: %v", key, value, n.Name, err)
+		t.Fatalf("sysctl %s=%s: %v", key, value, err)
 	}
 }
 
@@ -170,11 +210,20 @@ func (n *NS) HTTPClient(timeout time.Duration) *http.Client {
 }
 
 // Veth joins a (device devA) and b (device devB) with a veth pair created
-// straight inside them (the names need only be free there) and sets both
-// ends up. Deleting either namespace deletes the pair.
-func Veth(t testing.TB, a *NS, devA string, b *NS, devB string) {
+// straight inside them (the names need only be free there), with queues
+// receive and transmit queues per end (0: the kernel's default, one), and
+// sets both ends up. Deleting either namespace deletes the pair.
+func Veth(t testing.TB, a *NS, devA string, b *NS, devB string, queues int) {
 	t.Helper()
-	out, err := exec.Command(a.ip, "link", "add", devA, "netns", a.Name, "type", "veth", "peer", "name", devB, "netns", b.Name).CombinedOutput()
+	end := func(n *NS, dev string) []string {
+		args := []string{"name", dev, "netns", n.Name}
+		if queues > 0 {
+			args = append(args, "numtxqueues", fmt.Sprint(queues), "numrxqueues", fmt.Sprint(queues))
+		}
+		return args
+	}
+	args := append(append([]string{"link", "add"}, end(a, devA)...), "type", "veth", "peer")
+	out, err := exec.Command(a.ip, append(args, end(b, devB)...)...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("veth %s/%s - %s/%s: %v\n%s", a.Name, devA, b.Name, devB, err, out)
 	}

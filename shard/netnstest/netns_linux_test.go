@@ -1,4 +1,4 @@
-package netns
+package netnstest
 
 import (
 	"net"
@@ -21,7 +21,7 @@ func TestVethEchoSysctlAndRoutes(t *testing.T) {
 	t.Run("inside", func(t *testing.T) {
 		a, b := New(t, "nstest-a"), New(t, "nstest-b")
 		names = []string{a.Name, b.Name}
-		Veth(t, a, "va0", b, "vb0")
+		Veth(t, a, "va0", b, "vb0", 0)
 		for _, p := range []string{"10.53.250.1/29", "fd53:250::1/64"} {
 			a.AddAddr(t, "va0", netip.MustParsePrefix(p))
 		}
