@@ -186,13 +186,7 @@ func TestReloadFileForSecondaryFails(t *testing.T) {
 // check of the zone queued. Repacked, its MAC did not verify (BADSIG); and
 // miekg's own TSIG check lowers ARCOUNT in the buffer it read (FORMERR).
 func TestSignedNotifyOverTransferServer(t *testing.T) {
-	keys, err := ParseTSIGKeys([]byte(knotKeyText))
-	if err != nil {
-		t.Fatal(err)
-	}
-	k, _ := keys.Get("xfr")
-	p := startFakePrimary(t, 3, &k)
-	s, z := newSecondaryServer(t, p, "", keys, "xfr")
+	keys, k, _, s, z := tsigSecondary(t)
 	if err := s.EnablePrimary(PrimaryConfig{TSIG: keys.Secrets()}); err != nil {
 		t.Fatal(err)
 	}
