@@ -84,7 +84,8 @@ func startPrimary(srv *dns.Server, o *options, keys dns.TSIGKeys, log *zap.Logge
 	if p.xfrListen == "" && len(p.targets) == 0 {
 		return nil, nil
 	}
-	err := srv.EnablePrimary(dns.PrimaryConfig{Allow: p.acl, Notify: p.targets, TSIG: keys.Secrets(), Log: log})
+	err := srv.EnablePrimary(dns.PrimaryConfig{Allow: p.acl, Notify: p.targets, TSIG: keys.Secrets(),
+		TSIGAlgorithms: keys.Algorithms(), Log: log})
 	if err != nil {
 		return nil, &usageError{err.Error()}
 	}

@@ -117,7 +117,7 @@ func (n *notifier) notifyOne(ctx context.Context, z *Zone, t NotifyTarget) (int,
 		m.Id = mdns.Id()
 		if t.Key != "" {
 			m.Extra = nil
-			m.SetTsig(t.Key, mdns.HmacSHA256, 300, time.Now().Unix())
+			m.SetTsig(t.Key, n.p.algorithm(t.Key), 300, time.Now().Unix())
 		}
 		c.Timeout = timeout
 		var r *mdns.Msg
@@ -131,4 +131,13 @@ func (n *notifier) notifyOne(ctx context.Context, z *Zone, t NotifyTarget) (int,
 		timeout *= 2
 	}
 	return n.p.cfg.NotifyTries, err
+}
+
+// algorithm is the TSIG algorithm of key (HMAC-SHA256 unless the key file
+// said otherwise).
+func (p *primary) algorithm(key string) string {
+	if a := p.cfg.TSIGAlgorithms[key]; a != "" {
+		return a
+	}
+	return mdns.HmacSHA256
 }

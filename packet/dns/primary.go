@@ -30,9 +30,11 @@ type PrimaryConfig struct {
 	Notify []NotifyTarget
 	// TSIG holds the TSIG keys, in miekg's TsigSecret form: key name
 	// (fully qualified, lower case) -> base64 secret. Algorithms are the
-	// ones the client uses (HMAC-SHA256 and the other HMACs); NOTIFY is
-	// signed with HMAC-SHA256.
+	// ones the client uses (HMAC-SHA256 and the other HMACs).
 	TSIG map[string]string
+	// TSIGAlgorithms gives the algorithm NOTIFY is signed with, by key name
+	// (TSIGKeys.Algorithms); a key not in it signs with HMAC-SHA256.
+	TSIGAlgorithms map[string]string
 	// Log gets one line per transfer sent or cut, per NOTIFY round, and
 	// per kind of refused transfer, once (nil: no logging).
 	Log *zap.Logger

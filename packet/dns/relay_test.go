@@ -209,3 +209,58 @@ func TestSignedNotifyOverTransferServer(t *testing.T) {
 		t.Errorf("%d NOTIFYs accepted, want 1", n)
 	}
 }
+
+// TestNotifySignedWithKeyAlgorithm: NOTIFY is signed with the algorithm
+// the key file gives the key (here HMAC-SHA512), which the secondary
+// verifies; it was always HMAC-SHA256.
+func TestNotifySignedWithKeyAlgorithm(t *testing.T) {
+	secret := testKey(t)
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan string, 10)
+	srv := &mdns.Server{PacketConn: pc, TsigSecret: map[string]string{"n.key.": secret},
+		Handler: mdns.HandlerFunc(func(w mdns.ResponseWriter, r *mdns.Msg) {
+			tsig := r.IsTsig()
+			if tsig == nil || w.TsigStatus() != nil {
+				got <- "unsigned or not verified"
+				return // no answer: the round retries, then gives up
+			}
+			got <- tsig.Algorithm
+			m := new(mdns.Msg)
+			m.SetReply(r)
+			m.SetTsig("n.key.", tsig.Algorithm, 300, time.Now().Unix())
+			_ = w.WriteMsg(m)
+		})}
+	started := make(chan struct{})
+	srv.NotifyStartedFunc = func() { close(started) }
+	go func() { _ = srv.ActivateAndServe() }()
+	<-started
+	defer func() { _ = srv.Shutdown() }()
+
+	file := filepath.Join(t.TempDir(), "x.test.zone")
+	writeFile(t, file, xfrZone(1, "192.0.2.1"))
+	s, err := NewServer([]string{file})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = s.EnablePrimary(PrimaryConfig{Notify: []NotifyTarget{{Addr: netip.MustParseAddrPort(pc.LocalAddr().String()), Key: "n.key."}},
+		TSIG: map[string]string{"n.key.": secret}, TSIGAlgorithms: map[string]string{"n.key.": mdns.HmacSHA512}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	writeFile(t, file, xfrZone(2, "192.0.2.2"))
+	if _, err := s.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case a := <-got:
+		if a != mdns.HmacSHA512 {
+			t.Fatalf("NOTIFY: %s, want signed with %s and verified", a, mdns.HmacSHA512)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("no NOTIFY came")
+	}
+}
