@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"maps"
@@ -29,6 +30,7 @@ type dnsOptions struct {
 	parsed       []dns.Secondary // secondaries, checked
 	zoneDir      string
 	tsigKeys     string
+	primary      primaryOptions
 }
 
 // dnsFlags adds the flags of --handler dns.
@@ -44,8 +46,9 @@ func dnsFlags(fs *flag.FlagSet, o *options) {
 	fs.BoolVar(&d.cookies, "dns-cookies", false, "with --handler dns: answer DNS cookies (RFC 7873, RFC 9018), off by default as in Knot DNS; a client with a valid server cookie is exempt from --rrl-rate")
 	fs.Var(&d.secondaries, "secondary", "with --handler dns: a zone transferred from primaries, "+secondaryFlagForm+" (repeat for more): AXFR/IXFR over TCP, refreshed by its SOA timers and at NOTIFY from those addresses, signed with the TSIG key NAME from --tsig-keys")
 	fs.StringVar(&d.zoneDir, "zone-dir", "", "with --secondary: a directory (owned by the daemon's user, not writable by others) where a copy of each transferred zone is kept, served at start before the first refresh")
-	fs.StringVar(&d.tsigKeys, "tsig-keys", "", "with --secondary: the TSIG key file, as tsig-keygen or keymgr -t writes it (mode 0600 or 0640)")
+	fs.StringVar(&d.tsigKeys, "tsig-keys", "", "with --secondary, --allow-transfer key:NAME or --notify ADDR,key:NAME: the TSIG key file, as tsig-keygen or keymgr -t writes it (mode 0600 or 0640)")
 	fs.DurationVar(&d.cookieRotate, "dns-cookie-secret-rotate", time.Hour, "with --dns-cookies: how often the server cookie secret is replaced (the previous one stays valid)")
+	primaryFlags(fs, o)
 }
 
 // checkDNS checks them when --handler dns is chosen.
@@ -75,13 +78,14 @@ func checkDNS(o *options) error {
 	if d.cookies && d.cookieRotate < time.Minute {
 		return usagef("--dns-cookie-secret-rotate %v: want at least 1m (clients keep a cookie for one period)", d.cookieRotate)
 	}
-	return nil
+	return checkPrimary(o)
 }
 
 // dnsService is the authoritative DNS handler: zones loaded at start,
 // reloaded atomically on HUP.
 type dnsService struct {
 	srv  *dns.Server
+	xfr  *xfrService // the primary side, nil without its flags
 	log  *zap.Logger
 	stop chan struct{}
 	done sync.WaitGroup
@@ -100,11 +104,23 @@ func newDNSService(o *options, log *zap.Logger) (service, error) {
 			return nil, fmt.Errorf("DNS cookies: server secret: %v", err)
 		}
 	}
-	if err := enableSecondaries(srv, &o.dns, log); err != nil {
-		return nil, err
+	var keys dns.TSIGKeys
+	if o.dns.tsigKeys != "" {
+		if keys, err = dns.LoadTSIGKeys(o.dns.tsigKeys); err != nil {
+			return nil, err
+		}
+	}
+	if len(o.dns.parsed) > 0 {
+		err = srv.EnableSecondaries(dns.SecondaryConfig{Zones: o.dns.parsed, Dir: o.dns.zoneDir, Keys: keys, Log: log})
+		if err != nil {
+			return nil, err
+		}
 	}
 	s := &dnsService{srv: srv, log: log, stop: make(chan struct{})}
 	s.logZones("zones loaded", srv.Zones())
+	if s.xfr, err = startPrimary(srv, o, keys, log); err != nil {
+		return nil, err
+	}
 	if len(o.dns.parsed) > 0 {
 		s.done.Add(1)
 		go func() {
@@ -116,7 +132,7 @@ func newDNSService(o *options, log *zap.Logger) (service, error) {
 		s.done.Add(1)
 		go s.tick(o.dns.rrl.Rate > 0, o.dns.cookies, o.dns.cookieRotate)
 	}
-	if !strings.Contains(o.proto.value, "tcp") {
+	if !strings.Contains(o.proto.value, "tcp") && o.dns.primary.xfrListen == "" {
 		log.Warn("DNS over UDP only: clients that get a truncated answer (TC) retry over TCP and will find nothing there",
 			zap.String("fix", "add --proto udp,tcp"))
 	}
@@ -125,18 +141,29 @@ func newDNSService(o *options, log *zap.Logger) (service, error) {
 
 func (s *dnsService) logZones(msg string, zs *dns.Zones) {
 	for _, z := range zs.List {
-		s.log.Info(msg, zap.String("zone", z.Origin), zap.String("file", z.File), zap.Uint32("serial", z.Serial), zap.Int("records", z.Count))
+		s.log.Info(msg, zap.String("zone", z.Origin), zap.String("source", z.Source), zap.String("file", z.File), zap.Uint32("serial", z.Serial), zap.Int("records", z.Count))
 	}
 }
 
 func (s *dnsService) NewHandler(shard int) packet.Handler { return s.srv.NewHandler(shard) }
 
-// Reload re-reads every zone file; the new set replaces the old only if
-// every file loads.
+// Reload re-reads every zone file; each zone takes its new version on its
+// own. A file that fails is logged (its zone's old version keeps serving);
+// if every file failed, the error goes back to the signal handler.
 func (s *dnsService) Reload() error {
 	zs, err := s.srv.Reload()
-	if err != nil {
+	if zs == nil {
 		return err
+	}
+	var re *dns.ReloadError
+	if errors.As(err, &re) {
+		for _, f := range re.Failures {
+			fields := []zap.Field{zap.String("file", f.File), zap.Error(f.Err)}
+			if f.Kept != nil {
+				fields = append(fields, zap.String("zone", f.Kept.Origin), zap.Uint32("serial", f.Kept.Serial))
+			}
+			s.log.Error("zone reload failed; the zone's previous version keeps serving (none if it had none)", fields...)
+		}
 	}
 	s.logZones("zone reloaded", zs)
 	return nil
@@ -145,10 +172,12 @@ func (s *dnsService) Reload() error {
 func (s *dnsService) Reopen() error                      { return errNothingToReopen }
 func (s *dnsService) Collectors() []prometheus.Collector { return []prometheus.Collector{s.srv} }
 
-// Close stops the ticker.
+// Close stops the ticker, the secondary zones' refreshes, then the
+// transfer server and the NOTIFY rounds.
 func (s *dnsService) Close(context.Context) error {
 	close(s.stop)
-	s.done.Wait()
+	s.done.Wait() // no transfer in swaps a zone (and starts a NOTIFY round) after this
+	s.xfr.close(s.srv)
 	return nil
 }
 

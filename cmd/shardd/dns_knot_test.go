@@ -53,20 +53,7 @@ func startKnotZones(t *testing.T, zoneDir string, conf ...string) netip.AddrPort
 		}
 		text += fmt.Sprintf("  - domain: %s\n    file: %s\n    journal-content: none\n    zonefile-sync: -1\n", z, f)
 	}
-	cf := filepath.Join(dir, "knot.conf")
-	if err := os.WriteFile(cf, []byte(text), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(knotd, "-c", cf)
-	var logBuf testkit.LockedBuffer
-	cmd.Stderr = &logBuf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill() // the knotd this test started
-		_ = cmd.Wait()
-	})
+	logBuf := runKnotd(t, knotd, dir, text)
 	// Ready when it answers the SOA.
 	for deadline := time.Now().Add(testkit.WaitTimeout); ; time.Sleep(50 * time.Millisecond) {
 		out, _ := exec.Command(requireTool(t, "dig"), "@127.0.0.1", "-p", fmt.Sprint(addr.Port()), "+time=1", "+tries=1", "+short", "example.com", "SOA").Output()

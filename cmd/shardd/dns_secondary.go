@@ -5,8 +5,6 @@ import (
 	"net/netip"
 	"strings"
 
-	"go.uber.org/zap"
-
 	"github.com/shardd/shardd/packet/dns"
 )
 
@@ -65,20 +63,4 @@ func checkSecondaries(d *dnsOptions) error {
 		return usagef("--zone-dir is for the copies of --secondary zones: give at least one --secondary ZONE@ADDR")
 	}
 	return nil
-}
-
-// enableSecondaries reads the key file and makes srv a secondary for the
-// --secondary zones, serving their copies from --zone-dir at once.
-func enableSecondaries(srv *dns.Server, d *dnsOptions, log *zap.Logger) error {
-	var keys dns.TSIGKeys
-	if d.tsigKeys != "" {
-		var err error
-		if keys, err = dns.LoadTSIGKeys(d.tsigKeys); err != nil {
-			return err
-		}
-	}
-	if len(d.parsed) == 0 {
-		return nil
-	}
-	return srv.EnableSecondaries(dns.SecondaryConfig{Zones: d.parsed, Dir: d.zoneDir, Keys: keys, Log: log})
 }

@@ -59,6 +59,7 @@ func TestCheckSecondaries(t *testing.T) {
 	}
 	o := &options{dns: dnsOptions{secondaries: stringList{"a.test@127.0.0.1:5300"}}}
 	o.dns.rrl.IPv4Prefix, o.dns.rrl.IPv6Prefix = 24, 56 // the flags' defaults
+	o.dns.primary.xfrConns = 64
 	if err := checkDNS(o); err != nil || len(o.dns.parsed) != 1 || o.dns.parsed[0].Primaries[0] != netip.MustParseAddrPort("127.0.0.1:5300") {
 		t.Errorf("a --secondary alone: %v %+v", err, o.dns.parsed)
 	}

@@ -4,7 +4,6 @@ package main
 
 import (
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -57,30 +56,10 @@ type knotPrimary struct {
 	keyFile string // the same key as keymgr -t printed it
 }
 
-// freePort returns a port free for UDP and TCP on 127.0.0.1 (a listener
-// opened and closed: good enough for tests, as startKnot does).
-func freePort(t *testing.T) int {
-	t.Helper()
-	for range 50 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		if u, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
-			u.Close()
-			return port
-		}
-	}
-	t.Fatal("no free port")
-	return 0
-}
-
-// startPrimary runs knotd on a free loopback port with primaryZones at
+// startKnotPrimary runs knotd on a free loopback port with primaryZones at
 // serial, sending NOTIFY to shardd at notifyTo and allowing transfers
 // signed with the TSIG key "xfr" (made by keymgr -t) only.
-func startPrimary(t *testing.T, serial int, notifyTo int) *knotPrimary {
+func startKnotPrimary(t *testing.T, serial int, notifyTo int) *knotPrimary {
 	t.Helper()
 	knotd := requireTool(t, "knotd")
 	out, err := exec.Command(requireTool(t, "keymgr"), "-t", "xfr", "hmac-sha256").Output()
@@ -237,7 +216,7 @@ type knotFollowed struct {
 func followKnot(t *testing.T) knotFollowed {
 	t.Helper()
 	f := knotFollowed{port: freePort(t), zoneDir: t.TempDir()}
-	f.k = startPrimary(t, 2026113001, f.port)
+	f.k = startKnotPrimary(t, 2026113001, f.port)
 	f.d, f.url = secondaryDaemon(t, f.k, f.port, f.k.keyFile, f.zoneDir)
 	f.ours = netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(f.port))
 	waitAnswer(t, f.ours, "NOERROR", "2026113001", "notify.test", "SOA")

@@ -126,7 +126,7 @@ func writeManTail(p func(string, ...any)) {
 	p(".SH SIGNALS")
 	for _, s := range [][2]string{
 		{"TERM, INT", "Stop gracefully: stop reading, let UDP queues and open TCP connections finish within --drain-timeout, flush the handler, exit."},
-		{"HUP", "Reload the configuration: the --zone files (a zone that fails to load keeps the previous one)."},
+		{"HUP", "Reload the configuration: the --zone files (a zone that fails to load keeps the previous one; --secondary zones stay as transferred)."},
 		{"USR1", "Reopen output files (the --sink FILE), after log rotation."},
 		{"USR2", "Upgrade: start the binary anew with the same arguments and sockets, and hand over once it serves (see shardd upgrade)."},
 	} {
@@ -209,7 +209,8 @@ func flagArg(f *flag.Flag) string {
 var funcFlagArgs = map[string]string{"fsync": "never|interval|always", "fsync-interval": "DURATION", "rrl-exempt": "PREFIX", "tls": "ADDR", "xdp": "IFACE",
 	"secondary": secondaryFlagForm, "zone-dir": "DIR",
 	"kafka-acks": "all|leader|none", "kafka-compression": "zstd|lz4|snappy|gzip|none", "kafka-key": "source|none",
-	"kafka-linger": "DURATION", "kafka-sasl": "scram-sha-256|scram-sha-512|plain"}
+	"kafka-linger": "DURATION", "kafka-sasl": "scram-sha-256|scram-sha-512|plain",
+	"allow-transfer": "PREFIX[,key:NAME]|key:NAME", "notify": "IP:PORT[,key:NAME]"}
 
 // manDefaults replace defaults that depend on the machine the page is
 // generated on.

@@ -37,6 +37,21 @@
 // server cookies, SipHash-2-4 in siphash.go) exempt a client that presents
 // a valid server cookie from the limit.
 //
+// The primary side (primary.go, off until Server.EnablePrimary): a
+// TransferServer (xfrout.go) serves AXFR and IXFR over TCP on a goroutine per
+// connection, apart from the shards, to the sources and TSIG keys of an
+// ACL; IXFR comes from a bounded journal of the differences between the
+// versions loaded (journal.go); NOTIFY goes to the configured secondaries
+// when a serial changes (notify_out.go). Reload swaps each zone on its own
+// (reload.go), and every new version passes through Server.zoneChanged.
+//
+// The secondary side (secondary.go, off until Server.EnableSecondaries)
+// follows zones from their primaries by their SOA timers: AXFR and IXFR in
+// (xfrin.go), NOTIFY from the primaries (notify_in.go), TSIG keys from a
+// key file (tsig.go), a copy of each zone on disk (zonecopy.go). Each
+// transfer swaps its zone alone (Server.swapZone); Reload keeps those
+// zones, and both take turns on one lock.
+//
 // The package imports github.com/miekg/dns as mdns, and its constants
 // (mdns.TypeOPT, mdns.ClassINET, mdns.RcodeRefused, ...) are the one
 // vocabulary of wire values here, in the hot path too, which calls no

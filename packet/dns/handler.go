@@ -183,11 +183,7 @@ func (h *Handler) ServePacket(w *packet.ReplyWriter, p *packet.Packet) error {
 	if rcode == rcodeNotify {
 		return h.serveNotify(w, p, &q, c)
 	}
-	var t *template
-	h.ins = nil
-	if rcode == mdns.RcodeSuccess {
-		t, rcode = h.lookup(&q)
-	}
+	t, rcode := h.answer(&q, p, rcode)
 	limit := replyLimit(&q, p.Proto, w.MaxReply())
 	b, tc := h.build(w.AvailableBuffer(), m, &q, rcode, t, limit, 0)
 	if p.Proto == packet.UDP && h.srv.rrl != nil {
@@ -207,6 +203,20 @@ func (h *Handler) ServePacket(w *packet.ReplyWriter, p *packet.Packet) error {
 	}
 	c.responses[rcode]++
 	return nil
+}
+
+// answer is the template of q's reply and its rcode: the zone's answer,
+// or for an IXFR the shards do not transfer, the SOA an allowed source
+// gets over UDP (ixfrOverUDP); nil with the parse's rcode otherwise.
+func (h *Handler) answer(q *query, p *packet.Packet, rcode int) (*template, int) {
+	h.ins = nil
+	switch {
+	case rcode == mdns.RcodeSuccess:
+		return h.lookup(q)
+	case q.qtype == mdns.TypeIXFR:
+		return h.ixfrOverUDP(q, p, rcode)
+	}
+	return nil, rcode
 }
 
 // replyLimit is the largest reply q may get over proto.
@@ -310,7 +320,7 @@ func (q *query) rcode(qd uint16) int {
 	case q.qclass != mdns.ClassINET && q.qclass != mdns.ClassANY:
 		return mdns.RcodeRefused
 	case q.qtype == mdns.TypeAXFR || q.qtype == mdns.TypeIXFR:
-		return mdns.RcodeRefused // zone transfers are not served
+		return mdns.RcodeRefused // zone transfers are served by a TransferServer (IXFR over UDP: ixfrOverUDP)
 	case q.qtype == 0:
 		return mdns.RcodeNotImplemented // reserved (RFC 6895 3.1), as Knot DNS answers
 	}

@@ -97,11 +97,18 @@ var (
 		"SOA serial of each zone being served.", []string{"zone"}, nil)
 	descRecords = prometheus.NewDesc("shardd_dns_zone_records",
 		"Records loaded for each zone being served.", []string{"zone"}, nil)
+	// One series set for both directions: their result words differ, so a
+	// zone both transferred in and served out never repeats a series.
+	descTransfers = prometheus.NewDesc("shardd_dns_transfers_total",
+		"Zone transfers by zone, type (axfr, ixfr) and result. In (secondary zones): ok, failed. "+
+			"Out (to secondaries): sent, full (IXFR answered with the whole zone), uptodate (IXFR answered with the SOA alone), "+
+			"refused (not in --allow-transfer; or the zone expired, answered SERVFAIL), badkey (TSIG did not verify), cut (broken off mid-way: client gone, write timeout).",
+		[]string{"zone", "type", "result"}, nil)
 )
 
 // Describe implements prometheus.Collector.
 func (s *Server) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descQueries, descResponses, descTruncated, descMalformed, descDropped, descRRLLimited, descRRLSlipped, descReloads, descReloadErrors, descSerial, descRecords} {
+	for _, d := range []*prometheus.Desc{descQueries, descResponses, descTruncated, descMalformed, descDropped, descRRLLimited, descRRLSlipped, descReloads, descReloadErrors, descSerial, descRecords, descZoneInfo, descTransfers} {
 		ch <- d
 	}
 	s.describeSecondaries(ch)
@@ -157,6 +164,7 @@ func (s *Server) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descRecords, prometheus.GaugeValue, float64(z.Count), z.Origin)
 	}
 	s.collectSecondaries(ch)
+	s.collectPrimary(ch)
 }
 
 // collectRRL sends one shard's rate limiter counts (UDP only).

@@ -148,14 +148,17 @@ func newSecondary(c Secondary, keys TSIGKeys) (*secondary, error) {
 
 // swapZone puts z in place of the zone of the same origin (or adds it),
 // atomically: a query sees the old zone or the new; the other zones stay
-// as they are. source says where z came from ("transfer", "copy",
-// "expired"), for the hook that follows a swap.
+// as they are. source says why ("transfer", "copy" from --zone-dir,
+// "expired", "refresh" out of expiry): a new version (transfer, copy) goes
+// through zoneChanged (IXFR journal, NOTIFY to the secondaries of this
+// server); an expiry and its end swap the same version's two faces and
+// change neither.
 func (s *Server) swapZone(z *Zone, source string) {
-	_ = source // the primary side's hook (NOTIFY out, IXFR journal) goes here
 	wire, err := wireName(z.Origin)
 	if err != nil {
 		return // a loaded zone's origin always packs
 	}
+	z.Source = "transfer"
 	s.swapMu.Lock()
 	defer s.swapMu.Unlock()
 	old := s.zones.Load()
@@ -169,26 +172,23 @@ func (s *Server) swapZone(z *Zone, source string) {
 	}
 	sort.Slice(nz.List, func(i, j int) bool { return nz.List[i].Origin < nz.List[j].Origin })
 	s.zones.Store(nz)
+	if source == "transfer" || source == "copy" {
+		prev := old.byOrigin[string(wire)]
+		if prev != nil && prev.expired() {
+			prev = nil // not a version to take differences from: the journal starts again
+		}
+		s.zoneChanged(prev, z)
+	}
 }
 
-// keepSecondaries adds to zs, a set just loaded from files, the secondary
-// zones being served (a reload re-reads files, not transfers).
-func (s *Server) keepSecondaries(zs *Zones) error {
+// isSecondary reports whether origin (canonical) is one of the secondary
+// zones: a zone file may not give it too.
+func (s *Server) isSecondary(origin string) bool {
 	if s.sec == nil {
-		return nil
+		return false
 	}
-	cur := s.zones.Load()
-	for _, z := range s.sec.zones {
-		if zs.byOrigin[z.wire] != nil {
-			return fmt.Errorf("zone %s is given both as a file and as a secondary (give it once)", z.origin)
-		}
-		if c := cur.byOrigin[z.wire]; c != nil {
-			zs.byOrigin[z.wire] = c
-			zs.List = append(zs.List, c)
-		}
-	}
-	sort.Slice(zs.List, func(i, j int) bool { return zs.List[i].Origin < zs.List[j].Origin })
-	return nil
+	wire, err := wireName(origin)
+	return err == nil && s.sec.byWire[string(wire)] != nil
 }
 
 // served returns the current copy of z (expired or not), nil if none.
@@ -225,6 +225,10 @@ func expiredCopy(z *Zone) *Zone {
 	cp.nxdomain = fail
 	return &cp
 }
+
+// expired reports whether z is an expired secondary zone's face
+// (expiredCopy): it answers SERVFAIL and is not transferred out.
+func (z *Zone) expired() bool { return z.nxdomain == expiredAnswer }
 
 // RunSecondaries keeps every secondary zone fresh until stop closes: a
 // check at once, then at the SOA's refresh interval (retry after a
@@ -353,7 +357,7 @@ func (s *Server) refreshFrom(z *secondary, cur *Zone, p netip.AddrPort) error {
 	if err != nil {
 		return fmt.Errorf("primary %s: SOA query: %v", p, err)
 	}
-	if cur != nil && !serialNewer(serial, cur.Serial) {
+	if cur != nil && !serialLess(cur.Serial, serial) {
 		return nil
 	}
 	if cur != nil {
@@ -394,10 +398,4 @@ func (s *Server) transfer(z *secondary, cur *Zone, p netip.AddrPort, typ int) er
 	z.expired.Store(false)
 	s.sec.log.Info("zone transferred", append(fields, zap.String("result", "ok"), zap.Uint32("serial", nz.Serial), zap.Int("records", nz.Count))...)
 	return nil
-}
-
-// serialNewer reports whether a is after b in serial number arithmetic
-// (RFC 1982).
-func serialNewer(a, b uint32) bool {
-	return a != b && int32(a-b) > 0
 }

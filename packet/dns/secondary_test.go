@@ -397,13 +397,7 @@ func TestAttackZoneCopyLink(t *testing.T) {
 // TestSecondaryTSIG: with a key every exchange is signed; a primary with
 // another secret refuses and nothing is transferred.
 func TestSecondaryTSIG(t *testing.T) {
-	keys, err := ParseTSIGKeys([]byte(knotKeyText))
-	if err != nil {
-		t.Fatal(err)
-	}
-	k, _ := keys.Get("xfr")
-	p := startFakePrimary(t, 3, &k)
-	s, z := newSecondaryServer(t, p, "", keys, "xfr")
+	_, k, p, s, z := tsigSecondary(t)
 	s.check(z)
 	if cur := s.served(z); cur == nil || cur.Serial != 3 {
 		t.Fatalf("signed AXFR: %v", cur)
@@ -424,6 +418,20 @@ func TestSecondaryTSIG(t *testing.T) {
 	if strings.Contains(z.lastErr, k.Secret) || strings.Contains(z.lastErr, other.Secret) {
 		t.Fatalf("the error shows a secret: %s", z.lastErr)
 	}
+}
+
+// tsigSecondary is a server secondary for sec.test from a fake primary
+// at serial 3, both with knotKeyText's key xfr.
+func tsigSecondary(t *testing.T) (TSIGKeys, TSIGKey, *fakePrimary, *Server, *secondary) {
+	t.Helper()
+	keys, err := ParseTSIGKeys([]byte(knotKeyText))
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, _ := keys.Get("xfr")
+	p := startFakePrimary(t, 3, &k)
+	s, z := newSecondaryServer(t, p, "", keys, "xfr")
+	return keys, k, p, s, z
 }
 
 // tsigTestSign signs a small message with a key, as a primary would.

@@ -38,15 +38,9 @@ func LoadZones(paths []string) (zs *Zones, err error) {
 		if err != nil {
 			return nil, err
 		}
-		wire, err := wireName(z.Origin)
-		if err != nil {
-			return nil, fmt.Errorf("zone %s: origin %s: %v", f, z.Origin, err)
+		if err := zs.add(z); err != nil {
+			return nil, err
 		}
-		if old := zs.byOrigin[string(wire)]; old != nil {
-			return nil, fmt.Errorf("zone %s: %s is already served from %s (give each zone once)", f, z.Origin, old.File)
-		}
-		zs.byOrigin[string(wire)] = z
-		zs.List = append(zs.List, z)
 	}
 	sort.Slice(zs.List, func(i, j int) bool { return zs.List[i].Origin < zs.List[j].Origin })
 	return zs, nil
@@ -95,6 +89,7 @@ type Server struct {
 	cookiesOn   bool
 	cookieKeys  atomic.Pointer[cookieSecrets]
 	cookieClock func() uint32 // tests' clock; nil: the time
+	primary     *primary      // transfers out and NOTIFY (EnablePrimary); nil: off
 }
 
 // EnableRRL turns on response rate limiting for every handler's UDP
@@ -122,24 +117,6 @@ func NewServer(files []string) (*Server, error) {
 
 // Zones returns the zones being served.
 func (s *Server) Zones() *Zones { return s.zones.Load() }
-
-// Reload reads every zone file again. On any error the old zones keep
-// serving and the error is counted (shardd_dns_zone_reload_errors_total).
-func (s *Server) Reload() (*Zones, error) {
-	zs, err := LoadZones(s.files)
-	s.swapMu.Lock()
-	defer s.swapMu.Unlock()
-	if err == nil {
-		err = s.keepSecondaries(zs)
-	}
-	if err != nil {
-		s.reloadErrors.Add(1)
-		return nil, err
-	}
-	s.zones.Store(zs)
-	s.reloads.Add(1)
-	return zs, nil
-}
 
 // NewHandler returns a handler for one shard; call it once per shard and
 // transport (each has its own scratch space and counters).

@@ -37,6 +37,16 @@ func (ks TSIGKeys) Secrets() map[string]string {
 	return m
 }
 
+// Algorithms returns each key's algorithm by key name (both canonical), as
+// PrimaryConfig.TSIGAlgorithms takes them.
+func (ks TSIGKeys) Algorithms() map[string]string {
+	m := make(map[string]string, len(ks))
+	for n, k := range ks {
+		m[n] = k.Algorithm
+	}
+	return m
+}
+
 // Get returns the key named name (any case, with or without the final dot).
 func (ks TSIGKeys) Get(name string) (TSIGKey, bool) {
 	k, ok := ks[canonical(name)]

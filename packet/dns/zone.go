@@ -17,6 +17,7 @@ import (
 type Zone struct {
 	Origin string // canonical (lower-case, fully qualified) apex name
 	File   string
+	Source string // where it came from: "file" (a master file) or "transfer"
 	Serial uint32
 	Count  int // records loaded
 
@@ -71,7 +72,11 @@ func LoadZone(path string) (*Zone, error) {
 		return nil, fmt.Errorf("zone %s: %w", path, errors.Unwrap(err))
 	}
 	defer f.Close()
-	return ParseZone(f, path)
+	z, err := ParseZone(f, path)
+	if z != nil {
+		z.Source = "file"
+	}
+	return z, err
 }
 
 // ParseZone reads a master file from r; name is used in errors and as the

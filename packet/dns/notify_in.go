@@ -133,9 +133,6 @@ func signedNotifyReply(b, m []byte, z *secondary, limit int) ([]byte, int) {
 }
 
 var (
-	descTransfers = prometheus.NewDesc("shardd_dns_transfers_total",
-		"Zone transfers into this server (secondary zones), by zone, type (axfr, ixfr) and result (ok, failed).",
-		[]string{"zone", "type", "result"}, nil)
 	descExpired = prometheus.NewDesc("shardd_dns_zone_expired",
 		"1 while a secondary zone is past its SOA expire without a successful refresh (it answers SERVFAIL), else 0.",
 		[]string{"zone"}, nil)
@@ -151,7 +148,6 @@ var (
 )
 
 func (s *Server) describeSecondaries(ch chan<- *prometheus.Desc) {
-	ch <- descTransfers
 	ch <- descExpired
 	ch <- descLastRefresh
 	ch <- descNotifies

@@ -202,13 +202,15 @@ func TestCopyFileName(t *testing.T) {
 	}
 }
 
-func TestSerialNewer(t *testing.T) {
+// TestSerialLess: RFC 1982 order, a before b (a newer than b is
+// serialLess(b, a)).
+func TestSerialLess(t *testing.T) {
 	for _, c := range []struct {
 		a, b uint32
 		want bool
 	}{{2, 1, true}, {1, 2, false}, {1, 1, false}, {0, 0xFFFFFFFF, true}, {0xFFFFFFFF, 0, false}, {0x80000001, 1, false}, {0x7FFFFFFF, 0, true}} {
-		if serialNewer(c.a, c.b) != c.want {
-			t.Errorf("serialNewer(%d, %d) != %v", c.a, c.b, c.want)
+		if serialLess(c.b, c.a) != c.want {
+			t.Errorf("serialLess(%d, %d) != %v", c.b, c.a, c.want)
 		}
 	}
 }
