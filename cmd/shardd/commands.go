@@ -140,7 +140,7 @@ func printCommandUsage(w io.Writer, name string, fs *flag.FlagSet) {
 	fs.VisitAll(func(*flag.Flag) { n++ })
 	if n > 0 {
 		fmt.Fprint(w, "\nFlags:\n")
-		cli.PrintFlags(w, fs)
+		cli.PrintFlagsNamed(w, fs, flagArg)
 	}
 }
 

@@ -138,7 +138,7 @@ Commands:
 `)
 	printCommands(w)
 	fmt.Fprint(w, "\nFlags (sizes take K, M, G or KiB, MiB, GiB, in any case; durations a unit: 500ms, 30s, 2m):\n")
-	cli.PrintFlags(w, fs)
+	cli.PrintFlagsNamed(w, fs, flagArg)
 	fmt.Fprint(w, `
 Signals: TERM/INT stop gracefully; USR2 upgrades the binary without dropping traffic
 (shardd upgrade --pidfile FILE sends it and waits for the outcome); HUP reloads

@@ -198,7 +198,10 @@ func flagArg(f *flag.Flag) string {
 			if strings.Contains(f.Usage, "URL") {
 				return "URL"
 			}
-			return "ADDR" // --metrics
+			if strings.HasSuffix(f.Name, "-id") || strings.HasSuffix(f.Name, "-user") {
+				return "NAME"
+			}
+			return "ADDR" // --metrics, --xfr-listen
 		}
 	}
 	return "VALUE"
@@ -218,7 +221,7 @@ var funcFlagArgs = map[string]string{"fsync": "never|interval|always", "fsync-in
 var manDefaults = map[string]string{"shards": ""}
 
 // fileFlags are the flags whose value is a path.
-var fileFlags = []string{"zone", "sink", "pidfile", "tsig-keys"}
+var fileFlags = []string{"zone", "sink", "pidfile", "tsig-keys", "tls-cert", "tls-key", "tls-client-ca", "kafka-tls-ca", "kafka-sasl-password-file"}
 
 // roffEscape makes text safe as roff input: a backslash is printed as one,
 // and a line never starts with a control character (. or ').

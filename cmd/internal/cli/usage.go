@@ -12,12 +12,33 @@ import (
 // usageWidth is where PrintFlags wraps a flag's description.
 const usageWidth = 100
 
+// maxTermWidth is the widest flag term the description column makes room
+// for; a longer one (a value form such as ZONE@ADDR[:PORT]...) stands on
+// its own line, its description below it.
+const maxTermWidth = 36
+
 // PrintFlags lists fs's flags in GNU spelling, one per entry, descriptions
 // aligned in one column and wrapped, each with its default unless that is
 // empty or false.
-func PrintFlags(w io.Writer, fs *flag.FlagSet) {
+func PrintFlags(w io.Writer, fs *flag.FlagSet) { PrintFlagsNamed(w, fs, nil) }
+
+// PrintFlagsNamed is PrintFlags with arg naming a flag's value where it
+// knows better than the flag's type (FILE, ADDR, PREFIX, ...): "" leaves
+// the type's placeholder.
+func PrintFlagsNamed(w io.Writer, fs *flag.FlagSet, arg func(*flag.Flag) string) {
+	term := func(f *flag.Flag) string {
+		t := flagTerm(f)
+		if arg == nil || !strings.Contains(t, " ") {
+			return t
+		}
+		if a := arg(f); a != "" {
+			return "--" + f.Name + " " + a
+		}
+		return t
+	}
 	col := 0
-	fs.VisitAll(func(f *flag.Flag) { col = max(col, len(flagTerm(f))) })
+	fs.VisitAll(func(f *flag.Flag) { col = max(col, len(term(f))) })
+	col = min(col, maxTermWidth)
 	indent := strings.Repeat(" ", 2+col+2)
 	fs.VisitAll(func(f *flag.Flag) {
 		text := f.Usage
@@ -25,7 +46,11 @@ func PrintFlags(w io.Writer, fs *flag.FlagSet) {
 			text += " (default " + f.DefValue + ")"
 		}
 		lines := wrap(text, usageWidth-len(indent))
-		fmt.Fprintf(w, "  %-*s  %s\n", col, flagTerm(f), lines[0])
+		if t := term(f); len(t) > col { // a long value form gets a line of its own
+			fmt.Fprintf(w, "  %s\n%s%s\n", t, indent, lines[0])
+		} else {
+			fmt.Fprintf(w, "  %-*s  %s\n", col, t, lines[0])
+		}
 		for _, l := range lines[1:] {
 			fmt.Fprintf(w, "%s%s\n", indent, l)
 		}
