@@ -286,7 +286,9 @@ func TestRulesAndDashboardNamesDocumented(t *testing.T) {
 	for _, want := range []string{"shardd_rx_packets_total", "shardd_tx_packets_total", "shardd_kernel_drops_total",
 		"shardd_shard_imbalance", "shardd_rx_batch_size_bucket", "shardd_tcp_active", "shardd_tcp_closed_total",
 		"shardd_dns_responses_total", "shardd_syslog_written_total", "shardd_syslog_dropped_total",
-		"shardd_syslog_queue_depth", "shardd_foreign_sockets", "shardd_metrics_http_closed_total", "up{"} {
+		"shardd_syslog_queue_depth", "shardd_foreign_sockets", "shardd_metrics_http_closed_total", "up{",
+		"shardd_dns_zone_expired", "shardd_dns_zone_last_refresh_timestamp_seconds", "shardd_dns_transfers_total",
+		"shardd_xdp_rx_dropped_total", "shardd_xdp_rx_ring_full_total", "shardd_sink_broker_connections"} {
 		if !strings.Contains(all, want) {
 			t.Errorf("%s: no panel queries %s", dashboardFile, want)
 		}
