@@ -107,6 +107,9 @@ func (p *Program) SetSocket(queue int, s *Socket) error {
 // where the driver supports XDP, generic (skb) mode otherwise. The
 // caller's thread must be in the interface's network namespace.
 func (p *Program) Attach(ifindex int) error {
+	if err := checkNamespace(); err != nil {
+		return err
+	}
 	l, err := link.AttachXDP(link.XDPOptions{Program: p.prog, Interface: ifindex, Flags: link.XDPDriverMode})
 	p.mode = "driver"
 	if err != nil {
