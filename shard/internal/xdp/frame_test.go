@@ -75,12 +75,34 @@ func TestParseRefusesWhatTheProgramPasses(t *testing.T) {
 		"short udp": func(f []byte) { binary.BigEndian.PutUint16(f[ethLen+ipv4Len+4:], 7) },
 		"long udp":  func(f []byte) { binary.BigEndian.PutUint16(f[ethLen+ipv4Len+4:], 100) },
 		"long ip":   func(f []byte) { binary.BigEndian.PutUint16(f[ethLen+2:], 100) },
+		"short ip":  func(f []byte) { binary.BigEndian.PutUint16(f[ethLen+2:], ipv4Len+udpLen-1) },
+		"ip sum":    func(f []byte) { f[ethLen+8]-- }, // the TTL, as a router would, without fixing the sum
 	} {
 		f := bytes.Clone(frame[:n])
 		mutate(f)
 		var h Header
 		if _, ok := Parse(f, &h); ok {
 			t.Errorf("%s: parsed", name)
+		}
+	}
+}
+
+// TestParseRefusesIPv6WithoutChecksum: over IPv6 the UDP checksum is
+// mandatory; a datagram with none is dropped as the kernel drops it, and
+// the same frame with its checksum is served.
+func TestParseRefusesIPv6WithoutChecksum(t *testing.T) {
+	frame := make([]byte, 256)
+	for _, tagged := range []bool{false, true} {
+		req := Header{Tagged: tagged, VLAN: 5}
+		n := Build(frame, &req, netip.MustParseAddrPort("[2001:2::2]:53"), netip.MustParseAddrPort("[2001:2::1]:5"), []byte("abc"))
+		var h Header
+		if _, ok := Parse(frame[:n], &h); !ok {
+			t.Fatalf("tagged %v: the frame with its checksum was not parsed", tagged)
+		}
+		sum := n - 3 - 2
+		frame[sum], frame[sum+1] = 0, 0
+		if _, ok := Parse(frame[:n], &h); ok {
+			t.Fatalf("tagged %v: parsed an IPv6 UDP datagram with a zero checksum", tagged)
 		}
 	}
 }
