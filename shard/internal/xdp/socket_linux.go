@@ -219,6 +219,10 @@ func (s *Socket) FD() int { return s.fd }
 // Queue is the interface queue the socket is bound to.
 func (s *Socket) Queue() int { return s.queue }
 
+// FrameSize is the size of the socket's UMEM frames: the longest frame
+// TxFrame gives.
+func (s *Socket) FrameSize() int { return int(s.frameSize) }
+
 // ZeroCopy reports whether the driver gave zero-copy mode.
 func (s *Socket) ZeroCopy() bool { return s.zeroCopy }
 
