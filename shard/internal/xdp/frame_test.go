@@ -107,6 +107,24 @@ func TestParseRefusesIPv6WithoutChecksum(t *testing.T) {
 	}
 }
 
+// TestParseRefusesMartianSources: a datagram from an address that cannot
+// send one (unspecified, loopback, multicast, broadcast) is dropped, as
+// the kernel drops it, rather than answered.
+func TestParseRefusesMartianSources(t *testing.T) {
+	frame := make([]byte, 256)
+	for _, c := range []struct{ src, dst string }{
+		{"0.0.0.0:68", "198.18.0.2:53"}, {"127.0.0.1:5", "198.18.0.2:53"}, {"224.0.0.1:5", "198.18.0.2:53"},
+		{"255.255.255.255:5", "198.18.0.2:53"}, {"[::]:5", "[2001:2::2]:53"}, {"[::1]:5", "[2001:2::2]:53"},
+		{"[ff02::1]:5", "[2001:2::2]:53"},
+	} {
+		n := Build(frame, &Header{}, netip.MustParseAddrPort(c.src), netip.MustParseAddrPort(c.dst), []byte("abc"))
+		var h Header
+		if _, ok := Parse(frame[:n], &h); ok {
+			t.Errorf("a datagram from %s parsed", c.src)
+		}
+	}
+}
+
 // FuzzParse: Parse never panics, and whatever it accepts, Build answers
 // with a frame Parse reads back with the addresses swapped.
 func FuzzParse(f *testing.F) {
@@ -127,8 +145,8 @@ func FuzzParse(f *testing.F) {
 		}
 		out := make([]byte, MaxHeaders+len(payload))
 		m := Build(out, &h, h.Dst, h.Src, payload)
-		if m == 0 {
-			return // a payload too long for an IPv4 reply
+		if m == 0 || !unicastSource(h.Dst.Addr()) {
+			return // a payload too long for an IPv4 reply, or a reply Parse would refuse
 		}
 		var r Header
 		got, ok := Parse(out[:m], &r)
