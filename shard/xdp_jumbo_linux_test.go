@@ -18,7 +18,25 @@ func TestXDPReplyOverFrameSize(t *testing.T) {
 	p := netnstest.New(t, 1)
 	p.IP(t, "-n", p.NSA, "link", "set", p.DevA, "mtu", "9000")
 	p.IP(t, "-n", p.NSB, "link", "set", p.DevB, "mtu", "9000")
-	big := make([]byte, 6000)
+	g := serveBigReplies(t, p, 6000)
+	snaps := g.Stats(nil)
+	rx, tx := protoTotals(snaps)
+	for _, s := range snaps {
+		if s.SendErrors != 0 {
+			t.Fatalf("%s shard %d: %d send errors", s.Proto, s.Shard, s.SendErrors)
+		}
+	}
+	if rx["xdp"] != 2 || tx["xdp"] != 2 {
+		t.Fatalf("received %v, sent %v by proto; want both requests by AF_XDP", rx, tx)
+	}
+}
+
+// serveBigReplies serves a group on the pair's B end whose handler answers
+// every request with the same size-byte reply, sends one small request to
+// each of B's addresses from A and checks each reply byte for byte.
+func serveBigReplies(t *testing.T, p *netnstest.Pair, size int) *Group {
+	t.Helper()
+	big := make([]byte, size)
 	for i := range big {
 		big[i] = byte(i * 7)
 	}
@@ -43,20 +61,11 @@ func TestXDPReplyOverFrameSize(t *testing.T) {
 			t.Fatal(err)
 		}
 		_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
-		buf := make([]byte, 9000)
+		buf := make([]byte, size+1)
 		n, err := c.Read(buf)
 		if err != nil || string(buf[:n]) != string(big) {
-			t.Fatalf("reply from %v: %d bytes, %v; want the %d-byte reply", dst, n, err, len(big))
+			t.Fatalf("reply from %v: %d bytes, %v; want the %d-byte reply", dst, n, err, size)
 		}
 	}
-	snaps := g.Stats(nil)
-	rx, tx := protoTotals(snaps)
-	for _, s := range snaps {
-		if s.SendErrors != 0 {
-			t.Fatalf("%s shard %d: %d send errors", s.Proto, s.Shard, s.SendErrors)
-		}
-	}
-	if rx["xdp"] != 2 || tx["xdp"] != 2 {
-		t.Fatalf("received %v, sent %v by proto; want both requests by AF_XDP", rx, tx)
-	}
+	return g
 }

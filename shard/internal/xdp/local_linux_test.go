@@ -27,13 +27,7 @@ func TestWildcardRedirectsOnlyLocalDestinations(t *testing.T) {
 	p.IP(t, "-n", p.NSA, "neigh", "add", other4.String(), "lladdr", mac, "dev", p.DevA)
 	p.IP(t, "-n", p.NSA, "neigh", "add", other6.String(), "lladdr", mac, "dev", p.DevA)
 	for _, dst := range []netip.Addr{other4, other6, p.B4} {
-		var c *net.UDPConn
-		var err error
-		p.In(t, p.NSA, func() { c, err = net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(dst, 9999))) })
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
+		c := dialFromA(t, p, netip.AddrPortFrom(dst, 9999))
 		if _, err := c.Write([]byte("to " + dst.String())); err != nil {
 			t.Fatal(err)
 		}
@@ -41,4 +35,18 @@ func TestWildcardRedirectsOnlyLocalDestinations(t *testing.T) {
 	if h, got := s.echoOne(t); h.Dst != netip.AddrPortFrom(p.B4, 9999) {
 		t.Fatalf("the socket got %q to %v first; want only the datagram to %v", got, h.Dst, p.B4)
 	}
+}
+
+// dialFromA connects a UDP socket in namespace A to dst, closed at the
+// test's end.
+func dialFromA(t *testing.T, p *netnstest.Pair, dst netip.AddrPort) *net.UDPConn {
+	t.Helper()
+	var c *net.UDPConn
+	var err error
+	p.In(t, p.NSA, func() { c, err = net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(dst)) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
 }

@@ -93,13 +93,7 @@ func TestSocketEchoesOverVeth(t *testing.T) {
 	p := netnstest.New(t, 1)
 	s := newServer(t, p, 9999)
 	for _, dst := range []netip.Addr{p.B4, p.B6} {
-		var c *net.UDPConn
-		var err error
-		p.In(t, p.NSA, func() { c, err = net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(dst, 9999))) })
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
+		c := dialFromA(t, p, netip.AddrPortFrom(dst, 9999))
 		msg := []byte("hello over AF_XDP to " + dst.String())
 		if _, err := c.Write(msg); err != nil {
 			t.Fatal(err)
