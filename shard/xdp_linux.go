@@ -411,7 +411,8 @@ func (s *shard) serveXDPFrom(p *xdpPort, i, n int) (next int) {
 // flushXDP publishes the counters (the replies counted as sent, as flush
 // does) and sends the queued replies: each one built into a TX frame, one
 // kick for them all. A reply longer than the interface's MTU leaves through
-// the shard's UDP socket instead, so that the kernel fragments it.
+// the shard's UDP socket instead, so that the kernel fragments it, and so
+// does one longer than a UMEM frame (an MTU over 4 KiB).
 func (s *shard) flushXDP(p *xdpPort) {
 	replies := s.replies.Replies()
 	if len(replies) == 0 {
@@ -428,7 +429,7 @@ func (s *shard) flushXDP(p *xdpPort) {
 		if !r.Src.IsValid() || r.Src.Is4() != r.Dst.Addr().Is4() {
 			src = h.Dst
 		}
-		if xdp.HeadersLen(h, src.Addr())-14+len(r.Data) > p.iface.mtu {
+		if l := xdp.HeadersLen(h, src.Addr()) + len(r.Data); l-14 > p.iface.mtu || l > p.sock.FrameSize() {
 			replies[big] = *r // sent below by the UDP socket, in order
 			big++
 			continue

@@ -204,37 +204,7 @@ func TestXDPLoopAllocatesNothing(t *testing.T) {
 // for a request that came by AF_XDP, IPv4 and IPv6.
 func TestXDPReplyOverMTU(t *testing.T) {
 	p := netnstest.NewPair(t, 1)
-	big := make([]byte, 3000)
-	for i := range big {
-		big[i] = byte(i)
-	}
-	g := listenXDP(t, p, Config{Addr: ":0", Shards: 1, NewHandler: func(int) packet.Handler {
-		return packet.HandlerFunc(func(w *packet.ReplyWriter, _ *packet.Packet) error {
-			_, err := w.Write(big)
-			return err
-		})
-	}})
-	go func() { _ = g.Serve(context.Background()) }()
-	for _, dst := range []netip.Addr{p.B4, p.B6} {
-		var c *net.UDPConn
-		var err error
-		p.A.Run(t, func() {
-			c, err = net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(dst, groupPort(g))))
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		if _, err := c.Write([]byte("small request")); err != nil {
-			t.Fatal(err)
-		}
-		_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
-		buf := make([]byte, 4096)
-		n, err := c.Read(buf)
-		if err != nil || string(buf[:n]) != string(big) {
-			t.Fatalf("reply from %v: %d bytes, %v; want the %d-byte reply", dst, n, err, len(big))
-		}
-	}
+	g := serveBigReplies(t, p, 3000)
 	rx, tx := protoTotals(g.Stats(nil))
 	if rx["xdp"] != 2 || tx["xdp"] != 2 || rx["udp"] != 0 {
 		t.Fatalf("received %v, sent %v by proto; want both requests by AF_XDP", rx, tx)

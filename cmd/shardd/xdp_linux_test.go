@@ -106,7 +106,7 @@ func TestXDPSameDNSAnswersAsUDP(t *testing.T) {
 		}
 	}
 	inspect, err := p.B.Command(sharddBin(t), "inspect", fmt.Sprint(xdpPort)).CombinedOutput()
-	if err != nil || !strings.Contains(string(inspect), "redirects UDP to 0.0.0.0:5353 [::]:5353") || !strings.Contains(string(inspect), " on "+p.DevB+" ") {
+	if err != nil || !strings.Contains(string(inspect), p.B4.String()+":5353") || !strings.Contains(string(inspect), "["+p.B6.String()+"]:5353") || !strings.Contains(string(inspect), " on "+p.DevB+" ") {
 		t.Errorf("shardd inspect shows no program on %s: %v\n%s", p.DevB, err, inspect)
 	}
 	t.Logf("shardd inspect:\n%s", inspect)

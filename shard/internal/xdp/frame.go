@@ -37,7 +37,11 @@ const MaxHeaders = ethLen + vlanLen + ipv6Len + udpLen
 
 // Parse reads an Ethernet frame carrying one UDP datagram (what the XDP
 // program redirects) into h and returns the datagram's payload, a slice of
-// frame. ok is false for anything else: the caller counts it and drops it.
+// frame. ok is false for anything else, and for what the kernel would drop
+// (an IPv4 header with a wrong checksum, IPv6 UDP without a checksum, a
+// source address that is not unicast): the
+// caller counts it and drops it. The UDP checksum is not verified: frames
+// from a local sender over veth carry a partial one (checksum offload).
 // IPv4-mapped addresses never appear in h (an IPv4 header gives IPv4
 // addresses).
 func Parse(frame []byte, h *Header) (payload []byte, ok bool) {
@@ -71,9 +75,23 @@ func Parse(frame []byte, h *Header) (payload []byte, ok bool) {
 	if ulen < udpLen || ulen > len(udp) {
 		return nil, false
 	}
+	if typ == typeIPv6 && udp[6]|udp[7] == 0 {
+		return nil, false // RFC 8200 8.1: a zero UDP checksum over IPv6 is discarded (the kernel does)
+	}
+	if !unicastSource(h.Src.Addr()) {
+		return nil, false
+	}
 	h.Src = netip.AddrPortFrom(h.Src.Addr(), binary.BigEndian.Uint16(udp[0:2]))
 	h.Dst = netip.AddrPortFrom(h.Dst.Addr(), binary.BigEndian.Uint16(udp[2:4]))
 	return udp[udpLen:ulen:ulen], true
+}
+
+// unicastSource reports whether a can be the source of a datagram that
+// came over the wire and is answered: the kernel drops a "martian" source
+// (unspecified, loopback, multicast, the IPv4 broadcast address), and a
+// reply to one would reach no one, or everyone.
+func unicastSource(a netip.Addr) bool {
+	return !a.IsUnspecified() && !a.IsLoopback() && !a.IsMulticast() && a != netip.AddrFrom4([4]byte{255, 255, 255, 255})
 }
 
 // parseIPv4 checks an IPv4 header without options or fragmentation and
@@ -85,8 +103,8 @@ func parseIPv4(b []byte, h *Header) ([]byte, bool) {
 		return nil, false
 	}
 	total := int(binary.BigEndian.Uint16(b[2:4]))
-	if total < ipv4Len || total > len(b) {
-		return nil, false
+	if total < ipv4Len || total > len(b) || fold(sum16(b[:ipv4Len])) != 0 {
+		return nil, false // as the kernel's ip_rcv: a corrupt header is dropped
 	}
 	h.Src = netip.AddrPortFrom(netip.AddrFrom4([4]byte(b[12:16])), 0)
 	h.Dst = netip.AddrPortFrom(netip.AddrFrom4([4]byte(b[16:20])), 0)

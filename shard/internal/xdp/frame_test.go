@@ -75,12 +75,52 @@ func TestParseRefusesWhatTheProgramPasses(t *testing.T) {
 		"short udp": func(f []byte) { binary.BigEndian.PutUint16(f[ethLen+ipv4Len+4:], 7) },
 		"long udp":  func(f []byte) { binary.BigEndian.PutUint16(f[ethLen+ipv4Len+4:], 100) },
 		"long ip":   func(f []byte) { binary.BigEndian.PutUint16(f[ethLen+2:], 100) },
+		"short ip":  func(f []byte) { binary.BigEndian.PutUint16(f[ethLen+2:], ipv4Len+udpLen-1) },
+		"ip sum":    func(f []byte) { f[ethLen+8]-- }, // the TTL, as a router would, without fixing the sum
 	} {
 		f := bytes.Clone(frame[:n])
 		mutate(f)
 		var h Header
 		if _, ok := Parse(f, &h); ok {
 			t.Errorf("%s: parsed", name)
+		}
+	}
+}
+
+// TestParseRefusesIPv6WithoutChecksum: over IPv6 the UDP checksum is
+// mandatory; a datagram with none is dropped as the kernel drops it, and
+// the same frame with its checksum is served.
+func TestParseRefusesIPv6WithoutChecksum(t *testing.T) {
+	frame := make([]byte, 256)
+	for _, tagged := range []bool{false, true} {
+		req := Header{Tagged: tagged, VLAN: 5}
+		n := Build(frame, &req, netip.MustParseAddrPort("[2001:2::2]:53"), netip.MustParseAddrPort("[2001:2::1]:5"), []byte("abc"))
+		var h Header
+		if _, ok := Parse(frame[:n], &h); !ok {
+			t.Fatalf("tagged %v: the frame with its checksum was not parsed", tagged)
+		}
+		sum := n - 3 - 2
+		frame[sum], frame[sum+1] = 0, 0
+		if _, ok := Parse(frame[:n], &h); ok {
+			t.Fatalf("tagged %v: parsed an IPv6 UDP datagram with a zero checksum", tagged)
+		}
+	}
+}
+
+// TestParseRefusesMartianSources: a datagram from an address that cannot
+// send one (unspecified, loopback, multicast, broadcast) is dropped, as
+// the kernel drops it, rather than answered.
+func TestParseRefusesMartianSources(t *testing.T) {
+	frame := make([]byte, 256)
+	for _, c := range []struct{ src, dst string }{
+		{"0.0.0.0:68", "198.18.0.2:53"}, {"127.0.0.1:5", "198.18.0.2:53"}, {"224.0.0.1:5", "198.18.0.2:53"},
+		{"255.255.255.255:5", "198.18.0.2:53"}, {"[::]:5", "[2001:2::2]:53"}, {"[::1]:5", "[2001:2::2]:53"},
+		{"[ff02::1]:5", "[2001:2::2]:53"},
+	} {
+		n := Build(frame, &Header{}, netip.MustParseAddrPort(c.src), netip.MustParseAddrPort(c.dst), []byte("abc"))
+		var h Header
+		if _, ok := Parse(frame[:n], &h); ok {
+			t.Errorf("a datagram from %s parsed", c.src)
 		}
 	}
 }
@@ -105,8 +145,8 @@ func FuzzParse(f *testing.F) {
 		}
 		out := make([]byte, MaxHeaders+len(payload))
 		m := Build(out, &h, h.Dst, h.Src, payload)
-		if m == 0 {
-			return // a payload too long for an IPv4 reply
+		if m == 0 || !unicastSource(h.Dst.Addr()) {
+			return // a payload too long for an IPv4 reply, or a reply Parse would refuse
 		}
 		var r Header
 		got, ok := Parse(out[:m], &r)

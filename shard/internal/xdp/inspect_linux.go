@@ -22,7 +22,7 @@ type Attachment struct {
 	Ifindex   int
 	ProgramID uint32
 	LinkID    uint32
-	Listeners []netip.AddrPort // from the ports map; an unspecified address is a wildcard
+	Listeners []netip.AddrPort // from the ports map (a wildcard listener's local addresses)
 	Sockets   []SocketInfo     // the AF_XDP sockets bound to the interface
 }
 

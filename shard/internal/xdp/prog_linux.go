@@ -3,6 +3,7 @@ package xdp
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 
@@ -46,18 +47,51 @@ func portKey(ap netip.AddrPort, fam byte) [keyLen]byte {
 	return k
 }
 
-// ListenerKeys are the ports-map keys of a listener on ap: a wildcard
-// without family (":53", "[::]:53" on a dual-stack socket) matches both
-// families; "0.0.0.0:53" IPv4 only; an address its own family only.
-func ListenerKeys(ap netip.AddrPort, dualStack bool) [][keyLen]byte {
+// ListenerKeys are the ports-map keys of a listener on ap. A wildcard
+// stands for local, the addresses the host has: ":53" and "[::]:53" on a
+// dual-stack socket those of both families, "0.0.0.0:53" the IPv4 ones,
+// "[::]:53" IPv6-only the IPv6 ones. The program never redirects a
+// datagram to an address that is not the host's (one it forwards, or sees
+// in promiscuous mode), which the kernel would not deliver to the socket.
+func ListenerKeys(ap netip.AddrPort, dualStack bool, local []netip.Addr) [][keyLen]byte {
 	a := ap.Addr()
-	switch {
-	case a.Is4() || a.Is4In6():
-		return [][keyLen]byte{portKey(ap, 4)}
-	case a.IsUnspecified() && dualStack:
-		return [][keyLen]byte{portKey(ap, 4), portKey(ap, 6)}
+	if !a.IsUnspecified() {
+		if a.Is4() || a.Is4In6() {
+			return [][keyLen]byte{portKey(ap, 4)}
+		}
+		return [][keyLen]byte{portKey(ap, 6)}
 	}
-	return [][keyLen]byte{portKey(ap, 6)}
+	var keys [][keyLen]byte
+	for _, l := range local {
+		l = l.Unmap()
+		switch {
+		case l.IsLoopback() || l.IsMulticast() || l.IsUnspecified():
+			// never the destination of a frame that arrives on an interface
+		case l.Is4() && (a.Is4() || dualStack):
+			keys = append(keys, portKey(netip.AddrPortFrom(l, ap.Port()), 4))
+		case !l.Is4() && !a.Is4():
+			keys = append(keys, portKey(netip.AddrPortFrom(l, ap.Port()), 6))
+		}
+	}
+	return keys
+}
+
+// LocalAddrs are the addresses of the interfaces of the calling thread's
+// network namespace, for a wildcard listener (ListenerKeys).
+func LocalAddrs() ([]netip.Addr, error) {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return nil, fmt.Errorf("xdp: list the local addresses: %w", err)
+	}
+	var out []netip.Addr
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok {
+			if ip, ok := netip.AddrFromSlice(n.IP); ok {
+				out = append(out, ip.Unmap())
+			}
+		}
+	}
+	return out, nil
 }
 
 // NewProgram loads the program and its maps for an interface whose
@@ -85,9 +119,23 @@ func NewProgram(queues int) (*Program, error) {
 	return &Program{prog: prog, ports: ports, xsks: xsks}, nil
 }
 
-// AddListener makes the program redirect UDP datagrams to ap.
+// AddListener makes the program redirect UDP datagrams to ap; a wildcard
+// address stands for the addresses the calling thread's network namespace
+// has now (LocalAddrs): datagrams to one added later pass to the kernel
+// (the UDP sockets).
 func (p *Program) AddListener(ap netip.AddrPort, dualStack bool) error {
-	for _, k := range ListenerKeys(ap, dualStack) {
+	var local []netip.Addr
+	if ap.Addr().IsUnspecified() {
+		var err error
+		if local, err = LocalAddrs(); err != nil {
+			return err
+		}
+	}
+	keys := ListenerKeys(ap, dualStack, local)
+	if len(keys) == 0 {
+		return fmt.Errorf("xdp: listener %s: no local address of its family to redirect", ap)
+	}
+	for _, k := range keys {
 		if err := p.ports.Put(k[:], []byte{1}); err != nil {
 			return fmt.Errorf("xdp: add listener %s: %w", ap, err)
 		}
@@ -107,6 +155,9 @@ func (p *Program) SetSocket(queue int, s *Socket) error {
 // where the driver supports XDP, generic (skb) mode otherwise. The
 // caller's thread must be in the interface's network namespace.
 func (p *Program) Attach(ifindex int) error {
+	if err := checkNamespace(); err != nil {
+		return err
+	}
 	l, err := link.AttachXDP(link.XDPOptions{Program: p.prog, Interface: ifindex, Flags: link.XDPDriverMode})
 	p.mode = "driver"
 	if err != nil {
@@ -160,15 +211,14 @@ const (
 	labelIPv6      = "ipv6"
 	labelL3        = "l3"
 	labelLookup    = "lookup"
-	labelRedirect  = "redirect"
 	registerPacket = asm.R7 // the IP header
 )
 
 // instructions is the program: parse Ethernet (and one 802.1Q tag),
 // IPv4 without options or fragments or IPv6 with UDP next, look the
-// (port, family, address) up in the ports map, then with the address
-// zeroed (a wildcard listener), and redirect a match to the socket of the
-// receive queue (XDP_PASS when the queue has none). R6 holds the context,
+// (port, family, destination address) up in the ports map (a wildcard
+// listener's addresses are all there: AddListener), and redirect a match
+// to the socket of the receive queue (XDP_PASS when the queue has none). R6 holds the context,
 // R7 the IP header; every packet read is bounds-checked against data_end.
 // Packet loads of 16 bits and more read network order as little-endian,
 // hence the swapped constants.
@@ -189,7 +239,7 @@ func instructions(portsFD, xsksFD int) asm.Instructions {
 		asm.Mov.Reg(registerPacket, asm.R4),
 		asm.Mov.Imm(asm.R0, 0).WithSymbol(labelL3),
 	}
-	ins = append(ins, zeroKey(0)...) // the whole key
+	ins = append(ins, zeroKey()...)
 	ins = append(ins,
 		asm.JEq.Imm(asm.R5, etherIPv4LE, labelIPv4),
 		asm.JEq.Imm(asm.R5, etherIPv6LE, labelIPv6),
@@ -241,36 +291,27 @@ func ipv6Instructions() asm.Instructions {
 }
 
 func lookupInstructions(portsFD, xsksFD int) asm.Instructions {
-	ins := asm.Instructions{
+	return asm.Instructions{
 		asm.LoadMapPtr(asm.R1, portsFD).WithSymbol(labelLookup),
 		asm.Mov.Reg(asm.R2, asm.R10),
 		asm.Add.Imm(asm.R2, keyOff),
 		asm.FnMapLookupElem.Call(),
-		asm.JNE.Imm(asm.R0, 0, labelRedirect),
-	}
-	// No listener on this address: try the port's wildcard listener.
-	ins = append(ins, zeroKey(4)...)
-	return append(ins,
-		asm.LoadMapPtr(asm.R1, portsFD),
-		asm.Mov.Reg(asm.R2, asm.R10),
-		asm.Add.Imm(asm.R2, keyOff),
-		asm.FnMapLookupElem.Call(),
 		asm.JEq.Imm(asm.R0, 0, labelPass),
-		asm.LoadMem(asm.R2, asm.R6, ctxRxQueue, asm.Word).WithSymbol(labelRedirect),
+		asm.LoadMem(asm.R2, asm.R6, ctxRxQueue, asm.Word),
 		asm.LoadMapPtr(asm.R1, xsksFD),
 		asm.Mov.Imm(asm.R3, xdpPass),
 		asm.FnRedirectMap.Call(),
 		asm.Return(),
 		asm.Mov.Imm(asm.R0, xdpPass).WithSymbol(labelPass),
 		asm.Return(),
-	)
+	}
 }
 
-// zeroKey zeroes the key on the stack from byte from (a multiple of 4) on,
-// in 32-bit stores (the instruction set has no 64-bit immediate store).
-func zeroKey(from int16) asm.Instructions {
+// zeroKey zeroes the key on the stack in 32-bit stores (the instruction
+// set has no 64-bit immediate store).
+func zeroKey() asm.Instructions {
 	var ins asm.Instructions
-	for i := from; i < keyLen; i += 4 {
+	for i := int16(0); i < keyLen; i += 4 {
 		ins = append(ins, asm.StoreImm(asm.R10, keyOff+i, 0, asm.Word))
 	}
 	return ins

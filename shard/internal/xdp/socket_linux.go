@@ -94,6 +94,9 @@ func Open(ifindex, queue int, o Options) (*Socket, error) {
 	if o.RingSize&(o.RingSize-1) != 0 || o.FrameSize&(o.FrameSize-1) != 0 {
 		return nil, fmt.Errorf("xdp: ring size %d and frame size %d must be powers of two", o.RingSize, o.FrameSize)
 	}
+	if err := checkNamespace(); err != nil {
+		return nil, err
+	}
 	fd, err := unix.Socket(unix.AF_XDP, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, os.NewSyscallError("socket AF_XDP", err)
@@ -215,6 +218,10 @@ func (s *Socket) FD() int { return s.fd }
 
 // Queue is the interface queue the socket is bound to.
 func (s *Socket) Queue() int { return s.queue }
+
+// FrameSize is the size of the socket's UMEM frames: the longest frame
+// TxFrame gives.
+func (s *Socket) FrameSize() int { return int(s.frameSize) }
 
 // ZeroCopy reports whether the driver gave zero-copy mode.
 func (s *Socket) ZeroCopy() bool { return s.zeroCopy }
