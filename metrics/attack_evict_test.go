@@ -201,10 +201,12 @@ func TestAttackNonReadingScrapers(t *testing.T) {
 		}
 	}()
 	// fill tops the slots up with non-reading clients, each from a source
-	// address of its own, and waits until every slot is held by a request
-	// being answered.
+	// address of its own, until every slot is held by a request being
+	// answered. It tops up again while it waits: a slot counted when it
+	// looked (the last scrape's connection, still closing) may free up
+	// after, and waiting for the count alone would then wait forever.
 	src := 2
-	fill := func() {
+	topUp := func() {
 		for n := s.Conns(); n < lim.MaxConns; n++ {
 			d := net.Dialer{LocalAddr: &net.TCPAddr{IP: loopback(src)}, Timeout: 10 * time.Second,
 				Control: func(_, _ string, rc syscall.RawConn) error {
@@ -220,7 +222,10 @@ func TestAttackNonReadingScrapers(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
+	}
+	fill := func() {
 		waitFor(t, "every slot to be held by an active request", func() bool {
+			topUp()
 			s.mu.Lock()
 			defer s.mu.Unlock()
 			active := 0
