@@ -39,7 +39,7 @@ func (q *Queue) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(q.desc.depth, prometheus.GaugeValue, float64(st.Queued()), shard)
 	}
-	ch <- prometheus.MustNewConstMetric(q.desc.mem, prometheus.GaugeValue, float64(q.allocated.Load()))
+	ch <- prometheus.MustNewConstMetric(q.desc.mem, prometheus.GaugeValue, float64(q.allocated()))
 }
 
 var _ prometheus.Collector = (*Queue)(nil)

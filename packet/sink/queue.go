@@ -33,8 +33,7 @@ type Queue struct {
 	producers []*producer
 	wcache    []*producer // the writer's copy of producers
 
-	full      chan *Batch
-	allocated atomic.Int64
+	full chan *Batch
 }
 
 // NewQueue returns an empty queue; zero fields of cfg take the defaults.
@@ -140,7 +139,6 @@ func (q *Queue) take(p *producer, n int) *Batch {
 			return nil
 		}
 		q.budget -= bufSize
-		q.allocated.Add(int64(bufSize))
 		return &Batch{Lines: make([]byte, 0, bufSize), p: p}
 	}
 	// A line longer than a buffer gets a buffer of its own, paid for by
@@ -149,13 +147,11 @@ func (q *Queue) take(p *producer, n int) *Batch {
 		q.free[len(q.free)-1] = nil
 		q.free = q.free[:len(q.free)-1]
 		q.budget += bufSize
-		q.allocated.Add(-int64(bufSize))
 	}
 	if q.budget < n {
 		return nil
 	}
 	q.budget -= n
-	q.allocated.Add(int64(n))
 	return &Batch{Lines: make([]byte, 0, n), p: p, big: true}
 }
 
@@ -165,7 +161,6 @@ func (q *Queue) recycle(b *Batch) {
 	defer q.mu.Unlock()
 	if b.big {
 		q.budget += cap(b.Lines)
-		q.allocated.Add(-int64(cap(b.Lines)))
 		return
 	}
 	b.Lines, b.N, b.p = b.Lines[:0], 0, nil
@@ -176,6 +171,13 @@ func (q *Queue) recycle(b *Batch) {
 // as the budget allows buffers, so it never blocks.
 func (q *Queue) submit(b *Batch) {
 	q.full <- b
+}
+
+// allocated is the memory of the batch buffers: what the budget has given.
+func (q *Queue) allocated() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.cfg.QueueBytes - q.budget
 }
 
 func (q *Queue) snapshotProducers() []*producer {
