@@ -98,7 +98,6 @@ type Sink struct {
 	logged    [ErrKinds]bool
 	failing   bool
 	timer     *time.Timer
-	stopCtx   context.Context // closeCtx, once the writer has seen closing
 
 	errs     [ErrKinds]atomic.Uint64
 	reopens  atomic.Uint64
@@ -208,10 +207,19 @@ func (s *Sink) run() {
 		case reply := <-s.reopenCh:
 			reply <- s.reopen()
 		case <-s.stop.Requested:
-			s.stopCtx = s.stop.Ctx
 			s.drain()
 			return
 		}
+	}
+}
+
+// stopCtx is Close's context once Close was called, else nil.
+func (s *Sink) stopCtx() context.Context {
+	select {
+	case <-s.stop.Requested:
+		return s.stop.Ctx
+	default:
+		return nil
 	}
 }
 

@@ -47,7 +47,7 @@ func (s *Sink) write(b *sink.Batch) {
 		case attemptAgain:
 			continue
 		}
-		if s.stopCtx != nil && s.stopCtx.Err() != nil {
+		if ctx := s.stopCtx(); ctx != nil && ctx.Err() != nil {
 			// Count the lines written so far; the rest are dropped.
 			s.q.Release(b, bytes.Count(b.Lines[:off], []byte{'\n'}))
 			return
@@ -112,10 +112,10 @@ func (s *Sink) try(b *sink.Batch, off int) (int, attempt) {
 // bounds the retries by Close's context.
 func (s *Sink) pause(d time.Duration) {
 	var stopping, ctxDone <-chan struct{}
-	if s.stopCtx == nil {
+	if ctx := s.stopCtx(); ctx == nil {
 		stopping = s.stop.Requested
 	} else {
-		ctxDone = s.stopCtx.Done()
+		ctxDone = ctx.Done()
 	}
 	s.timer.Reset(d)
 	select {
@@ -125,7 +125,6 @@ func (s *Sink) pause(d time.Duration) {
 		reply <- s.reopen()
 	case <-stopping:
 		s.timer.Stop()
-		s.stopCtx = s.stop.Ctx
 	case <-ctxDone:
 		s.timer.Stop()
 	}
