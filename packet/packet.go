@@ -3,6 +3,7 @@ package packet
 import (
 	"errors"
 	"net/netip"
+	"sync/atomic"
 )
 
 // Proto is the transport a Packet arrived on.
@@ -75,6 +76,15 @@ func (f HandlerFunc) ServePacket(w *ReplyWriter, p *Packet) error { return f(w, 
 // goroutines load what it stored atomically.
 type Publisher interface {
 	Publish()
+}
+
+// PublishCount is how Publish stores one count for other goroutines: only
+// if it changed, so that the Publish of an idle handler writes to no cache
+// line a reader shares.
+func PublishCount(dst *atomic.Uint64, v uint64) {
+	if dst.Load() != v {
+		dst.Store(v)
+	}
 }
 
 // Errors ReplyWriter.Write returns; a handler passes them on.

@@ -93,9 +93,9 @@ func (h *Handler) ServePacket(_ *packet.ReplyWriter, p *packet.Packet) error {
 func (h *Handler) Publish() {
 	if h.dirty {
 		for f := range h.c.msgs {
-			store(&h.pub.msgs[f], h.c.msgs[f])
+			packet.PublishCount(&h.pub.msgs[f], h.c.msgs[f])
 		}
-		store(&h.pub.cut, h.c.cut)
+		packet.PublishCount(&h.pub.cut, h.c.cut)
 		h.dirty = false
 	}
 	if h.n == 0 {
@@ -107,12 +107,6 @@ func (h *Handler) Publish() {
 		h.lines = make([]byte, 0, 4096)
 	}
 	h.lines = h.lines[:0]
-}
-
-func store(dst *atomic.Uint64, v uint64) {
-	if dst.Load() != v {
-		dst.Store(v)
-	}
 }
 
 var (
