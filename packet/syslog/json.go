@@ -30,7 +30,7 @@ type Origin struct {
 func AppendJSON(dst []byte, r *Record, o *Origin) []byte {
 	dst = append(dst, `{"received":"`...)
 	dst = o.Received.UTC().AppendFormat(dst, time.RFC3339Nano)
-	dst = append(dst, `","from":"`...)
+	dst = append(dst, fromField...)
 	dst = o.From.AppendTo(dst)
 	dst = append(dst, `","shard":`...)
 	dst = strconv.AppendInt(dst, int64(o.Shard), 10)

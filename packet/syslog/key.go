@@ -2,7 +2,8 @@ package syslog
 
 import "bytes"
 
-// fromField is how AppendJSON writes the sender's address.
+// fromField is what AppendJSON writes before the sender's address, and
+// what SourceKey looks for.
 var fromField = []byte(`","from":"`)
 
 // SourceKey returns the sender's IP address (without the port) of a line
