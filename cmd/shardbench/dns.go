@@ -417,10 +417,8 @@ func withServer(srv dnsServer, f func(port int) error) error {
 		return err
 	}
 	cmd := exec.Command(argv[0], argv[1:]...)
-	var serr lockedBuf
-	cmd.Stdout, cmd.Stderr = &serr, &serr
-	newProcessGroup(cmd)
-	if err := cmd.Start(); err != nil {
+	serr, err := startServer(cmd, true)
+	if err != nil {
 		return err
 	}
 	defer stopServer(cmd)

@@ -577,11 +577,9 @@ func measure(srv server, sc scenario, dur time.Duration, shardload string) (samp
 		return s, err
 	}
 	handler, proto := sc.serves()
-	var serr lockedBuf // read while the server may still write
 	cmd := srv.cmd(port, handler, proto)
-	cmd.Stderr = &serr
-	newProcessGroup(cmd) // so a peer's children stop with it
-	if err := cmd.Start(); err != nil {
+	serr, err := startServer(cmd, false)
+	if err != nil {
 		return s, err
 	}
 	defer stopServer(cmd)
@@ -683,6 +681,22 @@ func waitDrained(port int, limit time.Duration) (portSockets, error) {
 	}
 }
 
+// startServer starts cmd as the leader of a process group of its own (so a
+// peer's children stop with it: see stopServer) and collects its stderr,
+// and its stdout too with stdout, in the buffer it returns, which can be
+// read while the server still writes.
+func startServer(cmd *exec.Cmd, stdout bool) (*lockedBuf, error) {
+	out := &lockedBuf{}
+	cmd.Stderr = out
+	if stdout {
+		cmd.Stdout = out
+	}
+	newProcessGroup(cmd)
+	return out, cmd.Start()
+}
+
+// stopServer stops the process group startServer started: TERM, then KILL
+// after 5 s.
 func stopServer(cmd *exec.Cmd) {
 	_ = signalGroup(cmd.Process.Pid, syscall.SIGTERM) // the group we started
 	done := make(chan struct{})

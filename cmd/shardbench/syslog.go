@@ -369,10 +369,8 @@ func syslogRun(srv syslogServer, shardload string, c *syslogConfig, rate float64
 		return p, err
 	}
 	cmd := exec.Command(argv[0], argv[1:]...)
-	var serr lockedBuf // read while the server may still write
-	cmd.Stdout, cmd.Stderr = &serr, &serr
-	newProcessGroup(cmd)
-	if err := cmd.Start(); err != nil {
+	serr, err := startServer(cmd, true)
+	if err != nil {
 		return p, err
 	}
 	exited := make(chan struct{})

@@ -68,10 +68,8 @@ func checkZones(o *options, log *zap.Logger) error {
 	if err != nil {
 		return err
 	}
-	if o.dns.tsigKeys != "" {
-		if _, err := dns.LoadTSIGKeys(o.dns.tsigKeys); err != nil {
-			return err
-		}
+	if _, err := loadTSIGKeys(o); err != nil {
+		return err
 	}
 	for _, z := range zs.List {
 		log.Info("zone loads", zap.String("zone", z.Origin), zap.String("file", z.File), zap.Uint32("serial", z.Serial), zap.Int("records", z.Count))

@@ -86,6 +86,17 @@ func rcvbufConfig(b byteSize) int {
 	return int(b)
 }
 
+// firstGiven is the first of names given on the command line ("" if none):
+// for the flags that mean nothing without another.
+func (o *options) firstGiven(names ...string) string {
+	for _, n := range names {
+		if o.given[n] {
+			return n
+		}
+	}
+	return ""
+}
+
 // checkArgs checks the flags and addresses parsed, in the order a reader
 // of the command line meets them, before anything binds.
 func checkArgs(o *options, pos []string) error {

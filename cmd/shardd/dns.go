@@ -104,11 +104,9 @@ func newDNSService(o *options, log *zap.Logger) (service, error) {
 			return nil, fmt.Errorf("DNS cookies: server secret: %v", err)
 		}
 	}
-	var keys dns.TSIGKeys
-	if o.dns.tsigKeys != "" {
-		if keys, err = dns.LoadTSIGKeys(o.dns.tsigKeys); err != nil {
-			return nil, err
-		}
+	keys, err := loadTSIGKeys(o)
+	if err != nil {
+		return nil, err
 	}
 	if len(o.dns.parsed) > 0 {
 		err = srv.EnableSecondaries(dns.SecondaryConfig{Zones: o.dns.parsed, Dir: o.dns.zoneDir, Keys: keys, Log: log})
@@ -137,6 +135,14 @@ func newDNSService(o *options, log *zap.Logger) (service, error) {
 			zap.String("fix", "add --proto udp,tcp"))
 	}
 	return s, nil
+}
+
+// loadTSIGKeys loads the --tsig-keys file; none without the flag.
+func loadTSIGKeys(o *options) (dns.TSIGKeys, error) {
+	if o.dns.tsigKeys == "" {
+		return nil, nil
+	}
+	return dns.LoadTSIGKeys(o.dns.tsigKeys)
 }
 
 func (s *dnsService) logZones(msg string, zs *dns.Zones) {

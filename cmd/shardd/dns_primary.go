@@ -52,13 +52,13 @@ func checkPrimary(o *options) error {
 		p.targets = append(p.targets, t)
 	}
 	for _, e := range p.acl {
-		if e.Key != "" && o.dns.tsigKeys == "" {
-			return usagef("--allow-transfer %s names a TSIG key: give the key file with --tsig-keys FILE", e)
+		if err := needKeyFile(&o.dns, "allow-transfer", e.String(), e.Key); err != nil {
+			return err
 		}
 	}
 	for _, t := range p.targets {
-		if t.Key != "" && o.dns.tsigKeys == "" {
-			return usagef("--notify %s names a TSIG key: give the key file with --tsig-keys FILE", t)
+		if err := needKeyFile(&o.dns, "notify", t.String(), t.Key); err != nil {
+			return err
 		}
 	}
 	if len(p.acl) > 0 && p.xfrListen == "" {

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"net/netip"
+	"strconv"
 	"strings"
 
 	"github.com/shardd/shardd/packet/dns"
@@ -45,7 +46,7 @@ func parseSecondary(v string) (dns.Secondary, error) {
 	return s, nil
 }
 
-// secondaryConfig checks the secondary flags (at parse time, before any
+// checkSecondaries checks the secondary flags (at parse time, before any
 // file is read).
 func checkSecondaries(d *dnsOptions) error {
 	d.parsed = nil
@@ -54,13 +55,22 @@ func checkSecondaries(d *dnsOptions) error {
 		if err != nil {
 			return err
 		}
-		if s.Key != "" && d.tsigKeys == "" {
-			return usagef("--secondary %q names a TSIG key: give the key file with --tsig-keys FILE", v)
+		if err := needKeyFile(d, "secondary", strconv.Quote(v), s.Key); err != nil {
+			return err
 		}
 		d.parsed = append(d.parsed, s)
 	}
 	if d.zoneDir != "" && len(d.parsed) == 0 {
 		return usagef("--zone-dir is for the copies of --secondary zones: give at least one --secondary ZONE@ADDR")
+	}
+	return nil
+}
+
+// needKeyFile refuses --flag value when it names a TSIG key (key) and no
+// --tsig-keys file is given to find it in.
+func needKeyFile(d *dnsOptions, flag, value, key string) error {
+	if key != "" && d.tsigKeys == "" {
+		return usagef("--%s %s names a TSIG key: give the key file with --tsig-keys FILE", flag, value)
 	}
 	return nil
 }

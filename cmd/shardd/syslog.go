@@ -74,10 +74,8 @@ func checkSyslog(o *options) error {
 	if isKafkaSink(o.syslog.sink) {
 		return checkKafka(o)
 	}
-	for _, f := range kafkaFlagNames {
-		if o.given[f] {
-			return usagef("--%s needs --sink kafka://BROKER/TOPIC (the sink is %s); drop it", f, o.syslog.sink)
-		}
+	if f := o.firstGiven(kafkaFlagNames...); f != "" {
+		return usagef("--%s needs --sink kafka://BROKER/TOPIC (the sink is %s); drop it", f, o.syslog.sink)
 	}
 	if o.given["fsync-interval"] && o.syslog.fsync != "interval" {
 		return usagef("--fsync-interval needs --fsync interval (it is %s); drop one of them", o.syslog.fsync)

@@ -84,10 +84,8 @@ func checkKafka(o *options) error {
 	if _, _, err := kafka.ParseURL(o.syslog.sink); err != nil {
 		return usagef("--sink %s: %v", o.syslog.sink, err)
 	}
-	for _, f := range []string{"fsync", "fsync-interval"} {
-		if o.given[f] {
-			return usagef("--%s applies to a file sink, not to --sink %s; drop it", f, o.syslog.sink)
-		}
+	if f := o.firstGiven("fsync", "fsync-interval"); f != "" {
+		return usagef("--%s applies to a file sink, not to --sink %s; drop it", f, o.syslog.sink)
 	}
 	if k := o.syslog.kafka; (k.sasl != "") != (k.saslUser != "") || (k.sasl != "") != (k.saslPwFile != "") {
 		return usagef("--kafka-sasl, --kafka-sasl-user and --kafka-sasl-password-file go together: give all three or none")

@@ -54,10 +54,8 @@ func checkTLSFlags(o *options) error {
 		}
 	}
 	if len(o.tls.addrs) == 0 {
-		for _, name := range []string{"tls-cert", "tls-key", "tls-client-ca", "tls-handshake-timeout", "tls-ticket-rotation"} {
-			if o.given[name] {
-				return usagef("--%s needs --tls ADDR", name)
-			}
+		if name := o.firstGiven("tls-cert", "tls-key", "tls-client-ca", "tls-handshake-timeout", "tls-ticket-rotation"); name != "" {
+			return usagef("--%s needs --tls ADDR", name)
 		}
 		return nil
 	}
