@@ -7,14 +7,10 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/shardd/shardd/cmd/internal/testkit"
 )
 
 // knotZones are the zones (testdata/dns/NAME.zone) both servers get.
@@ -55,15 +51,8 @@ func startKnotZones(t *testing.T, zoneDir string, conf ...string) netip.AddrPort
 	}
 	logBuf := runKnotd(t, knotd, dir, text)
 	// Ready when it answers the SOA.
-	for deadline := time.Now().Add(testkit.WaitTimeout); ; time.Sleep(50 * time.Millisecond) {
-		out, _ := exec.Command(requireTool(t, "dig"), "@127.0.0.1", "-p", fmt.Sprint(addr.Port()), "+time=1", "+tries=1", "+short", "example.com", "SOA").Output()
-		if strings.Contains(string(out), "2026112501") {
-			return addr
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("knotd did not serve the zone: %s", logBuf.String())
-		}
-	}
+	waitDigShort(t, addr, "example.com", "SOA", "2026112501", logBuf)
+	return addr
 }
 
 // TestSameAnswersAsKnot asks Knot DNS and shardd the same questions with

@@ -131,10 +131,7 @@ func (k *knotPrimary) writeZones(t *testing.T, serial int) {
 // waitSerial waits until Knot serves notify.test at serial.
 func (k *knotPrimary) waitSerial(t *testing.T, serial int) {
 	t.Helper()
-	testkit.PollFor(t, fmt.Sprintf("knotd to serve serial %d", serial), testkit.WaitTimeout, func() bool {
-		out, _ := exec.Command("dig", "@127.0.0.1", "-p", fmt.Sprint(k.addr.Port()), "+time=1", "+tries=1", "+short", "notify.test", "SOA").Output()
-		return strings.Contains(string(out), fmt.Sprintf(" %d ", serial))
-	})
+	waitDigShort(t, k.addr, "notify.test", "SOA", fmt.Sprintf(" %d ", serial), k.proc.Stderr)
 }
 
 // bump changes every zone to serial and has Knot reload them (it then

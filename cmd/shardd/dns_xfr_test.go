@@ -90,9 +90,7 @@ func runKnotd(t *testing.T, knotd, dir, conf string) *testkit.LockedBuffer {
 
 // soaSerial asks addr for xfr.test.'s SOA serial ("" if it has none).
 func soaSerial(t *testing.T, addr netip.AddrPort) string {
-	out, _ := exec.Command(requireTool(t, "dig"), "@"+addr.Addr().String(), "-p", strconv.Itoa(int(addr.Port())),
-		"+time=1", "+tries=1", "+short", "+norecurse", "xfr.test", "SOA").Output()
-	if f := strings.Fields(string(out)); len(f) == 7 {
+	if f := strings.Fields(digShort(t, addr, "xfr.test", "SOA")); len(f) == 7 {
 		return f[2]
 	}
 	return ""
