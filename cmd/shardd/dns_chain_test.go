@@ -18,7 +18,7 @@ import (
 // Knot that reaches the last within the test came by NOTIFY and IXFR at
 // both hops; the last Knot answers as the first.
 func TestKnotShardKnotChain(t *testing.T) {
-	port, lastPort := freePort(t), freePort(t)
+	port, lastPort := testkit.FreePort(t), testkit.FreePort(t)
 	k := startKnotPrimary(t, 2026113001, port)
 	ours := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(port))
 	last := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(lastPort))

@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shardd/shardd/cmd/internal/ports"
 	"github.com/shardd/shardd/cmd/internal/testkit"
 )
 
@@ -26,16 +25,6 @@ func xfrZoneText(serial int, a string) string {
 	return "$ORIGIN xfr.test.\n$TTL 300\n@ SOA ns1 hostmaster " + strconv.Itoa(serial) + " 3600 600 86400 300\n" +
 		"@ NS ns1\nns1 A 192.0.2.53\nwww A " + a + "\nmail MX 10 ns1\ntxt TXT \"version " + strconv.Itoa(serial) + "\"\n" +
 		"sub NS ns.sub\nns.sub A 192.0.2.54\n*.wild TXT \"wild\"\n"
-}
-
-// freePort returns a loopback port free for UDP and TCP.
-func freePort(t *testing.T) int {
-	t.Helper()
-	p, err := ports.BelowEphemeral("127.0.0.1", true)
-	if err != nil {
-		t.Skip(err)
-	}
-	return p
 }
 
 // knotSecondary runs Knot DNS on port as a secondary for xfr.test.,
@@ -140,7 +129,7 @@ func xfrPrimary(t *testing.T, allow string, notifyPort int, extra ...string) (*d
 	if err := os.WriteFile(zone, []byte(xfrZoneText(1, "192.0.2.10")), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	addr := netip.MustParseAddrPort("127.0.0.1:" + strconv.Itoa(freePort(t)))
+	addr := netip.MustParseAddrPort("127.0.0.1:" + strconv.Itoa(testkit.FreePort(t)))
 	args := []string{"--handler", "dns", "--proto", "udp", "--shards", "2", "--metrics", "127.0.0.1:0", "--zone", zone,
 		"--xfr-listen", addr.String(), "--allow-transfer", allow}
 	if notifyPort != 0 {
@@ -160,7 +149,7 @@ func xfrPrimary(t *testing.T, allow string, notifyPort int, extra ...string) (*d
 // refresh is an hour), and the answers agree again.
 func TestKnotSecondaryOfShardd(t *testing.T) {
 	requireTool(t, "knotd")
-	knotPort := freePort(t)
+	knotPort := testkit.FreePort(t)
 	d, zone, addr, url := xfrPrimary(t, "127.0.0.1", knotPort)
 	knotLog := knotSecondary(t, knotPort, int(addr.Port()), "")
 	knot := netip.MustParseAddrPort("127.0.0.1:" + strconv.Itoa(knotPort))
@@ -325,7 +314,7 @@ func (f fileText) String() string {
 // NOTIFY and IXFR.
 func TestNSDSecondaryOfShardd(t *testing.T) {
 	requireTool(t, "nsd")
-	nsdPort := freePort(t)
+	nsdPort := testkit.FreePort(t)
 	d, zone, addr, url := xfrPrimary(t, "127.0.0.1", nsdPort)
 	logf := fileText(nsdSecondary(t, nsdPort, int(addr.Port())))
 	nsd := netip.MustParseAddrPort("127.0.0.1:" + strconv.Itoa(nsdPort))
