@@ -4,13 +4,14 @@ package main
 
 import (
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/shardd/shardd/cmd/internal/testkit"
 )
 
 // knotZones are the zones (testdata/dns/NAME.zone) both servers get.
@@ -29,13 +30,7 @@ func startKnotZones(t *testing.T, zoneDir string, conf ...string) netip.AddrPort
 	t.Helper()
 	knotd := requireTool(t, "knotd")
 	dir := t.TempDir()
-	// A free port for UDP and TCP both.
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := netip.MustParseAddrPort(l.Addr().String())
-	l.Close()
+	addr := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(testkit.FreePort(t)))
 	text := fmt.Sprintf("server:\n  listen: 127.0.0.1@%d\n  rundir: %s\n  udp-workers: 1\n  tcp-workers: 1\n  background-workers: 1\n"+
 		"database:\n  storage: %s\nlog:\n  - target: stderr\n    any: warning\n%szone:\n", addr.Port(), dir, dir, strings.Join(conf, ""))
 	for _, z := range knotZones {
