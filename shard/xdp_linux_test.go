@@ -264,13 +264,8 @@ func TestXDPUpgradeLosesNothing(t *testing.T) {
 		}()
 	}
 	waitRx := func(g *Group, n uint64) {
-		deadline := time.Now().Add(60 * time.Second)
-		for rx, _ := protoTotals(g.Stats(nil)); rx["xdp"] < n; rx, _ = protoTotals(g.Stats(nil)) {
-			if time.Now().After(deadline) {
-				t.Fatalf("the group served %d datagrams by AF_XDP in 60 s, want %d", rx["xdp"], n)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+		t.Helper()
+		waitFor(t, fmt.Sprintf("the group to serve %d datagrams by AF_XDP", n), func() bool { rx, _ := protoTotals(g.Stats(nil)); return rx["xdp"] >= n })
 	}
 	waitRx(old, 200)
 	files, err := old.Files()

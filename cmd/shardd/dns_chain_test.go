@@ -3,33 +3,13 @@
 package main
 
 import (
-	"fmt"
 	"net/netip"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/shardd/shardd/cmd/internal/testkit"
 )
-
-// knotServes polls addr (a Knot DNS) until it serves notify.test with want
-// in its TXT record.
-func knotServes(t *testing.T, addr netip.AddrPort, want string, logs fmt.Stringer) {
-	t.Helper()
-	deadline := time.Now().Add(testkit.WaitTimeout)
-	for {
-		out, _ := exec.Command(requireTool(t, "dig"), "@127.0.0.1", "-p", fmt.Sprint(addr.Port()), "+time=1", "+tries=1", "+short",
-			"txt.notify.test", "TXT").Output()
-		if strings.Contains(string(out), want) {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%v never served %q for txt.notify.test (last %q); its log:\n%s", addr, want, out, logs)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
 
 // TestKnotShardKnotChain: Knot DNS primary -> shardd (--secondary, and the
 // primary of the next: --xfr-listen, --allow-transfer key:xfr, --notify
@@ -38,7 +18,7 @@ func knotServes(t *testing.T, addr netip.AddrPort, want string, logs fmt.Stringe
 // Knot that reaches the last within the test came by NOTIFY and IXFR at
 // both hops; the last Knot answers as the first.
 func TestKnotShardKnotChain(t *testing.T) {
-	port, lastPort := freePort(t), freePort(t)
+	port, lastPort := testkit.FreePort(t), testkit.FreePort(t)
 	k := startKnotPrimary(t, 2026113001, port)
 	ours := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(port))
 	last := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(lastPort))
@@ -49,7 +29,7 @@ func TestKnotShardKnotChain(t *testing.T) {
 	url := "http://" + d.WaitLine(t, "serving metrics")["addr"].(string) + "/metrics"
 	waitAnswer(t, ours, "NOERROR", "version 2026113001", "txt.notify.test", "TXT")
 	lastLog := knotSecondaryOf(t, "notify.test", lastPort, port, "xfr:"+k.secret)
-	knotServes(t, last, "version 2026113001", lastLog)
+	waitDigShort(t, last, "txt.notify.test", "TXT", "version 2026113001", lastLog)
 
 	start := time.Now()
 	k.bump(t, 2026113002)
@@ -59,7 +39,7 @@ func TestKnotShardKnotChain(t *testing.T) {
 		}
 	}()
 	waitAnswer(t, ours, "NOERROR", "version 2026113002", "txt.notify.test", "TXT")
-	knotServes(t, last, "version 2026113002", lastLog)
+	waitDigShort(t, last, "txt.notify.test", "TXT", "version 2026113002", lastLog)
 	t.Logf("the change reached the last Knot %v after the first one's reload began", time.Since(start).Round(time.Millisecond))
 	testkit.PollFor(t, "the last Knot's log of the IXFR", testkit.WaitTimeout, func() bool {
 		return strings.Contains(lastLog.String(), "IXFR, incoming") && strings.Contains(lastLog.String(), "serial 2026113001 -> 2026113002")

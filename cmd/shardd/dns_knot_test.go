@@ -4,15 +4,12 @@ package main
 
 import (
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/shardd/shardd/cmd/internal/testkit"
 )
@@ -33,13 +30,7 @@ func startKnotZones(t *testing.T, zoneDir string, conf ...string) netip.AddrPort
 	t.Helper()
 	knotd := requireTool(t, "knotd")
 	dir := t.TempDir()
-	// A free port for UDP and TCP both.
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := netip.MustParseAddrPort(l.Addr().String())
-	l.Close()
+	addr := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(testkit.FreePort(t)))
 	text := fmt.Sprintf("server:\n  listen: 127.0.0.1@%d\n  rundir: %s\n  udp-workers: 1\n  tcp-workers: 1\n  background-workers: 1\n"+
 		"database:\n  storage: %s\nlog:\n  - target: stderr\n    any: warning\n%szone:\n", addr.Port(), dir, dir, strings.Join(conf, ""))
 	for _, z := range knotZones {
@@ -55,15 +46,8 @@ func startKnotZones(t *testing.T, zoneDir string, conf ...string) netip.AddrPort
 	}
 	logBuf := runKnotd(t, knotd, dir, text)
 	// Ready when it answers the SOA.
-	for deadline := time.Now().Add(testkit.WaitTimeout); ; time.Sleep(50 * time.Millisecond) {
-		out, _ := exec.Command(requireTool(t, "dig"), "@127.0.0.1", "-p", fmt.Sprint(addr.Port()), "+time=1", "+tries=1", "+short", "example.com", "SOA").Output()
-		if strings.Contains(string(out), "2026112501") {
-			return addr
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("knotd did not serve the zone: %s", logBuf.String())
-		}
-	}
+	waitDigShort(t, addr, "example.com", "SOA", "2026112501", logBuf)
+	return addr
 }
 
 // TestSameAnswersAsKnot asks Knot DNS and shardd the same questions with

@@ -72,7 +72,7 @@ func startKnotPrimary(t *testing.T, serial int, notifyTo int) *knotPrimary {
 	if err := os.WriteFile(k.keyFile, out, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	k.addr = netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(freePort(t)))
+	k.addr = netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(testkit.FreePort(t)))
 	text := fmt.Sprintf(`server:
   listen: 127.0.0.1@%d
   rundir: %s
@@ -131,10 +131,7 @@ func (k *knotPrimary) writeZones(t *testing.T, serial int) {
 // waitSerial waits until Knot serves notify.test at serial.
 func (k *knotPrimary) waitSerial(t *testing.T, serial int) {
 	t.Helper()
-	testkit.PollFor(t, fmt.Sprintf("knotd to serve serial %d", serial), testkit.WaitTimeout, func() bool {
-		out, _ := exec.Command("dig", "@127.0.0.1", "-p", fmt.Sprint(k.addr.Port()), "+time=1", "+tries=1", "+short", "notify.test", "SOA").Output()
-		return strings.Contains(string(out), fmt.Sprintf(" %d ", serial))
-	})
+	waitDigShort(t, k.addr, "notify.test", "SOA", fmt.Sprintf(" %d ", serial), k.proc.Stderr)
 }
 
 // bump changes every zone to serial and has Knot reload them (it then
@@ -215,7 +212,7 @@ type knotFollowed struct {
 
 func followKnot(t *testing.T) knotFollowed {
 	t.Helper()
-	f := knotFollowed{port: freePort(t), zoneDir: t.TempDir()}
+	f := knotFollowed{port: testkit.FreePort(t), zoneDir: t.TempDir()}
 	f.k = startKnotPrimary(t, 2026113001, f.port)
 	f.d, f.url = secondaryDaemon(t, f.k, f.port, f.k.keyFile, f.zoneDir)
 	f.ours = netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(f.port))

@@ -3,6 +3,7 @@
 package main
 
 import (
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
@@ -95,6 +96,33 @@ func dig(t *testing.T, tool string, addr netip.AddrPort, args ...string) digRepl
 		}
 	}
 	return r
+}
+
+// digShort asks addr for name and qtype with dig +short, one try of 1 s:
+// what dig printed, "" when no answer came (a server still starting).
+func digShort(t *testing.T, addr netip.AddrPort, name, qtype string) string {
+	t.Helper()
+	out, _ := exec.Command(requireTool(t, "dig"), "@"+addr.Addr().String(), "-p", strconv.Itoa(int(addr.Port())),
+		"+time=1", "+tries=1", "+short", "+norecurse", name, qtype).Output()
+	return string(out)
+}
+
+// waitDigShort polls addr until its answer to name and qtype (digShort)
+// contains want; after testkit.WaitTimeout it fails with the last answer
+// and logs, the server's log.
+func waitDigShort(t *testing.T, addr netip.AddrPort, name, qtype, want string, logs fmt.Stringer) {
+	t.Helper()
+	deadline := time.Now().Add(testkit.WaitTimeout)
+	for {
+		out := digShort(t, addr, name, qtype)
+		if strings.Contains(out, want) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%v never served %q for %s %s (last %q); its log:\n%s", addr, want, name, qtype, out, logs)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 func (r digReply) has(section []string, want string) bool {

@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shardd/shardd/cmd/internal/ports"
 	"github.com/shardd/shardd/cmd/internal/testkit"
 )
 
@@ -26,16 +25,6 @@ func xfrZoneText(serial int, a string) string {
 	return "$ORIGIN xfr.test.\n$TTL 300\n@ SOA ns1 hostmaster " + strconv.Itoa(serial) + " 3600 600 86400 300\n" +
 		"@ NS ns1\nns1 A 192.0.2.53\nwww A " + a + "\nmail MX 10 ns1\ntxt TXT \"version " + strconv.Itoa(serial) + "\"\n" +
 		"sub NS ns.sub\nns.sub A 192.0.2.54\n*.wild TXT \"wild\"\n"
-}
-
-// freePort returns a loopback port free for UDP and TCP.
-func freePort(t *testing.T) int {
-	t.Helper()
-	p, err := ports.BelowEphemeral("127.0.0.1", true)
-	if err != nil {
-		t.Skip(err)
-	}
-	return p
 }
 
 // knotSecondary runs Knot DNS on port as a secondary for xfr.test.,
@@ -90,9 +79,7 @@ func runKnotd(t *testing.T, knotd, dir, conf string) *testkit.LockedBuffer {
 
 // soaSerial asks addr for xfr.test.'s SOA serial ("" if it has none).
 func soaSerial(t *testing.T, addr netip.AddrPort) string {
-	out, _ := exec.Command(requireTool(t, "dig"), "@"+addr.Addr().String(), "-p", strconv.Itoa(int(addr.Port())),
-		"+time=1", "+tries=1", "+short", "+norecurse", "xfr.test", "SOA").Output()
-	if f := strings.Fields(string(out)); len(f) == 7 {
+	if f := strings.Fields(digShort(t, addr, "xfr.test", "SOA")); len(f) == 7 {
 		return f[2]
 	}
 	return ""
@@ -142,7 +129,7 @@ func xfrPrimary(t *testing.T, allow string, notifyPort int, extra ...string) (*d
 	if err := os.WriteFile(zone, []byte(xfrZoneText(1, "192.0.2.10")), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	addr := netip.MustParseAddrPort("127.0.0.1:" + strconv.Itoa(freePort(t)))
+	addr := netip.MustParseAddrPort("127.0.0.1:" + strconv.Itoa(testkit.FreePort(t)))
 	args := []string{"--handler", "dns", "--proto", "udp", "--shards", "2", "--metrics", "127.0.0.1:0", "--zone", zone,
 		"--xfr-listen", addr.String(), "--allow-transfer", allow}
 	if notifyPort != 0 {
@@ -162,7 +149,7 @@ func xfrPrimary(t *testing.T, allow string, notifyPort int, extra ...string) (*d
 // refresh is an hour), and the answers agree again.
 func TestKnotSecondaryOfShardd(t *testing.T) {
 	requireTool(t, "knotd")
-	knotPort := freePort(t)
+	knotPort := testkit.FreePort(t)
 	d, zone, addr, url := xfrPrimary(t, "127.0.0.1", knotPort)
 	knotLog := knotSecondary(t, knotPort, int(addr.Port()), "")
 	knot := netip.MustParseAddrPort("127.0.0.1:" + strconv.Itoa(knotPort))
@@ -327,7 +314,7 @@ func (f fileText) String() string {
 // NOTIFY and IXFR.
 func TestNSDSecondaryOfShardd(t *testing.T) {
 	requireTool(t, "nsd")
-	nsdPort := freePort(t)
+	nsdPort := testkit.FreePort(t)
 	d, zone, addr, url := xfrPrimary(t, "127.0.0.1", nsdPort)
 	logf := fileText(nsdSecondary(t, nsdPort, int(addr.Port())))
 	nsd := netip.MustParseAddrPort("127.0.0.1:" + strconv.Itoa(nsdPort))

@@ -66,7 +66,7 @@ func TestKnotSecondaryOfSharddTSIG(t *testing.T) {
 	if err := os.WriteFile(zone, []byte(xfrZoneText(1, "192.0.2.10")), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	port, knotPort, badPort := freePort(t), freePort(t), freePort(t)
+	port, knotPort, badPort := testkit.FreePort(t), testkit.FreePort(t), testkit.FreePort(t)
 	secret := randomSecret(t)
 	knot := netip.MustParseAddrPort("127.0.0.1:" + strconv.Itoa(knotPort))
 	srv := primaryInProcess(t, zone, port, dns.PrimaryConfig{

@@ -17,7 +17,6 @@ package main
 
 import (
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/netip"
@@ -238,16 +237,7 @@ func (h *fleetHost) upgrade(t *testing.T) {
 
 // get fetches path from h's metrics endpoint, inside h's namespace.
 func (h *fleetHost) get(path string) (string, error) {
-	resp, err := h.http.Get("http://" + fleetMetrics + path)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err == nil && resp.StatusCode != 200 {
-		err = fmt.Errorf("%s: %s", path, resp.Status)
-	}
-	return string(b), err
+	return testkit.GetVia(h.http, "http://"+fleetMetrics+path)
 }
 
 // metric sums the series of name on h whose labels contain match.

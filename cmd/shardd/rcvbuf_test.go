@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/shardd/shardd/cmd/internal/tooltest"
 	"github.com/shardd/shardd/shard"
 )
 
@@ -56,12 +57,7 @@ func (f writerFunc) Write(p []byte) (int, error) { f(p); return len(p), nil }
 // twice the cap was not forced (the plain read-back, twice the cap, looked
 // big enough) and then warned about as smaller than asked.
 func TestRcvBufAboveTheCapAsRoot(t *testing.T) {
-	if os.Geteuid() != 0 {
-		if os.Getenv("SHARDD_REQUIRE_TOOLS") == "1" {
-			t.Fatal("needs root (SHARDD_REQUIRE_TOOLS=1)")
-		}
-		t.Skip("needs root for SO_RCVBUFFORCE")
-	}
+	tooltest.RequireRoot(t, "for SO_RCVBUFFORCE")
 	capBytes, err := os.ReadFile(rmemMaxPath)
 	if err != nil {
 		t.Skip(err)

@@ -61,11 +61,7 @@ func TestSyslogKafkaUpgradeUnderLoad(t *testing.T) {
 	})
 	waitSent := func(n int64) {
 		t.Helper()
-		for deadline := time.Now().Add(testkit.WaitTimeout); sent.Load() < n; time.Sleep(5 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("sent %d of %d", sent.Load(), n)
-			}
-		}
+		testkit.PollFor(t, fmt.Sprintf("%d datagrams sent", n), testkit.WaitTimeout, func() bool { return sent.Load() >= n })
 	}
 	const upgrades = 3
 	for range upgrades {

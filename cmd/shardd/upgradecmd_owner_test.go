@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/shardd/shardd/cmd/internal/tooltest"
 )
 
 // TestUpgradeOutcomeFromAnotherUserIgnored: an outcome file owned by a
@@ -13,12 +15,7 @@ import (
 // directory) is not believed; the same file owned by the pidfile's owner
 // is. Needs root to hand the file to another uid.
 func TestUpgradeOutcomeFromAnotherUserIgnored(t *testing.T) {
-	if os.Geteuid() != 0 {
-		if os.Getenv("SHARDD_REQUIRE_TOOLS") == "1" {
-			t.Fatal("needs root to chown a file, and SHARDD_REQUIRE_TOOLS=1")
-		}
-		t.Skip("needs root to chown a file")
-	}
+	tooltest.RequireRoot(t, "to chown a file")
 	dir := t.TempDir()
 	pidfile := filepath.Join(dir, "shardd.pid")
 	if err := os.WriteFile(pidfile, []byte("4242\n"), 0o644); err != nil {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"io"
 	"os/exec"
 	"regexp"
 	"strings"
@@ -34,16 +33,11 @@ func startXDPDaemon(t *testing.T, p *netnstest.Pair, cred *syscall.Credential, a
 // scrapeIn fetches url from within namespace ns.
 func scrapeIn(t *testing.T, ns *netnstest.NS, url string) string {
 	t.Helper()
-	resp, err := ns.HTTPClient(testkit.WaitTimeout).Get(url)
+	page, err := testkit.GetVia(ns.HTTPClient(testkit.WaitTimeout), url)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
+	return page
 }
 
 // digIn runs dig in namespace ns against server.

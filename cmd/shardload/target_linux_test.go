@@ -68,9 +68,7 @@ func TestUnreachableTargetIsRuntime(t *testing.T) {
 		}
 		return
 	}
-	if os.Geteuid() != 0 {
-		t.Skip("a network namespace of its own (unshare --net) needs root")
-	}
+	tooltest.RequireRoot(t, "for a network namespace of its own (unshare --net)")
 	unshare := tooltest.Require(t, "unshare")
 	t.Setenv("SHARDLOAD_NETNS_CHILD", "1") // for the child only: this test returns after it
 	out, err := exec.Command(unshare, "--net", "--", os.Args[0], "-test.run=^TestUnreachableTargetIsRuntime$", "-test.count=1").CombinedOutput()

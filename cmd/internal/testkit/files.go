@@ -88,3 +88,14 @@ func FreeUDPPort(t testing.TB) int {
 	}
 	return port
 }
+
+// FreePort is FreeUDPPort for a program that binds the port for both UDP
+// and TCP (a DNS server).
+func FreePort(t testing.TB) int {
+	t.Helper()
+	port, err := ports.BelowEphemeral("127.0.0.1", true)
+	if err != nil {
+		t.Skip(err)
+	}
+	return port
+}

@@ -29,8 +29,13 @@ func Scrape(t testing.TB, url string) string {
 }
 
 // Get is Scrape for polling loops: an error is returned, not fatal.
-func Get(url string) (string, error) {
-	resp, err := http.Get(url)
+func Get(url string) (string, error) { return GetVia(http.DefaultClient, url) }
+
+// GetVia is Get through c (a client whose dialer enters a network
+// namespace, say): the body, or an error that includes a status other
+// than 200.
+func GetVia(c *http.Client, url string) (string, error) {
+	resp, err := c.Get(url)
 	if err != nil {
 		return "", err
 	}

@@ -22,3 +22,17 @@ func Require(t testing.TB, name string) string {
 	}
 	return p
 }
+
+// RequireRoot skips the test, saying why it needs root, unless it runs as
+// root; under CI (SHARDD_REQUIRE_TOOLS=1), which runs as root, it fails
+// instead, so that a lost privilege does not pass as a skip.
+func RequireRoot(t testing.TB, why string) {
+	t.Helper()
+	if os.Geteuid() == 0 {
+		return
+	}
+	if os.Getenv("SHARDD_REQUIRE_TOOLS") == "1" {
+		t.Fatalf("needs root %s, and SHARDD_REQUIRE_TOOLS=1", why)
+	}
+	t.Skipf("needs root %s", why)
+}
