@@ -120,20 +120,15 @@ func zoneDiff(old, new *Zone) *diff {
 	return d
 }
 
-// eachRR calls f with every record of the zone but its SOA, until f
-// returns an error, which it returns.
+// eachRR calls f with every record of the zone but its SOA (eachRecord's
+// walk, NSEC3 records included), until f returns an error, which it
+// returns.
 func (z *Zone) eachRR(f func(mdns.RR) error) error {
-	for _, n := range z.nodes {
-		for t, set := range n.rrsets {
-			if t == mdns.TypeSOA && n.name == z.Origin {
-				continue
-			}
-			for _, rr := range set {
-				if err := f(rr); err != nil {
-					return err
-				}
-			}
+	var err error
+	z.eachRecord(func(rr mdns.RR) {
+		if err == nil && rr.Header().Rrtype != mdns.TypeSOA { // a zone has one SOA, its apex's
+			err = f(rr)
 		}
-	}
-	return nil
+	})
+	return err
 }
