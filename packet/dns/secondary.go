@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"maps"
 	"net/netip"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -173,7 +172,7 @@ func (s *Server) swapZone(z *Zone, source string) {
 	for _, c := range nz.byOrigin {
 		nz.List = append(nz.List, c)
 	}
-	sort.Slice(nz.List, func(i, j int) bool { return nz.List[i].Origin < nz.List[j].Origin })
+	nz.sortList()
 	s.zones.Store(nz)
 	if newVersion {
 		prev := old.byOrigin[string(wire)]
