@@ -97,26 +97,23 @@ func serialLess(a, b uint32) bool {
 // those of new missing from old (added), SOA apart.
 func zoneDiff(old, new *Zone) *diff {
 	d := &diff{from: old.soa, to: new.soa}
-	had := map[string]bool{}
+	had := map[string]mdns.RR{} // old's records new lacks, once new is walked
 	_ = old.eachRR(func(rr mdns.RR) error {
-		had[rr.String()] = true
+		had[rr.String()] = rr
 		return nil
 	})
 	_ = new.eachRR(func(rr mdns.RR) error {
 		k := rr.String()
-		if had[k] {
+		if _, ok := had[k]; ok {
 			delete(had, k)
 			return nil
 		}
 		d.add = append(d.add, rr)
 		return nil
 	})
-	_ = old.eachRR(func(rr mdns.RR) error {
-		if had[rr.String()] {
-			d.del = append(d.del, rr)
-		}
-		return nil
-	})
+	for _, rr := range had {
+		d.del = append(d.del, rr)
+	}
 	return d
 }
 
