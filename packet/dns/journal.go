@@ -97,43 +97,35 @@ func serialLess(a, b uint32) bool {
 // those of new missing from old (added), SOA apart.
 func zoneDiff(old, new *Zone) *diff {
 	d := &diff{from: old.soa, to: new.soa}
-	had := map[string]bool{}
+	had := map[string]mdns.RR{} // old's records new lacks, once new is walked
 	_ = old.eachRR(func(rr mdns.RR) error {
-		had[rr.String()] = true
+		had[rr.String()] = rr
 		return nil
 	})
 	_ = new.eachRR(func(rr mdns.RR) error {
 		k := rr.String()
-		if had[k] {
+		if _, ok := had[k]; ok {
 			delete(had, k)
 			return nil
 		}
 		d.add = append(d.add, rr)
 		return nil
 	})
-	_ = old.eachRR(func(rr mdns.RR) error {
-		if had[rr.String()] {
-			d.del = append(d.del, rr)
-		}
-		return nil
-	})
+	for _, rr := range had {
+		d.del = append(d.del, rr)
+	}
 	return d
 }
 
-// eachRR calls f with every record of the zone but its SOA, until f
-// returns an error, which it returns.
+// eachRR calls f with every record of the zone but its SOA (eachRecord's
+// walk, NSEC3 records included), until f returns an error, which it
+// returns.
 func (z *Zone) eachRR(f func(mdns.RR) error) error {
-	for _, n := range z.nodes {
-		for t, set := range n.rrsets {
-			if t == mdns.TypeSOA && n.name == z.Origin {
-				continue
-			}
-			for _, rr := range set {
-				if err := f(rr); err != nil {
-					return err
-				}
-			}
+	var err error
+	z.eachRecord(func(rr mdns.RR) {
+		if err == nil && rr.Header().Rrtype != mdns.TypeSOA { // a zone has one SOA, its apex's
+			err = f(rr)
 		}
-	}
-	return nil
+	})
+	return err
 }

@@ -1,7 +1,6 @@
 package dns
 
 import (
-	"errors"
 	"net/netip"
 	"slices"
 	"time"
@@ -105,8 +104,8 @@ func signedNotifyReply(b, m []byte, z *secondary, limit int) ([]byte, int) {
 	tsigErr := uint16(mdns.RcodeBadKey)
 	if t != nil && canonical(t.Hdr.Name) == z.key.Name && mdns.CanonicalName(t.Algorithm) == z.key.Algorithm {
 		// TsigVerify writes to the message (its ARCOUNT): give it a copy.
-		switch err := mdns.TsigVerify(slices.Clone(m), z.key.Secret, "", false); {
-		case err == nil:
+		err := mdns.TsigVerify(slices.Clone(m), z.key.Secret, "", false)
+		if err == nil {
 			r.Authoritative = true
 			r.SetTsig(z.key.Name, z.key.Algorithm, tsigFudge, time.Now().Unix())
 			out, _, err := mdns.TsigGenerate(r, z.key.Secret, t.MAC, false)
@@ -114,16 +113,12 @@ func signedNotifyReply(b, m []byte, z *secondary, limit int) ([]byte, int) {
 				return b, mdns.RcodeServerFailure
 			}
 			return append(b, out...), mdns.RcodeSuccess
-		case errors.Is(err, mdns.ErrTime):
-			tsigErr = mdns.RcodeBadTime
-		default:
-			tsigErr = mdns.RcodeBadSig
 		}
+		tsigErr = tsigErrorCode(err)
 	}
 	r.Rcode = mdns.RcodeNotAuth
 	if t != nil {
-		r.Extra = append(r.Extra, &mdns.TSIG{Hdr: mdns.RR_Header{Name: t.Hdr.Name, Rrtype: mdns.TypeTSIG, Class: mdns.ClassANY},
-			Algorithm: t.Algorithm, TimeSigned: t.TimeSigned, Fudge: t.Fudge, OrigId: req.Id, Error: tsigErr})
+		r.Extra = append(r.Extra, tsigErrorRecord(req.Id, t, tsigErr))
 	}
 	out, err := r.Pack()
 	if err != nil || len(out) > limit {

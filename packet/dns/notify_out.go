@@ -117,7 +117,7 @@ func (n *notifier) notifyOne(ctx context.Context, z *Zone, t NotifyTarget) (int,
 		m.Id = mdns.Id()
 		if t.Key != "" {
 			m.Extra = nil
-			m.SetTsig(t.Key, n.p.algorithm(t.Key), 300, time.Now().Unix())
+			m.SetTsig(t.Key, n.p.algorithm(t.Key), tsigFudge, time.Now().Unix())
 		}
 		c.Timeout = timeout
 		var r *mdns.Msg

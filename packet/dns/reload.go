@@ -2,7 +2,6 @@ package dns
 
 import (
 	"fmt"
-	"sort"
 	"strings"
 )
 
@@ -54,7 +53,7 @@ func (s *Server) Reload() (*Zones, error) {
 		s.reloadErrors.Add(1)
 		return nil, rerr
 	}
-	sort.Slice(zs.List, func(i, j int) bool { return zs.List[i].Origin < zs.List[j].Origin })
+	zs.sortList()
 	s.zones.Store(zs)
 	s.announce(old, zs)
 	if len(rerr.Failures) > 0 {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"maps"
 	"net/netip"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -158,7 +157,10 @@ func (s *Server) swapZone(z *Zone, source string) {
 	if err != nil {
 		return // a loaded zone's origin always packs
 	}
-	z.Source = "transfer"
+	newVersion := source == "transfer" || source == "copy"
+	if newVersion {
+		z.Source = "transfer" // before it is published: an expiry's faces are served already
+	}
 	s.swapMu.Lock()
 	defer s.swapMu.Unlock()
 	old := s.zones.Load()
@@ -170,9 +172,9 @@ func (s *Server) swapZone(z *Zone, source string) {
 	for _, c := range nz.byOrigin {
 		nz.List = append(nz.List, c)
 	}
-	sort.Slice(nz.List, func(i, j int) bool { return nz.List[i].Origin < nz.List[j].Origin })
+	nz.sortList()
 	s.zones.Store(nz)
-	if source == "transfer" || source == "copy" {
+	if newVersion {
 		prev := old.byOrigin[string(wire)]
 		if prev != nil && prev.expired() {
 			prev = nil // not a version to take differences from: the journal starts again

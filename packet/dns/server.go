@@ -20,21 +20,14 @@ type Zones struct {
 // given (read again at each reload, so a file added there is served after a
 // HUP); any error (syntax, semantics, two files for one origin, a directory
 // without zone files) fails the whole set.
-func LoadZones(paths []string) (zs *Zones, err error) {
+func LoadZones(paths []string) (*Zones, error) {
 	files, err := zoneFiles(paths)
 	if err != nil {
 		return nil, err
 	}
-	// A bug in loading must not take down a server that is reloading: the
-	// old zones keep serving and the panic becomes the reload's error.
-	defer func() {
-		if p := recover(); p != nil {
-			zs, err = nil, fmt.Errorf("zones %v: internal error while loading: %v", files, p)
-		}
-	}()
-	zs = &Zones{byOrigin: map[string]*Zone{}}
+	zs := &Zones{byOrigin: map[string]*Zone{}}
 	for _, f := range files {
-		z, err := LoadZone(f)
+		z, err := loadZoneSafe(f)
 		if err != nil {
 			return nil, err
 		}
@@ -42,8 +35,13 @@ func LoadZones(paths []string) (zs *Zones, err error) {
 			return nil, err
 		}
 	}
-	sort.Slice(zs.List, func(i, j int) bool { return zs.List[i].Origin < zs.List[j].Origin })
+	zs.sortList()
 	return zs, nil
+}
+
+// sortList puts List in origin order.
+func (zs *Zones) sortList() {
+	sort.Slice(zs.List, func(i, j int) bool { return zs.List[i].Origin < zs.List[j].Origin })
 }
 
 // zoneFiles expands each directory of paths into its *.zone files, in

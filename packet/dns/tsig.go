@@ -13,6 +13,26 @@ import (
 	mdns "github.com/miekg/dns"
 )
 
+// tsigErrorCode is the TSIG error (RFC 8945 5.2) of a request whose TSIG
+// did not verify with err: BADKEY for a key not held, BADTIME for a time
+// past the fudge, else BADSIG.
+func tsigErrorCode(err error) uint16 {
+	switch {
+	case errors.Is(err, mdns.ErrSecret):
+		return mdns.RcodeBadKey
+	case errors.Is(err, mdns.ErrTime):
+		return mdns.RcodeBadTime
+	}
+	return mdns.RcodeBadSig
+}
+
+// tsigErrorRecord is the TSIG record of the NOTAUTH answer to request id,
+// whose TSIG t did not verify: the error code and no MAC (RFC 8945 5.3.2).
+func tsigErrorRecord(id uint16, t *mdns.TSIG, code uint16) *mdns.TSIG {
+	return &mdns.TSIG{Hdr: mdns.RR_Header{Name: t.Hdr.Name, Rrtype: mdns.TypeTSIG, Class: mdns.ClassANY},
+		Algorithm: t.Algorithm, TimeSigned: t.TimeSigned, Fudge: t.Fudge, OrigId: id, Error: code}
+}
+
 // TSIGKey is one shared secret for TSIG (RFC 8945). Its String never shows
 // the secret, so a key printed by mistake does not leak it.
 type TSIGKey struct {

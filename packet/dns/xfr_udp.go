@@ -1,21 +1,19 @@
 package dns
 
 import (
-	"net/netip"
-
 	mdns "github.com/miekg/dns"
 
 	"github.com/shardd/shardd/packet"
 )
 
 // ixfrOverUDP answers an IXFR over UDP (RFC 1995 2): to a source the
-// transfer ACL allows by address alone (the shards verify no TSIG), the
+// transfer ACL allows without a key (the shards verify no TSIG), the
 // zone's current SOA, which tells the client whether to transfer over TCP
 // (--xfr-listen); otherwise the rcode the query had (REFUSED over TCP,
 // FORMERR and the like).
 func (h *Handler) ixfrOverUDP(q *query, pkt *packet.Packet, rcode int) (*template, int) {
 	p := h.srv.primary
-	if rcode != mdns.RcodeRefused || pkt.Proto != packet.UDP || p == nil || q.qclass != mdns.ClassINET || !p.allowedByAddr(pkt.Src.Addr()) {
+	if rcode != mdns.RcodeRefused || pkt.Proto != packet.UDP || p == nil || q.qclass != mdns.ClassINET || !p.allowed(pkt.Src.Addr(), "") {
 		return nil, rcode
 	}
 	z := h.srv.zones.Load().byOrigin[string(h.name[:q.nameLen])]
@@ -27,15 +25,4 @@ func (h *Handler) ixfrOverUDP(q *query, pkt *packet.Packet, rcode int) (*templat
 		return t, t.rcode
 	}
 	return apex.exactDefault, apex.exactDefault.rcode
-}
-
-// allowedByAddr reports whether an ACL entry without a key allows src.
-func (p *primary) allowedByAddr(src netip.Addr) bool {
-	src = src.Unmap()
-	for _, e := range p.cfg.Allow {
-		if e.Key == "" && e.Prefix.IsValid() && e.Prefix.Contains(src) {
-			return true
-		}
-	}
-	return false
 }

@@ -34,11 +34,7 @@ var maxXfrTime = time.Hour
 func querySOA(z *secondary, p netip.AddrPort) (uint32, error) {
 	m := new(mdns.Msg)
 	m.SetQuestion(z.origin, mdns.TypeSOA)
-	c := &mdns.Client{Net: "udp", Timeout: xfrTimeout}
-	if z.key != nil {
-		m.SetTsig(z.key.Name, z.key.Algorithm, tsigFudge, time.Now().Unix())
-		c.TsigSecret = map[string]string{z.key.Name: z.key.Secret}
-	}
+	c := &mdns.Client{Net: "udp", Timeout: xfrTimeout, TsigSecret: z.sign(m)}
 	r, _, err := c.Exchange(m, p.String())
 	if r != nil { // also when its TSIG failed: the rcode says why
 		if rerr := checkReply(z, r); rerr != nil {
@@ -54,6 +50,16 @@ func querySOA(z *secondary, p netip.AddrPort) (uint32, error) {
 		}
 	}
 	return 0, errors.New("the answer holds no SOA for the zone (is it configured on the primary?)")
+}
+
+// sign signs request m with z's key, if it has one, and returns the
+// secrets that verify the answer (nil without a key).
+func (z *secondary) sign(m *mdns.Msg) map[string]string {
+	if z.key == nil {
+		return nil
+	}
+	m.SetTsig(z.key.Name, z.key.Algorithm, tsigFudge, time.Now().Unix())
+	return map[string]string{z.key.Name: z.key.Secret}
 }
 
 // checkReply turns an unsigned reply to a signed request, and an error
@@ -100,11 +106,7 @@ func fetchZone(z *secondary, cur *Zone, p netip.AddrPort, typ int) (*Zone, strin
 	} else {
 		m.SetAxfr(z.origin)
 	}
-	tr := &mdns.Transfer{DialTimeout: xfrTimeout, ReadTimeout: xfrTimeout, WriteTimeout: xfrTimeout}
-	if z.key != nil {
-		m.SetTsig(z.key.Name, z.key.Algorithm, tsigFudge, time.Now().Unix())
-		tr.TsigSecret = map[string]string{z.key.Name: z.key.Secret}
-	}
+	tr := &mdns.Transfer{DialTimeout: xfrTimeout, ReadTimeout: xfrTimeout, WriteTimeout: xfrTimeout, TsigSecret: z.sign(m)}
 	rrs, err := receive(tr, m, p)
 	if err != nil {
 		return nil, kind, err

@@ -2,7 +2,6 @@ package dns
 
 import (
 	"context"
-	"errors"
 	"net"
 	"net/netip"
 	"slices"
@@ -268,17 +267,7 @@ func replyRcode(w mdns.ResponseWriter, req *mdns.Msg, rcode int, tsig *mdns.TSIG
 func tsigError(w mdns.ResponseWriter, req *mdns.Msg, tsig *mdns.TSIG, err error) {
 	m := new(mdns.Msg)
 	m.SetRcode(req, mdns.RcodeNotAuth)
-	code := uint16(mdns.RcodeBadSig)
-	switch {
-	case errors.Is(err, mdns.ErrSecret):
-		code = mdns.RcodeBadKey
-	case errors.Is(err, mdns.ErrTime):
-		code = mdns.RcodeBadTime
-	}
-	m.Extra = append(m.Extra, &mdns.TSIG{
-		Hdr:       mdns.RR_Header{Name: tsig.Hdr.Name, Rrtype: mdns.TypeTSIG, Class: mdns.ClassANY},
-		Algorithm: tsig.Algorithm, TimeSigned: tsig.TimeSigned, Fudge: tsig.Fudge, OrigId: req.Id, Error: code,
-	})
+	m.Extra = append(m.Extra, tsigErrorRecord(req.Id, tsig, tsigErrorCode(err)))
 	if b, err := m.Pack(); err == nil {
 		_, _ = w.Write(b) // unsigned: Write, not WriteMsg
 	}

@@ -83,10 +83,9 @@ func (s *Server) writeCopy(z *secondary, nz *Zone, from netip.AddrPort) (err err
 	w := bufio.NewWriter(f)
 	fmt.Fprintf(w, "; %s serial %d, transferred from %s at %s by shardd\n", nz.Origin, nz.Serial, from, s.sec.now().UTC().Format(time.RFC3339))
 	fmt.Fprintln(w, nz.soa.String())
-	nz.eachRecord(func(rr mdns.RR) {
-		if rr.Header().Rrtype != mdns.TypeSOA {
-			fmt.Fprintln(w, rr.String())
-		}
+	_ = nz.eachRR(func(rr mdns.RR) error {
+		_, err := fmt.Fprintln(w, rr.String())
+		return err // the writer's error sticks: Flush returns it
 	})
 	if err = w.Flush(); err != nil {
 		return err
