@@ -84,11 +84,11 @@ func (h *Handler) Publish() {
 		c, pub := &h.c[p], &h.pub[p]
 		store(pub.queries[:], c.queries[:])
 		store(pub.responses[:], c.responses[:])
-		store1(&pub.truncated, c.truncated)
-		store1(&pub.malformed, c.malformed)
+		packet.PublishCount(&pub.truncated, c.truncated)
+		packet.PublishCount(&pub.malformed, c.malformed)
 		store(pub.dropped[:], c.dropped[:])
 		store(pub.limited[:], c.limited[:])
-		store1(&pub.slipped, c.slipped)
+		packet.PublishCount(&pub.slipped, c.slipped)
 	}
 	h.dirty = 0
 	h.rrlClock.uses, h.unixClock.uses = 0, 0 // a new batch reads the clocks again
@@ -96,13 +96,7 @@ func (h *Handler) Publish() {
 
 func store(dst []atomic.Uint64, src []uint64) {
 	for i, v := range src {
-		store1(&dst[i], v)
-	}
-}
-
-func store1(dst *atomic.Uint64, v uint64) {
-	if dst.Load() != v {
-		dst.Store(v)
+		packet.PublishCount(&dst[i], v)
 	}
 }
 
