@@ -301,6 +301,9 @@ func (m *mmsgConn) send(fd uintptr) {
 // writeBatch sends the replies in sendmmsg calls of up to a batch of
 // messages, each one reply or, with GSO, a group of them (fill, which
 // counts the groups): ready runs after the first fill, before its send.
+// The first fill takes every reply of a flush (the reply queue holds at
+// most a batch, and each reply takes at most one header and one iovec), so
+// every GSO send is counted before ready publishes the counters.
 func (m *mmsgConn) writeBatch(replies []packet.Reply, ready func()) (failed int, err error) {
 	var t txTally
 	m.txIovs = 0

@@ -35,7 +35,6 @@ type shard struct {
 	counts    metrics.Counts // the shard's running totals, published per batch
 	ctr       metrics.Shard
 	publishFn func() // s.publish, made once (a method value per flush would allocate)
-	gsoShown  uint64 // counts.TxGSODatagrams as last published by publish
 	stopping  atomic.Bool
 	handoff   atomic.Bool // stopping for an upgrade: another process serves the socket
 	log       *zap.Logger
@@ -332,7 +331,7 @@ func (s *shard) handlerPanicked(r any, c *metrics.Counts) {
 // before it, and its request, were counted. A reply the kernel refuses
 // stays counted in TxPackets and is also counted in SendErrors: counters
 // never go down, and refusals are rare (one publish more per batch that has
-// any, as for a GSO send refused, whose replies are sent again).
+// any).
 func (s *shard) flush() {
 	if s.replies.Len() == 0 {
 		return
@@ -341,9 +340,8 @@ func (s *shard) flush() {
 	s.counts.TxBytes += uint64(s.replies.Bytes())
 	failed, err := s.bc.writeBatch(s.replies.Replies(), s.publishFn)
 	s.replies.Reset()
-	if failed > 0 || s.counts.TxGSODatagrams != s.gsoShown {
-		// Known only once sent: which replies failed, and the groups
-		// formed again after a refused GSO send.
+	if failed > 0 {
+		// Known only once sent: which replies failed.
 		s.counts.SendErrors += uint64(failed)
 		s.ctr.Publish(&s.counts)
 	}
@@ -359,7 +357,6 @@ func (s *shard) publish() {
 		s.pub.Publish()
 	}
 	s.ctr.Publish(&s.counts)
-	s.gsoShown = s.counts.TxGSODatagrams
 }
 
 // snapshot reads the shard's counters and its socket's memory info.
