@@ -355,8 +355,6 @@ func (s *shard) serveXDP(p *xdpPort) int {
 	if n == 0 {
 		return 0
 	}
-	p.counts.Batches++
-	p.counts.BatchSizes[metrics.BatchBucket(n)]++
 	for i := 0; i < n; {
 		i = s.serveXDPFrom(p, i, n)
 	}
