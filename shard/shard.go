@@ -13,6 +13,7 @@ import (
 
 	"github.com/shardd/shardd/metrics"
 	"github.com/shardd/shardd/packet"
+	"github.com/shardd/shardd/shard/mmsg"
 )
 
 // shard is one socket and the loop that serves it. Everything but stopping,
@@ -131,18 +132,13 @@ func groError(cfg *resolved, id int, err error) error {
 	return &ListenError{Addr: cfg.Addr, Shard: id, Err: err, Hint: "the kernel needs UDP generic receive offload (Linux 5.0 or later); use GRO auto (on where supported) or off"}
 }
 
-// groSlot is a receive slot's size with UDP_GRO: a coalesced buffer is at
-// most one UDP datagram's worth (the 16-bit UDP length, 65535 with its
-// header), and one byte more keeps "a full slot means truncated" true.
-const groSlot = 1 << 16
-
 // newSlots makes batch receive slots in one slab. Each is one byte longer
 // than maxPacket so the portable path can tell a longer datagram from a
-// full one, and with GRO at least groSlot, to hold a coalesced buffer whole.
+// full one, and with GRO at least mmsg.GROSlot, to hold a coalesced buffer whole.
 func newSlots(batch, maxPacket int, gro bool) []rxMsg {
 	slot := maxPacket + 1
 	if gro {
-		slot = max(slot, groSlot)
+		slot = max(slot, mmsg.GROSlot)
 	}
 	slab := make([]byte, batch*slot)
 	msgs := make([]rxMsg, batch)
