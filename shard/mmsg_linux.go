@@ -31,7 +31,6 @@ type mmsgConn struct {
 	rc      syscall.RawConn
 	family  int  // of the socket: AF_INET or AF_INET6
 	pktinfo bool // IP_PKTINFO/IPV6_RECVPKTINFO enabled (wildcard listener)
-	gro     bool // UDP_GRO enabled at start (control messages are read either way: newMmsgConn)
 	// UDP_GRO is to go off at the first idle moment (groOffIfEmpty), and
 	// what to tell the shard then.
 	groOffIdle bool
@@ -72,8 +71,8 @@ type mmsgConn struct {
 	pollErr syscall.Errno
 }
 
-func newMmsgConn(rc syscall.RawConn, laddr net.Addr, msgs []rxMsg, pktinfo, gro bool) (*mmsgConn, error) {
-	m := &mmsgConn{laddr: laddr, rc: rc, pktinfo: pktinfo, gro: gro}
+func newMmsgConn(rc syscall.RawConn, laddr net.Addr, msgs []rxMsg, pktinfo bool) (*mmsgConn, error) {
+	m := &mmsgConn{laddr: laddr, rc: rc, pktinfo: pktinfo}
 	var serr error
 	if err := rc.Control(func(fd uintptr) {
 		sa, err := unix.Getsockname(int(fd))

@@ -115,7 +115,7 @@ func (s *shard) batchIO(cfg *resolved, pktinfo bool) error {
 		return err
 	}
 	s.msgs = newSlots(cfg.Batch, cfg.MaxPacket, s.gro)
-	bc, err := newMmsgConn(frc, conn.LocalAddr(), s.msgs, pktinfo, s.gro)
+	bc, err := newMmsgConn(frc, conn.LocalAddr(), s.msgs, pktinfo)
 	if err != nil {
 		_ = f.Close()
 		return err
