@@ -40,7 +40,7 @@ func newLoopRig(tb testing.TB, listen string, h packet.Handler, perStep, size in
 		unused[i].buf = make([]byte, 1)
 	}
 	crc, _ := client.SyscallConn()
-	tx, err := newMmsgConn(crc, client.LocalAddr(), unused, false, false)
+	tx, err := newMmsgConn(crc, client.LocalAddr(), unused, false)
 	if err != nil {
 		tb.Skip("no batched I/O here:", err)
 	}

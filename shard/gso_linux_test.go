@@ -207,7 +207,7 @@ func gsoConn(t *testing.T, network string, pktinfo bool) (*mmsgConn, *metrics.Co
 	for i := range msgs {
 		msgs[i].buf = make([]byte, 1)
 	}
-	m, err := newMmsgConn(rc, c.LocalAddr(), msgs, pktinfo, false)
+	m, err := newMmsgConn(rc, c.LocalAddr(), msgs, pktinfo)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -31,7 +31,6 @@ type mmsgConn struct {
 	rc      syscall.RawConn
 	family  int  // of the socket: AF_INET or AF_INET6
 	pktinfo bool // IP_PKTINFO/IPV6_RECVPKTINFO enabled (wildcard listener)
-	gro     bool // UDP_GRO enabled at start (control messages are read either way: newMmsgConn)
 	// UDP_GRO is to go off at the first idle moment (groOffIfEmpty), and
 	// what to tell the shard then.
 	groOffIdle bool
@@ -72,8 +71,8 @@ type mmsgConn struct {
 	pollErr syscall.Errno
 }
 
-func newMmsgConn(rc syscall.RawConn, laddr net.Addr, msgs []rxMsg, pktinfo, gro bool) (*mmsgConn, error) {
-	m := &mmsgConn{laddr: laddr, rc: rc, pktinfo: pktinfo, gro: gro}
+func newMmsgConn(rc syscall.RawConn, laddr net.Addr, msgs []rxMsg, pktinfo bool) (*mmsgConn, error) {
+	m := &mmsgConn{laddr: laddr, rc: rc, pktinfo: pktinfo}
 	var serr error
 	if err := rc.Control(func(fd uintptr) {
 		sa, err := unix.Getsockname(int(fd))
@@ -301,6 +300,9 @@ func (m *mmsgConn) send(fd uintptr) {
 // writeBatch sends the replies in sendmmsg calls of up to a batch of
 // messages, each one reply or, with GSO, a group of them (fill, which
 // counts the groups): ready runs after the first fill, before its send.
+// The first fill takes every reply of a flush (the reply queue holds at
+// most a batch, and each reply takes at most one header and one iovec), so
+// every GSO send is counted before ready publishes the counters.
 func (m *mmsgConn) writeBatch(replies []packet.Reply, ready func()) (failed int, err error) {
 	var t txTally
 	m.txIovs = 0

@@ -33,7 +33,7 @@ func TestWriteBatchSkipsRefusedReplies(t *testing.T) {
 	defer peer.Close()
 	msgs := []rxMsg{{buf: make([]byte, 8)}, {buf: make([]byte, 8)}, {buf: make([]byte, 8)}}
 	src, _ := srv.SyscallConn()
-	m, err := newMmsgConn(src, srv.LocalAddr(), msgs, false, false)
+	m, err := newMmsgConn(src, srv.LocalAddr(), msgs, false)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,7 +10,7 @@ import (
 )
 
 // newMmsgConn is Linux-only; elsewhere shards use stdConn.
-func newMmsgConn(syscall.RawConn, net.Addr, []rxMsg, bool, bool) (batchConn, error) {
+func newMmsgConn(syscall.RawConn, net.Addr, []rxMsg, bool) (batchConn, error) {
 	return nil, errors.ErrUnsupported
 }
 

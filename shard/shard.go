@@ -13,6 +13,7 @@ import (
 
 	"github.com/shardd/shardd/metrics"
 	"github.com/shardd/shardd/packet"
+	"github.com/shardd/shardd/shard/mmsg"
 )
 
 // shard is one socket and the loop that serves it. Everything but stopping,
@@ -35,7 +36,6 @@ type shard struct {
 	counts    metrics.Counts // the shard's running totals, published per batch
 	ctr       metrics.Shard
 	publishFn func() // s.publish, made once (a method value per flush would allocate)
-	gsoShown  uint64 // counts.TxGSODatagrams as last published by publish
 	stopping  atomic.Bool
 	handoff   atomic.Bool // stopping for an upgrade: another process serves the socket
 	log       *zap.Logger
@@ -115,7 +115,7 @@ func (s *shard) batchIO(cfg *resolved, pktinfo bool) error {
 		return err
 	}
 	s.msgs = newSlots(cfg.Batch, cfg.MaxPacket, s.gro)
-	bc, err := newMmsgConn(frc, conn.LocalAddr(), s.msgs, pktinfo, s.gro)
+	bc, err := newMmsgConn(frc, conn.LocalAddr(), s.msgs, pktinfo)
 	if err != nil {
 		_ = f.Close()
 		return err
@@ -132,18 +132,13 @@ func groError(cfg *resolved, id int, err error) error {
 	return &ListenError{Addr: cfg.Addr, Shard: id, Err: err, Hint: "the kernel needs UDP generic receive offload (Linux 5.0 or later); use GRO auto (on where supported) or off"}
 }
 
-// groSlot is a receive slot's size with UDP_GRO: a coalesced buffer is at
-// most one UDP datagram's worth (the 16-bit UDP length, 65535 with its
-// header), and one byte more keeps "a full slot means truncated" true.
-const groSlot = 1 << 16
-
 // newSlots makes batch receive slots in one slab. Each is one byte longer
 // than maxPacket so the portable path can tell a longer datagram from a
-// full one, and with GRO at least groSlot, to hold a coalesced buffer whole.
+// full one, and with GRO at least mmsg.GROSlot, to hold a coalesced buffer whole.
 func newSlots(batch, maxPacket int, gro bool) []rxMsg {
 	slot := maxPacket + 1
 	if gro {
-		slot = max(slot, groSlot)
+		slot = max(slot, mmsg.GROSlot)
 	}
 	slab := make([]byte, batch*slot)
 	msgs := make([]rxMsg, batch)
@@ -332,7 +327,7 @@ func (s *shard) handlerPanicked(r any, c *metrics.Counts) {
 // before it, and its request, were counted. A reply the kernel refuses
 // stays counted in TxPackets and is also counted in SendErrors: counters
 // never go down, and refusals are rare (one publish more per batch that has
-// any, as for a GSO send refused, whose replies are sent again).
+// any).
 func (s *shard) flush() {
 	if s.replies.Len() == 0 {
 		return
@@ -341,9 +336,8 @@ func (s *shard) flush() {
 	s.counts.TxBytes += uint64(s.replies.Bytes())
 	failed, err := s.bc.writeBatch(s.replies.Replies(), s.publishFn)
 	s.replies.Reset()
-	if failed > 0 || s.counts.TxGSODatagrams != s.gsoShown {
-		// Known only once sent: which replies failed, and the groups
-		// formed again after a refused GSO send.
+	if failed > 0 {
+		// Known only once sent: which replies failed.
 		s.counts.SendErrors += uint64(failed)
 		s.ctr.Publish(&s.counts)
 	}
@@ -359,7 +353,6 @@ func (s *shard) publish() {
 		s.pub.Publish()
 	}
 	s.ctr.Publish(&s.counts)
-	s.gsoShown = s.counts.TxGSODatagrams
 }
 
 // snapshot reads the shard's counters and its socket's memory info.

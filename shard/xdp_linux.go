@@ -41,7 +41,6 @@ type xdpPort struct {
 	ctr    metrics.Shard
 	req    xdp.Header   // the frame being served
 	hdrs   []xdp.Header // the request of each queued reply, by index
-	at     int          // the frame after the one being served (a panic resumes there)
 	final  atomic.Pointer[metrics.XDPStats]
 }
 
@@ -355,8 +354,6 @@ func (s *shard) serveXDP(p *xdpPort) int {
 	if n == 0 {
 		return 0
 	}
-	p.counts.Batches++
-	p.counts.BatchSizes[metrics.BatchBucket(n)]++
 	for i := 0; i < n; {
 		i = s.serveXDPFrom(p, i, n)
 	}
@@ -375,11 +372,10 @@ func (s *shard) serveXDPFrom(p *xdpPort, i, n int) (next int) {
 	defer func() {
 		if r := recover(); r != nil {
 			s.handlerPanicked(r, &p.counts)
-			next = p.at
+			next = i + 1 // the frame after the one that panicked
 		}
 	}()
 	for ; i < n; i++ {
-		p.at = i + 1
 		data, ok := xdp.Parse(p.sock.Frame(i), &p.req)
 		if !ok {
 			p.counts.RxErrors++ // a frame the program let through but that is not a whole datagram

@@ -161,7 +161,7 @@ func TestXDPLoopAllocatesNothing(t *testing.T) {
 		unused[i].buf = make([]byte, 1)
 	}
 	crc, _ := client.SyscallConn()
-	tx, err := newMmsgConn(crc, client.LocalAddr(), unused, false, false)
+	tx, err := newMmsgConn(crc, client.LocalAddr(), unused, false)
 	if err != nil {
 		t.Fatal(err)
 	}

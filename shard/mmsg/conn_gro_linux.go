@@ -4,10 +4,6 @@ import (
 	"os"
 )
 
-// groSlot is a receive slot of a Conn with GRO: the largest coalesced
-// buffer (the kernel never builds one over 64 KiB).
-const groSlot = 1 << 16
-
 // groState is where a Conn with GRO is in its last receive: the datagrams
 // of a coalesced buffer that did not fit the caller's out wait for the next
 // ReadBatch.
@@ -31,10 +27,10 @@ func (b *Conn) EnableGRO(slots int) bool {
 		return false
 	}
 	b.rx = NewBatch(slots, Options{Control: GROSpace})
-	b.rxSlab = make([]byte, slots*groSlot)
-	b.slot = groSlot
+	b.rxSlab = make([]byte, slots*GROSlot)
+	b.slot = GROSlot
 	for i := range slots {
-		b.rx.SetBuf(i, b.rxSlab[i*groSlot:(i+1)*groSlot])
+		b.rx.SetBuf(i, b.rxSlab[i*GROSlot:(i+1)*GROSlot])
 	}
 	b.gro = &groState{}
 	return true

@@ -1,5 +1,11 @@
 package mmsg
 
+// GROSlot is a receive slot that holds any UDP_GRO buffer whole: a
+// coalesced buffer is at most one UDP datagram's worth (the 16-bit UDP
+// length, 65535 with its header), and one byte more keeps "a full slot
+// means truncated" true.
+const GROSlot = 1 << 16
+
 // Split says how a received buffer of n bytes with UDP_GRO segment size seg
 // (from [ParseRecvControl]) divides into datagrams: each is seg bytes long
 // but the last, which may be shorter, so datagram k is buf[k*seg:min((k+1)*seg, n)].

@@ -66,11 +66,11 @@ type Socket struct {
 // the kernel: producer and consumer indexes run freely and mask into the
 // descriptor array.
 type ring struct {
-	prod, cons, flags *uint32
-	descs             unsafe.Pointer
-	mask              uint32
-	cachedProd        uint32 // ours, when we produce
-	cachedCons        uint32 // ours, when we consume
+	prod, cons *uint32
+	descs      unsafe.Pointer
+	mask       uint32
+	cachedProd uint32 // ours, when we produce
+	cachedCons uint32 // ours, when we consume
 }
 
 func (r *ring) addr(i uint32) *uint64 {
@@ -177,7 +177,6 @@ func (s *Socket) mapRings(size uint32) error {
 		*m.r = ring{
 			prod:  (*uint32)(unsafe.Add(base, m.o.Producer)),
 			cons:  (*uint32)(unsafe.Add(base, m.o.Consumer)),
-			flags: (*uint32)(unsafe.Add(base, m.o.Flags)),
 			descs: unsafe.Add(base, m.o.Desc),
 			mask:  size - 1,
 		}
@@ -186,7 +185,8 @@ func (s *Socket) mapRings(size uint32) error {
 }
 
 // Bind binds the socket to its queue (Open does, unless Options.NoBind),
-// zero-copy first unless copy mode is asked, with the need-wakeup protocol.
+// zero-copy first unless copy mode is asked, with the need-wakeup protocol
+// (the user polls the socket each round, which is the fill ring's wakeup).
 // A queue another socket holds fails with EBUSY.
 func (s *Socket) Bind() error {
 	forceCopy := s.forceCopy
@@ -262,12 +262,6 @@ func (s *Socket) Release(n int) {
 	atomic.StoreUint32(s.rx.cons, s.rx.cachedCons)
 }
 
-// NeedsFillWakeup reports whether the kernel asks to be woken (by poll or
-// recvfrom) to look at the fill ring again.
-func (s *Socket) NeedsFillWakeup() bool {
-	return atomic.LoadUint32(s.fill.flags)&unix.XDP_RING_NEED_WAKEUP != 0
-}
-
 // reap takes the sent frames off the completion ring into the free list.
 func (s *Socket) reap() {
 	n := atomic.LoadUint32(s.comp.prod) - s.comp.cachedCons
@@ -318,10 +312,6 @@ func (s *Socket) Kick() unix.Errno {
 		_, _, e := unix.Syscall6(unix.SYS_SENDTO, uintptr(s.fd), 0, 0, unix.MSG_DONTWAIT, 0, 0)
 		switch e {
 		case 0:
-			if atomic.LoadUint32(s.tx.cons) == s.tx.cachedProd {
-				s.txQueued = 0
-				return 0
-			}
 		case unix.EAGAIN, unix.EBUSY, unix.EINTR:
 			s.reap()
 		default:
