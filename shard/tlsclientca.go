@@ -6,13 +6,14 @@ package shard
 import (
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"os"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/shardd/shardd/packet/pemca"
 )
 
 // fileStamp is what tells that a file changed: its mtime and size.
@@ -61,30 +62,11 @@ func (s *CAStore) load() (*caPool, error) {
 	if err != nil {
 		return nil, fmt.Errorf("TLS client CA %s: %w", s.file, err)
 	}
-	pemData, err := os.ReadFile(s.file)
+	// Strict: a block that does not parse is refused, not skipped: skipped,
+	// a cut or edited file would drop that CA and refuse its clients.
+	pool, n, err := pemca.Load(s.file)
 	if err != nil {
-		return nil, fmt.Errorf("TLS client CA %s: %w", s.file, err)
-	}
-	pool, n := x509.NewCertPool(), 0
-	for rest := pemData; ; {
-		var blk *pem.Block
-		if blk, rest = pem.Decode(rest); blk == nil {
-			break
-		}
-		if blk.Type != "CERTIFICATE" {
-			continue
-		}
-		// A block that does not parse is refused, not skipped: skipped, a
-		// cut or edited file would drop that CA and refuse its clients.
-		cert, err := x509.ParseCertificate(blk.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("TLS client CA %s: certificate %d: %w (fix or remove that PEM block)", s.file, n+1, err)
-		}
-		pool.AddCert(cert)
-		n++
-	}
-	if n == 0 {
-		return nil, fmt.Errorf("TLS client CA %s: no PEM certificate in it (give the CA certificates that sign client certificates)", s.file)
+		return nil, fmt.Errorf("TLS client CA %w", err)
 	}
 	return &caPool{pool: pool, n: n, stamp: stampOf(fi)}, nil
 }

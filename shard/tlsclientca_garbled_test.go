@@ -24,7 +24,7 @@ func TestCAStoreRefusesAGarbledCertificate(t *testing.T) {
 		}
 	}
 	write(a.pem, garbled)
-	if _, err := LoadClientCAs(file); err == nil || !strings.Contains(err.Error(), "certificate 2") {
+	if _, err := LoadClientCAs(file); err == nil || !strings.Contains(err.Error(), "PEM block 2") {
 		t.Fatalf("LoadClientCAs with a garbled second certificate: %v; want an error naming it", err)
 	}
 	write(a.pem, b.pem)

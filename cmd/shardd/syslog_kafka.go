@@ -127,7 +127,7 @@ func kafkaAuth(k *kafkaOptions, cfg *kafka.Config) error {
 	if k.tls || k.tlsCA != "" {
 		t, err := kafka.TLSConfig(k.tlsCA)
 		if err != nil {
-			return fmt.Errorf("--kafka-tls-ca %s: %w", k.tlsCA, err)
+			return fmt.Errorf("--kafka-tls-ca %w", err)
 		}
 		cfg.TLS = t
 	}

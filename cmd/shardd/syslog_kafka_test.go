@@ -138,7 +138,7 @@ func TestSyslogKafkaSCRAM(t *testing.T) {
 	if code != exitRuntime {
 		t.Fatalf("exit %d, want %d: %s", code, exitRuntime, stderr)
 	}
-	assertOneLine(t, stderr, "holds no PEM certificate")
+	assertOneLine(t, stderr, "--kafka-tls-ca "+notPEM+": no PEM certificate in it")
 	d, port, metrics := startSyslog(t, sink, "--kafka-sasl", "scram-sha-512", "--kafka-sasl-user", "shardd", "--kafka-sasl-password-file", pw)
 	conn, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port)))
 	if err != nil {

@@ -112,14 +112,14 @@ func loadTLS(o *options, log *zap.Logger, inh *inherited) (*tlsState, error) {
 	if st.certs, err = shard.LoadCerts(o.tls.cert, o.tls.key); err != nil {
 		return nil, err
 	}
-	logCert(log, "TLS certificate loaded", st.certs)
 	st.conf = shard.ServerTLS(st.certs, alpnOf[o.handler.value]...)
 	if o.tls.clientCA != "" {
 		if st.cas, err = shard.LoadClientCAs(o.tls.clientCA); err != nil {
-			return nil, err
+			return nil, err // before any log line: a failed start is one line
 		}
 		st.cas.Require(st.conf)
 	}
+	logCert(log, "TLS certificate loaded", st.certs)
 	if st.tickets, err = shard.NewTicketKeys(st.conf); err != nil {
 		return nil, err
 	}

@@ -2,14 +2,14 @@ package kafka
 
 import (
 	"crypto/tls"
-	"crypto/x509"
-	"fmt"
 	"os"
 	"strings"
 
 	"github.com/twmb/franz-go/pkg/sasl"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
+
+	"github.com/shardd/shardd/packet/pemca"
 )
 
 // SASLMechanisms are the names SASL takes.
@@ -30,20 +30,19 @@ func SASL(name, user, pass string) (sasl.Mechanism, bool) {
 }
 
 // TLSConfig returns the TLS configuration to reach brokers: the system's
-// roots, or only the PEM certificates in caFile if it is not empty.
+// roots, or only the PEM certificates in caFile if it is not empty. The
+// file is read strictly (pemca.Load): a block that is not a certificate
+// is an error naming the file and the block, not a CA silently left out.
 func TLSConfig(caFile string) (*tls.Config, error) {
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
 	if caFile == "" {
 		return cfg, nil
 	}
-	pem, err := os.ReadFile(caFile)
+	pool, _, err := pemca.Load(caFile)
 	if err != nil {
-		return nil, fmt.Errorf("cannot read the brokers' CA file: %w", err)
+		return nil, err
 	}
-	cfg.RootCAs = x509.NewCertPool()
-	if !cfg.RootCAs.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("%s holds no PEM certificate: give the CA certificate(s) the brokers' certificates are signed by", caFile)
-	}
+	cfg.RootCAs = pool
 	return cfg, nil
 }
 
