@@ -63,7 +63,7 @@ func kafkaFlags(fs *flag.FlagSet, k *kafkaOptions) {
 		return nil
 	})
 	fs.StringVar(&k.saslUser, "kafka-sasl-user", "", "with --kafka-sasl: the user name")
-	fs.StringVar(&k.saslPwFile, "kafka-sasl-password-file", "", "with --kafka-sasl: a FILE whose first line is the password")
+	fs.StringVar(&k.saslPwFile, "kafka-sasl-password-file", "", "with --kafka-sasl: a FILE whose first line is the password (mode 0600 or 0640, owned by shardd's user or root)")
 }
 
 // isKafkaSink is whether --sink names Kafka brokers.
@@ -134,7 +134,7 @@ func kafkaAuth(k *kafkaOptions, cfg *kafka.Config) error {
 	if k.sasl != "" {
 		pw, err := kafka.ReadSecret(k.saslPwFile)
 		if err != nil {
-			return fmt.Errorf("--kafka-sasl-password-file: %w (give a file whose first line is the password)", err)
+			return fmt.Errorf("--kafka-sasl-password-file %w", err)
 		}
 		cfg.SASL, _ = kafka.SASL(k.sasl, k.saslUser, pw)
 	}

@@ -2,7 +2,6 @@ package kafka
 
 import (
 	"crypto/tls"
-	"os"
 	"strings"
 
 	"github.com/twmb/franz-go/pkg/sasl"
@@ -10,6 +9,7 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/shardd/shardd/packet/pemca"
+	"github.com/shardd/shardd/packet/secretfile"
 )
 
 // SASLMechanisms are the names SASL takes.
@@ -46,9 +46,14 @@ func TLSConfig(caFile string) (*tls.Config, error) {
 	return cfg, nil
 }
 
+// MaxSecretFile bounds what ReadSecret reads.
+const MaxSecretFile = 64 << 10
+
 // ReadSecret reads a password file: its first line, without the newline.
+// The file must be private (secretfile.Read: mode 0600 or 0640, owned by
+// this user or root); its errors start with the file's name.
 func ReadSecret(file string) (string, error) {
-	b, err := os.ReadFile(file)
+	b, err := secretfile.Read(file, MaxSecretFile)
 	if err != nil {
 		return "", err
 	}

@@ -1,0 +1,48 @@
+// Package secretfile reads files that hold a secret (a password, a key):
+// a file that other users may read or write, or that neither the daemon's
+// user nor root owns, is refused before it is read, as the TSIG key files
+// of packet/dns are (mode 0600 or 0640, owned by the daemon's user or
+// root). The mode and owner checked are those of the file opened, so a
+// symbolic link (a Kubernetes secret volume, say) is followed, and what it
+// points to must pass.
+package secretfile
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+)
+
+// Read returns the contents of path, at most max bytes, after Check; a
+// larger file, or anything but a regular file, is refused. Its errors are
+// one line that starts with path and ends with the fix.
+func Read(path string, max int) ([]byte, error) {
+	f, err := openNonblock(path) // a FIFO planted there must not block the start
+	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file (%v): give the file that holds the secret", path, fi.Mode().Type())
+	}
+	if err := Check(fi); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, int64(max)+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if len(b) > max {
+		return nil, fmt.Errorf("%s: larger than %d bytes: give the file that holds the secret only", path, max)
+	}
+	return b, nil
+}
