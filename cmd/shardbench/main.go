@@ -17,12 +17,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -136,6 +134,9 @@ func run(args []string) error {
 		return err
 	}
 	if err := os.MkdirAll(o.out, 0o755); err != nil {
+		return err
+	}
+	if err := checkOut(o.out); err != nil {
 		return err
 	}
 
@@ -497,27 +498,6 @@ func runOtherModes(o *options, p plan, res *results) (string, error) {
 		md += r.markdown()
 	}
 	return md, nil
-}
-
-// writeResults writes results.md, results.json and the charts into dir and
-// prints the markdown.
-func writeResults(dir, md string, res results, charts map[string]string) error {
-	if err := os.WriteFile(filepath.Join(dir, "results.md"), []byte(md), 0o644); err != nil {
-		return err
-	}
-	js, _ := json.MarshalIndent(res, "", "  ")
-	if err := os.WriteFile(filepath.Join(dir, "results.json"), js, 0o644); err != nil {
-		return err
-	}
-	names := slices.Sorted(maps.Keys(charts))
-	for _, name := range names {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(charts[name]), 0o644); err != nil {
-			return err
-		}
-	}
-	fmt.Print(md)
-	fmt.Fprintf(os.Stderr, "wrote %s/results.md, results.json%s\n", dir, strings.Join(append([]string{""}, names...), ", "))
-	return nil
 }
 
 // serves is the handler and the protocol the server runs under the load.

@@ -8,7 +8,6 @@ import (
 	"maps"
 	"net"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -17,6 +16,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/shardd/shardd/cmd/internal/atomicfile"
 	"github.com/shardd/shardd/metrics/fdlimit"
 	"github.com/shardd/shardd/shard"
 )
@@ -433,44 +433,15 @@ func rawFD(f *os.File) (uintptr, error) {
 }
 
 // writePidfile writes pid to path atomically, so a reader never sees a
-// half-written file, and never through a symbolic link: a link at path is
-// refused, and the temporary file has a random name in path's directory and
-// is created with O_EXCL (which does not follow a link either). The rename
-// replaces whatever name is at path; it does not follow one.
+// half-written file, and never through a symbolic link (atomicfile.Write).
 func writePidfile(path string, pid int) error {
 	return writeAtomic(path, []byte(strconv.Itoa(pid)+"\n"))
 }
 
 // writeAtomic writes data to path as writePidfile does.
 func writeAtomic(path string, data []byte) error {
-	if err := checkPidfile(path); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return fmt.Errorf("--pidfile %s: cannot create a file in its directory: %w (the directory must exist and be writable by shardd's user)", path, unwrapPathErr(err))
-	}
-	tmp := f.Name()
-	err = func() error {
-		defer f.Close()
-		if _, err := f.Write(data); err != nil {
-			return err
-		}
-		if err := f.Chmod(0o644); err != nil {
-			return err
-		}
-		return f.Sync()
-	}()
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		_ = os.Remove(tmp)
-		return fmt.Errorf("--pidfile %s: %w", path, unwrapPathErr(err))
-	}
-	if d, err := os.Open(filepath.Dir(path)); err == nil { // the rename made durable
-		_ = d.Sync()
-		_ = d.Close()
+	if err := atomicfile.Write(path, data, 0o644); err != nil {
+		return fmt.Errorf("--pidfile %w", err)
 	}
 	return nil
 }
@@ -478,17 +449,8 @@ func writeAtomic(path string, data []byte) error {
 // checkPidfile refuses a pidfile path that is a symbolic link or not a
 // regular file.
 func checkPidfile(path string) error {
-	fi, err := os.Lstat(path)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return nil
-	case err != nil:
-		return fmt.Errorf("--pidfile %s: %w", path, unwrapPathErr(err))
-	case fi.Mode()&fs.ModeSymlink != 0:
-		to, _ := os.Readlink(path)
-		return fmt.Errorf("--pidfile %s is a symbolic link (to %s), and shardd does not write through one: remove the link, or give the path of a regular file", path, to)
-	case !fi.Mode().IsRegular():
-		return fmt.Errorf("--pidfile %s is not a regular file (%v): give the path of a file shardd may replace", path, fi.Mode().Type())
+	if err := atomicfile.Check(path); err != nil {
+		return fmt.Errorf("--pidfile %w", err)
 	}
 	return nil
 }
