@@ -50,6 +50,20 @@ type Info struct {
 	TLS bool
 }
 
+// LockedThreads is how many OS threads the group's shards lock, each
+// blocking in the kernel between batches: one per UDP shard, and one per
+// TCP shard of the loop shape (the goroutine shape runs on Go's own).
+func (in Info) LockedThreads() int {
+	n := 0
+	if in.UDP {
+		n += in.Shards
+	}
+	if in.TCP && in.TCPShape == TCPShapeLoop {
+		n += in.Shards
+	}
+	return n
+}
+
 // Group is the set of shards serving one address.
 type Group struct {
 	cfg    resolved

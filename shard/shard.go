@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -39,6 +40,7 @@ type shard struct {
 	stopping  atomic.Bool
 	handoff   atomic.Bool // stopping for an upgrade: another process serves the socket
 	log       *zap.Logger
+	yield     yielder // hands the locked thread to the scheduler now and then (see yielder)
 
 	finalMem atomic.Pointer[socketMem] // SO_MEMINFO read just before close
 	panicked bool                      // a handler panic was logged once already
@@ -175,6 +177,7 @@ func (s *shard) run() error {
 			continue
 		}
 		s.serveBatch(n)
+		s.yield.maybe(time.Now())
 	}
 }
 

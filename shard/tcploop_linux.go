@@ -145,6 +145,7 @@ func (l *tcpLoop) run() error {
 		}
 	}
 	lastSweep := time.Now()
+	var y yielder
 	for {
 		if err := l.poll(); err != nil {
 			return err
@@ -161,6 +162,7 @@ func (l *tcpLoop) run() error {
 			l.sweep(now)
 			lastSweep = now
 		}
+		y.maybe(now)
 	}
 }
 

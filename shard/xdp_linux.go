@@ -292,6 +292,7 @@ func (s *shard) runXDP() error {
 		for _, p := range s.xdp {
 			s.serveXDP(p)
 		}
+		s.yield.maybe(time.Now())
 		if udp {
 			if n, err := m.drainBatch(s.msgs); err != nil {
 				s.rxError(err)

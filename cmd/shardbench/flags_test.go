@@ -29,6 +29,8 @@ func TestHelpAndFlagErrors(t *testing.T) {
 		{"--duration 2", `shardbench: --duration "2": missing unit, e.g. 2s`},
 		{"--reps many", `shardbench: --reps "many": not a number`},
 		{"stray", `shardbench: unexpected "stray"`},
+		{"--xdp-queues 0", `shardbench: --xdp-queues "0": want queue counts from 1 to 64`},
+		{"--xdp-queues 1,x", `shardbench: --xdp-queues "1,x": want queue counts from 1 to 64`},
 	} {
 		var stderr bytes.Buffer
 		if code := exitCode(run(strings.Fields(tc.args)), &stderr); code != 2 || !strings.HasPrefix(stderr.String(), tc.want) {
@@ -48,5 +50,16 @@ func TestSizesTakeTheSizeSyntax(t *testing.T) {
 		if _, err := parsePlan("discard", bad); err == nil || !strings.Contains(err.Error(), "is not a size from 16 to 65507") {
 			t.Errorf("--sizes %q: %v", bad, err)
 		}
+	}
+}
+
+// TestXDPQueuesFlag: --xdp-queues gives the veth layouts in order.
+func TestXDPQueuesFlag(t *testing.T) {
+	o, err := parseFlags([]string{"--xdp-queues", "2, 1"})
+	if err != nil || len(o.queues) != 2 || o.queues[0] != 2 || o.queues[1] != 1 {
+		t.Fatalf("--xdp-queues 2,1: %v, %v", o, err)
+	}
+	if o, err = parseFlags(nil); err != nil || len(o.queues) != 2 || o.queues[0] != 1 {
+		t.Fatalf("default --xdp-queues: %v, %v", o, err)
 	}
 }

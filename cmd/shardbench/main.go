@@ -193,6 +193,7 @@ type options struct {
 	syslog *syslogConfig
 	peers  peerFlag
 	prog   *progress
+	queues []int // xdp mode: veth queue layouts (--xdp-queues)
 }
 
 // parseFlags reads and checks the flags; a usageError on bad ones.
@@ -205,6 +206,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.bin, "bin", "bin", "directory holding shardd, shardload and naive (make build)")
 	fs.StringVar(&o.sizes, "sizes", "64,512", "datagram sizes, comma-separated (bytes, or with K: 1K)")
 	fs.StringVar(&o.modes, "modes", "discard,echo,tcp-echo,upgrade,dns,dot,syslog,offload", "loads: discard (UDP one-way), echo (UDP), tcp-echo, upgrade (10 upgrades under a steady stream), dns (shardd --handler dns vs Knot DNS, dnsperf; see dns.go), dot (DNS over TLS, shardd --tls vs NSD: dnsperf -m dot queries/s and new connections/s with and without resumption; see dot.go), syslog (highest zero-loss rate into a file, shardd --handler syslog vs rsyslogd; see syslog.go), offload (shardd --gro on vs off under a GSO sender, discard and zero-loss syslog into a file; --gso on vs off under GSO echo; see offload.go); also, by name only (root, ip, dnsperf): xdp (shardd --xdp vs its UDP sockets vs Knot DNS XDP, and the discard drain, over a veth pair between two namespaces it creates; see xdp.go)")
+	xdpQueues := fs.String("xdp-queues", "1,2", "xdp: receive queues per end of the veth pair, one layout per value, comma-separated (1 is veth's default; 2 gives each of shardd's 2 shards its own queue)")
 	o.dns = addDNSFlags(fs)
 	o.dot = addDoTFlags(fs)
 	o.syslog = addSyslogFlags(fs)
@@ -228,6 +230,9 @@ func parseFlags(args []string) (*options, error) {
 	}
 	if o.reps < 1 || o.dur <= 0 {
 		return nil, &usageError{errors.New("--reps and --duration must be positive")}
+	}
+	if o.queues, err = parseQueues(*xdpQueues); err != nil {
+		return nil, &usageError{err}
 	}
 	return o, nil
 }
@@ -482,7 +487,7 @@ func runOtherModes(o *options, p plan, res *results) (string, error) {
 		md += "\n### UDP offloads: shardd --gro and --gso on vs off\n\n" + r.rep.markdown() + r.Syslog.offloadMarkdown()
 	}
 	if p.xdp {
-		runs, xmd, err := runXDPMode(shardd, shardload, o.reps, o.dur, o.prog)
+		runs, xmd, err := runXDPMode(shardd, shardload, o.queues, o.reps, o.dur, o.prog)
 		if err != nil {
 			return "", fmt.Errorf("xdp: %w", err)
 		}
@@ -719,4 +724,17 @@ func portAndDir(prefix string) (port int, dir string, err error) {
 	}
 	dir, err = os.MkdirTemp("", prefix)
 	return port, dir, err
+}
+
+// parseQueues reads --xdp-queues: queue counts from 1 to 64.
+func parseQueues(list string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(list, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 || n > 64 {
+			return nil, fmt.Errorf("--xdp-queues %q: want queue counts from 1 to 64, comma-separated, e.g. 1,2", list)
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }

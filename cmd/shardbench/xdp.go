@@ -12,12 +12,14 @@ import (
 )
 
 // The xdp mode (not in the default --modes: it needs root): two network
-// namespaces of its own joined by a veth pair with two queues per end,
-// dnsperf in one (A, 198.18.0.1) against a server in the other (B,
-// 198.18.0.2:5353): shardd --xdp, shardd over its UDP sockets, and Knot
-// DNS in its XDP mode (xdp: listen: IFACE@PORT; skipped without knotd),
+// namespaces of its own joined by a veth pair, dnsperf in one (A,
+// 198.18.0.1) against a server in the other (B, 198.18.0.2:5353): shardd
+// --xdp, shardd over its UDP sockets, and Knot DNS in its XDP mode (xdp:
+// listen: IFACE@PORT) and over UDP (both skipped without knotd),
 // interleaved; then the discard drain (shardload one-way, no GSO) into
-// shardd --xdp and over UDP. The namespaces are deleted by name at the
+// shardd --xdp and over UDP. It runs once per queue layout (--xdp-queues):
+// one receive queue per end (veth's default, and all Knot's XDP mode uses
+// on veth) and one per shard. The namespaces are deleted by name at the
 // end, whatever happened.
 type xdpBench struct {
 	nsA, nsB, devA, devB string
@@ -26,12 +28,14 @@ type xdpBench struct {
 	dnsperf, knotd       string
 	queries, zones       []string
 	dur                  time.Duration
+	queues               int // receive and transmit queues per end of the pair
 }
 
 // xdpRun is one measured run of the xdp mode.
 type xdpRun struct {
 	Load   string  `json:"load"` // dnsperf or discard
 	Server string  `json:"server"`
+	Queues int     `json:"queues"` // per end of the veth pair
 	Rep    int     `json:"rep"`
 	Rate   float64 `json:"rate"` // answered queries/s (dnsperf) or datagrams the server counted per second (discard)
 	Sent   uint64  `json:"sent"`
@@ -40,38 +44,54 @@ type xdpRun struct {
 
 const xdpServerAddr = "198.18.0.2:5353"
 
-// runXDPMode runs the xdp mode and returns its markdown.
-func runXDPMode(shardd, shardload string, reps int, dur time.Duration, prog *progress) ([]xdpRun, string, error) {
-	b := &xdpBench{shardd: shardd, shardload: shardload, dur: dur}
-	var err error
-	if b.dnsperf, err = exec.LookPath("dnsperf"); err != nil {
+// runXDPMode runs the xdp mode once per queue layout and returns its
+// markdown.
+func runXDPMode(shardd, shardload string, queues []int, reps int, dur time.Duration, prog *progress) ([]xdpRun, string, error) {
+	dnsperf, err := exec.LookPath("dnsperf")
+	if err != nil {
 		return nil, "", fmt.Errorf("xdp mode needs dnsperf: %w", err)
 	}
-	b.knotd, _ = exec.LookPath("knotd")
+	knotd, _ := exec.LookPath("knotd")
+	var runs []xdpRun
+	for _, q := range queues {
+		b := &xdpBench{shardd: shardd, shardload: shardload, dur: dur, dnsperf: dnsperf, knotd: knotd, queues: q}
+		r, err := b.run(reps, prog)
+		runs = append(runs, r...)
+		if err != nil {
+			return runs, "", err
+		}
+	}
+	return runs, xdpMarkdown(runs), nil
+}
+
+// run measures every contender reps times, interleaved, on a pair of its
+// own.
+func (b *xdpBench) run(reps int, prog *progress) ([]xdpRun, error) {
+	var err error
 	if b.dir, err = os.MkdirTemp("", "shardbench-xdp-"); err != nil {
-		return nil, "", err
+		return nil, err
 	}
 	defer os.RemoveAll(b.dir)
 	if err := b.setup(); err != nil {
 		b.teardown()
-		return nil, "", err
+		return nil, err
 	}
 	defer b.teardown()
 	var runs []xdpRun
 	for rep := 1; rep <= reps; rep++ {
 		for _, srv := range b.servers() {
-			prog.start("xdp", fmt.Sprintf("%s %s, round %d", srv.load, srv.name, rep), dur)
+			prog.start("xdp", fmt.Sprintf("%s %s, %d queue(s), round %d", srv.load, srv.name, b.queues, rep), b.dur)
 			r, err := b.measure(srv)
 			if err != nil {
 				prog.end("failed")
-				return runs, "", err
+				return runs, err
 			}
-			r.Rep = rep
+			r.Rep, r.Queues = rep, b.queues
 			prog.end("%.0f/s, lost %d", r.Rate, r.Lost)
 			runs = append(runs, r)
 		}
 	}
-	return runs, xdpMarkdown(runs), nil
+	return runs, nil
 }
 
 func (b *xdpBench) ip(args ...string) error {
@@ -84,10 +104,11 @@ func (b *xdpBench) ip(args ...string) error {
 func (b *xdpBench) setup() error {
 	id := fmt.Sprint(os.Getpid())
 	b.nsA, b.nsB, b.devA, b.devB = "shardbench-xa-"+id, "shardbench-xb-"+id, "sbxa"+id, "sbxb"+id
+	q := fmt.Sprint(b.queues)
 	steps := [][]string{
 		{"netns", "add", b.nsA}, {"netns", "add", b.nsB},
-		{"link", "add", b.devA, "netns", b.nsA, "numtxqueues", "2", "numrxqueues", "2", "type", "veth",
-			"peer", "name", b.devB, "netns", b.nsB, "numtxqueues", "2", "numrxqueues", "2"},
+		{"link", "add", b.devA, "netns", b.nsA, "numtxqueues", q, "numrxqueues", q, "type", "veth",
+			"peer", "name", b.devB, "netns", b.nsB, "numtxqueues", q, "numrxqueues", q},
 		{"-n", b.nsA, "addr", "add", "198.18.0.1/24", "dev", b.devA}, {"-n", b.nsB, "addr", "add", "198.18.0.2/24", "dev", b.devB},
 		{"-n", b.nsA, "link", "set", b.devA, "up"}, {"-n", b.nsB, "link", "set", b.devB, "up"},
 		{"-n", b.nsA, "link", "set", "lo", "up"}, {"-n", b.nsB, "link", "set", "lo", "up"},
@@ -111,21 +132,26 @@ func (b *xdpBench) teardown() {
 	}
 }
 
-// knotConf writes Knot's configuration: UDP on B's address and XDP on B's
-// end of the pair, the same zones.
+// knotConf writes Knot's two configurations, the same zones: UDP on B's
+// address with XDP on B's end of the pair (knot.conf), and UDP alone
+// (knot-udp.conf).
 func (b *xdpBench) knotConf() error {
-	text := fmt.Sprintf("server:\n  rundir: %s\n  listen: %s\n  udp-workers: 2\n  tcp-workers: 1\n  background-workers: 1\n"+
-		"xdp:\n  listen: %s@5353\ndatabase:\n  storage: %s\nlog:\n  - target: stderr\n    any: warning\nzone:\n",
-		b.dir, strings.Replace(xdpServerAddr, ":", "@", 1), b.devB, b.dir)
+	head := fmt.Sprintf("server:\n  rundir: %s\n  listen: %s\n  udp-workers: 2\n  tcp-workers: 1\n  background-workers: 1\n",
+		b.dir, strings.Replace(xdpServerAddr, ":", "@", 1))
+	tail := fmt.Sprintf("database:\n  storage: %s\nlog:\n  - target: stderr\n    any: warning\nzone:\n", b.dir)
 	for _, z := range b.zones {
 		name := strings.TrimSuffix(filepath.Base(z), ".zone")
 		abs, err := filepath.Abs(z)
 		if err != nil {
 			return err
 		}
-		text += fmt.Sprintf("  - domain: %s\n    file: %s\n    journal-content: none\n    zonefile-sync: -1\n", name, abs)
+		tail += fmt.Sprintf("  - domain: %s\n    file: %s\n    journal-content: none\n    zonefile-sync: -1\n", name, abs)
 	}
-	return os.WriteFile(filepath.Join(b.dir, "knot.conf"), []byte(text), 0o644)
+	xdp := fmt.Sprintf("xdp:\n  listen: %s@5353\n", b.devB)
+	if err := os.WriteFile(filepath.Join(b.dir, "knot.conf"), []byte(head+xdp+tail), 0o644); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(b.dir, "knot-udp.conf"), []byte(head+tail), 0o644)
 }
 
 // xdpServer is one contender: its command line in B and its load.
@@ -144,7 +170,8 @@ func (b *xdpBench) servers() []xdpServer {
 		{"shardd UDP", "dnsperf", append(append([]string{}, dns...), ":5353")},
 	}
 	if b.knotd != "" {
-		s = append(s, xdpServer{"Knot DNS XDP", "dnsperf", []string{b.knotd, "-c", filepath.Join(b.dir, "knot.conf")}})
+		s = append(s, xdpServer{"Knot DNS XDP", "dnsperf", []string{b.knotd, "-c", filepath.Join(b.dir, "knot.conf")}},
+			xdpServer{"Knot DNS UDP", "dnsperf", []string{b.knotd, "-c", filepath.Join(b.dir, "knot-udp.conf")}})
 	}
 	metrics := []string{"--metrics", "198.18.0.2:9153"}
 	return append(s,
@@ -227,10 +254,44 @@ func (b *xdpBench) discard(r xdpRun) (xdpRun, error) {
 }
 
 func xdpMarkdown(runs []xdpRun) string {
-	md := "\n### AF_XDP: shardd --xdp vs its UDP sockets and Knot DNS XDP (veth pair between two namespaces)\n\n" +
-		"| load | server | round | rate /s | sent | lost |\n|---|---|---|---|---|---|\n"
+	md := "\n### AF_XDP: shardd --xdp vs its UDP sockets and Knot DNS XDP and UDP (veth pair between two namespaces)\n\n" +
+		"| queues | load | server | round | rate /s | sent | lost |\n|---|---|---|---|---|---|---|\n"
 	for _, r := range runs {
-		md += fmt.Sprintf("| %s | %s | %d | %.0f | %d | %d |\n", r.Load, r.Server, r.Rep, r.Rate, r.Sent, r.Lost)
+		md += fmt.Sprintf("| %d | %s | %s | %d | %.0f | %d | %d |\n", r.Queues, r.Load, r.Server, r.Rep, r.Rate, r.Sent, r.Lost)
+	}
+	return md + xdpRatios(runs)
+}
+
+// xdpRatios is a line per queue layout and round: each server's dnsperf
+// rate over shardd UDP's in the same round, the figure the goals are
+// written in.
+func xdpRatios(runs []xdpRun) string {
+	type key struct{ queues, rep int }
+	base := map[key]float64{}
+	for _, r := range runs {
+		if r.Load == "dnsperf" && r.Server == "shardd UDP" {
+			base[key{r.Queues, r.Rep}] = r.Rate
+		}
+	}
+	md := "\nRatios to shardd UDP in the same round (dnsperf):\n\n"
+	line := ""
+	last := key{-1, -1}
+	for _, r := range runs {
+		k := key{r.Queues, r.Rep}
+		if r.Load != "dnsperf" || base[k] == 0 || r.Server == "shardd UDP" {
+			continue
+		}
+		if k != last {
+			if line != "" {
+				md += line + "\n"
+			}
+			line = fmt.Sprintf("- %d queue(s), round %d:", k.queues, k.rep)
+			last = k
+		}
+		line += fmt.Sprintf(" %s %.2fx", r.Server, r.Rate/base[k])
+	}
+	if line != "" {
+		md += line + "\n"
 	}
 	return md
 }

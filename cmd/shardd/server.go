@@ -97,6 +97,7 @@ func startServer(o *options, log *zap.Logger, sig <-chan os.Signal) (_ *server, 
 	for _, g := range srv.groups {
 		logListening(log, g.Info(), o)
 	}
+	reserveProcs(srv.groups, log)
 	return srv, nil
 }
 

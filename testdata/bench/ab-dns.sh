@@ -3,8 +3,10 @@
 #   testdata/bench/ab-dns.sh OLD_SHARDD NEW_SHARDD [ROUNDS]
 # Each round runs OLD, NEW and Knot DNS (if knotd is installed), one after
 # the other, each fresh on a loopback port, under 3 s of shardload echo with
-# one A query (make build first: bin/shardload). CPU per query is the
-# server's utime+stime from /proc/PID/stat over the run.
+# one A query (make build first: bin/shardload), one datagram per query
+# (--gso off: with GSO shardd's UDP GRO takes a flow's queries in one
+# receive, and the figures stop being comparable with Knot's). CPU per
+# query is the server's utime+stime from /proc/PID/stat over the run.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 old=$1 new=$2 rounds=${3:-4}
@@ -29,7 +31,7 @@ for r in $(seq "$rounds"); do
     sleep 0.7
     c0=$(cpu $pid)
     out=$(bin/shardload --mode echo --senders 1 --payload testdata/dns/query-a-example.com.bin \
-      --duration 3s --json --progress=false "127.0.0.1:$p" 2>/dev/null)
+      --gso off --duration 3s --json --progress=false "127.0.0.1:$p" 2>/dev/null)
     c1=$(cpu $pid)
     kill "$pid"; wait "$pid" 2>/dev/null || true
     python3 -c 'import json,sys; d=json.loads(sys.argv[1]); n=d["received"]

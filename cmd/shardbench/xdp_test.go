@@ -1,0 +1,31 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestXDPRatios: each dnsperf rate is divided by shardd UDP's in the same
+// layout and round, never another's; discard runs are left out.
+func TestXDPRatios(t *testing.T) {
+	runs := []xdpRun{
+		{Load: "dnsperf", Server: "shardd --xdp", Queues: 1, Rep: 1, Rate: 150},
+		{Load: "dnsperf", Server: "shardd UDP", Queues: 1, Rep: 1, Rate: 100},
+		{Load: "dnsperf", Server: "Knot DNS XDP", Queues: 1, Rep: 1, Rate: 120},
+		{Load: "discard", Server: "shardd --xdp", Queues: 1, Rep: 1, Rate: 999},
+		{Load: "dnsperf", Server: "shardd --xdp", Queues: 2, Rep: 1, Rate: 110},
+		{Load: "dnsperf", Server: "shardd UDP", Queues: 2, Rep: 1, Rate: 200},
+	}
+	got := xdpRatios(runs)
+	for _, want := range []string{
+		"- 1 queue(s), round 1: shardd --xdp 1.50x Knot DNS XDP 1.20x\n",
+		"- 2 queue(s), round 1: shardd --xdp 0.55x\n",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("ratios lack %q:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, "9.99") {
+		t.Errorf("a discard run was counted:\n%s", got)
+	}
+}
