@@ -333,3 +333,38 @@ func TestXDPVLANOtherPortPasses(t *testing.T) {
 		t.Fatalf("received %v by proto; want the one datagram to the listener by AF_XDP", rx)
 	}
 }
+
+// TestXDPVLANReplyOfMTUSize: a tagged request whose echo fills the MTU
+// exactly (a 1500-byte IP packet; the tag is not part of the MTU) is
+// answered by AF_XDP in its VLAN, IPv4 and IPv6, not handed to the UDP
+// socket as if it were 4 bytes over the MTU.
+func TestXDPVLANReplyOfMTUSize(t *testing.T) {
+	// Fails until flushXDP (shard/xdp_linux.go, not this branch's to edit)
+	// measures the IP packet as l-xdp.LinkLen(h) rather than l-14: then
+	// delete this line.
+	t.Skip("flushXDP counts the 802.1Q tag against the MTU: a tagged reply that fills it leaves by the UDP socket, untagged")
+	p := netnstest.NewPair(t, 1)
+	g := listenXDP(t, p, Config{Addr: ":0", Shards: 1})
+	go func() { _ = g.Serve(context.Background()) }()
+	a, b := openRaw(t, p.A, p.DevA), openRaw(t, p.B, p.DevB)
+	port := groupPort(g)
+	for i, c := range []struct {
+		src, dst netip.Addr
+		size     int
+	}{{p.A4, p.B4, 1500 - 20 - 8}, {p.A6, p.B6, 1500 - 40 - 8}} {
+		src, to := netip.AddrPortFrom(c.src, 41000+uint16(i)), netip.AddrPortFrom(c.dst, port)
+		payload := bytes.Repeat([]byte{'m', byte(i)}, c.size/2)
+		a.send(t, taggedRequest(t, a, b, 100, src, to, payload))
+		f := a.next(t, fmt.Sprintf("echo of the %d-byte datagram to %v", c.size, to), func(f *rawFrame) bool {
+			return isUDPTo(f, c.dst.Is4(), src.Port())
+		})
+		if !f.tagged || f.tci != 100 {
+			t.Fatalf("the MTU-sized reply to %v tagged %v, TCI %#04x; want VLAN 100", to, f.tagged, f.tci)
+		}
+		checkUDPReply(t, f.data, a, b, src, to, payload)
+	}
+	rx, tx := protoTotals(g.Stats(nil))
+	if rx["xdp"] != 2 || tx["xdp"] != 2 || rx["udp"] != 0 {
+		t.Fatalf("received %v, sent %v by proto; want both by AF_XDP", rx, tx)
+	}
+}
