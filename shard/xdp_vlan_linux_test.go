@@ -107,7 +107,7 @@ func (r *rawPort) next(t *testing.T, what string, match func(*rawFrame) bool) *r
 			return f
 		}
 	}
-	t.Fatalf("no %s within 30 s", what)
+	t.Fatalf("waited 30 s for %s", what)
 	return nil
 }
 

@@ -8,10 +8,12 @@
 // Only UDP to a listener's port and address, over Ethernet with at most one
 // 802.1Q tag, IPv4 without options or fragments or IPv6 with UDP as the
 // first next header, is redirected; everything else (ARP, ICMP, TCP, other
-// ports, fragments) passes to the kernel untouched. The tag must be in the
-// frame: one the NIC stripped (rx VLAN offload) or that came beside the
-// frame (a VLAN device over a lower device with tx VLAN offload, as over
-// veth) is not seen, and the reply leaves untagged (VLANOffload). What is
+// ports, fragments) passes to the kernel untouched. The AF_XDP path
+// answers in the frame's VLAN when the tag is in the frame; a frame whose
+// tag the driver took out of it (rx VLAN offload on a NIC; over veth, a
+// peer's VLAN device with tx VLAN offload) passes to the kernel where the
+// program is device-bound and the driver reports the tag, and is answered
+// untagged, on the wrong VLAN, where not (Program.DeviceBound, VLANOffload). What is
 // redirected bypasses the kernel's network stack: netfilter rules and
 // packet sockets (tcpdump) do not see it, in either direction.
 //

@@ -19,8 +19,11 @@ import (
 // (veth_xdp_rcv_skb runs it on the data only) and in generic mode
 // (bpf_prog_run_generic_xdp builds its buffer from skb->data at the MAC
 // header; do_xdp_generic runs before __netif_receive_skb_core's
-// skb_vlan_untag, so a tag in the data is seen), and the reply leaves
-// untagged, on the wrong VLAN.
+// skb_vlan_untag, so a tag in the data is seen). The device-bound program
+// (driver mode, loadBound) asks the driver for the tag and passes such a
+// frame to the kernel; otherwise (generic mode, or a driver without
+// bpf_xdp_metadata_rx_vlan_tag) the reply leaves untagged, on the wrong
+// VLAN.
 
 // ethtool's legacy feature-flag commands and bits (uapi linux/ethtool.h).
 const (
