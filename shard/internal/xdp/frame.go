@@ -139,6 +139,17 @@ func HeadersLen(req *Header, src netip.Addr) int {
 	return n
 }
 
+// LinkLen is the length of the link-layer headers of the answer to req:
+// the Ethernet header and req's 802.1Q tag, if any. The rest of the frame
+// (HeadersLen plus the payload, less LinkLen) is the IP packet, which the
+// interface's MTU bounds; the tag does not count against it.
+func LinkLen(req *Header) int {
+	if req.Tagged {
+		return ethLen + vlanLen
+	}
+	return ethLen
+}
+
 // Build writes into frame the answer to req: an Ethernet frame from req's
 // destination MAC to its source MAC (with req's VLAN tag), an IPv4 or IPv6
 // header from src to dst, and a UDP header with its checksum, followed by

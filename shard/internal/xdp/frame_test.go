@@ -50,6 +50,9 @@ func TestBuildParseRoundTrip(t *testing.T) {
 		if n != HeadersLen(&req, src.Addr())+len(c.payload) {
 			t.Fatalf("%v: built %d bytes", c, n)
 		}
+		if ip := frame[LinkLen(&req):n]; ipLen(ip) != len(ip) {
+			t.Fatalf("%v: the IP packet after LinkLen %d says it is %d bytes, the frame holds %d", c, LinkLen(&req), ipLen(ip), len(ip))
+		}
 		var h Header
 		got, ok := Parse(frame[:n], &h)
 		if !ok || string(got) != c.payload || h.Src != src || h.Dst != dst || h.Tagged != c.tagged ||
@@ -155,4 +158,16 @@ func FuzzParse(f *testing.F) {
 		}
 		checksumOK(t, out[:m], &r)
 	})
+}
+
+// ipLen is the length an IP packet's header gives it (0 for a packet that
+// does not start with an IPv4 or IPv6 header).
+func ipLen(ip []byte) int {
+	switch {
+	case len(ip) >= ipv4Len && ip[0]>>4 == 4:
+		return int(binary.BigEndian.Uint16(ip[2:4]))
+	case len(ip) >= ipv6Len && ip[0]>>4 == 6:
+		return ipv6Len + int(binary.BigEndian.Uint16(ip[4:6]))
+	}
+	return 0
 }

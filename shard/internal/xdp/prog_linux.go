@@ -9,6 +9,7 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/btf"
 	"github.com/cilium/ebpf/link"
 	"golang.org/x/sys/unix"
 )
@@ -22,6 +23,7 @@ type Program struct {
 	xsks  *ebpf.Map
 	link  link.Link
 	mode  string
+	bound bool // prog is the device-bound variant (loadBound)
 }
 
 // keyLen is a ports-map key: the UDP port (network order), the family (4
@@ -108,8 +110,8 @@ func NewProgram(queues int) (*Program, error) {
 		return nil, fmt.Errorf("xdp: create the socket map: %w", err)
 	}
 	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{
-		Name: "shardd_xdp", Type: ebpf.XDP, License: "Dual BSD/GPL",
-		Instructions: instructions(ports.FD(), xsks.FD()),
+		Name: programName, Type: ebpf.XDP, License: "Dual BSD/GPL",
+		Instructions: instructions(ports.FD(), xsks.FD(), 0),
 	})
 	if err != nil {
 		_ = ports.Close()
@@ -152,11 +154,21 @@ func (p *Program) SetSocket(queue int, s *Socket) error {
 }
 
 // Attach attaches the program to the interface ifindex: in driver mode
-// where the driver supports XDP, generic (skb) mode otherwise. The
-// caller's thread must be in the interface's network namespace.
+// where the driver supports XDP (the device-bound variant where the kernel
+// has it, loadBound), generic (skb) mode otherwise. The caller's thread
+// must be in the interface's network namespace.
 func (p *Program) Attach(ifindex int) error {
 	if err := checkNamespace(); err != nil {
 		return err
+	}
+	if bound, err := p.loadBound(ifindex); err == nil {
+		l, err := link.AttachXDP(link.XDPOptions{Program: bound, Interface: ifindex, Flags: link.XDPDriverMode})
+		if err == nil {
+			p.useBound(bound)
+			p.link, p.mode = l, "driver"
+			return nil
+		}
+		_ = bound.Close()
 	}
 	l, err := link.AttachXDP(link.XDPOptions{Program: p.prog, Interface: ifindex, Flags: link.XDPDriverMode})
 	p.mode = "driver"
@@ -174,6 +186,58 @@ func (p *Program) Attach(ifindex int) error {
 
 // Mode is "driver" or "generic" once attached, "inherited" once adopted.
 func (p *Program) Mode() string { return p.mode }
+
+// DeviceBound reports whether the attached program is the device-bound
+// variant, which passes a frame whose VLAN tag the driver took out of it
+// to the kernel instead of answering it untagged (loadBound).
+func (p *Program) DeviceBound() bool { return p.bound }
+
+// devBoundOnly is BPF_F_XDP_DEV_BOUND_ONLY: the program runs on its
+// interface only, and may call the driver's XDP metadata kfuncs.
+const devBoundOnly = 1 << 6
+
+// loadBound loads the program bound to the interface ifindex (Linux 6.8+
+// with kernel BTF): it also asks the driver, for a datagram it would
+// redirect, whether the frame came with a VLAN tag taken out of its data
+// (bpf_xdp_metadata_rx_vlan_tag: rx VLAN offload on a NIC, or over veth a
+// peer's VLAN device with tx VLAN offload), and passes such a frame to
+// the kernel, which knows its VLAN device, instead of answering it
+// untagged on the wrong VLAN. A driver without the kfunc answers "not
+// supported", and such frames are redirected as before. A device-bound
+// program attaches in driver mode only.
+func (p *Program) loadBound(ifindex int) (*ebpf.Program, error) {
+	id, err := vlanTagKfunc()
+	if err != nil {
+		return nil, err
+	}
+	return ebpf.NewProgram(&ebpf.ProgramSpec{
+		Name: programName, Type: ebpf.XDP, License: "Dual BSD/GPL",
+		Instructions: instructions(p.ports.FD(), p.xsks.FD(), id),
+		Ifindex:      uint32(ifindex), Flags: devBoundOnly,
+	})
+}
+
+// useBound makes bound, attached, the program p holds.
+func (p *Program) useBound(bound *ebpf.Program) {
+	_ = p.prog.Close()
+	p.prog, p.bound = bound, true
+}
+
+// vlanTagKfunc is the kernel's BTF id of bpf_xdp_metadata_rx_vlan_tag.
+func vlanTagKfunc() (btf.TypeID, error) {
+	spec, err := btf.LoadKernelSpec()
+	if err != nil {
+		return 0, err
+	}
+	fn, err := spec.AnyTypeByName("bpf_xdp_metadata_rx_vlan_tag")
+	if err != nil {
+		return 0, err
+	}
+	if _, ok := fn.(*btf.Func); !ok {
+		return 0, fmt.Errorf("xdp: bpf_xdp_metadata_rx_vlan_tag is a %T in the kernel's BTF", fn)
+	}
+	return spec.TypeID(fn)
+}
 
 // ID is the kernel's id of the loaded program (as bpftool shows it).
 func (p *Program) ID() uint32 {
@@ -212,6 +276,7 @@ const (
 	labelL3        = "l3"
 	labelLookup    = "lookup"
 	registerPacket = asm.R7 // the IP header
+	tagOff         = -32    // the out-of-band tag's TPID and TCI on the stack (loadBound)
 )
 
 // instructions is the program: parse Ethernet (and one 802.1Q tag),
@@ -221,8 +286,10 @@ const (
 // to the socket of the receive queue (XDP_PASS when the queue has none). R6 holds the context,
 // R7 the IP header; every packet read is bounds-checked against data_end.
 // Packet loads of 16 bits and more read network order as little-endian,
-// hence the swapped constants.
-func instructions(portsFD, xsksFD int) asm.Instructions {
+// hence the swapped constants. With vlanTag (the kfunc's BTF id, not 0)
+// a match whose frame came with a tag taken out of it passes instead
+// (loadBound).
+func instructions(portsFD, xsksFD int, vlanTag btf.TypeID) asm.Instructions {
 	ins := asm.Instructions{
 		asm.Mov.Reg(asm.R6, asm.R1),
 		asm.LoadMem(asm.R2, asm.R6, ctxData, asm.Word),
@@ -247,7 +314,7 @@ func instructions(portsFD, xsksFD int) asm.Instructions {
 	)
 	ins = append(ins, ipv4Instructions()...)
 	ins = append(ins, ipv6Instructions()...)
-	return append(ins, lookupInstructions(portsFD, xsksFD)...)
+	return append(ins, lookupInstructions(portsFD, xsksFD, vlanTag)...)
 }
 
 func ipv4Instructions() asm.Instructions {
@@ -290,13 +357,29 @@ func ipv6Instructions() asm.Instructions {
 	return ins
 }
 
-func lookupInstructions(portsFD, xsksFD int) asm.Instructions {
-	return asm.Instructions{
+func lookupInstructions(portsFD, xsksFD int, vlanTag btf.TypeID) asm.Instructions {
+	ins := asm.Instructions{
 		asm.LoadMapPtr(asm.R1, portsFD).WithSymbol(labelLookup),
 		asm.Mov.Reg(asm.R2, asm.R10),
 		asm.Add.Imm(asm.R2, keyOff),
 		asm.FnMapLookupElem.Call(),
 		asm.JEq.Imm(asm.R0, 0, labelPass),
+	}
+	if vlanTag != 0 {
+		// bpf_xdp_metadata_rx_vlan_tag(ctx, &tpid, &tci) is 0 when the
+		// driver holds a tag for the frame.
+		ins = append(ins,
+			asm.StoreImm(asm.R10, tagOff, 0, asm.Word),
+			asm.Mov.Reg(asm.R1, asm.R6),
+			asm.Mov.Reg(asm.R2, asm.R10),
+			asm.Add.Imm(asm.R2, tagOff),
+			asm.Mov.Reg(asm.R3, asm.R10),
+			asm.Add.Imm(asm.R3, tagOff+2),
+			asm.Instruction{OpCode: asm.OpCode(asm.JumpClass).SetJumpOp(asm.Call), Src: asm.PseudoKfuncCall, Constant: int64(vlanTag)},
+			asm.JEq.Imm(asm.R0, 0, labelPass),
+		)
+	}
+	return append(ins,
 		asm.LoadMem(asm.R2, asm.R6, ctxRxQueue, asm.Word),
 		asm.LoadMapPtr(asm.R1, xsksFD),
 		asm.Mov.Imm(asm.R3, xdpPass),
@@ -304,7 +387,7 @@ func lookupInstructions(portsFD, xsksFD int) asm.Instructions {
 		asm.Return(),
 		asm.Mov.Imm(asm.R0, xdpPass).WithSymbol(labelPass),
 		asm.Return(),
-	}
+	)
 }
 
 // zeroKey zeroes the key on the stack in 32-bit stores (the instruction
@@ -346,10 +429,35 @@ func (p *Program) Adopt(f *os.File) error {
 	if err != nil {
 		return fmt.Errorf("xdp: inherited link: %w", err)
 	}
+	if p.adoptBound(l) {
+		p.link, p.mode = l, "inherited"
+		return nil
+	}
 	if err := l.Update(p.prog); err != nil {
 		_ = l.Close()
 		return fmt.Errorf("xdp: swap the program into the inherited link: %w", err)
 	}
 	p.link, p.mode = l, "inherited"
 	return nil
+}
+
+// adoptBound swaps the device-bound variant of the program into the
+// inherited link l where the kernel has it and the link is in driver mode
+// (the kernel refuses a device-bound program in generic mode), and
+// reports whether it did.
+func (p *Program) adoptBound(l link.Link) bool {
+	info, err := l.Info()
+	if err != nil || info.XDP() == nil {
+		return false
+	}
+	bound, err := p.loadBound(int(info.XDP().Ifindex))
+	if err != nil {
+		return false
+	}
+	if err := l.Update(bound); err != nil {
+		_ = bound.Close()
+		return false
+	}
+	p.useBound(bound)
+	return true
 }
