@@ -89,7 +89,12 @@ func (g *Group) attachXDP() error {
 			mode = "zero-copy"
 		}
 		r.Logger.Info("XDP program attached", zap.String("iface", name), zap.Uint32("program", x.prog.ID()),
-			zap.String("attach", x.prog.Mode()), zap.String("mode", mode), zap.Int("sockets", x.sockets), zap.Int("shards", len(g.shards)))
+			zap.String("attach", x.prog.Mode()), zap.Bool("device_bound", x.prog.DeviceBound()), zap.String("mode", mode),
+			zap.Int("sockets", x.sockets), zap.Int("shards", len(g.shards)))
+		if xdp.StripsVLANTags(name) {
+			r.Logger.Warn("rx VLAN offload is on: 802.1Q-tagged datagrams reach the XDP program without their tag, and are left to the UDP sockets (device-bound program) or answered untagged; turn it off to serve VLANs over XDP",
+				zap.String("iface", name), zap.Bool("device_bound", x.prog.DeviceBound()), zap.String("fix", "ethtool -K "+name+" rxvlan off"))
+		}
 		if x.sockets < len(g.shards) {
 			r.Logger.Warn("the interface has fewer receive queues than shards: the shards past them serve the UDP socket only",
 				zap.String("iface", name), zap.Int("queues", x.sockets), zap.Int("shards", len(g.shards)))
@@ -426,7 +431,7 @@ func (s *shard) flushXDP(p *xdpPort) {
 		if !r.Src.IsValid() || r.Src.Is4() != r.Dst.Addr().Is4() {
 			src = h.Dst
 		}
-		if l := xdp.HeadersLen(h, src.Addr()) + len(r.Data); l-14 > p.iface.mtu || l > p.sock.FrameSize() {
+		if l := xdp.HeadersLen(h, src.Addr()) + len(r.Data); l-xdp.LinkLen(h) > p.iface.mtu || l > p.sock.FrameSize() {
 			replies[big] = *r // sent below by the UDP socket, in order
 			big++
 			continue

@@ -88,3 +88,20 @@ func ethtoolFlags(name string, cmd, value uint32) (uint32, error) {
 	}
 	return ev.data, nil
 }
+
+// StripsVLANTags reports whether the interface may take 802.1Q tags out of
+// received frames before the program sees them: rx VLAN offload on, on any
+// driver but veth (which never strips one; see above).
+func StripsVLANTags(name string) bool {
+	rx, _, err := VLANOffload(name)
+	if err != nil || !rx {
+		return false
+	}
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return true
+	}
+	defer unix.Close(fd)
+	info, err := unix.IoctlGetEthtoolDrvinfo(fd, name)
+	return err != nil || unix.ByteSliceToString(info.Driver[:]) != "veth"
+}

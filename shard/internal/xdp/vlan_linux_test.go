@@ -124,3 +124,20 @@ func echoOver(t *testing.T, s *server, c *net.UDPConn, msg string) {
 		t.Fatalf("echo %q, %v; want %q", buf[:max(n, 0)], err, msg)
 	}
 }
+
+// TestStripsVLANTags: veth reports rx VLAN offload on but never strips a
+// tag, so no warning is due on it; an unknown interface strips nothing.
+func TestStripsVLANTags(t *testing.T) {
+	p := netnstest.NewPair(t, 1)
+	var strips, rx bool
+	p.B.Run(t, func() {
+		rx, _, _ = VLANOffload(p.DevB)
+		strips = StripsVLANTags(p.DevB)
+	})
+	if !rx || strips {
+		t.Fatalf("veth: rx VLAN offload %v, strips %v; want on and false", rx, strips)
+	}
+	if StripsVLANTags("shardd-no-such-if") {
+		t.Fatal("an unknown interface strips tags")
+	}
+}
