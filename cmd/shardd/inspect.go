@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -23,8 +24,9 @@ import (
 // inspectedSocket is a socket with the flags inspect adds.
 type inspectedSocket struct {
 	sockinfo.Socket
-	Flags    []string `json:"flags,omitempty"`    // not-shardd, other-uid, owner-unknown
-	Received *float64 `json:"received,omitempty"` // datagrams (UDP) or messages (TCP) the shard counted, with --metrics
+	Flags    []string  `json:"flags,omitempty"`    // not-shardd, other-uid, owner-unknown
+	Received *float64  `json:"received,omitempty"` // datagrams (UDP) or messages (TCP) the shard counted, with --metrics
+	XDP      *xdpEntry `json:"xdp,omitempty"`      // an AF_XDP socket or program (proto "xdp")
 }
 
 // inspectOptions is a parsed `shardd inspect` command line.
@@ -45,6 +47,7 @@ type inspectRefresh struct {
 	list  []inspectedSocket
 	notes []string
 	rx    map[uint64]float64 // by inode, with --metrics
+	xdp   []xdpOnPort        // shardd XDP programs redirecting the port
 	at    time.Time
 }
 
@@ -137,7 +140,7 @@ func (o *inspectOptions) look() (inspectRefresh, error) {
 	if err != nil {
 		return inspectRefresh{}, err
 	}
-	r := inspectRefresh{list: flagSockets(socks, o.host), notes: notes, at: time.Now()}
+	r := inspectRefresh{list: flagSockets(socks, o.host), notes: notes, xdp: xdpPrograms(o.port), at: time.Now()}
 	if o.metricsURL == "" {
 		return r, nil
 	}
@@ -155,7 +158,7 @@ func (o *inspectOptions) look() (inspectRefresh, error) {
 // show prints one refresh: JSON, or the table with rates against prev.
 func (o *inspectOptions) show(w io.Writer, cur, prev inspectRefresh) {
 	if o.asJSON {
-		_ = json.NewEncoder(w).Encode(cur.list)
+		_ = json.NewEncoder(w).Encode(slices.Concat(cur.list, xdpJSON(cur.xdp)))
 		return
 	}
 	if o.watch {
@@ -167,7 +170,7 @@ func (o *inspectOptions) show(w io.Writer, cur, prev inspectRefresh) {
 		prevSocks[s.Inode] = s.Socket
 	}
 	printSockets(w, cur.list, prevSocks, prev.rx, cur.at.Sub(prev.at))
-	printXDP(w, o.port)
+	printXDP(w, cur.xdp)
 }
 
 // flagSockets keeps the sockets whose local address matches host (all when

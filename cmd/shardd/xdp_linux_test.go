@@ -1,9 +1,11 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"os/exec"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -104,6 +106,7 @@ func TestXDPSameDNSAnswersAsUDP(t *testing.T) {
 		t.Errorf("shardd inspect shows no program on %s: %v\n%s", p.DevB, err, inspect)
 	}
 	t.Logf("shardd inspect:\n%s", inspect)
+	checkInspectJSONShowsXDP(t, p)
 	if code := d.StopWithin(t, syscall.SIGTERM); code != 0 {
 		t.Fatalf("exit %d:\n%s", code, d.Stderr)
 	}
@@ -129,4 +132,48 @@ func TestXDPUnprivilegedStart(t *testing.T) {
 		t.Fatalf("exit %d, want 1 with one line naming the interface and the capabilities:\n%s", d.Code, out)
 	}
 	t.Logf("as nobody: %s", out)
+}
+
+// checkInspectJSONShowsXDP: `shardd inspect --json` lists the program on
+// p.DevB with its listeners: one entry per AF_XDP socket (2 shards, queues
+// 0 and 1), or one for the program, saying why, where the kernel cannot
+// list AF_XDP sockets (no CONFIG_XDP_SOCKETS_DIAG).
+func checkInspectJSONShowsXDP(t *testing.T, p *netnstest.Pair) {
+	t.Helper()
+	out, err := p.B.Command(sharddBin(t), "inspect", "--json", fmt.Sprint(xdpPort)).Output()
+	if err != nil {
+		t.Fatalf("shardd inspect --json: %v\n%s", err, out)
+	}
+	var entries []struct {
+		Proto string `json:"proto"`
+		XDP   *struct {
+			Iface        string   `json:"iface"`
+			Queue        *int     `json:"queue"`
+			ProgramID    uint32   `json:"program_id"`
+			Listeners    []string `json:"listeners"`
+			SocketsError string   `json:"sockets_error"`
+		} `json:"xdp"`
+	}
+	if err := json.Unmarshal(out, &entries); err != nil {
+		t.Fatalf("shardd inspect --json: %v\n%s", err, out)
+	}
+	queues := map[int]bool{}
+	var unlisted int
+	for _, e := range entries {
+		if e.Proto != "xdp" {
+			continue
+		}
+		if e.XDP == nil || e.XDP.Iface != p.DevB || e.XDP.ProgramID == 0 || !slices.Contains(e.XDP.Listeners, p.B4.String()+":5353") {
+			t.Fatalf("an xdp entry without the program on %s and its listener %s:5353:\n%s", p.DevB, p.B4, out)
+		}
+		switch {
+		case e.XDP.Queue != nil:
+			queues[*e.XDP.Queue] = true
+		case e.XDP.SocketsError != "":
+			unlisted++
+		}
+	}
+	if !(len(queues) == 2 && queues[0] && queues[1] && unlisted == 0) && !(len(queues) == 0 && unlisted == 1) {
+		t.Fatalf("want the AF_XDP sockets of queues 0 and 1, or one program entry saying why they are not listed:\n%s", out)
+	}
 }
