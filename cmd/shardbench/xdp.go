@@ -40,6 +40,10 @@ type xdpRun struct {
 	Rate   float64 `json:"rate"` // answered queries/s (dnsperf) or datagrams the server counted per second (discard)
 	Sent   uint64  `json:"sent"`
 	Lost   uint64  `json:"lost"` // unanswered queries, or datagrams sent but not counted by the server
+	// CPUPerOp is the server's CPU time (user and system, its threads
+	// only: not the softirq work the kernel did for it on the sender's
+	// CPU) per answered query or counted datagram, in microseconds.
+	CPUPerOp float64 `json:"cpu_us_per_op"`
 }
 
 const xdpServerAddr = "198.18.0.2:5353"
@@ -182,8 +186,9 @@ func (b *xdpBench) servers() []xdpServer {
 // measure starts srv in B, waits until it answers, runs its load from A
 // and stops it (by its PID), detaching whatever XDP program it left
 // (Knot leaves its own attached).
-func (b *xdpBench) measure(srv xdpServer) (xdpRun, error) {
-	r := xdpRun{Load: srv.load, Server: srv.name}
+func (b *xdpBench) measure(srv xdpServer) (r xdpRun, err error) {
+	r = xdpRun{Load: srv.load, Server: srv.name}
+	var done uint64 // queries answered or datagrams counted, for CPUPerOp
 	cmd := exec.Command("ip", append([]string{"netns", "exec", b.nsB}, srv.argv...)...)
 	if err := cmd.Start(); err != nil {
 		return r, err
@@ -196,8 +201,19 @@ func (b *xdpBench) measure(srv xdpServer) (xdpRun, error) {
 	if err := b.waitReady(srv.load); err != nil {
 		return r, fmt.Errorf("%s: %w", srv.name, err)
 	}
+	cpu0, err := processCPU(cmd.Process.Pid) // ip netns exec execs the server: same PID
+	if err != nil {
+		return r, err
+	}
+	defer func() {
+		if cpu1, cerr := processCPU(cmd.Process.Pid); cerr == nil && done > 0 {
+			r.CPUPerOp = float64((cpu1 - cpu0).Microseconds()) / float64(done)
+		}
+	}()
 	if srv.load == "discard" {
-		return b.discard(r)
+		r, err = b.discard(r)
+		done = r.Sent - r.Lost
+		return r, err
 	}
 	out, err := exec.Command("ip", "netns", "exec", b.nsA, b.dnsperf, "-s", "198.18.0.2", "-p", "5353", "-d", b.queries[0],
 		"-l", fmt.Sprint(int(b.dur.Seconds())), "-c", "8", "-T", "1", "-q", "200", "-t", "2").CombinedOutput()
@@ -205,7 +221,7 @@ func (b *xdpBench) measure(srv xdpServer) (xdpRun, error) {
 		return r, fmt.Errorf("dnsperf: %v: %s", err, out)
 	}
 	s, err := parseDnsperf(out)
-	r.Rate, r.Sent, r.Lost = s.QPS, s.Sent, s.Lost
+	r.Rate, r.Sent, r.Lost, done = s.QPS, s.Sent, s.Lost, s.Completed
 	return r, err
 }
 
@@ -255,10 +271,12 @@ func (b *xdpBench) discard(r xdpRun) (xdpRun, error) {
 
 func xdpMarkdown(runs []xdpRun) string {
 	md := "\n### AF_XDP: shardd --xdp vs its UDP sockets and Knot DNS XDP and UDP (veth pair between two namespaces)\n\n" +
-		"| queues | load | server | round | rate /s | sent | lost |\n|---|---|---|---|---|---|---|\n"
+		"| queues | load | server | round | rate /s | sent | lost | server CPU us per op |\n|---|---|---|---|---|---|---|---|\n"
 	for _, r := range runs {
-		md += fmt.Sprintf("| %d | %s | %s | %d | %.0f | %d | %d |\n", r.Queues, r.Load, r.Server, r.Rep, r.Rate, r.Sent, r.Lost)
+		md += fmt.Sprintf("| %d | %s | %s | %d | %.0f | %d | %d | %.2f |\n", r.Queues, r.Load, r.Server, r.Rep, r.Rate, r.Sent, r.Lost, r.CPUPerOp)
 	}
+	md += "\nServer CPU is the server process's user and system time over the load, per answered query or counted datagram: " +
+		"its system calls and the kernel work they run are in it, the receive work the sender's CPU does for it (veth) is not.\n"
 	return md + xdpRatios(runs)
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestXDPRatios: each dnsperf rate is divided by shardd UDP's in the same
@@ -27,5 +28,20 @@ func TestXDPRatios(t *testing.T) {
 	}
 	if strings.Contains(got, "9.99") {
 		t.Errorf("a discard run was counted:\n%s", got)
+	}
+}
+
+// TestParseProcStatCPU: utime+stime, counted from the last ')' of a
+// command name that holds spaces and parentheses.
+func TestParseProcStatCPU(t *testing.T) {
+	line := "4242 (we (ird) name) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 125 0 0 20 0 3 0 1000 0 0\n"
+	d, err := parseProcStatCPU([]byte(line))
+	if err != nil || d != 3750*time.Millisecond {
+		t.Fatalf("got %v, %v; want 3.75s (375 ticks)", d, err)
+	}
+	for _, bad := range []string{"4242 no parens S 1", "4242 (x) S 1 2 3", "4242 (x) S 1 4242 4242 0 -1 0 0 0 0 0 x 1 0"} {
+		if _, err := parseProcStatCPU([]byte(bad)); err == nil {
+			t.Errorf("%q: no error", bad)
+		}
 	}
 }
