@@ -23,7 +23,8 @@ package shard
 // Certificates come from a CertStore: tls.Config.GetCertificate reads an
 // atomic pointer, so a reload swaps the pair for new handshakes at once and
 // connections already up keep theirs. A pair that does not load (or whose
-// key does not match) keeps the old one serving. A CAStore does the same for
+// key does not match, or whose key file other users may read) keeps the
+// old one serving. A CAStore does the same for
 // the client CAs of mutual TLS. Session tickets are encrypted with the
 // TicketKeys of the one tls.Config a process shares among its shards and
 // TLS groups, so a client resumes on any shard; the keys rotate on a
@@ -41,6 +42,7 @@ import (
 	"time"
 
 	"github.com/shardd/shardd/metrics"
+	"github.com/shardd/shardd/packet/secretfile"
 )
 
 // tlsStopGrace is how long a graceful stop (or an upgrade's hand-over)
@@ -87,8 +89,9 @@ type certPair struct {
 }
 
 // CertStore holds the certificate a TLS group serves, loaded from a PEM
-// certificate file (the leaf first, then its chain) and a PEM key file,
-// and swaps it atomically on Reload.
+// certificate file (the leaf first, then its chain) and a PEM key file
+// (mode 0600 or 0640, owned by this user or root), and swaps it
+// atomically on Reload.
 type CertStore struct {
 	certFile, keyFile string
 	reloadable[certPair]
@@ -103,17 +106,33 @@ func LoadCerts(certFile, keyFile string) (*CertStore, error) {
 	return s, nil
 }
 
-// load reads both files and checks that they make a usable pair.
+// maxKeyFile bounds what is read of the key file (a PEM key, or a key
+// with its chain when one file is given as both).
+const maxKeyFile = 1 << 20
+
+// load reads both files and checks that they make a usable pair. The key
+// is read through secretfile.Read, which checks the file it opened: one
+// other users may read or write, or that neither this user nor root owns,
+// is refused (as TSIG keys are), and so is anything but a regular file.
 func (s *CertStore) load() (*certPair, error) {
 	ci, err := os.Stat(s.certFile)
 	if err != nil {
 		return nil, fmt.Errorf("TLS certificate %s: %w", s.certFile, err)
 	}
-	ki, err := os.Stat(s.keyFile)
+	ki, err := os.Stat(s.keyFile) // the stamp, taken before the read: a change after it reloads again
 	if err != nil {
 		return nil, fmt.Errorf("TLS key %s: %w", s.keyFile, err)
 	}
-	cert, err := tls.LoadX509KeyPair(s.certFile, s.keyFile)
+	keyPEM, err := secretfile.Read(s.keyFile, maxKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("TLS key %w", err)
+	}
+	certPEM, err := os.ReadFile(s.certFile)
+	if err != nil {
+		return nil, fmt.Errorf("TLS certificate %s: %w", s.certFile, err)
+	}
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	clear(keyPEM) // the parsed key is in cert; the PEM copy is not kept
 	if err != nil {
 		return nil, fmt.Errorf("TLS certificate %s and key %s: %w (give a PEM certificate chain, leaf first, and its PEM private key)", s.certFile, s.keyFile, err)
 	}

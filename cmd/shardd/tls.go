@@ -33,7 +33,7 @@ var alpnOf = map[string][]string{"dns": {"dot"}}
 func addTLSFlags(fs *flag.FlagSet, o *options) {
 	fs.Var(&o.tls.addrs, "tls", "also serve TLS over TCP on this address (repeat for more; e.g. --tls :853 for DNS over TLS, --tls :6514 for syslog over TLS); TLS 1.2 and 1.3, one listener per shard, served by a goroutine per connection")
 	fs.StringVar(&o.tls.cert, "tls-cert", "", "with --tls: the PEM certificate chain (leaf first); reloaded on HUP and when the file changes")
-	fs.StringVar(&o.tls.key, "tls-key", "", "with --tls: the PEM private key of --tls-cert")
+	fs.StringVar(&o.tls.key, "tls-key", "", "with --tls: the PEM private key of --tls-cert (mode 0600 or 0640, owned by this user or root)")
 	fs.StringVar(&o.tls.clientCA, "tls-client-ca", "", "with --tls: require a client certificate signed by a CA in this PEM file (mutual TLS); syslog records get its subject as tls_peer")
 	fs.DurationVar(&o.tls.handshake, "tls-handshake-timeout", shard.DefaultTLSHandshakeTimeout, "with --tls: cut a connection that has not finished its TLS handshake by then")
 	fs.DurationVar(&o.tls.rotation, "tls-ticket-rotation", shard.DefaultTicketRotation, "with --tls: make a new session ticket key this often; a ticket resumes for at least this long (the previous key still decrypts), on every shard and after an upgrade")

@@ -9,18 +9,6 @@ import (
 	"syscall"
 )
 
-// checkSecretFile refuses a key file other users may read or write, or
-// that neither the daemon's user nor root owns.
-func checkSecretFile(fi fs.FileInfo) error {
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Geteuid() && st.Uid != 0 {
-		return fmt.Errorf("owned by uid %d, neither this user (%d) nor root (fix: chown)", st.Uid, os.Geteuid())
-	}
-	if fi.Mode().Perm()&0o006 != 0 {
-		return fmt.Errorf("mode %04o lets every user read or write its secrets (fix: chmod 0600 or 0640)", fi.Mode().Perm())
-	}
-	return nil
-}
-
 // checkOwnDir refuses a --zone-dir that another user owns or may write
 // (that user could plant a link where a zone copy is written).
 func checkOwnDir(fi fs.FileInfo) error {

@@ -6,11 +6,11 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"io"
-	"os"
 	"strings"
 
 	mdns "github.com/miekg/dns"
+
+	"github.com/shardd/shardd/packet/secretfile"
 )
 
 // tsigErrorCode is the TSIG error (RFC 8945 5.2) of a request whose TSIG
@@ -82,31 +82,15 @@ var tsigAlgorithms = map[string]string{
 // maxKeyFile bounds what LoadTSIGKeys reads.
 const maxKeyFile = 1 << 20
 
-// LoadTSIGKeys reads a key file (see ParseTSIGKeys). A file that other
-// users may read or write is refused: its secrets are the zones' only
-// protection (fix: chmod 0600 or 0640, owned by the daemon's user or root).
+// LoadTSIGKeys reads a key file (see ParseTSIGKeys) through
+// secretfile.Read. A file that other users may read or write is refused:
+// its secrets are the zones' only protection (fix: chmod 0600 or 0640,
+// owned by the daemon's user or root); so is anything but a regular file
+// (a FIFO is refused without waiting for a writer).
 func LoadTSIGKeys(path string) (TSIGKeys, error) {
-	f, err := os.Open(path)
+	b, err := secretfile.Read(path, maxKeyFile)
 	if err != nil {
-		return nil, fmt.Errorf("TSIG key file %s: %w", path, errors.Unwrap(err))
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("TSIG key file %s: %v", path, err)
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("TSIG key file %s: not a regular file", path)
-	}
-	if err := checkSecretFile(fi); err != nil {
-		return nil, fmt.Errorf("TSIG key file %s: %v", path, err)
-	}
-	b, err := io.ReadAll(io.LimitReader(f, maxKeyFile+1))
-	if err != nil {
-		return nil, fmt.Errorf("TSIG key file %s: %v", path, err)
-	}
-	if len(b) > maxKeyFile {
-		return nil, fmt.Errorf("TSIG key file %s: larger than %d bytes; a key file holds a few keys", path, maxKeyFile)
+		return nil, fmt.Errorf("TSIG key file %w", err)
 	}
 	ks, err := ParseTSIGKeys(b)
 	if err != nil {
