@@ -110,6 +110,9 @@ func LoadCerts(certFile, keyFile string) (*CertStore, error) {
 // with its chain when one file is given as both).
 const maxKeyFile = 1 << 20
 
+// maxCertFile bounds a certificate chain file: a chain is a few KiB.
+const maxCertFile = 1 << 20
+
 // load reads both files and checks that they make a usable pair. The key
 // is read through secretfile.Read, which checks the file it opened: one
 // other users may read or write, or that neither this user nor root owns,
@@ -127,7 +130,10 @@ func (s *CertStore) load() (*certPair, error) {
 	if err != nil {
 		return nil, fmt.Errorf("TLS key %w", err)
 	}
-	certPEM, err := os.ReadFile(s.certFile)
+	certPEM, err := secretfile.ReadPlain(s.certFile, maxCertFile) // a FIFO there must not block a start or reload
+	if errors.Is(err, secretfile.ErrTooLarge) {
+		err = fmt.Errorf("larger than %d MiB: give the certificate chain only", maxCertFile>>20)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("TLS certificate %s: %w", s.certFile, err)
 	}

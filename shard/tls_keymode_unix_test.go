@@ -57,32 +57,43 @@ func TestCertStoreKeyMode(t *testing.T) {
 	}
 }
 
-// TestCertStoreKeyFIFO: a FIFO given as the key is refused at once, one
-// line naming it, without waiting for a writer. If LoadCerts does block,
-// the test opens the FIFO for writing to release it, then fails.
-func TestCertStoreKeyFIFO(t *testing.T) {
-	dir := t.TempDir()
-	selfSigned(t, dir, 1)
-	fifo := filepath.Join(dir, "fifo.key")
-	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() {
-		_, err := LoadCerts(filepath.Join(dir, "cert.pem"), fifo)
-		done <- err
-	}()
-	var err error
-	select {
-	case err = <-done:
-	case <-time.After(waitTimeout):
-		if w, werr := os.OpenFile(fifo, os.O_WRONLY, 0); werr == nil {
-			w.Close()
-		}
-		<-done
-		t.Fatal("LoadCerts blocked on a FIFO key with no writer")
-	}
-	if want := "TLS key " + fifo + ": not a regular file"; err == nil || !strings.HasPrefix(err.Error(), want) || strings.Contains(err.Error(), "\n") {
-		t.Errorf("LoadCerts(cert, fifo) = %v; want one line starting %q", err, want)
+// TestCertStoreFIFO: a FIFO given as the key or as the certificate is
+// refused at once, one line naming it, without waiting for a writer. If
+// LoadCerts does block, the test opens the FIFO for writing to release
+// it, then fails.
+func TestCertStoreFIFO(t *testing.T) {
+	for _, c := range []struct{ name, prefix string }{{"key", "TLS key "}, {"cert", "TLS certificate "}} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			selfSigned(t, dir, 1)
+			fifo := filepath.Join(dir, "fifo.pem")
+			if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			cert, key := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+			if c.name == "key" {
+				key = fifo
+			} else {
+				cert = fifo
+			}
+			done := make(chan error, 1)
+			go func() {
+				_, err := LoadCerts(cert, key)
+				done <- err
+			}()
+			var err error
+			select {
+			case err = <-done:
+			case <-time.After(waitTimeout):
+				if w, werr := os.OpenFile(fifo, os.O_WRONLY, 0); werr == nil {
+					w.Close()
+				}
+				<-done
+				t.Fatalf("LoadCerts blocked on a FIFO %s with no writer", c.name)
+			}
+			if want := c.prefix + fifo + ": not a regular file"; err == nil || !strings.HasPrefix(err.Error(), want) || strings.Contains(err.Error(), "\n") {
+				t.Errorf("LoadCerts = %v; want one line starting %q", err, want)
+			}
+		})
 	}
 }

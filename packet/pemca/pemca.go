@@ -9,14 +9,13 @@
 package pemca
 
 import (
+	"github.com/shardd/shardd/packet/secretfile"
+
 	"bytes"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
-	"io/fs"
-	"os"
 )
 
 // MaxFile bounds what Load reads: a CA bundle is a few hundred KiB (the
@@ -82,24 +81,12 @@ func Load(file string) (*x509.CertPool, int, error) {
 	return pool, len(certs), nil
 }
 
-// readFile reads file, at most MaxFile bytes; its error does not repeat
-// the name.
+// readFile reads file, at most MaxFile bytes, without blocking on a FIFO
+// planted there; its error does not repeat the name.
 func readFile(file string) ([]byte, error) {
-	f, err := os.Open(file)
-	if err != nil {
-		var pe *fs.PathError
-		if errors.As(err, &pe) {
-			err = pe.Err
-		}
-		return nil, err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, MaxFile+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(data) > MaxFile {
+	data, err := secretfile.ReadPlain(file, MaxFile)
+	if errors.Is(err, secretfile.ErrTooLarge) {
 		return nil, fmt.Errorf("larger than %d MiB; a CA bundle is a few hundred KiB (give the CA certificates only)", MaxFile>>20)
 	}
-	return data, nil
+	return data, err
 }

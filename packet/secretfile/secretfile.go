@@ -18,31 +18,61 @@ import (
 // larger file, or anything but a regular file, is refused. Its errors are
 // one line that starts with path and ends with the fix.
 func Read(path string, max int) ([]byte, error) {
+	b, err := read(path, max, true)
+	if errors.Is(err, ErrTooLarge) {
+		return nil, fmt.Errorf("%s: larger than %d bytes: give the file that holds the secret only", path, max)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return b, nil
+}
+
+// ErrTooLarge is ReadPlain's error for a file over its limit, for the
+// caller to say what the file should hold.
+var ErrTooLarge = errors.New("larger than the limit")
+
+// ReadPlain returns the contents of path, at most max bytes, as Read does
+// but without the owner and mode rule, for files that hold no secret (a
+// certificate, a CA bundle): anything but a regular file is refused
+// without blocking on it, and a larger file is ErrTooLarge. Its errors do
+// not repeat path.
+func ReadPlain(path string, max int) ([]byte, error) {
+	return read(path, max, false)
+}
+
+func read(path string, max int, secret bool) ([]byte, error) {
 	f, err := openNonblock(path) // a FIFO planted there must not block the start
 	if err != nil {
 		var pe *fs.PathError
 		if errors.As(err, &pe) {
 			err = pe.Err
 		}
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, err
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, err
 	}
 	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s: not a regular file (%v): give the file that holds the secret", path, fi.Mode().Type())
+		what := "the file itself"
+		if secret {
+			what = "the file that holds the secret"
+		}
+		return nil, fmt.Errorf("not a regular file (%v): give %s", fi.Mode().Type(), what)
 	}
-	if err := Check(fi); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+	if secret {
+		if err := Check(fi); err != nil {
+			return nil, err
+		}
 	}
 	b, err := io.ReadAll(io.LimitReader(f, int64(max)+1))
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, err
 	}
 	if len(b) > max {
-		return nil, fmt.Errorf("%s: larger than %d bytes: give the file that holds the secret only", path, max)
+		return nil, ErrTooLarge
 	}
 	return b, nil
 }

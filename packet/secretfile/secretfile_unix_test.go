@@ -3,6 +3,7 @@
 package secretfile
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -102,5 +103,31 @@ func TestReadOwner(t *testing.T) {
 	}
 	if _, err := Read(path, 100); err == nil || err.Error() != path+": owned by uid 65534, neither this user (0) nor root (fix: chown)" {
 		t.Errorf("a file owned by uid 65534: %v", err)
+	}
+}
+
+// TestReadPlain: no owner or mode rule (a 0644 certificate is read), but
+// a FIFO is refused without blocking and a larger file is ErrTooLarge;
+// the errors do not repeat the path.
+func TestReadPlain(t *testing.T) {
+	dir := t.TempDir()
+	pub, fifo, big := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "fifo"), filepath.Join(dir, "big")
+	if err := os.WriteFile(pub, []byte("public"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(big, make([]byte, 101), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := ReadPlain(pub, 100); err != nil || string(b) != "public" {
+		t.Errorf("ReadPlain(0644 file) = %q, %v", b, err)
+	}
+	if _, err := ReadPlain(fifo, 100); err == nil || !strings.HasPrefix(err.Error(), "not a regular file") {
+		t.Errorf("ReadPlain(FIFO): %v", err)
+	}
+	if _, err := ReadPlain(big, 100); !errors.Is(err, ErrTooLarge) {
+		t.Errorf("ReadPlain(101 bytes, max 100): %v", err)
 	}
 }
