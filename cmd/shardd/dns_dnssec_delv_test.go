@@ -18,12 +18,7 @@ import (
 // from Knot as from shardd.
 func TestSignedAnswersValidate(t *testing.T) {
 	delv := requireTool(t, "delv")
-	knot := startKnotZones(t, signedDir)
-	var zones []string
-	for _, z := range knotZones {
-		zones = append(zones, "--zone", signedDir+"/"+z+".zone")
-	}
-	_, ours, _ := dnsDaemon(t, zones...)
+	knot, ours := signedServers(t)
 	verdict := func(server fmt.Stringer, root string, q []string) string {
 		addr := strings.Split(server.String(), ":")
 		args := append([]string{"@" + addr[0], "-p", addr[1], "-a", signedDir + "/trust-anchors.conf", "+root=" + root}, q...)

@@ -72,14 +72,11 @@ type link struct {
 	ptrs  []uint16
 	rrLen int // wire[:rrLen] is rr, the rest its RRSIGs
 	count uint16
-}
-
-// size is the length of l's records, 0 for nil.
-func (l *link) size() int {
-	if l == nil {
-		return 0
-	}
-	return len(l.wire)
+	// short is the RRSIGs again with their owners as pointers, at
+	// shortPtrs, to rr's owner (as Knot DNS compresses them); a reply uses
+	// it when rr's owner sits where a pointer reaches (proofAt).
+	short     []byte
+	shortPtrs []uint16
 }
 
 // isSig reports rr as an RRSIG, and its covered type.
@@ -335,6 +332,11 @@ func (l *link) pack(origin []byte) error {
 		l.ptrs = append(l.ptrs, uint16(len(l.wire)))
 		l.wire = append(l.wire, 0xC0, 0)
 		l.wire = append(l.wire, full[len(owner):]...)
+		if i > 0 {
+			l.shortPtrs = append(l.shortPtrs, uint16(len(l.short)))
+			l.short = append(l.short, 0xC0, 0)
+			l.short = append(l.short, full[len(owner):]...)
+		}
 	}
 	if len(l.sigs) == 0 {
 		l.rrLen = len(l.wire)
@@ -342,17 +344,62 @@ func (l *link) pack(origin []byte) error {
 	return nil
 }
 
-// patchOrigin points the owner names of l's records, appended to b at off
-// (rr) and sigOff (its RRSIGs), at the origin, at offset target of the reply.
-func (l *link) patchOrigin(b []byte, off, sigOff, target int) {
-	for _, p := range l.ptrs {
-		at := off + int(p)
-		if int(p) >= l.rrLen {
-			at = sigOff + int(p) - l.rrLen
+// patchOrigin points the owner names of p's records, appended to b at off
+// (rr, if sent) and sigOff (its RRSIGs, if sent), at the origin, at offset
+// target of the reply; the short RRSIGs' owners at rr's.
+func (p proof) patchOrigin(b []byte, off, sigOff, target int, rr, sigs bool) {
+	l := p.l
+	if sigs && p.short {
+		for _, q := range l.shortPtrs {
+			at := sigOff + int(q)
+			b[at], b[at+1] = 0xC0|byte(off>>8), byte(off)
+		}
+	}
+	for _, q := range l.ptrs {
+		at := off + int(q)
+		if int(q) >= l.rrLen {
+			if !sigs || p.short {
+				continue
+			}
+			at = sigOff + int(q) - l.rrLen
+		} else if !rr {
+			continue
 		}
 		b[at], b[at+1] = 0xC0|byte(target>>8), byte(target)
 	}
 }
+
+// proof is a query-time proof as one reply sends it: its link (nil for
+// none) and whether its RRSIGs go short.
+type proof struct {
+	l     *link
+	short bool
+}
+
+// proofAt is the proof l for a reply where its record goes at message
+// offset off: its RRSIGs short if a pointer reaches off.
+func proofAt(l *link, off int) proof { return proof{l: l, short: off < 0x3FFF} }
+
+func (p proof) rrLen() int {
+	if p.l == nil {
+		return 0
+	}
+	return p.l.rrLen
+}
+
+// sigs is the proof's RRSIGs as the reply sends them.
+func (p proof) sigs() []byte {
+	switch {
+	case p.l == nil:
+		return nil
+	case p.short:
+		return p.l.short
+	}
+	return p.l.wire[p.l.rrLen:]
+}
+
+// size is the length of p's records, 0 for none.
+func (p proof) size() int { return p.rrLen() + len(p.sigs()) }
 
 // authoritative reports whether n is a name the zone answers for with its
 // own data: not below a cut (the cut itself holds the NS and DS).

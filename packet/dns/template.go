@@ -3,6 +3,7 @@ package dns
 import (
 	"bytes"
 	"fmt"
+	"slices"
 	"strings"
 
 	mdns "github.com/miekg/dns"
@@ -23,6 +24,9 @@ type template struct {
 	essential   int
 	essentialAR uint16
 	extraEnds   []uint16
+	// units are where each RRset of the essential part ends, but the
+	// last: when it does not fit, the RRsets that fit go (truncate.go).
+	units []unit
 	// extraSigs is how many of the last extras are RRSIGs: they go all
 	// or none (as Knot DNS sends them).
 	extraSigs int
@@ -240,7 +244,7 @@ func isWildcard(name string) bool { return len(name) > 2 && name[:2] == "*." }
 
 func (t *template) equal(u *template) bool {
 	return t.rcode == u.rcode && t.aa == u.aa && t.counts == u.counts && t.essential == u.essential &&
-		t.essentialAR == u.essentialAR && bytes.Equal(t.body, u.body) && t.qlen == u.qlen &&
+		t.essentialAR == u.essentialAR && bytes.Equal(t.body, u.body) && t.qlen == u.qlen && slices.Equal(t.units, u.units) &&
 		t.deny == u.deny && t.denyAt == u.denyAt && t.denySigAt == u.denySigAt
 }
 
@@ -291,6 +295,7 @@ func packMsg(r *result, qname string, qtype uint16) (*template, error) {
 		t.extraEnds = append(t.extraEnds, uint16(e-qend))
 	}
 	t.setDeny(r, func(i int) int { return ends[i] - qend })
+	t.setUnits(r, func(i int) int { return ends[i] - qend })
 	t.extraSigs = countSigs(r.extra, true)
 	for _, p := range ptrs {
 		t.fixups = append(t.fixups, uint16(p-qend))
@@ -338,7 +343,7 @@ func (t *template) check(r *result, placeholder string) error {
 	msg := []byte{0, 0, 0x84, 0, 0, 1, byte(t.counts[0] >> 8), byte(t.counts[0]), byte(t.counts[1] >> 8), byte(t.counts[1]), byte(t.counts[2] >> 8), byte(t.counts[2])}
 	msg = append(msg, wq...)
 	msg = append(msg, 0, 0, 0, 1)
-	msg = t.appendBody(msg, len(t.body), len(wq), nil)
+	msg = t.appendBody(msg, t.whole(), len(wq), proof{})
 	m := new(mdns.Msg)
 	if err := m.Unpack(msg); err != nil {
 		return err
@@ -360,30 +365,35 @@ func (t *template) check(r *result, placeholder string) error {
 	return nil
 }
 
-// appendBody appends the first n bytes of the body for a query name of
-// qlen wire bytes, moving compression pointers as the name's length asks,
-// with ins (a query-time proof: whole records, uncompressed) inserted: its
+// appendBody appends the body as c cuts it for a query name of qlen wire
+// bytes, moving compression pointers as the name's length asks, with ins (a
+// query-time proof: whole records, uncompressed) inserted as c says: its
 // record at denyAt, its signatures at denySigAt (Knot DNS's order: a
 // section's RRSIGs follow all its RRsets); the pointers to the records after
 // either move too.
-func (t *template) appendBody(b []byte, n, qlen int, ins *link) []byte {
-	start := len(b)
+func (t *template) appendBody(b []byte, c cut, qlen int, ins proof) []byte {
+	start, n := len(b), c.n
 	at1, at2 := n, n
 	var rr, sigs []byte
-	if ins != nil {
-		at1, at2 = int(t.denyAt), int(t.denySigAt)
-		rr, sigs = ins.wire[:ins.rrLen], ins.wire[ins.rrLen:]
+	if ins.l != nil {
+		at1, at2 = min(int(t.denyAt), n), min(int(t.denySigAt), n)
+		if c.rr {
+			rr = ins.l.wire[:ins.l.rrLen]
+		}
+		if c.sigs {
+			sigs = ins.sigs()
+		}
 	}
 	b = append(b, t.body[:at1]...)
 	b = append(b, rr...)
 	b = append(b, t.body[at1:at2]...)
 	b = append(b, sigs...)
 	b = append(b, t.body[at2:n]...)
-	if ins != nil { // the query name ends with the zone's origin
-		ins.patchOrigin(b, start+at1, start+at2+len(rr), headerLen+qlen-t.chain.originLen)
+	if ins.l != nil { // the query name ends with the zone's origin
+		ins.patchOrigin(b, start+at1, start+at2+len(rr), headerLen+qlen-t.chain.originLen, c.rr, c.sigs)
 	}
 	delta := qlen - t.qlen
-	if t.qlen == 0 || (delta == 0 && ins == nil) {
+	if t.qlen == 0 || (delta == 0 && ins.l == nil) {
 		return b
 	}
 	base := headerLen + t.qlen + 4 // where the body starts in the template's message
@@ -516,6 +526,7 @@ func packUncompressed(r *result, qname string) (*template, error) {
 		extraEnds:   ends[len(ends)-len(r.extra):],
 	}
 	t.setDeny(r, func(i int) int { return int(ends[i]) })
+	t.setUnits(r, func(i int) int { return int(ends[i]) })
 	t.extraSigs = countSigs(r.extra, true)
 	return t, nil
 }
