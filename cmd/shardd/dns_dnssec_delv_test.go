@@ -21,6 +21,8 @@ type delvCase struct {
 var signedVerdicts = []delvCase{
 	{"example.com", []string{"example.com", "A"}, "; fully validated"},
 	{"example.com", []string{"example.com", "DNSKEY"}, "; fully validated"},
+	{"example.com", []string{"example.com", "CDS"}, "; fully validated"},
+	{"example.com", []string{"example.com", "CDNSKEY"}, "; fully validated"},
 	{"example.com", []string{"www.example.com", "A"}, "; fully validated"},
 	{"example.com", []string{"nope.example.com", "A"}, "; negative response, fully validated"},
 	{"example.com", []string{"x.y.nope.example.com", "TXT"}, "; negative response, fully validated"},

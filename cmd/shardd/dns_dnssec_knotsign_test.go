@@ -86,7 +86,7 @@ func TestKnotSignedZone(t *testing.T) {
 		zones = append(zones, "--zone", filepath.Join(dir, z+".zone"))
 	}
 	_, ours, _ := dnsDaemon(t, zones...)
-	questions := [][]string{{"example.com", "CDS"}, {"example.com", "CDNSKEY"}, {"example.com", "NSEC3PARAM"}}
+	var questions [][]string
 	for _, q := range append(signedQuestions, truncatedQuestions...) {
 		if strings.Contains(strings.Join(q, " "), "example.com") {
 			questions = append(questions, q)
@@ -108,7 +108,5 @@ func TestKnotSignedZone(t *testing.T) {
 			cases = append(cases, c)
 		}
 	}
-	cases = append(cases, delvCase{"example.com", []string{"example.com", "CDS"}, "; fully validated"},
-		delvCase{"example.com", []string{"example.com", "CDNSKEY"}, "; fully validated"})
 	checkVerdicts(t, delv, knot, ours, anchors, cases)
 }

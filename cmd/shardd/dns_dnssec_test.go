@@ -13,12 +13,13 @@ const signedDir = "../../testdata/dns/signed"
 
 // signedQuestions cover each DNSSEC case in both chains: positive answers,
 // NODATA, NXDOMAIN, wildcard answers and wildcard NODATA, secure and
-// insecure referrals, DNSKEY, DS at the parent, CNAME chains, empty
-// non-terminals, and the DNSSEC types asked for by name.
+// insecure referrals, DNSKEY, CDS and CDNSKEY, DS at the parent, CNAME
+// chains, empty non-terminals, and the DNSSEC types asked for by name.
 var signedQuestions = [][]string{
 	// example.com: NSEC.
 	{"example.com", "SOA"}, {"example.com", "A"}, {"example.com", "MX"}, {"example.com", "DNSKEY"}, {"example.com", "NSEC"},
 	{"example.com", "RRSIG"}, {"example.com", "NSEC3PARAM"}, {"example.com", "ANY"}, {"example.com", "DS"},
+	{"example.com", "CDS"}, {"example.com", "CDNSKEY"}, {"+bufsize=512", "+ignore", "example.com", "CDNSKEY"},
 	{"www.example.com", "A"}, {"www.example.com", "CNAME"}, {"www.example.com", "TXT"}, {"outside.example.com", "A"},
 	{"ftp.example.com", "AAAA"}, {"nope.example.com", "A"}, {"x.y.nope.example.com", "A"}, {"zzz.example.com", "A"},
 	{"b.example.com", "A"}, {"x.b.example.com", "A"}, {"a.b.example.com", "A"},
