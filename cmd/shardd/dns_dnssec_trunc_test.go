@@ -5,6 +5,7 @@ package main
 import (
 	"fmt"
 	"net/netip"
+	"regexp"
 	"testing"
 )
 
@@ -50,5 +51,30 @@ func TestSignedTruncatedSameAsKnot(t *testing.T) {
 			sameAsKnot(t, knot, ours, append([]string{"+dnssec", "+notcp", "+ignore", "+nocmd", "+multiline", fmt.Sprintf("+bufsize=%d", size)}, q...)...)
 		}
 		sameAsKnot(t, knot, ours, append([]string{"+nodnssec", "+notcp", "+ignore", "+nocmd", "+noedns"}, q...)...)
+	}
+}
+
+// msgSize is what dig prints of a reply's size.
+var msgSize = regexp.MustCompile(`MSG SIZE +rcvd: \d+`)
+
+// TestSignedProofSizesAsKnot: replies with a query-time proof (NXDOMAIN,
+// wildcard answers and NODATA, with NSEC and NSEC3) are as long as Knot
+// DNS's, byte for byte: the proof's owner shares the labels it has in
+// common with the query name through a pointer into the question, its
+// RRSIGs' owners point at it, as Knot compresses them. So they truncate
+// at the same sizes.
+func TestSignedProofSizesAsKnot(t *testing.T) {
+	knot, ours := signedServers(t)
+	for _, q := range [][]string{
+		{"nope.example.com", "A"}, {"x.y.nope.example.com", "A"}, {"x.b.example.com", "A"}, {"a.apps.example.com", "A"},
+		{"a.b.apps.example.com", "TXT"}, {"a.apps.example.com", "MX"}, {"q.alias.example.com", "AAAA"},
+		{"nx.edge.test", "A"}, {"a.nx.edge.test", "A"}, {"x.apps.edge.test", "A"}, {"x.y.apps.edge.test", "MX"},
+		{"nx.child.edge.test", "A"}, {"-x", "192.0.2.9"},
+	} {
+		args := append([]string{"+dnssec", "+notcp", "+bufsize=4096"}, q...)
+		a, b := msgSize.FindString(dig(t, "dig", knot, args...).out), msgSize.FindString(dig(t, "dig", ours, args...).out)
+		if a == "" || a != b {
+			t.Errorf("dig %v: Knot %q, shardd %q", args, a, b)
+		}
 	}
 }

@@ -346,7 +346,8 @@ func (l *link) pack(origin []byte) error {
 
 // patchOrigin points the owner names of p's records, appended to b at off
 // (rr, if sent) and sigOff (its RRSIGs, if sent), at the origin, at offset
-// target of the reply; the short RRSIGs' owners at rr's.
+// target of the reply (rr's at the labels it shares with the query name,
+// if any); the short RRSIGs' owners at rr's.
 func (p proof) patchOrigin(b []byte, off, sigOff, target int, rr, sigs bool) {
 	l := p.l
 	if sigs && p.short {
@@ -355,36 +356,107 @@ func (p proof) patchOrigin(b []byte, off, sigOff, target int, rr, sigs bool) {
 			b[at], b[at+1] = 0xC0|byte(off>>8), byte(off)
 		}
 	}
-	for _, q := range l.ptrs {
-		at := off + int(q)
-		if int(q) >= l.rrLen {
+	for i, q := range l.ptrs {
+		at, to := off+int(q), target
+		switch {
+		case int(q) >= l.rrLen:
 			if !sigs || p.short {
 				continue
 			}
 			at = sigOff + int(q) - l.rrLen
-		} else if !rr {
+		case !rr:
 			continue
+		case i == 0 && p.drop > 0:
+			at, to = at-p.drop, p.shared
 		}
-		b[at], b[at+1] = 0xC0|byte(target>>8), byte(target)
+		b[at], b[at+1] = 0xC0|byte(to>>8), byte(to)
 	}
 }
 
 // proof is a query-time proof as one reply sends it: its link (nil for
-// none) and whether its RRSIGs go short.
+// none); how many bytes of its record's owner go (drop), the labels it
+// shares with the query name, a pointer to them (at message offset
+// shared) instead; and whether its RRSIGs go short.
 type proof struct {
-	l     *link
-	short bool
+	l      *link
+	drop   int
+	shared int
+	short  bool
 }
 
-// proofAt is the proof l for a reply where its record goes at message
-// offset off: its RRSIGs short if a pointer reaches off.
-func proofAt(l *link, off int) proof { return proof{l: l, short: off < 0x3FFF} }
+// proofAt is the proof l for a reply to the query name name (wire format,
+// lower case, in the zone whose origin takes originLen bytes) where its
+// record goes at message offset off. Its owner is compressed as Knot DNS
+// compresses it, against the query name: the labels before the origin
+// that both end with go as a pointer into the question. Its RRSIGs are
+// short if a pointer reaches off. It allocates nothing.
+func proofAt(l *link, name []byte, originLen, off int) proof {
+	p := proof{l: l, short: off < 0x3FFF}
+	if l == nil || len(l.ptrs) == 0 || len(name) < originLen {
+		return p
+	}
+	var po, qo [128]uint8 // label offsets of the owner's and the name's labels before the origin
+	np := labelOffsets(l.wire[:l.ptrs[0]], &po)
+	nq := labelOffsets(name[:len(name)-originLen], &qo)
+	i, j := np, nq
+	for i > 0 && j > 0 && labelEqual(l.wire[po[i-1]:], name[qo[j-1]:]) {
+		i, j = i-1, j-1
+	}
+	if i == np {
+		return p
+	}
+	p.drop, p.shared = int(l.ptrs[0])-int(po[i]), headerLen+int(qo[j])
+	return p
+}
+
+// labelOffsets stores where each label of the uncompressed labels b
+// starts, and returns how many there are (at most len(offs), offsets
+// below 256).
+func labelOffsets(b []byte, offs *[128]uint8) int {
+	n := 0
+	for off := 0; off < len(b) && n < len(offs) && off < 256; off += int(b[off]) + 1 {
+		offs[n] = uint8(off)
+		n++
+	}
+	return n
+}
+
+// labelEqual compares the labels at the start of a and b, ASCII case
+// folded.
+func labelEqual(a, b []byte) bool {
+	n := int(a[0])
+	if n != int(b[0]) || len(a) <= n || len(b) <= n {
+		return false
+	}
+	for i := 1; i <= n; i++ {
+		if lower(a[i]) != lower(b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func lower(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
+}
 
 func (p proof) rrLen() int {
 	if p.l == nil {
 		return 0
 	}
-	return p.l.rrLen
+	return p.l.rrLen - p.drop
+}
+
+// appendRR appends p's record, its owner's origin pointer to be patched.
+func (p proof) appendRR(b []byte) []byte {
+	l := p.l
+	o := int(l.ptrs[0])
+	b = append(b, l.wire[:o-p.drop]...)
+	b = append(b, 0xC0, 0)
+	return append(b, l.wire[o+2:l.rrLen]...)
 }
 
 // sigs is the proof's RRSIGs as the reply sends them.

@@ -495,7 +495,9 @@ func (h *Handler) build(b, m []byte, q *query, rcode int, t *template, limit int
 		if t.aa {
 			flags |= flagAA
 		}
-		ins = proofAt(h.ins, headerLen+qlen+int(t.denyAt))
+		if h.ins != nil {
+			ins = proofAt(h.ins, h.name[:q.nameLen], t.chain.originLen, headerLen+qlen+int(t.denyAt))
+		}
 		if c, counts, tc = t.fit(limit-size, ins); tc {
 			flags |= flagTC
 		}

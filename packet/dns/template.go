@@ -374,35 +374,46 @@ func (t *template) check(r *result, placeholder string) error {
 func (t *template) appendBody(b []byte, c cut, qlen int, ins proof) []byte {
 	start, n := len(b), c.n
 	at1, at2 := n, n
-	var rr, sigs []byte
+	rr, sigs := 0, 0 // their lengths
 	if ins.l != nil {
 		at1, at2 = min(int(t.denyAt), n), min(int(t.denySigAt), n)
 		if c.rr {
-			rr = ins.l.wire[:ins.l.rrLen]
+			rr = ins.rrLen()
 		}
 		if c.sigs {
-			sigs = ins.sigs()
+			sigs = len(ins.sigs())
 		}
 	}
 	b = append(b, t.body[:at1]...)
-	b = append(b, rr...)
+	if rr > 0 {
+		b = ins.appendRR(b)
+	}
 	b = append(b, t.body[at1:at2]...)
-	b = append(b, sigs...)
+	if sigs > 0 {
+		b = append(b, ins.sigs()...)
+	}
 	b = append(b, t.body[at2:n]...)
 	if ins.l != nil { // the query name ends with the zone's origin
-		ins.patchOrigin(b, start+at1, start+at2+len(rr), headerLen+qlen-t.chain.originLen, c.rr, c.sigs)
+		ins.patchOrigin(b, start+at1, start+at2+rr, headerLen+qlen-t.chain.originLen, c.rr, c.sigs)
 	}
-	delta := qlen - t.qlen
-	if t.qlen == 0 || (delta == 0 && ins.l == nil) {
+	if t.qlen == 0 || (qlen == t.qlen && ins.l == nil) {
 		return b
 	}
+	t.movePointers(b[start:], n, qlen-t.qlen, at1, at2, rr, sigs)
+	return b
+}
+
+// movePointers moves the compression pointers in body, the first n bytes
+// of t's body as appended for a query name delta bytes longer than t's,
+// with rr bytes of a proof inserted at body offset at1 and sigs at at2.
+func (t *template) movePointers(body []byte, n, delta, at1, at2, rr, sigs int) {
 	base := headerLen + t.qlen + 4 // where the body starts in the template's message
 	shift := func(off int) int {   // how far body offset off moves
 		switch {
 		case off >= at2:
-			return len(rr) + len(sigs)
+			return rr + sigs
 		case off >= at1:
-			return len(rr)
+			return rr
 		}
 		return 0
 	}
@@ -410,8 +421,8 @@ func (t *template) appendBody(b []byte, c cut, qlen int, ins proof) []byte {
 		if int(f) >= n {
 			break
 		}
-		p := start + int(f) + shift(int(f))
-		ptr := int(b[p]&0x3F)<<8 | int(b[p+1])
+		p := int(f) + shift(int(f))
+		ptr := int(body[p]&0x3F)<<8 | int(body[p+1])
 		if ptr == headerLen {
 			continue
 		}
@@ -419,9 +430,8 @@ func (t *template) appendBody(b []byte, c cut, qlen int, ins proof) []byte {
 			ptr += shift(ptr - base)
 		}
 		ptr += delta
-		b[p], b[p+1] = 0xC0|byte(ptr>>8), byte(ptr)
+		body[p], body[p+1] = 0xC0|byte(ptr>>8), byte(ptr)
 	}
-	return b
 }
 
 // walkRecords steps over the records of a packed message from off to its
