@@ -262,31 +262,27 @@ func packMsg(r *result, qname string, qtype uint16) (*template, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %v", qname, err)
 	}
-	m := new(mdns.Msg)
-	m.Compress = true
-	m.Question = []mdns.Question{{Name: qname, Qtype: qtype, Qclass: mdns.ClassINET}}
-	m.Answer, m.Ns = r.answer, r.authority
-	m.Extra = append(append([]mdns.RR(nil), r.glue...), r.extra...)
-	full, err := m.Pack()
+	full, err := packKnot(r, qname, qtype)
 	if err != nil {
 		return nil, fmt.Errorf("%s/%s: %v", qname, mdns.TypeToString[qtype], err)
 	}
 	qend := headerLen + len(wq) + 4
+	nExtra := len(r.glue) + len(r.extra)
 	t := &template{
 		rcode:       r.rcode,
 		aa:          r.aa,
-		counts:      [3]uint16{uint16(len(m.Answer)), uint16(len(m.Ns)), uint16(len(m.Extra))},
+		counts:      [3]uint16{uint16(len(r.answer)), uint16(len(r.authority)), uint16(nExtra)},
 		body:        bytes.Clone(full[qend:]),
 		essentialAR: uint16(len(r.glue)),
 	}
 	// Record boundaries: compression only points backwards, so any prefix
 	// of whole records is a valid message on its own.
 	ends, ptrs, ok := walkRecords(full, qend)
-	if !ok || len(ends) != len(m.Answer)+len(m.Ns)+len(m.Extra) {
+	if !ok || len(ends) != len(r.answer)+len(r.authority)+nExtra {
 		return nil, fmt.Errorf("%s/%s: internal error: cannot walk the packed records", qname, mdns.TypeToString[qtype])
 	}
 	t.essential = len(t.body)
-	if nEss := len(m.Answer) + len(m.Ns) + len(r.glue); nEss > 0 {
+	if nEss := len(r.answer) + len(r.authority) + len(r.glue); nEss > 0 {
 		t.essential = ends[nEss-1] - qend
 	} else if len(ends) > 0 {
 		t.essential = 0
