@@ -17,10 +17,11 @@ type template struct {
 	aa     bool
 	counts [3]uint16 // answer, authority, additional
 	body   []byte
-	// essential is how much of body must fit, and essentialAR how many
-	// additional records that part holds: the answer, authority and needed
-	// glue (RFC 1035 7.3, RFC 9471). extraEnds are where each helpful
-	// additional record after it ends; as many as fit are sent.
+	// essential is how much of body must fit for a reply without TC, and
+	// essentialAR how many additional records that part holds: the
+	// answer, authority and needed glue (RFC 1035 7.3, RFC 9471).
+	// extraEnds are where each helpful additional record after it ends;
+	// as many as fit are sent.
 	essential   int
 	essentialAR uint16
 	extraEnds   []uint16
@@ -255,8 +256,9 @@ func wireName(name string) ([]byte, error) {
 	return b[:n], err
 }
 
-// packMsg packs r after a question for qname, compressed, and returns the
-// template, whose body is everything after the question.
+// packMsg packs r after a question for qname, compressed as Knot DNS
+// compresses it (knotpack.go), and returns the template, whose body is
+// everything after the question.
 func packMsg(r *result, qname string, qtype uint16) (*template, error) {
 	wq, err := wireName(qname)
 	if err != nil {
