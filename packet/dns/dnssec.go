@@ -72,6 +72,8 @@ type link struct {
 	ptrs  []uint16
 	rrLen int // wire[:rrLen] is rr, the rest its RRSIGs
 	count uint16
+	// labels are where the labels of rr's owner before the origin start.
+	labels []uint8
 	// short is the RRSIGs again with their owners as pointers, at
 	// shortPtrs, to rr's owner (as Knot DNS compresses them); a reply uses
 	// it when rr's owner sits where a pointer reaches (proofAt).
@@ -332,7 +334,10 @@ func (l *link) pack(origin []byte) error {
 		l.ptrs = append(l.ptrs, uint16(len(l.wire)))
 		l.wire = append(l.wire, 0xC0, 0)
 		l.wire = append(l.wire, full[len(owner):]...)
-		if i > 0 {
+		if i == 0 {
+			var offs [128]uint8
+			l.labels = append([]uint8(nil), offs[:labelOffsets(owner[:prefix], &offs)]...)
+		} else {
 			l.shortPtrs = append(l.shortPtrs, uint16(len(l.short)))
 			l.short = append(l.short, 0xC0, 0)
 			l.short = append(l.short, full[len(owner):]...)
@@ -395,9 +400,19 @@ func proofAt(l *link, name []byte, originLen, off int) proof {
 	if l == nil || len(l.ptrs) == 0 || len(name) < originLen {
 		return p
 	}
-	var po, qo [128]uint8 // label offsets of the owner's and the name's labels before the origin
-	np := labelOffsets(l.wire[:l.ptrs[0]], &po)
-	nq := labelOffsets(name[:len(name)-originLen], &qo)
+	po := l.labels // the owner's labels before the origin
+	np, e := len(po), len(name)-originLen
+	if np == 0 {
+		return p
+	}
+	// The name's last label before the origin, if as long as the owner's,
+	// starts at e-n-1 (a quick no for most names).
+	n := int(l.wire[po[np-1]])
+	if e-n-1 < 0 || int(name[e-n-1]) != n || !labelEqual(l.wire[po[np-1]:], name[e-n-1:]) {
+		return p
+	}
+	var qo [128]uint8 // the name's labels before the origin
+	nq := labelOffsets(name[:e], &qo)
 	i, j := np, nq
 	for i > 0 && j > 0 && labelEqual(l.wire[po[i-1]:], name[qo[j-1]:]) {
 		i, j = i-1, j-1
