@@ -33,10 +33,10 @@ run-dns: build
 
 # The signed copies of the example zones (testdata/dns/signed), their keys
 # and trust anchors, made again after a zone changes (BIND's dnssec-keygen and
-# dnssec-signzone; NEWKEYS=1 for new keys). Not part of make test: the
-# signed files are committed.
+# dnssec-signzone; NEWKEYS=1 for new keys, ZONES="example.com ..." to sign
+# only those again). Not part of make test: the signed files are committed.
 signed-zones:
-	NEWKEYS=$(NEWKEYS) testdata/dns/signed/gen.sh
+	NEWKEYS=$(NEWKEYS) testdata/dns/signed/gen.sh $(ZONES)
 
 # The race detector is on; tests that need root or third-party clients skip
 # themselves without them unless SHARDD_REQUIRE_TOOLS=1 (set by .ci/run).

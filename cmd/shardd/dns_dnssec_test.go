@@ -13,12 +13,13 @@ const signedDir = "../../testdata/dns/signed"
 
 // signedQuestions cover each DNSSEC case in both chains: positive answers,
 // NODATA, NXDOMAIN, wildcard answers and wildcard NODATA, secure and
-// insecure referrals, DNSKEY, DS at the parent, CNAME chains, empty
-// non-terminals, and the DNSSEC types asked for by name.
+// insecure referrals, DNSKEY, CDS and CDNSKEY, DS at the parent, CNAME
+// chains, empty non-terminals, and the DNSSEC types asked for by name.
 var signedQuestions = [][]string{
 	// example.com: NSEC.
 	{"example.com", "SOA"}, {"example.com", "A"}, {"example.com", "MX"}, {"example.com", "DNSKEY"}, {"example.com", "NSEC"},
 	{"example.com", "RRSIG"}, {"example.com", "NSEC3PARAM"}, {"example.com", "ANY"}, {"example.com", "DS"},
+	{"example.com", "CDS"}, {"example.com", "CDNSKEY"}, {"+bufsize=512", "+ignore", "example.com", "CDNSKEY"},
 	{"www.example.com", "A"}, {"www.example.com", "CNAME"}, {"www.example.com", "TXT"}, {"outside.example.com", "A"},
 	{"ftp.example.com", "AAAA"}, {"nope.example.com", "A"}, {"x.y.nope.example.com", "A"}, {"zzz.example.com", "A"},
 	{"b.example.com", "A"}, {"x.b.example.com", "A"}, {"a.b.example.com", "A"},
@@ -40,9 +41,8 @@ var signedQuestions = [][]string{
 	{"-x", "192.0.2.1"}, {"-x", "192.0.2.9"}, {"2.0.192.in-addr.arpa", "NS"},
 	// Sizes: the reply dig gets before any retry over TCP (+ignore). The
 	// proofs found at query time are compressed as Knot compresses them, so
-	// the same answers fit. (Where the answer itself does not fit, Knot
-	// sends the records that fit with TC, shardd none with TC, as it does
-	// for unsigned zones: TestDNSSECTruncation.)
+	// the same answers fit. (Where they do not, both send the RRsets that
+	// fit with TC: TestSignedTruncatedSameAsKnot.)
 	{"+bufsize=512", "+ignore", "nope.example.com", "A"}, {"+bufsize=512", "+ignore", "a1.apps.example.com", "A"},
 	{"+bufsize=512", "+ignore", "zz.apps.example.com", "TXT"}, {"+bufsize=512", "+ignore", "www.example.com", "A"},
 	{"+bufsize=512", "+ignore", "ns1.edge.test", "AAAA"}, {"+bufsize=512", "+ignore", "x.apps.edge.test", "A"},
@@ -53,12 +53,7 @@ var signedQuestions = [][]string{
 // shardd and compares what dig +dnssec (and plain dig) prints, over UDP and
 // TCP: RRSIGs, NSEC and NSEC3 proofs, their order and truncation.
 func TestSignedSameAnswersAsKnot(t *testing.T) {
-	knot := startKnotZones(t, signedDir)
-	var zones []string
-	for _, z := range knotZones {
-		zones = append(zones, "--zone", signedDir+"/"+z+".zone")
-	}
-	_, ours, _ := dnsDaemon(t, zones...)
+	knot, ours := signedServers(t)
 	for _, do := range []string{"+dnssec", "+nodnssec"} {
 		for _, transport := range []string{"+notcp", "+tcp"} {
 			for _, q := range signedQuestions {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -88,16 +89,28 @@ func TestSameAnswersAsKnot(t *testing.T) {
 }
 
 // volatile is what dig prints that differs from reply to reply.
-var volatile = regexp.MustCompile(`(?m)(id: \d+|^;; (Query time|SERVER|WHEN|MSG SIZE).*$|; COOKIE: .*$)`)
+var volatile = regexp.MustCompile(`(?m)(id: \d+|^;; (Query time|SERVER|WHEN).*$|; COOKIE: .*$)`)
+
+// volatileSize is volatile and the reply's size.
+var volatileSize = regexp.MustCompile(`(?m)(id: \d+|^;; (Query time|SERVER|WHEN|MSG SIZE).*$|; COOKIE: .*$)`)
 
 // sameAsKnot asks Knot and shardd the same question with dig and fails if
-// what it prints differs but for IDs, timings and server lines. Knot adds an
+// what it prints differs but for IDs, timings and server lines: the
+// reply's size too (names are compressed as Knot compresses them, so
+// replies truncate at the same sizes). Knot adds an
 // Extended DNS Error to REFUSED (so does shardd) and to nothing else here;
-// the whole text is compared.
+// the whole text is compared. One size differs: a question for an NSEC3
+// owner name (qtype NSEC3), whose proof repeats that name: Knot compresses
+// it against the question, shardd's answer, packed for any name that does
+// not exist, writes it out (33 bytes more).
 func sameAsKnot(t *testing.T, knot, ours netip.AddrPort, args ...string) {
 	t.Helper()
-	a := volatile.ReplaceAllString(dig(t, "dig", knot, args...).out, "")
-	b := volatile.ReplaceAllString(dig(t, "dig", ours, args...).out, "")
+	re := volatile
+	if slices.Contains(args, "NSEC3") {
+		re = volatileSize
+	}
+	a := re.ReplaceAllString(dig(t, "dig", knot, args...).out, "")
+	b := re.ReplaceAllString(dig(t, "dig", ours, args...).out, "")
 	if !strings.Contains(b, "status: ") {
 		t.Fatalf("dig %v printed no reply:\n%s", args, b)
 	}

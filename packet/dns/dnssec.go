@@ -72,14 +72,13 @@ type link struct {
 	ptrs  []uint16
 	rrLen int // wire[:rrLen] is rr, the rest its RRSIGs
 	count uint16
-}
-
-// size is the length of l's records, 0 for nil.
-func (l *link) size() int {
-	if l == nil {
-		return 0
-	}
-	return len(l.wire)
+	// labels are where the labels of rr's owner before the origin start.
+	labels []uint8
+	// short is the RRSIGs again with their owners as pointers, at
+	// shortPtrs, to rr's owner (as Knot DNS compresses them); a reply uses
+	// it when rr's owner sits where a pointer reaches (proofAt).
+	short     []byte
+	shortPtrs []uint16
 }
 
 // isSig reports rr as an RRSIG, and its covered type.
@@ -335,6 +334,14 @@ func (l *link) pack(origin []byte) error {
 		l.ptrs = append(l.ptrs, uint16(len(l.wire)))
 		l.wire = append(l.wire, 0xC0, 0)
 		l.wire = append(l.wire, full[len(owner):]...)
+		if i == 0 {
+			var offs [128]uint8
+			l.labels = append([]uint8(nil), offs[:labelOffsets(owner[:prefix], &offs)]...)
+		} else {
+			l.shortPtrs = append(l.shortPtrs, uint16(len(l.short)))
+			l.short = append(l.short, 0xC0, 0)
+			l.short = append(l.short, full[len(owner):]...)
+		}
 	}
 	if len(l.sigs) == 0 {
 		l.rrLen = len(l.wire)
@@ -342,17 +349,144 @@ func (l *link) pack(origin []byte) error {
 	return nil
 }
 
-// patchOrigin points the owner names of l's records, appended to b at off
-// (rr) and sigOff (its RRSIGs), at the origin, at offset target of the reply.
-func (l *link) patchOrigin(b []byte, off, sigOff, target int) {
-	for _, p := range l.ptrs {
-		at := off + int(p)
-		if int(p) >= l.rrLen {
-			at = sigOff + int(p) - l.rrLen
+// patchOrigin points the owner names of p's records, appended to b at off
+// (rr, if sent) and sigOff (its RRSIGs, if sent), at the origin, at offset
+// target of the reply (rr's at the labels it shares with the query name,
+// if any); the short RRSIGs' owners at rr's.
+func (p proof) patchOrigin(b []byte, off, sigOff, target int, rr, sigs bool) {
+	l := p.l
+	if sigs && p.short {
+		for _, q := range l.shortPtrs {
+			at := sigOff + int(q)
+			b[at], b[at+1] = 0xC0|byte(off>>8), byte(off)
 		}
-		b[at], b[at+1] = 0xC0|byte(target>>8), byte(target)
+	}
+	for i, q := range l.ptrs {
+		at, to := off+int(q), target
+		switch {
+		case int(q) >= l.rrLen:
+			if !sigs || p.short {
+				continue
+			}
+			at = sigOff + int(q) - l.rrLen
+		case !rr:
+			continue
+		case i == 0 && p.drop > 0:
+			at, to = at-p.drop, p.shared
+		}
+		b[at], b[at+1] = 0xC0|byte(to>>8), byte(to)
 	}
 }
+
+// proof is a query-time proof as one reply sends it: its link (nil for
+// none); how many bytes of its record's owner go (drop), the labels it
+// shares with the query name, a pointer to them (at message offset
+// shared) instead; and whether its RRSIGs go short.
+type proof struct {
+	l      *link
+	drop   int
+	shared int
+	short  bool
+}
+
+// proofAt is the proof l for a reply to the query name name (wire format,
+// lower case, in the zone whose origin takes originLen bytes) where its
+// record goes at message offset off. Its owner is compressed as Knot DNS
+// compresses it, against the query name: the labels before the origin
+// that both end with go as a pointer into the question. Its RRSIGs are
+// short if a pointer reaches off. It allocates nothing.
+func proofAt(l *link, name []byte, originLen, off int) proof {
+	p := proof{l: l, short: off < 0x3FFF}
+	if l == nil || len(l.ptrs) == 0 || len(name) < originLen {
+		return p
+	}
+	po := l.labels // the owner's labels before the origin
+	np, e := len(po), len(name)-originLen
+	if np == 0 {
+		return p
+	}
+	// The name's last label before the origin, if as long as the owner's,
+	// starts at e-n-1 (a quick no for most names).
+	n := int(l.wire[po[np-1]])
+	if e-n-1 < 0 || int(name[e-n-1]) != n || !labelEqual(l.wire[po[np-1]:], name[e-n-1:]) {
+		return p
+	}
+	var qo [128]uint8 // the name's labels before the origin
+	nq := labelOffsets(name[:e], &qo)
+	i, j := np, nq
+	for i > 0 && j > 0 && labelEqual(l.wire[po[i-1]:], name[qo[j-1]:]) {
+		i, j = i-1, j-1
+	}
+	if i == np {
+		return p
+	}
+	p.drop, p.shared = int(l.ptrs[0])-int(po[i]), headerLen+int(qo[j])
+	return p
+}
+
+// labelOffsets stores where each label of the uncompressed labels b
+// starts, and returns how many there are (at most len(offs), offsets
+// below 256).
+func labelOffsets(b []byte, offs *[128]uint8) int {
+	n := 0
+	for off := 0; off < len(b) && n < len(offs) && off < 256; off += int(b[off]) + 1 {
+		offs[n] = uint8(off)
+		n++
+	}
+	return n
+}
+
+// labelEqual compares the labels at the start of a and b, ASCII case
+// folded.
+func labelEqual(a, b []byte) bool {
+	n := int(a[0])
+	if n != int(b[0]) || len(a) <= n || len(b) <= n {
+		return false
+	}
+	for i := 1; i <= n; i++ {
+		if lower(a[i]) != lower(b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func lower(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
+}
+
+func (p proof) rrLen() int {
+	if p.l == nil {
+		return 0
+	}
+	return p.l.rrLen - p.drop
+}
+
+// appendRR appends p's record, its owner's origin pointer to be patched.
+func (p proof) appendRR(b []byte) []byte {
+	l := p.l
+	o := int(l.ptrs[0])
+	b = append(b, l.wire[:o-p.drop]...)
+	b = append(b, 0xC0, 0)
+	return append(b, l.wire[o+2:l.rrLen]...)
+}
+
+// sigs is the proof's RRSIGs as the reply sends them.
+func (p proof) sigs() []byte {
+	switch {
+	case p.l == nil:
+		return nil
+	case p.short:
+		return p.l.short
+	}
+	return p.l.wire[p.l.rrLen:]
+}
+
+// size is the length of p's records, 0 for none.
+func (p proof) size() int { return p.rrLen() + len(p.sigs()) }
 
 // authoritative reports whether n is a name the zone answers for with its
 // own data: not below a cut (the cut itself holds the NS and DS).

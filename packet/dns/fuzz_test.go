@@ -112,7 +112,7 @@ func FuzzParseZone(f *testing.F) {
 				c := tp.counts
 				msg := []byte{0, 0, 0x84, 0, 0, 1, byte(c[0] >> 8), byte(c[0]), byte(c[1] >> 8), byte(c[1]), byte(c[2] >> 8), byte(c[2])}
 				msg = append(append(msg, wq...), byte(qt>>8), byte(qt), 0, 1)
-				msg = tp.appendBody(msg, len(tp.body), len(wq), nil)
+				msg = tp.appendBody(msg, tp.whole(), len(wq), proof{})
 				if err := new(mdns.Msg).Unpack(msg); err != nil {
 					t.Fatalf("%s/%d: packed answer does not parse: %v", n.name, qt, err)
 				}

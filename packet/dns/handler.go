@@ -472,8 +472,8 @@ func (h *Handler) proof(t *template, name, nc []byte) *link {
 
 // build appends to b the answer to q: header (with extra flags), the
 // query's own question bytes, then the template's records if they fit in
-// limit, else only the ones that must be there, else none with TC set. It
-// reports whether TC was set because the answer did not fit.
+// limit, else as many as fit (t.fit). It reports whether TC was set because
+// the answer did not fit.
 func (h *Handler) build(b, m []byte, q *query, rcode int, t *template, limit int, extra uint16) ([]byte, bool) {
 	qlen := 0
 	if q.qend > 0 {
@@ -487,19 +487,19 @@ func (h *Handler) build(b, m []byte, q *query, rcode int, t *template, limit int
 		}
 	}
 	var counts [3]uint16
-	n := 0 // bytes of the template's body to send
+	var c cut // of the template's body to send
+	var ins proof
 	flags := flagQR | q.flags&(0xF<<11|flagRD|flagCD) | uint16(rcode&0xF) | extra
 	tc := false
-	var ins *link
 	if t != nil {
 		if t.aa {
 			flags |= flagAA
 		}
-		ins = h.ins
-		if n, counts, tc = t.fit(limit - size - ins.size()); tc {
+		if h.ins != nil {
+			ins = proofAt(h.ins, h.name[:q.nameLen], t.chain.originLen, headerLen+qlen+int(t.denyAt))
+		}
+		if c, counts, tc = t.fit(limit-size, ins); tc {
 			flags |= flagTC
-		} else if ins != nil {
-			counts[1] += ins.count
 		}
 	}
 	if q.edns {
@@ -513,39 +513,13 @@ func (h *Handler) build(b, m []byte, q *query, rcode int, t *template, limit int
 		byte(qd>>8), byte(qd), byte(counts[0]>>8), byte(counts[0]),
 		byte(counts[1]>>8), byte(counts[1]), byte(counts[2]>>8), byte(counts[2]))
 	b = append(b, m[headerLen:headerLen+qlen]...)
-	if n > 0 {
-		b = t.appendBody(b, n, q.nameLen, ins)
+	if t != nil {
+		b = t.appendBody(b, c, q.nameLen, ins)
 	}
 	if q.edns {
 		b = h.appendOPT(b, q, rcode, extendedError(q, rcode, t))
 	}
 	return b, tc
-}
-
-// fit chooses how much of t's body a reply with room bytes left sends: all
-// of it; else the records that must be there and, from the end, as many
-// helpful additional records as fit; else none, and TC is set. It returns
-// the bytes of body to send, the section counts and whether TC is set.
-func (t *template) fit(room int) (int, [3]uint16, bool) {
-	if len(t.body) <= room {
-		return len(t.body), t.counts, false
-	}
-	if t.essential > room {
-		return 0, [3]uint16{}, true
-	}
-	n, counts := t.essential, [3]uint16{t.counts[0], t.counts[1], t.essentialAR}
-	k := 0 // extras that fit
-	for k < len(t.extraEnds) && int(t.extraEnds[k]) <= room {
-		k++
-	}
-	if sigs := len(t.extraEnds) - t.extraSigs; k > sigs {
-		k = sigs // not all the RRSIGs fit: none go
-	}
-	if k > 0 {
-		n = int(t.extraEnds[k-1])
-	}
-	counts[2] += uint16(k)
-	return n, counts, false
 }
 
 // appendOPT appends the reply's OPT record (RFC 6891): the payload size

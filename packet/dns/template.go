@@ -3,6 +3,7 @@ package dns
 import (
 	"bytes"
 	"fmt"
+	"slices"
 	"strings"
 
 	mdns "github.com/miekg/dns"
@@ -16,13 +17,17 @@ type template struct {
 	aa     bool
 	counts [3]uint16 // answer, authority, additional
 	body   []byte
-	// essential is how much of body must fit, and essentialAR how many
-	// additional records that part holds: the answer, authority and needed
-	// glue (RFC 1035 7.3, RFC 9471). extraEnds are where each helpful
-	// additional record after it ends; as many as fit are sent.
+	// essential is how much of body must fit for a reply without TC, and
+	// essentialAR how many additional records that part holds: the
+	// answer, authority and needed glue (RFC 1035 7.3, RFC 9471).
+	// extraEnds are where each helpful additional record after it ends;
+	// as many as fit are sent.
 	essential   int
 	essentialAR uint16
 	extraEnds   []uint16
+	// units are where each RRset of the essential part ends, but the
+	// last: when it does not fit, the RRsets that fit go (truncate.go).
+	units []unit
 	// extraSigs is how many of the last extras are RRSIGs: they go all
 	// or none (as Knot DNS sends them).
 	extraSigs int
@@ -240,7 +245,7 @@ func isWildcard(name string) bool { return len(name) > 2 && name[:2] == "*." }
 
 func (t *template) equal(u *template) bool {
 	return t.rcode == u.rcode && t.aa == u.aa && t.counts == u.counts && t.essential == u.essential &&
-		t.essentialAR == u.essentialAR && bytes.Equal(t.body, u.body) && t.qlen == u.qlen &&
+		t.essentialAR == u.essentialAR && bytes.Equal(t.body, u.body) && t.qlen == u.qlen && slices.Equal(t.units, u.units) &&
 		t.deny == u.deny && t.denyAt == u.denyAt && t.denySigAt == u.denySigAt
 }
 
@@ -251,38 +256,35 @@ func wireName(name string) ([]byte, error) {
 	return b[:n], err
 }
 
-// packMsg packs r after a question for qname, compressed, and returns the
-// template, whose body is everything after the question.
+// packMsg packs r after a question for qname, compressed as Knot DNS
+// compresses it (knotpack.go), and returns the template, whose body is
+// everything after the question.
 func packMsg(r *result, qname string, qtype uint16) (*template, error) {
 	wq, err := wireName(qname)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %v", qname, err)
 	}
-	m := new(mdns.Msg)
-	m.Compress = true
-	m.Question = []mdns.Question{{Name: qname, Qtype: qtype, Qclass: mdns.ClassINET}}
-	m.Answer, m.Ns = r.answer, r.authority
-	m.Extra = append(append([]mdns.RR(nil), r.glue...), r.extra...)
-	full, err := m.Pack()
+	full, err := packKnot(r, qname, qtype)
 	if err != nil {
 		return nil, fmt.Errorf("%s/%s: %v", qname, mdns.TypeToString[qtype], err)
 	}
 	qend := headerLen + len(wq) + 4
+	nExtra := len(r.glue) + len(r.extra)
 	t := &template{
 		rcode:       r.rcode,
 		aa:          r.aa,
-		counts:      [3]uint16{uint16(len(m.Answer)), uint16(len(m.Ns)), uint16(len(m.Extra))},
+		counts:      [3]uint16{uint16(len(r.answer)), uint16(len(r.authority)), uint16(nExtra)},
 		body:        bytes.Clone(full[qend:]),
 		essentialAR: uint16(len(r.glue)),
 	}
 	// Record boundaries: compression only points backwards, so any prefix
 	// of whole records is a valid message on its own.
 	ends, ptrs, ok := walkRecords(full, qend)
-	if !ok || len(ends) != len(m.Answer)+len(m.Ns)+len(m.Extra) {
+	if !ok || len(ends) != len(r.answer)+len(r.authority)+nExtra {
 		return nil, fmt.Errorf("%s/%s: internal error: cannot walk the packed records", qname, mdns.TypeToString[qtype])
 	}
 	t.essential = len(t.body)
-	if nEss := len(m.Answer) + len(m.Ns) + len(r.glue); nEss > 0 {
+	if nEss := len(r.answer) + len(r.authority) + len(r.glue); nEss > 0 {
 		t.essential = ends[nEss-1] - qend
 	} else if len(ends) > 0 {
 		t.essential = 0
@@ -291,6 +293,7 @@ func packMsg(r *result, qname string, qtype uint16) (*template, error) {
 		t.extraEnds = append(t.extraEnds, uint16(e-qend))
 	}
 	t.setDeny(r, func(i int) int { return ends[i] - qend })
+	t.setUnits(r, func(i int) int { return ends[i] - qend })
 	t.extraSigs = countSigs(r.extra, true)
 	for _, p := range ptrs {
 		t.fixups = append(t.fixups, uint16(p-qend))
@@ -338,7 +341,7 @@ func (t *template) check(r *result, placeholder string) error {
 	msg := []byte{0, 0, 0x84, 0, 0, 1, byte(t.counts[0] >> 8), byte(t.counts[0]), byte(t.counts[1] >> 8), byte(t.counts[1]), byte(t.counts[2] >> 8), byte(t.counts[2])}
 	msg = append(msg, wq...)
 	msg = append(msg, 0, 0, 0, 1)
-	msg = t.appendBody(msg, len(t.body), len(wq), nil)
+	msg = t.appendBody(msg, t.whole(), len(wq), proof{})
 	m := new(mdns.Msg)
 	if err := m.Unpack(msg); err != nil {
 		return err
@@ -360,39 +363,55 @@ func (t *template) check(r *result, placeholder string) error {
 	return nil
 }
 
-// appendBody appends the first n bytes of the body for a query name of
-// qlen wire bytes, moving compression pointers as the name's length asks,
-// with ins (a query-time proof: whole records, uncompressed) inserted: its
+// appendBody appends the body as c cuts it for a query name of qlen wire
+// bytes, moving compression pointers as the name's length asks, with ins (a
+// query-time proof: whole records, uncompressed) inserted as c says: its
 // record at denyAt, its signatures at denySigAt (Knot DNS's order: a
 // section's RRSIGs follow all its RRsets); the pointers to the records after
 // either move too.
-func (t *template) appendBody(b []byte, n, qlen int, ins *link) []byte {
-	start := len(b)
+func (t *template) appendBody(b []byte, c cut, qlen int, ins proof) []byte {
+	start, n := len(b), c.n
 	at1, at2 := n, n
-	var rr, sigs []byte
-	if ins != nil {
-		at1, at2 = int(t.denyAt), int(t.denySigAt)
-		rr, sigs = ins.wire[:ins.rrLen], ins.wire[ins.rrLen:]
+	rr, sigs := 0, 0 // their lengths
+	if ins.l != nil {
+		at1, at2 = min(int(t.denyAt), n), min(int(t.denySigAt), n)
+		if c.rr {
+			rr = ins.rrLen()
+		}
+		if c.sigs {
+			sigs = len(ins.sigs())
+		}
 	}
 	b = append(b, t.body[:at1]...)
-	b = append(b, rr...)
-	b = append(b, t.body[at1:at2]...)
-	b = append(b, sigs...)
-	b = append(b, t.body[at2:n]...)
-	if ins != nil { // the query name ends with the zone's origin
-		ins.patchOrigin(b, start+at1, start+at2+len(rr), headerLen+qlen-t.chain.originLen)
+	if rr > 0 {
+		b = ins.appendRR(b)
 	}
-	delta := qlen - t.qlen
-	if t.qlen == 0 || (delta == 0 && ins == nil) {
+	b = append(b, t.body[at1:at2]...)
+	if sigs > 0 {
+		b = append(b, ins.sigs()...)
+	}
+	b = append(b, t.body[at2:n]...)
+	if ins.l != nil { // the query name ends with the zone's origin
+		ins.patchOrigin(b, start+at1, start+at2+rr, headerLen+qlen-t.chain.originLen, c.rr, c.sigs)
+	}
+	if t.qlen == 0 || (qlen == t.qlen && ins.l == nil) {
 		return b
 	}
+	t.movePointers(b[start:], n, qlen-t.qlen, at1, at2, rr, sigs)
+	return b
+}
+
+// movePointers moves the compression pointers in body, the first n bytes
+// of t's body as appended for a query name delta bytes longer than t's,
+// with rr bytes of a proof inserted at body offset at1 and sigs at at2.
+func (t *template) movePointers(body []byte, n, delta, at1, at2, rr, sigs int) {
 	base := headerLen + t.qlen + 4 // where the body starts in the template's message
 	shift := func(off int) int {   // how far body offset off moves
 		switch {
 		case off >= at2:
-			return len(rr) + len(sigs)
+			return rr + sigs
 		case off >= at1:
-			return len(rr)
+			return rr
 		}
 		return 0
 	}
@@ -400,8 +419,8 @@ func (t *template) appendBody(b []byte, n, qlen int, ins *link) []byte {
 		if int(f) >= n {
 			break
 		}
-		p := start + int(f) + shift(int(f))
-		ptr := int(b[p]&0x3F)<<8 | int(b[p+1])
+		p := int(f) + shift(int(f))
+		ptr := int(body[p]&0x3F)<<8 | int(body[p+1])
 		if ptr == headerLen {
 			continue
 		}
@@ -409,9 +428,8 @@ func (t *template) appendBody(b []byte, n, qlen int, ins *link) []byte {
 			ptr += shift(ptr - base)
 		}
 		ptr += delta
-		b[p], b[p+1] = 0xC0|byte(ptr>>8), byte(ptr)
+		body[p], body[p+1] = 0xC0|byte(ptr>>8), byte(ptr)
 	}
-	return b
 }
 
 // walkRecords steps over the records of a packed message from off to its
@@ -516,6 +534,7 @@ func packUncompressed(r *result, qname string) (*template, error) {
 		extraEnds:   ends[len(ends)-len(r.extra):],
 	}
 	t.setDeny(r, func(i int) int { return int(ends[i]) })
+	t.setUnits(r, func(i int) int { return int(ends[i]) })
 	t.extraSigs = countSigs(r.extra, true)
 	return t, nil
 }

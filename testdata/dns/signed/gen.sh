@@ -4,9 +4,10 @@
 # keys (algorithm 13), signatures valid from 2025 to 2038 (ldns-verify-zone reads times past 2038-01-19 as negative). Not run by make
 # test: the keys and the signed files are committed; run it (make
 # signed-zones) after changing a zone in testdata/dns, or with NEWKEYS=1 to
-# make new keys.
+# make new keys; give zone names to sign only those again (ECDSA
+# signatures differ at each signing).
 #
-#   example.com           NSEC
+#   example.com           NSEC, with CDS and CDNSKEY (RFC 7344) for its KSK
 #   edge.test             NSEC3, opt-out (its delegation big. is insecure;
 #                         child.edge.test. is secure: its DS is signed here)
 #   child.edge.test       NSEC3, no opt-out, salt
@@ -25,11 +26,22 @@ keys() { # zone
 		dnssec-keygen -q -a ECDSAP256SHA256 "$1" >/dev/null
 	fi
 }
+only=" $* "
+cds_zones=" example.com "
+# cds ZONE: the CDS and CDNSKEY records of ZONE's KSK, as an operator
+# publishes them for the parent to pick up.
+cds() {
+	k=$(grep -l 'DNSKEY 257' K"$1".+013+*.key)
+	dnssec-dsfromkey -C -2 "$k"
+	awk '$3 == "DNSKEY" && $4 == 257 { $3 = "CDNSKEY"; print }' "$k"
+}
 sign() { # zone nsec-args...
 	z=$1
 	shift
+	case "$only" in "  " | *" $z "*) ;; *) return 0 ;; esac
 	keys "$z"
 	cat "$src/$z.zone" K"$z".+013+*.key >"$z.unsigned"
+	case "$cds_zones" in *" $z "*) cds "$z" >>"$z.unsigned" ;; esac
 	dnssec-signzone -q -S -K . -d . -g -s "$start" -e "$end" -o "$z" -f "$z.zone" "$@" "$z.unsigned" >/dev/null
 	rm -f "$z.unsigned"
 }
