@@ -226,6 +226,9 @@ func (s *Socket) FrameSize() int { return int(s.frameSize) }
 // ZeroCopy reports whether the driver gave zero-copy mode.
 func (s *Socket) ZeroCopy() bool { return s.zeroCopy }
 
+// Pending reports whether the RX ring holds frames not yet taken.
+func (s *Socket) Pending() bool { return atomic.LoadUint32(s.rx.prod) != s.rx.cachedCons }
+
 // Receive takes up to max received frames off the RX ring and returns how
 // many; Frame(i) is the i-th. They stay valid until Release.
 func (s *Socket) Receive(max int) int {
