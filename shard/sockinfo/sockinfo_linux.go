@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -46,8 +47,20 @@ var tcpStates = map[uint64]string{
 // kernel's tables list them: queues, drops, uid and inode, but no owners
 // (OnPort and Foreign add them). A missing IPv6 table is a note, not an
 // error.
+//
+// The tables are those of the calling thread's network namespace
+// (/proc/thread-self/net), the one the caller binds sockets in: /proc/net
+// is the namespace of the process's main thread, and a thread moved into
+// another namespace (Go's main thread is kept, wedged, after a locked
+// goroutine on it exits there) would show that namespace's tables to the
+// whole process.
 func Scan(proto string, port uint16) (socks []Socket, notes []string, err error) {
-	p, err := procfs.NewDefaultFS()
+	runtime.LockOSThread() // the thread whose namespace is read, for the whole read
+	defer runtime.UnlockOSThread()
+	p, err := procfs.NewFS("/proc/thread-self")
+	if err != nil { // Linux before 3.17
+		p, err = procfs.NewDefaultFS()
+	}
 	if err != nil {
 		return nil, nil, err
 	}

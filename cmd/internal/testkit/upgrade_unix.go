@@ -36,14 +36,13 @@ func (u *Upgrades) Pid() int {
 	return pid
 }
 
-// Upgrade sends USR2 to the pidfile's process and waits until the pidfile
-// names another one; it returns the old pid.
+// Upgrade waits until the pidfile names a process (shardd writes it once
+// it serves, after its "listening" lines), sends that process USR2 and
+// waits until the pidfile names another one; it returns the old pid.
 func (u *Upgrades) Upgrade(t testing.TB) int {
 	t.Helper()
+	PollFor(t, "the pidfile "+u.pidfile+" to name a process", WaitTimeout, func() bool { return u.Pid() > 1 }) // kill(0) would signal this test's own process group
 	old := u.Pid()
-	if old <= 1 { // kill(0) would signal this test's own process group
-		t.Fatalf("pidfile %s names no process", u.pidfile)
-	}
 	u.pids = append(u.pids, old)
 	if err := syscall.Kill(old, syscall.SIGUSR2); err != nil {
 		t.Fatal(err)
