@@ -4,7 +4,10 @@
 // of packet/dns are (mode 0600 or 0640, owned by the daemon's user or
 // root). The mode and owner checked are those of the file opened, so a
 // symbolic link (a Kubernetes secret volume, say) is followed, and what it
-// points to must pass.
+// points to must pass. ReadPlain and OpenPlain open files that hold no
+// secret (a certificate, a zone file) the same way, without that rule:
+// every open is non-blocking, so a FIFO planted where a file is read is an
+// error at once, never a hang.
 package secretfile
 
 import (
