@@ -27,9 +27,10 @@ func ownFile(fi fs.FileInfo) bool {
 	return !ok || int(st.Uid) == os.Geteuid()
 }
 
-// openNoFollow opens path for reading, refusing a symbolic link.
+// openNoFollow opens path for reading, refusing a symbolic link, without
+// blocking on a FIFO (the caller checks that it opened a regular file).
 func openNoFollow(path string) (*os.File, error) {
-	return os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	return os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
 }
 
 // createNoFollow creates a new file at path (never an existing one, never

@@ -5,11 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"sort"
 	"strings"
 
 	mdns "github.com/miekg/dns"
+
+	"github.com/shardd/shardd/packet/secretfile"
 )
 
 // Zone is one zone loaded from a master file, with every answer it can give
@@ -67,9 +68,9 @@ type answers struct {
 // LoadZone reads and checks one RFC 1035 master file. The origin is the
 // owner of its SOA record ($ORIGIN, or the file's first owner name).
 func LoadZone(path string) (*Zone, error) {
-	f, err := os.Open(path)
+	f, err := secretfile.OpenPlain(path) // a FIFO there must not block a start or reload
 	if err != nil {
-		return nil, fmt.Errorf("zone %s: %w", path, errors.Unwrap(err))
+		return nil, fmt.Errorf("zone %s: %w", path, err)
 	}
 	defer f.Close()
 	z, err := ParseZone(f, path)
@@ -88,14 +89,19 @@ func ParseZone(r io.Reader, name string) (*Zone, error) {
 // parseZone is ParseZone with $INCLUDE switchable (fuzzing must not read
 // arbitrary files).
 func parseZone(r io.Reader, name string, includes bool) (*Zone, error) {
-	zp := mdns.NewZoneParser(r, "", name)
+	file := name
+	if includes {
+		file = includeBase(name)
+	}
+	zp := mdns.NewZoneParser(r, "", file)
 	zp.SetIncludeAllowed(includes)
+	zp.SetIncludeFS(includeFS) // nil: os.Open
 	var rrs []mdns.RR
 	for rr, ok := zp.Next(); ok; rr, ok = zp.Next() {
 		rrs = append(rrs, rr)
 	}
 	if err := zp.Err(); err != nil {
-		return nil, fmt.Errorf("zone %s: %s", name, strings.TrimPrefix(strings.TrimPrefix(err.Error(), name+": "), "dns: "))
+		return nil, fmt.Errorf("zone %s: %s", name, strings.TrimPrefix(includeErr(err.Error(), file), "dns: "))
 	}
 	z, err := newZone(rrs, name)
 	if err != nil {

@@ -4,7 +4,10 @@
 // of packet/dns are (mode 0600 or 0640, owned by the daemon's user or
 // root). The mode and owner checked are those of the file opened, so a
 // symbolic link (a Kubernetes secret volume, say) is followed, and what it
-// points to must pass.
+// points to must pass. ReadPlain and OpenPlain open files that hold no
+// secret (a certificate, a zone file) the same way, without that rule:
+// every open is non-blocking, so a FIFO planted where a file is read is an
+// error at once, never a hang.
 package secretfile
 
 import (
@@ -12,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"os"
 )
 
 // Read returns the contents of path, at most max bytes, after Check; a
@@ -41,27 +45,47 @@ func ReadPlain(path string, max int) ([]byte, error) {
 	return read(path, max, false)
 }
 
-func read(path string, max int, secret bool) ([]byte, error) {
+// OpenPlain opens path for reading as ReadPlain does, for a file too
+// large to read whole (a zone file, streamed): anything but a regular file
+// is refused without blocking on it (a FIFO with no writer, a device, a
+// directory). Its errors do not repeat path.
+func OpenPlain(path string) (*os.File, error) {
+	f, _, err := open(path, "the file itself")
+	return f, err
+}
+
+// open opens path without blocking and returns it with its FileInfo if it
+// is a regular file; what is the fix's "give ..." for anything else.
+func open(path, what string) (*os.File, fs.FileInfo, error) {
 	f, err := openNonblock(path) // a FIFO planted there must not block the start
 	if err != nil {
 		var pe *fs.PathError
 		if errors.As(err, &pe) {
 			err = pe.Err
 		}
-		return nil, err
+		return nil, nil, err
 	}
-	defer f.Close()
 	fi, err := f.Stat()
+	if err == nil && !fi.Mode().IsRegular() {
+		err = fmt.Errorf("not a regular file (%v): give %s", fi.Mode().Type(), what)
+	}
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	return f, fi, nil
+}
+
+func read(path string, max int, secret bool) ([]byte, error) {
+	what := "the file itself"
+	if secret {
+		what = "the file that holds the secret"
+	}
+	f, fi, err := open(path, what)
 	if err != nil {
 		return nil, err
 	}
-	if !fi.Mode().IsRegular() {
-		what := "the file itself"
-		if secret {
-			what = "the file that holds the secret"
-		}
-		return nil, fmt.Errorf("not a regular file (%v): give %s", fi.Mode().Type(), what)
-	}
+	defer f.Close()
 	if secret {
 		if err := Check(fi); err != nil {
 			return nil, err
