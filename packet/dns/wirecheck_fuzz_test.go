@@ -3,6 +3,7 @@ package dns
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 
@@ -252,6 +253,13 @@ func fuzzWire(f *testing.F, s *Server) {
 			var err error
 			if secs[i], err = wireCheck(out); err != nil {
 				t.Fatalf("proto %d: %v\nquery % x\nreply % x", i, err, raw, out)
+			}
+		}
+		if qm := new(mdns.Msg); qm.Unpack(raw) == nil && !qm.Response && qm.IsEdns0() != nil && qm.IsEdns0().Version() == 0 && len(qm.Extra) == 1 {
+			for i, out := range replies {
+				if out != nil && out[3]&0xF != mdns.RcodeFormatError && !slices.Contains(secs[i][2], ". OPT") {
+					t.Fatalf("proto %d: no OPT in the reply to an EDNS query\nquery % x\nreply % x", i, raw, out)
+				}
 			}
 		}
 		u, tc := replies[0], replies[1]
