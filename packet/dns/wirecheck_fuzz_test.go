@@ -17,9 +17,10 @@ import (
 // message ends; every compression pointer (owners and the names of NS,
 // CNAME, PTR, MX, SOA, DNAME rdata) points backwards, at the start of a
 // label of a name already read; at most one OPT, in the additional
-// section. It returns the owners and types of the records per section.
-func wireCheck(out []byte) ([3][]string, error) {
-	var secs [3][]string
+// section. It returns the owners and types of the records per section,
+// and the question names after them.
+func wireCheck(out []byte) ([4][]string, error) {
+	var secs [4][]string
 	if len(out) < headerLen {
 		return secs, fmt.Errorf("reply of %d bytes", len(out))
 	}
@@ -30,10 +31,12 @@ func wireCheck(out []byte) ([3][]string, error) {
 	}
 	off := headerLen
 	for range counts[0] {
-		var err error
-		if _, off, err = w.name(off); err != nil {
+		q, next, err := w.name(off)
+		if err != nil {
 			return secs, fmt.Errorf("question: %v", err)
 		}
+		secs[3] = append(secs[3], q)
+		off = next
 		off += 4
 	}
 	opts := 0
@@ -245,7 +248,7 @@ func fuzzWire(f *testing.F, s *Server) {
 				replies[i] = q.Replies()[0].Data
 			}
 		}
-		var secs [2][3][]string
+		var secs [2][4][]string
 		for i, out := range replies {
 			if out == nil {
 				continue
@@ -260,6 +263,11 @@ func fuzzWire(f *testing.F, s *Server) {
 				if out != nil && out[3]&0xF != mdns.RcodeFormatError && !slices.Contains(secs[i][2], ". OPT") {
 					t.Fatalf("proto %d: no OPT in the reply to an EDNS query\nquery % x\nreply % x", i, raw, out)
 				}
+			}
+		}
+		for i, out := range replies { // an answer starts at the query name
+			if out != nil && len(secs[i][0]) > 0 && len(secs[i][3]) > 0 && !strings.HasPrefix(secs[i][0][0], secs[i][3][0]+" ") {
+				t.Fatalf("proto %d: the answer starts at %s, the question is %s\nquery % x\nreply % x", i, secs[i][0][0], secs[i][3][0], raw, out)
 			}
 		}
 		u, tc := replies[0], replies[1]
