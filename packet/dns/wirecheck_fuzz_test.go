@@ -258,7 +258,9 @@ func fuzzWire(f *testing.F, s *Server) {
 				t.Fatalf("proto %d: %v\nquery % x\nreply % x", i, err, raw, out)
 			}
 		}
-		if qm := new(mdns.Msg); qm.Unpack(raw) == nil && !qm.Response && qm.IsEdns0() != nil && qm.IsEdns0().Version() == 0 && len(qm.Extra) == 1 {
+		// A standard query whose one additional record is an OPT.
+		if qm := new(mdns.Msg); qm.Unpack(raw) == nil && !qm.Response && qm.Opcode == mdns.OpcodeQuery && raw[10] == 0 && raw[11] == 1 &&
+			qm.IsEdns0() != nil && qm.IsEdns0().Version() == 0 && len(qm.Extra) == 1 {
 			for i, out := range replies {
 				if out != nil && out[3]&0xF != mdns.RcodeFormatError && !slices.Contains(secs[i][2], ". OPT") {
 					t.Fatalf("proto %d: no OPT in the reply to an EDNS query\nquery % x\nreply % x", i, raw, out)
