@@ -53,6 +53,7 @@ type chain struct {
 	kind      denial
 	links     []*link // sorted by key
 	originLen int     // the wire length of the zone's origin
+	maxWire   int     // the longest link's wire: the most a query-time proof inserts
 	// NSEC3 hashing (from NSEC3PARAM): SHA-1, iterations, salt.
 	iterations uint16
 	salt       []byte
@@ -310,6 +311,7 @@ func (c *chain) finish(origin []byte) error {
 				owner(l), mdns.TypeToString[l.rr.Header().Rrtype], 1+len(l.sigs), len(l.wire), maxLinkSize)
 		}
 		l.count = uint16(1 + len(l.sigs))
+		c.maxWire = max(c.maxWire, len(l.wire))
 	}
 	return nil
 }

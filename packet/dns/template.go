@@ -73,7 +73,7 @@ func (z *Zone) prepare() error {
 				budget>>20, answerFactor, records>>10, name)
 		}
 	}
-	z.nxdomain, err = packAnyName(&result{rcode: mdns.RcodeNameError, aa: true, authority: []mdns.RR{z.negativeSOA()}, deny: denyPoint{at: -1}}, "*."+z.Origin)
+	z.nxdomain, err = packAnyName(&result{rcode: mdns.RcodeNameError, aa: true, authority: []mdns.RR{z.negativeSOA()}, deny: denyPoint{at: -1}}, "*."+z.Origin, 0)
 	if z.nxdomain != nil {
 		z.nxdomain.rrl = plain
 	}
@@ -199,7 +199,11 @@ func (z *Zone) packVary(name, placeholder string, qtype uint16, m mode) (*templa
 		m.owner = placeholder
 	}
 	r := z.resolve(name, qtype, m)
-	t, err := packAnyName(r, placeholder)
+	proofRoom := 0 // the most a query-time proof inserts
+	if m.do && z.chain != nil {
+		proofRoom = z.chain.maxWire
+	}
+	t, err := packAnyName(r, placeholder, proofRoom)
 	if t != nil && t.deny != denyNone {
 		t.chain, t.links = z.chain, r.links
 	}
@@ -315,15 +319,16 @@ func packExact(r *result, qname string, qtype uint16) (*template, error) {
 // placeholder after its first label ("*"): records owned by placeholder
 // become pointers to the query name. The result is checked by building a
 // reply for a longer name and parsing it; if pointers cannot be moved
-// safely (a body past 16 KiB), names are written in full instead.
-func packAnyName(r *result, placeholder string) (*template, error) {
+// safely (a body past 16 KiB with the longest name and proofRoom bytes of
+// query-time proof inserted), names are written in full instead.
+func packAnyName(r *result, placeholder string, proofRoom int) (*template, error) {
 	t, err := packMsg(r, placeholder, mdns.TypeNone)
 	if err != nil {
 		return nil, err
 	}
 	wq, _ := wireName(placeholder)
 	t.qlen = len(wq)
-	if headerLen+t.qlen+4+len(t.body)+255 < 0x3FFF && t.check(r, placeholder) == nil {
+	if headerLen+t.qlen+4+len(t.body)+255+proofRoom < 0x3FFF && t.check(r, placeholder) == nil {
 		return t, nil
 	}
 	return packUncompressed(r, placeholder)
