@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"os/exec"
+	"slices"
 	"sync"
 	"syscall"
 	"testing"
@@ -103,6 +104,29 @@ func (p *Process) WaitLine(t testing.TB, msg string) map[string]any {
 			t.Fatalf("%s did not log %q:\n%s", p.Name, msg, p.Stderr)
 		}
 	}
+}
+
+// WaitLines returns the first log line of each of msgs, whatever order
+// they come in (events of two goroutines, such as a reload and the
+// NOTIFY round it starts), skipping the other lines.
+func (p *Process) WaitLines(t testing.TB, msgs ...string) map[string]map[string]any {
+	t.Helper()
+	got := make(map[string]map[string]any, len(msgs))
+	timeout := time.After(WaitTimeout)
+	for len(got) < len(msgs) {
+		select {
+		case m := <-p.Lines:
+			msg, _ := m["msg"].(string)
+			if _, seen := got[msg]; !seen && slices.Contains(msgs, msg) {
+				got[msg] = m
+			}
+		case <-p.Exited:
+			t.Fatalf("%s exited (code %d) before logging all of %q (logged %d):\n%s", p.Name, p.Code, msgs, len(got), p.Stderr)
+		case <-timeout:
+			t.Fatalf("%s did not log all of %q (logged %d):\n%s", p.Name, msgs, len(got), p.Stderr)
+		}
+	}
+	return got
 }
 
 // Stop sends sig and waits (WaitTimeout) for the exit: its code and how
