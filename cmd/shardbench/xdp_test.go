@@ -1,6 +1,7 @@
 package main
 
 import (
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -31,17 +32,30 @@ func TestXDPRatios(t *testing.T) {
 	}
 }
 
-// TestParseProcStatCPU: utime+stime, counted from the last ')' of a
-// command name that holds spaces and parentheses.
-func TestParseProcStatCPU(t *testing.T) {
-	line := "4242 (we (ird) name) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 125 0 0 20 0 3 0 1000 0 0\n"
-	d, err := parseProcStatCPU([]byte(line))
-	if err != nil || d != 3750*time.Millisecond {
-		t.Fatalf("got %v, %v; want 3.75s (375 ticks)", d, err)
+// TestProcessCPU: the CPU time of this process grows while it computes
+// (bounded: 30 s), and a process that does not exist is an error.
+func TestProcessCPU(t *testing.T) {
+	before, err := processCPU(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, bad := range []string{"4242 no parens S 1", "4242 (x) S 1 2 3", "4242 (x) S 1 4242 4242 0 -1 0 0 0 0 0 x 1 0"} {
-		if _, err := parseProcStatCPU([]byte(bad)); err == nil {
-			t.Errorf("%q: no error", bad)
+	x := 1.0
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		for range 1_000_000 {
+			x = x*1.0000001 + 1e-9
 		}
+		now, err := processCPU(os.Getpid())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if now > before {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("CPU time stayed at %v after 30 s of work (%v)", now, x)
+		}
+	}
+	if _, err := processCPU(1 << 30); err == nil {
+		t.Error("no error for a process that does not exist")
 	}
 }
