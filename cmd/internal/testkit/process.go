@@ -91,19 +91,7 @@ func Start(t testing.TB, name string, cmd *exec.Cmd) *Process {
 // before it.
 func (p *Process) WaitLine(t testing.TB, msg string) map[string]any {
 	t.Helper()
-	timeout := time.After(WaitTimeout)
-	for {
-		select {
-		case m := <-p.Lines:
-			if m["msg"] == msg {
-				return m
-			}
-		case <-p.Exited:
-			t.Fatalf("%s exited (code %d) before logging %q:\n%s", p.Name, p.Code, msg, p.Stderr)
-		case <-timeout:
-			t.Fatalf("%s did not log %q:\n%s", p.Name, msg, p.Stderr)
-		}
-	}
+	return p.WaitLines(t, msg)[msg]
 }
 
 // WaitLines returns the first log line of each of msgs, whatever order
