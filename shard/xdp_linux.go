@@ -340,7 +340,7 @@ func (s *shard) xdpPollFds(m *mmsgConn) (pending bool) {
 // the CPU back, with no sleep and no wake-up. Measured side by side with
 // dnsperf over a veth pair, 2 shards on 2 CPUs: with 2 queues 184-203k
 // queries/s against 121-142k without, at 2.6-3.1 us of server CPU per
-// query against 4.8-5.8; with 1 queue 150-186k against 129-151k. 8 beat 32
+// query against 4.8-5.8; with 1 queue 150-173k against 129-151k. 8 beat 32
 // (the longer spin took CPU the client needed). When nothing is waiting
 // for the CPU a yield returns at once: an idle shard spends xdpSpin yields,
 // a few microseconds, after its last batch, then sleeps.
